@@ -1,0 +1,222 @@
+"""fleetctl's command line: parses options, calls engine.run, renders results, maps outcomes to exit codes.
+
+Exit codes (DESIGN §1.2): 0 success / no changes; 2 changes (plan --detailed-exitcode), drift, lint
+findings; 1 any error. A user never sees a traceback for bad input; an unexpected internal error prints one
+line and the hint to set FLEETCTL_DEBUG=1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from engine import run
+from engine.diagnostics import FleetctlError, Severity
+from engine.plan.model import Plan, PlanFileError, load_plan
+from engine.plan.render import RENDERERS, summary_line
+
+FORMATS = click.Choice(sorted(RENDERERS))
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def _ctx(journal: str | None) -> run.Context:
+    return run.Context(journal_path=Path(journal or os.environ.get("FLEETCTL_JOURNAL", ".fleetctl/journal.jsonl")))
+
+
+def _emit_diagnostics(diags) -> None:
+    for d in diags:
+        click.echo(d.render(), err=True)
+
+
+def _write(path: str, text: str) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text, encoding="utf-8")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fleetctl")
+def cli() -> None:
+    """Declarative GitOps configuration for IoT fleets: AWS IoT Core, Azure IoT Hub/DPS, device registers."""
+
+
+@cli.command()
+@click.argument("path", default="fleet", type=click.Path())
+def validate(path: str) -> None:
+    """Load and check the manifests: schema and references, every error at once."""
+    from engine.manifest.fleet import load_fleet
+    fleet = load_fleet(path)
+    _emit_diagnostics(fleet.diagnostics.sorted())
+    errors = len(fleet.diagnostics.errors)
+    if errors:
+        click.echo(f"{errors} error(s) in {path}; nothing was changed.", err=True)
+        sys.exit(EXIT_ERROR)
+    click.echo(f"{path}: {len(fleet.manifests)} manifest(s), {len(fleet.desired)} resource(s) valid.")
+
+
+def _plan_options(f):
+    f = click.option("--target", "targets", multiple=True, help="only this Target (repeatable)")(f)
+    f = click.option("--prune", is_flag=True, help="delete managed resources no manifest declares")(f)
+    f = click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)(f)
+    f = click.option("--journal", type=click.Path(), help="journal file (default .fleetctl/journal.jsonl)")(f)
+    f = click.option("--dumps", type=click.Path(), help="folder of device dumps (one file per device)")(f)
+    return f
+
+
+def _make_plan(path: str, targets, prune: bool, journal: str | None, dumps: str | None) -> tuple[run.PlanResult, run.Context]:
+    ctx = _ctx(journal)
+    if dumps:
+        ctx.env = {**ctx.env, "FLEETCTL_DUMPS": str(Path(dumps).resolve())}
+    return run.plan(Path(path), ctx, targets=set(targets) or None, prune=prune), ctx
+
+
+@cli.command()
+@click.argument("path", default="fleet", type=click.Path())
+@_plan_options
+@click.option("--out", type=click.Path(), help="write the plan file (JSON) for `fleetctl apply PLANFILE`")
+@click.option("--detailed-exitcode", is_flag=True, help="exit 2 when the plan has changes")
+def plan(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: str | None, out: str | None,
+         detailed_exitcode: bool) -> None:
+    """Read the actual state, diff it against the manifests and print the ordered plan."""
+    result, _ = _make_plan(path, targets, prune, journal, dumps)
+    if out:
+        _write(out, result.plan.dumps())
+    click.echo(RENDERERS[fmt](result.plan), nl=False)
+    if any(d.severity is Severity.ERROR for d in result.plan.diagnostics):
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_CHANGES if detailed_exitcode and result.plan.has_changes else EXIT_OK)
+
+
+@cli.command()
+@click.argument("path", default="fleet", type=click.Path())
+@_plan_options
+def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: str | None) -> None:
+    """Report where the actual state no longer matches the manifests (exit 2 on drift)."""
+    result, _ = _make_plan(path, targets, prune, journal, dumps)
+    from engine.plan.render import drift_report
+    click.echo(drift_report(result.plan, fmt), nl=False)
+    sys.exit(EXIT_CHANGES if result.plan.has_changes else EXIT_OK)
+
+
+@cli.command()
+@click.argument("planfile", type=click.Path())
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def show(planfile: str, fmt: str) -> None:
+    """Render a saved plan file."""
+    click.echo(RENDERERS[fmt](load_plan(planfile)), nl=False)
+
+
+def _report(report: run.ApplyReport) -> None:
+    for address, message in report.failed:
+        click.echo(f"error: {address}: {message}", err=True)
+    for address in report.skipped:
+        click.echo(f"skipped: {address} (a change it depends on failed)", err=True)
+    click.echo(f"Apply {report.plan_id}: {len(report.applied)} applied, {len(report.failed)} failed, "
+               f"{len(report.skipped)} skipped in {report.seconds:.1f}s.")
+
+
+@cli.command()
+@click.argument("path_or_plan", default="fleet", type=click.Path())
+@click.option("--auto-approve", is_flag=True, help="apply without asking (PATH mode)")
+@click.option("--journal", type=click.Path())
+@click.option("--fleet", "fleet_path", type=click.Path(), help="fleet folder (PLANFILE mode; default: fleet)")
+@click.option("--target", "targets", multiple=True)
+@click.option("--prune", is_flag=True)
+@click.option("--dumps", type=click.Path())
+def apply(path_or_plan: str, auto_approve: bool, journal: str | None, fleet_path: str | None, targets, prune: bool,
+          dumps: str | None) -> None:
+    """Apply a saved PLANFILE exactly (refusing a stale one), or plan PATH and apply it."""
+    ctx = _ctx(journal)
+    target = Path(path_or_plan)
+    if target.is_file() and target.suffix == ".json":
+        plan_obj = load_plan(str(target))
+        fleet_root = Path(fleet_path or "fleet")
+        specs = _target_specs(fleet_root, ctx)
+    else:
+        result, ctx = _make_plan(path_or_plan, targets, prune, journal, dumps)
+        plan_obj, fleet_root = result.plan, result.fleet.root
+        specs = {n: m.spec for n, m in result.fleet.targets().items()}
+        click.echo(RENDERERS["text"](plan_obj), nl=False)
+        if any(d.severity is Severity.ERROR for d in plan_obj.diagnostics):
+            sys.exit(EXIT_ERROR)
+        if not plan_obj.has_changes:
+            sys.exit(EXIT_OK)
+        if not auto_approve:
+            if not sys.stdin.isatty():
+                click.echo("error: refusing to apply without --auto-approve (no terminal to ask)", err=True)
+                sys.exit(EXIT_ERROR)
+            if not click.confirm("Apply these changes?"):
+                click.echo("Apply cancelled; nothing was changed.")
+                sys.exit(EXIT_ERROR)
+    if not plan_obj.has_changes:
+        click.echo(summary_line(plan_obj))
+        sys.exit(EXIT_OK)
+    report = run.apply(plan_obj, ctx, fleet_root, specs, check=True)
+    _report(report)
+    sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
+
+
+def _target_specs(fleet_root: Path, ctx: run.Context) -> dict:
+    from engine.manifest.fleet import load_fleet
+    fleet = load_fleet(fleet_root, ctx.env, resolve_secrets=False)
+    return {n: m.spec for n, m in fleet.targets().items()}
+
+
+@cli.group()
+def sandbox() -> None:
+    """Local AWS (moto) and Azure emulators on loopback, for the demo and the tests."""
+
+
+@sandbox.command("up")
+def sandbox_up() -> None:
+    """Start the emulators in the background and print export lines (also in .fleetctl/sandbox.env)."""
+    from engine.sandbox import manager
+    click.echo(manager.up(), nl=False)
+
+
+@sandbox.command("env")
+def sandbox_env() -> None:
+    """Print the export lines of the running sandbox again."""
+    from engine.sandbox import manager
+    click.echo(manager.env(), nl=False)
+
+
+@sandbox.command("down")
+def sandbox_down() -> None:
+    """Stop the emulators."""
+    from engine.sandbox import manager
+    stopped = manager.down()
+    click.echo("stopped: " + (", ".join(stopped) or "nothing was running"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="fleetctl", standalone_mode=False)
+    except SystemExit as exc:
+        raise
+    except click.exceptions.Abort:
+        click.echo("aborted; nothing was changed", err=True)
+        sys.exit(EXIT_ERROR)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_ERROR)
+    except FleetctlError as exc:
+        _emit_diagnostics(exc.diagnostics)
+        sys.exit(EXIT_ERROR)
+    except PlanFileError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+        if os.environ.get("FLEETCTL_DEBUG"):
+            raise
+        from engine.errors import ProviderError
+        kind = "provider error" if isinstance(exc, ProviderError) else f"internal error ({type(exc).__name__})"
+        click.echo(f"error: {kind}: {exc}\n(set FLEETCTL_DEBUG=1 for a traceback)", err=True)
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_OK)
+
+
+if __name__ == "__main__":
+    main()

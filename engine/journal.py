@@ -1,0 +1,70 @@
+"""The append-only apply journal (JSON lines).
+
+Before each change and each mutating cloud call apply appends a `begin` entry, and `success`/`failure`
+after, with the plan id, address, action, git commit, actor and the cloud request id. A change `begin`
+without an end is an interrupted apply: the next plan reports it, and the next apply converges (every
+handler is idempotent). No secret value is ever written here: entries hold names, ids and error codes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from engine.clock import Clock, iso
+
+
+@dataclass
+class Journal:
+    path: Path
+    clock: Clock
+    plan_id: str = ""
+    git_commit: str | None = None
+    actor: str = "unknown"
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self.path = Path(self.path)
+
+    def write(self, event: str, **fields: Any) -> None:
+        entry = {"ts": iso(self.clock()), "event": event, "planId": self.plan_id, "gitCommit": self.git_commit,
+                 "actor": self.actor, **{k: v for k, v in fields.items() if v is not None}}
+        line = json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+
+def read_entries(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                line = line.strip()
+                if line:
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError:
+                        continue      # a line cut by a crash mid-write
+    except FileNotFoundError:
+        return
+
+
+def interrupted(path: Path) -> list[dict[str, Any]]:
+    """Changes whose `begin` has no `success`/`failure` (the apply was killed), latest plan first."""
+    open_changes: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in read_entries(path):
+        if "op" in e:
+            continue
+        key = (e.get("planId", ""), e.get("address", ""))
+        if e.get("event") == "begin":
+            open_changes[key] = e
+        elif e.get("event") in ("success", "failure", "skipped"):
+            open_changes.pop(key, None)
+    return [{"planId": e.get("planId"), "address": e.get("address"), "action": e.get("action"), "since": e.get("ts")}
+            for e in sorted(open_changes.values(), key=lambda x: (x.get("ts", ""), x.get("address", "")))]

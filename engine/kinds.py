@@ -1,0 +1,106 @@
+"""The registry of kinds: each kind declares its rules in exactly one place.
+
+A `KindDecl` says which pydantic model validates the spec, which fields reference other resources (each
+becomes a dependency edge and must resolve), which fields are immutable (a change means replace), which are
+sensitive (masked everywhere, compared by fingerprint), which lists are sets, which maps are owned only for
+the keys the manifest declares, and where the kind sits in the create order. The diff, the planner and the
+validator read these declarations instead of carrying kind-specific `if`s.
+
+Providers register their kinds from SDK-free modules (`engine/providers/<p>/kinds.py`), so validating a
+manifest never imports a cloud SDK.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from engine.manifest.fleet import ExpandContext, Expanded
+
+KIND_MODULES = (
+    "engine.manifest.core_kinds",
+    "engine.providers.aws.kinds",
+    "engine.providers.azure.kinds",
+    "engine.providers.device.kinds",
+)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference field: dotted `path` in the spec holds one name (or a list when `many`) of `kind`."""
+
+    path: str
+    kind: str                    # qualified kind, e.g. "aws.Certificate"
+    many: bool = False
+    same_target: bool = True     # the referenced resource lives in the same Target
+    optional_kinds: tuple[str, ...] = ()  # other kinds the name may resolve to
+
+
+@dataclass(frozen=True)
+class KindDecl:
+    group: str                               # "aws.fleetctl.io"
+    kind: str                                # "Thing"
+    provider: str                            # "aws" | "azure" | "device" | "fleetctl"
+    spec_model: type
+    rank: int = 100                          # create order among independent kinds (lower first)
+    references: tuple[Ref, ...] = ()
+    immutable: tuple[str, ...] = ()          # top-level spec fields: a change means replace
+    sensitive: tuple[str, ...] = ()          # top-level spec fields compared by fingerprint, masked
+    partial_maps: tuple[str, ...] = ()       # maps of which only the declared keys are managed
+    targeted: bool = True                    # metadata.target is required
+    expand: Callable[["ExpandContext", Any], "Expanded"] | None = None
+    # refine(change) -> Change | Diagnostic: a pure hook that adds the steps a reviewer must see (which policy
+    # version is deleted, detach → INACTIVE → delete), or returns an error Diagnostic for an impossible change.
+    refine: Callable[[Any], Any] | None = None
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.provider}.{self.kind}"
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/v1"
+
+
+_REGISTRY: dict[tuple[str, str], KindDecl] = {}
+_LOADED = False
+
+
+def register(decl: KindDecl) -> KindDecl:
+    _REGISTRY[(decl.group, decl.kind)] = decl
+    return decl
+
+
+def _load() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for module in KIND_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if not (exc.name and module.startswith(exc.name)):  # a present module failing to import is a bug
+                raise
+
+
+def lookup(api_version: str, kind: str) -> KindDecl | None:
+    _load()
+    group = api_version.rsplit("/", 1)[0]
+    return _REGISTRY.get((group, kind))
+
+
+def by_qualified(qualified: str) -> KindDecl:
+    _load()
+    for decl in _REGISTRY.values():
+        if decl.qualified == qualified:
+            return decl
+    raise KeyError(qualified)
+
+
+def all_kinds() -> list[KindDecl]:
+    _load()
+    return sorted(_REGISTRY.values(), key=lambda d: (d.group, d.kind))

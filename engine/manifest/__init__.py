@@ -1,0 +1,1 @@
+"""Manifest boundary: YAML loading with positions, pydantic kinds, references. Nothing here talks to a cloud."""

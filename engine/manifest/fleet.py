@@ -1,0 +1,384 @@
+"""From a fleet folder to desired resources, in stages, collecting every diagnostic on the way.
+
+Stages (cloud-custodian's order): YAML (syntax, duplicate keys) → envelope (apiVersion, kind, metadata)
+→ spec (pydantic model of the kind) → addresses (duplicates) → references (every name resolves, in the
+right Target) → expand (normalise to the provider's canonical shape, read public files, fingerprint
+secrets). A later stage runs on whatever the earlier ones accepted, so one bad document does not hide the
+errors of the others.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ValidationError
+
+from engine import kinds as registry
+from engine.diagnostics import Diagnostic, Diagnostics, Source, error
+from engine.kinds import KindDecl
+from engine.manifest.loader import Document, load_path
+from engine.manifest.types import Envelope, PemRef, SecretRefModel
+from engine.model import Address, DesiredResource, SecretRef, canonical_json, secret_fingerprint
+
+
+@dataclass
+class Manifest:
+    """One validated document: its kind declaration, envelope and typed spec."""
+
+    decl: KindDecl
+    doc: Document
+    envelope: Envelope
+    spec: BaseModel
+
+    @property
+    def name(self) -> str:
+        return self.envelope.metadata.name
+
+    @property
+    def target(self) -> str | None:
+        return self.envelope.metadata.target
+
+    @property
+    def address(self) -> Address:
+        if self.decl.targeted:
+            return Address.of(self.decl.provider, self.target or "-", self.decl.kind, self.name)
+        return Address.of(self.decl.provider, self.decl.kind, self.name)
+
+    def source(self, *path: Any) -> Source:
+        return self.doc.source(("spec",) + tuple(path)) if path else self.doc.source(("metadata", "name"))
+
+
+@dataclass
+class Expanded:
+    resources: list[DesiredResource] = field(default_factory=list)
+
+
+@dataclass
+class ExpandContext:
+    """What a kind's expand function may use: files, secrets, the other manifests, and a diagnostics sink."""
+
+    root: Path
+    manifest: Manifest
+    index: dict[tuple[str, str | None, str], Manifest]
+    env: Mapping[str, str]
+    diags: Diagnostics
+    resolve_secrets: bool = True
+
+    def error(self, summary: str, *path: Any, detail: str = "") -> None:
+        self.diags.add(error(summary, detail, source=self.manifest.source(*path),
+                             address=str(self.manifest.address), field=".".join(map(str, path)) or None))
+
+    def lookup(self, qualified_kind: str, name: str, target: str | None = None) -> Manifest | None:
+        return self.index.get((qualified_kind, target if target is not None else self.manifest.target, name))
+
+    def read_public(self, ref: PemRef | None, *path: Any) -> str | None:
+        """Read public material (a PEM). Relative paths: the manifest's folder first, then the fleet root."""
+        if ref is None:
+            return None
+        if ref.inline is not None:
+            return ref.inline
+        for base in (self.manifest.doc.base_dir, self.root):
+            candidate = (base / ref.file).resolve()
+            if candidate.is_file():
+                try:
+                    return candidate.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    self.error(f"cannot read file '{ref.file}': {exc}", *path)
+                    return None
+        self.error(f"file not found: '{ref.file}'", *path,
+                   detail=f"looked in {self.manifest.doc.base_dir} and {self.root}")
+        return None
+
+    def secret(self, ref: SecretRefModel, *path: Any) -> tuple[str | None, SecretRef]:
+        """Resolve a secret reference to its fingerprint (never its value) and the reference apply re-reads."""
+        sref = SecretRef(ref.source, ref.ref)
+        value = resolve_secret_value(sref, self.root, self.env)
+        if isinstance(value, Exception):
+            if self.resolve_secrets:
+                self.error(str(value), *path)
+            return None, sref
+        return secret_fingerprint(value), sref
+
+
+def resolve_secret_value(ref: SecretRef, root: Path, env: Mapping[str, str]) -> str | Exception:
+    """The secret's value, or the reason it cannot be had. Callers keep the value out of every output."""
+    if ref.source == "env":
+        if ref.ref not in env:
+            return LookupError(f"secret environment variable {ref.ref} is not set")
+        return env[ref.ref]
+    if ref.source == "file":
+        path = Path(os.path.expanduser(ref.ref))
+        if not path.is_absolute():
+            path = root / path
+        try:
+            inside = path.resolve().is_relative_to(root.resolve())
+        except OSError:
+            inside = False
+        if inside and not path.name.endswith((".enc", ".sops", ".age", ".gpg")):
+            return ValueError(f"secret file {ref.ref} lies inside the fleet repository; keep secrets outside it "
+                              "or encrypted (.enc/.sops/.age/.gpg)")
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return LookupError(f"cannot read secret file {ref.ref}: {exc.strerror}")
+    key = "FLEETCTL_SECRET_" + "".join(c if c.isalnum() else "_" for c in ref.ref).upper()
+    if key in env:
+        return env[key]
+    return LookupError(f"secretRef '{ref.ref}' is not available (set {key})")
+
+
+@dataclass
+class Fleet:
+    root: Path
+    manifests: list[Manifest]
+    desired: list[DesiredResource]
+    diagnostics: Diagnostics
+
+    def targets(self) -> dict[str, Manifest]:
+        return {m.name: m for m in self.manifests if m.decl.qualified == "fleetctl.Target"}
+
+    @property
+    def digest(self) -> str:
+        """Digest of the desired state (what a saved plan was made from)."""
+        payload = [(str(r.address), r.kind, r.spec, {k: v.to_json() for k, v in r.secrets.items()})
+                   for r in sorted(self.desired, key=lambda r: r.address)]
+        return "sha256:" + hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def _loc_text(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names valid at `loc` (for 'unknown field' messages); best effort through nested models."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", {})
+        info = fields.get(part)
+        if info is None:
+            return []
+        annotation = info.annotation
+        current = _model_in(annotation)
+        if current is None:
+            return []
+    return sorted(getattr(current, "model_fields", {}).keys())
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _pydantic_diags(exc: ValidationError, doc: Document, prefix: tuple, model: type[BaseModel],
+                    address: str | None) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    seen: set[tuple] = set()
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        if loc in seen:
+            continue
+        seen.add(loc)
+        field_path = _loc_text(prefix + loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_fields(model, loc)
+            hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            summary = f"unknown field '{loc[-1]}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+            detail = f"expected one of: {', '.join(allowed)}" if allowed else ""
+        elif kind == "missing":
+            summary, detail = f"required field '{loc[-1]}' is missing", ""
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            summary = msg
+            got = err.get("input")
+            detail = f"got {got!r}" if isinstance(got, (str, int, float, bool)) and kind != "value_error" else ""
+        out.append(error(summary, detail, source=doc.source(prefix + loc), address=address, field=field_path))
+    return out
+
+
+def _check_envelope(doc: Document, diags: Diagnostics) -> tuple[KindDecl, Envelope] | None:
+    data = doc.data
+    if not isinstance(data, dict):
+        diags.add(error("a manifest document must be a mapping with apiVersion, kind, metadata and spec",
+                        source=doc.source()))
+        return None
+    try:
+        envelope = Envelope.model_validate(data)
+    except ValidationError as exc:
+        diags.extend(_pydantic_diags(exc, doc, (), Envelope, None))
+        return None
+    decl = registry.lookup(envelope.apiVersion, envelope.kind)
+    if decl is None:
+        known = registry.all_kinds()
+        groups = sorted({d.api_version for d in known})
+        if envelope.apiVersion not in groups:
+            hint = difflib.get_close_matches(envelope.apiVersion, groups, n=1)
+            diags.add(error(f"unknown apiVersion '{envelope.apiVersion}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                            f"expected one of: {', '.join(groups)}", source=doc.source(("apiVersion",)),
+                            field="apiVersion"))
+        else:
+            names = sorted(d.kind for d in known if d.api_version == envelope.apiVersion)
+            hint = difflib.get_close_matches(envelope.kind, names, n=1)
+            diags.add(error(f"unknown kind '{envelope.kind}' for {envelope.apiVersion}"
+                            + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                            f"expected one of: {', '.join(names)}", source=doc.source(("kind",)), field="kind"))
+        return None
+    if decl.targeted and not envelope.metadata.target:
+        diags.add(error(f"{decl.kind} needs metadata.target (the Target it lives in)",
+                        source=doc.source(("metadata",)), field="metadata.target"))
+        return None
+    return decl, envelope
+
+
+def _get_path(spec: BaseModel, path: str) -> Any:
+    value: Any = spec
+    for part in path.split("."):
+        if value is None:
+            return None
+        value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
+    return value
+
+
+def _check_references(manifests: list[Manifest], index: dict, diags: Diagnostics) -> None:
+    for m in manifests:
+        for ref in m.decl.references:
+            value = _get_path(m.spec, ref.path)
+            if value is None:
+                continue
+            names = value if ref.many else [value]
+            for i, name in enumerate(names):
+                if not isinstance(name, str):
+                    continue
+                kinds = (ref.kind,) + ref.optional_kinds
+                target = m.target if ref.same_target else None
+                if any((k, target, name) in index for k in kinds):
+                    continue
+                path = tuple(ref.path.split(".")) + ((i,) if ref.many else ())
+                candidates = sorted(n for (k, t, n) in index if k in kinds and t == target)
+                hint = difflib.get_close_matches(name, candidates, n=1)
+                where = f" in target '{m.target}'" if ref.same_target and m.target else ""
+                diags.add(error(f"unresolved reference: no {' or '.join(k.split('.')[-1] for k in kinds)} named "
+                                f"'{name}'{where}" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                                f"declared: {', '.join(candidates) or 'none'}",
+                                source=m.source(*path), address=str(m.address), field=".".join(map(str, path))))
+
+
+def validate_documents(docs: list[Document], diags: Diagnostics) -> list[Manifest]:
+    manifests: list[Manifest] = []
+    for doc in docs:
+        checked = _check_envelope(doc, diags)
+        if checked is None:
+            continue
+        decl, envelope = checked
+        try:
+            spec = decl.spec_model.model_validate(envelope.spec)
+        except ValidationError as exc:
+            address = str(Address.of(decl.provider, envelope.metadata.target or "-", decl.kind, envelope.metadata.name))
+            diags.extend(_pydantic_diags(exc, doc, ("spec",), decl.spec_model, address))
+            continue
+        manifests.append(Manifest(decl, doc, envelope, spec))
+    return manifests
+
+
+def _index(manifests: list[Manifest], diags: Diagnostics) -> dict[tuple[str, str | None, str], Manifest]:
+    index: dict[tuple[str, str | None, str], Manifest] = {}
+    for m in manifests:
+        key = (m.decl.qualified, m.target, m.name)
+        if key in index:
+            first = index[key]
+            diags.add(error(f"duplicate address {m.address}", f"first declared at {first.source()}",
+                            source=m.source(), address=str(m.address)))
+            continue
+        index[key] = m
+    return index
+
+
+def _check_targets(manifests: list[Manifest], targets: dict[str, Manifest], diags: Diagnostics) -> None:
+    for m in manifests:
+        if not m.decl.targeted:
+            continue
+        t = targets.get(m.target or "")
+        if t is None:
+            hint = difflib.get_close_matches(m.target or "", list(targets), n=1)
+            diags.add(error(f"unknown target '{m.target}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                            f"declared targets: {', '.join(sorted(targets)) or 'none'}",
+                            source=m.doc.source(("metadata", "target")), address=str(m.address),
+                            field="metadata.target"))
+            continue
+        needs = m.decl.provider
+        if needs in ("aws", "azure") and getattr(t.spec, needs, None) is None:
+            diags.add(error(f"target '{m.target}' has no {needs} section, but {m.decl.kind} is an {needs} kind",
+                            source=m.doc.source(("metadata", "target")), address=str(m.address),
+                            field="metadata.target"))
+
+
+def load_fleet(root: str | Path, env: Mapping[str, str] | None = None, *, resolve_secrets: bool = True) -> Fleet:
+    """Load, validate and expand a fleet. Never raises for bad input: look at `fleet.diagnostics`."""
+    root = Path(root)
+    env = dict(os.environ) if env is None else env
+    diags = Diagnostics()
+    if not root.exists():
+        diags.add(error(f"fleet path not found: {root}"))
+        return Fleet(root, [], [], diags)
+    docs, load_diags = load_path(root)
+    diags.extend(load_diags)
+    manifests = validate_documents(docs, diags)
+    index = _index(manifests, diags)
+    manifests = [m for m in manifests if index.get((m.decl.qualified, m.target, m.name)) is m]
+    targets = {m.name: m for m in manifests if m.decl.qualified == "fleetctl.Target"}
+    _check_targets(manifests, targets, diags)
+    _check_references(manifests, index, diags)
+    fleet_root = root if root.is_dir() else root.parent
+    desired: list[DesiredResource] = []
+    for m in manifests:
+        if m.decl.expand is None:
+            continue
+        ctx = ExpandContext(fleet_root, m, index, env, diags, resolve_secrets)
+        desired.extend(m.decl.expand(ctx, m).resources)
+    return Fleet(fleet_root, manifests, desired, diags)
+
+
+def declared(spec: BaseModel) -> dict[str, Any]:
+    """The fields the manifest wrote (a field it leaves out is not managed), as plain JSON values."""
+    return spec.model_dump(mode="json", exclude_unset=True)
+
+
+def dependency_addresses(ctx: ExpandContext) -> tuple[Address, ...]:
+    """Addresses of everything this manifest references (each is a dependency edge)."""
+    m = ctx.manifest
+    out: list[Address] = []
+    for ref in m.decl.references:
+        value = _get_path(m.spec, ref.path)
+        if value is None:
+            continue
+        for name in (value if ref.many else [value]):
+            for kind in (ref.kind,) + ref.optional_kinds:
+                dep = ctx.lookup(kind, name, m.target if ref.same_target else None)
+                if dep is not None:
+                    out.append(dep.address)
+                    break
+    return tuple(sorted(set(out)))
+
+
+def simple_desired(ctx: ExpandContext, spec: dict[str, Any], *, inputs: dict | None = None,
+                   secrets: dict[str, SecretRef] | None = None) -> Expanded:
+    m = ctx.manifest
+    return Expanded([DesiredResource(m.address, m.decl.qualified, spec, m.source(), dependency_addresses(ctx),
+                                     inputs or {}, secrets or {})])
+
+
+def canonical(value: Any) -> Any:
+    """A JSON value with keys sorted (documents compared in canonical form)."""
+    import json
+    return json.loads(canonical_json(value))

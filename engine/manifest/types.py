@@ -1,0 +1,95 @@
+"""Field types shared by the kinds: secret references, file references, names, and the metadata envelope.
+
+A secret is never a literal: `{env: NAME}`, `{file: path}` (outside the fleet repository, or an encrypted
+file) or `{secretRef: name}`. A literal where a secret belongs is a validation error naming the field.
+Certificates are public material, so `{file: certs/x.pem}` inside the repository is the normal case.
+"""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+
+
+class Strict(BaseModel):
+    """Base of every spec model: unknown fields are errors (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _reject_literal_secret(value: Any) -> Any:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        raise ValueError("a literal value where a secret reference belongs: write {env: NAME}, "
+                         "{file: path} or {secretRef: name} instead, and keep the value out of the repository")
+    return value
+
+
+class SecretRefModel(Strict):
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="environment variable")
+    file: str | None = Field(None, description="file outside the fleet repository, or an encrypted file")
+    secretRef: str | None = Field(None, description="name of a secret in the secret store")
+
+    @model_validator(mode="after")
+    def _one(self) -> "SecretRefModel":
+        if sum(v is not None for v in (self.env, self.file, self.secretRef)) != 1:
+            raise ValueError("a secret reference has exactly one of: env, file, secretRef")
+        return self
+
+    @property
+    def source(self) -> str:
+        return "env" if self.env else "file" if self.file else "secretRef"
+
+    @property
+    def ref(self) -> str:
+        return self.env or self.file or self.secretRef or ""
+
+
+Secret = Annotated[SecretRefModel, BeforeValidator(_reject_literal_secret)]
+
+
+class FileRef(Strict):
+    """Public material read from a file (certificates). Relative to the manifest's folder, then the fleet root."""
+
+    file: str
+
+
+def _pem_or_file(value: Any) -> Any:
+    if isinstance(value, str):
+        if "-----BEGIN" not in value:
+            raise ValueError("expected {file: path} or an inline PEM block")
+        return {"inline": value}
+    return value
+
+
+class PemRef(Strict):
+    file: str | None = None
+    inline: str | None = None
+
+
+Pem = Annotated[PemRef, BeforeValidator(_pem_or_file)]
+
+Name = Annotated[str, Field(pattern=NAME_RE)]
+
+
+class Metadata(Strict):
+    name: str = Field(pattern=NAME_RE, description="unique per (group, kind, target)")
+    target: str | None = Field(None, description="the Target this resource lives in")
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Envelope(Strict):
+    apiVersion: str
+    kind: str
+    metadata: Metadata
+    spec: dict[str, Any] = Field(default_factory=dict)
+
+
+def looks_like_name(value: str) -> bool:
+    return bool(re.match(NAME_RE, value))
+
+
+Status = Literal["ACTIVE", "INACTIVE", "REVOKED"]

@@ -1,0 +1,1 @@
+"""Plans: the closed set of actions, the pure planner, the versioned plan file and its renderers."""

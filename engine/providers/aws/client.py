@@ -1,0 +1,149 @@
+"""The only module that imports boto3: AWS IoT calls, paging, error translation, call accounting.
+
+Every call goes through `AwsClient.call`, which counts it, retries throttling and transient errors with
+backoff, reports mutating calls to the journal hook (begin before, success/failure after, with the AWS
+request id) and translates botocore errors into engine.errors. Endpoint and credentials come from the
+standard AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, OIDC role in CI) unless the Target overrides them.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any, Callable, Iterator
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from engine import errors
+from engine.retry import RetryPolicy
+
+MUTATING_PREFIXES = ("create_", "update_", "delete_", "attach_", "detach_", "register_", "add_", "remove_",
+                     "set_", "replace_", "deprecate_", "tag_", "untag_", "start_", "accept_", "reject_",
+                     "transfer_", "cancel_")
+_CODE_MAP: dict[str, type[errors.ProviderError]] = {
+    "ResourceNotFoundException": errors.NotFound,
+    "ResourceAlreadyExistsException": errors.Conflict,
+    "DeleteConflictException": errors.Conflict,
+    "CertificateStateException": errors.Conflict,
+    "VersionsLimitExceededException": errors.Conflict,
+    "VersionConflictException": errors.PreconditionFailed,
+    "InvalidRequestException": errors.Invalid,
+    "MalformedPolicyException": errors.Invalid,
+    "CertificateValidationException": errors.Invalid,
+    "RegistrationCodeValidationException": errors.Invalid,
+    "ValidationException": errors.Invalid,
+    "UnauthorizedException": errors.Forbidden,
+    "AccessDeniedException": errors.Forbidden,
+    "UnrecognizedClientException": errors.Forbidden,
+    "ThrottlingException": errors.Throttled,
+    "LimitExceededException": errors.Throttled,
+    "TooManyRequestsException": errors.Throttled,
+    "ServiceUnavailableException": errors.Transient,
+    "InternalFailureException": errors.Transient,
+    "InternalException": errors.Transient,
+}
+
+CallHook = Callable[[str, str, str | None, errors.ProviderError | None], None]
+
+
+def is_mutating(op: str) -> bool:
+    return op.startswith(MUTATING_PREFIXES)
+
+
+def translate(exc: Exception, op: str) -> errors.ProviderError:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        meta = exc.response.get("ResponseMetadata", {})
+        code = str(err.get("Code", ""))
+        message = str(err.get("Message", "")) or code
+        status = meta.get("HTTPStatusCode")
+        request_id = meta.get("RequestId")
+        if status == 500 and message.lstrip().startswith("<"):
+            # moto's server answers an operation it does not implement with an HTML 500 page
+            return errors.Unsupported(f"the AWS endpoint does not implement {op}", code="NotImplemented",
+                                      status=500, request_id=request_id)
+        cls = _CODE_MAP.get(code)
+        if cls is None:
+            cls = errors.Transient if (status or 0) >= 500 else errors.Throttled if status == 429 else errors.ProviderError
+        return cls(message, code=code, status=status, request_id=request_id)
+    if isinstance(exc, EndpointConnectionError):
+        return errors.Transient(f"cannot reach the AWS endpoint: {exc}", code="EndpointConnectionError")
+    if isinstance(exc, BotoCoreError):
+        return errors.ProviderError(str(exc), code=type(exc).__name__)
+    raise exc
+
+
+class AwsClient:
+    """A thread-safe wrapper around one boto3 IoT client."""
+
+    def __init__(self, region: str, *, profile: str | None = None, endpoint_url: str | None = None,
+                 retry: RetryPolicy | None = None, max_pool: int = 32) -> None:
+        session = boto3.Session(profile_name=profile, region_name=region)
+        config = Config(retries={"total_max_attempts": 1}, max_pool_connections=max_pool,
+                        connect_timeout=10, read_timeout=60)
+        self.region = region
+        self._iot = session.client("iot", endpoint_url=endpoint_url, config=config)
+        self.retry = retry or RetryPolicy()
+        self.retry.on_retry = self._count_retry
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.throttles = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def _count_retry(self, exc: errors.ProviderError, attempt: int) -> None:
+        with self._lock:
+            self.throttles += isinstance(exc, errors.Throttled)
+
+    @property
+    def hook(self) -> CallHook | None:
+        return getattr(self._local, "hook", None)
+
+    @hook.setter
+    def hook(self, value: CallHook | None) -> None:
+        self._local.hook = value
+
+    def _once(self, op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.calls[op] += 1
+        try:
+            return getattr(self._iot, op)(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, op) from None
+
+    def call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        """Make one API call (retrying throttling/transient errors); mutating calls are journaled."""
+        hook = self.hook if is_mutating(op) else None
+        if hook:
+            hook(op, "begin", None, None)
+        try:
+            response = self.retry.run(lambda: self._once(op, kwargs))
+        except errors.ProviderError as exc:
+            if hook:
+                hook(op, "failure", exc.request_id, exc)
+            raise
+        if hook:
+            hook(op, "success", response.get("ResponseMetadata", {}).get("RequestId"), None)
+        return response
+
+    def pages(self, op: str, key: str, *, page_size: int | None = 250, size_arg: str = "maxResults",
+              token_in: str = "nextToken", token_out: str = "nextToken", **kwargs: Any) -> Iterator[Any]:
+        """Every item of a paginated list call (nextToken or marker style)."""
+        token = None
+        while True:
+            args = dict(kwargs)
+            if page_size:
+                args[size_arg] = page_size
+            if token:
+                args[token_in] = token
+            response = self.call(op, **args)
+            yield from response.get(key, [])
+            token = response.get(token_out)
+            if not token:
+                return
+
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    def mutating_calls(self) -> int:
+        return sum(n for op, n in self.calls.items() if is_mutating(op))

@@ -1,0 +1,266 @@
+"""aws.fleetctl.io/v1 kinds: spec models and each kind's rules, declared once.
+
+No boto3 here: validating a manifest must not import an SDK. Each `expand` turns a validated spec into the
+canonical shape the AWS provider reads back (names for references, canonical JSON for documents, the
+certificate id computed from the PEM), so the diff is a plain comparison.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from engine.kinds import KindDecl, Ref, register
+from engine.manifest.fleet import ExpandContext, Expanded, Manifest, canonical, declared, simple_desired
+from engine.manifest.types import Name, Pem, Status, Strict
+from engine.pki import CertInfo, PemError, cert_info, issued_by
+from engine.providers.aws.planning import REFINE
+
+GROUP = "aws.fleetctl.io"
+ATTR_KEY = r"^[a-zA-Z0-9_.,@/:#-]{1,128}$"
+MARKER_KEY = "managed-by"          # the ownership marker fleetctl writes (thing/group attribute, tag)
+MARKER_VALUE = "fleetctl"
+
+
+def _json_doc(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    return value
+
+
+class ThingSpec(Strict):
+    thingType: Name | None = Field(None, description="ThingType name")
+    attributes: dict[str, str] = Field(default_factory=dict, description="thing attributes (the whole map is managed)")
+    groups: list[Name] = Field(default_factory=list, description="static ThingGroup names")
+    principals: list[Name] = Field(default_factory=list, description="Certificate names attached to this thing")
+
+    @field_validator("attributes")
+    @classmethod
+    def _attrs(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            if not re.match(ATTR_KEY, key):
+                raise ValueError(f"attribute name '{key}' must match {ATTR_KEY}")
+            if key == MARKER_KEY:
+                raise ValueError(f"attribute '{MARKER_KEY}' is fleetctl's ownership marker and cannot be declared")
+            if len(value) > 800:
+                raise ValueError(f"attribute '{key}' is longer than 800 characters")
+        return v
+
+
+class ThingTypeSpec(Strict):
+    description: str | None = Field(None, max_length=2028)
+    searchableAttributes: list[str] = Field(default_factory=list, max_length=3)
+    deprecated: bool = False
+
+
+class ThingGroupSpec(Strict):
+    parent: Name | None = Field(None, description="parent ThingGroup (immutable: a change replaces the group)")
+    description: str | None = None
+    attributes: dict[str, str] = Field(default_factory=dict)
+    policies: list[Name] = Field(default_factory=list, description="Policies attached to the group")
+
+
+class PolicySpec(Strict):
+    document: dict[str, Any] = Field(description="policy document: YAML, or a JSON string")
+    keepVersions: int = Field(5, ge=1, le=5, description="policy versions to retain (AWS allows at most 5)")
+
+    _doc = field_validator("document", mode="before")(classmethod(lambda cls, v: _json_doc(v)))
+
+    @field_validator("document")
+    @classmethod
+    def _size(cls, v: dict[str, Any]) -> dict[str, Any]:
+        compact = re.sub(r"\s", "", json.dumps(v))
+        if len(compact) > 2048:
+            raise ValueError(f"policy document is {len(compact)} characters without whitespace; AWS allows 2048")
+        if "Statement" not in v:
+            raise ValueError("policy document has no 'Statement'")
+        return v
+
+
+class RegistrationConfig(Strict):
+    templateName: Name | None = Field(None, description="ProvisioningTemplate for JITP")
+    templateBody: dict[str, Any] | None = None
+    roleArn: str | None = None
+
+    _body = field_validator("templateBody", mode="before")(classmethod(lambda cls, v: _json_doc(v)))
+
+
+class CACertificateSpec(Strict):
+    certificatePem: Pem
+    verificationCertificatePem: Pem | None = Field(
+        None, description="made outside fleetctl from the registration code (proof of possession)")
+    status: Literal["ACTIVE", "INACTIVE"] = "ACTIVE"
+    autoRegistration: Literal["ENABLE", "DISABLE"] = "DISABLE"
+    certificateMode: Literal["DEFAULT", "SNI_ONLY"] = "DEFAULT"
+    registrationConfig: RegistrationConfig | None = None
+
+
+class CertificateSpec(Strict):
+    certificatePem: Pem
+    caCertificate: Name | None = Field(None, description="CACertificate that issued it")
+    status: Status = "ACTIVE"
+    policies: list[Name] = Field(default_factory=list, description="Policies attached to the certificate")
+
+
+class TopicRuleSpec(Strict):
+    sql: str
+    description: str | None = None
+    awsIotSqlVersion: Literal["2015-10-08", "2016-03-23", "beta"] = "2016-03-23"
+    ruleDisabled: bool = False
+    actions: list[dict[str, Any]] = Field(default_factory=list, description="AWS rule actions, e.g. {dynamoDB: {...}}")
+    errorAction: dict[str, Any] | None = None
+
+
+class ProvisioningTemplateSpec(Strict):
+    templateBody: dict[str, Any]
+    provisioningRoleArn: str
+    description: str | None = None
+    enabled: bool = True
+    type: Literal["FLEET_PROVISIONING", "JITP"] = "FLEET_PROVISIONING"
+    preProvisioningHook: dict[str, Any] | None = None
+
+    _body = field_validator("templateBody", mode="before")(classmethod(lambda cls, v: _json_doc(v)))
+
+
+def _sorted_lists(spec: dict[str, Any], *names: str) -> dict[str, Any]:
+    for name in names:
+        if name in spec:
+            spec[name] = sorted(set(spec[name]))
+    return spec
+
+
+def _expand_thing(ctx: ExpandContext, m: Manifest) -> Expanded:
+    spec: ThingSpec = m.spec
+    if spec.thingType is None and len(spec.attributes) > 2:
+        ctx.error("a thing without a thingType may have at most 3 attributes on AWS, and fleetctl's ownership "
+                  "marker uses one: declare at most 2, or give the thing a thingType (50 attributes)", "attributes")
+    ids = {}
+    for name in spec.principals:
+        cert = ctx.lookup("aws.Certificate", name)
+        info = _read_cert(ctx, cert.spec.certificatePem, "principals") if cert else None
+        if info:
+            ids[name] = info.cert_id
+    return simple_desired(ctx, _sorted_lists(declared(spec), "groups", "principals"),
+                          inputs={"certificateIds": ids} if ids else None)
+
+
+def _expand_thing_type(ctx: ExpandContext, m: Manifest) -> Expanded:
+    spec = declared(m.spec)
+    return simple_desired(ctx, _sorted_lists(spec, "searchableAttributes"))
+
+
+def _expand_thing_group(ctx: ExpandContext, m: Manifest) -> Expanded:
+    return simple_desired(ctx, _sorted_lists(declared(m.spec), "policies"))
+
+
+def _expand_policy(ctx: ExpandContext, m: Manifest) -> Expanded:
+    spec = declared(m.spec)
+    spec["document"] = canonical(m.spec.document)
+    spec["keepVersions"] = m.spec.keepVersions       # retention is desired state: more versions is a diff
+    return simple_desired(ctx, spec)
+
+
+def _read_cert(ctx: ExpandContext, ref: Any, field: str) -> CertInfo | None:
+    pem = ctx.read_public(ref, field)
+    if pem is None:
+        return None
+    try:
+        return _cert_info(pem)
+    except PemError as exc:
+        ctx.error(str(exc), field)
+        return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _cert_info(pem: str) -> CertInfo:
+    return cert_info(pem)
+
+
+def _expand_ca(ctx: ExpandContext, m: Manifest) -> Expanded:
+    spec: CACertificateSpec = m.spec
+    info = _read_cert(ctx, spec.certificatePem, "certificatePem")
+    out = declared(spec)
+    out.pop("certificatePem", None)
+    out.pop("verificationCertificatePem", None)
+    out.pop("certificateMode", None)
+    out.setdefault("status", spec.status)
+    inputs: dict[str, Any] = {"certificateMode": spec.certificateMode}
+    if info:
+        out["certificateId"] = info.cert_id
+        inputs["certificatePem"] = info.pem
+        if not info.is_ca:
+            ctx.error("certificatePem is not a CA certificate (basicConstraints CA:TRUE missing)", "certificatePem")
+    if spec.verificationCertificatePem is not None:
+        vinfo = _read_cert(ctx, spec.verificationCertificatePem, "verificationCertificatePem")
+        if vinfo and info and not issued_by(vinfo.pem, info.pem):
+            ctx.error("the verification certificate is not signed by this CA", "verificationCertificatePem",
+                      detail="make it from the registration code with the CA's key, outside fleetctl")
+        if vinfo:
+            inputs["verificationCertificatePem"] = vinfo.pem
+    elif spec.certificateMode == "DEFAULT":
+        inputs["verificationCertificatePem"] = None
+    return simple_desired(ctx, out, inputs=inputs)
+
+
+def _expand_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
+    spec: CertificateSpec = m.spec
+    info = _read_cert(ctx, spec.certificatePem, "certificatePem")
+    out = _sorted_lists(declared(spec), "policies")
+    out.pop("certificatePem", None)
+    out.setdefault("status", spec.status)
+    inputs: dict[str, Any] = {}
+    if info:
+        out["certificateId"] = info.cert_id
+        inputs["certificatePem"] = info.pem
+        inputs["commonName"] = info.subject_cn
+        if spec.caCertificate:
+            ca = ctx.lookup("aws.CACertificate", spec.caCertificate)
+            ca_info = _read_cert(ctx, ca.spec.certificatePem, "caCertificate") if ca else None
+            if ca_info:
+                inputs["caCertificatePem"] = ca_info.pem
+                if not issued_by(info.pem, ca_info.pem):
+                    ctx.error(f"certificate is not issued by CACertificate '{spec.caCertificate}'", "caCertificate",
+                              detail=f"its issuer is '{info.issuer}'")
+    return simple_desired(ctx, out, inputs=inputs)
+
+
+def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
+    if not re.match(r"^[a-zA-Z0-9_]+$", m.name):
+        ctx.error("topic rule names may hold only letters, digits and '_' (AWS rule name)")
+    spec = declared(m.spec)
+    for key in ("awsIotSqlVersion", "ruleDisabled"):
+        spec.setdefault(key, getattr(m.spec, key))
+    return simple_desired(ctx, canonical(spec))
+
+
+def _expand_template(ctx: ExpandContext, m: Manifest) -> Expanded:
+    spec = declared(m.spec)
+    spec["templateBody"] = canonical(m.spec.templateBody)
+    for key in ("enabled", "type"):
+        spec.setdefault(key, getattr(m.spec, key))
+    return simple_desired(ctx, spec)
+
+
+def aws(kind: str, model: type, rank: int, expand, **kw: Any) -> KindDecl:
+    return register(KindDecl(GROUP, kind, "aws", model, rank=rank, expand=expand, refine=REFINE.get(kind), **kw))
+
+
+aws("ProvisioningTemplate", ProvisioningTemplateSpec, 5, _expand_template, immutable=("type",))
+aws("CACertificate", CACertificateSpec, 10, _expand_ca, immutable=("certificateId",),
+    references=(Ref("registrationConfig.templateName", "aws.ProvisioningTemplate"),))
+aws("Policy", PolicySpec, 20, _expand_policy)
+aws("Certificate", CertificateSpec, 30, _expand_certificate, immutable=("certificateId",),
+    references=(Ref("caCertificate", "aws.CACertificate"), Ref("policies", "aws.Policy", many=True)))
+aws("ThingType", ThingTypeSpec, 40, _expand_thing_type, immutable=("description", "searchableAttributes"))
+aws("ThingGroup", ThingGroupSpec, 50, _expand_thing_group, immutable=("parent",),
+    references=(Ref("parent", "aws.ThingGroup"), Ref("policies", "aws.Policy", many=True)))
+aws("Thing", ThingSpec, 60, _expand_thing,
+    references=(Ref("thingType", "aws.ThingType"), Ref("groups", "aws.ThingGroup", many=True),
+                Ref("principals", "aws.Certificate", many=True)))
+aws("TopicRule", TopicRuleSpec, 70, _expand_topic_rule)

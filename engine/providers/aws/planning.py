@@ -1,0 +1,120 @@
+"""Pure planning rules of the AWS kinds: the steps a reviewer sees, and changes AWS cannot make.
+
+The provider's apply handlers follow exactly the steps computed here (same function), so what the plan
+says — "delete policy version 1" — is what apply does.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from engine.diagnostics import Diagnostic, error
+from engine.model import Action, Change
+
+MAX_POLICY_VERSIONS = 5
+
+
+def policy_version_steps(c: Change) -> tuple[list[int], list[int], bool]:
+    """(versions deleted before creating, the new version is created?, versions deleted after).
+
+    AWS keeps at most 5 versions per policy and never deletes the default one; `keepVersions` is the
+    retention the manifest asks for. Oldest non-default versions go first.
+    """
+    versions = sorted(int(v) for v in c.ids.get("versions", []))
+    default = int(c.ids.get("defaultVersionId") or 0)
+    keep = int(c.desired.get("keepVersions", c.inputs.get("keepVersions", MAX_POLICY_VERSIONS)))
+    create = any(f.path == "document" or f.path.startswith("document.") for f in c.fields)
+    before: list[int] = []
+    remaining = list(versions)
+    if create and len(remaining) >= MAX_POLICY_VERSIONS:
+        for v in [v for v in remaining if v != default][: len(remaining) - MAX_POLICY_VERSIONS + 1]:
+            before.append(v)
+            remaining.remove(v)
+    after: list[int] = []
+    count = len(remaining) + (1 if create else 0)
+    candidates = [v for v in remaining if create or v != default]   # after a create the old default is deletable
+    while count > keep and candidates:
+        v = candidates.pop(0)
+        after.append(v)
+        count -= 1
+    return before, after, create
+
+
+def _policy(c: Change) -> Change | Diagnostic:
+    if c.action is Action.UPDATE:
+        before, after, create = policy_version_steps(c)
+        nxt = max([int(v) for v in c.ids.get("versions", [])] or [0]) + 1
+        steps = [f"delete policy version {v} (AWS keeps at most {MAX_POLICY_VERSIONS})" for v in before]
+        if create:
+            steps.append(f"create policy version {nxt} and set it as default")
+        steps += [f"delete policy version {v} (keepVersions: {c.desired.get('keepVersions')})" for v in after]
+        return replace(c, steps=tuple(steps))
+    if c.action is Action.DELETE:
+        targets = c.ids.get("targets", [])
+        steps = [f"detach from {t}" for t in targets]
+        steps += [f"delete policy version {v}" for v in c.ids.get("versions", [])
+                  if str(v) != str(c.ids.get("defaultVersionId"))]
+        return replace(c, steps=tuple(steps + ["delete policy"]))
+    return c
+
+
+def _certificate(c: Change) -> Change | Diagnostic:
+    if c.action in (Action.UPDATE, Action.REPLACE) and c.actual.get("status") == "REVOKED" \
+            and c.desired.get("status") != "REVOKED" and c.action is Action.UPDATE:
+        return error("a REVOKED certificate cannot be made ACTIVE or INACTIVE again on AWS IoT; issue a new "
+                     "certificate (a new PEM) instead", source=c.source, address=str(c.address), field="status")
+    delete_steps = ["detach from every thing", *[f"detach policy {p}" for p in c.actual.get("policies", [])],
+                    *(["set status INACTIVE"] if c.actual.get("status") == "ACTIVE" else []), "delete certificate"]
+    create_steps = ["register certificate as INACTIVE", *[f"attach policy {p}" for p in c.desired.get("policies", [])],
+                    f"set status {c.desired.get('status', 'ACTIVE')}"]
+    if c.action is Action.DELETE:
+        return replace(c, steps=tuple(delete_steps))
+    if c.action is Action.REPLACE:
+        return replace(c, steps=tuple(delete_steps + create_steps))
+    if c.action is Action.CREATE:
+        return replace(c, steps=tuple(create_steps))
+    return c
+
+
+def _ca(c: Change) -> Change | Diagnostic:
+    delete_steps = [*(["set status INACTIVE"] if c.actual.get("status") == "ACTIVE" else []), "delete CA certificate"]
+    if c.action is Action.DELETE:
+        return replace(c, steps=tuple(delete_steps))
+    if c.action is Action.REPLACE:
+        return replace(c, steps=tuple(delete_steps + ["register CA certificate with its verification certificate"]))
+    if c.action is Action.CREATE and not c.inputs.get("verificationCertificatePem") \
+            and c.inputs.get("certificateMode", "DEFAULT") == "DEFAULT":
+        return error("registering a CA in DEFAULT mode needs verificationCertificatePem (proof of possession: a "
+                     "certificate whose CN is the account's registration code, signed by the CA outside fleetctl)",
+                     source=c.source, address=str(c.address), field="verificationCertificatePem")
+    return c
+
+
+def _thing(c: Change) -> Change | Diagnostic:
+    if c.action is Action.DELETE:
+        steps = [f"detach certificate {p}" for p in c.actual.get("principals", [])] + ["delete thing"]
+        return replace(c, steps=tuple(steps))
+    return c
+
+
+def _thing_type(c: Change) -> Change | Diagnostic:
+    if c.action is Action.REPLACE:
+        return error("thing type properties cannot be changed in place, and replacing a type means deprecating it, "
+                     "waiting 5 minutes and deleting it while no thing uses it; declare a new ThingType name instead",
+                     source=c.source, address=str(c.address), field=c.reason.split(" ")[0])
+    if c.action is Action.DELETE:
+        return replace(c, steps=("deprecate thing type", "delete thing type (AWS requires 5 minutes after deprecation)"))
+    return c
+
+
+def _thing_group(c: Change) -> Change | Diagnostic:
+    if c.action is Action.REPLACE:
+        members = c.ids.get("members", [])
+        return replace(c, steps=("delete thing group", "create thing group under the new parent",
+                                 f"re-add its {len(members)} member thing(s)"))
+    if c.action is Action.DELETE:
+        return replace(c, steps=tuple([f"detach policy {p}" for p in c.actual.get("policies", [])] + ["delete thing group"]))
+    return c
+
+
+REFINE = {"Policy": _policy, "Certificate": _certificate, "CACertificate": _ca, "Thing": _thing,
+          "ThingType": _thing_type, "ThingGroup": _thing_group}

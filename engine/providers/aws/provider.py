@@ -1,0 +1,733 @@
+"""AWS IoT Core provider: bulk reads projected to the desired shape, and one handler per (kind, action).
+
+Reads use list calls (things, types, groups, policies, certificates, rules) plus per-group and per-policy
+enumerations for links (group membership, policy targets). Thing↔certificate links have no bulk API: they
+cost one ListThingPrincipals per thing in scope (the documented floor, research/quotas.md §8.1), run
+concurrently.
+
+Ownership marker: things and thing groups carry the attribute `managed-by=fleetctl`; types, policies, CAs,
+rules and templates carry the tag `managed-by=fleetctl` (read only for undeclared resources, the prune
+candidates); a certificate is managed when a managed thing holds it.
+"""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Mapping
+
+from engine import errors
+from engine.diagnostics import Diagnostic, warning
+from engine.model import Action, ActualResource, Address, Change, DesiredResource
+from engine.providers.aws.client import AwsClient
+from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.planning import policy_version_steps
+from engine.providers.base import ApplyResult, ReadResult
+
+TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
+READ_WORKERS = 16
+
+
+def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "AwsProvider":
+    aws = spec.aws
+    endpoint = aws.endpointUrl or env.get("AWS_ENDPOINT_URL_IOT") or env.get("AWS_ENDPOINT_URL") or None
+    client = options.get("client") or AwsClient(aws.region, profile=aws.profile, endpoint_url=endpoint)
+    return AwsProvider(target, client)
+
+
+class AwsProvider:
+    def __init__(self, target: str, client: AwsClient) -> None:
+        self.target = target
+        self.client = client
+        self.arns: dict[str, str] = {}            # certificate id / group name → ARN, filled by read and create
+        self.diagnostics: list[Diagnostic] = []
+
+    # ------------------------------------------------------------------ plumbing
+    def addr(self, kind: str, name: str) -> Address:
+        return Address.of("aws", self.target, kind, name)
+
+    def set_hook(self, hook) -> None:
+        self.client.hook = hook
+
+    def stats(self) -> dict[str, Any]:
+        return {"calls": dict(self.client.calls), "total": self.client.total_calls(),
+                "mutating": self.client.mutating_calls(), "throttles": self.client.throttles}
+
+    def _gap(self, what: str) -> None:
+        self.diagnostics.append(warning(f"the AWS endpoint does not implement {what}", address=f"aws/{self.target}"))
+
+    def _tags_managed(self, arn: str) -> bool:
+        try:
+            tags = self.client.call("list_tags_for_resource", resourceArn=arn).get("tags", [])
+        except errors.Unsupported:
+            self._gap("ListTagsForResource: ownership of undeclared resources is unknown, so they are never pruned")
+            return False
+        except errors.NotFound:
+            return False
+        return any(t.get("Key") == MARKER_KEY and t.get("Value") == MARKER_VALUE for t in tags)
+
+    def endpoint(self) -> str:
+        return self.client.call("describe_endpoint", endpointType="iot:Data-ATS")["endpointAddress"]
+
+    # ------------------------------------------------------------------ read
+    def read(self, desired: list[DesiredResource], *, prune: bool = False) -> ReadResult:
+        """Actual state for the kinds declared in this target (plus everything managed when pruning)."""
+        self.diagnostics = []
+        kinds = {d.kind for d in desired}
+        by_kind: dict[str, dict[str, DesiredResource]] = {}
+        for d in desired:
+            by_kind.setdefault(d.kind, {})[d.address.name] = d
+        ctx = _ReadContext(self, by_kind, prune)
+        out: list[ActualResource] = []
+        readers: list[tuple[str, Callable[[_ReadContext], list[ActualResource]]]] = [
+            ("aws.ThingType", _read_thing_types), ("aws.Policy", _read_policies),
+            ("aws.CACertificate", _read_cas), ("aws.Certificate", _read_certificates),
+            ("aws.ThingGroup", _read_groups), ("aws.Thing", _read_things),
+            ("aws.TopicRule", _read_rules), ("aws.ProvisioningTemplate", _read_templates)]
+        needed = set(kinds)
+        if "aws.Thing" in needed or prune:
+            needed |= {"aws.Certificate", "aws.ThingGroup"}
+        if "aws.Certificate" in needed:
+            needed |= {"aws.Policy", "aws.CACertificate"}
+        if "aws.ThingGroup" in needed:
+            needed.add("aws.Policy")
+        for kind, reader in readers:
+            if kind in needed or prune:
+                resources = reader(ctx)
+                ctx.actual[kind] = resources
+                if kind in kinds or prune:
+                    out.extend(resources)
+        return ReadResult(out, list(self.diagnostics))
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, change: Change, secrets: Mapping[str, str]) -> ApplyResult:
+        handler = HANDLERS.get((change.kind, change.action))
+        if handler is None:
+            raise errors.Invalid(f"fleetctl cannot {change.action.value} {change.kind}")
+        outputs = handler(self, change) or {}
+        return ApplyResult(outputs=outputs)
+
+    # helpers shared by handlers
+    def cert_arn(self, cert_id: str) -> str:
+        if cert_id not in self.arns:
+            self.arns[cert_id] = self.client.call("describe_certificate", certificateId=cert_id)[
+                "certificateDescription"]["certificateArn"]
+        return self.arns[cert_id]
+
+    def group_arn(self, name: str) -> str:
+        key = "group:" + name
+        if key not in self.arns:
+            self.arns[key] = self.client.call("describe_thing_group", thingGroupName=name)["thingGroupArn"]
+        return self.arns[key]
+
+
+class _ReadContext:
+    """What readers share: the desired index (to name certificates), earlier kinds' results, link indexes."""
+
+    def __init__(self, provider: AwsProvider, by_kind: dict[str, dict[str, DesiredResource]], prune: bool) -> None:
+        self.p = provider
+        self.c = provider.client
+        self.by_kind = by_kind
+        self.prune = prune
+        self.actual: dict[str, list[ActualResource]] = {}
+        self.cert_names: dict[str, str] = {d.spec.get("certificateId"): name
+                                           for name, d in by_kind.get("aws.Certificate", {}).items()
+                                           if d.spec.get("certificateId")}
+        self.ca_names: dict[str, str] = {d.spec.get("certificateId"): name
+                                         for name, d in by_kind.get("aws.CACertificate", {}).items()
+                                         if d.spec.get("certificateId")}
+        self.policy_targets: dict[str, list[str]] = {}   # target ARN → policy names
+        self.group_members: dict[str, list[str]] = {}    # thing name → group names
+        self.cert_ca: dict[str, str] = {}                # cert id → CA name
+
+    def declared(self, kind: str, name: str) -> bool:
+        return name in self.by_kind.get(kind, {})
+
+    def cert_name(self, cert_id: str) -> str:
+        return self.cert_names.get(cert_id, cert_id)
+
+
+def _parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
+        return list(pool.map(fn, items))
+
+
+def _read_thing_types(ctx: _ReadContext) -> list[ActualResource]:
+    out = []
+    for t in ctx.c.pages("list_thing_types", "thingTypes"):
+        name = t["thingTypeName"]
+        props = t.get("thingTypeProperties", {})
+        state = {"description": props.get("thingTypeDescription"),
+                 "searchableAttributes": sorted(props.get("searchableAttributes", []) or []),
+                 "deprecated": bool(t.get("thingTypeMetadata", {}).get("deprecated", False))}
+        managed = ctx.declared("aws.ThingType", name) or (ctx.prune and ctx.p._tags_managed(t["thingTypeArn"]))
+        out.append(ActualResource(ctx.p.addr("ThingType", name), "aws.ThingType", state, managed=managed,
+                                  ids={"arn": t["thingTypeArn"]}))
+    return out
+
+
+def _read_policies(ctx: _ReadContext) -> list[ActualResource]:
+    names = [p["policyName"] for p in ctx.c.pages("list_policies", "policies", page_size=250, size_arg="pageSize",
+                                                   token_in="marker", token_out="nextMarker")]
+
+    def one(name: str) -> ActualResource | None:
+        try:
+            pol = ctx.c.call("get_policy", policyName=name)
+            versions = ctx.c.call("list_policy_versions", policyName=name).get("policyVersions", [])
+            targets = list(ctx.c.pages("list_targets_for_policy", "targets", page_size=250, size_arg="pageSize",
+                                       token_in="marker", token_out="nextMarker", policyName=name))
+        except errors.NotFound:
+            return None
+        version_ids = sorted((int(v["versionId"]) for v in versions), reverse=False)
+        desired = ctx.by_kind.get("aws.Policy", {}).get(name)
+        state = {"document": json.loads(pol["policyDocument"])}
+        ids = {"arn": pol["policyArn"], "defaultVersionId": pol["defaultVersionId"], "versions": version_ids,
+               "targets": sorted(targets)}
+        if desired is not None:   # retention is desired state: "at most keep versions" holds or shows the count
+            keep = int(desired.spec.get("keepVersions", 5))
+            state["keepVersions"] = keep if len(version_ids) <= keep else len(version_ids)
+        for arn in targets:
+            ctx.policy_targets.setdefault(arn, []).append(name)
+        managed = desired is not None or (ctx.prune and ctx.p._tags_managed(pol["policyArn"]))
+        return ActualResource(ctx.p.addr("Policy", name), "aws.Policy", state, token=f"v{pol['defaultVersionId']}",
+                              managed=managed, ids=ids)
+
+    return [r for r in _parallel(one, names) if r is not None]
+
+
+def _ca_state(desc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    state: dict[str, Any] = {"certificateId": desc["certificateId"], "status": desc.get("status"),
+                             "autoRegistration": desc.get("autoRegistrationStatus") or "DISABLE"}
+    return state, {"arn": desc.get("certificateArn"), "certificateMode": desc.get("certificateMode")}
+
+
+def _read_cas(ctx: _ReadContext) -> list[ActualResource]:
+    out = []
+    try:
+        listed = [c["certificateId"] for c in ctx.c.pages("list_ca_certificates", "certificates", size_arg="pageSize",
+                                                           token_in="marker", token_out="nextMarker")]
+    except errors.Unsupported:
+        ctx.p._gap("ListCACertificates: only declared CA certificates are read (by id)")
+        listed = list(ctx.ca_names)
+    for ca_id in sorted(set(listed) | set(ctx.ca_names)):
+        try:
+            resp = ctx.c.call("describe_ca_certificate", certificateId=ca_id)
+        except errors.NotFound:
+            continue
+        desc = resp["certificateDescription"]
+        state, ids = _ca_state(desc)
+        reg = resp.get("registrationConfig") or {}
+        name = ctx.ca_names.get(ca_id, ca_id)
+        desired = ctx.by_kind.get("aws.CACertificate", {}).get(name)
+        if desired is not None and "registrationConfig" in desired.spec or reg:
+            state["registrationConfig"] = {k: v for k, v in {
+                "templateName": reg.get("templateName"),
+                "templateBody": json.loads(reg["templateBody"]) if reg.get("templateBody") else None,
+                "roleArn": reg.get("roleArn")}.items() if v is not None} or None
+        managed = desired is not None or (ctx.prune and ctx.p._tags_managed(desc["certificateArn"]))
+        ctx.p.arns[ca_id] = desc["certificateArn"]
+        for cert in ctx.c.pages("list_certificates_by_ca", "certificates", size_arg="pageSize", token_in="marker",
+                                token_out="nextMarker", caCertificateId=ca_id):
+            ctx.cert_ca[cert["certificateId"]] = name
+        out.append(ActualResource(ctx.p.addr("CACertificate", name), "aws.CACertificate", state,
+                                  token=str(desc.get("generationId", "")), managed=managed, ids=ids))
+    return out
+
+
+def _read_certificates(ctx: _ReadContext) -> list[ActualResource]:
+    out = []
+    for cert in ctx.c.pages("list_certificates", "certificates", size_arg="pageSize", token_in="marker",
+                            token_out="nextMarker"):
+        cid, arn = cert["certificateId"], cert["certificateArn"]
+        ctx.p.arns[cid] = arn
+        name = ctx.cert_name(cid)
+        state = {"certificateId": cid, "status": cert.get("status"),
+                 "caCertificate": ctx.cert_ca.get(cid),
+                 "policies": sorted(ctx.policy_targets.get(arn, []))}
+        out.append(ActualResource(ctx.p.addr("Certificate", name), "aws.Certificate", state,
+                                  managed=ctx.declared("aws.Certificate", name), ids={"arn": arn, "certificateId": cid}))
+    return out
+
+
+def _read_groups(ctx: _ReadContext) -> list[ActualResource]:
+    names = [g["groupName"] for g in ctx.c.pages("list_thing_groups", "thingGroups")]
+
+    def one(name: str) -> ActualResource | None:
+        try:
+            g = ctx.c.call("describe_thing_group", thingGroupName=name)
+            members = list(ctx.c.pages("list_things_in_thing_group", "things", thingGroupName=name))
+        except errors.NotFound:
+            return None
+        props = g.get("thingGroupProperties", {})
+        attrs = dict((props.get("attributePayload") or {}).get("attributes") or {})
+        managed = attrs.pop(MARKER_KEY, None) == MARKER_VALUE
+        parent = (g.get("thingGroupMetadata") or {}).get("parentGroupName")
+        ctx.p.arns["group:" + name] = g["thingGroupArn"]
+        state = {"parent": parent, "description": props.get("thingGroupDescription"), "attributes": attrs,
+                 "policies": sorted(ctx.policy_targets.get(g["thingGroupArn"], []))}
+        return ActualResource(ctx.p.addr("ThingGroup", name), "aws.ThingGroup", state, token=str(g.get("version", "")),
+                              managed=managed, ids={"arn": g["thingGroupArn"], "version": g.get("version"),
+                                                    "members": sorted(members)})
+
+    groups = [r for r in _parallel(one, names) if r is not None]
+    for g in groups:
+        for thing in g.ids["members"]:
+            ctx.group_members.setdefault(thing, []).append(g.address.name)
+    return groups
+
+
+def _read_things(ctx: _ReadContext) -> list[ActualResource]:
+    rows = []
+    for t in ctx.c.pages("list_things", "things"):
+        attrs = dict(t.get("attributes") or {})
+        managed = attrs.pop(MARKER_KEY, None) == MARKER_VALUE
+        name = t["thingName"]
+        if ctx.declared("aws.Thing", name) or managed:
+            rows.append((name, t, attrs, managed))
+
+    def principals(row: tuple) -> list[str]:
+        try:
+            arns = ctx.c.pages("list_thing_principals", "principals", thingName=row[0])
+            return sorted(ctx.cert_name(arn.rsplit("/", 1)[-1]) for arn in arns if ":cert/" in arn)
+        except errors.NotFound:
+            return []
+
+    links = _parallel(principals, rows)
+    out = []
+    for (name, t, attrs, managed), prin in zip(rows, links):
+        state = {"thingType": t.get("thingTypeName"), "attributes": attrs,
+                 "groups": sorted(ctx.group_members.get(name, [])), "principals": prin}
+        out.append(ActualResource(ctx.p.addr("Thing", name), "aws.Thing", state, token=f"v{t.get('version', 0)}",
+                                  managed=managed, ids={"version": t.get("version"), "arn": t.get("thingArn")}))
+    # a certificate held by a managed thing is managed too (certificates carry no marker of their own)
+    held = {p for r in out if r.managed for p in r.state["principals"]}
+    certs = ctx.actual.get("aws.Certificate", [])
+    ctx.actual["aws.Certificate"] = [ActualResource(c.address, c.kind, c.state, c.token, c.managed or c.address.name in held, c.ids)
+                                     for c in certs]
+    return out
+
+
+def _read_rules(ctx: _ReadContext) -> list[ActualResource]:
+    names = [r["ruleName"] for r in ctx.c.pages("list_topic_rules", "rules", token_in="nextToken")]
+
+    def one(name: str) -> ActualResource | None:
+        try:
+            resp = ctx.c.call("get_topic_rule", ruleName=name)
+        except errors.NotFound:
+            return None
+        rule = resp["rule"]
+        state = {k: rule.get(k) for k in ("sql", "description", "awsIotSqlVersion", "ruleDisabled", "actions",
+                                          "errorAction") if rule.get(k) not in (None, "")}
+        state.setdefault("actions", [])
+        managed = ctx.declared("aws.TopicRule", name) or (ctx.prune and ctx.p._tags_managed(resp["ruleArn"]))
+        return ActualResource(ctx.p.addr("TopicRule", name), "aws.TopicRule", json.loads(json.dumps(state)),
+                              managed=managed, ids={"arn": resp["ruleArn"]})
+
+    return [r for r in _parallel(one, names) if r is not None]
+
+
+def _read_templates(ctx: _ReadContext) -> list[ActualResource]:
+    try:
+        names = [t["templateName"] for t in ctx.c.pages("list_provisioning_templates", "templates")]
+    except errors.Unsupported:
+        if ctx.by_kind.get("aws.ProvisioningTemplate"):
+            raise
+        return []
+    out = []
+    for name in names:
+        t = ctx.c.call("describe_provisioning_template", templateName=name)
+        state = {"templateBody": json.loads(t["templateBody"]), "provisioningRoleArn": t.get("provisioningRoleArn"),
+                 "description": t.get("description"), "enabled": t.get("enabled"), "type": t.get("type"),
+                 "preProvisioningHook": t.get("preProvisioningHook")}
+        managed = ctx.declared("aws.ProvisioningTemplate", name) or (ctx.prune and ctx.p._tags_managed(t["templateArn"]))
+        out.append(ActualResource(ctx.p.addr("ProvisioningTemplate", name), "aws.ProvisioningTemplate", state,
+                                  token=str(t.get("defaultVersionId", "")), managed=managed,
+                                  ids={"arn": t["templateArn"], "defaultVersionId": t.get("defaultVersionId")}))
+    return out
+
+
+# ====================================================================== apply handlers
+def _changed(change: Change, key: str) -> bool:
+    return any(f.path == key or f.path.startswith(key + ".") for f in change.fields)
+
+
+def _set_diff(change: Change, key: str) -> tuple[list[str], list[str]]:
+    want = set(change.desired.get(key, []))
+    have = set(change.actual.get(key, []) or [])
+    return sorted(want - have), sorted(have - want)
+
+
+def _thing_create(p: AwsProvider, c: Change) -> dict:
+    d = c.desired
+    args: dict[str, Any] = {"thingName": c.address.name,
+                            "attributePayload": {"attributes": {**d.get("attributes", {}), MARKER_KEY: MARKER_VALUE}}}
+    if d.get("thingType"):
+        args["thingTypeName"] = d["thingType"]
+    try:
+        p.client.call("create_thing", **args)
+    except errors.Conflict:
+        pass   # created by an interrupted apply (identical config is idempotent on AWS); links follow below
+    for group in d.get("groups", []):
+        p.client.call("add_thing_to_thing_group", thingGroupName=group, thingName=c.address.name)
+    for cert in d.get("principals", []):
+        p.client.call("attach_thing_principal", thingName=c.address.name, principal=p.cert_arn(_cert_id(p, c, cert)))
+    return {}
+
+
+def _cert_id(p: AwsProvider, c: Change, name: str) -> str:
+    """A Certificate name → its id (the plan carries ids for every principal it references)."""
+    return c.inputs.get("certificateIds", {}).get(name, name)
+
+
+def _thing_update(p: AwsProvider, c: Change) -> dict:
+    d, name = c.desired, c.address.name
+    if _changed(c, "attributes") or _changed(c, "thingType"):
+        args: dict[str, Any] = {"thingName": name}
+        if "attributes" in d:
+            attrs = {**d["attributes"], MARKER_KEY: MARKER_VALUE}
+            removed = {k: "" for k in (c.actual.get("attributes") or {}) if k not in attrs}
+            args["attributePayload"] = {"attributes": {**attrs, **removed}, "merge": True}
+        if _changed(c, "thingType"):
+            if d.get("thingType"):
+                args["thingTypeName"] = d["thingType"]
+            else:
+                args["removeThingType"] = True
+        if c.ids.get("version") is not None:
+            args["expectedVersion"] = c.ids["version"]
+        p.client.call("update_thing", **args)
+    add, remove = _set_diff(c, "groups")
+    for group in add:
+        p.client.call("add_thing_to_thing_group", thingGroupName=group, thingName=name)
+    for group in remove:
+        p.client.call("remove_thing_from_thing_group", thingGroupName=group, thingName=name)
+    add, remove = _set_diff(c, "principals")
+    for cert in add:
+        p.client.call("attach_thing_principal", thingName=name, principal=p.cert_arn(_cert_id(p, c, cert)))
+    for cert in remove:
+        p.client.call("detach_thing_principal", thingName=name, principal=p.cert_arn(_cert_id(p, c, cert)))
+    return {}
+
+
+def _thing_delete(p: AwsProvider, c: Change) -> dict:
+    name = c.address.name
+    for cert in c.actual.get("principals", []):
+        try:
+            p.client.call("detach_thing_principal", thingName=name, principal=p.cert_arn(_cert_id(p, c, cert)))
+        except errors.NotFound:
+            pass
+    args: dict[str, Any] = {"thingName": name}
+    if c.ids.get("version") is not None:
+        args["expectedVersion"] = c.ids["version"]
+    try:
+        p.client.call("delete_thing", **args)
+    except errors.NotFound:
+        pass
+    return {}
+
+
+def _type_create(p: AwsProvider, c: Change) -> dict:
+    d = c.desired
+    props: dict[str, Any] = {}
+    if d.get("description"):
+        props["thingTypeDescription"] = d["description"]
+    if d.get("searchableAttributes"):
+        props["searchableAttributes"] = d["searchableAttributes"]
+    try:
+        p.client.call("create_thing_type", thingTypeName=c.address.name, thingTypeProperties=props, tags=TAGS)
+    except errors.Conflict:
+        pass
+    if d.get("deprecated"):
+        p.client.call("deprecate_thing_type", thingTypeName=c.address.name, undoDeprecate=False)
+    return {}
+
+
+def _type_update(p: AwsProvider, c: Change) -> dict:
+    p.client.call("deprecate_thing_type", thingTypeName=c.address.name, undoDeprecate=not c.desired.get("deprecated"))
+    return {}
+
+
+def _type_delete(p: AwsProvider, c: Change) -> dict:
+    if not c.actual.get("deprecated"):
+        p.client.call("deprecate_thing_type", thingTypeName=c.address.name, undoDeprecate=False)
+    p.client.call("delete_thing_type", thingTypeName=c.address.name)
+    return {}
+
+
+def _group_props(d: Mapping[str, Any]) -> dict[str, Any]:
+    props: dict[str, Any] = {"attributePayload": {"attributes": {**d.get("attributes", {}), MARKER_KEY: MARKER_VALUE}}}
+    if d.get("description") is not None:
+        props["thingGroupDescription"] = d["description"]
+    return props
+
+
+def _group_create(p: AwsProvider, c: Change) -> dict:
+    d, name = c.desired, c.address.name
+    args: dict[str, Any] = {"thingGroupName": name, "thingGroupProperties": _group_props(d), "tags": TAGS}
+    if d.get("parent"):
+        args["parentGroupName"] = d["parent"]
+    try:
+        resp = p.client.call("create_thing_group", **args)
+        p.arns["group:" + name] = resp["thingGroupArn"]
+    except errors.Conflict:
+        pass
+    for policy in d.get("policies", []):
+        p.client.call("attach_policy", policyName=policy, target=p.group_arn(name))
+    return {}
+
+
+def _group_update(p: AwsProvider, c: Change) -> dict:
+    d, name = c.desired, c.address.name
+    if _changed(c, "attributes") or _changed(c, "description"):
+        props = _group_props(d)
+        removed = {k: "" for k in (c.actual.get("attributes") or {}) if k not in props["attributePayload"]["attributes"]}
+        props["attributePayload"] = {"attributes": {**props["attributePayload"]["attributes"], **removed}, "merge": True}
+        args: dict[str, Any] = {"thingGroupName": name, "thingGroupProperties": props}
+        if c.ids.get("version") is not None:
+            args["expectedVersion"] = c.ids["version"]
+        p.client.call("update_thing_group", **args)
+    add, remove = _set_diff(c, "policies")
+    for policy in add:
+        p.client.call("attach_policy", policyName=policy, target=p.group_arn(name))
+    for policy in remove:
+        p.client.call("detach_policy", policyName=policy, target=p.group_arn(name))
+    return {}
+
+
+def _group_delete(p: AwsProvider, c: Change) -> dict:
+    name = c.address.name
+    for policy in c.actual.get("policies", []):
+        p.client.call("detach_policy", policyName=policy, target=p.group_arn(name))
+    p.client.call("delete_thing_group", thingGroupName=name)
+    p.arns.pop("group:" + name, None)
+    return {}
+
+
+def _group_replace(p: AwsProvider, c: Change) -> dict:
+    _group_delete(p, c)
+    _group_create(p, c)
+    for thing in c.ids.get("members", []):     # membership is the things' desired state: keep it
+        p.client.call("add_thing_to_thing_group", thingGroupName=c.address.name, thingName=thing)
+    return {}
+
+
+def _policy_doc(c: Change) -> str:
+    return json.dumps(c.desired["document"], sort_keys=True, separators=(",", ":"))
+
+
+def _policy_create(p: AwsProvider, c: Change) -> dict:
+    try:
+        p.client.call("create_policy", policyName=c.address.name, policyDocument=_policy_doc(c), tags=TAGS)
+    except errors.Conflict:
+        pass
+    return {}
+
+
+def _policy_update(p: AwsProvider, c: Change) -> dict:
+    name = c.address.name
+    before, after, create = policy_version_steps(c)
+    for version in before:
+        p.client.call("delete_policy_version", policyName=name, policyVersionId=str(version))
+    if create:
+        p.client.call("create_policy_version", policyName=name, policyDocument=_policy_doc(c), setAsDefault=True)
+    for version in after:
+        p.client.call("delete_policy_version", policyName=name, policyVersionId=str(version))
+    return {}
+
+
+def _policy_delete(p: AwsProvider, c: Change) -> dict:
+    name = c.address.name
+    for target in c.ids.get("targets", []):
+        p.client.call("detach_policy", policyName=name, target=target)
+    for version in c.ids.get("versions", []):
+        if str(version) != str(c.ids.get("defaultVersionId")):
+            p.client.call("delete_policy_version", policyName=name, policyVersionId=str(version))
+    p.client.call("delete_policy", policyName=name)
+    return {}
+
+
+def _cert_create(p: AwsProvider, c: Change) -> dict:
+    """Register INACTIVE, attach policies, then set the desired status: a crash leaves no orphan ACTIVE cert."""
+    d = c.desired
+    cid = d["certificateId"]
+    pem = c.inputs["certificatePem"]
+    try:
+        if c.inputs.get("caCertificatePem"):
+            resp = p.client.call("register_certificate", certificatePem=pem,
+                                 caCertificatePem=c.inputs["caCertificatePem"], status="INACTIVE")
+        else:
+            resp = p.client.call("register_certificate_without_ca", certificatePem=pem, status="INACTIVE")
+        p.arns[cid] = resp["certificateArn"]
+        status = "INACTIVE"
+    except errors.Conflict:   # registered by an interrupted apply: continue from where it stopped
+        status = None
+    arn = p.cert_arn(cid)
+    for policy in d.get("policies", []):
+        p.client.call("attach_policy", policyName=policy, target=arn)
+    if d.get("status", "ACTIVE") != status:
+        p.client.call("update_certificate", certificateId=cid, newStatus=d.get("status", "ACTIVE"))
+    return {}
+
+
+def _cert_update(p: AwsProvider, c: Change) -> dict:
+    d = c.desired
+    cid = c.ids.get("certificateId") or d["certificateId"]
+    arn = p.cert_arn(cid)
+    add, remove = _set_diff(c, "policies")
+    going_active = _changed(c, "status") and d.get("status") == "ACTIVE"
+    if _changed(c, "status") and not going_active:   # deactivate before touching anything else
+        p.client.call("update_certificate", certificateId=cid, newStatus=d["status"])
+    for policy in add:
+        p.client.call("attach_policy", policyName=policy, target=arn)
+    for policy in remove:
+        p.client.call("detach_policy", policyName=policy, target=arn)
+    if going_active:
+        p.client.call("update_certificate", certificateId=cid, newStatus="ACTIVE")
+    return {}
+
+
+def _cert_delete(p: AwsProvider, c: Change) -> dict:
+    """detach from things → detach policies → INACTIVE → delete (a certificate is never deleted attached)."""
+    cid = c.ids.get("certificateId") or c.actual.get("certificateId")
+    arn = p.cert_arn(cid)
+    for thing in p.client.pages("list_principal_things", "things", principal=arn):
+        p.client.call("detach_thing_principal", thingName=thing, principal=arn)
+    for policy in c.actual.get("policies", []):
+        p.client.call("detach_policy", policyName=policy, target=arn)
+    if c.actual.get("status") == "ACTIVE":
+        p.client.call("update_certificate", certificateId=cid, newStatus="INACTIVE")
+    p.client.call("delete_certificate", certificateId=cid, forceDelete=False)
+    p.arns.pop(cid, None)
+    return {}
+
+
+def _cert_replace(p: AwsProvider, c: Change) -> dict:
+    _cert_delete(p, c)
+    return _cert_create(p, c)
+
+
+def _ca_registration(d: Mapping[str, Any]) -> dict[str, Any]:
+    reg = dict(d.get("registrationConfig") or {})
+    if reg.get("templateBody") is not None:
+        reg["templateBody"] = json.dumps(reg["templateBody"], sort_keys=True)
+    return reg
+
+
+def _ca_create(p: AwsProvider, c: Change) -> dict:
+    d = c.desired
+    args: dict[str, Any] = {"caCertificate": c.inputs["certificatePem"], "setAsActive": d.get("status") == "ACTIVE",
+                            "allowAutoRegistration": d.get("autoRegistration") == "ENABLE", "tags": TAGS,
+                            "certificateMode": c.inputs.get("certificateMode", "DEFAULT")}
+    if c.inputs.get("verificationCertificatePem"):
+        args["verificationCertificate"] = c.inputs["verificationCertificatePem"]
+    if d.get("registrationConfig"):
+        args["registrationConfig"] = _ca_registration(d)
+    try:
+        resp = p.client.call("register_ca_certificate", **args)
+        p.arns[d["certificateId"]] = resp["certificateArn"]
+    except errors.Conflict:
+        _ca_update(p, c)
+    return {}
+
+
+def _ca_update(p: AwsProvider, c: Change) -> dict:
+    d = c.desired
+    args: dict[str, Any] = {"certificateId": d["certificateId"]}
+    if "status" in d:
+        args["newStatus"] = d["status"]
+    if "autoRegistration" in d:
+        args["newAutoRegistrationStatus"] = d["autoRegistration"]
+    if d.get("registrationConfig"):
+        args["registrationConfig"] = _ca_registration(d)
+    elif "registrationConfig" in d:
+        args["removeAutoRegistration"] = True
+    p.client.call("update_ca_certificate", **args)
+    return {}
+
+
+def _ca_delete(p: AwsProvider, c: Change) -> dict:
+    cid = c.actual.get("certificateId")
+    if c.actual.get("status") == "ACTIVE":
+        p.client.call("update_ca_certificate", certificateId=cid, newStatus="INACTIVE")
+    p.client.call("delete_ca_certificate", certificateId=cid)
+    return {}
+
+
+def _ca_replace(p: AwsProvider, c: Change) -> dict:
+    _ca_delete(p, c)
+    return _ca_create(p, c)
+
+
+def _rule_payload(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k in ("sql", "description", "actions", "ruleDisabled", "awsIotSqlVersion",
+                                                "errorAction")}
+
+
+def _rule_create(p: AwsProvider, c: Change) -> dict:
+    p.client.call("create_topic_rule", ruleName=c.address.name, topicRulePayload=_rule_payload(c.desired),
+                  tags=f"{MARKER_KEY}={MARKER_VALUE}")
+    return {}
+
+
+def _rule_update(p: AwsProvider, c: Change) -> dict:
+    p.client.call("replace_topic_rule", ruleName=c.address.name, topicRulePayload=_rule_payload(c.desired))
+    return {}
+
+
+def _rule_delete(p: AwsProvider, c: Change) -> dict:
+    p.client.call("delete_topic_rule", ruleName=c.address.name)
+    return {}
+
+
+def _template_args(d: Mapping[str, Any]) -> dict[str, Any]:
+    args = {"templateBody": json.dumps(d["templateBody"], sort_keys=True), "enabled": d.get("enabled", True),
+            "provisioningRoleArn": d["provisioningRoleArn"]}
+    if d.get("description") is not None:
+        args["description"] = d["description"]
+    if d.get("preProvisioningHook"):
+        args["preProvisioningHook"] = d["preProvisioningHook"]
+    return args
+
+
+def _template_create(p: AwsProvider, c: Change) -> dict:
+    p.client.call("create_provisioning_template", templateName=c.address.name, type=c.desired.get("type", "FLEET_PROVISIONING"),
+                  tags=TAGS, **_template_args(c.desired))
+    return {}
+
+
+def _template_update(p: AwsProvider, c: Change) -> dict:
+    args = _template_args(c.desired)
+    body = args.pop("templateBody")
+    if _changed(c, "templateBody"):
+        p.client.call("create_provisioning_template_version", templateName=c.address.name, templateBody=body,
+                      setAsDefault=True)
+    p.client.call("update_provisioning_template", templateName=c.address.name, **args)
+    return {}
+
+
+def _template_delete(p: AwsProvider, c: Change) -> dict:
+    p.client.call("delete_provisioning_template", templateName=c.address.name)
+    return {}
+
+
+Handler = Callable[[AwsProvider, Change], dict]
+HANDLERS: dict[tuple[str, Action], Handler] = {
+    ("aws.Thing", Action.CREATE): _thing_create, ("aws.Thing", Action.UPDATE): _thing_update,
+    ("aws.Thing", Action.DELETE): _thing_delete,
+    ("aws.ThingType", Action.CREATE): _type_create, ("aws.ThingType", Action.UPDATE): _type_update,
+    ("aws.ThingType", Action.DELETE): _type_delete,
+    ("aws.ThingGroup", Action.CREATE): _group_create, ("aws.ThingGroup", Action.UPDATE): _group_update,
+    ("aws.ThingGroup", Action.DELETE): _group_delete, ("aws.ThingGroup", Action.REPLACE): _group_replace,
+    ("aws.Policy", Action.CREATE): _policy_create, ("aws.Policy", Action.UPDATE): _policy_update,
+    ("aws.Policy", Action.DELETE): _policy_delete,
+    ("aws.Certificate", Action.CREATE): _cert_create, ("aws.Certificate", Action.UPDATE): _cert_update,
+    ("aws.Certificate", Action.DELETE): _cert_delete, ("aws.Certificate", Action.REPLACE): _cert_replace,
+    ("aws.CACertificate", Action.CREATE): _ca_create, ("aws.CACertificate", Action.UPDATE): _ca_update,
+    ("aws.CACertificate", Action.DELETE): _ca_delete, ("aws.CACertificate", Action.REPLACE): _ca_replace,
+    ("aws.TopicRule", Action.CREATE): _rule_create, ("aws.TopicRule", Action.UPDATE): _rule_update,
+    ("aws.TopicRule", Action.DELETE): _rule_delete,
+    ("aws.ProvisioningTemplate", Action.CREATE): _template_create,
+    ("aws.ProvisioningTemplate", Action.UPDATE): _template_update,
+    ("aws.ProvisioningTemplate", Action.DELETE): _template_delete,
+}

@@ -1,0 +1,53 @@
+"""moto's server on loopback, configured like AWS where moto allows it.
+
+Certificate ids are sha256(DER) as on AWS (`use_valid_cert`), which can only be set in-process, so the
+sandbox runs moto's ThreadedMotoServer in a process of its own (`python -m engine.sandbox.aws`) rather than
+the `moto_server` CLI. Known gaps of moto are listed in research/backends.md; tests name them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+
+def start_moto(port: int = 0):
+    """Start moto on 127.0.0.1 and return (server, endpoint_url)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from moto.core.config import default_user_config
+    default_user_config["iot"]["use_valid_cert"] = True
+    from moto.server import ThreadedMotoServer
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    host, real_port = server.get_host_and_port()
+    return server, f"http://{host}:{real_port}"
+
+
+def reset(endpoint_url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST"), timeout=10).read()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="moto server for fleetctl's sandbox (loopback only)")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    server, url = start_moto(args.port)
+    state = Path(args.state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "aws.json").write_text(json.dumps({"endpointUrl": url}) + "\n")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

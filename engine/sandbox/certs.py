@@ -1,0 +1,88 @@
+"""Test and example certificates, generated at run time (private keys never leave memory unless asked).
+
+fleetctl itself never reads private keys; this module exists for the sandbox, the tests and for
+regenerating the example fleet's public certificates (`python -m engine.sandbox.certs DIR`).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+SPRINGCORE_CA_SUBJECT = {"CN": "SpringCore SandBox CA", "OU": "SpringCore", "O": "SpringCard",
+                         "ST": "Ile-de-France", "C": "FR"}
+_OIDS = {"CN": NameOID.COMMON_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "O": NameOID.ORGANIZATION_NAME,
+         "ST": NameOID.STATE_OR_PROVINCE_NAME, "C": NameOID.COUNTRY_NAME}
+
+
+@dataclass
+class Issued:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+
+    @property
+    def pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def key_pem(self) -> str:
+        return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()).decode()
+
+
+def _name(fields: dict[str, str] | str) -> x509.Name:
+    if isinstance(fields, str):
+        fields = {"CN": fields}
+    return x509.Name([x509.NameAttribute(_OIDS[k], v) for k, v in fields.items()])
+
+
+def issue(subject: dict[str, str] | str, issuer: Issued | None = None, *, ca: bool = False, days: int = 3650,
+          not_before: dt.datetime | None = None) -> Issued:
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = not_before or dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+    name = _name(subject)
+    builder = (x509.CertificateBuilder().subject_name(name)
+               .issuer_name(issuer.cert.subject if issuer else name)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    signer = issuer.key if issuer else key
+    return Issued(builder.sign(signer, hashes.SHA256()), key)
+
+
+def make_ca(subject: dict[str, str] | str = SPRINGCORE_CA_SUBJECT, **kw) -> Issued:
+    return issue(subject, None, ca=True, **kw)
+
+
+def verification_certificate(ca: Issued, code: str) -> Issued:
+    """Proof of possession: a certificate whose CN is the registration/verification code, signed by the CA."""
+    return issue(code, ca, days=30)
+
+
+def write_example(out: Path, serials: list[str], verification_code: str) -> None:
+    """The example fleet's public certificates (keys are discarded: fleetctl never needs them)."""
+    out.mkdir(parents=True, exist_ok=True)
+    ca = make_ca()
+    (out / "springcore-sandbox-ca.pem").write_text(ca.pem)
+    (out / "springcore-sandbox-ca-verification.pem").write_text(verification_certificate(ca, verification_code).pem)
+    for serial in serials:
+        (out / f"{serial.lower()}.pem").write_text(issue({"CN": serial, "O": "SpringCard"}, ca).pem)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="regenerate the example fleet's public certificates")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--serial", action="append", default=[])
+    parser.add_argument("--verification-code", default="0000000000000000000000000000000000000000000000000000000000000000")
+    args = parser.parse_args(argv)
+    write_example(args.out, args.serial or ["DA1275B0", "DA1275B1", "DA1275B2"], args.verification_code)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,138 @@
+"""`fleetctl sandbox up|env|down`: start the local emulators in the background and export their settings.
+
+`up` starts moto (AWS) and fleetctl's Azure emulators as background processes bound to 127.0.0.1, waits
+until they answer, and writes `export NAME=value` lines to `.fleetctl/sandbox.env` (also printed) that point
+the standard settings at them: AWS_ENDPOINT_URL and dummy credentials, the hub/DPS connection-string
+variables the example Targets reference, the CA bundle of the Azure emulator and the ARM endpoint.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EMULATORS = {"aws": "engine.sandbox.aws", "azure": "engine.sandbox.azure_emulator"}
+
+
+class SandboxError(RuntimeError):
+    pass
+
+
+def state_dir(base: Path | None = None) -> Path:
+    return (base or Path.cwd()) / ".fleetctl" / "sandbox"
+
+
+def env_file(base: Path | None = None) -> Path:
+    return (base or Path.cwd()) / ".fleetctl" / "sandbox.env"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, name: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            try:
+                return json.loads(path.read_text())
+            except json.JSONDecodeError:
+                pass
+        if proc.poll() is not None:
+            raise SandboxError(f"the {name} emulator exited with code {proc.returncode}; see {path.parent / (name + '.log')}")
+        time.sleep(0.1)
+    raise SandboxError(f"the {name} emulator did not start within {timeout:.0f} s")
+
+
+def exports(aws: dict | None, azure: dict | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if aws:
+        out.update({"AWS_ENDPOINT_URL": aws["endpointUrl"], "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+                    "AWS_DEFAULT_REGION": "eu-west-2", "AWS_EC2_METADATA_DISABLED": "true"})
+    if azure:
+        out.update({"FLEETCTL_HUB_CONNECTION_STRING": azure["hub_connection_string"],
+                    "REQUESTS_CA_BUNDLE": azure["ca_bundle"], "FLEETCTL_ARM_ENDPOINT": azure["arm_base_url"]})
+        if azure.get("dps_connection_string"):
+            out["FLEETCTL_DPS_CONNECTION_STRING"] = azure["dps_connection_string"]
+        for key in ("subscription_id", "resource_group", "hub_name", "dps_name"):
+            if azure.get(key):
+                out["FLEETCTL_SANDBOX_" + key.upper()] = str(azure[key])
+    return out
+
+
+def render_exports(values: dict[str, str]) -> str:
+    return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(values.items()))
+
+
+def up(base: Path | None = None) -> str:
+    """Start every available emulator (idempotent: a running sandbox is reused) and return the export lines."""
+    sdir = state_dir(base)
+    sdir.mkdir(parents=True, exist_ok=True)
+    pids_file = sdir / "pids.json"
+    if pids_file.exists():
+        pids = json.loads(pids_file.read_text())
+        if pids and all(_alive(p) for p in pids.values()):
+            return env_file(base).read_text()
+        down(base)
+        sdir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    pids: dict[str, int] = {}
+    for name, module in EMULATORS.items():
+        if importlib.util.find_spec(module) is None:
+            continue
+        info = sdir / f"{name}.json"
+        info.unlink(missing_ok=True)
+        log = open(sdir / f"{name}.log", "ab")
+        proc = subprocess.Popen([sys.executable, "-m", module, "--state-dir", str(sdir)], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(sdir))
+        pids[name] = proc.pid
+        pids_file.write_text(json.dumps(pids))
+        try:
+            results[name] = _wait_for(info, proc, name)
+        except SandboxError:
+            down(base)
+            raise
+    text = render_exports(exports(results.get("aws"), results.get("azure")))
+    env_file(base).write_text(text)
+    return text
+
+
+def env(base: Path | None = None) -> str:
+    path = env_file(base)
+    if not path.exists():
+        raise SandboxError("the sandbox is not running (run: fleetctl sandbox up)")
+    return path.read_text()
+
+
+def down(base: Path | None = None) -> list[str]:
+    sdir = state_dir(base)
+    stopped: list[str] = []
+    pids_file = sdir / "pids.json"
+    if pids_file.exists():
+        for name, pid in json.loads(pids_file.read_text()).items():
+            if _alive(pid):
+                try:
+                    os.killpg(pid, signal.SIGTERM)
+                except OSError:
+                    os.kill(pid, signal.SIGTERM)
+                for _ in range(50):
+                    if not _alive(pid):
+                        break
+                    time.sleep(0.1)
+                else:
+                    os.kill(pid, signal.SIGKILL)
+                stopped.append(name)
+        pids_file.unlink()
+    env_file(base).unlink(missing_ok=True)
+    return stopped
