@@ -36,7 +36,34 @@ def _write(path: str, text: str) -> None:
     Path(path).write_text(text, encoding="utf-8")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class FleetctlGroup(click.Group):
+    """Maps fleetctl's errors to exit code 1 with diagnostics on stderr, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except FleetctlError as exc:
+            _emit_diagnostics(exc.diagnostics)
+            ctx.exit(EXIT_ERROR)
+        except PlanFileError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_ERROR)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+            if os.environ.get("FLEETCTL_DEBUG"):
+                raise
+            from engine.errors import ProviderError
+            from engine.sandbox.manager import SandboxError
+            if isinstance(exc, (ProviderError, SandboxError)):
+                click.echo(f"error: {exc}", err=True)
+            else:
+                click.echo(f"error: internal error ({type(exc).__name__}): {exc}\n"
+                           "(set FLEETCTL_DEBUG=1 for a traceback)", err=True)
+            ctx.exit(EXIT_ERROR)
+
+
+@click.group(cls=FleetctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fleetctl")
 def cli() -> None:
     """Declarative GitOps configuration for IoT fleets: AWS IoT Core, Azure IoT Hub/DPS, device registers."""
@@ -191,31 +218,29 @@ def sandbox_down() -> None:
     click.echo("stopped: " + (", ".join(stopped) or "nothing was running"))
 
 
-def main(argv: list[str] | None = None) -> None:
-    try:
-        cli.main(args=argv, prog_name="fleetctl", standalone_mode=False)
-    except SystemExit as exc:
-        raise
-    except click.exceptions.Abort:
-        click.echo("aborted; nothing was changed", err=True)
-        sys.exit(EXIT_ERROR)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(EXIT_ERROR)
-    except FleetctlError as exc:
-        _emit_diagnostics(exc.diagnostics)
-        sys.exit(EXIT_ERROR)
-    except PlanFileError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
-        if os.environ.get("FLEETCTL_DEBUG"):
+# Commands that live in their own modules (each exports a click command or group named `command`).
+COMMAND_MODULES = ("engine.audit", "engine.lint.cli", "engine.importer.cli")
+
+
+def _register_plugins() -> None:
+    import importlib
+    for module in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and module.startswith(exc.name):
+                continue
             raise
-        from engine.errors import ProviderError
-        kind = "provider error" if isinstance(exc, ProviderError) else f"internal error ({type(exc).__name__})"
-        click.echo(f"error: {kind}: {exc}\n(set FLEETCTL_DEBUG=1 for a traceback)", err=True)
-        sys.exit(EXIT_ERROR)
-    sys.exit(EXIT_OK)
+        for cmd in getattr(mod, "commands", [getattr(mod, "command", None)]):
+            if cmd is not None:
+                cli.add_command(cmd)
+
+
+_register_plugins()
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="fleetctl")
 
 
 if __name__ == "__main__":

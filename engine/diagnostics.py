@@ -40,7 +40,7 @@ class Diagnostic:
 
     def render(self) -> str:
         where = f"{self.source}: " if self.source else ""
-        what = f"{self.address}: " if self.address and not self.source else ""
+        what = f"{self.address}: " if self.address else ""
         fld = f"field '{self.field}': " if self.field else ""
         text = f"{where}{self.severity.value}: {what}{fld}{self.summary}"
         if self.detail:

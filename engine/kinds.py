@@ -48,6 +48,7 @@ class KindDecl:
     immutable: tuple[str, ...] = ()          # top-level spec fields: a change means replace
     sensitive: tuple[str, ...] = ()          # top-level spec fields compared by fingerprint, masked
     partial_maps: tuple[str, ...] = ()       # maps of which only the declared keys are managed
+    always_managed: tuple[str, ...] = ()     # managed even when omitted (the model default applies): parent, type
     targeted: bool = True                    # metadata.target is required
     expand: Callable[["ExpandContext", Any], "Expanded"] | None = None
     # refine(change) -> Change | Diagnostic: a pure hook that adds the steps a reviewer must see (which policy

@@ -83,9 +83,9 @@ def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bo
     groups: dict[tuple[str, str], list[DesiredResource]] = {}
     for d in desired:
         groups.setdefault(provider_key(d.address), []).append(d)
-    for name, spec in target_specs.items():    # a declared target with nothing declared can still be pruned
+    for name, spec in target_specs.items():    # every target is read whole: undeclared managed resources show
         kind = "aws" if spec.aws else "azure"
-        if (targets is None or name in targets) and (spec.prune or prune):
+        if targets is None or name in targets:
             groups.setdefault((kind, name), [])
     prune_targets = {name for name, spec in target_specs.items() if spec.prune or prune}
     diags = Diagnostics()
@@ -94,7 +94,7 @@ def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bo
     for key in sorted(groups):
         provider = get_provider(ctx, key, target_specs)
         try:
-            result = provider.read(groups[key], prune=key[1] in prune_targets)
+            result = provider.read(groups[key], prune=True)
         except errors.ProviderError as exc:
             raise FleetctlError(error(f"reading {key[0]} target '{key[1]}' failed: {exc}",
                                       "check the Target's credentials and endpoint")) from None
@@ -204,7 +204,8 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
     failed: set[Address] = set()
     failed_targets: set[tuple[str, str]] = set()
     started = time.perf_counter()
-    journal.write("apply-start", changes=len(plan.changes))
+    journal.write("apply-start", changes=len(plan.changes),    # the review it came from (set by apply.yml)
+                  pullRequest=ctx.env.get("FLEETCTL_PULL_REQUEST") or None, runUrl=ctx.env.get("FLEETCTL_RUN_URL") or None)
 
     def run(change: Change) -> None:
         key = provider_key(change.address)

@@ -44,12 +44,16 @@ class Manifest:
 
     @property
     def address(self) -> Address:
-        if self.decl.targeted:
-            return Address.of(self.decl.provider, self.target or "-", self.decl.kind, self.name)
-        return Address.of(self.decl.provider, self.decl.kind, self.name)
+        return address_for(self.decl, self.name, self.target)
 
     def source(self, *path: Any) -> Source:
         return self.doc.source(("spec",) + tuple(path)) if path else self.doc.source(("metadata", "name"))
+
+
+def address_for(decl: KindDecl, name: str, target: str | None) -> Address:
+    if decl.targeted:
+        return Address.of(decl.provider, target or "-", decl.kind, name)
+    return Address.of(decl.provider, decl.kind, name)
 
 
 @dataclass
@@ -70,7 +74,7 @@ class ExpandContext:
 
     def error(self, summary: str, *path: Any, detail: str = "") -> None:
         self.diags.add(error(summary, detail, source=self.manifest.source(*path),
-                             address=str(self.manifest.address), field=".".join(map(str, path)) or None))
+                             address=str(self.manifest.address), field=("spec." + ".".join(map(str, path))) if path else None))
 
     def lookup(self, qualified_kind: str, name: str, target: str | None = None) -> Manifest | None:
         return self.index.get((qualified_kind, target if target is not None else self.manifest.target, name))
@@ -271,7 +275,7 @@ def _check_references(manifests: list[Manifest], index: dict, diags: Diagnostics
                 diags.add(error(f"unresolved reference: no {' or '.join(k.split('.')[-1] for k in kinds)} named "
                                 f"'{name}'{where}" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
                                 f"declared: {', '.join(candidates) or 'none'}",
-                                source=m.source(*path), address=str(m.address), field=".".join(map(str, path))))
+                                source=m.source(*path), address=str(m.address), field="spec." + ".".join(map(str, path))))
 
 
 def validate_documents(docs: list[Document], diags: Diagnostics) -> list[Manifest]:
@@ -284,7 +288,7 @@ def validate_documents(docs: list[Document], diags: Diagnostics) -> list[Manifes
         try:
             spec = decl.spec_model.model_validate(envelope.spec)
         except ValidationError as exc:
-            address = str(Address.of(decl.provider, envelope.metadata.target or "-", decl.kind, envelope.metadata.name))
+            address = str(address_for(decl, envelope.metadata.name, envelope.metadata.target))
             diags.extend(_pydantic_diags(exc, doc, ("spec",), decl.spec_model, address))
             continue
         manifests.append(Manifest(decl, doc, envelope, spec))
@@ -374,6 +378,10 @@ def dependency_addresses(ctx: ExpandContext) -> tuple[Address, ...]:
 def simple_desired(ctx: ExpandContext, spec: dict[str, Any], *, inputs: dict | None = None,
                    secrets: dict[str, SecretRef] | None = None) -> Expanded:
     m = ctx.manifest
+    for name in m.decl.always_managed:
+        if name not in spec:
+            value = getattr(m.spec, name)
+            spec[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
     return Expanded([DesiredResource(m.address, m.decl.qualified, spec, m.source(), dependency_addresses(ctx),
                                      inputs or {}, secrets or {})])
 

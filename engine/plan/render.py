@@ -9,7 +9,7 @@ import json
 from collections import Counter, defaultdict
 from typing import Any
 
-from engine.model import Action, Change
+from engine.model import SENSITIVE, Action, Change
 from engine.plan.model import Plan
 
 GITHUB_COMMENT_LIMIT = 65536
@@ -17,8 +17,10 @@ MARKDOWN_BUDGET = 60000
 ACTION_ORDER = [Action.DELETE, Action.REPLACE, Action.CREATE, Action.UPDATE]
 
 
-def _value(v: Any, limit: int = 120) -> str:
-    text = v if isinstance(v, str) and v == "(sensitive)" else json.dumps(v, sort_keys=True, ensure_ascii=False)
+def _value(v: Any, limit: int = 120, sensitive: bool = False) -> str:
+    if sensitive or v == SENSITIVE:
+        return SENSITIVE if v is not None else "null"
+    text = json.dumps(v, sort_keys=True, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -30,13 +32,15 @@ def summary_line(plan: Plan) -> str:
             f"{c['delete']} to delete.")
 
 
-def _change_lines(c: Change, indent: str = "      ") -> list[str]:
+def _change_lines(c: Change, indent: str = "      ", width: int = 120) -> list[str]:
+    """Field lines of a change; a field marked sensitive shows as (sensitive) whatever it holds."""
     lines = []
     for f in c.fields:
+        after = _value(f.after, width, f.sensitive)
         if c.action is Action.CREATE:
-            lines.append(f"{indent}{f.path}: {_value(f.after)}")
+            lines.append(f"{indent}{f.path}: {after}")
         else:
-            lines.append(f"{indent}{f.path}: {_value(f.before)} → {_value(f.after)}")
+            lines.append(f"{indent}{f.path}: {_value(f.before, width, f.sensitive)} → {after}")
     for step in c.steps:
         lines.append(f"{indent}step: {step}")
     return lines
@@ -78,44 +82,113 @@ def _kind_table(plan: Plan) -> list[str]:
             "|---|" + "---:|" * len(ACTION_ORDER)]
     for kind in sorted(counts):
         rows.append(f"| {kind} | " + " | ".join(str(counts[kind][a] or "") for a in ACTION_ORDER) + " |")
+    total = plan.counts()
+    rows.append("| **total** | " + " | ".join(f"**{total[a.value]}**" for a in ACTION_ORDER) + " |")
     return rows
 
 
-def markdown(plan: Plan, *, artifact_hint: str = "the plan artifact") -> str:
-    """A PR comment: counts first, destructive changes first and flagged, details collapsed per kind."""
+ARTIFACT_PREFIX = "fleetctl-plan-"      # the PR workflow uploads the plan file as ARTIFACT_PREFIX + head commit
+MAX_LISTED = 50
+
+
+def _fence(lines: list[str]) -> str:
+    """A code fence longer than any backtick run inside, so no value can close the block early."""
+    runs = [len(r) for line in lines for r in _backtick_runs(line)]
+    return "`" * max(3, max(runs, default=0) + 1)
+
+
+def _backtick_runs(line: str) -> list[str]:
+    out, run = [], ""
+    for ch in line:
+        if ch == "`":
+            run += ch
+        elif run:
+            out.append(run)
+            run = ""
+    return out + ([run] if run else [])
+
+
+def _md_change(c: Change, fields: int | None, width: int) -> list[str]:
+    sign = {"create": "+", "delete": "-", "replace": "!", "update": "!"}[c.action.value]
+    lines = [f"{sign} {c.action.value} {c.address}" + (f"  ({c.reason})" if c.reason else "")]
+    if fields != 0:
+        detail = _change_lines(c, "    ", width)
+        shown = detail if fields is None else detail[:fields]
+        lines += shown
+        if len(shown) < len(detail):
+            lines.append(f"    … {len(detail) - len(shown)} more line(s)")
+    return lines
+
+
+def _md_section(title: str, changes: list[Change], *, fields: int | None, width: int, cap: int | None,
+                open_: bool = False) -> list[str]:
+    lines: list[str] = []
+    for c in changes[:cap]:
+        lines += _md_change(c, fields, width)
+    if cap is not None and len(changes) > cap:
+        lines.append(f"… and {len(changes) - cap} more")
+    fence = _fence(lines)
+    return [f"<details{' open' if open_ else ''}><summary>{title}</summary>", "", fence + "diff", *lines, fence,
+            "</details>", ""]
+
+
+# detail levels tried in order until the comment fits: (field lines per change, value width, changes listed per
+# kind, destructive changes listed per kind); destructive changes are the last to be cut
+_LEVELS: tuple[tuple[int | None, int, int | None, int | None], ...] = (
+    (None, 120, None, None), (6, 60, None, None), (0, 120, None, None), (0, 120, 200, None), (0, 120, 40, None),
+    (0, 120, 10, None), (0, 120, 0, None), (0, 120, 0, 200), (0, 120, 0, MAX_LISTED))
+
+
+def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARKDOWN_BUDGET) -> str:
+    """A PR comment: counts per action and kind first; destructive changes first and flagged; details
+    collapsed per kind; sensitive values masked; shortened to fit GitHub's comment limit, with a pointer to
+    the plan artifact when anything was left out."""
+    hint = artifact_hint or (f"the workflow artifact `{ARTIFACT_PREFIX}{plan.git_commit}` (`fleetctl show plan.json`)"
+                             if plan.git_commit else "the plan file (`fleetctl show plan.json`)")
     head = ["<!-- fleetctl-plan -->", f"### fleetctl plan `{plan.plan_id}`"
             + (f" for `{plan.git_commit[:12]}`" if plan.git_commit else ""), "", f"**{summary_line(plan)}**", ""]
     if plan.changes:
         head += _kind_table(plan) + [""]
-    destructive = [c for c in plan.changes if c.action.destructive]
+    destructive = sorted((c for c in plan.changes if c.action.destructive), key=lambda c: c.action is not Action.DELETE)
     if destructive:
-        head.append(f"> [!WARNING]\n> {len(destructive)} destructive change(s):")
+        head.append(f"> [!WARNING]\n> **{len(destructive)} destructive change(s)** (delete or replace):")
         head += [f"> - `{c.action.symbol}` **{c.action.value}** `{c.address}`" + (f" — {c.reason}" if c.reason else "")
-                 for c in destructive[:50]]
+                 for c in destructive[:MAX_LISTED]]
+        if len(destructive) > MAX_LISTED:
+            head.append(f"> - … and {len(destructive) - MAX_LISTED} more (see {hint})")
         head.append("")
-    for d in plan.diagnostics:
+    for d in plan.diagnostics[:MAX_LISTED]:
         head.append(f"- {'⚠️' if d.severity.value == 'warning' else '❌'} {d.render().splitlines()[0]}")
-    body: list[str] = []
-    by_kind: dict[str, list[Change]] = defaultdict(list)
-    for c in sorted(plan.changes, key=lambda c: (not c.action.destructive, c.kind)):
-        by_kind[c.kind].append(c)
-    for kind, changes in by_kind.items():
-        body.append(f"<details><summary>{kind}: {len(changes)} change(s)</summary>\n\n```diff")
-        for c in changes:
-            sign = {"create": "+", "delete": "-", "replace": "!", "update": "!"}[c.action.value]
-            body.append(f"{sign} {c.action.value} {c.address}" + (f"  ({c.reason})" if c.reason else ""))
-            body.extend(_change_lines(c, "    "))
-        body.append("```\n</details>\n")
-    text_out = "\n".join(head + [""] + body)
-    if len(text_out) > MARKDOWN_BUDGET:
-        cut = text_out[:MARKDOWN_BUDGET]
-        cut = cut[: cut.rfind("\n")]
-        if cut.count("```") % 2:
-            cut += "\n```"
-        if cut.count("<details>") > cut.count("</details>"):
-            cut += "\n</details>"
-        text_out = cut + f"\n\n_The plan is too large for one comment; the full plan is in {artifact_hint}._\n"
-    return text_out
+    if len(plan.diagnostics) > MAX_LISTED:
+        head.append(f"- … and {len(plan.diagnostics) - MAX_LISTED} more diagnostic(s)")
+    if plan.interrupted:
+        head.append(f"- ⚠️ {len(plan.interrupted)} change(s) of an interrupted apply were found in the journal; "
+                    "this plan converges them.")
+    if plan.unmanaged:
+        head.append(f"- ℹ️ {len(plan.unmanaged)} unmanaged resource(s) exist that no manifest declares; fleetctl "
+                    "leaves them alone.")
+    footer = ["---", "_Merging this pull request applies exactly this plan (`fleetctl apply plan.json`); if the "
+              "actual state changes first, apply refuses the stale plan and the pull request must be re-planned._"]
+    if not plan.changes:
+        return "\n".join(head + footer) + "\n"
+    destructive_by: dict[str, list[Change]] = defaultdict(list)
+    other_by: dict[str, list[Change]] = defaultdict(list)
+    for c in plan.changes:
+        (destructive_by if c.action.destructive else other_by)[c.kind].append(c)
+    for level, (fields, width, cap, cap_destructive) in enumerate(_LEVELS):
+        body: list[str] = []
+        for kind in sorted(destructive_by):
+            body += _md_section(f"⚠️ {kind}: {len(destructive_by[kind])} destructive change(s)", destructive_by[kind],
+                                fields=fields, width=width, cap=cap_destructive, open_=True)
+        for kind in sorted(other_by):
+            body += _md_section(f"{kind}: {len(other_by[kind])} change(s)", other_by[kind], fields=fields,
+                                width=width, cap=cap)
+        note = [] if level == 0 else [f"_Details were shortened to fit a comment; the full plan is in {hint}._", ""]
+        text_out = "\n".join(head + [""] + body + note + footer) + "\n"
+        if len(text_out) <= budget:
+            return text_out
+    cut = "\n".join(head)[: budget - 400]
+    return cut[: cut.rfind("\n")] + f"\n\n_The plan is too large for one comment; the full plan is in {hint}._\n"
 
 
 def as_json(plan: Plan) -> str:
@@ -125,33 +198,96 @@ def as_json(plan: Plan) -> str:
 RENDERERS = {"text": text, "markdown": markdown, "json": as_json}
 
 
-def drift_report(plan: Plan, fmt: str = "text") -> str:
-    """Drift per resource and field (the plan read as 'what differs', not 'what will change')."""
+class DriftState:
+    """How a resource differs, in drift words (the plan's action read as 'what differs')."""
+
+    MISSING = "missing"                  # declared, absent in the cloud
+    DIFFERS = "differs"                  # exists, some managed fields differ
+    NOT_DECLARED = "not declared"        # managed by fleetctl, no longer declared, pruning on
+
+    @staticmethod
+    def of(c: Change) -> str:
+        return {Action.CREATE: DriftState.MISSING, Action.DELETE: DriftState.NOT_DECLARED}.get(c.action,
+                                                                                             DriftState.DIFFERS)
+
+
+def _orphans(plan: Plan) -> list[str]:
+    """Managed resources no manifest declares while pruning is off: drift the plan only warns about."""
+    return sorted({d.address for d in plan.diagnostics if d.address and "no longer declared" in d.summary})
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET) -> str:
+    """Drift per resource and field: 'manifest' is the desired value, 'actual' what the cloud holds. The
+    resources listed are exactly the plan's changes (the exit code's drift); managed resources kept only
+    because pruning is off are noted separately."""
+    orphans = _orphans(plan)
     if fmt == "json":
-        return json.dumps({"inSync": not plan.changes, "planId": plan.plan_id, "gitCommit": plan.git_commit,
-                           "drift": [{"address": str(c.address), "kind": c.kind, "action": c.action.value,
-                                      "fields": [f.to_json() for f in c.fields]} for c in plan.changes]},
-                          indent=2, ensure_ascii=False) + "\n"
+        counts = Counter(DriftState.of(c) for c in plan.changes)
+        return json.dumps({
+            "inSync": not plan.changes, "planId": plan.plan_id, "gitCommit": plan.git_commit,
+            "createdAt": plan.created_at,
+            "summary": {"resources": len(plan.changes), **{k: counts[k] for k in
+                                                            (DriftState.MISSING, DriftState.DIFFERS,
+                                                             DriftState.NOT_DECLARED)}},
+            "drift": [{"address": str(c.address), "kind": c.kind, "state": DriftState.of(c),
+                       "action": c.action.value, **({"source": str(c.source)} if c.source else {}),
+                       "fields": [{"path": f.path, "manifest": SENSITIVE if f.sensitive else f.after,
+                                   "actual": SENSITIVE if f.sensitive and f.before is not None else f.before,
+                                   **({"sensitive": True} if f.sensitive else {})}
+                                  for f in (c.fields if c.action is not Action.CREATE else ())]}
+                      for c in plan.changes],
+            "orphaned": orphans}, indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
+        head = ["<!-- fleetctl-drift -->"]
         if not plan.changes:
-            return "### fleetctl drift: in sync\n"
-        rows = ["<!-- fleetctl-drift -->", f"### fleetctl drift: {len(plan.changes)} resource(s) out of sync", "",
-                "| resource | field | manifest | actual |", "|---|---|---|---|"]
+            head.append("### fleetctl drift: in sync")
+            head.append("")
+            head.append("The actual state matches the manifests" + (f" at `{plan.git_commit[:12]}`" if plan.git_commit
+                                                                      else "") + f" ({plan.created_at}).")
+            return "\n".join(head + _orphan_lines(orphans)) + "\n"
+        head += [f"### fleetctl drift: {len(plan.changes)} resource(s) out of sync", "",
+                 f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
+                 + ". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
+                 "actual state.", "", "| resource | field | manifest | actual |", "|---|---|---|---|"]
+        rows: list[str] = []
         for c in plan.changes:
-            if c.action is Action.CREATE:
+            state = DriftState.of(c)
+            if state == DriftState.MISSING:
                 rows.append(f"| `{c.address}` | (whole resource) | declared | missing |")
-            elif c.action is Action.DELETE:
+                continue
+            if state == DriftState.NOT_DECLARED:
                 rows.append(f"| `{c.address}` | (whole resource) | not declared | exists (managed) |")
-            for f in c.fields if c.action not in (Action.CREATE,) else ():
-                rows.append(f"| `{c.address}` | `{f.path}` | {_value(f.after, 60)} | {_value(f.before, 60)} |")
-        return "\n".join(rows) + "\n"
+                continue
+            for f in c.fields:
+                rows.append(f"| `{c.address}` | `{_cell(f.path)}` | {_cell(_value(f.after, 60, f.sensitive))} | "
+                            f"{_cell(_value(f.before, 60, f.sensitive))} |")
+        tail = _orphan_lines(orphans)
+        out = head + rows + tail
+        while len("\n".join(out)) > budget and rows:
+            rows = rows[: len(rows) // 2]
+            out = head + rows + [f"| … | {len(plan.changes)} resource(s) in all: see `fleetctl drift` | | |"] + tail
+        return "\n".join(out) + "\n"
     if not plan.changes:
-        return "In sync: the actual state matches the manifests.\n"
+        return "In sync: the actual state matches the manifests.\n" + "".join(
+            f"note: {a} is managed by fleetctl but no longer declared (pruning is off)\n" for a in orphans)
     out = [f"Drift: {len(plan.changes)} resource(s) differ from the manifests."]
     for c in plan.changes:
-        state = {Action.CREATE: "missing", Action.DELETE: "not declared"}.get(c.action, "differs")
-        out.append(f"  {c.address}: {state}")
-        if c.action not in (Action.CREATE,):
+        state = DriftState.of(c)
+        out.append(f"  {c.address}: {state}" + (f"  ({c.source})" if c.source else ""))
+        if state == DriftState.DIFFERS:
             for f in c.fields:
-                out.append(f"      {f.path}: manifest {_value(f.after)}, actual {_value(f.before)}")
+                out.append(f"      {f.path}: manifest {_value(f.after, sensitive=f.sensitive)}, "
+                           f"actual {_value(f.before, sensitive=f.sensitive)}")
+    out += [f"note: {a} is managed by fleetctl but no longer declared (pruning is off)" for a in orphans]
     return "\n".join(out) + "\n"
+
+
+def _orphan_lines(orphans: list[str]) -> list[str]:
+    if not orphans:
+        return []
+    return ["", f"ℹ️ {len(orphans)} resource(s) managed by fleetctl are no longer declared and kept because pruning "
+            "is off: " + ", ".join(f"`{a}`" for a in orphans[:MAX_LISTED]) + (" …" if len(orphans) > MAX_LISTED else "")]

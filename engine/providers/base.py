@@ -1,7 +1,8 @@
 """The provider contract, and how the engine finds the provider for a Target.
 
 `read` returns the actual state of everything in scope in bulk (list/paginated/query calls), projected to
-the shape of the desired specs. `apply` carries out one Change with the API's optimistic concurrency where
+the shape of the desired specs. With `prune=True` it also discovers undeclared resources and reports whether
+each carries fleetctl's ownership marker (the planner decides whether to delete, warn or just list them). `apply` carries out one Change with the API's optimistic concurrency where
 it exists and raises only engine.errors. Provider modules are imported when a Target needs them, so
 validating manifests never imports a cloud SDK.
 """

@@ -2,7 +2,8 @@
 
 Certificate ids are sha256(DER) as on AWS (`use_valid_cert`), which can only be set in-process, so the
 sandbox runs moto's ThreadedMotoServer in a process of its own (`python -m engine.sandbox.aws`) rather than
-the `moto_server` CLI. Known gaps of moto are listed in research/backends.md; tests name them.
+the `moto_server` CLI. Known gaps of moto are listed in research/backends.md; tests name them. The tag APIs
+and ListCACertificates, which fleetctl's ownership marker needs, are added by engine/sandbox/moto_ext.py.
 """
 from __future__ import annotations
 
@@ -18,9 +19,12 @@ from pathlib import Path
 
 def start_moto(port: int = 0):
     """Start moto on 127.0.0.1 and return (server, endpoint_url)."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    for name in ("werkzeug", "moto", "flask.app"):   # moto logs a traceback for every NotImplemented call
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     from moto.core.config import default_user_config
     default_user_config["iot"]["use_valid_cert"] = True
+    from engine.sandbox.moto_ext import install
+    install()
     from moto.server import ThreadedMotoServer
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

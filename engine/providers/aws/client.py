@@ -88,6 +88,7 @@ class AwsClient:
         self.retry.on_retry = self._count_retry
         self.calls: collections.Counter[str] = collections.Counter()
         self.throttles = 0
+        self.pace: Callable[[str], None] | None = None   # called before every request (a rate limiter: import)
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -104,6 +105,8 @@ class AwsClient:
         self._local.hook = value
 
     def _once(self, op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.pace is not None:
+            self.pace(op)
         with self._lock:
             self.calls[op] += 1
         try:
@@ -129,7 +132,16 @@ class AwsClient:
     def pages(self, op: str, key: str, *, page_size: int | None = 250, size_arg: str = "maxResults",
               token_in: str = "nextToken", token_out: str = "nextToken", **kwargs: Any) -> Iterator[Any]:
         """Every item of a paginated list call (nextToken or marker style)."""
-        token = None
+        for items, _ in self.page_iter(op, key, page_size=page_size, size_arg=size_arg, token_in=token_in,
+                                       token_out=token_out, **kwargs):
+            yield from items
+
+    def page_iter(self, op: str, key: str, *, page_size: int | None = 250, size_arg: str = "maxResults",
+                  token_in: str = "nextToken", token_out: str = "nextToken", start_token: str | None = None,
+                  **kwargs: Any) -> Iterator[tuple[list[Any], str | None]]:
+        """Each page of a list call with the token of the next one (None after the last): a caller may record
+        the token and continue from it later (`start_token`), as a resumed import does."""
+        token = start_token
         while True:
             args = dict(kwargs)
             if page_size:
@@ -137,8 +149,8 @@ class AwsClient:
             if token:
                 args[token_in] = token
             response = self.call(op, **args)
-            yield from response.get(key, [])
-            token = response.get(token_out)
+            token = response.get(token_out) or None
+            yield list(response.get(key, [])), token
             if not token:
                 return
 

@@ -6,6 +6,7 @@ certificate id computed from the PEM), so the diff is a plain comparison.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -16,6 +17,7 @@ from pydantic import Field, field_validator
 from engine.kinds import KindDecl, Ref, register
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, canonical, declared, simple_desired
 from engine.manifest.types import Name, Pem, Status, Strict
+from engine.model import Action
 from engine.pki import CertInfo, PemError, cert_info, issued_by
 from engine.providers.aws.planning import REFINE
 
@@ -23,6 +25,11 @@ GROUP = "aws.fleetctl.io"
 ATTR_KEY = r"^[a-zA-Z0-9_.,@/:#-]{1,128}$"
 MARKER_KEY = "managed-by"          # the ownership marker fleetctl writes (thing/group attribute, tag)
 MARKER_VALUE = "fleetctl"
+# Adoption (`fleetctl import --adopt`): a manifest annotated `fleetctl.io/adopt: "true"` declares that the
+# resource must carry the ownership marker. Its desired state then holds MANAGED_FIELD, the provider reports
+# the marker under that field for such resources, and the plan shows one reviewable update that adds it.
+ADOPT_ANNOTATION = "fleetctl.io/adopt"
+MANAGED_FIELD = "managedBy"
 
 
 def _json_doc(value: Any) -> Any:
@@ -189,7 +196,6 @@ def _expand_ca(ctx: ExpandContext, m: Manifest) -> Expanded:
     out.pop("certificatePem", None)
     out.pop("verificationCertificatePem", None)
     out.pop("certificateMode", None)
-    out.setdefault("status", spec.status)
     inputs: dict[str, Any] = {"certificateMode": spec.certificateMode}
     if info:
         out["certificateId"] = info.cert_id
@@ -213,7 +219,6 @@ def _expand_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
     info = _read_cert(ctx, spec.certificatePem, "certificatePem")
     out = _sorted_lists(declared(spec), "policies")
     out.pop("certificatePem", None)
-    out.setdefault("status", spec.status)
     inputs: dict[str, Any] = {}
     if info:
         out["certificateId"] = info.cert_id
@@ -233,34 +238,65 @@ def _expand_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
 def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
     if not re.match(r"^[a-zA-Z0-9_]+$", m.name):
         ctx.error("topic rule names may hold only letters, digits and '_' (AWS rule name)")
-    spec = declared(m.spec)
-    for key in ("awsIotSqlVersion", "ruleDisabled"):
-        spec.setdefault(key, getattr(m.spec, key))
-    return simple_desired(ctx, canonical(spec))
+    return simple_desired(ctx, canonical(declared(m.spec)))
 
 
 def _expand_template(ctx: ExpandContext, m: Manifest) -> Expanded:
     spec = declared(m.spec)
     spec["templateBody"] = canonical(m.spec.templateBody)
-    for key in ("enabled", "type"):
-        spec.setdefault(key, getattr(m.spec, key))
     return simple_desired(ctx, spec)
 
 
+def _adoptable(kind: str, expand: Any) -> Any:
+    """Wrap a kind's expand: the adopt annotation adds the ownership marker to the desired state."""
+    def wrapped(ctx: ExpandContext, m: Manifest) -> Expanded:
+        out = expand(ctx, m)
+        flag = m.envelope.metadata.annotations.get(ADOPT_ANNOTATION)
+        if flag in (None, "false"):
+            return out
+        if flag != "true":
+            ctx.error(f'annotation {ADOPT_ANNOTATION} must be "true" or "false", not {flag!r}')
+        elif kind == "Certificate":
+            ctx.error(f"a Certificate carries no ownership marker of its own (it is managed when a managed Thing "
+                      f"holds it): remove {ADOPT_ANNOTATION} here and adopt the Thing")
+        else:
+            out.resources = [dataclasses.replace(r, spec={**r.spec, MANAGED_FIELD: MARKER_VALUE})
+                             for r in out.resources]
+        return out
+    return wrapped
+
+
+def _adoption_steps(kind: str, refine: Any) -> Any:
+    """Wrap a kind's refine: an update that adds the ownership marker says so, with the step it takes."""
+    how = "attribute" if kind in ("Thing", "ThingGroup") else "tag"
+
+    def wrapped(c: Any) -> Any:
+        result = refine(c) if refine else c
+        if getattr(result, "action", None) is Action.UPDATE and any(f.path == MANAGED_FIELD for f in result.fields):
+            result = dataclasses.replace(
+                result, reason=result.reason or f"adopt: the manifest says {ADOPT_ANNOTATION}",
+                steps=result.steps + (f"add the ownership marker {how} {MARKER_KEY}={MARKER_VALUE}",))
+        return result
+    return wrapped
+
+
 def aws(kind: str, model: type, rank: int, expand, **kw: Any) -> KindDecl:
-    return register(KindDecl(GROUP, kind, "aws", model, rank=rank, expand=expand, refine=REFINE.get(kind), **kw))
+    return register(KindDecl(GROUP, kind, "aws", model, rank=rank, expand=_adoptable(kind, expand),
+                             refine=_adoption_steps(kind, REFINE.get(kind)), **kw))
 
 
-aws("ProvisioningTemplate", ProvisioningTemplateSpec, 5, _expand_template, immutable=("type",))
+aws("ProvisioningTemplate", ProvisioningTemplateSpec, 5, _expand_template, immutable=("type",),
+    always_managed=("enabled", "type"))
 aws("CACertificate", CACertificateSpec, 10, _expand_ca, immutable=("certificateId",),
+    always_managed=("status", "autoRegistration"),
     references=(Ref("registrationConfig.templateName", "aws.ProvisioningTemplate"),))
 aws("Policy", PolicySpec, 20, _expand_policy)
-aws("Certificate", CertificateSpec, 30, _expand_certificate, immutable=("certificateId",),
+aws("Certificate", CertificateSpec, 30, _expand_certificate, immutable=("certificateId",), always_managed=("status",),
     references=(Ref("caCertificate", "aws.CACertificate"), Ref("policies", "aws.Policy", many=True)))
 aws("ThingType", ThingTypeSpec, 40, _expand_thing_type, immutable=("description", "searchableAttributes"))
-aws("ThingGroup", ThingGroupSpec, 50, _expand_thing_group, immutable=("parent",),
+aws("ThingGroup", ThingGroupSpec, 50, _expand_thing_group, immutable=("parent",), always_managed=("parent",),
     references=(Ref("parent", "aws.ThingGroup"), Ref("policies", "aws.Policy", many=True)))
-aws("Thing", ThingSpec, 60, _expand_thing,
+aws("Thing", ThingSpec, 60, _expand_thing, always_managed=("thingType",),
     references=(Ref("thingType", "aws.ThingType"), Ref("groups", "aws.ThingGroup", many=True),
                 Ref("principals", "aws.Certificate", many=True)))
-aws("TopicRule", TopicRuleSpec, 70, _expand_topic_rule)
+aws("TopicRule", TopicRuleSpec, 70, _expand_topic_rule, always_managed=("awsIotSqlVersion", "ruleDisabled"))

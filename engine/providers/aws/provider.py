@@ -11,20 +11,49 @@ candidates); a certificate is managed when a managed thing holds it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from engine import errors
 from engine.diagnostics import Diagnostic, warning
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.providers.aws.client import AwsClient
-from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.planning import policy_version_steps
 from engine.providers.base import ApplyResult, ReadResult
 
 TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
 READ_WORKERS = 16
+READ_ORDER = ("aws.ThingType", "aws.Policy", "aws.CACertificate", "aws.Certificate", "aws.ThingGroup", "aws.Thing",
+              "aws.TopicRule", "aws.ProvisioningTemplate")
+
+
+@dataclass
+class ReadOptions:
+    """What `fleetctl import` (engine/importer/aws.py) asks of `read` beyond a plan's needs; the defaults are
+    exactly a plan's read.
+
+    - `everything`: read every thing with its certificates, not only declared or marked ones (the other kinds
+      are always listed whole); `select_thing` may reject a thing before its per-thing call, from
+      {"name", "thingType", "attributes", "groups"}.
+    - `kinds`: the kinds wanted (what they depend on is read too); None: those of `desired` (all when pruning).
+    - `known`: the actual state of kinds an interrupted import finished: restored, not read again.
+      `things_from`: (ListThings token, things read so far) to continue an interrupted page walk.
+    - `on_kind(kind, resources)` after each kind read; `on_things_page(next_token, things)` after each
+      ListThings page (with its things' certificate links): checkpoints and progress.
+    """
+
+    everything: bool = False
+    select_thing: Callable[[Mapping[str, Any]], bool] | None = None
+    kinds: frozenset[str] | None = None
+    known: Mapping[str, list[ActualResource]] = field(default_factory=dict)
+    things_from: tuple[str | None, list[ActualResource]] | None = None
+    on_kind: Callable[[str, list[ActualResource]], None] | None = None
+    on_things_page: Callable[[str | None, list[ActualResource]], None] | None = None
+    page_size: int = 250
 
 
 def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "AwsProvider":
@@ -69,41 +98,55 @@ class AwsProvider:
         return self.client.call("describe_endpoint", endpointType="iot:Data-ATS")["endpointAddress"]
 
     # ------------------------------------------------------------------ read
-    def read(self, desired: list[DesiredResource], *, prune: bool = False) -> ReadResult:
+    def read(self, desired: list[DesiredResource], *, prune: bool = False,
+             options: ReadOptions | None = None) -> ReadResult:
         """Actual state for the kinds declared in this target (plus everything managed when pruning)."""
         self.diagnostics = []
-        kinds = {d.kind for d in desired}
+        opts = options or ReadOptions()
         by_kind: dict[str, dict[str, DesiredResource]] = {}
         for d in desired:
             by_kind.setdefault(d.kind, {})[d.address.name] = d
-        ctx = _ReadContext(self, by_kind, prune)
+        ctx = _ReadContext(self, by_kind, prune, opts)
         out: list[ActualResource] = []
-        readers: list[tuple[str, Callable[[_ReadContext], list[ActualResource]]]] = [
-            ("aws.ThingType", _read_thing_types), ("aws.Policy", _read_policies),
-            ("aws.CACertificate", _read_cas), ("aws.Certificate", _read_certificates),
-            ("aws.ThingGroup", _read_groups), ("aws.Thing", _read_things),
-            ("aws.TopicRule", _read_rules), ("aws.ProvisioningTemplate", _read_templates)]
+        readers: dict[str, Callable[[_ReadContext], list[ActualResource]]] = {
+            "aws.ThingType": _read_thing_types, "aws.Policy": _read_policies, "aws.CACertificate": _read_cas,
+            "aws.Certificate": _read_certificates, "aws.ThingGroup": _read_groups, "aws.Thing": _read_things,
+            "aws.TopicRule": _read_rules, "aws.ProvisioningTemplate": _read_templates}
+        kinds = set(opts.kinds) if opts.kinds is not None else set(READ_ORDER) if prune else {d.kind for d in desired}
         needed = set(kinds)
-        if "aws.Thing" in needed or prune:
+        if "aws.Thing" in needed or (prune and opts.kinds is None):
             needed |= {"aws.Certificate", "aws.ThingGroup"}
         if "aws.Certificate" in needed:
             needed |= {"aws.Policy", "aws.CACertificate"}
         if "aws.ThingGroup" in needed:
             needed.add("aws.Policy")
-        for kind, reader in readers:
-            if kind in needed or prune:
-                resources = reader(ctx)
-                ctx.actual[kind] = resources
-                if kind in kinds or prune:
-                    out.extend(resources)
+        for kind in READ_ORDER:
+            if kind not in needed:
+                continue
+            if kind in opts.known:
+                ctx.actual[kind] = list(opts.known[kind])
+                _restore(ctx, kind)
+                continue
+            ctx.actual[kind] = readers[kind](ctx)
+            if opts.on_kind is not None:
+                opts.on_kind(kind, ctx.actual[kind])
+        for kind, resources in ctx.actual.items():   # collected last: readers may refine earlier kinds
+            if kind in kinds:
+                out.extend(resources)
         return ReadResult(out, list(self.diagnostics))
 
     # ------------------------------------------------------------------ apply
     def apply(self, change: Change, secrets: Mapping[str, str]) -> ApplyResult:
-        handler = HANDLERS.get((change.kind, change.action))
-        if handler is None:
-            raise errors.Invalid(f"fleetctl cannot {change.action.value} {change.kind}")
-        outputs = handler(self, change) or {}
+        adopt = change.action is Action.UPDATE and any(f.path == MANAGED_FIELD for f in change.fields)
+        rest = tuple(f for f in change.fields if f.path != MANAGED_FIELD)
+        outputs: dict = {}
+        if not adopt or rest:
+            handler = HANDLERS.get((change.kind, change.action))
+            if handler is None:
+                raise errors.Invalid(f"fleetctl cannot {change.action.value} {change.kind}")
+            outputs = handler(self, dataclasses.replace(change, fields=rest) if adopt else change) or {}
+        if adopt:   # after the other fields: their expectedVersion was read before this write bumps the version
+            _write_marker(self, change, check_version=not rest)
         return ApplyResult(outputs=outputs)
 
     # helpers shared by handlers
@@ -123,11 +166,13 @@ class AwsProvider:
 class _ReadContext:
     """What readers share: the desired index (to name certificates), earlier kinds' results, link indexes."""
 
-    def __init__(self, provider: AwsProvider, by_kind: dict[str, dict[str, DesiredResource]], prune: bool) -> None:
+    def __init__(self, provider: AwsProvider, by_kind: dict[str, dict[str, DesiredResource]], prune: bool,
+                 options: ReadOptions | None = None) -> None:
         self.p = provider
         self.c = provider.client
         self.by_kind = by_kind
         self.prune = prune
+        self.options = options or ReadOptions()
         self.actual: dict[str, list[ActualResource]] = {}
         self.cert_names: dict[str, str] = {d.spec.get("certificateId"): name
                                            for name, d in by_kind.get("aws.Certificate", {}).items()
@@ -144,6 +189,29 @@ class _ReadContext:
 
     def cert_name(self, cert_id: str) -> str:
         return self.cert_names.get(cert_id, cert_id)
+
+    def marker(self, kind: str, name: str, state: dict[str, Any], marked: bool | Callable[[], bool]) -> None:
+        """Report the ownership marker under MANAGED_FIELD, only where the manifest asks to adopt (so no other
+        resource's state, nor its plan fingerprint, changes)."""
+        desired = self.by_kind.get(kind, {}).get(name)
+        if desired is not None and MANAGED_FIELD in desired.spec:
+            state[MANAGED_FIELD] = MARKER_VALUE if (marked() if callable(marked) else marked) else None
+
+
+def _restore(ctx: _ReadContext, kind: str) -> None:
+    """Rebuild the link indexes a kind's reader fills, from that kind's restored resources (resumed import)."""
+    for r in ctx.actual[kind]:
+        if kind == "aws.Policy":
+            for arn in r.ids.get("targets", []):
+                ctx.policy_targets.setdefault(arn, []).append(r.address.name)
+        elif kind == "aws.ThingGroup":
+            ctx.p.arns["group:" + r.address.name] = r.ids["arn"]
+            for thing in r.ids.get("members", []):
+                ctx.group_members.setdefault(thing, []).append(r.address.name)
+        elif kind == "aws.Certificate":
+            ctx.p.arns[r.ids["certificateId"]] = r.ids["arn"]
+        elif kind == "aws.CACertificate":
+            ctx.p.arns[r.state["certificateId"]] = r.ids["arn"]
 
 
 def _parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
@@ -163,6 +231,7 @@ def _read_thing_types(ctx: _ReadContext) -> list[ActualResource]:
                  "searchableAttributes": sorted(props.get("searchableAttributes", []) or []),
                  "deprecated": bool(t.get("thingTypeMetadata", {}).get("deprecated", False))}
         managed = ctx.declared("aws.ThingType", name) or (ctx.prune and ctx.p._tags_managed(t["thingTypeArn"]))
+        ctx.marker("aws.ThingType", name, state, lambda: ctx.p._tags_managed(t["thingTypeArn"]))
         out.append(ActualResource(ctx.p.addr("ThingType", name), "aws.ThingType", state, managed=managed,
                                   ids={"arn": t["thingTypeArn"]}))
     return out
@@ -191,6 +260,7 @@ def _read_policies(ctx: _ReadContext) -> list[ActualResource]:
         for arn in targets:
             ctx.policy_targets.setdefault(arn, []).append(name)
         managed = desired is not None or (ctx.prune and ctx.p._tags_managed(pol["policyArn"]))
+        ctx.marker("aws.Policy", name, state, lambda: ctx.p._tags_managed(pol["policyArn"]))
         return ActualResource(ctx.p.addr("Policy", name), "aws.Policy", state, token=f"v{pol['defaultVersionId']}",
                               managed=managed, ids=ids)
 
@@ -227,16 +297,18 @@ def _read_cas(ctx: _ReadContext) -> list[ActualResource]:
                 "templateBody": json.loads(reg["templateBody"]) if reg.get("templateBody") else None,
                 "roleArn": reg.get("roleArn")}.items() if v is not None} or None
         managed = desired is not None or (ctx.prune and ctx.p._tags_managed(desc["certificateArn"]))
+        ctx.marker("aws.CACertificate", name, state, lambda: ctx.p._tags_managed(desc["certificateArn"]))
         ctx.p.arns[ca_id] = desc["certificateArn"]
-        for cert in ctx.c.pages("list_certificates_by_ca", "certificates", size_arg="pageSize", token_in="marker",
-                                token_out="nextMarker", caCertificateId=ca_id):
-            ctx.cert_ca[cert["certificateId"]] = name
         out.append(ActualResource(ctx.p.addr("CACertificate", name), "aws.CACertificate", state,
                                   token=str(desc.get("generationId", "")), managed=managed, ids=ids))
     return out
 
 
 def _read_certificates(ctx: _ReadContext) -> list[ActualResource]:
+    for ca in ctx.actual.get("aws.CACertificate", []):
+        for cert in ctx.c.pages("list_certificates_by_ca", "certificates", size_arg="pageSize", token_in="marker",
+                                token_out="nextMarker", caCertificateId=ca.state["certificateId"]):
+            ctx.cert_ca[cert["certificateId"]] = ca.address.name
     out = []
     for cert in ctx.c.pages("list_certificates", "certificates", size_arg="pageSize", token_in="marker",
                             token_out="nextMarker"):
@@ -267,6 +339,7 @@ def _read_groups(ctx: _ReadContext) -> list[ActualResource]:
         ctx.p.arns["group:" + name] = g["thingGroupArn"]
         state = {"parent": parent, "description": props.get("thingGroupDescription"), "attributes": attrs,
                  "policies": sorted(ctx.policy_targets.get(g["thingGroupArn"], []))}
+        ctx.marker("aws.ThingGroup", name, state, managed)
         return ActualResource(ctx.p.addr("ThingGroup", name), "aws.ThingGroup", state, token=str(g.get("version", "")),
                               managed=managed, ids={"arn": g["thingGroupArn"], "version": g.get("version"),
                                                     "members": sorted(members)})
@@ -279,28 +352,42 @@ def _read_groups(ctx: _ReadContext) -> list[ActualResource]:
 
 
 def _read_things(ctx: _ReadContext) -> list[ActualResource]:
-    rows = []
-    for t in ctx.c.pages("list_things", "things"):
-        attrs = dict(t.get("attributes") or {})
-        managed = attrs.pop(MARKER_KEY, None) == MARKER_VALUE
-        name = t["thingName"]
-        if ctx.declared("aws.Thing", name) or managed:
-            rows.append((name, t, attrs, managed))
+    opts = ctx.options
+    token, done = opts.things_from or (None, [])
+    out = list(done)
 
     def principals(row: tuple) -> list[str]:
+        if not row[4]:
+            return []     # an unmanaged, undeclared thing is only listed: its links are not fleetctl's concern
         try:
             arns = ctx.c.pages("list_thing_principals", "principals", thingName=row[0])
             return sorted(ctx.cert_name(arn.rsplit("/", 1)[-1]) for arn in arns if ":cert/" in arn)
         except errors.NotFound:
             return []
 
-    links = _parallel(principals, rows)
-    out = []
-    for (name, t, attrs, managed), prin in zip(rows, links):
-        state = {"thingType": t.get("thingTypeName"), "attributes": attrs,
-                 "groups": sorted(ctx.group_members.get(name, [])), "principals": prin}
-        out.append(ActualResource(ctx.p.addr("Thing", name), "aws.Thing", state, token=f"v{t.get('version', 0)}",
-                                  managed=managed, ids={"version": t.get("version"), "arn": t.get("thingArn")}))
+    for page, token in ctx.c.page_iter("list_things", "things", page_size=opts.page_size, start_token=token):
+        rows = []
+        for t in page:
+            attrs = dict(t.get("attributes") or {})
+            managed = attrs.pop(MARKER_KEY, None) == MARKER_VALUE
+            name = t["thingName"]
+            wanted = opts.everything and (opts.select_thing is None or opts.select_thing(
+                {"name": name, "thingType": t.get("thingTypeName"), "attributes": attrs,
+                 "groups": sorted(ctx.group_members.get(name, []))}))
+            if ctx.declared("aws.Thing", name) or managed or ctx.prune or wanted:
+                rows.append((name, t, attrs, managed, managed or wanted or ctx.declared("aws.Thing", name)))
+        links = _parallel(principals, rows)
+        page_out = []
+        for (name, t, attrs, managed, _), prin in zip(rows, links):
+            state = {"thingType": t.get("thingTypeName"), "attributes": attrs,
+                     "groups": sorted(ctx.group_members.get(name, [])), "principals": prin}
+            ctx.marker("aws.Thing", name, state, managed)
+            page_out.append(ActualResource(ctx.p.addr("Thing", name), "aws.Thing", state,
+                                           token=f"v{t.get('version', 0)}", managed=managed,
+                                           ids={"version": t.get("version"), "arn": t.get("thingArn")}))
+        out.extend(page_out)
+        if opts.on_things_page is not None:
+            opts.on_things_page(token, page_out)
     # a certificate held by a managed thing is managed too (certificates carry no marker of their own)
     held = {p for r in out if r.managed for p in r.state["principals"]}
     certs = ctx.actual.get("aws.Certificate", [])
@@ -322,6 +409,7 @@ def _read_rules(ctx: _ReadContext) -> list[ActualResource]:
                                           "errorAction") if rule.get(k) not in (None, "")}
         state.setdefault("actions", [])
         managed = ctx.declared("aws.TopicRule", name) or (ctx.prune and ctx.p._tags_managed(resp["ruleArn"]))
+        ctx.marker("aws.TopicRule", name, state, lambda: ctx.p._tags_managed(resp["ruleArn"]))
         return ActualResource(ctx.p.addr("TopicRule", name), "aws.TopicRule", json.loads(json.dumps(state)),
                               managed=managed, ids={"arn": resp["ruleArn"]})
 
@@ -334,6 +422,8 @@ def _read_templates(ctx: _ReadContext) -> list[ActualResource]:
     except errors.Unsupported:
         if ctx.by_kind.get("aws.ProvisioningTemplate"):
             raise
+        if ctx.options.everything:
+            ctx.p._gap("ListProvisioningTemplates: provisioning templates are not read")
         return []
     out = []
     for name in names:
@@ -342,6 +432,7 @@ def _read_templates(ctx: _ReadContext) -> list[ActualResource]:
                  "description": t.get("description"), "enabled": t.get("enabled"), "type": t.get("type"),
                  "preProvisioningHook": t.get("preProvisioningHook")}
         managed = ctx.declared("aws.ProvisioningTemplate", name) or (ctx.prune and ctx.p._tags_managed(t["templateArn"]))
+        ctx.marker("aws.ProvisioningTemplate", name, state, lambda: ctx.p._tags_managed(t["templateArn"]))
         out.append(ActualResource(ctx.p.addr("ProvisioningTemplate", name), "aws.ProvisioningTemplate", state,
                                   token=str(t.get("defaultVersionId", "")), managed=managed,
                                   ids={"arn": t["templateArn"], "defaultVersionId": t.get("defaultVersionId")}))
@@ -349,6 +440,27 @@ def _read_templates(ctx: _ReadContext) -> list[ActualResource]:
 
 
 # ====================================================================== apply handlers
+def _write_marker(p: AwsProvider, c: Change, *, check_version: bool) -> None:
+    """Adoption: add the ownership marker (a merged attribute on things and groups, a tag elsewhere), nothing else."""
+    version = {"expectedVersion": c.ids["version"]} if check_version and c.ids.get("version") is not None else {}
+    marker = {"attributes": {MARKER_KEY: MARKER_VALUE}, "merge": True}
+    if c.kind == "aws.Thing":
+        p.client.call("update_thing", thingName=c.address.name, attributePayload=marker, **version)
+    elif c.kind == "aws.ThingGroup":
+        p.client.call("update_thing_group", thingGroupName=c.address.name,
+                      thingGroupProperties={"attributePayload": marker}, **version)
+    else:
+        p.client.call("tag_resource", resourceArn=c.ids["arn"], tags=TAGS)
+
+
+def _ignore_missing(call: Callable[..., dict], op: str, **kwargs: Any) -> dict:
+    """Detach/delete calls converge: an already-gone link or resource is the desired outcome."""
+    try:
+        return call(op, **kwargs)
+    except errors.NotFound:
+        return {}
+
+
 def _changed(change: Change, key: str) -> bool:
     return any(f.path == key or f.path.startswith(key + ".") for f in change.fields)
 
@@ -412,18 +524,12 @@ def _thing_update(p: AwsProvider, c: Change) -> dict:
 
 def _thing_delete(p: AwsProvider, c: Change) -> dict:
     name = c.address.name
-    for cert in c.actual.get("principals", []):
-        try:
-            p.client.call("detach_thing_principal", thingName=name, principal=p.cert_arn(_cert_id(p, c, cert)))
-        except errors.NotFound:
-            pass
+    for arn in p.client.pages("list_thing_principals", "principals", thingName=name):
+        _ignore_missing(p.client.call, "detach_thing_principal", thingName=name, principal=arn)
     args: dict[str, Any] = {"thingName": name}
     if c.ids.get("version") is not None:
         args["expectedVersion"] = c.ids["version"]
-    try:
-        p.client.call("delete_thing", **args)
-    except errors.NotFound:
-        pass
+    _ignore_missing(p.client.call, "delete_thing", **args)
     return {}
 
 
@@ -538,8 +644,9 @@ def _policy_update(p: AwsProvider, c: Change) -> dict:
 
 def _policy_delete(p: AwsProvider, c: Change) -> dict:
     name = c.address.name
-    for target in c.ids.get("targets", []):
-        p.client.call("detach_policy", policyName=name, target=target)
+    for target in p.client.pages("list_targets_for_policy", "targets", page_size=250, size_arg="pageSize",
+                                 token_in="marker", token_out="nextMarker", policyName=name):
+        _ignore_missing(p.client.call, "detach_policy", policyName=name, target=target)
     for version in c.ids.get("versions", []):
         if str(version) != str(c.ids.get("defaultVersionId")):
             p.client.call("delete_policy_version", policyName=name, policyVersionId=str(version))
@@ -594,7 +701,7 @@ def _cert_delete(p: AwsProvider, c: Change) -> dict:
     for thing in p.client.pages("list_principal_things", "things", principal=arn):
         p.client.call("detach_thing_principal", thingName=thing, principal=arn)
     for policy in c.actual.get("policies", []):
-        p.client.call("detach_policy", policyName=policy, target=arn)
+        _ignore_missing(p.client.call, "detach_policy", policyName=policy, target=arn)
     if c.actual.get("status") == "ACTIVE":
         p.client.call("update_certificate", certificateId=cid, newStatus="INACTIVE")
     p.client.call("delete_certificate", certificateId=cid, forceDelete=False)

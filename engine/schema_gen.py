@@ -1,0 +1,63 @@
+"""Generate the JSON Schema of every kind into schemas/ (committed; a test fails when they drift).
+
+Each file validates a whole document (apiVersion, kind, metadata, spec), so editors with a YAML language
+server can check manifests as they are typed. Regenerate with `python -m engine.schema_gen`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from engine import kinds
+from engine.manifest.types import Metadata
+
+
+def document_schema(decl: kinds.KindDecl) -> dict:
+    spec = decl.spec_model.model_json_schema(ref_template="#/$defs/{model}")
+    defs = spec.pop("$defs", {})
+    meta = Metadata.model_json_schema(ref_template="#/$defs/{model}")
+    defs.update(meta.pop("$defs", {}))
+    defs["Metadata"] = meta
+    required_meta = ["name", "target"] if decl.targeted else ["name"]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://fleetctl.io/schemas/{decl.group}/{decl.kind}.json",
+        "title": f"{decl.api_version} {decl.kind}",
+        "description": decl.description or (decl.spec_model.__doc__ or "").strip(),
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": decl.api_version},
+            "kind": {"const": decl.kind},
+            "metadata": {"allOf": [{"$ref": "#/$defs/Metadata"}], "required": required_meta},
+            "spec": spec,
+        },
+        "$defs": defs,
+    }
+
+
+def render_all() -> dict[str, str]:
+    out = {}
+    for decl in kinds.all_kinds():
+        out[f"{decl.group}/{decl.kind}.json"] = json.dumps(document_schema(decl), indent=2, sort_keys=True) + "\n"
+    return out
+
+
+def write(root: Path) -> list[str]:
+    files = render_all()
+    for stale in root.rglob("*.json"):
+        if str(stale.relative_to(root)) not in files:
+            stale.unlink()
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return sorted(files)
+
+
+if __name__ == "__main__":
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "schemas")
+    for name in write(root):
+        print(name)
