@@ -1,0 +1,395 @@
+"""The one module that imports the Azure SDKs: IoT Hub registry and twins, DPS enrollments, ARM hub certificates.
+
+Everything above this module sees plain JSON-able dicts and lists in the services' own wire shapes (camelCase,
+e.g. `deviceId`, `properties.desired`, `attestation`), and fleetctl's own errors (`engine.errors`) carrying the
+service error code and request id. SDK model objects and SDK exceptions never leave it.
+
+- Hub: `azure.iot.hub.IoTHubRegistryManager` (2.7.0). Reads go through the query API with continuation
+  (`query_devices`), never one GET per device.
+- DPS: `azure.iot.deviceprovisioning.DeviceProvisioningClient` (1.0.0b1, the only release). Its query paging
+  (`ItemPaged` over `x-ms-continuation`) works, so azure-core is not needed directly.
+- ARM: `azure.mgmt.iothub.IotHubClient` (api-version 2023-06-30) with any TokenCredential; the sandbox passes a
+  `StaticTokenCredential`.
+
+SDK retries are switched off: the engine owns retries (it retries only `Throttled` and `Transient`, with backoff),
+and an SDK that silently sleeps on 429 would hide quota costs from benchmarks. Every wire call is counted in
+`self.calls` under its SDK operation name (each query page counts once). Keys are never logged.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import AzureError, HttpResponseError
+from azure.iot.deviceprovisioning import DeviceProvisioningClient
+from azure.iot.hub import IoTHubRegistryManager
+from azure.iot.hub.models import (AuthenticationMechanism, DeviceCapabilities, ExportImportDevice,
+                                  PropertyContainer, QuerySpecification, SymmetricKey, Twin, TwinProperties,
+                                  X509Thumbprint)
+from azure.mgmt.iothub import IotHubClient
+from azure.mgmt.iothub.models import CertificateDescription, CertificateProperties, CertificateVerificationDescription
+from msrest.exceptions import ClientException, HttpOperationError
+from urllib3.util.retry import Retry
+
+from engine.errors import (Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, ProviderError, Throttled,
+                           Transient)
+
+BULK_LIMIT = 100
+AUTH_TYPES = {"sas": "sas", "symmetricKey": "sas", "selfSigned": "selfSigned",
+              "certificateAuthority": "certificateAuthority", "x509CA": "certificateAuthority"}
+STATUS_ERRORS: dict[int, type[ProviderError]] = {400: Invalid, 401: Forbidden, 403: Forbidden, 404: NotFound,
+                                                 409: Conflict, 412: PreconditionFailed, 429: Throttled}
+TRANSIENT_STATUSES = {408, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class ArmTarget:
+    """Where the hub's ARM resource lives; `credential` is any azure-core TokenCredential."""
+
+    base_url: str
+    subscription_id: str
+    resource_group: str
+    hub_name: str
+    credential: Any
+
+
+class StaticTokenCredential:
+    """A TokenCredential that hands out a fixed bearer token: enough for the local ARM emulator, not for Azure."""
+
+    def __init__(self, token: str = "fleetctl-sandbox") -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+# ------------------------------------------------------------------ error translation
+def _body_fields(text: str) -> tuple[str | None, str | None, str | None]:
+    """(code, message, tracking id) from IoT Hub, DPS or ARM error bodies."""
+    try:
+        body = json.loads(text) if text else {}
+    except ValueError:
+        return None, text[:500] or None, None
+    if not isinstance(body, dict):
+        return None, None, None
+    if isinstance(body.get("error"), dict):                       # ARM front door / OData
+        return body["error"].get("code"), body["error"].get("message"), None
+    if "Message" in body:                                          # IoT Hub: "ErrorCode:X;message"
+        head, _, message = str(body["Message"]).partition(";")
+        code = head.removeprefix("ErrorCode:") if head.startswith("ErrorCode:") else None
+        tracking = str(body.get("ExceptionMessage", "")).removeprefix("Tracking ID:").split("-G:")[0] or None
+        return code, message or body["Message"], tracking
+    code = body.get("code") if body.get("code") is not None else body.get("errorCode")
+    return (str(code) if code is not None else None), body.get("message"), body.get("trackingId")
+
+
+def _response_text(response: Any) -> str:
+    text = response.text
+    return text() if callable(text) else (text or "")
+
+
+def _from_response(exc: Exception, response: Any) -> ProviderError:
+    status = int(response.status_code)
+    headers = response.headers
+    code, message, tracking = _body_fields(_response_text(response))
+    code = headers.get("iothub-errorcode") or code or headers.get("x-ms-error-code")
+    request_id = headers.get("x-ms-request-id") or tracking
+    kind = STATUS_ERRORS.get(status) or (Transient if status in TRANSIENT_STATUSES else ProviderError)
+    text = message or f"HTTP {status} from the Azure service"
+    if kind is Throttled:
+        retry_after = headers.get("Retry-After")
+        return Throttled(text, retry_after=float(retry_after) if retry_after else None, code=code,
+                         request_id=request_id, status=status)
+    return kind(text, code=code, request_id=request_id, status=status)
+
+
+def translate(exc: Exception) -> ProviderError:
+    """Map an SDK or transport exception to fleetctl's error vocabulary."""
+    response = getattr(exc, "response", None)
+    if isinstance(exc, (HttpOperationError, HttpResponseError)) and response is not None:
+        return _from_response(exc, response)
+    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "SSLError" in str(exc):
+        return ProviderError(f"TLS verification failed: {message}", code="TlsError")
+    return Transient(message, code=type(exc).__name__)
+
+
+# --------------------------------------------------------------------- SDK builders
+def _authentication(auth: Mapping[str, Any]) -> AuthenticationMechanism:
+    """Build the SDK mechanism from fleetctl's flat auth dict (see AzureClient.create_device)."""
+    kind = AUTH_TYPES.get(str(auth.get("type")))
+    if kind is None:
+        raise Invalid(f"unknown authentication type {auth.get('type')!r}; use one of {', '.join(AUTH_TYPES)}")
+    if kind == "sas":
+        return AuthenticationMechanism(type="sas", symmetric_key=SymmetricKey(
+            primary_key=auth.get("primaryKey"), secondary_key=auth.get("secondaryKey")))
+    if kind == "selfSigned":
+        return AuthenticationMechanism(type="selfSigned", x509_thumbprint=X509Thumbprint(
+            primary_thumbprint=auth.get("primaryThumbprint"), secondary_thumbprint=auth.get("secondaryThumbprint")))
+    return AuthenticationMechanism(type="certificateAuthority")
+
+
+def _import_device(entry: Mapping[str, Any], mode: str) -> ExportImportDevice:
+    desired = entry.get("desired")
+    return ExportImportDevice(
+        id=entry["device_id"], e_tag=entry.get("etag"), import_mode=mode, status=entry.get("status"),
+        authentication=_authentication(entry["auth"]) if entry.get("auth") else None,
+        twin_etag=entry.get("twin_etag"), tags=entry.get("tags"),
+        properties=PropertyContainer(desired=desired) if desired is not None else None,
+        capabilities=DeviceCapabilities(iot_edge=entry["iot_edge"]) if "iot_edge" in entry else None)
+
+
+def _plain(model: Any) -> Any:
+    """An SDK model as the JSON the service sent (camelCase keys); lists element-wise; dicts unchanged."""
+    if model is None or isinstance(model, (dict, str, int, float, bool)):
+        return model
+    if isinstance(model, list):
+        return [_plain(item) for item in model]
+    return model.serialize(keep_readonly=True)
+
+
+def _disable_retries(policy: Retry) -> None:
+    """Turn msrest's urllib3 Retry off in place (the session may already hold this very object): no retry on 5xx,
+    none on 429 + Retry-After, and the error response is returned to the SDK instead of a MaxRetryError."""
+    policy.total = policy.connect = policy.read = 0
+    policy.raise_on_status = False
+    policy.respect_retry_after_header = False
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except (ClientException, AzureError, requests.RequestException) as exc:
+        raise translate(exc) from exc
+
+
+class AzureClient:
+    """Thin, counted, error-translating access to one hub (plus its DPS and ARM resource, when given)."""
+
+    def __init__(self, hub_connection_string: str, dps_connection_string: str | None = None,
+                 arm: ArmTarget | None = None, ca_bundle: str | None = None) -> None:
+        self.calls: collections.Counter[str] = collections.Counter()
+        verify = {"connection_verify": ca_bundle} if ca_bundle else {}
+        self._hub = IoTHubRegistryManager.from_connection_string(hub_connection_string)
+        config = self._hub.protocol.config
+        if ca_bundle:
+            config.connection.verify = ca_bundle
+        _disable_retries(config.retry_policy.policy)
+        self._dps = (DeviceProvisioningClient.from_connection_string(dps_connection_string, retry_total=0, **verify)
+                     if dps_connection_string else None)
+        self._arm_target = arm
+        self._arm = (IotHubClient(arm.credential, arm.subscription_id, base_url=arm.base_url, retry_total=0, **verify)
+                     if arm else None)
+
+    @contextmanager
+    def _call(self, name: str) -> Iterator[None]:
+        """Count one wire call under `name` and translate whatever the SDK raises."""
+        self.calls[name] += 1
+        with _translated():
+            yield
+
+    def _dps_client(self) -> DeviceProvisioningClient:
+        if self._dps is None:
+            raise ProviderError("no DPS connection string is configured for this target", code="NotConfigured")
+        return self._dps
+
+    def _arm_client(self) -> tuple[IotHubClient, ArmTarget]:
+        if self._arm is None or self._arm_target is None:
+            raise ProviderError("no ARM target is configured for this hub", code="NotConfigured")
+        return self._arm, self._arm_target
+
+    # ------------------------------------------------------------------ devices
+    def query_devices(self, where: str | None = None, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every twin matching `where` (IoT Hub query language), page by page through the continuation token.
+
+        Calls the generated operation behind `query_iot_hub` (`protocol.query.get_twins`) with `raw=True` and
+        reads the response JSON: converting 1,000 Twin models back to dicts per page would double the CPU cost.
+        """
+        query = QuerySpecification(query="SELECT * FROM devices" + (f" WHERE {where}" if where else ""))
+        token: str | None = None
+        while True:
+            with self._call("query_iot_hub"):
+                raw = self._hub.protocol.query.get_twins(query, token, str(page_size), None, True)
+                twins = raw.response.json()
+            yield from twins
+            token = raw.headers.get("x-ms-continuation")
+            if not token:
+                return
+
+    def get_device(self, device_id: str) -> dict[str, Any]:
+        with self._call("get_device"):
+            return _plain(self._hub.get_device(device_id))
+
+    def create_device(self, device_id: str, auth: Mapping[str, Any], status: str = "enabled",
+                      iot_edge: bool = False) -> dict[str, Any]:
+        """Create an identity. `auth` is flat: `{"type": "sas"|"symmetricKey", "primaryKey", "secondaryKey"}`
+        (keys optional: the service generates them), `{"type": "selfSigned", "primaryThumbprint",
+        "secondaryThumbprint"}` or `{"type": "certificateAuthority"|"x509CA"}`."""
+        return self._write_device(device_id, auth, status, iot_edge, etag=None)
+
+    def update_device(self, device_id: str, auth: Mapping[str, Any], status: str, iot_edge: bool,
+                      etag: str | None) -> dict[str, Any]:
+        """Replace an identity with If-Match `etag` (None means `*`, i.e. unconditional)."""
+        return self._write_device(device_id, auth, status, iot_edge, etag=etag or "*")
+
+    def _write_device(self, device_id: str, auth: Mapping[str, Any], status: str, iot_edge: bool,
+                      etag: str | None) -> dict[str, Any]:
+        mechanism = _authentication(auth)
+        verb = "create" if etag is None else "update"
+        name = {"sas": "sas", "selfSigned": "x509", "certificateAuthority": "certificate_authority"}[mechanism.type]
+        method = getattr(self._hub, f"{verb}_device_with_{name}")
+        arguments: list[Any] = [device_id] if etag is None else [device_id, etag]
+        if mechanism.type == "sas":
+            arguments += [mechanism.symmetric_key.primary_key, mechanism.symmetric_key.secondary_key]
+        elif mechanism.type == "selfSigned":
+            arguments += [mechanism.x509_thumbprint.primary_thumbprint, mechanism.x509_thumbprint.secondary_thumbprint]
+        with self._call(f"{verb}_device_with_{name}"):
+            return _plain(method(*arguments, status, iot_edge))
+
+    def delete_device(self, device_id: str, etag: str | None) -> None:
+        with self._call("delete_device"):
+            self._hub.delete_device(device_id, etag)
+
+    def bulk_devices(self, devices: list[Mapping[str, Any]], mode: str) -> dict[str, Any]:
+        """Bulk registry operation in chunks of 100. Each entry: `device_id` and optionally `auth` (as in
+        create_device), `status`, `iot_edge`, `etag`, `twin_etag`, `tags`, `desired`. `mode` is the importMode
+        (create, update, updateIfMatchETag, delete, deleteIfMatchETag, updateTwin, updateTwinIfMatchETag).
+        Returns `{"isSuccessful", "errors": [{deviceId, errorCode, errorStatus, ...}], "warnings"}`."""
+        merged: dict[str, Any] = {"isSuccessful": True, "errors": [], "warnings": []}
+        for start in range(0, len(devices), BULK_LIMIT):
+            chunk = [_import_device(entry, mode) for entry in devices[start:start + BULK_LIMIT]]
+            with self._call("bulk_create_or_update_devices"):
+                result = _plain(self._hub.bulk_create_or_update_devices(chunk))
+            if "isSuccessful" not in result:      # the SDK also "parses" a whole-request 400 into an empty result
+                raise Invalid("the hub rejected the bulk registry request as a whole", code="BulkRequestRejected")
+            merged["isSuccessful"] = merged["isSuccessful"] and bool(result.get("isSuccessful"))
+            merged["errors"] += result.get("errors") or []
+            merged["warnings"] += result.get("warnings") or []
+        return merged
+
+    # -------------------------------------------------------------------- twins
+    def get_twin(self, device_id: str) -> dict[str, Any]:
+        with self._call("get_twin"):
+            return _plain(self._hub.get_twin(device_id))
+
+    def update_twin(self, device_id: str, patch: Mapping[str, Any], etag: str | None) -> dict[str, Any]:
+        """PATCH `{"tags": {...}, "properties": {"desired": {...}}}` (merge; null deletes) with If-Match."""
+        desired = (patch.get("properties") or {}).get("desired")
+        twin = Twin(tags=patch.get("tags"),
+                    properties=TwinProperties(desired=desired) if desired is not None else None)
+        with self._call("update_twin"):
+            return _plain(self._hub.update_twin(device_id, twin, etag or "*"))
+
+    # ---------------------------------------------------------------------- DPS
+    def _dps_collection(self, group: bool) -> tuple[Any, str]:
+        client = self._dps_client()
+        return (client.enrollment_group, "enrollmentGroupId") if group else (client.enrollment, "registrationId")
+
+    def _dps_list(self, group: bool, page_size: int | None) -> list[dict[str, Any]]:
+        operations, _ = self._dps_collection(group)
+        name = f"{'enrollment_group' if group else 'enrollment'}.query"
+        items: list[dict[str, Any]] = []
+        pages = operations.query({"query": "SELECT *"}, top=page_size).by_page()
+        while True:
+            with _translated():                  # ItemPaged fetches lazily: count only pages really fetched
+                page = next(pages, None)
+            if page is None:
+                return items
+            self.calls[name] += 1
+            items.extend(page)
+
+    def _dps_get(self, group: bool, item_id: str, *, attestation: bool = False) -> dict[str, Any]:
+        operations, _ = self._dps_collection(group)
+        method = "get_attestation_mechanism" if attestation else "get"
+        with self._call(f"{'enrollment_group' if group else 'enrollment'}.{method}"):
+            return getattr(operations, method)(item_id)
+
+    def _dps_put(self, group: bool, item_id: str, body: Mapping[str, Any], etag: str | None) -> dict[str, Any]:
+        operations, id_field = self._dps_collection(group)
+        with self._call(f"{'enrollment_group' if group else 'enrollment'}.create_or_update"):
+            return operations.create_or_update(item_id, {**body, id_field: item_id}, if_match=etag)
+
+    def _dps_delete(self, group: bool, item_id: str, etag: str | None) -> None:
+        operations, _ = self._dps_collection(group)
+        with self._call(f"{'enrollment_group' if group else 'enrollment'}.delete"):
+            operations.delete(item_id, if_match=etag)
+
+    def list_enrollment_groups(self, page_size: int | None = None) -> list[dict[str, Any]]:
+        """Every enrollment group (query with continuation). Symmetric keys are withheld by the service."""
+        return self._dps_list(True, page_size)
+
+    def get_enrollment_group(self, group_id: str) -> dict[str, Any]:
+        return self._dps_get(True, group_id)
+
+    def get_enrollment_group_attestation(self, group_id: str) -> dict[str, Any]:
+        """The attestation with its symmetric keys (GET and query leave them out)."""
+        return self._dps_get(True, group_id, attestation=True)
+
+    def put_enrollment_group(self, group_id: str, body: Mapping[str, Any], etag: str | None = None) -> dict[str, Any]:
+        """Create (etag None) or update (If-Match etag, `*` for unconditional) an enrollment group."""
+        return self._dps_put(True, group_id, body, etag)
+
+    def delete_enrollment_group(self, group_id: str, etag: str | None) -> None:
+        self._dps_delete(True, group_id, etag)
+
+    def list_enrollments(self, page_size: int | None = None) -> list[dict[str, Any]]:
+        return self._dps_list(False, page_size)
+
+    def get_enrollment(self, registration_id: str) -> dict[str, Any]:
+        return self._dps_get(False, registration_id)
+
+    def get_enrollment_attestation(self, registration_id: str) -> dict[str, Any]:
+        return self._dps_get(False, registration_id, attestation=True)
+
+    def put_enrollment(self, registration_id: str, body: Mapping[str, Any], etag: str | None = None) -> dict[str, Any]:
+        return self._dps_put(False, registration_id, body, etag)
+
+    def delete_enrollment(self, registration_id: str, etag: str | None) -> None:
+        self._dps_delete(False, registration_id, etag)
+
+    # ---------------------------------------------------------------------- ARM
+    def list_hub_certificates(self) -> list[dict[str, Any]]:
+        client, target = self._arm_client()
+        with self._call("certificates.list_by_iot_hub"):
+            return _plain(client.certificates.list_by_iot_hub(target.resource_group, target.hub_name).value or [])
+
+    def get_hub_certificate(self, name: str) -> dict[str, Any]:
+        client, target = self._arm_client()
+        with self._call("certificates.get"):
+            return _plain(client.certificates.get(target.resource_group, target.hub_name, name))
+
+    def put_hub_certificate(self, name: str, pem: str, etag: str | None = None, *,
+                            is_verified: bool | None = None) -> dict[str, Any]:
+        """Upload (etag None) or replace (If-Match etag) a CA certificate; `is_verified=True` skips the proof."""
+        client, target = self._arm_client()
+        description = CertificateDescription(properties=CertificateProperties(certificate=pem, is_verified=is_verified))
+        with self._call("certificates.create_or_update"):
+            return _plain(client.certificates.create_or_update(target.resource_group, target.hub_name, name,
+                                                               description, if_match=etag))
+
+    def generate_verification_code(self, name: str, etag: str) -> dict[str, Any]:
+        """Returns the certificate with `properties.verificationCode` and its new etag."""
+        client, target = self._arm_client()
+        with self._call("certificates.generate_verification_code"):
+            return _plain(client.certificates.generate_verification_code(target.resource_group, target.hub_name,
+                                                                         name, etag))
+
+    def verify_hub_certificate(self, name: str, etag: str, verification_pem: str) -> dict[str, Any]:
+        """Proof of possession: a certificate with CN = the verification code, signed by the uploaded CA."""
+        client, target = self._arm_client()
+        body = CertificateVerificationDescription(certificate=verification_pem)
+        with self._call("certificates.verify"):
+            return _plain(client.certificates.verify(target.resource_group, target.hub_name, name, etag, body))
+
+    def delete_hub_certificate(self, name: str, etag: str) -> None:
+        client, target = self._arm_client()
+        with self._call("certificates.delete"):
+            client.certificates.delete(target.resource_group, target.hub_name, name, etag)

@@ -1,0 +1,329 @@
+"""`AzureEmulator`: one HTTPS server on 127.0.0.1 serving the IoT Hub, DPS and ARM certificate APIs.
+
+No emulator of these APIs exists, so fleetctl ships its own (DESIGN §3). One server serves all three, told apart by
+path: `/subscriptions/…` is ARM (bearer token), `/devices`, `/twins`, `/statistics` are the hub (SAS signed with the
+`iothubowner` key), `/enrollmentGroups`, `/enrollments`, `/registrations` are DPS (SAS signed with the
+`provisioningserviceowner` key); both connection strings name the same `HostName=127.0.0.1:PORT`. `/_emulator/…`
+is the emulator's own unauthenticated control surface (stats, reset, quota config, device-side reported
+properties). The real SDKs reach it through ordinary settings only: connection strings, the CA bundle this class
+writes (REQUESTS_CA_BUNDLE or connection_verify), and an ARM base URL plus any credential.
+
+Run as a subprocess with `python -m engine.sandbox.azure_emulator --state-dir DIR [--port N]`: it writes
+`DIR/azure.json` (mode 0600, it holds the keys) and serves until SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from engine.providers.azure.sas import SasTokenError, verify_sas_token
+
+from .arm import ArmResource, ArmService, arm_error
+from .certs import TlsFiles, write_tls_files
+from .common import Counter, Request, Response, Router, ServiceError
+from .dps import DpsService, dps_error
+from .hub import HubService, hub_error, new_key
+from .quota import Accounting
+from .server import EmulatorServer
+
+DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+HUB_POLICY = "iothubowner"
+DPS_POLICY = "provisioningserviceowner"
+HUB_ROOTS = ("devices", "twins", "statistics")
+DPS_ROOTS = ("enrollmentgroups", "enrollments", "registrations")
+
+
+@dataclass(frozen=True)
+class _Api:
+    """How one of the three APIs authenticates, routes and renders errors."""
+
+    router: Router
+    authenticate: Callable[[Request], None]
+    render_error: Callable[[ServiceError], Response]
+    unauthorized_code: str
+    throttle_code: str
+
+
+class AzureEmulator:
+    """Stateful local IoT Hub + DPS + ARM certificate service over HTTPS; state lives as long as the server."""
+
+    def __init__(self, *, port: int = 0, state_dir: str | os.PathLike[str] | None = None,
+                 rates: Mapping[str, float] | None = None, page_size: int = 1000, latency_ms: float = 0.0,
+                 subscription_id: str = DEFAULT_SUBSCRIPTION, resource_group: str = "fleetctl-sandbox",
+                 hub_name: str = "fleetctl-sandbox-hub", dps_name: str = "fleetctl-sandbox-dps") -> None:
+        self._requested_port = port
+        self._state_dir_arg = Path(state_dir) if state_dir is not None else None
+        self._state_dir: Path | None = None
+        self.subscription_id, self.resource_group = subscription_id, resource_group
+        self.hub_name, self.dps_name = hub_name, dps_name
+        self._keys = {"hub": {HUB_POLICY: new_key()}, "dps": {DPS_POLICY: new_key()}}
+        self._lock = threading.RLock()
+        self._accounting = Accounting()
+        counter = Counter()
+        self.hub_service = HubService(counter=counter, page_cap=page_size)
+        self.dps_service = DpsService(page_cap=page_size)
+        self.arm_service = ArmService(counter=counter, subscription_id=subscription_id, resource_group=resource_group,
+                                      resources=[ArmResource("IotHubs", hub_name, 201),
+                                                 ArmResource("provisioningServices", dps_name, 200)])
+        self._latency_ms = 0.0
+        self.configure(rates=rates, page_size=page_size, latency_ms=latency_ms)
+        self._apis = {
+            "hub": _Api(self.hub_service.router, self._sas(self._keys["hub"]), hub_error,
+                        "IotHubUnauthorizedAccess", "ThrottlingException"),
+            "dps": _Api(self.dps_service.router, self._sas(self._keys["dps"]), dps_error,
+                        "Unauthorized", "TooManyRequests"),
+            "arm": _Api(self.arm_service.router, _bearer, arm_error, "AuthenticationFailed", "TooManyRequests"),
+        }
+        self._control = self._control_router()
+        self._server: EmulatorServer | None = None
+        self._thread: threading.Thread | None = None
+        self._tls: TlsFiles | None = None
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> AzureEmulator:
+        if self._server is not None:
+            return self
+        self._state_dir = self._state_dir_arg or Path(tempfile.mkdtemp(prefix="fleetctl-azure-"))
+        tls = write_tls_files(self._state_dir / "azure-tls")
+        self._tls = tls
+        self._server = EmulatorServer(("127.0.0.1", self._requested_port), self._dispatch,
+                                      cert_file=str(tls.cert_pem), key_file=str(tls.key_pem))
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="fleetctl-azure-emulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+        if self._state_dir_arg is None and self._state_dir is not None:
+            shutil.rmtree(self._state_dir, ignore_errors=True)
+
+    def __enter__(self) -> AzureEmulator:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ properties
+    def _running(self) -> tuple[EmulatorServer, TlsFiles]:
+        if self._server is None or self._tls is None:
+            raise RuntimeError("the emulator is not started")
+        return self._server, self._tls
+
+    @property
+    def port(self) -> int:
+        return int(self._running()[0].server_address[1])
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def ca_pem_path(self) -> str:
+        """The emulator's CA certificate alone (for `connection_verify` / `connection.verify`)."""
+        return str(self._running()[1].ca_pem)
+
+    @property
+    def ca_bundle(self) -> str:
+        """The emulator's CA plus the usual public roots: safe to export as REQUESTS_CA_BUNDLE for a whole shell."""
+        return str(self._running()[1].bundle_pem)
+
+    @property
+    def hub_connection_string(self) -> str:
+        return f"HostName={self.host};SharedAccessKeyName={HUB_POLICY};SharedAccessKey={self._keys['hub'][HUB_POLICY]}"
+
+    @property
+    def dps_connection_string(self) -> str:
+        return f"HostName={self.host};SharedAccessKeyName={DPS_POLICY};SharedAccessKey={self._keys['dps'][DPS_POLICY]}"
+
+    @property
+    def arm_base_url(self) -> str:
+        return f"https://{self.host}"
+
+    def describe(self) -> dict[str, Any]:
+        """Everything a client needs (what `azure.json` holds); it contains the shared access keys."""
+        return {"port": self.port, "host": self.host, "ca_bundle": self.ca_bundle, "ca_pem_path": self.ca_pem_path,
+                "hub_connection_string": self.hub_connection_string,
+                "dps_connection_string": self.dps_connection_string, "arm_base_url": self.arm_base_url,
+                "subscription_id": self.subscription_id, "resource_group": self.resource_group,
+                "hub_name": self.hub_name, "dps_name": self.dps_name, "pid": os.getpid()}
+
+    # --------------------------------------------------------------- control
+    def stats(self) -> dict[str, Any]:
+        """Requests per operation class (registry, twin_read, twin_update, query, dps, arm) and per route."""
+        return self._accounting.snapshot()
+
+    def reset(self) -> None:
+        """Forget every device, enrollment and certificate, and the request counts; keys stay valid."""
+        with self._lock:
+            for service in (self.hub_service, self.dps_service, self.arm_service):
+                service.reset()
+        self._accounting.clear()
+
+    def configure(self, *, rates: Mapping[str, float] | None = None, page_size: int | None = None,
+                  latency_ms: float | None = None) -> None:
+        """Quota-faithful mode: per-class rates (req/s, 429 beyond; `{}` lifts them), the query page cap, injected
+        latency. Arguments left as None keep their current value."""
+        if rates is not None:
+            self._accounting.set_rates(rates)
+        if page_size is not None:
+            if page_size < 1:
+                raise ValueError("page_size must be positive")
+            self.hub_service.page_cap = self.dps_service.page_cap = page_size
+        if latency_ms is not None:
+            self._latency_ms = max(0.0, float(latency_ms))
+
+    def report_properties(self, device_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Patch a device's reported properties as the device itself would (the service API cannot)."""
+        with self._lock:
+            return self.hub_service.report(device_id, patch)
+
+    # -------------------------------------------------------------- dispatch
+    def _sas(self, keys: dict[str, str]) -> Callable[[Request], None]:
+        def authenticate(request: Request) -> None:
+            host = request.header("host") or self.host
+            try:
+                verify_sas_token(request.header("authorization") or "", keys=keys,
+                                 requested_uri=f"{host}{request.path}")
+            except SasTokenError as exc:
+                raise ServiceError(401, "Unauthorized", f"Unauthorized: {exc}") from None
+        return authenticate
+
+    def _api_for(self, path: str) -> _Api:
+        root = path.strip("/").split("/", 1)[0].lower()
+        if root == "subscriptions":
+            return self._apis["arm"]
+        return self._apis["dps"] if root in DPS_ROOTS else self._apis["hub"]
+
+    def _dispatch(self, request: Request) -> tuple[int, dict[str, str], bytes]:
+        if request.path.startswith("/_emulator/"):
+            return _encode(self._control_call(request))
+        api = self._api_for(request.path)
+        try:
+            route, params = api.router.match(request.method, request.path)
+        except ServiceError as error:
+            return _encode(api.render_error(error))
+        retry_after = self._accounting.admit(route.op_class, route.operation)
+        if self._latency_ms:
+            time.sleep(self._latency_ms / 1000.0)
+        try:
+            self._admit(request, api, retry_after)
+            with self._lock:
+                return _encode(route.handler(request, **params))
+        except ServiceError as error:
+            return _encode(api.render_error(error))
+
+    @staticmethod
+    def _admit(request: Request, api: _Api, retry_after: int | None) -> None:
+        if not request.query.get("api-version"):
+            code = "MissingApiVersionParameter" if api.render_error is arm_error else "ArgumentInvalid"
+            raise ServiceError(400, code, "The api-version query parameter is required.")
+        try:
+            api.authenticate(request)
+        except ServiceError as error:
+            raise ServiceError(401, api.unauthorized_code, error.message) from None
+        if retry_after is not None:
+            raise ServiceError(429, api.throttle_code, "Request rate is too high; retry later.",
+                               retry_after=retry_after)
+
+    def _control_router(self) -> Router:
+        router = Router()
+        router.add("GET", "/_emulator/stats", "control", lambda request: Response(200, self.stats()))
+        router.add("POST", "/_emulator/reset", "control", self._control_reset)
+        router.add("POST", "/_emulator/config", "control", self._control_config)
+        router.add("PATCH", "/_emulator/twins/{device_id}/reported", "control",
+                   lambda request, device_id: Response(200, self.report_properties(device_id, request.json_object())))
+        return router
+
+    def _control_reset(self, request: Request) -> Response:
+        self.reset()
+        return Response(204)
+
+    def _control_config(self, request: Request) -> Response:
+        self.configure(**request.json_object())
+        return Response(200, self.stats())
+
+    def _control_call(self, request: Request) -> Response:
+        try:
+            route, params = self._control.match(request.method, request.path)
+            return route.handler(request, **params)
+        except ServiceError as error:
+            return Response(error.status, {"error": {"code": error.code, "message": error.message}})
+        except (TypeError, ValueError) as error:
+            return Response(400, {"error": {"code": "ArgumentInvalid", "message": str(error)}})
+
+
+def _bearer(request: Request) -> None:
+    scheme, _, token = (request.header("authorization") or "").partition(" ")
+    if not scheme:
+        raise ServiceError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ServiceError(401, "InvalidAuthenticationToken", "The access token is invalid.")
+
+
+def _encode(response: Response) -> tuple[int, dict[str, str], bytes]:
+    headers = {"x-ms-request-id": str(uuid.uuid4()), **response.headers}
+    if response.body is None:
+        return response.status, headers, b""
+    headers["Content-Type"] = "application/json; charset=utf-8"
+    return response.status, headers, json.dumps(response.body, separators=(",", ":")).encode("utf-8")
+
+
+def _parse_rates(text: str | None) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for item in filter(None, (text or "").split(",")):
+        name, _, value = item.partition("=")
+        rates[name.strip()] = float(value)
+    return rates
+
+
+def write_description(emulator: AzureEmulator, path: Path) -> None:
+    """Write `azure.json` atomically with mode 0600 (it holds the shared access keys)."""
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        json.dump(emulator.describe(), handle, indent=2)
+    os.replace(temporary, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine.sandbox.azure_emulator",
+                                     description="fleetctl's local Azure IoT Hub + DPS + ARM emulator (HTTPS).")
+    parser.add_argument("--state-dir", required=True, type=Path, help="where azure.json and the TLS files go")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    parser.add_argument("--rates", help="quota mode, e.g. registry=100,query=20 (requests per second per class)")
+    parser.add_argument("--page-size", type=int, default=1000, help="largest query page served")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every API call")
+    args = parser.parse_args(argv)
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    emulator = AzureEmulator(port=args.port, state_dir=args.state_dir, rates=_parse_rates(args.rates),
+                             page_size=args.page_size, latency_ms=args.latency_ms).start()
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        write_description(emulator, args.state_dir / "azure.json")
+        while not stopping.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+    return 0
