@@ -1,0 +1,74 @@
+"""PEM handling for certificate and key slots.
+
+Why: slots are compared by digest, and devices disagree on what they hash: u-blox +USECMNG reports an MD5
+that may cover the PEM as sent or the DER stored (R8). This module is the one place that normalises PEM
+text, extracts the DER body and computes both digests, and that says whether content is a certificate or a
+private key at all (the ST SPWF01 thread loaded a host name into f_ca).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+
+from .model import SlotKind
+
+_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----", re.S)
+_EXPECTED_LABELS: dict[SlotKind, tuple[str, ...]] = {
+    SlotKind.PEM_CERT: ("CERTIFICATE",),
+    SlotKind.KEY: ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY"),
+}
+_HOSTNAME = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\.?")
+
+
+def normalise_pem(content: bytes) -> bytes:
+    """CRLF → LF, trailing blanks stripped, one final newline. Used for the slot fingerprint (sha256)."""
+    lines = content.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    return b"\n".join(line.rstrip() for line in lines).strip(b"\n") + b"\n"
+
+
+def der_bodies(content: bytes) -> list[tuple[str, bytes]]:
+    """Every PEM block as (label, DER bytes); blocks whose body is not base64 are skipped."""
+    out = []
+    for match in _BLOCK.finditer(content):
+        try:
+            der = base64.b64decode(re.sub(rb"\s+", b"", match.group(2)), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        out.append((match.group(1).decode("ascii"), der))
+    return out
+
+
+def slot_fingerprint(content: bytes) -> str:
+    """``sha256:<hex>`` of the normalised PEM (R7/R8 recorded fingerprint)."""
+    return "sha256:" + hashlib.sha256(normalise_pem(content)).hexdigest()
+
+
+def slot_digests(content: bytes) -> frozenset[str]:
+    """Uppercase MD5s a device may report for this content: of the bytes as sent, and of the first DER body."""
+    digests = {hashlib.md5(content, usedforsecurity=False).hexdigest().upper()}
+    bodies = der_bodies(content)
+    if bodies:
+        digests.add(hashlib.md5(bodies[0][1], usedforsecurity=False).hexdigest().upper())
+    return frozenset(digests)
+
+
+def content_problem(kind: SlotKind, content: bytes, domain_register: str | None = None) -> str | None:
+    """Why `content` cannot go into a slot of `kind`, or None. Names a host name loaded as a certificate."""
+    labels = {label for label, _ in der_bodies(content)}
+    expected = _EXPECTED_LABELS[kind]
+    if labels & set(expected):
+        return None
+    what = "a PEM certificate (-----BEGIN CERTIFICATE-----)" if kind is SlotKind.PEM_CERT else \
+        "a PEM private key (-----BEGIN ... PRIVATE KEY-----)"
+    text = content.decode("utf-8", errors="replace").strip()
+    preview = text if len(text) <= 40 else text[:37] + "..."
+    message = f"expects {what}, got {preview!r}"
+    if labels:
+        message = f"expects {what}, got a PEM {', '.join(sorted(labels))}"
+    elif _HOSTNAME.fullmatch(text):
+        where = f" ('{domain_register}')" if domain_register else ""
+        message += f": that is a host name; the TLS server name belongs in the domain setting{where}, " \
+                   "not in a certificate slot"
+    return message
