@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
-FLEET = ROOT / "fleet"
+FLEET = Path(os.environ.get("FLEETCTL_TEST_FLEET", ROOT / "fleet"))   # the example fleet (override to test a snapshot)
 
 
 @pytest.fixture(scope="session")

@@ -74,13 +74,36 @@ def write_example(out: Path, serials: list[str], verification_code: str) -> None
         (out / f"{serial.lower()}.pem").write_text(issue({"CN": serial, "O": "SpringCard"}, ca).pem)
 
 
+def write_azure_example(out: Path, verification_code: str) -> None:
+    """The Azure example's public certificates (u-blox note §3.2): the root CA `rootca`, its verification
+    certificate (CN = the hub's verification code) and device1's certificate (CN = its device id). Keys are
+    discarded: fleetctl never needs them."""
+    out.mkdir(parents=True, exist_ok=True)
+    ca = make_ca({"CN": "fleetctl example root CA", "O": "fleetctl"})
+    (out / "rootca.pem").write_text(ca.pem)
+    (out / "rootca-verification.pem").write_text(verification_certificate(ca, verification_code).pem)
+    (out / "device1.pem").write_text(issue({"CN": "device1", "O": "fleetctl"}, ca).pem)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="regenerate the example fleet's public certificates")
     parser.add_argument("out", type=Path)
     parser.add_argument("--serial", action="append", default=[])
-    parser.add_argument("--verification-code", default="0000000000000000000000000000000000000000000000000000000000000000")
+    parser.add_argument("--verification-code", default=None,
+                        help="the account's registration code (default: the sandbox's, account 123456789012 eu-west-2)")
+    parser.add_argument("--azure", action="store_true",
+                        help="the Azure example's certificates instead (fleet/azure/certs; the verification code "
+                             "defaults to the sandbox hub's fixed one)")
     args = parser.parse_args(argv)
-    write_example(args.out, args.serial or ["DA1275B0", "DA1275B1", "DA1275B2"], args.verification_code)
+    if args.azure:
+        from engine.sandbox.azure.arm import sandbox_verification_code
+        from engine.sandbox.azure.emulator import DEFAULT_SUBSCRIPTION
+        write_azure_example(args.out, args.verification_code
+                            or sandbox_verification_code(DEFAULT_SUBSCRIPTION, "fleetctl-sandbox-hub"))
+        return 0
+    from engine.sandbox.moto_ext import sandbox_registration_code
+    code = args.verification_code or sandbox_registration_code("123456789012", "eu-west-2")
+    write_example(args.out, args.serial or ["DA1275B0", "DA1275B1", "DA1275B2"], code)
     return 0
 
 

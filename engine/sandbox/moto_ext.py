@@ -1,13 +1,26 @@
 """fleetctl's extensions to moto's IoT backend, closing gaps that matter for a plan/apply engine.
 
-moto 5.x does not implement ListCACertificates nor the tag APIs (TagResource, UntagResource,
-ListTagsForResource), and silently drops `tags` on create calls (research/backends.md §1). AWS has all of
-them, and fleetctl's ownership marker for policies, thing types, CAs and rules is a tag. These handlers add
-them to moto's IoT response class inside the sandbox process only, storing tags per ARN on the moto backend
-(so `POST /moto-api/reset` clears them). Nothing here is used against real AWS.
+moto 5.x (research/backends.md §1) does not implement ListCACertificates, the tag APIs or provisioning
+templates; it silently drops `tags` on create calls, returns a new registration code on every call, accepts
+any verification certificate, ignores auto-registration updates and overwrites a CA registered twice. AWS
+does none of that, and fleetctl's ownership marker, CA proof of possession and JITP settings depend on it.
+These handlers patch moto's IoT response class inside the sandbox process only, keeping their state on the
+moto backend (so `POST /moto-api/reset` clears it). Nothing here is used against real AWS.
+
+Behaviour added, as AWS documents it:
+- tags per ARN (create calls, TagResource, UntagResource, ListTagsForResource); ListCACertificates;
+- a stable registration code per account and region (`sandbox_registration_code`), and RegisterCACertificate
+  checking proof of possession: the verification certificate's CN is the code and the CA signed it
+  (RegistrationCodeValidationException / CertificateValidationException otherwise; SNI_ONLY needs none);
+  a second registration of the same CA is ResourceAlreadyExistsException (409);
+- autoRegistrationStatus and certificateMode kept and returned; UpdateCACertificate's
+  newAutoRegistrationStatus and removeAutoRegistration honoured;
+- provisioning templates: create, describe, update, delete, list, and versions (at most 5).
 """
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 from typing import Any, Callable
 
@@ -56,6 +69,188 @@ def _wrap_create(original: Callable, op: str) -> Callable:
     return handler
 
 
+def sandbox_registration_code(account_id: str, region: str) -> str:
+    """The sandbox's fixed registration code (AWS's is stable per account and region, too)."""
+    return hashlib.sha256(f"fleetctl-sandbox:{account_id}:{region}".encode()).hexdigest()
+
+
+def _error(kind: str, message: str, status: int = 400) -> Exception:
+    from moto.core.exceptions import JsonRESTError
+    exc = JsonRESTError(kind, message)
+    exc.code = status
+    return exc
+
+
+def _check_proof_of_possession(ca_pem: str, verification_pem: str | None, code: str) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+    try:
+        ca = x509.load_pem_x509_certificate(ca_pem.encode())
+    except ValueError:
+        raise _error("CertificateValidationException", "The CA certificate is not a valid PEM certificate")
+    if not verification_pem:
+        raise _error("InvalidRequestException", "verificationCertificate is required in DEFAULT mode")
+    try:
+        leaf = x509.load_pem_x509_certificate(verification_pem.encode())
+    except ValueError:
+        raise _error("CertificateValidationException", "The verification certificate is not a valid PEM certificate")
+    cns = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not cns or cns[0].value != code:
+        raise _error("RegistrationCodeValidationException",
+                     "The verification certificate's common name does not match the registration code")
+    try:
+        leaf.verify_directly_issued_by(ca)
+    except Exception:  # noqa: BLE001 - InvalidSignature and ValueError alike mean "not signed by this CA"
+        raise _error("CertificateValidationException", "The verification certificate is not signed by the CA")
+
+
+def _ca_extras(resp: Any) -> dict[str, dict[str, str]]:
+    return resp.iot_backend.__dict__.setdefault("_fleetctl_ca", {})
+
+
+def _templates(resp: Any) -> dict[str, dict[str, Any]]:
+    return resp.iot_backend.__dict__.setdefault("_fleetctl_templates", {})
+
+
+def _now() -> float:
+    return dt.datetime.now(dt.timezone.utc).timestamp()
+
+
+def _install_ca(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> None:
+    original_register = IoTResponse.register_ca_certificate
+    original_describe = IoTResponse.describe_ca_certificate
+    original_update = IoTResponse.update_ca_certificate
+
+    def get_registration_code(self):
+        b = self.iot_backend
+        return ActionResult({"registrationCode": sandbox_registration_code(b.account_id, b.region_name)})
+
+    def register_ca_certificate(self):
+        pem = self._get_param("caCertificate") or ""
+        mode = self._get_param("certificateMode") or "DEFAULT"
+        b = self.iot_backend
+        if mode == "DEFAULT":
+            _check_proof_of_possession(pem, self._get_param("verificationCertificate"),
+                                       sandbox_registration_code(b.account_id, b.region_name))
+        if any(ca.certificate_pem == pem for ca in b.ca_certificates.values()):
+            raise _error("ResourceAlreadyExistsException", "The CA certificate is already registered", 409)
+        result = original_register(self)
+        _ca_extras(self)[result.result["certificateId"]] = {"autoRegistrationStatus": "ENABLE" if self._get_bool_param("allowAutoRegistration")
+                                   else "DISABLE", "certificateMode": mode}
+        return result
+
+    def describe_ca_certificate(self):
+        result = original_describe(self)
+        extras = _ca_extras(self).get(self.path.split("/")[-1], {})
+        result.result["certificateDescription"].update(extras)   # type: ignore[index]
+        return result
+
+    def update_ca_certificate(self):
+        result = original_update(self)
+        extras = _ca_extras(self).setdefault(self.path.split("/")[-1], {"autoRegistrationStatus": "DISABLE"})
+        if self._get_param("newAutoRegistrationStatus"):
+            extras["autoRegistrationStatus"] = self._get_param("newAutoRegistrationStatus")
+        if self._get_bool_param("removeAutoRegistration"):
+            cert = self.iot_backend.describe_ca_certificate(self.path.split("/")[-1])
+            cert.registration_config = {}
+        return result
+
+    for fn in (get_registration_code, register_ca_certificate, describe_ca_certificate, update_ca_certificate):
+        setattr(IoTResponse, fn.__name__, fn)
+
+
+def _install_templates(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> None:
+    def _get(self, name: str) -> dict[str, Any]:
+        found = _templates(self).get(name)
+        if found is None:
+            raise _error("ResourceNotFoundException", f"Provisioning template {name} does not exist", 404)
+        return found
+
+    def _name(self) -> str:
+        return self._get_param("templateName") or self.path.rstrip("/").split("/")[2]
+
+    def create_provisioning_template(self):
+        name = self._get_param("templateName")
+        store = _templates(self)
+        if name in store:
+            raise _error("ResourceAlreadyExistsException", f"Provisioning template {name} already exists", 409)
+        body = self._get_param("templateBody")
+        try:
+            json.loads(body)
+        except (TypeError, ValueError):
+            raise _error("InvalidRequestException", "templateBody is not valid JSON")
+        b = self.iot_backend
+        arn = f"arn:aws:iot:{b.region_name}:{b.account_id}:provisioningtemplate/{name}"
+        store[name] = {"templateArn": arn, "templateName": name, "description": self._get_param("description"),
+                       "enabled": bool(self._get_param("enabled")), "provisioningRoleArn": self._get_param("provisioningRoleArn"),
+                       "preProvisioningHook": self._get_param("preProvisioningHook"),
+                       "type": self._get_param("type") or "FLEET_PROVISIONING", "defaultVersionId": 1,
+                       "versions": {1: {"templateBody": body, "creationDate": _now()}}, "creationDate": _now()}
+        tags = {t["Key"]: t.get("Value", "") for t in (self._get_param("tags") or [])}
+        if tags:
+            _store(self).setdefault(arn, {}).update(tags)
+        return ActionResult({"templateArn": arn, "templateName": name, "defaultVersionId": 1})
+
+    def describe_provisioning_template(self):
+        t = _get(self, _name(self))
+        out = {k: v for k, v in t.items() if k != "versions" and v is not None}
+        out["templateBody"] = t["versions"][t["defaultVersionId"]]["templateBody"]
+        out["lastModifiedDate"] = t["creationDate"]
+        return ActionResult(out)
+
+    def list_provisioning_templates(self):
+        rows = [{k: t[k] for k in ("templateArn", "templateName", "enabled", "type", "creationDate")}
+                for _, t in sorted(_templates(self).items())]
+        return ActionResult({"templates": rows})
+
+    def update_provisioning_template(self):
+        t = _get(self, _name(self))
+        for key in ("description", "enabled", "provisioningRoleArn", "preProvisioningHook"):
+            if self._get_param(key) is not None:
+                t[key] = self._get_param(key)
+        if self._get_param("defaultVersionId"):
+            t["defaultVersionId"] = int(self._get_param("defaultVersionId"))
+        if self._get_bool_param("removePreProvisioningHook"):
+            t["preProvisioningHook"] = None
+        return EmptyResult()
+
+    def delete_provisioning_template(self):
+        _get(self, _name(self))
+        del _templates(self)[_name(self)]
+        return EmptyResult()
+
+    def create_provisioning_template_version(self):
+        t = _get(self, _name(self))
+        if len(t["versions"]) >= 5:
+            raise _error("VersionsLimitExceededException", "The template already has 5 versions", 409)
+        version = max(t["versions"]) + 1
+        t["versions"][version] = {"templateBody": self._get_param("templateBody"), "creationDate": _now()}
+        is_default = bool(self._get_param("setAsDefault"))
+        if is_default:
+            t["defaultVersionId"] = version
+        return ActionResult({"templateArn": t["templateArn"], "templateName": t["templateName"],
+                             "versionId": version, "isDefaultVersion": is_default})
+
+    def list_provisioning_template_versions(self):
+        t = _get(self, _name(self))
+        return ActionResult({"versions": [{"versionId": v, "creationDate": d["creationDate"],
+                                           "isDefaultVersion": v == t["defaultVersionId"]}
+                                          for v, d in sorted(t["versions"].items())]})
+
+    def delete_provisioning_template_version(self):
+        t = _get(self, _name(self))
+        version = int(self.path.rstrip("/").split("/")[-1])
+        if version == t["defaultVersionId"]:
+            raise _error("DeleteConflictException", "Cannot delete the default version", 409)
+        t["versions"].pop(version, None)
+        return EmptyResult()
+
+    for fn in (create_provisioning_template, describe_provisioning_template, list_provisioning_templates,
+               update_provisioning_template, delete_provisioning_template, create_provisioning_template_version,
+               list_provisioning_template_versions, delete_provisioning_template_version):
+        setattr(IoTResponse, fn.__name__, fn)
+
+
 def install() -> None:
     """Add the missing operations to moto's IoTResponse (idempotent; sandbox process only)."""
     global _INSTALLED
@@ -89,6 +284,8 @@ def install() -> None:
 
     for fn in (tag_resource, untag_resource, list_tags_for_resource, list_ca_certificates):
         setattr(IoTResponse, fn.__name__, fn)
+    _install_ca(IoTResponse, ActionResult, EmptyResult)
+    _install_templates(IoTResponse, ActionResult, EmptyResult)
     for op in CREATE_CALLS:
         setattr(IoTResponse, op, _wrap_create(getattr(IoTResponse, op), op))
     _INSTALLED = True

@@ -16,11 +16,13 @@ import pytest
 from botocore.config import Config
 
 from engine.journal import read_entries
+from engine.pki import cert_info
 from tests.conftest import ROOT, run_cli
 
 
-CERT_B0 = "b9f1a66d132a566617a191ae27f5284752fede1113ff7236a15713ebfaf11b7d"
-CA_ID = "1207e682088c0812cb6a6eeeedf0a74b602372812b9f59a69aa496e0180d0301"
+CERTS = ROOT / "fleet/aws/certs"
+CERT_B0 = cert_info((CERTS / "da1275b0.pem").read_text()).cert_id
+CA_ID = cert_info((CERTS / "springcore-sandbox-ca.pem").read_text()).cert_id
 
 
 def iot():
@@ -299,28 +301,99 @@ def test_secrets_never_appear_in_any_output(aws_env, fleet_dir, tmp_path):
         assert "PRIVATE KEY" not in text
 
 
-@pytest.mark.moto_gap
-def test_moto_gap_provisioning_templates_are_not_implemented(aws_env, tmp_path):
-    """moto 5.x implements no provisioning-template API (research/backends.md §1): fleetctl reports it cleanly."""
-    (tmp_path / "f.yaml").write_text("""\
-apiVersion: fleetctl.io/v1
-kind: Target
-metadata: {name: aws-eu}
-spec: {aws: {region: eu-west-2}}
+JITP = """\
 ---
 apiVersion: aws.fleetctl.io/v1
 kind: ProvisioningTemplate
 metadata: {name: springpark-jitp, target: aws-eu}
 spec:
   type: JITP
+  description: Just-in-time provisioning of SpringPark readers
   provisioningRoleArn: arn:aws:iam::123456789012:role/iot-provisioning
   templateBody:
-    Parameters: {"AWS::IoT::Certificate::CommonName": {Type: String}}
-    Resources: {thing: {Type: "AWS::IoT::Thing", Properties: {ThingName: {Ref: "AWS::IoT::Certificate::CommonName"}}}}
-""")
-    res = plan(tmp_path)
+    Parameters:
+      AWS::IoT::Certificate::CommonName: {Type: String}
+      AWS::IoT::Certificate::Id: {Type: String}
+    Resources:
+      thing:
+        Type: AWS::IoT::Thing
+        Properties:
+          ThingName: {Ref: AWS::IoT::Certificate::CommonName}
+          ThingTypeName: springpark
+      certificate:
+        Type: AWS::IoT::Certificate
+        Properties: {CertificateId: {Ref: AWS::IoT::Certificate::Id}, Status: ACTIVE}
+      policy:
+        Type: AWS::IoT::Policy
+        Properties: {PolicyName: reader-policy}
+"""
+
+
+def test_jitp_template_and_ca_auto_registration(aws_env, fleet_dir):
+    path = fleet_dir / "aws/springpark.yaml"
+    path.write_text(path.read_text() + JITP)
+    edit(path, "  autoRegistration: DISABLE\n", "  autoRegistration: ENABLE\n  registrationConfig: {templateName: springpark-jitp}\n")
+    first = plan(fleet_dir)
+    assert first.exit_code == 2
+    assert first.stdout.index("ProvisioningTemplate/springpark-jitp") < first.stdout.index("CACertificate/springcore")
+    assert apply_path(fleet_dir).exit_code == 0
+    assert plan(fleet_dir).exit_code == 0
+    ca = iot().describe_ca_certificate(certificateId=CA_ID)
+    assert ca["certificateDescription"]["autoRegistrationStatus"] == "ENABLE"
+    assert ca["registrationConfig"]["templateName"] == "springpark-jitp"
+    edit(path, "ThingTypeName: springpark", "ThingTypeName: springpark\n          AttributePayload: {site: paris}")
+    edit(path, "  autoRegistration: ENABLE\n", "  autoRegistration: DISABLE\n")
+    res = plan(fleet_dir)
+    assert "~ aws/aws-eu/ProvisioningTemplate/springpark-jitp" in res.stdout
+    assert 'autoRegistration: "ENABLE" → "DISABLE"' in res.stdout
+    assert apply_path(fleet_dir).exit_code == 0
+    assert plan(fleet_dir).exit_code == 0
+    versions = iot().list_provisioning_template_versions(templateName="springpark-jitp")["versions"]
+    assert [v["isDefaultVersion"] for v in versions] == [False, True]
+
+
+def test_ca_proof_of_possession_is_checked(aws_env, fleet_dir):
+    """The sandbox checks the verification certificate like AWS (CN = registration code, signed by the CA)."""
+    from engine.sandbox.certs import make_ca, verification_certificate
+    (fleet_dir / "aws/certs/springcore-sandbox-ca-verification.pem").write_text(
+        verification_certificate(make_ca("Impostor CA"), "not-the-code").pem)
+    res = run_cli("validate", str(fleet_dir))
+    assert res.exit_code == 1 and "the verification certificate is not signed by this CA" in res.stderr
+
+
+def test_policy_attached_to_a_thing_group(aws_env, fleet_dir):
+    path = fleet_dir / "aws/springpark.yaml"
+    edit(path, "  description: Readers of the Paris car parks\n",
+         "  description: Readers of the Paris car parks\n  policies: [reader-policy]\n")
+    assert apply_path(fleet_dir).exit_code == 0
+    arn = iot().describe_thing_group(thingGroupName="paris-readers")["thingGroupArn"]
+    assert [p["policyName"] for p in iot().list_attached_policies(target=arn)["policies"]] == ["reader-policy"]
+    assert plan(fleet_dir).exit_code == 0
+    edit(path, "  policies: [reader-policy]\n  attributes", "  attributes")
+    assert plan(fleet_dir).exit_code == 0      # an undeclared field is not managed: nothing is detached
+    edit(path, "  attributes: {site: paris}", "  attributes: {site: paris}\n  policies: []")
+    res = plan(fleet_dir)
+    assert 'policies: ["reader-policy"] → []' in res.stdout
+    assert apply_path(fleet_dir).exit_code == 0
+    assert iot().list_attached_policies(target=arn)["policies"] == []
+
+
+@pytest.mark.moto_gap
+def test_moto_gap_certificate_delete_with_a_group_policy(aws_env, fleet_dir):
+    """moto answers DeleteCertificate with HTTP 500 while any policy is attached to a thing-group ARN
+    (research/backends.md §1, 'delete flows'); AWS does not. fleetctl reports the failure, skips dependants and
+    leaves the journal consistent; the test pins that behaviour so a moto fix shows up here."""
+    path = fleet_dir / "aws/springpark.yaml"
+    edit(path, "  description: Readers of the Paris car parks\n",
+         "  description: Readers of the Paris car parks\n  policies: [reader-policy]\n")
+    assert apply_path(fleet_dir).exit_code == 0
+    text = path.read_text()
+    path.write_text(text.replace("principals: [springpark-da1275b2]", "principals: []"))
+    docs = path.read_text().split("---\n")
+    path.write_text("---\n".join(d for d in docs if "name: springpark-da1275b2," not in d))
+    res = apply_path(fleet_dir, "--prune")
     assert res.exit_code == 1
-    assert "does not implement list_provisioning_templates" in res.output and "Traceback" not in res.output
+    assert "Certificate" in res.stderr and "Traceback" not in res.output
 
 
 def test_ownership_marker_decides_what_prune_may_delete(aws_env, fleet_dir):

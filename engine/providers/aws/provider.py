@@ -24,8 +24,10 @@ from engine.providers.aws.client import AwsClient
 from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.planning import policy_version_steps
 from engine.providers.base import ApplyResult, ReadResult
+from engine.ratelimit import aws_limiter
 
 TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
+MAX_TEMPLATE_VERSIONS = 5
 READ_WORKERS = 16
 READ_ORDER = ("aws.ThingType", "aws.Policy", "aws.CACertificate", "aws.Certificate", "aws.ThingGroup", "aws.Thing",
               "aws.TopicRule", "aws.ProvisioningTemplate")
@@ -59,7 +61,8 @@ class ReadOptions:
 def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "AwsProvider":
     aws = spec.aws
     endpoint = aws.endpointUrl or env.get("AWS_ENDPOINT_URL_IOT") or env.get("AWS_ENDPOINT_URL") or None
-    client = options.get("client") or AwsClient(aws.region, profile=aws.profile, endpoint_url=endpoint)
+    client = options.get("client") or AwsClient(aws.region, profile=aws.profile, endpoint_url=endpoint,
+                                                limiter=aws_limiter(env, endpoint))
     return AwsProvider(target, client)
 
 
@@ -79,7 +82,8 @@ class AwsProvider:
 
     def stats(self) -> dict[str, Any]:
         return {"calls": dict(self.client.calls), "total": self.client.total_calls(),
-                "mutating": self.client.mutating_calls(), "throttles": self.client.throttles}
+                "mutating": self.client.mutating_calls(), "throttles": self.client.throttles,
+                **({"rateLimiter": self.client.limiter.stats()} if self.client.limiter else {})}
 
     def _gap(self, what: str) -> None:
         self.diagnostics.append(warning(f"the AWS endpoint does not implement {what}", address=f"aws/{self.target}"))
@@ -655,18 +659,20 @@ def _policy_delete(p: AwsProvider, c: Change) -> dict:
 
 
 def _cert_create(p: AwsProvider, c: Change) -> dict:
-    """Register INACTIVE, attach policies, then set the desired status: a crash leaves no orphan ACTIVE cert."""
+    """With policies: register INACTIVE, attach them, then set the desired status, so a crash leaves no orphan
+    ACTIVE certificate holding a policy. Without (the policy is on the thing group): register with the desired
+    status at once, one call fewer per device; such a certificate grants nothing until its thing holds it."""
     d = c.desired
     cid = d["certificateId"]
     pem = c.inputs["certificatePem"]
+    status = "INACTIVE" if d.get("policies") else d.get("status", "ACTIVE")
     try:
         if c.inputs.get("caCertificatePem"):
             resp = p.client.call("register_certificate", certificatePem=pem,
-                                 caCertificatePem=c.inputs["caCertificatePem"], status="INACTIVE")
+                                 caCertificatePem=c.inputs["caCertificatePem"], status=status)
         else:
-            resp = p.client.call("register_certificate_without_ca", certificatePem=pem, status="INACTIVE")
+            resp = p.client.call("register_certificate_without_ca", certificatePem=pem, status=status)
         p.arns[cid] = resp["certificateArn"]
-        status = "INACTIVE"
     except errors.Conflict:   # registered by an interrupted apply: continue from where it stopped
         status = None
     arn = p.cert_arn(cid)
@@ -807,7 +813,12 @@ def _template_update(p: AwsProvider, c: Change) -> dict:
     args = _template_args(c.desired)
     body = args.pop("templateBody")
     if _changed(c, "templateBody"):
-        p.client.call("create_provisioning_template_version", templateName=c.address.name, templateBody=body,
+        name = c.address.name
+        versions = p.client.call("list_provisioning_template_versions", templateName=name).get("versions", [])
+        if len(versions) >= MAX_TEMPLATE_VERSIONS:     # like policies: AWS keeps at most 5 versions
+            oldest = min(int(v["versionId"]) for v in versions if not v.get("isDefaultVersion"))
+            p.client.call("delete_provisioning_template_version", templateName=name, versionId=oldest)
+        p.client.call("create_provisioning_template_version", templateName=name, templateBody=body,
                       setAsDefault=True)
     p.client.call("update_provisioning_template", templateName=c.address.name, **args)
     return {}
