@@ -5,6 +5,7 @@ per Target only for the targets the fleet (or the plan) uses.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,15 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from engine import errors
+from engine import errors, incremental
 from engine.clock import Clock, actor, clock_from_env, git_commit, iso
 from engine.diagnostics import Diagnostic, Diagnostics, FleetctlError, error, warning
 from engine.journal import Journal, interrupted
+from engine.manifest.core_kinds import unresolved_credentials
 from engine.manifest.fleet import Fleet, load_fleet, resolve_secret_value
 from engine.model import Action, Address, Change, DesiredResource
 from engine.plan.model import Plan
 from engine.plan.planner import PlanOptions, plan as make_plan
 from engine.providers.base import Provider, provider_for
+from engine.ratelimit import apply_estimate
 
 IDENTITY_FIELDS = {"aws.Certificate": "certificateId", "aws.CACertificate": "certificateId"}
 
@@ -67,6 +70,19 @@ def _identities(desired: list[DesiredResource]) -> list[list[str]]:
                   if d.kind in IDENTITY_FIELDS and d.spec.get(IDENTITY_FIELDS[d.kind]))
 
 
+def _unavailable_targets(fleet: Fleet, ctx: Context, diags: Diagnostics) -> set[str]:
+    """Targets marked `optional: true` whose credential references do not resolve: not planned, with a warning."""
+    skipped: set[str] = set()
+    for name, manifest in sorted(fleet.targets().items()):
+        missing = unresolved_credentials(manifest.spec, fleet.root, ctx.env) if manifest.spec.optional else []
+        if missing:
+            skipped.add(name)
+            diags.add(warning(f"optional target '{name}' is not planned: {missing[0]}",
+                              "its resources are neither read nor changed; set its credentials to plan it",
+                              address=f"fleetctl/Target/{name}"))
+    return skipped
+
+
 @dataclass
 class PlanResult:
     plan: Plan
@@ -74,27 +90,41 @@ class PlanResult:
     stats: dict[str, Any]
 
 
-def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bool = False) -> PlanResult:
-    """Read actual state in bulk for every target the fleet uses, diff, and order. Raises FleetctlError."""
+def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bool = False,
+         changed_since: str | None = None) -> PlanResult:
+    """Read actual state in bulk for every target the fleet uses, diff, and order. Raises FleetctlError.
+
+    `changed_since` (a git revision) limits the plan to the resources whose manifests changed since then and
+    their dependants (engine/incremental.py); providers read only those."""
     fleet = load(path, ctx)
     target_specs = {name: m.spec for name, m in fleet.targets().items()}
-    desired = [d for d in fleet.desired if targets is None or d.address.target in targets or
-               provider_key(d.address)[0] == "device"]
+    diags = Diagnostics()
+    skipped = _unavailable_targets(fleet, ctx, diags)
+    desired = [d for d in fleet.desired if (targets is None or d.address.target in targets or
+               provider_key(d.address)[0] == "device") and provider_key(d.address)[1] not in skipped]
+    scope, every = None, desired
+    if changed_since is not None:
+        scope = incremental.changed_since(fleet.root, changed_since, desired, ctx.env)
+        desired = incremental.select(desired, scope)
     groups: dict[tuple[str, str], list[DesiredResource]] = {}
     for d in desired:
         groups.setdefault(provider_key(d.address), []).append(d)
     for name, spec in target_specs.items():    # every target is read whole: undeclared managed resources show
         kind = "aws" if spec.aws else "azure"
-        if targets is None or name in targets:
+        if (targets is None or name in targets) and name not in skipped and scope is None:
             groups.setdefault((kind, name), [])
+    for address in scope.removed if scope else ():
+        if (targets is None or address.target in targets) and address.target not in skipped:
+            groups.setdefault(provider_key(address), [])
+    scoped = incremental.ScopedRead(scope.addresses, scope.previous) if scope else None
     prune_targets = {name for name, spec in target_specs.items() if spec.prune or prune}
-    diags = Diagnostics()
     actual = []
     started = time.perf_counter()
     for key in sorted(groups):
         provider = get_provider(ctx, key, target_specs)
         try:
-            result = provider.read(groups[key], prune=True)
+            result = (scoped.read(provider, [d for d in every if provider_key(d.address) == key], groups[key], key)
+                      if scoped else provider.read(groups[key], prune=True))
         except errors.ProviderError as exc:
             raise FleetctlError(error(f"reading {key[0]} target '{key[1]}' failed: {exc}",
                                       "check the Target's credentials and endpoint")) from None
@@ -108,11 +138,14 @@ def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bo
     options = PlanOptions(prune_targets=frozenset(prune_targets), git_commit=git_commit(fleet.root, ctx.env),
                           created_at=iso(ctx.now()), desired_digest=fleet.digest,
                           extra={"identities": _identities(fleet.desired),
-                                 "targets": sorted(k[1] for k in groups if k[1])})
+                                 "targets": sorted(k[1] for k in groups if k[1]),
+                                 **({"scope": scope.to_json()} if scope else {})})
     result_plan = make_plan(desired, actual, options)
     merged = tuple(sorted(diags, key=lambda d: (d.address or "", d.summary))) + result_plan.diagnostics
+    estimate = apply_estimate(_levels(list(result_plan.changes)), ctx.env, ctx.workers)
     result_plan = Plan(**{**result_plan.__dict__, "diagnostics": merged,
-                          "interrupted": tuple(interrupted(ctx.journal_path))})
+                          "interrupted": tuple(interrupted(ctx.journal_path)),
+                          "options": {**result_plan.options, **({"estimate": estimate} if estimate else {})}})
     stats = {"readSeconds": read_seconds, "providers": {f"{k[0]}/{k[1]}": p.stats() for k, p in ctx.providers.items()}}
     return PlanResult(result_plan, fleet, stats)
 
@@ -160,7 +193,11 @@ def check_stale(plan: Plan, ctx: Context, target_specs: Mapping[str, Any]) -> li
     for key, stubs in sorted(_stubs(plan).items()):
         provider = get_provider(ctx, key, target_specs)
         has_deletes = any(c.action is Action.DELETE and provider_key(c.address) == key for c in plan.changes)
-        actual = {a.address: a for a in provider.read(stubs, prune=has_deletes).actual}
+        if hasattr(provider, "read_scoped"):    # exactly the planned addresses, by describe or list, by cost
+            addresses = [c.address for c in plan.changes if provider_key(c.address) == key]
+            actual = {a.address: a for a in provider.read_scoped(stubs, addresses).actual}
+        else:
+            actual = {a.address: a for a in provider.read(stubs, prune=has_deletes).actual}
         for c in plan.changes:
             if provider_key(c.address) != key:
                 continue
@@ -188,6 +225,22 @@ def _levels(changes: list[Change]) -> list[list[Change]]:
     return forward + deletes
 
 
+def _batched(wave: list[Change], ctx: Context, target_specs: Mapping[str, Any]) -> list[Change | list[Change]]:
+    """A wave as units of work: the batches a provider offers to carry out in one call (`batches(changes)`, e.g.
+    Azure bulk device creates), then every other change on its own."""
+    by_key: dict[tuple[str, str], list[Change]] = {}
+    for c in wave:
+        by_key.setdefault(provider_key(c.address), []).append(c)
+    units: list[Change | list[Change]] = []
+    taken: set[Address] = set()
+    for key, changes in sorted(by_key.items()):
+        batches = getattr(get_provider(ctx, key, target_specs), "batches", None)
+        for batch in (batches(changes) if batches else []):
+            units.append(batch)
+            taken.update(c.address for c in batch)
+    return units + [c for c in wave if c.address not in taken]
+
+
 def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str, Any],
           *, check: bool = True) -> ApplyReport:
     """Apply exactly `plan`: refuse it when stale, journal every change and mutating call, skip dependants
@@ -207,26 +260,59 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
     journal.write("apply-start", changes=len(plan.changes),    # the review it came from (set by apply.yml)
                   pullRequest=ctx.env.get("FLEETCTL_PULL_REQUEST") or None, runUrl=ctx.env.get("FLEETCTL_RUN_URL") or None)
 
-    def run(change: Change) -> None:
+    def prepare(change: Change) -> dict[str, str] | None:
+        """The change's secret values, or None when it is skipped (a dependency failed) or a secret is missing."""
         key = provider_key(change.address)
         if any(d in failed for d in change.depends_on) or (change.action is Action.DELETE and key in failed_targets):
             failed.add(change.address)
             report.skipped.append(str(change.address))
             journal.write("skipped", address=str(change.address), action=change.action.value,
                           reason="a change it depends on failed")
-            return
-        provider = get_provider(ctx, key, target_specs)
-        address = str(change.address)
+            return None
         secrets: dict[str, str] = {}
         for name, ref in change.secrets.items():
             value = resolve_secret_value(ref, fleet_root, ctx.env)
             if isinstance(value, Exception):
                 failed.add(change.address)
                 failed_targets.add(key)
-                report.failed.append((address, str(value)))
-                journal.write("failure", address=address, action=change.action.value, error=str(value))
-                return
+                report.failed.append((str(change.address), str(value)))
+                journal.write("failure", address=str(change.address), action=change.action.value, error=str(value))
+                return None
             secrets[name] = value
+        return secrets
+
+    def run_batch(batch: list[Change]) -> None:
+        """Changes one provider call carries out together (Azure bulk device creates): a `begin` for each before
+        the call, a `success`/`failure` for each after it."""
+        ready = [(c, s) for c in batch if (s := prepare(c)) is not None]
+        if not ready:
+            return
+        provider = get_provider(ctx, provider_key(ready[0][0].address), target_specs)
+        for c, _ in ready:
+            journal.write("begin", address=str(c.address), action=c.action.value)
+        try:
+            outcomes = provider.apply_batch([c for c, _ in ready], [s for _, s in ready])  # type: ignore[attr-defined]
+        except errors.ProviderError as exc:
+            outcomes = [exc] * len(ready)
+        for (c, _), exc in zip(ready, outcomes):
+            key = provider_key(c.address)
+            if exc is None:
+                report.applied.append(str(c.address))
+                journal.write("success", address=str(c.address), action=c.action.value, batch=len(ready))
+                continue
+            failed.add(c.address)
+            failed_targets.add(key)
+            report.failed.append((str(c.address), str(exc)))
+            journal.write("failure", address=str(c.address), action=c.action.value, error=str(exc),
+                          batch=len(ready))
+
+    def run(change: Change) -> None:
+        secrets = prepare(change)
+        if secrets is None:
+            return
+        key = provider_key(change.address)
+        provider = get_provider(ctx, key, target_specs)
+        address = str(change.address)
         journal.write("begin", address=address, action=change.action.value)
         request_ids: list[str] = []
 
@@ -251,13 +337,20 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
         report.applied.append(address)
         journal.write("success", address=address, action=change.action.value, requestIds=request_ids)
 
+    def unit(work: Change | list[Change]) -> None:
+        if isinstance(work, list):
+            run_batch(work)
+        else:
+            run(work)
+
     for wave in _levels(list(plan.changes)):
-        if len(wave) == 1 or ctx.workers <= 1:
-            for change in wave:
-                run(change)
+        units = _batched(wave, ctx, target_specs)
+        if len(units) == 1 or ctx.workers <= 1:
+            for work in units:
+                unit(work)
         else:
             with ThreadPoolExecutor(max_workers=ctx.workers) as pool:
-                list(pool.map(run, wave))
+                list(pool.map(unit, units))
     report.seconds = time.perf_counter() - started
     journal.write("apply-end", applied=len(report.applied), failed=len(report.failed), skipped=len(report.skipped))
     report.stats = {f"{k[0]}/{k[1]}": p.stats() for k, p in ctx.providers.items()}

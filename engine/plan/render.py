@@ -6,6 +6,7 @@ Renderers only read the Plan; the planner never prints. Sensitive values are mas
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -46,22 +47,73 @@ def _change_lines(c: Change, indent: str = "      ", width: int = 120) -> list[s
     return lines
 
 
-def text(plan: Plan, *, detail: bool = True, max_changes: int = 500) -> str:
+def estimate_text(plan: Plan) -> str:
+    """"Apply bound by AttachPolicy @15 TPS: est. 11m07s …" from the plan's quota estimate (engine/ratelimit.py)."""
+    from engine.ratelimit import estimate_line
+    return estimate_line(plan.options.get("estimate") or {})
+
+
+def scope_text(plan: Plan) -> str:
+    """The note a `plan --changed-since` plan carries: it looked only at what changed."""
+    scope = plan.options.get("scope")
+    if not scope:
+        return ""
+    removed = len(scope.get("removed", []))
+    return (f"Scope: {scope['changed']} resource(s) changed since {scope['changedSince']}"
+            + (f", {scope['dependants']} dependant(s)" if scope.get("dependants") else "")
+            + (f", {removed} removed" if removed else "")
+            + "; nothing else was read (the drift job checks the whole fleet).")
+
+
+def _counts_by_kind(plan: Plan) -> dict[str, Counter]:
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for c in plan.changes:
+        counts[c.kind][c.action] += 1
+    return counts
+
+
+def kind_table_text(plan: Plan, indent: str = "  ") -> list[str]:
+    """Changes per kind and action, aligned for a terminal."""
+    counts = _counts_by_kind(plan)
+    width = max([len(k) for k in counts] + [5])
+    head = f"{indent}{'kind':<{width}}" + "".join(f"{a.value:>9}" for a in ACTION_ORDER)
+    rows = [head]
+    for kind in sorted(counts):
+        rows.append(f"{indent}{kind:<{width}}" + "".join(f"{counts[kind][a] or '.':>9}" for a in ACTION_ORDER))
+    total = plan.counts()
+    rows.append(f"{indent}{'total':<{width}}" + "".join(f"{total[a.value]:>9}" for a in ACTION_ORDER))
+    return rows
+
+
+def text(plan: Plan, *, detail: bool = True, max_changes: int = 500, summary: bool = False) -> str:
+    """The terminal view. `summary` (or more than `max_changes` changes) adds the per-kind table; `summary`
+    lists only destructive changes, one line each (drill into any change with `fleetctl show --address`)."""
     out = [f"fleetctl plan {plan.plan_id}" + (f" (commit {plan.git_commit[:12]})" if plan.git_commit else ""), ""]
     for d in plan.diagnostics:
         out.append(d.render())
     if plan.interrupted:
         out.append(f"note: {len(plan.interrupted)} change(s) of an interrupted apply were found in the journal; "
                    "this plan converges them.")
-    if plan.diagnostics or plan.interrupted:
+    if scope_text(plan):
+        out.append(scope_text(plan))
+    if plan.diagnostics or plan.interrupted or scope_text(plan):
         out.append("")
+    if plan.changes and (summary or len(plan.changes) > max_changes):
+        out += kind_table_text(plan) + [""]
+    if summary:
+        destructive = [c for c in plan.changes if c.action.destructive]
+        for c in destructive[:MAX_LISTED]:
+            out.append(f"  {c.action.symbol} {c.address}" + (f"  ({c.reason})" if c.reason else ""))
+        if len(destructive) > MAX_LISTED:
+            out.append(f"  … and {len(destructive) - MAX_LISTED} more destructive change(s)")
+        max_changes = 0
     shown = plan.changes[:max_changes]
     for c in shown:
         reason = f"  ({c.reason})" if c.reason and c.action is not Action.DELETE else ""
         out.append(f"  {c.action.symbol} {c.address}{reason}")
         if detail:
             out.extend(_change_lines(c))
-    if len(plan.changes) > max_changes:
+    if len(plan.changes) > max_changes and not summary:
         rest = Counter((c.kind, c.action.value) for c in plan.changes[max_changes:])
         out.append(f"  … and {len(plan.changes) - max_changes} more: " +
                    ", ".join(f"{n} {a} {k}" for (k, a), n in sorted(rest.items())))
@@ -71,13 +123,13 @@ def text(plan: Plan, *, detail: bool = True, max_changes: int = 500) -> str:
                    "them alone: " + ", ".join(plan.unmanaged[:10]) + (" …" if len(plan.unmanaged) > 10 else ""))
     out.append("")
     out.append(summary_line(plan))
+    if estimate_text(plan):
+        out.append(estimate_text(plan) + ".")
     return "\n".join(out) + "\n"
 
 
 def _kind_table(plan: Plan) -> list[str]:
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for c in plan.changes:
-        counts[c.kind][c.action] += 1
+    counts = _counts_by_kind(plan)
     rows = ["| kind | " + " | ".join(a.value for a in ACTION_ORDER) + " |",
             "|---|" + "---:|" * len(ACTION_ORDER)]
     for kind in sorted(counts):
@@ -93,19 +145,8 @@ MAX_LISTED = 50
 
 def _fence(lines: list[str]) -> str:
     """A code fence longer than any backtick run inside, so no value can close the block early."""
-    runs = [len(r) for line in lines for r in _backtick_runs(line)]
+    runs = [len(r) for line in lines for r in re.findall(r"`+", line)]
     return "`" * max(3, max(runs, default=0) + 1)
-
-
-def _backtick_runs(line: str) -> list[str]:
-    out, run = [], ""
-    for ch in line:
-        if ch == "`":
-            run += ch
-        elif run:
-            out.append(run)
-            run = ""
-    return out + ([run] if run else [])
 
 
 def _md_change(c: Change, fields: int | None, width: int) -> list[str]:
@@ -147,9 +188,14 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
                              if plan.git_commit else "the plan file (`fleetctl show plan.json`)")
     head = ["<!-- fleetctl-plan -->", f"### fleetctl plan `{plan.plan_id}`"
             + (f" for `{plan.git_commit[:12]}`" if plan.git_commit else ""), "", f"**{summary_line(plan)}**", ""]
+    if estimate_text(plan):
+        head += [f"⏱️ {estimate_text(plan)}.", ""]
+    if scope_text(plan):
+        head += [f"🔎 {scope_text(plan)}", ""]
     if plan.changes:
         head += _kind_table(plan) + [""]
-    destructive = sorted((c for c in plan.changes if c.action.destructive), key=lambda c: c.action is not Action.DELETE)
+    destructive = sorted((c for c in plan.changes if c.action.destructive),
+                         key=lambda c: c.action is not Action.DELETE)      # deletes first, then replaces
     if destructive:
         head.append(f"> [!WARNING]\n> **{len(destructive)} destructive change(s)** (delete or replace):")
         head += [f"> - `{c.action.symbol}` **{c.action.value}** `{c.address}`" + (f" — {c.reason}" if c.reason else "")
@@ -178,8 +224,9 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
     for level, (fields, width, cap, cap_destructive) in enumerate(_LEVELS):
         body: list[str] = []
         for kind in sorted(destructive_by):
-            body += _md_section(f"⚠️ {kind}: {len(destructive_by[kind])} destructive change(s)", destructive_by[kind],
-                                fields=fields, width=width, cap=cap_destructive, open_=True)
+            changes = destructive_by[kind]
+            body += _md_section(f"⚠️ {kind}: {len(changes)} destructive change(s)", changes, fields=fields,
+                                width=width, cap=cap_destructive, open_=True)
         for kind in sorted(other_by):
             body += _md_section(f"{kind}: {len(other_by[kind])} change(s)", other_by[kind], fields=fields,
                                 width=width, cap=cap)
@@ -289,5 +336,6 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
 def _orphan_lines(orphans: list[str]) -> list[str]:
     if not orphans:
         return []
-    return ["", f"ℹ️ {len(orphans)} resource(s) managed by fleetctl are no longer declared and kept because pruning "
-            "is off: " + ", ".join(f"`{a}`" for a in orphans[:MAX_LISTED]) + (" …" if len(orphans) > MAX_LISTED else "")]
+    listed = ", ".join(f"`{a}`" for a in orphans[:MAX_LISTED]) + (" …" if len(orphans) > MAX_LISTED else "")
+    return ["", f"ℹ️ {len(orphans)} resource(s) managed by fleetctl are no longer declared and kept because "
+            f"pruning is off: {listed}"]
