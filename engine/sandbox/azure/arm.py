@@ -9,6 +9,7 @@ the resource provider's own failures use its ErrorDetails shape `{code, httpStat
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -48,6 +49,13 @@ class Certificate:
     verification_code: str | None = None
 
 
+def sandbox_verification_code(subscription_id: str, resource_name: str) -> str:
+    """The code a sandbox started for the demo hands out on every generateVerificationCode (Azure's are random per
+    request): stable per subscription and hub, so the example fleet can commit a verification certificate made from
+    it with the example CA's key (discarded since). Shaped like Azure's codes: 48 upper-case hex digits."""
+    return hashlib.sha256(f"fleetctl-sandbox:{subscription_id}:{resource_name}".encode()).hexdigest()[:48].upper()
+
+
 def _not_found(kind: str, name: str) -> ServiceError:
     return ServiceError(404, "ResourceNotFound", f"The Resource 'Microsoft.Devices/{kind}/{name}' was not found.")
 
@@ -56,8 +64,9 @@ class ArmService:
     """Certificate stores keyed by (resource kind, name); callers hold the emulator lock around handlers."""
 
     def __init__(self, *, counter: Counter, subscription_id: str, resource_group: str,
-                 resources: list[ArmResource]) -> None:
+                 resources: list[ArmResource], fixed_codes: bool = False) -> None:
         self.counter = counter
+        self.fixed_codes = fixed_codes      # demo mode: sandbox_verification_code() instead of a random code
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         self.resources = {(resource.kind.lower(), resource.name.lower()): resource for resource in resources}
@@ -164,7 +173,8 @@ class ArmService:
                       name: str) -> Response:
         owner, store = self._store(subscription, group, kind, resource)
         certificate = self._existing(store, name, request)
-        certificate.verification_code = os.urandom(24).hex().upper()
+        certificate.verification_code = (sandbox_verification_code(self.subscription_id, owner.name)
+                                         if self.fixed_codes else os.urandom(24).hex().upper())
         self._touch(certificate)
         return Response(200, self._description(owner, certificate, with_code=True))
 

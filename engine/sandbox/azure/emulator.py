@@ -62,7 +62,8 @@ class AzureEmulator:
     def __init__(self, *, port: int = 0, state_dir: str | os.PathLike[str] | None = None,
                  rates: Mapping[str, float] | None = None, page_size: int = 1000, latency_ms: float = 0.0,
                  subscription_id: str = DEFAULT_SUBSCRIPTION, resource_group: str = "fleetctl-sandbox",
-                 hub_name: str = "fleetctl-sandbox-hub", dps_name: str = "fleetctl-sandbox-dps") -> None:
+                 hub_name: str = "fleetctl-sandbox-hub", dps_name: str = "fleetctl-sandbox-dps",
+                 fixed_verification_codes: bool = False) -> None:
         self._requested_port = port
         self._state_dir_arg = Path(state_dir) if state_dir is not None else None
         self._state_dir: Path | None = None
@@ -76,7 +77,8 @@ class AzureEmulator:
         self.dps_service = DpsService(page_cap=page_size)
         self.arm_service = ArmService(counter=counter, subscription_id=subscription_id, resource_group=resource_group,
                                       resources=[ArmResource("IotHubs", hub_name, 201),
-                                                 ArmResource("provisioningServices", dps_name, 200)])
+                                                 ArmResource("provisioningServices", dps_name, 200)],
+                                      fixed_codes=fixed_verification_codes)
         self._latency_ms = 0.0
         self.configure(rates=rates, page_size=page_size, latency_ms=latency_ms)
         self._apis = {
@@ -180,9 +182,12 @@ class AzureEmulator:
         self._accounting.clear()
 
     def configure(self, *, rates: Mapping[str, float] | None = None, page_size: int | None = None,
-                  latency_ms: float | None = None) -> None:
+                  latency_ms: float | None = None, fixed_verification_codes: bool | None = None) -> None:
         """Quota-faithful mode: per-class rates (req/s, 429 beyond; `{}` lifts them), the query page cap, injected
-        latency. Arguments left as None keep their current value."""
+        latency; and whether certificate verification codes are the sandbox's fixed ones (demo) or random (Azure).
+        Arguments left as None keep their current value."""
+        if fixed_verification_codes is not None:
+            self.arm_service.fixed_codes = fixed_verification_codes
         if rates is not None:
             self._accounting.set_rates(rates)
         if page_size is not None:
@@ -313,10 +318,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rates", help="quota mode, e.g. registry=100,query=20 (requests per second per class)")
     parser.add_argument("--page-size", type=int, default=1000, help="largest query page served")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every API call")
+    parser.add_argument("--random-verification-codes", action="store_true",
+                        help="random certificate verification codes, as Azure issues them (default: the sandbox's "
+                             "fixed code per hub, which the example fleet's verification certificate is made from)")
     args = parser.parse_args(argv)
     args.state_dir.mkdir(parents=True, exist_ok=True)
     emulator = AzureEmulator(port=args.port, state_dir=args.state_dir, rates=_parse_rates(args.rates),
-                             page_size=args.page_size, latency_ms=args.latency_ms).start()
+                             page_size=args.page_size, latency_ms=args.latency_ms,
+                             fixed_verification_codes=not args.random_verification_codes).start()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())

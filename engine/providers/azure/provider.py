@@ -1,0 +1,613 @@
+"""Azure IoT Hub + DPS provider: bulk reads projected to the desired shape, and one handler per (kind, action).
+
+Reads, in bulk (research/quotas.md §8.3):
+- devices: the twin query `SELECT * FROM devices`, page by page through the continuation token. One twin carries the
+  identity fields fleetctl manages (status, authentication type, thumbprints, iotEdge, the device etag) with the tags
+  and desired properties, so a plan never GETs a device — except to fingerprint the symmetric keys of devices whose
+  manifest declares keys (the query does not return keys): one identity GET per such device, run concurrently.
+- DPS: the enrollment-group and enrollment queries; keys only through `attestationmechanism`, again only for
+  records whose manifest declares keys.
+- hub CA certificates: one ARM list call.
+
+State is projected onto what the manifest declares: twin tags and desired properties only on the declared paths, so a
+tag someone else owns neither shows as drift nor makes a saved plan stale. Reported properties are never read into
+the state. Every token is the service's etag: the device etag (identity), the DPS record etag, the ARM certificate
+etag; updates send them as If-Match. The twin etag also changes when the device reports properties, so a twin PATCH
+that meets 412 re-reads the twin and retries only when the paths fleetctl manages are as the plan saw them.
+
+Ownership markers (what prune may delete):
+- Device: the twin tag `fleetctl: {"managed": true}`, written in the same bulk registry call that creates the device;
+  it is excluded from the state (tags are user data).
+- EnrollmentGroup / Enrollment: the initial-twin tag `fleetctl: {"provisionedBy": "<Kind>/<name>"}`. DPS records have
+  no tags of their own, and the initial twin is the only free-form field that is not configuration (`capabilities`
+  is). Devices DPS provisions inherit the tag: it records where they came from and does not make them managed.
+- HubCertificate: none (ARM certificates carry no tags and a name convention would be a guess), so a hub certificate
+  is never pruned: an undeclared one is listed as unmanaged.
+
+Creates of devices go through the bulk registry API (`POST /devices`, importMode create): one call creates the
+identity, its twin tags/desired and the ownership tag at once. `batches` lets engine.run hand the provider up to 100
+device creates per call.
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, TypeVar
+from urllib.parse import urlparse
+
+from engine import errors
+from engine.diagnostics import FleetctlError, error
+from engine.manifest.fleet import resolve_secret_value
+from engine.model import Action, ActualResource, Address, Change, DesiredResource, SecretRef, secret_fingerprint
+from engine.providers.azure.client import BULK_LIMIT, ArmTarget, AzureClient, StaticTokenCredential
+from engine.providers.azure.kinds import KEY_FIELDS, MANAGED, MARKER_TAG, PROVISIONED_BY
+from engine.providers.azure.planning import TWIN_FIELDS, Proof, device_parts, proof_of_possession
+from engine.providers.base import ApplyResult, ReadResult
+from engine.retry import RetryPolicy
+
+T = TypeVar("T")
+READ_WORKERS = 16
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+DEFAULT_ARM = "https://management.azure.com"
+SANDBOX_TOKEN = "fleetctl-sandbox"
+MUTATING = ("create", "update", "put", "delete", "bulk", "generate", "verify")
+DPS_FIELDS = ("allocationPolicy", "customAllocationDefinition", "iotHubs", "iotHubHostName", "reprovisionPolicy",
+              "initialTwin", "capabilities", "provisioningStatus", "deviceId")
+BULK_ERRORS: dict[str, type[errors.ProviderError]] = {
+    "DeviceAlreadyExists": errors.Conflict, "DeviceNotFound": errors.NotFound,
+    "PreconditionFailed": errors.PreconditionFailed, "ArgumentInvalid": errors.Invalid,
+    "IotHubQuotaExceeded": errors.Throttled, "ThrottlingException": errors.Throttled}
+AUTH_FROM_WIRE = {"sas": "symmetricKey", "certificateAuthority": "x509CA", "selfSigned": "selfSigned"}
+
+
+# --------------------------------------------------------------------------------------------- construction
+def _host(connection_string: str) -> str:
+    fields = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+    return fields.get("HostName", "")
+
+
+def _is_loopback(host: str) -> bool:
+    return host.rsplit(":", 1)[0].strip("[]").lower() in LOOPBACK
+
+
+def _secret(target: str, what: str, ref: Any, env: Mapping[str, str]) -> str:
+    value = resolve_secret_value(SecretRef(ref.source, ref.ref), Path.cwd(), env)
+    if isinstance(value, Exception):
+        raise FleetctlError(error(f"target '{target}': {what}: {value}"))
+    return value
+
+
+def _connection(target: str, section: str, spec: Any, env: Mapping[str, str]) -> str:
+    """A connection string, checked against the Target's host name: fleetctl must not talk to another hub than the
+    one the manifests name (a loopback host is the sandbox standing in for it)."""
+    value = _secret(target, f"azure.{section}.connectionString", spec.connectionString, env)
+    host = _host(value)
+    if not host:
+        raise FleetctlError(error(f"target '{target}': azure.{section}.connectionString has no HostName"))
+    if not _is_loopback(host) and host.lower() != spec.hostName.lower():
+        raise FleetctlError(error(f"target '{target}': azure.{section}.connectionString is for {host}, but the "
+                                  f"Target's {section}.hostName is {spec.hostName}"))
+    return value
+
+
+def _arm(target: str, azure: Any, env: Mapping[str, str]) -> ArmTarget | None:
+    """Where the hub's ARM resource is: the `arm` section, else hub.name/resourceGroup/subscriptionId."""
+    arm, hub = azure.arm, azure.hub
+    if arm is not None:
+        subscription, group, name, endpoint = arm.subscriptionId, arm.resourceGroup, arm.hubName, arm.endpoint
+    elif hub is not None and hub.name and hub.resourceGroup and hub.subscriptionId:
+        subscription, group, name, endpoint = hub.subscriptionId, hub.resourceGroup, hub.name, None
+    else:
+        return None
+    base = endpoint or env.get("FLEETCTL_ARM_ENDPOINT") or DEFAULT_ARM
+    token = env.get("FLEETCTL_ARM_TOKEN")
+    if not token:
+        if not _is_loopback(urlparse(base).netloc):
+            raise FleetctlError(error(f"target '{target}': the ARM certificate API at {base} needs a bearer token: "
+                                      "set FLEETCTL_ARM_TOKEN (e.g. az account get-access-token --query accessToken "
+                                      "-o tsv)"))
+        token = SANDBOX_TOKEN
+    return ArmTarget(base, subscription, group, name, StaticTokenCredential(token))
+
+
+def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "AzureProvider":
+    azure = spec.azure
+    if azure.hub is None:
+        raise FleetctlError(error(f"target '{target}' has no azure.hub section: fleetctl reads devices from the hub"))
+    client = options.get("client")
+    if client is None:
+        hub = _connection(target, "hub", azure.hub, env)
+        dps = _connection(target, "dps", azure.dps, env) if azure.dps is not None else None
+        client = AzureClient(hub, dps, _arm(target, azure, env), ca_bundle=env.get("REQUESTS_CA_BUNDLE") or None)
+    return AzureProvider(target, client, has_dps=azure.dps is not None,
+                         has_arm=azure.arm is not None or bool(azure.hub.name and azure.hub.resourceGroup
+                                                               and azure.hub.subscriptionId))
+
+
+# ------------------------------------------------------------------------------------------- projections
+def _without_meta(desired: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in desired.items() if not k.startswith("$")}
+
+
+def project(actual: Any, declared: Any) -> Any:
+    """`actual` cut down to the paths `declared` names (maps recursively; other values whole)."""
+    if isinstance(declared, dict) and isinstance(actual, dict):
+        return {k: project(actual[k], v) for k, v in declared.items() if k in actual}
+    return actual
+
+
+def _split_marker(tags: Mapping[str, Any] | None) -> tuple[dict[str, Any], Any]:
+    rest = dict(tags or {})
+    return rest, rest.pop(MARKER_TAG, None)
+
+
+def device_state(twin: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(canonical state, carries the ownership tag) of a device from its twin (a query row or a twin GET)."""
+    tags, marker = _split_marker(twin.get("tags"))
+    wire = twin.get("authenticationType") or "none"
+    auth: dict[str, Any] = {"type": AUTH_FROM_WIRE.get(wire, wire)}
+    if wire == "selfSigned":
+        thumbs = twin.get("x509Thumbprint") or {}
+        auth.update({slot: (thumbs.get(slot) or "").upper() or None
+                     for slot in ("primaryThumbprint", "secondaryThumbprint")})
+    state = {"authentication": auth, "status": twin.get("status"),
+             "iotEdge": bool((twin.get("capabilities") or {}).get("iotEdge")), "tags": tags,
+             "desired": _without_meta((twin.get("properties") or {}).get("desired") or {})}
+    return state, isinstance(marker, dict) and marker.get(MANAGED) is True
+
+
+def _for_declared(state: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The state fields a desired spec declares (twin maps only on their declared paths); keys are added apart."""
+    return {k: project(state.get(k), spec[k]) if k in TWIN_FIELDS else state.get(k)
+            for k in spec if k not in KEY_FIELDS}
+
+
+def _key_fingerprints(symmetric: Mapping[str, Any] | None, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Fingerprints of the keys the spec declares; the key values go no further than this function."""
+    keys = symmetric or {}
+    return {name: secret_fingerprint(keys[name]) if keys.get(name) else None for name in KEY_FIELDS if name in spec}
+
+
+def dps_state(record: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """(canonical state, carries the ownership tag) of an enrollment group or enrollment."""
+    wire = record.get("attestation") or {}
+    attestation: dict[str, Any] = {"type": wire.get("type")}
+    x509 = wire.get("x509") or {}
+    if x509.get("caReferences"):
+        refs = x509["caReferences"]
+        attestation["caReferences"] = {"primary": refs.get("primary"), "secondary": refs.get("secondary")}
+    for section in ("signingCertificates", "clientCertificates"):
+        if x509.get(section):
+            attestation[section] = {slot: ((x509[section].get(slot) or {}).get("info") or {}).get("sha1Thumbprint")
+                                    for slot in ("primary", "secondary")}
+    twin = record.get("initialTwin") or {}
+    tags, marker = _split_marker(twin.get("tags"))
+    state: dict[str, Any] = {
+        "attestation": attestation, "allocationPolicy": record.get("allocationPolicy"),
+        "customAllocationDefinition": record.get("customAllocationDefinition"),
+        "iotHubs": sorted(hub.lower() for hub in record.get("iotHubs") or []),
+        "reprovisionPolicy": record.get("reprovisionPolicy"),
+        "initialTwin": {"tags": tags, "desired": _without_meta((twin.get("properties") or {}).get("desired") or {})},
+        "iotEdge": bool((record.get("capabilities") or {}).get("iotEdge")),
+        "provisioningStatus": record.get("provisioningStatus")}
+    if "registrationId" in record:
+        state.update(registrationId=record["registrationId"], deviceId=record.get("deviceId"))
+    return state, isinstance(marker, dict) and PROVISIONED_BY in marker
+
+
+def _dps_names(kind: str, records: list[dict[str, Any]], id_field: str,
+               declared: Mapping[str, DesiredResource]) -> dict[str, str]:
+    """DPS id → the manifest name it belongs to. By id first (DPS ignores case); then a record fleetctl created for a
+    manifest whose id changed since (its ownership tag names the manifest) is that manifest's: a replace."""
+    by_id = {(d.spec.get("registrationId") or name).lower(): name for name, d in declared.items()}
+    out = {r[id_field]: by_id[r[id_field].lower()] for r in records if r[id_field].lower() in by_id}
+    taken = set(out.values())
+    prefix = kind.split(".")[1] + "/"
+    for record in records:
+        _, marker = _split_marker(((record.get("initialTwin") or {}).get("tags")))
+        origin = marker.get(PROVISIONED_BY, "") if isinstance(marker, dict) else ""
+        name = origin[len(prefix):] if origin.startswith(prefix) else None
+        if record[id_field] not in out and name in declared and name not in taken:
+            out[record[id_field]] = name
+            taken.add(name)
+    return out
+
+
+def _parallel(fn: Callable[[Any], T], items: Iterable[Any]) -> list[T]:
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
+        return list(pool.map(fn, items))
+
+
+# ------------------------------------------------------------------------------------------------ provider
+class AzureProvider:
+    """One Azure Target: its hub (devices, twins), its DPS (enrollments) and the hub's ARM certificate store."""
+
+    def __init__(self, target: str, client: AzureClient, *, has_dps: bool = True, has_arm: bool = True,
+                 retry: RetryPolicy | None = None, page_size: int = 1000) -> None:
+        self.target = target
+        self.client = client
+        self.has_dps = has_dps
+        self.has_arm = has_arm
+        self.page_size = page_size
+        self.retry = retry or RetryPolicy()
+        self.retry.on_retry = self._count_retry
+        self.throttles = 0
+        self.paths: Counter[str] = Counter()        # how changes were carried out: bulk-create calls and devices
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ plumbing
+    def addr(self, kind: str, name: str) -> Address:
+        return Address.of("azure", self.target, kind, name)
+
+    def set_hook(self, hook: Any) -> None:
+        self._local.hook = hook
+
+    def stats(self) -> dict[str, Any]:
+        calls = dict(self.client.calls)
+        mutating = sum(n for op, n in calls.items() if op.rsplit(".", 1)[-1].startswith(MUTATING))
+        return {"calls": calls, "total": sum(calls.values()), "mutating": mutating, "throttles": self.throttles,
+                "paths": dict(self.paths)}
+
+    def _count_retry(self, exc: errors.ProviderError, attempt: int) -> None:
+        if isinstance(exc, errors.Throttled):
+            self.throttles += 1
+
+    def call(self, op: str, fn: Callable[..., T], *args: Any) -> T:
+        """One service call: retried on throttling/transient errors only; mutating calls reported to the journal."""
+        hook = getattr(self._local, "hook", None) if op.rsplit(".", 1)[-1].startswith(MUTATING) else None
+        if hook:
+            hook(op, "begin", None, None)
+        try:
+            result = self.retry.run(lambda: fn(*args))
+        except errors.ProviderError as exc:
+            if hook:
+                hook(op, "failure", exc.request_id, exc)
+            raise
+        if hook:
+            hook(op, "success", None, None)
+        return result
+
+    # ------------------------------------------------------------------ read
+    def read(self, desired: list[DesiredResource], *, prune: bool = False) -> ReadResult:
+        """Actual state of the declared resources (and, with `prune`, of everything the hub and DPS hold)."""
+        by_kind: dict[str, dict[str, DesiredResource]] = {}
+        for d in desired:
+            by_kind.setdefault(d.kind, {})[d.address.name] = d
+        out: list[ActualResource] = []
+        if self.has_arm and (prune or "azure.HubCertificate" in by_kind):
+            out += self._read_certificates(by_kind.get("azure.HubCertificate", {}), prune)
+        for kind in ("azure.EnrollmentGroup", "azure.Enrollment"):
+            if self.has_dps and (prune or kind in by_kind):
+                out += self._read_dps(kind, by_kind.get(kind, {}), prune)
+        if prune or "azure.Device" in by_kind:
+            out += self._read_devices(by_kind.get("azure.Device", {}), prune)
+        return ReadResult(out, [])
+
+    def _query(self) -> Iterable[dict[str, Any]]:
+        token: str | None = None
+        while True:
+            page, token = self.call("query_iot_hub", self.client.query_devices_page, None, token, self.page_size)
+            yield from page
+            if not token:
+                return
+
+    def _read_devices(self, declared: dict[str, DesiredResource], prune: bool) -> list[ActualResource]:
+        rows: list[tuple[str, dict[str, Any], bool, Mapping[str, Any]]] = []
+        for twin in self._query():
+            device_id = twin["deviceId"]
+            d = declared.get(device_id)
+            if d is None and not prune:
+                continue
+            state, managed = device_state(twin)
+            if d is not None:
+                state = _for_declared(state, d.spec)
+            rows.append((device_id, state, managed, twin))
+        keyed = [row[0] for row in rows if row[0] in declared and any(k in declared[row[0]].spec for k in KEY_FIELDS)]
+        if keyed:
+            def keys(device_id: str) -> tuple[str, dict[str, Any]]:
+                identity = self.call("get_device", self.client.get_device, device_id)
+                auth = identity.get("authentication") or {}
+                symmetric = auth.get("symmetricKey") if auth.get("type") == "sas" else None
+                return device_id, _key_fingerprints(symmetric, declared[device_id].spec)
+            fingerprints = dict(_parallel(keys, keyed))
+        else:
+            fingerprints = {}
+        return [ActualResource(self.addr("Device", device_id), "azure.Device",
+                               {**state, **fingerprints.get(device_id, {})}, token=twin.get("deviceEtag") or "",
+                               managed=managed, ids={"etag": twin.get("deviceEtag"), "twinEtag": twin.get("etag")})
+                for device_id, state, managed, twin in rows]
+
+    def _read_dps(self, kind: str, declared: dict[str, DesiredResource], prune: bool) -> list[ActualResource]:
+        group = kind == "azure.EnrollmentGroup"
+        ops = _dps_ops(self.client, kind)
+        records = self.call(f"{ops.prefix}.query",
+                            self.client.list_enrollment_groups if group else self.client.list_enrollments)
+        id_field = "enrollmentGroupId" if group else "registrationId"
+        named = _dps_names(kind, records, id_field, declared)
+        rows = []
+        for record in records:
+            dps_id = record[id_field]
+            name = named.get(dps_id)
+            d = declared.get(name) if name else None
+            if d is None and not prune:
+                continue
+            state, managed = dps_state(record)
+            if d is not None:
+                state = _for_declared(state, d.spec)
+            rows.append((name or dps_id, dps_id, state, managed, record, d))
+
+        def with_keys(row: tuple) -> ActualResource:
+            name, dps_id, state, managed, record, d = row
+            if d is not None and any(k in d.spec for k in KEY_FIELDS):
+                symmetric = None
+                if (record.get("attestation") or {}).get("type") == "symmetricKey":
+                    mechanism = self.call(f"{ops.prefix}.get_attestation_mechanism", ops.keys, dps_id)
+                    symmetric = mechanism.get("symmetricKey")
+                state = {**state, **_key_fingerprints(symmetric, d.spec)}
+            return ActualResource(self.addr(kind.split(".")[1], name), kind, state, token=record.get("etag") or "",
+                                  managed=managed, ids={"etag": record.get("etag"), "id": dps_id})
+
+        return _parallel(with_keys, rows)
+
+    def _read_certificates(self, declared: dict[str, DesiredResource], prune: bool) -> list[ActualResource]:
+        out = []
+        for cert in self.call("certificates.list_by_iot_hub", self.client.list_hub_certificates):
+            name, props = cert["name"], cert.get("properties") or {}
+            if name not in declared and not prune:
+                continue
+            state = {"thumbprint": (props.get("thumbprint") or "").upper(), "isVerified": bool(props.get("isVerified"))}
+            out.append(ActualResource(self.addr("HubCertificate", name), "azure.HubCertificate", state,
+                                      token=cert.get("etag") or "", managed=name in declared,
+                                      ids={"etag": cert.get("etag")}))
+        return out
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, change: Change, secrets: Mapping[str, str]) -> ApplyResult:
+        handler = HANDLERS.get((change.kind, change.action))
+        if handler is None:
+            raise errors.Invalid(f"fleetctl cannot {change.action.value} {change.kind}")
+        return ApplyResult(outputs=handler(self, change, secrets) or {})
+
+    def batches(self, changes: list[Change]) -> list[list[Change]]:
+        """The changes of one apply wave this provider carries out together: device creates, ≤100 per call."""
+        creates = [c for c in changes if c.kind == "azure.Device" and c.action is Action.CREATE]
+        if len(creates) < 2:
+            return []
+        return [creates[i:i + BULK_LIMIT] for i in range(0, len(creates), BULK_LIMIT)]
+
+    def apply_batch(self, changes: list[Change], secrets: list[Mapping[str, str]]) -> list[errors.ProviderError | None]:
+        """Create the devices of `changes` in one bulk registry call; the outcome of each, in order. Raises when the
+        call as a whole fails (then none of them was created)."""
+        entries = [_device_entry(c, s) for c, s in zip(changes, secrets)]
+        result = self.call("bulk_create_or_update_devices", self.client.bulk_devices, entries, "create")
+        self.paths["bulk-create calls"] += 1
+        self.paths["bulk-create devices"] += len(entries)
+        failures = {e.get("deviceId"): e for e in result.get("errors") or []}
+        return [_bulk_error(failures[c.address.name]) if c.address.name in failures else None for c in changes]
+
+
+# ====================================================================== apply handlers
+def _bulk_error(entry: Mapping[str, Any]) -> errors.ProviderError:
+    code = str(entry.get("errorCode") or "")
+    return BULK_ERRORS.get(code, errors.ProviderError)(str(entry.get("errorStatus") or code), code=code or None)
+
+
+def _auth(desired: Mapping[str, Any], secrets: Mapping[str, str], current: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The client's flat auth dict for the desired authentication. Keys: the declared ones from `secrets`; the
+    others kept from `current` (the identity as the hub holds it) or, on create, left to the service."""
+    auth = desired["authentication"]
+    if auth["type"] == "x509CA":
+        return {"type": "certificateAuthority"}
+    if auth["type"] == "selfSigned":
+        return {"type": "selfSigned", "primaryThumbprint": auth.get("primaryThumbprint"),
+                "secondaryThumbprint": auth.get("secondaryThumbprint")}
+    kept = (current or {}).get("symmetricKey") or {} if (current or {}).get("type") == "sas" else {}
+    return {"type": "sas", **{name: secrets.get(name) if name in desired else kept.get(name) for name in KEY_FIELDS}}
+
+
+def _device_entry(c: Change, secrets: Mapping[str, str]) -> dict[str, Any]:
+    d = c.desired
+    entry: dict[str, Any] = {"device_id": c.address.name, "auth": _auth(d, secrets, None),
+                             "status": d.get("status", "enabled"), "iot_edge": bool(d.get("iotEdge")),
+                             "tags": {**d.get("tags", {}), MARKER_TAG: {MANAGED: True}}}
+    if d.get("desired"):
+        entry["desired"] = d["desired"]
+    return entry
+
+
+def _device_create(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> dict:
+    (outcome,) = p.apply_batch([c], [secrets])
+    if outcome is not None:
+        raise outcome
+    return {}
+
+
+def _device_update(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> dict:
+    name, d = c.address.name, c.desired
+    identity, twin = device_parts(c)
+    if identity:
+        current = p.call("get_device", p.client.get_device, name)
+        status = d.get("status") or current.get("status")
+        edge = d["iotEdge"] if "iotEdge" in d else bool((current.get("capabilities") or {}).get("iotEdge"))
+        p.call("update_device", p.client.update_device, name, _auth(d, secrets, current.get("authentication")),
+               status, edge, c.ids.get("etag"))
+    if twin:
+        patch: dict[str, Any] = {}
+        if any(path.startswith("tags") for path in twin):
+            patch["tags"] = d["tags"]
+        if any(path.startswith("desired") for path in twin):
+            patch["properties"] = {"desired": d["desired"]}
+        _patch_twin(p, c, patch)
+    return {}
+
+
+def _patch_twin(p: AzureProvider, c: Change, patch: dict[str, Any]) -> None:
+    """PATCH (merge) with If-Match the twin etag of the plan. The twin etag also moves when the device reports
+    properties, so on 412 re-read the twin: if the paths fleetctl manages are still as planned, retry with the new
+    etag; otherwise refuse, naming the concurrent change."""
+    name = c.address.name
+    try:
+        p.call("update_twin", p.client.update_twin, name, patch, c.ids.get("twinEtag"))
+        return
+    except errors.PreconditionFailed:
+        twin = p.call("get_twin", p.client.get_twin, name)
+    managed = {k: c.desired[k] for k in TWIN_FIELDS if k in c.desired}
+    now = _for_declared(device_state(twin)[0], managed)
+    if now != {k: c.actual.get(k) for k in managed}:
+        raise errors.PreconditionFailed(f"the twin's managed tags or desired properties of {name} changed since the "
+                                        "plan was made; re-run plan", code="PreconditionFailed")
+    p.call("update_twin", p.client.update_twin, name, patch, twin.get("etag"))
+
+
+def _device_delete(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> dict:
+    try:
+        p.call("delete_device", p.client.delete_device, c.address.name, c.ids.get("etag"))
+    except errors.NotFound:
+        pass           # gone already: the desired outcome
+    return {}
+
+
+class _DpsOps(NamedTuple):
+    """The client calls of one DPS collection (enrollment groups or individual enrollments)."""
+
+    prefix: str
+    get: Callable[..., dict[str, Any]]
+    keys: Callable[..., dict[str, Any]]
+    put: Callable[..., dict[str, Any]]
+    delete: Callable[..., None]
+
+
+def _dps_ops(k: AzureClient, kind: str) -> _DpsOps:
+    if kind == "azure.EnrollmentGroup":
+        return _DpsOps("enrollment_group", k.get_enrollment_group, k.get_enrollment_group_attestation,
+                       k.put_enrollment_group, k.delete_enrollment_group)
+    return _DpsOps("enrollment", k.get_enrollment, k.get_enrollment_attestation, k.put_enrollment, k.delete_enrollment)
+
+
+def _attestation(c: Change, secrets: Mapping[str, str], kept_keys: Mapping[str, Any]) -> dict[str, Any]:
+    """The wire attestation, always built from the manifest (DPS returns certificates only as `info` blocks)."""
+    wanted = c.desired["attestation"]
+    if wanted["type"] == "symmetricKey":
+        keys = {name: secrets.get(name) if name in c.desired else kept_keys.get(name) for name in KEY_FIELDS}
+        return {"type": "symmetricKey", "symmetricKey": keys}
+    if "caReferences" in wanted:
+        return {"type": "x509", "x509": {"caReferences": wanted["caReferences"]}}
+    section = "signingCertificates" if "signingCertificates" in wanted else "clientCertificates"
+    pems = c.inputs.get("certificates") or {}
+    return {"type": "x509", "x509": {section: {slot: {"certificate": pem} for slot, pem in pems.items() if pem}}}
+
+
+def _dps_body(c: Change, secrets: Mapping[str, str], current: Mapping[str, Any] | None,
+              kept_keys: Mapping[str, Any]) -> dict[str, Any]:
+    """A full record: the current one's fields the manifest leaves out, overlaid with the declared ones."""
+    d = c.desired
+    body: dict[str, Any] = {k: current[k] for k in DPS_FIELDS if current and k in current}
+    body["attestation"] = _attestation(c, secrets, kept_keys)
+    for field in ("allocationPolicy", "customAllocationDefinition", "iotHubs", "reprovisionPolicy",
+                  "provisioningStatus", "deviceId"):
+        if field in d:
+            body[field] = d[field]
+    if "iotEdge" in d:
+        body["capabilities"] = {"iotEdge": d["iotEdge"]}
+    twin = dict(body.get("initialTwin") or {})
+    _, marker = _split_marker(twin.get("tags"))
+    if current is None:
+        marker = {PROVISIONED_BY: f"{c.kind.split('.')[1]}/{c.address.name}"}
+    if "initialTwin" in d:
+        twin = {"tags": dict(d["initialTwin"]["tags"]), "properties": {"desired": d["initialTwin"]["desired"]}}
+    if marker is not None:
+        twin["tags"] = {**(twin.get("tags") or {}), MARKER_TAG: marker}
+    body["initialTwin"] = twin or None
+    return body
+
+
+def _dps_id(c: Change) -> str:
+    return c.desired.get("registrationId") or c.address.name
+
+
+def _dps_create(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> dict:
+    ops = _dps_ops(p.client, c.kind)
+    p.call(f"{ops.prefix}.create_or_update", ops.put, _dps_id(c), _dps_body(c, secrets, None, {}), None)
+    return {}
+
+
+def _dps_update(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> dict:
+    ops = _dps_ops(p.client, c.kind)
+    dps_id = c.ids.get("id") or _dps_id(c)
+    current = p.call(f"{ops.prefix}.get", ops.get, dps_id)
+    kept: Mapping[str, Any] = {}
+    if c.desired["attestation"]["type"] == "symmetricKey" and not all(k in c.desired for k in KEY_FIELDS) \
+            and (current.get("attestation") or {}).get("type") == "symmetricKey":
+        kept = p.call(f"{ops.prefix}.get_attestation_mechanism", ops.keys, dps_id).get("symmetricKey") or {}
+    p.call(f"{ops.prefix}.create_or_update", ops.put, dps_id, _dps_body(c, secrets, current, kept), c.ids.get("etag"))
+    return {}
+
+
+def _dps_delete(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> dict:
+    ops = _dps_ops(p.client, c.kind)
+    try:
+        p.call(f"{ops.prefix}.delete", ops.delete, c.ids.get("id") or c.address.name, c.ids.get("etag"))
+    except errors.NotFound:
+        pass
+    return {}
+
+
+def _dps_replace(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> dict:
+    _dps_delete(p, c, secrets)
+    return _dps_create(p, c, secrets)
+
+
+def _certificate_upload(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> dict:
+    """Upload (create) or replace (thumbprint changed) the CA certificate, then prove possession of its key."""
+    name, etag = c.address.name, c.ids.get("etag")
+    if c.action is Action.CREATE or any(f.path == "thumbprint" for f in c.fields):
+        uploaded = p.call("certificates.create_or_update", p.client.put_hub_certificate, name,
+                          c.inputs["certificatePem"], etag)
+        etag = uploaded.get("etag")
+    _prove(p, c, etag)
+    return {}
+
+
+def _prove(p: AzureProvider, c: Change, etag: str | None) -> None:
+    """Proof of possession as far as the manifest allows; raises ProofOfPossessionPending with the hub's code when
+    the declared verification certificate is not made from it (or none is declared)."""
+    proof = proof_of_possession(c)
+    if proof is Proof.NONE:
+        return
+    name = c.address.name
+    pem, code = c.inputs.get("verificationCertificatePem"), c.inputs.get("verificationCode")
+    if proof is Proof.DECLARED:
+        try:
+            p.call("certificates.verify", p.client.verify_hub_certificate, name, etag, pem)
+            return
+        except errors.Invalid:
+            pass                   # no code issued yet, or another one: ask for a fresh code below
+        etag = p.call("certificates.get", p.client.get_hub_certificate, name).get("etag")
+    nonce = p.call("certificates.generate_verification_code", p.client.generate_verification_code, name, etag)
+    issued = (nonce.get("properties") or {}).get("verificationCode")
+    if pem and code == issued:
+        p.call("certificates.verify", p.client.verify_hub_certificate, name, nonce.get("etag"), pem)
+        return
+    raise errors.ProviderError(
+        f"the certificate is uploaded but not verified: the hub's verification code is {issued}. Make a "
+        f"certificate with CN={issued} signed with the CA's key (outside fleetctl), declare it as "
+        "verificationCertificatePem, and run plan and apply again (the plan shows isVerified: false → true)",
+        code="ProofOfPossessionPending")
+
+
+Handler = Callable[[AzureProvider, Change, Mapping[str, str]], dict]
+HANDLERS: dict[tuple[str, Action], Handler] = {
+    ("azure.Device", Action.CREATE): _device_create, ("azure.Device", Action.UPDATE): _device_update,
+    ("azure.Device", Action.DELETE): _device_delete,
+    ("azure.HubCertificate", Action.CREATE): _certificate_upload,
+    ("azure.HubCertificate", Action.UPDATE): _certificate_upload,
+    ("azure.EnrollmentGroup", Action.CREATE): _dps_create, ("azure.EnrollmentGroup", Action.UPDATE): _dps_update,
+    ("azure.EnrollmentGroup", Action.DELETE): _dps_delete,
+    ("azure.Enrollment", Action.CREATE): _dps_create, ("azure.Enrollment", Action.UPDATE): _dps_update,
+    ("azure.Enrollment", Action.DELETE): _dps_delete, ("azure.Enrollment", Action.REPLACE): _dps_replace,
+}
