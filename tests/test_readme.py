@@ -51,6 +51,13 @@ def test_using_it_walkthrough_runs_against_the_sandbox(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "No changes" not in res.stdout.split("Apply")[0]      # the first plan had changes
     assert "In sync" in res.stdout
+    assert list((tmp_path / "out").rglob("*.json")), "device artifacts were written"
+    assert '"version": "2.1.0"' in (tmp_path / "lint.sarif").read_text()
+    secret = "demo-only"
+    for path in [tmp_path / "devices.json", tmp_path / "journal.json", tmp_path / "journal.jsonl"]:
+        assert secret not in path.read_text()
+    assert secret not in res.stdout + res.stderr
+    assert (tmp_path / "journal.json").read_text().strip()
 
 
 def test_manifest_snippets_validate(tmp_path):

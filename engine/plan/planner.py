@@ -52,7 +52,7 @@ def _pair(d: DesiredResource, a: ActualResource | None) -> Change | None:
                   secrets=dict(d.secrets), depends_on=d.depends_on, source=d.source)
     if a is None:
         return Change(action=Action.CREATE, fields=tuple(_creation_fields(d, decl)), **common)
-    fields = diff_fields(d.spec, a.state, decl)
+    fields = decl.diff(d, a) if decl.diff else diff_fields(d.spec, a.state, decl)
     if not fields:
         return None
     immutable = sorted({f.path.split(".")[0] for f in fields} & set(decl.immutable))

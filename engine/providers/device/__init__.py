@@ -11,7 +11,7 @@ engine plugs it into its plan under addresses ``device/<model>/<device-id>``:
 """
 from __future__ import annotations
 
-from .artifacts import Artifact, ArtifactKind, render
+from .artifacts import Artifact, ArtifactKind, render, write_artifacts
 from .codecs import CodecError, apply_fields, encode_value
 from .crosscheck import CloudContext, Finding, FindingCode, aws_region_of, crosscheck_device
 from .diff import Action, ChangeKind, RegisterChange, commit_steps, diff_device, fingerprint_of, summary
@@ -25,5 +25,5 @@ __all__ = [
     "DeviceDump", "DeviceModel", "DumpError", "Finding", "FindingCode", "ModelError", "Problem", "ProblemsError",
     "RegType", "RegisterChange", "RenderError", "Resolved", "apply_fields", "aws_region_of", "builtin_models",
     "check_model", "commit_steps", "crosscheck_device", "diff_device", "encode_value", "fingerprint_of",
-    "load_model", "parse_dump", "read_dump", "render", "resolve_desired", "summary",
+    "load_model", "parse_dump", "read_dump", "render", "resolve_desired", "summary", "write_artifacts",
 ]

@@ -317,6 +317,18 @@ def _write(path: Path, content: str, secret: bool) -> None:
         handle.write(content.encode("utf-8"))
 
 
+def write_artifacts(artifacts: Sequence[Artifact], root: str | Path = ".") -> list[Path]:
+    """Write every file artifact, its path taken relative to `root` (an absolute path as it is): artifacts that
+    hold a secret with mode 0600, the others 0644. Commands are not files. Returns the paths written."""
+    written = []
+    for artifact in artifacts:
+        if artifact.path is not None:
+            path = Path(root) / artifact.path
+            _write(path, artifact.content, artifact.contains_secrets)
+            written.append(path)
+    return written
+
+
 def render(model: DeviceModel, device_id: str, changes: Sequence[RegisterChange], desired: DesiredConfig,
            outdir: str | Path, *, dump: DeviceDump | None = None, write: bool = True) -> list[Artifact]:
     """Render (and, with `write`, write under `outdir`) the artifacts that carry out `changes`.
@@ -330,7 +342,5 @@ def render(model: DeviceModel, device_id: str, changes: Sequence[RegisterChange]
     if ctx.problems:
         raise RenderError(ctx.problems)
     if write:
-        for artifact in ctx.artifacts:
-            if artifact.path is not None:
-                _write(Path(artifact.path), artifact.content, artifact.contains_secrets)
+        write_artifacts(ctx.artifacts)
     return ctx.artifacts

@@ -33,11 +33,14 @@ class FindingCode(enum.Enum):
 
 @dataclass(frozen=True)
 class Finding:
-    """A warning: `path` names the register (and field) concerned."""
+    """A warning: `path` names the register (and field) concerned. The engine fills in `address` (the device,
+    or the DeviceConfig when no device is known) and `source` (``file:line:col`` of the DeviceConfig)."""
 
     code: FindingCode
     path: tuple[str, ...]
     message: str
+    address: str = ""
+    source: str = ""
 
 
 @dataclass(frozen=True)
