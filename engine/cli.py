@@ -16,14 +16,15 @@ import click
 from engine import run
 from engine.diagnostics import FleetctlError, Severity
 from engine.plan.model import Plan, PlanFileError, load_plan
-from engine.plan.render import RENDERERS, summary_line
+from engine.plan.render import RENDERERS, summary_line, text as text_view
 
 FORMATS = click.Choice(sorted(RENDERERS))
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _ctx(journal: str | None) -> run.Context:
-    return run.Context(journal_path=Path(journal or os.environ.get("FLEETCTL_JOURNAL", ".fleetctl/journal.jsonl")))
+    return run.Context(journal_path=Path(journal or os.environ.get("FLEETCTL_JOURNAL", ".fleetctl/journal.jsonl")),
+                       workers=int(os.environ.get("FLEETCTL_WORKERS") or 8))   # changes applied concurrently
 
 
 def _emit_diagnostics(diags) -> None:
@@ -92,11 +93,19 @@ def _plan_options(f):
     return f
 
 
-def _make_plan(path: str, targets, prune: bool, journal: str | None, dumps: str | None) -> tuple[run.PlanResult, run.Context]:
+def _make_plan(path: str, targets, prune: bool, journal: str | None, dumps: str | None,
+               extra_env: dict[str, str] | None = None, changed_since: str | None = None
+               ) -> tuple[run.PlanResult, run.Context]:
     ctx = _ctx(journal)
     if dumps:
         ctx.env = {**ctx.env, "FLEETCTL_DUMPS": str(Path(dumps).resolve())}
-    return run.plan(Path(path), ctx, targets=set(targets) or None, prune=prune), ctx
+    if extra_env:
+        ctx.env = {**ctx.env, **extra_env}
+    return run.plan(Path(path), ctx, targets=set(targets) or None, prune=prune, changed_since=changed_since), ctx
+
+
+def _render(plan_obj: Plan, fmt: str, summary: bool = False) -> str:
+    return text_view(plan_obj, summary=True) if summary and fmt == "text" else RENDERERS[fmt](plan_obj)
 
 
 @cli.command()
@@ -104,13 +113,17 @@ def _make_plan(path: str, targets, prune: bool, journal: str | None, dumps: str 
 @_plan_options
 @click.option("--out", type=click.Path(), help="write the plan file (JSON) for `fleetctl apply PLANFILE`")
 @click.option("--detailed-exitcode", is_flag=True, help="exit 2 when the plan has changes")
+@click.option("--summary", is_flag=True, help="changes per kind and action instead of one line per change "
+              "(drill into one with `fleetctl show PLANFILE --address ADDR`)")
+@click.option("--changed-since", metavar="REV", help="plan only resources whose manifests changed since this git "
+              "revision, and their dependants (pull-request plans); drift still checks everything")
 def plan(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: str | None, out: str | None,
-         detailed_exitcode: bool) -> None:
+         detailed_exitcode: bool, summary: bool, changed_since: str | None) -> None:
     """Read the actual state, diff it against the manifests and print the ordered plan."""
-    result, _ = _make_plan(path, targets, prune, journal, dumps)
+    result, _ = _make_plan(path, targets, prune, journal, dumps, changed_since=changed_since)
     if out:
         _write(out, result.plan.dumps())
-    click.echo(RENDERERS[fmt](result.plan), nl=False)
+    click.echo(_render(result.plan, fmt, summary), nl=False)
     if any(d.severity is Severity.ERROR for d in result.plan.diagnostics):
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if detailed_exitcode and result.plan.has_changes else EXIT_OK)
@@ -123,6 +136,7 @@ def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps:
     """Report where the actual state no longer matches the manifests (exit 2 on drift)."""
     result, _ = _make_plan(path, targets, prune, journal, dumps)
     from engine.plan.render import drift_report
+    _emit_diagnostics(result.plan.diagnostics)       # e.g. an optional target that was not checked
     click.echo(drift_report(result.plan, fmt), nl=False)
     sys.exit(EXIT_CHANGES if result.plan.has_changes else EXIT_OK)
 
@@ -130,9 +144,21 @@ def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps:
 @cli.command()
 @click.argument("planfile", type=click.Path())
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
-def show(planfile: str, fmt: str) -> None:
-    """Render a saved plan file."""
-    click.echo(RENDERERS[fmt](load_plan(planfile)), nl=False)
+@click.option("--summary", is_flag=True, help="changes per kind and action instead of one line per change")
+@click.option("--address", "addresses", multiple=True, metavar="ADDR",
+              help="only the changes at this address or glob (repeatable), with every detail")
+def show(planfile: str, fmt: str, summary: bool, addresses: tuple[str, ...]) -> None:
+    """Render a saved plan file (or drill into some of its changes with --address)."""
+    plan_obj = load_plan(planfile)
+    if addresses:
+        from engine.plan import drilldown
+        chosen = drilldown.select(plan_obj, addresses)
+        if not chosen:
+            click.echo(f"error: no change of plan {plan_obj.plan_id} matches {', '.join(addresses)}", err=True)
+            sys.exit(EXIT_ERROR)
+        click.echo(drilldown.render(plan_obj, list(addresses), chosen, fmt), nl=False)
+        return
+    click.echo(_render(plan_obj, fmt, summary), nl=False)
 
 
 def _report(report: run.ApplyReport) -> None:
@@ -152,17 +178,21 @@ def _report(report: run.ApplyReport) -> None:
 @click.option("--target", "targets", multiple=True)
 @click.option("--prune", is_flag=True)
 @click.option("--dumps", type=click.Path())
+@click.option("--artifacts", type=click.Path(), default="out", show_default=True,
+              help="folder for the device artifacts (SpringCoreConfig files, AT scripts, NVS CSVs)")
 def apply(path_or_plan: str, auto_approve: bool, journal: str | None, fleet_path: str | None, targets, prune: bool,
-          dumps: str | None) -> None:
+          dumps: str | None, artifacts: str) -> None:
     """Apply a saved PLANFILE exactly (refusing a stale one), or plan PATH and apply it."""
+    device_env = {"FLEETCTL_ARTIFACTS": str(Path(artifacts).resolve())}
     ctx = _ctx(journal)
+    ctx.env = {**ctx.env, **device_env}
     target = Path(path_or_plan)
     if target.is_file() and target.suffix == ".json":
         plan_obj = load_plan(str(target))
         fleet_root = Path(fleet_path or "fleet")
         specs = _target_specs(fleet_root, ctx)
     else:
-        result, ctx = _make_plan(path_or_plan, targets, prune, journal, dumps)
+        result, ctx = _make_plan(path_or_plan, targets, prune, journal, dumps, device_env)
         plan_obj, fleet_root = result.plan, result.fleet.root
         specs = {n: m.spec for n, m in result.fleet.targets().items()}
         click.echo(RENDERERS["text"](plan_obj), nl=False)
@@ -182,6 +212,9 @@ def apply(path_or_plan: str, auto_approve: bool, journal: str | None, fleet_path
         sys.exit(EXIT_OK)
     report = run.apply(plan_obj, ctx, fleet_root, specs, check=True)
     _report(report)
+    if any(a.startswith("device/") for a in report.applied):
+        click.echo(f"Device artifacts are in {artifacts}/: push them to the devices, read the devices back into "
+                   "the dumps folder, then plan again.")
     sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
 
 
@@ -197,10 +230,13 @@ def sandbox() -> None:
 
 
 @sandbox.command("up")
-def sandbox_up() -> None:
+@click.option("--quota-faithful", is_flag=True, default=None,
+              help="AWS default quotas, page sizes and latency in front of moto; Azure emulator at S1 rates "
+                   "(also: FLEETCTL_SANDBOX_QUOTAS=1)")
+def sandbox_up(quota_faithful: bool | None) -> None:
     """Start the emulators in the background and print export lines (also in .fleetctl/sandbox.env)."""
     from engine.sandbox import manager
-    click.echo(manager.up(), nl=False)
+    click.echo(manager.up(quota_faithful=quota_faithful or None), nl=False)
 
 
 @sandbox.command("env")

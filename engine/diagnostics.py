@@ -17,16 +17,20 @@ class Severity(enum.Enum):
 
 @dataclass(frozen=True, order=True)
 class Source:
-    """Where something was written: a manifest file and a 1-based line and column."""
+    """Where something was written: a manifest file and a 1-based line and column.
+
+    `origin` is set for documents a generator (ThingSet) made: the data row they came from (`devices.csv:42`),
+    while file:line:col point at the template line.
+    """
 
     file: str
     line: int = 0
     col: int = 0
+    origin: str = ""
 
     def __str__(self) -> str:
-        if self.line:
-            return f"{self.file}:{self.line}:{self.col or 1}"
-        return self.file
+        where = f"{self.file}:{self.line}:{self.col or 1}" if self.line else self.file
+        return f"{self.origin}, template {where}" if self.origin else where
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,8 @@ class Diagnostic:
         if self.detail:
             out["detail"] = self.detail
         if self.source:
-            out["source"] = {"file": self.source.file, "line": self.source.line, "col": self.source.col}
+            out["source"] = {"file": self.source.file, "line": self.source.line, "col": self.source.col,
+                             **({"origin": self.source.origin} if self.source.origin else {})}
         if self.address:
             out["address"] = self.address
         if self.field:
@@ -63,7 +68,7 @@ class Diagnostic:
     def from_json(cls, data: dict) -> "Diagnostic":
         src = data.get("source")
         return cls(Severity(data["severity"]), data["summary"], data.get("detail", ""),
-                   Source(src["file"], src.get("line", 0), src.get("col", 0)) if src else None,
+                   Source(src["file"], src.get("line", 0), src.get("col", 0), src.get("origin", "")) if src else None,
                    data.get("address"), data.get("field"))
 
 

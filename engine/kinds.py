@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 if TYPE_CHECKING:
     from engine.manifest.fleet import ExpandContext, Expanded
@@ -23,6 +23,7 @@ KIND_MODULES = (
     "engine.providers.aws.kinds",
     "engine.providers.azure.kinds",
     "engine.providers.device.kinds",
+    "engine.manifest.generators",
 )
 
 
@@ -54,6 +55,16 @@ class KindDecl:
     # refine(change) -> Change | Diagnostic: a pure hook that adds the steps a reviewer must see (which policy
     # version is deleted, detach → INACTIVE → delete), or returns an error Diagnostic for an impossible change.
     refine: Callable[[Any], Any] | None = None
+    # diff(desired, actual) -> [FieldChange]: a kind whose desired values depend on the actual state (device
+    # registers: read-modify-write bitfields, values compared by fingerprint, cloud references resolved at read
+    # time) states its own field diff; every other kind is diffed by engine/diff.py.
+    diff: Callable[[Any, Any], list[Any]] | None = None
+    # calls(change) -> {API: count}: the mutating calls apply makes for a change (the provider's handlers make
+    # exactly these); plans divide them by the default quotas to state the binding quota and the apply time.
+    calls: Callable[[Any], Mapping[str, int]] | None = None
+    # generate(document, fleet_root, diagnostics) -> documents: a generator kind (ThingSet) expands into
+    # ordinary documents before validation, so each generated resource goes through every stage.
+    generate: Callable[..., list[Any]] | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 

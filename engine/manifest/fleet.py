@@ -9,6 +9,7 @@ errors of the others.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -20,8 +21,10 @@ from pydantic import BaseModel, ValidationError
 from engine import kinds as registry
 from engine.diagnostics import Diagnostic, Diagnostics, Source, error
 from engine.kinds import KindDecl
+from engine.manifest import generators
 from engine.manifest.loader import Document, load_path
 from engine.manifest.types import Envelope, PemRef, SecretRefModel
+from engine.pki import CertInfo, PemError, cert_info, issued_by
 from engine.model import Address, DesiredResource, SecretRef, canonical_json, secret_fingerprint
 
 
@@ -42,8 +45,8 @@ class Manifest:
     def target(self) -> str | None:
         return self.envelope.metadata.target
 
-    @property
-    def address(self) -> Address:
+    @functools.cached_property
+    def address(self) -> Address:      # one object per manifest: 100,000 devices ask for it many times
         return address_for(self.decl, self.name, self.target)
 
     def source(self, *path: Any) -> Source:
@@ -97,6 +100,30 @@ class ExpandContext:
                    detail=f"looked in {self.manifest.doc.base_dir} and {self.root}")
         return None
 
+    def read_cert(self, ref: PemRef | None, *path: Any) -> CertInfo | None:
+        """Read and parse a public certificate; a missing file, a private key or a non-PEM is an error at `path`."""
+        pem = self.read_public(ref, *path)
+        if pem is None:
+            return None
+        try:
+            return _cert_info(pem)
+        except PemError as exc:
+            self.error(str(exc), *path)
+            return None
+
+    def read_ca_pair(self, ca_ref: PemRef | None, verification_ref: PemRef | None,
+                     how: str) -> tuple[CertInfo | None, CertInfo | None]:
+        """A CA certificate and its proof-of-possession certificate (made outside fleetctl: `how`)."""
+        info = self.read_cert(ca_ref, "certificatePem")
+        if info and not info.is_ca:
+            self.error("certificatePem is not a CA certificate (basicConstraints CA:TRUE missing)", "certificatePem")
+        vinfo = self.read_cert(verification_ref, "verificationCertificatePem") if verification_ref else None
+        if vinfo and info and not issued_by(vinfo.pem, info.pem):
+            self.error("the verification certificate is not signed by this CA", "verificationCertificatePem",
+                       detail=how)
+            return info, None
+        return info, vinfo
+
     def secret(self, ref: SecretRefModel, *path: Any) -> tuple[str | None, SecretRef]:
         """Resolve a secret reference to its fingerprint (never its value) and the reference apply re-reads."""
         sref = SecretRef(ref.source, ref.ref)
@@ -106,6 +133,11 @@ class ExpandContext:
                 self.error(str(value), *path)
             return None, sref
         return secret_fingerprint(value), sref
+
+
+@functools.lru_cache(maxsize=65536)
+def _cert_info(pem: str) -> CertInfo:
+    return cert_info(pem)
 
 
 def resolve_secret_value(ref: SecretRef, root: Path, env: Mapping[str, str]) -> str | Exception:
@@ -291,6 +323,7 @@ def validate_documents(docs: list[Document], diags: Diagnostics) -> list[Manifes
             address = str(address_for(decl, envelope.metadata.name, envelope.metadata.target))
             diags.extend(_pydantic_diags(exc, doc, ("spec",), decl.spec_model, address))
             continue
+        envelope.spec = {}     # the typed spec supersedes the raw one (a 100,000-device fleet would hold both)
         manifests.append(Manifest(decl, doc, envelope, spec))
     return manifests
 
@@ -337,19 +370,21 @@ def load_fleet(root: str | Path, env: Mapping[str, str] | None = None, *, resolv
         return Fleet(root, [], [], diags)
     docs, load_diags = load_path(root)
     diags.extend(load_diags)
+    fleet_root = root if root.is_dir() else root.parent
+    docs = generators.expand_all(docs, fleet_root, diags, registry.lookup)   # ThingSet rows → documents
     manifests = validate_documents(docs, diags)
     index = _index(manifests, diags)
     manifests = [m for m in manifests if index.get((m.decl.qualified, m.target, m.name)) is m]
     targets = {m.name: m for m in manifests if m.decl.qualified == "fleetctl.Target"}
     _check_targets(manifests, targets, diags)
     _check_references(manifests, index, diags)
-    fleet_root = root if root.is_dir() else root.parent
     desired: list[DesiredResource] = []
     for m in manifests:
         if m.decl.expand is None:
             continue
         ctx = ExpandContext(fleet_root, m, index, env, diags, resolve_secrets)
         desired.extend(m.decl.expand(ctx, m).resources)
+    diags.items = generators.fold(diags.items)   # one template mistake, not one error per generated row
     return Fleet(fleet_root, manifests, desired, diags)
 
 

@@ -75,14 +75,20 @@ def render_exports(values: dict[str, str]) -> str:
     return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in sorted(values.items()))
 
 
-def up(base: Path | None = None) -> str:
-    """Start every available emulator (idempotent: a running sandbox is reused) and return the export lines."""
+def up(base: Path | None = None, *, quota_faithful: bool | None = None) -> str:
+    """Start every available emulator (idempotent: a running sandbox is reused) and return the export lines.
+
+    `quota_faithful` (default: FLEETCTL_SANDBOX_QUOTAS=1) puts AWS's default quotas in front of moto
+    (engine/sandbox/quota_proxy.py) and starts the Azure emulator at S1 rates, and exports
+    FLEETCTL_RATE_LIMIT=on so fleetctl paces itself as it would against the clouds."""
+    if quota_faithful is None:
+        quota_faithful = os.environ.get("FLEETCTL_SANDBOX_QUOTAS") == "1"
     sdir = state_dir(base)
     sdir.mkdir(parents=True, exist_ok=True)
     pids_file = sdir / "pids.json"
     if pids_file.exists():
         pids = json.loads(pids_file.read_text())
-        if pids and all(_alive(p) for p in pids.values()):
+        if pids and all(_alive(p) for p in pids.values()) and ("aws-quota-proxy" in pids) == quota_faithful:
             return env_file(base).read_text()
         down(base)
         sdir.mkdir(parents=True, exist_ok=True)
@@ -91,21 +97,47 @@ def up(base: Path | None = None) -> str:
     for name, module in EMULATORS.items():
         if importlib.util.find_spec(module) is None:
             continue
-        info = sdir / f"{name}.json"
-        info.unlink(missing_ok=True)
-        log = open(sdir / f"{name}.log", "ab")
-        proc = subprocess.Popen([sys.executable, "-m", module, "--state-dir", str(sdir)], stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(sdir))
-        pids[name] = proc.pid
-        pids_file.write_text(json.dumps(pids))
-        try:
-            results[name] = _wait_for(info, proc, name)
-        except SandboxError:
-            down(base)
-            raise
-    text = render_exports(exports(results.get("aws"), results.get("azure")))
+        extra = quota_args(name) if quota_faithful else []
+        results[name] = _start(base, sdir, name, module, extra, pids)
+    if quota_faithful and "aws" in results:
+        proxy = _start(base, sdir, "aws-quota-proxy", "engine.sandbox.quota_proxy",
+                       ["--upstream", results["aws"]["endpointUrl"]], pids, info_name="quota_proxy")
+        results["aws"] = {**results["aws"], "endpointUrl": proxy["endpointUrl"]}
+    values = exports(results.get("aws"), results.get("azure"))
+    if quota_faithful:
+        values["FLEETCTL_RATE_LIMIT"] = "on"
+    text = render_exports(values)
     env_file(base).write_text(text)
     return text
+
+
+def quota_args(name: str) -> list[str]:
+    """Emulator options of the quota-faithful sandbox: the Azure emulator at IoT Hub S1×1 and DPS rates
+    (research/quotas.md §2.1, §2.3; ARM is left unthrottled), 1,000 twins per query page, 50 ms latency."""
+    if name != "azure":
+        return []
+    from engine.ratelimit import azure_hub_quotas
+    q = azure_hub_quotas("S1", 1)
+    rates = {"registry": q["registry"].tps, "query": q["query"].tps, "twin_read": q["twin_read"].tps,
+             "twin_update": q["twin_update"].tps, "dps": q["dps"].tps}
+    return ["--rates", ",".join(f"{k}={v:.4g}" for k, v in rates.items()), "--page-size", "1000",
+            "--latency-ms", "50"]
+
+
+def _start(base: Path | None, sdir: Path, name: str, module: str, extra: list[str], pids: dict[str, int],
+           info_name: str | None = None) -> dict:
+    info = sdir / f"{info_name or name}.json"
+    info.unlink(missing_ok=True)
+    log = open(sdir / f"{name}.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", module, "--state-dir", str(sdir), *extra], stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(sdir))
+    pids[name] = proc.pid
+    (sdir / "pids.json").write_text(json.dumps(pids))
+    try:
+        return _wait_for(info, proc, name)
+    except SandboxError:
+        down(base)
+        raise
 
 
 def env(base: Path | None = None) -> str:

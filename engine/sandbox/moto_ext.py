@@ -15,12 +15,14 @@ Behaviour added, as AWS documents it:
   a second registration of the same CA is ResourceAlreadyExistsException (409);
 - autoRegistrationStatus and certificateMode kept and returned; UpdateCACertificate's
   newAutoRegistrationStatus and removeAutoRegistration honoured;
-- provisioning templates: create, describe, update, delete, list, and versions (at most 5).
+- provisioning templates: create, describe, update, delete, list, and versions (at most 5);
+- DescribeEndpoint: one IoT data endpoint per account and region (`sandbox_endpoint_id`), as on AWS.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import base64
 import json
 from typing import Any, Callable
 
@@ -251,6 +253,28 @@ def _install_templates(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) ->
         setattr(IoTResponse, fn.__name__, fn)
 
 
+def sandbox_endpoint_id(account_id: str, region: str) -> str:
+    """The sandbox's IoT data endpoint prefix: AWS's is fixed per account and region, moto draws a new one on
+    every DescribeEndpoint call (devices configured from one plan would never match the next)."""
+    digest = hashlib.sha256(f"fleetctl-sandbox-endpoint:{account_id}:{region}".encode()).digest()
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:14])
+
+
+def _install_endpoint() -> None:
+    from moto.iot.models import IoTBackend
+
+    original = IoTBackend.describe_endpoint
+
+    def describe_endpoint(self, endpoint_type: str):
+        result = original(self, endpoint_type)
+        result.endpoint = result.endpoint.replace(result.endpoint.split(".", 1)[0].removesuffix("-ats"),
+                                                  sandbox_endpoint_id(self.account_id, self.region_name), 1)
+        return result
+
+    IoTBackend.describe_endpoint = describe_endpoint
+
+
 def install() -> None:
     """Add the missing operations to moto's IoTResponse (idempotent; sandbox process only)."""
     global _INSTALLED
@@ -284,8 +308,61 @@ def install() -> None:
 
     for fn in (tag_resource, untag_resource, list_tags_for_resource, list_ca_certificates):
         setattr(IoTResponse, fn.__name__, fn)
+    def _page(self, items: list, size_param: str, default: int, token_param: str) -> tuple[list, str | None]:
+        size = int(self._get_param(size_param) or default)
+        token = self._get_param(token_param)
+        start = int(base64.b64decode(token).decode().split(":", 1)[1]) if token else 0
+        end = start + size
+        return items[start:end], (base64.b64encode(f"moto-ext:{end}".encode()).decode() if end < len(items) else None)
+
+    def list_things(self):
+        name, value, type_name = (self._get_param(k) for k in ("attributeName", "attributeValue", "thingTypeName"))
+        things = list(self.iot_backend.things.values())
+        if name is not None or type_name is not None:
+            things = [t for t in things if (name is None or t.attributes.get(name) == value) and
+                      (type_name is None or (t.thing_type is not None and t.thing_type.thing_type_name == type_name))]
+        page, token = _page(self, things, "maxResults", 50, "nextToken")
+        return ActionResult({"things": [t.to_dict() for t in page], "nextToken": token})
+
+    def list_things_in_thing_group(self):
+        things = list(self.iot_backend.describe_thing_group(self._get_param("thingGroupName")).things.values())
+        page, token = _page(self, things, "maxResults", 250, "nextToken")
+        return ActionResult({"things": [t.thing_name for t in page], "nextToken": token})
+
+    def list_certificates(self):
+        page, marker = _page(self, list(self.iot_backend.certificates.values()), "pageSize", 250, "marker")
+        return ActionResult({"certificates": [c.to_dict() for c in page], "nextMarker": marker})
+
+    # moto builds every item of these lists for every page (and pages two of them not at all): O(fleet) per
+    # page, where AWS answers in time independent of the fleet. Paged here, O(page), as AWS pages them.
+    for fn in (list_things, list_things_in_thing_group, list_certificates):
+        setattr(IoTResponse, fn.__name__, fn)
+    # moto's IoT backend is not thread-safe (its lookups iterate dicts other requests insert into, and a
+    # "dictionary changed size during iteration" becomes an HTML 500): one IoT action at a time, as moto is
+    # GIL-bound anyway. A thing is found by its ARN (the backend's key), not by scanning every thing.
+    import threading
+    from moto.iot.models import IoTBackend
+    lock = threading.RLock()
+    call_action = IoTResponse.call_action
+
+    def serialized(self):
+        with lock:
+            return call_action(self)
+    IoTResponse.call_action = serialized
+    describe_thing = IoTBackend.describe_thing
+
+    def describe_thing_by_arn(self, thing_name: str):
+        prefix = next(iter(self.things), "").rsplit("thing/", 1)[0]
+        thing = self.things.get(f"{prefix}thing/{thing_name}") if prefix else None
+        return thing if thing is not None and thing.thing_name == thing_name else describe_thing(self, thing_name)
+    IoTBackend.describe_thing = describe_thing_by_arn
+    # AWS's DescribeCertificate returns the issuing CA's id (CertificateDescription.caCertificateId); moto drops it
+    from moto.iot.models import FakeCertificate
+    describe = FakeCertificate.to_description_dict
+    FakeCertificate.to_description_dict = lambda self: {**describe(self), "caCertificateId": self.ca_certificate_id}
     _install_ca(IoTResponse, ActionResult, EmptyResult)
     _install_templates(IoTResponse, ActionResult, EmptyResult)
+    _install_endpoint()
     for op in CREATE_CALLS:
         setattr(IoTResponse, op, _wrap_create(getattr(IoTResponse, op), op))
     _INSTALLED = True

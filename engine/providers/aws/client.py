@@ -1,6 +1,7 @@
 """The only module that imports boto3: AWS IoT calls, paging, error translation, call accounting.
 
-Every call goes through `AwsClient.call`, which counts it, retries throttling and transient errors with
+Every call goes through `AwsClient.call`, which paces it with the per-API token buckets of engine/ratelimit.py
+(when a limiter is set), counts it, retries throttling and transient errors with
 backoff, reports mutating calls to the journal hook (begin before, success/failure after, with the AWS
 request id) and translates botocore errors into engine.errors. Endpoint and credentials come from the
 standard AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, OIDC role in CI) unless the Target overrides them.
@@ -16,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from engine import errors
+from engine.ratelimit import RateLimiter
 from engine.retry import RetryPolicy
 
 MUTATING_PREFIXES = ("create_", "update_", "delete_", "attach_", "detach_", "register_", "add_", "remove_",
@@ -78,7 +80,7 @@ class AwsClient:
     """A thread-safe wrapper around one boto3 IoT client."""
 
     def __init__(self, region: str, *, profile: str | None = None, endpoint_url: str | None = None,
-                 retry: RetryPolicy | None = None, max_pool: int = 32) -> None:
+                 retry: RetryPolicy | None = None, max_pool: int = 32, limiter: RateLimiter | None = None) -> None:
         session = boto3.Session(profile_name=profile, region_name=region)
         config = Config(retries={"total_max_attempts": 1}, max_pool_connections=max_pool,
                         connect_timeout=10, read_timeout=60)
@@ -88,7 +90,8 @@ class AwsClient:
         self.retry.on_retry = self._count_retry
         self.calls: collections.Counter[str] = collections.Counter()
         self.throttles = 0
-        self.pace: Callable[[str], None] | None = None   # called before every request (a rate limiter: import)
+        self.limiter = limiter        # per-API token buckets at the quotas (engine/ratelimit.py); None: unpaced
+        self._api_names: dict[str, str] = self._iot.meta.method_to_api_mapping
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -105,10 +108,14 @@ class AwsClient:
         self._local.hook = value
 
     def _once(self, op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if self.pace is not None:
-            self.pace(op)
         with self._lock:
             self.calls[op] += 1
+        if self.limiter is None:
+            return self._send(op, kwargs)
+        with self.limiter.guard(self._api_names.get(op, op)):   # a token first; Throttled lowers the rate
+            return self._send(op, kwargs)
+
+    def _send(self, op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
             return getattr(self._iot, op)(**kwargs)
         except (ClientError, BotoCoreError) as exc:

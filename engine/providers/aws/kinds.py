@@ -7,7 +7,6 @@ certificate id computed from the PEM), so the diff is a plain comparison.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import re
 from typing import Any, Literal
@@ -18,8 +17,8 @@ from engine.kinds import KindDecl, Ref, register
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, canonical, declared, simple_desired
 from engine.manifest.types import Name, Pem, Status, Strict
 from engine.model import Action
-from engine.pki import CertInfo, PemError, cert_info, issued_by
-from engine.providers.aws.planning import REFINE
+from engine.pki import CertInfo, issued_by
+from engine.providers.aws.planning import CALLS, MANAGED_FIELD, REFINE
 
 GROUP = "aws.fleetctl.io"
 ATTR_KEY = r"^[a-zA-Z0-9_.,@/:#-]{1,128}$"
@@ -29,7 +28,6 @@ MARKER_VALUE = "fleetctl"
 # resource must carry the ownership marker. Its desired state then holds MANAGED_FIELD, the provider reports
 # the marker under that field for such resources, and the plan shows one reviewable update that adds it.
 ADOPT_ANNOTATION = "fleetctl.io/adopt"
-MANAGED_FIELD = "managedBy"
 
 
 def _json_doc(value: Any) -> Any:
@@ -174,24 +172,13 @@ def _expand_policy(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _read_cert(ctx: ExpandContext, ref: Any, field: str) -> CertInfo | None:
-    pem = ctx.read_public(ref, field)
-    if pem is None:
-        return None
-    try:
-        return _cert_info(pem)
-    except PemError as exc:
-        ctx.error(str(exc), field)
-        return None
-
-
-@functools.lru_cache(maxsize=65536)
-def _cert_info(pem: str) -> CertInfo:
-    return cert_info(pem)
+    return ctx.read_cert(ref, field)
 
 
 def _expand_ca(ctx: ExpandContext, m: Manifest) -> Expanded:
     spec: CACertificateSpec = m.spec
-    info = _read_cert(ctx, spec.certificatePem, "certificatePem")
+    info, vinfo = ctx.read_ca_pair(spec.certificatePem, spec.verificationCertificatePem,
+                                   "make it from the registration code with the CA's key, outside fleetctl")
     out = declared(spec)
     out.pop("certificatePem", None)
     out.pop("verificationCertificatePem", None)
@@ -200,17 +187,7 @@ def _expand_ca(ctx: ExpandContext, m: Manifest) -> Expanded:
     if info:
         out["certificateId"] = info.cert_id
         inputs["certificatePem"] = info.pem
-        if not info.is_ca:
-            ctx.error("certificatePem is not a CA certificate (basicConstraints CA:TRUE missing)", "certificatePem")
-    if spec.verificationCertificatePem is not None:
-        vinfo = _read_cert(ctx, spec.verificationCertificatePem, "verificationCertificatePem")
-        if vinfo and info and not issued_by(vinfo.pem, info.pem):
-            ctx.error("the verification certificate is not signed by this CA", "verificationCertificatePem",
-                      detail="make it from the registration code with the CA's key, outside fleetctl")
-        if vinfo:
-            inputs["verificationCertificatePem"] = vinfo.pem
-    elif spec.certificateMode == "DEFAULT":
-        inputs["verificationCertificatePem"] = None
+    inputs["verificationCertificatePem"] = vinfo.pem if vinfo else None
     return simple_desired(ctx, out, inputs=inputs)
 
 
@@ -282,7 +259,7 @@ def _adoption_steps(kind: str, refine: Any) -> Any:
 
 def aws(kind: str, model: type, rank: int, expand, **kw: Any) -> KindDecl:
     return register(KindDecl(GROUP, kind, "aws", model, rank=rank, expand=_adoptable(kind, expand),
-                             refine=_adoption_steps(kind, REFINE.get(kind)), **kw))
+                             refine=_adoption_steps(kind, REFINE.get(kind)), calls=CALLS[kind], **kw))
 
 
 aws("ProvisioningTemplate", ProvisioningTemplateSpec, 5, _expand_template, immutable=("type",),

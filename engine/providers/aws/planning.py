@@ -5,7 +5,9 @@ says — "delete policy version 1" — is what apply does.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
+from typing import Callable
 
 from engine.diagnostics import Diagnostic, error
 from engine.model import Action, Change
@@ -118,3 +120,128 @@ def _thing_group(c: Change) -> Change | Diagnostic:
 
 REFINE = {"Policy": _policy, "Certificate": _certificate, "CACertificate": _ca, "Thing": _thing,
           "ThingType": _thing_type, "ThingGroup": _thing_group}
+
+
+# ---------------------------------------------------------------------------------------------- calls per change
+# The mutating AWS calls apply makes for one change, per API (the handlers in provider.py make exactly these;
+# tests/scale/test_estimate.py checks the table against the calls counted on moto). Plans sum them per wave and
+# divide by the default quotas (engine/ratelimit.py) to state the binding quota and the apply duration.
+MANAGED_FIELD = "managedBy"     # the adoption marker field (see ADOPT_ANNOTATION in engine/providers/aws/kinds.py)
+
+
+def _diff(c: Change, key: str) -> tuple[int, int]:
+    want, have = set(c.desired.get(key, []) or []), set(c.actual.get(key, []) or [])
+    return len(want - have), len(have - want)
+
+
+def _touched(c: Change, *keys: str) -> bool:
+    return any(f.path == k or f.path.startswith(k + ".") for f in c.fields for k in keys)
+
+
+def _adopt(c: Change, api: str) -> Counter[str]:
+    return Counter({api: 1}) if c.action is Action.UPDATE and _touched(c, MANAGED_FIELD) else Counter()
+
+
+def _thing_calls(c: Change) -> Counter[str]:
+    if c.action is Action.CREATE:
+        return Counter({"CreateThing": 1, "AddThingToThingGroup": len(c.desired.get("groups", [])),
+                        "AttachThingPrincipal": len(c.desired.get("principals", []))})
+    if c.action is Action.DELETE:
+        return Counter({"DetachThingPrincipal": len(c.actual.get("principals", []) or []), "DeleteThing": 1})
+    add_g, rm_g = _diff(c, "groups")
+    add_p, rm_p = _diff(c, "principals")
+    return Counter({"UpdateThing": int(_touched(c, "attributes", "thingType")), "AddThingToThingGroup": add_g,
+                    "RemoveThingFromThingGroup": rm_g, "AttachThingPrincipal": add_p,
+                    "DetachThingPrincipal": rm_p}) + _adopt(c, "UpdateThing")
+
+
+def _certificate_calls(c: Change) -> Counter[str]:
+    # the things holding it are listed at apply: none on a delete (its thing's delete runs first and detaches
+    # it), its one thing on a replace
+    delete = Counter({"DetachThingPrincipal": int(c.action is Action.REPLACE),
+                      "DetachPolicy": len(c.actual.get("policies", []) or []),
+                      "UpdateCertificate": int(c.actual.get("status") == "ACTIVE"), "DeleteCertificate": 1})
+    policies = c.desired.get("policies", []) or []
+    register = "RegisterCertificate" if c.inputs.get("caCertificatePem") else "RegisterCertificateWithoutCA"
+    # registered with its final status when no policy is attached to it; else INACTIVE, policies, then status
+    create = Counter({register: 1, "AttachPolicy": len(policies),
+                      "UpdateCertificate": int(bool(policies) and c.desired.get("status", "ACTIVE") != "INACTIVE")})
+    if c.action is Action.CREATE:
+        return create
+    if c.action is Action.DELETE:
+        return delete
+    if c.action is Action.REPLACE:
+        return delete + create
+    add, rm = _diff(c, "policies")
+    return Counter({"UpdateCertificate": int(_touched(c, "status")), "AttachPolicy": add, "DetachPolicy": rm})
+
+
+def _policy_calls(c: Change) -> Counter[str]:
+    if c.action is Action.CREATE:
+        return Counter({"CreatePolicy": 1})
+    if c.action is Action.DELETE:
+        default = str(c.ids.get("defaultVersionId"))
+        return Counter({"DetachPolicy": len(c.ids.get("targets", [])), "DeletePolicy": 1,
+                        "DeletePolicyVersion": sum(1 for v in c.ids.get("versions", []) if str(v) != default)})
+    before, after, create = policy_version_steps(c)
+    return Counter({"DeletePolicyVersion": len(before) + len(after), "CreatePolicyVersion": int(create)}) \
+        + _adopt(c, "TagResource")
+
+
+def _thing_type_calls(c: Change) -> Counter[str]:
+    if c.action is Action.CREATE:
+        return Counter({"CreateThingType": 1, "DeprecateThingType": int(bool(c.desired.get("deprecated")))})
+    if c.action is Action.DELETE:
+        return Counter({"DeprecateThingType": int(not c.actual.get("deprecated")), "DeleteThingType": 1})
+    return Counter({"DeprecateThingType": int(_touched(c, "deprecated"))}) + _adopt(c, "TagResource")
+
+
+def _thing_group_calls(c: Change) -> Counter[str]:
+    create = Counter({"CreateThingGroup": 1, "AttachPolicy": len(c.desired.get("policies", []))})
+    delete = Counter({"DetachPolicy": len(c.actual.get("policies", []) or []), "DeleteThingGroup": 1})
+    if c.action is Action.CREATE:
+        return create
+    if c.action is Action.DELETE:
+        return delete
+    if c.action is Action.REPLACE:
+        return delete + create + Counter({"AddThingToThingGroup": len(c.ids.get("members", []))})
+    add, rm = _diff(c, "policies")
+    return Counter({"UpdateThingGroup": int(_touched(c, "attributes", "description")), "AttachPolicy": add,
+                    "DetachPolicy": rm}) + _adopt(c, "UpdateThingGroup")
+
+
+def _ca_calls(c: Change) -> Counter[str]:
+    delete = Counter({"UpdateCACertificate": int(c.actual.get("status") == "ACTIVE"), "DeleteCACertificate": 1})
+    if c.action is Action.CREATE:
+        return Counter({"RegisterCACertificate": 1})
+    if c.action is Action.DELETE:
+        return delete
+    if c.action is Action.REPLACE:
+        return delete + Counter({"RegisterCACertificate": 1})
+    rest = [f for f in c.fields if f.path != MANAGED_FIELD]
+    return Counter({"UpdateCACertificate": int(bool(rest))}) + _adopt(c, "TagResource")
+
+
+def _simple(create: str, update: str, delete: str) -> Callable[[Change], Counter[str]]:
+    def calls(c: Change) -> Counter[str]:
+        if c.action is Action.UPDATE:
+            rest = [f for f in c.fields if f.path != MANAGED_FIELD]
+            return Counter({update: int(bool(rest))}) + _adopt(c, "TagResource")
+        return Counter({create if c.action is Action.CREATE else delete: 1})
+    return calls
+
+
+def _template_calls(c: Change) -> Counter[str]:
+    if c.action is Action.UPDATE:
+        rest = [f for f in c.fields if f.path != MANAGED_FIELD]
+        return Counter({"CreateProvisioningTemplateVersion": int(_touched(c, "templateBody")),
+                        "UpdateProvisioningTemplate": int(bool(rest))}) + _adopt(c, "TagResource")
+    return Counter({"CreateProvisioningTemplate" if c.action is Action.CREATE else "DeleteProvisioningTemplate": 1})
+
+
+CALLS: dict[str, Callable[[Change], Counter[str]]] = {
+    "Thing": _thing_calls, "Certificate": _certificate_calls, "Policy": _policy_calls,
+    "ThingType": _thing_type_calls, "ThingGroup": _thing_group_calls, "CACertificate": _ca_calls,
+    "TopicRule": _simple("CreateTopicRule", "ReplaceTopicRule", "DeleteTopicRule"),
+    "ProvisioningTemplate": _template_calls,
+}

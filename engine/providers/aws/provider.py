@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import queue
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from engine import errors
 from engine.diagnostics import Diagnostic, warning
@@ -56,6 +58,7 @@ class ReadOptions:
     on_kind: Callable[[str, list[ActualResource]], None] | None = None
     on_things_page: Callable[[str | None, list[ActualResource]], None] | None = None
     page_size: int = 250
+    only_things: frozenset[str] | None = None    # scoped reads (engine/providers/aws/scoped.py): these things only
 
 
 def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "AwsProvider":
@@ -124,6 +127,11 @@ class AwsProvider:
             needed |= {"aws.Policy", "aws.CACertificate"}
         if "aws.ThingGroup" in needed:
             needed.add("aws.Policy")
+        if "aws.Thing" in needed and "aws.Thing" not in opts.known and opts.things_from is None \
+                and opts.on_things_page is None:
+            # ListThings (10 TPS, one page after the other) is the binding read: its pages are fetched while the
+            # other kinds are read, not after them (research/quotas.md §8.1: the floor is ListThings alone)
+            ctx.things_pages = _ReadAhead(self.client.page_iter("list_things", "things", page_size=opts.page_size))
         for kind in READ_ORDER:
             if kind not in needed:
                 continue
@@ -138,6 +146,13 @@ class AwsProvider:
             if kind in kinds:
                 out.extend(resources)
         return ReadResult(out, list(self.diagnostics))
+
+    def read_scoped(self, desired: list[DesiredResource], scope: Iterable[Address],
+                    previous: Iterable[DesiredResource] = (), *, strategy: str | None = None) -> ReadResult:
+        """Actual state of the resources at `scope` only, by the cheaper of describe and list calls
+        (engine/providers/aws/scoped.py): what `plan --changed-since` and stale checks read."""
+        from engine.providers.aws.scoped import read_scoped
+        return read_scoped(self, desired, scope, previous, strategy=strategy)
 
     # ------------------------------------------------------------------ apply
     def apply(self, change: Change, secrets: Mapping[str, str]) -> ApplyResult:
@@ -187,6 +202,7 @@ class _ReadContext:
         self.policy_targets: dict[str, list[str]] = {}   # target ARN → policy names
         self.group_members: dict[str, list[str]] = {}    # thing name → group names
         self.cert_ca: dict[str, str] = {}                # cert id → CA name
+        self.things_pages: _ReadAhead | None = None      # ListThings pages, fetched while other kinds are read
 
     def declared(self, kind: str, name: str) -> bool:
         return name in self.by_kind.get(kind, {})
@@ -194,12 +210,48 @@ class _ReadContext:
     def cert_name(self, cert_id: str) -> str:
         return self.cert_names.get(cert_id, cert_id)
 
+    def links_managed(self, thing: str, marked: bool) -> bool:
+        """Whether a thing's certificate links are read (one ListThingPrincipals each, 10 TPS): for a declared
+        thing only when its manifest manages them (a fleet whose policy sits on the thing group reads no per-thing
+        link at all); for an undeclared thing when it carries the marker (a prune candidate's delete steps)."""
+        desired = self.by_kind.get("aws.Thing", {}).get(thing)
+        return "principals" in desired.spec if desired is not None else marked
+
     def marker(self, kind: str, name: str, state: dict[str, Any], marked: bool | Callable[[], bool]) -> None:
         """Report the ownership marker under MANAGED_FIELD, only where the manifest asks to adopt (so no other
         resource's state, nor its plan fingerprint, changes)."""
         desired = self.by_kind.get(kind, {}).get(name)
         if desired is not None and MANAGED_FIELD in desired.spec:
             state[MANAGED_FIELD] = MARKER_VALUE if (marked() if callable(marked) else marked) else None
+
+
+class _ReadAhead:
+    """Iterates a page iterator on a thread of its own, at most `depth` pages ahead of the consumer, so that a
+    quota-bound page chain runs while other reads do without holding a 100,000-thing listing in memory."""
+
+    _END = object()
+
+    def __init__(self, pages: Iterator[Any], depth: int = 64) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, args=(pages,), name="list-things", daemon=True)
+        self._thread.start()
+
+    def _run(self, pages: Iterator[Any]) -> None:
+        try:
+            for page in pages:
+                self._queue.put(page)
+            self._queue.put(self._END)
+        except BaseException as exc:      # re-raised in the consumer
+            self._queue.put(exc)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 def _restore(ctx: _ReadContext, kind: str) -> None:
@@ -327,6 +379,33 @@ def _read_certificates(ctx: _ReadContext) -> list[ActualResource]:
     return out
 
 
+def group_actual(ctx: _ReadContext, name: str, g: Mapping[str, Any], policies: Iterable[str],
+                 members: Iterable[str]) -> ActualResource:
+    """A thing group as read: DescribeThingGroup's answer `g`, with its policies and members (bulk or scoped)."""
+    props = g.get("thingGroupProperties", {})
+    attrs = dict((props.get("attributePayload") or {}).get("attributes") or {})
+    managed = attrs.pop(MARKER_KEY, None) == MARKER_VALUE
+    ctx.p.arns["group:" + name] = g["thingGroupArn"]
+    state = {"parent": (g.get("thingGroupMetadata") or {}).get("parentGroupName"),
+             "description": props.get("thingGroupDescription"), "attributes": attrs, "policies": sorted(policies)}
+    ctx.marker("aws.ThingGroup", name, state, managed)
+    return ActualResource(ctx.p.addr("ThingGroup", name), "aws.ThingGroup", state, token=str(g.get("version", "")),
+                          managed=managed, ids={"arn": g["thingGroupArn"], "version": g.get("version"),
+                                                "members": sorted(members)})
+
+
+def thing_actual(ctx: _ReadContext, name: str, t: Mapping[str, Any], groups: Iterable[str],
+                 principals: list[str]) -> ActualResource:
+    """A thing as read: its ListThings or DescribeThing record `t`, with its groups and certificate names."""
+    attrs = dict(t.get("attributes") or {})
+    managed = attrs.pop(MARKER_KEY, None) == MARKER_VALUE
+    state = {"thingType": t.get("thingTypeName"), "attributes": attrs, "groups": sorted(groups),
+             "principals": principals}
+    ctx.marker("aws.Thing", name, state, managed)
+    return ActualResource(ctx.p.addr("Thing", name), "aws.Thing", state, token=f"v{t.get('version', 0)}",
+                          managed=managed, ids={"version": t.get("version"), "arn": t.get("thingArn")})
+
+
 def _read_groups(ctx: _ReadContext) -> list[ActualResource]:
     names = [g["groupName"] for g in ctx.c.pages("list_thing_groups", "thingGroups")]
 
@@ -336,17 +415,7 @@ def _read_groups(ctx: _ReadContext) -> list[ActualResource]:
             members = list(ctx.c.pages("list_things_in_thing_group", "things", thingGroupName=name))
         except errors.NotFound:
             return None
-        props = g.get("thingGroupProperties", {})
-        attrs = dict((props.get("attributePayload") or {}).get("attributes") or {})
-        managed = attrs.pop(MARKER_KEY, None) == MARKER_VALUE
-        parent = (g.get("thingGroupMetadata") or {}).get("parentGroupName")
-        ctx.p.arns["group:" + name] = g["thingGroupArn"]
-        state = {"parent": parent, "description": props.get("thingGroupDescription"), "attributes": attrs,
-                 "policies": sorted(ctx.policy_targets.get(g["thingGroupArn"], []))}
-        ctx.marker("aws.ThingGroup", name, state, managed)
-        return ActualResource(ctx.p.addr("ThingGroup", name), "aws.ThingGroup", state, token=str(g.get("version", "")),
-                              managed=managed, ids={"arn": g["thingGroupArn"], "version": g.get("version"),
-                                                    "members": sorted(members)})
+        return group_actual(ctx, name, g, ctx.policy_targets.get(g["thingGroupArn"], []), members)
 
     groups = [r for r in _parallel(one, names) if r is not None]
     for g in groups:
@@ -369,26 +438,25 @@ def _read_things(ctx: _ReadContext) -> list[ActualResource]:
         except errors.NotFound:
             return []
 
-    for page, token in ctx.c.page_iter("list_things", "things", page_size=opts.page_size, start_token=token):
+    pages = (iter(ctx.things_pages) if ctx.things_pages is not None else
+             ctx.c.page_iter("list_things", "things", page_size=opts.page_size, start_token=token))
+    for page, token in pages:
         rows = []
         for t in page:
             attrs = dict(t.get("attributes") or {})
             managed = attrs.pop(MARKER_KEY, None) == MARKER_VALUE
             name = t["thingName"]
+            if opts.only_things is not None and name not in opts.only_things:
+                continue
             wanted = opts.everything and (opts.select_thing is None or opts.select_thing(
                 {"name": name, "thingType": t.get("thingTypeName"), "attributes": attrs,
                  "groups": sorted(ctx.group_members.get(name, []))}))
             if ctx.declared("aws.Thing", name) or managed or ctx.prune or wanted:
-                rows.append((name, t, attrs, managed, managed or wanted or ctx.declared("aws.Thing", name)))
+                rows.append((name, t, attrs, managed, wanted or ctx.links_managed(name, managed)))
         links = _parallel(principals, rows)
         page_out = []
-        for (name, t, attrs, managed, _), prin in zip(rows, links):
-            state = {"thingType": t.get("thingTypeName"), "attributes": attrs,
-                     "groups": sorted(ctx.group_members.get(name, [])), "principals": prin}
-            ctx.marker("aws.Thing", name, state, managed)
-            page_out.append(ActualResource(ctx.p.addr("Thing", name), "aws.Thing", state,
-                                           token=f"v{t.get('version', 0)}", managed=managed,
-                                           ids={"version": t.get("version"), "arn": t.get("thingArn")}))
+        for (name, t, _, _, _), prin in zip(rows, links):
+            page_out.append(thing_actual(ctx, name, t, ctx.group_members.get(name, []), prin))
         out.extend(page_out)
         if opts.on_things_page is not None:
             opts.on_things_page(token, page_out)

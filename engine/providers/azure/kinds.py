@@ -18,7 +18,6 @@ identities, twin key and size rules, and that a Target has the hub / DPS / ARM s
 """
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any, Literal
 
@@ -29,7 +28,7 @@ from engine.kinds import KindDecl, Ref, register
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, simple_desired
 from engine.manifest.types import Name, Pem, Secret, SecretRefModel, Strict
 from engine.model import SecretRef, canonical_json
-from engine.pki import CertInfo, PemError, cert_info, issued_by
+from engine.pki import CertInfo, issued_by
 from engine.providers.azure.planning import CALLS, REFINE
 
 GROUP = "azure.fleetctl.io"
@@ -215,20 +214,8 @@ class EnrollmentSpec(Allocation):
 
 
 # ------------------------------------------------------------------------------------------- expand helpers
-@functools.lru_cache(maxsize=65536)
-def _cert_info(pem: str) -> CertInfo:
-    return cert_info(pem)
-
-
 def _read_cert(ctx: ExpandContext, ref: Any, *path: Any) -> CertInfo | None:
-    pem = ctx.read_public(ref, *path)
-    if pem is None:
-        return None
-    try:
-        return _cert_info(pem)
-    except PemError as exc:
-        ctx.error(str(exc), *path)
-        return None
+    return ctx.read_cert(ref, *path)
 
 
 def _secret(ctx: ExpandContext, ref: SecretRefModel | None, name: str, spec: dict[str, Any],
@@ -349,22 +336,14 @@ def _expand_hub_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
                          "hub.resourceGroup and hub.subscriptionId)")
     if not CERTIFICATE_NAME.match(m.name):
         ctx.error(f"'{m.name}' is not a valid hub certificate name: up to 64 letters, digits and - . _")
-    info = _read_cert(ctx, spec.certificatePem, "certificatePem")
+    info, vinfo = ctx.read_ca_pair(spec.certificatePem, spec.verificationCertificatePem,
+                                   "make it with the CA's key, outside fleetctl, with CN = the hub's verification code")
     out: dict[str, Any] = {"isVerified": True}
-    inputs: dict[str, Any] = {"verificationCertificatePem": None, "verificationCode": None}
+    inputs: dict[str, Any] = {"verificationCertificatePem": vinfo.pem if vinfo else None,
+                              "verificationCode": vinfo.subject_cn if vinfo else None}
     if info:
         out["thumbprint"] = info.sha1
         inputs["certificatePem"] = info.pem
-        if not info.is_ca:
-            ctx.error("certificatePem is not a CA certificate (basicConstraints CA:TRUE missing)", "certificatePem")
-    if spec.verificationCertificatePem is not None:
-        vinfo = _read_cert(ctx, spec.verificationCertificatePem, "verificationCertificatePem")
-        if vinfo and info and not issued_by(vinfo.pem, info.pem):
-            ctx.error("the verification certificate is not signed by this CA", "verificationCertificatePem",
-                      detail="make it with the CA's key, outside fleetctl, with CN = the hub's verification code")
-        elif vinfo:
-            inputs["verificationCertificatePem"] = vinfo.pem
-            inputs["verificationCode"] = vinfo.subject_cn
     return simple_desired(ctx, out, inputs=inputs)
 
 
