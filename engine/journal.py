@@ -28,17 +28,26 @@ class Journal:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self.path = Path(self.path)
+        self._fh: Any = None
 
     def write(self, event: str, **fields: Any) -> None:
+        """Append one entry and make it durable (fsync) before returning: a `begin` must survive a crash."""
         entry = {"ts": iso(self.clock()), "event": event, "planId": self.plan_id, "gitCommit": self.git_commit,
                  "actor": self.actor, **{k: v for k, v in fields.items() if v is not None}}
         line = json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n"
         with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh.write(line)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
 
 
 def read_entries(path: Path) -> Iterator[dict[str, Any]]:

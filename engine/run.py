@@ -353,5 +353,6 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
                 list(pool.map(unit, units))
     report.seconds = time.perf_counter() - started
     journal.write("apply-end", applied=len(report.applied), failed=len(report.failed), skipped=len(report.skipped))
+    journal.close()
     report.stats = {f"{k[0]}/{k[1]}": p.stats() for k, p in ctx.providers.items()}
     return report
