@@ -47,7 +47,10 @@ def test_demo_script_runs_the_main_job(tmp_path):
 def test_using_it_walkthrough_runs_against_the_sandbox(tmp_path):
     script = re.findall(r"```sh\n(.*?)```", section("Using it"), flags=re.S)[0]
     shutil.copytree(ROOT / "fleet", tmp_path / "fleet")
-    res = bash(f"export FLEETCTL_JOURNAL={tmp_path}/journal.jsonl\n" + script, cwd=tmp_path)
+    try:
+        res = bash(f"export FLEETCTL_JOURNAL={tmp_path}/journal.jsonl\n" + script, cwd=tmp_path)
+    finally:   # a failing step must not leave the emulators running
+        bash("fleetctl sandbox down", cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "No changes" not in res.stdout.split("Apply")[0]      # the first plan had changes
     assert "In sync" in res.stdout
