@@ -15,9 +15,10 @@ against the same moto. It prints:
   on the counted calls (research/quotas.md §8: calls_api / TPS_api, binding term = the largest).
 
 moto is not rate limited, so the floor is "time the real quotas would impose" and the measured wall time is
-"local time" (engine + moto + loopback HTTP); the printout keeps the two apart. Where moto answers a list call
-in one response that AWS pages (ListCertificates, ListTargetsForPolicy, ListThingsInThingGroup), the counts are
-raised to the pages AWS would need, and the measured and AWS-equivalent totals are both shown.
+"local time" (engine + moto + loopback HTTP); the printout keeps the two apart. Where the sandbox answers a list
+call in one response that AWS pages (moto does for ListCertificates, ListTargetsForPolicy and
+ListThingsInThingGroup unless engine/sandbox/moto_ext.py pages them), the counts are raised to the pages AWS
+would need, and the measured and AWS-equivalent counts are both shown.
 
 The baseline uses boto3 directly on purpose: it reimplements a third-party script, not fleetctl code (the
 engine's boto3 stays in engine/providers/aws/client.py). The script writes the private keys AWS returns to
@@ -68,9 +69,12 @@ RETRY_ROUNDS = 3                            # re-applies allowed to converge cha
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 # ---------------------------------------------------------------------------------------------------- quotas
-# moto returns these lists in one response; AWS pages them (page size: ListThingsInThingGroup 250 [V], the
-# other two 250 assumed [U], research/quotas.md §11).
-UNPAGED_BY_MOTO = {"ListCertificates": 250, "ListTargetsForPolicy": 250, "ListThingsInThingGroup": 250}
+# List calls moto (without engine/sandbox/moto_ext.py's paging) answers in one response where AWS pages them.
+# Page size: ListThingsInThingGroup 250 [V], the other two 250 assumed [U] (research/quotas.md §11).
+AWS_PAGE = 250
+PAGED_LISTS = {"ListCertificates": ("list_certificates", "certificates"),
+               "ListTargetsForPolicy": ("list_targets_for_policy", "targets"),
+               "ListThingsInThingGroup": ("list_things_in_thing_group", "things")}
 
 
 def quota(api: str) -> Quota:
@@ -113,14 +117,26 @@ class Floor:
         return Floor(terms[api], f"{api} @{q.tps:g} TPS [{q.tag}]", sum(terms.values()))
 
 
-def aws_equivalent(calls: Mapping[str, int], listings: Mapping[str, list[int]]) -> dict[str, int]:
-    """Counts as AWS would page them: each read pass lists every certificate set / policy / group once, and
-    moto answered each listing in one call where AWS needs ceil(items / page)."""
+@dataclass(frozen=True)
+class Listing:
+    """What one read pass lists through a paged API: items per listing (the account's certificates; each
+    policy's targets; each group's things), and whether the sandbox already pages it as AWS does."""
+
+    sizes: tuple[int, ...]
+    paged: bool
+
+    @property
+    def aws_pages(self) -> int:
+        return sum(max(1, math.ceil(n / AWS_PAGE)) for n in self.sizes)
+
+
+def aws_equivalent(calls: Mapping[str, int], listings: Mapping[str, Listing]) -> dict[str, int]:
+    """Counts as AWS would page them. Where the sandbox answered each listing in one call, a phase that made
+    k such calls ran k / len(sizes) read passes, each of which costs `aws_pages` calls on AWS."""
     out = dict(calls)
-    for api, sizes in listings.items():
-        if out.get(api) and sizes:
-            passes = out[api] // len(sizes)
-            out[api] += passes * sum(max(1, math.ceil(n / UNPAGED_BY_MOTO[api])) - 1 for n in sizes)
+    for api, listing in listings.items():
+        if out.get(api) and listing.sizes and not listing.paged:
+            out[api] = out[api] // len(listing.sizes) * listing.aws_pages
     return out
 
 
@@ -304,14 +320,22 @@ class Sandbox:
                 self.proc.wait()
 
 
-def listing_sizes(iot: Any) -> dict[str, list[int]]:
-    """Items each moto-unpaged list call returns right now (what a read pass lists), for aws_equivalent."""
-    policies = [p["policyName"] for p in iot.list_policies()["policies"]]
-    groups = [g["groupName"] for g in iot.list_thing_groups()["thingGroups"]]
-    return {"ListCertificates": [len(iot.list_certificates()["certificates"])],
-            "ListTargetsForPolicy": [len(iot.list_targets_for_policy(policyName=p)["targets"]) for p in policies],
-            "ListThingsInThingGroup": [len(iot.list_things_in_thing_group(thingGroupName=g)["things"])
-                                       for g in groups]}
+def listing_sizes(iot: Any) -> dict[str, Listing]:
+    """What the paged list calls of a read pass would return right now (probed before a phase, uncounted)."""
+    def items(op: str, key: str, **kw: Any) -> tuple[int, int]:
+        pages = list(iot.get_paginator(op).paginate(**kw, PaginationConfig={"PageSize": AWS_PAGE}))
+        return sum(len(page.get(key, [])) for page in pages), len(pages)
+
+    policies = [p["policyName"] for page in iot.get_paginator("list_policies").paginate() for p in page["policies"]]
+    groups = [g["groupName"] for page in iot.get_paginator("list_thing_groups").paginate() for g in page["thingGroups"]]
+    args = {"ListCertificates": [{}], "ListTargetsForPolicy": [{"policyName": p} for p in policies],
+            "ListThingsInThingGroup": [{"thingGroupName": g} for g in groups]}
+    out = {}
+    for api, (op, key) in PAGED_LISTS.items():
+        counted = [items(op, key, **kw) for kw in args[api]]
+        out[api] = Listing(tuple(n for n, _ in counted),
+                           paged=all(pages >= math.ceil(n / AWS_PAGE) for n, pages in counted))
+    return out
 
 
 # ------------------------------------------------------------------------------------------- fleetctl runs
@@ -627,8 +651,8 @@ def render(n: int, fleetctl: list[Phase], script: list[Phase], meta: Mapping[str
             measured, aws = p.calls.get(api, 0), p.aws_calls.get(api, 0)
             row.append(f"{aws:,}" + (f" ({measured:,})" if measured != aws else "") if aws else "")
         rows.append(row)
-    out.append("Calls per API and phase (AWS-equivalent pages; moto's measured count in parentheses where moto "
-               "returned an unpaged list):")
+    out.append("Calls per API and phase (AWS-equivalent pages; the sandbox's measured count in parentheses where "
+               "it answered in one response a list AWS pages at 250):")
     out.append(_table(["API", "TPS [tag]"] + [p.name for p in fleetctl[1:] + script], rows) + "\n")
 
     create, rerun = script[0], script[1]

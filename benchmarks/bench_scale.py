@@ -17,7 +17,7 @@ Workloads (research/quotas.md §9):
 - `script` (W14) the per-device script fleetctl replaces (IoTReady's registerDevice.py, reimplemented call for
                  call in benchmarks/bench_aws.py), one device after another, through the same proxy.
 
-Every measured phase runs in a child process of its own, so peak RSS (ru_maxrss) and CPU are that phase's.
+Every measured phase runs in a child process of its own, so peak RSS (VmHWM) and CPU are that phase's.
 moto runs in its own process too; the 100,000 things a plan reads are seeded straight into moto's backend in
 that process (creating them through the API is the `apply` workload), and the moto process's CPU is reported
 apart, because moto's own list calls are O(fleet) per page, which AWS's are not.
@@ -242,8 +242,12 @@ def child(args: list[str], env: Mapping[str, str], timeout: float = 4 * 3600) ->
 
 
 def _usage() -> dict[str, float]:
+    """CPU and peak RSS of this phase's process. Peak RSS is VmHWM: ru_maxrss is inherited across fork+exec
+    on Linux, so a child would report its parent's peak (the benchmark's own) when that is higher."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return {"cpuSeconds": r.ru_utime + r.ru_stime, "peakRssMb": r.ru_maxrss / 1024}
+    hwm = next((int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmHWM:")), r.ru_maxrss)
+    return {"cpuSeconds": r.ru_utime + r.ru_stime, "peakRssMb": hwm / 1024}
 
 
 def _child_load(path: str) -> dict[str, Any]:
@@ -315,8 +319,8 @@ def mutating(calls: Mapping[str, int]) -> int:
 
 def floor_seconds(calls: Mapping[str, int]) -> tuple[float, str]:
     """The binding API's calls / TPS at the default quotas (APIs on their own buckets in parallel)."""
-    from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS
-    terms = {_api(op): n / AWS_IOT_QUOTAS.get(_api(op), AWS_DEFAULT).tps for op, n in calls.items() if n}
+    from engine.ratelimit import AWS_IOT_QUOTAS, quota_of
+    terms = {_api(op): n / quota_of(AWS_IOT_QUOTAS, _api(op)).tps for op, n in calls.items() if n}
     if not terms:
         return 0.0, "-"
     api = max(sorted(terms), key=lambda a: terms[a])
@@ -459,6 +463,18 @@ def report(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("workload", choices=["load", "plan", "apply", "script"])
+    parser.add_argument("--devices", default="10000", help="comma-separated fleet sizes")
+    parser.add_argument("--latency-ms", default="30-80")
+    parser.add_argument("--certs", action="store_true", help="apply: one BYO certificate per device")
+    parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--cert-cache", type=Path, default=Path(tempfile.gettempdir()) / "fleetctl-bench-certs")
+    parser.add_argument("--json", type=Path, default=None)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "_moto":
@@ -473,15 +489,7 @@ def main(argv: list[str] | None = None) -> int:
             data = _child_script(argv[1], int(argv[2]))
         print(json.dumps(data))
         return 0
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workload", choices=["load", "plan", "apply", "script"])
-    parser.add_argument("--devices", default="10000", help="comma-separated fleet sizes")
-    parser.add_argument("--latency-ms", default="30-80")
-    parser.add_argument("--certs", action="store_true", help="apply: one BYO certificate per device")
-    parser.add_argument("--work-dir", type=Path, default=None)
-    parser.add_argument("--cert-cache", type=Path, default=Path(tempfile.gettempdir()) / "fleetctl-bench-certs")
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="fleetctl-scale-"))
     rows: list[dict[str, Any]] = []
     for n in [int(x) for x in args.devices.split(",")]:

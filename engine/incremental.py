@@ -1,7 +1,8 @@
 """`plan --changed-since REV`: plan only what a pull request changes, so its plan costs what the change costs.
 
-The fleet folder is loaded twice, as it is now and as it was at REV (`git archive`), and the two desired
-states are compared by address — the expanded resources, not file names: moving a manifest to another file
+The fleet folder is loaded twice, as it is now and as it was at REV (`git archive`; summarised to digests per
+address in a child process, so a plan holds one fleet in memory, not two), and the two desired states are
+compared by address — the expanded resources, not file names: moving a manifest to another file
 changes nothing, one edited row of a ThingSet CSV changes one device, a new PEM changes its certificate.
 The scope of the plan is then:
 
@@ -19,8 +20,12 @@ its scope, and says so in the plan.
 """
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import os
 import subprocess
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -30,7 +35,9 @@ from typing import Any, Iterable, Mapping
 from engine import kinds as registry
 from engine.diagnostics import FleetctlError, error
 from engine.manifest.fleet import load_fleet
-from engine.model import Address, DesiredResource
+from engine.model import Address, DesiredResource, canonical_json
+
+IDENTITY = ("certificateId",)    # what finds a resource no longer declared (a certificate by its id)
 
 
 @dataclass(frozen=True)
@@ -68,49 +75,62 @@ def _git(repo: Path, *args: str, binary: bool = False) -> Any:
     return out.stdout if binary else out.stdout.decode().strip()
 
 
-def _comparable(d: DesiredResource) -> tuple:
-    """What a manifest change can change. Sensitive values are fingerprints of secrets, not manifest text."""
+def _canonical_sha(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a comparison needs of one desired resource: digests, not the resource (an older revision of a
+    100,000-device fleet is summarised in a process of its own, so a PR plan holds one fleet, not two)."""
+
+    kind: str
+    digest: str                     # of what a manifest change can change
+    identity: str                   # of the immutable fields (a change means replace)
+    ids: dict[str, str] = field(default_factory=dict)    # certificateId: finds a removed certificate
+
+
+def summarize(d: DesiredResource) -> Summary:
+    """Sensitive values are fingerprints of secrets, not manifest text: they are left out of the digest."""
     try:
-        sensitive = set(registry.by_qualified(d.kind).sensitive)
+        decl = registry.by_qualified(d.kind)
+        sensitive, immutable = set(decl.sensitive), decl.immutable
     except KeyError:
-        sensitive = set()
+        sensitive, immutable = set(), ()
     spec = {k: v for k, v in d.spec.items() if k not in sensitive}
-    return (d.kind, _freeze(spec), _freeze(dict(d.inputs)), tuple(sorted((k, v.source, v.ref) for k, v in d.secrets.items())),
-            tuple(sorted(map(str, d.depends_on))))
+    digest = _canonical_sha([d.kind, spec, dict(d.inputs), sorted([k, v.source, v.ref] for k, v in d.secrets.items()),
+                             sorted(map(str, d.depends_on))])
+    identity = _canonical_sha([d.spec.get(f) for f in immutable])
+    return Summary(d.kind, digest, identity, {f: d.spec[f] for f in IDENTITY if d.spec.get(f)})
 
 
-def _freeze(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-def _identity_changed(before: DesiredResource | None, after: DesiredResource | None) -> bool:
-    if before is None or after is None:
-        return True
-    try:
-        immutable = registry.by_qualified(after.kind).immutable
-    except KeyError:
-        return False
-    return any(before.spec.get(f) != after.spec.get(f) for f in immutable)
-
-
-def compare(before: Iterable[DesiredResource], after: Iterable[DesiredResource]) -> tuple[set[Address], set[Address],
-                                                                                         set[Address]]:
-    """(changed, removed, dependants) between two desired states."""
-    old = {d.address: d for d in before}
+def compare(before: Mapping[Address, Summary], after: Iterable[DesiredResource]) -> tuple[set[Address], set[Address],
+                                                                                           set[Address]]:
+    """(changed, removed, dependants) between an older desired state (summarised) and the current one."""
     new = {d.address: d for d in after}
-    changed = {a for a, d in new.items() if a not in old or _comparable(old[a]) != _comparable(d)}
-    removed = set(old) - set(new)
-    moved = {a for a in changed | removed if _identity_changed(old.get(a), new.get(a))}
+    now = {a: summarize(d) for a, d in new.items()}
+    changed = {a for a, s in now.items() if a not in before or before[a].digest != s.digest}
+    removed = set(before) - set(new)
+    moved = {a for a in changed | removed if a not in before or a not in now or before[a].identity != now[a].identity}
     users: dict[Address, set[Address]] = {}
     for a, d in new.items():
         for dep in d.depends_on:
             users.setdefault(dep, set()).add(a)
     dependants = {u for a in moved for u in users.get(a, ())} - changed
     return changed, removed, dependants
+
+
+def summaries_at(root: Path, env: Mapping[str, str]) -> dict[Address, Summary]:
+    """Summaries of the fleet at `root`, computed in a child process (its memory is its own)."""
+    proc = subprocess.run([sys.executable, "-m", "engine.incremental", "summarize", str(root)], capture_output=True,
+                          text=True, env={**os.environ, **env}, timeout=3600)
+    if proc.returncode != 0:
+        raise FleetctlError(error("reading the fleet at the older revision failed", proc.stderr.strip()[-2000:]))
+    out: dict[Address, Summary] = {}
+    for line in proc.stdout.splitlines():
+        row = json.loads(line)
+        out[Address.parse(row["address"])] = Summary(row["kind"], row["digest"], row["identity"], row.get("ids", {}))
+    return out
 
 
 def _fleet_at(repo: Path, rev: str, rel: Path, into: Path) -> Path:
@@ -137,13 +157,12 @@ def changed_since(root: Path, rev: str, now: Iterable[DesiredResource], env: Map
                    | set(_git(top, "ls-files", "--others", "--exclude-standard", "--", pathspec).splitlines()))
     if not files:
         return Scope(rev, commit)
-    before: list[DesiredResource] = []
+    before: dict[Address, Summary] = {}
     if _git(top, "ls-tree", "--name-only", commit, "--", pathspec):   # else the folder is new: everything is
         with tempfile.TemporaryDirectory(prefix="fleetctl-rev-") as tmp:
-            before = load_fleet(_fleet_at(top, commit, rel, Path(tmp)), env, resolve_secrets=False).desired
-    now = list(now)
+            before = summaries_at(_fleet_at(top, commit, rel, Path(tmp)), env)
     changed, removed, dependants = compare(before, now)
-    previous = tuple(d for d in before if d.address in removed)
+    previous = tuple(DesiredResource(a, before[a].kind, dict(before[a].ids)) for a in sorted(removed))
     return Scope(rev, commit, frozenset(changed), frozenset(removed), frozenset(dependants), previous, tuple(files))
 
 
@@ -170,3 +189,20 @@ class ScopedRead:
         result = provider.read(desired, prune=any(a not in {d.address for d in desired} for a in mine))
         result.actual = [a for a in result.actual if a.address in mine]
         return result
+
+
+def main(argv: list[str]) -> int:
+    """`python -m engine.incremental summarize PATH`: one JSON line per desired resource (used by summaries_at)."""
+    if len(argv) != 2 or argv[0] != "summarize":
+        print("usage: python -m engine.incremental summarize PATH", file=sys.stderr)
+        return 2
+    fleet = load_fleet(Path(argv[1]), dict(os.environ), resolve_secrets=False)
+    for d in fleet.desired:
+        s = summarize(d)
+        print(json.dumps({"address": str(d.address), "kind": s.kind, "digest": s.digest, "identity": s.identity,
+                          **({"ids": s.ids} if s.ids else {})}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

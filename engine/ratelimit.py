@@ -102,7 +102,7 @@ DPS_SERVICE_OPS_PER_SECOND = 1000 / 60
 # whether one call of 100 devices counts once or 100 times is not documented, quotas.md §11).
 _AZURE_CLASS_PREFIXES: tuple[tuple[str, str], ...] = (
     ("query_", "query"), ("get_twin", "twin_read"), ("update_twin", "twin_update"), ("replace_twin", "twin_update"),
-    ("enrollment", "dps"), ("bulk_", "registry"), ("create_device", "registry"), ("update_device", "registry"),
+    ("bulk_", "registry"), ("create_device", "registry"), ("update_device", "registry"),
     ("delete_device", "registry"), ("get_device", "registry"), ("job", "jobs"))
 
 
@@ -125,8 +125,10 @@ def azure_hub_quotas(tier: str = "S1", units: int = 1) -> dict[str, Quota]:
 
 def azure_operation_class(operation: str) -> str:
     """The throttle class of an AzureClient wire operation (`query_iot_hub` → query, `enrollment.query` → dps)."""
+    if "enrollment" in operation:
+        return "dps"
     for prefix, cls in _AZURE_CLASS_PREFIXES:
-        if operation.startswith(prefix) or (prefix == "enrollment" and prefix in operation):
+        if operation.startswith(prefix):
             return cls
     return "arm" if "certificate" in operation or "verification" in operation else "registry"
 
@@ -154,6 +156,15 @@ def with_overrides(quotas: Mapping[str, Quota], overrides: Mapping[str, float]) 
         base = out.get(api)
         out[api] = Quota(api, rate, "configured", base.code if base else None, "FLEETCTL_QUOTAS")
     return out
+
+
+def quota_of(quotas: Mapping[str, Quota], api: str, default: Quota | None = None) -> Quota:
+    """`api`'s quota, or the default (AWS_DEFAULT unless given) under its name."""
+    q = quotas.get(api)
+    if q is None:
+        base = default or AWS_DEFAULT
+        q = Quota(api, base.tps, base.tag, None, base.source)
+    return q
 
 
 # ---------------------------------------------------------------------------------------------- buckets
@@ -248,11 +259,7 @@ class RateLimiter:
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
 
     def quota(self, api: str) -> Quota:
-        q = self.quotas.get(api)
-        if q is None:
-            base = self.default or AWS_DEFAULT
-            q = Quota(api, base.tps, base.tag, None, base.source)
-        return q
+        return quota_of(self.quotas, api, self.default)
 
     def _bucket(self, api: str) -> AdaptiveBucket:
         bucket = self.buckets.get(api)
@@ -340,7 +347,6 @@ def estimate(waves: Sequence[Sequence[Any]], counter: Callable[[Any], Mapping[st
              default: Quota | None = None) -> Estimate:
     """Apply duration at the quotas. `counter(change)` gives the change's mutating calls per API (None when
     its kind declares none); `waves` are the groups of changes apply runs concurrently."""
-    limiter = RateLimiter(quotas, default=default)
     total: Counter[str] = Counter()
     bound_for: Counter[str] = Counter()
     unknown: set[str] = set()
@@ -356,7 +362,7 @@ def estimate(waves: Sequence[Sequence[Any]], counter: Callable[[Any], Mapping[st
         if not calls:
             continue
         total.update(calls)
-        terms = {api: n / limiter.quota(api).tps for api, n in calls.items()}
+        terms = {api: n / quota_of(quotas, api, default).tps for api, n in calls.items()}
         api = max(sorted(terms), key=lambda a: terms[a])
         concurrency = sum(calls.values()) * latency / max(1, min(workers, len(wave)))
         if concurrency > terms[api]:
@@ -370,7 +376,7 @@ def estimate(waves: Sequence[Sequence[Any]], counter: Callable[[Any], Mapping[st
     binding = max(sorted(bound_for), key=lambda a: bound_for[a])
     if binding == "concurrency":
         return Estimate(seconds, "concurrency", None, dict(sorted(total.items())), unknown=tuple(sorted(unknown)))
-    q = limiter.quota(binding)
+    q = quota_of(quotas, binding, default)
     return Estimate(seconds, binding, q.tps, dict(sorted(total.items())), q.code, q.tag, tuple(sorted(unknown)))
 
 

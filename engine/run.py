@@ -18,6 +18,7 @@ from engine.clock import Clock, actor, clock_from_env, git_commit, iso
 from engine.diagnostics import Diagnostic, Diagnostics, FleetctlError, error, warning
 from engine.journal import Journal, interrupted
 from engine.manifest.core_kinds import unresolved_credentials
+from engine.manifest import generators
 from engine.manifest.fleet import Fleet, load_fleet, resolve_secret_value
 from engine.model import Action, Address, Change, DesiredResource
 from engine.plan.model import Plan
@@ -97,6 +98,7 @@ def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bo
     `changed_since` (a git revision) limits the plan to the resources whose manifests changed since then and
     their dependants (engine/incremental.py); providers read only those."""
     fleet = load(path, ctx)
+    fleet.manifests = generators.release(fleet.manifests)    # a ThingSet's rows live on as desired resources
     target_specs = {name: m.spec for name, m in fleet.targets().items()}
     diags = Diagnostics()
     skipped = _unavailable_targets(fleet, ctx, diags)

@@ -83,21 +83,24 @@ class ThingSetSpec(Strict):
         return self
 
 
-class GeneratedDocument(Document):
-    """A document made from a template document and one row. Its data is rendered when read (validation
-    reads it once), so 100,000 rows hold one small dict each, not a document tree each. Positions are the
-    template's, shared; `source` points at the template line and names the row in `origin`."""
+class GeneratedDocument:
+    """A document made from a template document and one row: it reads like a loader Document (data, file,
+    positions, base_dir, source). Its data is rendered when read (validation reads it once), so 100,000 rows
+    hold one small slotted object each, not a document tree each. Positions are the template's, shared;
+    `source` points at the template line and names the row in `origin`."""
+
+    __slots__ = ("template", "template_prefix", "builder", "row")
 
     def __init__(self, template: Document, prefix: Path_, builder: Any, row: "Row") -> None:
         self.template, self.template_prefix, self.builder, self.row = template, prefix, builder, row
 
     # what a Document holds, read from the ThingSet document instead of copied into each of 100,000 rows
-    file = property(lambda self: self.template.file)                  # type: ignore[assignment]
-    index = property(lambda self: self.template.index)                # type: ignore[assignment]
-    positions = property(lambda self: self.template.positions)        # type: ignore[assignment]
-    base_dir = property(lambda self: self.template.base_dir)          # type: ignore[assignment]
+    file = property(lambda self: self.template.file)
+    index = property(lambda self: self.template.index)
+    positions = property(lambda self: self.template.positions)
+    base_dir = property(lambda self: self.template.base_dir)
 
-    @property   # type: ignore[override]
+    @property
     def data(self) -> Any:
         return _render(self.builder, self.row.values)
 
@@ -114,15 +117,15 @@ class GeneratedDocument(Document):
         return Source(self.template.file, line, col, self.row.origin)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     values: dict[str, str]
     origin: str                 # "fleet/devices.csv:42" or "ThingSet esp32-fleet #17"
 
 
 # ---------------------------------------------------------------------------------------------- substitution
-def _compile_string(text: str, where: Callable[[], Source], known: set[str],
-                    diags: Diagnostics) -> str | Callable[[dict[str, str]], str]:
+def _compile_string(text: str, where: Callable[[], Source], known: set[str], diags: Diagnostics,
+                    used: set[str]) -> str | Callable[[dict[str, str]], str]:
     """A constant (no variable) or a function of the row; unknown variables and filters are reported once."""
     if "$" not in text:
         return text
@@ -144,6 +147,7 @@ def _compile_string(text: str, where: Callable[[], Source], known: set[str],
             diags.add(error(summary, detail, source=where()))
             parts.append(m.group(0))
             continue
+        used.add(name)
         parts.append((name, filters))
     parts.append(text[last:])
     if all(isinstance(p, str) for p in parts):
@@ -163,20 +167,20 @@ def _compile_string(text: str, where: Callable[[], Source], known: set[str],
     return render
 
 
-def _compile(node: Any, path: Path_, doc: Document, known: set[str], diags: Diagnostics) -> Any:
+def _compile(node: Any, path: Path_, doc: Document, known: set[str], diags: Diagnostics, used: set[str]) -> Any:
     """The template node as a builder: constants stay shared between rows, only variable parts are rebuilt."""
     def where() -> Source:
         return doc.source(path)
     if isinstance(node, str):
-        return _compile_string(node, where, known, diags)
+        return _compile_string(node, where, known, diags, used)
     if isinstance(node, dict):
-        items = [(_compile_string(k, where, known, diags) if isinstance(k, str) else k,
-                  _compile(v, path + (k,), doc, known, diags)) for k, v in node.items()]
+        items = [(_compile_string(k, where, known, diags, used) if isinstance(k, str) else k,
+                  _compile(v, path + (k,), doc, known, diags, used)) for k, v in node.items()]
         if not any(callable(k) or callable(v) for k, v in items):
             return node
         return _Build(dict, items)
     if isinstance(node, list):
-        built = [_compile(v, path + (i,), doc, known, diags) for i, v in enumerate(node)]
+        built = [_compile(v, path + (i,), doc, known, diags, used) for i, v in enumerate(node)]
         if not any(callable(v) for v in built):
             return node
         return _Build(list, built)
@@ -282,13 +286,13 @@ def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics) ->
     return rows, header
 
 
-def _range_rows(doc: Document, name: str, spec: RangeSource) -> list[Row]:
+def _range_rows(name: str, spec: RangeSource) -> list[Row]:
     return [Row({"id": str(n).zfill(spec.width), "index": str(i)}, f"ThingSet {name} #{n}")
             for i, n in enumerate(range(spec.start, spec.start + spec.count))]
 
 
 # ---------------------------------------------------------------------------------------------- generate
-def generate(doc: Document, root: Path, diags: Diagnostics) -> list[Document]:
+def generate(doc: Document, root: Path, diags: Diagnostics) -> list[Any]:
     """The documents a ThingSet stands for: one per (row, template document). An invalid ThingSet spec
     generates nothing (the validation stage reports it); row and template problems are reported here."""
     data = doc.data
@@ -305,8 +309,9 @@ def generate(doc: Document, root: Path, diags: Diagnostics) -> list[Document]:
         known = {"id", "index", *header}
     else:
         assert spec.range is not None
-        rows, known = _range_rows(doc, name, spec.range), {"id", "index"}
+        rows, known = _range_rows(name, spec.range), {"id", "index"}
     builders: list[tuple[Path_, Any]] = []
+    used: set[str] = set()
     for k, template in enumerate(spec.template):
         prefix = ("spec", "template", k)
         if str(template.get("kind")) == "ThingSet":
@@ -314,10 +319,13 @@ def generate(doc: Document, root: Path, diags: Diagnostics) -> list[Document]:
                             field=f"spec.template.{k}.kind"))
             continue
         before = len(diags)
-        builder = _compile(template, prefix, doc, known, diags)
+        builder = _compile(template, prefix, doc, known, diags, used)
         if len(diags) == before:
             builders.append((prefix, builder))
-    out: list[Document] = []
+    if "index" not in used:          # 100,000 rows need not carry a row number nobody substitutes
+        for row in rows:
+            del row.values["index"]
+    out: list[Any] = []
     for row in rows:
         for prefix, builder in builders:
             out.append(GeneratedDocument(doc, prefix, builder, row))
@@ -325,9 +333,9 @@ def generate(doc: Document, root: Path, diags: Diagnostics) -> list[Document]:
 
 
 def expand_all(docs: list[Document], root: Path, diags: Diagnostics,
-               lookup: Callable[[str, str], KindDecl | None]) -> list[Document]:
-    """Every document, with each generator document followed by what it generates."""
-    out: list[Document] = []
+               lookup: Callable[[str, str], KindDecl | None]) -> list[Any]:
+    """Every document, with each generator document followed by what it generates (GeneratedDocuments)."""
+    out: list[Any] = []
     for doc in docs:
         out.append(doc)
         if isinstance(doc.data, dict):
@@ -335,6 +343,13 @@ def expand_all(docs: list[Document], root: Path, diags: Diagnostics,
             if decl is not None and decl.generate is not None:
                 out.extend(decl.generate(doc, root, diags))
     return out
+
+
+def release(manifests: list[Any]) -> list[Any]:
+    """The manifests without the documents generators made. Their desired resources are all a plan needs;
+    100,000 validated documents (pydantic models, envelopes, rows) are the largest thing a plan holds, and
+    dropping them before the read keeps a 100,000-device plan's memory at what loading it took."""
+    return [m for m in manifests if not isinstance(m.doc, GeneratedDocument)]
 
 
 def fold(items: list[Diagnostic]) -> list[Diagnostic]:

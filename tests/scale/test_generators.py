@@ -26,6 +26,19 @@ spec:
         groups: [esp32-fleet]
 """
 
+CERTS = """\
+apiVersion: fleetctl.io/v1
+kind: ThingSet
+metadata: {name: esp32-fleet}
+spec:
+  csv: {file: devices.csv, id: mac}
+  template:
+    - apiVersion: aws.fleetctl.io/v1
+      kind: Certificate
+      metadata: {name: "esp32-${mac|compact}", target: aws-eu}
+      spec: {certificatePem: {file: "certs/${mac|compact}.pem"}}
+"""
+
 
 def _errors(fleet) -> list[str]:
     return [d.render() for d in fleet.diagnostics.sorted() if d.severity is Severity.ERROR]
@@ -73,22 +86,12 @@ def test_per_device_certificate_from_a_pem_path_pattern(write):
     macs = esp32_macs(2)
     ca = certs.make_ca("ESP32 fleet CA")
     pems = {}
-    root = write("""\
-        apiVersion: fleetctl.io/v1
-        kind: ThingSet
-        metadata: {name: esp32-fleet}
-        spec:
-          csv: {file: devices.csv, id: mac}
-          template:
-            - apiVersion: aws.fleetctl.io/v1
-              kind: Certificate
-              metadata: {name: "esp32-${mac|compact}", target: aws-eu}
-              spec: {certificatePem: {file: "certs/${mac|compact}.pem"}}
-            - apiVersion: aws.fleetctl.io/v1
-              kind: Thing
-              metadata: {name: "esp32-${mac|compact}", target: aws-eu}
-              spec: {thingType: esp32, groups: [esp32-fleet], principals: ["esp32-${mac|compact}"]}
-        """, ["mac", *macs])
+    root = write(CERTS + """\
+    - apiVersion: aws.fleetctl.io/v1
+      kind: Thing
+      metadata: {name: "esp32-${mac|compact}", target: aws-eu}
+      spec: {thingType: esp32, groups: [esp32-fleet], principals: ["esp32-${mac|compact}"]}
+""", ["mac", *macs])
     (root / "certs").mkdir()
     for mac in macs:
         compact = mac.replace(":", "")
@@ -145,18 +148,7 @@ def test_the_same_row_error_on_many_rows_folds_and_distinct_ones_are_capped(writ
     bad_macs = ["mac,site", *[f"{m} x,paris" for m in esp32_macs(80)]]       # every name breaks the same rule
     errors = _errors(load_fleet(write(THINGS, bad_macs), {}))
     assert len(errors) == 1 and "on 80 generated documents" in errors[0] and "field 'metadata.name'" in errors[0]
-    root = write("""\
-        apiVersion: fleetctl.io/v1
-        kind: ThingSet
-        metadata: {name: esp32-certs}
-        spec:
-          csv: {file: devices.csv, id: mac}
-          template:
-            - apiVersion: aws.fleetctl.io/v1
-              kind: Certificate
-              metadata: {name: "esp32-${mac|compact}", target: aws-eu}
-              spec: {certificatePem: {file: "certs/${mac|compact}.pem"}}
-        """, ["mac", *esp32_macs(80)])
+    root = write(CERTS, ["mac", *esp32_macs(80)])
     errors = _errors(load_fleet(root, {}))          # 80 different files missing: 50 shown, then a count
     assert len(errors) == 51
     assert "fleet/devices.yaml:10:1: error: … and 30 more error(s) in documents generated from the template at " \

@@ -66,8 +66,12 @@ def _certificate(c: Change) -> Change | Diagnostic:
                      "certificate (a new PEM) instead", source=c.source, address=str(c.address), field="status")
     delete_steps = ["detach from every thing", *[f"detach policy {p}" for p in c.actual.get("policies", [])],
                     *(["set status INACTIVE"] if c.actual.get("status") == "ACTIVE" else []), "delete certificate"]
-    create_steps = ["register certificate as INACTIVE", *[f"attach policy {p}" for p in c.desired.get("policies", [])],
-                    f"set status {c.desired.get('status', 'ACTIVE')}"]
+    status = c.desired.get("status", "ACTIVE")
+    if c.desired.get("policies"):   # the provider's _cert_create: no ACTIVE certificate holding a policy unattached
+        create_steps = ["register certificate as INACTIVE", *[f"attach policy {p}" for p in c.desired["policies"]],
+                        f"set status {status}"]
+    else:
+        create_steps = [f"register certificate as {status}"]
     if c.action is Action.DELETE:
         return replace(c, steps=tuple(delete_steps))
     if c.action is Action.REPLACE:
