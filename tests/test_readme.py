@@ -77,3 +77,18 @@ def test_development_commands_exist():
     dev = re.findall(r"```sh\n(.*?)```", section("Development"), flags=re.S)[0]
     assert "bash .ci/run" in dev and (ROOT / "tests/aws").is_dir()
     assert "python -m engine.schema_gen schemas" in dev and (ROOT / "engine/schema_gen.py").exists()
+
+
+def test_benchmark_commands_exist_with_the_options_used():
+    """The Performance section's commands: each script exists and accepts every option the README passes."""
+    import shlex
+    block = re.findall(r"```sh\n(.*?)```", section("Performance"), flags=re.S)[0]
+    for line in filter(None, (x.strip() for x in block.splitlines())):
+        argv = shlex.split(line)
+        assert argv[0] == ".venv/bin/python" and (ROOT / argv[1]).is_file(), line
+        helptext = subprocess.run([str(ROOT / argv[0]), str(ROOT / argv[1]), *argv[2:3], "--help"] if not
+                                  argv[2].startswith("-") else [str(ROOT / argv[0]), str(ROOT / argv[1]), "--help"],
+                                  cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert helptext.returncode == 0, helptext.stderr
+        for opt in (a for a in argv[2:] if a.startswith("--")):
+            assert opt in helptext.stdout, f"{argv[1]} has no option {opt}"
