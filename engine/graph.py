@@ -7,7 +7,7 @@ thing → rule) and then by address, never by file or dict order.
 from __future__ import annotations
 
 import heapq
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Hashable, Iterable, TypeVar
 
 from engine.diagnostics import Diagnostic, error
 from engine.model import Address
@@ -15,7 +15,7 @@ from engine.model import Address
 T = TypeVar("T")
 
 
-def topo_order(nodes: Iterable[T], key: Callable[[T], Address], deps: Callable[[T], Iterable[Address]],
+def topo_order(nodes: Iterable[T], key: Callable[[T], Hashable], deps: Callable[[T], Iterable[Hashable]],
                tie: Callable[[T], tuple]) -> tuple[list[T], list[Diagnostic]]:
     """Kahn's algorithm with a heap on `tie`; edges to nodes outside the set are ignored."""
     items = {key(n): n for n in nodes}

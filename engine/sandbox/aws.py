@@ -8,13 +8,11 @@ and ListCACertificates, which fleetctl's ownership marker needs, are added by en
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import signal
 import sys
-import threading
 import urllib.request
-from pathlib import Path
+
+from engine.sandbox import serve_until_signalled
 
 
 def start_moto(port: int = 0):
@@ -42,13 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     server, url = start_moto(args.port)
-    state = Path(args.state_dir)
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "aws.json").write_text(json.dumps({"endpointUrl": url}) + "\n")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    serve_until_signalled(args.state_dir, "aws.json", {"endpointUrl": url})
     server.stop()
     return 0
 

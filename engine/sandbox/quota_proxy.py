@@ -31,7 +31,6 @@ import http.client
 import json
 import random
 import re
-import signal
 import socket
 import sys
 import threading
@@ -45,6 +44,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS, AdaptiveBucket, Quota, overrides_from_env, with_overrides
+from engine.sandbox import serve_until_signalled
 
 TOKEN_PREFIX = "fleetctl-proxy:"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade",
@@ -336,13 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quotas = with_overrides(AWS_IOT_QUOTAS, overrides_from_env({"Q": args.quotas}, "Q"))
     proxy = QuotaProxy(args.upstream, port=args.port, quotas=quotas, latency_ms=args.latency_ms, seed=args.seed).start()
-    args.state_dir.mkdir(parents=True, exist_ok=True)
-    (args.state_dir / "quota_proxy.json").write_text(json.dumps({"endpointUrl": proxy.endpoint_url,
-                                                                 "upstream": args.upstream}) + "\n")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    serve_until_signalled(args.state_dir, "quota_proxy.json", {"endpointUrl": proxy.endpoint_url,
+                                                               "upstream": args.upstream})
     proxy.stop()
     return 0
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import heapq
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from engine.graph import topo_order
 
 from .codecs import display, read_field
 from .dumps import DeviceDump
@@ -151,28 +152,14 @@ def _slot_change(slot: SlotSpec, want: DesiredSlot, dump: DeviceDump,
 
 def _ordered_registers(model: DeviceModel, changes: Sequence[RegisterChange]) -> list[RegisterChange]:
     """R9 step 2: topological on `depends_on` (among the changed), ties by bucket, order, address, name."""
-    by_name = {c.name: c for c in changes}
     regs: dict[str, Register] = {}
-    for name in by_name:
-        reg = model.register(name)
-        assert reg is not None, f"change for unknown register {name}"
-        regs[name] = reg
-    waiting = {name: {d for d in reg.depends_on if d in by_name} for name, reg in regs.items()}
-    dependants: dict[str, list[str]] = {name: [] for name in by_name}
-    for name, deps in waiting.items():
-        for dep in deps:
-            dependants[dep].append(name)
-    ready = [(regs[name].write_key, name) for name, deps in waiting.items() if not deps]
-    heapq.heapify(ready)
-    out: list[RegisterChange] = []
-    while ready:
-        _, name = heapq.heappop(ready)
-        out.append(by_name[name])
-        for child in dependants[name]:
-            waiting[child].discard(name)
-            if not waiting[child]:
-                heapq.heappush(ready, (regs[child].write_key, child))
-    return out
+    for change in changes:
+        reg = model.register(change.name)
+        assert reg is not None, f"change for unknown register {change.name}"
+        regs[change.name] = reg
+    ordered, _cycles = topo_order(changes, lambda c: c.name, lambda c: regs[c.name].depends_on,
+                                  lambda c: (regs[c.name].write_key, c.name))
+    return ordered   # a depends_on cycle is rejected when the model is loaded; none can reach here
 
 
 def diff_device(model: DeviceModel, desired: DesiredConfig, dump: DeviceDump,
