@@ -16,7 +16,10 @@ def _echo_err(text: str) -> None:
 
 
 @click.command("import")
-@click.option("--target", required=True, help="the Target to read (declared in the fleet)")
+@click.option("--target", help="the Target to read (declared in the fleet)")
+@click.option("--dumps", "dumps", type=click.Path(file_okay=False),
+              help="instead of a Target: a folder of device dumps (one file per device, named by its identity); "
+                   "writes one DeviceConfig per model in OUT/devices/")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="a new or empty folder for the manifests (inside the fleet folder: the import skips what the "
                    "fleet declares)")
@@ -36,7 +39,7 @@ def _echo_err(text: str) -> None:
 @click.option("--no-rate-limit", is_flag=True, help="do not pace API calls (FLEETCTL_RATE_LIMIT=off; a local "
                                                     "sandbox is not paced anyway)")
 @click.option("--page-size", type=click.IntRange(1, 250), default=250, show_default=True, hidden=True)
-def command(target: str, out: str, fleet: str, kinds: tuple[str, ...], filters: tuple[str, ...], adopt: bool,
+def command(target: str | None, dumps: str | None, out: str, fleet: str, kinds: tuple[str, ...], filters: tuple[str, ...], adopt: bool,
             resume: bool, rates: tuple[str, ...], no_rate_limit: bool, page_size: int) -> None:
     """Write manifests for what already runs in a Target, so fleetctl can take it over as it is.
 
@@ -44,9 +47,24 @@ def command(target: str, out: str, fleet: str, kinds: tuple[str, ...], filters: 
     --rate). Certificates are written as public PEMs, never private keys; secrets become references listed
     in IMPORT-SECRETS.md. Right after an import, `fleetctl plan` shows no changes (with --adopt: one update
     per resource that adds the ownership marker).
+
+    Devices: `fleetctl import --dumps DIR --out OUT [--fleet PATH]` (no --target) reads every dump in DIR,
+    recognises its built-in model from its firmware and identity, and writes OUT/devices/<model>.yaml: one
+    DeviceConfig per model with, per device, the registers whose value differs from the model default.
+    Sensitive registers become {env: FLEETCTL_<MODEL>_<DEVICE>_<REGISTER>} references (IMPORT-SECRETS.md);
+    unreadable registers and slots (certificates, keys) are not imported (IMPORT.md). Devices the fleet at
+    --fleet already configures are skipped. Then `fleetctl plan OUT --dumps DIR` shows no changes.
     """
     from engine import run
     from engine.importer.core import inside, run_import
+    if dumps is not None:
+        if target is not None or kinds or filters or adopt or resume or rates:
+            raise click.UsageError("--dumps imports device dumps: it takes only --out and --fleet (not --target, "
+                                   "--kinds, --filter, --adopt, --resume or --rate)")
+        _import_dumps(Path(dumps), Path(out), Path(fleet))
+        return
+    if target is None:
+        raise click.UsageError("give --target (a Target of the fleet) or --dumps (a folder of device dumps)")
     try:
         parsed = tuple(Filter.parse(f) for f in filters)
     except ValueError as exc:
@@ -89,3 +107,22 @@ def command(target: str, out: str, fleet: str, kinds: tuple[str, ...], filters: 
                    "update each that adds the ownership marker; review and apply it.")
     else:
         click.echo(f"Next: `fleetctl plan {plan_path} --detailed-exitcode` should report no changes.")
+
+
+def _import_dumps(dumps: Path, out: Path, fleet: Path) -> None:
+    from engine import run
+    from engine.clock import iso
+    from engine.importer.device import run_device_import
+    ctx = run.Context(env=dict(os.environ))
+    report = run_device_import(dumps, out, fleet, ctx.env, iso(ctx.now()))
+    total = sum(report.written.values())
+    models = len([f for f in report.files if f.startswith("devices/")])
+    click.echo(f"Imported {total} device(s) from {dumps} into {out}: {models} DeviceConfig(s).")
+    declared = sum(report.declared.values())
+    if declared:
+        click.echo(f"{declared} already configured in {fleet}: left to the fleet.")
+    skipped = sum(report.skipped.values())
+    click.echo(f"{skipped} skipped; {len(report.notes)} note(s) to review in {out / 'IMPORT.md'}.")
+    if report.secrets:
+        click.echo(f"{len(report.secrets)} secret(s) to fill in: {out / 'IMPORT-SECRETS.md'}.")
+    click.echo(f"Next: `fleetctl plan {out} --dumps {dumps} --detailed-exitcode` should report no changes.")

@@ -124,7 +124,9 @@ def test_a_provider_without_an_importer_is_a_clear_error():
     from engine.importer.registry import IMPORTERS, importer_for
     assert set(IMPORTERS) == {"aws", "azure", "device"}
     assert importer_for("aws").provider == "aws" and importer_for("azure").provider == "azure"
-    with pytest.raises(FleetctlError, match="importing from device targets is not available yet"):
-        importer_for("device")                    # device dumps: the extension point's next entry
+    device = importer_for("device")               # device dumps: imported with --dumps, not through a Target
+    assert device.provider == "device"
+    with pytest.raises(FleetctlError, match="imported from their dumps"):
+        device.read(None)
     with pytest.raises(FleetctlError, match="cannot import from 'gcp'"):
         importer_for("gcp")
