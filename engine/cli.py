@@ -190,7 +190,7 @@ def apply(path_or_plan: str, auto_approve: bool, journal: str | None, fleet_path
     if target.is_file() and target.suffix == ".json":
         plan_obj = load_plan(str(target))
         fleet_root = Path(fleet_path or "fleet")
-        specs = _target_specs(fleet_root, ctx)
+        specs = _target_specs(plan_obj, fleet_root, ctx)
     else:
         result, ctx = _make_plan(path_or_plan, targets, prune, journal, dumps, device_env)
         plan_obj, fleet_root = result.plan, result.fleet.root
@@ -218,7 +218,12 @@ def apply(path_or_plan: str, auto_approve: bool, journal: str | None, fleet_path
     sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
 
 
-def _target_specs(fleet_root: Path, ctx: run.Context) -> dict:
+def _target_specs(plan_obj: Plan, fleet_root: Path, ctx: run.Context) -> dict:
+    """The Targets a saved plan was made for: recorded in the plan file; older plan files load the fleet."""
+    from engine.manifest.core_kinds import TargetSpec
+    recorded = plan_obj.options.get("targetSpecs")
+    if recorded is not None:
+        return {name: TargetSpec.model_validate(spec) for name, spec in recorded.items()}
     from engine.manifest.fleet import load_fleet
     fleet = load_fleet(fleet_root, ctx.env, resolve_secrets=False)
     return {n: m.spec for n, m in fleet.targets().items()}

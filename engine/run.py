@@ -141,6 +141,10 @@ def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bo
                           created_at=iso(ctx.now()), desired_digest=fleet.digest,
                           extra={"identities": _identities(fleet.desired),
                                  "targets": sorted(k[1] for k in groups if k[1]),
+                                 # the Targets' settings (references, never secret values): apply PLANFILE
+                                 # needs no fleet load to reach them
+                                 "targetSpecs": {name: target_specs[name].model_dump(mode="json", exclude_none=True)
+                                                 for name in sorted({k[1] for k in groups if k[1]} & set(target_specs))},
                                  **({"scope": scope.to_json()} if scope else {})})
     result_plan = make_plan(desired, actual, options)
     merged = tuple(sorted(diags, key=lambda d: (d.address or "", d.summary))) + result_plan.diagnostics

@@ -411,3 +411,13 @@ def test_ownership_marker_decides_what_prune_may_delete(aws_env, fleet_dir):
     assert apply_path(fleet_dir, "--prune").exit_code == 0
     assert c.get_policy(policyName="console-policy")["policyName"] == "console-policy"
     assert c.list_topic_rules()["rules"] == []
+
+
+def test_saved_plan_applies_without_loading_the_fleet(aws_env, fleet_dir, tmp_path):
+    """The plan file carries the Targets' settings (references only): apply PLANFILE loads no manifest."""
+    assert plan(fleet_dir, "--out", str(tmp_path / "p.json")).exit_code == 2
+    specs = json.loads((tmp_path / "p.json").read_text())["options"]["targetSpecs"]
+    assert specs["aws-eu"] == {"aws": {"region": "eu-west-2"}, "prune": False, "optional": False}
+    res = run_cli("apply", str(tmp_path / "p.json"), "--fleet", str(tmp_path / "no-such-fleet"))
+    assert res.exit_code == 0, res.output
+    assert plan(fleet_dir).exit_code == 0
