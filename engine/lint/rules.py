@@ -15,6 +15,7 @@ from typing import Any, Iterator, Mapping
 
 from engine.lint import Hit, Level, LintContext, ManifestDoc, PathT, rule, walk
 from engine.pki import issued_by
+from engine.providers.azure.kinds import DEVICE_ID, REGISTRATION_ID  # the service's id rules, declared once
 
 AWS = "aws.fleetctl.io"
 AZURE = "azure.fleetctl.io"
@@ -29,8 +30,6 @@ IOT_ARN = re.compile(r"^arn:aws[a-z-]*:iot:([^:]*):([^:]*):")
 IOT_HOST = re.compile(r"(?<![A-Za-z0-9-])(?:[a-z0-9-]+\.)*iot\.([a-z]{2}(?:-gov)?-[a-z]+-\d)\.amazonaws\.com(?:\.cn)?",
                       re.IGNORECASE)
 # Azure's documented formats (DPS: registration and enrollment group ids; IoT Hub: device ids)
-REGISTRATION_ID = re.compile(r"^[A-Za-z0-9\-._:]{0,127}[A-Za-z0-9\-]$")
-DEVICE_ID = re.compile(r"^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$")
 
 
 # ------------------------------------------------------------------------------------------- policies
