@@ -20,7 +20,20 @@ is not counted as the engine's. For each fleet size N it prints, per phase:
 The emulator is not rate limited here, so "wall" is local time (engine + emulator + loopback HTTPS) and the floor is
 what the real quotas would add; the printout keeps the two apart.
 
+`--paths` (issue 6, W11) instead compares the three ways an apply creates N devices, on the **quota-faithful**
+emulator (the options `fleetctl sandbox up --quota-faithful` gives it: IoT Hub S1×1 throttles, 50 ms latency,
+import/export jobs at ~1,000,000 devices per hour, quotas.md §2.2 [P]) with fleetctl paced at the same quotas
+(FLEETCTL_RATE_LIMIT=on, FLEETCTL_AZURE_HUB_TIER=S1:1): one import job (the Target's `azure.importExport`), bulk
+registry calls (≤100 devices each), and individual changes (one registry request per device; measured at
+--individual-max devices and extrapolated linearly, because 10,000 of them take 100 minutes). For each it prints the
+apply's calls by throttle class, throttles, wall time, the floor of the path and η = floor / wall:
+individual N / (100/min); bulk ⌈N/100⌉ / (100/min) as the emulator counts a bulk call once (per device it would be
+the individual floor, quotas.md §11); import job N / the job throughput. Each path starts from an empty hub; the
+plan is made, saved and applied as `fleetctl apply PLANFILE` does (stale check included, reported apart), and the
+import-job path is re-planned to show it converged.
+
 Run: .venv/bin/python benchmarks/bench_azure.py --devices 1000,10000 [--json out.json]
+     .venv/bin/python benchmarks/bench_azure.py --paths --devices 1000,10000 [--json out.json]
 """
 from __future__ import annotations
 
@@ -38,13 +51,17 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import requests
-from bench_aws import Meter, _table        # the AWS benchmark's wall/CPU/RSS meter and table layout (same folder)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_aws import Meter, _table  # noqa: E402  (the AWS benchmark's wall/CPU/RSS meter and table layout)
 
 from engine import run
 from engine.manifest.fleet import load_fleet
 from engine.plan.model import load_plan
 from engine.providers.azure.client import AzureClient
+from engine.providers.azure.provider import make_provider
 from engine.ratelimit import azure_hub_quotas, azure_operation_class
+from engine.sandbox.manager import quota_args
 
 TARGET = "bench"
 MUTATING = ("create", "update", "put", "delete", "bulk", "generate", "verify")
@@ -110,12 +127,13 @@ class Phase:
 class Emulator:
     """fleetctl's Azure emulator in a child process on loopback (its CPU is not the engine's)."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, extra: list[str] | None = None) -> None:
         self.dir = work / "emulator"
         self.dir.mkdir(parents=True)
         self.log = open(self.dir / "azure.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "engine.sandbox.azure_emulator", "--state-dir",
-                                      str(self.dir)], stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL)
+                                      str(self.dir), *(extra or [])], stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         info = self.dir / "azure.json"
         while not info.exists():
@@ -156,17 +174,22 @@ def device_id(i: int) -> str:
     return f"nina-{i:06d}"
 
 
-def write_fleet(root: Path, n: int) -> None:
-    """A Target and N devices (X.509 CA-signed, twin tags and desired properties), 1,000 per file."""
-    (root / "devices").mkdir(parents=True)
-    (root / "targets.yaml").write_text(f"""\
+def target_yaml(extra: str = "") -> str:
+    """The benchmark's Target: the emulated hub, its connection string by reference; `extra` lines under azure:."""
+    return f"""\
 apiVersion: fleetctl.io/v1
 kind: Target
 metadata: {{name: {TARGET}}}
 spec:
   azure:
     hub: {{hostName: fleetctl-sandbox-hub.azure-devices.net, connectionString: {{env: FLEETCTL_HUB_CONNECTION_STRING}}}}
-""")
+{extra}"""
+
+
+def write_fleet(root: Path, n: int) -> None:
+    """A Target and N devices (X.509 CA-signed, twin tags and desired properties), 1,000 per file."""
+    (root / "devices").mkdir(parents=True)
+    (root / "targets.yaml").write_text(target_yaml())
     for start in range(0, n, 1000):
         docs = [f"apiVersion: azure.fleetctl.io/v1\nkind: Device\n"
                 f"metadata: {{name: {device_id(i)}, target: {TARGET}}}\nspec:\n  authentication: {{type: x509CA}}\n  tags: {{site: paris, batch: '{i // 1000}'}}\n"
@@ -318,14 +341,164 @@ def bench_one(n: int, args: argparse.Namespace, meter_for: Callable[[Emulator], 
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+# ------------------------------------------------------------------------------------- apply paths (W11)
+PATHS = ("import-job", "bulk", "individual")
+
+
+def write_paths_fleet(root: Path, n: int, container_env: str | None, threshold: int, poll: float) -> None:
+    """A Target (with an import/export container when `container_env` is set) and N devices from a ThingSet range
+    (identity, twin tags and desired properties: what a create carries whichever the path)."""
+    root.mkdir(parents=True)
+    jobs = (f"    importExport: {{containerUrl: {{env: {container_env}}}, threshold: {threshold}, "
+            f"pollSeconds: {poll}, timeoutSeconds: 7200}}\n") if container_env else ""
+    (root / "fleet.yaml").write_text(target_yaml(jobs) + f"""\
+---
+apiVersion: fleetctl.io/v1
+kind: ThingSet
+metadata: {{name: nina}}
+spec:
+  range: {{start: 0, count: {n}, width: 6}}
+  template:
+    - apiVersion: azure.fleetctl.io/v1
+      kind: Device
+      metadata: {{name: "nina-${{id}}", target: {TARGET}}}
+      spec:
+        authentication: {{type: x509CA}}
+        tags: {{site: paris}}
+        desired: {{telemetryInterval: 30}}
+""")
+
+
+def path_floor(path: str, n: int, registry_calls: int, job_rate: float) -> float:
+    registry = azure_hub_quotas("S1", 1)["registry"].tps
+    if path == "import-job":
+        return n / job_rate
+    return (registry_calls if path == "bulk" else n) / registry
+
+
+def run_path(path: str, n: int, emulator: Emulator, work: Path, args: argparse.Namespace, meter: Meter) -> Phase:
+    """Plan and `apply PLANFILE` N device creates on an empty quota-faithful hub through one path."""
+    emulator.control("POST", "reset")
+    fleet = work / f"fleet-{path}-{n}"
+    write_paths_fleet(fleet, n, "FLEETCTL_IMPORT_CONTAINER_URL" if path == "import-job" else None,
+                      args.threshold, args.poll_seconds)
+    env = {**emulator.env(work), "FLEETCTL_RATE_LIMIT": "on", "FLEETCTL_AZURE_HUB_TIER": "S1:1",
+           "FLEETCTL_IMPORT_CONTAINER_URL": emulator.info["import_container_url"]}
+    factory = None
+    if path == "individual":
+        def factory(kind: str, target: str, spec: Any, env: Mapping[str, str], **_: Any) -> Any:
+            return make_provider(target, spec, env, bulk=False)
+
+    def ctx() -> run.Context:
+        return run.Context(env=env, journal_path=work / f"journal-{path}-{n}.jsonl", workers=args.workers,
+                           provider_factory=factory)
+
+    planned = run.plan(fleet, ctx())
+    plan_file = work / f"plan-{path}-{n}.json"
+    plan_file.write_text(planned.plan.dumps())
+    before = emulator.control("GET", "stats")
+    phase, c = Phase(f"{path} ×{n:,}"), ctx()
+
+    def go() -> run.ApplyReport:
+        specs = {k: m.spec for k, m in load_fleet(fleet, env, resolve_secrets=False).targets().items()}
+        return run.apply(load_plan(str(plan_file)), c, fleet, specs, check=True)
+
+    report = meter.run(phase, go)
+    after = emulator.control("GET", "stats")
+    stats = next(iter(c.providers.values())).stats()
+    phase.calls, phase.changes = stats["calls"], len(report.applied)
+    registry_calls = sum(v for op, v in phase.calls.items() if azure_operation_class(op) == "registry")
+    floor = path_floor(path, n, registry_calls, args.job_rate)
+    throttled = {k: v - before["throttled"].get(k, 0) for k, v in after["throttled"].items()
+                 if v - before["throttled"].get(k, 0)}
+    phase.detail = {"devices": n, "applySeconds": report.seconds, "failed": len(report.failed),
+                    "failures": [f"{a}: {m}" for a, m in report.failed[:3]], "floorSeconds": floor,
+                    "eta": floor / report.seconds if report.seconds else None, "throttledByEmulator": throttled,
+                    "retriesOn429": stats["throttles"], "paths": stats.get("paths", {}),
+                    "jobDeviceOperations": after["jobs"]["deviceOperations"], "importJobs": stats.get("importJobs"),
+                    "rateLimiter": stats.get("rateLimiter")}
+    if path == "import-job" and args.verify:
+        again = run.plan(fleet, ctx())
+        phase.detail["replanChanges"] = len(again.plan.changes)
+    return phase
+
+
+def render_paths(rows: list[Phase], args: argparse.Namespace) -> str:
+    table = []
+    for p in rows:
+        d = p.detail
+        table.append([p.name, d["devices"], p.changes, d["failed"], p.total, p.mutating,
+                      ", ".join(f"{k} {v}" for k, v in p.by_class.items()), sum(d["throttledByEmulator"].values()),
+                      d["applySeconds"], p.seconds - d["applySeconds"], d["floorSeconds"], d["eta"]])
+    out = [_table(["path", "N", "applied", "failed", "calls", "mutating", "calls by class", "429s", "apply s",
+                   "stale check s", "floor s", "η"], table)]
+    for p in rows:
+        if p.name.startswith("individual") and args.extrapolate:
+            per = p.detail["applySeconds"] / p.detail["devices"]
+            for n in args.extrapolate:
+                out.append(f"individual ×{n:,} (extrapolated from ×{p.detail['devices']}): ~{per * n:,.0f} s "
+                           f"({per * n / 60:.0f} min), floor {n / azure_hub_quotas('S1', 1)['registry'].tps:,.0f} s")
+        if p.detail.get("replanChanges") is not None:
+            out.append(f"{p.name}: re-plan after the apply shows {p.detail['replanChanges']} change(s); jobs "
+                       f"{p.detail['importJobs']}")
+    return "\n".join(out)
+
+
+def bench_paths(args: argparse.Namespace) -> list[dict[str, Any]]:
+    work = Path(tempfile.mkdtemp(prefix="fleetctl-bench-azure-paths-"))
+    extra = quota_args("azure")
+    extra[extra.index("--job-rate") + 1] = f"{args.job_rate:g}"
+    emulator = Emulator(work, extra)
+    rows: list[Phase] = []
+    try:
+        meter = Meter(emulator.proc.pid)
+        sizes = [int(x) for x in args.devices.split(",") if x.strip()]
+        args.extrapolate = [n for n in sizes if n > args.individual_max]
+        for n in sizes:
+            for path in PATHS:
+                if path == "individual" and n > args.individual_max:
+                    continue
+                rows.append(run_path(path, n, emulator, work, args, meter))
+                print(render_paths(rows[-1:], argparse.Namespace(extrapolate=[])), flush=True)
+        if args.individual_max and all(n > args.individual_max for n in sizes):
+            rows.append(run_path("individual", args.individual_max, emulator, work, args, meter))
+        print("\n" + render_paths(rows, args), flush=True)
+        return [{**p.to_json(p.detail["devices"]), "path": p.name.split(" ")[0]} for p in rows]
+    finally:
+        emulator.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", default="1000,10000", help="comma-separated fleet sizes")
     parser.add_argument("--workers", type=int, default=8, help="apply concurrency (engine.run.Context.workers)")
     parser.add_argument("--baseline-devices", type=int, default=1000,
                         help="devices the per-device script creates (0: skip); its floor is scaled to N")
+    parser.add_argument("--paths", action="store_true",
+                        help="compare import job, bulk and individual applies on the quota-faithful emulator (W11)")
+    parser.add_argument("--individual-max", type=int, default=300,
+                        help="--paths: the individual path is measured up to this many devices, extrapolated above")
+    parser.add_argument("--job-rate", type=float, default=1_000_000 / 3600,
+                        help="--paths: the emulator's import job throughput, devices/s (peer assumption: 1M/h)")
+    parser.add_argument("--threshold", type=int, default=1000, help="--paths: azure.importExport.threshold")
+    parser.add_argument("--poll-seconds", type=float, default=1.0, help="--paths: azure.importExport.pollSeconds")
+    parser.add_argument("--no-verify", dest="verify", action="store_false",
+                        help="--paths: skip re-planning after the import-job apply")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
-    args = parser.parse_args(argv)
+    parser.set_defaults(workload="azure")       # what docs/performance.md's snippet names say (its test checks)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.paths:
+        print(f"fleetctl Azure apply paths: python {sys.version.split()[0]}, {os.cpu_count()} CPUs; quota-faithful "
+              f"emulator (S1×1, 50 ms latency, jobs at {args.job_rate:g} devices/s); fleetctl paced at S1×1")
+        results = bench_paths(args)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        return 0
     results = []
     print(f"fleetctl Azure benchmark: python {sys.version.split()[0]}, {os.cpu_count()} CPUs; emulator on loopback "
           "HTTPS (not rate limited); floors from the S1×1 throttles of research/quotas.md §2.1")

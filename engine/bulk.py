@@ -12,9 +12,25 @@ API does not cover) stays individual. Changes of one wave never depend on each o
 waves from dependencies), so grouping cannot reorder a dependency.
 
 `choose` prices the paths for n changes at a hub's tier and units: individual calls, bulk calls (under both
-readings of the quota accounting), and an import job. The import job (ImportDevices from a blob, one job at a
-time per hub) is priced but not implemented: the local emulator has no blob storage to test it honestly;
-docs/performance.md gives the trade-off in numbers.
+readings of the quota accounting), and an import job (ImportDevices from a blob container, one job at a time per
+hub; engine/providers/azure/importjob.py). A Target with `azure.importExport` sends a wave's device creates and
+deletes through one job from its `threshold` on (`choose(n, import_jobs=True, threshold=…)`); without a threshold
+the job is chosen only where it beats even the optimistic bulk reading (with the assumed minute of job overhead,
+above ~25,000 changes per S1 unit).
+
+Measured (docs/performance.md §5, §7; W11) on the quota-faithful emulator — S1×1, which counts a bulk call of 100
+devices as one registry operation, and runs jobs at the peer's 1,000,000 devices per hour — with fleetctl paced:
+
+    creates   import job          bulk (100 per call)   one request per device
+    1,000     5.4 s, 13 calls     5.3 s, 12 calls       ~597 s (300 measured: 179 s, floor 180 s)
+    10,000    42.3 s, 43 calls    59.3 s, 101 calls     ~99 min, extrapolated
+
+So under the optimistic reading bulk and job tie at ~1,000 and the job saves 0.24 s per 100 devices beyond;
+under the pessimistic one (each device of a bulk call counts, not documented: quotas.md §11) bulk costs what
+individual requests cost and the job wins by ~140× at 10,000. A real hub's job queueing time and S1 job
+throughput are not documented, hence the operator's threshold (default 1,000). Reproduce:
+
+    .venv/bin/python benchmarks/bench_azure.py --paths --devices 1000,10000 --individual-max 300
 """
 from __future__ import annotations
 
@@ -82,15 +98,21 @@ class Choice:
     note: str
 
 
-def choose(n: int, *, tier: str = "S1", units: int = 1, import_jobs: bool = False) -> Choice:
+def choose(n: int, *, tier: str = "S1", units: int = 1, import_jobs: bool = False,
+           threshold: int | None = None) -> Choice:
     """Price `n` registry changes per path. Bulk is priced pessimistically (each device counts as one registry
-    operation) for the choice; the optimistic reading (one per call) is reported next to it."""
+    operation) for the choice; the optimistic reading (one per call) is reported next to it. With `import_jobs`
+    (the Target has an import/export container), `threshold` is the operator's crossover: from `threshold` changes
+    on, one import job; without one, the job is taken only where it beats even the optimistic bulk reading."""
     rate = azure_hub_quotas(tier, units)["registry"].tps
     calls = math.ceil(n / BULK_LIMIT)
     seconds = {"individual": n / rate, "bulk": n / rate, "bulk-if-one-op-per-call": calls / rate,
                "import-job": IMPORT_JOB_OVERHEAD_S + n / IMPORT_DEVICES_PER_SECOND}
     if n < 2:
         return Choice("individual", seconds, "one change: nothing to group")
-    if import_jobs and seconds["import-job"] < seconds["bulk-if-one-op-per-call"]:
+    if import_jobs and threshold is not None:
+        if n >= threshold:
+            return Choice("import-job", seconds, f"{n} device changes, at or above the configured threshold {threshold}")
+    elif import_jobs and seconds["import-job"] < seconds["bulk-if-one-op-per-call"]:
         return Choice("import-job", seconds, "an import job beats even the optimistic bulk reading")
     return Choice("bulk", seconds, f"{calls} bulk call(s) instead of {n} requests; never slower than individual")

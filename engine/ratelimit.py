@@ -15,8 +15,9 @@ an apply will take.
   ceiling: the seeded quota unless probing is on); a `Throttled` answer multiplies the rate by `decrease`, at
   most once per `cooldown` (concurrent requests in flight when the quota was hit all come back throttled:
   one event, not many). Retrying is not done here: engine/retry.py retries throttling and transient errors only.
-- `guard(api)`: the generic hook any client wraps around one wire call (AWS: AwsClient; Azure: wrap
-  `AzureClient._call`, mapping each operation to its throttle class with `azure_operation_class`).
+- `guard(api)`: the generic hook any client wraps around one wire call (AWS: AwsClient; Azure: `AzureProvider.call`,
+  mapping each operation to its throttle class with `azure_operation_class`; import/export job requests are `jobs`,
+  blob requests `storage`, which no hub quota covers).
 - `estimate(...)`: the apply-duration estimate a plan states, from each kind's declared calls per action.
 
 The clock and the sleep are injected, so tests drive the buckets with a fake clock.
@@ -103,7 +104,7 @@ DPS_SERVICE_OPS_PER_SECOND = 1000 / 60
 _AZURE_CLASS_PREFIXES: tuple[tuple[str, str], ...] = (
     ("query_", "query"), ("get_twin", "twin_read"), ("update_twin", "twin_update"), ("replace_twin", "twin_update"),
     ("bulk_", "registry"), ("create_device", "registry"), ("update_device", "registry"),
-    ("delete_device", "registry"), ("get_device", "registry"), ("job", "jobs"))
+    ("delete_device", "registry"), ("get_device", "registry"), ("job", "jobs"), ("blob.", "storage"))
 
 
 def azure_hub_quotas(tier: str = "S1", units: int = 1) -> dict[str, Quota]:
@@ -404,6 +405,9 @@ def estimate_line(data: Mapping[str, Any]) -> str:
             text += f"; raise it with Service Quotas {data['quotaCode']}"
     if data.get("notEstimated"):
         text += f" (not estimated: {', '.join(data['notEstimated'])})"
+    if data.get("bulk"):
+        from engine.providers.aws.bulkreg import note_line
+        text += "; " + note_line(data["bulk"])
     return text
 
 
@@ -444,8 +448,10 @@ def plan_quotas(env: Mapping[str, str]) -> dict[str, Quota]:
     return with_overrides({**AWS_IOT_QUOTAS, **azure_hub_quotas(tier, int(units or 1))}, overrides_from_env(env))
 
 
-def apply_estimate(waves: Sequence[Sequence[Any]], env: Mapping[str, str], workers: int) -> dict[str, Any]:
-    """Plan.options["estimate"]: the binding quota and the apply duration, from each kind's `calls` table."""
+def apply_estimate(waves: Sequence[Sequence[Any]], env: Mapping[str, str], workers: int,
+                   target_specs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Plan.options["estimate"]: the binding quota and the apply duration, from each kind's `calls` table; with
+    `target_specs`, what AWS bulk registration tasks will carry out (`bulk`, engine/providers/aws/bulkreg.py)."""
     from engine import kinds as registry
 
     def counter(change: Any) -> Mapping[str, int] | None:
@@ -457,4 +463,11 @@ def apply_estimate(waves: Sequence[Sequence[Any]], env: Mapping[str, str], worke
 
     if not any(waves):
         return {}
-    return estimate(waves, counter, plan_quotas(env), workers=workers, default=AWS_DEFAULT).to_json()
+    quotas = plan_quotas(env)
+    out = estimate(waves, counter, quotas, workers=workers, default=AWS_DEFAULT).to_json()
+    if target_specs:
+        from engine.providers.aws.bulkreg import estimate_note
+        note = estimate_note(waves, target_specs, counter, lambda api: quota_of(quotas, api, AWS_DEFAULT).tps)
+        if note:
+            out["bulk"] = note
+    return out

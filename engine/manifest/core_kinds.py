@@ -12,11 +12,31 @@ from engine.manifest.types import Secret, SecretRefModel, Strict
 from engine.model import SecretRef
 
 
+class AwsBulkRegistrationSpec(Strict):
+    """Initial provisioning of large batches by AWS IoT bulk registration (StartThingRegistrationTask):
+    engine/providers/aws/bulkreg.py. Without this section every change is applied by its own API calls."""
+
+    bucket: str = Field(pattern=r"^[a-zA-Z0-9._-]{3,256}$",
+                        description="S3 bucket fleetctl writes the task's input file to (it must exist; AWS writes "
+                                    "no secret there: names, attributes, group names, public certificates)")
+    prefix: str = Field("fleetctl/bulk-registration/", pattern=r"^[a-zA-Z0-9!_.*'()/-]{0,900}$",
+                        description="key prefix of the input files")
+    roleArn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$", min_length=20,
+                         description="IAM role AWS IoT assumes to read the input file")
+    threshold: int = Field(1000, ge=1, description="fewest new things/certificates of one shape in one apply wave "
+                                                   "that go by a registration task instead of per-device calls")
+    pollSeconds: float = Field(2.0, gt=0, le=60, description="DescribeThingRegistrationTask interval while a task runs")
+    waitSeconds: float = Field(3600.0, ge=0, description="how long to wait for a task another apply started before "
+                                                         "failing (AWS runs one task at a time per account)")
+
+
 class AwsTargetSpec(Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region, e.g. eu-west-2")
     profile: str | None = Field(None, description="AWS profile; default: the standard credential chain")
     endpointUrl: str | None = Field(None, description="override endpoint; default: AWS_ENDPOINT_URL or AWS")
     accountId: str | None = Field(None, pattern=r"^\d{12}$")
+    bulkRegistration: AwsBulkRegistrationSpec | None = Field(
+        None, description="create large batches of things/certificates by AWS bulk registration tasks")
 
 
 class AzureHubSpec(Strict):
@@ -40,10 +60,25 @@ class AzureArmSpec(Strict):
     endpoint: str | None = Field(None, description="ARM base URL; default FLEETCTL_ARM_ENDPOINT or management.azure.com")
 
 
+class AzureImportExportSpec(Strict):
+    """IoT Hub import jobs for large applies (research/quotas.md §2.2): one job carries a wave's device creates and
+    deletes through a blob container instead of one registry request per 100 devices."""
+
+    containerUrl: Secret = Field(description="SAS URL of a blob container (permissions read, write, delete, list) "
+                                             "the hub reads devices.txt from and writes importErrors.log to; a secret "
+                                             "reference: the URL's signature grants access to the container")
+    threshold: int = Field(1000, ge=2, description="device creates/deletes in one apply wave from which they go "
+                                                   "through one import job instead of bulk registry calls")
+    pollSeconds: float = Field(5.0, ge=0.05, le=60, description="how often apply asks the hub for the job's status")
+    timeoutSeconds: float = Field(3600, gt=0, description="how long apply waits for a job (and for another job "
+                                                          "running on the hub) before it reports the job and stops")
+
+
 class AzureTargetSpec(Strict):
     hub: AzureHubSpec | None = None
     dps: AzureDpsSpec | None = None
     arm: AzureArmSpec | None = None
+    importExport: AzureImportExportSpec | None = None
 
 
 class TargetSpec(Strict):

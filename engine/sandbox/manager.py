@@ -68,6 +68,8 @@ def exports(aws: dict | None, azure: dict | None) -> dict[str, str]:
         for key in ("subscription_id", "resource_group", "hub_name", "dps_name"):
             if azure.get(key):
                 out["FLEETCTL_SANDBOX_" + key.upper()] = str(azure[key])
+        if azure.get("import_container_url"):      # a container SAS URL for Targets' azure.importExport.containerUrl
+            out["FLEETCTL_IMPORT_CONTAINER_URL"] = azure["import_container_url"]
     return out
 
 
@@ -113,15 +115,22 @@ def up(base: Path | None = None, *, quota_faithful: bool | None = None) -> str:
 
 def quota_args(name: str) -> list[str]:
     """Emulator options of the quota-faithful sandbox: the Azure emulator at IoT Hub S1×1 and DPS rates
-    (research/quotas.md §2.1, §2.3; ARM is left unthrottled), 1,000 twins per query page, 50 ms latency."""
+    (research/quotas.md §2.1, §2.3; ARM is left unthrottled; import/export jobs at a peer's 1M devices/h), 1,000
+    twins per query page, 50 ms latency, 250 ms of traffic shaping; moto's bulk registration tasks paced at AWS
+    IoT's default quotas (the proxy paces the client's own calls)."""
+    if name == "aws":
+        return ["--pace-tasks"]
     if name != "azure":
         return []
     from engine.ratelimit import azure_hub_quotas
     q = azure_hub_quotas("S1", 1)
     rates = {"registry": q["registry"].tps, "query": q["query"].tps, "twin_read": q["twin_read"].tps,
-             "twin_update": q["twin_update"].tps, "dps": q["dps"].tps}
+             "twin_update": q["twin_update"].tps, "dps": q["dps"].tps, "jobs": q["jobs"].tps}
+    # traffic shaping: IoT Hub queues bursts before it answers 429 (quotas.md §2.1); the queue size is not documented,
+    # a quarter of a second absorbs request jitter. Import/export jobs: no documented throughput; a peer assumes
+    # ~1,000,000 devices per hour (quotas.md §2.2 [P]).
     return ["--rates", ",".join(f"{k}={v:.4g}" for k, v in rates.items()), "--page-size", "1000",
-            "--latency-ms", "50"]
+            "--latency-ms", "50", "--shaping-ms", "250", "--job-rate", f"{1_000_000 / 3600:.4g}"]
 
 
 def _start(base: Path | None, sdir: Path, name: str, module: str, extra: list[str], pids: dict[str, int],

@@ -27,7 +27,7 @@ def emulator() -> Any:
 
 @pytest.fixture(autouse=True)
 def _clean_emulator(emulator: AzureEmulator) -> None:
-    emulator.configure(rates={}, page_size=1000, latency_ms=0)
+    emulator.configure(rates={}, page_size=1000, latency_ms=0, job_rate=0, shaping_ms=0)
     emulator.reset()
 
 

@@ -112,7 +112,8 @@ def test_sandbox_up_quota_faithful_starts_the_proxy_and_paces_fleetctl(tmp_path,
         stats = json.loads(urllib.request.urlopen(values["AWS_ENDPOINT_URL"] + "/_proxy/stats", timeout=10).read())
         assert stats["total"] == 0
         args = manager.quota_args("azure")
-        assert args[:2] == ["--rates", "registry=1.667,query=0.3333,twin_read=100,twin_update=50,dps=16.67"]
+        assert args[:2] == ["--rates", "registry=1.667,query=0.3333,twin_read=100,twin_update=50,dps=16.67,jobs=1.667"]
+        assert args[-2:] == ["--job-rate", "277.8"]
         pids = json.loads((manager.state_dir(tmp_path) / "pids.json").read_text())
         assert set(pids) >= {"aws", "aws-quota-proxy"}
     finally:

@@ -10,6 +10,11 @@ service error code and request id. SDK model objects and SDK exceptions never le
   (`ItemPaged` over `x-ms-continuation`) works, so azure-core is not needed directly.
 - ARM: `azure.mgmt.iothub.IotHubClient` (api-version 2023-06-30) with any TokenCredential; the sandbox passes a
   `StaticTokenCredential`.
+- Import/export jobs: the hub SDK's generated `protocol.jobs` operations (`create_import_export_job`,
+  `get_import_export_job`, `get_import_export_jobs`, `cancel_import_export_job`, the calls IoTHubJobManager makes),
+  and `azure.storage.blob.ContainerClient` (12.31) on the container SAS URL the Target names, for the job's
+  `devices.txt` and `importErrors.log`. A SAS URL is a secret: it never appears in what this module returns or
+  raises (job records are returned without their container URIs; `sig=` is cut out of every error message).
 
 SDK retries are switched off: the engine owns retries (it retries only `Throttled` and `Transient`, with backoff),
 and an SDK that silently sleeps on 429 would hide quota costs from benchmarks. Every wire call is counted in
@@ -19,6 +24,8 @@ from __future__ import annotations
 
 import collections
 import json
+import re
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -34,7 +41,9 @@ from azure.iot.hub.models import (AuthenticationMechanism, DeviceCapabilities, E
                                   PropertyContainer, QuerySpecification, SymmetricKey, Twin, TwinProperties,
                                   X509Thumbprint)
 from azure.mgmt.iothub import IotHubClient
+from azure.iot.hub.protocol.models import JobProperties
 from azure.mgmt.iothub.models import CertificateDescription, CertificateProperties, CertificateVerificationDescription
+from azure.storage.blob import ContainerClient
 from msrest.exceptions import ClientException, HttpOperationError
 from urllib3.util.retry import Retry
 
@@ -47,6 +56,15 @@ AUTH_TYPES = {"sas": "sas", "symmetricKey": "sas", "selfSigned": "selfSigned",
 STATUS_ERRORS: dict[int, type[ProviderError]] = {400: Invalid, 401: Forbidden, 403: Forbidden, 404: NotFound,
                                                  409: Conflict, 412: PreconditionFailed, 429: Throttled}
 TRANSIENT_STATUSES = {408, 500, 502, 503, 504}
+CODE_ERRORS: dict[str, type[ProviderError]] = {"JobQuotaExceeded": Conflict}   # 403 on the wire: another job runs
+JOB_FIELDS = ("jobId", "type", "status", "progress", "startTimeUtc", "endTimeUtc", "failureReason", "inputBlobName",
+              "outputBlobName", "excludeKeysInExport")
+_SIGNATURE = re.compile(r"(sig=)[^&\s'\"<>]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """A message with every SAS signature (`sig=…`) cut out: URLs in transport errors carry their query string."""
+    return _SIGNATURE.sub(r"\1(sensitive)", text)
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,14 @@ class StaticTokenCredential:
 # ------------------------------------------------------------------ error translation
 def _body_fields(text: str) -> tuple[str | None, str | None, str | None]:
     """(code, message, tracking id) from IoT Hub, DPS or ARM error bodies."""
+    if text.lstrip().startswith("<?xml") or text.lstrip().startswith("<Error"):     # Blob Storage
+        code = re.search(r"<Code>(.*?)</Code>", text, re.S)
+        message = re.search(r"<Message>(.*?)</Message>", text, re.S)
+        detail = re.search(r"<AuthenticationErrorDetail>(.*?)</AuthenticationErrorDetail>", text, re.S)
+        words = (message.group(1).splitlines()[0] if message else "Blob Storage refused the request")
+        if detail:
+            words += f" ({detail.group(1).split('. String to sign')[0]})"
+        return (code.group(1) if code else None), words, None
     try:
         body = json.loads(text) if text else {}
     except ValueError:
@@ -101,8 +127,9 @@ def _from_response(exc: Exception, response: Any) -> ProviderError:
     code, message, tracking = _body_fields(_response_text(response))
     code = headers.get("iothub-errorcode") or code or headers.get("x-ms-error-code")
     request_id = headers.get("x-ms-request-id") or tracking
-    kind = STATUS_ERRORS.get(status) or (Transient if status in TRANSIENT_STATUSES else ProviderError)
-    text = message or f"HTTP {status} from the Azure service"
+    kind = CODE_ERRORS.get(code or "") or STATUS_ERRORS.get(status) or \
+        (Transient if status in TRANSIENT_STATUSES else ProviderError)
+    text = redact(message or f"HTTP {status} from the Azure service")
     if kind is Throttled:
         retry_after = headers.get("Retry-After")
         return Throttled(text, retry_after=float(retry_after) if retry_after else None, code=code,
@@ -115,7 +142,7 @@ def translate(exc: Exception) -> ProviderError:
     response = getattr(exc, "response", None)
     if isinstance(exc, (HttpOperationError, HttpResponseError)) and response is not None:
         return _from_response(exc, response)
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    message = redact(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
     if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "SSLError" in str(exc):
         return ProviderError(f"TLS verification failed: {message}", code="TlsError")
     return Transient(message, code=type(exc).__name__)
@@ -144,6 +171,13 @@ def _import_device(entry: Mapping[str, Any], mode: str) -> ExportImportDevice:
         twin_etag=entry.get("twin_etag"), tags=entry.get("tags"),
         properties=PropertyContainer(desired=desired) if desired is not None else None,
         capabilities=DeviceCapabilities(iot_edge=entry["iot_edge"]) if "iot_edge" in entry else None)
+
+
+def import_file(entries: list[tuple[Mapping[str, Any], str]]) -> bytes:
+    """devices.txt of an import job: one ExportImportDevice per line (entries as for `bulk_devices`, each with its
+    importMode), serialised by the SDK's own model so the job reads exactly what the bulk API would get."""
+    lines = (json.dumps(_import_device(entry, mode).serialize(), separators=(",", ":")) for entry, mode in entries)
+    return "".join(line + "\n" for line in lines).encode("utf-8")
 
 
 def _plain(model: Any) -> Any:
@@ -190,6 +224,9 @@ class AzureClient:
         self._arm_target = arm
         self._arm = (IotHubClient(arm.credential, arm.subscription_id, base_url=arm.base_url, retry_total=0, **verify)
                      if arm else None)
+        self._verify = verify
+        self._containers: dict[str, ContainerClient] = {}
+        self._containers_lock = threading.Lock()
 
     @contextmanager
     def _call(self, name: str) -> Iterator[None]:
@@ -295,6 +332,77 @@ class AzureClient:
                     properties=TwinProperties(desired=desired) if desired is not None else None)
         with self._call("update_twin"):
             return _plain(self._hub.update_twin(device_id, twin, etag or "*"))
+
+    # ------------------------------------------------------------ import/export jobs
+    def _container(self, container_url: str) -> ContainerClient:
+        with self._containers_lock:
+            found = self._containers.get(container_url)
+            if found is None:
+                try:
+                    found = ContainerClient.from_container_url(container_url, retry_total=0, **self._verify)
+                except ValueError as exc:
+                    raise Invalid(f"the import/export container URL is not valid: {redact(str(exc))}",
+                                  code="InvalidContainerUrl") from None
+                self._containers[container_url] = found
+            return found
+
+    def upload_blob(self, container_url: str, name: str, data: bytes) -> None:
+        """Put Blob (block blob, replacing one of the same name) through the container's SAS URL."""
+        with self._call("blob.upload_blob"):
+            self._container(container_url).upload_blob(name, data, overwrite=True)
+
+    def download_blob(self, container_url: str, name: str) -> bytes | None:
+        """The blob's bytes, or None when there is no such blob."""
+        try:
+            with self._call("blob.download_blob"):
+                return self._container(container_url).download_blob(name).readall()
+        except NotFound:
+            return None
+
+    def delete_blob(self, container_url: str, name: str) -> bool:
+        """Delete a blob; False when there was none."""
+        try:
+            with self._call("blob.delete_blob"):
+                self._container(container_url).delete_blob(name)
+        except NotFound:
+            return False
+        return True
+
+    @staticmethod
+    def _job(model: Any) -> dict[str, Any]:
+        """A job record without its container URIs (they hold the SAS)."""
+        record = _plain(model) or {}
+        return {k: record[k] for k in JOB_FIELDS if record.get(k) is not None}
+
+    def create_import_job(self, container_url: str, input_blob_name: str) -> dict[str, Any]:
+        """ImportDevices: the hub reads `input_blob_name` (one ExportImportDevice per line) from the container and
+        writes importErrors.log back to it. Raises Conflict (JobQuotaExceeded) while another job runs."""
+        job = JobProperties(type="import", input_blob_container_uri=container_url,
+                            output_blob_container_uri=container_url, input_blob_name=input_blob_name,
+                            storage_authentication_type="keyBased")
+        with self._call("jobs.create_import_export_job"):
+            return self._job(self._hub.protocol.jobs.create_import_export_job(job))
+
+    def create_export_job(self, container_url: str, output_blob_name: str = "devices.txt",
+                          exclude_keys: bool = True) -> dict[str, Any]:
+        """ExportDevices to `output_blob_name` in the container (keys written as null unless `exclude_keys` is False)."""
+        job = JobProperties(type="export", output_blob_container_uri=container_url, output_blob_name=output_blob_name,
+                            exclude_keys_in_export=exclude_keys, storage_authentication_type="keyBased")
+        with self._call("jobs.create_import_export_job"):
+            return self._job(self._hub.protocol.jobs.create_import_export_job(job))
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        with self._call("jobs.get_import_export_job"):
+            return self._job(self._hub.protocol.jobs.get_import_export_job(job_id))
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        """The hub's import/export jobs (running and recent)."""
+        with self._call("jobs.get_import_export_jobs"):
+            return [self._job(job) for job in self._hub.protocol.jobs.get_import_export_jobs() or []]
+
+    def cancel_job(self, job_id: str) -> None:
+        with self._call("jobs.cancel_import_export_job"):
+            self._hub.protocol.jobs.cancel_import_export_job(job_id)
 
     # ---------------------------------------------------------------------- DPS
     def _dps_collection(self, group: bool) -> tuple[Any, str]:

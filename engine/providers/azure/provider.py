@@ -26,7 +26,14 @@ Ownership markers (what prune may delete):
 
 Creates of devices go through the bulk registry API (`POST /devices`, importMode create): one call creates the
 identity, its twin tags/desired and the ownership tag at once. `batches` lets engine.run hand the provider up to 100
-device creates per call.
+device creates per call. With `azure.importExport` on the Target, a wave with at least `threshold` device creates and
+deletes goes through one import job instead (engine/providers/azure/importjob.py; engine/bulk.py `choose`).
+
+Pacing: every call takes a token from its throttle class's bucket first (engine/ratelimit.py: `azure_operation_class`
+maps the operation, `azure_hub_quotas` seeds the buckets from FLEETCTL_AZURE_HUB_TIER, e.g. `S1:10`, with
+FLEETCTL_QUOTAS on top). FLEETCTL_RATE_LIMIT=auto paces a cloud hub and leaves a loopback emulator unpaced unless
+it says `on`. A 429 answer halves its class's rate (AIMD) before the retry policy backs off. ARM and blob requests
+have no hub quota and are not paced.
 """
 from __future__ import annotations
 
@@ -38,13 +45,16 @@ from typing import Any, Callable, Iterable, Mapping, NamedTuple, TypeVar
 from urllib.parse import urlparse
 
 from engine import errors
-from engine.diagnostics import FleetctlError, error
+from engine.bulk import choose, device_mode
+from engine.diagnostics import Diagnostic, FleetctlError, error, warning
 from engine.manifest.fleet import resolve_secret_value
 from engine.model import Action, ActualResource, Address, Change, DesiredResource, SecretRef, secret_fingerprint
 from engine.providers.azure.client import BULK_LIMIT, ArmTarget, AzureClient, StaticTokenCredential
+from engine.providers.azure.importjob import ACTIVE, ImportExport, ImportJob
 from engine.providers.azure.kinds import KEY_FIELDS, MANAGED, MARKER_TAG, PROVISIONED_BY
 from engine.providers.azure.planning import TWIN_FIELDS, Proof, device_parts, proof_of_possession
 from engine.providers.base import ApplyResult, ReadResult
+from engine.ratelimit import RateLimiter, azure_hub_quotas, azure_operation_class, limiter_from_env
 from engine.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -52,7 +62,8 @@ READ_WORKERS = 16
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_ARM = "https://management.azure.com"
 SANDBOX_TOKEN = "fleetctl-sandbox"
-MUTATING = ("create", "update", "put", "delete", "bulk", "generate", "verify")
+MUTATING = ("create", "update", "put", "delete", "bulk", "generate", "verify", "cancel")
+UNPACED = ("arm", "storage")         # no hub quota covers ARM certificate or blob requests
 DPS_FIELDS = ("allocationPolicy", "customAllocationDefinition", "iotHubs", "iotHubHostName", "reprovisionPolicy",
               "initialTwin", "capabilities", "provisioningStatus", "deviceId")
 BULK_ERRORS: dict[str, type[errors.ProviderError]] = {
@@ -112,18 +123,61 @@ def _arm(target: str, azure: Any, env: Mapping[str, str]) -> ArmTarget | None:
     return ArmTarget(base, subscription, group, name, StaticTokenCredential(token))
 
 
+def hub_tier(env: Mapping[str, str]) -> tuple[str, int]:
+    """(tier, units) from FLEETCTL_AZURE_HUB_TIER (`S1`, `S3:2`; default S1×1); ValueError names the setting."""
+    text = (env.get("FLEETCTL_AZURE_HUB_TIER") or "S1").strip()
+    tier, _, units = text.partition(":")
+    if units and not units.strip().isdigit():
+        raise ValueError(f"FLEETCTL_AZURE_HUB_TIER={text!r}: the units must be a whole number (expected TIER or "
+                         "TIER:UNITS, e.g. S1 or S3:2)")
+    count = int(units or 1)
+    try:
+        azure_hub_quotas(tier, count)
+    except ValueError as exc:
+        raise ValueError(f"FLEETCTL_AZURE_HUB_TIER={text!r}: {exc}") from None
+    return tier.upper(), count
+
+
+def _limiter(target: str, hub_host: str, env: Mapping[str, str], tier: str, units: int) -> RateLimiter | None:
+    """The hub's pacing: None when FLEETCTL_RATE_LIMIT leaves it unpaced."""
+    try:
+        return limiter_from_env(env, azure_hub_quotas(tier, units), f"https://{hub_host}")
+    except ValueError as exc:
+        raise FleetctlError(error(f"target '{target}': {exc}")) from None
+
+
+def _import_export(target: str, spec: Any, env: Mapping[str, str]) -> ImportExport:
+    """The Target's import/export settings with its container SAS URL resolved and checked (never echoed)."""
+    url = _secret(target, "azure.importExport.containerUrl", spec.containerUrl, env).strip()
+    parts = urlparse(url)
+    if parts.scheme != "https" or not parts.netloc or not parts.path.strip("/") or "sig=" not in parts.query:
+        raise FleetctlError(error(f"target '{target}': azure.importExport.containerUrl is not a blob container SAS "
+                                  "URL", "expected https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=…&sig=… "
+                                  "(permissions read, write, delete, list); the value is not shown"))
+    return ImportExport(url, spec.threshold, spec.pollSeconds, spec.timeoutSeconds)
+
+
 def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "AzureProvider":
     azure = spec.azure
     if azure.hub is None:
         raise FleetctlError(error(f"target '{target}' has no azure.hub section: fleetctl reads devices from the hub"))
+    try:
+        tier, units = hub_tier(env)
+    except ValueError as exc:
+        raise FleetctlError(error(f"target '{target}': {exc}")) from None
     client = options.get("client")
+    hub_host = azure.hub.hostName
     if client is None:
         hub = _connection(target, "hub", azure.hub, env)
+        hub_host = _host(hub)
         dps = _connection(target, "dps", azure.dps, env) if azure.dps is not None else None
         client = AzureClient(hub, dps, _arm(target, azure, env), ca_bundle=env.get("REQUESTS_CA_BUNDLE") or None)
+    jobs = _import_export(target, azure.importExport, env) if azure.importExport is not None else None
     return AzureProvider(target, client, has_dps=azure.dps is not None,
                          has_arm=azure.arm is not None or bool(azure.hub.name and azure.hub.resourceGroup
-                                                               and azure.hub.subscriptionId))
+                                                               and azure.hub.subscriptionId),
+                         limiter=options.get("limiter", _limiter(target, hub_host, env, tier, units)),
+                         tier=tier, units=units, import_export=jobs, bulk=options.get("bulk", True))
 
 
 # ------------------------------------------------------------------------------------------- projections
@@ -228,7 +282,9 @@ class AzureProvider:
     """One Azure Target: its hub (devices, twins), its DPS (enrollments) and the hub's ARM certificate store."""
 
     def __init__(self, target: str, client: AzureClient, *, has_dps: bool = True, has_arm: bool = True,
-                 retry: RetryPolicy | None = None, page_size: int = 1000) -> None:
+                 retry: RetryPolicy | None = None, page_size: int = 1000, limiter: RateLimiter | None = None,
+                 tier: str = "S1", units: int = 1, import_export: ImportExport | None = None,
+                 bulk: bool = True) -> None:
         self.target = target
         self.client = client
         self.has_dps = has_dps
@@ -238,6 +294,13 @@ class AzureProvider:
         self.retry.on_retry = self._count_retry
         self.throttles = 0
         self.paths: Counter[str] = Counter()        # how changes were carried out: bulk-create calls and devices
+        self.limiter = limiter                      # per-class token buckets at the hub's quotas; None: unpaced
+        self.tier, self.units = tier, units
+        self.import_export = import_export
+        self.bulk = bulk                            # False: every change on its own (benchmarks compare the paths)
+        self.jobs: list[dict[str, Any]] = []        # import jobs this provider ran (ids, devices, status, seconds)
+        self._job_members: set[Address] = set()     # changes `batches` routed to an import job
+        self._lock = threading.Lock()
         self._local = threading.local()
 
     # ------------------------------------------------------------------ plumbing
@@ -249,9 +312,27 @@ class AzureProvider:
 
     def stats(self) -> dict[str, Any]:
         calls = dict(self.client.calls)
-        mutating = sum(n for op, n in calls.items() if op.rsplit(".", 1)[-1].startswith(MUTATING))
-        return {"calls": calls, "total": sum(calls.values()), "mutating": mutating, "throttles": self.throttles,
-                "paths": dict(self.paths)}
+        mutating = sum(n for op, n in calls.items() if _mutating(op))
+        out = {"calls": calls, "total": sum(calls.values()), "mutating": mutating, "throttles": self.throttles,
+               "paths": dict(self.paths)}
+        if self.jobs:
+            out["importJobs"] = [dict(job) for job in self.jobs]
+        if self.limiter is not None:
+            out["rateLimiter"] = self.limiter.stats()
+        return out
+
+    def emit(self, phase: str, op: str, request_id: str | None, **extra: Any) -> None:
+        """A batch event for the journal through engine.run's hook, when one is set (e.g. `task-started` with an
+        import job's id: a `task-started` without `task-ended` shows an apply killed while its job ran)."""
+        hook = getattr(self._local, "hook", None)
+        if hook is not None:
+            hook(op, phase, request_id, None, **extra)
+
+    def record_job(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            self.jobs.append(record)
+            self.paths["import-job jobs"] += 1
+            self.paths["import-job devices"] += int(record.get("devices") or 0)
 
     def _count_retry(self, exc: errors.ProviderError, attempt: int) -> None:
         if isinstance(exc, errors.Throttled):
@@ -259,11 +340,11 @@ class AzureProvider:
 
     def call(self, op: str, fn: Callable[..., T], *args: Any) -> T:
         """One service call: retried on throttling/transient errors only; mutating calls reported to the journal."""
-        hook = getattr(self._local, "hook", None) if op.rsplit(".", 1)[-1].startswith(MUTATING) else None
+        hook = getattr(self._local, "hook", None) if _mutating(op) else None
         if hook:
             hook(op, "begin", None, None)
         try:
-            result = self.retry.run(lambda: fn(*args))
+            result = self.retry.run(lambda: self._paced(op, fn, args))
         except errors.ProviderError as exc:
             if hook:
                 hook(op, "failure", exc.request_id, exc)
@@ -271,6 +352,14 @@ class AzureProvider:
         if hook:
             hook(op, "success", None, None)
         return result
+
+    def _paced(self, op: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """One attempt of a call, after a token from its throttle class (a 429 lowers that class's rate)."""
+        api = azure_operation_class(op)
+        if self.limiter is None or api in UNPACED:
+            return fn(*args)
+        with self.limiter.guard(api):
+            return fn(*args)
 
     # ------------------------------------------------------------------ read
     def read(self, desired: list[DesiredResource], *, prune: bool = False) -> ReadResult:
@@ -286,7 +375,23 @@ class AzureProvider:
                 out += self._read_dps(kind, by_kind.get(kind, {}), prune)
         if prune or "azure.Device" in by_kind:
             out += self._read_devices(by_kind.get("azure.Device", {}), prune)
-        return ReadResult(out, [])
+        return ReadResult(out, self._running_jobs())
+
+    def _running_jobs(self) -> list[Diagnostic]:
+        """A warning per import/export job running on the hub (an interrupted apply's job, or another client's)."""
+        if self.import_export is None:
+            return []
+        try:
+            jobs = self.call("jobs.get_import_export_jobs", self.client.list_jobs)
+        except errors.ProviderError as exc:      # the plan stands without it; apply checks again before a job
+            return [warning(f"could not list the import/export jobs of target '{self.target}': {exc}",
+                            address=f"azure/{self.target}")]
+        return [warning(f"import/export job {job.get('jobId')} ({job.get('type')}, {job.get('status')}, "
+                        f"{job.get('progress', 0)}% done) is running on the hub of target '{self.target}'",
+                        "devices may still change while it runs (an interrupted apply leaves its job running); "
+                        "apply waits for it before it starts an import job of its own",
+                        address=f"azure/{self.target}")
+                for job in jobs if job.get("status") in ACTIVE]
 
     def _query(self) -> Iterable[dict[str, Any]]:
         token: str | None = None
@@ -374,15 +479,31 @@ class AzureProvider:
         return ApplyResult(outputs=handler(self, change, secrets) or {})
 
     def batches(self, changes: list[Change]) -> list[list[Change]]:
-        """The changes of one apply wave this provider carries out together: device creates, ≤100 per call."""
+        """The changes of one apply wave this provider carries out together: with an import/export container and at
+        least its threshold of device creates and deletes, all of them in one import job; otherwise device creates,
+        ≤100 per bulk call."""
+        if not self.bulk:
+            return []
+        if self.import_export is not None:
+            devices = [c for c in changes if device_mode(c) is not None]
+            chosen = choose(len(devices), tier=self.tier, units=self.units, import_jobs=True,
+                            threshold=self.import_export.threshold)
+            if chosen.path == "import-job":
+                with self._lock:
+                    self._job_members.update(c.address for c in devices)
+                return [devices]
         creates = [c for c in changes if c.kind == "azure.Device" and c.action is Action.CREATE]
         if len(creates) < 2:
             return []
         return [creates[i:i + BULK_LIMIT] for i in range(0, len(creates), BULK_LIMIT)]
 
     def apply_batch(self, changes: list[Change], secrets: list[Mapping[str, str]]) -> list[errors.ProviderError | None]:
-        """Create the devices of `changes` in one bulk registry call; the outcome of each, in order. Raises when the
-        call as a whole fails (then none of them was created)."""
+        """Carry out a batch `batches` formed; the outcome of each change, in order. Bulk: one registry call
+        creating the devices; raises when the call as a whole fails (then none of them was created). Import job:
+        see importjob.py; raises when the job could not be started."""
+        if self.import_export is not None and changes and all(c.address in self._job_members for c in changes):
+            entries = [_device_entry(c, s) if c.action is Action.CREATE else {} for c, s in zip(changes, secrets)]
+            return ImportJob(self, self.import_export).run(changes, entries)
         entries = [_device_entry(c, s) for c, s in zip(changes, secrets)]
         result = self.call("bulk_create_or_update_devices", self.client.bulk_devices, entries, "create")
         self.paths["bulk-create calls"] += 1
@@ -392,6 +513,11 @@ class AzureProvider:
 
 
 # ====================================================================== apply handlers
+def _mutating(op: str) -> bool:
+    """Calls that change the hub, DPS or ARM (journaled, counted as mutating); blob requests change none of them."""
+    return not op.startswith("blob.") and op.rsplit(".", 1)[-1].startswith(MUTATING)
+
+
 def _bulk_error(entry: Mapping[str, Any]) -> errors.ProviderError:
     code = str(entry.get("errorCode") or "")
     return BULK_ERRORS.get(code, errors.ProviderError)(str(entry.get("errorStatus") or code), code=code or None)

@@ -3,7 +3,9 @@
 No emulator of these APIs exists, so fleetctl ships its own (DESIGN §3). One server serves all three, told apart by
 path: `/subscriptions/…` is ARM (bearer token), `/devices`, `/twins`, `/statistics` are the hub (SAS signed with the
 `iothubowner` key), `/enrollmentGroups`, `/enrollments`, `/registrations` are DPS (SAS signed with the
-`provisioningserviceowner` key); both connection strings name the same `HostName=127.0.0.1:PORT`. `/_emulator/…`
+`provisioningserviceowner` key); both connection strings name the same `HostName=127.0.0.1:PORT`. `/<account>/…`
+is a minimal Blob Storage endpoint (service SAS; storage.py) for IoT Hub import/export jobs (`/jobs/…`, jobs.py),
+which read and write its containers through the SAS URIs they are given. `/_emulator/…`
 is the emulator's own unauthenticated control surface (stats, reset, quota config, device-side reported
 properties). The real SDKs reach it through ordinary settings only: connection strings, the CA bundle this class
 writes (REQUESTS_CA_BUNDLE or connection_verify), and an ARM base URL plus any credential.
@@ -14,6 +16,7 @@ Run as a subprocess with `python -m engine.sandbox.azure_emulator --state-dir DI
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -35,13 +38,17 @@ from .certs import TlsFiles, write_tls_files
 from .common import Counter, Request, Response, Router, ServiceError
 from .dps import DpsService, dps_error
 from .hub import HubService, hub_error, new_key
+from .jobs import JobService
 from .quota import Accounting
 from .server import EmulatorServer
+from .storage import BlobService
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 HUB_POLICY = "iothubowner"
 DPS_POLICY = "provisioningserviceowner"
-HUB_ROOTS = ("devices", "twins", "statistics")
+HUB_ROOTS = ("devices", "twins", "statistics", "jobs")
+STORAGE_ACCOUNT = "fleetctlsandbox"
+JOBS_CONTAINER = "fleetctl-jobs"          # made at start; `import_container_url` is a SAS URL for it
 DPS_ROOTS = ("enrollmentgroups", "enrollments", "registrations")
 
 
@@ -63,7 +70,8 @@ class AzureEmulator:
                  rates: Mapping[str, float] | None = None, page_size: int = 1000, latency_ms: float = 0.0,
                  subscription_id: str = DEFAULT_SUBSCRIPTION, resource_group: str = "fleetctl-sandbox",
                  hub_name: str = "fleetctl-sandbox-hub", dps_name: str = "fleetctl-sandbox-dps",
-                 fixed_verification_codes: bool = False) -> None:
+                 fixed_verification_codes: bool = False, job_rate: float | None = None, shaping_ms: float = 0.0,
+                 storage_account: str = STORAGE_ACCOUNT) -> None:
         self._requested_port = port
         self._state_dir_arg = Path(state_dir) if state_dir is not None else None
         self._state_dir: Path | None = None
@@ -75,12 +83,19 @@ class AzureEmulator:
         counter = Counter()
         self.hub_service = HubService(counter=counter, page_cap=page_size)
         self.dps_service = DpsService(page_cap=page_size)
+        if storage_account in HUB_ROOTS + DPS_ROOTS + ("subscriptions", "_emulator"):
+            raise ValueError(f"storage account {storage_account!r} would shadow an API path")
+        self.storage_account = storage_account
+        self.blob_service = BlobService({storage_account: new_key()})
+        self.blob_service.create_container(storage_account, JOBS_CONTAINER)
+        self.job_service = JobService(self.hub_service, self.blob_service, self._lock)
         self.arm_service = ArmService(counter=counter, subscription_id=subscription_id, resource_group=resource_group,
                                       resources=[ArmResource("IotHubs", hub_name, 201),
                                                  ArmResource("provisioningServices", dps_name, 200)],
                                       fixed_codes=fixed_verification_codes)
         self._latency_ms = 0.0
-        self.configure(rates=rates, page_size=page_size, latency_ms=latency_ms)
+        self.configure(rates=rates, page_size=page_size, latency_ms=latency_ms, job_rate=job_rate or 0,
+                       shaping_ms=shaping_ms)
         self._apis = {
             "hub": _Api(self.hub_service.router, self._sas(self._keys["hub"]), hub_error,
                         "IotHubUnauthorizedAccess", "ThrottlingException"),
@@ -161,31 +176,61 @@ class AzureEmulator:
     def arm_base_url(self) -> str:
         return f"https://{self.host}"
 
+    @property
+    def blob_endpoint(self) -> str:
+        """The storage account's endpoint, path-style: `https://127.0.0.1:PORT/<account>`."""
+        return f"https://{self.host}/{self.storage_account}"
+
+    def container_sas_url(self, container: str = JOBS_CONTAINER, permissions: str = "racwdl",
+                          expiry: dt.datetime | None = None, **options: Any) -> str:
+        """A service SAS URL for a container, signed with the account key (what a storage owner hands out)."""
+        expiry = expiry or dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
+        return self.blob_service.sas_url(f"https://{self.host}", self.storage_account, container, permissions,
+                                         expiry, **options)
+
+    def create_container(self, name: str) -> None:
+        self.blob_service.create_container(self.storage_account, name)
+
     def describe(self) -> dict[str, Any]:
         """Everything a client needs (what `azure.json` holds); it contains the shared access keys."""
         return {"port": self.port, "host": self.host, "ca_bundle": self.ca_bundle, "ca_pem_path": self.ca_pem_path,
                 "hub_connection_string": self.hub_connection_string,
                 "dps_connection_string": self.dps_connection_string, "arm_base_url": self.arm_base_url,
                 "subscription_id": self.subscription_id, "resource_group": self.resource_group,
-                "hub_name": self.hub_name, "dps_name": self.dps_name, "pid": os.getpid()}
+                "hub_name": self.hub_name, "dps_name": self.dps_name, "storage_account": self.storage_account,
+                "blob_endpoint": self.blob_endpoint, "import_container_url": self.container_sas_url(),
+                "pid": os.getpid()}
 
     # --------------------------------------------------------------- control
     def stats(self) -> dict[str, Any]:
-        """Requests per operation class (registry, twin_read, twin_update, query, dps, arm) and per route."""
-        return self._accounting.snapshot()
+        """Requests per operation class (registry, twin_read, twin_update, query, jobs, dps, arm, storage) and per
+        route; `jobs`: device operations carried out by import/export jobs (they count against no throttle)."""
+        return {**self._accounting.snapshot(), "jobs": self.job_service.stats()}
 
     def reset(self) -> None:
-        """Forget every device, enrollment and certificate, and the request counts; keys stay valid."""
+        """Forget every device, enrollment, certificate, job and blob, and the request counts; keys stay valid."""
+        self.job_service.reset()
         with self._lock:
             for service in (self.hub_service, self.dps_service, self.arm_service):
                 service.reset()
+        self.blob_service.reset()
         self._accounting.clear()
 
     def configure(self, *, rates: Mapping[str, float] | None = None, page_size: int | None = None,
-                  latency_ms: float | None = None, fixed_verification_codes: bool | None = None) -> None:
-        """Quota-faithful mode: per-class rates (req/s, 429 beyond; `{}` lifts them), the query page cap, injected
-        latency; and whether certificate verification codes are the sandbox's fixed ones (demo) or random (Azure).
-        Arguments left as None keep their current value."""
+                  latency_ms: float | None = None, fixed_verification_codes: bool | None = None,
+                  job_rate: float | None = None, shaping_ms: float | None = None) -> None:
+        """Quota-faithful mode: per-class rates (req/s, 429 beyond; `{}` lifts them), traffic shaping (a request
+        whose token is due within `shaping_ms` waits instead of a 429), the query page cap, injected latency, the
+        device operations per second of import/export jobs (0 lifts it); and whether certificate verification codes
+        are the sandbox's fixed ones (demo) or random (Azure). None keeps the current value."""
+        if shaping_ms is not None:
+            if shaping_ms < 0:
+                raise ValueError("shaping_ms must not be negative")
+            self._accounting.shaping = float(shaping_ms) / 1000.0
+        if job_rate is not None:
+            if job_rate < 0:
+                raise ValueError("job_rate must be positive (0 runs jobs as fast as the emulator goes)")
+            self.job_service.rate = float(job_rate) or None
         if fixed_verification_codes is not None:
             self.arm_service.fixed_codes = fixed_verification_codes
         if rates is not None:
@@ -222,6 +267,13 @@ class AzureEmulator:
     def _dispatch(self, request: Request) -> tuple[int, dict[str, str], bytes]:
         if request.path.startswith("/_emulator/"):
             return _encode(self._control_call(request))
+        if self.blob_service.handles(request.path):
+            self._accounting.admit("storage", f"{request.method} blob")     # counted; storage has no hub throttle
+            if self._latency_ms:
+                time.sleep(self._latency_ms / 1000.0)
+            stored = self.blob_service.dispatch(request.method, request.path, request.query, request.headers,
+                                                request.body)
+            return stored.status, stored.headers, stored.body
         api = self._api_for(request.path)
         try:
             route, params = api.router.match(request.method, request.path)
@@ -318,13 +370,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rates", help="quota mode, e.g. registry=100,query=20 (requests per second per class)")
     parser.add_argument("--page-size", type=int, default=1000, help="largest query page served")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every API call")
+    parser.add_argument("--shaping-ms", type=float, default=0.0,
+                        help="quota mode: hold a request up to this long for its token before answering 429 (IoT Hub "
+                             "queues bursts before it throttles; the queue size is not documented)")
+    parser.add_argument("--job-rate", type=float, default=0.0,
+                        help="device operations per second of import/export jobs (default 0: as fast as it goes; "
+                             "a peer assumes ~278/s, 1M per hour, on S3)")
     parser.add_argument("--random-verification-codes", action="store_true",
                         help="random certificate verification codes, as Azure issues them (default: the sandbox's "
                              "fixed code per hub, which the example fleet's verification certificate is made from)")
     args = parser.parse_args(argv)
     args.state_dir.mkdir(parents=True, exist_ok=True)
     emulator = AzureEmulator(port=args.port, state_dir=args.state_dir, rates=_parse_rates(args.rates),
-                             page_size=args.page_size, latency_ms=args.latency_ms,
+                             page_size=args.page_size, latency_ms=args.latency_ms, job_rate=args.job_rate,
+                             shaping_ms=args.shaping_ms,
                              fixed_verification_codes=not args.random_verification_codes).start()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -26,6 +26,8 @@ THUMBPRINT = re.compile(r"^(?:[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$")
 BULK_LIMIT = 100
 BULK_MODES = ("create", "createOrUpdate", "update", "updateIfMatchETag", "delete", "deleteIfMatchETag",
               "updateTwin", "updateTwinIfMatchETag")
+IMPORT_MODES = ("create", "createOrUpdate", "createOrUpdateIfMatchETag", "update", "updateIfMatchETag", "delete",
+                "deleteIfMatchETag")
 DEFAULT_QUERY_PAGE = 100
 
 
@@ -360,6 +362,59 @@ class HubService:
         device = self._find(device_id) if twin_only else self._write_identity(device_id, entry, existing)
         if tags is not None or desired is not None:
             self._apply_twin_patch(device, twin_body, replace=False)
+
+
+    # --------------------------------------------------------------- import/export jobs (engine/sandbox/azure/jobs.py)
+    def import_device(self, device_id: str, mode: str, entry: dict[str, Any]) -> None:
+        """One line of an import job, through the same registry code as the REST and bulk APIs.
+
+        As documented for ImportDevices: `create` fails on an existing device, `update*` and `delete*` on a missing
+        one, `*IfMatchETag` compare `eTag` with the device etag; a `twinETag` is checked on its own against the twin
+        etag whatever the mode. Twin data replaces the twin's tags and desired properties (an import restores what
+        an export wrote) where the bulk API merges them. Validation happens before any write.
+        """
+        if mode not in IMPORT_MODES:
+            raise _invalid(f"importMode {mode!r} is not one of {', '.join(IMPORT_MODES)}")
+        self._check_id(device_id)
+        existing = self.devices.get(device_id)
+        if existing is None and (mode.startswith("delete") or mode.startswith("update")):
+            raise _not_found(device_id)
+        if existing is not None and mode == "create":
+            raise ServiceError(409, "DeviceAlreadyExists", f"A device with ID '{device_id}' is already registered.")
+        if existing is not None and mode.endswith("IfMatchETag"):
+            check_if_match(existing.etag, entry.get("eTag") or '"missing etag"', missing=_not_found(device_id))
+        if mode.startswith("delete"):
+            self._remove(device_id)
+            return
+        if existing is not None and entry.get("twinETag"):
+            check_if_match(existing.twin_etag, entry["twinETag"], missing=_not_found(device_id))
+        twin_body = {"tags": entry.get("tags"), "properties": {"desired": (entry.get("properties") or {}).get("desired")}}
+        tags, desired = twin_changes(twin_body, replace=True)
+        for name, value in (("tags", tags), ("desired", desired)):
+            if value is not None:
+                check_size(name, value)
+        device = self._write_identity(device_id, entry, existing)
+        if tags is not None or desired is not None:
+            self._apply_twin_patch(device, twin_body, replace=True)
+
+    def export_line(self, device_id: str, *, exclude_keys: bool) -> dict[str, Any] | None:
+        """A device as an export job writes it to devices.txt (ExportImportDevice, twin data included)."""
+        device = self.devices.get(device_id)
+        if device is None:
+            return None
+        auth = {**device.auth, "symmetricKey": dict(device.auth["symmetricKey"]),
+                "x509Thumbprint": dict(device.auth["x509Thumbprint"])}
+        if exclude_keys:
+            auth["symmetricKey"] = {"primaryKey": None, "secondaryKey": None}
+        line: dict[str, Any] = {
+            "id": device.device_id, "eTag": device.etag, "status": device.status,
+            "statusReason": device.status_reason, "authentication": auth, "twinETag": device.twin_etag,
+            "tags": dict(device.tags),
+            "properties": {"desired": device.desired.document(), "reported": device.reported.document()},
+            "capabilities": {"iotEdge": device.iot_edge}}
+        if device.device_scope:
+            line.update(deviceScope=device.device_scope, parentScopes=list(device.parent_scopes))
+        return line
 
 
 def hub_error(error: ServiceError) -> Response:

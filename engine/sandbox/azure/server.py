@@ -4,11 +4,12 @@ Kept apart from the API logic so the APIs stay testable as plain functions. Two 
 real SDKs: HTTP/1.1 keep-alive (one TLS handshake per client connection, not per call) and Nagle disabled on the
 handler (without it every call costs ~40 ms of delayed-ACK stall). The TLS handshake runs in the request's thread,
 so a slow client cannot stall the accept loop. Nothing is printed: request lines and errors go to `logging` at
-debug level, and headers (which carry SAS tokens) are never logged.
+debug level, with the signature of a blob SAS cut out of them, and headers (which carry SAS tokens) are never logged.
 """
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .common import Request
 
 LOG = logging.getLogger(__name__)
+_SIGNATURE = re.compile(r"(sig=)[^&\s]+")      # blob request lines carry their SAS in the query string
 Dispatch = Callable[[Request], tuple[int, dict[str, str], bytes]]
 
 
@@ -39,15 +41,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
+        if not any(name.lower() == "content-length" for name in headers):   # HEAD states the blob's length
+            self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        if payload:
+        if payload and self.command != "HEAD":
             self.wfile.write(payload)
 
-    do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = _serve
+    do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = _serve
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
-        LOG.debug("%s %s", self.address_string(), format % args)
+        LOG.debug("%s %s", self.address_string(), _SIGNATURE.sub(r"\1(sensitive)", format % args))
 
 
 class EmulatorServer(ThreadingHTTPServer):
