@@ -161,9 +161,16 @@ def show(planfile: str, fmt: str, summary: bool, addresses: tuple[str, ...]) -> 
     click.echo(_render(plan_obj, fmt, summary), nl=False)
 
 
-def _report(report: run.ApplyReport) -> None:
+def _report(report: run.ApplyReport, shown: int = 3) -> None:
+    same: dict[str, list[str]] = {}       # one error for a whole batch (e.g. a bulk registration task) is said once
     for address, message in report.failed:
-        click.echo(f"error: {address}: {message}", err=True)
+        same.setdefault(message, []).append(address)
+    for message, addresses in same.items():
+        for address in addresses[:shown]:
+            click.echo(f"error: {address}: {message}", err=True)
+        if len(addresses) > shown:
+            click.echo(f"error: {len(addresses) - shown} more change(s) failed with the same error "
+                       f"({addresses[shown]} … {addresses[-1]})", err=True)
     for address in report.skipped:
         click.echo(f"skipped: {address} (a change it depends on failed)", err=True)
     click.echo(f"Apply {report.plan_id}: {len(report.applied)} applied, {len(report.failed)} failed, "

@@ -77,3 +77,20 @@ def interrupted(path: Path) -> list[dict[str, Any]]:
             open_changes.pop(key, None)
     return [{"planId": e.get("planId"), "address": e.get("address"), "action": e.get("action"), "since": e.get("ts")}
             for e in sorted(open_changes.values(), key=lambda x: (x.get("ts", ""), x.get("address", "")))]
+
+
+def interrupted_tasks(path: Path) -> list[dict[str, Any]]:
+    """Provider tasks a batch started (`task-started`, e.g. an AWS bulk registration task) with no `task-ended`:
+    the apply was killed while the task ran in the cloud, where it goes on. A later apply of another plan that
+    ran to its end (it re-read the state the task left, and waited for the task if it still ran) closes them."""
+    started: dict[str, dict[str, Any]] = {}
+    for e in read_entries(path):
+        if e.get("event") == "task-started" and e.get("taskId"):
+            started[e["taskId"]] = e
+        elif e.get("event") == "task-ended":
+            started.pop(e.get("taskId", ""), None)
+        elif e.get("event") == "apply-end":
+            started = {k: v for k, v in started.items() if v.get("planId") == e.get("planId")}
+    return [{"planId": e.get("planId"), "taskId": e["taskId"], "input": e.get("input"), "changes": e.get("changes"),
+             "task": e.get("task"), "since": e.get("ts")}
+            for e in sorted(started.values(), key=lambda x: x.get("ts", ""))]

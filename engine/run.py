@@ -6,6 +6,7 @@ per Target only for the targets the fleet (or the plan) uses.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ from typing import Any, Callable, Mapping
 from engine import errors, incremental
 from engine.clock import Clock, actor, clock_from_env, git_commit, iso
 from engine.diagnostics import Diagnostic, Diagnostics, FleetctlError, error, warning
-from engine.journal import Journal, interrupted
+from engine.journal import Journal, interrupted, interrupted_tasks
 from engine.manifest.core_kinds import unresolved_credentials
 from engine.manifest import generators
 from engine.manifest.fleet import Fleet, load_fleet, resolve_secret_value
@@ -26,6 +27,7 @@ from engine.plan.planner import PlanOptions, plan as make_plan
 from engine.providers.base import Provider, provider_for
 from engine.ratelimit import apply_estimate
 
+INTERRUPTED_LISTED = 20     # open changes of an interrupted apply named one by one in a plan's warnings
 IDENTITY_FIELDS = {"aws.Certificate": "certificateId", "aws.CACertificate": "certificateId"}
 
 
@@ -59,8 +61,8 @@ def get_provider(ctx: Context, key: tuple[str, str], fleet_targets: Mapping[str,
     return ctx.providers[key]
 
 
-def load(path: Path, ctx: Context) -> Fleet:
-    fleet = load_fleet(path, ctx.env)
+def load(path: Path, ctx: Context, on_targets: Callable[[dict[str, Any]], None] | None = None) -> Fleet:
+    fleet = load_fleet(path, ctx.env, on_targets=on_targets)
     if fleet.diagnostics.has_errors:
         raise FleetctlError(fleet.diagnostics.sorted())
     return fleet
@@ -97,7 +99,33 @@ def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bo
 
     `changed_since` (a git revision) limits the plan to the resources whose manifests changed since then and
     their dependants (engine/incremental.py); providers read only those."""
-    fleet = load(path, ctx)
+    started_early: list[Any] = []      # providers whose reads `load` started (prefetch); stopped if left unread
+    try:
+        return _plan(path, ctx, targets, prune, changed_since, started_early)
+    finally:
+        gc.unfreeze()
+        for provider in started_early:
+            provider.cancel_prefetch()
+
+
+def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, changed_since: str | None,
+          started_early: list[Any]) -> PlanResult:
+    def prefetch(specs: dict[str, Any]) -> None:
+        """A whole-fleet read is bound by one page chain (AWS ListThings, 10 TPS): start it while the fleet loads."""
+        if changed_since is not None:
+            return
+        for name, spec in sorted(specs.items()):
+            if spec.aws is not None and not spec.optional and (targets is None or name in targets):
+                try:
+                    provider = get_provider(ctx, ("aws", name), specs)
+                except (FleetctlError, errors.ProviderError):
+                    continue          # the read says so, with the fleet's diagnostics
+                if hasattr(provider, "prefetch"):
+                    provider.prefetch()
+                    started_early.append(provider)
+
+    fleet = load(path, ctx, prefetch)     # (with the cyclic collector paused: engine/manifest/fleet.py)
+    gc.freeze()       # the loaded fleet is long-lived: the collector's passes during the read skip its objects
     fleet.manifests = generators.release(fleet.manifests)    # a ThingSet's rows live on as desired resources
     target_specs = {name: m.spec for name, m in fleet.targets().items()}
     diags = Diagnostics()
@@ -133,10 +161,22 @@ def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bo
         actual.extend(result.actual)
         diags.extend(result.diagnostics)
     read_seconds = time.perf_counter() - started
-    for item in interrupted(ctx.journal_path):
+    open_changes = interrupted(ctx.journal_path)
+    for item in open_changes[:INTERRUPTED_LISTED]:
         diags.add(warning(f"an earlier apply (plan {item['planId']}) was interrupted while it was applying "
                           f"{item['action']} {item['address']}; this plan re-reads the actual state and "
                           "converges it", address=item["address"]))
+    if len(open_changes) > INTERRUPTED_LISTED:     # a killed bulk batch leaves thousands open: one line for the rest
+        diags.add(warning(f"... and {len(open_changes) - INTERRUPTED_LISTED} more change(s) an earlier apply was "
+                          "applying when it was interrupted; this plan re-reads their actual state too",
+                          "`fleetctl journal` lists them all"))
+    for task in interrupted_tasks(ctx.journal_path):     # AWS bulk registration, IoT Hub import jobs
+        diags.add(warning(f"an earlier apply (plan {task['planId']}) was interrupted while "
+                          f"{task.get('task') or 'AWS bulk registration task'} {task['taskId']} ran "
+                          f"({task['changes']} change(s)"
+                          + (f", input {task['input']}" if task.get("input") else "") + "); it goes on without "
+                          "fleetctl: this plan shows what it had done when read, and the next apply waits for it to "
+                          "end before it starts one of its own"))
     options = PlanOptions(prune_targets=frozenset(prune_targets), git_commit=git_commit(fleet.root, ctx.env),
                           created_at=iso(ctx.now()), desired_digest=fleet.digest,
                           extra={"identities": _identities(fleet.desired),
@@ -148,7 +188,8 @@ def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bo
                                  **({"scope": scope.to_json()} if scope else {})})
     result_plan = make_plan(desired, actual, options)
     merged = tuple(sorted(diags, key=lambda d: (d.address or "", d.summary))) + result_plan.diagnostics
-    estimate = apply_estimate(_levels(list(result_plan.changes)), ctx.env, ctx.workers)
+    estimate = apply_estimate(_levels(list(result_plan.changes)), ctx.env, ctx.workers,
+                              result_plan.options.get("targetSpecs"))
     result_plan = Plan(**{**result_plan.__dict__, "diagnostics": merged,
                           "interrupted": tuple(interrupted(ctx.journal_path)),
                           "options": {**result_plan.options, **({"estimate": estimate} if estimate else {})}})
@@ -296,10 +337,20 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
         provider = get_provider(ctx, provider_key(ready[0][0].address), target_specs)
         for c, _ in ready:
             journal.write("begin", address=str(c.address), action=c.action.value)
+
+        def hook(op: str, phase: str, request_id: str | None, exc: Exception | None, **extra: Any) -> None:
+            # the batch's own requests and events (e.g. the AWS registration task's id): entries with `op`
+            journal.write(phase, op=op, requestId=request_id, batch=len(ready),
+                          error=(f"{getattr(exc, 'code', '') or type(exc).__name__}" if exc else None), **extra)
+
+        set_hook = getattr(provider, "set_hook", lambda _: None)
+        set_hook(hook)
         try:
             outcomes = provider.apply_batch([c for c, _ in ready], [s for _, s in ready])  # type: ignore[attr-defined]
         except errors.ProviderError as exc:
             outcomes = [exc] * len(ready)
+        finally:
+            set_hook(None)
         for (c, _), exc in zip(ready, outcomes):
             key = provider_key(c.address)
             if exc is None:

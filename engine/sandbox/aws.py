@@ -38,8 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="moto server for fleetctl's sandbox (loopback only)")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--pace-tasks", action="store_true",
+                        help="pace bulk registration tasks' internal operations at AWS IoT's default per-API quotas "
+                             "(set by `fleetctl sandbox up --quota-faithful`; engine/sandbox/moto_bulkreg.py)")
+    parser.add_argument("--quotas", default="", help="with --pace-tasks: overrides, e.g. CreateThing=200")
     args = parser.parse_args(argv)
     server, url = start_moto(args.port)
+    if args.pace_tasks:
+        from engine.ratelimit import overrides_from_env
+        from engine.sandbox import moto_bulkreg
+        moto_bulkreg.configure(pace=True, quotas=overrides_from_env({"Q": args.quotas}, "Q"))
     serve_until_signalled(args.state_dir, "aws.json", {"endpointUrl": url})
     server.stop()
     return 0

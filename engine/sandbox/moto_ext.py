@@ -16,7 +16,8 @@ Behaviour added, as AWS documents it:
 - autoRegistrationStatus and certificateMode kept and returned; UpdateCACertificate's
   newAutoRegistrationStatus and removeAutoRegistration honoured;
 - provisioning templates: create, describe, update, delete, list, and versions (at most 5);
-- DescribeEndpoint: one IoT data endpoint per account and region (`sandbox_endpoint_id`), as on AWS.
+- DescribeEndpoint: one IoT data endpoint per account and region (`sandbox_endpoint_id`), as on AWS;
+- bulk registration (StartThingRegistrationTask and its four companions): engine/sandbox/moto_bulkreg.py.
 """
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ import datetime as dt
 import hashlib
 import base64
 import json
+import threading
 from typing import Any, Callable
 
 _INSTALLED = False
+IOT_LOCK = threading.RLock()     # one IoT action at a time (see `serialized` in install); bulk registration tasks take it too
 CREATE_CALLS = ("create_policy", "create_thing_type", "create_thing_group", "register_ca_certificate",
                 "create_topic_rule")
 
@@ -340,13 +343,11 @@ def install() -> None:
     # moto's IoT backend is not thread-safe (its lookups iterate dicts other requests insert into, and a
     # "dictionary changed size during iteration" becomes an HTML 500): one IoT action at a time, as moto is
     # GIL-bound anyway. A thing is found by its ARN (the backend's key), not by scanning every thing.
-    import threading
     from moto.iot.models import IoTBackend
-    lock = threading.RLock()
     call_action = IoTResponse.call_action
 
     def serialized(self):
-        with lock:
+        with IOT_LOCK:
             return call_action(self)
     IoTResponse.call_action = serialized
     describe_thing = IoTBackend.describe_thing
@@ -363,6 +364,8 @@ def install() -> None:
     _install_ca(IoTResponse, ActionResult, EmptyResult)
     _install_templates(IoTResponse, ActionResult, EmptyResult)
     _install_endpoint()
+    from engine.sandbox import moto_bulkreg     # StartThingRegistrationTask & co. (its tasks take IOT_LOCK per line)
+    moto_bulkreg.install(IoTResponse, ActionResult, EmptyResult, IOT_LOCK)
     for op in CREATE_CALLS:
         setattr(IoTResponse, op, _wrap_create(getattr(IoTResponse, op), op))
     _INSTALLED = True

@@ -5,12 +5,18 @@ Every call goes through `AwsClient.call`, which paces it with the per-API token 
 backoff, reports mutating calls to the journal hook (begin before, success/failure after, with the AWS
 request id) and translates botocore errors into engine.errors. Endpoint and credentials come from the
 standard AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, OIDC role in CI) unless the Target overrides them.
+
+S3 (bulk registration's input file and reports, engine/providers/aws/bulkreg.py) goes through `s3_call`: the
+same credentials and retries, counted as `s3:<op>`, neither journaled nor paced by the IoT quotas.
 """
 from __future__ import annotations
 
 import collections
+import re
 import threading
+import urllib.request
 from typing import Any, Callable, Iterator
+from urllib.parse import unquote, urlsplit
 
 import boto3
 from botocore.config import Config
@@ -44,6 +50,11 @@ _CODE_MAP: dict[str, type[errors.ProviderError]] = {
     "ServiceUnavailableException": errors.Transient,
     "InternalFailureException": errors.Transient,
     "InternalException": errors.Transient,
+    # S3 (bulk registration's input file and reports)
+    "NoSuchBucket": errors.NotFound,
+    "NoSuchKey": errors.NotFound,
+    "AccessDenied": errors.Forbidden,
+    "SlowDown": errors.Throttled,
 }
 
 CallHook = Callable[[str, str, str | None, errors.ProviderError | None], None]
@@ -51,6 +62,11 @@ CallHook = Callable[[str, str, str | None, errors.ProviderError | None], None]
 
 def is_mutating(op: str) -> bool:
     return op.startswith(MUTATING_PREFIXES)
+
+
+def error_from_code(code: str, message: str) -> errors.ProviderError:
+    """The engine error for an AWS error code reported outside an HTTP answer (a bulk registration ERRORS line)."""
+    return _CODE_MAP.get(code, errors.ProviderError)(message or code, code=code or None)
 
 
 def translate(exc: Exception, op: str) -> errors.ProviderError:
@@ -80,12 +96,15 @@ class AwsClient:
     """A thread-safe wrapper around one boto3 IoT client."""
 
     def __init__(self, region: str, *, profile: str | None = None, endpoint_url: str | None = None,
-                 retry: RetryPolicy | None = None, max_pool: int = 32, limiter: RateLimiter | None = None) -> None:
+                 retry: RetryPolicy | None = None, max_pool: int = 32, limiter: RateLimiter | None = None,
+                 s3_endpoint_url: str | None = None) -> None:
         session = boto3.Session(profile_name=profile, region_name=region)
         config = Config(retries={"total_max_attempts": 1}, max_pool_connections=max_pool,
                         connect_timeout=10, read_timeout=60)
         self.region = region
         self._iot = session.client("iot", endpoint_url=endpoint_url, config=config)
+        self._session, self._config, self._s3_endpoint = session, config, s3_endpoint_url
+        self._s3: Any = None
         self.retry = retry or RetryPolicy()
         self.retry.on_retry = self._count_retry
         self.calls: collections.Counter[str] = collections.Counter()
@@ -160,6 +179,52 @@ class AwsClient:
             yield list(response.get(key, [])), token
             if not token:
                 return
+
+    # ------------------------------------------------------------------ S3 (bulk registration files)
+    def s3_call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        """One S3 call, retried like the IoT calls; a `Body` in the answer is read into bytes."""
+        def once() -> dict[str, Any]:
+            with self._lock:
+                self.calls["s3:" + op] += 1
+                if self._s3 is None:
+                    self._s3 = self._session.client("s3", endpoint_url=self._s3_endpoint, config=self._config.merge(
+                        Config(s3={"addressing_style": "path"})))
+            try:
+                response = getattr(self._s3, op)(**kwargs)
+                if hasattr(response.get("Body"), "read"):
+                    response["Body"] = response["Body"].read()
+                return response
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc, "s3:" + op) from None
+        return self.retry.run(once)
+
+    def put_text(self, bucket: str, key: str, text: str) -> None:
+        self.s3_call("put_object", Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="application/x-ndjson")
+
+    def get_text(self, bucket: str, key: str) -> str:
+        return self.s3_call("get_object", Bucket=bucket, Key=key)["Body"].decode("utf-8")
+
+    def fetch_link(self, link: str) -> str:
+        """A report link from ListThingRegistrationTaskReports: a pre-signed URL is fetched as it is (it needs no
+        credentials); an S3 URL (virtual-hosted, path style or s3://) is read with GetObject."""
+        parts = urlsplit(link)
+        if "X-Amz-Signature=" in parts.query or "Signature=" in parts.query:
+            with self._lock:
+                self.calls["s3:presigned_get"] += 1
+            try:
+                with urllib.request.urlopen(link, timeout=60) as response:   # noqa: S310 - an https link from AWS
+                    return response.read().decode("utf-8")
+            except OSError as exc:
+                raise errors.Transient(f"cannot read the bulk registration report: {exc}", code="ReportUnreadable") from None
+        host = parts.hostname or ""
+        hosted = re.match(r"^(?P<bucket>.+)\.s3[.-][a-z0-9.-]*amazonaws\.com(\.cn)?$", host)
+        if parts.scheme == "s3":
+            bucket, key = host, unquote(parts.path.lstrip("/"))
+        elif hosted:
+            bucket, key = hosted["bucket"], unquote(parts.path.lstrip("/"))
+        else:
+            bucket, _, key = unquote(parts.path.lstrip("/")).partition("/")
+        return self.get_text(bucket, key)
 
     def total_calls(self) -> int:
         return sum(self.calls.values())
