@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import shlex
+import sys
 
 from tests.conftest import ROOT, run_cli
 from tests.scale.conftest import SHARED, TARGET
@@ -21,7 +22,8 @@ def test_every_fenced_block_is_a_known_snippet():
     text = DOC.read_text()
     assert text.count("```") == 2 * len(SNIPPET.findall(text))
     assert set(snippets()) == {"thingset", "devices-csv", "bench-load", "bench-plan", "bench-apply",
-                               "bench-apply-certs", "bench-script"}
+                               "bench-apply-certs", "bench-script", "bench-bulkreg", "bench-bulkreg-certs",
+                               "bulk-target", "bench-azure-paths"}
 
 
 def test_the_thingset_snippet_validates_and_names_its_rows(tmp_path):
@@ -43,14 +45,36 @@ def test_the_thingset_snippet_validates_and_names_its_rows(tmp_path):
     assert broken.exit_code == 1 and "fleet/devices.csv:3, template fleet/esp32.yaml:" in broken.stderr
 
 
-def test_benchmark_commands_parse():
-    spec = importlib.util.spec_from_file_location("bench_scale", ROOT / "benchmarks" / "bench_scale.py")
+BENCHMARKS = ("bench_scale.py", "bench_bulkreg.py", "bench_azure.py")     # the benchmarks docs/performance.md runs
+
+
+def _benchmark(script: str):
+    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), ROOT / "benchmarks" / script)
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, bench)         # dataclasses look their module up while it loads
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_bulk_registration_target_validates(tmp_path):
+    root = tmp_path / "fleet"
+    root.mkdir()
+    (root / "targets.yaml").write_text(snippets()["bulk-target"][1] + "\n")
+    (root / "shared.yaml").write_text(SHARED)
+    result = run_cli("validate", str(root))
+    assert result.exit_code == 0, result.output
+    (root / "targets.yaml").write_text(snippets()["bulk-target"][1].replace("threshold: 1000", "threshold: 0") + "\n")
+    assert run_cli("validate", str(root)).exit_code == 1
+
+
+def test_benchmark_commands_parse():
+    parsers = {script: _benchmark(script).build_parser() for script in BENCHMARKS}
     for name, (lang, body) in snippets().items():
         if name.startswith("bench-"):
             argv = shlex.split(body)
-            assert argv[:2] == [".venv/bin/python", "benchmarks/bench_scale.py"] and lang == "sh"
-            args = bench.build_parser().parse_args(argv[2:])
+            assert argv[0] == ".venv/bin/python" and lang == "sh", body
+            script = argv[1].removeprefix("benchmarks/")
+            assert script in parsers, f"{name}: {argv[1]} is not a benchmark this test knows"
+            args = parsers[script].parse_args(argv[2:])
             assert args.workload in name
