@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import heapq
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -288,6 +289,46 @@ def _batched(wave: list[Change], ctx: Context, target_specs: Mapping[str, Any]) 
     return units + [c for c in wave if c.address not in taken]
 
 
+Unit = Change | list[Change]
+
+
+def run_dag(waves: list[list[Unit]], fn: Callable[[Unit], None], workers: int) -> None:
+    """Run units of work (a change, or a batch a provider carries out in one call) as soon as the units they
+    depend on have ended, at most `workers` at a time: not wave after wave. A thing whose certificate is
+    registered is created while the next certificates are still being registered, so a 10 TPS certificate quota
+    and a 100 TPS thing quota overlap instead of adding up (research/quotas.md §8.2). Ready units of later
+    waves go first (finish what is started); `workers <= 1` runs them wave after wave."""
+    units = [(w, i, u) for w, wave in enumerate(waves) for i, u in enumerate(wave)]
+    if workers <= 1 or len(units) <= 1:
+        for _, _, u in units:
+            fn(u)
+        return
+    owner = {c.address: n for n, (_, _, u) in enumerate(units) for c in (u if isinstance(u, list) else [u])}
+    waiting: list[int] = []
+    dependents: dict[int, list[int]] = {}
+    for n, (_, _, u) in enumerate(units):
+        deps = {owner[d] for c in (u if isinstance(u, list) else [u]) for d in c.depends_on if d in owner} - {n}
+        waiting.append(len(deps))
+        for d in deps:
+            dependents.setdefault(d, []).append(n)
+    ready = [(-w, i, n) for n, (w, i, _) in enumerate(units) if waiting[n] == 0]
+    heapq.heapify(ready)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        running: dict[Future[None], int] = {}
+        while ready or running:
+            while ready and len(running) < workers:
+                n = heapq.heappop(ready)[2]
+                running[pool.submit(fn, units[n][2])] = n
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                n = running.pop(future)
+                future.result()            # `fn` reports a change's failure itself; anything else is a bug
+                for m in dependents.get(n, ()):
+                    waiting[m] -= 1
+                    if waiting[m] == 0:
+                        heapq.heappush(ready, (-units[m][0], units[m][1], m))
+
+
 def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str, Any],
           *, check: bool = True) -> ApplyReport:
     """Apply exactly `plan`: refuse it when stale, journal every change and mutating call, skip dependants
@@ -400,14 +441,12 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
         else:
             run(work)
 
-    for wave in _levels(list(plan.changes)):
-        units = _batched(wave, ctx, target_specs)
-        if len(units) == 1 or ctx.workers <= 1:
-            for work in units:
-                unit(work)
-        else:
-            with ThreadPoolExecutor(max_workers=ctx.workers) as pool:
-                list(pool.map(unit, units))
+    waves = _levels(list(plan.changes))
+    forward = [w for w in waves if w[0].action is not Action.DELETE]
+    run_dag([_batched(wave, ctx, target_specs) for wave in forward], unit, ctx.workers)
+    for wave in waves[len(forward):]:       # deletes: one at a time, after everything else
+        for work in _batched(wave, ctx, target_specs):
+            unit(work)
     report.seconds = time.perf_counter() - started
     journal.write("apply-end", applied=len(report.applied), failed=len(report.failed), skipped=len(report.skipped))
     journal.close()

@@ -72,10 +72,10 @@ def test_summary_and_estimate_in_text_and_markdown(aws_env, tmp_path, write):
                                                   ["total", "0", "0", "603", "0"]]
     assert "+ aws/aws-eu/Thing/" not in out                         # one line per kind, not per device
     # 600 CreateThing and 600 AddThingToThingGroup at 100 TPS each need more than 8 changes in flight
-    assert "Apply bound by concurrency (workers × latency): est. 7.7s for 1204 mutating call(s)." in out
+    assert "Apply bound by concurrency (workers × latency): est. 7.5s for 1204 mutating call(s)." in out
     wider = run_cli("plan", str(root), "--summary", env={"FLEETCTL_WORKERS": "32"}).stdout
     # (CreateThing ties with AddThingToThingGroup; ties go to the first name. 0.17 s for the waves before the things)
-    assert "Apply bound by AddThingToThingGroup @100 TPS: est. 6.2s for 1204 mutating call(s) at default quotas; " \
+    assert "Apply bound by AddThingToThingGroup @100 TPS: est. 6.0s for 1204 mutating call(s) at default quotas; " \
            "raise it with Service Quotas L-2904683A." in wider
     plan = load_plan(str(tmp_path / "plan.json"))
     assert plan.options["estimate"]["calls"] == {"AddThingToThingGroup": 600, "AttachPolicy": 1, "CreateThing": 600,
