@@ -192,7 +192,7 @@ def report(rows: list[dict[str, Any]]) -> str:
     out = []
     for r in rows:
         ap, j = r["apply"], r["journal"]
-        bulk = r["estimate"].get("bulk") or {}
+        bulk = next((n for n in r["estimate"].get("notes") or () if n.get("path") == "aws-bulk-registration"), {})
         out.append(f"{r['workload']:<24} {r['devices']:>6} devices  {r['path']:<8}  apply {ap.get('seconds', 0):7.1f} s  "
                    f"applied {ap.get('applied')} failed {ap.get('failed')}  client calls {r['clientCalls']} "
                    f"({r['clientCallsPerDevice']:.3f}/device, {r['mutatingCalls']} mutating, throttled "

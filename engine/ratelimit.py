@@ -405,9 +405,8 @@ def estimate_line(data: Mapping[str, Any]) -> str:
             text += f"; raise it with Service Quotas {data['quotaCode']}"
     if data.get("notEstimated"):
         text += f" (not estimated: {', '.join(data['notEstimated'])})"
-    if data.get("bulk"):
-        from engine.providers.aws.bulkreg import note_line
-        text += "; " + note_line(data["bulk"])
+    for note in data.get("notes") or ():
+        text += "; " + note["line"]
     return text
 
 
@@ -449,9 +448,10 @@ def plan_quotas(env: Mapping[str, str]) -> dict[str, Quota]:
 
 
 def apply_estimate(waves: Sequence[Sequence[Any]], env: Mapping[str, str], workers: int,
-                   target_specs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Plan.options["estimate"]: the binding quota and the apply duration, from each kind's `calls` table; with
-    `target_specs`, what AWS bulk registration tasks will carry out (`bulk`, engine/providers/aws/bulkreg.py)."""
+                   note_sources: Sequence[Callable[..., Mapping[str, Any] | None]] = ()) -> dict[str, Any]:
+    """Plan.options["estimate"]: the binding quota and the apply duration, from each kind's `calls` table.
+    `note_sources(waves, calls, tps)` are the providers' own notes on how they will carry the waves out (e.g. AWS
+    bulk registration tasks, `AwsProvider.estimate_note`): each a mapping with the sentence it adds under `line`."""
     from engine import kinds as registry
 
     def counter(change: Any) -> Mapping[str, int] | None:
@@ -470,9 +470,8 @@ def apply_estimate(waves: Sequence[Sequence[Any]], env: Mapping[str, str], worke
     forward = [c for w in waves if not any(w is d for d in deletes) for c in w]
     out = estimate(([forward] if forward else []) + deletes, counter, quotas, workers=workers,
                    default=AWS_DEFAULT).to_json()
-    if target_specs:
-        from engine.providers.aws.bulkreg import estimate_note
-        note = estimate_note(waves, target_specs, counter, lambda api: quota_of(quotas, api, AWS_DEFAULT).tps)
-        if note:
-            out["bulk"] = note
+    notes = [dict(n) for source in note_sources
+             if (n := source(waves, counter, lambda api: quota_of(quotas, api, AWS_DEFAULT).tps))]
+    if notes:
+        out["notes"] = notes
     return out

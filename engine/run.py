@@ -190,7 +190,7 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
     result_plan = make_plan(desired, actual, options)
     merged = tuple(sorted(diags, key=lambda d: (d.address or "", d.summary))) + result_plan.diagnostics
     estimate = apply_estimate(_levels(list(result_plan.changes)), ctx.env, ctx.workers,
-                              result_plan.options.get("targetSpecs"))
+                              [p.estimate_note for _, p in sorted(ctx.providers.items()) if hasattr(p, "estimate_note")])
     result_plan = Plan(**{**result_plan.__dict__, "diagnostics": merged,
                           "interrupted": tuple(interrupted(ctx.journal_path)),
                           "options": {**result_plan.options, **({"estimate": estimate} if estimate else {})}})

@@ -217,19 +217,12 @@ def client_calls(seconds: float, cfg: BulkConfig) -> int:
     return 6 + polls(seconds, cfg)
 
 
-def estimate_note(waves: Sequence[Sequence[Change]], target_specs: Mapping[str, Any] | None,
+def estimate_note(waves: Sequence[Sequence[Change]], configs: Mapping[str, BulkConfig],
                   calls: Callable[[Change], Mapping[str, int] | None],
                   tps: Callable[[str], float]) -> dict[str, Any] | None:
-    """What the plan says about the bulk path: the tasks apply will start (a wave's batches, as `batches` will
-    cut them at apply), the changes they carry, and the client calls they make instead of the per-call path's."""
-    configs = {}
-    for name, spec in (target_specs or {}).items():
-        aws = spec.get("aws") if isinstance(spec, Mapping) else getattr(spec, "aws", None)
-        bulk = (aws.get("bulkRegistration") if isinstance(aws, Mapping) else getattr(aws, "bulkRegistration", None)) \
-            if aws is not None else None
-        cfg = BulkConfig.from_spec(bulk)
-        if cfg is not None:
-            configs[name] = cfg
+    """What the plan says about the bulk path of the targets in `configs`: the tasks apply will start (a wave's
+    batches, as `batches` will cut them at apply), the changes they carry, and the client calls they make instead of
+    the per-call path's; `line` is the sentence the plan prints."""
     if not configs:
         return None
     statuses: dict[str, str] = {}
@@ -250,9 +243,11 @@ def estimate_note(waves: Sequence[Sequence[Change]], target_specs: Mapping[str, 
                 client += client_calls(task_seconds, cfg) + sum(1 for c in batch if shape(c, statuses)[-1] == "call")
         statuses.update(created_statuses(wave))
     if not tasks:
-        return {"tasks": 0, "threshold": min(c.threshold for c in configs.values())}
-    return {"tasks": tasks, "changes": changes, "clientCalls": client, "perCallCalls": per_call,
-            "taskSeconds": round(seconds, 1), "threshold": min(c.threshold for c in configs.values())}
+        note: dict[str, Any] = {"tasks": 0, "threshold": min(c.threshold for c in configs.values())}
+    else:
+        note = {"tasks": tasks, "changes": changes, "clientCalls": client, "perCallCalls": per_call,
+                "taskSeconds": round(seconds, 1), "threshold": min(c.threshold for c in configs.values())}
+    return {"path": "aws-bulk-registration", **note, "line": note_line(note)}
 
 
 def note_line(note: Mapping[str, Any] | None) -> str:

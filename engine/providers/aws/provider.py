@@ -209,6 +209,12 @@ class AwsProvider:
         return ApplyResult(outputs=outputs)
 
     # ------------------------------------------------------------------ bulk registration (engine/providers/aws/bulkreg.py)
+    def estimate_note(self, waves: list[list[Change]], calls: Callable[[Change], Mapping[str, int] | None],
+                      tps: Callable[[str], float]) -> dict[str, Any] | None:
+        """The plan's sentence on the registration tasks apply will start for this target (none without
+        aws.bulkRegistration)."""
+        return bulkreg.estimate_note(waves, {self.target: self.bulk}, calls, tps) if self.bulk is not None else None
+
     def batches(self, changes: list[Change]) -> list[list[Change]]:
         """The changes of one apply wave carried out by AWS bulk registration tasks (none without
         aws.bulkRegistration, or below its threshold)."""
