@@ -2,7 +2,8 @@
 
 A `KindDecl` says which pydantic model validates the spec, which fields reference other resources (each
 becomes a dependency edge and must resolve), which fields are immutable (a change means replace), which are
-sensitive (masked everywhere, compared by fingerprint), which lists are sets, which maps are owned only for
+sensitive (masked everywhere, compared by fingerprint), how the elements of each list are matched (`ListKey`: a
+set, keyed by a field such as a policy statement's `Sid`, or by an action's type), which maps are owned only for
 the keys the manifest declares, and where the kind sits in the create order. The diff, the planner and the
 validator read these declarations instead of carrying kind-specific `if`s.
 
@@ -39,6 +40,28 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class ListKey:
+    """How the diff matches the elements of the list at `path` in the spec (engine/diff.py reads it).
+
+    `path` is dotted; `*` stands for any map key and `[]` for any list element, e.g. `document.Statement` or
+    `document.Statement[].Action`. `by` says what identifies an element:
+    - "set": its content; order is no change, one added element is one `+` (principals, group members);
+    - "key": the value of the element field `key` (a policy statement's `Sid`); elements without it, by content;
+    - "type": the single top-level key of the element (a topic-rule action `{lambda: {...}}`), else content.
+    A list without a declaration is ordered: elements are matched by position after a sequence alignment, so an
+    inserted element is one `+`, not a shifted list.
+    """
+
+    path: str
+    by: str = "set"              # "set" | "key" | "type"
+    key: str = ""                # the identifying element field when by="key"
+
+    @property
+    def pattern(self) -> tuple[str, ...]:
+        return tuple(p for p in self.path.replace("[]", ".[]").split(".") if p)
+
+
+@dataclass(frozen=True)
 class KindDecl:
     group: str                               # "aws.fleetctl.io"
     kind: str                                # "Thing"
@@ -49,6 +72,7 @@ class KindDecl:
     immutable: tuple[str, ...] = ()          # top-level spec fields: a change means replace
     sensitive: tuple[str, ...] = ()          # top-level spec fields compared by fingerprint, masked
     partial_maps: tuple[str, ...] = ()       # maps of which only the declared keys are managed
+    lists: tuple[ListKey, ...] = ()          # how list elements are matched; undeclared lists are ordered
     always_managed: tuple[str, ...] = ()     # managed even when omitted (the model default applies): parent, type
     targeted: bool = True                    # metadata.target is required
     expand: Callable[["ExpandContext", Any], "Expanded"] | None = None

@@ -135,18 +135,112 @@ def secret_fingerprint(value: str | bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+ADD, REMOVE, CHANGE = "add", "remove", "change"
+OP_SYMBOL = {ADD: "+", REMOVE: "-", CHANGE: "~"}
+
+
+@dataclass(frozen=True)
+class Elem:
+    """One list element in a structured path, named the way the diff matched it (engine/diff.py):
+
+    - `by="index"`: position `at` in an ordered list (in the old list for remove and change, the new for add);
+    - `by="key"`: the element whose field `key` holds `value` (`Statement[Sid=Widen]`);
+    - `by="type"`: the single-key element whose key is `value` (`actions[lambda]`);
+    - `by="member"`: the element equal to `value` (a set member, or an element matched by content).
+    `nth` counts earlier elements with the same identity (duplicates), 0 for the first.
+    """
+
+    by: str
+    value: Any = None
+    key: str = ""
+    at: int = 0
+    nth: int = 0
+
+    def label(self) -> str:
+        """The bracket text of the display path: `[3]`, `[Sid=Widen]`, `[lambda]`, `[]` (a member; its value
+        is the value of the change line)."""
+        dup = f"#{self.nth + 1}" if self.nth else ""
+        if self.by == "index":
+            return f"[{self.at}]"
+        if self.by == "key":
+            shown = self.value if isinstance(self.value, str) else canonical_json(self.value)
+            return f"[{self.key}={shown}{dup}]"
+        if self.by == "type":
+            return f"[{self.value}{dup}]"
+        return f"[{dup}]"
+
+    def to_json(self) -> dict:
+        if self.by == "index":
+            return {"index": self.at}
+        out: dict[str, Any] = {"key": self.key, "value": self.value} if self.by == "key" else {self.by: self.value}
+        return {**out, **({"nth": self.nth} if self.nth else {})}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "Elem":
+        nth = int(d.get("nth", 0))
+        if "index" in d:
+            return cls("index", at=int(d["index"]))
+        if "key" in d:
+            return cls("key", d["value"], key=d["key"], nth=nth)
+        by = "type" if "type" in d else "member"
+        return cls(by, d[by], nth=nth)
+
+
+def display_path(segments: tuple[Any, ...]) -> str:
+    """`document.Statement[Sid=Widen].Action`: map keys joined by dots, list elements in brackets."""
+    out = ""
+    for seg in segments:
+        out += seg.label() if isinstance(seg, Elem) else (f".{seg}" if out else str(seg))
+    return out
+
+
 @dataclass(frozen=True)
 class FieldChange:
-    """One field-level difference (kopf's DiffItem). `path` is dotted, e.g. `attributes.serial`."""
+    """One difference, at the leaf (kopf's DiffItem: operation, field, old, new).
+
+    `segments` is the structured path from the top-level spec field down: map keys (str) and list elements
+    (`Elem`); `path` is its display form, e.g. `document.Statement[Sid=Widen]` or `attributes.serial`. `op` is
+    add (absent or null before), remove (absent or null after) or change. Built from a dotted path alone (older
+    plan files, callers that name a top-level field) the segments are the dotted parts.
+    """
 
     path: str
     before: Any
     after: Any
     sensitive: bool = False
+    op: str = ""
+    segments: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.op:
+            op = ADD if self.before is None and self.after is not None else (
+                REMOVE if self.after is None and self.before is not None else CHANGE)
+            object.__setattr__(self, "op", op)
+        if not self.segments:
+            object.__setattr__(self, "segments", tuple(self.path.split(".")))
+
+    @property
+    def field(self) -> str:
+        """The top-level spec field the change is in (what immutability and the providers' handlers test)."""
+        return str(self.segments[0])
+
+    @property
+    def symbol(self) -> str:
+        return OP_SYMBOL[self.op]
 
     def to_json(self) -> dict:
-        return {"path": self.path, "before": self.before, "after": self.after,
-                **({"sensitive": True} if self.sensitive else {})}
+        out: dict[str, Any] = {"op": self.op, "path": self.path}
+        if self.segments != tuple(self.path.split(".")):      # the dotted path does not say it exactly
+            out["segments"] = [s.to_json() if isinstance(s, Elem) else s for s in self.segments]
+        out.update(before=self.before, after=self.after)
+        if self.sensitive:
+            out["sensitive"] = True
+        return out
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "FieldChange":
+        segments = tuple(Elem.from_json(s) if isinstance(s, dict) else s for s in d.get("segments", ()))
+        return cls(d["path"], d["before"], d["after"], d.get("sensitive", False), d.get("op", ""), segments)
 
 
 @dataclass(frozen=True)

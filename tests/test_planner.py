@@ -68,7 +68,9 @@ def test_update_lists_field_changes_and_records_the_fingerprint():
     p = plan([FLEET[0], FLEET[4]], actual, OPTS)
     (change,) = p.changes
     assert change.action is Action.UPDATE
-    assert [(f.path, f.before, f.after) for f in change.fields] == [("principals", ["c0"], ["c1"])]
+    # principals are a set: one member removed, one added (not the whole list replaced)
+    assert [(f.op, f.path, f.before, f.after) for f in change.fields] == [("remove", "principals[]", "c0", None),
+                                                                         ("add", "principals[]", None, "c1")]
     assert change.fingerprint == actual[1].fingerprint and change.fingerprint.startswith("v3:")
 
 
@@ -97,7 +99,7 @@ def test_deletes_only_managed_and_only_with_prune_in_reverse_order():
 @pytest.mark.parametrize("desired,actual,expected", [
     ({"attributes": {"a": "1"}}, {"attributes": {"a": "1", "b": "2"}}, [("attributes.b", "2", None)]),
     ({"attributes": {"a": "2"}}, {"attributes": {"a": "1"}}, [("attributes.a", "1", "2")]),
-    ({"groups": ["x", "y"]}, {"groups": ["x"]}, [("groups", ["x"], ["x", "y"])]),
+    ({"groups": ["x", "y"]}, {"groups": ["x"]}, [("groups[]", None, "y")]),          # a set: one member added
     ({"thingType": None}, {"thingType": "tt"}, [("thingType", "tt", None)]),
     ({"attributes": {}}, {}, []),
 ])

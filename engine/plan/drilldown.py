@@ -4,7 +4,7 @@ A 100,000-device plan is read as a summary (changes per kind and action, the bin
 duration); a reviewer who wants to know what happens to one device asks for its address, or a glob such as
 `aws/aws-eu/Thing/esp32-240AC4*`, and gets every detail of the matching changes: fields, steps, the
 fingerprint it was planned against, its dependencies and the manifest line (for a generated device, the CSV
-row and the template line).
+row and the template line). Field changes are shown to the leaf and in full, as in the plan.
 
 The JSON view is a list of changes, deliberately not a plan file: a subset of a reviewed plan must never be
 applied as if it were the plan.
@@ -17,7 +17,7 @@ from typing import Iterable
 
 from engine.model import Change
 from engine.plan.model import Plan, change_to_json
-from engine.plan.render import _change_lines, _fence
+from engine.plan.render import change_lines, fence
 
 
 def select(plan: Plan, patterns: Iterable[str]) -> list[Change]:
@@ -38,7 +38,7 @@ def _detail(c: Change, indent: str) -> list[str]:
     lines.append(f"{indent}planned against: {c.fingerprint}")
     if c.depends_on:
         lines.append(f"{indent}depends on: {', '.join(map(str, c.depends_on))}")
-    return lines + _change_lines(c, indent, width=400)
+    return lines + change_lines(c, indent)
 
 
 def render(plan: Plan, patterns: list[str], changes: list[Change], fmt: str = "text") -> str:
@@ -52,6 +52,6 @@ def render(plan: Plan, patterns: list[str], changes: list[Change], fmt: str = "t
         body.append(f"  {c.action.symbol} {c.action.value} {c.address}")
         body += _detail(c, "      ")
     if fmt == "markdown":
-        fence = _fence(body)
-        return "\n".join([f"**{head}**", "", fence + "diff", *body, fence]) + "\n"
+        fence_ = fence(body)
+        return "\n".join([f"**{head}**", "", fence_ + "diff", *body, fence_]) + "\n"
     return "\n".join([head, "", *body]) + "\n"

@@ -89,7 +89,7 @@ def change_from_json(d: dict[str, Any]) -> Change:
     secrets = {k: SecretRef(*next(iter(v.items()))) for k, v in d.get("secrets", {}).items()}
     return Change(
         address=Address.parse(d["address"]), kind=d["kind"], action=Action(d["action"]), reason=d.get("reason", ""),
-        fields=tuple(FieldChange(f["path"], f["before"], f["after"], f.get("sensitive", False)) for f in d["fields"]),
+        fields=tuple(FieldChange.from_json(f) for f in d["fields"]),
         fingerprint=d["fingerprint"], desired=d.get("desired", {}), inputs=d.get("inputs", {}), secrets=secrets,
         actual=d.get("actual", {}), ids=d.get("ids", {}),
         depends_on=tuple(Address.parse(a) for a in d.get("dependsOn", [])), steps=tuple(d.get("steps", [])),

@@ -55,7 +55,7 @@ def _pair(d: DesiredResource, a: ActualResource | None) -> Change | None:
     fields = decl.diff(d, a) if decl.diff else diff_fields(d.spec, a.state, decl)
     if not fields:
         return None
-    immutable = sorted({f.path.split(".")[0] for f in fields} & set(decl.immutable))
+    immutable = sorted({f.field for f in fields} & set(decl.immutable))
     action = Action.REPLACE if immutable else Action.UPDATE
     reason = (f"{', '.join(immutable)} cannot be updated in place" if immutable else "")
     return Change(action=action, reason=reason, fields=tuple(fields), fingerprint=a.fingerprint,

@@ -8,21 +8,15 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from typing import Any
+from typing import Any, Callable
 
-from engine.model import SENSITIVE, Action, Change
+from engine.model import ADD, CHANGE, REMOVE, SENSITIVE, Action, Change
+from engine.plan.fieldview import field_lines, markdown_lines
 from engine.plan.model import Plan
 
 GITHUB_COMMENT_LIMIT = 65536
 MARKDOWN_BUDGET = 60000
 ACTION_ORDER = [Action.DELETE, Action.REPLACE, Action.CREATE, Action.UPDATE]
-
-
-def _value(v: Any, limit: int = 120, sensitive: bool = False) -> str:
-    if sensitive or v == SENSITIVE:
-        return SENSITIVE if v is not None else "null"
-    text = json.dumps(v, sort_keys=True, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def summary_line(plan: Plan) -> str:
@@ -33,17 +27,15 @@ def summary_line(plan: Plan) -> str:
             f"{c['delete']} to delete.")
 
 
-def _change_lines(c: Change, indent: str = "      ", width: int = 120) -> list[str]:
-    """Field lines of a change; a field marked sensitive shows as (sensitive) whatever it holds."""
+def change_lines(c: Change, indent: str = "      ", *, markdown: bool = False) -> list[str]:
+    """Every field change of `c`, to the leaf and in full (engine/plan/fieldview.py), then its steps. A field
+    marked sensitive shows as (sensitive) whatever it holds."""
     lines = []
+    view = markdown_lines if markdown else field_lines
     for f in c.fields:
-        after = _value(f.after, width, f.sensitive)
-        if c.action is Action.CREATE:
-            lines.append(f"{indent}{f.path}: {after}")
-        else:
-            lines.append(f"{indent}{f.path}: {_value(f.before, width, f.sensitive)} → {after}")
+        lines += view(f.op, f.path, f.before, f.after, sensitive=f.sensitive, indent=indent)
     for step in c.steps:
-        lines.append(f"{indent}step: {step}")
+        lines.append(f"{' ' if markdown else ''}{indent}step: {step}")
     return lines
 
 
@@ -112,7 +104,7 @@ def text(plan: Plan, *, detail: bool = True, max_changes: int = 500, summary: bo
         reason = f"  ({c.reason})" if c.reason and c.action is not Action.DELETE else ""
         out.append(f"  {c.action.symbol} {c.address}{reason}")
         if detail:
-            out.extend(_change_lines(c))
+            out.extend(change_lines(c))
     if len(plan.changes) > max_changes and not summary:
         rest = Counter((c.kind, c.action.value) for c in plan.changes[max_changes:])
         out.append(f"  … and {len(plan.changes) - max_changes} more: " +
@@ -143,47 +135,46 @@ ARTIFACT_PREFIX = "fleetctl-plan-"      # the PR workflow uploads the plan file 
 MAX_LISTED = 50
 
 
-def _fence(lines: list[str]) -> str:
+# When a comment must shrink to fit, whole changes are left out in this order (never part of a value): the changes
+# a reviewer can read in the pull request's own diff go first, destructive ones last.
+DROP_ORDER = (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE)
+DROP_ORDER_TEXT = "creates first, then updates, replaces and deletes, each from the end of the plan"
+
+
+def fence(lines: list[str]) -> str:
     """A code fence longer than any backtick run inside, so no value can close the block early."""
     runs = [len(r) for line in lines for r in re.findall(r"`+", line)]
     return "`" * max(3, max(runs, default=0) + 1)
 
 
-def _md_change(c: Change, fields: int | None, width: int) -> list[str]:
+def _md_change(c: Change) -> list[str]:
     sign = {"create": "+", "delete": "-", "replace": "!", "update": "!"}[c.action.value]
-    lines = [f"{sign} {c.action.value} {c.address}" + (f"  ({c.reason})" if c.reason else "")]
-    if fields != 0:
-        detail = _change_lines(c, "    ", width)
-        shown = detail if fields is None else detail[:fields]
-        lines += shown
-        if len(shown) < len(detail):
-            lines.append(f"    … {len(detail) - len(shown)} more line(s)")
-    return lines
+    return [f"{sign} {c.action.value} {c.address}" + (f"  ({c.reason})" if c.reason else "")] + change_lines(
+        c, "    ", markdown=True)
 
 
-def _md_section(title: str, changes: list[Change], *, fields: int | None, width: int, cap: int | None,
-                open_: bool = False) -> list[str]:
-    lines: list[str] = []
-    for c in changes[:cap]:
-        lines += _md_change(c, fields, width)
-    if cap is not None and len(changes) > cap:
-        lines.append(f"… and {len(changes) - cap} more")
-    fence = _fence(lines)
-    return [f"<details{' open' if open_ else ''}><summary>{title}</summary>", "", fence + "diff", *lines, fence,
+def _md_section(title: str, blocks: list[list[str] | None], *, open_: bool = False) -> list[str]:
+    """One collapsible section: the listed changes in full, then how many were left out (None blocks)."""
+    lines = [line for block in blocks if block is not None for line in block]
+    left_out = sum(block is None for block in blocks)
+    if left_out:
+        lines.append(f"… and {left_out} more change(s) left out to fit the comment")
+    fence_ = fence(lines)
+    return [f"<details{' open' if open_ else ''}><summary>{title}</summary>", "", fence_ + "diff", *lines, fence_,
             "</details>", ""]
 
 
-# detail levels tried in order until the comment fits: (field lines per change, value width, changes listed per
-# kind, destructive changes listed per kind); destructive changes are the last to be cut
-_LEVELS: tuple[tuple[int | None, int, int | None, int | None], ...] = (
-    (None, 120, None, None), (6, 60, None, None), (0, 120, None, None), (0, 120, 200, None), (0, 120, 40, None),
-    (0, 120, 10, None), (0, 120, 0, None), (0, 120, 0, 200), (0, 120, 0, MAX_LISTED))
+def drop_order(changes: list[Change] | tuple[Change, ...]) -> list[int]:
+    """Positions of `changes` in the order a shrinking view leaves them out (DROP_ORDER, then from the end)."""
+    return sorted(range(len(changes)), key=lambda i: (DROP_ORDER.index(changes[i].action)
+                                                      if changes[i].action in DROP_ORDER else len(DROP_ORDER), -i))
 
 
 def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARKDOWN_BUDGET) -> str:
     """A PR comment: counts per action and kind first; destructive changes first and flagged; details
-    collapsed per kind; sensitive values masked; shortened to fit GitHub's comment limit, with a pointer to
-    the plan artifact when anything was left out."""
+    collapsed per kind, every listed change in full; sensitive values masked. When the comment would exceed
+    `budget`, whole changes are left out in DROP_ORDER (no value is ever cut), and the comment says how many
+    and points to the plan artifact."""
     hint = artifact_hint or (f"the workflow artifact `{ARTIFACT_PREFIX}{plan.git_commit}` (`fleetctl show plan.json`)"
                              if plan.git_commit else "the plan file (`fleetctl show plan.json`)")
     head = ["<!-- fleetctl-plan -->", f"### fleetctl plan `{plan.plan_id}`"
@@ -217,25 +208,48 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
               "actual state changes first, apply refuses the stale plan and the pull request must be re-planned._"]
     if not plan.changes:
         return "\n".join(head + footer) + "\n"
-    destructive_by: dict[str, list[Change]] = defaultdict(list)
-    other_by: dict[str, list[Change]] = defaultdict(list)
-    for c in plan.changes:
-        (destructive_by if c.action.destructive else other_by)[c.kind].append(c)
-    for level, (fields, width, cap, cap_destructive) in enumerate(_LEVELS):
+    changes = list(plan.changes)
+    blocks: list[list[str] | None] = [_md_change(c) for c in changes]
+    destructive_by: dict[str, list[int]] = defaultdict(list)
+    other_by: dict[str, list[int]] = defaultdict(list)
+    for i, c in enumerate(changes):
+        (destructive_by if c.action.destructive else other_by)[c.kind].append(i)
+
+    def render(left_out: int) -> str:
         body: list[str] = []
         for kind in sorted(destructive_by):
-            changes = destructive_by[kind]
-            body += _md_section(f"⚠️ {kind}: {len(changes)} destructive change(s)", changes, fields=fields,
-                                width=width, cap=cap_destructive, open_=True)
+            idx = destructive_by[kind]
+            body += _md_section(f"⚠️ {kind}: {len(idx)} destructive change(s)", [blocks[i] for i in idx], open_=True)
         for kind in sorted(other_by):
-            body += _md_section(f"{kind}: {len(other_by[kind])} change(s)", other_by[kind], fields=fields,
-                                width=width, cap=cap)
-        note = [] if level == 0 else [f"_Details were shortened to fit a comment; the full plan is in {hint}._", ""]
-        text_out = "\n".join(head + [""] + body + note + footer) + "\n"
-        if len(text_out) <= budget:
-            return text_out
-    cut = "\n".join(head)[: budget - 400]
-    return cut[: cut.rfind("\n")] + f"\n\n_The plan is too large for one comment; the full plan is in {hint}._\n"
+            idx = other_by[kind]
+            body += _md_section(f"{kind}: {len(idx)} change(s)", [blocks[i] for i in idx])
+        note = [] if not left_out else [
+            f"_{left_out} of {len(changes)} change(s) are left out above to fit one comment (whole changes, "
+            f"{DROP_ORDER_TEXT}); the full plan is in {hint}._", ""]
+        return "\n".join(head + [""] + body + note + footer) + "\n"
+
+    def leave_out(i: int) -> Callable[[], int]:
+        def step() -> int:
+            saved = sum(len(line) + 1 for line in blocks[i] or [])
+            blocks[i] = None
+            return saved
+        return step
+
+    return fit(lambda: render(sum(b is None for b in blocks)), [leave_out(i) for i in drop_order(changes)], budget)
+
+
+def fit(render: Callable[[], str], steps: list[Callable[[], int]], budget: int) -> str:
+    """render() after as few of `steps` as make it fit `budget` (each step leaves something whole out and says
+    how many characters it saved); taken in batches, so a 100k-change view renders a handful of times."""
+    out = render()
+    done = 0
+    while len(out) > budget and done < len(steps):
+        excess = len(out) - budget + 500           # the notes the shortened view adds
+        while excess > 0 and done < len(steps):
+            excess -= steps[done]()
+            done += 1
+        out = render()
+    return out
 
 
 def as_json(plan: Plan) -> str:
@@ -267,10 +281,49 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+# Drift reads a change the other way round from a plan: the manifests are the reference and the actual state
+# is what moved, as Terraform's "changed outside of Terraform". A field the plan would add is missing from the
+# actual state (-), one the plan would remove was added outside fleetctl (+).
+DRIFT_LEGEND = "+ only in the actual state (added outside fleetctl), - only in the manifests, ~ manifest → actual"
+_DRIFT_OP = {ADD: REMOVE, REMOVE: ADD, CHANGE: CHANGE}
+_DRIFT_WORD = {ADD: "added", REMOVE: "removed", CHANGE: "changed"}
+
+
+def drift_lines(c: Change, indent: str = "      ", *, markdown: bool = False) -> list[str]:
+    """The field differences of a drifted resource, in drift direction (manifest → actual), in full."""
+    view = markdown_lines if markdown else field_lines
+    return [line for f in c.fields for line in view(_DRIFT_OP[f.op], f.path, f.after, f.before,
+                                                    sensitive=f.sensitive, indent=indent)]
+
+
+def _drift_field_json(f: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"drift": _DRIFT_WORD[_DRIFT_OP[f.op]], "path": f.path}
+    segments = f.to_json().get("segments")
+    if segments is not None:
+        out["segments"] = segments
+    out["manifest"] = SENSITIVE if f.sensitive and f.after is not None else f.after
+    out["actual"] = SENSITIVE if f.sensitive and f.before is not None else f.before
+    if f.sensitive:
+        out["sensitive"] = True
+    return out
+
+
+def _drift_state_cell(c: Change) -> str:
+    state = DriftState.of(c)
+    if state == DriftState.MISSING:
+        return "missing (declared, absent)"
+    if state == DriftState.NOT_DECLARED:
+        return "not declared (exists, managed)"
+    return f"differs: {len(c.fields)} field change(s)"
+
+
 def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET) -> str:
-    """Drift per resource and field: 'manifest' is the desired value, 'actual' what the cloud holds. The
-    resources listed are exactly the plan's changes (the exit code's drift); managed resources kept only
-    because pruning is off are noted separately."""
+    """Drift per resource and field, to the leaf and in full: 'manifest' is the desired value, 'actual' what the
+    cloud holds (+ added outside fleetctl, - missing from the actual state, ~ manifest → actual). The resources
+    listed are exactly the plan's changes (the exit code's drift); managed resources kept only because pruning
+    is off are noted separately. JSON fields carry `drift`: added (in the actual state only), removed (in the
+    manifests only) or changed. The markdown report, when it would exceed `budget`, leaves out whole resources
+    from the end of the list and says how many (no value is ever cut)."""
     orphans = _orphans(plan)
     if fmt == "json":
         counts = Counter(DriftState.of(c) for c in plan.changes)
@@ -282,55 +335,73 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
                                                              DriftState.NOT_DECLARED)}},
             "drift": [{"address": str(c.address), "kind": c.kind, "state": DriftState.of(c),
                        "action": c.action.value, **({"source": str(c.source)} if c.source else {}),
-                       "fields": [{"path": f.path, "manifest": SENSITIVE if f.sensitive else f.after,
-                                   "actual": SENSITIVE if f.sensitive and f.before is not None else f.before,
-                                   **({"sensitive": True} if f.sensitive else {})}
-                                  for f in (c.fields if c.action is not Action.CREATE else ())]}
+                       "fields": [_drift_field_json(f) for f in (c.fields if c.action is not Action.CREATE else ())]}
                       for c in plan.changes],
             "orphaned": orphans}, indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
-        head = ["<!-- fleetctl-drift -->"]
-        if not plan.changes:
-            head.append("### fleetctl drift: in sync")
-            head.append("")
-            head.append("The actual state matches the manifests" + (f" at `{plan.git_commit[:12]}`" if plan.git_commit
-                                                                      else "") + f" ({plan.created_at}).")
-            return "\n".join(head + _orphan_lines(orphans)) + "\n"
-        head += [f"### fleetctl drift: {len(plan.changes)} resource(s) out of sync", "",
-                 f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
-                 + ". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
-                 "actual state.", "", "| resource | field | manifest | actual |", "|---|---|---|---|"]
-        rows: list[str] = []
-        for c in plan.changes:
-            state = DriftState.of(c)
-            if state == DriftState.MISSING:
-                rows.append(f"| `{c.address}` | (whole resource) | declared | missing |")
-                continue
-            if state == DriftState.NOT_DECLARED:
-                rows.append(f"| `{c.address}` | (whole resource) | not declared | exists (managed) |")
-                continue
-            for f in c.fields:
-                rows.append(f"| `{c.address}` | `{_cell(f.path)}` | {_cell(_value(f.after, 60, f.sensitive))} | "
-                            f"{_cell(_value(f.before, 60, f.sensitive))} |")
-        tail = _orphan_lines(orphans)
-        out = head + rows + tail
-        while len("\n".join(out)) > budget and rows:
-            rows = rows[: len(rows) // 2]
-            out = head + rows + [f"| … | {len(plan.changes)} resource(s) in all: see `fleetctl drift` | | |"] + tail
-        return "\n".join(out) + "\n"
+        return _drift_markdown(plan, orphans, budget)
     if not plan.changes:
         return "In sync: the actual state matches the manifests.\n" + "".join(
             f"note: {a} is managed by fleetctl but no longer declared (pruning is off)\n" for a in orphans)
     out = [f"Drift: {len(plan.changes)} resource(s) differ from the manifests."]
+    if any(DriftState.of(c) == DriftState.DIFFERS and c.fields for c in plan.changes):
+        out.append(f"  ({DRIFT_LEGEND})")
     for c in plan.changes:
         state = DriftState.of(c)
         out.append(f"  {c.address}: {state}" + (f"  ({c.source})" if c.source else ""))
         if state == DriftState.DIFFERS:
-            for f in c.fields:
-                out.append(f"      {f.path}: manifest {_value(f.after, sensitive=f.sensitive)}, "
-                           f"actual {_value(f.before, sensitive=f.sensitive)}")
+            out += drift_lines(c)
     out += [f"note: {a} is managed by fleetctl but no longer declared (pruning is off)" for a in orphans]
     return "\n".join(out) + "\n"
+
+
+def _drift_markdown(plan: Plan, orphans: list[str], budget: int) -> str:
+    head = ["<!-- fleetctl-drift -->"]
+    if not plan.changes:
+        head.append("### fleetctl drift: in sync")
+        head.append("")
+        head.append("The actual state matches the manifests" + (f" at `{plan.git_commit[:12]}`" if plan.git_commit
+                                                                  else "") + f" ({plan.created_at}).")
+        return "\n".join(head + _orphan_lines(orphans)) + "\n"
+    head += [f"### fleetctl drift: {len(plan.changes)} resource(s) out of sync", "",
+             f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
+             + ". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
+             "actual state.", ""]
+    changes = list(plan.changes)
+    rows: list[str | None] = [f"| `{c.address}` | {_drift_state_cell(c)} | "
+                              + (f"`{_cell(str(c.source))}`" if c.source else "") + " |" for c in changes]
+    blocks: list[list[str] | None] = [
+        [f"! {c.address}" + (f"  ({c.source})" if c.source else "")] + drift_lines(c, "    ", markdown=True)
+        if DriftState.of(c) == DriftState.DIFFERS and c.fields else [] for c in changes]
+    tail = _orphan_lines(orphans)
+
+    def render(left_out: int) -> str:
+        table = ["| resource | drift | declared at |", "|---|---|---|", *[r for r in rows if r is not None]]
+        if any(r is None for r in rows):
+            table.append(f"| … | {sum(r is None for r in rows)} more resource(s) | |")
+        lines = [line for block in blocks if block for line in block]
+        detail: list[str] = []
+        if lines:
+            fence_ = fence(lines)
+            detail = ["", f"Field differences ({DRIFT_LEGEND}; GitHub shows `~` as `!`):", "",
+                      fence_ + "diff", *lines, fence_]
+        note = [] if not left_out else [
+            "", f"_{left_out} of {len(changes)} resource(s) are left out above to fit one comment (whole "
+                f"resources, from the end of the list); the full report is `fleetctl drift` (or `--format json`)._"]
+        return "\n".join(head + table + detail + note + tail) + "\n"
+
+    def leave_out(i: int, part: str) -> Callable[[], int]:
+        def step() -> int:
+            if part == "details":
+                saved, blocks[i] = sum(len(line) + 1 for line in blocks[i] or []), None
+            else:
+                saved, rows[i] = len(rows[i] or "") + 1, None
+            return saved
+        return step
+
+    # whole resources from the end of the list: their field differences first, then their row
+    steps = [leave_out(i, part) for part in ("details", "rows") for i in range(len(changes) - 1, -1, -1)]
+    return fit(lambda: render(sum(b is None for b in blocks)), steps, budget)
 
 
 def _orphan_lines(orphans: list[str]) -> list[str]:

@@ -65,7 +65,16 @@ def test_five_thousand_changes_fit_one_comment() -> None:
                          ("", "aws.Thing: 4600 change(s)")]
     assert md.count("<details") == md.count("</details>") and md.count("```") % 2 == 0
     assert f"the full plan is in the workflow artifact `{ARTIFACT_PREFIX}{COMMIT}`" in md
-    assert "! replace aws/aws-eu/ThingGroup/G299  (parent cannot be updated in place)" in md   # destructive: all
+    # too large for one comment: whole changes are left out, creates and updates before any destructive one, and
+    # every change still listed is complete
+    assert "_4716 of 5000 change(s) are left out above to fit one comment (whole changes, creates first, then " \
+           "updates, replaces and deletes, each from the end of the plan); the full plan is in" in md
+    assert "+ create aws/aws-eu/Thing/" not in md and "! update aws/aws-eu/Thing/" not in md
+    assert md.count("- delete aws/aws-eu/Policy/") == 100
+    assert md.count("! replace aws/aws-eu/ThingGroup/") == 184 and "… and 116 more change(s) left out" in md
+    assert md.count('!    parent: "old" → "readers"') == 184
+    assert "! replace aws/aws-eu/ThingGroup/G183  (parent cannot be updated in place)" in md
+    assert "G184" not in md.split("<details")[2]
     assert md.rstrip().endswith("the pull request must be re-planned._")
 
 
@@ -92,8 +101,8 @@ def test_sensitive_values_are_masked_in_every_view() -> None:
         assert "key-value" not in out and SENSITIVE in out
         assert "enabled" in out
     fields = json.loads(drift_report(p, "json"))["drift"][0]["fields"]
-    assert fields[0] == {"path": "authentication.primaryKey", "manifest": SENSITIVE, "actual": SENSITIVE,
-                         "sensitive": True}
+    assert fields[0] == {"drift": "changed", "path": "authentication.primaryKey", "manifest": SENSITIVE,
+                         "actual": SENSITIVE, "sensitive": True}
 
 
 def test_drift_in_text_markdown_and_json_after_an_out_of_band_change(aws_env, fleet_dir) -> None:
@@ -115,16 +124,21 @@ def test_drift_in_text_markdown_and_json_after_an_out_of_band_change(aws_env, fl
     assert res.exit_code == 2
     assert res.stdout.splitlines() == [
         "Drift: 2 resource(s) differ from the manifests.",
+        "  (+ only in the actual state (added outside fleetctl), - only in the manifests, ~ manifest → actual)",
         "  aws/aws-eu/Thing/DA1275B0: differs  (fleet/aws/springpark.yaml:92:12)",
-        '      attributes.site: manifest "paris", actual "lyon|north"',
+        '      ~ attributes.site: "paris" → "lyon|north"',
         "  aws/aws-eu/Thing/DA1275B2: missing  (fleet/aws/springpark.yaml:110:12)",
     ]
 
     res = run_cli("drift", str(fleet_dir), "--format", "markdown")
     assert res.exit_code == 2
     assert "### fleetctl drift: 2 resource(s) out of sync" in res.stdout
-    assert '| `aws/aws-eu/Thing/DA1275B0` | `attributes.site` | "paris" | "lyon\\|north" |' in res.stdout
-    assert "| `aws/aws-eu/Thing/DA1275B2` | (whole resource) | declared | missing |" in res.stdout
+    assert ("| `aws/aws-eu/Thing/DA1275B0` | differs: 1 field change(s) | `fleet/aws/springpark.yaml:92:12` |"
+            in res.stdout)
+    assert "| `aws/aws-eu/Thing/DA1275B2` | missing (declared, absent) | `fleet/aws/springpark.yaml:110:12` |" \
+        in res.stdout
+    assert '\n! aws/aws-eu/Thing/DA1275B0  (fleet/aws/springpark.yaml:92:12)\n!    attributes.site: "paris" → ' \
+           '"lyon|north"\n' in res.stdout
 
     res = run_cli("drift", str(fleet_dir), "--format", "json")
     assert res.exit_code == 2
@@ -134,7 +148,7 @@ def test_drift_in_text_markdown_and_json_after_an_out_of_band_change(aws_env, fl
     assert report["drift"] == [
         {"address": "aws/aws-eu/Thing/DA1275B0", "kind": "aws.Thing", "state": "differs", "action": "update",
          "source": "fleet/aws/springpark.yaml:92:12",
-         "fields": [{"path": "attributes.site", "manifest": "paris", "actual": "lyon|north"}]},
+         "fields": [{"drift": "changed", "path": "attributes.site", "manifest": "paris", "actual": "lyon|north"}]},
         {"address": "aws/aws-eu/Thing/DA1275B2", "kind": "aws.Thing", "state": "missing", "action": "create",
          "source": "fleet/aws/springpark.yaml:110:12", "fields": []},
     ]

@@ -97,7 +97,7 @@ def test_show_drills_into_one_device_or_a_glob(aws_env, tmp_path, write):
     assert "  + create aws/aws-eu/Thing/esp32-240AC400012B" in one.stdout
     assert "      source: fleet/devices.csv:301, template fleet/devices.yaml:9:18" in one.stdout
     assert "      planned against: absent" in one.stdout
-    assert '      attributes: {"site": "paris"}' in one.stdout
+    assert '      + attributes: {"site": "paris"}' in one.stdout
     assert "depends on: aws/aws-eu/ThingGroup/esp32-fleet, aws/aws-eu/ThingType/esp32" in one.stdout
     many = run_cli("show", planfile, "--address", "aws/aws-eu/Thing/esp32-240AC40000[0-1]?", "--format", "json")
     data = json.loads(many.stdout)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from engine.kinds import KindDecl, Ref, register
+from engine.kinds import KindDecl, ListKey, Ref, register
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, canonical, declared, simple_desired
 from engine.manifest.types import Name, Pem, Status, Strict
 from engine.model import Action
@@ -262,18 +262,31 @@ def aws(kind: str, model: type, rank: int, expand, **kw: Any) -> KindDecl:
                              refine=_adoption_steps(kind, REFINE.get(kind)), calls=CALLS[kind], **kw))
 
 
+# How the diff matches list elements (engine/diff.py). IAM-style policy statements are identified by Sid (else by
+# content) and their Action/Resource/Condition value lists are sets; a rule's actions by their type; the name
+# lists (principals, groups, policies, searchable attributes) are sets, sorted on both sides already.
+STATEMENT_LISTS = (ListKey("document.Statement", "key", "Sid"),
+                   *(ListKey(f"document.Statement[].{k}") for k in ("Action", "NotAction", "Resource",
+                                                                     "NotResource", "Principal")),
+                   ListKey("document.Statement[].Condition.*.*"))
+
 aws("ProvisioningTemplate", ProvisioningTemplateSpec, 5, _expand_template, immutable=("type",),
     always_managed=("enabled", "type"))
 aws("CACertificate", CACertificateSpec, 10, _expand_ca, immutable=("certificateId",),
     always_managed=("status", "autoRegistration"),
     references=(Ref("registrationConfig.templateName", "aws.ProvisioningTemplate"),))
-aws("Policy", PolicySpec, 20, _expand_policy)
+aws("Policy", PolicySpec, 20, _expand_policy, lists=STATEMENT_LISTS)
 aws("Certificate", CertificateSpec, 30, _expand_certificate, immutable=("certificateId",), always_managed=("status",),
+    lists=(ListKey("policies"),),
     references=(Ref("caCertificate", "aws.CACertificate"), Ref("policies", "aws.Policy", many=True)))
-aws("ThingType", ThingTypeSpec, 40, _expand_thing_type, immutable=("description", "searchableAttributes"))
+aws("ThingType", ThingTypeSpec, 40, _expand_thing_type, immutable=("description", "searchableAttributes"),
+    lists=(ListKey("searchableAttributes"),))
 aws("ThingGroup", ThingGroupSpec, 50, _expand_thing_group, immutable=("parent",), always_managed=("parent",),
+    lists=(ListKey("policies"),),
     references=(Ref("parent", "aws.ThingGroup"), Ref("policies", "aws.Policy", many=True)))
 aws("Thing", ThingSpec, 60, _expand_thing, always_managed=("thingType",),
+    lists=(ListKey("groups"), ListKey("principals")),
     references=(Ref("thingType", "aws.ThingType"), Ref("groups", "aws.ThingGroup", many=True),
                 Ref("principals", "aws.Certificate", many=True)))
-aws("TopicRule", TopicRuleSpec, 70, _expand_topic_rule, always_managed=("awsIotSqlVersion", "ruleDisabled"))
+aws("TopicRule", TopicRuleSpec, 70, _expand_topic_rule, always_managed=("awsIotSqlVersion", "ruleDisabled"),
+    lists=(ListKey("actions", "type"),))

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from engine.diagnostics import Diagnostics
-from engine.kinds import KindDecl, Ref, register
+from engine.kinds import KindDecl, ListKey, Ref, register
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, simple_desired
 from engine.manifest.types import Name, Pem, Secret, SecretRefModel, Strict
 from engine.model import SecretRef, canonical_json
@@ -481,10 +481,13 @@ def azure(kind: str, model: type[BaseModel], rank: int, expand: Any, **kw: Any) 
                              calls=CALLS[kind], description=(model.__doc__ or "").strip().splitlines()[0], **kw))
 
 
+HUB_LISTS = (ListKey("iotHubs"),)     # the linked hubs an enrollment may assign to: a set (sorted on both sides)
+
 azure("HubCertificate", HubCertificateSpec, 10, _expand_hub_certificate)
-azure("EnrollmentGroup", EnrollmentGroupSpec, 20, _expand_group, sensitive=KEY_FIELDS,
+azure("EnrollmentGroup", EnrollmentGroupSpec, 20, _expand_group, sensitive=KEY_FIELDS, lists=HUB_LISTS,
       references=(Ref("attestation.x509.caCertificate", "azure.HubCertificate"),
                   Ref("attestation.x509.secondaryCaCertificate", "azure.HubCertificate")))
-azure("Enrollment", EnrollmentSpec, 30, _expand_enrollment, sensitive=KEY_FIELDS, immutable=("registrationId",))
+azure("Enrollment", EnrollmentSpec, 30, _expand_enrollment, sensitive=KEY_FIELDS, immutable=("registrationId",),
+      lists=HUB_LISTS)
 azure("Device", DeviceSpec, 40, _expand_device, sensitive=KEY_FIELDS, partial_maps=("tags", "desired"),
       references=(Ref("authentication.caCertificate", "azure.HubCertificate"),))

@@ -31,13 +31,13 @@ class Proof(Enum):
 
 
 def _roots(change: Change) -> set[str]:
-    return {f.path.split(".")[0] for f in change.fields}
+    return {f.field for f in change.fields}
 
 
 def device_parts(change: Change) -> tuple[list[str], list[str]]:
     """(identity field paths, twin field paths) an update changes: one PUT of the identity, one twin PATCH."""
-    identity = sorted(f.path for f in change.fields if f.path.split(".")[0] in IDENTITY_FIELDS)
-    twin = sorted(f.path for f in change.fields if f.path.split(".")[0] in TWIN_FIELDS)
+    identity = sorted(f.path for f in change.fields if f.field in IDENTITY_FIELDS)
+    twin = sorted(f.path for f in change.fields if f.field in TWIN_FIELDS)
     return identity, twin
 
 

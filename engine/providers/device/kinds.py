@@ -56,7 +56,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from engine.kinds import KindDecl, register
+from engine.diff import diff_values
+from engine.kinds import KindDecl, ListKey, register
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, resolve_secret_value
 from engine.manifest.types import Name, SecretRefModel, Strict
 from engine.model import (
@@ -791,11 +792,14 @@ def _expand_config(ctx: ExpandContext, m: Manifest) -> Expanded:
 def diff_registers(desired: DesiredResource, actual: ActualResource) -> list[FieldChange]:
     """The register and slot changes the provider's read computed with the library (R1–R9), as field changes:
     `registers.<name>` and `slots.<key>`, before → after in display form, `(sensitive)` where secret."""
-    out = []
+    out: list[FieldChange] = []
     for change in actual.ids.get("changes", ()):
-        prefix = "slots." if change["kind"] == "slot" else "registers."
-        out.append(FieldChange(prefix + change["name"], change["before"], change["after"],
-                               bool(change["sensitive"])))
+        root = ("slots" if change["kind"] == "slot" else "registers", change["name"])
+        before, after, sensitive = change["before"], change["after"], bool(change["sensitive"])
+        if not sensitive and isinstance(before, (dict, list)) and type(before) is type(after):
+            out.extend(diff_values(before, after, root=root))       # a structured value: to the leaf
+        else:
+            out.append(FieldChange(".".join(root), before, after, sensitive))
     return out
 
 
@@ -822,6 +826,7 @@ def refine_steps(change: Change) -> Change:
 
 
 register(KindDecl(GROUP, "DeviceModel", "device", DeviceModelSpec, rank=80, targeted=False, expand=_expand_model,
+                  lists=(ListKey("registers", "key", "name"), ListKey("slots", "key", "name")),
                   description="The register map of a device model (adapter, registers, slots, commit steps), "
                               "declared in the fleet; overrides a built-in model of the same name."))
 register(KindDecl(GROUP, "DeviceConfig", "device", DeviceConfigSpec, rank=90, targeted=False,

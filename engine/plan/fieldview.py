@@ -1,0 +1,110 @@
+"""How one field change reads, in every view (plan text and markdown, `show --address`, drift, history).
+
+A change is one or more lines, each led by its symbol (`+` added, `-` removed, `~` changed; a space for the
+unchanged context of a unified diff) so a terminal can colour by the first character after the indentation and
+a markdown `diff` block by the first character of the line. Nothing is ever cut:
+
+- a short value stays on the change's line: `~ attributes.site: "paris" → "lyon"`;
+- a map or list is shown pretty-printed (sorted keys, 2-space indent) on lines of its own, every line with the
+  change's symbol, so an added policy statement shows every key and value as `+` lines;
+- a changed map or list that was not diffed further (a type change, a kind's own value) and a changed multi-line
+  string are shown as a unified diff (difflib) of their pretty-printed forms, with full context;
+- a long string is folded over lines at FOLD characters (the pieces join back to the exact text);
+- a sensitive value is `(sensitive)`, whatever the change holds.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import textwrap
+from typing import Any
+
+from engine.model import ADD, OP_SYMBOL, REMOVE, SENSITIVE
+
+LINE = 120          # a change that fits in this many characters (indentation included) stays on one line
+FOLD = 100          # characters of a value per folded line
+BODY = "    "       # the indentation of a value's lines under its path
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _masked(value: Any, sensitive: bool) -> Any:
+    return SENSITIVE if sensitive and value is not None else value
+
+
+def fold(text: str, width: int = FOLD) -> list[str]:
+    """`text` in pieces of at most `width` characters, broken at spaces where possible; "".join() gives it back."""
+    if len(text) <= width:
+        return [text]
+    return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False, drop_whitespace=False,
+                         replace_whitespace=False, expand_tabs=False)
+
+
+def _pretty(value: Any) -> list[str]:
+    """The lines a value is shown as: a multi-line string line by line, anything else as indented JSON."""
+    if isinstance(value, str) and "\n" in value:
+        return value.split("\n")
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).split("\n")
+
+
+def _block(symbol: str, lines: list[str]) -> list[tuple[str, str]]:
+    return [(symbol, BODY + piece) for line in lines for piece in fold(line)]
+
+
+def _head(value: Any) -> str:
+    """What follows `path:` on the first line of a value shown on lines of its own."""
+    if isinstance(value, str) and "\n" in value:
+        return " |" if value.endswith("\n") else " |-"      # YAML's block scalar: keep / strip the last newline
+    return ""
+
+
+def _whole(symbol: str, path: str, value: Any, indent: str) -> list[tuple[str, str]]:
+    text = _compact(value)
+    if len(indent) + len(path) + len(text) + 4 <= LINE:
+        return [(symbol, f"{path}: {text}")]
+    if isinstance(value, (dict, list)) or (isinstance(value, str) and "\n" in value):
+        lines = _pretty(value)
+        if lines and lines[-1] == "" and isinstance(value, str):
+            lines = lines[:-1]
+        return [(symbol, f"{path}:{_head(value)}")] + _block(symbol, lines)
+    return [(symbol, f"{path}:")] + _block(symbol, [text])
+
+
+def field_pairs(op: str, path: str, before: Any, after: Any, *, sensitive: bool = False,
+                indent: str = "      ") -> list[tuple[str, str]]:
+    """The lines of one change as (symbol, text) pairs; `indent` is only used to decide what fits one line."""
+    before, after = _masked(before, sensitive), _masked(after, sensitive)
+    if op == ADD:
+        return _whole(OP_SYMBOL[ADD], path, after, indent)
+    if op == REMOVE:
+        return _whole(OP_SYMBOL[REMOVE], path, before, indent)
+    b, a = _compact(before), _compact(after)
+    if len(indent) + len(path) + len(b) + len(a) + 7 <= LINE:
+        return [("~", f"{path}: {b} → {a}")]
+    structured = any(isinstance(v, (dict, list)) or (isinstance(v, str) and "\n" in v) for v in (before, after))
+    if not structured:
+        return [("~", f"{path}:")] + _block("-", [b]) + _block("+", [a])
+    old, new = _pretty(before), _pretty(after)
+    out: list[tuple[str, str]] = [("~", f"{path}:")]
+    diff = difflib.unified_diff(old, new, lineterm="", n=max(len(old), len(new)))
+    for line in diff:
+        if line.startswith(("---", "+++", "@@")):
+            continue
+        out += _block(line[0] if line[0] in "+-" else " ", [line[1:]])
+    return out
+
+
+def field_lines(op: str, path: str, before: Any, after: Any, *, sensitive: bool = False,
+                indent: str = "      ") -> list[str]:
+    """Terminal lines: the indentation, then the symbol, then the text."""
+    return [f"{indent}{symbol} {text}".rstrip() for symbol, text in
+            field_pairs(op, path, before, after, sensitive=sensitive, indent=indent)]
+
+
+def markdown_lines(op: str, path: str, before: Any, after: Any, *, sensitive: bool = False,
+                   indent: str = "    ") -> list[str]:
+    """Lines of a markdown `diff` block: the symbol first (GitHub colours `+`, `-` and `!`), then the indent."""
+    return [f"{'!' if symbol == '~' else symbol}{indent}{text}".rstrip() for symbol, text in
+            field_pairs(op, path, before, after, sensitive=sensitive, indent=indent)]
