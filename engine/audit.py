@@ -28,7 +28,10 @@ from engine.diagnostics import FleetctlError, error
 from engine.journal import read_entries
 from engine.manifest.fleet import address_for
 from engine.manifest.loader import SKIP_DIRS, Document, parse_text
-from engine.model import Address
+from engine.diff import diff_values
+from engine.kinds import ListKey
+from engine.model import Address, Elem
+from engine.plan.fieldview import field_lines
 
 EXIT_OK = 0
 
@@ -144,6 +147,7 @@ class Located:
     file: str
     line: int
     body: Mapping[str, Any]
+    lists: tuple[ListKey, ...] = ()       # the kind's list declarations, under `spec.` (engine/diff.py)
 
 
 class ManifestHistory:
@@ -208,7 +212,10 @@ def _locate(doc: Document) -> Located | None:
         return None
     metadata = {k: v for k, v in doc.data["metadata"].items() if k != "name"}
     body = {"apiVersion": doc.data.get("apiVersion"), "metadata": metadata, "spec": doc.data.get("spec", {})}
-    return Located(str(address), doc.file, doc.source(("metadata", "name")).line, body)
+    api_version, kind = doc.data.get("apiVersion"), doc.data.get("kind")
+    decl = registry.lookup(api_version, kind) if isinstance(api_version, str) and isinstance(kind, str) else None
+    lists = tuple(ListKey("spec." + rule.path, rule.by, rule.key) for rule in (decl.lists if decl else ()))
+    return Located(str(address), doc.file, doc.source(("metadata", "name")).line, body, lists)
 
 
 # ------------------------------------------------------------------------------------------- field diff
@@ -228,9 +235,12 @@ class FieldDiff:
     path: str
     before: Any = None
     after: Any = None
+    segments: tuple[Any, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": self.op.value, "path": self.path}
+        if self.segments and self.segments != tuple(self.path.split(".")):   # as in the plan file
+            out["segments"] = [s.to_json() if isinstance(s, Elem) else s for s in self.segments]
         if self.op is not FieldOp.ADD:
             out["before"] = self.before
         if self.op is not FieldOp.REMOVE:
@@ -238,20 +248,10 @@ class FieldDiff:
         return out
 
 
-def field_diff(before: Any, after: Any, path: str = "") -> list[FieldDiff]:
-    """Leaf-level differences between two documents (maps recurse, lists and scalars compare whole)."""
-    if isinstance(before, dict) and isinstance(after, dict):
-        out: list[FieldDiff] = []
-        for key in sorted(set(before) | set(after), key=str):
-            sub = f"{path}.{key}" if path else str(key)
-            if key not in before:
-                out.append(FieldDiff(FieldOp.ADD, sub, after=after[key]))
-            elif key not in after:
-                out.append(FieldDiff(FieldOp.REMOVE, sub, before=before[key]))
-            else:
-                out.extend(field_diff(before[key], after[key], sub))
-        return out
-    return [] if before == after else [FieldDiff(FieldOp.CHANGE, path, before, after)]
+def field_diff(before: Any, after: Any, lists: Iterable[ListKey] = ()) -> list[FieldDiff]:
+    """Leaf-level differences between two documents: maps key by key, lists as the kind declares them (sets,
+    keyed, typed) or in order (engine/diff.py), so one changed element is one entry."""
+    return [FieldDiff(FieldOp(f.op), f.path, f.before, f.after, f.segments) for f in diff_values(before, after, lists)]
 
 
 # -------------------------------------------------------------------------------------------- history
@@ -289,7 +289,7 @@ def _events(address: str, before: Located | None, after: Located | None, rev: Re
     if after is None and before is not None:
         return HistoryEvent(address, HistoryChange.DELETED, rev, before.file, before.line)
     assert before is not None and after is not None
-    fields = tuple(field_diff(before.body, after.body))
+    fields = tuple(field_diff(before.body, after.body, after.lists or before.lists))
     moved = before.file != after.file
     if not fields and not moved:
         return None
@@ -314,11 +314,6 @@ def history(path: Path, address: str | None = None, since: str | None = None) ->
     return dict(sorted(out.items()))
 
 
-def _short(value: Any, limit: int = 100) -> str:
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def render_history(events: Mapping[str, list[HistoryEvent]], fmt: str) -> str:
     if fmt == "json":
         return json.dumps({"resources": [{"address": a, "events": [e.to_json() for e in evs]}
@@ -336,13 +331,8 @@ def render_history(events: Mapping[str, list[HistoryEvent]], fmt: str) -> str:
                 lines.append(f"      deleted from {where}")
             elif e.previous_file:
                 lines.append(f"      moved from {e.previous_file} to {where}")
-            for f in e.fields:
-                if f.op is FieldOp.ADD:
-                    lines.append(f"      + {f.path}: {_short(f.after)}")
-                elif f.op is FieldOp.REMOVE:
-                    lines.append(f"      - {f.path}: {_short(f.before)}")
-                else:
-                    lines.append(f"      ~ {f.path}: {_short(f.before)} → {_short(f.after)}")
+            for f in e.fields:        # in full, folded (engine/plan/fieldview.py), never cut
+                lines += field_lines(f.op.value, f.path, f.before, f.after)
         lines.append("")
     return "\n".join(lines) if lines else "No history: no commit changed a matching resource.\n"
 

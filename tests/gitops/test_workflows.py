@@ -96,7 +96,8 @@ def test_pull_request_merge_and_drift_cron_steps_against_the_sandbox(aws_env, wo
     _iot().update_thing(thingName="DA1275B0", attributePayload={"attributes": {"site": "lyon"}, "merge": True})
     assert cron.run_all(drift_wf, "drift")["drift"].outputs["exitcode"] == "2"
     report = (workspace / "drift.md").read_text()
-    assert "| `aws/aws-eu/Thing/DA1275B0` | `attributes.site` | \"paris\" | \"lyon\" |" in report
+    assert "| `aws/aws-eu/Thing/DA1275B0` | differs: 1 field change(s) |" in report
+    assert '!    attributes.site: "paris" → "lyon"' in report
 
     # a pull request plans the fix; before it merges, another hand change: apply refuses the stale plan
     assert _runner(workspace, sha="d" * 40).run_all(plan_wf, "plan")["plan"].outputs["exitcode"] == "2"
