@@ -102,37 +102,48 @@ class _Walker:
                 rule: ListKey) -> None:
         """A set, keyed or typed list: pair elements by identity; unpaired ones are added or removed whole."""
         sub = pattern + (_ELEM,)
-        old = _identities(before, rule)
-        new = _identities(after, rule)
+        old = self.identities(before, rule, sub)
+        new = self.identities(after, rule, sub)
         for ident, elem in old.items():
             if ident not in new:
                 self.emit(segments + (elem[0],), elem[1], MISSING)
         for ident, elem in new.items():
             if ident not in old:
                 self.emit(segments + (elem[0],), MISSING, elem[1])
-            else:
+            elif ident[0] != "member":     # equal content (up to the order of declared lists): nothing to say
                 self.walk(segments + (elem[0],), sub, old[ident][1], elem[1])
 
+    def identities(self, items: list, rule: ListKey, pattern: tuple[str, ...]) -> dict[tuple, tuple[Elem, Any]]:
+        """Each element's identity (what it is matched by) → (its path element, the element), in list order."""
+        out: dict[tuple, tuple[Elem, Any]] = {}
+        seen: dict[tuple, int] = {}
+        for item in items:
+            if rule.by == "key" and isinstance(item, dict) and rule.key in item:
+                base: tuple = ("key", canonical_json(item[rule.key]))
+                make = lambda nth, item=item: Elem("key", item[rule.key], key=rule.key, nth=nth)  # noqa: E731
+            elif rule.by == "type" and isinstance(item, dict) and len(item) == 1:
+                name = next(iter(item))
+                base = ("type", name)
+                make = lambda nth, name=name: Elem("type", name, nth=nth)  # noqa: E731
+            else:
+                base = ("member", canonical_json(self.normal(item, pattern)))
+                make = lambda nth, item=item: Elem("member", item, nth=nth)  # noqa: E731
+            nth = seen.get(base, 0)
+            seen[base] = nth + 1
+            out[base + (nth,)] = (make(nth), item)
+        return out
 
-def _identities(items: list, rule: ListKey) -> dict[tuple, tuple[Elem, Any]]:
-    """Each element's identity (what it is matched by) → (its path element, the element), in list order."""
-    out: dict[tuple, tuple[Elem, Any]] = {}
-    seen: dict[tuple, int] = {}
-    for item in items:
-        if rule.by == "key" and isinstance(item, dict) and rule.key in item:
-            base: tuple = ("key", canonical_json(item[rule.key]))
-            make = lambda nth, item=item: Elem("key", item[rule.key], key=rule.key, nth=nth)  # noqa: E731
-        elif rule.by == "type" and isinstance(item, dict) and len(item) == 1:
-            name = next(iter(item))
-            base = ("type", name)
-            make = lambda nth, name=name: Elem("type", name, nth=nth)  # noqa: E731
-        else:
-            base = ("member", canonical_json(item))
-            make = lambda nth, item=item: Elem("member", item, nth=nth)  # noqa: E731
-        nth = seen.get(base, 0)
-        seen[base] = nth + 1
-        out[base + (nth,)] = (make(nth), item)
-    return out
+    def normal(self, value: Any, pattern: tuple[str, ...]) -> Any:
+        """`value` with every declared list below `pattern` in a canonical order: the content an element is
+        matched by (a statement whose Resource list is reordered is the same statement)."""
+        if not self.rules:
+            return value
+        if isinstance(value, dict):
+            return {k: self.normal(v, pattern + (str(k),)) for k, v in value.items()}
+        if isinstance(value, list):
+            items = [self.normal(v, pattern + (_ELEM,)) for v in value]
+            return sorted(items, key=canonical_json) if self.rule(pattern) is not None else items
+        return value
 
 
 def diff_values(before: Any, after: Any, lists: Iterable[ListKey] = (), *, root: tuple[Any, ...] = (),
@@ -240,7 +251,8 @@ def _apply(value: Any, changes: list[tuple[tuple[Any, ...], FieldChange]]) -> An
 
 
 def _find(items: list, elem: Elem) -> int | None:
-    """The position of the element a key/type/member path element names (its nth match), or None."""
+    """The position of the element a key/type/member path element names (its nth match), or None. A member is
+    found by exact content: the diff names removed members by their old value."""
     seen = 0
     want = canonical_json(elem.value)
     for i, item in enumerate(items):

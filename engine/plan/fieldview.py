@@ -9,20 +9,19 @@ a markdown `diff` block by the first character of the line. Nothing is ever cut:
   change's symbol, so an added policy statement shows every key and value as `+` lines;
 - a changed map or list that was not diffed further (a type change, a kind's own value) and a changed multi-line
   string are shown as a unified diff (difflib) of their pretty-printed forms, with full context;
-- a long string is folded over lines at FOLD characters (the pieces join back to the exact text);
+- a long line is folded at FOLD characters (the pieces join back to the exact text);
 - a sensitive value is `(sensitive)`, whatever the change holds.
 """
 from __future__ import annotations
 
 import difflib
 import json
-import textwrap
 from typing import Any
 
 from engine.model import ADD, OP_SYMBOL, REMOVE, SENSITIVE
 
 LINE = 120          # a change that fits in this many characters (indentation included) stays on one line
-FOLD = 100          # characters of a value per folded line
+FOLD = 160          # characters of a value line beyond which it is folded (ARNs in policies are ~100)
 BODY = "    "       # the indentation of a value's lines under its path
 
 
@@ -35,11 +34,21 @@ def _masked(value: Any, sensitive: bool) -> Any:
 
 
 def fold(text: str, width: int = FOLD) -> list[str]:
-    """`text` in pieces of at most `width` characters, broken at spaces where possible; "".join() gives it back."""
+    """`text` over lines of at most `width` characters, broken after a space where one is near the end; each
+    continuation keeps the line's indentation plus two spaces. Without that added indentation the pieces join
+    back to the exact text (a fold, never a cut)."""
     if len(text) <= width:
         return [text]
-    return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False, drop_whitespace=False,
-                         replace_whitespace=False, expand_tabs=False)
+    body = text.lstrip(" ")
+    lead = text[: len(text) - len(body)]
+    room = max(width - len(lead) - 2, 20)
+    pieces = []
+    while len(body) > room:
+        cut = body.rfind(" ", room // 2, room) + 1 or room
+        pieces.append(body[:cut])
+        body = body[cut:]
+    pieces.append(body)
+    return [lead + pieces[0]] + [lead + "  " + piece for piece in pieces[1:]]
 
 
 def _pretty(value: Any) -> list[str]:

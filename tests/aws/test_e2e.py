@@ -97,10 +97,11 @@ def test_out_of_band_change_is_drift_naming_resource_and_field(aws_env, fleet_di
     res = run_cli("drift", str(fleet_dir))
     assert res.exit_code == 2, res.output
     assert "aws/aws-eu/Thing/DA1275B1: differs" in res.stdout
-    assert 'attributes.site: manifest "paris", actual "lyon"' in res.stdout
+    assert '~ attributes.site: "paris" → "lyon"' in res.stdout
     as_json = json.loads(run_cli("drift", str(fleet_dir), "--format", "json").stdout)
     assert as_json["inSync"] is False
-    assert as_json["drift"][0]["fields"] == [{"path": "attributes.site", "manifest": "paris", "actual": "lyon"}]
+    assert as_json["drift"][0]["fields"] == [{"drift": "changed", "path": "attributes.site", "manifest": "paris",
+                                             "actual": "lyon"}]
     assert apply_path(fleet_dir).exit_code == 0
     assert run_cli("drift", str(fleet_dir)).exit_code == 0
 
