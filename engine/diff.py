@@ -41,6 +41,7 @@ class _Walker:
         self.rules = {rule.pattern: rule for rule in lists}
         self.wild = [rule for rule in self.rules.values() if "*" in rule.pattern]
         self.absent_is_null = absent_is_null
+        self.strict = not absent_is_null       # exact mode: 1, 1.0 and true are three values, as in JSON text
         self.out: list[FieldChange] = []
 
     def rule(self, pattern: tuple[str, ...]) -> ListKey | None:
@@ -61,7 +62,7 @@ class _Walker:
 
     def walk(self, segments: tuple[Any, ...], pattern: tuple[str, ...], before: Any, after: Any,
              partial: bool = False) -> None:
-        if before == after and isinstance(before, bool) == isinstance(after, bool):   # 1 == True, not in JSON
+        if before == after and (not self.strict or _same_json(before, after)):
             return
         if isinstance(before, dict) and isinstance(after, dict):
             keys = after.keys() if partial else set(before) | set(after)
@@ -146,12 +147,19 @@ class _Walker:
         return value
 
 
+def _same_json(a: Any, b: Any) -> bool:
+    """Equal as JSON text, for values already equal under `==` (which says 1 == 1.0 == True)."""
+    if type(a) is not type(b):
+        return False
+    return canonical_json(a) == canonical_json(b) if isinstance(a, (dict, list, float)) else True
+
+
 def diff_values(before: Any, after: Any, lists: Iterable[ListKey] = (), *, root: tuple[Any, ...] = (),
                 absent_is_null: bool = False) -> list[FieldChange]:
     """Every leaf change that turns `before` into `after`, paths under `root` (a prefix of segments).
 
-    Exact by default: an absent key and a null differ. `lists` patterns are relative to `root`'s first
-    segment downwards, as in `KindDecl.lists`.
+    Exact by default: an absent key and a null differ, and so do 1, 1.0 and true. `lists` patterns start at
+    `root`'s first segment, as in `KindDecl.lists`.
     """
     walker = _Walker(lists, absent_is_null=absent_is_null)
     walker.walk(tuple(root), tuple(str(s) for s in root), before, after)
@@ -161,8 +169,9 @@ def diff_values(before: Any, after: Any, lists: Iterable[ListKey] = (), *, root:
 def diff_fields(desired: Mapping[str, Any], actual: Mapping[str, Any], decl: KindDecl) -> list[FieldChange]:
     """The field changes that turn `actual` into `desired`, in a stable order (field, then path).
 
-    A null and an absent key are the same here (providers read optional fields as null); sensitive fields are
-    compared whole, by fingerprint, and masked.
+    A null and an absent key are the same here (providers read optional fields as null), and values are equal
+    under Python's `==` (a service that returns 30.0 for 30 is no drift); sensitive fields are compared whole,
+    by fingerprint, and masked.
     """
     out: list[FieldChange] = []
     walker: _Walker | None = None
@@ -193,6 +202,8 @@ def apply_changes(value: Any, changes: Iterable[FieldChange]) -> Any:
 
 
 def _apply(value: Any, changes: list[tuple[tuple[Any, ...], FieldChange]]) -> Any:
+    if not changes:
+        return value
     for segs, f in changes:
         if not segs:
             return MISSING if f.op == REMOVE else copy.deepcopy(f.after)

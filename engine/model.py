@@ -209,20 +209,20 @@ class FieldChange:
     after: Any
     sensitive: bool = False
     op: str = ""
-    segments: tuple[Any, ...] = ()
+    segments: tuple[Any, ...] = None       # type: ignore[assignment]  # None: the dotted parts of `path`
 
     def __post_init__(self) -> None:
         if not self.op:
             op = ADD if self.before is None and self.after is not None else (
                 REMOVE if self.after is None and self.before is not None else CHANGE)
             object.__setattr__(self, "op", op)
-        if not self.segments:
+        if self.segments is None:
             object.__setattr__(self, "segments", tuple(self.path.split(".")))
 
     @property
     def field(self) -> str:
         """The top-level spec field the change is in (what immutability and the providers' handlers test)."""
-        return str(self.segments[0])
+        return str(self.segments[0]) if self.segments else ""
 
     @property
     def symbol(self) -> str:
@@ -239,7 +239,8 @@ class FieldChange:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "FieldChange":
-        segments = tuple(Elem.from_json(s) if isinstance(s, dict) else s for s in d.get("segments", ()))
+        raw = d.get("segments")
+        segments = None if raw is None else tuple(Elem.from_json(s) if isinstance(s, dict) else s for s in raw)
         return cls(d["path"], d["before"], d["after"], d.get("sensitive", False), d.get("op", ""), segments)
 
 

@@ -29,8 +29,9 @@ def _compact(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
-def _masked(value: Any, sensitive: bool) -> Any:
-    return SENSITIVE if sensitive and value is not None else value
+def _shown(value: Any) -> str:
+    """A masked side: (sensitive), or null where there is no value."""
+    return "null" if value is None else SENSITIVE
 
 
 def fold(text: str, width: int = FOLD) -> list[str]:
@@ -52,9 +53,10 @@ def fold(text: str, width: int = FOLD) -> list[str]:
 
 
 def _pretty(value: Any) -> list[str]:
-    """The lines a value is shown as: a multi-line string line by line, anything else as indented JSON."""
+    """The lines a value is shown as: a multi-line string line by line (its last newline is said by the `|` or
+    `|-` of the path line), anything else as indented JSON."""
     if isinstance(value, str) and "\n" in value:
-        return value.split("\n")
+        return value[:-1].split("\n") if value.endswith("\n") else value.split("\n")
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).split("\n")
 
 
@@ -69,34 +71,39 @@ def _head(value: Any) -> str:
     return ""
 
 
+def _multiline(value: Any) -> bool:
+    return isinstance(value, str) and "\n" in value
+
+
 def _whole(symbol: str, path: str, value: Any, indent: str) -> list[tuple[str, str]]:
     text = _compact(value)
-    if len(indent) + len(path) + len(text) + 4 <= LINE:
+    if len(indent) + len(path) + len(text) + 4 <= LINE and not _multiline(value):
         return [(symbol, f"{path}: {text}")]
     if isinstance(value, (dict, list)) or (isinstance(value, str) and "\n" in value):
-        lines = _pretty(value)
-        if lines and lines[-1] == "" and isinstance(value, str):
-            lines = lines[:-1]
-        return [(symbol, f"{path}:{_head(value)}")] + _block(symbol, lines)
+        return [(symbol, f"{path}:{_head(value)}")] + _block(symbol, _pretty(value))
     return [(symbol, f"{path}:")] + _block(symbol, [text])
 
 
 def field_pairs(op: str, path: str, before: Any, after: Any, *, sensitive: bool = False,
                 indent: str = "      ") -> list[tuple[str, str]]:
     """The lines of one change as (symbol, text) pairs; `indent` is only used to decide what fits one line."""
-    before, after = _masked(before, sensitive), _masked(after, sensitive)
+    if sensitive or SENSITIVE in (before, after):
+        shown = {ADD: SENSITIVE, REMOVE: SENSITIVE}.get(op, f"{_shown(before)} → {_shown(after)}")
+        return [(OP_SYMBOL[op], f"{path}: {shown}")]
     if op == ADD:
         return _whole(OP_SYMBOL[ADD], path, after, indent)
     if op == REMOVE:
         return _whole(OP_SYMBOL[REMOVE], path, before, indent)
     b, a = _compact(before), _compact(after)
-    if len(indent) + len(path) + len(b) + len(a) + 7 <= LINE:
+    structured = any(isinstance(v, (dict, list)) or _multiline(v) for v in (before, after))
+    if len(indent) + len(path) + len(b) + len(a) + 7 <= LINE and not (_multiline(before) or _multiline(after)):
         return [("~", f"{path}: {b} → {a}")]
-    structured = any(isinstance(v, (dict, list)) or (isinstance(v, str) and "\n" in v) for v in (before, after))
     if not structured:
         return [("~", f"{path}:")] + _block("-", [b]) + _block("+", [a])
     old, new = _pretty(before), _pretty(after)
-    out: list[tuple[str, str]] = [("~", f"{path}:")]
+    heads = (_head(before), _head(after))
+    head = heads[0] if heads[0] == heads[1] else f" {heads[0].strip() or 'JSON'} → {heads[1].strip() or 'JSON'}"
+    out: list[tuple[str, str]] = [("~", f"{path}:{head}")]
     diff = difflib.unified_diff(old, new, lineterm="", n=max(len(old), len(new)))
     for line in diff:
         if line.startswith(("---", "+++", "@@")):
@@ -108,12 +115,12 @@ def field_pairs(op: str, path: str, before: Any, after: Any, *, sensitive: bool 
 def field_lines(op: str, path: str, before: Any, after: Any, *, sensitive: bool = False,
                 indent: str = "      ") -> list[str]:
     """Terminal lines: the indentation, then the symbol, then the text."""
-    return [f"{indent}{symbol} {text}".rstrip() for symbol, text in
+    return [f"{indent}{symbol} {text}" if text.strip() else f"{indent}{symbol}" for symbol, text in
             field_pairs(op, path, before, after, sensitive=sensitive, indent=indent)]
 
 
 def markdown_lines(op: str, path: str, before: Any, after: Any, *, sensitive: bool = False,
                    indent: str = "    ") -> list[str]:
     """Lines of a markdown `diff` block: the symbol first (GitHub colours `+`, `-` and `!`), then the indent."""
-    return [f"{'!' if symbol == '~' else symbol}{indent}{text}".rstrip() for symbol, text in
+    return [f"{'!' if symbol == '~' else symbol}{indent}{text}" if text.strip() else symbol for symbol, text in
             field_pairs(op, path, before, after, sensitive=sensitive, indent=indent)]
