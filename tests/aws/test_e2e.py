@@ -374,7 +374,7 @@ def test_policy_attached_to_a_thing_group(aws_env, fleet_dir):
     assert plan(fleet_dir).exit_code == 0      # an undeclared field is not managed: nothing is detached
     edit(path, "  attributes: {site: paris}", "  attributes: {site: paris}\n  policies: []")
     res = plan(fleet_dir)
-    assert 'policies: ["reader-policy"] → []' in res.stdout
+    assert '- policies[]: "reader-policy"' in res.stdout            # one member of the set, removed
     assert apply_path(fleet_dir).exit_code == 0
     assert iot().list_attached_policies(target=arn)["policies"] == []
 

@@ -395,8 +395,8 @@ def test_twin_drift_names_the_field_and_reported_properties_are_not_drift(azure_
     res = run_cli("drift", str(fleet.root))
     assert res.exit_code == 2, res.output
     assert "azure/hub/Device/device2: differs" in res.stdout
-    assert "desired.telemetryInterval: manifest 30, actual 60" in res.stdout
-    assert "desired.mode.eco: manifest true, actual false" in res.stdout
+    assert "~ desired.telemetryInterval: 30 → 60" in res.stdout           # manifest → actual
+    assert "~ desired.mode.eco: true → false" in res.stdout
     as_json = json.loads(run_cli("drift", str(fleet.root), "--format", "json").stdout)
     assert [f["path"] for f in as_json["drift"][0]["fields"]] == ["desired.mode.eco", "desired.telemetryInterval"]
 
@@ -415,7 +415,7 @@ def test_identity_drift_status_disabled_out_of_band(azure_env, fleet, client):
     keys = device["authentication"]["symmetricKey"]
     client.update_device("device3", {"type": "sas", **keys}, "disabled", False, device["etag"])
     res = run_cli("drift", str(fleet.root))
-    assert res.exit_code == 2 and 'status: manifest "enabled", actual "disabled"' in res.stdout
+    assert res.exit_code == 2 and '~ status: "enabled" → "disabled"' in res.stdout
     plan = fleet.plan()
     assert "step: update the identity: status (If-Match etag, keeping the keys the service generated)" in plan.stdout
     assert fleet.apply().exit_code == 0

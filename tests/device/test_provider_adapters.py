@@ -85,7 +85,8 @@ def test_adapter_plan_apply_read_back_is_empty(case: str, make) -> None:
     change = device_changes(plan)[device_id]
     assert change["address"] == f"device/{model}/{device_id}" and change["kind"] == "device.DeviceConfig"
     golden = json.loads((GOLDEN / case / "changes.json").read_text())   # the library's rules, unchanged
-    assert change["fields"] == [{"path": ("slots." if c["kind"] == "slot" else "registers.") + c["name"],
+    assert change["fields"] == [{"op": "add" if c["before"] is None else "remove" if c["after"] is None else "change",
+                                 "path": ("slots." if c["kind"] == "slot" else "registers.") + c["name"],
                                  "before": c["before"], "after": c["after"], **({"sensitive": True} if c["sensitive"]
                                                                                  else {})} for c in golden]
     assert change["ids"]["planned"] == [[c["kind"], c["name"], c["action"], c["fingerprint"]] for c in golden]

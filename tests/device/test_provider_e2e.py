@@ -37,7 +37,7 @@ def test_one_plan_cloud_then_devices_apply_read_back_is_empty(aws_env, tmp_path:
     assert order.index("aws/aws-eu/Certificate/springpark-da1275b0") < order.index(b0["address"])
     host = endpoint()
     broker = next(f for f in b0["fields"] if f["path"] == "registers.mqtt_broker")
-    assert broker == {"path": "registers.mqtt_broker", "before": "", "after": host}
+    assert broker == {"op": "change", "path": "registers.mqtt_broker", "before": "", "after": host}
     assert [f["path"] for f in b0["fields"]][-1] == "registers.profile"          # the mode switch goes last
     assert b0["steps"][-1].startswith("deliver: run DA1275B0.sh")
     nina = devices["D4-CA-6E-0A-1B-2C"]
@@ -103,8 +103,8 @@ def test_secrets_never_in_plans_journals_or_public_artifacts(aws_env, tmp_path: 
         seen += [res.stdout, res.stderr]
     plan = json.loads((ws.root / "plan.json").read_text())
     password = next(f for f in device_changes(plan)["DA1275B1"]["fields"] if f["path"] == "registers.mqtt_password")
-    assert password == {"path": "registers.mqtt_password", "before": "(sensitive)", "after": "(sensitive)",
-                        "sensitive": True}
+    assert password == {"op": "change", "path": "registers.mqtt_password", "before": "(sensitive)",
+                        "after": "(sensitive)", "sensitive": True}
     seen.append(ws.cli("show", str(ws.root / "plan.json")).stdout)
     drift = ws.cli("drift", str(ws.fleet), "--dumps", str(ws.dumps), "--format", "json")
     seen += [drift.stdout, drift.stderr]
