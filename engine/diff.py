@@ -120,18 +120,16 @@ class _Walker:
         seen: dict[tuple, int] = {}
         for item in items:
             if rule.by == "key" and isinstance(item, dict) and rule.key in item:
-                base: tuple = ("key", canonical_json(item[rule.key]))
-                make = lambda nth, item=item: Elem("key", item[rule.key], key=rule.key, nth=nth)  # noqa: E731
+                by, value, base = "key", item[rule.key], ("key", canonical_json(item[rule.key]))
             elif rule.by == "type" and isinstance(item, dict) and len(item) == 1:
-                name = next(iter(item))
-                base = ("type", name)
-                make = lambda nth, name=name: Elem("type", name, nth=nth)  # noqa: E731
+                by = "type"
+                value = next(iter(item))
+                base = ("type", value)
             else:
-                base = ("member", canonical_json(self.normal(item, pattern)))
-                make = lambda nth, item=item: Elem("member", item, nth=nth)  # noqa: E731
+                by, value, base = "member", item, ("member", canonical_json(self.normal(item, pattern)))
             nth = seen.get(base, 0)
             seen[base] = nth + 1
-            out[base + (nth,)] = (make(nth), item)
+            out[base + (nth,)] = (Elem(by, value, key=rule.key if by == "key" else "", nth=nth), item)
         return out
 
     def normal(self, value: Any, pattern: tuple[str, ...]) -> Any:
