@@ -1,7 +1,10 @@
 """Views of a Plan: text (terminal), markdown (pull-request comment), json (machines).
 
 Renderers only read the Plan; the planner never prints. Sensitive values are masked in the Plan itself
-(fields carry "(sensitive)"), so every view honours the mask by construction.
+(fields carry "(sensitive)"), so every view honours the mask by construction, and a field marked sensitive is
+shown masked whatever it holds. Every view is complete: each field change is shown to the leaf and in full
+(engine/plan/fieldview.py: folded, never cut); a markdown comment that must fit GitHub's limit leaves out whole
+changes in DROP_ORDER and says how many, never part of a value.
 """
 from __future__ import annotations
 

@@ -106,7 +106,7 @@ def test_a_later_change_to_any_thing_field_shows_in_the_plan(tmp_path, monkeypat
     drifted = [ActualResource(a.address, a.kind, {**a.state, field: value}, ids=a.ids)
                if a.address.name == "DA1275B0" and a.kind == "aws.Thing" else a for a in renamed(ACCOUNT)]
     result = plan(load_fleet(out, {}, resolve_secrets=False).desired, drifted, PlanOptions())
-    assert [(str(c.address), c.fields[0].path.split(".")[0]) for c in result.changes] == [
+    assert [(str(c.address), c.fields[0].field) for c in result.changes] == [
         ("aws/aws-eu/Thing/DA1275B0", field)]
 
 

@@ -138,7 +138,7 @@ def test_adopt_plans_one_marker_update_per_resource_then_nothing(aws_env, tmp_pa
     assert len(changes) == 4 + 2 + 3 + 2 + 1 + 1        # things, groups, types, policies, CA, rule
     for ch in changes:
         assert ch["action"] == "update"
-        assert ch["fields"] == [{"path": "managedBy", "before": None, "after": "fleetctl"}]
+        assert ch["fields"] == [{"op": "add", "path": "managedBy", "before": None, "after": "fleetctl"}]
     assert "add the ownership marker attribute managed-by=fleetctl" in first.stdout
     applied = run_cli("apply", str(tmp_path / "adopt.json"), "--fleet", str(out))
     assert applied.exit_code == 0, applied.output
