@@ -56,16 +56,22 @@ def test_five_thousand_changes_fit_one_comment() -> None:
     for row in ("| aws.Policy | 100 |  |  |  |", "| aws.Thing |  |  | 4000 | 600 |",
                 "| aws.ThingGroup |  | 300 |  |  |", "| **total** | **100** | **300** | **4000** | **600** |"):
         assert row in md
-    warning = md.index("> [!WARNING]\n> **400 destructive change(s)**")
-    assert warning < first_details
-    assert "> - `-` **delete** `aws/aws-eu/Policy/P000`" in md and "… and 350 more" in md
+    # the "Needs attention" block (engine/plan/attention.py) replaced the "destructive change(s)" warning: right
+    # after the summary line, before the kind table; deletes first; every code keeps its count when capped
+    caution = md.index("> [!CAUTION]\n> **Needs attention: 400 item(s)** (400 warning)")
+    assert md.index(lines[3]) < caution < table < first_details
+    assert ("> - 🟠 **delete** `aws/aws-eu/Policy/P000`: `deletes the aws.Policy (managed by fleetctl, no longer "
+            "declared, pruning enabled)`") in md
+    assert md.index("**delete** `aws/aws-eu/Policy/P000`") < md.index("**replace** `aws/aws-eu/ThingGroup/G000`")
+    assert "> - … and 50 more **delete**" in md and "> - … and 250 more **replace**" in md
+    assert "! replace aws/aws-eu/ThingGroup/G000  (parent cannot be updated in place)  [!replace]" in md
     summaries = re.findall(r"<details( open)?><summary>(.*?)</summary>", md)
     assert summaries == [(" open", "⚠️ aws.Policy: 100 destructive change(s)"),
                          (" open", "⚠️ aws.ThingGroup: 300 destructive change(s)"),
                          ("", "aws.Thing: 4600 change(s)")]
     assert md.count("<details") == md.count("</details>") and md.count("```") % 2 == 0
     assert f"the full plan is in the workflow artifact `{ARTIFACT_PREFIX}{COMMIT}`" in md
-    assert "! replace aws/aws-eu/ThingGroup/G299  (parent cannot be updated in place)" in md   # destructive: all
+    assert "! replace aws/aws-eu/ThingGroup/G299  (parent cannot be updated in place)  [!replace]" in md  # all listed
     assert md.rstrip().endswith("the pull request must be re-planned._")
 
 
