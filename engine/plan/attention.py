@@ -255,7 +255,7 @@ def _words(c: Change) -> dict[str, str]:
     """The values templates may name."""
     d, a = c.desired, c.actual
     kind = c.kind.split(".", 1)[-1]
-    att = _get(d, "attestation.x509.caReferences.primary")
+    att = _get(d, "attestation.caReferences.primary")
     return {"name": c.address.name, "status": str(d.get("status", "absent")),
             "actual_status": str(a.get("status", "absent")), "auto": str(d.get("autoRegistration", "DISABLE")),
             "what": {"ThingGroup": "thing group", "Certificate": "certificate", "EnrollmentGroup": "enrollment group",
