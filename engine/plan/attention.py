@@ -23,6 +23,7 @@ it is no escalation. Items are values; codes and severities are closed vocabular
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping
 
 from engine.model import Action, Change
@@ -146,7 +147,7 @@ def _names(key: str) -> Callable[[Mapping[str, Any]], frozenset[str]]:
 def _get(state: Mapping[str, Any], path: str) -> Any:
     value: Any = state
     for part in path.split("."):
-        value = value.get(part) if isinstance(value, Mapping) else None
+        value = value.get(part) if isinstance(value, dict) else None
     return value
 
 
@@ -252,20 +253,31 @@ HUB_CA_VERIFIED = Capability(
 
 
 def _words(c: Change) -> dict[str, str]:
-    """The values templates may name."""
+    """The values templates may name (computed only for a change that has an item)."""
     d, a = c.desired, c.actual
     kind = c.kind.split(".", 1)[-1]
-    att = _get(d, "attestation.caReferences.primary")
-    return {"name": c.address.name, "status": str(d.get("status", "absent")),
-            "actual_status": str(a.get("status", "absent")), "auto": str(d.get("autoRegistration", "DISABLE")),
-            "what": {"ThingGroup": "thing group", "Certificate": "certificate", "EnrollmentGroup": "enrollment group",
-                     "Enrollment": "enrollment"}.get(kind, kind),
-            "type": {"JITP": "JITP"}.get(str(d.get("type")), "fleet"),
-            "auth": str(_get(d, "authentication.type")), "att": str(_get(d, "attestation.type")),
-            "group": " (every device that derives a key from it)" if kind == "EnrollmentGroup" else "",
-            "admits": f"certificates CA {att} signs" if att else ("holders of the group key"
-                                                                  if _get(d, "attestation.type") == "symmetricKey"
-                                                                  else "its attestation")}
+    words = {"name": c.address.name, "status": str(d.get("status", "absent")),
+             "actual_status": str(a.get("status", "absent")), "auto": str(d.get("autoRegistration", "DISABLE")),
+             "what": _WHAT.get(kind, kind), "type": "JITP" if d.get("type") == "JITP" else "fleet",
+             "auth": "", "att": "", "group": "", "admits": ""}
+    if c.kind.startswith("azure."):
+        ca = _get(d, "attestation.caReferences.primary")
+        words.update(auth=str(_get(d, "authentication.type")), att=str(_get(d, "attestation.type")),
+                     group=" (every device that derives a key from it)" if kind == "EnrollmentGroup" else "",
+                     admits=f"certificates CA {ca} signs" if ca else (
+                         "holders of the group key" if _get(d, "attestation.type") == "symmetricKey"
+                         else "its attestation"))
+    return words
+
+
+_WHAT = {"ThingGroup": "thing group", "Certificate": "certificate", "EnrollmentGroup": "enrollment group",
+         "Enrollment": "enrollment"}
+
+
+@lru_cache(maxsize=4096)
+def _item(code: str, message: str, severity: str, drift: Attention | None = None) -> Attention:
+    """One shared value per distinct item: 100,000 certificates created ACTIVE hold one Attention, not 100,000."""
+    return Attention(code, message, severity, drift)
 
 
 def _say(template: str, words: Mapping[str, str], item: str) -> str:
@@ -287,14 +299,14 @@ def _capability(cap: Capability) -> Callable[[Change], list[Attention]]:
             template = cap.created if fresh else cap.gained
             if not template:
                 continue
-            drift = (Attention(cap.opposite, _say(cap.less, words, item), Severity.WARNING)
+            drift = (_item(cap.opposite, _say(cap.less, words, item), Severity.WARNING)
                      if c.action is not Action.CREATE and item not in actual and cap.less else None)
-            out.append(Attention(cap.code, _say(template, words, item), Severity.HIGH, drift))
+            out.append(_item(cap.code, _say(template, words, item), Severity.HIGH, drift))
         for item in lost:
             if not cap.lost:
                 continue
-            drift = Attention(cap.code, _say(cap.more, words, item), Severity.HIGH) if cap.more else None
-            out.append(Attention(cap.opposite, _say(cap.lost, words, item), Severity.INFO, drift))
+            drift = _item(cap.code, _say(cap.more, words, item), Severity.HIGH) if cap.more else None
+            out.append(_item(cap.opposite, _say(cap.lost, words, item), Severity.INFO, drift))
         return out
     return check
 

@@ -49,7 +49,9 @@ class Plan:
             "desiredDigest": self.desired_digest,
             "options": self.options,
             "summary": self.counts(),
-            "attention": [{"address": str(c.address), **a.to_json()} for c, a in self.attention],
+            # every item in one list, for a CI step or a reviewer's jq (each change carries its own, drift words too)
+            "attention": [{"address": str(c.address), "code": a.code, "severity": a.severity, "message": a.message}
+                          for c, a in self.attention],
             "changes": [change_to_json(c) for c in self.changes],
             "unmanaged": list(self.unmanaged),
             "interrupted": list(self.interrupted),

@@ -336,7 +336,10 @@ def test_the_planner_stores_attention_and_the_plan_file_round_trips_it() -> None
     assert [(x["address"], x["code"]) for x in data["attention"]] == [
         ("aws/aws-eu/Policy/reader-policy", Code.PERMISSIONS_NARROWED),
         ("aws/aws-eu/Certificate/c1", Code.CERTIFICATE_ACTIVATED), ("aws/aws-eu/Thing/gone", Code.DELETE)]
-    assert data["attention"][0]["drift"]["code"] == Code.PERMISSIONS_WIDENED
+    assert data["attention"][0] == {"address": "aws/aws-eu/Policy/reader-policy", "code": Code.PERMISSIONS_NARROWED,
+                                    "severity": Severity.INFO, "message": by["reader-policy"].attention[0].message}
+    policy_json = next(c for c in data["changes"] if c["address"].endswith("reader-policy"))
+    assert policy_json["attention"][0]["drift"]["code"] == Code.PERMISSIONS_WIDENED
     again = plan_from_json(data)
     assert again.changes == p.changes and again.dumps() == p.dumps()
     for c in p.changes:
@@ -401,7 +404,9 @@ def test_drift_reads_the_actual_side_widened_in_text_markdown_and_json() -> None
                                     "severity": Severity.HIGH, "message": "actual policy grants more than the "
                                     "manifest: Statement[Sid=Widen]: Allow iot:* on * (wildcard)"}
     entry = next(d for d in data["drift"] if d["address"].endswith("reader-policy"))
-    assert entry["attention"] == [data["attention"][0] | {}] or entry["attention"][0]["code"] == Code.PERMISSIONS_WIDENED
+    assert entry["attention"] == [{k: v for k, v in data["attention"][0].items() if k != "address"}]
+    cert = next(d for d in data["drift"] if d["address"].endswith("c1"))
+    assert [a["code"] for a in cert["attention"]] == [Code.CERTIFICATE_DEACTIVATED]
     # the manifest widening (not applied yet) is no escalation in drift
     manifest_wider = plan([DesiredResource(A, "aws.Policy", {"document": doc(CONNECT, WIDEN), "keepVersions": 5})],
                           [ActualResource(A, "aws.Policy", {"document": doc(CONNECT), "keepVersions": 5}, managed=True)],
@@ -485,9 +490,12 @@ def test_out_of_band_widening_is_flagged_in_drift_plan_and_show(aws_env, fleet_d
     md = run_cli("plan", str(fleet_dir), "--format", "markdown").stdout
     assert f"> - ℹ️ **permissions-narrowed** `{address}`: `{plan_words}`" in md
     data = _json_plan(fleet_dir)
-    assert data["attention"] == [{"address": address, "code": "permissions-narrowed", "message": plan_words,
-                                  "severity": "info", "drift": {"code": "permissions-widened", "message": drift_words,
-                                                                "severity": "high"}}]
+    assert data["attention"] == [{"address": address, "code": "permissions-narrowed", "severity": "info",
+                                  "message": plan_words}]
+    (policy,) = [c for c in data["changes"] if c["address"] == address]
+    assert policy["attention"] == [{"code": "permissions-narrowed", "message": plan_words, "severity": "info",
+                                    "drift": {"code": "permissions-widened", "message": drift_words,
+                                              "severity": "high"}}]
     shown = run_cli("show", str(tmp_path / "plan.json"), "--address", address)
     assert f"  ~ update {address}  [!permissions-narrowed]" in shown.stdout
     assert f"      attention: [!permissions-narrowed] (info) {plan_words}" in shown.stdout
