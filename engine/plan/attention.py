@@ -349,14 +349,13 @@ CHECKS: dict[str, tuple[Callable[[Change], list[Attention]], ...]] = {
 def _destructive(c: Change) -> list[Attention]:
     if c.action is Action.DELETE:
         why = c.reason or "no longer declared"
-        return [Attention(Code.DELETE, f"deletes the {c.kind} ({why})", Severity.WARNING,
-                          Attention(Code.DELETE, f"exists, is managed by fleetctl and no manifest declares it: "
-                                                 f"re-applying deletes it", Severity.WARNING))]
+        return [_item(Code.DELETE, f"deletes the {c.kind} ({why})", Severity.WARNING,
+                      _item(Code.DELETE, "exists, is managed by fleetctl and no manifest declares it: re-applying "
+                                         "deletes it", Severity.WARNING))]
     if c.action is Action.REPLACE:
-        why = c.reason or "it cannot be updated in place"
-        return [Attention(Code.REPLACE, f"deletes and re-creates the {c.kind} ({why})", Severity.WARNING,
-                          Attention(Code.REPLACE, f"differs from the manifest where it cannot be updated in place "
-                                                  f"({why}): re-applying deletes and re-creates it", Severity.WARNING))]
+        why = c.reason or "a field differs that cannot be updated in place"
+        return [_item(Code.REPLACE, f"deletes and re-creates the {c.kind} ({why})", Severity.WARNING,
+                      _item(Code.REPLACE, f"{why}: re-applying deletes and re-creates it", Severity.WARNING))]
     return []
 
 
