@@ -521,3 +521,68 @@ def test_manifest_widening_is_flagged_in_the_plan_and_a_prune_delete_is_listed(a
     assert "  - aws/aws-eu/Thing/DA1275B2  [!delete]" in out
     drift = run_cli("drift", str(fleet_dir), "--prune").stdout
     assert "[!permissions-widened]" not in drift and "[!permissions-narrowed]" in drift
+
+
+# ------------------------------------------------------------------------------------------ soundness (hypothesis)
+from fnmatch import fnmatchcase  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+ACTIONS = ["iot:Connect", "iot:Publish", "iot:Receive", "iot:Subscribe", "iot:DeleteThing"]
+RESOURCES = [f"{ARN}:topic/a", f"{ARN}:topic/a/b", f"{ARN}:topic/c", f"{ARN}:client/r1", f"{ARN}:client/r2"]
+ACTION_PATTERNS = ACTIONS + ["iot:*", "iot:P*", "*", "iot:?onnect"]
+RESOURCE_PATTERNS = RESOURCES + ["*", f"{ARN}:topic/*", f"{ARN}:topic/a*", f"{ARN}:client/r?"]
+CLIENTS = ["r1", "r2", "r3"]
+
+
+def _statement() -> st.SearchStrategy:
+    def build(effect, actions, not_actions, resources, not_resources, sid, clients):
+        s = {"Effect": effect, "Resource" if not not_resources else "NotResource": resources}
+        s["NotAction" if not_actions else "Action"] = actions if len(actions) > 1 else actions[0]
+        if clients is not None:
+            s["Condition"] = {"StringEquals": {"iot:ClientId": clients}}
+        return {**s, **({"Sid": sid} if sid else {})}
+    return st.builds(build, st.sampled_from(["Allow", "Deny"]), st.lists(st.sampled_from(ACTION_PATTERNS), min_size=1,
+                                                                         max_size=3),
+                     st.booleans(),
+                     st.lists(st.sampled_from(RESOURCE_PATTERNS), min_size=1, max_size=3),
+                     st.booleans(), st.sampled_from([None, None, "A", "B"]),
+                     st.none() | st.lists(st.sampled_from(CLIENTS), min_size=1, max_size=2, unique=True))
+
+
+def _documents() -> st.SearchStrategy:
+    return st.lists(_statement(), min_size=0, max_size=4).map(lambda ss: doc(*ss))
+
+
+def _matches(s: dict, action: str, resource: str, client: str) -> bool:
+    listed = lambda v: [v] if isinstance(v, str) else v  # noqa: E731
+    if "Condition" in s and client not in s["Condition"]["StringEquals"]["iot:ClientId"]:
+        return False
+    if "NotAction" in s:
+        if any(fnmatchcase(action.lower(), p.lower()) for p in listed(s["NotAction"])):
+            return False
+    elif not any(fnmatchcase(action.lower(), p.lower()) for p in listed(s["Action"])):
+        return False
+    if "NotResource" in s:
+        return not any(fnmatchcase(resource, p) for p in listed(s["NotResource"]))
+    return any(fnmatchcase(resource, p) for p in listed(s["Resource"]))
+
+
+def _allowed(document: dict) -> set[tuple[str, str]]:
+    """A reference reading over a finite universe of requests (action, resource, client id): allowed when some
+    Allow matches and no Deny does."""
+    statements_ = document["Statement"]
+    return {(a, r, c) for a in ACTIONS for r in RESOURCES for c in CLIENTS
+            if any(s["Effect"] == "Allow" and _matches(s, a, r, c) for s in statements_)
+            and not any(s["Effect"] == "Deny" and _matches(s, a, r, c) for s in statements_)}
+
+
+@settings(max_examples=400, deadline=None)
+@given(_documents(), _documents())
+def test_no_finding_means_nothing_more_is_allowed(before: dict, after: dict) -> None:
+    """Soundness: when the analysis finds no widening, `after` allows no request `before` denies (checked by brute
+    force over concrete actions and resources); a document never widens itself or a reordering of itself."""
+    if not widenings(before, after):
+        assert _allowed(after) <= _allowed(before), (before, after)
+    assert widenings(before, before) == []
+    assert widenings(before, doc(*reversed(before["Statement"]))) == []
