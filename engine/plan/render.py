@@ -99,7 +99,8 @@ def _code_span(text: str) -> str:
     return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
-def attention_markdown(items: list[tuple[str, Attention]], hint: str, *, budget: int = MARKDOWN_BUDGET // 3) -> list[str]:
+def attention_markdown(items: list[tuple[str, Attention]], hint: str, *,
+                       budget: int = MARKDOWN_BUDGET // 3) -> list[str]:
     """The "Needs attention" block of a PR comment or drift issue: a `> [!CAUTION]` alert listing each item. It is
     part of the head, which shrinking never drops: when it would take more than `budget` characters, fewer items
     of each code are listed, and every code keeps its count."""
@@ -384,15 +385,15 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
         rows: list[str] = []
         for c in plan.changes:
             state = DriftState.of(c)
+            where = f"`{c.address}`{flag_suffix(drift_attention(c))}"
             if state == DriftState.MISSING:
-                rows.append(f"| `{c.address}`{flag_suffix(drift_attention(c))} | (whole resource) | declared | missing |")
+                rows.append(f"| {where} | (whole resource) | declared | missing |")
                 continue
             if state == DriftState.NOT_DECLARED:
-                rows.append(f"| `{c.address}`{flag_suffix(drift_attention(c))} | (whole resource) | not declared | "
-                            "exists (managed) |")
+                rows.append(f"| {where} | (whole resource) | not declared | exists (managed) |")
                 continue
-            for i, f in enumerate(c.fields):
-                rows.append(f"| `{c.address}`{flag_suffix(drift_attention(c)) if i == 0 else ''} | `{_cell(f.path)}` | {_cell(_value(f.after, 60, f.sensitive))} | "
+            for f in c.fields:
+                rows.append(f"| {where} | `{_cell(f.path)}` | {_cell(_value(f.after, 60, f.sensitive))} | "
                             f"{_cell(_value(f.before, 60, f.sensitive))} |")
         tail = _orphan_lines(orphans)
         out = head + rows + tail
@@ -407,7 +408,8 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
     out += attention_text(_drift_items(plan))
     for c in plan.changes:
         state = DriftState.of(c)
-        out.append(f"  {c.address}: {state}" + (f"  ({c.source})" if c.source else "") + flag_suffix(drift_attention(c)))
+        out.append(f"  {c.address}: {state}" + (f"  ({c.source})" if c.source else "")
+                   + flag_suffix(drift_attention(c)))
         if state == DriftState.DIFFERS:
             for f in c.fields:
                 out.append(f"      {f.path}: manifest {_value(f.after, sensitive=f.sensitive)}, "
