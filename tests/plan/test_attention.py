@@ -5,10 +5,12 @@ end on moto: the example fleet's first plan, an out-of-band `iot:*` widening in 
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import boto3
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.plan import drilldown
@@ -44,7 +46,6 @@ def test_an_added_allow_statement_is_named_by_sid_and_says_exactly_what_it_grant
     assert findings[0].as_change() == "adds Allow iot:* on * (wildcard)"
     assert findings[0].describe() == "Allow iot:* on * (wildcard)"
     assert widenings(after, before) == []          # removing it only narrows
-    assert one(widenings(after, before) or widenings(before, after))[0] == "Statement[Sid=Widen]"
 
 
 def test_unchanged_reordered_and_narrowed_documents_do_not_widen() -> None:
@@ -230,7 +231,8 @@ def test_certificates_activated_and_policies_attached_both_ways() -> None:
     assert [(a.code, a.message) for a in attached] == [
         (Code.POLICY_ATTACHED, "attaches policy b to the certificate"),
         (Code.POLICY_DETACHED, "detaches policy c from the certificate")]
-    assert attached[1].drift.message == "policy c is attached to the actual certificate; the manifest does not attach it"
+    assert attached[1].drift.message == ("policy c is attached to the actual certificate; the manifest does not "
+                                         "attach it")
     replaced = assess(change("aws.Certificate", Action.REPLACE, {"status": "ACTIVE", "certificateId": "new"},
                              {"status": "ACTIVE", "certificateId": "old"}, reason="certificateId cannot be updated"))
     assert codes(replaced) == [(Code.CERTIFICATE_ACTIVATED, Severity.HIGH), (Code.REPLACE, Severity.WARNING)]
@@ -352,11 +354,12 @@ def test_text_and_markdown_list_needs_attention_at_the_top_and_flag_each_change_
     out = text(p)
     lines = out.splitlines()
     assert lines[2] == "Needs attention (3: 1 high, 1 warning, 1 info):"
-    assert lines[3] == "  ! [!certificate-activated] aws/aws-eu/Certificate/c1: sets the certificate ACTIVE (it can connect)"
+    assert lines[3] == ("  ! [!certificate-activated] aws/aws-eu/Certificate/c1: sets the certificate ACTIVE (it can "
+                        "connect)")
     assert lines[4] == "  ! [!delete] aws/aws-eu/Thing/gone: deletes the aws.Thing (managed by fleetctl, no longer " \
                        "declared, pruning enabled)"
-    assert lines[5] == ("  i [!permissions-narrowed] aws/aws-eu/Policy/reader-policy: actual policy grants more than the "
-                        "manifest: Statement[Sid=Widen]: Allow iot:* on * (wildcard); applying removes it")
+    assert lines[5] == ("  i [!permissions-narrowed] aws/aws-eu/Policy/reader-policy: actual policy grants more than "
+                        "the manifest: Statement[Sid=Widen]: Allow iot:* on * (wildcard); applying removes it")
     assert "  ~ aws/aws-eu/Policy/reader-policy  [!permissions-narrowed]" in lines
     assert "  - aws/aws-eu/Thing/gone  [!delete]" in lines
     assert lines.index("  ~ aws/aws-eu/Policy/reader-policy  [!permissions-narrowed]") > 5
@@ -390,8 +393,8 @@ def test_drift_reads_the_actual_side_widened_in_text_markdown_and_json() -> None
     p = widened_plan()
     report = drift_report(p, "text").splitlines()
     assert report[1] == "Needs attention (3: 1 high, 2 warning):"
-    assert report[2] == ("  ! [!permissions-widened] aws/aws-eu/Policy/reader-policy: actual policy grants more than the "
-                         "manifest: Statement[Sid=Widen]: Allow iot:* on * (wildcard)")
+    assert report[2] == ("  ! [!permissions-widened] aws/aws-eu/Policy/reader-policy: actual policy grants more than "
+                         "the manifest: Statement[Sid=Widen]: Allow iot:* on * (wildcard)")
     assert "  aws/aws-eu/Policy/reader-policy: differs  [!permissions-widened]" in report
     assert "  aws/aws-eu/Certificate/c1: differs  [!certificate-deactivated]" in report
     md = drift_report(p, "markdown")
@@ -408,9 +411,9 @@ def test_drift_reads_the_actual_side_widened_in_text_markdown_and_json() -> None
     cert = next(d for d in data["drift"] if d["address"].endswith("c1"))
     assert [a["code"] for a in cert["attention"]] == [Code.CERTIFICATE_DEACTIVATED]
     # the manifest widening (not applied yet) is no escalation in drift
-    manifest_wider = plan([DesiredResource(A, "aws.Policy", {"document": doc(CONNECT, WIDEN), "keepVersions": 5})],
-                          [ActualResource(A, "aws.Policy", {"document": doc(CONNECT), "keepVersions": 5}, managed=True)],
-                          PlanOptions())
+    manifest_wider = plan(
+        [DesiredResource(A, "aws.Policy", {"document": doc(CONNECT, WIDEN), "keepVersions": 5})],
+        [ActualResource(A, "aws.Policy", {"document": doc(CONNECT), "keepVersions": 5}, managed=True)], PlanOptions())
     assert "[!permissions-widened]" in text(manifest_wider)
     drift_text = drift_report(manifest_wider, "text")
     assert "[!permissions-widened]" not in drift_text and "[!permissions-narrowed]" in drift_text
@@ -524,10 +527,6 @@ def test_manifest_widening_is_flagged_in_the_plan_and_a_prune_delete_is_listed(a
 
 
 # ------------------------------------------------------------------------------------------ soundness (hypothesis)
-from fnmatch import fnmatchcase  # noqa: E402
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
 ACTIONS = ["iot:Connect", "iot:Publish", "iot:Receive", "iot:Subscribe", "iot:DeleteThing"]
 RESOURCES = [f"{ARN}:topic/a", f"{ARN}:topic/a/b", f"{ARN}:topic/c", f"{ARN}:client/r1", f"{ARN}:client/r2"]
 ACTION_PATTERNS = ACTIONS + ["iot:*", "iot:P*", "*", "iot:?onnect"]
