@@ -585,3 +585,23 @@ def test_no_finding_means_nothing_more_is_allowed(before: dict, after: dict) -> 
         assert _allowed(after) <= _allowed(before), (before, after)
     assert widenings(before, before) == []
     assert widenings(before, doc(*reversed(before["Statement"]))) == []
+
+
+def test_a_policy_document_written_as_a_json_string_compares_statement_by_statement(aws_env, fleet_dir):
+    """PolicySpec accepts the document as a JSON string: re-declared that way with one statement added, the plan
+    flags that statement only (the other four are the same statements, in another notation)."""
+    import yaml
+    assert run_cli("apply", str(fleet_dir), "--auto-approve").exit_code == 0
+    path = fleet_dir / "aws" / "springpark.yaml"
+    docs = path.read_text().split("\n---\n")
+    (index,) = [i for i, d in enumerate(docs) if "kind: Policy" in d]
+    manifest = yaml.safe_load(docs[index])
+    document = manifest["spec"]["document"]
+    document["Statement"].insert(0, {"Sid": "Widen", "Effect": "Allow", "Action": ["iot:*"], "Resource": ["*"]})
+    manifest["spec"]["document"] = json.dumps(document, indent=1)
+    docs[index] = yaml.safe_dump(manifest, sort_keys=False)
+    path.write_text("\n---\n".join(docs))
+    data = _json_plan(fleet_dir)
+    assert [(x["address"], x["code"], x["message"]) for x in data["attention"]] == [
+        ("aws/aws-eu/Policy/reader-policy", "permissions-widened",
+         "Statement[Sid=Widen]: adds Allow iot:* on * (wildcard)")]
