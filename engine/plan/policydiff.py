@@ -170,11 +170,32 @@ def has_wildcard(value: str, resource: bool = False) -> bool:
     return False
 
 
+# Condition operators whose values are alternatives (more values admit more requests) and their negations (more
+# values admit fewer); for any other operator (numeric, date, Null, ...) only the same values are known to be no
+# looser. Set qualifiers (ForAnyValue:, ForAllValues:) keep the relation; `…IfExists` is another operator.
+_ALTERNATIVES = {"StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike", "IpAddress", "Bool",
+                 "BinaryEquals"}
+_NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike",
+            "NotIpAddress"}
+
+
+def _relation(operator: str) -> str:
+    base = operator.split(":", 1)[-1]
+    base = base[: -len("IfExists")] if base.endswith("IfExists") else base
+    return "any" if base in _ALTERNATIVES else "none" if base in _NEGATED else "same"
+
+
+def _no_looser(operator: str, new: frozenset[str], old: frozenset[str]) -> bool:
+    """Whether the condition (operator, new values) admits no request that (operator, old values) does not."""
+    relation = _relation(operator)
+    return new <= old if relation == "any" else new >= old if relation == "none" else new == old
+
+
 def _at_least_as_strict(strict: Mapping[tuple[str, str], frozenset[str]],
                         loose: Mapping[tuple[str, str], frozenset[str]]) -> bool:
     """Whether a statement with conditions `strict` applies in no case where one with `loose` does not: every
-    condition of `loose` is also required by `strict`, with no more allowed values."""
-    return all(k in strict and strict[k] <= v for k, v in loose.items())
+    condition of `loose` is also required by `strict`, and admits no more."""
+    return all(k in strict and _no_looser(k[0], strict[k], v) for k, v in loose.items())
 
 
 def _may_exclude(exclusions: tuple[str, ...], value: str, ignore_case: bool) -> bool:
@@ -373,8 +394,12 @@ def _loosened(old: Statement, new: Statement) -> list[str]:
     for key, values in sorted(before.items()):
         if key not in after:
             out.append(f"Condition {_condition_text(key, values)} not required")
-        elif not after[key] <= values:
-            out.append(f"Condition {key[0]} {key[1]} also allows {_listing(sorted(after[key] - values))}")
+        elif not _no_looser(key[0], after[key], values):
+            relation, now = _relation(key[0]), after[key]
+            out.append(f"Condition {key[0]} {key[1]} " + (
+                f"also allows {_listing(sorted(now - values))}" if relation == "any" and values <= now
+                else f"no longer excludes {_listing(sorted(values - now))}" if relation == "none" and now <= values
+                else f"is {_listing(sorted(now))}, was {_listing(sorted(values))}"))
     return out
 
 

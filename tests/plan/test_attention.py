@@ -535,18 +535,19 @@ CLIENTS = ["r1", "r2", "r3"]
 
 
 def _statement() -> st.SearchStrategy:
-    def build(effect, actions, not_actions, resources, not_resources, sid, clients):
+    def build(effect, actions, not_actions, resources, not_resources, sid, clients, operator):
         s = {"Effect": effect, "Resource" if not not_resources else "NotResource": resources}
         s["NotAction" if not_actions else "Action"] = actions if len(actions) > 1 else actions[0]
         if clients is not None:
-            s["Condition"] = {"StringEquals": {"iot:ClientId": clients}}
+            s["Condition"] = {operator: {"iot:ClientId": clients}}
         return {**s, **({"Sid": sid} if sid else {})}
     return st.builds(build, st.sampled_from(["Allow", "Deny"]), st.lists(st.sampled_from(ACTION_PATTERNS), min_size=1,
                                                                          max_size=3),
                      st.booleans(),
                      st.lists(st.sampled_from(RESOURCE_PATTERNS), min_size=1, max_size=3),
                      st.booleans(), st.sampled_from([None, None, "A", "B"]),
-                     st.none() | st.lists(st.sampled_from(CLIENTS), min_size=1, max_size=2, unique=True))
+                     st.none() | st.lists(st.sampled_from(CLIENTS), min_size=1, max_size=2, unique=True),
+                     st.sampled_from(["StringEquals", "StringNotEquals"]))
 
 
 def _documents() -> st.SearchStrategy:
@@ -555,8 +556,9 @@ def _documents() -> st.SearchStrategy:
 
 def _matches(s: dict, action: str, resource: str, client: str) -> bool:
     listed = lambda v: [v] if isinstance(v, str) else v  # noqa: E731
-    if "Condition" in s and client not in s["Condition"]["StringEquals"]["iot:ClientId"]:
-        return False
+    for operator, keys in s.get("Condition", {}).items():
+        if (client in keys["iot:ClientId"]) != (operator == "StringEquals"):
+            return False
     if "NotAction" in s:
         if any(fnmatchcase(action.lower(), p.lower()) for p in listed(s["NotAction"])):
             return False
@@ -605,3 +607,20 @@ def test_a_policy_document_written_as_a_json_string_compares_statement_by_statem
     assert [(x["address"], x["code"], x["message"]) for x in data["attention"]] == [
         ("aws/aws-eu/Policy/reader-policy", "permissions-widened",
          "Statement[Sid=Widen]: adds Allow iot:* on * (wildcard)")]
+
+
+def test_condition_strictness_follows_the_operator() -> None:
+    def cond(operator: str, *values: str) -> dict:
+        return doc({**CONNECT, "Condition": {operator: {"iot:ClientId": list(values)}}})
+    # negated operators: fewer excluded values admit more
+    assert one(widenings(cond("StringNotEquals", "a", "b"), cond("StringNotEquals", "a")))[2] == \
+        "Condition StringNotEquals iot:ClientId no longer excludes b"
+    assert widenings(cond("StringNotEquals", "a"), cond("StringNotEquals", "a", "b")) == []
+    # set qualifiers keep the relation; IfExists is another operator (it admits requests without the key)
+    assert widenings(cond("ForAnyValue:StringEquals", "a", "b"), cond("ForAnyValue:StringEquals", "a")) == []
+    assert one(widenings(cond("StringEquals", "a"), cond("StringEqualsIfExists", "a")))[2] == \
+        "Condition StringEquals iot:ClientId a not required"
+    # other operators: any change of value may admit more
+    assert one(widenings(cond("NumericLessThan", "10"), cond("NumericLessThan", "20")))[2] == \
+        "Condition NumericLessThan iot:ClientId is 20, was 10"
+    assert widenings(cond("NumericLessThan", "10"), cond("NumericLessThan", "10")) == []
