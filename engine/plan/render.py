@@ -188,7 +188,8 @@ def text(plan: Plan, *, detail: bool = True, max_changes: int = 500, summary: bo
     if summary:
         destructive = [c for c in plan.changes if c.action.destructive]
         for c in destructive[:MAX_LISTED]:
-            out.append(f"  {c.action.symbol} {c.address}" + (f"  ({c.reason})" if c.reason else ""))
+            out.append(f"  {c.action.symbol} {c.address}" + (f"  ({c.reason})" if c.reason else "")
+                       + flag_suffix(c.attention))
         if len(destructive) > MAX_LISTED:
             out.append(f"  … and {len(destructive) - MAX_LISTED} more destructive change(s)")
         max_changes = 0
