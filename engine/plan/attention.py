@@ -22,6 +22,7 @@ it is no escalation. Items are values; codes and severities are closed vocabular
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Iterable, Mapping
@@ -30,7 +31,7 @@ from engine.model import Action, Change
 from engine.plan import policydiff
 
 
-class Code:
+class Code(enum.StrEnum):
     """The closed vocabulary of attention codes (the flag on a change line is `[!<code>]`)."""
 
     PERMISSIONS_WIDENED = "permissions-widened"
@@ -51,17 +52,21 @@ class Code:
     DELETE = "delete"
     REPLACE = "replace"
 
-    ALL = frozenset(v for k, v in vars().items() if k.isupper())
 
-
-class Severity:
-    """high: grants more (an escalation); warning: destroys, or a drift repair that grants more; info: grants less."""
+class Severity(enum.StrEnum):
+    """high: grants more (an escalation); warning: destroys, or a drift repair that grants more; info: grants less.
+    Declared most severe first (views list items in this order)."""
 
     HIGH = "high"
     WARNING = "warning"
     INFO = "info"
 
-    ORDER = (HIGH, WARNING, INFO)
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {s: i for i, s in enumerate(Severity)}
 
 
 @dataclass(frozen=True)
@@ -69,25 +74,23 @@ class Attention:
     """One security-relevant aspect of one change. `message` is complete (never cut) and in plan words; `drift` is
     the same finding in drift words (actual state against the manifests), or None where drift has nothing to say."""
 
-    code: str
+    code: Code
     message: str
-    severity: str
+    severity: Severity
     drift: "Attention | None" = None
 
-    def __post_init__(self) -> None:
-        if self.code not in Code.ALL:
-            raise ValueError(f"unknown attention code {self.code!r}")
-        if self.severity not in Severity.ORDER:
-            raise ValueError(f"unknown attention severity {self.severity!r}")
+    def __post_init__(self) -> None:   # a plan file gives strings: they must be of the vocabulary
+        object.__setattr__(self, "code", Code(self.code))
+        object.__setattr__(self, "severity", Severity(self.severity))
 
     @property
     def flag(self) -> str:
         return f"[!{self.code}]"
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "message": self.message, "severity": self.severity}
+        out: dict[str, Any] = {"code": self.code.value, "message": self.message, "severity": self.severity.value}
         if self.drift is not None:
-            out["drift"] = {"code": self.drift.code, "message": self.drift.message, "severity": self.drift.severity}
+            out["drift"] = self.drift.to_json()
         return out
 
     @classmethod
@@ -111,7 +114,7 @@ _FIRST = {Code.DELETE: 0, Code.REPLACE: 1}
 def by_severity(items: Iterable[tuple[Any, Attention]]) -> list[tuple[Any, Attention]]:
     """(address, item) pairs ordered high → warning → info, deletes then replaces first within a severity, plan
     order kept otherwise."""
-    return sorted(items, key=lambda pair: (Severity.ORDER.index(pair[1].severity), _FIRST.get(pair[1].code, 2)))
+    return sorted(items, key=lambda pair: (pair[1].severity.rank, _FIRST.get(pair[1].code, 2)))
 
 
 # --------------------------------------------------------------------------------------------- capabilities
@@ -126,8 +129,8 @@ class Capability:
     `code`, high).
     """
 
-    code: str
-    opposite: str
+    code: Code
+    opposite: Code
     probe: Callable[[Mapping[str, Any]], frozenset[str]]
     gained: str                # plan: the change grants it (an update)
     created: str               # plan: a new resource grants it
@@ -275,7 +278,7 @@ _WHAT = {"ThingGroup": "thing group", "Certificate": "certificate", "EnrollmentG
 
 
 @lru_cache(maxsize=4096)
-def _item(code: str, message: str, severity: str, drift: Attention | None = None) -> Attention:
+def _item(code: Code, message: str, severity: Severity, drift: Attention | None = None) -> Attention:
     """One shared value per distinct item: 100,000 certificates created ACTIVE hold one Attention, not 100,000."""
     return Attention(code, message, severity, drift)
 
@@ -365,4 +368,4 @@ def assess(change: Change) -> tuple[Attention, ...]:
     if change.action is not Action.DELETE and change.action is not Action.NOOP:
         for check in CHECKS.get(change.kind, ()):
             out += check(change)
-    return tuple(sorted(out, key=lambda a: Severity.ORDER.index(a.severity)))
+    return tuple(sorted(out, key=lambda a: a.severity.rank))

@@ -50,7 +50,8 @@ class Plan:
             "options": self.options,
             "summary": self.counts(),
             # every item in one list, for a CI step or a reviewer's jq (each change carries its own, drift words too)
-            "attention": [{"address": str(c.address), "code": a.code, "severity": a.severity, "message": a.message}
+            "attention": [{"address": str(c.address), "code": a.code.value, "severity": a.severity.value,
+                           "message": a.message}
                           for c, a in self.attention],
             "changes": [change_to_json(c) for c in self.changes],
             "unmanaged": list(self.unmanaged),

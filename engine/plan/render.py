@@ -62,7 +62,7 @@ def flag_suffix(items: tuple[Attention, ...]) -> str:
 
 def _severity_counts(items: list[tuple[str, Attention]]) -> str:
     counts = Counter(a.severity for _, a in items)
-    return ", ".join(f"{counts[s]} {s}" for s in Severity.ORDER if counts[s])
+    return ", ".join(f"{counts[s]} {s}" for s in Severity if counts[s])
 
 
 def _capped(items: list[tuple[str, Attention]], per_code: int | None) -> tuple[list[tuple[str, Attention]],
