@@ -9,9 +9,12 @@ import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from engine.diagnostics import Source
+
+if TYPE_CHECKING:      # engine/plan/attention.py builds on this module; the annotation only names its type
+    from engine.plan.attention import Attention
 
 SENSITIVE = "(sensitive)"
 ABSENT = "absent"
@@ -250,7 +253,8 @@ class Change:
 
     `fingerprint` is that of the actual resource the change was planned against (or `absent`); apply re-reads
     and refuses the whole plan when any fingerprint differs ("plan is stale"). `steps` name the provider calls
-    in the order apply makes them, so reviewers see e.g. which policy version will be deleted.
+    in the order apply makes them, so reviewers see e.g. which policy version will be deleted. `attention`
+    holds the change's security-relevant aspects (engine/plan/attention.py), computed once by the planner.
     """
 
     address: Address
@@ -267,3 +271,4 @@ class Change:
     depends_on: tuple[Address, ...] = ()
     steps: tuple[str, ...] = ()
     source: Source | None = None
+    attention: tuple["Attention", ...] = ()

@@ -221,7 +221,8 @@ def test_markdown_that_must_shrink_drops_whole_resources_and_says_so(tmp_path: P
     golden("shrink.plan.md", small)
     assert len(small) <= 12000 < len(full)
     m = re.search(r"_(\d+) of 105 change\(s\) are left out above to fit one comment \(whole changes, creates first, "
-                  r"then updates, replaces and deletes, each from the end of the plan\); the full plan is in the "
+                  r"then updates, replaces and deletes, each from the end of the plan, changes flagged under Needs attention "
+                  r"last\); the full plan is in the "
                   r"workflow artifact `fleetctl-plan-c0ffee0+` \(`fleetctl show plan.json`\)\._", small)
     assert m, small
     dropped = int(m.group(1))

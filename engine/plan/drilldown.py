@@ -17,7 +17,7 @@ from typing import Iterable
 
 from engine.model import Change
 from engine.plan.model import Plan, change_to_json
-from engine.plan.render import change_lines, fence
+from engine.plan.render import change_lines, fence, flag_suffix
 
 
 def select(plan: Plan, patterns: Iterable[str]) -> list[Change]:
@@ -49,7 +49,8 @@ def render(plan: Plan, patterns: list[str], changes: list[Change], fmt: str = "t
                            "changes": [change_to_json(c) for c in changes]}, indent=2, ensure_ascii=False) + "\n"
     body: list[str] = []
     for c in changes:
-        body.append(f"  {c.action.symbol} {c.action.value} {c.address}")
+        body.append(f"  {c.action.symbol} {c.action.value} {c.address}{flag_suffix(c.attention)}")
+        body += [f"      attention: {a.flag} ({a.severity}) {a.message}" for a in c.attention]
         body += _detail(c, "      ")
     if fmt == "markdown":
         fence_ = fence(body)

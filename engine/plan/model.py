@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.diagnostics import Diagnostic, Source
 from engine.model import Action, Address, Change, FieldChange, SecretRef, canonical_json
+from engine.plan.attention import Attention
 
 FORMAT_VERSION = 1
 
@@ -28,6 +29,11 @@ class Plan:
     def has_changes(self) -> bool:
         return bool(self.changes)
 
+    @property
+    def attention(self) -> tuple[tuple[Change, Attention], ...]:
+        """Every attention item of the plan with its change, in plan order (views order them by severity)."""
+        return tuple((c, a) for c in self.changes for a in c.attention)
+
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE)}
         for c in self.changes:
@@ -43,6 +49,10 @@ class Plan:
             "desiredDigest": self.desired_digest,
             "options": self.options,
             "summary": self.counts(),
+            # every item in one list, for a CI step or a reviewer's jq (each change carries its own, drift words too)
+            "attention": [{"address": str(c.address), "code": a.code.value, "severity": a.severity.value,
+                           "message": a.message}
+                          for c, a in self.attention],
             "changes": [change_to_json(c) for c in self.changes],
             "unmanaged": list(self.unmanaged),
             "interrupted": list(self.interrupted),
@@ -77,6 +87,8 @@ def change_to_json(c: Change) -> dict[str, Any]:
         out["steps"] = list(c.steps)
     if c.source:
         out["source"] = str(c.source)
+    if c.attention:
+        out["attention"] = [a.to_json() for a in c.attention]
     return out
 
 
@@ -93,7 +105,7 @@ def change_from_json(d: dict[str, Any]) -> Change:
         fingerprint=d["fingerprint"], desired=d.get("desired", {}), inputs=d.get("inputs", {}), secrets=secrets,
         actual=d.get("actual", {}), ids=d.get("ids", {}),
         depends_on=tuple(Address.parse(a) for a in d.get("dependsOn", [])), steps=tuple(d.get("steps", [])),
-        source=source)
+        source=source, attention=tuple(Attention.from_json(a) for a in d.get("attention", [])))
 
 
 class PlanFileError(ValueError):

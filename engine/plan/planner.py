@@ -7,7 +7,7 @@ fleetctl's ownership marker and only when pruning is enabled; anything else is r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from engine import kinds as registry
@@ -16,6 +16,7 @@ from engine.diff import diff_fields
 from engine.graph import topo_order
 from engine.kinds import KindDecl
 from engine.model import ABSENT, SENSITIVE, Action, ActualResource, Address, Change, DesiredResource, FieldChange
+from engine.plan.attention import assess
 from engine.plan.model import Plan, change_to_json, plan_digest
 
 
@@ -111,8 +112,9 @@ def plan(desired: Iterable[DesiredResource], actual: Iterable[ActualResource], o
         result = decl.refine(change) if decl.refine else change
         if isinstance(result, Diagnostic):   # the change cannot be carried out: say why, plan the rest
             diags.append(result)
-        else:
-            refined.append(result)
+        else:   # what a reviewer must not miss (engine/plan/attention.py), read by every view
+            attention = assess(result)
+            refined.append(replace(result, attention=attention) if attention else result)
 
     forward = [c for c in refined if c.action is not Action.DELETE]
     backward = [c for c in refined if c.action is Action.DELETE]

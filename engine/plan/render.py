@@ -14,10 +14,12 @@ from collections import Counter, defaultdict
 from typing import Any, Callable
 
 from engine.model import ADD, CHANGE, REMOVE, SENSITIVE, Action, Change
+from engine.plan.attention import Attention, Severity, by_severity, flags
 from engine.plan.fieldview import field_lines, markdown_lines
 from engine.plan.model import Plan
 
 GITHUB_COMMENT_LIMIT = 65536
+MAX_LISTED_ATTENTION = 50           # attention items listed per code in text and markdown (all are in the JSON)
 MARKDOWN_BUDGET = 60000
 ACTION_ORDER = [Action.DELETE, Action.REPLACE, Action.CREATE, Action.UPDATE]
 
@@ -28,6 +30,88 @@ def summary_line(plan: Plan) -> str:
         return "No changes. The actual state matches the manifests."
     return (f"Plan: {c['create']} to create, {c['update']} to update, {c['replace']} to replace, "
             f"{c['delete']} to delete.")
+
+
+# ------------------------------------------------------------------------------------- "Needs attention"
+# The security-relevant items of a plan or drift report (engine/plan/attention.py computes them; these functions
+# only lay them out): listed together at the top, most severe first, and flagged on each change line.
+_SEVERITY_MARK = {Severity.HIGH: "!", Severity.WARNING: "!", Severity.INFO: "i"}
+_SEVERITY_ICON = {Severity.HIGH: "🔴", Severity.WARNING: "🟠", Severity.INFO: "ℹ️"}
+
+
+def _plan_items(plan: Plan) -> list[tuple[str, Attention]]:
+    return by_severity((str(c.address), a) for c, a in plan.attention)
+
+
+def _drift_items(plan: Plan) -> list[tuple[str, Attention]]:
+    """The drift perspective: how the actual state differs from the manifests (`Attention.drift`)."""
+    return by_severity((str(c.address), a.drift) for c, a in plan.attention if a.drift is not None)
+
+
+def drift_attention(c: Change) -> tuple[Attention, ...]:
+    return tuple(a.drift for a in c.attention if a.drift is not None)
+
+
+def flag_suffix(items: tuple[Attention, ...]) -> str:
+    """`  [!permissions-widened] [!delete]` after a change line, or nothing."""
+    return f"  {flags(items)}" if items else ""
+
+
+def _severity_counts(items: list[tuple[str, Attention]]) -> str:
+    counts = Counter(a.severity for _, a in items)
+    return ", ".join(f"{counts[s]} {s}" for s in Severity if counts[s])
+
+
+def _capped(items: list[tuple[str, Attention]], per_code: int | None) -> tuple[list[tuple[str, Attention]],
+                                                                                    Counter]:
+    """The items listed (at most `per_code` of each code) and the count left out per code."""
+    shown: list[tuple[str, Attention]] = []
+    seen: Counter = Counter()
+    left: Counter = Counter()
+    for address, a in items:
+        seen[a.code] += 1
+        if per_code is None or seen[a.code] <= per_code:
+            shown.append((address, a))
+        else:
+            left[a.code] += 1
+    return shown, left
+
+
+def attention_text(items: list[tuple[str, Attention]], per_code: int = MAX_LISTED_ATTENTION) -> list[str]:
+    """The "Needs attention" section of a text plan or drift report: each item on one line, complete."""
+    if not items:
+        return []
+    shown, left = _capped(items, per_code)
+    out = [f"Needs attention ({len(items)}: {_severity_counts(items)}):"]
+    out += [f"  {_SEVERITY_MARK[a.severity]} {a.flag} {address}: {a.message}" for address, a in shown]
+    out += [f"  … and {n} more [!{code}] (every item is in the JSON view's \"attention\" list)"
+            for code, n in sorted(left.items())]
+    return out + [""]
+
+
+def _code_span(text: str) -> str:
+    """`text` as a markdown code span that no backtick inside can close (values are shown verbatim)."""
+    ticks = "`" * (max([len(r) for r in re.findall(r"`+", text)], default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def attention_markdown(items: list[tuple[str, Attention]], hint: str, *,
+                       budget: int = MARKDOWN_BUDGET // 3) -> list[str]:
+    """The "Needs attention" block of a PR comment or drift issue: a `> [!CAUTION]` alert listing each item. It is
+    part of the head, which shrinking never drops: when it would take more than `budget` characters, fewer items
+    of each code are listed, and every code keeps its count."""
+    if not items:
+        return []
+    for per_code in (None, MAX_LISTED_ATTENTION, 10, 3, 0):
+        shown, left = _capped(items, per_code)
+        lines = ["> [!CAUTION]", f"> **Needs attention: {len(items)} item(s)** ({_severity_counts(items)})"]
+        lines += [f"> - {_SEVERITY_ICON[a.severity]} **{a.code}** `{address}`: {_code_span(a.message)}"
+                  for address, a in shown]
+        lines += [f"> - … and {n} more **{code}** (see {hint})" for code, n in sorted(left.items())]
+        if len("\n".join(lines)) <= budget:
+            break
+    return lines + [""]
 
 
 def change_lines(c: Change, indent: str = "      ", *, markdown: bool = False) -> list[str]:
@@ -84,6 +168,7 @@ def text(plan: Plan, *, detail: bool = True, max_changes: int = 500, summary: bo
     """The terminal view. `summary` (or more than `max_changes` changes) adds the per-kind table; `summary`
     lists only destructive changes, one line each (drill into any change with `fleetctl show --address`)."""
     out = [f"fleetctl plan {plan.plan_id}" + (f" (commit {plan.git_commit[:12]})" if plan.git_commit else ""), ""]
+    out += attention_text(_plan_items(plan))
     for d in plan.diagnostics:
         out.append(d.render())
     if plan.interrupted:
@@ -98,14 +183,15 @@ def text(plan: Plan, *, detail: bool = True, max_changes: int = 500, summary: bo
     if summary:
         destructive = [c for c in plan.changes if c.action.destructive]
         for c in destructive[:MAX_LISTED]:
-            out.append(f"  {c.action.symbol} {c.address}" + (f"  ({c.reason})" if c.reason else ""))
+            out.append(f"  {c.action.symbol} {c.address}" + (f"  ({c.reason})" if c.reason else "")
+                       + flag_suffix(c.attention))
         if len(destructive) > MAX_LISTED:
             out.append(f"  … and {len(destructive) - MAX_LISTED} more destructive change(s)")
         max_changes = 0
     shown = plan.changes[:max_changes]
     for c in shown:
         reason = f"  ({c.reason})" if c.reason and c.action is not Action.DELETE else ""
-        out.append(f"  {c.action.symbol} {c.address}{reason}")
+        out.append(f"  {c.action.symbol} {c.address}{reason}{flag_suffix(c.attention)}")
         if detail:
             out.extend(change_lines(c))
     if len(plan.changes) > max_changes and not summary:
@@ -141,7 +227,8 @@ MAX_LISTED = 50
 # When a comment must shrink to fit, whole changes are left out in this order (never part of a value): the changes
 # a reviewer can read in the pull request's own diff go first, destructive ones last.
 DROP_ORDER = (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE)
-DROP_ORDER_TEXT = "creates first, then updates, replaces and deletes, each from the end of the plan"
+DROP_ORDER_TEXT = ("creates first, then updates, replaces and deletes, each from the end of the plan, changes "
+                   "flagged under Needs attention last")
 
 
 def fence(lines: list[str]) -> str:
@@ -152,8 +239,8 @@ def fence(lines: list[str]) -> str:
 
 def _md_change(c: Change) -> list[str]:
     sign = {"create": "+", "delete": "-", "replace": "!", "update": "!"}[c.action.value]
-    return [f"{sign} {c.action.value} {c.address}" + (f"  ({c.reason})" if c.reason else "")] + change_lines(
-        c, "    ", markdown=True)
+    return [f"{sign} {c.action.value} {c.address}" + (f"  ({c.reason})" if c.reason else "")
+            + flag_suffix(c.attention)] + change_lines(c, "    ", markdown=True)
 
 
 def _md_section(title: str, blocks: list[list[str] | None], *, open_: bool = False) -> list[str]:
@@ -169,7 +256,8 @@ def _md_section(title: str, blocks: list[list[str] | None], *, open_: bool = Fal
 
 def drop_order(changes: list[Change] | tuple[Change, ...]) -> list[int]:
     """Positions of `changes` in the order a shrinking view leaves them out (DROP_ORDER, then from the end)."""
-    return sorted(range(len(changes)), key=lambda i: (DROP_ORDER.index(changes[i].action)
+    return sorted(range(len(changes)), key=lambda i: (bool(changes[i].attention),
+                                                      DROP_ORDER.index(changes[i].action)
                                                       if changes[i].action in DROP_ORDER else len(DROP_ORDER), -i))
 
 
@@ -182,21 +270,13 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
                              if plan.git_commit else "the plan file (`fleetctl show plan.json`)")
     head = ["<!-- fleetctl-plan -->", f"### fleetctl plan `{plan.plan_id}`"
             + (f" for `{plan.git_commit[:12]}`" if plan.git_commit else ""), "", f"**{summary_line(plan)}**", ""]
+    head += attention_markdown(_plan_items(plan), hint, budget=budget // 3)
     if estimate_text(plan):
         head += [f"⏱️ {estimate_text(plan)}.", ""]
     if scope_text(plan):
         head += [f"🔎 {scope_text(plan)}", ""]
     if plan.changes:
         head += _kind_table(plan) + [""]
-    destructive = sorted((c for c in plan.changes if c.action.destructive),
-                         key=lambda c: c.action is not Action.DELETE)      # deletes first, then replaces
-    if destructive:
-        head.append(f"> [!WARNING]\n> **{len(destructive)} destructive change(s)** (delete or replace):")
-        head += [f"> - `{c.action.symbol}` **{c.action.value}** `{c.address}`" + (f" — {c.reason}" if c.reason else "")
-                 for c in destructive[:MAX_LISTED]]
-        if len(destructive) > MAX_LISTED:
-            head.append(f"> - … and {len(destructive) - MAX_LISTED} more (see {hint})")
-        head.append("")
     for d in plan.diagnostics[:MAX_LISTED]:
         head.append(f"- {'⚠️' if d.severity.value == 'warning' else '❌'} {d.render().splitlines()[0]}")
     if len(plan.diagnostics) > MAX_LISTED:
@@ -338,8 +418,10 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
                                                              DriftState.NOT_DECLARED)}},
             "drift": [{"address": str(c.address), "kind": c.kind, "state": DriftState.of(c),
                        "action": c.action.value, **({"source": str(c.source)} if c.source else {}),
-                       "fields": [_drift_field_json(f) for f in (c.fields if c.action is not Action.CREATE else ())]}
+                       "fields": [_drift_field_json(f) for f in (c.fields if c.action is not Action.CREATE else ())],
+                       **({"attention": [a.to_json() for a in drift_attention(c)]} if drift_attention(c) else {})}
                       for c in plan.changes],
+            "attention": [{"address": address, **a.to_json()} for address, a in _drift_items(plan)],
             "orphaned": orphans}, indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
         return _drift_markdown(plan, orphans, budget)
@@ -347,11 +429,13 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
         return "In sync: the actual state matches the manifests.\n" + "".join(
             f"note: {a} is managed by fleetctl but no longer declared (pruning is off)\n" for a in orphans)
     out = [f"Drift: {len(plan.changes)} resource(s) differ from the manifests."]
+    out += attention_text(_drift_items(plan))
     if any(DriftState.of(c) == DriftState.DIFFERS and c.fields for c in plan.changes):
         out.append(f"  ({DRIFT_LEGEND})")
     for c in plan.changes:
         state = DriftState.of(c)
-        out.append(f"  {c.address}: {state}" + (f"  ({c.source})" if c.source else ""))
+        out.append(f"  {c.address}: {state}" + (f"  ({c.source})" if c.source else "")
+                   + flag_suffix(drift_attention(c)))
         if state == DriftState.DIFFERS:
             out += drift_lines(c)
     out += [f"note: {a} is managed by fleetctl but no longer declared (pruning is off)" for a in orphans]
@@ -370,11 +454,13 @@ def _drift_markdown(plan: Plan, orphans: list[str], budget: int) -> str:
              f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
              + ". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
              "actual state.", ""]
+    head += attention_markdown(_drift_items(plan), "`fleetctl drift --format json`", budget=budget // 3)
     changes = list(plan.changes)
-    rows: list[str | None] = [f"| `{c.address}` | {_drift_state_cell(c)} | "
+    rows: list[str | None] = [f"| `{c.address}`{flag_suffix(drift_attention(c))} | {_drift_state_cell(c)} | "
                               + (f"`{_cell(str(c.source))}`" if c.source else "") + " |" for c in changes]
     blocks: list[list[str] | None] = [
-        [f"! {c.address}" + (f"  ({c.source})" if c.source else "")] + drift_lines(c, "    ", markdown=True)
+        [f"! {c.address}" + (f"  ({c.source})" if c.source else "") + flag_suffix(drift_attention(c))]
+        + drift_lines(c, "    ", markdown=True)
         if DriftState.of(c) == DriftState.DIFFERS and c.fields else [] for c in changes]
     tail = _orphan_lines(orphans)
 

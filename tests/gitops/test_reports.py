@@ -56,9 +56,15 @@ def test_five_thousand_changes_fit_one_comment() -> None:
     for row in ("| aws.Policy | 100 |  |  |  |", "| aws.Thing |  |  | 4000 | 600 |",
                 "| aws.ThingGroup |  | 300 |  |  |", "| **total** | **100** | **300** | **4000** | **600** |"):
         assert row in md
-    warning = md.index("> [!WARNING]\n> **400 destructive change(s)**")
-    assert warning < first_details
-    assert "> - `-` **delete** `aws/aws-eu/Policy/P000`" in md and "… and 350 more" in md
+    # the "Needs attention" block (engine/plan/attention.py) replaced the "destructive change(s)" warning: right
+    # after the summary line, before the kind table; deletes first; every code keeps its count when capped
+    caution = md.index("> [!CAUTION]\n> **Needs attention: 400 item(s)** (400 warning)")
+    assert md.index(lines[3]) < caution < table < first_details
+    assert ("> - 🟠 **delete** `aws/aws-eu/Policy/P000`: `deletes the aws.Policy (managed by fleetctl, no longer "
+            "declared, pruning enabled)`") in md
+    assert md.index("**delete** `aws/aws-eu/Policy/P000`") < md.index("**replace** `aws/aws-eu/ThingGroup/G000`")
+    assert "> - … and 50 more **delete**" in md and "> - … and 250 more **replace**" in md
+    assert "! replace aws/aws-eu/ThingGroup/G000  (parent cannot be updated in place)  [!replace]" in md
     summaries = re.findall(r"<details( open)?><summary>(.*?)</summary>", md)
     assert summaries == [(" open", "⚠️ aws.Policy: 100 destructive change(s)"),
                          (" open", "⚠️ aws.ThingGroup: 300 destructive change(s)"),
@@ -67,14 +73,15 @@ def test_five_thousand_changes_fit_one_comment() -> None:
     assert f"the full plan is in the workflow artifact `{ARTIFACT_PREFIX}{COMMIT}`" in md
     # too large for one comment: whole changes are left out, creates and updates before any destructive one, and
     # every change still listed is complete
-    assert "_4716 of 5000 change(s) are left out above to fit one comment (whole changes, creates first, then " \
-           "updates, replaces and deletes, each from the end of the plan); the full plan is in" in md
+    assert "_4763 of 5000 change(s) are left out above to fit one comment (whole changes, creates first, then " \
+           "updates, replaces and deletes, each from the end of the plan, changes flagged under Needs attention last); " \
+           "the full plan is in" in md
     assert "+ create aws/aws-eu/Thing/" not in md and "! update aws/aws-eu/Thing/" not in md
     assert md.count("- delete aws/aws-eu/Policy/") == 100
-    assert md.count("! replace aws/aws-eu/ThingGroup/") == 184 and "… and 116 more change(s) left out" in md
-    assert md.count('!    parent: "old" → "readers"') == 184
-    assert "! replace aws/aws-eu/ThingGroup/G183  (parent cannot be updated in place)" in md
-    assert "G184" not in md.split("<details")[2]
+    assert md.count("! replace aws/aws-eu/ThingGroup/") == 137 and "… and 163 more change(s) left out" in md
+    assert md.count('!    parent: "old" → "readers"') == 137
+    assert "! replace aws/aws-eu/ThingGroup/G136  (parent cannot be updated in place)" in md
+    assert "G137" not in md.split("<details")[2]
     assert md.rstrip().endswith("the pull request must be re-planned._")
 
 
