@@ -67,6 +67,7 @@ class KindDecl:
     generate: Callable[..., list[Any]] | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    versions: tuple[str, ...] = ("v1",)      # the apiVersion versions of the group this kind serves, oldest first
 
     @property
     def qualified(self) -> str:
@@ -74,7 +75,12 @@ class KindDecl:
 
     @property
     def api_version(self) -> str:
-        return f"{self.group}/v1"
+        """The apiVersion new manifests are written with (schemas, import): the newest version served."""
+        return f"{self.group}/{self.versions[-1]}"
+
+    @property
+    def api_versions(self) -> tuple[str, ...]:
+        return tuple(f"{self.group}/{v}" for v in self.versions)
 
 
 _REGISTRY: dict[tuple[str, str], KindDecl] = {}
@@ -100,6 +106,15 @@ def _load() -> None:
 
 
 def lookup(api_version: str, kind: str) -> KindDecl | None:
+    """The kind an apiVersion and kind name, checked in full: the group knows the kind and serves the version
+    (`aws.fleetctl.io/v9` is no Thing while only v1 is served)."""
+    decl = lookup_group(api_version, kind)
+    return decl if decl is not None and api_version in decl.api_versions else None
+
+
+def lookup_group(api_version: str, kind: str) -> KindDecl | None:
+    """The kind by group and name whatever the version: for error messages naming the versions served, and for
+    reading old manifests in git history."""
     _load()
     group = api_version.rsplit("/", 1)[0]
     return _REGISTRY.get((group, kind))
