@@ -52,8 +52,9 @@ class KindDecl:
     always_managed: tuple[str, ...] = ()     # managed even when omitted (the model default applies): parent, type
     targeted: bool = True                    # metadata.target is required
     expand: Callable[["ExpandContext", Any], "Expanded"] | None = None
-    # refine(change) -> Change | Diagnostic: a pure hook that adds the steps a reviewer must see (which policy
-    # version is deleted, detach → INACTIVE → delete), or returns an error Diagnostic for an impossible change.
+    # refine(change) -> Change | Blocked: a pure hook that adds the steps a reviewer must see (which policy
+    # version is deleted, detach → INACTIVE → delete), or returns a Blocked (engine/model.py) for a change that
+    # cannot be carried out: reason and remedy (a Diagnostic is still accepted and read as a Blocked).
     refine: Callable[[Any], Any] | None = None
     # diff(desired, actual) -> [FieldChange]: a kind whose desired values depend on the actual state (device
     # registers: read-modify-write bitfields, values compared by fingerprint, cloud references resolved at read

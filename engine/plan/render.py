@@ -26,11 +26,42 @@ def _value(v: Any, limit: int = 120, sensitive: bool = False) -> str:
 
 
 def summary_line(plan: Plan) -> str:
+    """The closing sentence. It never says the actual state matches when the plan ended in error or holds a
+    difference it cannot carry out."""
     c = plan.counts()
+    blocked = (f" {len(plan.blocked)} difference(s) cannot be planned: a person must resolve them (listed above)."
+               if plan.blocked else "")
     if not plan.changes:
+        if plan.blocked:
+            return "No changes can be planned." + blocked
+        if plan.errors:
+            return "No changes planned, but the plan ended in error: the actual state was not compared in full."
         return "No changes. The actual state matches the manifests."
     return (f"Plan: {c['create']} to create, {c['update']} to update, {c['replace']} to replace, "
-            f"{c['delete']} to delete.")
+            f"{c['delete']} to delete." + blocked)
+
+
+def blocked_lines(plan: Plan, fmt: str = "text") -> list[str]:
+    """The differences no plan can carry out (Plan.blocked), each with what differs, why fleetctl cannot repair
+    it and what a person must do. Listed in full in every view (never shortened to fit): they are what a drift
+    job or a reviewer must act on."""
+    if not plan.blocked:
+        return []
+    if fmt == "markdown":
+        out = [f"> [!CAUTION]\n> **{len(plan.blocked)} difference(s) cannot be planned**; apply cannot repair "
+               "them, a person must:"]
+        for b in plan.blocked:
+            out.append(f"> - `{b.address}`" + (f" (`{b.field}`)" if b.field else "")
+                       + (f" at `{b.source}`" if b.source else "") + f": {_cell(b.reason)}. "
+                       f"**To do:** {_cell(b.remedy)}.")
+        return out + [""]
+    out = [f"Cannot be planned: {len(plan.blocked)} difference(s) a person must resolve (apply cannot repair them):"]
+    for b in plan.blocked:
+        out.append(f"  ! {b.address}" + (f"  ({b.source})" if b.source else ""))
+        out.extend(_change_lines(Change(b.address, b.kind, b.action, fields=b.fields)))
+        out.append(f"      why: {b.reason}")
+        out.append(f"      to do: {b.remedy}")
+    return out
 
 
 def _change_lines(c: Change, indent: str = "      ", width: int = 120) -> list[str]:
@@ -117,6 +148,8 @@ def text(plan: Plan, *, detail: bool = True, max_changes: int = 500, summary: bo
         rest = Counter((c.kind, c.action.value) for c in plan.changes[max_changes:])
         out.append(f"  … and {len(plan.changes) - max_changes} more: " +
                    ", ".join(f"{n} {a} {k}" for (k, a), n in sorted(rest.items())))
+    if plan.blocked:
+        out += [""] + blocked_lines(plan)
     if plan.unmanaged:
         out.append("")
         out.append(f"{len(plan.unmanaged)} unmanaged resource(s) exist that no manifest declares; fleetctl leaves "
@@ -203,6 +236,7 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
         if len(destructive) > MAX_LISTED:
             head.append(f"> - … and {len(destructive) - MAX_LISTED} more (see {hint})")
         head.append("")
+    head += blocked_lines(plan, "markdown")
     for d in plan.diagnostics[:MAX_LISTED]:
         head.append(f"- {'⚠️' if d.severity.value == 'warning' else '❌'} {d.render().splitlines()[0]}")
     if len(plan.diagnostics) > MAX_LISTED:
@@ -215,6 +249,9 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
                     "leaves them alone.")
     footer = ["---", "_Merging this pull request applies exactly this plan (`fleetctl apply plan.json`); if the "
               "actual state changes first, apply refuses the stale plan and the pull request must be re-planned._"]
+    if plan.errored:
+        footer = ["---", "_This plan ended in error; its plan file is marked failed and apply refuses it. Resolve "
+                  "the errors above and plan again._"]
     if not plan.changes:
         return "\n".join(head + footer) + "\n"
     destructive_by: dict[str, list[Change]] = defaultdict(list)
@@ -251,6 +288,7 @@ class DriftState:
     MISSING = "missing"                  # declared, absent in the cloud
     DIFFERS = "differs"                  # exists, some managed fields differ
     NOT_DECLARED = "not declared"        # managed by fleetctl, no longer declared, pruning on
+    BLOCKED = "blocked"                  # differs in a way no plan can repair (Plan.blocked)
 
     @staticmethod
     def of(c: Change) -> str:
@@ -272,14 +310,16 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
     resources listed are exactly the plan's changes (the exit code's drift); managed resources kept only
     because pruning is off are noted separately."""
     orphans = _orphans(plan)
+    in_sync = not plan.changes and not plan.errored    # an error, or a difference that cannot be planned, is never "in sync"
+    drifted = len(plan.changes) + len(plan.blocked)
     if fmt == "json":
         counts = Counter(DriftState.of(c) for c in plan.changes)
         return json.dumps({
-            "inSync": not plan.changes, "planId": plan.plan_id, "gitCommit": plan.git_commit,
+            "inSync": in_sync, "complete": not plan.errors, "planId": plan.plan_id, "gitCommit": plan.git_commit,
             "createdAt": plan.created_at,
-            "summary": {"resources": len(plan.changes), **{k: counts[k] for k in
-                                                            (DriftState.MISSING, DriftState.DIFFERS,
-                                                             DriftState.NOT_DECLARED)}},
+            "summary": {"resources": drifted, **{k: counts[k] for k in
+                                                  (DriftState.MISSING, DriftState.DIFFERS, DriftState.NOT_DECLARED)},
+                        DriftState.BLOCKED: len(plan.blocked)},
             "drift": [{"address": str(c.address), "kind": c.kind, "state": DriftState.of(c),
                        "action": c.action.value, **({"source": str(c.source)} if c.source else {}),
                        "fields": [{"path": f.path, "manifest": SENSITIVE if f.sensitive else f.after,
@@ -287,19 +327,27 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
                                    **({"sensitive": True} if f.sensitive else {})}
                                   for f in (c.fields if c.action is not Action.CREATE else ())]}
                       for c in plan.changes],
+            "blocked": [b.to_json() for b in plan.blocked],
+            "errors": [d.to_json() for d in plan.errors],
             "orphaned": orphans}, indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
         head = ["<!-- fleetctl-drift -->"]
-        if not plan.changes:
+        if in_sync:
             head.append("### fleetctl drift: in sync")
             head.append("")
             head.append("The actual state matches the manifests" + (f" at `{plan.git_commit[:12]}`" if plan.git_commit
                                                                       else "") + f" ({plan.created_at}).")
             return "\n".join(head + _orphan_lines(orphans)) + "\n"
-        head += [f"### fleetctl drift: {len(plan.changes)} resource(s) out of sync", "",
-                 f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
+        title = (f"{drifted} resource(s) out of sync" if drifted else "check incomplete")
+        head += [f"### fleetctl drift: {title}", ""]
+        if plan.errors:
+            head += [f"❌ The check ended with {len(plan.errors)} error(s); the actual state was not compared in "
+                     "full:", *[f"- {_cell(d.render().splitlines()[0])}" for d in plan.errors], ""]
+        head += blocked_lines(plan, "markdown")
+        head += [f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
                  + ". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
-                 "actual state.", "", "| resource | field | manifest | actual |", "|---|---|---|---|"]
+                 "actual state.", ""] + (["| resource | field | manifest | actual |", "|---|---|---|---|"]
+                                         if plan.changes else [])
         rows: list[str] = []
         for c in plan.changes:
             state = DriftState.of(c)
@@ -318,10 +366,18 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
             rows = rows[: len(rows) // 2]
             out = head + rows + [f"| … | {len(plan.changes)} resource(s) in all: see `fleetctl drift` | | |"] + tail
         return "\n".join(out) + "\n"
-    if not plan.changes:
+    if in_sync:
         return "In sync: the actual state matches the manifests.\n" + "".join(
             f"note: {a} is managed by fleetctl but no longer declared (pruning is off)\n" for a in orphans)
-    out = [f"Drift: {len(plan.changes)} resource(s) differ from the manifests."]
+    out = []
+    if plan.errors:
+        out.append(f"Drift check incomplete: {len(plan.errors)} error(s) (on stderr); the actual state was not "
+                   "compared in full.")
+    if drifted:
+        out.append(f"Drift: {drifted} resource(s) differ from the manifests"
+                   + (f"; {len(plan.blocked)} cannot be repaired automatically." if plan.blocked else "."))
+    if plan.blocked:
+        out += blocked_lines(plan)
     for c in plan.changes:
         state = DriftState.of(c)
         out.append(f"  {c.address}: {state}" + (f"  ({c.source})" if c.source else ""))
