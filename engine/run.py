@@ -387,7 +387,8 @@ def refuse_errored(plan: Plan) -> None:
     diagnostics or blocked differences say so): apply never carries out part of a failed plan."""
     if not plan.errored:
         return
-    why = [d.summary for d in plan.errors][:3] + [f"{b.address}: {b.reason}" for b in plan.blocked][:3]
+    why = list(dict.fromkeys(d.summary for d in plan.errors))[:3] + [f"{b.address}: {b.reason}"
+                                                                      for b in plan.blocked][:3]
     raise PlanNotApplicable([error(f"plan {plan.plan_id} ended in error and cannot be applied",
                                    (f"{len(plan.errors)} error(s), {len(plan.blocked)} difference(s) that cannot be "
                                     "planned" + (": " + "; ".join(why) if why else "") + ". Resolve them and re-run "
