@@ -172,7 +172,7 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
     read_seconds = time.perf_counter() - started
     open_changes = interrupted(ctx.journal_path)
     read_whole = set(groups) if scope is None else set()
-    read_addresses = {str(d.address) for d in desired} | {str(a.address) for a in actual}
+    read_addresses = ({str(d.address) for d in desired} | {str(a.address) for a in actual}) if open_changes else set()
     for item in open_changes[:INTERRUPTED_LISTED]:
         diags.add(warning(f"an earlier apply (plan {item['planId']}) was interrupted while it was applying "
                           f"{item['action']} {item['address']}; this plan re-reads the actual state and "
