@@ -89,10 +89,14 @@ def as_blocked(change: Change, diag: Diagnostic) -> Blocked | Change:
 def converged(change: Change, actual: ActualResource | None) -> bool:
     """Whether `actual` is already what applying `change` makes it: absent after a delete, else no field of
     the change's desired spec differs. (Apply uses it to tell "already applied" from "stale" when the journal
-    of the earlier apply is not at hand.)"""
+    of the earlier apply is not at hand.)
+
+    A kind that states its own diff (device registers: desired values resolved against the fleet and the dump
+    at read time) is never judged converged here: its stub desired side is not the whole desired state, and a
+    device holds the new values only once it was pushed and read back, not when apply wrote the artifacts."""
     if change.action is Action.DELETE:
         return actual is None
-    if actual is None:
+    if actual is None or registry.by_qualified(change.kind).diff is not None:
         return False
     desired = DesiredResource(change.address, change.kind, change.desired, change.source, change.depends_on,
                               change.inputs, change.secrets)
