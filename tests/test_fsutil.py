@@ -102,3 +102,12 @@ def test_no_writer_in_the_engine_bypasses_fsutil():
                        for m in modes):
                     offenders.append(f"{rel}:{node.lineno} open for writing")
     assert not offenders, offenders
+
+
+def test_import_checkpoint_files_are_private(tmp_path, umask):
+    from engine.importer.checkpoint import DATA_DIR, STATE_FILE, Checkpoint
+    from engine.model import ActualResource, Address
+    cp = Checkpoint.open(tmp_path / "out", {"target": "aws-eu"}, resume=False)
+    cp.kind_done("aws.Thing", [ActualResource(Address.parse("aws/aws-eu/Thing/t1"), "aws.Thing", {"attributes": {}})])
+    files = [tmp_path / "out" / STATE_FILE, *sorted((tmp_path / "out" / DATA_DIR).iterdir())]
+    assert len(files) == 2 and all(mode(p) == 0o600 for p in files), [(p.name, oct(mode(p))) for p in files]
