@@ -173,14 +173,6 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
     open_changes = interrupted(ctx.journal_path)
     read_whole = set(groups) if scope is None else set()
     read_addresses = ({str(d.address) for d in desired} | {str(a.address) for a in actual}) if open_changes else set()
-    for item in open_changes[:INTERRUPTED_LISTED]:
-        diags.add(warning(f"an earlier apply (plan {item['planId']}) was interrupted while it was applying "
-                          f"{item['action']} {item['address']}; this plan re-reads the actual state and "
-                          "converges it", address=item["address"]))
-    if len(open_changes) > INTERRUPTED_LISTED:     # a killed bulk batch leaves thousands open: one line for the rest
-        diags.add(warning(f"... and {len(open_changes) - INTERRUPTED_LISTED} more change(s) an earlier apply was "
-                          "applying when it was interrupted; this plan re-reads their actual state too",
-                          "`fleetctl journal` lists them all"))
     for task in interrupted_tasks(ctx.journal_path):     # AWS bulk registration, IoT Hub import jobs
         diags.add(warning(f"an earlier apply (plan {task['planId']}) was interrupted while "
                           f"{task.get('task') or 'AWS bulk registration task'} {task['taskId']} ran "
@@ -206,6 +198,17 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                and (item["address"] in read_addresses or _read_key(item["address"]) in read_whole)]
     if settled:
         result_plan = Plan(**{**result_plan.__dict__, "options": {**result_plan.options, "converged": settled}})
+    done = {(p, a) for p, a in settled}
+    for item in open_changes[:INTERRUPTED_LISTED]:
+        diags.add(warning(f"an earlier apply (plan {item['planId']}) was interrupted while it was applying "
+                          f"{item['action']} {item['address']}; "
+                          + ("this plan re-read it and it is converged (nothing to change); the next apply records "
+                             "that and this warning stops" if (item["planId"], item["address"]) in done else
+                             "this plan re-reads the actual state and converges it"), address=item["address"]))
+    if len(open_changes) > INTERRUPTED_LISTED:     # a killed bulk batch leaves thousands open: one line for the rest
+        diags.add(warning(f"... and {len(open_changes) - INTERRUPTED_LISTED} more change(s) an earlier apply was "
+                          "applying when it was interrupted; this plan re-reads their actual state too",
+                          "`fleetctl journal` lists them all"))
     merged = tuple(sorted(diags, key=lambda d: (d.address or "", d.summary))) + result_plan.diagnostics
     estimate = apply_estimate(_levels(list(result_plan.changes)), ctx.env, ctx.workers,
                               [p.estimate_note for _, p in sorted(ctx.providers.items()) if hasattr(p, "estimate_note")])

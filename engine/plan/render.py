@@ -149,7 +149,7 @@ def text(plan: Plan, *, detail: bool = True, max_changes: int = 500, summary: bo
         out.append(f"  … and {len(plan.changes) - max_changes} more: " +
                    ", ".join(f"{n} {a} {k}" for (k, a), n in sorted(rest.items())))
     if plan.blocked:
-        out += [""] + blocked_lines(plan)
+        out += ([""] if out[-1] else []) + blocked_lines(plan)
     if plan.unmanaged:
         out.append("")
         out.append(f"{len(plan.unmanaged)} unmanaged resource(s) exist that no manifest declares; fleetctl leaves "
@@ -345,8 +345,8 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
                      "full:", *[f"- {_cell(d.render().splitlines()[0])}" for d in plan.errors], ""]
         head += blocked_lines(plan, "markdown")
         head += [f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
-                 + ". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
-                 "actual state.", ""] + (["| resource | field | manifest | actual |", "|---|---|---|---|"]
+                 + (". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
+                    "actual state." if plan.changes else "."), ""] + (["| resource | field | manifest | actual |", "|---|---|---|---|"]
                                          if plan.changes else [])
         rows: list[str] = []
         for c in plan.changes:
