@@ -6,6 +6,8 @@ line and the hint to set FLEETCTL_DEBUG=1.
 """
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import json
 import os
 import sys
@@ -166,10 +168,17 @@ def show(planfile: str, fmt: str, summary: bool, addresses: tuple[str, ...]) -> 
     if addresses:
         from engine.plan import drilldown
         chosen = drilldown.select(plan_obj, addresses)
-        if not chosen:
+        blocked = [b for b in plan_obj.blocked if any(fnmatch.fnmatchcase(str(b.address), p) for p in addresses)]
+        if not chosen and not blocked:
             click.echo(f"error: no change of plan {plan_obj.plan_id} matches {', '.join(addresses)}", err=True)
             sys.exit(EXIT_ERROR)
-        click.echo(drilldown.render(plan_obj, list(addresses), chosen, fmt), nl=False)
+        if chosen:
+            click.echo(drilldown.render(plan_obj, list(addresses), chosen, fmt), nl=False)
+        if blocked:          # differences the plan could not carry out, with why and what to do
+            from engine.plan.render import blocked_lines
+            only = dataclasses.replace(plan_obj, blocked=tuple(blocked))
+            click.echo(json.dumps([b.to_json() for b in blocked], indent=2, ensure_ascii=False) if fmt == "json"
+                       else "\n".join(blocked_lines(only, fmt)))
         return
     click.echo(_render(plan_obj, fmt, summary), nl=False)
 

@@ -76,6 +76,10 @@ def test_plan_lists_the_revoked_certificate_and_exits_1(revoked, tmp_path):
     assert data["status"] == "errored" and data["changes"] == []
     md = run_cli("show", str(tmp_path / "p.json"), "--format", "markdown")
     assert "[!CAUTION]" in md.stdout and "apply refuses it" in md.stdout
+    one = run_cli("show", str(tmp_path / "p.json"), "--address", "aws/*/Certificate/*")
+    assert one.exit_code == 0 and f"! {ADDRESS}" in one.stdout and "to do: issue a new certificate" in one.stdout
+    as_json = json.loads(run_cli("show", str(tmp_path / "p.json"), "--address", ADDRESS, "--format", "json").stdout)
+    assert [b["address"] for b in as_json] == [ADDRESS]
 
 
 def test_accepting_the_revocation_in_the_manifest_is_in_sync_again(revoked):
