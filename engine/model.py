@@ -201,4 +201,5 @@ class Blocked:
     def to_json(self) -> dict:
         return {"address": str(self.address), "kind": self.kind, "action": self.action.value,
                 "reason": self.reason, "remedy": self.remedy, "fields": [f.to_json() for f in self.fields],
-                **({"field": self.field} if self.field else {}), **({"source": str(self.source)} if self.source else {})}
+                **({"field": self.field} if self.field else {}),
+                **({"source": str(self.source)} if self.source else {})}

@@ -310,7 +310,7 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
     resources listed are exactly the plan's changes (the exit code's drift); managed resources kept only
     because pruning is off are noted separately."""
     orphans = _orphans(plan)
-    in_sync = not plan.changes and not plan.errored    # an error, or a difference that cannot be planned, is never "in sync"
+    in_sync = not plan.changes and not plan.errored   # an error, or a difference no plan can carry out: never "in sync"
     drifted = len(plan.changes) + len(plan.blocked)
     if fmt == "json":
         counts = Counter(DriftState.of(c) for c in plan.changes)
@@ -346,8 +346,9 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
         head += blocked_lines(plan, "markdown")
         head += [f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
                  + (". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
-                    "actual state." if plan.changes else "."), ""] + (["| resource | field | manifest | actual |", "|---|---|---|---|"]
-                                         if plan.changes else [])
+                    "actual state." if plan.changes else "."), ""]
+        if plan.changes:
+            head += ["| resource | field | manifest | actual |", "|---|---|---|---|"]
         rows: list[str] = []
         for c in plan.changes:
             state = DriftState.of(c)

@@ -249,7 +249,8 @@ def _adoption_steps(kind: str, refine: Any) -> Any:
 
     def wrapped(c: Any) -> Any:
         result = refine(c) if refine else c
-        if isinstance(result, Change) and result.action is Action.UPDATE and any(f.path == MANAGED_FIELD for f in result.fields):
+        if isinstance(result, Change) and result.action is Action.UPDATE \
+                and any(f.path == MANAGED_FIELD for f in result.fields):
             result = dataclasses.replace(
                 result, reason=result.reason or f"adopt: the manifest says {ADOPT_ANNOTATION}",
                 steps=result.steps + (f"add the ownership marker {how} {MARKER_KEY}={MARKER_VALUE}",))
