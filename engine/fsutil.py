@@ -71,6 +71,11 @@ def open_append(path: str | Path, *, mode: int = PRIVATE, encoding: str = "utf-8
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
     try:
         os.fchmod(fd, mode)
+    except PermissionError:
+        if not existed:          # our own new file: chmod cannot fail, something is badly wrong
+            os.close(fd)
+            raise
+        # another user's file we may append to but not chmod (a shared journal): its owner decides its mode
     except BaseException:
         os.close(fd)
         raise
