@@ -50,7 +50,7 @@ def document_address(data: Any) -> Address | None:
     if not isinstance(name, str) or not name:
         return None
     target = target if isinstance(target, str) else None
-    decl = registry.lookup(api_version, kind)
+    decl = registry.lookup_group(api_version, kind)     # history reads manifests of any version
     if decl is not None:
         return address_for(decl, name, target)
     group = api_version.rsplit("/", 1)[0]

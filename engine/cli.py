@@ -6,6 +6,8 @@ line and the hint to set FLEETCTL_DEBUG=1.
 """
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import json
 import os
 import sys
@@ -13,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from engine import run
-from engine.diagnostics import FleetctlError, Severity
+from engine import fsutil, run
+from engine.diagnostics import FleetctlError
 from engine.plan.model import Plan, PlanFileError, load_plan
 from engine.plan.render import RENDERERS, summary_line, text as text_view
 
@@ -33,8 +35,8 @@ def _emit_diagnostics(diags) -> None:
 
 
 def _write(path: str, text: str) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(text, encoding="utf-8")
+    """A plan file: 0600 whatever the umask, replaced atomically (engine/fsutil.py)."""
+    fsutil.write_atomic(path, text)
 
 
 class FleetctlGroup(click.Group):
@@ -120,11 +122,19 @@ def _render(plan_obj: Plan, fmt: str, summary: bool = False) -> str:
 def plan(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: str | None, out: str | None,
          detailed_exitcode: bool, summary: bool, changed_since: str | None) -> None:
     """Read the actual state, diff it against the manifests and print the ordered plan."""
-    result, _ = _make_plan(path, targets, prune, journal, dumps, changed_since=changed_since)
-    if out:
+    try:
+        result, _ = _make_plan(path, targets, prune, journal, dumps, changed_since=changed_since)
+    except FleetctlError:
+        if out:              # no plan at all: an older plan file at that path must not be applied instead
+            fsutil.remove(out)
+        raise
+    if out:                  # an errored plan is written marked "errored" (apply refuses it), replacing any older file
         _write(out, result.plan.dumps())
     click.echo(_render(result.plan, fmt, summary), nl=False)
-    if any(d.severity is Severity.ERROR for d in result.plan.diagnostics):
+    if result.plan.errored:
+        if out:
+            click.echo(f"error: plan {result.plan.plan_id} ended in error; {out} is marked failed and apply refuses "
+                       "it", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if detailed_exitcode and result.plan.has_changes else EXIT_OK)
 
@@ -133,12 +143,15 @@ def plan(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: 
 @click.argument("path", default="fleet", type=click.Path())
 @_plan_options
 def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: str | None) -> None:
-    """Report where the actual state no longer matches the manifests (exit 2 on drift)."""
+    """Report where the actual state no longer matches the manifests (exit 2 on drift, 1 when it could not be
+    checked in full). A difference no plan can repair (a certificate revoked out of band) is drift too."""
     result, _ = _make_plan(path, targets, prune, journal, dumps)
     from engine.plan.render import drift_report
     _emit_diagnostics(result.plan.diagnostics)       # e.g. an optional target that was not checked
     click.echo(drift_report(result.plan, fmt), nl=False)
-    sys.exit(EXIT_CHANGES if result.plan.has_changes else EXIT_OK)
+    if result.plan.errors:            # reading failed, or a part could not be compared: never "in sync"
+        sys.exit(EXIT_ERROR)
+    sys.exit(EXIT_CHANGES if result.plan.has_changes or result.plan.blocked else EXIT_OK)
 
 
 @cli.command()
@@ -150,13 +163,22 @@ def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps:
 def show(planfile: str, fmt: str, summary: bool, addresses: tuple[str, ...]) -> None:
     """Render a saved plan file (or drill into some of its changes with --address)."""
     plan_obj = load_plan(planfile)
+    if plan_obj.errored:
+        click.echo(f"note: plan {plan_obj.plan_id} ended in error; apply refuses it", err=True)
     if addresses:
         from engine.plan import drilldown
         chosen = drilldown.select(plan_obj, addresses)
-        if not chosen:
+        blocked = [b for b in plan_obj.blocked if any(fnmatch.fnmatchcase(str(b.address), p) for p in addresses)]
+        if not chosen and not blocked:
             click.echo(f"error: no change of plan {plan_obj.plan_id} matches {', '.join(addresses)}", err=True)
             sys.exit(EXIT_ERROR)
-        click.echo(drilldown.render(plan_obj, list(addresses), chosen, fmt), nl=False)
+        if chosen:
+            click.echo(drilldown.render(plan_obj, list(addresses), chosen, fmt), nl=False)
+        if blocked:          # differences the plan could not carry out, with why and what to do
+            from engine.plan.render import blocked_lines
+            only = dataclasses.replace(plan_obj, blocked=tuple(blocked))
+            click.echo(json.dumps([b.to_json() for b in blocked], indent=2, ensure_ascii=False) if fmt == "json"
+                       else "\n".join(blocked_lines(only, fmt)))
         return
     click.echo(_render(plan_obj, fmt, summary), nl=False)
 
@@ -194,8 +216,10 @@ def apply(path_or_plan: str, auto_approve: bool, journal: str | None, fleet_path
     ctx = _ctx(journal)
     ctx.env = {**ctx.env, **device_env}
     target = Path(path_or_plan)
-    if target.is_file() and target.suffix == ".json":
+    saved = target.is_file() and target.suffix == ".json"
+    if saved:
         plan_obj = load_plan(str(target))
+        run.refuse_errored(plan_obj)       # a plan file marked failed is never applied (exit 1)
         fleet_root = Path(fleet_path or "fleet")
         specs = _target_specs(plan_obj, fleet_root, ctx)
     else:
@@ -203,9 +227,10 @@ def apply(path_or_plan: str, auto_approve: bool, journal: str | None, fleet_path
         plan_obj, fleet_root = result.plan, result.fleet.root
         specs = {n: m.spec for n, m in result.fleet.targets().items()}
         click.echo(RENDERERS["text"](plan_obj), nl=False)
-        if any(d.severity is Severity.ERROR for d in plan_obj.diagnostics):
+        if plan_obj.errored:
             sys.exit(EXIT_ERROR)
         if not plan_obj.has_changes:
+            _say_reconciled(run.reconcile(plan_obj, ctx))
             sys.exit(EXIT_OK)
         if not auto_approve:
             if not sys.stdin.isatty():
@@ -216,13 +241,33 @@ def apply(path_or_plan: str, auto_approve: bool, journal: str | None, fleet_path
                 sys.exit(EXIT_ERROR)
     if not plan_obj.has_changes:
         click.echo(summary_line(plan_obj))
+        _say_reconciled(run.reconcile(plan_obj, ctx))
         sys.exit(EXIT_OK)
-    report = run.apply(plan_obj, ctx, fleet_root, specs, check=True)
+    report = run.apply(plan_obj, ctx, fleet_root, specs, check=True, journal_check=saved)
+    if report.already_applied:         # nothing was read or changed
+        click.echo(report.already_applied[0].upper() + report.already_applied[1:] + ".")
+        sys.exit(EXIT_OK)
     _report(report)
+    _say_reconciled(report.reconciled)
     if any(a.startswith("device/") for a in report.applied):
         click.echo(f"Device artifacts are in {artifacts}/: push them to the devices, read the devices back into "
                    "the dumps folder, then plan again.")
+    for path in report.secret_files:
+        click.echo(f"{_shown_path(path)} holds secrets (mode 0600): push it to the device and delete it.")
     sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
+
+
+def _say_reconciled(count: int) -> None:
+    if count:
+        click.echo(f"Recorded {count} change(s) of an interrupted apply as converged; the warning about it stops.")
+
+
+def _shown_path(path: str) -> str:
+    """A path relative to the working folder when it is under it (what a person types next), else absolute."""
+    try:
+        return os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path
+    except ValueError:
+        return path
 
 
 def _target_specs(plan_obj: Plan, fleet_root: Path, ctx: run.Context) -> dict:

@@ -3,7 +3,10 @@
 Before each change and each mutating cloud call apply appends a `begin` entry, and `success`/`failure`
 after, with the plan id, address, action, git commit, actor and the cloud request id. A change `begin`
 without an end is an interrupted apply: the next plan reports it, and the next apply converges (every
-handler is idempotent). No secret value is ever written here: entries hold names, ids and error codes.
+handler is idempotent). Once a later apply has converged such a change (it succeeded at that address, or its
+plan re-read the address and found nothing to change) it appends a `reconciled` entry naming the open begin
+(`reconciles`: the begin's plan id, `addresses`), and the warning stops. No secret value is ever written here:
+entries hold names, ids and error codes. The file is created 0600 and only ever appended to.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from engine import fsutil
 from engine.clock import Clock, iso
 
 
@@ -36,9 +40,8 @@ class Journal:
                  "actor": self.actor, **{k: v for k, v in fields.items() if v is not None}}
         line = json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n"
         with self._lock:
-            if self._fh is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.path, "a", encoding="utf-8")
+            if self._fh is None:     # append-only, 0600 (an older 0644 journal is narrowed)
+                self._fh = fsutil.open_append(self.path)
             self._fh.write(line)
             self._fh.flush()
             os.fsync(self._fh.fileno())
@@ -51,17 +54,36 @@ class Journal:
 
 
 def read_entries(path: Path) -> Iterator[dict[str, Any]]:
+    for _, entry in numbered_entries(path):
+        yield entry
+
+
+def numbered_entries(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based line number, entry): the line number is how a message names one entry (`journal.jsonl:57`)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            for line in fh:
+            for number, line in enumerate(fh, 1):
                 line = line.strip()
                 if line:
                     try:
-                        yield json.loads(line)
+                        entry = json.loads(line)
                     except json.JSONDecodeError:
                         continue      # a line cut by a crash mid-write
+                    if isinstance(entry, dict):
+                        yield number, entry
     except FileNotFoundError:
         return
+
+
+def applied(path: Path, plan_id: str) -> dict[str, Any] | None:
+    """The apply that carried out plan `plan_id` to its end with no failure and nothing skipped: its
+    `apply-end` entry and that entry's line (`line`), or None. The latest such apply when there are several."""
+    found = None
+    for number, e in numbered_entries(path):
+        if e.get("event") == "apply-end" and e.get("planId") == plan_id and not e.get("failed") \
+                and not e.get("skipped"):
+            found = {**e, "line": number}
+    return found
 
 
 def interrupted(path: Path) -> list[dict[str, Any]]:
@@ -69,6 +91,10 @@ def interrupted(path: Path) -> list[dict[str, Any]]:
     open_changes: dict[tuple[str, str], dict[str, Any]] = {}
     for e in read_entries(path):
         if "op" in e:
+            continue
+        if e.get("event") == "reconciled":      # a later apply converged these open begins of plan `reconciles`
+            for address in e.get("addresses", []):
+                open_changes.pop((e.get("reconciles", ""), address), None)
             continue
         key = (e.get("planId", ""), e.get("address", ""))
         if e.get("event") == "begin":

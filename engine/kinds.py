@@ -76,8 +76,9 @@ class KindDecl:
     always_managed: tuple[str, ...] = ()     # managed even when omitted (the model default applies): parent, type
     targeted: bool = True                    # metadata.target is required
     expand: Callable[["ExpandContext", Any], "Expanded"] | None = None
-    # refine(change) -> Change | Diagnostic: a pure hook that adds the steps a reviewer must see (which policy
-    # version is deleted, detach → INACTIVE → delete), or returns an error Diagnostic for an impossible change.
+    # refine(change) -> Change | Blocked: a pure hook that adds the steps a reviewer must see (which policy
+    # version is deleted, detach → INACTIVE → delete), or returns a Blocked (engine/model.py) for a change that
+    # cannot be carried out: reason and remedy (a Diagnostic is still accepted and read as a Blocked).
     refine: Callable[[Any], Any] | None = None
     # diff(desired, actual) -> [FieldChange]: a kind whose desired values depend on the actual state (device
     # registers: read-modify-write bitfields, values compared by fingerprint, cloud references resolved at read
@@ -91,6 +92,7 @@ class KindDecl:
     generate: Callable[..., list[Any]] | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    versions: tuple[str, ...] = ("v1",)      # the apiVersion versions of the group this kind serves, oldest first
 
     @property
     def qualified(self) -> str:
@@ -98,7 +100,12 @@ class KindDecl:
 
     @property
     def api_version(self) -> str:
-        return f"{self.group}/v1"
+        """The apiVersion new manifests are written with (schemas, import): the newest version served."""
+        return f"{self.group}/{self.versions[-1]}"
+
+    @property
+    def api_versions(self) -> tuple[str, ...]:
+        return tuple(f"{self.group}/{v}" for v in self.versions)
 
 
 _REGISTRY: dict[tuple[str, str], KindDecl] = {}
@@ -124,6 +131,15 @@ def _load() -> None:
 
 
 def lookup(api_version: str, kind: str) -> KindDecl | None:
+    """The kind an apiVersion and kind name, checked in full: the group knows the kind and serves the version
+    (`aws.fleetctl.io/v9` is no Thing while only v1 is served)."""
+    decl = lookup_group(api_version, kind)
+    return decl if decl is not None and api_version in decl.api_versions else None
+
+
+def lookup_group(api_version: str, kind: str) -> KindDecl | None:
+    """The kind by group and name whatever the version: for error messages naming the versions served, and for
+    reading old manifests in git history."""
     _load()
     group = api_version.rsplit("/", 1)[0]
     return _REGISTRY.get((group, kind))

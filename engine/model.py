@@ -272,3 +272,34 @@ class Change:
     steps: tuple[str, ...] = ()
     source: Source | None = None
     attention: tuple["Attention", ...] = ()
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A difference between desired and actual that no plan can carry out: drift a person must resolve.
+
+    A kind's `refine` returns one instead of a Change when the change is impossible (AWS never re-activates a
+    REVOKED certificate; a thing type's properties cannot change in place and cannot be replaced safely). It is
+    part of the Plan, not a message beside it: drift lists it and exits 2 (never "in sync"), plan lists it and
+    exits 1, and a plan holding one is not applicable. `action` is what repairing it would take, `fields` what
+    differs, `reason` why fleetctl cannot repair it, `remedy` what a person must do.
+    """
+
+    address: Address
+    kind: str
+    action: Action
+    reason: str
+    remedy: str
+    fields: tuple[FieldChange, ...] = ()
+    field: str | None = None               # the field that makes it impossible
+    source: Source | None = None
+
+    @classmethod
+    def of(cls, change: "Change", reason: str, remedy: str, field: str | None = None) -> "Blocked":
+        return cls(change.address, change.kind, change.action, reason, remedy, change.fields, field, change.source)
+
+    def to_json(self) -> dict:
+        return {"address": str(self.address), "kind": self.kind, "action": self.action.value,
+                "reason": self.reason, "remedy": self.remedy, "fields": [f.to_json() for f in self.fields],
+                **({"field": self.field} if self.field else {}),
+                **({"source": str(self.source)} if self.source else {})}

@@ -18,13 +18,14 @@ from typing import Any, Callable, Mapping
 from engine import errors, incremental
 from engine.clock import Clock, actor, clock_from_env, git_commit, iso
 from engine.diagnostics import Diagnostic, Diagnostics, FleetctlError, error, warning
+from engine import journal as journals
 from engine.journal import Journal, interrupted, interrupted_tasks
 from engine.manifest.core_kinds import unresolved_credentials
 from engine.manifest import generators
 from engine.manifest.fleet import Fleet, load_fleet, resolve_secret_value
-from engine.model import Action, Address, Change, DesiredResource
+from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.plan.model import Plan
-from engine.plan.planner import PlanOptions, plan as make_plan
+from engine.plan.planner import PlanOptions, converged, plan as make_plan
 from engine.providers.base import Provider, provider_for
 from engine.ratelimit import apply_estimate
 
@@ -49,6 +50,13 @@ class Context:
 
 def provider_key(address: Address) -> tuple[str, str]:
     return (address.provider, address.target) if address.provider in ("aws", "azure") else (address.provider, "")
+
+
+def _read_key(address: str) -> tuple[str, str] | None:
+    try:
+        return provider_key(Address.parse(address))
+    except IndexError:
+        return None
 
 
 def get_provider(ctx: Context, key: tuple[str, str], fleet_targets: Mapping[str, Any]) -> Provider:
@@ -163,14 +171,8 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
         diags.extend(result.diagnostics)
     read_seconds = time.perf_counter() - started
     open_changes = interrupted(ctx.journal_path)
-    for item in open_changes[:INTERRUPTED_LISTED]:
-        diags.add(warning(f"an earlier apply (plan {item['planId']}) was interrupted while it was applying "
-                          f"{item['action']} {item['address']}; this plan re-reads the actual state and "
-                          "converges it", address=item["address"]))
-    if len(open_changes) > INTERRUPTED_LISTED:     # a killed bulk batch leaves thousands open: one line for the rest
-        diags.add(warning(f"... and {len(open_changes) - INTERRUPTED_LISTED} more change(s) an earlier apply was "
-                          "applying when it was interrupted; this plan re-reads their actual state too",
-                          "`fleetctl journal` lists them all"))
+    read_whole = set(groups) if scope is None else set()
+    read_addresses = ({str(d.address) for d in desired} | {str(a.address) for a in actual}) if open_changes else set()
     for task in interrupted_tasks(ctx.journal_path):     # AWS bulk registration, IoT Hub import jobs
         diags.add(warning(f"an earlier apply (plan {task['planId']}) was interrupted while "
                           f"{task.get('task') or 'AWS bulk registration task'} {task['taskId']} ran "
@@ -188,6 +190,25 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                                                  for name in sorted({k[1] for k in groups if k[1]} & set(target_specs))},
                                  **({"scope": scope.to_json()} if scope else {})})
     result_plan = make_plan(desired, actual, options)
+    # open begins of an interrupted apply that this plan re-read and found nothing to change at: the apply of this
+    # plan records them reconciled (engine/journal.py), and the warnings stop
+    planned = {str(c.address) for c in result_plan.changes} | {str(b.address) for b in result_plan.blocked}
+    settled = [[item["planId"], item["address"]] for item in open_changes
+               if item["address"] not in planned and not result_plan.errored and not diags.has_errors
+               and (item["address"] in read_addresses or _read_key(item["address"]) in read_whole)]
+    if settled:
+        result_plan = Plan(**{**result_plan.__dict__, "options": {**result_plan.options, "converged": settled}})
+    done = {(p, a) for p, a in settled}
+    for item in open_changes[:INTERRUPTED_LISTED]:
+        diags.add(warning(f"an earlier apply (plan {item['planId']}) was interrupted while it was applying "
+                          f"{item['action']} {item['address']}; "
+                          + ("this plan re-read it and it is converged (nothing to change); the next apply records "
+                             "that and this warning stops" if (item["planId"], item["address"]) in done else
+                             "this plan re-reads the actual state and converges it"), address=item["address"]))
+    if len(open_changes) > INTERRUPTED_LISTED:     # a killed bulk batch leaves thousands open: one line for the rest
+        diags.add(warning(f"... and {len(open_changes) - INTERRUPTED_LISTED} more change(s) an earlier apply was "
+                          "applying when it was interrupted; this plan re-reads their actual state too",
+                          "`fleetctl journal` lists them all"))
     merged = tuple(sorted(diags, key=lambda d: (d.address or "", d.summary))) + result_plan.diagnostics
     estimate = apply_estimate(_levels(list(result_plan.changes)), ctx.env, ctx.workers,
                               [p.estimate_note for _, p in sorted(ctx.providers.items()) if hasattr(p, "estimate_note")])
@@ -207,6 +228,9 @@ class ApplyReport:
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
+    already_applied: str = ""          # why nothing was done: the plan was applied before (the sentence to print)
+    secret_files: list[str] = field(default_factory=list)   # artifacts written that hold secrets (mode 0600)
+    reconciled: int = 0                # open changes of interrupted applies this apply recorded as converged
 
     @property
     def ok(self) -> bool:
@@ -215,6 +239,10 @@ class ApplyReport:
 
 class StalePlan(FleetctlError):
     pass
+
+
+class PlanNotApplicable(FleetctlError):
+    """The plan ended in error (an error diagnostic, or a difference no plan can carry out): never applied."""
 
 
 def _stubs(plan: Plan) -> dict[tuple[str, str], list[DesiredResource]]:
@@ -235,9 +263,31 @@ def _stubs(plan: Plan) -> dict[tuple[str, str], list[DesiredResource]]:
     return out
 
 
+@dataclass
+class StaleCheck:
+    """What apply's re-read found: `stale` changes whose actual resource no longer has the planned fingerprint,
+    and among them those `converged` to exactly what the plan would have made them (the plan was applied
+    already, e.g. by a CI run whose journal is not on this machine)."""
+
+    stale: list[str] = field(default_factory=list)
+    converged: list[str] = field(default_factory=list)
+    changes: int = 0
+
+    @property
+    def already_applied(self) -> bool:
+        """Every change of the plan is stale because it is already in place: nothing is left to do."""
+        return bool(self.stale) and len(self.converged) == len(self.stale) == self.changes
+
+
 def check_stale(plan: Plan, ctx: Context, target_specs: Mapping[str, Any]) -> list[str]:
     """Addresses whose actual resource no longer has the fingerprint the plan recorded."""
-    stale: list[str] = []
+    return stale_check(plan, ctx, target_specs).stale
+
+
+def stale_check(plan: Plan, ctx: Context, target_specs: Mapping[str, Any]) -> StaleCheck:
+    """Re-read exactly what the plan was made against; a stale change is also checked against the plan's own
+    desired state (converged: the world already is what the plan would make it)."""
+    result = StaleCheck(changes=len(plan.changes))
     for key, stubs in sorted(_stubs(plan).items()):
         provider = get_provider(ctx, key, target_specs)
         has_deletes = any(c.action is Action.DELETE and provider_key(c.address) == key for c in plan.changes)
@@ -249,11 +299,13 @@ def check_stale(plan: Plan, ctx: Context, target_specs: Mapping[str, Any]) -> li
         for c in plan.changes:
             if provider_key(c.address) != key:
                 continue
-            a = actual.get(c.address)
+            a: ActualResource | None = actual.get(c.address)
             now = a.fingerprint if a is not None else "absent"
             if now != c.fingerprint:
-                stale.append(str(c.address))
-    return stale
+                result.stale.append(str(c.address))
+                if converged(c, a):
+                    result.converged.append(str(c.address))
+    return result
 
 
 def _levels(changes: list[Change]) -> list[list[Change]]:
@@ -329,16 +381,53 @@ def run_dag(waves: list[list[Unit]], fn: Callable[[Unit], None], workers: int) -
                         heapq.heappush(ready, (-units[m][0], units[m][1], m))
 
 
+def _listed(addresses: list[str], n: int = 20) -> str:
+    return ", ".join(addresses[:n]) + (f" and {len(addresses) - n} more" if len(addresses) > n else "")
+
+
+def refuse_errored(plan: Plan) -> None:
+    """Raise PlanNotApplicable for a plan that ended in error (a plan file marked failed, or one whose
+    diagnostics or blocked differences say so): apply never carries out part of a failed plan."""
+    if not plan.errored:
+        return
+    why = list(dict.fromkeys(d.summary for d in plan.errors))[:3] + [f"{b.address}: {b.reason}"
+                                                                      for b in plan.blocked][:3]
+    raise PlanNotApplicable([error(f"plan {plan.plan_id} ended in error and cannot be applied",
+                                   (f"{len(plan.errors)} error(s), {len(plan.blocked)} difference(s) that cannot be "
+                                    "planned" + (": " + "; ".join(why) if why else "") + ". Resolve them and re-run "
+                                    "plan."))])
+
+
 def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str, Any],
-          *, check: bool = True) -> ApplyReport:
-    """Apply exactly `plan`: refuse it when stale, journal every change and mutating call, skip dependants
-    of failures, retry only throttling/transient errors (in the clients). Never re-diffs."""
+          *, check: bool = True, journal_check: bool = False) -> ApplyReport:
+    """Apply exactly `plan`: refuse a plan that ended in error, refuse it when stale, journal every change and
+    mutating call, skip dependants of failures, retry only throttling/transient errors (in the clients). Never
+    re-diffs.
+
+    With `journal_check` (a saved plan file) a plan the journal shows applied to its end is not applied again,
+    and nothing is read: the report's `already_applied` says when and by which entry. Without that journal (a
+    CI runner), a plan whose every change is stale because the actual state already is what the plan makes it
+    is reported already applied too; a genuinely stale plan is refused."""
+    refuse_errored(plan)
+    if journal_check:
+        done = journals.applied(ctx.journal_path, plan.plan_id)
+        if done is not None:
+            return ApplyReport(plan.plan_id, already_applied=(
+                f"plan {plan.plan_id} was applied at {done.get('ts')} by journal entry {ctx.journal_path}:"
+                f"{done['line']} ({done.get('applied', 0)} change(s) applied); nothing to do"))
     if check:
-        stale = check_stale(plan, ctx, target_specs)
-        if stale:
+        checked = stale_check(plan, ctx, target_specs)
+        if checked.already_applied:
+            return ApplyReport(plan.plan_id, already_applied=(
+                f"plan {plan.plan_id} is already applied (the actual state already matches this plan: "
+                f"{len(checked.converged)} change(s) in place); nothing to do"))
+        if checked.stale:
+            stale = checked.stale
+            done = (f"; {len(checked.converged)} of them already match this plan (was it applied in part?)"
+                    if checked.converged else "")
             raise StalePlan([error("plan is stale, re-run plan",
-                                   "the actual state changed since the plan was made: " + ", ".join(stale[:20])
-                                   + (f" and {len(stale) - 20} more" if len(stale) > 20 else ""))])
+                                   "the actual state changed since the plan was made: " + _listed(stale) + done)])
+    open_before = interrupted(ctx.journal_path)
     journal = Journal(ctx.journal_path, ctx.clock or clock_from_env(ctx.env), plan.plan_id, plan.git_commit,
                       actor(ctx.env))
     report = ApplyReport(plan.plan_id)
@@ -448,7 +537,40 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
         for work in _batched(wave, ctx, target_specs):
             unit(work)
     report.seconds = time.perf_counter() - started
+    report.reconciled = _write_reconciled(journal, open_before, plan, set(report.applied))
     journal.write("apply-end", applied=len(report.applied), failed=len(report.failed), skipped=len(report.skipped))
     journal.close()
     report.stats = {f"{k[0]}/{k[1]}": p.stats() for k, p in ctx.providers.items()}
+    report.secret_files = sorted(str(path) for _, p in sorted(ctx.providers.items())
+                                 for path in getattr(p, "secret_artifacts", lambda: [])())
     return report
+
+
+def _write_reconciled(journal: Journal, open_before: list[dict[str, Any]], plan: Plan, applied: set[str]) -> int:
+    """`reconciled` entries for the open begins of interrupted applies that this apply converged: it succeeded at
+    the address, or its plan re-read the address and found nothing to change (`options.converged`). One entry
+    per interrupted plan (a killed bulk batch leaves thousands open: one fsync, not thousands)."""
+    settled = {(p, a) for p, a in plan.options.get("converged", [])}
+    by_plan: dict[str, list[str]] = {}
+    for item in open_before:
+        if item["address"] in applied or (item["planId"], item["address"]) in settled:
+            by_plan.setdefault(item["planId"], []).append(item["address"])
+    for begun, addresses in sorted(by_plan.items()):
+        journal.write("reconciled", reconciles=begun, addresses=sorted(addresses),
+                      how="converged by a later apply (re-read, nothing left to change, or applied again)")
+    return sum(len(a) for a in by_plan.values())
+
+
+def reconcile(plan: Plan, ctx: Context) -> int:
+    """For an apply whose plan has no change: record the interrupted changes it found converged. Returns how
+    many were recorded (0 writes nothing)."""
+    refuse_errored(plan)
+    open_before = interrupted(ctx.journal_path)
+    if not open_before or not plan.options.get("converged"):
+        return 0
+    journal = Journal(ctx.journal_path, ctx.clock or clock_from_env(ctx.env), plan.plan_id, plan.git_commit,
+                      actor(ctx.env))
+    try:
+        return _write_reconciled(journal, open_before, plan, set())
+    finally:
+        journal.close()

@@ -177,8 +177,8 @@ def test_an_immutable_set_list_still_means_replace() -> None:
     p = plan([DesiredResource(address, "aws.ThingType", {"searchableAttributes": ["a", "b"]})],
              [ActualResource(address, "aws.ThingType", {"searchableAttributes": ["a"]}, token="1")], PlanOptions())
     assert p.changes == ()      # a replace, which the ThingType's refine refuses, naming the field
-    (diag,) = p.diagnostics
-    assert "field 'searchableAttributes': thing type properties cannot be changed in place" in diag.render()
+    (blocked,) = p.blocked        # a difference no plan can carry out (engine/model.py Blocked)
+    assert blocked.field == "searchableAttributes" and "cannot be changed in place" in blocked.reason
 
 
 def test_plan_files_keep_structured_paths_and_older_files_still_load() -> None:

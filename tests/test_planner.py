@@ -131,8 +131,11 @@ def test_dependency_cycle_is_a_diagnostic_not_a_crash():
     assert any("dependency cycle" in d.summary for d in p.diagnostics)
 
 
-def test_impossible_change_is_an_error_and_the_rest_is_still_planned():
+def test_impossible_change_is_blocked_and_the_rest_is_still_planned():
     ca = want("CACertificate", "ca", {"certificateId": "cd", "status": "ACTIVE"}, inputs={"certificateMode": "DEFAULT"})
     p = plan([ca, FLEET[4]], [], OPTS)
     assert [str(c.address) for c in p.changes] == ["aws/aws-eu/ThingType/tt"]
-    assert any("needs verificationCertificatePem" in d.summary for d in p.diagnostics)
+    (blocked,) = p.blocked          # part of the plan, with a reason and what a person must do
+    assert str(blocked.address) == "aws/aws-eu/CACertificate/ca" and blocked.field == "verificationCertificatePem"
+    assert "needs verificationCertificatePem" in blocked.reason and "declare it" in blocked.remedy
+    assert p.errored and p.status == "errored"

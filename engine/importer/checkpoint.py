@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from engine import fsutil
 from engine.diagnostics import FleetctlError, error
 from engine.model import ActualResource, Address
 
@@ -88,21 +89,17 @@ class Checkpoint:
             return
         with path.open(encoding="utf-8") as fh:
             lines = [line for _, line in zip(range(count), fh)]
-        path.write_text("".join(lines), encoding="utf-8")
+        fsutil.write_atomic(path, "".join(lines))
 
     # ------------------------------------------------------------------ io
     def _file(self, kind: str) -> Path:
         return self.dir / f"{kind}.jsonl"
 
     def _save(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.path)
+        fsutil.write_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True) + "\n")
 
     def _append(self, path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as fh:
+        with fsutil.open_append(path) as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")   # key order kept: it is the output's
             fh.flush()

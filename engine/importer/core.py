@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
-from engine import kinds as registry
+from engine import fsutil, kinds as registry
 from engine.clock import iso
 from engine.diagnostics import FleetctlError, Severity, error
 from engine.importer import writer
@@ -255,6 +255,5 @@ def _write(out: Path, docs: list[Exported], when: str, report: ImportReport, req
     checkpoint.record_written(sorted(everything))
     for rel, text in sorted(everything.items()):
         path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        fsutil.write_atomic(path, text, mode=fsutil.PUBLIC)     # manifests for the repository
     return sorted(everything)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import fsutil
 from engine.diagnostics import FleetctlError, error
 from engine.importer import writer, yamlout
 from engine.importer.model import ImportReport, ImportRequest, Note
@@ -172,8 +173,7 @@ def run_device_import(dumps: Path, out: Path, fleet: Path, env: dict[str, str], 
     out.mkdir(parents=True, exist_ok=True)
     for rel, text in sorted(files.items()):
         path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        fsutil.write_atomic(path, text, mode=fsutil.PUBLIC)     # manifests for the repository
     report.files = sorted(files)
     from engine.manifest.fleet import load_fleet
     problems = load_fleet(out, {**env, DUMPS_ENV: str(dumps.resolve())}, resolve_secrets=False).diagnostics

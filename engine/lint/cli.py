@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from engine import fsutil
 from engine.diagnostics import FleetctlError, error
 from engine.lint import Finding, Level, LintConfig, LintResult, Rule, all_rules, lint, load_config
 
@@ -159,8 +160,7 @@ def command(path: str, fmt: str, select: tuple[str, ...], ignore: tuple[str, ...
     result = lint(root, config, env=os.environ)
     report = RENDERERS[fmt](result)
     if output:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(report, encoding="utf-8")
+        fsutil.write_atomic(output, report, mode=fsutil.PUBLIC)
     else:
         click.echo(report, nl=False)
     for d in result.diagnostics:

@@ -264,14 +264,24 @@ def _check_envelope(doc: Document, diags: Diagnostics) -> tuple[KindDecl, Envelo
     decl = registry.lookup(envelope.apiVersion, envelope.kind)
     if decl is None:
         known = registry.all_kinds()
-        groups = sorted({d.api_version for d in known})
-        if envelope.apiVersion not in groups:
+        groups = sorted({v for d in known for v in d.api_versions})
+        group, _, version = envelope.apiVersion.rpartition("/")
+        same_kind = registry.lookup_group(envelope.apiVersion, envelope.kind) if group else None
+        served = list(same_kind.versions) if same_kind else sorted({v for d in known if d.group == group
+                                                                    for v in d.versions})
+        if served and version not in served:     # a known group (and kind), a version it does not serve
+            listed = ", ".join(f"{group}/{v}" for v in served)
+            diags.add(error(f"apiVersion '{envelope.apiVersion}' is not served: {group} serves {listed}"
+                            + (f" for {envelope.kind}" if same_kind else ""),
+                            f"expected apiVersion: {listed}", source=doc.source(("apiVersion",)),
+                            field="apiVersion"))
+        elif envelope.apiVersion not in groups:
             hint = difflib.get_close_matches(envelope.apiVersion, groups, n=1)
             diags.add(error(f"unknown apiVersion '{envelope.apiVersion}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
                             f"expected one of: {', '.join(groups)}", source=doc.source(("apiVersion",)),
                             field="apiVersion"))
         else:
-            names = sorted(d.kind for d in known if d.api_version == envelope.apiVersion)
+            names = sorted(d.kind for d in known if envelope.apiVersion in d.api_versions)
             hint = difflib.get_close_matches(envelope.kind, names, n=1)
             diags.add(error(f"unknown kind '{envelope.kind}' for {envelope.apiVersion}"
                             + (f" (did you mean '{hint[0]}'?)" if hint else ""),

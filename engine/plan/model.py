@@ -1,15 +1,21 @@
-"""The Plan object and its versioned JSON form (the plan file is the contract between plan and apply)."""
+"""The Plan object and its versioned JSON form (the plan file is the contract between plan and apply).
+
+A plan file says whether it may be applied: `status` is "errored" when the plan ended in error (an error
+diagnostic, or a difference no plan can carry out: `blocked`), and apply refuses such a file whatever else it
+holds; a file without the marker (written before it existed) is judged by its diagnostics and `blocked`.
+"""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.diagnostics import Diagnostic, Source
-from engine.model import Action, Address, Change, FieldChange, SecretRef, canonical_json
+from engine.diagnostics import Diagnostic, Severity, Source
+from engine.model import Action, Address, Blocked, Change, FieldChange, SecretRef, canonical_json
 from engine.plan.attention import Attention
 
 FORMAT_VERSION = 1
+STATUS_OK, STATUS_ERRORED = "ok", "errored"
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,8 @@ class Plan:
     options: dict[str, Any] = field(default_factory=dict)
     interrupted: tuple[dict, ...] = ()
     format_version: int = FORMAT_VERSION
+    blocked: tuple[Blocked, ...] = ()       # differences no plan can carry out (drift a person must resolve)
+    recorded_status: str | None = None       # the `status` a loaded plan file carried
 
     @property
     def has_changes(self) -> bool:
@@ -34,6 +42,19 @@ class Plan:
         """Every attention item of the plan with its change, in plan order (views order them by severity)."""
         return tuple((c, a) for c in self.changes for a in c.attention)
 
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+    @property
+    def errored(self) -> bool:
+        """The plan ended in error: it must not be applied (and a drift report must not say "in sync")."""
+        return bool(self.errors or self.blocked) or self.recorded_status == STATUS_ERRORED
+
+    @property
+    def status(self) -> str:
+        return STATUS_ERRORED if self.errored else STATUS_OK
+
     def counts(self) -> dict[str, int]:
         out = {a.value: 0 for a in (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE)}
         for c in self.changes:
@@ -43,6 +64,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         return {
             "formatVersion": self.format_version,
+            "status": self.status,
             "planId": self.plan_id,
             "createdAt": self.created_at,
             "gitCommit": self.git_commit,
@@ -54,6 +76,7 @@ class Plan:
                            "message": a.message}
                           for c, a in self.attention],
             "changes": [change_to_json(c) for c in self.changes],
+            "blocked": [b.to_json() for b in self.blocked],
             "unmanaged": list(self.unmanaged),
             "interrupted": list(self.interrupted),
             "diagnostics": [d.to_json() for d in self.diagnostics],
@@ -92,12 +115,25 @@ def change_to_json(c: Change) -> dict[str, Any]:
     return out
 
 
+def _source(src: str | None) -> Source | None:
+    if not src:
+        return None
+    parts = src.rsplit(":", 2)
+    return Source(parts[0], int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[1].isdigit() else Source(src)
+
+
+def _fields(items: list[dict[str, Any]]) -> tuple[FieldChange, ...]:
+    return tuple(FieldChange.from_json(f) for f in items)
+
+
+def blocked_from_json(d: dict[str, Any]) -> Blocked:
+    return Blocked(address=Address.parse(d["address"]), kind=d["kind"], action=Action(d["action"]),
+                   reason=d["reason"], remedy=d.get("remedy", ""), fields=_fields(d.get("fields", [])),
+                   field=d.get("field"), source=_source(d.get("source")))
+
+
 def change_from_json(d: dict[str, Any]) -> Change:
-    src = d.get("source")
-    source = None
-    if src:
-        parts = src.rsplit(":", 2)
-        source = Source(parts[0], int(parts[1]), int(parts[2])) if len(parts) == 3 and parts[1].isdigit() else Source(src)
+    source = _source(d.get("source"))
     secrets = {k: SecretRef(*next(iter(v.items()))) for k, v in d.get("secrets", {}).items()}
     return Change(
         address=Address.parse(d["address"]), kind=d["kind"], action=Action(d["action"]), reason=d.get("reason", ""),
@@ -124,7 +160,9 @@ def plan_from_json(data: dict[str, Any]) -> Plan:
                     changes=tuple(change_from_json(c) for c in data["changes"]),
                     unmanaged=tuple(data.get("unmanaged", [])),
                     diagnostics=tuple(Diagnostic.from_json(x) for x in data.get("diagnostics", [])),
-                    options=data.get("options", {}), interrupted=tuple(data.get("interrupted", [])))
+                    options=data.get("options", {}), interrupted=tuple(data.get("interrupted", [])),
+                    blocked=tuple(blocked_from_json(b) for b in data.get("blocked", [])),
+                    recorded_status=data.get("status"))
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanFileError(f"malformed plan file: {exc}") from exc
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 from engine import kinds as registry
-from engine.diagnostics import Diagnostic, warning
+from engine.diagnostics import Diagnostic, Severity, warning
 from engine.diff import diff_fields
 from engine.graph import topo_order
 from engine.kinds import KindDecl
-from engine.model import ABSENT, SENSITIVE, Action, ActualResource, Address, Change, DesiredResource, FieldChange
+from engine.model import (ABSENT, SENSITIVE, Action, ActualResource, Address, Blocked, Change, DesiredResource,
+                          FieldChange)
 from engine.plan.attention import assess
 from engine.plan.model import Plan, change_to_json, plan_digest
 
@@ -76,6 +77,33 @@ def _delete(a: ActualResource) -> Change:
                   fingerprint=a.fingerprint, actual=dict(a.state), ids=dict(a.ids))
 
 
+def as_blocked(change: Change, diag: Diagnostic) -> Blocked | Change:
+    """A refine hook's Diagnostic read as a Blocked: an error means the change cannot be carried out (its
+    summary is the reason, its detail the remedy); a warning leaves the change as it is."""
+    if diag.severity is not Severity.ERROR:
+        return change
+    return Blocked(change.address, change.kind, change.action, diag.summary,
+                   diag.detail or "change the manifest, or the actual resource by hand, so that they agree",
+                   change.fields, diag.field, diag.source or change.source)
+
+
+def converged(change: Change, actual: ActualResource | None) -> bool:
+    """Whether `actual` is already what applying `change` makes it: absent after a delete, else no field of
+    the change's desired spec differs. (Apply uses it to tell "already applied" from "stale" when the journal
+    of the earlier apply is not at hand.)
+
+    A kind that states its own diff (device registers: desired values resolved against the fleet and the dump
+    at read time) is never judged converged here: its stub desired side is not the whole desired state, and a
+    device holds the new values only once it was pushed and read back, not when apply wrote the artifacts."""
+    if change.action is Action.DELETE:
+        return actual is None
+    if actual is None or registry.by_qualified(change.kind).diff is not None:
+        return False
+    desired = DesiredResource(change.address, change.kind, change.desired, change.source, change.depends_on,
+                              change.inputs, change.secrets)
+    return _pair(desired, actual) is None
+
+
 def _rank(kind: str) -> int:
     try:
         return registry.by_qualified(kind).rank
@@ -107,12 +135,15 @@ def plan(desired: Iterable[DesiredResource], actual: Iterable[ActualResource], o
             unmanaged.append(str(address))
 
     refined: list[Change] = []
+    blocked: list[Blocked] = []
     for change in changes + deletes:
         decl = registry.by_qualified(change.kind)
         result = decl.refine(change) if decl.refine else change
-        if isinstance(result, Diagnostic):   # the change cannot be carried out: say why, plan the rest
-            diags.append(result)
-        else:   # what a reviewer must not miss (engine/plan/attention.py), read by every view
+        if isinstance(result, Diagnostic):
+            result = as_blocked(change, result)
+        if isinstance(result, Blocked):      # the change cannot be carried out: part of the plan, plan the rest
+            blocked.append(result)
+        elif result is not None:   # what a reviewer must not miss (engine/plan/attention.py), read by every view
             attention = assess(result)
             refined.append(replace(result, attention=attention) if attention else result)
 
@@ -134,7 +165,7 @@ def plan(desired: Iterable[DesiredResource], actual: Iterable[ActualResource], o
     plan_id = plan_digest([change_to_json(c) for c in final], options.desired_digest, options.created_at)
     return Plan(plan_id=plan_id, created_at=options.created_at, git_commit=options.git_commit,
                 desired_digest=options.desired_digest, changes=tuple(final), unmanaged=tuple(unmanaged),
-                diagnostics=tuple(diags), options={"pruneTargets": sorted(options.prune_targets), **options.extra})
+                diagnostics=tuple(diags), blocked=tuple(sorted(blocked, key=lambda b: b.address)), options={"pruneTargets": sorted(options.prune_targets), **options.extra})
 
 
-__all__ = ["PlanOptions", "plan", "ABSENT"]
+__all__ = ["PlanOptions", "plan", "converged", "as_blocked", "ABSENT"]

@@ -25,11 +25,42 @@ ACTION_ORDER = [Action.DELETE, Action.REPLACE, Action.CREATE, Action.UPDATE]
 
 
 def summary_line(plan: Plan) -> str:
+    """The closing sentence. It never says the actual state matches when the plan ended in error or holds a
+    difference it cannot carry out."""
     c = plan.counts()
+    blocked = (f" {len(plan.blocked)} difference(s) cannot be planned: a person must resolve them (listed above)."
+               if plan.blocked else "")
     if not plan.changes:
+        if plan.blocked:
+            return "No changes can be planned." + blocked
+        if plan.errors:
+            return "No changes planned, but the plan ended in error: the actual state was not compared in full."
         return "No changes. The actual state matches the manifests."
     return (f"Plan: {c['create']} to create, {c['update']} to update, {c['replace']} to replace, "
-            f"{c['delete']} to delete.")
+            f"{c['delete']} to delete." + blocked)
+
+
+def blocked_lines(plan: Plan, fmt: str = "text") -> list[str]:
+    """The differences no plan can carry out (Plan.blocked), each with what differs, why fleetctl cannot repair
+    it and what a person must do. Listed in full in every view (never shortened to fit): they are what a drift
+    job or a reviewer must act on."""
+    if not plan.blocked:
+        return []
+    if fmt == "markdown":
+        out = [f"> [!CAUTION]\n> **{len(plan.blocked)} difference(s) cannot be planned**; apply cannot repair "
+               "them, a person must:"]
+        for b in plan.blocked:
+            out.append(f"> - `{b.address}`" + (f" (`{b.field}`)" if b.field else "")
+                       + (f" at `{b.source}`" if b.source else "") + f": {_cell(b.reason)}. "
+                       f"**To do:** {_cell(b.remedy)}.")
+        return out + [""]
+    out = [f"Cannot be planned: {len(plan.blocked)} difference(s) a person must resolve (apply cannot repair them):"]
+    for b in plan.blocked:
+        out.append(f"  ! {b.address}" + (f"  ({b.source})" if b.source else ""))
+        out.extend(change_lines(Change(b.address, b.kind, b.action, fields=b.fields)))
+        out.append(f"      why: {b.reason}")
+        out.append(f"      to do: {b.remedy}")
+    return out
 
 
 # ------------------------------------------------------------------------------------- "Needs attention"
@@ -198,6 +229,8 @@ def text(plan: Plan, *, detail: bool = True, max_changes: int = 500, summary: bo
         rest = Counter((c.kind, c.action.value) for c in plan.changes[max_changes:])
         out.append(f"  … and {len(plan.changes) - max_changes} more: " +
                    ", ".join(f"{n} {a} {k}" for (k, a), n in sorted(rest.items())))
+    if plan.blocked:
+        out += ([""] if out[-1] else []) + blocked_lines(plan)
     if plan.unmanaged:
         out.append("")
         out.append(f"{len(plan.unmanaged)} unmanaged resource(s) exist that no manifest declares; fleetctl leaves "
@@ -277,6 +310,7 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
         head += [f"🔎 {scope_text(plan)}", ""]
     if plan.changes:
         head += _kind_table(plan) + [""]
+    head += blocked_lines(plan, "markdown")
     for d in plan.diagnostics[:MAX_LISTED]:
         head.append(f"- {'⚠️' if d.severity.value == 'warning' else '❌'} {d.render().splitlines()[0]}")
     if len(plan.diagnostics) > MAX_LISTED:
@@ -289,6 +323,9 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
                     "leaves them alone.")
     footer = ["---", "_Merging this pull request applies exactly this plan (`fleetctl apply plan.json`); if the "
               "actual state changes first, apply refuses the stale plan and the pull request must be re-planned._"]
+    if plan.errored:
+        footer = ["---", "_This plan ended in error; its plan file is marked failed and apply refuses it. Resolve "
+                  "the errors above and plan again._"]
     if not plan.changes:
         return "\n".join(head + footer) + "\n"
     changes = list(plan.changes)
@@ -348,6 +385,7 @@ class DriftState:
     MISSING = "missing"                  # declared, absent in the cloud
     DIFFERS = "differs"                  # exists, some managed fields differ
     NOT_DECLARED = "not declared"        # managed by fleetctl, no longer declared, pruning on
+    BLOCKED = "blocked"                  # differs in a way no plan can repair (Plan.blocked)
 
     @staticmethod
     def of(c: Change) -> str:
@@ -408,28 +446,40 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
     manifests only) or changed. The markdown report, when it would exceed `budget`, leaves out whole resources
     from the end of the list and says how many (no value is ever cut)."""
     orphans = _orphans(plan)
+    in_sync = not plan.changes and not plan.errored   # an error, or a difference no plan can carry out: never "in sync"
+    drifted = len(plan.changes) + len(plan.blocked)
     if fmt == "json":
         counts = Counter(DriftState.of(c) for c in plan.changes)
         return json.dumps({
-            "inSync": not plan.changes, "planId": plan.plan_id, "gitCommit": plan.git_commit,
+            "inSync": in_sync, "complete": not plan.errors, "planId": plan.plan_id, "gitCommit": plan.git_commit,
             "createdAt": plan.created_at,
-            "summary": {"resources": len(plan.changes), **{k: counts[k] for k in
-                                                            (DriftState.MISSING, DriftState.DIFFERS,
-                                                             DriftState.NOT_DECLARED)}},
+            "summary": {"resources": drifted, **{k: counts[k] for k in
+                                                  (DriftState.MISSING, DriftState.DIFFERS, DriftState.NOT_DECLARED)},
+                        DriftState.BLOCKED: len(plan.blocked)},
             "drift": [{"address": str(c.address), "kind": c.kind, "state": DriftState.of(c),
                        "action": c.action.value, **({"source": str(c.source)} if c.source else {}),
                        "fields": [_drift_field_json(f) for f in (c.fields if c.action is not Action.CREATE else ())],
                        **({"attention": [a.to_json() for a in drift_attention(c)]} if drift_attention(c) else {})}
                       for c in plan.changes],
             "attention": [{"address": address, **a.to_json()} for address, a in _drift_items(plan)],
+            "blocked": [b.to_json() for b in plan.blocked],
+            "errors": [d.to_json() for d in plan.errors],
             "orphaned": orphans}, indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
         return _drift_markdown(plan, orphans, budget)
-    if not plan.changes:
+    if in_sync:
         return "In sync: the actual state matches the manifests.\n" + "".join(
             f"note: {a} is managed by fleetctl but no longer declared (pruning is off)\n" for a in orphans)
-    out = [f"Drift: {len(plan.changes)} resource(s) differ from the manifests."]
+    out = []
+    if plan.errors:
+        out.append(f"Drift check incomplete: {len(plan.errors)} error(s) (on stderr); the actual state was not "
+                   "compared in full.")
+    if drifted:
+        out.append(f"Drift: {drifted} resource(s) differ from the manifests"
+                   + (f"; {len(plan.blocked)} cannot be repaired automatically." if plan.blocked else "."))
     out += attention_text(_drift_items(plan))
+    if plan.blocked:
+        out += blocked_lines(plan)
     if any(DriftState.of(c) == DriftState.DIFFERS and c.fields for c in plan.changes):
         out.append(f"  ({DRIFT_LEGEND})")
     for c in plan.changes:
@@ -444,16 +494,21 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
 
 def _drift_markdown(plan: Plan, orphans: list[str], budget: int) -> str:
     head = ["<!-- fleetctl-drift -->"]
-    if not plan.changes:
+    if not plan.changes and not plan.errored:      # an error, or a difference no plan can carry out: never "in sync"
         head.append("### fleetctl drift: in sync")
         head.append("")
         head.append("The actual state matches the manifests" + (f" at `{plan.git_commit[:12]}`" if plan.git_commit
                                                                   else "") + f" ({plan.created_at}).")
         return "\n".join(head + _orphan_lines(orphans)) + "\n"
-    head += [f"### fleetctl drift: {len(plan.changes)} resource(s) out of sync", "",
-             f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
-             + ". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
-             "actual state.", ""]
+    drifted = len(plan.changes) + len(plan.blocked)
+    head += [f"### fleetctl drift: {f'{drifted} resource(s) out of sync' if drifted else 'check incomplete'}", ""]
+    if plan.errors:
+        head += [f"❌ The check ended with {len(plan.errors)} error(s); the actual state was not compared in "
+                 "full:", *[f"- {_cell(d.render().splitlines()[0])}" for d in plan.errors], ""]
+    head += blocked_lines(plan, "markdown")
+    head += [f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
+             + (". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
+                "actual state." if plan.changes else "."), ""]
     head += attention_markdown(_drift_items(plan), "`fleetctl drift --format json`", budget=budget // 3)
     changes = list(plan.changes)
     rows: list[str | None] = [f"| `{c.address}`{flag_suffix(drift_attention(c))} | {_drift_state_cell(c)} | "

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from engine import fsutil
+
 EMULATORS = {"aws": "engine.sandbox.aws", "azure": "engine.sandbox.azure_emulator"}
 
 
@@ -109,7 +111,7 @@ def up(base: Path | None = None, *, quota_faithful: bool | None = None) -> str:
     if quota_faithful:
         values["FLEETCTL_RATE_LIMIT"] = "on"
     text = render_exports(values)
-    env_file(base).write_text(text)
+    fsutil.write_atomic(env_file(base), text)       # 0600: it holds the emulators' keys
     return text
 
 
@@ -141,7 +143,7 @@ def _start(base: Path | None, sdir: Path, name: str, module: str, extra: list[st
     proc = subprocess.Popen([sys.executable, "-m", module, "--state-dir", str(sdir), *extra], stdout=log, stderr=log,
                             stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(sdir))
     pids[name] = proc.pid
-    (sdir / "pids.json").write_text(json.dumps(pids))
+    fsutil.write_atomic(sdir / "pids.json", json.dumps(pids))
     try:
         return _wait_for(info, proc, name)
     except SandboxError:

@@ -75,7 +75,7 @@ def test_a_widening_statement_is_shown_in_full_in_every_view(aws_env, fleet_dir:
     assert len(lines) == len([line for line in lines if line.strip()]) and "…" not in drift.stdout
 
     md = run_cli("drift", str(fleet_dir), "--format", "markdown").stdout
-    assert f"| `{POLICY}` | differs: 1 field change(s) |" in md
+    assert f"| `{POLICY}`  [!permissions-widened] | differs: 1 field change(s) |" in md
     shows_in_full(block(md, f"! {POLICY}"), "+")
 
     report = json.loads(run_cli("drift", str(fleet_dir), "--format", "json").stdout)

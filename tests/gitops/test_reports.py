@@ -151,7 +151,7 @@ def test_drift_in_text_markdown_and_json_after_an_out_of_band_change(aws_env, fl
     assert res.exit_code == 2
     report = json.loads(res.stdout)
     assert report["inSync"] is False
-    assert report["summary"] == {"resources": 2, "missing": 1, "differs": 1, "not declared": 0}
+    assert report["summary"] == {"resources": 2, "missing": 1, "differs": 1, "not declared": 0, "blocked": 0}
     assert report["drift"] == [
         {"address": "aws/aws-eu/Thing/DA1275B0", "kind": "aws.Thing", "state": "differs", "action": "update",
          "source": "fleet/aws/springpark.yaml:92:12",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import re
 import time
 import urllib.request
@@ -116,5 +117,7 @@ def test_sandbox_up_quota_faithful_starts_the_proxy_and_paces_fleetctl(tmp_path,
         assert args[-2:] == ["--job-rate", "277.8"]
         pids = json.loads((manager.state_dir(tmp_path) / "pids.json").read_text())
         assert set(pids) >= {"aws", "aws-quota-proxy"}
+        for private in (manager.env_file(tmp_path), manager.state_dir(tmp_path) / "aws.json"):   # issue 13 §6
+            assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
     finally:
         assert "aws-quota-proxy" in manager.down(tmp_path)

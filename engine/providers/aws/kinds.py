@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from engine.kinds import KindDecl, ListKey, Ref, register
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, canonical, declared, simple_desired
 from engine.manifest.types import Name, Pem, Status, Strict
-from engine.model import Action
+from engine.model import Action, Change
 from engine.pki import CertInfo, issued_by
 from engine.providers.aws.planning import CALLS, MANAGED_FIELD, REFINE
 
@@ -249,7 +249,8 @@ def _adoption_steps(kind: str, refine: Any) -> Any:
 
     def wrapped(c: Any) -> Any:
         result = refine(c) if refine else c
-        if getattr(result, "action", None) is Action.UPDATE and any(f.path == MANAGED_FIELD for f in result.fields):
+        if isinstance(result, Change) and result.action is Action.UPDATE \
+                and any(f.path == MANAGED_FIELD for f in result.fields):
             result = dataclasses.replace(
                 result, reason=result.reason or f"adopt: the manifest says {ADOPT_ANNOTATION}",
                 steps=result.steps + (f"add the ownership marker {how} {MARKER_KEY}={MARKER_VALUE}",))

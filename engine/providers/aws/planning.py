@@ -9,8 +9,8 @@ from collections import Counter
 from dataclasses import replace
 from typing import Callable
 
-from engine.diagnostics import Diagnostic, error
-from engine.model import Action, Change
+from engine.diagnostics import Diagnostic
+from engine.model import Action, Blocked, Change
 
 MAX_POLICY_VERSIONS = 5
 
@@ -41,7 +41,10 @@ def policy_version_steps(c: Change) -> tuple[list[int], list[int], bool]:
     return before, after, create
 
 
-def _policy(c: Change) -> Change | Diagnostic:
+Refined = Change | Blocked | Diagnostic
+
+
+def _policy(c: Change) -> Refined:
     if c.action is Action.UPDATE:
         before, after, create = policy_version_steps(c)
         nxt = max([int(v) for v in c.ids.get("versions", [])] or [0]) + 1
@@ -59,11 +62,14 @@ def _policy(c: Change) -> Change | Diagnostic:
     return c
 
 
-def _certificate(c: Change) -> Change | Diagnostic:
+def _certificate(c: Change) -> Refined:
     if c.action in (Action.UPDATE, Action.REPLACE) and c.actual.get("status") == "REVOKED" \
             and c.desired.get("status") != "REVOKED" and c.action is Action.UPDATE:
-        return error("a REVOKED certificate cannot be made ACTIVE or INACTIVE again on AWS IoT; issue a new "
-                     "certificate (a new PEM) instead", source=c.source, address=str(c.address), field="status")
+        return Blocked.of(c, f"the certificate is REVOKED and the manifest says {c.desired.get('status', 'ACTIVE')}: "
+                             "a REVOKED certificate cannot be made ACTIVE or INACTIVE again on AWS IoT",
+                          "issue a new certificate (a new PEM) for the device, declare it (and point the thing's "
+                          "principals at it), and detach the revoked one; or declare status: REVOKED to accept "
+                          "the revocation", field="status")
     delete_steps = ["detach from every thing", *[f"detach policy {p}" for p in c.actual.get("policies", [])],
                     *(["set status INACTIVE"] if c.actual.get("status") == "ACTIVE" else []), "delete certificate"]
     status = c.desired.get("status", "ACTIVE")
@@ -81,7 +87,7 @@ def _certificate(c: Change) -> Change | Diagnostic:
     return c
 
 
-def _ca(c: Change) -> Change | Diagnostic:
+def _ca(c: Change) -> Refined:
     delete_steps = [*(["set status INACTIVE"] if c.actual.get("status") == "ACTIVE" else []), "delete CA certificate"]
     if c.action is Action.DELETE:
         return replace(c, steps=tuple(delete_steps))
@@ -89,30 +95,33 @@ def _ca(c: Change) -> Change | Diagnostic:
         return replace(c, steps=tuple(delete_steps + ["register CA certificate with its verification certificate"]))
     if c.action is Action.CREATE and not c.inputs.get("verificationCertificatePem") \
             and c.inputs.get("certificateMode", "DEFAULT") == "DEFAULT":
-        return error("registering a CA in DEFAULT mode needs verificationCertificatePem (proof of possession: a "
-                     "certificate whose CN is the account's registration code, signed by the CA outside fleetctl)",
-                     source=c.source, address=str(c.address), field="verificationCertificatePem")
+        return Blocked.of(c, "registering a CA in DEFAULT mode needs verificationCertificatePem (proof of "
+                             "possession), and the manifest declares none",
+                          "make a verification certificate outside fleetctl (CN = the account's registration code, "
+                          "signed with the CA's key) and declare it as verificationCertificatePem",
+                          field="verificationCertificatePem")
     return c
 
 
-def _thing(c: Change) -> Change | Diagnostic:
+def _thing(c: Change) -> Refined:
     if c.action is Action.DELETE:
         steps = [f"detach certificate {p}" for p in c.actual.get("principals", [])] + ["delete thing"]
         return replace(c, steps=tuple(steps))
     return c
 
 
-def _thing_type(c: Change) -> Change | Diagnostic:
+def _thing_type(c: Change) -> Refined:
     if c.action is Action.REPLACE:
-        return error("thing type properties cannot be changed in place, and replacing a type means deprecating it, "
-                     "waiting 5 minutes and deleting it while no thing uses it; declare a new ThingType name instead",
-                     source=c.source, address=str(c.address), field=c.reason.split(" ")[0])
+        return Blocked.of(c, "thing type properties cannot be changed in place, and replacing a type means "
+                             "deprecating it, waiting 5 minutes and deleting it while no thing uses it",
+                          "declare a new ThingType name instead (and move the things to it), or change the "
+                          "manifest back to the properties the type has", field=c.reason.split(" ")[0])
     if c.action is Action.DELETE:
         return replace(c, steps=("deprecate thing type", "delete thing type (AWS requires 5 minutes after deprecation)"))
     return c
 
 
-def _thing_group(c: Change) -> Change | Diagnostic:
+def _thing_group(c: Change) -> Refined:
     if c.action is Action.REPLACE:
         members = c.ids.get("members", [])
         return replace(c, steps=("delete thing group", "create thing group under the new parent",

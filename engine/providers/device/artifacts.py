@@ -14,7 +14,6 @@ import enum
 import hashlib
 import io
 import json
-import os
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+from engine import fsutil
 
 from .codecs import codec, to_hex
 from .diff import ChangeKind, RegisterChange, commit_steps
@@ -309,12 +310,8 @@ _RENDERERS: Mapping[Adapter, Callable[[_Context], None]] = MappingProxyType({
 
 
 def _write(path: Path, content: str, secret: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = 0o600 if secret else 0o644
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), mode)
-        handle.write(content.encode("utf-8"))
+    """Atomically, with an exact mode (engine/fsutil.py): a device never gets half an artifact."""
+    fsutil.write_atomic(path, content, mode=fsutil.PRIVATE if secret else fsutil.PUBLIC)
 
 
 def write_artifacts(artifacts: Sequence[Artifact], root: str | Path = ".") -> list[Path]:

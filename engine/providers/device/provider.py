@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from engine import errors
+from engine import errors, fsutil
 from engine.diagnostics import Diagnostic, Source, error, warning
 from engine.manifest.fleet import Fleet, resolve_secret_value
 from engine.model import ActualResource, Change, DesiredResource, SecretRef, canonical_json, secret_fingerprint
@@ -128,13 +128,8 @@ class DeviceState:
         devices = self.load()
         for address, recorded in entries.items():
             devices[address] = {**devices.get(address, {}), **recorded}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps({"formatVersion": STATE_FORMAT, "devices": devices}, indent=1, sort_keys=True) + "\n"
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, self.path)
+        fsutil.write_atomic(self.path, text)
 
 
 @dataclass
@@ -187,6 +182,7 @@ class DeviceProvider:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._written: dict[str, list[dict[str, Any]]] = {}   # address → artifacts of the last apply
+        self._secret_files: list[Path] = []                    # secret-bearing artifacts written (mode 0600)
 
     # ------------------------------------------------------------------ plumbing
     def set_hook(self, hook: CallHook | None) -> None:
@@ -194,6 +190,12 @@ class DeviceProvider:
 
     def stats(self) -> dict[str, Any]:
         return dict(self._counts)
+
+    def secret_artifacts(self) -> list[Path]:
+        """The artifact files this provider's applies wrote that hold a secret value (a password, a PSK, a
+        private key slot): written 0600; apply tells the user to push them to the device and delete them."""
+        with self._lock:
+            return sorted(set(self._secret_files))
 
     def _model(self, d: DesiredResource) -> DeviceModel:
         name, digest = d.spec["model"], d.spec["modelDigest"]
@@ -483,6 +485,8 @@ class DeviceProvider:
         self._written[str(d.address)] = [{**a.to_json(), "content": None} if a.contains_secrets else
                                          {k: v for k, v in a.to_json().items() if k != "content"}
                                          for a in artifacts]
+        with self._lock:
+            self._secret_files.extend(folder / str(a.path) for a in artifacts if a.contains_secrets and a.path)
         return _written_fingerprints(r.model, r.config, r.dump)
 
 
