@@ -96,7 +96,8 @@ def progress_line(label: str, done: int, total: int | None, unit: str, elapsed: 
     if final:
         parts.append(f"done in {duration(elapsed)}")
     elif total and per_second > 0 and done < total:
-        parts.append(f"about {duration((total - done) / per_second)} left")
+        left = duration((total - done) / per_second)
+        parts.append(f"{left} left" if left.startswith("under") else f"about {left} left")
     return ", ".join(parts)
 
 
@@ -199,8 +200,8 @@ def _bar_columns() -> list[Any]:
 
 
 class _BarTask(Task):
-    def __init__(self, sink: "BarProgress", task_id: Any, failures: bool) -> None:
-        self._sink, self._id, self._failures = sink, task_id, failures
+    def __init__(self, sink: "BarProgress", task_id: Any, failures: bool, keep: bool) -> None:
+        self._sink, self._id, self._failures, self._keep = sink, task_id, failures, keep
         self._failed = 0
         self._closed = False
 
@@ -222,7 +223,7 @@ class _BarTask(Task):
 
 class BarProgress(ProgressSink):
     """rich.progress bars on a terminal (stderr); the display starts with the first task and stops when the
-    last open task closes, leaving the finished bars on screen."""
+    last open task closes. Apply's bars stay on screen when done (`final`); a read's bar goes."""
 
     def __init__(self, stream: IO[str] | None = None, *, color: bool = True) -> None:
         self._stream = stream
@@ -245,7 +246,7 @@ class BarProgress(ProgressSink):
             fields = {"failed": 0} if failures else {"failed": None}
             task_id = self._bars.add_task(label, total=total, unit=unit, **fields)
             self._open += 1
-            return _BarTask(self, task_id, failures)
+            return _BarTask(self, task_id, failures, final)
 
     def _close(self, task: _BarTask) -> None:
         with self._lock:
@@ -254,10 +255,13 @@ class BarProgress(ProgressSink):
             task._closed = True
             if self._bars is None:
                 return
-            bar = self._bars.tasks[[t.id for t in self._bars.tasks].index(task._id)]
-            if bar.total is None or bar.completed > bar.total:
-                self._bars.update(task._id, total=bar.completed)
-            self._bars.stop_task(task._id)
+            if task._keep:
+                bar = self._bars.tasks[[t.id for t in self._bars.tasks].index(task._id)]
+                if bar.total is None or bar.completed > bar.total:
+                    self._bars.update(task._id, total=bar.completed)
+                self._bars.stop_task(task._id)
+            else:                 # a read: its bar goes when it is done (its total was only the declared count)
+                self._bars.remove_task(task._id)
             self._open -= 1
             if self._open <= 0:
                 self.close()
