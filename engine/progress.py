@@ -240,8 +240,10 @@ class BarProgress(ProgressSink):
             if self._bars is None:
                 console = Console(file=self._stream or sys.stderr, force_terminal=True, no_color=not self._color,
                                   highlight=False)
+                # stderr lines written while the bars are live (diagnostics, import's page lines) print above
+                # them; stdout is never touched (the bars' console writes to stderr)
                 self._bars = Progress(*_bar_columns(), console=console, transient=False, redirect_stdout=False,
-                                      redirect_stderr=False)
+                                      redirect_stderr=True)
                 self._bars.start()
             fields = {"failed": 0} if failures else {"failed": None}
             task_id = self._bars.add_task(label, total=total, unit=unit, **fields)

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -201,3 +202,19 @@ def test_in_process_runs_are_plain(aws_env, fleet_dir):
     """The click test runner is no terminal: the plain text, as before."""
     res = run_cli("plan", str(fleet_dir))
     assert res.exit_code == 0 and "\x1b[" not in res.output
+
+
+def test_apply_shows_a_progress_bar_on_a_terminal(aws_env, fleet_dir, tmp_path):
+    """On a terminal apply draws a rich progress bar on stderr (done/total, failures); the report stays on stdout."""
+    planfile = str(tmp_path / "plan.json")
+    assert run_cli("plan", str(fleet_dir), "--target", "aws-eu", "--out", planfile).exit_code == 0
+    total = len(json.loads(Path(planfile).read_text(encoding="utf-8"))["changes"])
+    rc, out, _ = run_in_pty("apply", planfile, "--fleet", str(fleet_dir), env=_env(**aws_env))
+    text = strip_styles(out.decode())
+    assert rc == 0, text
+    assert "\x1b[?25l" in out.decode()                       # rich's live display (cursor hidden while it runs)
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "\n")     # cursor and erase codes too
+    bar = [line for line in screen.splitlines() if line.startswith("apply ")]
+    assert bar and f"{total}/{total}" in bar[-1] and "changes" in bar[-1] and "0 failed" in bar[-1], bar
+    assert "━" in bar[-1]
+    assert re.search(rf"Apply p-[0-9a-f]+: {total} applied, 0 failed, 0 skipped", text)
