@@ -35,9 +35,13 @@ def _ctx(journal: str | None) -> run.Context:
 def _progress_sink() -> progress.ProgressSink:
     """Bars on a terminal, lines in a CI log, always on stderr (engine/progress.py)."""
     try:
-        return progress.sink_for(sys.stderr, os.environ, color=console.current().color(err=True))
+        sink = progress.sink_for(sys.stderr, os.environ, color=console.current().color(err=True))
     except ValueError as exc:
         raise FleetctlError(error(str(exc))) from None
+    click_ctx = click.get_current_context(silent=True)
+    if click_ctx is not None:          # a read that raised left its task open: the bars stop with the command
+        click_ctx.call_on_close(sink.close)
+    return sink
 
 
 def _emit_diagnostics(diags) -> None:
