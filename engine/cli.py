@@ -320,6 +320,8 @@ def _register_plugins() -> None:
 
 
 _register_plugins()
+for _command in cli.commands.values():
+    console.add_color_options(_command)       # `fleetctl plan --no-color` works as `fleetctl --no-color plan`
 apply_epilogs(cli)      # every command's exit codes and environment, from engine/clihelp.py
 
 

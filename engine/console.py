@@ -47,10 +47,6 @@ _DIFF_HEADERS = ("--- ", "+++ ", "@@ ")        # unified-diff headers inside fol
 _AFTER_SIGN = " \t{}[]\"'"                     # what may follow a bare +/- of a unified-diff line
 
 
-def _set(value: str | None) -> bool:
-    return bool(value)
-
-
 def color_enabled(mode: str, stream: IO[Any] | None, env: Mapping[str, str] | None = None) -> bool:
     """Whether text written to `stream` is coloured, by the rules of the module docstring."""
     env = os.environ if env is None else env
@@ -58,9 +54,9 @@ def color_enabled(mode: str, stream: IO[Any] | None, env: Mapping[str, str] | No
         raise ValueError(f"colour mode must be one of {', '.join(COLOR_MODES)}, not {mode!r}")
     if mode != "auto":
         return mode == "always"
-    if _set(env.get("NO_COLOR")):
+    if env.get("NO_COLOR"):           # set to a non-empty value (an empty NO_COLOR is not set)
         return False
-    if _set(env.get("FORCE_COLOR")):
+    if env.get("FORCE_COLOR"):
         return True
     try:
         tty = bool(stream is not None and stream.isatty())
@@ -172,3 +168,25 @@ def current() -> Console:
 def echo(text: str, *, err: bool = False, nl: bool = True, style: bool = True) -> None:
     """`current().echo(...)`: what every command prints for people goes through here."""
     current().echo(text, err=err, nl=nl, style=style)
+
+
+def _set_mode(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    if param.name == "no_color" and value:
+        ctx.meta[META_KEY] = "never"
+    elif param.name == "color" and value:
+        ctx.meta[META_KEY] = value
+
+
+def add_color_options(command: click.Command) -> None:
+    """`--color`/`--no-color` after a subcommand too (`fleetctl plan --no-color`, as Terraform users type it): the
+    same setting as the group's global option, kept in the shared context meta, never passed to the command."""
+    names = {n for p in command.params for n in getattr(p, "opts", [])}
+    if "--color" not in names:
+        command.params.append(click.Option(["--color"], type=click.Choice(COLOR_MODES), default=None,
+                                           expose_value=False, callback=_set_mode, metavar="[auto|always|never]",
+                                           help="colour: auto, always or never (as the global option)"))
+    if "--no-color" not in names:
+        command.params.append(click.Option(["--no-color"], is_flag=True, expose_value=False, callback=_set_mode,
+                                           help="no colour (as --color=never)"))
+    for sub in getattr(command, "commands", {}).values():
+        add_color_options(sub)

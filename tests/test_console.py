@@ -165,6 +165,10 @@ def test_show_is_coloured_on_a_terminal_and_plain_when_piped(tmp_path):
         forced = _piped(*extra, "show", planfile, env=env)
         assert forced.returncode == 0 and forced.stdout == on_tty
     assert _piped("--no-color", "--color=always", "show", planfile, env=_env()).returncode == 2   # a usage error
+    # after the subcommand too, as Terraform users type it
+    assert _piped("show", planfile, "--color=always", env=_env()).stdout == on_tty
+    rc, plain, _ = run_in_pty("show", planfile, "--no-color", env=_env())
+    assert rc == 0 and plain == piped.stdout
 
 
 def test_json_and_markdown_are_never_styled(tmp_path):
