@@ -118,7 +118,10 @@ class _LineTask(Task):
 
 class LineProgress(ProgressSink):
     """Lines on a stream (stderr) for logs: every `interval` seconds and `step` of the total, whichever comes
-    later, then a final line. `clock` is injected (monotonic seconds)."""
+    later, then a final line. `clock` is injected (monotonic seconds).
+
+    Hand-written because rich.progress draws a live display (off a terminal it renders once, when it stops); a CI
+    log needs sparse, complete lines, each readable on its own."""
 
     def __init__(self, stream: IO[str] | None = None, *, clock: Callable[[], float] = time.monotonic,
                  interval: float = INTERVAL_SECONDS, step: float = STEP,
@@ -300,8 +303,8 @@ def sink_for(stream: IO[str], env: Mapping[str, str], *, color: bool = False,
 
 
 @dataclass
-class Counter:
-    """A task's numbers as a test double would see them (used by tests and `RecordingProgress`)."""
+class TaskRecord:
+    """One task's numbers as `RecordingProgress` keeps them."""
 
     label: str
     total: int | None
@@ -311,29 +314,31 @@ class Counter:
     closed: bool = False
 
 
+class _RecordedTask(Task):
+    def __init__(self, record: TaskRecord, lock: threading.Lock) -> None:
+        self._r, self._lock = record, lock
+
+    def advance(self, n: int = 1, *, failed: int = 0) -> None:
+        with self._lock:
+            self._r.done += n
+            self._r.failed += failed
+
+    def set_total(self, total: int | None) -> None:
+        self._r.total = total
+
+    def close(self) -> None:
+        self._r.closed = True
+
+
 @dataclass
 class RecordingProgress(ProgressSink):
     """Keeps every task's numbers: what library callers and tests inspect after a run."""
 
-    tasks: list[Counter] = field(default_factory=list)
+    tasks: list[TaskRecord] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def task(self, label: str, total: int | None = None, *, unit: str = "items", final: bool = True,
              failures: bool = False) -> Task:
-        c = Counter(label, total, unit)
-        self.tasks.append(c)
-        lock = self._lock
-
-        class _T(Task):
-            def advance(self, n: int = 1, *, failed: int = 0) -> None:
-                with lock:
-                    c.done += n
-                    c.failed += failed
-
-            def set_total(self, total: int | None) -> None:
-                c.total = total
-
-            def close(self) -> None:
-                c.closed = True
-
-        return _T()
+        record = TaskRecord(label, total, unit)
+        self.tasks.append(record)
+        return _RecordedTask(record, self._lock)

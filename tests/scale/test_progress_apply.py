@@ -10,7 +10,7 @@ from tests.conftest import run_cli
 from tests.scale.conftest import THINGSET, esp32_macs
 
 LINE = re.compile(r"^apply: ([\d,]+)/([\d,]+) changes \((\d+)%\), [\d.,]+/(?:s|min), (\d+) failed"
-                  r"(?:, about .+ left)?$")
+                  r"(?:, (?:about .+|under 1 s) left)?$")
 FINAL = re.compile(r"^apply: ([\d,]+)/([\d,]+) changes \(100%\), [\d.,]+/(?:s|min), 0 failed, done in .+$")
 
 
