@@ -429,12 +429,14 @@ def estimate_line(data: Mapping[str, Any]) -> str:
     tag = data.get("quotaTag") or ""
     if binding == "concurrency":
         text = f"{head}, bound by the changes in flight rather than a quota (raise FLEETCTL_WORKERS, default 8)"
-    elif binding in AZURE_CLASS_WORDS and data.get("hubTier"):
-        tier, units = str(data["hubTier"]), int(data.get("hubUnits") or 1)
+    elif binding in AZURE_CLASS_WORDS:
+        tier, units = str(data.get("hubTier") or ""), int(data.get("hubUnits") or 1)   # no tier: an older plan file
         where = "the configured quotas (FLEETCTL_QUOTAS)" if tag == "configured" else \
-            f"the IoT Hub's {tier} quotas" + (f" for {units} units" if units > 1 else "")
+            (f"the IoT Hub's {tier} quotas" if tier else "the IoT Hub's quotas") + (f" for {units} units" if units > 1
+                                                                                  else "")
+        hint = _azure_hint(binding, tier) if tier else "raise with more hub units or a higher tier"
         text = (f"{head} at {where} (bound by {AZURE_CLASS_WORDS[binding]}, {quota_rate(float(data['bindingTps']))}; "
-                f"{_azure_hint(binding, tier)})")
+                f"{hint})")
     else:
         where = "the configured quotas (FLEETCTL_QUOTAS)" if tag == "configured" else "default AWS quotas"
         rate = quota_rate(float(data["bindingTps"])) + {"H": " per the 2019 AWS docs", "U": " assumed"}.get(tag, "")

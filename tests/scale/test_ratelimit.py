@@ -227,3 +227,10 @@ def test_estimate_sentence_for_an_iot_hub():
     twins = estimate_line({"seconds": 60, "binding": "twin_update", "mutatingCalls": 3000, "bindingTps": 50,
                            "quotaTag": "V", "hubTier": "S1", "hubUnits": 1})
     assert twins.endswith("(bound by twin updates, 50/s; fixed on S1; the S3 tier raises it per unit)")
+
+
+def test_an_older_plan_file_without_the_hub_tier_still_reads_as_azure():
+    line = estimate_line({"seconds": 120, "binding": "registry", "mutatingCalls": 200, "bindingTps": 100 / 60,
+                          "quotaTag": "V"})
+    assert line == ("Apply: 200 API calls, about 2 min 00 s at the IoT Hub's quotas (bound by identity registry "
+                    "operations, 100/min; raise with more hub units or a higher tier)")
