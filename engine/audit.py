@@ -23,7 +23,7 @@ from typing import Any, Iterable, Mapping
 
 import click
 
-from engine import kinds as registry
+from engine import console, kinds as registry
 from engine.diagnostics import FleetctlError, error
 from engine.journal import read_entries
 from engine.manifest.fleet import address_for
@@ -535,7 +535,7 @@ def history_command(address: str | None, since: str | None, fleet_path: str, fmt
     without it every resource is shown. Renamed files and resources moved between files are followed.
     """
     events = history(Path(fleet_path), address, since)
-    click.echo(render_history(events, fmt), nl=False)
+    console.echo(render_history(events, fmt), nl=False, style=fmt == "text")
 
 
 @click.command("journal")
@@ -560,7 +560,7 @@ def journal_command(address: str | None, journals: tuple[str, ...], request_id: 
     if fleet.exists() and Git._run_in(fleet if fleet.is_dir() else fleet.parent, "rev-parse", check=False) is not None:
         git = Git(fleet)
     records = journal_report(paths, address, request_id, plan_id, git)
-    click.echo(render_journal(records, fmt), nl=False)
+    console.echo(render_journal(records, fmt), nl=False, style=fmt == "text")
 
 
 commands = [history_command, journal_command]

@@ -2,7 +2,9 @@
 
 Exit codes (DESIGN §1.2): 0 success / no changes; 2 changes (plan --detailed-exitcode), drift, lint
 findings; 1 any error. A user never sees a traceback for bad input; an unexpected internal error prints one
-line and the hint to set FLEETCTL_DEBUG=1.
+line and the hint to set FLEETCTL_DEBUG=1. Each command's help lists its exit codes and the environment it reads
+(engine/clihelp.py). Everything printed for people goes through engine/console.py (colour on a terminal, none
+when piped, NO_COLOR, --no-color); progress goes to stderr (engine/progress.py).
 """
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from pathlib import Path
 
 import click
 
-from engine import fsutil, run
-from engine.diagnostics import FleetctlError
+from engine import console, fsutil, progress, run
+from engine.clihelp import apply_epilogs
+from engine.console import COLOR_MODES, META_KEY
+from engine.diagnostics import FleetctlError, Severity, error
 from engine.plan.model import Plan, PlanFileError, load_plan
 from engine.plan.render import RENDERERS, summary_line, text as text_view
 
@@ -26,12 +30,35 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 def _ctx(journal: str | None) -> run.Context:
     return run.Context(journal_path=Path(journal or os.environ.get("FLEETCTL_JOURNAL", ".fleetctl/journal.jsonl")),
-                       workers=int(os.environ.get("FLEETCTL_WORKERS") or 8))   # changes applied concurrently
+                       workers=int(os.environ.get("FLEETCTL_WORKERS") or 8),   # changes applied concurrently
+                       progress=_progress_sink())
+
+
+def _progress_sink() -> progress.ProgressSink:
+    """Bars on a terminal, lines in a CI log, always on stderr (engine/progress.py)."""
+    try:
+        sink = progress.sink_for(sys.stderr, os.environ, color=console.current().color(err=True))
+    except ValueError as exc:
+        raise FleetctlError(error(str(exc))) from None
+    click_ctx = click.get_current_context(silent=True)
+    if click_ctx is not None:          # a read that raised left its task open: the bars stop with the command
+        click_ctx.call_on_close(sink.close)
+    return sink
 
 
 def _emit_diagnostics(diags) -> None:
     for d in diags:
-        click.echo(d.render(), err=True)
+        console.echo(d.render(), err=True)
+
+
+def _say(text: str, *, err: bool = False, nl: bool = True) -> None:
+    """A line for people (styled where colour is on)."""
+    console.echo(text, err=err, nl=nl)
+
+
+def _show(text: str, fmt: str) -> None:
+    """A rendered view on stdout: the text view styled where colour is on; json and markdown never."""
+    console.echo(text, nl=False, style=fmt == "text")
 
 
 def _write(path: str, text: str) -> None:
@@ -51,7 +78,7 @@ class FleetctlGroup(click.Group):
             _emit_diagnostics(exc.diagnostics)
             ctx.exit(EXIT_ERROR)
         except PlanFileError as exc:
-            click.echo(f"error: {exc}", err=True)
+            _say(f"error: {exc}", err=True)
             ctx.exit(EXIT_ERROR)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
             if os.environ.get("FLEETCTL_DEBUG"):
@@ -59,17 +86,25 @@ class FleetctlGroup(click.Group):
             from engine.errors import ProviderError
             from engine.sandbox.manager import SandboxError
             if isinstance(exc, (ProviderError, SandboxError)):
-                click.echo(f"error: {exc}", err=True)
+                _say(f"error: {exc}", err=True)
             else:
-                click.echo(f"error: internal error ({type(exc).__name__}): {exc}\n"
-                           "(set FLEETCTL_DEBUG=1 for a traceback)", err=True)
+                _say(f"error: internal error ({type(exc).__name__}): {exc}\n"
+                     "(set FLEETCTL_DEBUG=1 for a traceback)", err=True)
             ctx.exit(EXIT_ERROR)
 
 
 @click.group(cls=FleetctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fleetctl")
-def cli() -> None:
+@click.option("--color", "color", type=click.Choice(COLOR_MODES), default=None, metavar="[auto|always|never]",
+              help="colour the output for people: auto (on a terminal, unless NO_COLOR is set; FORCE_COLOR forces "
+                   "it), always, never  [default: auto]")
+@click.option("--no-color", is_flag=True, help="no colour (same as --color=never)")
+@click.pass_context
+def cli(ctx: click.Context, color: str | None, no_color: bool) -> None:
     """Declarative GitOps configuration for IoT fleets: AWS IoT Core, Azure IoT Hub/DPS, device registers."""
+    if no_color and color not in (None, "never"):
+        raise click.UsageError(f"--no-color contradicts --color={color}")
+    ctx.meta[META_KEY] = "never" if no_color else (color or "auto")
 
 
 @cli.command()
@@ -81,9 +116,9 @@ def validate(path: str) -> None:
     _emit_diagnostics(fleet.diagnostics.sorted())
     errors = len(fleet.diagnostics.errors)
     if errors:
-        click.echo(f"{errors} error(s) in {path}; nothing was changed.", err=True)
+        _say(f"{errors} error(s) in {path}; nothing was changed.", err=True)
         sys.exit(EXIT_ERROR)
-    click.echo(f"{path}: {len(fleet.manifests)} manifest(s), {len(fleet.desired)} resource(s) valid.")
+    _say(f"{path}: {len(fleet.manifests)} manifest(s), {len(fleet.desired)} resource(s) valid.")
 
 
 def _plan_options(f):
@@ -130,10 +165,10 @@ def plan(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: 
         raise
     if out:                  # an errored plan is written marked "errored" (apply refuses it), replacing any older file
         _write(out, result.plan.dumps())
-    click.echo(_render(result.plan, fmt, summary), nl=False)
+    _show(_render(result.plan, fmt, summary), fmt)
     if result.plan.errored:
         if out:
-            click.echo(f"error: plan {result.plan.plan_id} ended in error; {out} is marked failed and apply refuses "
+            _say(f"error: plan {result.plan.plan_id} ended in error; {out} is marked failed and apply refuses "
                        "it", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if detailed_exitcode and result.plan.has_changes else EXIT_OK)
@@ -148,7 +183,7 @@ def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps:
     result, _ = _make_plan(path, targets, prune, journal, dumps)
     from engine.plan.render import drift_report
     _emit_diagnostics(result.plan.diagnostics)       # e.g. an optional target that was not checked
-    click.echo(drift_report(result.plan, fmt), nl=False)
+    _show(drift_report(result.plan, fmt), fmt)
     if result.plan.errors:            # reading failed, or a part could not be compared: never "in sync"
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_CHANGES if result.plan.has_changes or result.plan.blocked else EXIT_OK)
@@ -164,23 +199,23 @@ def show(planfile: str, fmt: str, summary: bool, addresses: tuple[str, ...]) -> 
     """Render a saved plan file (or drill into some of its changes with --address)."""
     plan_obj = load_plan(planfile)
     if plan_obj.errored:
-        click.echo(f"note: plan {plan_obj.plan_id} ended in error; apply refuses it", err=True)
+        _say(f"note: plan {plan_obj.plan_id} ended in error; apply refuses it", err=True)
     if addresses:
         from engine.plan import drilldown
         chosen = drilldown.select(plan_obj, addresses)
         blocked = [b for b in plan_obj.blocked if any(fnmatch.fnmatchcase(str(b.address), p) for p in addresses)]
         if not chosen and not blocked:
-            click.echo(f"error: no change of plan {plan_obj.plan_id} matches {', '.join(addresses)}", err=True)
+            _say(f"error: no change of plan {plan_obj.plan_id} matches {', '.join(addresses)}", err=True)
             sys.exit(EXIT_ERROR)
         if chosen:
-            click.echo(drilldown.render(plan_obj, list(addresses), chosen, fmt), nl=False)
+            _show(drilldown.render(plan_obj, list(addresses), chosen, fmt), fmt)
         if blocked:          # differences the plan could not carry out, with why and what to do
             from engine.plan.render import blocked_lines
             only = dataclasses.replace(plan_obj, blocked=tuple(blocked))
-            click.echo(json.dumps([b.to_json() for b in blocked], indent=2, ensure_ascii=False) if fmt == "json"
-                       else "\n".join(blocked_lines(only, fmt)))
+            _show(json.dumps([b.to_json() for b in blocked], indent=2, ensure_ascii=False) + "\n" if fmt == "json"
+                  else "\n".join(blocked_lines(only, fmt)) + "\n", fmt)
         return
-    click.echo(_render(plan_obj, fmt, summary), nl=False)
+    _show(_render(plan_obj, fmt, summary), fmt)
 
 
 def _report(report: run.ApplyReport, shown: int = 3) -> None:
@@ -189,13 +224,13 @@ def _report(report: run.ApplyReport, shown: int = 3) -> None:
         same.setdefault(message, []).append(address)
     for message, addresses in same.items():
         for address in addresses[:shown]:
-            click.echo(f"error: {address}: {message}", err=True)
+            _say(f"error: {address}: {message}", err=True)
         if len(addresses) > shown:
-            click.echo(f"error: {len(addresses) - shown} more change(s) failed with the same error "
-                       f"({addresses[shown]} … {addresses[-1]})", err=True)
+            _say(f"error: {len(addresses) - shown} more change(s) failed with the same error "
+                 f"({addresses[shown]} … {addresses[-1]})", err=True)
     for address in report.skipped:
-        click.echo(f"skipped: {address} (a change it depends on failed)", err=True)
-    click.echo(f"Apply {report.plan_id}: {len(report.applied)} applied, {len(report.failed)} failed, "
+        _say(f"skipped: {address} (a change it depends on failed)", err=True)
+    _say(f"Apply {report.plan_id}: {len(report.applied)} applied, {len(report.failed)} failed, "
                f"{len(report.skipped)} skipped in {report.seconds:.1f}s.")
 
 
@@ -226,7 +261,7 @@ def apply(path_or_plan: str, auto_approve: bool, journal: str | None, fleet_path
         result, ctx = _make_plan(path_or_plan, targets, prune, journal, dumps, device_env)
         plan_obj, fleet_root = result.plan, result.fleet.root
         specs = {n: m.spec for n, m in result.fleet.targets().items()}
-        click.echo(RENDERERS["text"](plan_obj), nl=False)
+        _show(RENDERERS["text"](plan_obj), "text")
         if plan_obj.errored:
             sys.exit(EXIT_ERROR)
         if not plan_obj.has_changes:
@@ -234,32 +269,32 @@ def apply(path_or_plan: str, auto_approve: bool, journal: str | None, fleet_path
             sys.exit(EXIT_OK)
         if not auto_approve:
             if not sys.stdin.isatty():
-                click.echo("error: refusing to apply without --auto-approve (no terminal to ask)", err=True)
+                _say("error: refusing to apply without --auto-approve (no terminal to ask)", err=True)
                 sys.exit(EXIT_ERROR)
             if not click.confirm("Apply these changes?"):
-                click.echo("Apply cancelled; nothing was changed.")
+                _say("Apply cancelled; nothing was changed.")
                 sys.exit(EXIT_ERROR)
     if not plan_obj.has_changes:
-        click.echo(summary_line(plan_obj))
+        _say(summary_line(plan_obj))
         _say_reconciled(run.reconcile(plan_obj, ctx))
         sys.exit(EXIT_OK)
     report = run.apply(plan_obj, ctx, fleet_root, specs, check=True, journal_check=saved)
     if report.already_applied:         # nothing was read or changed
-        click.echo(report.already_applied[0].upper() + report.already_applied[1:] + ".")
+        _say(report.already_applied[0].upper() + report.already_applied[1:] + ".")
         sys.exit(EXIT_OK)
     _report(report)
     _say_reconciled(report.reconciled)
     if any(a.startswith("device/") for a in report.applied):
-        click.echo(f"Device artifacts are in {artifacts}/: push them to the devices, read the devices back into "
+        _say(f"Device artifacts are in {artifacts}/: push them to the devices, read the devices back into "
                    "the dumps folder, then plan again.")
     for path in report.secret_files:
-        click.echo(f"{_shown_path(path)} holds secrets (mode 0600): push it to the device and delete it.")
+        _say(f"{_shown_path(path)} holds secrets (mode 0600): push it to the device and delete it.")
     sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
 
 
 def _say_reconciled(count: int) -> None:
     if count:
-        click.echo(f"Recorded {count} change(s) of an interrupted apply as converged; the warning about it stops.")
+        _say(f"Recorded {count} change(s) of an interrupted apply as converged; the warning about it stops.")
 
 
 def _shown_path(path: str) -> str:
@@ -293,14 +328,14 @@ def sandbox() -> None:
 def sandbox_up(quota_faithful: bool | None) -> None:
     """Start the emulators in the background and print export lines (also in .fleetctl/sandbox.env)."""
     from engine.sandbox import manager
-    click.echo(manager.up(quota_faithful=quota_faithful or None), nl=False)
+    console.echo(manager.up(quota_faithful=quota_faithful or None), nl=False, style=False)   # export lines: eval'd
 
 
 @sandbox.command("env")
 def sandbox_env() -> None:
     """Print the export lines of the running sandbox again."""
     from engine.sandbox import manager
-    click.echo(manager.env(), nl=False)
+    console.echo(manager.env(), nl=False, style=False)
 
 
 @sandbox.command("down")
@@ -308,7 +343,7 @@ def sandbox_down() -> None:
     """Stop the emulators."""
     from engine.sandbox import manager
     stopped = manager.down()
-    click.echo("stopped: " + (", ".join(stopped) or "nothing was running"))
+    _say("stopped: " + (", ".join(stopped) or "nothing was running"))
 
 
 # Commands that live in their own modules (each exports a click command or group named `command`).
@@ -330,6 +365,9 @@ def _register_plugins() -> None:
 
 
 _register_plugins()
+for _command in cli.commands.values():
+    console.add_color_options(_command)       # `fleetctl plan --no-color` works as `fleetctl --no-color plan`
+apply_epilogs(cli)      # every command's exit codes and environment, from engine/clihelp.py
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from engine.errors import Throttled
+from engine.humanize import duration as human_duration, plural, quota_rate
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,14 @@ class Quota:
     source: str = ""
 
     def describe(self) -> str:
-        return f"{self.api} @{self.tps:g} TPS"
+        """`CreateThing, 100/s`: the API and its rate in plain numbers (engine/humanize.py)."""
+        return f"{self.api}, {quota_rate(self.tps)}"
 
 
 _S1 = "Service Quotas dump (quotas.md S1)"
 _S2 = "Thingpress API-limit page (quotas.md S2)"
 _H = "2019 AWS IoT developer guide (quotas.md S3)"
+_S4 = "quota-code catalog of the `iot` service (quotas.md S4)"   # codes only; the rates are from S2/S3
 
 
 def _table(rows: Iterable[tuple[str, float, str, str | None, str]]) -> dict[str, Quota]:
@@ -74,15 +77,17 @@ AWS_IOT_QUOTAS: dict[str, Quota] = _table([
     ("CreateThingType", 15, "V", "L-8650816F", _S1), ("DeprecateThingType", 15, "V", "L-7F1DBFAE", _S1),
     ("DeleteThingType", 15, "V", "L-CFBDB489", _S1), ("ListTagsForResource", 10, "V", "L-D127B7BE", _S1),
     ("TagResource", 10, "V", "L-06E76376", _S1), ("UntagResource", 10, "V", "L-8996ACA8", _S1),
-    ("AttachPolicy", 15, "V", "L-CA7D4E3E", _S2), ("GetPolicy", 10, "V", None, _S2),
-    ("RegisterCertificateWithoutCA", 10, "V", None, _S2), ("DescribeCertificate", 10, "V", None, _S2),
-    ("CreatePolicy", 10, "H", None, _H), ("CreatePolicyVersion", 10, "H", "L-BD4A365E", _H),
+    ("AttachPolicy", 15, "V", "L-CA7D4E3E", _S2), ("GetPolicy", 10, "V", "L-5CE9072D", _S2 + "; code " + _S4),
+    ("RegisterCertificateWithoutCA", 10, "V", "L-4671C7C8", _S2 + "; code " + _S4),
+    ("DescribeCertificate", 10, "V", "L-FC864907", _S2 + "; code " + _S4),
+    ("CreatePolicy", 10, "H", "L-1B2EEF52", _H + "; code " + _S4), ("CreatePolicyVersion", 10, "H", "L-BD4A365E", _H),
     ("ListAttachedPolicies", 15, "H", None, _H), ("ListTargetsForPolicy", 10, "H", None, _H),
-    ("RegisterCertificate", 10, "H", None, _H), ("UpdateCertificate", 10, "H", None, _H),
-    ("DeleteCertificate", 10, "H", None, _H), ("RegisterThing", 10, "H", None, _H),
+    ("RegisterCertificate", 10, "H", "L-8C0011A3", _H + "; code " + _S4),
+    ("UpdateCertificate", 10, "H", "L-77B523DC", _H + "; code " + _S4),
+    ("DeleteCertificate", 10, "H", "L-EEB8F0B1", _H + "; code " + _S4), ("RegisterThing", 10, "H", None, _H),
     ("SearchIndex", 15, "H", None, _H), ("ListCertificates", 10, "H", None, "quotas.md §8.1 [H]"),
     ("CreateKeysAndCertificate", 15, "H", "L-40B55430", "2019 guide: certificates registered per second [H]"),
-    ("DetachPolicy", 15, "U", None, "assumed equal to AttachPolicy"),
+    ("DetachPolicy", 15, "U", "L-EC88D510", "rate assumed equal to AttachPolicy; code " + _S4),
     ("AttachPrincipalPolicy", 15, "U", None, "deprecated form of AttachPolicy: assumed to share its 15 TPS"),
 ])
 AWS_DEFAULT = Quota("*", 10, "U", None, "no value found: 10 TPS, the usual default of IoT control-plane APIs")
@@ -391,18 +396,53 @@ def duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+# Azure throttle classes in words, and whether buying hub units raises them (research/quotas.md §2.1, §2.3)
+AZURE_CLASS_WORDS: dict[str, str] = {"registry": "identity registry operations", "query": "queries",
+                                     "twin_read": "twin reads", "twin_update": "twin updates",
+                                     "jobs": "jobs operations", "dps": "DPS service operations"}
+
+
+def _azure_hint(binding: str, tier: str) -> str:
+    """How an operator raises an IoT Hub throttle: more units of the tier where it scales per unit."""
+    if binding == "dps":
+        return "a per-service DPS limit that hub units do not raise"
+    per_unit = _AZURE_TIERS.get(tier.upper(), {}).get(binding, (0.0, False))[1]
+    if tier.upper() == "S2" and binding in ("twin_read", "twin_update"):
+        per_unit = True               # max(floor, per-unit rate): units above the floor raise it
+    if per_unit:
+        return f"raise with more {tier} units"
+    return f"fixed on {tier}; the S3 tier raises it per unit"
+
+
 def estimate_line(data: Mapping[str, Any]) -> str:
-    """The sentence a plan prints, from Plan.options["estimate"]."""
+    """The sentence a plan prints, from Plan.options["estimate"] (whose fields stay as they are, for machines):
+
+    `Apply: 1,204 API calls, about 6 s at default AWS quotas (bound by AddThingToThingGroup, 100/s; raise with
+    Service Quotas L-2904683A)`. Rates in plain numbers (100/min, not 1.66667 TPS), durations humanised, the
+    binding API named, how to raise it (the Service Quotas code where one is known; for IoT Hub, units or tier)."""
     if not data or not data.get("mutatingCalls"):
         return ""
-    calls = f"{data['mutatingCalls']} mutating call(s)"
-    if data["binding"] == "concurrency":
-        text = f"Apply bound by concurrency (workers × latency): est. {duration(data['seconds'])} for {calls}"
+    took = human_duration(float(data["seconds"]))
+    head = f"Apply: {plural(int(data['mutatingCalls']), 'API call')}, " + (took if took.startswith("under") else
+                                                                            f"about {took}")
+    binding = data["binding"]
+    tag = data.get("quotaTag") or ""
+    if binding == "concurrency":
+        text = f"{head}, bound by the changes in flight rather than a quota (raise FLEETCTL_WORKERS, default 8)"
+    elif binding in AZURE_CLASS_WORDS:
+        tier, units = str(data.get("hubTier") or ""), int(data.get("hubUnits") or 1)   # no tier: an older plan file
+        where = "the configured quotas (FLEETCTL_QUOTAS)" if tag == "configured" else \
+            (f"the IoT Hub's {tier} quotas" if tier else "the IoT Hub's quotas") + (f" for {units} units" if units > 1
+                                                                                  else "")
+        hint = _azure_hint(binding, tier) if tier else "raise with more hub units or a higher tier"
+        text = (f"{head} at {where} (bound by {AZURE_CLASS_WORDS[binding]}, {quota_rate(float(data['bindingTps']))}; "
+                f"{hint})")
     else:
-        text = (f"Apply bound by {data['binding']} @{data['bindingTps']:g} TPS: est. {duration(data['seconds'])} "
-                f"for {calls} at default quotas")
-        if data.get("quotaCode"):
-            text += f"; raise it with Service Quotas {data['quotaCode']}"
+        where = "the configured quotas (FLEETCTL_QUOTAS)" if tag == "configured" else "default AWS quotas"
+        rate = quota_rate(float(data["bindingTps"])) + {"H": " per the 2019 AWS docs", "U": " assumed"}.get(tag, "")
+        raise_it = (f"raise with Service Quotas {data['quotaCode']}" if data.get("quotaCode")
+                    else "raise with a Service Quotas increase request")
+        text = f"{head} at {where} (bound by {binding}, {rate}; {raise_it})"
     if data.get("notEstimated"):
         text += f" (not estimated: {', '.join(data['notEstimated'])})"
     for note in data.get("notes") or ():
@@ -470,6 +510,9 @@ def apply_estimate(waves: Sequence[Sequence[Any]], env: Mapping[str, str], worke
     forward = [c for w in waves if not any(w is d for d in deletes) for c in w]
     out = estimate(([forward] if forward else []) + deletes, counter, quotas, workers=workers,
                    default=AWS_DEFAULT).to_json()
+    if out.get("binding") in AZURE_CLASS_WORDS:
+        tier, _, units = (env.get("FLEETCTL_AZURE_HUB_TIER") or "S1").partition(":")
+        out["hubTier"], out["hubUnits"] = tier.strip().upper(), int(units or 1)   # the sentence's "raise with"
     notes = [dict(n) for source in note_sources
              if (n := source(waves, counter, lambda api: quota_of(quotas, api, AWS_DEFAULT).tps))]
     if notes:

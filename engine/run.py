@@ -26,6 +26,7 @@ from engine.manifest.fleet import Fleet, load_fleet, resolve_secret_value
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.plan.model import Plan
 from engine.plan.planner import PlanOptions, converged, plan as make_plan
+from engine.progress import SILENT, ProgressSink
 from engine.providers.base import Provider, provider_for
 from engine.ratelimit import apply_estimate
 
@@ -43,6 +44,7 @@ class Context:
     provider_factory: Callable[..., Provider] | None = None
     workers: int = 8
     providers: dict[tuple[str, str], Provider] = field(default_factory=dict)
+    progress: ProgressSink = SILENT        # where apply and the providers' reads report progress (engine/progress.py)
 
     def now(self):
         return (self.clock or clock_from_env(self.env))()
@@ -66,7 +68,10 @@ def get_provider(ctx: Context, key: tuple[str, str], fleet_targets: Mapping[str,
         if kind in ("aws", "azure") and spec is None:
             raise FleetctlError(f"target '{target}' is not declared in the fleet")
         factory = ctx.provider_factory or provider_for
-        ctx.providers[key] = factory(kind, target, spec, ctx.env, fleet_targets=fleet_targets)
+        provider = factory(kind, target, spec, ctx.env, fleet_targets=fleet_targets)
+        if hasattr(provider, "progress"):      # providers that report their long reads (items read per kind)
+            provider.progress = ctx.progress
+        ctx.providers[key] = provider
     return ctx.providers[key]
 
 
@@ -398,6 +403,12 @@ def refuse_errored(plan: Plan) -> None:
                                     "plan."))])
 
 
+def _progress_task(ctx: Context, changes: list[Change], phase: str, unit: str) -> Any:
+    """A progress task of an apply phase (creates/updates/replaces as one dependency graph; the deletes, one at a
+    time, last); a phase without changes reports nothing."""
+    return ctx.progress.task(phase, len(changes), unit=unit, failures=True) if changes else SILENT.task(phase)
+
+
 def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str, Any],
           *, check: bool = True, journal_check: bool = False) -> ApplyReport:
     """Apply exactly `plan`: refuse a plan that ended in error, refuse it when stale, journal every change and
@@ -436,6 +447,11 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
     started = time.perf_counter()
     journal.write("apply-start", changes=len(plan.changes),    # the review it came from (set by apply.yml)
                   pullRequest=ctx.env.get("FLEETCTL_PULL_REQUEST") or None, runUrl=ctx.env.get("FLEETCTL_RUN_URL") or None)
+    tasks = {False: _progress_task(ctx, [c for c in plan.changes if c.action is not Action.DELETE], "apply", "changes"),
+             True: SILENT.task("delete")}       # opened when the deletes start
+
+    def ended(change: Change, failed: bool = False) -> None:
+        tasks[change.action is Action.DELETE].advance(1, failed=int(failed))
 
     def prepare(change: Change) -> dict[str, str] | None:
         """The change's secret values, or None when it is skipped (a dependency failed) or a secret is missing."""
@@ -445,6 +461,7 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             report.skipped.append(str(change.address))
             journal.write("skipped", address=str(change.address), action=change.action.value,
                           reason="a change it depends on failed")
+            ended(change)
             return None
         secrets: dict[str, str] = {}
         for name, ref in change.secrets.items():
@@ -454,6 +471,7 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
                 failed_targets.add(key)
                 report.failed.append((str(change.address), str(value)))
                 journal.write("failure", address=str(change.address), action=change.action.value, error=str(value))
+                ended(change, failed=True)
                 return None
             secrets[name] = value
         return secrets
@@ -486,12 +504,14 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             if exc is None:
                 report.applied.append(str(c.address))
                 journal.write("success", address=str(c.address), action=c.action.value, batch=len(ready))
+                ended(c)
                 continue
             failed.add(c.address)
             failed_targets.add(key)
             report.failed.append((str(c.address), str(exc)))
             journal.write("failure", address=str(c.address), action=c.action.value, error=str(exc),
                           batch=len(ready))
+            ended(c, failed=True)
 
     def run(change: Change) -> None:
         secrets = prepare(change)
@@ -518,11 +538,13 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             report.failed.append((address, str(exc)))
             journal.write("failure", address=address, action=change.action.value, error=str(exc),
                           requestIds=request_ids)
+            ended(change, failed=True)
             return
         finally:
             provider.set_hook(None)
         report.applied.append(address)
         journal.write("success", address=address, action=change.action.value, requestIds=request_ids)
+        ended(change)
 
     def unit(work: Change | list[Change]) -> None:
         if isinstance(work, list):
@@ -532,10 +554,16 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
 
     waves = _levels(list(plan.changes))
     forward = [w for w in waves if w[0].action is not Action.DELETE]
-    run_dag([_batched(wave, ctx, target_specs) for wave in forward], unit, ctx.workers)
-    for wave in waves[len(forward):]:       # deletes: one at a time, after everything else
-        for work in _batched(wave, ctx, target_specs):
-            unit(work)
+    try:
+        run_dag([_batched(wave, ctx, target_specs) for wave in forward], unit, ctx.workers)
+        tasks[False].close()
+        tasks[True] = _progress_task(ctx, [w[0] for w in waves[len(forward):]], "delete", "deletes")
+        for wave in waves[len(forward):]:       # deletes: one at a time, after everything else
+            for work in _batched(wave, ctx, target_specs):
+                unit(work)
+    finally:
+        for task in tasks.values():
+            task.close()
     report.seconds = time.perf_counter() - started
     report.reconciled = _write_reconciled(journal, open_before, plan, set(report.applied))
     journal.write("apply-end", applied=len(report.applied), failed=len(report.failed), skipped=len(report.skipped))

@@ -81,7 +81,9 @@ def command(target: str | None, dumps: str | None, out: str, fleet: str, kinds: 
     request = ImportRequest(target=target, out=Path(out), fleet=Path(fleet), kinds=kinds, filters=parsed,
                             adopt=adopt, resume=resume, page_size=page_size)
     try:
-        report = run_import(request, run.Context(env=env), progress=_echo_err)
+        from engine import console, progress as bars
+        sink = bars.sink_for(sys.stderr, env, color=console.current().color(err=True))   # things read (stderr)
+        report = run_import(request, run.Context(env=env, progress=sink), progress=_echo_err)
     except KeyboardInterrupt:
         _echo_err(f"interrupted: what was read is kept in {out}; run the same command with --resume to continue")
         sys.exit(1)

@@ -124,7 +124,8 @@ def run_import(request: ImportRequest, ctx: Context, *, progress: Progress = lam
     declared = [d for d in fleet.desired if d.address.provider == provider and d.address.parts[1] == request.target]
     session = Session(request.target, target.spec, ctx.env,
                       frozenset(k for k in referenced_kinds(kinds) if k in importer.kinds), request.filters,
-                      declared, request.adopt, checkpoint, request.page_size, progress, limiter, provider_factory)
+                      declared, request.adopt, checkpoint, request.page_size, progress, limiter, provider_factory,
+                      sink=ctx.progress)
     report = ImportReport(request.target, out)
 
     # read, select (filters on the requested kinds, then everything they reference)

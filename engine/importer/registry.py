@@ -45,6 +45,7 @@ class Session:
     notes: list[Note] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
+    sink: Any = None                            # an engine.progress.ProgressSink the provider's reads report into
 
     def say(self, text: str) -> None:
         self.progress(f"{self.target}: {text}")
@@ -69,6 +70,8 @@ class ProviderImporter:
         if self.provider_obj is None:
             factory = session.provider_factory or provider_for
             self.provider_obj = factory(self.provider, session.target, session.target_spec, session.env)
+            if session.sink is not None and hasattr(self.provider_obj, "progress"):
+                self.provider_obj.progress = session.sink       # items read per kind (engine/progress.py)
         return self.provider_obj
 
     def read(self, session: Session) -> list[ActualResource]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from engine import fsutil
+from engine import console, fsutil
 from engine.diagnostics import FleetctlError, error
 from engine.lint import Finding, Level, LintConfig, LintResult, Rule, all_rules, lint, load_config
 
@@ -151,7 +151,7 @@ def command(path: str, fmt: str, select: tuple[str, ...], ignore: tuple[str, ...
     suppress on one document with the annotation fleetctl.io/lint-ignore: FL003.
     """
     if list_rules:
-        click.echo(render_rules(), nl=False)
+        console.echo(render_rules(), nl=False)
         return
     root = Path(path)
     if not root.exists():
@@ -162,9 +162,9 @@ def command(path: str, fmt: str, select: tuple[str, ...], ignore: tuple[str, ...
     if output:
         fsutil.write_atomic(output, report, mode=fsutil.PUBLIC)
     else:
-        click.echo(report, nl=False)
+        console.echo(report, nl=False, style=fmt == "text")      # json and SARIF are never styled
     for d in result.diagnostics:
-        click.echo(d.render(), err=True)
+        console.echo(d.render(), err=True)
     if result.diagnostics:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if result.active else EXIT_OK)

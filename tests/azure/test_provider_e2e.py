@@ -758,3 +758,18 @@ def test_target_sections_and_host_names_are_checked(azure_env, fleet, tmp_path):
 
 def _host(env: dict[str, str]) -> str:
     return env["FLEETCTL_HUB_CONNECTION_STRING"].split(";")[0].split("=", 1)[1]
+
+
+# -------------------------------------------------------------------------------------------- read progress
+def test_the_twin_query_reports_devices_read(azure_env, fleet, tmp_path):
+    """The hub's twin query reports each device read into the command's progress sink (engine/progress.py)."""
+    from engine.progress import RecordingProgress
+    fleet.write("devices.yaml", "---\n".join(
+        f"apiVersion: azure.fleetctl.io/v1\nkind: Device\nmetadata: {{name: dev{i}, target: hub}}\n"
+        "spec:\n  authentication: {type: symmetricKey}\n" for i in range(5)))
+    assert fleet.apply().exit_code == 0
+    seen = RecordingProgress()
+    result = run.plan(fleet.root, run.Context(journal_path=tmp_path / "journal.jsonl", progress=seen))
+    assert not result.plan.changes
+    twins = [t for t in seen.tasks if t.unit == "device twins"]
+    assert [(t.label, t.total, t.done, t.closed) for t in twins] == [("read hub", 5, 5, True)]

@@ -212,3 +212,13 @@ def test_an_azure_hub_host_reference(tmp_path: Path) -> None:
     assert peer["after"].startswith("mqtt://fleetctl-sandbox-hub.azure-devices.net:8883/?")
     device = [d for d in plan["diagnostics"] if d.get("address", "").startswith("device/")]
     assert not [d for d in device if re.search("broker|region", d["summary"])], device
+
+
+def test_reading_the_dumps_reports_progress(tmp_path: Path) -> None:
+    """Each device's dump read is reported (off a terminal: lines on stderr; here at every 5 %), stdout is the plan."""
+    ws = workspace(tmp_path, example=False, files={"readers.yaml": SPRINGPARK},
+                   env={"FLEETCTL_TEST_MQTT_PASSWORD": "pw", "FLEETCTL_PROGRESS_SECONDS": "0"})
+    res = ws.plan("--format", "json")
+    reads = [line for line in res.stderr.splitlines() if line.startswith("read device dumps: ")]
+    assert reads[-1].startswith("read device dumps: 3/3 devices (100%)") and "done in" in reads[-1], res.stderr
+    assert json.loads(res.stdout)["changes"]

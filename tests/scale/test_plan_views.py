@@ -72,11 +72,12 @@ def test_summary_and_estimate_in_text_and_markdown(aws_env, tmp_path, write):
                                                   ["total", "0", "0", "603", "0"]]
     assert "+ aws/aws-eu/Thing/" not in out                         # one line per kind, not per device
     # 600 CreateThing and 600 AddThingToThingGroup at 100 TPS each need more than 8 changes in flight
-    assert "Apply bound by concurrency (workers × latency): est. 7.5s for 1204 mutating call(s)." in out
+    assert ("Apply: 1,204 API calls, about 7.5 s, bound by the changes in flight rather than a quota (raise "
+            "FLEETCTL_WORKERS, default 8).") in out
     wider = run_cli("plan", str(root), "--summary", env={"FLEETCTL_WORKERS": "32"}).stdout
     # (CreateThing ties with AddThingToThingGroup; ties go to the first name. 0.17 s for the waves before the things)
-    assert "Apply bound by AddThingToThingGroup @100 TPS: est. 6.0s for 1204 mutating call(s) at default quotas; " \
-           "raise it with Service Quotas L-2904683A." in wider
+    assert "Apply: 1,204 API calls, about 6 s at default AWS quotas (bound by AddThingToThingGroup, 100/s; raise " \
+           "with Service Quotas L-2904683A)." in wider
     plan = load_plan(str(tmp_path / "plan.json"))
     assert plan.options["estimate"]["calls"] == {"AddThingToThingGroup": 600, "AttachPolicy": 1, "CreateThing": 600,
                                                  "CreatePolicy": 1, "CreateThingGroup": 1, "CreateThingType": 1}
@@ -84,7 +85,7 @@ def test_summary_and_estimate_in_text_and_markdown(aws_env, tmp_path, write):
     full = text(plan)
     assert "aws.Thing" in full and "… and 103 more: 103 create aws.Thing" in full
     md = markdown(plan)
-    assert "⏱️ Apply bound by concurrency" in md and "| aws.Thing |  |  | 600 |  |" in md
+    assert "⏱️ Apply: 1,204 API calls, about 7.5 s, bound by the changes in flight" in md and "| aws.Thing |  |  | 600 |  |" in md
 
 
 def test_show_drills_into_one_device_or_a_glob(aws_env, tmp_path, write):

@@ -6,7 +6,7 @@ import pytest
 from engine import errors
 from engine.model import Action, Address, Change
 from engine.ratelimit import (AWS_IOT_QUOTAS, AdaptiveBucket, Quota, RateLimiter, aws_limiter, azure_hub_quotas,
-                              azure_operation_class, duration, estimate, estimate_line, overrides_from_env)
+                              AWS_DEFAULT, azure_operation_class, duration, estimate, estimate_line, overrides_from_env)
 
 
 class FakeClock:
@@ -149,8 +149,8 @@ def test_estimate_names_the_binding_quota_and_sums_waves():
     assert est.calls == {"AttachPolicy": 10_000, "AttachThingPrincipal": 10_000, "CreateThing": 10_000,
                          "RegisterCertificateWithoutCA": 10_000, "UpdateCertificate": 10_000}
     line = estimate_line(est.to_json())
-    assert line == ("Apply bound by RegisterCertificateWithoutCA @10 TPS: est. 18m20s for 50000 mutating call(s) at "
-                    "default quotas")
+    assert line == ("Apply: 50,000 API calls, about 18 min 20 s at default AWS quotas (bound by "
+                    "RegisterCertificateWithoutCA, 10/s; raise with Service Quotas L-4671C7C8)")
     # with few workers the concurrency is the bound, and the plan says so
     slow = estimate([things], lambda c: calls[c.kind], AWS_IOT_QUOTAS, workers=2, latency=0.05)
     assert slow.binding == "concurrency" and slow.seconds == pytest.approx(500.0)
@@ -162,8 +162,8 @@ def test_estimate_names_the_binding_quota_and_sums_waves():
 def test_attach_policy_binding_with_its_quota_code():
     changes = [_change("aws.Certificate", Action.CREATE) for _ in range(10_000)]
     est = estimate([changes], lambda c: {"AttachPolicy": 1}, AWS_IOT_QUOTAS, workers=64)
-    assert estimate_line(est.to_json()) == ("Apply bound by AttachPolicy @15 TPS: est. 11m07s for 10000 mutating "
-                                            "call(s) at default quotas; raise it with Service Quotas L-CA7D4E3E")
+    assert estimate_line(est.to_json()) == ("Apply: 10,000 API calls, about 11 min 07 s at default AWS quotas (bound by "
+                                            "AttachPolicy, 15/s; raise with Service Quotas L-CA7D4E3E)")
 
 
 @pytest.mark.parametrize("seconds, text", [(4.24, "4.2s"), (667, "11m07s"), (10_000, "2h46m40s"), (60, "1m00s")])
@@ -175,3 +175,62 @@ def test_bucket_take_is_the_server_side_of_the_same_bucket():
     bucket = AdaptiveBucket(10.0, stamp=0.0)
     assert [bucket.take(0.0) for _ in range(11)] == [True] * 10 + [False]
     assert bucket.take(0.05) is False and bucket.take(0.1) is True
+
+
+@pytest.mark.parametrize("seconds, text", [(0.3, "under 1 s"), (4.24, "4.2 s"), (6.0, "6 s"), (18.4, "18 s"),
+                                           (59.6, "1 min 00 s"), (200, "3 min 20 s"), (667, "11 min 07 s"),
+                                           (3900, "1 h 05 min"), (10_000, "2 h 47 min")])
+def test_humanised_duration(seconds, text):
+    from engine.humanize import duration as human
+    assert human(seconds) == text
+
+
+@pytest.mark.parametrize("tps, text", [(10, "10/s"), (100 / 60, "100/min"), (5000 / 60, "5,000/min"), (2.5, "2.5/s"),
+                                       (1000 / 60, "1,000/min"), (350, "350/s"), (20 / 60, "20/min")])
+def test_quota_rates_in_plain_numbers(tps, text):
+    from engine.humanize import quota_rate
+    assert quota_rate(tps) == text
+
+
+def test_estimate_sentence_for_people():
+    """The issue's example, with thousands separators, the binding API, its rate and its Service Quotas code."""
+    changes = [_change("aws.Thing", Action.CREATE) for _ in range(30)]
+    est = estimate([changes], lambda c: {"CreateThing": 1}, AWS_IOT_QUOTAS, workers=64)
+    assert estimate_line(est.to_json()) == ("Apply: 30 API calls, under 1 s at default AWS quotas (bound by "
+                                            "CreateThing, 100/s; raise with Service Quotas L-64CBACAC)")
+    one = estimate([changes[:1]], lambda c: {"CreateThing": 1}, AWS_IOT_QUOTAS, workers=64).to_json()
+    assert estimate_line(one).startswith("Apply: 1 API call, ")
+    # an API whose Service Quotas code is not known names no code (never a made-up one)
+    rule = estimate([changes], lambda c: {"CreateTopicRule": 1}, AWS_IOT_QUOTAS, workers=64, default=AWS_DEFAULT)
+    line = estimate_line(rule.to_json())
+    assert line == ("Apply: 30 API calls, about 3 s at default AWS quotas (bound by CreateTopicRule, 10/s assumed; "
+                    "raise with a Service Quotas increase request)")
+    assert "L-" not in line and "TPS" not in line and "@" not in line
+    # the JSON stays machine-readable: the rate as a number, the code as a field
+    assert rule.to_json()["bindingTps"] == 10 and est.to_json()["quotaCode"] == "L-64CBACAC"
+
+
+def test_estimate_sentence_for_an_iot_hub():
+    from engine.ratelimit import apply_estimate
+
+    def devices(n):
+        return [Change(Address.of("azure", "hub", "Device", f"d{i}"), "azure.Device", Action.CREATE,
+                       desired={"deviceId": f"d{i}"}) for i in range(n)]
+    s1 = apply_estimate([devices(200)], {"FLEETCTL_AZURE_HUB_TIER": "S1"}, 8)
+    assert s1["binding"] == "registry" and s1["hubTier"] == "S1" and s1["hubUnits"] == 1
+    line = estimate_line(s1)
+    assert line.startswith("Apply: 200 API calls, about 2 min 00 s at the IoT Hub's S1 quotas (bound by identity "
+                           "registry operations, 100/min; raise with more S1 units)"), line
+    s3 = estimate_line(apply_estimate([devices(5000)], {"FLEETCTL_AZURE_HUB_TIER": "S3:2"}, 64))
+    assert s3 == ("Apply: 5,000 API calls, about 30 s at the IoT Hub's S3 quotas for 2 units (bound by identity "
+                  "registry operations, 10,000/min; raise with more S3 units)"), s3
+    twins = estimate_line({"seconds": 60, "binding": "twin_update", "mutatingCalls": 3000, "bindingTps": 50,
+                           "quotaTag": "V", "hubTier": "S1", "hubUnits": 1})
+    assert twins.endswith("(bound by twin updates, 50/s; fixed on S1; the S3 tier raises it per unit)")
+
+
+def test_an_older_plan_file_without_the_hub_tier_still_reads_as_azure():
+    line = estimate_line({"seconds": 120, "binding": "registry", "mutatingCalls": 200, "bindingTps": 100 / 60,
+                          "quotaTag": "V"})
+    assert line == ("Apply: 200 API calls, about 2 min 00 s at the IoT Hub's quotas (bound by identity registry "
+                    "operations, 100/min; raise with more hub units or a higher tier)")

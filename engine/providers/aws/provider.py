@@ -28,6 +28,7 @@ from engine.providers.aws.client import AwsClient
 from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.planning import policy_version_steps
 from engine.providers.base import ApplyResult, ReadResult
+from engine.progress import SILENT, ProgressSink
 from engine.ratelimit import aws_limiter
 
 T = TypeVar("T")
@@ -87,6 +88,7 @@ class AwsProvider:
         self.cert_status: dict[str, str] = {}     # certificate id → status, of certificates this apply wrote
         self.bulk_stats: Counter[str] = Counter()
         self._task_lock = threading.Lock()
+        self.progress: ProgressSink = SILENT      # long reads report here (engine/run.py sets the command's sink)
 
     # ------------------------------------------------------------------ plumbing
     def addr(self, kind: str, name: str) -> Address:
@@ -454,8 +456,11 @@ def _read_certificates(ctx: _ReadContext) -> list[ActualResource]:
                                 token_out="nextMarker", caCertificateId=ca.state["certificateId"]):
             ctx.cert_ca[cert["certificateId"]] = ca.address.name
     out = []
+    progress = ctx.p.progress.task(f"read {ctx.p.target}", len(ctx.by_kind.get("aws.Certificate", {})) or None,
+                                   unit="certificates", final=False)
     for cert in ctx.c.pages("list_certificates", "certificates", size_arg="pageSize", token_in="marker",
                             token_out="nextMarker"):
+        progress.advance()
         cid, arn = cert["certificateId"], cert["certificateArn"]
         ctx.p.arns[cid] = arn
         name = ctx.cert_name(cid)
@@ -464,6 +469,7 @@ def _read_certificates(ctx: _ReadContext) -> list[ActualResource]:
                  "policies": sorted(ctx.policy_targets.get(arn, []))}
         out.append(ActualResource(ctx.p.addr("Certificate", name), "aws.Certificate", state,
                                   managed=ctx.declared("aws.Certificate", name), ids={"arn": arn, "certificateId": cid}))
+    progress.close()
     return out
 
 
@@ -528,7 +534,11 @@ def _read_things(ctx: _ReadContext) -> list[ActualResource]:
 
     pages = (iter(ctx.things_pages) if ctx.things_pages is not None else
              ctx.c.page_iter("list_things", "things", page_size=opts.page_size, start_token=token))
+    declared = len(opts.only_things) if opts.only_things is not None else len(ctx.by_kind.get("aws.Thing", {}))
+    progress = ctx.p.progress.task(f"read {ctx.p.target}", declared or None, unit="things", final=False)
+    progress.advance(len(done))
     for page, token in pages:
+        progress.advance(len(page))
         rows = []
         for t in page:
             attrs = dict(t.get("attributes") or {})
@@ -550,6 +560,7 @@ def _read_things(ctx: _ReadContext) -> list[ActualResource]:
         out.extend(page_out)
         if opts.on_things_page is not None:
             opts.on_things_page(token, page_out)
+    progress.close()
     if ctx.groups_pending is not None:          # read alongside: the things' groups are filled in now
         ctx.actual["aws.ThingGroup"] = ctx.groups_pending.result()
         for r in out:

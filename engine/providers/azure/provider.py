@@ -53,6 +53,7 @@ from engine.providers.azure.client import BULK_LIMIT, ArmTarget, AzureClient, St
 from engine.providers.azure.importjob import ACTIVE, ImportExport, ImportJob
 from engine.providers.azure.kinds import KEY_FIELDS, MANAGED, MARKER_TAG, PROVISIONED_BY
 from engine.providers.azure.planning import TWIN_FIELDS, Proof, device_parts, proof_of_possession
+from engine.progress import SILENT, ProgressSink
 from engine.providers.base import ApplyResult, ReadResult
 from engine.ratelimit import RateLimiter, azure_hub_quotas, azure_operation_class, limiter_from_env
 from engine.retry import RetryPolicy
@@ -298,6 +299,7 @@ class AzureProvider:
         self.tier, self.units = tier, units
         self.import_export = import_export
         self.bulk = bulk                            # False: every change on its own (benchmarks compare the paths)
+        self.progress: ProgressSink = SILENT        # long reads report here (engine/run.py sets the command's sink)
         self.jobs: list[dict[str, Any]] = []        # import jobs this provider ran (ids, devices, status, seconds)
         self._job_members: set[Address] = set()     # changes `batches` routed to an import job
         self._lock = threading.Lock()
@@ -403,7 +405,9 @@ class AzureProvider:
 
     def _read_devices(self, declared: dict[str, DesiredResource], prune: bool) -> list[ActualResource]:
         rows: list[tuple[str, dict[str, Any], bool, Mapping[str, Any]]] = []
+        progress = self.progress.task(f"read {self.target}", len(declared) or None, unit="device twins", final=False)
         for twin in self._query():
+            progress.advance()
             device_id = twin["deviceId"]
             d = declared.get(device_id)
             if d is None and not prune:
@@ -412,6 +416,7 @@ class AzureProvider:
             if d is not None:
                 state = _for_declared(state, d.spec)
             rows.append((device_id, state, managed, twin))
+        progress.close()
         keyed = [row[0] for row in rows if row[0] in declared and any(k in declared[row[0]].spec for k in KEY_FIELDS)]
         if keyed:
             def keys(device_id: str) -> tuple[str, dict[str, Any]]:

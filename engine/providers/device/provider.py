@@ -34,6 +34,7 @@ from engine import errors, fsutil
 from engine.diagnostics import Diagnostic, Source, error, warning
 from engine.manifest.fleet import Fleet, resolve_secret_value
 from engine.model import ActualResource, Change, DesiredResource, SecretRef, canonical_json, secret_fingerprint
+from engine.progress import SILENT, ProgressSink
 from engine.providers.base import ApplyResult, CallHook, ReadResult
 
 from .artifacts import Artifact, ArtifactKind, render, write_artifacts
@@ -183,6 +184,7 @@ class DeviceProvider:
         self._counts: Counter[str] = Counter()
         self._written: dict[str, list[dict[str, Any]]] = {}   # address → artifacts of the last apply
         self._secret_files: list[Path] = []                    # secret-bearing artifacts written (mode 0600)
+        self.progress: ProgressSink = SILENT      # long reads report here (engine/run.py sets the command's sink)
 
     # ------------------------------------------------------------------ plumbing
     def set_hook(self, hook: CallHook | None) -> None:
@@ -397,7 +399,9 @@ class DeviceProvider:
         actual: list[ActualResource] = []
         diags: list[Diagnostic] = []
         missing: dict[str, list[DesiredResource]] = {}
+        progress = self.progress.task("read device dumps", len(desired) or None, unit="devices", final=False)
         for d in sorted(desired, key=lambda x: x.address):
+            progress.advance()
             recorded = state.get(str(d.address), {})
             r = self._resolve(d, recorded)
             diags.extend(r.problems)
@@ -406,6 +410,7 @@ class DeviceProvider:
             if r.changes is not None and r.config is not None:
                 diags.extend(self._findings(r))
             actual.append(self._actual(r, recorded))
+        progress.close()
         for config, devices in sorted(missing.items()):
             names = [d.address.name for d in devices]
             diags.append(warning(f"{len(names)} device(s) of DeviceConfig '{config}' have no dump, so they are not "
