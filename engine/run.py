@@ -21,6 +21,7 @@ from engine.diagnostics import Diagnostic, Diagnostics, FleetctlError, error, wa
 from engine.journal import Journal, interrupted, interrupted_tasks
 from engine.manifest.core_kinds import unresolved_credentials
 from engine.manifest import generators
+from engine.manifest.confine import FilePolicy, allow_entries
 from engine.manifest.fleet import Fleet, load_fleet, resolve_secret_value
 from engine.model import Action, Address, Change, DesiredResource
 from engine.plan.model import Plan
@@ -186,7 +187,9 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                                  # needs no fleet load to reach them
                                  "targetSpecs": {name: target_specs[name].model_dump(mode="json", exclude_none=True)
                                                  for name in sorted({k[1] for k in groups if k[1]} & set(target_specs))},
-                                 **({"scope": scope.to_json()} if scope else {})})
+                                 **({"scope": scope.to_json()} if scope else {}),
+                                 # the fleet's file allowances (issue 13.5): apply reads {file:} secrets in them
+                                 **({"fileAllow": allow} if (allow := allow_entries(target_specs.values())) else {})})
     result_plan = make_plan(desired, actual, options)
     merged = tuple(sorted(diags, key=lambda d: (d.address or "", d.summary))) + result_plan.diagnostics
     estimate = apply_estimate(_levels(list(result_plan.changes)), ctx.env, ctx.workers,
@@ -348,6 +351,9 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
     journal.write("apply-start", changes=len(plan.changes),    # the review it came from (set by apply.yml)
                   pullRequest=ctx.env.get("FLEETCTL_PULL_REQUEST") or None, runUrl=ctx.env.get("FLEETCTL_RUN_URL") or None)
 
+    files = FilePolicy.of(fleet_root, [*allow_entries(target_specs.values()),     # the fence for {file:} secrets
+                                       *plan.options.get("fileAllow", ())])
+
     def prepare(change: Change) -> dict[str, str] | None:
         """The change's secret values, or None when it is skipped (a dependency failed) or a secret is missing."""
         key = provider_key(change.address)
@@ -359,7 +365,7 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             return None
         secrets: dict[str, str] = {}
         for name, ref in change.secrets.items():
-            value = resolve_secret_value(ref, fleet_root, ctx.env)
+            value = resolve_secret_value(ref, fleet_root, ctx.env, files)
             if isinstance(value, Exception):
                 failed.add(change.address)
                 failed_targets.add(key)

@@ -20,7 +20,7 @@ from engine.graph import topo_order
 from .codecs import display, read_field
 from .dumps import DeviceDump
 from .model import DeviceModel, Register, RegType, SlotSpec
-from .values import DesiredConfig, DesiredRegister, DesiredSlot, sha256_fingerprint
+from .values import DesiredConfig, DesiredRegister, DesiredSlot, value_fingerprint
 
 SENSITIVE = "(sensitive)"
 UNREADABLE = "(unreadable)"
@@ -97,7 +97,7 @@ def _register_change(reg: Register, want: DesiredRegister, dump: DeviceDump,
     sensitive = reg.sensitive or want.sensitive
     if not reg.readable:
         after = want.after(reg, reg.default)
-        fingerprint = sha256_fingerprint(after)
+        fingerprint = value_fingerprint(after, sensitive)
         reason = _unrecorded(recorded, reg.name, fingerprint, "unreadable")
         if reason is None:
             return None
@@ -119,7 +119,7 @@ def _register_change(reg: Register, want: DesiredRegister, dump: DeviceDump,
         reason = f"{reason}; {_field_reason(reg, before, after)}"
     return RegisterChange(action, reg.name, reg.address, _mask(display(reg, before), sensitive),
                           _mask(display(reg, after), sensitive), sensitive, reason, assumed_default=assumed,
-                          fingerprint=sha256_fingerprint(after), value=after)
+                          fingerprint=value_fingerprint(after, sensitive), value=after)
 
 
 def slot_address(slot: SlotSpec, want: DesiredSlot) -> str:

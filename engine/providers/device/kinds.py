@@ -57,6 +57,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, model_validator
 
 from engine.kinds import KindDecl, register
+from engine.manifest.confine import FilePolicy, FileRefError, read_bounded
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, resolve_secret_value
 from engine.manifest.types import Name, SecretRefModel, Strict
 from engine.model import (
@@ -135,10 +136,12 @@ _RAW_REFS: Mapping[str, frozenset[str]] = {          # a manifest reference: its
     "awsIotEndpoint": frozenset(), "azureHubHost": frozenset(),
 }
 _TOKENS: Mapping[str, frozenset[str]] = {            # a token in the desired spec: its key, and its exact key set
-    "secret": frozenset({"secret", "sha256"}), "file": frozenset({"file", "sha256"}),
+    "secret": frozenset({"secret", "fingerprint"}), "file": frozenset({"file", "sha256"}),
     "certificatePem": frozenset({"certificatePem", "sha256", "target"}),
     "awsIotEndpoint": frozenset({"awsIotEndpoint"}), "azureHubHost": frozenset({"azureHubHost", "hostName"}),
 }
+_DIGEST_KEYS: Mapping[str, str] = {"secret": "fingerprint", "file": "sha256", "certificatePem": "sha256"}
+# a secret's token holds its keyed fingerprint (engine/fingerprint.py); public files their plain sha256
 
 
 def raw_ref(value: Any) -> str | None:
@@ -158,7 +161,7 @@ def token_ref(value: Any) -> str | None:
         return None
     keys = set(value)
     for kind, shape in _TOKENS.items():
-        if kind in keys and keys <= shape and ("sha256" in keys or "sha256" not in shape):
+        if kind in keys and keys <= shape and (kind not in _DIGEST_KEYS or _DIGEST_KEYS[kind] in keys):
             return kind
     return None
 
@@ -423,15 +426,15 @@ def _listed_labels(configs: list[Manifest], model: DeviceModel) -> dict[str, dic
 # ---------------------------------------------------------------------------------------------------------
 # Expand.
 
-def _read_public(name: str, bases: list[Path]) -> tuple[bytes, str] | None:
-    for base in bases:
-        candidate = (base / os.path.expanduser(name)).resolve()
-        if candidate.is_file():
-            try:
-                return candidate.read_bytes(), str(candidate)
-            except OSError:
-                return None
-    return None
+def _read_public(policy: FilePolicy, name: str, bases: list[Path]) -> tuple[bytes, str] | str:
+    """(bytes, resolved path) of a public file inside the fence, or why not (a message without content)."""
+    try:
+        found = policy.locate(name, bases)
+        return read_bounded(found), str(found)
+    except FileRefError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot read file '{name}': {exc.strerror}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -513,14 +516,14 @@ class Tokens:
             ref = SecretRefModel.model_validate(dict(raw))
         except ValidationError as exc:
             self.ctx.error(exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, "), *path)
-            return {"secret": dict(raw), "sha256": None}
+            return {"secret": dict(raw), "fingerprint": None}
         sref = SecretRef(ref.source, ref.ref)
         source = None
         if sref.source == "file":
             target = Path(os.path.expanduser(sref.ref))
-            source = str(target if target.is_absolute() else (self.ctx.root / target).resolve())
+            source = str((target if target.is_absolute() else self.ctx.root / target).resolve())
             self.files[key] = source
-        value = resolve_secret_value(sref, self.ctx.root, self.ctx.env)
+        value = resolve_secret_value(sref, self.ctx.root, self.ctx.env, self.ctx.policy)
         fingerprint = None
         if isinstance(value, LookupError):          # not at hand now: an error only where a device needs it
             self.sources[key] = self._where(path)
@@ -530,13 +533,12 @@ class Tokens:
             self.secret_values[key] = (value, source)
             fingerprint = secret_fingerprint(value)
         self.secrets[key] = sref
-        return {"secret": sref.to_json(), "sha256": fingerprint}
+        return {"secret": sref.to_json(), "fingerprint": fingerprint}
 
     def _file(self, name: str, key: str, path: tuple[Any, ...]) -> dict[str, Any]:
-        found = _read_public(name, [self.ctx.manifest.doc.base_dir, self.ctx.root])
-        if found is None:
-            self.ctx.error(f"file not found: '{name}'", *path,
-                           detail=f"looked in {self.ctx.manifest.doc.base_dir} and {self.ctx.root}")
+        found = _read_public(self.ctx.policy, name, [self.ctx.manifest.doc.base_dir, self.ctx.root])
+        if isinstance(found, str):
+            self.ctx.error(found, *path)
             return {"file": name, "sha256": None}
         data, where = found
         self.files[key], self.contents[key] = where, data
@@ -584,8 +586,9 @@ class Tokens:
         pem = getattr(manifest.spec, "certificatePem", None)
         if pem is not None and pem.inline is not None:
             return manifest, pem.inline.encode("utf-8"), None
-        found = _read_public(pem.file, [manifest.doc.base_dir, self.ctx.root]) if pem is not None and pem.file else None
-        if found is None:
+        found = _read_public(self.ctx.policy, pem.file, [manifest.doc.base_dir, self.ctx.root]) \
+            if pem is not None and pem.file else None
+        if found is None or isinstance(found, str):
             if report:
                 self.ctx.error(f"the certificate '{name}' has no readable certificatePem", *path,
                                detail=f"declared at {manifest.source()}")

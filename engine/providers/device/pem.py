@@ -12,6 +12,8 @@ import binascii
 import hashlib
 import re
 
+from engine.model import secret_fingerprint
+
 from .model import SlotKind
 
 _BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----", re.S)
@@ -40,8 +42,11 @@ def der_bodies(content: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-def slot_fingerprint(content: bytes) -> str:
-    """``sha256:<hex>`` of the normalised PEM (R7/R8 recorded fingerprint)."""
+def slot_fingerprint(content: bytes, sensitive: bool = False) -> str:
+    """The fingerprint of the normalised PEM (R7/R8 recorded fingerprint): ``sha256:<hex>`` for a certificate,
+    keyed (engine/fingerprint.py) for a private key."""
+    if sensitive:
+        return secret_fingerprint(normalise_pem(content))
     return "sha256:" + hashlib.sha256(normalise_pem(content)).hexdigest()
 
 

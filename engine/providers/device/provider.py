@@ -32,6 +32,8 @@ from typing import Any
 
 from engine import errors
 from engine.diagnostics import Diagnostic, Source, error, warning
+from engine.fingerprint import explain_mismatch
+from engine.manifest.confine import FilePolicy
 from engine.manifest.fleet import Fleet, resolve_secret_value
 from engine.model import ActualResource, Change, DesiredResource, SecretRef, canonical_json, secret_fingerprint
 from engine.providers.base import ApplyResult, CallHook, ReadResult
@@ -46,7 +48,7 @@ from .kinds import (
 )
 from .model import Adapter, DeviceModel, builtin_models
 from .problems import ProblemsError
-from .values import DesiredConfig, resolve_desired
+from .values import DesiredConfig, resolve_desired, value_fingerprint
 
 STATE_ENV = "FLEETCTL_DEVICE_STATE"
 ARTIFACTS_ENV = "FLEETCTL_ARTIFACTS"
@@ -242,11 +244,14 @@ class DeviceProvider:
             if kind == "secret":
                 ref = SecretRef(*next(iter(token["secret"].items())))
                 value = secrets.get(key) if secrets is not None and key in secrets else \
-                    resolve_secret_value(ref, root, self.env)
+                    resolve_secret_value(ref, root, self.env, FilePolicy.for_targets(root, self.fleet_targets.values()))
                 if isinstance(value, Exception):
                     raise Unavailable(str(value))
-                if token.get("sha256") and secret_fingerprint(value) != token["sha256"]:
-                    raise Unavailable(f"secret {ref.source} {ref.ref} changed since the plan was made")
+                recorded = token.get("fingerprint")
+                if recorded and secret_fingerprint(value) != recorded:
+                    why = explain_mismatch(recorded)
+                    raise Unavailable(f"secret {ref.source} {ref.ref} " + (f"cannot be checked against the plan: {why}"
+                                      if why else "changed since the plan was made"))
                 path = inputs.get("files", {}).get(key)
                 if for_slot and ref.source == "file" and path:   # the artifact names the file: its exact bytes
                     try:
@@ -502,7 +507,8 @@ def _written_fingerprints(model: DeviceModel, config: DesiredConfig, dump: Devic
     for name, want in config.registers.items():
         reg = model.register(name)
         if reg is not None:
-            out[name] = sha256_of(want.after(reg, dump.values.get(name, reg.default)))
+            out[name] = value_fingerprint(want.after(reg, dump.values.get(name, reg.default)),
+                                          reg.sensitive or want.sensitive)
     for key, slot in config.slots.items():
         out[key] = slot.fingerprint
     return out

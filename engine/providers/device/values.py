@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from engine.model import secret_fingerprint
+
 from .codecs import CodecError, apply_fields, encode_fields, encode_value, is_raw
 from .model import Access, DeviceModel, Register, RegType, Role, SlotSpec
 from .pem import content_problem, slot_digests, slot_fingerprint
@@ -24,8 +26,14 @@ from .problems import PathPart, Problem, did_you_mean
 
 
 def sha256_fingerprint(data: bytes) -> str:
-    """``sha256:<hex>``: the fingerprint recorded for unreadable registers and slots (R7)."""
+    """``sha256:<hex>``: the fingerprint recorded for unreadable public registers and slots (R7)."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def value_fingerprint(data: bytes, sensitive: bool) -> str:
+    """The fingerprint recorded for a value (R7): keyed (engine/fingerprint.py) when it is sensitive, so the plan
+    and the device state never hold a digest a dictionary reverses; a plain sha256 for public values."""
+    return secret_fingerprint(data) if sensitive else sha256_fingerprint(data)
 
 
 def _as_bytes(value: object) -> bytes:
@@ -44,7 +52,7 @@ class Resolved:
 
     @classmethod
     def of(cls, value: Any, *, sensitive: bool, source: str | None = None) -> Resolved:
-        return cls(value, sensitive, sha256_fingerprint(_as_bytes(value)), source)
+        return cls(value, sensitive, value_fingerprint(_as_bytes(value), sensitive), source)
 
 
 class Level(enum.Enum):
@@ -86,7 +94,7 @@ class DesiredSlot:
 
     @property
     def fingerprint(self) -> str:
-        return slot_fingerprint(self.content)
+        return slot_fingerprint(self.content, self.sensitive)
 
     @property
     def digests(self) -> frozenset[str]:
