@@ -240,6 +240,33 @@ def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(getattr(current, "model_fields", {}).keys())
 
 
+def secret_capable(model: type[BaseModel], loc: tuple) -> bool:
+    """Whether the field at `loc` (or one it sits in) may hold a secret reference: pydantic's `input` of an error
+    there is never quoted. Free-form fields (dict[str, Any]) count as secret-capable: device values hold secrets."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        info = getattr(current, "model_fields", {}).get(part)
+        if info is None:
+            return False
+        if _mentions(info.annotation, SecretRefModel) or _free_form(info.annotation):
+            return True
+        current = _model_in(info.annotation)
+    return False
+
+
+def _mentions(annotation: Any, target: type) -> bool:
+    if annotation is target:
+        return True
+    return any(_mentions(arg, target) for arg in getattr(annotation, "__args__", ()) or ()) or \
+        any(_mentions(arg, target) for arg in getattr(annotation, "__metadata__", ()) or () if isinstance(arg, type))
+
+
+def _free_form(annotation: Any) -> bool:
+    return annotation is Any or any(a is Any for a in getattr(annotation, "__args__", ()) or ())
+
+
 def _model_in(annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
@@ -272,7 +299,9 @@ def _pydantic_diags(exc: ValidationError, doc: Document, prefix: tuple, model: t
             msg = err["msg"].removeprefix("Value error, ")
             summary = msg
             got = err.get("input")
-            detail = f"got {got!r}" if isinstance(got, (str, int, float, bool)) and kind != "value_error" else ""
+            quotable = isinstance(got, (str, int, float, bool)) and kind != "value_error" \
+                and not secret_capable(model, loc)      # a secret's input is described, never quoted (13.1)
+            detail = f"got {got!r}" if quotable else ""
         out.append(error(summary, detail, source=doc.source(prefix + loc), address=address, field=field_path))
     return out
 

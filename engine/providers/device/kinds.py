@@ -64,7 +64,7 @@ from engine.model import (
     ActualResource, Address, Change, DesiredResource, FieldChange, SecretRef, canonical_json, secret_fingerprint,
 )
 
-from .model import DeviceModel, builtin_models, check_model
+from .model import Adapter, DeviceModel, builtin_models, check_model
 from .values import Resolved, resolve_desired
 
 GROUP = "device.fleetctl.io"
@@ -370,6 +370,29 @@ def _dump_index(folder: str, mtime_ns: int, identity: Callable[[str], str]) -> M
 def dump_paths(folder: str, identity: Callable[[str], str]) -> Mapping[str, tuple[str, ...]]:
     """Device identity (in the model's normal form) → dump files named by it."""
     return _dump_index(folder, os.stat(folder).st_mtime_ns, identity)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Device identities: validated before they become addresses and artifact paths.
+
+SERIAL_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
+MAC_ID = re.compile(r"^[0-9A-F]{2}(-[0-9A-F]{2}){5}$")
+
+
+def device_id_problem(model: DeviceModel, key: str) -> str | None:
+    """Why `key` is not a device identity of this model, or None. SpringCore readers are named by their serial
+    number (letters, digits, `-`, `_`; at most 64); Wi-Fi modules by their MAC (12 hex digits in any spelling:
+    `00:80:E1:B7:3C:21`, `0080E1B73C21`, `00-80-e1-…`). Identities name addresses and artifact files, so
+    nothing else (a `/`, `..`) may pass."""
+    ident = model.rules.identity(str(key))
+    if model.adapter is Adapter.SPRINGCORE:
+        if SERIAL_ID.match(ident):
+            return None
+        return (f"'{key}' is not a device serial number: letters, digits, '-' and '_', at most 64, starting with a "
+                "letter or digit")
+    if MAC_ID.match(ident):
+        return None
+    return f"'{key}' is not a MAC address (12 hex digits, e.g. 00:80:E1:B7:3C:21) identifying a {model.name} device"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -726,7 +749,12 @@ def _expand_config(ctx: ExpandContext, m: Manifest) -> Expanded:
     listed = _listed_labels(configs, model)
     selected = _selection(m, model, known, listed)
     seen: dict[str, str] = {}
-    for key in spec.devices:
+    for key in list(spec.devices):
+        problem = device_id_problem(model, key)
+        if problem is not None:
+            ctx.error(problem, "devices", key)
+            selected.pop(model.rules.identity(key), None)
+            continue
         ident = model.rules.identity(key)
         if ident in seen:
             ctx.error(f"device '{key}' is listed twice (as '{seen[ident]}' too): both are {ident}", "devices", key)
@@ -760,6 +788,8 @@ def _expand_config(ctx: ExpandContext, m: Manifest) -> Expanded:
     out: list[DesiredResource] = []
     for ident in sorted(selected):
         device = selected[ident]
+        if device_id_problem(model, ident) is not None:     # a Thing named like no device of this model
+            continue
         device_tokens, device_values = own.get(ident, (Tokens(ctx, model, catalog), {}))
         paths = dumps.get(ident, ())
         where = ("devices", device.key) if device.key else ("selector",)

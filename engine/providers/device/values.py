@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.model import secret_fingerprint
 
-from .codecs import CodecError, apply_fields, encode_fields, encode_value, is_raw
+from .codecs import CodecError, apply_fields, encode_fields, encode_value, is_raw, problem_text
 from .model import Access, DeviceModel, Register, RegType, Role, SlotSpec
 from .pem import content_problem, slot_digests, slot_fingerprint
 from .problems import PathPart, Problem, did_you_mean
@@ -173,7 +173,7 @@ class _Resolver:
         try:
             data, fields, blank = self._merge(reg, value, previous)
         except CodecError as exc:
-            self.fail(path, str(exc))
+            self.fail(path, problem_text(reg, exc, value, sensitive))
             return
         sensitive = sensitive or (previous is not None and previous.sensitive)
         self.registers[reg.name] = _Merged(data, fields, blank, sensitive, level)
