@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine import kinds as registry
 from engine.diagnostics import Diagnostic, Diagnostics, Source, error
+from engine.fingerprint import key_setting_problem
 from engine.kinds import KindDecl
 from engine.manifest import generators
 from engine.manifest.confine import FilePolicy, FileRefError, allowance_problem, read_bounded
@@ -470,6 +471,10 @@ def _load_fleet(root: Path, env: Mapping[str, str] | None, resolve_secrets: bool
                 on_targets: Callable[[dict[str, BaseModel]], None] | None) -> Fleet:
     env = dict(os.environ) if env is None else env
     diags = Diagnostics()
+    problem = key_setting_problem()       # the key secret fingerprints are made with (engine/fingerprint.py)
+    if problem is not None:
+        diags.add(error(problem))
+        return Fleet(root, [], [], diags)
     if not root.exists():
         diags.add(error(f"fleet path not found: {root}"))
         return Fleet(root, [], [], diags)

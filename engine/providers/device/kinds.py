@@ -136,12 +136,14 @@ _RAW_REFS: Mapping[str, frozenset[str]] = {          # a manifest reference: its
     "awsIotEndpoint": frozenset(), "azureHubHost": frozenset(),
 }
 _TOKENS: Mapping[str, frozenset[str]] = {            # a token in the desired spec: its key, and its exact key set
-    "secret": frozenset({"secret", "fingerprint"}), "file": frozenset({"file", "sha256"}),
+    "secret": frozenset({"secret", "fingerprint", "sha256"}), "file": frozenset({"file", "sha256"}),
     "certificatePem": frozenset({"certificatePem", "sha256", "target"}),
     "awsIotEndpoint": frozenset({"awsIotEndpoint"}), "azureHubHost": frozenset({"azureHubHost", "hostName"}),
 }
-_DIGEST_KEYS: Mapping[str, str] = {"secret": "fingerprint", "file": "sha256", "certificatePem": "sha256"}
-# a secret's token holds its keyed fingerprint (engine/fingerprint.py); public files their plain sha256
+_DIGEST_KEYS: Mapping[str, frozenset[str]] = {"secret": frozenset({"fingerprint", "sha256"}),
+                                               "file": frozenset({"sha256"}), "certificatePem": frozenset({"sha256"})}
+# a secret's token holds its keyed fingerprint (engine/fingerprint.py; `sha256` in plan files made before it, which
+# apply refuses with the reason); public files their plain sha256
 
 
 def raw_ref(value: Any) -> str | None:
@@ -161,7 +163,7 @@ def token_ref(value: Any) -> str | None:
         return None
     keys = set(value)
     for kind, shape in _TOKENS.items():
-        if kind in keys and keys <= shape and (kind not in _DIGEST_KEYS or _DIGEST_KEYS[kind] in keys):
+        if kind in keys and keys <= shape and (kind not in _DIGEST_KEYS or bool(_DIGEST_KEYS[kind] & keys)):
             return kind
     return None
 

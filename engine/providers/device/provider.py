@@ -247,7 +247,7 @@ class DeviceProvider:
                     resolve_secret_value(ref, root, self.env, FilePolicy.for_targets(root, self.fleet_targets.values()))
                 if isinstance(value, Exception):
                     raise Unavailable(str(value))
-                recorded = token.get("fingerprint")
+                recorded = token.get("fingerprint") or token.get("sha256")
                 if recorded and secret_fingerprint(value) != recorded:
                     why = explain_mismatch(recorded)
                     raise Unavailable(f"secret {ref.source} {ref.ref} " + (f"cannot be checked against the plan: {why}"
@@ -469,8 +469,13 @@ class DeviceProvider:
         planned = [tuple(c) for c in change.ids.get("planned", [])]
         now = [(c.kind.value, c.name, c.action.value, c.fingerprint) for c in r.changes]
         if planned != now:
+            before = {(p[0], p[1]): p[3] for p in planned if len(p) == 4}
+            why = sorted({w for c in r.changes if c.sensitive and before.get((c.kind.value, c.name)) not in
+                          (None, c.fingerprint) and (w := explain_mismatch(str(before[(c.kind.value, c.name)])))})
             raise errors.Conflict("the device's desired configuration no longer gives the planned register changes "
-                                  "(a secret, file or endpoint changed); re-run plan", code="Stale")
+                                  "(a secret, file or endpoint changed" + (f"; the plan's secret fingerprints: "
+                                                                           f"{'; '.join(why)}" if why else "")
+                                  + "); re-run plan", code="Stale")
         folder = artifacts_root(self.env) / r.model.name
         try:
             artifacts = render(r.model, d.address.name, r.changes, r.config, Path("."), dump=r.dump, write=False)
