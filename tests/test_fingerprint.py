@@ -146,3 +146,30 @@ def test_memoised_and_stable(value) -> None:
     key = fp._key_from_env(KEY_A)
     assert fp.fingerprint(value, key) == fp.fingerprint(value, key)
     assert json.dumps(fp.fingerprint(value, key)).count(":") == 2
+
+
+def test_dump_token_keys_the_secret_registers_it_covers() -> None:
+    """A device's plan token digests its dump; a password the dump read back enters it keyed: with every other
+    value public (a converged device holds what the manifests say), a plain digest would be reversible."""
+    from engine.providers.device import builtin_models
+    from engine.providers.device.diff import fingerprint_of
+    from engine.providers.device.dumps import read_dump
+    from tests.device.helpers import DUMPS
+    esp = builtin_models()["esp32-nvs"]
+    doc = json.loads((DUMPS / "24-0A-C4-5F-12-9C.json").read_text())
+
+    def token(psk: str, tmp: Path) -> tuple[str, str]:
+        doc["nvs"]["wifi/pass"] = psk
+        path = tmp / f"{len(psk)}-24-0A-C4-5F-12-9C.json"
+        path.write_text(json.dumps(doc))
+        dump, problems = read_dump(path, esp, expected_id="24-0A-C4-5F-12-9C")
+        assert not problems, problems
+        return fingerprint_of(dump), fingerprint_of(dump, sensitive=["wifi_pass"])
+
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        plain, keyed = token("hunter2", Path(folder))
+        plain_other, keyed_other = token("hunter22", Path(folder))
+    # `plain` is what an attacker computes from the public values and the right guess: the keyed token differs
+    assert keyed not in (plain, plain_other)
+    assert keyed_other != keyed                                      # and it still changes with the secret

@@ -341,7 +341,8 @@ class DeviceProvider:
         if r.dump is not None:
             state.update(firmware=r.dump.firmware, dump=os.path.basename(d.inputs["dump"]),
                          recorded=sha256_of(canonical_json(recorded).encode())[:23] if recorded else None)
-            token = fingerprint_of(r.dump)[:23]
+            token = fingerprint_of(r.dump, sensitive=[reg.name for reg in r.model.registers if reg.sensitive])[:23] \
+                if r.model is not None else fingerprint_of(r.dump)[:23]
         elif d.inputs.get("dump"):
             state["dump"] = "unreadable: " + os.path.basename(d.inputs["dump"])
         ids: dict[str, Any] = {"device": d.address.name}
