@@ -248,3 +248,30 @@ def test_no_azure_secret_in_any_output(emulator, tmp_path: Path, monkeypatch) ->
     leaks = {name: [c for c in canaries if c in text] for name, text in outputs.items()
              if any(c in text for c in canaries) or "CANARY" in text}
     assert leaks == {}, leaks
+
+
+@pytest.mark.parametrize("value", [
+    '"HostName=h.azure-devices.net;SharedAccessKeyName=owner;SharedAccessKey=CANARY-literal-key"',   # pasted literal
+    '{env: "HostName=h.azure-devices.net;SharedAccessKey=CANARY-in-the-env-field"}',               # in the wrong place
+    '{env: FLEETCTL_HUB, file: "CANARY-second-ref"}',                                                # two references
+    '[CANARY-in-a-list]',
+])
+def test_a_misplaced_secret_is_never_quoted_by_validation(tmp_path: Path, value: str) -> None:
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    (fleet / "t.yaml").write_text(textwrap.dedent(f"""\
+        apiVersion: fleetctl.io/v1
+        kind: Target
+        metadata: {{name: az}}
+        spec:
+          azure:
+            hub:
+              hostName: h.azure-devices.net
+              connectionString: {value}
+        """))
+    for fmt in ("text", "json", "sarif"):
+        res = run_cli("lint", str(fleet), "--format", fmt) if fmt != "text" else run_cli("validate", str(fleet))
+        assert "CANARY" not in res.output, res.output
+        assert "Traceback" not in res.output
+    res = run_cli("validate", str(fleet))
+    assert res.exit_code == 1 and "fleet/t.yaml:8:" in res.stderr, res.stderr

@@ -303,6 +303,8 @@ def _pydantic_diags(exc: ValidationError, doc: Document, prefix: tuple, model: t
             quotable = isinstance(got, (str, int, float, bool)) and kind != "value_error" \
                 and not secret_capable(model, loc)      # a secret's input is described, never quoted (13.1)
             detail = f"got {got!r}" if quotable else ""
+            if not quotable and isinstance(got, str) and kind != "value_error":
+                detail = f"got a text of {len(got)} character(s) (not shown: this field may hold a secret)"
         out.append(error(summary, detail, source=doc.source(prefix + loc), address=address, field=field_path))
     return out
 

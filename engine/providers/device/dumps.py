@@ -287,7 +287,8 @@ def _at_blocks(parsed: _Parsed, response_comment: re.Pattern[str] | None = None)
         else:
             current.responses.append((number, line))
     if current is not None:
-        parsed.fail(current.line, (), f"command {current.command!r} has no final OK or ERROR")
+        name = current.command.split("=", 1)[0]     # its parameters may hold a secret: not shown
+        parsed.fail(current.line, (), f"command {name!r} has no final OK or ERROR")
     return blocks
 
 
