@@ -15,6 +15,7 @@ other change (docs/security.md: protect them with CODEOWNERS).
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,9 @@ class FilePolicy:
 
     @classmethod
     def for_targets(cls, root: str | Path, target_specs: Iterable[Any]) -> "FilePolicy":
-        return cls.of(root, allow_entries(target_specs))
+        """The policy of a fleet folder and its Targets' allowances; memoised (a 100,000-device plan asks per
+        secret)."""
+        return _policy(str(root), tuple(allow_entries(target_specs)))
 
     def inside_root(self, path: Path) -> bool:
         return path == self.root or path.is_relative_to(self.root)
@@ -124,6 +127,11 @@ class FilePolicy:
         if not self.permits(resolved):
             raise self._escape(name, resolved)
         return resolved
+
+
+@functools.lru_cache(maxsize=64)
+def _policy(root: str, allow: tuple[str, ...]) -> FilePolicy:
+    return FilePolicy.of(root, allow)
 
 
 def read_bounded(path: Path, limit: int = 16 * 1024 * 1024) -> bytes:
