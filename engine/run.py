@@ -78,8 +78,9 @@ def _identities(desired: list[DesiredResource]) -> list[list[str]]:
 def _unavailable_targets(fleet: Fleet, ctx: Context, diags: Diagnostics) -> set[str]:
     """Targets marked `optional: true` whose credential references do not resolve: not planned, with a warning."""
     skipped: set[str] = set()
+    files = FilePolicy.for_targets(fleet.root, [m.spec for m in fleet.targets().values()])   # fleet-wide allowances
     for name, manifest in sorted(fleet.targets().items()):
-        missing = unresolved_credentials(manifest.spec, fleet.root, ctx.env) if manifest.spec.optional else []
+        missing = unresolved_credentials(manifest.spec, fleet.root, ctx.env, files) if manifest.spec.optional else []
         if missing:
             skipped.add(name)
             diags.add(warning(f"optional target '{name}' is not planned: {missing[0]}",
