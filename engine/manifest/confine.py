@@ -83,7 +83,8 @@ class FilePolicy:
     def for_targets(cls, root: str | Path, target_specs: Iterable[Any]) -> "FilePolicy":
         """The policy of a fleet folder and its Targets' allowances; memoised (a 100,000-device plan asks per
         secret)."""
-        return _policy(str(root), tuple(allow_entries(target_specs)))
+        return _policy(str(root), tuple(os.path.expanduser(e) for e in allow_entries(target_specs)),
+                       os.path.expanduser("~"))          # keyed by what `~` means now
 
     def inside_root(self, path: Path) -> bool:
         return path == self.root or path.is_relative_to(self.root)
@@ -130,7 +131,7 @@ class FilePolicy:
 
 
 @functools.lru_cache(maxsize=64)
-def _policy(root: str, allow: tuple[str, ...]) -> FilePolicy:
+def _policy(root: str, allow: tuple[str, ...], home: str) -> FilePolicy:
     return FilePolicy.of(root, allow)
 
 
