@@ -20,7 +20,7 @@ import click
 from engine import console, fsutil, progress, run
 from engine.clihelp import apply_epilogs
 from engine.console import COLOR_MODES, META_KEY
-from engine.diagnostics import FleetctlError, Severity, error
+from engine.diagnostics import FleetctlError, error
 from engine.plan.model import Plan, PlanFileError, load_plan
 from engine.plan.render import RENDERERS, summary_line, text as text_view
 

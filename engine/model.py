@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from engine.diagnostics import Source
+from engine.fingerprint import fingerprint as keyed_fingerprint
 
 if TYPE_CHECKING:      # engine/plan/attention.py builds on this module; the annotation only names its type
     from engine.plan.attention import Attention
@@ -89,7 +90,7 @@ class DesiredResource:
 
     `spec` holds exactly the managed fields, already in the canonical shape the provider reads back, so the
     diff is a plain comparison. Secret values never appear in it: a sensitive field holds the value's
-    fingerprint (`sha256:...`), and `secrets` says where apply fetches the value from.
+    keyed fingerprint (`hmac-sha256:...`, engine/fingerprint.py), and `secrets` says where apply fetches the value from.
     `inputs` carries what apply needs but is not compared (public PEMs, verification certificates).
     """
 
@@ -134,8 +135,9 @@ def fingerprint(state: Mapping[str, Any], token: str = "") -> str:
 
 
 def secret_fingerprint(value: str | bytes) -> str:
-    data = value.encode() if isinstance(value, str) else value
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    """The keyed fingerprint of a secret (`hmac-sha256:<key id>:<hex>`, engine/fingerprint.py): it detects a
+    changed secret without being reversible by hashing a dictionary. Desired and actual sides both call this."""
+    return keyed_fingerprint(value)
 
 
 ADD, REMOVE, CHANGE = "add", "remove", "change"

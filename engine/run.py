@@ -5,7 +5,6 @@ per Target only for the targets the fleet (or the plan) uses.
 """
 from __future__ import annotations
 
-import dataclasses
 import gc
 import heapq
 import os
@@ -17,11 +16,12 @@ from typing import Any, Callable, Mapping
 
 from engine import errors, incremental
 from engine.clock import Clock, actor, clock_from_env, git_commit, iso
-from engine.diagnostics import Diagnostic, Diagnostics, FleetctlError, error, warning
+from engine.diagnostics import Diagnostics, FleetctlError, error, warning
 from engine import journal as journals
 from engine.journal import Journal, interrupted, interrupted_tasks
 from engine.manifest.core_kinds import unresolved_credentials
 from engine.manifest import generators
+from engine.manifest.confine import FilePolicy, allow_entries
 from engine.manifest.fleet import Fleet, load_fleet, resolve_secret_value
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.plan.model import Plan
@@ -90,8 +90,9 @@ def _identities(desired: list[DesiredResource]) -> list[list[str]]:
 def _unavailable_targets(fleet: Fleet, ctx: Context, diags: Diagnostics) -> set[str]:
     """Targets marked `optional: true` whose credential references do not resolve: not planned, with a warning."""
     skipped: set[str] = set()
+    files = FilePolicy.for_targets(fleet.root, [m.spec for m in fleet.targets().values()])   # fleet-wide allowances
     for name, manifest in sorted(fleet.targets().items()):
-        missing = unresolved_credentials(manifest.spec, fleet.root, ctx.env) if manifest.spec.optional else []
+        missing = unresolved_credentials(manifest.spec, fleet.root, ctx.env, files) if manifest.spec.optional else []
         if missing:
             skipped.add(name)
             diags.add(warning(f"optional target '{name}' is not planned: {missing[0]}",
@@ -193,7 +194,9 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                                  # needs no fleet load to reach them
                                  "targetSpecs": {name: target_specs[name].model_dump(mode="json", exclude_none=True)
                                                  for name in sorted({k[1] for k in groups if k[1]} & set(target_specs))},
-                                 **({"scope": scope.to_json()} if scope else {})})
+                                 **({"scope": scope.to_json()} if scope else {}),
+                                 # the fleet's file allowances (issue 13.5): apply reads {file:} secrets in them
+                                 **({"fileAllow": allow} if (allow := allow_entries(target_specs.values())) else {})})
     result_plan = make_plan(desired, actual, options)
     # open begins of an interrupted apply that this plan re-read and found nothing to change at: the apply of this
     # plan records them reconciled (engine/journal.py), and the warnings stop
@@ -453,6 +456,9 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
     def ended(change: Change, failed: bool = False) -> None:
         tasks[change.action is Action.DELETE].advance(1, failed=int(failed))
 
+    files = FilePolicy.of(fleet_root, [*allow_entries(target_specs.values()),     # the fence for {file:} secrets
+                                       *plan.options.get("fileAllow", ())])
+
     def prepare(change: Change) -> dict[str, str] | None:
         """The change's secret values, or None when it is skipped (a dependency failed) or a secret is missing."""
         key = provider_key(change.address)
@@ -465,7 +471,7 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             return None
         secrets: dict[str, str] = {}
         for name, ref in change.secrets.items():
-            value = resolve_secret_value(ref, fleet_root, ctx.env)
+            value = resolve_secret_value(ref, fleet_root, ctx.env, files)
             if isinstance(value, Exception):
                 failed.add(change.address)
                 failed_targets.add(key)

@@ -14,6 +14,9 @@ from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 FLEET = Path(os.environ.get("FLEETCTL_TEST_FLEET", ROOT / "fleet"))   # the example fleet (override to test a snapshot)
+# Secret fingerprints are keyed (engine/fingerprint.py): one fixed test key, so golden files are stable and no test
+# creates ~/.fleetctl/fingerprint.key in the real home directory.
+os.environ.setdefault("FLEETCTL_FINGERPRINT_KEY", "fleetctl-test-fingerprint-key-0123456789")
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from ruamel.yaml.error import YAMLError
 from engine.audit import document_address
 from engine.clock import clock_from_env
 from engine.diagnostics import Diagnostic, FleetctlError, Source, error
+from engine.manifest.confine import FilePolicy, FileRefError
 from engine.manifest.loader import Document, load_path
 from engine.pki import CertInfo, PemError, cert_info
 
@@ -163,6 +164,9 @@ class LintContext:
         self.docs = docs
         self.now = now
         self._index = {(d.group, d.kind, d.target, d.name): d for d in reversed(docs)}
+        allow = [e for t in self.of("fleetctl.io", "Target") if isinstance(t.spec.get("files"), dict)
+                 for e in (t.spec["files"].get("allow") or []) if isinstance(e, str)]
+        self.files = FilePolicy.of(root, allow)      # lint reads only what the fleet may read (docs/security.md)
 
     def of(self, group: str, *kinds: str) -> list[ManifestDoc]:
         return [d for d in self.docs if d.is_(group, *kinds)]
@@ -188,11 +192,10 @@ class LintContext:
         elif isinstance(value, dict) and isinstance(value.get("inline"), str):
             text = value["inline"]
         elif isinstance(value, dict) and isinstance(value.get("file"), str) and len(value) == 1:
-            for base in (doc.doc.base_dir, self.root):
-                candidate = (base / value["file"])
-                if candidate.is_file():
-                    text = _read(str(candidate.resolve()))
-                    break
+            try:
+                text = _read(str(self.files.locate(value["file"], (doc.doc.base_dir, self.root))))
+            except FileRefError:      # outside the fence or missing: validate reports it at its line
+                text = None
         if not text:
             return None
         return _parse_cert(text)

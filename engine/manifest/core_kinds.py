@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from pydantic import BaseModel, Field, model_validator
 
 from engine.kinds import KindDecl, register
+from engine.manifest.confine import FilePolicy
 from engine.manifest.fleet import resolve_secret_value
 from engine.manifest.types import Secret, SecretRefModel, Strict
 from engine.model import SecretRef
@@ -81,9 +82,20 @@ class AzureTargetSpec(Strict):
     importExport: AzureImportExportSpec | None = None
 
 
+class FilesSpec(Strict):
+    """Directories outside the fleet folder that `{file: …}` references may read (engine/manifest/confine.py)."""
+
+    allow: list[str] = Field(default_factory=list, max_length=64,
+                             description="absolute (or ~/…) directories file references may resolve into, besides "
+                                         "the fleet folder, e.g. ~/.fleetctl/keys for device private keys kept on "
+                                         "the operator's machine; fleet-wide (every Target's list counts); `/`, the "
+                                         "home directory and folders holding the fleet are refused")
+
+
 class TargetSpec(Strict):
     aws: AwsTargetSpec | None = None
     azure: AzureTargetSpec | None = None
+    files: FilesSpec | None = Field(None, description="where file references may point outside the fleet folder")
     prune: bool = Field(False, description="delete managed-but-undeclared resources (also: --prune)")
     optional: bool = Field(False, description="plan this target only when its credential references resolve; "
                                               "otherwise plan and drift skip it with a warning (sandbox or "
@@ -108,7 +120,10 @@ def _secret_refs(value: Any) -> list[SecretRefModel]:
     return []
 
 
-def unresolved_credentials(spec: TargetSpec, root: Path, env: Mapping[str, str]) -> list[str]:
-    """Why each credential reference of a Target cannot be resolved (empty when all resolve); never a value."""
-    problems = (resolve_secret_value(SecretRef(ref.source, ref.ref), root, env) for ref in _secret_refs(spec))
+def unresolved_credentials(spec: TargetSpec, root: Path, env: Mapping[str, str],
+                           policy: FilePolicy | None = None) -> list[str]:
+    """Why each credential reference of a Target cannot be resolved (empty when all resolve); never a value.
+    `policy`: the fleet's file fence (default: the fleet folder and this Target's own files.allow)."""
+    policy = policy or FilePolicy.for_targets(root, [spec])
+    problems = (resolve_secret_value(SecretRef(ref.source, ref.ref), root, env, policy) for ref in _secret_refs(spec))
     return [str(p) for p in problems if isinstance(p, Exception)]

@@ -23,8 +23,10 @@ from pydantic import BaseModel, ValidationError
 
 from engine import kinds as registry
 from engine.diagnostics import Diagnostic, Diagnostics, Source, error
+from engine.fingerprint import key_setting_problem
 from engine.kinds import KindDecl
 from engine.manifest import generators
+from engine.manifest.confine import FilePolicy, FileRefError, allowance_problem, read_bounded
 from engine.manifest.loader import Document, load_path
 from engine.manifest.types import Envelope, PemRef, SecretRefModel
 from engine.pki import CertInfo, PemError, cert_info, issued_by
@@ -78,6 +80,13 @@ class ExpandContext:
     diags: Diagnostics
     resolve_secrets: bool = True
     shared_dependencies: dict[tuple[Address, ...], tuple[Address, ...]] = field(default_factory=dict)
+    files: FilePolicy | None = None          # the fence for file references (engine/manifest/confine.py)
+
+    @property
+    def policy(self) -> FilePolicy:
+        if self.files is None:
+            self.files = FilePolicy.of(self.root)
+        return self.files
 
     def error(self, summary: str, *path: Any, detail: str = "") -> None:
         self.diags.add(error(summary, detail, source=self.manifest.source(*path),
@@ -87,22 +96,28 @@ class ExpandContext:
         return self.index.get((qualified_kind, target if target is not None else self.manifest.target, name))
 
     def read_public(self, ref: PemRef | None, *path: Any) -> str | None:
-        """Read public material (a PEM). Relative paths: the manifest's folder first, then the fleet root."""
+        """Read public material (a PEM). Relative paths: the manifest's folder first, then the fleet root; the file
+        must resolve inside the fleet folder or an allowed directory (engine/manifest/confine.py)."""
         if ref is None:
             return None
         if ref.inline is not None:
             return ref.inline
-        for base in (self.manifest.doc.base_dir, self.root):
-            candidate = (base / ref.file).resolve()
-            if candidate.is_file():
-                try:
-                    return candidate.read_text(encoding="utf-8")
-                except (OSError, UnicodeDecodeError) as exc:
-                    self.error(f"cannot read file '{ref.file}': {exc}", *path)
-                    return None
-        self.error(f"file not found: '{ref.file}'", *path,
-                   detail=f"looked in {self.manifest.doc.base_dir} and {self.root}")
-        return None
+        try:
+            found = self.policy.locate(ref.file, (self.manifest.doc.base_dir, self.root))
+        except FileRefError as exc:
+            self.error(str(exc), *path)
+            return None
+        try:
+            data = read_bounded(found)
+        except (OSError, FileRefError) as exc:
+            self.error(f"cannot read file '{ref.file}': {getattr(exc, 'strerror', None) or exc}", *path)
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.error(f"file '{ref.file}' is not UTF-8 text (a file of {len(data)} bytes, invalid byte at offset "
+                       f"{exc.start}); expected a PEM", *path)
+            return None
 
     def read_cert(self, ref: PemRef | None, *path: Any) -> CertInfo | None:
         """Read and parse a public certificate; a missing file, a private key or a non-PEM is an error at `path`."""
@@ -131,7 +146,7 @@ class ExpandContext:
     def secret(self, ref: SecretRefModel, *path: Any) -> tuple[str | None, SecretRef]:
         """Resolve a secret reference to its fingerprint (never its value) and the reference apply re-reads."""
         sref = SecretRef(ref.source, ref.ref)
-        value = resolve_secret_value(sref, self.root, self.env)
+        value = resolve_secret_value(sref, self.root, self.env, self.policy)
         if isinstance(value, Exception):
             if self.resolve_secrets:
                 self.error(str(value), *path)
@@ -144,27 +159,40 @@ def _cert_info(pem: str) -> CertInfo:
     return cert_info(pem)
 
 
-def resolve_secret_value(ref: SecretRef, root: Path, env: Mapping[str, str]) -> str | Exception:
-    """The secret's value, or the reason it cannot be had. Callers keep the value out of every output."""
+ENCRYPTED_SUFFIXES = (".enc", ".sops", ".age", ".gpg")
+
+
+def resolve_secret_value(ref: SecretRef, root: Path, env: Mapping[str, str],
+                         policy: FilePolicy | None = None) -> str | Exception:
+    """The secret's value, or the reason it cannot be had. Callers keep the value out of every output; the reason
+    names the reference, never the content. A `{file:}` secret lies outside the fleet repository (or is an
+    encrypted file inside it) and, outside it, in a directory a Target allows (`policy`; default: none)."""
     if ref.source == "env":
         if ref.ref not in env:
             return LookupError(f"secret environment variable {ref.ref} is not set")
         return env[ref.ref]
     if ref.source == "file":
+        policy = policy or FilePolicy.of(root)
         path = Path(os.path.expanduser(ref.ref))
         if not path.is_absolute():
             path = root / path
         try:
-            inside = path.resolve().is_relative_to(root.resolve())
-        except OSError:
-            inside = False
-        if inside and not path.name.endswith((".enc", ".sops", ".age", ".gpg")):
+            resolved = policy.check(ref.ref, path)
+        except FileRefError as exc:
+            return ValueError(f"secret {exc}")
+        if policy.inside_root(resolved) and not resolved.name.endswith(ENCRYPTED_SUFFIXES):
             return ValueError(f"secret file {ref.ref} lies inside the fleet repository; keep secrets outside it "
-                              "or encrypted (.enc/.sops/.age/.gpg)")
+                              "(in a directory a Target's spec.files.allow names) or encrypted (.enc/.sops/.age/.gpg)")
         try:
-            return path.read_text(encoding="utf-8").strip()
+            data = read_bounded(resolved)
+        except FileRefError as exc:
+            return ValueError(f"secret file {ref.ref}: {exc}")
         except OSError as exc:
             return LookupError(f"cannot read secret file {ref.ref}: {exc.strerror}")
+        try:
+            return data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            return ValueError(f"secret file {ref.ref} is not UTF-8 text (a file of {len(data)} bytes)")
     key = "FLEETCTL_SECRET_" + "".join(c if c.isalnum() else "_" for c in ref.ref).upper()
     if key in env:
         return env[key]
@@ -213,6 +241,33 @@ def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(getattr(current, "model_fields", {}).keys())
 
 
+def secret_capable(model: type[BaseModel], loc: tuple) -> bool:
+    """Whether the field at `loc` (or one it sits in) may hold a secret reference: pydantic's `input` of an error
+    there is never quoted. Free-form fields (dict[str, Any]) count as secret-capable: device values hold secrets."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or current is None:
+            continue
+        info = getattr(current, "model_fields", {}).get(part)
+        if info is None:
+            return False
+        if _mentions(info.annotation, SecretRefModel) or _free_form(info.annotation):
+            return True
+        current = _model_in(info.annotation)
+    return False
+
+
+def _mentions(annotation: Any, target: type) -> bool:
+    if annotation is target:
+        return True
+    return any(_mentions(arg, target) for arg in getattr(annotation, "__args__", ()) or ()) or \
+        any(_mentions(arg, target) for arg in getattr(annotation, "__metadata__", ()) or () if isinstance(arg, type))
+
+
+def _free_form(annotation: Any) -> bool:
+    return annotation is Any or any(a is Any for a in getattr(annotation, "__args__", ()) or ())
+
+
 def _model_in(annotation: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
@@ -245,7 +300,11 @@ def _pydantic_diags(exc: ValidationError, doc: Document, prefix: tuple, model: t
             msg = err["msg"].removeprefix("Value error, ")
             summary = msg
             got = err.get("input")
-            detail = f"got {got!r}" if isinstance(got, (str, int, float, bool)) and kind != "value_error" else ""
+            quotable = isinstance(got, (str, int, float, bool)) and kind != "value_error" \
+                and not secret_capable(model, loc)      # a secret's input is described, never quoted (13.1)
+            detail = f"got {got!r}" if quotable else ""
+            if not quotable and isinstance(got, str) and kind != "value_error":
+                detail = f"got a text of {len(got)} character(s) (not shown: this field may hold a secret)"
         out.append(error(summary, detail, source=doc.source(prefix + loc), address=address, field=field_path))
     return out
 
@@ -424,16 +483,21 @@ def _load_fleet(root: Path, env: Mapping[str, str] | None, resolve_secrets: bool
                 on_targets: Callable[[dict[str, BaseModel]], None] | None) -> Fleet:
     env = dict(os.environ) if env is None else env
     diags = Diagnostics()
+    problem = key_setting_problem()       # the key secret fingerprints are made with (engine/fingerprint.py)
+    if problem is not None:
+        diags.add(error(problem))
+        return Fleet(root, [], [], diags)
     if not root.exists():
         diags.add(error(f"fleet path not found: {root}"))
         return Fleet(root, [], [], diags)
     docs, load_diags = load_path(root)
     diags.extend(load_diags)
-    if on_targets is not None:
-        early = [d for d in docs if isinstance(d.data, dict) and d.data.get("kind") == "Target"]
-        on_targets({m.name: m.spec for m in validate_documents(early, Diagnostics())
-                    if m.decl.qualified == "fleetctl.Target"})
     fleet_root = root if root.is_dir() else root.parent
+    early = [d for d in docs if isinstance(d.data, dict) and d.data.get("kind") == "Target"]
+    early_targets = [m for m in validate_documents(early, Diagnostics()) if m.decl.qualified == "fleetctl.Target"]
+    if on_targets is not None:
+        on_targets({m.name: m.spec for m in early_targets})
+    policy = file_policy(fleet_root, early_targets, diags)
     docs = generators.expand_all(docs, fleet_root, diags, registry.lookup)   # ThingSet rows → documents
     manifests = validate_documents(docs, diags)
     index = _index(manifests, diags)
@@ -446,10 +510,26 @@ def _load_fleet(root: Path, env: Mapping[str, str] | None, resolve_secrets: bool
     for m in manifests:
         if m.decl.expand is None:
             continue
-        ctx = ExpandContext(fleet_root, m, index, env, diags, resolve_secrets, shared)
+        ctx = ExpandContext(fleet_root, m, index, env, diags, resolve_secrets, shared, policy)
         desired.extend(m.decl.expand(ctx, m).resources)
     diags.items = generators.fold(diags.items)   # one template mistake, not one error per generated row
     return Fleet(fleet_root, manifests, desired, diags)
+
+
+def file_policy(root: Path, targets: list[Manifest], diags: Diagnostics) -> FilePolicy:
+    """The fleet's file fence: its folder and every Target's `spec.files.allow` (a refused entry is an error at
+    its line and allows nothing)."""
+    entries: list[str] = []
+    for m in targets:
+        files = getattr(m.spec, "files", None)
+        for i, entry in enumerate(getattr(files, "allow", None) or ()):
+            problem = allowance_problem(entry, root)
+            if problem is not None:
+                diags.add(error(f"files.allow: {problem}", source=m.source("files", "allow", i),
+                                address=str(m.address), field=f"spec.files.allow.{i}"))
+            elif entry not in entries:
+                entries.append(entry)
+    return FilePolicy.of(root, entries)
 
 
 def declared(spec: BaseModel) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from engine.diagnostics import Diagnostic, Diagnostics, Source, error
 from engine.kinds import KindDecl, register
+from engine.manifest.confine import FilePolicy, FileRefError
 from engine.manifest.loader import Document, Path_
 from engine.manifest.types import Strict
 
@@ -203,12 +204,12 @@ def _render(node: Any, row: dict[str, str]) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------- rows
-def _resolve(doc: Document, root: Path, name: str) -> Path | None:
-    for base in (doc.base_dir, root):
-        candidate = (base / name).resolve()
-        if candidate.is_file():
-            return candidate
-    return None
+def _resolve(doc: Document, root: Path, name: str) -> Path | FileRefError:
+    """The CSV file: fleet data, so inside the fleet folder (after symlinks), never through an allowance."""
+    try:
+        return FilePolicy.of(root).locate(name, (doc.base_dir, root))
+    except FileRefError as exc:
+        return exc
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -222,9 +223,8 @@ def _relative(path: Path, root: Path) -> str:
 def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics) -> tuple[list[Row], list[str]] | None:
     at = doc.source(("spec", "csv", "file"))
     path = _resolve(doc, root, spec.file)
-    if path is None:
-        diags.add(error(f"CSV file not found: '{spec.file}'", f"looked in {doc.base_dir} and {root}", source=at,
-                        field="spec.csv.file"))
+    if isinstance(path, FileRefError):
+        diags.add(error(f"CSV {path}", source=at, field="spec.csv.file"))
         return None
     rel = _relative(path, root)
     try:
@@ -322,6 +322,7 @@ def generate(doc: Document, root: Path, diags: Diagnostics) -> list[Any]:
         builder = _compile(template, prefix, doc, known, diags, used)
         if len(diags) == before:
             builders.append((prefix, builder))
+    rows = _safe_path_rows(rows, _path_variables(spec.template), diags)
     if "index" not in used:          # 100,000 rows need not carry a row number nobody substitutes
         for row in rows:
             del row.values["index"]
@@ -329,6 +330,52 @@ def generate(doc: Document, root: Path, diags: Diagnostics) -> list[Any]:
     for row in rows:
         for prefix, builder in builders:
             out.append(GeneratedDocument(doc, prefix, builder, row))
+    return out
+
+
+def _path_variables(template: Any) -> set[str]:
+    """Variables substituted into a file path of the template (`{file: "certs/${mac}.pem"}`, `csv: {file: …}`)."""
+    found: set[str] = set()
+    if isinstance(template, dict):
+        for key, value in template.items():
+            if key == "file" and isinstance(value, str):
+                found.update(m.group(2) for m in _VAR.finditer(value) if not m.group(1))
+            else:
+                found |= _path_variables(value)
+    elif isinstance(template, list):
+        for value in template:
+            found |= _path_variables(value)
+    return found
+
+
+def path_value_problem(value: str) -> str | None:
+    """Why a row value cannot be part of a file path (a path separator, `.`/`..`, a leading `~`, NUL), or None:
+    a CSV row must not steer a template's file reference to another folder (engine/manifest/confine.py fences
+    what is left)."""
+    if "/" in value or "\\" in value:
+        return "holds a path separator"
+    if value in (".", "..") or value.startswith("~") or "\x00" in value:
+        return "is not a plain file name part"
+    return None
+
+
+def _safe_path_rows(rows: list[Row], names: set[str], diags: Diagnostics) -> list[Row]:
+    """The rows whose values substituted into file paths are plain file name parts; the others are errors at
+    their CSV line (and generate nothing)."""
+    if not names:
+        return rows
+    out: list[Row] = []
+    for row in rows:
+        bad = [(n, p) for n in sorted(names) if n in row.values
+               and (p := path_value_problem(row.values[n])) is not None]
+        if not bad:
+            out.append(row)
+            continue
+        file, _, line = row.origin.rpartition(":")
+        where = Source(file, int(line), 1) if line.isdigit() else None
+        for name, problem in bad:
+            diags.add(error(f"column '{name}' is substituted into a file path and its value {problem}",
+                            "a ThingSet row names a file only inside the template's folder", source=where))
     return out
 
 

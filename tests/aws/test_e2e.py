@@ -418,7 +418,8 @@ def test_saved_plan_applies_without_loading_the_fleet(aws_env, fleet_dir, tmp_pa
     """The plan file carries the Targets' settings (references only): apply PLANFILE loads no manifest."""
     assert plan(fleet_dir, "--out", str(tmp_path / "p.json")).exit_code == 2
     specs = json.loads((tmp_path / "p.json").read_text())["options"]["targetSpecs"]
-    assert specs["aws-eu"] == {"aws": {"region": "eu-west-2"}, "prune": False, "optional": False}
+    assert specs["aws-eu"] == {"aws": {"region": "eu-west-2"}, "prune": False, "optional": False,
+                               "files": {"allow": ["~/.fleetctl/keys"]}}       # the example's key folder (13.5)
     res = run_cli("apply", str(tmp_path / "p.json"), "--fleet", str(tmp_path / "no-such-fleet"))
     assert res.exit_code == 0, res.output
     assert plan(fleet_dir).exit_code == 0

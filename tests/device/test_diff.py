@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from engine.model import secret_fingerprint
 from engine.providers.device import (
     Action, ChangeKind, DeviceModel, Resolved, commit_steps, diff_device, fingerprint_of, parse_dump,
     resolve_desired,
@@ -131,7 +132,8 @@ def test_r7_unreadable_compared_by_recorded_fingerprint(sp: DeviceModel) -> None
     [first] = plan(sp, dump, None, device)
     assert (first.action, first.reason, first.before) == (Action.UPDATE, "unreadable; no recorded fingerprint",
                                                           "(sensitive)")
-    assert first.fingerprint == sha256_fingerprint(b"paris-admin-01")
+    assert first.fingerprint == secret_fingerprint(b"paris-admin-01")          # keyed: a secret (issue 13.2)
+    assert first.fingerprint != sha256_fingerprint(b"paris-admin-01")
     [stale] = plan(sp, dump, None, device, recorded={"admin_password": "sha256:" + "0" * 64})
     assert stale.reason == "unreadable; fingerprint mismatch"
     assert plan(sp, dump, None, device, recorded={"admin_password": first.fingerprint}) == []

@@ -64,6 +64,14 @@ def _normalised(text: str) -> str:
     return re.sub(r"^(\w+),file,(\w+),.*$", r"\1,file,\2,<payload>", text, flags=re.M)
 
 
+def _allowing(keys: Path) -> str:
+    """A Target whose only job here is the file allowance for the key folder outside the fleet (issue 13.5)."""
+    return json.dumps({"apiVersion": "fleetctl.io/v1", "kind": "Target", "metadata": {"name": "keys"},
+                       "spec": {"azure": {"hub": {"hostName": "h.azure-devices.net",
+                                                  "connectionString": {"env": "UNSET_HUB_CONNECTION_STRING"}}},
+                                "optional": True, "files": {"allow": [str(keys)]}}}) + "\n"
+
+
 @pytest.fixture
 def make(tmp_path: Path):
     def build(case: str) -> tuple[Workspace, str]:
@@ -71,7 +79,7 @@ def make(tmp_path: Path):
         keys.mkdir()
         (keys / "fake.key").write_bytes(FAKE_KEY)
         device, name, text = _cases(keys)[case]
-        ws = workspace(tmp_path, example=False, files={name: text},
+        ws = workspace(tmp_path, example=False, files={name: text, "targets.yaml": _allowing(keys)},
                        env={"TEST_ADMIN": ADMIN_PASSWORD, "TEST_PSK": WIFI_PSK})
         return ws, device
     return build

@@ -84,7 +84,7 @@ BAD: list[tuple[str, dict[str, Any], dict[str, Any], tuple[Any, ...], str]] = [
     ("key made on device", {}, {"atecc/05": Resolved.of(FAKE_KEY, sensitive=True)},
      ("spec", "devices", "DA1275B0", "values", "atecc/05"), "has no write procedure"),
     ("slot not PEM", {"x509/05": "hello"}, {}, ("spec", "values", "x509/05"),
-     "slot x509/05 expects a PEM certificate (-----BEGIN CERTIFICATE-----), got 'hello'"),
+     "slot x509/05 expects a PEM certificate (-----BEGIN CERTIFICATE-----), got content of 5 bytes that is not PEM"),
 ]
 
 

@@ -258,8 +258,41 @@ def _adoption_steps(kind: str, refine: Any) -> Any:
     return wrapped
 
 
+# AWS IoT's own name rules (API reference: CreateThing, CreateThingType, CreateThingGroup, CreatePolicy,
+# CreateTopicRule, CreateProvisioningTemplate). A name becomes a URL path segment, a state key and, for devices, an
+# artifact file name: it is checked here, at metadata.name, before any of that. Certificates and CA certificates
+# are addressed by their id in AWS; their metadata.name is fleetctl's own (NAME_RE).
+AWS_NAME_RULES: dict[str, tuple[str, str]] = {
+    "Thing": (r"^[a-zA-Z0-9:_-]{1,128}$", "1-128 of letters, digits, ':', '_' and '-'"),
+    "ThingType": (r"^[a-zA-Z0-9:_-]{1,128}$", "1-128 of letters, digits, ':', '_' and '-'"),
+    "ThingGroup": (r"^[a-zA-Z0-9:_-]{1,128}$", "1-128 of letters, digits, ':', '_' and '-'"),
+    "Policy": (r"^[\w+=,.@-]{1,128}$", "1-128 of letters, digits and '_+=,.@-'"),
+    "TopicRule": (r"^[a-zA-Z0-9_]{1,128}$", "1-128 of letters, digits and '_'"),
+    "ProvisioningTemplate": (r"^[0-9A-Za-z_-]{1,36}$", "1-36 of letters, digits, '_' and '-'"),
+}
+
+
+def aws_name_problem(kind: str, name: str) -> str | None:
+    """Why `name` is not a valid AWS IoT name for `kind`, or None."""
+    rule = AWS_NAME_RULES.get(kind)
+    if rule is None or re.match(rule[0], name):
+        return None
+    return f"'{name}' is not a valid AWS IoT {kind} name: {rule[1]}"
+
+
+def _named(kind: str, expand: Any) -> Any:
+    """Wrap a kind's expand: a name AWS would refuse is an error at metadata.name, and nothing is planned for it."""
+    def wrapped(ctx: ExpandContext, m: Manifest) -> Expanded:
+        problem = aws_name_problem(kind, m.name)
+        if problem is not None:
+            ctx.error(problem)
+            return Expanded()
+        return expand(ctx, m)
+    return wrapped
+
+
 def aws(kind: str, model: type, rank: int, expand, **kw: Any) -> KindDecl:
-    return register(KindDecl(GROUP, kind, "aws", model, rank=rank, expand=_adoptable(kind, expand),
+    return register(KindDecl(GROUP, kind, "aws", model, rank=rank, expand=_named(kind, _adoptable(kind, expand)),
                              refine=_adoption_steps(kind, REFINE.get(kind)), calls=CALLS[kind], **kw))
 
 

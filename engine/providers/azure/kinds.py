@@ -5,8 +5,9 @@ shape the Azure provider reads back, so the diff is a plain comparison:
 
 - Certificates are public material and are compared by SHA-1 thumbprint (Azure's own notation, upper-case hex): DPS
   replaces an uploaded certificate by an `info` block and ARM reports `thumbprint`, so PEMs never meet in the diff.
-- Symmetric keys are secrets: the desired spec holds their fingerprint (`sha256:…`), the provider fingerprints the
-  key it reads (device identity GET, DPS `attestationmechanism`) and keeps neither value. A key the manifest leaves
+- Symmetric keys are secrets: the desired spec holds their keyed fingerprint (`hmac-sha256:…`,
+  engine/fingerprint.py), the provider fingerprints the key it reads (device identity GET, DPS
+  `attestationmechanism`) with the same function and keeps neither value. A key the manifest leaves
   out is left to the service: fleetctl never reads, compares or prints it.
 - Device twin `tags` and `desired` are owned only for the paths the manifest declares (`partial_maps`); reported
   properties are never read into the state. The tag `fleetctl` is fleetctl's ownership marker and is reserved.

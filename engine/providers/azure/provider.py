@@ -47,6 +47,7 @@ from urllib.parse import urlparse
 from engine import errors
 from engine.bulk import choose, device_mode
 from engine.diagnostics import Diagnostic, FleetctlError, error, warning
+from engine.manifest.confine import FilePolicy
 from engine.manifest.fleet import resolve_secret_value
 from engine.model import Action, ActualResource, Address, Change, DesiredResource, SecretRef, secret_fingerprint
 from engine.providers.azure.client import BULK_LIMIT, ArmTarget, AzureClient, StaticTokenCredential
@@ -84,17 +85,17 @@ def _is_loopback(host: str) -> bool:
     return host.rsplit(":", 1)[0].strip("[]").lower() in LOOPBACK
 
 
-def _secret(target: str, what: str, ref: Any, env: Mapping[str, str]) -> str:
-    value = resolve_secret_value(SecretRef(ref.source, ref.ref), Path.cwd(), env)
+def _secret(target: str, what: str, ref: Any, env: Mapping[str, str], policy: FilePolicy | None = None) -> str:
+    value = resolve_secret_value(SecretRef(ref.source, ref.ref), Path.cwd(), env, policy)
     if isinstance(value, Exception):
         raise FleetctlError(error(f"target '{target}': {what}: {value}"))
     return value
 
 
-def _connection(target: str, section: str, spec: Any, env: Mapping[str, str]) -> str:
+def _connection(target: str, section: str, spec: Any, env: Mapping[str, str], policy: FilePolicy | None = None) -> str:
     """A connection string, checked against the Target's host name: fleetctl must not talk to another hub than the
     one the manifests name (a loopback host is the sandbox standing in for it)."""
-    value = _secret(target, f"azure.{section}.connectionString", spec.connectionString, env)
+    value = _secret(target, f"azure.{section}.connectionString", spec.connectionString, env, policy)
     host = _host(value)
     if not host:
         raise FleetctlError(error(f"target '{target}': azure.{section}.connectionString has no HostName"))
@@ -147,9 +148,9 @@ def _limiter(target: str, hub_host: str, env: Mapping[str, str], tier: str, unit
         raise FleetctlError(error(f"target '{target}': {exc}")) from None
 
 
-def _import_export(target: str, spec: Any, env: Mapping[str, str]) -> ImportExport:
+def _import_export(target: str, spec: Any, env: Mapping[str, str], policy: FilePolicy | None = None) -> ImportExport:
     """The Target's import/export settings with its container SAS URL resolved and checked (never echoed)."""
-    url = _secret(target, "azure.importExport.containerUrl", spec.containerUrl, env).strip()
+    url = _secret(target, "azure.importExport.containerUrl", spec.containerUrl, env, policy).strip()
     parts = urlparse(url)
     if parts.scheme != "https" or not parts.netloc or not parts.path.strip("/") or "sig=" not in parts.query:
         raise FleetctlError(error(f"target '{target}': azure.importExport.containerUrl is not a blob container SAS "
@@ -168,12 +169,13 @@ def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any
         raise FleetctlError(error(f"target '{target}': {exc}")) from None
     client = options.get("client")
     hub_host = azure.hub.hostName
+    policy = FilePolicy.for_targets(Path.cwd(), [spec, *(options.get("fleet_targets") or {}).values()])
     if client is None:
-        hub = _connection(target, "hub", azure.hub, env)
+        hub = _connection(target, "hub", azure.hub, env, policy)
         hub_host = _host(hub)
-        dps = _connection(target, "dps", azure.dps, env) if azure.dps is not None else None
+        dps = _connection(target, "dps", azure.dps, env, policy) if azure.dps is not None else None
         client = AzureClient(hub, dps, _arm(target, azure, env), ca_bundle=env.get("REQUESTS_CA_BUNDLE") or None)
-    jobs = _import_export(target, azure.importExport, env) if azure.importExport is not None else None
+    jobs = _import_export(target, azure.importExport, env, policy) if azure.importExport is not None else None
     return AzureProvider(target, client, has_dps=azure.dps is not None,
                          has_arm=azure.arm is not None or bool(azure.hub.name and azure.hub.resourceGroup
                                                                and azure.hub.subscriptionId),

@@ -14,6 +14,7 @@ import enum
 import hashlib
 import io
 import json
+import os
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -326,6 +327,22 @@ def write_artifacts(artifacts: Sequence[Artifact], root: str | Path = ".") -> li
     return written
 
 
+def escaping_artifacts(artifacts: Sequence[Artifact], outdir: str | Path) -> list[Problem]:
+    """A problem for every file artifact whose path leaves the artifacts folder (after symlinks): artifact paths
+    are built from device ids validated at the manifest (engine/providers/device/kinds.py); this is the second
+    fence, so no id can make apply write outside the folder (issue 13.5)."""
+    root = Path(os.path.abspath(outdir)).resolve()
+    out = []
+    for artifact in artifacts:
+        if artifact.path is None:
+            continue
+        target = Path(os.path.abspath(artifact.path)).resolve()
+        if not target.is_relative_to(root):
+            out.append(Problem((), f"refusing to write artifact {artifact.path}: it resolves outside the artifacts "
+                                   f"folder {root}"))
+    return out
+
+
 def render(model: DeviceModel, device_id: str, changes: Sequence[RegisterChange], desired: DesiredConfig,
            outdir: str | Path, *, dump: DeviceDump | None = None, write: bool = True) -> list[Artifact]:
     """Render (and, with `write`, write under `outdir`) the artifacts that carry out `changes`.
@@ -336,6 +353,7 @@ def render(model: DeviceModel, device_id: str, changes: Sequence[RegisterChange]
         return []
     ctx = _Context(model, device_id, changes, desired, Path(outdir), dump)
     _RENDERERS[model.adapter](ctx)
+    ctx.problems.extend(escaping_artifacts(ctx.artifacts, outdir))
     if ctx.problems:
         raise RenderError(ctx.problems)
     if write:

@@ -24,6 +24,17 @@ class CodecError(ValueError):
     """A value does not fit its register or field. The message is user-facing and complete."""
 
 
+def problem_text(reg: Any, exc: Exception, value: object, sensitive: bool = False) -> str:
+    """A CodecError's message for a user, or, for a sensitive register (or a value holding a secret), what was
+    found without the value: codec messages quote the value they refuse (issue 13.1)."""
+    if not (sensitive or getattr(reg, "sensitive", False)):
+        return str(exc)
+    size = len(value) if isinstance(value, (str, bytes)) else None
+    what = f"a value of {size} character(s)" if size is not None else f"a {type(value).__name__} value"
+    kind = getattr(getattr(reg, "type", None), "value", "its type")
+    return f"{what} that is not a valid {kind} (the value is sensitive and not shown)"
+
+
 _HEX = re.compile(r"[0-9A-Fa-f]*")
 
 

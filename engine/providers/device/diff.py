@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.graph import topo_order
+from engine.model import secret_fingerprint
 
 from .codecs import display, read_field
 from .dumps import DeviceDump
 from .model import DeviceModel, Register, RegType, SlotSpec
-from .values import DesiredConfig, DesiredRegister, DesiredSlot, sha256_fingerprint
+from .values import DesiredConfig, DesiredRegister, DesiredSlot, value_fingerprint
 
 SENSITIVE = "(sensitive)"
 UNREADABLE = "(unreadable)"
@@ -97,7 +98,7 @@ def _register_change(reg: Register, want: DesiredRegister, dump: DeviceDump,
     sensitive = reg.sensitive or want.sensitive
     if not reg.readable:
         after = want.after(reg, reg.default)
-        fingerprint = sha256_fingerprint(after)
+        fingerprint = value_fingerprint(after, sensitive)
         reason = _unrecorded(recorded, reg.name, fingerprint, "unreadable")
         if reason is None:
             return None
@@ -119,7 +120,7 @@ def _register_change(reg: Register, want: DesiredRegister, dump: DeviceDump,
         reason = f"{reason}; {_field_reason(reg, before, after)}"
     return RegisterChange(action, reg.name, reg.address, _mask(display(reg, before), sensitive),
                           _mask(display(reg, after), sensitive), sensitive, reason, assumed_default=assumed,
-                          fingerprint=sha256_fingerprint(after), value=after)
+                          fingerprint=value_fingerprint(after, sensitive), value=after)
 
 
 def slot_address(slot: SlotSpec, want: DesiredSlot) -> str:
@@ -208,17 +209,21 @@ def summary(changes: Iterable[RegisterChange]) -> dict[str, int]:
     return counts
 
 
-def fingerprint_of(dump: DeviceDump, names: Iterable[str] | None = None) -> str:
+def fingerprint_of(dump: DeviceDump, names: Iterable[str] | None = None, sensitive: Iterable[str] = ()) -> str:
     """A stable digest of the dump's state, restricted to `names` (registers and slot keys) when given, so a
-    saved plan is refused when the device changed in what the plan manages."""
+    saved plan is refused when the device changed in what the plan manages. Values of the `sensitive`
+    registers enter it by their keyed fingerprint (engine/fingerprint.py): once a device matches its manifests
+    every other value is public, so a plain digest over a password read back would be reversible."""
     keep = set(names) if names is not None else None
+    secret = set(sensitive)
 
     def wanted(name: str) -> bool:
         return keep is None or name in keep
 
     state = {
         "device": dump.device_id, "model": dump.model, "firmware": dump.firmware,
-        "values": {k: v.hex().upper() for k, v in sorted(dump.values.items()) if wanted(k)},
+        "values": {k: secret_fingerprint(v) if k in secret else v.hex().upper()
+                   for k, v in sorted(dump.values.items()) if wanted(k)},
         "slots": {k: v for k, v in sorted(dump.slots.items()) if wanted(k)},
         "assumed_default": sorted(n for n in dump.assumed_default if wanted(n)),
     }

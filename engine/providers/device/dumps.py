@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .codecs import CodecError, codec, parse_hex
+from .codecs import CodecError, codec, parse_hex, problem_text
 from .model import Adapter, DeviceModel, Register, RegType
 from .problems import DumpError, Problem
 
@@ -90,7 +90,7 @@ class _Parsed:
         try:
             self.values[reg.name] = codec(reg).canonical(reg, data)
         except CodecError as exc:
-            self.fail(line, path, f"register {reg.address} ({reg.name}): {exc}")
+            self.fail(line, path, f"register {reg.address} ({reg.name}): {problem_text(reg, exc, data)}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def _parse_springcore(parsed: _Parsed) -> None:
             try:
                 data = _SPRINGCORE_MODIFIERS[match.group("mod") or "h"](raw, reg)
             except CodecError as exc:
-                parsed.fail(line, (section, key), f"register {reg.address} ({reg.name}): {exc}")
+                parsed.fail(line, (section, key), f"register {reg.address} ({reg.name}): {problem_text(reg, exc, raw)}")
                 continue
             if not data and reg.size and reg.type not in (RegType.STRING, RegType.BYTES, RegType.URL):
                 parsed.blank_fixed.add(reg.name)   # "" erases a fixed-size register: the default applies
@@ -243,7 +243,7 @@ def _parse_esp_nvs(parsed: _Parsed) -> None:
         try:
             data = _esp_value(raw, reg)
         except CodecError as exc:
-            parsed.fail(line, ("nvs", key), f"register {reg.address} ({reg.name}): {exc}")
+            parsed.fail(line, ("nvs", key), f"register {reg.address} ({reg.name}): {problem_text(reg, exc, raw)}")
             continue
         parsed.store(reg, data, line, ("nvs", key))
     _slot_digests(parsed, doc)
@@ -282,11 +282,13 @@ def _at_blocks(parsed: _Parsed, response_comment: re.Pattern[str] | None = None)
         elif line.startswith("+WIND:"):
             blocks.append(_AtBlock("", number, [(number, line)], "OK"))
         elif current is None:
-            parsed.fail(number, (), f"response {line!r} outside a command (expected a line starting with AT)")
+            parsed.fail(number, (), f"a response line of {len(line)} characters outside a command (expected a line "
+                                    "starting with AT; the line is not shown: responses may hold secrets)")
         else:
             current.responses.append((number, line))
     if current is not None:
-        parsed.fail(current.line, (), f"command {current.command!r} has no final OK or ERROR")
+        name = current.command.split("=", 1)[0]     # its parameters may hold a secret: not shown
+        parsed.fail(current.line, (), f"command {name!r} has no final OK or ERROR")
     return blocks
 
 
@@ -317,7 +319,7 @@ def _store_text(parsed: _Parsed, address: str, text: str, line: int) -> None:
         else:
             data = codec(reg).from_text(reg, text)
     except CodecError as exc:
-        parsed.fail(line, (address,), f"register {address} ({reg.name}): {exc}")
+        parsed.fail(line, (address,), f"register {address} ({reg.name}): {problem_text(reg, exc, text)}")
         return
     parsed.store(reg, data, line, (address,))
 

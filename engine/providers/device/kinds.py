@@ -58,13 +58,14 @@ from pydantic import Field, ValidationError, model_validator
 
 from engine.diff import diff_values
 from engine.kinds import KindDecl, ListKey, register
+from engine.manifest.confine import FilePolicy, FileRefError, read_bounded
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, resolve_secret_value
 from engine.manifest.types import Name, SecretRefModel, Strict
 from engine.model import (
     ActualResource, Address, Change, DesiredResource, FieldChange, SecretRef, canonical_json, secret_fingerprint,
 )
 
-from .model import DeviceModel, builtin_models, check_model
+from .model import Adapter, DeviceModel, builtin_models, check_model
 from .values import Resolved, resolve_desired
 
 GROUP = "device.fleetctl.io"
@@ -136,10 +137,14 @@ _RAW_REFS: Mapping[str, frozenset[str]] = {          # a manifest reference: its
     "awsIotEndpoint": frozenset(), "azureHubHost": frozenset(),
 }
 _TOKENS: Mapping[str, frozenset[str]] = {            # a token in the desired spec: its key, and its exact key set
-    "secret": frozenset({"secret", "sha256"}), "file": frozenset({"file", "sha256"}),
+    "secret": frozenset({"secret", "fingerprint", "sha256"}), "file": frozenset({"file", "sha256"}),
     "certificatePem": frozenset({"certificatePem", "sha256", "target"}),
     "awsIotEndpoint": frozenset({"awsIotEndpoint"}), "azureHubHost": frozenset({"azureHubHost", "hostName"}),
 }
+_DIGEST_KEYS: Mapping[str, frozenset[str]] = {"secret": frozenset({"fingerprint", "sha256"}),
+                                               "file": frozenset({"sha256"}), "certificatePem": frozenset({"sha256"})}
+# a secret's token holds its keyed fingerprint (engine/fingerprint.py; `sha256` in plan files made before it, which
+# apply refuses with the reason); public files their plain sha256
 
 
 def raw_ref(value: Any) -> str | None:
@@ -159,7 +164,7 @@ def token_ref(value: Any) -> str | None:
         return None
     keys = set(value)
     for kind, shape in _TOKENS.items():
-        if kind in keys and keys <= shape and ("sha256" in keys or "sha256" not in shape):
+        if kind in keys and keys <= shape and (kind not in _DIGEST_KEYS or bool(_DIGEST_KEYS[kind] & keys)):
             return kind
     return None
 
@@ -371,6 +376,29 @@ def dump_paths(folder: str, identity: Callable[[str], str]) -> Mapping[str, tupl
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Device identities: validated before they become addresses and artifact paths.
+
+SERIAL_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
+MAC_ID = re.compile(r"^[0-9A-F]{2}(-[0-9A-F]{2}){5}$")
+
+
+def device_id_problem(model: DeviceModel, key: str) -> str | None:
+    """Why `key` is not a device identity of this model, or None. SpringCore readers are named by their serial
+    number (letters, digits, `-`, `_`; at most 64); Wi-Fi modules by their MAC (12 hex digits in any spelling:
+    `00:80:E1:B7:3C:21`, `0080E1B73C21`, `00-80-e1-…`). Identities name addresses and artifact files, so
+    nothing else (a `/`, `..`) may pass."""
+    ident = model.rules.identity(str(key))
+    if model.adapter is Adapter.SPRINGCORE:
+        if SERIAL_ID.match(ident):
+            return None
+        return (f"'{key}' is not a device serial number: letters, digits, '-' and '_', at most 64, starting with a "
+                "letter or digit")
+    if MAC_ID.match(ident):
+        return None
+    return f"'{key}' is not a MAC address (12 hex digits, e.g. 00:80:E1:B7:3C:21) identifying a {model.name} device"
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Inventory: which devices a DeviceConfig configures.
 
 @dataclass
@@ -424,15 +452,15 @@ def _listed_labels(configs: list[Manifest], model: DeviceModel) -> dict[str, dic
 # ---------------------------------------------------------------------------------------------------------
 # Expand.
 
-def _read_public(name: str, bases: list[Path]) -> tuple[bytes, str] | None:
-    for base in bases:
-        candidate = (base / os.path.expanduser(name)).resolve()
-        if candidate.is_file():
-            try:
-                return candidate.read_bytes(), str(candidate)
-            except OSError:
-                return None
-    return None
+def _read_public(policy: FilePolicy, name: str, bases: list[Path]) -> tuple[bytes, str] | str:
+    """(bytes, resolved path) of a public file inside the fence, or why not (a message without content)."""
+    try:
+        found = policy.locate(name, bases)
+        return read_bounded(found), str(found)
+    except FileRefError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot read file '{name}': {exc.strerror}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -514,14 +542,14 @@ class Tokens:
             ref = SecretRefModel.model_validate(dict(raw))
         except ValidationError as exc:
             self.ctx.error(exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, "), *path)
-            return {"secret": dict(raw), "sha256": None}
+            return {"secret": dict(raw), "fingerprint": None}
         sref = SecretRef(ref.source, ref.ref)
         source = None
         if sref.source == "file":
             target = Path(os.path.expanduser(sref.ref))
-            source = str(target if target.is_absolute() else (self.ctx.root / target).resolve())
+            source = str((target if target.is_absolute() else self.ctx.root / target).resolve())
             self.files[key] = source
-        value = resolve_secret_value(sref, self.ctx.root, self.ctx.env)
+        value = resolve_secret_value(sref, self.ctx.root, self.ctx.env, self.ctx.policy)
         fingerprint = None
         if isinstance(value, LookupError):          # not at hand now: an error only where a device needs it
             self.sources[key] = self._where(path)
@@ -531,13 +559,12 @@ class Tokens:
             self.secret_values[key] = (value, source)
             fingerprint = secret_fingerprint(value)
         self.secrets[key] = sref
-        return {"secret": sref.to_json(), "sha256": fingerprint}
+        return {"secret": sref.to_json(), "fingerprint": fingerprint}
 
     def _file(self, name: str, key: str, path: tuple[Any, ...]) -> dict[str, Any]:
-        found = _read_public(name, [self.ctx.manifest.doc.base_dir, self.ctx.root])
-        if found is None:
-            self.ctx.error(f"file not found: '{name}'", *path,
-                           detail=f"looked in {self.ctx.manifest.doc.base_dir} and {self.ctx.root}")
+        found = _read_public(self.ctx.policy, name, [self.ctx.manifest.doc.base_dir, self.ctx.root])
+        if isinstance(found, str):
+            self.ctx.error(found, *path)
             return {"file": name, "sha256": None}
         data, where = found
         self.files[key], self.contents[key] = where, data
@@ -585,8 +612,9 @@ class Tokens:
         pem = getattr(manifest.spec, "certificatePem", None)
         if pem is not None and pem.inline is not None:
             return manifest, pem.inline.encode("utf-8"), None
-        found = _read_public(pem.file, [manifest.doc.base_dir, self.ctx.root]) if pem is not None and pem.file else None
-        if found is None:
+        found = _read_public(self.ctx.policy, pem.file, [manifest.doc.base_dir, self.ctx.root]) \
+            if pem is not None and pem.file else None
+        if found is None or isinstance(found, str):
             if report:
                 self.ctx.error(f"the certificate '{name}' has no readable certificatePem", *path,
                                detail=f"declared at {manifest.source()}")
@@ -724,7 +752,12 @@ def _expand_config(ctx: ExpandContext, m: Manifest) -> Expanded:
     listed = _listed_labels(configs, model)
     selected = _selection(m, model, known, listed)
     seen: dict[str, str] = {}
-    for key in spec.devices:
+    for key in list(spec.devices):
+        problem = device_id_problem(model, key)
+        if problem is not None:
+            ctx.error(problem, "devices", key)
+            selected.pop(model.rules.identity(key), None)
+            continue
         ident = model.rules.identity(key)
         if ident in seen:
             ctx.error(f"device '{key}' is listed twice (as '{seen[ident]}' too): both are {ident}", "devices", key)
@@ -758,6 +791,8 @@ def _expand_config(ctx: ExpandContext, m: Manifest) -> Expanded:
     out: list[DesiredResource] = []
     for ident in sorted(selected):
         device = selected[ident]
+        if device_id_problem(model, ident) is not None:     # a Thing named like no device of this model
+            continue
         device_tokens, device_values = own.get(ident, (Tokens(ctx, model, catalog), {}))
         paths = dumps.get(ident, ())
         where = ("devices", device.key) if device.key else ("selector",)

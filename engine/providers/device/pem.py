@@ -12,6 +12,8 @@ import binascii
 import hashlib
 import re
 
+from engine.model import secret_fingerprint
+
 from .model import SlotKind
 
 _BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----", re.S)
@@ -40,8 +42,11 @@ def der_bodies(content: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-def slot_fingerprint(content: bytes) -> str:
-    """``sha256:<hex>`` of the normalised PEM (R7/R8 recorded fingerprint)."""
+def slot_fingerprint(content: bytes, sensitive: bool = False) -> str:
+    """The fingerprint of the normalised PEM (R7/R8 recorded fingerprint): ``sha256:<hex>`` for a certificate,
+    keyed (engine/fingerprint.py) for a private key."""
+    if sensitive:
+        return secret_fingerprint(normalise_pem(content))
     return "sha256:" + hashlib.sha256(normalise_pem(content)).hexdigest()
 
 
@@ -54,6 +59,21 @@ def slot_digests(content: bytes) -> frozenset[str]:
     return frozenset(digests)
 
 
+def describe_content(content: bytes) -> str:
+    """What a file or value is, without any of its bytes: `a file of 37 bytes that is not PEM` (an empty one,
+    binary data, a PEM block of another type are told apart)."""
+    if not content.strip():
+        return "empty content"
+    size = f"{len(content)} byte" + ("s" if len(content) != 1 else "")
+    if b"-----BEGIN" in content:
+        return f"content of {size} with a malformed PEM block"
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"binary content of {size}, not PEM"
+    return f"content of {size} that is not PEM"
+
+
 def content_problem(kind: SlotKind, content: bytes, domain_register: str | None = None) -> str | None:
     """Why `content` cannot go into a slot of `kind`, or None. Names a host name loaded as a certificate."""
     labels = {label for label, _ in der_bodies(content)}
@@ -63,8 +83,8 @@ def content_problem(kind: SlotKind, content: bytes, domain_register: str | None 
     what = "a PEM certificate (-----BEGIN CERTIFICATE-----)" if kind is SlotKind.PEM_CERT else \
         "a PEM private key (-----BEGIN ... PRIVATE KEY-----)"
     text = content.decode("utf-8", errors="replace").strip()
-    preview = text if len(text) <= 40 else text[:37] + "..."
-    message = f"expects {what}, got {preview!r}"
+    # what was found is described, never quoted: the content may be a private key or a secret (issue 13.1)
+    message = f"expects {what}, got {describe_content(content)}"
     if labels:
         message = f"expects {what}, got a PEM {', '.join(sorted(labels))}"
     elif _HOSTNAME.fullmatch(text):

@@ -32,6 +32,8 @@ from typing import Any
 
 from engine import errors, fsutil
 from engine.diagnostics import Diagnostic, Source, error, warning
+from engine.fingerprint import explain_mismatch
+from engine.manifest.confine import FilePolicy
 from engine.manifest.fleet import Fleet, resolve_secret_value
 from engine.model import ActualResource, Change, DesiredResource, SecretRef, canonical_json, secret_fingerprint
 from engine.progress import SILENT, ProgressSink
@@ -47,7 +49,7 @@ from .kinds import (
 )
 from .model import Adapter, DeviceModel, builtin_models
 from .problems import ProblemsError
-from .values import DesiredConfig, resolve_desired
+from .values import DesiredConfig, resolve_desired, value_fingerprint
 
 STATE_ENV = "FLEETCTL_DEVICE_STATE"
 ARTIFACTS_ENV = "FLEETCTL_ARTIFACTS"
@@ -246,11 +248,14 @@ class DeviceProvider:
             if kind == "secret":
                 ref = SecretRef(*next(iter(token["secret"].items())))
                 value = secrets.get(key) if secrets is not None and key in secrets else \
-                    resolve_secret_value(ref, root, self.env)
+                    resolve_secret_value(ref, root, self.env, FilePolicy.for_targets(root, self.fleet_targets.values()))
                 if isinstance(value, Exception):
                     raise Unavailable(str(value))
-                if token.get("sha256") and secret_fingerprint(value) != token["sha256"]:
-                    raise Unavailable(f"secret {ref.source} {ref.ref} changed since the plan was made")
+                recorded = token.get("fingerprint") or token.get("sha256")
+                if recorded and secret_fingerprint(value) != recorded:
+                    why = explain_mismatch(recorded)
+                    raise Unavailable(f"secret {ref.source} {ref.ref} " + (f"cannot be checked against the plan: {why}"
+                                      if why else "changed since the plan was made"))
                 path = inputs.get("files", {}).get(key)
                 if for_slot and ref.source == "file" and path:   # the artifact names the file: its exact bytes
                     try:
@@ -340,7 +345,8 @@ class DeviceProvider:
         if r.dump is not None:
             state.update(firmware=r.dump.firmware, dump=os.path.basename(d.inputs["dump"]),
                          recorded=sha256_of(canonical_json(recorded).encode())[:23] if recorded else None)
-            token = fingerprint_of(r.dump)[:23]
+            token = fingerprint_of(r.dump, sensitive=[reg.name for reg in r.model.registers if reg.sensitive])[:23] \
+                if r.model is not None else fingerprint_of(r.dump)[:23]
         elif d.inputs.get("dump"):
             state["dump"] = "unreadable: " + os.path.basename(d.inputs["dump"])
         ids: dict[str, Any] = {"device": d.address.name}
@@ -471,8 +477,13 @@ class DeviceProvider:
         planned = [tuple(c) for c in change.ids.get("planned", [])]
         now = [(c.kind.value, c.name, c.action.value, c.fingerprint) for c in r.changes]
         if planned != now:
+            before = {(p[0], p[1]): p[3] for p in planned if len(p) == 4}
+            why = sorted({w for c in r.changes if c.sensitive and before.get((c.kind.value, c.name)) not in
+                          (None, c.fingerprint) and (w := explain_mismatch(str(before[(c.kind.value, c.name)])))})
             raise errors.Conflict("the device's desired configuration no longer gives the planned register changes "
-                                  "(a secret, file or endpoint changed); re-run plan", code="Stale")
+                                  "(a secret, file or endpoint changed" + (f"; the plan's secret fingerprints: "
+                                                                           f"{'; '.join(why)}" if why else "")
+                                  + "); re-run plan", code="Stale")
         folder = artifacts_root(self.env) / r.model.name
         try:
             artifacts = render(r.model, d.address.name, r.changes, r.config, Path("."), dump=r.dump, write=False)
@@ -511,7 +522,8 @@ def _written_fingerprints(model: DeviceModel, config: DesiredConfig, dump: Devic
     for name, want in config.registers.items():
         reg = model.register(name)
         if reg is not None:
-            out[name] = sha256_of(want.after(reg, dump.values.get(name, reg.default)))
+            out[name] = value_fingerprint(want.after(reg, dump.values.get(name, reg.default)),
+                                          reg.sensitive or want.sensitive)
     for key, slot in config.slots.items():
         out[key] = slot.fingerprint
     return out

@@ -17,15 +17,23 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .codecs import CodecError, apply_fields, encode_fields, encode_value, is_raw
+from engine.model import secret_fingerprint
+
+from .codecs import CodecError, apply_fields, encode_fields, encode_value, is_raw, problem_text
 from .model import Access, DeviceModel, Register, RegType, Role, SlotSpec
 from .pem import content_problem, slot_digests, slot_fingerprint
 from .problems import PathPart, Problem, did_you_mean
 
 
 def sha256_fingerprint(data: bytes) -> str:
-    """``sha256:<hex>``: the fingerprint recorded for unreadable registers and slots (R7)."""
+    """``sha256:<hex>``: the fingerprint recorded for unreadable public registers and slots (R7)."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def value_fingerprint(data: bytes, sensitive: bool) -> str:
+    """The fingerprint recorded for a value (R7): keyed (engine/fingerprint.py) when it is sensitive, so the plan
+    and the device state never hold a digest a dictionary reverses; a plain sha256 for public values."""
+    return secret_fingerprint(data) if sensitive else sha256_fingerprint(data)
 
 
 def _as_bytes(value: object) -> bytes:
@@ -44,7 +52,7 @@ class Resolved:
 
     @classmethod
     def of(cls, value: Any, *, sensitive: bool, source: str | None = None) -> Resolved:
-        return cls(value, sensitive, sha256_fingerprint(_as_bytes(value)), source)
+        return cls(value, sensitive, value_fingerprint(_as_bytes(value), sensitive), source)
 
 
 class Level(enum.Enum):
@@ -86,7 +94,7 @@ class DesiredSlot:
 
     @property
     def fingerprint(self) -> str:
-        return slot_fingerprint(self.content)
+        return slot_fingerprint(self.content, self.sensitive)
 
     @property
     def digests(self) -> frozenset[str]:
@@ -165,7 +173,7 @@ class _Resolver:
         try:
             data, fields, blank = self._merge(reg, value, previous)
         except CodecError as exc:
-            self.fail(path, str(exc))
+            self.fail(path, problem_text(reg, exc, value, sensitive))
             return
         sensitive = sensitive or (previous is not None and previous.sensitive)
         self.registers[reg.name] = _Merged(data, fields, blank, sensitive, level)
