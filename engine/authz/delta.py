@@ -163,6 +163,13 @@ def permission_delta(desired: Sequence[DesiredResource], actual: Sequence[Actual
                      *, targets: dict[str, dict[str, Any]] | None = None) -> list[PermissionDelta]:
     """The permission changes from `actual` to `desired`, per target, action and cause (largest first).
     `targets` maps a Target name to its `aws` section (region, accountId) for ARNs."""
+    from engine.manifest.fleet import paused_gc
+    with paused_gc():
+        return _permission_delta(desired, actual, targets)
+
+
+def _permission_delta(desired: Sequence[DesiredResource], actual: Sequence[ActualResource],
+                      targets: dict[str, dict[str, Any]] | None) -> list[PermissionDelta]:
     after_fleet = AuthzFleet.build(desired, targets=targets)
     before_fleet = AuthzFleet.build(_as_desired(actual, desired), targets=targets)
     for f in (before_fleet, after_fleet):         # both sides name resources with the desired side's account

@@ -120,6 +120,7 @@ class AuthzFleet:
     regions: dict[str, str] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)
     attached: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)   # cert → things
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False)    # per group set / policy-name set (100k things)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -128,6 +129,13 @@ class AuthzFleet:
         """From desired resources (a loaded fleet's, or a plan's). `targets` maps a Target name to its `aws`
         section (region, accountId); `source_of(resource, path)` gives the manifest position of a path below
         the resource's spec (policy statements are named by file:line with it)."""
+        from engine.manifest.fleet import paused_gc     # 100,000 things: no garbage cycles, millions of objects
+        with paused_gc():
+            return cls._build(desired, targets, source_of)
+
+    @classmethod
+    def _build(cls, desired: Iterable[DesiredResource], targets: Mapping[str, Mapping[str, Any]] | None,
+               source_of: Callable[[DesiredResource, PathT], Source] | None) -> "AuthzFleet":
         out = cls()
         attached: dict[tuple[str, str], list[str]] = {}
         for r in desired:
@@ -205,19 +213,23 @@ class AuthzFleet:
         return out
 
     def _policies(self, target: str, names: Iterable[str]) -> tuple[Policy, ...]:
-        out: dict[str, Policy] = {}
-        for n in names:
-            p = self.policies.get((target, n))
-            if p is not None:
-                out.setdefault(n, p)
-        return tuple(out[n] for n in sorted(out))
+        key = (target, frozenset(names))
+        found = self._memo.get(key)
+        if found is None:
+            found = tuple(self.policies[(target, n)] for n in sorted(key[1]) if (target, n) in self.policies)
+            self._memo[key] = found
+        return found
 
     def group_policy_names(self, thing: ThingNode) -> tuple[str, ...]:
-        names: list[str] = []
-        for group in thing.groups:
-            for node in self.group_chain(thing.target, group):
-                names.extend(node.policies)
-        return tuple(sorted(set(names)))
+        key = ("groups", thing.target, thing.groups)
+        found = self._memo.get(key)
+        if found is None:
+            names: list[str] = []
+            for group in thing.groups:
+                for node in self.group_chain(thing.target, group):
+                    names.extend(node.policies)
+            found = self._memo[key] = tuple(sorted(set(names)))
+        return found
 
     def connections(self, thing: ThingNode) -> list[Connection]:
         group_names = self.group_policy_names(thing)
@@ -289,9 +301,11 @@ class Fold:
 
 
 def fold(connections: Iterable[Connection]) -> list[Fold]:
+    from engine.manifest.fleet import paused_gc
     groups: dict[tuple, list[Connection]] = {}
-    for c in connections:
-        groups.setdefault(fold_key(c), []).append(c)
+    with paused_gc():
+        for c in connections:
+            groups.setdefault(fold_key(c), []).append(c)
     out = [Fold(k, tuple(sorted(v, key=lambda c: (c.thing.name, c.label)))) for k, v in groups.items()]
     return sorted(out, key=lambda f: (f.representative.thing.target, f.representative.thing.name,
                                       f.representative.label))
