@@ -282,10 +282,14 @@ class LintConfig:
     levels: Mapping[str, Level] = field(default_factory=dict)
 
     def enabled(self, rule_id: str, default_on: bool = True) -> bool:
-        if self.select:
+        """A rule that is off by default runs only when named in full (select, or options under `rules:`);
+        a prefix such as FL0 selects the rules that are on by default."""
+        if not default_on:
+            selected = rule_id in self.select or rule_id in self.options or rule_id in self.levels
+        elif self.select:
             selected = any(rule_id.startswith(s) for s in self.select)
         else:
-            selected = default_on or rule_id in self.options or rule_id in self.levels
+            selected = True
         return selected and not any(rule_id.startswith(s) for s in self.ignore)
 
 
