@@ -17,17 +17,20 @@ Rules followed (AWS IoT Core developer guide, and the IAM User Guide it defers t
   resolved matches nothing ("Thing policy examples": an unresolved variable results in access denied); a
   `NotResource` statement with an unresolvable entry does not apply at all (it cannot be told what it excludes).
 - IAM "Condition operators" (the ones AWS IoT's keys take): String{Equals,NotEquals,EqualsIgnoreCase,
-  NotEqualsIgnoreCase,Like,NotLike}, Arn{Equals,Like,NotEquals,NotLike}, Bool, Null, Numeric*, Date*, each with
-  the `IfExists` suffix, and the set prefixes `ForAnyValue:` / `ForAllValues:`. All keys of a `Condition` must
-  hold (AND); one of a key's values suffices (OR). A key absent from the connection makes a positive operator
-  false and a negated operator (`...Not...`) true; `IfExists` makes it true; `Null: true` holds exactly when the
-  key is absent; `ForAllValues` over an absent key holds, `ForAnyValue` does not. Keys fleetctl cannot know
-  offline (e.g. `aws:SourceIp`) are absent; the result lists them in `assumed`.
+  NotEqualsIgnoreCase,Like,NotLike}, Arn{Equals,Like,NotEquals,NotLike}, Bool, Null, Numeric*, Date*,
+  IpAddress/NotIpAddress, each with the `IfExists` suffix, and the set prefixes `ForAnyValue:` / `ForAllValues:`.
+  All keys of a `Condition` must hold (AND); one of a key's values suffices (OR), except that a negated operator
+  needs the value to differ from every listed one (IAM: "works like a logical AND"). "If the key ... is not
+  present in the request context, the values do not match and the condition is false"; for a negated operator
+  it is true; `IfExists` makes it true; `Null: true` holds exactly when the key is absent; `ForAllValues` over an
+  absent key holds, `ForAnyValue` does not. Keys fleetctl cannot know offline (e.g. `aws:SourceIp`) are absent;
+  the result lists them in `assumed`.
 """
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -143,6 +146,11 @@ def _value_matches(base: str, context: str, wanted: str) -> bool | None:
         return matches(wanted, context)
     if base == "Bool":
         return context.lower() == wanted.lower()
+    if base in ("IpAddress", "NotIpAddress"):
+        try:
+            return ipaddress.ip_address(context) in ipaddress.ip_network(wanted, strict=False)
+        except ValueError:
+            return False
     for family, parse in (("Numeric", _number), ("Date", _date)):
         if base.startswith(family) and base[len(family):] in _ORDER:
             a, b = parse(context), parse(wanted)
@@ -155,9 +163,9 @@ def _value_matches(base: str, context: str, wanted: str) -> bool | None:
 
 SUPPORTED = frozenset({"StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase",
                        "StringLike", "StringNotLike", "ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike", "Bool",
-                       "Null"} | {f"{family}{op}" for family in ("Numeric", "Date") for op in _ORDER})
+                       "Null", "IpAddress", "NotIpAddress"} | {f"{family}{op}" for family in ("Numeric", "Date") for op in _ORDER})
 NEGATED = frozenset({"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike",
-                     "NumericNotEquals", "DateNotEquals"})
+                     "NumericNotEquals", "DateNotEquals", "NotIpAddress"})
 
 
 def condition_holds(c: Condition, session: Session) -> bool | None:

@@ -189,6 +189,11 @@ V = [
         "iot:Connection.Thing.Attributes[floor]": "3"}})], pub("x"), S, A),
     ("cond-unsupported-operator: the statement does not apply",
      [allow("iot:Publish", "*", Condition={"StringFuzzy": {"iot:ClientId": "thing1"}})], pub("x"), S, I),
+    ("cond-negated-values-and: StringNotEquals must differ from every listed value (IAM: logical AND)",
+     [allow("iot:Publish", "*", Condition={"StringNotEquals": {"iot:Connection.Thing.Attributes[site]": ["lyon", "paris"]}})],
+     pub("x"), S, I),
+    ("cond-notipaddress-absent-key: a negated operator holds on an absent key",
+     [allow("iot:Publish", "*", Condition={"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}})], pub("x"), S, A),
     ("cond-unknown-key: aws:SourceIp cannot be known offline, taken as absent",
      [allow("iot:Publish", "*", Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})], pub("x"), S, I),
     # --- explicit deny precedence ("AWS IoT Core policies", IAM evaluation logic) ----------------------
