@@ -12,8 +12,8 @@ B's own requests (each names B):
   subscribe and receive `update/accepted`) and B's shadow itself (`iot:GetThingShadow`, `iot:UpdateThingShadow` on
   `thing/B`) (developer guide, "Reserved topics");
 - every resource the Allow statements in effect for B grant B through a thing variable
-  (`topic/dt/${iot:Connection.Thing.ThingName}/*` → `topic/dt/B/telemetry`), wildcards filled in (`*` →
-  `telemetry`, `?` → `x`) and kept only when B itself is allowed it.
+  (`topic/dt/${iot:Connection.Thing.ThingName}/*` → `topic/dt/B/telemetry`) or by B's literal name, wildcards
+  filled in (`*` → `telemetry`, `?` → `x`) and kept only when B itself is allowed it.
 A finding is such a request that A (connected with its own name as client id, or as B for Connect) is allowed.
 """
 from __future__ import annotations
@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from engine.authz.evaluate import Request, Result, evaluate
-from engine.authz.policy import ESCAPES, Effect
+from engine.authz.policy import ESCAPES, Effect, own_name
 from engine.authz.principals import AuthzFleet, Connection, Fold, ThingNode
 from engine.authz.variables import THING, substitute
 
-OTHER_FOLDS = 20                 # B candidates from other folds, per fold (bounded: folds × 20 evaluations)
+OTHER_FOLDS = 20                 # B candidates from other folds, per fold (bounded: folds × 20 evaluations) ...
+MANY_FOLDS = 1000                # ... and 2 beyond this many folds (one policy per device with its own variables)
 _FILL = re.compile(r"\$\([*?$]\)|[*?]")
 
 
@@ -47,14 +48,15 @@ class CrossAccess:
     def device(self) -> str:
         return self.connection.thing.name
 
-    def sentence(self, fleet: AuthzFleet) -> str:
+    def sentence(self, fleet: AuthzFleet, count: int | None = None) -> str:
         verb = {"iot:connect": "connect as client id", "iot:publish": "publish to", "iot:subscribe": "subscribe to",
                 "iot:receive": "receive from", "iot:getthingshadow": "read the shadow of",
                 "iot:updatethingshadow": "update the shadow of"}.get(self.request.action.lower(), self.request.action)
         resource = self.request.resource.split(":", 5)[-1].split("/", 1)[-1]
         if self.request.action.lower() == "iot:connect":
             resource = self.client_id
-        others = f" (and {self.count - 1:,} other thing(s) with the same permissions)" if self.count > 1 else ""
+        count = self.count if count is None else count
+        others = f" (and {count - 1:,} other thing(s) with the same permissions)" if count > 1 else ""
         return f"{self.device}{others} can {verb} {resource}, which is {self.other.name}'s"
 
 
@@ -79,7 +81,7 @@ def own_requests(fleet: AuthzFleet, thing: ThingNode) -> list[tuple[Request, str
                 if st.effect != Effect.ALLOW or st.actions is None or not st.resources:
                     continue
                 for pattern in st.resources:
-                    if THING not in pattern:
+                    if THING not in pattern and not own_name(name).search(pattern):
                         continue
                     text = substitute(pattern, session)
                     if text is None:
@@ -113,6 +115,8 @@ def cross_device(fleet: AuthzFleet, folds: Sequence[Fold], *, others: Iterable[T
     for f in folds:
         reps.setdefault(f.representative.thing.target, []).append(f.representative.thing)
     out: list[CrossAccess] = []
+    others_n = OTHER_FOLDS if len(folds) <= MANY_FOLDS else 2
+    owned: dict[tuple[str, str], list[tuple[Request, str]]] = {}
     for f in folds:
         conn = f.representative
         if conn.refused:
@@ -121,7 +125,7 @@ def cross_device(fleet: AuthzFleet, folds: Sequence[Fold], *, others: Iterable[T
         candidates: list[ThingNode] = []
         for m in f.members[1:2]:
             candidates.append(m.thing)
-        for t in reps.get(a.target, [])[:OTHER_FOLDS]:
+        for t in reps.get(a.target, [])[:others_n + 1]:
             if t.name != a.name and t not in candidates:
                 candidates.append(t)
         if not candidates:
@@ -129,7 +133,10 @@ def cross_device(fleet: AuthzFleet, folds: Sequence[Fold], *, others: Iterable[T
                           if t.name != a.name][:1]
         found = 0
         for b in candidates:
-            for request, client in own_requests(fleet, b):
+            key = (b.target, b.name)
+            if key not in owned:
+                owned[key] = own_requests(fleet, b)
+            for request, client in owned[key]:
                 client_id = client or a.name
                 session, policies = conn.session(client_id)
                 result = evaluate(policies, request, session)

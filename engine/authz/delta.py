@@ -96,8 +96,7 @@ def _as_desired(actual: Iterable[ActualResource], desired: Sequence[DesiredResou
 
 
 def _content(policy: Any) -> tuple:
-    return tuple((s.effect, s.actions, s.not_actions, s.resources, s.not_resources, s.conditions)
-                 for s in policy.statements)
+    return policy.content
 
 
 def _signature(conn: Connection) -> tuple:

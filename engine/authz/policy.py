@@ -99,6 +99,34 @@ class Policy:
             out |= st.variables
         return frozenset(out)
 
+    @functools.cached_property
+    def content(self) -> tuple:
+        """What the policy grants, without its name or positions: two policies with the same content are the
+        same permissions (one policy per device, written by a generator, folds like one shared policy)."""
+        return tuple((s.effect, s.actions, s.not_actions, s.resources, s.not_resources, s.conditions)
+                     for s in self.statements)
+
+    @functools.cached_property
+    def text(self) -> str:
+        return json.dumps(self.content, default=repr)
+
+    def content_without(self, name: str) -> tuple:
+        """`content` with the thing name `name` (as a whole name) replaced by a placeholder: a policy written for
+        one device with its literal name reads the same as the next device's."""
+        if name not in self.text:
+            return self.content
+        pattern = own_name(name)
+
+        def strip(value: Any) -> Any:
+            if isinstance(value, str):
+                return pattern.sub("\0", value)
+            if isinstance(value, tuple):
+                return tuple(strip(v) for v in value)
+            if isinstance(value, Condition):
+                return Condition(value.operator, value.key, strip(value.values))
+            return value
+        return strip(self.content)
+
 
 def _strings(value: Any) -> tuple[str, ...] | None:
     if value is None:
@@ -181,6 +209,12 @@ def wildcard(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
         out.append(".*" if ch == "*" else "." if ch == "?" else re.escape(ch))
         i += 1
     return re.compile("".join(out), re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def own_name(name: str) -> re.Pattern[str]:
+    """`name` as a whole thing name (thing names are [a-zA-Z0-9:_-]+), not inside a longer one."""
+    return re.compile(r"(?<![A-Za-z0-9:_-])" + re.escape(name) + r"(?![A-Za-z0-9:_-])")
 
 
 def matches(pattern: str, value: str, *, ignore_case: bool = False) -> bool:

@@ -102,9 +102,11 @@ class Connection:
             resolved = self.thing
         else:
             resolved = None
-        facts = self.certificate.facts if self.certificate else None
-        session = Session(client_id, resolved.facts if resolved else None, facts, keep)
         policies = self.policies if client_id == self.thing.name else self.certificate_policies
+        needs_cert = self.certificate is not None and any(v.startswith("iot:Certificate") for p in policies
+                                                          for v in p.variables)
+        facts = self.certificate.facts if needs_cert and self.certificate else None   # parsed only when used
+        session = Session(client_id, resolved.facts if resolved else None, facts, keep)
         return session, policies
 
 
@@ -189,9 +191,14 @@ class AuthzFleet:
         account the target's policies name in their ARNs; else 123456789012 (the developer guide's example)."""
         if target in self.accounts:
             return self.accounts[target], False
+        memo = self._memo.get(("account", target))
+        if memo is not None:
+            return memo
         seen = Counter(m.group(1) for (t, _), p in self.policies.items() if t == target for st in p.statements
                        for res in (st.resources or ()) + (st.not_resources or ()) if (m := _ARN_ACCOUNT.match(res)))
-        return (seen.most_common(1)[0][0] if len(seen) == 1 else PLACEHOLDER_ACCOUNT), True
+        memo = self._memo[("account", target)] = (seen.most_common(1)[0][0] if len(seen) == 1
+                                                  else PLACEHOLDER_ACCOUNT), True
+        return memo
 
     def arn(self, target: str, kind: str, name: str) -> str:
         region = self.regions.get(target, "us-east-1")
@@ -253,25 +260,37 @@ class AuthzFleet:
 
 
 # ------------------------------------------------------------------------------------------- folding
-def symbolic_keep(conn: Connection, client_id: str | None) -> frozenset[str]:
-    """The variables the matrix keeps symbolic for this connection: the thing name, and every variable whose
-    value is the thing's own name (the client id, a CN equal to it ...)."""
+def _substitutable(var: str, values: tuple[str, ...] | None) -> bool:
+    """Whether substitution would put this value in a resource (one value; no wildcard from a certificate)."""
+    if values is None or len(values) != 1:
+        return False
+    return not (var.startswith("iot:Certificate.") and ("*" in values[0] or "?" in values[0]))
+
+
+def symbolic_keep(conn: Connection, client_id: str | None, *, all_variables: bool = False) -> frozenset[str]:
+    """The variables kept symbolic for this connection: the thing name, and every variable whose value is the
+    thing's own name (the client id, a CN equal to it ...); with `all_variables`, every variable that resolves
+    (its type, attributes, certificate fields), so that things differing only in those values read the same."""
     keep = {THING_NAME}
     session, policies = conn.session(client_id)
     for policy in policies:
         for var in policy.variables:
             values = resolve(var, session)
-            if values is not None and len(values) == 1 and values[0] == conn.thing.name:
+            if not _substitutable(var, values):
+                continue
+            if values == (conn.thing.name,) or (all_variables and var != CLIENT_ID):
                 keep.add(var)
     if client_id == conn.thing.name:
         keep.add(CLIENT_ID)
     return frozenset(keep)
 
 
-def fold_key(conn: Connection) -> tuple:
+def fold_key(conn: Connection, *, all_variables: bool = False) -> tuple:
     """Two connections with the same key have the same permissions up to their thing's own name: the same
-    policies in effect, status, attachment shape, and the same values for every variable the policies use other
-    than the thing name (values equal to the thing's name count as the name)."""
+    policies in effect, status, attachment shape, the same outcome for every condition, and the same values for
+    every variable the policies use other than the thing name (values equal to the thing's name count as the
+    name). With `all_variables` only whether each variable resolves counts, not its value, and policies count by
+    content, not by name (the matrix, lint)."""
     name = conn.thing.name
     session, policies = conn.session(name)
     used = sorted({v for p in policies + conn.certificate_policies for v in p.variables})
@@ -280,11 +299,17 @@ def fold_key(conn: Connection) -> tuple:
         if var in (THING_NAME, CLIENT_ID):
             continue
         got = resolve(var, session)
-        values.append((var, tuple("\0" if v == name else v for v in got) if got is not None else None))
+        if all_variables:
+            values.append((var, "substituted" if _substitutable(var, got) else len(got) if got else None))
+        else:
+            values.append((var, tuple("\0" if v == name else v for v in got) if got is not None else None))
     shape = "exclusive" if len(conn.attached) == 1 else f"shared:{len(conn.attached)}"
     outcomes = tuple(condition_holds(c, session) for p in policies for st in p.statements for c in st.conditions
-                     if c.key in (THING_NAME, CLIENT_ID) or any("${" in v for v in c.values))
-    return (conn.thing.target, tuple(p.name for p in policies), tuple(p.name for p in conn.certificate_policies),
+                     if all_variables or c.key in (THING_NAME, CLIENT_ID) or any("${" in v for v in c.values))
+    ident = (lambda p: p.content_without(name)) if all_variables else (lambda p: p.name)    # noqa: E731
+    return (conn.thing.target, tuple(sorted(map(ident, policies))) if all_variables else tuple(map(ident, policies)),
+            tuple(sorted(map(ident, conn.certificate_policies))) if all_variables
+            else tuple(map(ident, conn.certificate_policies)),
             conn.refused != "", shape, tuple(values), conn.certificate is None, outcomes)
 
 
@@ -300,12 +325,13 @@ class Fold:
         return self.members[0]
 
 
-def fold(connections: Iterable[Connection]) -> list[Fold]:
+def fold(connections: Iterable[Connection], *, all_variables: bool = False) -> list[Fold]:
+    """Connections grouped by `fold_key` (see there for `all_variables`)."""
     from engine.manifest.fleet import paused_gc
     groups: dict[tuple, list[Connection]] = {}
     with paused_gc():
         for c in connections:
-            groups.setdefault(fold_key(c), []).append(c)
+            groups.setdefault(fold_key(c, all_variables=all_variables), []).append(c)
     out = [Fold(k, tuple(sorted(v, key=lambda c: (c.thing.name, c.label)))) for k, v in groups.items()]
     return sorted(out, key=lambda f: (f.representative.thing.target, f.representative.thing.name,
                                       f.representative.label))

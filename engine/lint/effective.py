@@ -30,7 +30,7 @@ import re
 from collections import defaultdict
 from typing import Any, Iterator, Mapping
 
-from engine.authz.evaluate import Request, evaluate
+from engine.authz.evaluate import Decision, Request, evaluate
 from engine.authz.policy import Effect, Statement
 from engine.authz.principals import all_connections, fold
 from engine.lint import Hit, Level, LintContext, ManifestDoc, PathT, rule, walk
@@ -52,7 +52,7 @@ def _statement_hit(ctx: LintContext, st: Statement, target: str | None, message:
 def _folds(ctx: LintContext) -> list:
     cached = getattr(ctx, "_authz_folds", None)
     if cached is None:
-        cached = fold(all_connections(ctx.authz))
+        cached = fold(all_connections(ctx.authz), all_variables=True)
         ctx._authz_folds = cached             # type: ignore[attr-defined]
     return cached
 
@@ -66,12 +66,18 @@ def _folds(ctx: LintContext) -> list:
 def policy_cross_device(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     from engine.authz.crossdevice import cross_device
     fleet = ctx.authz
+    groups: dict[tuple, list] = {}
     for found in cross_device(fleet, _folds(ctx)):
-        st = found.result.deciding[0]
-        target = found.connection.thing.target
-        where = "; ".join(s.where for s in found.result.deciding)
-        hit = _statement_hit(ctx, st, target, f"{found.sentence(fleet)} (request {found.request.action} "
-                             f"{found.request.resource}, client id {found.client_id}): allowed by {where}")
+        key = (found.connection.thing.target, tuple((s.policy, s.index) for s in found.result.deciding),
+               found.request.action.lower())
+        groups.setdefault(key, []).append(found)
+    for (target, _, _), items in groups.items():      # one finding per statement(s) and action, with every fold
+        first = items[0]
+        count = sum({f.connection.thing.name: f.count for f in items}.values())
+        where = "; ".join(s.where for s in first.result.deciding)
+        hit = _statement_hit(ctx, first.result.deciding[0], target,
+                             f"{first.sentence(fleet, count)} (request {first.request.action} "
+                             f"{first.request.resource}, client id {first.client_id}): allowed by {where}")
         if hit:
             yield hit
 
@@ -125,8 +131,10 @@ def policy_mqtt_wildcard(ctx: LintContext, options: Mapping[str, Any]) -> Iterat
                     if not resource.startswith(prefix) or MQTT_WILDCARD.search(resource[len(prefix):]):
                         continue
                     denied = resource[len(prefix):]
-                    if "${" in denied or not evaluate([policy], Request("iot:Subscribe", resource), session) \
-                            .decision.name == "EXPLICIT_DENY":
+                    if "${" in denied:
+                        continue
+                    own = evaluate([policy], Request("iot:Subscribe", resource), session)
+                    if own.decision is not Decision.EXPLICIT_DENY:          # its conditions do not hold here
                         continue
                     topic = denied.replace("*", "x").replace("?", "x")
                     receive = evaluate(policies, Request("iot:Receive", fleet.arn(conn.thing.target, "topic", topic)),

@@ -98,11 +98,15 @@ def test_matrix_folds_things_with_the_same_permissions_up_to_their_name():
     assert subscribe.allow == ("dt/${thing}/*",) and receive.allow == ("dt/${thing}/*",)
 
 
-def test_matrix_splits_by_attribute_variables():
+def test_matrix_keeps_other_variables_symbolic_and_splits_when_they_do_not_resolve():
     pol = policy_res("by-site", allow("iot:Publish", ARN + "topic/site/${iot:Connection.Thing.Attributes[site]}/*"))
     rows = matrix(_fleet(10, pol))
-    assert sorted(r.cells[1].allow for r in rows) == [("site/lyon/*",), ("site/paris/*",)]
-    assert sorted(r.count for r in rows) == [5, 5]
+    assert [(r.count, r.cells[1].allow) for r in rows] == [(10, ("site/${Thing.Attributes[site]}/*",))]
+    f = build(pol, group("g", policies=["by-site"]), thing("a", groups=["g"], attributes={"site": "paris"}),
+              thing("b", groups=["g"]))                       # b has no site: the resource matches nothing for it
+    rows = matrix(f)
+    assert sorted((r.things, r.cells[1].allow) for r in rows) == [(("a",), ("site/${Thing.Attributes[site]}/*",)),
+                                                                   (("b",), ())]
 
 
 def test_scoped_policy_is_not_cross_device():
@@ -125,3 +129,26 @@ def test_wildcard_segment_is_cross_device_on_the_other_things_own_topic():
     found = cross_device(f, fold(all_connections(f)))
     texts = [x.sentence(f) for x in found]
     assert any("can publish to dt/esp32-0001/telemetry, which is esp32-0001's" in t for t in texts), texts
+
+
+def test_per_device_policies_with_literal_names_fold_into_one_row():
+    """One policy per device naming it literally (as imported from an account) reads like a scoped one."""
+    resources = []
+    for i in range(30):
+        name = f"dev-{i:02d}"
+        resources += [policy_res(f"{name}-policy", allow("iot:Connect", ARN + f"client/{name}"),
+                                 allow("iot:Publish", ARN + f"topic/dt/{name}/*")),
+                      thing(name, principals=[name]), cert(name, policies=[f"{name}-policy"])]
+    f = build(*resources)
+    rows = matrix(f)
+    assert [(r.count, r.cells[0].allow, r.cells[1].allow) for r in rows] == [(30, ("${thing}",), ("dt/${thing}/*",))]
+    assert cross_device(f, fold(all_connections(f), all_variables=True)) == []
+    # a group-wide statement naming one device keeps that device apart: its own name is not another's
+    shared = build(policy_res("p", allow("iot:Publish", ARN + "topic/dt/dev-01/*")), group("g", policies=["p"]),
+                   thing("dev-01", groups=["g"]), thing("dev-02", groups=["g"]), thing("dev-03", groups=["g"]))
+    assert sorted((r.things, r.cells[1].allow) for r in matrix(shared)) == [
+        (("dev-01",), ("dt/${thing}/*",)), (("dev-02", "dev-03"), ("dt/dev-01/*",))]
+    found = cross_device(shared, fold(all_connections(shared), all_variables=True))
+    assert [x.sentence(shared) for x in found if x.request.action == "iot:Publish"
+            and "dt/dev-01" in x.request.resource] == [
+        "dev-02 (and 1 other thing(s) with the same permissions) can publish to dt/dev-01/telemetry, which is dev-01's"]
