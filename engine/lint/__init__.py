@@ -168,6 +168,7 @@ class LintContext:
         self.docs = docs
         self.now = now
         self.env = dict(env or {})
+        self.cache: dict[str, Any] = {}       # what rules compute once and share (effective permissions' folds)
         self._index = {(d.group, d.kind, d.target, d.name): d for d in reversed(docs)}
 
     @functools.cached_property

@@ -50,11 +50,9 @@ def _statement_hit(ctx: LintContext, st: Statement, target: str | None, message:
 
 
 def _folds(ctx: LintContext) -> list:
-    cached = getattr(ctx, "_authz_folds", None)
-    if cached is None:
-        cached = fold(all_connections(ctx.authz), all_variables=True)
-        ctx._authz_folds = cached             # type: ignore[attr-defined]
-    return cached
+    if "authz.folds" not in ctx.cache:
+        ctx.cache["authz.folds"] = fold(all_connections(ctx.authz), all_variables=True)
+    return ctx.cache["authz.folds"]
 
 
 # ------------------------------------------------------------------------------------ effective permissions

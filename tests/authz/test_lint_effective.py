@@ -293,3 +293,18 @@ def test_sarif_carries_the_effective_findings(tmp_path, monkeypatch):
     assert cross and cross[0]["locations"][0]["physicalLocation"]["region"]["startLine"] == \
         line_of(tmp_path / "fleet", "Effect: Allow")
     assert "can publish to $aws/things/esp32-B/shadow/update" in cross[0]["message"]["text"]
+
+
+def test_fl003_accepts_a_per_device_policy_naming_its_device(tmp_path):
+    """FL003 (text) refined: a policy in effect only for dev-A that names dev-A literally is scoped."""
+    per_device = f"""\
+    - Effect: Allow
+      Action: [iot:Publish]
+      Resource: "{A}topic/dt/esp32-A/*"
+    """
+    root = write(tmp_path / "fleet", policy("p", per_device) + group("p") + things(1))
+    assert findings(root, "FL003") == []
+    root = write(tmp_path / "fleet2", policy("p", per_device) + group("p") + things(2))
+    [f] = findings(root, "FL003")                         # esp32-B may use esp32-A's topic too
+    assert "lets every device use" in f.message
+    assert any("esp32-B" in x.message and "dt/esp32-A/telemetry" in x.message for x in findings(root, "FL011"))
