@@ -14,8 +14,10 @@ Rules followed (AWS IoT Core developer guide, and the IAM User Guide it defers t
   `arn:aws:iot:REGION:ACCOUNT:TYPE/NAME` (`client/` for iot:Connect, `topic/` for Publish/Receive/RetainPublish,
   `topicfilter/` for Subscribe, `thing/` for shadow and jobs actions); a statement applies to a resource matching
   one `Resource` pattern, or matching none of the `NotResource` patterns. An entry whose variable cannot be
-  resolved matches nothing ("Thing policy examples": an unresolved variable results in access denied); a
-  `NotResource` statement with an unresolvable entry does not apply at all (it cannot be told what it excludes).
+  resolved matches nothing ("Thing policy examples": an unresolved variable "will result in an access denied
+  error"; IAM "Policy variables with no value": a request without the key matches no resource that contains the
+  variable, and "might cause the entire statement to be invalid"); a `NotResource` statement with an
+  unresolvable entry does not apply at all, so that no statement ever widens because a variable is missing.
 - IAM "Condition operators" (the ones AWS IoT's keys take): String{Equals,NotEquals,EqualsIgnoreCase,
   NotEqualsIgnoreCase,Like,NotLike}, Arn{Equals,Like,NotEquals,NotLike}, Bool, Null, Numeric*, Date*,
   IpAddress/NotIpAddress, each with the `IfExists` suffix, and the set prefixes `ForAnyValue:` / `ForAllValues:`.

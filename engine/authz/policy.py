@@ -79,7 +79,7 @@ class Statement:
             out.add(c.key)
             for v in c.values:
                 out.update(VARIABLE.findall(v))
-        return frozenset(out)
+        return frozenset(v.strip() for v in out if v.strip() not in ("*", "?", "$"))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ Rules followed (AWS IoT Core developer guide):
   variable unevaluated; an attribute value holding a wildcard character is not substituted (limitations
   section); multi-valued attributes are arrays (at most five items are used), so in a `Resource` they do not
   resolve to one value and are meant for `ForAnyValue`/`ForAllValues` conditions.
+- IAM "Policy variables" (special characters): `${*}`, `${?}`, `${$}` stand for the literal `*`, `?`, `$` (as
+  `$(*)`, `$(?)`, `$($)` do in the IoT guide's spelling).
 """
 from __future__ import annotations
 
@@ -137,7 +139,9 @@ def _substitute(text: str, session: Session) -> str | None:
     for m in VARIABLE.finditer(text):
         out.append(text[pos:m.start()])
         name = m.group(1).strip()
-        if name in session.keep:
+        if name in ("*", "?", "$"):            # IAM's ${*} ${?} ${$}: the literal character
+            out.append(literal(name))
+        elif name in session.keep:
             out.append(m.group(0))
         else:
             values = resolve(name, session)
