@@ -33,6 +33,7 @@ from engine.model import DesiredResource
 
 PLACEHOLDER_ACCOUNT = "123456789012"      # the developer guide's example account (and the example fleet's)
 _ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:iot:[^:]*:(\d{12}):")
+_ARN_REGION = re.compile(r"^arn:aws[a-z-]*:iot:([a-z]{2}(?:-gov)?-[a-z]+-\d):")
 
 
 @dataclass(frozen=True)
@@ -200,9 +201,20 @@ class AuthzFleet:
                                                   else PLACEHOLDER_ACCOUNT), True
         return memo
 
+    def region(self, target: str) -> str:
+        """The Target's region; without a Target spec (a plan's resources alone), the one region its policies'
+        ARNs name, else us-east-1 (the developer guide's examples)."""
+        if target in self.regions:
+            return self.regions[target]
+        memo = self._memo.get(("region", target))
+        if memo is None:
+            seen = {m.group(1) for (t, _), p in self.policies.items() if t == target for st in p.statements
+                    for res in (st.resources or ()) + (st.not_resources or ()) if (m := _ARN_REGION.match(res))}
+            memo = self._memo[("region", target)] = seen.pop() if len(seen) == 1 else "us-east-1"
+        return memo
+
     def arn(self, target: str, kind: str, name: str) -> str:
-        region = self.regions.get(target, "us-east-1")
-        return f"arn:aws:iot:{region}:{self.account(target)[0]}:{kind}/{name}"
+        return f"arn:aws:iot:{self.region(target)}:{self.account(target)[0]}:{kind}/{name}"
 
     # ------------------------------------------------------------------ principals
     def group_chain(self, target: str, group: str) -> list[GroupNode]:

@@ -78,3 +78,13 @@ def test_drift_direction_reads_the_other_way():
     account = fleet(2, [allow("iot:*", "*")])
     deltas = permission_delta(account, actual_of(manifests), targets=TARGETS)   # what the account allows beyond
     assert deltas and all(d.change == "widens" for d in deltas)
+
+
+def test_without_target_specs_region_and_account_come_from_the_policies():
+    eu = "arn:aws:iot:eu-west-2:210987654321:"
+    before = [policy_res("p", allow("iot:Publish", eu + f"topic/dt/{TN}/*")), group("g", policies=["p"]),
+              thing("t1", groups=["g"])]
+    after = [policy_res("p", allow("iot:Publish", eu + "topic/dt/*")), group("g", policies=["p"]),
+             thing("t1", groups=["g"])]
+    [d] = permission_delta(after, actual_of(before))
+    assert d.after.allow == ("dt/*",) and d.example == "t1 may now iot:Publish dt/x"
