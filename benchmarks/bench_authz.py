@@ -5,6 +5,8 @@ The fleet is what an operator writes for a large ESP32 fleet (docs/performance.m
 MACs, one thing type, one thing group carrying a policy scoped per thing (client id, telemetry and command topics,
 the thing's shadow) and a site-wide topic scoped by the `site` attribute (20 sites), plus a parent group with a
 Deny. `--certs` adds one certificate per device (public PEMs generated once and cached, like bench_scale.py's).
+`permission_delta` is timed on the plan of a policy change (the actual side allowed telemetry only on
+dt/${thing}/*; the desired side adds command, shadow and site topics), the fleet load timed apart.
 Targets (issue 14): each phase ≤ 30 s and ≤ 1 GB.
 
 Run (from the repository root):
@@ -137,10 +139,41 @@ def phase(args: list[str], out: str) -> None:
                                      "output_tail": res.stdout[-1500:]}))
 
 
-def run_phase(name: str, args: list[str]) -> dict[str, Any]:
+def delta_phase(root: str, out: str) -> None:
+    """Child process: load the fleet, make an "actual" side where the per-thing policy was narrower (telemetry
+    on dt/${thing}/* only), and time permission_delta over the 100,000-thing plan (the load is timed apart)."""
+    import dataclasses
+    from engine.authz.delta import permission_delta
+    from engine.manifest.fleet import load_fleet
+    from engine.model import ActualResource
+    started = time.perf_counter()
+    fleet = load_fleet(root, resolve_secrets=False)
+    loaded = time.perf_counter() - started
+    actual = []
+    for r in fleet.desired:
+        spec = r.spec
+        if r.kind == "aws.Policy" and r.address.name == "esp32-policy":
+            doc = json.loads(json.dumps(spec["document"]))
+            for st in doc["Statement"]:
+                if "iot:Publish" in (st.get("Action") or []):
+                    st["Resource"] = [x for x in st["Resource"] if "/dt/" in x]
+            spec = {**spec, "document": doc}
+        actual.append(ActualResource(r.address, r.kind, spec))
+    targets = {name: {"region": m.spec.aws.region, "accountId": m.spec.aws.accountId}
+               for name, m in fleet.targets().items() if getattr(m.spec, "aws", None) is not None}
+    started = time.perf_counter()
+    deltas = permission_delta(fleet.desired, actual, targets=targets)
+    wall = time.perf_counter() - started
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    Path(out).write_text(json.dumps({"wall_s": round(wall, 2), "load_s": round(loaded, 2),
+                                     "cpu_s": round(r.ru_utime + r.ru_stime, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+                                     "exit_code": 0, "output_tail": "\n".join(d.summary for d in deltas)}))
+
+
+def run_phase(name: str, args: list[str], mode: str = "_phase") -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
         pass
-    subprocess.run([sys.executable, __file__, "_phase", tmp.name, *args], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, __file__, mode, tmp.name, *args], cwd=ROOT, check=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT), "FLEETCTL_NOW": "2026-11-21T10:00:00Z"})
     figures = json.loads(Path(tmp.name).read_text())
     os.unlink(tmp.name)
@@ -152,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_phase":
         phase(argv[2:], argv[1])
+        return 0
+    if argv and argv[0] == "_delta":
+        delta_phase(argv[2], argv[1])
         return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--devices", default="100000", help="comma-separated fleet sizes")
@@ -179,6 +215,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"{figures['exit_code']}", flush=True)
                 if name == "authz matrix":
                     print("    " + figures["output_tail"].strip().splitlines()[-1])
+            figures = run_phase("permission_delta (after the load)", [str(root)], mode="_delta")
+            figures.update(devices=n, certs=ns.certs)
+            results.append(figures)
+            print(f"{n:>7,} things{' + certs' if ns.certs else ''}  {'permission_delta (load ' + str(figures['load_s']) + ' s apart)':<42} "
+                  f"{figures['wall_s']:>7.2f} s wall {figures['cpu_s']:>7.2f} s CPU  peak "
+                  f"{figures['peak_rss_mb']:>7.1f} MB", flush=True)
+            for line in figures["output_tail"].splitlines():
+                print("    " + line)
     if ns.json:
         Path(ns.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -8,7 +8,9 @@ output can call it; it never prints. Both sides are evaluated the same way (engi
 what each device may connect as, publish, subscribe and receive, with its own name as `${thing}`), things are
 compared per connection (thing, certificate), and a connection whose inputs did not change (same fold key, same
 policy documents) is skipped, so a 100,000-thing plan costs one evaluation per distinct permission set, not per
-device. Each delta carries a concrete example request checked with the evaluator on both sides (denied before,
+device. Permissions are compared up to each thing's variables first (`${Thing.Attributes[site]}`: one line for a
+policy change over every site); when only a variable's value changed (a thing moved to another site), with the
+values. Each delta carries a concrete example request checked with the evaluator on both sides (denied before,
 allowed after, or the reverse).
 
 For drift, call it with the actual state as "desired" and the manifests as "actual": the deltas then say what
@@ -99,14 +101,16 @@ def _content(policy: Any) -> tuple:
     return policy.content
 
 
-def _signature(conn: Connection) -> tuple:
-    return (fold_key(conn), tuple((p.name, _content(p)) for p in conn.policies + conn.certificate_policies))
+def _signature(conn: Connection, symbolic: bool = False) -> tuple:
+    """What a connection's permissions depend on; `symbolic`: up to its variables' values (fold_key)."""
+    return (fold_key(conn, all_variables=symbolic),
+            tuple((p.name, _content(p)) for p in conn.policies + conn.certificate_policies))
 
 
-def _cells(fleet: AuthzFleet, conn: Connection | None) -> tuple[Cell, ...]:
+def _cells(fleet: AuthzFleet, conn: Connection | None, symbolic: bool = False) -> tuple[Cell, ...]:
     if conn is None or conn.refused:
         return tuple(Cell() for _ in COLUMNS)
-    return tuple(cell(fleet, conn, action, rtype) for _, action, rtype in COLUMNS)
+    return tuple(cell(fleet, conn, action, rtype, all_variables=symbolic) for _, action, rtype in COLUMNS)
 
 
 def _causes(before: Connection | None, after: Connection | None) -> tuple[str, ...]:
@@ -188,25 +192,29 @@ def _permission_delta(desired: Sequence[DesiredResource], actual: Sequence[Actua
             sig_a = _signature(a) if a else None
             sig_b = _signature(b) if b else None
             if sig_a is not None and sig_a == sig_b:
-                continue
-            cells_a = cache.get(("a", sig_a)) if sig_a else None
-            if cells_a is None:
-                cells_a = _cells(after_fleet, a)
-                if sig_a:
-                    cache[("a", sig_a)] = cells_a
-            cells_b = cache.get(("b", sig_b)) if sig_b else None
-            if cells_b is None:
-                cells_b = _cells(before_fleet, b)
-                if sig_b:
-                    cache[("b", sig_b)] = cells_b
+                continue                              # nothing its permissions depend on changed
+            # first up to the things' variables (one line for a policy change over every site), then, when only
+            # a variable's value changed (a thing moved to another site), with the values
+            for symbolic in (True, False):
+                side_a = ("a", symbolic, _signature(a, symbolic) if a else None)
+                side_b = ("b", symbolic, _signature(b, symbolic) if b else None)
+                if side_a[2] is None or side_a not in cache:
+                    cache[side_a] = _cells(after_fleet, a, symbolic)
+                if side_b[2] is None or side_b not in cache:
+                    cache[side_b] = _cells(before_fleet, b, symbolic)
+                cells_a, cells_b = cache[side_a], cache[side_b]
+                if cells_a != cells_b:
+                    break
             causes = _causes(b, a)
             for (label, action, rtype), before_cell, after_cell in zip(COLUMNS, cells_b, cells_a):
                 if before_cell == after_cell:
                     continue
                 group_key = (key[0], action, rtype, causes, before_cell, after_cell)
                 grouped.setdefault(group_key, []).append(key[1])
-                if group_key not in examples:
-                    probe = PermissionDelta(key[0], action, "", causes, (), before_cell, after_cell)
+                if group_key not in examples:      # a concrete request, from this thing's own values
+                    concrete = [_cells(f, c)[COLUMNS.index((label, action, rtype))]
+                                for f, c in ((before_fleet, b), (after_fleet, a))]
+                    probe = PermissionDelta(key[0], action, "", causes, (), concrete[0], concrete[1])
                     examples[group_key] = (_example(before_fleet, after_fleet, b, a, action, rtype,
                                                     probe.newly_allowed, True)
                                            or _example(before_fleet, after_fleet, b, a, action, rtype,

@@ -163,8 +163,9 @@ class LintContext:
     """What rules may use: the documents, indexes over them, certificate reading and the injected clock."""
 
     def __init__(self, root: Path, docs: list[ManifestDoc], now: dt.datetime,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, path: Path | None = None) -> None:
         self.root = root
+        self.path = path or root              # what was linted: the fleet folder or one file
         self.docs = docs
         self.now = now
         self.env = dict(env or {})
@@ -176,7 +177,7 @@ class LintContext:
         """The validated, expanded fleet (ThingSet rows included), loaded once and only by the rules that need
         it (effective permissions, device cross-checks); secrets are not read."""
         from engine.manifest.fleet import load_fleet
-        return load_fleet(self.root, env={k: v for k, v in self.env.items() if k.startswith("FLEETCTL_DUMPS")},
+        return load_fleet(self.path, env={k: v for k, v in self.env.items() if k.startswith("FLEETCTL_DUMPS")},
                           resolve_secrets=False)
 
     @functools.cached_property
@@ -386,7 +387,7 @@ def lint(path: str | Path, config: LintConfig | None = None, *, env: Mapping[str
     config = config or load_config(root)
     docs, diags = load_path(root)
     manifests = _manifest_docs(docs)
-    ctx = LintContext(root if root.is_dir() else root.parent, manifests, clock_from_env(env)(), env)
+    ctx = LintContext(root if root.is_dir() else root.parent, manifests, clock_from_env(env)(), env, root)
     rules = [r for r in all_rules().values() if config.enabled(r.id, r.default_on)]
     findings: list[Finding] = []
     seen: set[tuple] = set()

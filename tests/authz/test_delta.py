@@ -88,3 +88,20 @@ def test_without_target_specs_region_and_account_come_from_the_policies():
              thing("t1", groups=["g"])]
     [d] = permission_delta(after, actual_of(before))
     assert d.after.allow == ("dt/*",) and d.example == "t1 may now iot:Publish dt/x"
+
+
+def test_policy_change_over_attribute_scoped_things_is_one_line_and_a_move_is_exact():
+    site = allow("iot:Publish", ARN + "topic/site/${iot:Connection.Thing.Attributes[site]}/*")
+    def fleet_of(statements, sites):
+        return [policy_res("p", *statements), group("g", policies=["p"]),
+                *[thing(f"t{i}", groups=["g"], attributes={"site": s}) for i, s in enumerate(sites)]]
+    sites = ["paris", "lyon", "nice"] * 10
+    [d] = permission_delta(fleet_of([SCOPED[1], site], sites), actual_of(fleet_of([SCOPED[1]], sites)),
+                           targets=TARGETS)
+    assert d.count == 30 and d.after.allow == ("dt/${thing}/*", "site/${Thing.Attributes[site]}/*")
+    assert d.example == "t0 may now iot:Publish site/paris/x"
+    moved = sites[:]
+    moved[0] = "lyon"
+    [d] = permission_delta(fleet_of([site], moved), actual_of(fleet_of([site], sites)), targets=TARGETS)
+    assert d.things == ("t0",) and d.change == "changes" and d.causes == ("thing type or attributes changed",)
+    assert d.before.allow == ("site/paris/*",) and d.after.allow == ("site/lyon/*",)
