@@ -159,8 +159,8 @@ def delta_phase(root: str, out: str) -> None:
                     st["Resource"] = [x for x in st["Resource"] if "/dt/" in x]
             spec = {**spec, "document": doc}
         actual.append(ActualResource(r.address, r.kind, spec))
-    targets = {name: {"region": m.spec.aws.region, "accountId": m.spec.aws.accountId}
-               for name, m in fleet.targets().items() if getattr(m.spec, "aws", None) is not None}
+    from engine.authz.principals import target_specs
+    targets = target_specs(fleet)
     started = time.perf_counter()
     deltas = permission_delta(fleet.desired, actual, targets=targets)
     wall = time.perf_counter() - started

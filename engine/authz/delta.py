@@ -165,7 +165,8 @@ def _example(fleet_before: AuthzFleet, fleet_after: AuthzFleet, before: Connecti
 def permission_delta(desired: Sequence[DesiredResource], actual: Sequence[ActualResource],
                      *, targets: dict[str, dict[str, Any]] | None = None) -> list[PermissionDelta]:
     """The permission changes from `actual` to `desired`, per target, action and cause (largest first).
-    `targets` maps a Target name to its `aws` section (region, accountId) for ARNs."""
+    `targets` maps a Target name to its `aws` section (region, accountId) for ARNs:
+    `engine.authz.principals.target_specs(fleet)`; without it, the policies' ARNs name them."""
     from engine.manifest.fleet import paused_gc
     with paused_gc():
         return _permission_delta(desired, actual, targets)

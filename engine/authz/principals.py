@@ -111,6 +111,13 @@ class Connection:
         return session, policies
 
 
+def target_specs(fleet: Any) -> dict[str, dict[str, Any]]:
+    """A loaded fleet's Targets as `AuthzFleet.build` and `permission_delta` take them: name → {region, accountId}."""
+    return {name: ({"region": m.spec.aws.region, "accountId": m.spec.aws.accountId}
+                   if getattr(m.spec, "aws", None) is not None else {})
+            for name, m in fleet.targets().items()}
+
+
 @dataclass
 class AuthzFleet:
     """The desired fleet's principals, groups, things and policies, indexed for evaluation."""
@@ -177,9 +184,7 @@ class AuthzFleet:
     def from_fleet(cls, fleet: Any) -> "AuthzFleet":
         """From a loaded `engine.manifest.fleet.Fleet` (statement positions from its manifests)."""
         docs = {m.address: m.doc for m in fleet.manifests}
-        targets = {name: ({"region": m.spec.aws.region, "accountId": m.spec.aws.accountId}
-                          if getattr(m.spec, "aws", None) is not None else {})
-                   for name, m in fleet.targets().items()}
+        targets = target_specs(fleet)
 
         def source_of(r: DesiredResource, path: PathT) -> Source:
             doc = docs.get(r.address)
