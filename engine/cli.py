@@ -347,7 +347,7 @@ def sandbox_down() -> None:
 
 
 # Commands that live in their own modules (each exports a click command or group named `command`).
-COMMAND_MODULES = ("engine.audit", "engine.lint.cli", "engine.importer.cli")
+COMMAND_MODULES = ("engine.audit", "engine.lint.cli", "engine.importer.cli", "engine.authz.cli")
 
 
 def _register_plugins() -> None:

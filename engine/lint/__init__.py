@@ -70,6 +70,7 @@ class Hit:
     path: PathT
     message: str
     level: Level | None = None              # e.g. an expired certificate is an error, an expiring one a warning
+    source: Source | None = None            # where it is, when not at `path` of `doc` (a device's DeviceConfig)
 
 
 Check = Callable[["LintContext", Mapping[str, Any]], Iterable[Hit]]
@@ -85,22 +86,25 @@ class Rule:
     check: Check
     options: Mapping[str, Any] = field(default_factory=dict)
     security_severity: float = 5.0            # GitHub code scanning's severity scale (0-10)
+    default_on: bool = True                   # False: runs only when selected (or configured under `rules:`)
 
 
 RULES: dict[str, Rule] = {}
 
 
 def rule(id: str, name: str, level: Level, *, summary: str, hint: str, security_severity: float = 5.0,
-         **options: Any) -> Callable[[Check], Check]:
-    """Register a rule; `options` are its defaults, overridable per rule in the config file."""
+         default_on: bool = True, **options: Any) -> Callable[[Check], Check]:
+    """Register a rule; `options` are its defaults, overridable per rule in the config file. A rule with
+    `default_on=False` (an organisation's own policy, e.g. a maximum certificate age) runs only when selected."""
     def register(fn: Check) -> Check:
-        RULES[id] = Rule(id, name, level, summary, hint, fn, dict(options), security_severity)
+        RULES[id] = Rule(id, name, level, summary, hint, fn, dict(options), security_severity, default_on)
         return fn
     return register
 
 
 def all_rules() -> dict[str, Rule]:
-    importlib.import_module("engine.lint.rules")       # importing it registers the rules
+    importlib.import_module("engine.lint.rules")       # importing them registers the rules
+    importlib.import_module("engine.lint.effective")
     return dict(sorted(RULES.items()))
 
 
@@ -159,14 +163,46 @@ class PemAt:
 class LintContext:
     """What rules may use: the documents, indexes over them, certificate reading and the injected clock."""
 
-    def __init__(self, root: Path, docs: list[ManifestDoc], now: dt.datetime) -> None:
+    def __init__(self, root: Path, docs: list[ManifestDoc], now: dt.datetime,
+                 env: Mapping[str, str] | None = None, path: Path | None = None) -> None:
         self.root = root
+        self.path = path or root              # what was linted: the fleet folder or one file
         self.docs = docs
         self.now = now
+        self.env = dict(env or {})
+        self.cache: dict[str, Any] = {}       # what rules compute once and share (effective permissions' folds)
         self._index = {(d.group, d.kind, d.target, d.name): d for d in reversed(docs)}
         allow = [e for t in self.of("fleetctl.io", "Target") if isinstance(t.spec.get("files"), dict)
                  for e in (t.spec["files"].get("allow") or []) if isinstance(e, str)]
         self.files = FilePolicy.of(root, allow)      # lint reads only what the fleet may read (docs/security.md)
+
+    @functools.cached_property
+    def fleet(self) -> Any:
+        """The validated, expanded fleet (ThingSet rows included), loaded once and only by the rules that need
+        it (effective permissions, device cross-checks); secrets are not read."""
+        from engine.manifest.fleet import load_fleet
+        return load_fleet(self.path, env={k: v for k, v in self.env.items() if k.startswith("FLEETCTL_DUMPS")},
+                          resolve_secrets=False)
+
+    @functools.cached_property
+    def authz(self) -> Any:
+        from engine.authz import AuthzFleet
+        return AuthzFleet.from_fleet(self.fleet)
+
+    def manifest_doc(self, document: Document) -> ManifestDoc | None:
+        """The lint view of a document the fleet loader made (a ThingSet's generated rows included)."""
+        found = _manifest_docs([document])
+        return found[0] if found else None
+
+    def doc_for(self, group: str, kind: str, name: str, target: str | None) -> ManifestDoc | None:
+        """A declared or generated document by kind and name."""
+        doc = self.find(group, kind, name, target)
+        if doc is not None:
+            return doc
+        for m in self.fleet.manifests:
+            if m.decl.kind == kind and m.name == name and m.target == target and m.decl.api_version.startswith(group):
+                return self.manifest_doc(m.doc)
+        return None
 
     def of(self, group: str, *kinds: str) -> list[ManifestDoc]:
         return [d for d in self.docs if d.is_(group, *kinds)]
@@ -250,8 +286,15 @@ class LintConfig:
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     levels: Mapping[str, Level] = field(default_factory=dict)
 
-    def enabled(self, rule_id: str) -> bool:
-        selected = not self.select or any(rule_id.startswith(s) for s in self.select)
+    def enabled(self, rule_id: str, default_on: bool = True) -> bool:
+        """A rule that is off by default runs only when named in full (select, or options under `rules:`);
+        a prefix such as FL0 selects the rules that are on by default."""
+        if not default_on:
+            selected = rule_id in self.select or rule_id in self.options or rule_id in self.levels
+        elif self.select:
+            selected = any(rule_id.startswith(s) for s in self.select)
+        else:
+            selected = True
         return selected and not any(rule_id.startswith(s) for s in self.ignore)
 
 
@@ -347,14 +390,14 @@ def lint(path: str | Path, config: LintConfig | None = None, *, env: Mapping[str
     config = config or load_config(root)
     docs, diags = load_path(root)
     manifests = _manifest_docs(docs)
-    ctx = LintContext(root if root.is_dir() else root.parent, manifests, clock_from_env(env)())
-    rules = [r for r in all_rules().values() if config.enabled(r.id)]
+    ctx = LintContext(root if root.is_dir() else root.parent, manifests, clock_from_env(env)(), env, root)
+    rules = [r for r in all_rules().values() if config.enabled(r.id, r.default_on)]
     findings: list[Finding] = []
     seen: set[tuple] = set()
     for r in rules:
         options = {**r.options, **config.options.get(r.id, {})}
         for hit in r.check(ctx, options):
-            source = hit.doc.source(hit.path)
+            source = hit.source or hit.doc.source(hit.path)
             key = (r.id, source, hit.message)
             if key in seen:
                 continue

@@ -101,9 +101,36 @@ def policy_not_thing_scoped(ctx: LintContext, options: Mapping[str, Any]) -> Ite
         if not actions & DEVICE_ACTIONS:
             continue
         for path, resource in _values(st, "Resource", base):
-            if not WILDCARD_RESOURCE.match(resource) and THING_VARIABLE not in resource:
+            if not WILDCARD_RESOURCE.match(resource) and THING_VARIABLE not in resource \
+                    and not _names_its_only_devices(ctx, doc, resource):
                 yield Hit(doc, path, f"policy '{doc.name}' statement {base[-1]} lets every device use "
                           f"'{resource}' (no ${{iot:Connection.Thing.ThingName}} in it)")
+
+
+def _names_its_only_devices(ctx: LintContext, doc: ManifestDoc, resource: str) -> bool:
+    """A per-device policy naming its device literally (`topic/dt/dev-01/*` on dev-01's certificate only, as
+    imported from an account) is scoped: true when the policy is in effect for declared things only and the
+    resource names each of them. FL011 decides the effective case for every policy."""
+    if not re.search(r"[A-Za-z0-9]", resource.rsplit(":", 1)[-1]):
+        return False
+    users = _policy_users(ctx).get((doc.target, doc.name))
+    if not users:
+        return False
+    from engine.authz.policy import own_name
+    return all(own_name(name).search(resource) for name in users)
+
+
+def _policy_users(ctx: LintContext) -> dict[tuple[str | None, str], set[str]]:
+    """Policy → the things it is in effect for (certificate and inherited group policies), computed once."""
+    if "authz.policy-users" not in ctx.cache:
+        users: dict[tuple[str | None, str], set[str]] = defaultdict(set)
+        fleet = ctx.authz
+        for thing in fleet.things.values():
+            for conn in fleet.connections(thing):
+                for policy in conn.policies:
+                    users[(thing.target, policy.name)].add(thing.name)
+        ctx.cache["authz.policy-users"] = users
+    return ctx.cache["authz.policy-users"]
 
 
 @rule("FL010", "policy-arn-elsewhere", Level.WARNING, security_severity=4.0,
