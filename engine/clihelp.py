@@ -48,6 +48,9 @@ ENV: dict[str, str] = {
     "AWS_ENDPOINT_URL": "AWS endpoint for every service (e.g. the sandbox's moto)",
     "AWS_ENDPOINT_URL_IOT": "AWS IoT endpoint (wins over AWS_ENDPOINT_URL)",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint for bulk-registration files (wins over AWS_ENDPOINT_URL)",
+    "FLEETCTL_FINGERPRINT_KEY": "key of the keyed secret fingerprints (a CI secret shared by plan and apply; "
+                                "docs/security.md); else a per-user key file",
+    "FLEETCTL_FINGERPRINT_KEY_FILE": "the per-user fingerprint key file (default ~/.fleetctl/fingerprint.key)",
     "FLEETCTL_SANDBOX_QUOTAS": "1: start the sandbox quota-faithful (as --quota-faithful)",
     "<NAME>": "each variable a manifest names in an {env: NAME} secret reference",
 }
@@ -58,8 +61,9 @@ PROGRESS = ("FLEETCTL_PROGRESS", "FLEETCTL_PROGRESS_SECONDS")
 PACING = ("FLEETCTL_QUOTAS", "FLEETCTL_RATE_LIMIT", "FLEETCTL_RATE_PROBE", "FLEETCTL_AZURE_HUB_TIER")
 CLOUD = ("AWS_PROFILE", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IOT",
          "AWS_ENDPOINT_URL_S3", "FLEETCTL_ARM_ENDPOINT", "FLEETCTL_ARM_TOKEN", "REQUESTS_CA_BUNDLE")
+FINGERPRINT = ("FLEETCTL_FINGERPRINT_KEY", "FLEETCTL_FINGERPRINT_KEY_FILE")
 READS = ("FLEETCTL_JOURNAL", "FLEETCTL_WORKERS", *CLOCK, "FLEETCTL_DUMPS", "FLEETCTL_DEVICE_STATE", *PROGRESS,
-         *PACING, *CLOUD, "<NAME>")
+         *PACING, *CLOUD, *FINGERPRINT, "<NAME>")
 APPLIES = (*READS, "FLEETCTL_ACTOR", "GITHUB_ACTOR", "USER", "FLEETCTL_PULL_REQUEST", "FLEETCTL_RUN_URL",
            "FLEETCTL_ARTIFACTS")
 
@@ -71,7 +75,7 @@ COMMANDS: dict[str, tuple[Mapping[int, str], tuple[str, ...]]] = {
     "": ({0: "success, or no changes", 2: "changes (plan --detailed-exitcode), drift, lint findings",
           1: "any error (diagnostics on stderr; never a traceback)"}, tuple(k for k in ENV if k not in ALWAYS)),
     "validate": ({0: "the manifests are valid", 1: "errors in the manifests (each at file:line:col)"},
-                 ("<NAME>",)),
+                 (*FINGERPRINT, "<NAME>")),
     "plan": ({0: "success (also with changes, unless --detailed-exitcode)", 2: "changes (with --detailed-exitcode)",
               1: "an error; no applicable plan file is written"}, READS),
     "drift": ({0: "in sync", 2: "drift: the actual state differs from the manifests",
@@ -85,6 +89,10 @@ COMMANDS: dict[str, tuple[Mapping[int, str], tuple[str, ...]]] = {
     "sandbox down": (OK_ERROR, ()),
     "lint": ({0: "no findings", 2: "findings", 1: "an error (the fleet could not be read)"}, ("<NAME>",)),
     "history": (OK_ERROR, ()),
+    "authz": (OK_ERROR, ()),
+    "authz check": ({0: "allowed (for every certificate of THING)", 2: "denied (explicitly or implicitly, for at "
+                     "least one)", 1: "an error (unknown thing, invalid fleet, missing resource)"}, ()),
+    "authz matrix": (OK_ERROR, ()),
     "journal": (OK_ERROR, ("FLEETCTL_JOURNAL",)),
     "import": ({0: "imported", 1: "an error or an interruption (--resume continues)"},
                ("FLEETCTL_NOW", "SOURCE_DATE_EPOCH", *PACING, *CLOUD)),

@@ -54,10 +54,8 @@ def command() -> None:
 def check(thing: str, action: str, topic: str | None, resource: str | None, client_id: str | None,
           target: str | None, path: str, fmt: str) -> None:
     """Is THING allowed ACTION (on --topic or --resource)? One answer per certificate attached to THING, with the
-    statements that decided (policy, Sid or index, file:line).
-
-    Exit codes: 0 allowed (for every certificate of THING), 2 denied (explicitly or implicitly, for at least
-    one), 1 error (unknown thing, invalid fleet, missing resource).
+    statements that decided (policy, Sid or index, file:line). Allowed means allowed for every certificate of
+    THING; denied, for at least one.
     """
     fleet = _load(path)
     node = fleet.thing(thing, target)
@@ -121,9 +119,8 @@ def _table(rows: list[Row]) -> str:
 def matrix(glob: str, target: str | None, path: str, fmt: str) -> None:
     """What each thing may connect as, publish, subscribe and receive. Things whose permissions are the same up
     to their own name (shown as ${thing}) are one row with their count; `--format json` and `csv` list every
-    thing of a row. `deny X` in a cell is a Deny that takes X away from the Allow patterns above it.
-
-    Exit codes: 0 printed (also when no thing matches), 1 error (invalid fleet).
+    thing of a row. `deny X` in a cell is a Deny that takes X away from the Allow patterns above it. Exit 0 also
+    when no thing matches.
     """
     fleet = _load(path)
     things = sorted((t for (tg, n), t in fleet.things.items()
