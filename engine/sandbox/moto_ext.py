@@ -17,7 +17,10 @@ Behaviour added, as AWS documents it:
   newAutoRegistrationStatus and removeAutoRegistration honoured;
 - provisioning templates: create, describe, update, delete, list, and versions (at most 5);
 - DescribeEndpoint: one IoT data endpoint per account and region (`sandbox_endpoint_id`), as on AWS;
-- bulk registration (StartThingRegistrationTask and its four companions): engine/sandbox/moto_bulkreg.py.
+- bulk registration (StartThingRegistrationTask and its four companions): engine/sandbox/moto_bulkreg.py;
+- v2 logging options and levels, event configurations, audit configuration and scheduled audits, custom
+  authorizers, domain configurations' TLS policy and tags, topic-rule destinations with their confirmation:
+  engine/sandbox/moto_iot_account.py.
 """
 from __future__ import annotations
 
@@ -366,6 +369,8 @@ def install() -> None:
     _install_endpoint()
     from engine.sandbox import moto_bulkreg     # StartThingRegistrationTask & co. (its tasks take IOT_LOCK per line)
     moto_bulkreg.install(IoTResponse, ActionResult, EmptyResult, IOT_LOCK)
+    from engine.sandbox import moto_iot_account  # logging v2, events, audit, authorizers, destinations (issue 17)
+    moto_iot_account.install(IoTResponse, ActionResult, EmptyResult)
     for op in CREATE_CALLS:
         setattr(IoTResponse, op, _wrap_create(getattr(IoTResponse, op), op))
     _INSTALLED = True
