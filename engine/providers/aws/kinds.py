@@ -215,7 +215,13 @@ def _expand_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
 def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
     if not re.match(r"^[a-zA-Z0-9_]+$", m.name):
         ctx.error("topic rule names may hold only letters, digits and '_' (AWS rule name)")
-    return simple_desired(ctx, canonical(declared(m.spec)))
+    out = simple_desired(ctx, canonical(declared(m.spec)))
+    from engine.providers.aws.kinds_account import rule_destinations   # http actions wait for their destination
+    deps = rule_destinations(ctx, m.spec.actions)
+    if deps:
+        out.resources = [dataclasses.replace(r, depends_on=tuple(sorted(set(r.depends_on) | set(deps))))
+                         for r in out.resources]
+    return out
 
 
 def _expand_template(ctx: ExpandContext, m: Manifest) -> Expanded:
@@ -291,9 +297,12 @@ def _named(kind: str, expand: Any) -> Any:
     return wrapped
 
 
-def aws(kind: str, model: type, rank: int, expand, **kw: Any) -> KindDecl:
+def aws(kind: str, model: type, rank: int, expand, *, calls: Any = None, refine: Any = None, **kw: Any) -> KindDecl:
+    """Register an aws.fleetctl.io kind; `calls`/`refine` default to planning.py's tables (kinds declared in
+    other modules, engine/providers/aws/kinds_access.py, pass their own)."""
     return register(KindDecl(GROUP, kind, "aws", model, rank=rank, expand=_named(kind, _adoptable(kind, expand)),
-                             refine=_adoption_steps(kind, REFINE.get(kind)), calls=CALLS[kind], **kw))
+                             refine=_adoption_steps(kind, refine or REFINE.get(kind)), calls=calls or CALLS[kind],
+                             **kw))
 
 
 # How the diff matches list elements (engine/diff.py). IAM-style policy statements are identified by Sid (else by

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 from engine import errors
 from engine.diagnostics import Diagnostic, warning
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
-from engine.providers.aws import bulkreg
+from engine.providers.aws import bulkreg, families
 from engine.providers.aws.client import AwsClient
 from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.planning import policy_version_steps
@@ -106,6 +106,14 @@ class AwsProvider:
     def _gap(self, what: str) -> None:
         self.diagnostics.append(warning(f"the AWS endpoint does not implement {what}", address=f"aws/{self.target}"))
 
+    def gap(self, what: str) -> None:
+        """A warning that the endpoint lacks an API (for readers in other modules)."""
+        self._gap(what)
+
+    def tags_managed(self, arn: str) -> bool:
+        """Whether the IoT resource at `arn` carries the ownership marker tag (for readers in other modules)."""
+        return self._tags_managed(arn)
+
     def _tags_managed(self, arn: str) -> bool:
         try:
             tags = self.client.call("list_tags_for_resource", resourceArn=arn).get("tags", [])
@@ -147,8 +155,14 @@ class AwsProvider:
             "aws.ThingType": _read_thing_types, "aws.Policy": _read_policies, "aws.CACertificate": _read_cas,
             "aws.Certificate": _read_certificates, "aws.ThingGroup": _read_groups, "aws.Thing": _read_things,
             "aws.TopicRule": _read_rules, "aws.ProvisioningTemplate": _read_templates}
-        kinds = set(opts.kinds) if opts.kinds is not None else set(READ_ORDER) if prune else {d.kind for d in desired}
+        extra = families.families()             # kinds served by their own modules (engine/providers/aws/families.py)
+        readers.update({kind: fam.read for kind, fam in extra.items()})
+        order = families.read_order(READ_ORDER)
+        kinds = set(opts.kinds) if opts.kinds is not None else set(order) if prune else {d.kind for d in desired}
         needed = set(kinds)
+        for kind, fam in extra.items():
+            if kind in needed or any(f in needed for f in fam.feeds):
+                needed |= {kind, *fam.needs}
         if "aws.Thing" in needed or (prune and opts.kinds is None):
             needed |= {"aws.Certificate", "aws.ThingGroup"}
         if "aws.Certificate" in needed:
@@ -166,7 +180,7 @@ class AwsProvider:
             prefetched.close()
         elif prefetched is not None:
             prefetched.unbound()      # the fleet is loaded: let the chain run ahead of the other kinds' reads
-        for kind in READ_ORDER:
+        for kind in order:
             if kind not in needed:
                 continue
             if kind in opts.known:
@@ -202,6 +216,8 @@ class AwsProvider:
         outputs: dict = {}
         if not adopt or rest:
             handler = HANDLERS.get((change.kind, change.action))
+            if handler is None and change.kind in families.families():
+                handler = families.families()[change.kind].handlers.get(change.action)
             if handler is None:
                 raise errors.Invalid(f"fleetctl cannot {change.action.value} {change.kind}")
             outputs = handler(self, dataclasses.replace(change, fields=rest) if adopt else change) or {}
@@ -330,6 +346,9 @@ class _ReadAhead:
             yield item
 
 
+ReadContext = _ReadContext      # the public name family modules (engine/providers/aws/families.py) type against
+
+
 def _restore(ctx: _ReadContext, kind: str) -> None:
     """Rebuild the link indexes a kind's reader fills, from that kind's restored resources (resumed import)."""
     for r in ctx.actual[kind]:
@@ -366,6 +385,9 @@ def _parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         return [fn(i) for i in items]
     with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
         return list(pool.map(fn, items))
+
+
+parallel = _parallel     # per-resource describe calls of family readers, READ_WORKERS at a time
 
 
 def _read_thing_types(ctx: _ReadContext) -> list[ActualResource]:
