@@ -7,8 +7,10 @@ fleetctl cannot confirm (it never sees the token): apply creates the destination
 the destination (which depend on it) are skipped. The next plan shows the destination still awaiting
 confirmation, and its apply waits again. A VPC destination is ENABLED at once.
 
-Destinations cannot be tagged: one is managed while a manifest declares it (matched by confirmation URL, a VPC
-destination by VPC id), so prune never deletes an undeclared destination. AWS deletes only a DISABLED
+Destinations cannot be tagged: one is managed while a manifest declares it, matched by its identity on AWS (the
+confirmation URL; a VPC destination's VPC id), so prune never deletes an undeclared destination, and changing the
+URL or VPC id declares another destination (the old one, now undeclared, is left alone). Other VPC settings
+(subnets, security groups, role) cannot change in place: the destination is replaced. AWS deletes only a DISABLED
 destination that no rule uses: the delete handler disables first.
 """
 from __future__ import annotations
