@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 KIND_MODULES = (
     "engine.manifest.core_kinds",
     "engine.providers.aws.kinds",
+    "engine.providers.aws.kinds_access",
     "engine.providers.azure.kinds",
     "engine.providers.device.kinds",
     "engine.manifest.generators",

