@@ -167,11 +167,13 @@ def test_service_role_and_alias_lifecycle(aws_env, tmp_path):
     assert iot().describe_role_alias(roleAlias="esp32-alias")["roleAliasDescription"]["credentialDurationSeconds"] == 7200
 
     # drift: a managed policy attached and the alias shortened outside fleetctl
-    iam().attach_role_policy(RoleName="esp32-credentials", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess")
+    admin = iam().create_policy(PolicyName="Admin", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    iam().attach_role_policy(RoleName="esp32-credentials", PolicyArn=admin["Policy"]["Arn"])
     iot().update_role_alias(roleAlias="esp32-alias", credentialDurationSeconds=900)
     drift = plan(fleet)
     assert drift.exit_code == 2
-    assert "attachedPolicies" in drift.stdout and "AdministratorAccess" in drift.stdout
+    assert "attachedPolicies" in drift.stdout and "policy/Admin" in drift.stdout
     assert "credentialDurationSeconds" in drift.stdout
     apply(fleet)
     assert iam().list_attached_role_policies(RoleName="esp32-credentials")["AttachedPolicies"] == []

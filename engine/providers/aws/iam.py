@@ -107,7 +107,7 @@ def _policy_json(doc: Any) -> str:
 
 
 def _changed(c: Change, *keys: str) -> bool:
-    return any(f.path == k or f.path.startswith(k + ".") for f in c.fields for k in keys)
+    return any(f.path == k or f.path.startswith((k + ".", k + "[")) for f in c.fields for k in keys)
 
 
 def _create(p: "AwsProvider", c: Change) -> dict:

@@ -160,7 +160,7 @@ def _service_role_refine(c: Change) -> Any:
 
 
 def _touched(c: Change, *keys: str) -> bool:
-    return any(f.path == k or f.path.startswith(k + ".") for f in c.fields for k in keys)
+    return any(f.path == k or f.path.startswith((k + ".", k + "[")) for f in c.fields for k in keys)
 
 
 def _service_role_calls(c: Change) -> dict[str, int]:

@@ -521,9 +521,9 @@ def thing_actual(ctx: _ReadContext, name: str, t: Mapping[str, Any], groups: Ite
     managed = attrs.pop(MARKER_KEY, None) == MARKER_VALUE
     state = {"thingType": t.get("thingTypeName"), "attributes": attrs, "groups": sorted(groups),
              "principals": principals}
-    billing = ctx.shared.get("billingGroupOf")
-    if billing is not None or t.get("billingGroupName"):   # DescribeThing names it; ListThings does not
-        state["billingGroup"] = (billing or {}).get(name) or t.get("billingGroupName")
+    billing = (ctx.shared.get("billingGroupOf") or {}).get(name) or t.get("billingGroupName")
+    if billing:     # DescribeThing names it; ListThings does not (engine/providers/aws/billing.py reads members)
+        state["billingGroup"] = billing
     ctx.marker("aws.Thing", name, state, managed)
     return ActualResource(ctx.p.addr("Thing", name), "aws.Thing", state, token=f"v{t.get('version', 0)}",
                           managed=managed, ids={"version": t.get("version"), "arn": t.get("thingArn")})
