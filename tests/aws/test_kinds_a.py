@@ -235,3 +235,97 @@ spec:
     arn = iot().get_topic_rule(ruleName="to_dynamo")["rule"]["actions"][0]["dynamoDB"]["roleArn"]
     assert arn == iam().get_role(RoleName="rule-role")["Role"]["Arn"]
     settled(fleet)
+
+
+# ------------------------------------------------------------------------------------------ BillingGroup
+def test_billing_group_lifecycle_and_thing_membership(aws_env, tmp_path):
+    fleet = write(tmp_path / "fleet", billing=BILLING)
+    apply(fleet)
+    settled(fleet)
+    c = iot()
+    group = c.describe_billing_group(billingGroupName="customer-a")
+    assert group["billingGroupProperties"]["billingGroupDescription"] == "Customer A devices"
+    tags = {t["Key"]: t["Value"] for t in c.list_tags_for_resource(resourceArn=group["billingGroupArn"])["tags"]}
+    assert tags == {"costCenter": "1234", "customer": "a", "managed-by": "fleetctl"}
+    assert sorted(c.list_things_in_billing_group(billingGroupName="customer-a")["things"]) == ["ESP32-0001", "ESP32-0002"]
+
+    # update every managed field: description, tags (changed, added, removed), a thing's billing group
+    path = fleet / "billing.yaml"
+    edit(path, "description: Customer A devices", "description: Customer A")
+    edit(path, 'tags: {costCenter: "1234", customer: a}', 'tags: {costCenter: "5678", region: eu}')
+    edit(path, "  attributes: {site: lyon}\n  billingGroup: customer-a", "  attributes: {site: lyon}\n  billingGroup: customer-b")
+    changed = plan(fleet)
+    assert changed.exit_code == 2, changed.output
+    assert "billingGroup" in changed.stdout and "tags.costCenter" in changed.stdout, changed.stdout
+    apply(fleet)
+    settled(fleet)
+    tags = {t["Key"]: t["Value"] for t in c.list_tags_for_resource(resourceArn=group["billingGroupArn"])["tags"]}
+    assert tags == {"costCenter": "5678", "region": "eu", "managed-by": "fleetctl"}
+    assert c.list_things_in_billing_group(billingGroupName="customer-b")["things"] == ["ESP32-0002"]
+    assert c.describe_billing_group(billingGroupName="customer-a")["billingGroupProperties"][
+        "billingGroupDescription"] == "Customer A"
+
+    # drift: a thing moved out of band, a tag changed out of band
+    c.remove_thing_from_billing_group(billingGroupName="customer-a", thingName="ESP32-0001")
+    c.tag_resource(resourceArn=group["billingGroupArn"], tags=[{"Key": "region", "Value": "us"}])
+    drift = plan(fleet)
+    assert drift.exit_code == 2 and "ESP32-0001" in drift.stdout and "tags.region" in drift.stdout, drift.output
+    apply(fleet)
+    settled(fleet)
+
+    # delete with prune: members removed first
+    text = path.read_text().replace("  billingGroup: customer-b\n", "")
+    path.write_text(text.split("---\napiVersion: aws.fleetctl.io/v1\nkind: BillingGroup\nmetadata: {name: customer-b")[0]
+                    + "---" + text.split("Customer B devices\n---")[1])
+    pruned = run_cli("apply", str(fleet), "--auto-approve", "--prune")
+    assert pruned.exit_code == 0, pruned.output
+    assert [g["groupName"] for g in c.list_billing_groups()["billingGroups"]] == ["customer-a"]
+
+
+# ------------------------------------------------------------------------------------------ DynamicThingGroup
+def test_dynamic_group_lifecycle_and_match_count(aws_env, tmp_path):
+    indexing_on()
+    fleet = write(tmp_path / "fleet", billing=BILLING, dynamic=DYNAMIC)
+    first = plan(fleet)
+    assert first.exit_code == 2
+    assert "the query matches 1 of the 3 things declared in this target" in first.stdout, first.stdout
+    apply(fleet)
+    settled(fleet)
+    g = iot().describe_thing_group(thingGroupName="paris-esp32")
+    assert g["queryString"] == "thingName:ESP32* AND attributes.site:paris" and g["indexName"] == "AWS_Things"
+    # the static reader does not take it for a ThingGroup (no ThingGroup is planned for it)
+    assert "ThingGroup/paris-esp32" not in plan(fleet).stdout.replace("DynamicThingGroup/paris-esp32", "")
+
+    path = fleet / "dynamic.yaml"
+    edit(path, "thingName:ESP32* AND attributes.site:paris", "thingName:ESP32* OR attributes.site:paris")
+    edit(path, "description: ESP32 modules in Paris", "description: ESP32 or Paris")
+    edit(path, "attributes: {team: field}", "attributes: {team: ops}")
+    changed = plan(fleet)
+    assert changed.exit_code == 2
+    assert "the query matches 3 of the 3 things" in changed.stdout, changed.stdout
+    for field in ("queryString", "description", "attributes.team"):
+        assert field in changed.stdout
+    apply(fleet)
+    settled(fleet)
+
+    iot().update_dynamic_thing_group(thingGroupName="paris-esp32", thingGroupProperties={}, queryString="thingName:X*")
+    drift = plan(fleet)
+    assert drift.exit_code == 2 and "thingName:X*" in drift.stdout
+
+    apply(fleet)
+    path.unlink()
+    assert run_cli("apply", str(fleet), "--auto-approve", "--prune").exit_code == 0
+    assert [x["groupName"] for x in iot().list_thing_groups()["thingGroups"]] == []
+
+
+def test_dynamic_group_query_beyond_the_offline_forms(aws_env, tmp_path):
+    fleet = write(tmp_path / "fleet", billing=BILLING, dynamic=DYNAMIC.replace(
+        "thingName:ESP32* AND attributes.site:paris", "connectivity.connected:true"))
+    res = plan(fleet)
+    assert "the query cannot be evaluated offline" in res.stdout and "connectivity.connected:true" in res.stdout
+
+
+def test_dynamic_group_needs_fleet_indexing(aws_env, tmp_path):
+    fleet = write(tmp_path / "fleet", dynamic=DYNAMIC)
+    res = run_cli("apply", str(fleet), "--auto-approve")
+    assert res.exit_code != 0 and "indexing" in res.output.lower(), res.output
