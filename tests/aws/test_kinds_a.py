@@ -329,3 +329,35 @@ def test_dynamic_group_needs_fleet_indexing(aws_env, tmp_path):
     fleet = write(tmp_path / "fleet", dynamic=DYNAMIC)
     res = run_cli("apply", str(fleet), "--auto-approve")
     assert res.exit_code != 0 and "indexing" in res.output.lower(), res.output
+
+
+# ------------------------------------------------------------------------------------------ import round trip
+def test_import_round_trip_of_every_kind_plans_clean(aws_env, tmp_path):
+    indexing_on()
+    fleet = write(tmp_path / "fleet", roles=ROLE, billing=BILLING, dynamic=DYNAMIC)
+    apply(fleet)
+    bare = write(tmp_path / "bare")
+    out = tmp_path / "imported"
+    res = run_cli("import", "--target", "aws-eu", "--fleet", str(bare), "--out", str(out), "--no-rate-limit")
+    assert res.exit_code == 0, res.output
+    texts = {p.name: p.read_text() for p in (out / "aws-eu").glob("*.yaml")}
+    joined = "\n".join(texts.values())
+    for kind in ("ServiceRole", "RoleAlias", "BillingGroup", "DynamicThingGroup"):
+        assert f"kind: {kind}" in joined, (kind, sorted(texts))
+    assert "billingGroup: customer-a" in joined and "role: esp32-credentials" in joined
+    after = run_cli("plan", str(out), "--detailed-exitcode")
+    assert after.exit_code == 0, after.output
+    assert "No changes." in after.stdout
+
+
+def test_import_refuses_a_role_trusting_other_principals(aws_env, tmp_path):
+    iam().create_role(RoleName="wide", Path="/fleetctl/", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))
+    iam().put_role_policy(RoleName="wide", PolicyName="fleetctl", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    out = tmp_path / "imported"
+    res = run_cli("import", "--target", "aws-eu", "--fleet", str(write(tmp_path / "bare")), "--out", str(out),
+                  "--no-rate-limit")
+    assert res.exit_code == 0, res.output
+    assert "lambda.amazonaws.com" in (out / "IMPORT.md").read_text()
