@@ -361,3 +361,17 @@ def test_import_refuses_a_role_trusting_other_principals(aws_env, tmp_path):
                   "--no-rate-limit")
     assert res.exit_code == 0, res.output
     assert "lambda.amazonaws.com" in (out / "IMPORT.md").read_text()
+
+
+# ------------------------------------------------------------------------------------------ lint
+def test_lint_role_alias_overly_permissive_and_long_credentials(tmp_path):
+    wide = ROLE.replace('Action: ["s3:PutObject"], Resource: ["arn:aws:s3:::esp32-uploads/*"]',
+                        'Action: ["s3:*"], Resource: "*"').replace("credentialDurationSeconds: 3600",
+                                                                   "credentialDurationSeconds: 7200")
+    res = run_cli("lint", str(write(tmp_path / "wide", roles=wide)))
+    assert res.exit_code != 0
+    assert "roles.yaml:17:3: FL021 error" in res.output and "('s3:*')" in res.output
+    assert "grants on every resource" in res.output
+    assert "roles.yaml:18:3: FL022 warning" in res.output and "7200 s" in res.output
+    narrow = run_cli("lint", str(write(tmp_path / "narrow", roles=ROLE)))
+    assert "FL021" not in narrow.output and "FL022" not in narrow.output, narrow.output
