@@ -92,4 +92,5 @@ def _delete(p: "AwsProvider", c: Change) -> dict:
 
 
 register(Family("aws.DynamicThingGroup", read_dynamic_groups, {Action.CREATE: _create, Action.UPDATE: _update,
-                                                               Action.DELETE: _delete}))
+                                                               Action.DELETE: _delete},
+                before="aws.Thing"))    # read before the long ListThings chain: an interrupted import keeps it
