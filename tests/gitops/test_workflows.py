@@ -81,7 +81,7 @@ def test_pull_request_merge_and_drift_cron_steps_against_the_sandbox(aws_env, wo
     _download_reviewed_plan(workspace)
     merged = _runner(workspace, sha=MERGE_SHA, pr=PR).run_all(apply_wf, "apply")
     assert [r.exit_code for r in merged.values()] == [0, 0]
-    assert "12 applied, 0 failed" in merged["Apply the reviewed plan"].stdout
+    assert "15 applied, 0 failed" in merged["Apply the reviewed plan"].stdout
     journal = [json.loads(line) for line in (workspace / "journal" / "fleetctl-journal.jsonl").read_text().splitlines()]
     start = next(e for e in journal if e["event"] == "apply-start")
     assert (start["pullRequest"], start["gitCommit"], start["actor"]) == (PR, HEAD_SHA, "octocat")

@@ -94,6 +94,10 @@ def _delete(p: "AwsProvider", c: Change) -> dict:
     return {}
 
 
+def _declares_billing(by_kind: Any) -> bool:
+    return any("billingGroup" in d.spec for d in by_kind.get("aws.Thing", {}).values())
+
+
 def thing_billing(p: "AwsProvider", c: Change) -> None:
     """A thing's update of `billingGroup`: leave the old group, join the new one."""
     if not any(f.path == "billingGroup" for f in c.fields):
@@ -107,4 +111,4 @@ def thing_billing(p: "AwsProvider", c: Change) -> None:
 
 register(Family("aws.BillingGroup", read_billing_groups, {Action.CREATE: _create, Action.UPDATE: _update,
                                                           Action.DELETE: _delete},
-                before="aws.ThingGroup", feeds=("aws.Thing",)))
+                before="aws.ThingGroup", feeds=("aws.Thing",), feeds_when=_declares_billing))

@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.parsers import ResponseParserError
 
 from engine import errors
 from engine.ratelimit import RateLimiter
@@ -169,6 +170,9 @@ class AwsClient:
                 return getattr(client, op)(**kwargs)
             except (ClientError, BotoCoreError) as exc:
                 raise translate(exc, "iam:" + op) from None
+            except ResponseParserError as exc:   # an answer that is no IAM (XML) response: an endpoint that is not IAM
+                raise errors.ProviderError(f"the IAM endpoint gave an answer that is not an IAM response: {exc}",
+                                           code="ResponseParserError") from None
         if self.limiter is None:
             return send()
         with self.limiter.guard(client.meta.method_to_api_mapping.get(op, op)):

@@ -162,7 +162,7 @@ class AwsProvider:
         kinds = set(opts.kinds) if opts.kinds is not None else set(order) if prune else {d.kind for d in desired}
         needed = set(kinds)
         for kind, fam in extra.items():
-            if kind in needed or any(f in needed for f in fam.feeds):
+            if kind in needed or families.fed(fam, needed, by_kind, opts.everything):
                 needed |= {kind, *fam.needs}
         if "aws.Thing" in needed or (prune and opts.kinds is None):
             needed |= {"aws.Certificate", "aws.ThingGroup"}

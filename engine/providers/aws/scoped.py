@@ -93,7 +93,7 @@ def read_scoped(p: AwsProvider, desired: list[DesiredResource], scope: Iterable[
     extra = families.families()       # kinds of engine/providers/aws/families.py: few per account, listed
     listed = [k for k in (*LIST_ONLY, *extra) if k in wanted]
     for fam in extra.values():        # indexes other readers use (things' billing groups): read first
-        if any(k in wanted for k in fam.feeds):
+        if families.fed(fam, set(wanted), by_kind):
             fam.read(ctx)
     if listed:   # few per account: the list readers are as cheap as describes, and already exact
         result = p.read([d for k in listed for d in by_kind.get(k, {}).values()],
