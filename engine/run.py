@@ -24,6 +24,7 @@ from engine.manifest import generators
 from engine.manifest.confine import FilePolicy, allow_entries
 from engine.manifest.fleet import Fleet, load_fleet, resolve_secret_value
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
+from engine.plan import permissions
 from engine.plan.model import Plan
 from engine.plan.planner import PlanOptions, converged, plan as make_plan
 from engine.progress import SILENT, ProgressSink
@@ -198,6 +199,10 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                                  # the fleet's file allowances (issue 13.5): apply reads {file:} secrets in them
                                  **({"fileAllow": allow} if (allow := allow_entries(target_specs.values())) else {})})
     result_plan = make_plan(desired, actual, options)
+    # what the policy, attachment and membership changes mean for the devices (engine/authz/delta.py), shown with
+    # the other Needs-attention items; only plans that change an authorization input pay for it
+    from engine.authz.principals import target_specs as authz_targets
+    result_plan = permissions.annotate(result_plan, desired, actual, authz_targets(fleet))
     # open begins of an interrupted apply that this plan re-read and found nothing to change at: the apply of this
     # plan records them reconciled (engine/journal.py), and the warnings stop
     planned = {str(c.address) for c in result_plan.changes} | {str(b.address) for b in result_plan.blocked}
