@@ -45,22 +45,33 @@ def _owner(delta: Any, by_address: Mapping[str, Change], plan: Plan) -> Change |
     return next((c for c in plan.changes if c.kind in AUTHZ_KINDS and c.address.target == delta.target), None)
 
 
-def _items(delta: Any) -> Attention:
-    """The plan item (what applying does) with its drift item (what the account allows that the manifests do
-    not, or the reverse): the same delta read in both directions."""
-    example = f"; e.g. {delta.example}" if delta.example else ""
-    widens = delta.change in ("widens", "changes")
+def _cells(delta: Any) -> tuple[str, str]:
+    def show(cell: Any) -> str:
+        return ", ".join(cell.lines()) if cell.allow else "nothing"
+    return show(delta.before), show(delta.after)
+
+
+def _item(deltas: list[Any]) -> Attention:
+    """One plan item (what applying does) with its drift item (what the account allows that the manifests do
+    not, or the reverse) for the deltas of one cause on one set of things, one clause per MQTT action: the same
+    deltas read in both directions."""
+    first = deltas[0]
+    widens = any(d.change in ("widens", "changes") for d in deltas)
+    narrows = any(d.change in ("narrows", "changes") for d in deltas)
+    verb = "widen and narrow" if widens and narrows else "widen" if widens else "narrow"
+    why = f" ({'; '.join(first.causes)})" if first.causes else ""
+    clauses = "; ".join(f"{d.action} now {_cells(d)[1]} instead of {_cells(d)[0]}" for d in deltas)
+    examples = "; ".join(d.example for d in deltas if d.example)
     plan_item = Attention(Code.PERMISSIONS_WIDENED if widens else Code.PERMISSIONS_NARROWED,
-                          f"effective permissions: {delta.summary}{example}",
+                          f"effective permissions {verb} for {first.count:,} thing(s){why}: {clauses}"
+                          + (f"; e.g. {examples}" if examples else ""),
                           Severity.HIGH if widens else Severity.INFO)
-    before = ", ".join(delta.before.lines()) if delta.before.allow else "nothing"
-    after = ", ".join(delta.after.lines()) if delta.after.allow else "nothing"
-    drift_more = delta.change in ("narrows", "changes")        # applying takes something away: the account has more
-    drift_item = Attention(Code.PERMISSIONS_WIDENED if drift_more else Code.PERMISSIONS_NARROWED,
-                           f"effective permissions in the account {'exceed' if drift_more else 'fall short of'} the "
-                           f"manifests: {delta.action} for {delta.count:,} thing(s) is {before} where the manifests "
-                           f"say {after}" + (f" ({'; '.join(delta.causes)})" if delta.causes else ""),
-                           Severity.HIGH if drift_more else Severity.WARNING)
+    more = narrows                      # applying takes something away: the account allows more than the manifests
+    drift_clauses = "; ".join(f"{d.action} is {_cells(d)[0]} where the manifests say {_cells(d)[1]}" for d in deltas)
+    drift_item = Attention(Code.PERMISSIONS_WIDENED if more else Code.PERMISSIONS_NARROWED,
+                           f"effective permissions in the account {'exceed' if more else 'fall short of'} the "
+                           f"manifests for {first.count:,} thing(s){why}: {drift_clauses}",
+                           Severity.HIGH if more else Severity.WARNING)
     return dataclasses.replace(plan_item, drift=drift_item)
 
 
@@ -77,11 +88,14 @@ def annotate(plan: Plan, desired: Sequence[DesiredResource], actual: Sequence[Ac
     if not deltas:
         return plan
     by_address = {str(c.address): c for c in plan.changes}
-    extra: dict[str, list[Attention]] = {}
-    for delta in deltas:
+    grouped: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[Any]] = {}
+    for delta in deltas:            # one item per cause and set of things, all its actions together
         owner = _owner(delta, by_address, plan)
         if owner is not None:
-            extra.setdefault(str(owner.address), []).append(_items(delta))
+            grouped.setdefault((str(owner.address), delta.causes, delta.things), []).append(delta)
+    extra: dict[str, list[Attention]] = {}
+    for (address, _, _), group in grouped.items():
+        extra.setdefault(address, []).append(_item(group))
     changes = tuple(dataclasses.replace(c, attention=c.attention + tuple(extra[str(c.address)]))
                     if str(c.address) in extra else c for c in plan.changes)
     plan_id = plan_digest([change_to_json(c) for c in changes], plan.desired_digest, plan.created_at)
@@ -90,7 +104,7 @@ def annotate(plan: Plan, desired: Sequence[DesiredResource], actual: Sequence[Ac
 
 def summaries(plan: Plan) -> Iterable[str]:
     """The effective-permission messages of a plan (for tests and tools)."""
-    return (a.message for _, a in plan.attention if a.message.startswith("effective permissions:"))
+    return (a.message for _, a in plan.attention if a.message.startswith("effective permissions "))
 
 
 __all__ = ["annotate", "summaries", "AUTHZ_KINDS"]

@@ -36,7 +36,7 @@ def test_out_of_band_widening_is_an_effective_permission_escalation_in_drift(aws
 
     plan = json.loads(run_cli("plan", str(fleet_dir), "--format", "json").stdout)
     (repair,) = [a for a in _items(plan, POLICY) if a["code"] == "permissions-narrowed"][:1]
-    assert repair["severity"] == "info" and "narrows" in repair["message"]
+    assert repair["severity"] == "info" and "effective permissions narrow" in repair["message"]
     assert " e.g. " in repair["message"] and "may no longer" in repair["message"]   # a request proved on both sides
 
 
@@ -50,12 +50,12 @@ def test_a_manifest_widening_says_what_the_devices_may_now_do(aws_env, fleet_dir
     out = run_cli("plan", str(fleet_dir), "--out", str(planfile))
     assert out.exit_code == 0, out.output
     head = out.stdout.split(f"  ~ {POLICY}")[0]
-    assert "effective permissions: widens" in head and "may now" in head
+    assert "effective permissions widen" in head and "may now" in head
     data = json.loads(planfile.read_text())
     widened = [a for a in _items(data, POLICY) if a["code"] == "permissions-widened"]
     assert widened and all(a["severity"] == "high" for a in widened)
     md = run_cli("show", str(planfile), "--format", "markdown").stdout
-    assert "effective permissions: widens" in md.split("| kind |")[0]
+    assert "effective permissions widen" in md.split("| kind |")[0]
     # the plan file with its permission items still applies (apply never re-diffs)
     assert run_cli("apply", str(planfile), "--fleet", str(fleet_dir)).exit_code == 0
 
