@@ -9,6 +9,14 @@ a text is first parsed with libyaml (PyYAML's C parser) and converted here with 
 remains the reference: a text holding anything the fast path does not reproduce exactly (explicit tags,
 directives, tabs, duplicate keys, syntax errors, ...) is parsed again by ruamel, whose result and diagnostics
 are then the file's. tests/test_loader_fast.py holds both paths to identical results.
+
+Both paths enforce the input limits of engine/manifest/limits.py (file size, nesting depth, nodes added by
+aliases, documents per file and in all) on the composed node graph, before anything is expanded: libyaml's graph
+is measured (an alias is one shared node there) and a text over a limit goes to ruamel, whose composer counts as
+it composes and stops at the alias, the node or the document that crosses the limit, with its line and column.
+Every problem of a text becomes a located diagnostic: bytes that are not UTF-8 and characters YAML does not
+allow (NUL, other control characters) by line:column, syntax errors with ruamel's problem and context, duplicate
+keys with both lines and the field path, unsupported tags, values ruamel cannot construct.
 """
 from __future__ import annotations
 
@@ -16,15 +24,21 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Set as AbstractSet
 from typing import Any, Iterator
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.constructor import DuplicateKeyError, RoundTripConstructor
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
+from ruamel.yaml.constructor import ConstructorError, DuplicateKeyError, RoundTripConstructor
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.error import MarkedYAMLError
 
 from engine.diagnostics import Diagnostic, Source, error
+from engine.manifest.limits import DEFAULT as DEFAULT_LIMITS, Limits
 
 SKIP_DIRS = {".git", ".fleetctl", "node_modules", "__pycache__", "dumps", "out"}
 Path_ = tuple[Any, ...]
@@ -49,8 +63,25 @@ class Document:
         return Source(self.file, line, col)
 
 
-def _plain(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]]) -> Any:
-    """ruamel's round-trip objects → plain data, recording each key's and item's position."""
+# Explicit tags whose values are plain data; any other tag (`!custom`, `!!python/object:...`, `!!binary`, `!!set`)
+# is an error at its field: a manifest is plain YAML, and a tag must not be dropped silently.
+_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
+
+
+def _tag_of(node: Any) -> str | None:
+    tag = getattr(node, "tag", None)
+    value = getattr(tag, "value", tag)
+    return value if isinstance(value, str) else None
+
+
+def _plain(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]],
+           problems: list[tuple[Path_, str]] | None = None) -> Any:
+    """ruamel's round-trip objects → plain data, recording each key's and item's position; an unsupported tag is
+    added to `problems` (and its value kept untagged)."""
+    if problems is not None and isinstance(node, (CommentedMap, CommentedSeq, TaggedScalar)):
+        tag = _tag_of(node)
+        if tag is not None and tag not in _PLAIN_TAGS:
+            problems.append((path, tag))
     if isinstance(node, CommentedMap):
         out = {}
         for key, value in node.items():
@@ -60,7 +91,7 @@ def _plain(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]]) -> A
                 positions[path + (key,)] = (line + 1, col + 1)
             except (KeyError, TypeError, AttributeError):
                 pass
-            out[key] = _plain(value, path + (key,), positions)
+            out[key] = _plain(value, path + (key,), positions, problems)
         return out
     if isinstance(node, CommentedSeq):
         out_list = []
@@ -70,8 +101,13 @@ def _plain(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]]) -> A
                 positions[path + (i,)] = (line + 1, col + 1)
             except (KeyError, TypeError, AttributeError, IndexError):
                 pass
-            out_list.append(_plain(value, path + (i,), positions))
+            out_list.append(_plain(value, path + (i,), positions, problems))
         return out_list
+    if isinstance(node, TaggedScalar):  # `!!str 12` (ruamel keeps the tag), or an unsupported tag reported above
+        return str(node.value)
+    if problems is not None and isinstance(node, (bytes, AbstractSet)):   # !!binary, !!set
+        problems.append((path, "tag:yaml.org,2002:" + ("binary" if isinstance(node, bytes) else "set")))
+        return None
     return _plain_scalar(node)
 
 
@@ -268,9 +304,12 @@ def _effective_items(node: Any) -> list[tuple[Any, Any]]:
     return own + _merged_items(merges, (key for key, _ in own)) if merges else own
 
 
-def _fast_value(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]], depth: int = 0) -> Any:
+def _fast_value(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]], deepest: int,
+                depth: int = 0) -> Any:
+    """A node as plain data; a collection deeper than `deepest` (whose items might cross the depth limit, or
+    ruamel's recursion) is left to ruamel."""
     tag = node.tag
-    if depth > _MAX_DEPTH:
+    if depth > deepest:
         raise _Fallback
     if tag is _MAP:
         out: dict[Any, Any] = {}
@@ -303,10 +342,10 @@ def _fast_value(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]],
             elif vtag is _QUOTED:
                 out[key] = value_node.value
             else:
-                out[key] = _fast_value(value_node, sub, positions, depth + 1)
+                out[key] = _fast_value(value_node, sub, positions, deepest, depth + 1)
         if merges:  # a merged key gets no position (as with ruamel), its value's keys and items do
             for key, value_node in _merged_items(merges, out):
-                out[key] = _fast_value(value_node, path + (key,), positions, depth + 1)
+                out[key] = _fast_value(value_node, path + (key,), positions, deepest, depth + 1)
         return out
     if tag is _SEQ:
         out_list: list[Any] = []
@@ -322,7 +361,7 @@ def _fast_value(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]],
             elif vtag is _QUOTED:
                 out_list.append(item.value)
             else:
-                out_list.append(_fast_value(item, sub, positions, depth + 1))
+                out_list.append(_fast_value(item, sub, positions, deepest, depth + 1))
         return out_list
     return _scalar(node)
 
@@ -378,10 +417,46 @@ def _maybe_too_deep(text: str) -> bool:
     return text.count("[", start) + text.count("{", start) >= _MAX_FLOW_OPENERS
 
 
-def _fast_parse(text: str, file: str, base: Path) -> list[Document]:
+# A text in which an alias may occur: `*` at its start or after white space or a flow indicator or `:` (an alias
+# is a node, and a node starts nowhere else). Liberal on purpose (`"iot:*"` matches): a match only costs the
+# measurement of the node graph below; a miss would let an alias bomb expand.
+_MAY_ALIAS = re.compile(r"(?:^|[\s\[\]{},:\ufeff])\*")
+
+
+def _alias_nodes(node: Any, memo: dict[int, int | None]) -> int:
+    """The size of `node` with every alias expanded, counting each distinct node into `memo` (id → size) once.
+    A node met again is an alias (libyaml's composer shares it); met while still open, a recursive one."""
+    key = id(node)
+    if key in memo:
+        size = memo[key]
+        if size is None:
+            raise _Fallback          # an alias inside its own anchored node: ruamel's composer reports it
+        return size
+    value = node.value
+    if isinstance(value, str):
+        memo[key] = 1
+        return 1
+    memo[key] = None
+    size = 1
+    if node.tag is _MAP:
+        for key_node, value_node in value:
+            size += _alias_nodes(key_node, memo) + _alias_nodes(value_node, memo)
+    else:
+        for item in value:
+            size += _alias_nodes(item, memo)
+    memo[key] = size
+    return size
+
+
+def _fast_parse(text: str, file: str, base: Path,
+                limits: Limits = DEFAULT_LIMITS) -> tuple[list[Document], list[Diagnostic]]:
     if _CParser is None or _ruamel_only(text) or _maybe_too_deep(text):
         raise _Fallback
     docs: list[Document] = []
+    diags: list[Diagnostic] = []
+    deepest = min(_MAX_DEPTH, limits.max_depth - 2)   # a collection at this depth holds items 2 levels deeper
+    aliases = _MAY_ALIAS.search(text) is not None
+    expanded = 0
     try:
         composer = _Composer(text)
     except Exception as exc:
@@ -390,10 +465,18 @@ def _fast_parse(text: str, file: str, base: Path) -> list[Document]:
         index = 0
         while composer.check_node():
             node = composer.get_node()
+            if index >= limits.max_documents_per_file:
+                diags.append(_too_many_documents(file, node.start_mark, limits))
+                break
+            if aliases:
+                memo: dict[int, int | None] = {}
+                expanded += _alias_nodes(node, memo) - len(memo)
+                if expanded > limits.max_alias_nodes:
+                    raise _Fallback      # ruamel's composer stops at the alias that crosses the limit
             positions: dict[Path_, tuple[int, int]] = {}
             if node.tag is _MAP or node.tag is _SEQ:
                 positions[()] = (node.start_mark.line + 1, node.start_mark.column + 1)
-            data = _fast_value(node, (), positions)
+            data = _fast_value(node, (), positions, deepest)
             if data is not None:
                 docs.append(Document(file, index, data, positions, base))
             index += 1
@@ -403,53 +486,299 @@ def _fast_parse(text: str, file: str, base: Path) -> list[Document]:
         raise _Fallback from exc
     finally:
         composer.dispose()
-    return docs
+    return docs, diags
 
 
-def _yaml() -> YAML:
+def _too_many_documents(file: str, mark: Any, limits: Limits) -> Diagnostic:
+    summary, detail = limits.exceeded("max_documents_per_file",
+                                      f"document {limits.max_documents_per_file + 1:,} of this file")
+    return error(summary, detail, source=Source(file, mark.line + 1, mark.column + 1))
+
+
+# ------------------------------------------------------------------------------------------- ruamel path
+class _LimitError(MarkedYAMLError):
+    """A limit of engine/manifest/limits.py crossed while composing (problem: the summary, note: the detail)."""
+
+
+class _DuplicateKey(DuplicateKeyError):
+    """ruamel's duplicate key, with where the key was first written (0-based line, column) and the mapping."""
+
+    def __init__(self, key: Any, first: tuple[int, int] | None, mapping: Any, key_node: Any) -> None:
+        super().__init__("while constructing a mapping", mapping.start_mark, f"found duplicate key {key!r}",
+                         key_node.start_mark)
+        self.key, self.first, self.mapping = key, first, mapping
+
+
+class _MeasuringComposer(Composer):
+    """ruamel's composer, measuring what the composed graph stands for as it is built: the nodes each alias adds
+    to the file when expanded and the depth it reaches (an alias is one shared node here; `_plain` would copy it),
+    and refusing an alias inside its own anchored node. Stops at the alias that crosses a limit."""
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self.limits = DEFAULT_LIMITS
+        self.alias_nodes = 0              # per file, over all its documents
+        self.sizes: dict[int, tuple[int, int]] = {}    # closed collection node → (expanded size, height)
+        self.root: Any = None
+
+    def compose_document(self) -> Any:
+        self.sizes = {}
+        self.root = None
+        return super().compose_document()
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.parser.check_event(AliasEvent):
+            event = self.parser.peek_event()
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                self._count_alias(target, event.start_mark)
+            return super().compose_node(parent, index)
+        node = super().compose_node(parent, index)
+        if self.root is None and parent is None:
+            self.root = node
+        if not isinstance(node, ScalarNode):
+            size, height = 1, 1
+            items = (item for pair in node.value for item in pair) if isinstance(node, MappingNode) else node.value
+            for item in items:
+                s, h = (1, 1) if isinstance(item, ScalarNode) else self.sizes[id(item)]
+                size += s
+                height = max(height, h + 1)
+            self.sizes[id(node)] = (size, height)
+        return node
+
+    def _count_alias(self, target: Any, mark: Any) -> None:
+        if isinstance(target, ScalarNode):
+            size, height = 1, 1
+        elif id(target) in self.sizes:
+            size, height = self.sizes[id(target)]
+        else:
+            raise ComposerError(None, None, "an alias inside the node it refers to (a recursive structure)", mark)
+        limits = self.limits
+        self.alias_nodes += size
+        if self.alias_nodes > limits.max_alias_nodes:
+            summary, detail = limits.exceeded(
+                "max_alias_nodes", f"with this alias, the nodes the aliases of this file add ({self.alias_nodes:,})")
+            raise _LimitError(None, None, summary, mark, detail)
+        if self.depth + height > limits.max_depth:
+            summary, detail = limits.exceeded(
+                "max_depth", f"expanded, this alias nests the document {self.depth + height} levels deep, which")
+            raise _LimitError(None, None, summary, mark, detail)
+
+
+class _Constructor(RoundTripConstructor):
+    """ruamel's round-trip constructor: a duplicate key keeps where it was first written, and a value ruamel
+    cannot construct (`0x_`, a 13th month) is an error at its node instead of an exception without a place."""
+
+    def check_mapping_key(self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any) -> bool:
+        if key in mapping:
+            try:
+                first = tuple(mapping.lc.key(key))[:2]
+            except (KeyError, TypeError, AttributeError):
+                first = None
+            raise _DuplicateKey(key, first, node, key_node)
+        return True
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (MarkedYAMLError, RecursionError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - ruamel's own failure on a value: located here
+            raise ConstructorError(None, None, f"cannot read this value ({type(exc).__name__}: {exc})",
+                                   node.start_mark) from None
+
+
+def _yaml(limits: Limits) -> YAML:
     y = YAML(typ="rt")
     y.allow_duplicate_keys = False
+    y.Composer = _MeasuringComposer
+    y.Constructor = _Constructor
+    y.max_depth = limits.max_depth
+    y.composer.limits = limits
     return y
 
 
-def parse_text(text: str, file: str, base_dir: Path | None = None, *,
-               fast: bool = True) -> tuple[list[Document], list[Diagnostic]]:
+def parse_text(text: str, file: str, base_dir: Path | None = None, *, fast: bool = True,
+               limits: Limits = DEFAULT_LIMITS) -> tuple[list[Document], list[Diagnostic]]:
     """Parse a multi-document YAML text; a syntax or duplicate-key error ends that file with a diagnostic.
 
     libyaml parses (fast=True) unless the text holds something only ruamel's round-trip loader reproduces
-    (an explicit tag, a directive, a duplicate key, a syntax error, ...): then, or with fast=False, ruamel
-    parses the whole text, and its result and diagnostics are the reference the fast path matches.
+    (an explicit tag, a directive, a duplicate key, a syntax error, a crossed limit, ...): then, or with
+    fast=False, ruamel parses the whole text, and its result and diagnostics are the reference the fast path
+    matches.
     """
     base = base_dir or Path(".")
     if fast:
         try:
-            return _fast_parse(text, file, base), []
+            return _fast_parse(text, file, base, limits)
         except _Fallback:
             pass
-    return _ruamel_parse(text, file, base)
+    return _ruamel_parse(text, file, base, limits)
 
 
-def _ruamel_parse(text: str, file: str, base: Path) -> tuple[list[Document], list[Diagnostic]]:
+def _at(file: str, mark: Any) -> Source:
+    return Source(file, mark.line + 1, mark.column + 1) if mark is not None else Source(file)
+
+
+def _ruamel_parse(text: str, file: str, base: Path, limits: Limits) -> tuple[list[Document], list[Diagnostic]]:
     docs: list[Document] = []
     diags: list[Diagnostic] = []
+    y = _yaml(limits)
+    composer = y.composer
     try:
-        for index, node in enumerate(_yaml().load_all(text)):
+        for index, node in enumerate(y.load_all(text)):
+            if index >= limits.max_documents_per_file:
+                diags.append(_too_many_documents(file, composer.root.start_mark, limits))
+                break
             if node is None:
                 continue
             positions: dict[Path_, tuple[int, int]] = {}
             if hasattr(node, "lc"):
                 positions[()] = (node.lc.line + 1, node.lc.col + 1)
-            docs.append(Document(file, index, _plain(node, (), positions), positions, base))
-    except DuplicateKeyError as exc:
-        mark = exc.problem_mark
-        diags.append(error("duplicate key in mapping",
-                           (exc.problem or "").strip().replace("\n", " ") or "each key may appear once per mapping",
-                           source=Source(file, mark.line + 1, mark.column + 1) if mark else Source(file)))
+            problems: list[tuple[Path_, str]] = []
+            doc = Document(file, index, _plain(node, (), positions, problems), positions, base)
+            docs.append(doc)
+            for path, tag in problems:
+                diags.append(error(f"unsupported YAML tag '{_short_tag(tag)}'",
+                                   "manifests are plain YAML: no tags other than !!str, !!int, !!float, !!bool, "
+                                   "!!null, !!map, !!seq and !!timestamp", source=doc.source(path),
+                                   field=_field(path) or None))
+    except _DuplicateKey as exc:
+        diags.append(_duplicate_key(exc, file, composer.root))
+    except _LimitError as exc:
+        diags.append(error(exc.problem, exc.note or "", source=_at(file, exc.problem_mark)))
+    except MaxDepthExceededError as exc:
+        summary, detail = limits.exceeded("max_depth", f"a node nested {limits.max_depth + 1} levels deep")
+        diags.append(error(summary, detail, source=_at(file, exc.problem_mark)))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        diags.append(error(f"invalid YAML: {exc.problem or exc.context}",
-                           source=Source(file, mark.line + 1, mark.column + 1) if mark else Source(file)))
+        context = ""
+        if exc.context and exc.context_mark is not None and exc.problem_mark is not None:
+            context = f"{exc.context} at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+        elif exc.context and exc.problem:
+            context = exc.context
+        diags.append(error(f"invalid YAML: {exc.problem or exc.context}", context, source=_at(file, mark)))
+    except ReaderError as exc:
+        diags.append(_unacceptable_character(exc, text, file))
+    except RecursionError:
+        diags.append(error("the document nests too deeply for the YAML parser",
+                           "lower the nesting (FLEETCTL_MAX_DEPTH bounds it; above ~200 levels the parser's own "
+                           "recursion ends first)", source=Source(file, 1, 1)))
     return docs, diags
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def _field(path: Path_) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _node_path(root: Any, target: Any) -> Path_ | None:
+    """The path of node `target` in the composed document `root` (scalar keys as written)."""
+    stack: list[tuple[Any, Path_]] = [(root, ())]
+    seen: set[int] = set()
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        if id(node) in seen or isinstance(node, ScalarNode) or node is None:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, ScalarNode) else "?"
+                stack.append((value_node, path + (key,)))
+        elif isinstance(node, SequenceNode):
+            stack.extend((item, path + (i,)) for i, item in enumerate(node.value))
+    return None
+
+
+def _document_label(root: Any) -> str:
+    """`the Target 'aws-eu'` for a composed manifest document, or "" (the loader knows no kinds)."""
+    if not isinstance(root, MappingNode):
+        return ""
+    top: dict[Any, Any] = {}
+    for k, v in root.value:
+        if isinstance(k, ScalarNode):
+            top.setdefault(k.value, v)
+    kind = top.get("kind")
+    meta = top.get("metadata")
+    name = None
+    if isinstance(meta, MappingNode):
+        name = next((v.value for k, v in meta.value if isinstance(k, ScalarNode) and k.value == "name"
+                     and isinstance(v, ScalarNode)), None)
+    if not isinstance(kind, ScalarNode):
+        return ""
+    return f"the {kind.value}" + (f" '{name}'" if name else "")
+
+
+def _duplicate_key(exc: _DuplicateKey, file: str, root: Any) -> Diagnostic:
+    """Both places a key is written, and its field path; never the values (they may be secrets)."""
+    second = exc.problem_mark
+    where = _node_path(root, exc.mapping)
+    key = exc.key if isinstance(exc.key, (str, int, bool)) or exc.key is None else str(exc.key)
+    first = f"line {exc.first[0] + 1}, column {exc.first[1] + 1}" if exc.first else "earlier in the mapping"
+    label = _document_label(root)
+    detail = (f"key {_quoted(key)} is written at {first} and again at line {second.line + 1}, column "
+              f"{second.column + 1}{' (in ' + label + ')' if label else ''}; each key may appear once per mapping")
+    field = _field(where + (key,)) if where is not None else None
+    return error("duplicate key in mapping", detail, source=_at(file, second), field=field)
+
+
+def _quoted(key: Any) -> str:
+    return f'"{key}"' if isinstance(key, str) else repr(key)
+
+
+_C0_NAMES = ("NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI DLE DC1 DC2 DC3 DC4 NAK SYN ETB CAN EM SUB "
+             "ESC FS GS RS US").split()
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of character `offset` of `text`."""
+    line_start = text.rfind("\n", 0, offset) + 1
+    return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def _unacceptable_character(exc: ReaderError, text: str, file: str) -> Diagnostic:
+    code = exc.character if isinstance(exc.character, int) else 0
+    name = _C0_NAMES[code] if code < 32 else "DEL" if code == 127 else ""
+    what = f"U+{code:04X}" + (f" ({name})" if name else "")
+    line, col = line_col(text, exc.position) if isinstance(exc.position, int) else (1, 1)
+    return error(f"character {what} is not allowed in YAML text",
+                 "remove it, or write it as an escape inside a double-quoted string (\"\\x%02X\")" % code
+                 if code < 256 else "remove it, or write it as an escape inside a double-quoted string",
+                 source=Source(file, line, col))
+
+
+def read_text(path: Path, file: str, limits: Limits = DEFAULT_LIMITS, *,
+              what: str = "manifest") -> tuple[str | None, Diagnostic | None]:
+    """A file's text, decoded as UTF-8 (a leading byte order mark kept), or the located reason it cannot be had:
+    too large (before reading it), unreadable, or not UTF-8 (at the line and column of the first bad byte)."""
+    try:
+        size = path.stat().st_size
+        if size > limits.max_file_bytes:
+            summary, detail = limits.exceeded("max_file_bytes", f"the {what} file's size, {size:,} bytes,")
+            return None, error(summary, detail, source=Source(file, 1, 1))
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, error(f"cannot read {what} file: {exc.strerror or exc}", source=Source(file))
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        return None, _not_utf8(data, exc, file)
+
+
+def _not_utf8(data: bytes, exc: UnicodeDecodeError, file: str) -> Diagnostic:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return error("the file is UTF-16 text, not UTF-8", "save it as UTF-8 (without a byte order mark)",
+                     source=Source(file, 1, 1))
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    line = data.count(b"\n", 0, exc.start) + 1
+    col = len(data[line_start:exc.start].decode("utf-8", errors="replace")) + 1
+    return error(f"invalid UTF-8: byte 0x{data[exc.start]:02X} ({exc.reason})",
+                 "manifests are UTF-8 text; save the file as UTF-8", source=Source(file, line, col))
 
 
 def manifest_files(root: Path) -> Iterator[Path]:
@@ -464,23 +793,32 @@ def manifest_files(root: Path) -> Iterator[Path]:
                 yield Path(dirpath) / name
 
 
-def load_path(root: Path) -> tuple[list[Document], list[Diagnostic]]:
-    """Load every manifest below `root`. File names in positions are relative to `root` (or its parent)."""
+def load_path(root: Path, limits: Limits | None = None) -> tuple[list[Document], list[Diagnostic]]:
+    """Load every manifest below `root`. File names in positions are relative to `root` (or its parent).
+    `limits`: those in force (default: engine/manifest/limits.py's, overridden by FLEETCTL_MAX_* variables)."""
     root = Path(root)
     docs: list[Document] = []
     diags: list[Diagnostic] = []
+    if limits is None:
+        limits, bad = Limits.from_env()
+        diags.extend(bad)
     rel_base = root if root.is_dir() else root.parent
     for path in manifest_files(root):
         try:
             rel = str(path.relative_to(rel_base.parent if rel_base.parent != rel_base else rel_base))
         except ValueError:
             rel = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            diags.append(error(f"cannot read manifest: {exc}", source=Source(rel)))
+        text, problem = read_text(path, rel, limits)
+        if text is None:
+            diags.append(problem)
             continue
-        d, e = parse_text(text, rel, path.parent)
-        docs.extend(d)
+        d, e = parse_text(text, rel, path.parent, limits=limits)
         diags.extend(e)
+        if len(docs) + len(d) > limits.max_documents:
+            over = d[limits.max_documents - len(docs)]
+            docs.extend(d[:limits.max_documents - len(docs)])
+            summary, detail = limits.exceeded("max_documents", f"document {limits.max_documents + 1:,} of the fleet")
+            diags.append(error(summary, detail, source=over.source()))
+            break
+        docs.extend(d)
     return docs, diags
