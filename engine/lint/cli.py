@@ -50,7 +50,15 @@ def render_text(result: LintResult) -> str:
         lines.append(f"    hint: {f.hint}")
     counts = {lv: sum(1 for f in result.active if f.level is lv) for lv in Level}
     suppressed = f", {len(result.suppressed)} suppressed" if result.suppressed else ""
-    if result.active:
+    if result.diagnostics:             # unreadable manifests: the run is not clean, whatever the rules found
+        if lines:
+            lines.append("")
+        lines.extend(d.render() for d in result.diagnostics)
+        lines.append("")
+        found = (f"{len(result.active)} finding(s)" if result.active else "no findings") + suppressed
+        lines.append(f"{len(result.diagnostics)} error(s): what could not be read was not linted; {found} in the "
+                     f"{result.documents} document(s) read.")
+    elif result.active:
         lines.append("")
         lines.append(f"{len(result.active)} finding(s) in {result.documents} document(s): "
                      + ", ".join(f"{n} {lv.value}(s)" for lv, n in counts.items() if n) + suppressed + ".")
@@ -163,8 +171,9 @@ def command(path: str, fmt: str, select: tuple[str, ...], ignore: tuple[str, ...
         Path(output).write_text(report, encoding="utf-8")
     else:
         click.echo(report, nl=False)
-    for d in result.diagnostics:
-        click.echo(d.render(), err=True)
+    if output or fmt != "text":        # the text report on stdout holds them already
+        for d in result.diagnostics:
+            click.echo(d.render(), err=True)
     if result.diagnostics:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if result.active else EXIT_OK)

@@ -25,6 +25,7 @@ from engine import kinds as registry
 from engine.diagnostics import Diagnostic, Diagnostics, Source, error
 from engine.kinds import KindDecl
 from engine.manifest import generators
+from engine.manifest.limits import Limits
 from engine.manifest.loader import Document, load_path
 from engine.manifest.types import Envelope, PemRef, SecretRefModel
 from engine.pki import CertInfo, PemError, cert_info, issued_by
@@ -417,14 +418,16 @@ def _load_fleet(root: Path, env: Mapping[str, str] | None, resolve_secrets: bool
     if not root.exists():
         diags.add(error(f"fleet path not found: {root}"))
         return Fleet(root, [], [], diags)
-    docs, load_diags = load_path(root)
+    limits, bad_limits = Limits.from_env(env)      # FLEETCTL_MAX_* (engine/manifest/limits.py)
+    diags.extend(bad_limits)
+    docs, load_diags = load_path(root, limits)
     diags.extend(load_diags)
     if on_targets is not None:
         early = [d for d in docs if isinstance(d.data, dict) and d.data.get("kind") == "Target"]
         on_targets({m.name: m.spec for m in validate_documents(early, Diagnostics())
                     if m.decl.qualified == "fleetctl.Target"})
     fleet_root = root if root.is_dir() else root.parent
-    docs = generators.expand_all(docs, fleet_root, diags, registry.lookup)   # ThingSet rows → documents
+    docs = generators.expand_all(docs, fleet_root, diags, registry.lookup, limits)   # ThingSet rows → documents
     manifests = validate_documents(docs, diags)
     index = _index(manifests, diags)
     manifests = [m for m in manifests if index.get((m.decl.qualified, m.target, m.name)) is m]
