@@ -50,14 +50,13 @@ def render_text(result: LintResult) -> str:
         lines.append(f"    hint: {f.hint}")
     counts = {lv: sum(1 for f in result.active if f.level is lv) for lv in Level}
     suppressed = f", {len(result.suppressed)} suppressed" if result.suppressed else ""
-    if result.diagnostics:             # unreadable manifests: the run is not clean, whatever the rules found
+    if result.diagnostics:             # unreadable manifests (printed on stderr): the run is not clean
         if lines:
             lines.append("")
-        lines.extend(d.render() for d in result.diagnostics)
-        lines.append("")
         found = (f"{len(result.active)} finding(s)" if result.active else "no findings") + suppressed
-        lines.append(f"{len(result.diagnostics)} error(s): what could not be read was not linted; {found} in the "
-                     f"{result.documents} document(s) read.")
+        where = ", ".join(sorted({str(d.source.file) for d in result.diagnostics if d.source})) or "the fleet"
+        lines.append(f"{len(result.diagnostics)} error(s) in {where}: what could not be read was not linted; "
+                     f"{found} in the {result.documents} document(s) read.")
     elif result.active:
         lines.append("")
         lines.append(f"{len(result.active)} finding(s) in {result.documents} document(s): "
@@ -171,9 +170,8 @@ def command(path: str, fmt: str, select: tuple[str, ...], ignore: tuple[str, ...
         Path(output).write_text(report, encoding="utf-8")
     else:
         click.echo(report, nl=False)
-    if output or fmt != "text":        # the text report on stdout holds them already
-        for d in result.diagnostics:
-            click.echo(d.render(), err=True)
+    for d in result.diagnostics:
+        click.echo(d.render(), err=True)
     if result.diagnostics:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_FINDINGS if result.active else EXIT_OK)
