@@ -473,9 +473,7 @@ def _fast_parse(text: str, file: str, base: Path,
                 expanded += _alias_nodes(node, memo) - len(memo)
                 if expanded > limits.max_alias_nodes:
                     raise _Fallback      # ruamel's composer stops at the alias that crosses the limit
-            positions: dict[Path_, tuple[int, int]] = {}
-            if node.tag is _MAP or node.tag is _SEQ:
-                positions[()] = (node.start_mark.line + 1, node.start_mark.column + 1)
+            positions: dict[Path_, tuple[int, int]] = {(): (node.start_mark.line + 1, node.start_mark.column + 1)}
             data = _fast_value(node, (), positions, deepest)
             if data is not None:
                 docs.append(Document(file, index, data, positions, base))
@@ -635,6 +633,9 @@ def _ruamel_parse(text: str, file: str, base: Path, limits: Limits) -> tuple[lis
             positions: dict[Path_, tuple[int, int]] = {}
             if hasattr(node, "lc"):
                 positions[()] = (node.lc.line + 1, node.lc.col + 1)
+            else:          # a scalar document (`just text`, `42`): where its node starts
+                mark = composer.root.start_mark
+                positions[()] = (mark.line + 1, mark.column + 1)
             problems: list[tuple[Path_, str]] = []
             doc = Document(file, index, _plain(node, (), positions, problems), positions, base)
             docs.append(doc)
