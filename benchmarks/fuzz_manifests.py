@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     per_command: dict[str, list[float]] = {}
     failures: list[dict[str, object]] = []
     errors = 0
+    slow: list[tuple[float, str, dict[str, float]]] = []
     started = time.perf_counter()
 
     @hypothesis_seed(args.seed)
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, seconds in out.seconds.items():
             per_command.setdefault(name, []).append(seconds)
         errors += out.errors
+        if times[-1] > 2:
+            slow.append((times[-1], fz.case_text(base, target, changes), dict(out.seconds)))
         if out.failures:
             failures.append({"case": fz.case_text(base, target, changes), "failures": out.failures})
             print(f"FAIL {fz.case_text(base, target, changes)}", *out.failures, sep="\n  ", flush=True)
@@ -75,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
           f"peak RSS {figures['peakRssMb']} MB; {figures['wallSeconds']} s in all")
     for name, f in figures["perCommand"].items():
         print(f"  {name:<9} {f['runs']:>5} runs, median {f['medianSeconds']} s, max {f['maxSeconds']} s")
+    for seconds, case, commands in sorted(slow, reverse=True)[:10]:
+        print(f"  slowest: {seconds:.2f} s {', '.join(f'{k} {v:.2f} s' for k, v in commands.items())}: {case[:400]}")
     if args.json:
         Path(args.json).write_text(json.dumps({**figures, "failures": failures}, indent=2) + "\n")
     return 1 if failures else 0

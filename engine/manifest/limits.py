@@ -14,7 +14,11 @@ CVE-2019-11253), but the nodes they add to a file are bounded, and they are coun
 where an alias is one shared node, before anything is expanded.
 
 The limits are read from the environment (`FLEETCTL_MAX_*`), so a pipeline raises them for one job without a
-change to the fleet a pull request could make.
+change to the fleet a pull request could make. Within them, a load costs time and memory in proportion to the
+YAML nodes it reads (libyaml composes ~100,000 nodes a second here, each held as an object until converted), and
+the densest text, a flow list of one-digit numbers, holds one node per two bytes: a pipeline that plans untrusted
+pull requests may lower FLEETCTL_MAX_FILE_BYTES (a 100,000-device fleet at 1,000 documents per file needs 256 KB
+per file).
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ class Limit:
 
 
 LIMITS: tuple[Limit, ...] = (
-    Limit("max_file_bytes", "FLEETCTL_MAX_FILE_BYTES", 64 * 1024 * 1024,
+    Limit("max_file_bytes", "FLEETCTL_MAX_FILE_BYTES", 32 * 1024 * 1024,
           "bytes of one manifest or ThingSet CSV file"),
     Limit("max_depth", "FLEETCTL_MAX_DEPTH", 64,
           "nesting depth of a YAML document (the document's own node is level 1, a top-level value level 2)"),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Set as AbstractSet
@@ -35,7 +36,7 @@ from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning
 
 from engine.diagnostics import Diagnostic, Source, error
 from engine.manifest.limits import DEFAULT as DEFAULT_LIMITS, Limits
@@ -624,26 +625,9 @@ def _ruamel_parse(text: str, file: str, base: Path, limits: Limits) -> tuple[lis
     y = _yaml(limits)
     composer = y.composer
     try:
-        for index, node in enumerate(y.load_all(text)):
-            if index >= limits.max_documents_per_file:
-                diags.append(_too_many_documents(file, composer.root.start_mark, limits))
-                break
-            if node is None:
-                continue
-            positions: dict[Path_, tuple[int, int]] = {}
-            if hasattr(node, "lc"):
-                positions[()] = (node.lc.line + 1, node.lc.col + 1)
-            else:          # a scalar document (`just text`, `42`): where its node starts
-                mark = composer.root.start_mark
-                positions[()] = (mark.line + 1, mark.column + 1)
-            problems: list[tuple[Path_, str]] = []
-            doc = Document(file, index, _plain(node, (), positions, problems), positions, base)
-            docs.append(doc)
-            for path, tag in problems:
-                diags.append(error(f"unsupported YAML tag '{_short_tag(tag)}'",
-                                   "manifests are plain YAML: no tags other than !!str, !!int, !!float, !!bool, "
-                                   "!!null, !!map, !!seq and !!timestamp", source=doc.source(path),
-                                   field=_field(path) or None))
+        with warnings.catch_warnings():      # a reused anchor is valid YAML (the later one wins): no warning text
+            warnings.simplefilter("ignore", ReusedAnchorWarning)
+            _ruamel_documents(y, text, file, base, limits, docs, diags)
     except _DuplicateKey as exc:
         diags.append(_duplicate_key(exc, file, composer.root))
     except _LimitError as exc:
@@ -666,6 +650,32 @@ def _ruamel_parse(text: str, file: str, base: Path, limits: Limits) -> tuple[lis
                            "lower the nesting (FLEETCTL_MAX_DEPTH bounds it; above ~200 levels the parser's own "
                            "recursion ends first)", source=Source(file, 1, 1)))
     return docs, diags
+
+
+def _ruamel_documents(y: YAML, text: str, file: str, base: Path, limits: Limits, docs: list[Document],
+                      diags: list[Diagnostic]) -> None:
+    composer = y.composer
+    for index, node in enumerate(y.load_all(text)):
+        if index >= limits.max_documents_per_file:
+            diags.append(_too_many_documents(file, composer.root.start_mark, limits))
+            break
+        if node is None:
+            continue
+        positions: dict[Path_, tuple[int, int]] = {}
+        lc = getattr(node, "lc", None)
+        if lc is not None and lc.line is not None:
+            positions[()] = (lc.line + 1, lc.col + 1)
+        else:          # a scalar document (`just text`, `42`, `!tag x`): where its node starts
+            mark = composer.root.start_mark
+            positions[()] = (mark.line + 1, mark.column + 1)
+        problems: list[tuple[Path_, str]] = []
+        doc = Document(file, index, _plain(node, (), positions, problems), positions, base)
+        docs.append(doc)
+        for path, tag in problems:
+            diags.append(error(f"unsupported YAML tag '{_short_tag(tag)}'",
+                               "manifests are plain YAML: no tags other than !!str, !!int, !!float, !!bool, "
+                               "!!null, !!map, !!seq and !!timestamp", source=doc.source(path),
+                               field=_field(path) or None))
 
 
 def _short_tag(tag: str) -> str:
