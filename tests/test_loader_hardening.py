@@ -302,3 +302,37 @@ def test_internal_error_is_reserved_for_bugs_and_asks_for_a_report(tmp_path, mon
     assert res.exit_code == 1
     assert "internal error (ZeroDivisionError): a bug" in res.stderr
     assert "This is a bug in fleetctl" in res.stderr and "FLEETCTL_DEBUG=1" in res.stderr and "/issues" in res.stderr
+
+
+def test_the_limits_doc_lists_every_limit_as_declared():
+    doc = (ROOT / "docs" / "manifest-limits.md").read_text(encoding="utf-8")
+    assert describe() in doc
+
+
+def _shard(n: int = 1000) -> list[str]:
+    return [f"apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {{name: esp32-{i:012X}, target: aws-eu}}\n"
+            f"spec:\n  thingType: esp32\n  attributes: {{mac: \"24:0A:C4:{i:06X}\", site: site-{i % 20}}}\n"
+            for i in range(n)]
+
+
+def test_a_large_file_needing_ruamel_sends_only_its_odd_documents_there():
+    """One tab (or tag) in a file of 1,000 things: the others stay on libyaml, the result is ruamel's own."""
+    import time
+    docs = _shard()
+    docs[500] = docs[500].replace("thingType: esp32", "thingType: \"esp\t32\"")
+    docs[700] = docs[700].replace("thingType: esp32", "thingType: !!str esp32")
+    text = "---\n".join(docs)
+    started = time.perf_counter()
+    fast = parse_text(text, "x.yaml")
+    fast_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    ref = parse_text(text, "x.yaml", fast=False)
+    ref_seconds = time.perf_counter() - started
+    assert [(d.index, d.data, d.positions) for d in fast[0]] == [(d.index, d.data, d.positions) for d in ref[0]]
+    assert fast[1] == ref[1] == [] and len(fast[0]) == 1000 and fast[0][500].data["spec"]["thingType"] == "esp\t32"
+    assert fast_seconds * 3 < ref_seconds, (fast_seconds, ref_seconds)
+    docs[900] = docs[900].replace("  thingType: esp32\n", "  thingType: esp32\n  thingType: esp33\n")
+    text = "---\n".join(docs)
+    fast, ref = parse_text(text, "x.yaml"), parse_text(text, "x.yaml", fast=False)
+    assert [(d.index, d.data) for d in fast[0]] == [(d.index, d.data) for d in ref[0]] and len(fast[0]) == 900
+    assert fast[1] == ref[1] and fast[1][0].source.line == 900 * 7 + 6 and fast[1][0].field == "spec.thingType"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from collections.abc import Set as AbstractSet
 from typing import Any, Iterator
@@ -34,7 +34,7 @@ from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
 from ruamel.yaml.constructor import ConstructorError, DuplicateKeyError, RoundTripConstructor
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.reader import Reader, ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
 from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning
 
@@ -449,21 +449,30 @@ def _alias_nodes(node: Any, memo: dict[int, int | None]) -> int:
     return size
 
 
-def _fast_parse(text: str, file: str, base: Path,
-                limits: Limits = DEFAULT_LIMITS) -> tuple[list[Document], list[Diagnostic]]:
+@dataclass
+class _Tally:
+    """What the parts of one file parsed so far hold: documents (the next one's index) and alias-added nodes."""
+
+    documents: int = 0
+    alias_nodes: int = 0
+
+
+def _fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMITS,
+                tally: _Tally | None = None) -> tuple[list[Document], list[Diagnostic]]:
     if _CParser is None or _ruamel_only(text) or _maybe_too_deep(text):
         raise _Fallback
+    tally = tally or _Tally()
     docs: list[Document] = []
     diags: list[Diagnostic] = []
     deepest = min(_MAX_DEPTH, limits.max_depth - 2)   # a collection at this depth holds items 2 levels deeper
     aliases = _MAY_ALIAS.search(text) is not None
-    expanded = 0
+    expanded = tally.alias_nodes
     try:
         composer = _Composer(text)
     except Exception as exc:
         raise _Fallback from exc
     try:
-        index = 0
+        index = tally.documents
         while composer.check_node():
             node = composer.get_node()
             if index >= limits.max_documents_per_file:
@@ -485,6 +494,7 @@ def _fast_parse(text: str, file: str, base: Path,
         raise _Fallback from exc
     finally:
         composer.dispose()
+    tally.documents, tally.alias_nodes = index, expanded
     return docs, diags
 
 
@@ -591,6 +601,7 @@ def _yaml(limits: Limits) -> YAML:
     y = YAML(typ="rt")
     y.allow_duplicate_keys = False
     y.Composer = _MeasuringComposer
+    y.Reader = Reader
     y.Constructor = _Constructor
     y.max_depth = limits.max_depth
     y.composer.limits = limits
@@ -612,22 +623,66 @@ def parse_text(text: str, file: str, base_dir: Path | None = None, *, fast: bool
             return _fast_parse(text, file, base, limits)
         except _Fallback:
             pass
+        if len(text) > _SPLIT_ABOVE and _DIRECTIVE.search(text) is None:
+            return _by_document(text, file, base, limits)
     return _ruamel_parse(text, file, base, limits)
+
+
+# ruamel reads ~30 times slower than libyaml (2 minutes for the 23 MB of a 100,000-device fleet), so a large text
+# that needs it is cut into its documents first, and only those that need it go to ruamel: one tab in a file of
+# 1,000 things costs one document, not the file. A `---` at a line start always begins a document (the YAML spec
+# forbids it inside any scalar), so the cut changes no document; a directive (`%YAML`) would bind to the wrong one,
+# so a text with directives is not cut. Small texts go to ruamel whole (tests/test_loader_fast.py's reference).
+_SPLIT_ABOVE = 64 * 1024
+_DOCUMENT_START = re.compile(r"^---(?=[ \t\r\n]|$)", re.M)
+
+
+def _by_document(text: str, file: str, base: Path, limits: Limits) -> tuple[list[Document], list[Diagnostic]]:
+    docs: list[Document] = []
+    diags: list[Diagnostic] = []
+    tally = _Tally()
+    starts = [0] + [m.start() for m in _DOCUMENT_START.finditer(text) if m.start()]
+    line = 0
+    for start, end in zip(starts, starts[1:] + [len(text)]):
+        part = text[start:end]
+        shift = 0
+        try:
+            got, found = _fast_parse(part, file, base, limits, tally)
+        except _Fallback:
+            got, found = _ruamel_parse(part, file, base, limits, tally, line)   # ruamel counts from `line`
+        else:
+            shift = line
+        if line and shift:
+            for doc in got:
+                doc.positions = {k: (ln + line, col) for k, (ln, col) in doc.positions.items()}
+            found = [replace(d, source=replace(d.source, line=d.source.line + line))
+                     if d.source is not None and d.source.line else d for d in found]
+        docs.extend(got)
+        diags.extend(found)
+        if found:                       # an error ends the file, as it does when ruamel reads it whole
+            break
+        line += part.count("\n")
+    return docs, diags
 
 
 def _at(file: str, mark: Any) -> Source:
     return Source(file, mark.line + 1, mark.column + 1) if mark is not None else Source(file)
 
 
-def _ruamel_parse(text: str, file: str, base: Path, limits: Limits) -> tuple[list[Document], list[Diagnostic]]:
+def _ruamel_parse(text: str, file: str, base: Path, limits: Limits, tally: _Tally | None = None,
+                  line_offset: int = 0) -> tuple[list[Document], list[Diagnostic]]:
+    """ruamel reads `text`, which starts at line `line_offset` + 1 of the file (a document of a larger text)."""
     docs: list[Document] = []
     diags: list[Diagnostic] = []
+    tally = tally or _Tally()
     y = _yaml(limits)
+    y.reader.line = line_offset              # every mark ruamel makes counts lines from here
     composer = y.composer
+    composer.alias_nodes = tally.alias_nodes
     try:
         with warnings.catch_warnings():      # a reused anchor is valid YAML (the later one wins): no warning text
             warnings.simplefilter("ignore", ReusedAnchorWarning)
-            _ruamel_documents(y, text, file, base, limits, docs, diags)
+            _ruamel_documents(y, text, file, base, limits, docs, diags, tally)
     except _DuplicateKey as exc:
         diags.append(_duplicate_key(exc, file, composer.root))
     except _LimitError as exc:
@@ -644,18 +699,19 @@ def _ruamel_parse(text: str, file: str, base: Path, limits: Limits) -> tuple[lis
             context = exc.context
         diags.append(error(f"invalid YAML: {exc.problem or exc.context}", context, source=_at(file, mark)))
     except ReaderError as exc:
-        diags.append(_unacceptable_character(exc, text, file))
+        diags.append(_unacceptable_character(exc, text, file, line_offset))
     except RecursionError:
         diags.append(error("the document nests too deeply for the YAML parser",
                            "lower the nesting (FLEETCTL_MAX_DEPTH bounds it; above ~200 levels the parser's own "
-                           "recursion ends first)", source=Source(file, 1, 1)))
+                           "recursion ends first)", source=Source(file, line_offset + 1, 1)))
     return docs, diags
 
 
 def _ruamel_documents(y: YAML, text: str, file: str, base: Path, limits: Limits, docs: list[Document],
-                      diags: list[Diagnostic]) -> None:
+                      diags: list[Diagnostic], tally: _Tally) -> None:
     composer = y.composer
-    for index, node in enumerate(y.load_all(text)):
+    for index, node in enumerate(y.load_all(text), start=tally.documents):
+        tally.documents, tally.alias_nodes = index + 1, composer.alias_nodes
         if index >= limits.max_documents_per_file:
             diags.append(_too_many_documents(file, composer.root.start_mark, limits))
             break
@@ -676,6 +732,7 @@ def _ruamel_documents(y: YAML, text: str, file: str, base: Path, limits: Limits,
                                "manifests are plain YAML: no tags other than !!str, !!int, !!float, !!bool, "
                                "!!null, !!map, !!seq and !!timestamp", source=doc.source(path),
                                field=_field(path) or None))
+    tally.alias_nodes = composer.alias_nodes
 
 
 def _short_tag(tag: str) -> str:
@@ -752,7 +809,7 @@ def line_col(text: str, offset: int) -> tuple[int, int]:
     return text.count("\n", 0, offset) + 1, offset - line_start + 1
 
 
-def _unacceptable_character(exc: ReaderError, text: str, file: str) -> Diagnostic:
+def _unacceptable_character(exc: ReaderError, text: str, file: str, line_offset: int = 0) -> Diagnostic:
     code = exc.character if isinstance(exc.character, int) else 0
     name = _C0_NAMES[code] if code < 32 else "DEL" if code == 127 else ""
     what = f"U+{code:04X}" + (f" ({name})" if name else "")
@@ -760,7 +817,7 @@ def _unacceptable_character(exc: ReaderError, text: str, file: str) -> Diagnosti
     return error(f"character {what} is not allowed in YAML text",
                  "remove it, or write it as an escape inside a double-quoted string (\"\\x%02X\")" % code
                  if code < 256 else "remove it, or write it as an escape inside a double-quoted string",
-                 source=Source(file, line, col))
+                 source=Source(file, line + line_offset, col))
 
 
 def read_text(path: Path, file: str, limits: Limits = DEFAULT_LIMITS, *,
