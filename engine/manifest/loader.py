@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Set as AbstractSet
 from typing import Any, Iterator
@@ -139,6 +139,14 @@ except ImportError:  # PyYAML built without libyaml: the ruamel path only
 
 class _Fallback(Exception):
     """The fast path cannot reproduce ruamel's result for this text."""
+
+
+class _Duplicate(Exception):
+    """A key written twice in a mapping (the first in ruamel's construction order): where, and where first."""
+
+    def __init__(self, key: Any, first: tuple[int, int] | None, mapping: Any, key_node: Any) -> None:
+        super().__init__(key)
+        self.key, self.first, self.mapping, self.key_node = key, first, mapping, key_node
 
 
 # Tags the composer gets from _Composer.resolve for nodes written without an explicit tag; an explicit tag
@@ -330,8 +338,13 @@ def _fast_value(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]],
                 key = key_node.value
             else:
                 raise _Fallback  # a tagged or a collection key
-            if key in out:
-                raise _Fallback  # ruamel's duplicate-key diagnostic, word for word
+            if key in out:   # ruamel constructs the value first (a duplicate inside it is reported first)
+                vtag = value_node.tag
+                if vtag is _MAP or vtag is _SEQ:
+                    _fast_value(value_node, path + (key,), {}, deepest, depth + 1)
+                else:
+                    _scalar(value_node)
+                raise _Duplicate(key, positions.get(path + (key,)), node, key_node)
             sub = path + (key,)
             mark = key_node.start_mark
             positions[sub] = (mark.line + 1, mark.column + 1)
@@ -457,8 +470,10 @@ class _Tally:
     alias_nodes: int = 0
 
 
-def _fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMITS,
-                tally: _Tally | None = None) -> tuple[list[Document], list[Diagnostic]]:
+def _fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMITS, tally: _Tally | None = None,
+                line_offset: int = 0) -> tuple[list[Document], list[Diagnostic]]:
+    """libyaml's documents of `text`; diagnostics count lines from `line_offset` (positions do not: the caller
+    shifts them, off the hot path)."""
     if _CParser is None or _ruamel_only(text) or _maybe_too_deep(text):
         raise _Fallback
     tally = tally or _Tally()
@@ -476,7 +491,7 @@ def _fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMIT
         while composer.check_node():
             node = composer.get_node()
             if index >= limits.max_documents_per_file:
-                diags.append(_too_many_documents(file, node.start_mark, limits))
+                diags.append(_too_many_documents(file, _Mark(node.start_mark, line_offset), limits))
                 break
             if aliases:
                 memo: dict[int, int | None] = {}
@@ -484,7 +499,17 @@ def _fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMIT
                 if expanded > limits.max_alias_nodes:
                     raise _Fallback      # ruamel's composer stops at the alias that crosses the limit
             positions: dict[Path_, tuple[int, int]] = {(): (node.start_mark.line + 1, node.start_mark.column + 1)}
-            data = _fast_value(node, (), positions, deepest)
+            try:
+                data = _fast_value(node, (), positions, deepest)
+            except _Duplicate as dup:
+                # ruamel composes the whole document before it constructs: a merge key or a nesting past the
+                # limit anywhere in it is ruamel's to report; otherwise the duplicate is, in ruamel's own words
+                if _merges_or_height(node, {}) > min(limits.max_depth, _MAX_DEPTH):
+                    raise _Fallback from None
+                first = (dup.first[0] - 1 + line_offset, dup.first[1] - 1) if dup.first else None
+                diags.append(_duplicate_key(dup.key, first, _Mark(dup.key_node.start_mark, line_offset), dup.mapping,
+                                            node, file))
+                break
             if data is not None:
                 docs.append(Document(file, index, data, positions, base))
             index += 1
@@ -496,6 +521,41 @@ def _fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMIT
         composer.dispose()
     tally.documents, tally.alias_nodes = index, expanded
     return docs, diags
+
+
+class _Mark:
+    """A libyaml mark moved down by `offset` lines (a document cut from a larger text)."""
+
+    __slots__ = ("line", "column")
+
+    def __init__(self, mark: Any, offset: int) -> None:
+        self.line, self.column = mark.line + offset, mark.column
+
+
+def _merges_or_height(node: Any, memo: dict[int, int]) -> int:
+    """The nesting depth of `node` with aliases expanded (ruamel's count: the node itself is 1), or a huge
+    number if a `<<` merge key is anywhere below it."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    value = node.value
+    if isinstance(value, str):
+        return 1
+    memo[key] = _MERGE         # (a cycle went to ruamel before: the alias pre-check)
+    height = 0
+    if node.tag is _MAP:
+        for key_node, value_node in value:
+            if key_node.tag is _PLAIN and key_node.value == "<<":
+                return _MERGE
+            height = max(height, _merges_or_height(key_node, memo), _merges_or_height(value_node, memo))
+    else:
+        for item in value:
+            height = max(height, _merges_or_height(item, memo))
+    memo[key] = height + 1
+    return height + 1
+
+
+_MERGE = 1 << 30
 
 
 def _too_many_documents(file: str, mark: Any, limits: Limits) -> Diagnostic:
@@ -645,18 +705,14 @@ def _by_document(text: str, file: str, base: Path, limits: Limits) -> tuple[list
     line = 0
     for start, end in zip(starts, starts[1:] + [len(text)]):
         part = text[start:end]
-        shift = 0
         try:
-            got, found = _fast_parse(part, file, base, limits, tally)
+            got, found = _fast_parse(part, file, base, limits, tally, line)
         except _Fallback:
             got, found = _ruamel_parse(part, file, base, limits, tally, line)   # ruamel counts from `line`
         else:
-            shift = line
-        if line and shift:
-            for doc in got:
-                doc.positions = {k: (ln + line, col) for k, (ln, col) in doc.positions.items()}
-            found = [replace(d, source=replace(d.source, line=d.source.line + line))
-                     if d.source is not None and d.source.line else d for d in found]
+            if line:
+                for doc in got:
+                    doc.positions = {k: (ln + line, col) for k, (ln, col) in doc.positions.items()}
         docs.extend(got)
         diags.extend(found)
         if found:                       # an error ends the file, as it does when ruamel reads it whole
@@ -684,7 +740,7 @@ def _ruamel_parse(text: str, file: str, base: Path, limits: Limits, tally: _Tall
             warnings.simplefilter("ignore", ReusedAnchorWarning)
             _ruamel_documents(y, text, file, base, limits, docs, diags, tally)
     except _DuplicateKey as exc:
-        diags.append(_duplicate_key(exc, file, composer.root))
+        diags.append(_duplicate_key(exc.key, exc.first, exc.problem_mark, exc.mapping, composer.root, file))
     except _LimitError as exc:
         diags.append(error(exc.problem, exc.note or "", source=_at(file, exc.problem_mark)))
     except MaxDepthExceededError as exc:
@@ -743,53 +799,63 @@ def _field(path: Path_) -> str:
     return ".".join(str(p) for p in path)
 
 
+def _is_scalar(node: Any) -> bool:
+    return isinstance(node.value, str)
+
+
+def _is_mapping(node: Any) -> bool:   # ruamel's MappingNode or PyYAML's (both parsers' composed nodes)
+    return type(node).__name__ == "MappingNode"
+
+
 def _node_path(root: Any, target: Any) -> Path_ | None:
-    """The path of node `target` in the composed document `root` (scalar keys as written)."""
+    """The path of node `target` in the composed document `root`, where it is first written in document order
+    (an anchored node's anchor; scalar keys as written)."""
     stack: list[tuple[Any, Path_]] = [(root, ())]
     seen: set[int] = set()
     while stack:
         node, path = stack.pop()
         if node is target:
             return path
-        if id(node) in seen or isinstance(node, ScalarNode) or node is None:
+        if node is None or id(node) in seen or _is_scalar(node):
             continue
         seen.add(id(node))
-        if isinstance(node, MappingNode):
-            for key_node, value_node in node.value:
-                key = key_node.value if isinstance(key_node, ScalarNode) else "?"
-                stack.append((value_node, path + (key,)))
-        elif isinstance(node, SequenceNode):
-            stack.extend((item, path + (i,)) for i, item in enumerate(node.value))
+        if _is_mapping(node):
+            stack.extend((value_node, path + (key_node.value if _is_scalar(key_node) else "?",))
+                         for key_node, value_node in reversed(node.value))
+        else:
+            stack.extend((item, path + (i,)) for i, item in reversed(list(enumerate(node.value))))
     return None
 
 
 def _document_label(root: Any) -> str:
     """`the Target 'aws-eu'` for a composed manifest document, or "" (the loader knows no kinds)."""
-    if not isinstance(root, MappingNode):
+    if root is None or not _is_mapping(root):
         return ""
     top: dict[Any, Any] = {}
     for k, v in root.value:
-        if isinstance(k, ScalarNode):
+        if _is_scalar(k):
             top.setdefault(k.value, v)
     kind = top.get("kind")
     meta = top.get("metadata")
     name = None
-    if isinstance(meta, MappingNode):
-        name = next((v.value for k, v in meta.value if isinstance(k, ScalarNode) and k.value == "name"
-                     and isinstance(v, ScalarNode)), None)
-    if not isinstance(kind, ScalarNode):
+    if meta is not None and _is_mapping(meta):
+        name = next((v.value for k, v in meta.value if _is_scalar(k) and k.value == "name" and _is_scalar(v)),
+                    None)
+    if kind is None or not _is_scalar(kind):
         return ""
     return f"the {kind.value}" + (f" '{name}'" if name else "")
 
 
-def _duplicate_key(exc: _DuplicateKey, file: str, root: Any) -> Diagnostic:
-    """Both places a key is written, and its field path; never the values (they may be secrets)."""
-    second = exc.problem_mark
-    where = _node_path(root, exc.mapping)
-    key = exc.key if isinstance(exc.key, (str, int, bool)) or exc.key is None else str(exc.key)
-    first = f"line {exc.first[0] + 1}, column {exc.first[1] + 1}" if exc.first else "earlier in the mapping"
+def _duplicate_key(key: Any, first: tuple[int, int] | None, second: Any, mapping: Any, root: Any,
+                   file: str) -> Diagnostic:
+    """Both places a key is written (0-based `first`, the `second` key's mark), and its field path in the
+    composed document `root` (ruamel's or libyaml's nodes); never the values (they may be secrets)."""
+    where = _node_path(root, mapping)
+    key = _plain_scalar(key)
+    key = key if isinstance(key, (str, int, bool)) or key is None else str(key)
+    at = f"line {first[0] + 1}, column {first[1] + 1}" if first else "earlier in the mapping"
     label = _document_label(root)
-    detail = (f"key {_quoted(key)} is written at {first} and again at line {second.line + 1}, column "
+    detail = (f"key {_quoted(key)} is written at {at} and again at line {second.line + 1}, column "
               f"{second.column + 1}{' (in ' + label + ')' if label else ''}; each key may appear once per mapping")
     field = _field(where + (key,)) if where is not None else None
     return error("duplicate key in mapping", detail, source=_at(file, second), field=field)
