@@ -474,8 +474,14 @@ def _fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMIT
                 line_offset: int = 0) -> tuple[list[Document], list[Diagnostic]]:
     """libyaml's documents of `text`; diagnostics count lines from `line_offset` (positions do not: the caller
     shifts them, off the hot path)."""
-    if _CParser is None or _ruamel_only(text) or _maybe_too_deep(text):
+    if _CParser is None or _ruamel_only(text):
         raise _Fallback
+    if _maybe_too_deep(text):
+        too_deep = _nesting_past(text, file, limits, line_offset)
+        if too_deep is not None:       # the documents before the deep one, then its error
+            diag, start = too_deep
+            docs, diags = _fast_parse(text[:start], file, base, limits, tally, line_offset) if start else ([], [])
+            return docs, diags or [diag]
     tally = tally or _Tally()
     docs: list[Document] = []
     diags: list[Diagnostic] = []
@@ -556,6 +562,36 @@ def _merges_or_height(node: Any, memo: dict[int, int]) -> int:
 
 
 _MERGE = 1 << 30
+
+
+def _nesting_past(text: str, file: str, limits: Limits, line_offset: int) -> tuple[Diagnostic, int] | None:
+    """The node past the depth limit, found on libyaml's events before anything is composed, as ruamel's composer
+    reports it (its max_depth counts every node; ruamel's scanner takes seconds on 5,000 open brackets, libyaml
+    a millisecond). None when the text stays within the limit (libyaml may then compose it: its recursion is what
+    crashes on 100,000 levels) or when a syntax error comes first (ruamel reports it). With the diagnostic, where
+    the document holding the node starts (a character index)."""
+    parser = _CParser(text)
+    depth = start = 0
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            kind = type(event).__name__
+            if kind == "DocumentStartEvent":
+                start = event.start_mark.index
+            elif kind in ("ScalarEvent", "SequenceStartEvent", "MappingStartEvent"):
+                if depth + 1 > limits.max_depth:
+                    summary, detail = limits.exceeded("max_depth", f"a node nested {limits.max_depth + 1} levels deep")
+                    mark = _Mark(event.start_mark, line_offset)
+                    return error(summary, detail, source=Source(file, mark.line + 1, mark.column + 1)), start
+                if kind != "ScalarEvent":
+                    depth += 1
+            elif kind in ("SequenceEndEvent", "MappingEndEvent"):
+                depth -= 1
+    except Exception:  # noqa: BLE001 - libyaml's syntax error: ruamel's diagnostic
+        return None
+    finally:
+        parser.dispose()
+    return None
 
 
 def _too_many_documents(file: str, mark: Any, limits: Limits) -> Diagnostic:
