@@ -152,6 +152,13 @@ SNIPPETS = [
     "a: 1\nb: 2\na: 3\n", "a: {x: 1, x: 2}\n", "- {x: 1, x: 2}\n", "a: 1\n---\nb: 1\nb: 2\n---\nc: 3\n",
     "1: a\n01: b\n", "1: a\n0x1: b\n", "true: a\nTrue: b\n", "1: a\ntrue: b\n", "~: a\nnull: b\n", "a: 1\n'a': 2\n",
     "1.0: a\n1: b\n", ".nan: a\n.nan: b\n", "? a\n? a\n", "x: 1\n  \nx: 2\n",
+    # duplicate keys with merge keys: ruamel constructs a mapping's `<<` sources first, then its own keys
+    "b: &b {x: 1, y: 2}\nm:\n  <<: *b\n  k: 1\n  k: 2\n", "m:\n  <<: {a: 1}\n  n: {p: 1, p: 2}\n  q: 1\n  q: 2\n",
+    "m:\n  k: 1\n  k: 2\n  <<: {a: {z: 1, z: 2}}\n", "a: &a {x: {d: 1, d: 2}}\nm:\n  <<: *a\n  k: 1\n  k: 2\n",
+    "m:\n  <<: [{a: 1}, {b: {c: 1, c: 2}}]\n  k: 1\n  k: 1\n", "- {<<: {x: 1}, a: 1, a: 2}\n",
+    "base: &b {k: 1}\nl:\n  - <<: *b\n    z: 1\n    z: 2\n", "m:\n  k: 1\n  k: 2\n  <<: *u\n",
+    "m:\n  k: 1\n  k: 2\n  <<: 5\n", "m: {k: 1, k: 2, <<: {a: 1}, <<: {b: 2}}\n", "x: {<<: {a: 1}}\nx: 2\n",
+    "kind: T\nmetadata: {name: n}\nspec: {<<: {a: 1}, b: 1, b: 2}\n", "a: {b: 1, b: 2}\nc: &c {d: 1}\ne: {<<: *c}\n",
     # syntax errors: ruamel's message and line:col
     "a: [1, 2\nb: 3\n", "a: 1\n b: 2\nc\n", "- a\n-b\n  c: d\n", "a: b\n- c\n", "{a: 1\n", "a: &\n", "a: *\n",
     "a: @x\n", "a: `x\n", "a: %x\n", "- |x\n  a\n", "a: \"x\"y\n", "a: 'x'\n  'y'\n", "[a]: 1\n",

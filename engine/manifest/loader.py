@@ -508,13 +508,24 @@ def _fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMIT
             try:
                 data = _fast_value(node, (), positions, deepest)
             except _Duplicate as dup:
-                # ruamel composes the whole document before it constructs: a merge key or a nesting past the
-                # limit anywhere in it is ruamel's to report; otherwise the duplicate is, in ruamel's own words
-                if _merges_or_height(node, {}) > min(limits.max_depth, _MAX_DEPTH):
+                # ruamel composes the whole document before it constructs: a nesting past the limit anywhere in
+                # it is ruamel's to report; otherwise the first duplicate in ruamel's order of construction is
+                if _height(node, {}) > min(limits.max_depth, _MAX_DEPTH):
                     raise _Fallback from None
-                first = (dup.first[0] - 1 + line_offset, dup.first[1] - 1) if dup.first else None
-                diags.append(_duplicate_key(dup.key, first, _Mark(dup.key_node.start_mark, line_offset), dup.mapping,
-                                            node, file))
+                if _MERGE_KEY in text:
+                    begun: set[int] = set()
+                    found = _first_duplicate(node, begun)
+                    if found is None:
+                        raise _Fallback from None
+                    key, first, mapping, key_node = found
+                    where = _node_path(node, mapping, skip_merges=begun)
+                else:
+                    key, mapping, key_node = dup.key, dup.mapping, dup.key_node
+                    first = (dup.first[0] - 1, dup.first[1] - 1) if dup.first else None
+                    where = _node_path(node, mapping)
+                first = (first[0] + line_offset, first[1]) if first else None
+                diags.append(_duplicate_key(key, first, _Mark(key_node.start_mark, line_offset), mapping, node,
+                                            file, where))
                 break
             if data is not None:
                 docs.append(Document(file, index, data, positions, base))
@@ -538,30 +549,62 @@ class _Mark:
         self.line, self.column = mark.line + offset, mark.column
 
 
-def _merges_or_height(node: Any, memo: dict[int, int]) -> int:
-    """The nesting depth of `node` with aliases expanded (ruamel's count: the node itself is 1), or a huge
-    number if a `<<` merge key is anywhere below it."""
+_MERGE_KEY = "<<"
+
+
+def _first_duplicate(node: Any, begun: set[int]) -> tuple[Any, tuple[int, int], Any, Any] | None:
+    """The first duplicate key in ruamel's order of construction, for a document with merge keys: a mapping's
+    `<<` sources first, then its own keys, each value before its key is checked, an aliased node once.
+    (key, first position 0-based, mapping node, duplicate key node); _Fallback where ruamel fails otherwise."""
+    if id(node) in begun or isinstance(node.value, str):
+        return None
+    begun.add(id(node))
+    if node.tag is not _MAP:
+        for item in node.value:
+            found = _first_duplicate(item, begun)
+            if found is not None:
+                return found
+        return None
+    merges = [value_node for key_node, value_node in node.value if key_node.tag is _PLAIN and key_node.value == "<<"]
+    if len(merges) > 1:
+        raise _Fallback      # ruamel's "found duplicate merge key"
+    if merges:
+        _merge_sources(merges[0])
+        found = _first_duplicate(merges[0], begun)
+        if found is not None:
+            return found
+    seen: dict[Any, tuple[int, int]] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag is _PLAIN and key_node.value == "<<":
+            continue
+        key = _key(key_node)
+        found = _first_duplicate(value_node, begun)
+        if found is not None:
+            return found
+        if key in seen:
+            return key, seen[key], node, key_node
+        seen[key] = (key_node.start_mark.line, key_node.start_mark.column)
+    return None
+
+
+def _height(node: Any, memo: dict[int, int]) -> int:
+    """The nesting depth of `node` with aliases expanded (ruamel's count: the node itself is 1)."""
     key = id(node)
     if key in memo:
         return memo[key]
     value = node.value
     if isinstance(value, str):
         return 1
-    memo[key] = _MERGE         # (a cycle went to ruamel before: the alias pre-check)
+    memo[key] = 1 << 30       # (a cycle went to ruamel before: the alias pre-check)
     height = 0
     if node.tag is _MAP:
         for key_node, value_node in value:
-            if key_node.tag is _PLAIN and key_node.value == "<<":
-                return _MERGE
-            height = max(height, _merges_or_height(key_node, memo), _merges_or_height(value_node, memo))
+            height = max(height, _height(key_node, memo), _height(value_node, memo))
     else:
         for item in value:
-            height = max(height, _merges_or_height(item, memo))
+            height = max(height, _height(item, memo))
     memo[key] = height + 1
     return height + 1
-
-
-_MERGE = 1 << 30
 
 
 def _nesting_past(text: str, file: str, limits: Limits, line_offset: int) -> tuple[Diagnostic, int] | None:
@@ -776,7 +819,8 @@ def _ruamel_parse(text: str, file: str, base: Path, limits: Limits, tally: _Tall
             warnings.simplefilter("ignore", ReusedAnchorWarning)
             _ruamel_documents(y, text, file, base, limits, docs, diags, tally)
     except _DuplicateKey as exc:
-        diags.append(_duplicate_key(exc.key, exc.first, exc.problem_mark, exc.mapping, composer.root, file))
+        diags.append(_duplicate_key(exc.key, exc.first, exc.problem_mark, exc.mapping, composer.root, file,
+                                    _node_path(composer.root, exc.mapping)))
     except _LimitError as exc:
         diags.append(error(exc.problem, exc.note or "", source=_at(file, exc.problem_mark)))
     except MaxDepthExceededError as exc:
@@ -843,9 +887,10 @@ def _is_mapping(node: Any) -> bool:   # ruamel's MappingNode or PyYAML's (both p
     return type(node).__name__ == "MappingNode"
 
 
-def _node_path(root: Any, target: Any) -> Path_ | None:
+def _node_path(root: Any, target: Any, skip_merges: set[int] | None = None) -> Path_ | None:
     """The path of node `target` in the composed document `root`, where it is first written in document order
-    (an anchored node's anchor; scalar keys as written)."""
+    (an anchored node's anchor; scalar keys as written). `skip_merges`: mappings whose `<<` item is not followed
+    (ruamel removes it from a mapping node when it begins constructing it)."""
     stack: list[tuple[Any, Path_]] = [(root, ())]
     seen: set[int] = set()
     while stack:
@@ -856,8 +901,10 @@ def _node_path(root: Any, target: Any) -> Path_ | None:
             continue
         seen.add(id(node))
         if _is_mapping(node):
+            skip = skip_merges is not None and id(node) in skip_merges
             stack.extend((value_node, path + (key_node.value if _is_scalar(key_node) else "?",))
-                         for key_node, value_node in reversed(node.value))
+                         for key_node, value_node in reversed(node.value)
+                         if not (skip and _is_scalar(key_node) and key_node.value == "<<" and key_node.tag is _PLAIN))
         else:
             stack.extend((item, path + (i,)) for i, item in reversed(list(enumerate(node.value))))
     return None
@@ -883,10 +930,9 @@ def _document_label(root: Any) -> str:
 
 
 def _duplicate_key(key: Any, first: tuple[int, int] | None, second: Any, mapping: Any, root: Any,
-                   file: str) -> Diagnostic:
-    """Both places a key is written (0-based `first`, the `second` key's mark), and its field path in the
+                   file: str, where: Path_ | None) -> Diagnostic:
+    """Both places a key is written (0-based `first`, the `second` key's mark), and its field path `where` in the
     composed document `root` (ruamel's or libyaml's nodes); never the values (they may be secrets)."""
-    where = _node_path(root, mapping)
     key = _plain_scalar(key)
     key = key if isinstance(key, (str, int, bool)) or key is None else str(key)
     at = f"line {first[0] + 1}, column {first[1] + 1}" if first else "earlier in the mapping"
