@@ -20,7 +20,6 @@ from engine.plan.render import RENDERERS, summary_line, text as text_view
 
 FORMATS = click.Choice(sorted(RENDERERS))
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
-ISSUES_URL = "https://github.com/fleetctl/fleetctl/issues"
 
 
 def _ctx(journal: str | None) -> run.Context:
@@ -62,7 +61,7 @@ class FleetctlGroup(click.Group):
             else:
                 click.echo(f"error: internal error ({type(exc).__name__}): {exc}\n"
                            "This is a bug in fleetctl, not a mistake in your input: please report it at "
-                           f"{ISSUES_URL} with the command you ran and the traceback that "
+                           "https://github.com/fleetctl/fleetctl/issues with the command you ran and the traceback that "
                            "FLEETCTL_DEBUG=1 prints (check it for secrets before you post it).", err=True)
             ctx.exit(EXIT_ERROR)
 

@@ -7,8 +7,11 @@ field. Duplicate keys and YAML syntax errors become diagnostics; loading carries
 ruamel's loader is pure Python (~1.2 ms per small document, 2 min for 100,000 things written as plain YAML), so
 a text is first parsed with libyaml (PyYAML's C parser) and converted here with ruamel's YAML 1.2 rules; ruamel
 remains the reference: a text holding anything the fast path does not reproduce exactly (explicit tags,
-directives, tabs, duplicate keys, syntax errors, ...) is parsed again by ruamel, whose result and diagnostics
-are then the file's. tests/test_loader_fast.py holds both paths to identical results.
+directives, tabs, syntax errors, ...) is parsed again by ruamel, whose result and diagnostics are then the
+file's (a large text document by document: only the documents that need it). tests/test_loader_fast.py holds
+both paths to identical results. Duplicate keys and nesting past the depth limit are reported by the fast path
+itself, in ruamel's words and order: they are what hostile input is made of, and ruamel's scanner takes seconds
+on a large document (quadratic in open brackets).
 
 Both paths enforce the input limits of engine/manifest/limits.py (file size, nesting depth, nodes added by
 aliases, documents per file and in all) on the composed node graph, before anything is expanded: libyaml's graph
@@ -16,16 +19,16 @@ is measured (an alias is one shared node there) and a text over a limit goes to 
 it composes and stops at the alias, the node or the document that crosses the limit, with its line and column.
 Every problem of a text becomes a located diagnostic: bytes that are not UTF-8 and characters YAML does not
 allow (NUL, other control characters) by line:column, syntax errors with ruamel's problem and context, duplicate
-keys with both lines and the field path, unsupported tags, values ruamel cannot construct.
+keys with both lines and the field path (never the values), unsupported tags, values ruamel cannot construct.
 """
 from __future__ import annotations
 
 import os
 import re
 import warnings
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Set as AbstractSet
 from typing import Any, Iterator
 
 from ruamel.yaml import YAML
