@@ -61,8 +61,9 @@ class FleetctlGroup(click.Group):
             else:
                 click.echo(f"error: internal error ({type(exc).__name__}): {exc}\n"
                            "This is a bug in fleetctl, not a mistake in your input: please report it at "
-                           "https://github.com/fleetctl/fleetctl/issues with the command you ran and the traceback that "
-                           "FLEETCTL_DEBUG=1 prints (check it for secrets before you post it).", err=True)
+                           "https://github.com/fleetctl/fleetctl/issues with the command you ran and the "
+                           "traceback that FLEETCTL_DEBUG=1 prints (check it for secrets before you post it).",
+                           err=True)
             ctx.exit(EXIT_ERROR)
 
 
