@@ -337,3 +337,16 @@ def test_a_large_file_needing_ruamel_sends_only_its_odd_documents_there():
     fast, ref = parse_text(text, "x.yaml"), parse_text(text, "x.yaml", fast=False)
     assert [(d.index, d.data) for d in fast[0]] == [(d.index, d.data) for d in ref[0]] and len(fast[0]) == 900
     assert fast[1] == ref[1] and fast[1][0].source.line == 900 * 7 + 6 and fast[1][0].field == "spec.thingType"
+
+
+def test_a_key_written_with_brackets_is_reported_not_a_crash(tmp_path):
+    """Found by the fuzzer: pydantic's location names its validators `function-after[...]`; a user's key with a
+    `[` was dropped from the location with them (an IndexError, an internal error)."""
+    write(tmp_path, {"t.yaml": TARGET.replace("apiVersion:", "apiVer[ion:").replace("region: eu-west-2",
+                                                                                     "region: eu-west-2, 'x[1]': 2")})
+    got = sorted((d.source.line, d.field, d.summary) for d in errors(tmp_path))
+    assert got == [(1, "apiVer[ion", "unknown field 'apiVer[ion' (did you mean 'apiVersion'?)"),
+                   (1, "apiVersion", "required field 'apiVersion' is missing")]
+    write(tmp_path, {"t.yaml": TARGET.replace("region: eu-west-2", "region: eu-west-2, 'x[1]': 2")})
+    (d,) = errors(tmp_path)
+    assert (d.source.line, d.field, d.summary.split(" (")[0]) == (5, "spec.aws.x[1]", "unknown field 'x[1]'")
