@@ -350,3 +350,13 @@ def test_a_key_written_with_brackets_is_reported_not_a_crash(tmp_path):
     write(tmp_path, {"t.yaml": TARGET.replace("region: eu-west-2", "region: eu-west-2, 'x[1]': 2")})
     (d,) = errors(tmp_path)
     assert (d.source.line, d.field, d.summary.split(" (")[0]) == (5, "spec.aws.x[1]", "unknown field 'x[1]'")
+
+
+def test_deep_nesting_is_refused_in_milliseconds():
+    """Found by the fuzzer: 5,000 open brackets took ruamel's scanner 0.6-3 s (quadratic); libyaml's events find
+    the node past the limit in a millisecond (its scanner reads at most 900 openers of the text)."""
+    import time
+    for text in ["a: " + "[" * 5000 + "]" * 5000 + "\n", "a: " + "{b: " * 5000 + "}" * 5000 + "\n", "- " * 20000 + "x\n"]:
+        started = time.perf_counter()
+        _, diags = parse_text(text, "x.yaml")
+        assert time.perf_counter() - started < 0.2 and len(diags) == 1 and "FLEETCTL_MAX_DEPTH" in diags[0].summary

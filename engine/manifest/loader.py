@@ -610,13 +610,26 @@ def _height(node: Any, memo: dict[int, int]) -> int:
     return height + 1
 
 
+_FLOW_OPENER = re.compile(r"[\[{]")
+
+
 def _nesting_past(text: str, file: str, limits: Limits, line_offset: int) -> tuple[Diagnostic, int] | None:
     """The node past the depth limit, found on libyaml's events before anything is composed, as ruamel's composer
     reports it (its max_depth counts every node; ruamel's scanner takes seconds on 5,000 open brackets, libyaml
     a millisecond). None when the text stays within the limit (libyaml may then compose it: its recursion is what
     crashes on 100,000 levels) or when a syntax error comes first (ruamel reports it). With the diagnostic, where
     the document holding the node starts (a character index)."""
-    parser = _CParser(text)
+    # libyaml's scanner looks ahead up to 1,024 characters for a simple key and refuses a flow nesting past 1,000:
+    # it reads a prefix holding at most 900 openers, which reaches any node past the limit of 64 written in it
+    opener = _FLOW_OPENER.search(text, 0)
+    cut, count = len(text), 0
+    while opener is not None:
+        count += 1
+        if count > 900:
+            cut = opener.start()
+            break
+        opener = _FLOW_OPENER.search(text, opener.end())
+    parser = _CParser(text[:cut])
     depth = start = 0
     try:
         while parser.check_event():
