@@ -89,7 +89,10 @@ class FleetctlGroup(click.Group):
                 _say(f"error: {exc}", err=True)
             else:
                 _say(f"error: internal error ({type(exc).__name__}): {exc}\n"
-                     "(set FLEETCTL_DEBUG=1 for a traceback)", err=True)
+                     "This is a bug in fleetctl, not a mistake in your input: please report it at "
+                     "https://github.com/fleetctl/fleetctl/issues with the command you ran and the "
+                     "traceback that FLEETCTL_DEBUG=1 prints (check it for secrets before you post it).",
+                     err=True)
             ctx.exit(EXIT_ERROR)
 
 

@@ -68,9 +68,10 @@ def _item(deltas: list[Any]) -> Attention:
                           Severity.HIGH if widens else Severity.INFO)
     more = narrows                      # applying takes something away: the account allows more than the manifests
     drift_clauses = "; ".join(f"{d.action} is {_cells(d)[0]} where the manifests say {_cells(d)[1]}" for d in deltas)
+    repair = f" (repaired by: {'; '.join(first.causes)})" if first.causes else ""
     drift_item = Attention(Code.PERMISSIONS_WIDENED if more else Code.PERMISSIONS_NARROWED,
                            f"effective permissions in the account {'exceed' if more else 'fall short of'} the "
-                           f"manifests for {first.count:,} thing(s){why}: {drift_clauses}",
+                           f"manifests for {first.count:,} thing(s): {drift_clauses}{repair}",
                            Severity.HIGH if more else Severity.WARNING)
     return dataclasses.replace(plan_item, drift=drift_item)
 

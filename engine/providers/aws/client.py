@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, ProfileNotFound
 
 from engine import errors
 from engine.ratelimit import RateLimiter
@@ -92,17 +92,40 @@ def translate(exc: Exception, op: str) -> errors.ProviderError:
     raise exc
 
 
+def profile_error(name: str | None, *, from_target: bool) -> errors.ProviderError:
+    """An unknown AWS profile, said plainly: which setting named it and which profiles exist (botocore reads
+    ~/.aws/config and ~/.aws/credentials, or AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE)."""
+    import botocore.session
+    try:
+        known = sorted(botocore.session.Session(profile=None).available_profiles)
+    except Exception:  # noqa: BLE001 - a config file botocore cannot read: say so instead of listing
+        known = None
+    setting = "the Target's spec.aws.profile" if from_target else "the AWS_PROFILE environment variable"
+    listed = (f"configured profiles: {', '.join(known)}" if known else "no profile is configured" if known is not None
+              else "the AWS config files cannot be read")
+    return errors.Invalid(f"AWS profile '{name}' (from {setting}) is not configured; {listed} (in ~/.aws/config "
+                          "and ~/.aws/credentials, or the files AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name)",
+                          code="ProfileNotFound")
+
+
 class AwsClient:
     """A thread-safe wrapper around one boto3 IoT client."""
 
     def __init__(self, region: str, *, profile: str | None = None, endpoint_url: str | None = None,
                  retry: RetryPolicy | None = None, max_pool: int = 32, limiter: RateLimiter | None = None,
                  s3_endpoint_url: str | None = None) -> None:
-        session = boto3.Session(profile_name=profile, region_name=region)
         config = Config(retries={"total_max_attempts": 1}, max_pool_connections=max_pool,
                         connect_timeout=10, read_timeout=60)
+        try:
+            session = boto3.Session(profile_name=profile, region_name=region)
+            self._iot = session.client("iot", endpoint_url=endpoint_url, config=config)
+        except ProfileNotFound as exc:
+            raise profile_error(exc.kwargs.get("profile") or profile, from_target=profile is not None) from None
+        except BotoCoreError as exc:        # a malformed config file, an invalid region name, ...
+            raise errors.Invalid(f"cannot set up the AWS client: {exc}", code=type(exc).__name__) from None
+        except ValueError as exc:           # botocore's "Invalid endpoint: ..."
+            raise errors.Invalid(f"cannot set up the AWS client: {exc}", code="InvalidEndpoint") from None
         self.region = region
-        self._iot = session.client("iot", endpoint_url=endpoint_url, config=config)
         self._session, self._config, self._s3_endpoint = session, config, s3_endpoint_url
         self._s3: Any = None
         self.retry = retry or RetryPolicy()

@@ -52,9 +52,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from engine.diff import diff_values
 from engine.kinds import KindDecl, ListKey, register
@@ -78,6 +78,30 @@ CERTIFICATE_KINDS = ("aws.Certificate", "aws.CACertificate")
 # ---------------------------------------------------------------------------------------------------------
 # Spec models (the manifest boundary).
 
+def _reference_well_typed(value: Any) -> Any:
+    """Every reference in a value (`{file: ...}`, `{env: ...}`, ...) names its target with a string: a wrongly
+    typed one (`{file: {}}`) is a validation error at the value, not a failure when it is resolved."""
+    def check(part: Any, where: str) -> None:
+        if isinstance(part, Mapping):
+            kind = raw_ref(part)
+            if kind is not None:
+                for key, item in part.items():
+                    if not isinstance(item, str) or not item:
+                        got = "an empty string" if item == "" else f"a {type(item).__name__}"
+                        raise ValueError(f"{where}the {kind} reference's '{key}' must be a non-empty string, got {got}")
+                return
+            for key, item in part.items():
+                check(item, f"{where}{key}: ")
+        elif isinstance(part, list):
+            for i, item in enumerate(part):
+                check(item, f"{where}{i}: ")
+    check(value, "")
+    return value
+
+
+Values = dict[str, Annotated[Any, AfterValidator(_reference_well_typed)]]
+
+
 class Selector(Strict):
     matchLabels: dict[str, str] = Field(default_factory=dict,
                                         description="labels a device must carry (its Thing's metadata.labels, or "
@@ -85,7 +109,7 @@ class Selector(Strict):
 
 
 class DeviceEntry(Strict):
-    values: dict[str, Any] = Field(default_factory=dict, description="this device's values (override the group's)")
+    values: Values = Field(default_factory=dict, description="this device's values (override the group's)")
     labels: dict[str, str] = Field(default_factory=dict, description="labels of this device, for selectors")
     certificate: Name | None = Field(None, description="the AWS Certificate this device presents (cross-checks its "
                                                       "CN; the device is planned after it); default: the only "
@@ -99,8 +123,8 @@ class DeviceConfigSpec(Strict):
     devices: dict[str, DeviceEntry] = Field(default_factory=dict,
                                             description="devices by identity (serial number, MAC), with their own "
                                                         "values")
-    values: dict[str, Any] = Field(default_factory=dict,
-                                   description="values for every device: register (or field) name → value, raw hex, "
+    values: Values = Field(default_factory=dict,
+                           description="values for every device: register (or field) name → value, raw hex, "
                                                "or a reference ({env}, {file}, {secretRef}, {certificatePem}, "
                                                "{awsIotEndpoint}, {azureHubHost})")
     prune: bool = Field(False, description="manage every resettable register: unlisted ones go back to the default")
