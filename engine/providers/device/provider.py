@@ -420,7 +420,7 @@ class DeviceProvider:
         for config, devices in sorted(missing.items()):
             names = [d.address.name for d in devices]
             diags.append(warning(f"{len(names)} device(s) of DeviceConfig '{config}' have no dump, so they are not "
-                                 f"planned: {', '.join(names[:10])}" + (" …" if len(names) > 10 else ""),
+                                 f"planned: {', '.join(names)}",
                                  f"read them into {devices[0].inputs.get('dumps')} (one file per device, named by "
                                  "its identity) and plan again", source=devices[0].source,
                                  address=f"device/DeviceConfig/{config}"))
