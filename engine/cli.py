@@ -221,16 +221,17 @@ def show(planfile: str, fmt: str, summary: bool, addresses: tuple[str, ...]) -> 
     _show(_render(plan_obj, fmt, summary), fmt)
 
 
-def _report(report: run.ApplyReport, shown: int = 3) -> None:
+def _report(report: run.ApplyReport) -> None:
     same: dict[str, list[str]] = {}       # one error for a whole batch (e.g. a bulk registration task) is said once
     for address, message in report.failed:
         same.setdefault(message, []).append(address)
     for message, addresses in same.items():
-        for address in addresses[:shown]:
-            _say(f"error: {address}: {message}", err=True)
-        if len(addresses) > shown:
-            _say(f"error: {len(addresses) - shown} more change(s) failed with the same error "
-                 f"({addresses[shown]} … {addresses[-1]})", err=True)
+        if len(addresses) == 1:
+            _say(f"error: {addresses[0]}: {message}", err=True)
+            continue
+        _say(f"error: {len(addresses)} change(s) failed with the same error: {message}", err=True)
+        for address in addresses:          # every failed address, one per line: none is left to the journal
+            _say(f"error:   {address}", err=True)
     for address in report.skipped:
         _say(f"skipped: {address} (a change it depends on failed)", err=True)
     _say(f"Apply {report.plan_id}: {len(report.applied)} applied, {len(report.failed)} failed, "

@@ -394,17 +394,12 @@ def run_dag(waves: list[list[Unit]], fn: Callable[[Unit], None], workers: int) -
                         heapq.heappush(ready, (-units[m][0], units[m][1], m))
 
 
-def _listed(addresses: list[str], n: int = 20) -> str:
-    return ", ".join(addresses[:n]) + (f" and {len(addresses) - n} more" if len(addresses) > n else "")
-
-
 def refuse_errored(plan: Plan) -> None:
     """Raise PlanNotApplicable for a plan that ended in error (a plan file marked failed, or one whose
     diagnostics or blocked differences say so): apply never carries out part of a failed plan."""
     if not plan.errored:
         return
-    why = list(dict.fromkeys(d.summary for d in plan.errors))[:3] + [f"{b.address}: {b.reason}"
-                                                                      for b in plan.blocked][:3]
+    why = list(dict.fromkeys(d.summary for d in plan.errors)) + [f"{b.address}: {b.reason}" for b in plan.blocked]
     raise PlanNotApplicable([error(f"plan {plan.plan_id} ended in error and cannot be applied",
                                    (f"{len(plan.errors)} error(s), {len(plan.blocked)} difference(s) that cannot be "
                                     "planned" + (": " + "; ".join(why) if why else "") + ". Resolve them and re-run "
@@ -445,7 +440,7 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             done = (f"; {len(checked.converged)} of them already match this plan (was it applied in part?)"
                     if checked.converged else "")
             raise StalePlan([error("plan is stale, re-run plan",
-                                   "the actual state changed since the plan was made: " + _listed(stale) + done)])
+                                   "the actual state changed since the plan was made: " + ", ".join(stale) + done)])
     open_before = interrupted(ctx.journal_path)
     journal = Journal(ctx.journal_path, ctx.clock or clock_from_env(ctx.env), plan.plan_id, plan.git_commit,
                       actor(ctx.env))

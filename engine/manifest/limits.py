@@ -85,7 +85,7 @@ class Limits:
             except ValueError:
                 value = 0
             if value < 1:
-                diags.append(error(f"{limit.env} must be a positive whole number, got {raw.strip()[:40]!r}",
+                diags.append(error(f"{limit.env} must be a positive whole number, got {raw.strip()!r}",
                                    f"it limits the {limit.bounds} (default {limit.default:,})"))
                 continue
             values[limit.name] = value
