@@ -18,11 +18,11 @@ import dataclasses
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+from engine.authz.delta import AUTHZ_KINDS
 from engine.model import ActualResource, Address, Change, DesiredResource
 from engine.plan.attention import Attention, Code, Severity
 from engine.plan.model import Plan, change_to_json, plan_digest
 
-AUTHZ_KINDS = ("aws.Policy", "aws.Certificate", "aws.ThingGroup", "aws.Thing", "aws.CACertificate")
 _POLICY = re.compile(r"policy '([^']+)'")
 _LABEL = re.compile(r"certificate '([^']+)'")
 
@@ -82,10 +82,10 @@ def annotate(plan: Plan, desired: Sequence[DesiredResource], actual: Sequence[Ac
     id when any was added, since the id covers every change's JSON). Pure: no cloud call, no output."""
     if not _touches_authz(plan):
         return plan
-    from engine.authz.delta import permission_delta
+    from engine.authz import delta as authz_delta       # looked up at call time (tests count the calls)
     wanted = [d for d in desired if d.kind in AUTHZ_KINDS]
     have = [a for a in actual if a.kind in AUTHZ_KINDS]
-    deltas = permission_delta(wanted, have, targets=dict(targets) if targets else None)
+    deltas = authz_delta.permission_delta(wanted, have, targets=dict(targets) if targets else None)
     if not deltas:
         return plan
     by_address = {str(c.address): c for c in plan.changes}
@@ -108,4 +108,4 @@ def summaries(plan: Plan) -> Iterable[str]:
     return (a.message for _, a in plan.attention if a.message.startswith("effective permissions "))
 
 
-__all__ = ["annotate", "summaries", "AUTHZ_KINDS"]
+__all__ = ["annotate", "summaries"]
