@@ -3,7 +3,9 @@
 `up` starts moto (AWS) and fleetctl's Azure emulators as background processes bound to 127.0.0.1, waits
 until they answer, and writes `export NAME=value` lines to `.fleetctl/sandbox.env` (also printed) that point
 the standard settings at them: AWS_ENDPOINT_URL and dummy credentials, the hub/DPS connection-string
-variables the example Targets reference, the CA bundle of the Azure emulator and the ARM endpoint.
+variables the example Targets reference, the CA bundle of the Azure emulator and the ARM endpoint, and the sandbox's
+own Microsoft Entra tenant (AZURE_AUTHORITY_HOST, AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET: a
+sandbox-only secret) with the hub/DPS hosts (FLEETCTL_HUB_HOST, FLEETCTL_DPS_HOST) for `auth: entraId` Targets.
 """
 from __future__ import annotations
 
@@ -70,6 +72,12 @@ def exports(aws: dict | None, azure: dict | None) -> dict[str, str]:
         for key in ("subscription_id", "resource_group", "hub_name", "dps_name"):
             if azure.get(key):
                 out["FLEETCTL_SANDBOX_" + key.upper()] = str(azure[key])
+        if azure.get("authority_host"):       # the sandbox's Entra tenant, for azure-identity (auth: entraId, ARM)
+            out.update({"AZURE_AUTHORITY_HOST": azure["authority_host"], "AZURE_TENANT_ID": azure["tenant_id"],
+                        "AZURE_CLIENT_ID": azure["client_id"], "AZURE_CLIENT_SECRET": azure["client_secret"],
+                        "FLEETCTL_HUB_HOST": azure["host"]})
+            if azure.get("dps_connection_string"):
+                out["FLEETCTL_DPS_HOST"] = azure["host"]
         if azure.get("import_container_url"):      # a container SAS URL for Targets' azure.importExport.containerUrl
             out["FLEETCTL_IMPORT_CONTAINER_URL"] = azure["import_container_url"]
     return out

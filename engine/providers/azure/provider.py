@@ -50,7 +50,8 @@ from engine.diagnostics import Diagnostic, FleetctlError, error, warning
 from engine.manifest.confine import FilePolicy
 from engine.manifest.fleet import resolve_secret_value
 from engine.model import Action, ActualResource, Address, Change, DesiredResource, SecretRef, secret_fingerprint
-from engine.providers.azure.client import BULK_LIMIT, ArmTarget, AzureClient, StaticTokenCredential
+from engine.providers.azure.client import (BULK_LIMIT, DPS_SCOPE, HUB_SCOPE, ArmTarget, AzureClient, CredentialError,
+                                           StaticTokenCredential, entra_credential, probe_credential)
 from engine.providers.azure.importjob import ACTIVE, ImportExport, ImportJob
 from engine.providers.azure.kinds import KEY_FIELDS, MANAGED, MARKER_TAG, PROVISIONED_BY
 from engine.providers.azure.planning import TWIN_FIELDS, Proof, device_parts, proof_of_possession
@@ -63,7 +64,6 @@ T = TypeVar("T")
 READ_WORKERS = 16
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_ARM = "https://management.azure.com"
-SANDBOX_TOKEN = "fleetctl-sandbox"
 MUTATING = ("create", "update", "put", "delete", "bulk", "generate", "verify", "cancel")
 UNPACED = ("arm", "storage")         # no hub quota covers ARM certificate or blob requests
 DPS_FIELDS = ("allocationPolicy", "customAllocationDefinition", "iotHubs", "iotHubHostName", "reprovisionPolicy",
@@ -105,8 +105,10 @@ def _connection(target: str, section: str, spec: Any, env: Mapping[str, str], po
     return value
 
 
-def _arm(target: str, azure: Any, env: Mapping[str, str]) -> ArmTarget | None:
-    """Where the hub's ARM resource is: the `arm` section, else hub.name/resourceGroup/subscriptionId."""
+def _arm(target: str, azure: Any, env: Mapping[str, str], credential: Callable[[], Any]) -> ArmTarget | None:
+    """Where the hub's ARM resource is: the `arm` section, else hub.name/resourceGroup/subscriptionId. Its
+    credential: the Entra ID chain, or FLEETCTL_ARM_TOKEN when set (an explicit fallback: a token minted with
+    `az account get-access-token`, valid for about an hour)."""
     arm, hub = azure.arm, azure.hub
     if arm is not None:
         subscription, group, name, endpoint = arm.subscriptionId, arm.resourceGroup, arm.hubName, arm.endpoint
@@ -116,13 +118,52 @@ def _arm(target: str, azure: Any, env: Mapping[str, str]) -> ArmTarget | None:
         return None
     base = endpoint or env.get("FLEETCTL_ARM_ENDPOINT") or DEFAULT_ARM
     token = env.get("FLEETCTL_ARM_TOKEN")
-    if not token:
-        if not _is_loopback(urlparse(base).netloc):
-            raise FleetctlError(error(f"target '{target}': the ARM certificate API at {base} needs a bearer token: "
-                                      "set FLEETCTL_ARM_TOKEN (e.g. az account get-access-token --query accessToken "
-                                      "-o tsv)"))
-        token = SANDBOX_TOKEN
-    return ArmTarget(base, subscription, group, name, StaticTokenCredential(token))
+    return ArmTarget(base, subscription, group, name, StaticTokenCredential(token) if token else credential())
+
+
+def _entra(target: str, env: Mapping[str, str]) -> Callable[[], Any]:
+    """The Target's Entra ID credential, built once on first use (azure-identity caches its tokens in it)."""
+    made: list[Any] = []
+
+    def credential() -> Any:
+        if not made:
+            try:
+                made.append(entra_credential(env))
+            except ValueError as exc:      # e.g. AZURE_TOKEN_CREDENTIALS names no credential azure-identity knows
+                raise FleetctlError(error(f"target '{target}': {exc}")) from None
+        return made[0]
+    return credential
+
+
+def _data_plane(target: str, azure: Any, env: Mapping[str, str], policy: FilePolicy | None,
+                credential: Callable[[], Any]) -> tuple[AzureClient, str]:
+    """The client of the hub (+DPS) as the Target's `auth` says, and the hub host it talks to. With entraId a token
+    for each data plane is fetched first, so a missing credential is one plain error naming the chain tried."""
+    arm = _arm(target, azure, env, credential)
+    bundle = env.get("REQUESTS_CA_BUNDLE") or None
+    if azure.auth_mode == "connectionString":
+        hub = _connection(target, "hub", azure.hub, env, policy)
+        dps = _connection(target, "dps", azure.dps, env, policy) if azure.dps is not None else None
+        return AzureClient(hub, dps, arm, ca_bundle=bundle), _host(hub)
+    hub_host = env.get("FLEETCTL_HUB_HOST") or azure.hub.hostName
+    dps_host = (env.get("FLEETCTL_DPS_HOST") or azure.dps.hostName) if azure.dps is not None else None
+    for host, section in ((hub_host, "hub"), (dps_host, "dps")):
+        declared = getattr(azure, section).hostName if host else ""
+        if host and not _is_loopback(host) and host.lower() != declared.lower():
+            raise FleetctlError(error(f"target '{target}': FLEETCTL_{section.upper()}_HOST is {host}, but the "
+                                      f"Target's {section}.hostName is {declared}"))
+    token = credential()
+    try:
+        probe_credential(token, HUB_SCOPE)
+        if dps_host:
+            probe_credential(token, DPS_SCOPE)
+        client = AzureClient(None, None, arm, ca_bundle=bundle, credential=token, hub_host=hub_host,
+                             dps_host=dps_host)
+    except CredentialError as exc:
+        raise FleetctlError(error(f"target '{target}' (azure.auth: entraId): {exc}",
+                                  "or declare the hub's and DPS's connection strings with azure.auth: "
+                                  "connectionString")) from None
+    return client, hub_host
 
 
 def hub_tier(env: Mapping[str, str]) -> tuple[str, int]:
@@ -171,10 +212,7 @@ def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any
     hub_host = azure.hub.hostName
     policy = FilePolicy.for_targets(Path.cwd(), [spec, *(options.get("fleet_targets") or {}).values()])
     if client is None:
-        hub = _connection(target, "hub", azure.hub, env, policy)
-        hub_host = _host(hub)
-        dps = _connection(target, "dps", azure.dps, env, policy) if azure.dps is not None else None
-        client = AzureClient(hub, dps, _arm(target, azure, env), ca_bundle=env.get("REQUESTS_CA_BUNDLE") or None)
+        client, hub_host = _data_plane(target, azure, env, policy, _entra(target, env))
     jobs = _import_export(target, azure.importExport, env, policy) if azure.importExport is not None else None
     return AzureProvider(target, client, has_dps=azure.dps is not None,
                          has_arm=azure.arm is not None or bool(azure.hub.name and azure.hub.resourceGroup
@@ -354,11 +392,27 @@ class AzureProvider:
                 hook(op, "failure", exc.request_id, exc)
             raise
         if hook:
-            hook(op, "success", None, None)
+            seen = self._captured()
+            ids = [entry["requestId"] for entry in seen if entry.get("requestId")]
+            extra: dict[str, Any] = {}
+            correlation = [entry["correlationId"] for entry in seen if entry.get("correlationId")]
+            if correlation:
+                extra["correlationRequestId"] = correlation[-1]
+            if len(ids) > 1:                       # one logical call, several wire calls (bulk chunks of 100)
+                extra["requestIds"] = ids
+            hook(op, "success", ids[-1] if ids else None, None, **extra)
         return result
 
+    def _captured(self) -> list[dict[str, str]]:
+        captured = getattr(self.client, "captured", None)
+        return captured() if captured is not None else []
+
     def _paced(self, op: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        """One attempt of a call, after a token from its throttle class (a 429 lowers that class's rate)."""
+        """One attempt of a call, after a token from its throttle class (a 429 lowers that class's rate). The
+        client collects the attempt's request ids (`x-ms-request-id`, ARM also the correlation id) for the journal."""
+        capture = getattr(self.client, "capture", None)
+        if capture is not None:
+            capture()
         api = azure_operation_class(op)
         if self.limiter is None or api in UNPACED:
             return fn(*args)
