@@ -109,7 +109,7 @@ def up(base: Path | None = None, *, quota_faithful: bool | None = None) -> str:
     for name, module in EMULATORS.items():
         if importlib.util.find_spec(module) is None:
             continue
-        extra = quota_args(name) if quota_faithful else []
+        extra = quota_args(name) if quota_faithful else demo_args(name)
         results[name] = _start(base, sdir, name, module, extra, pids)
     if quota_faithful and "aws" in results:
         proxy = _start(base, sdir, "aws-quota-proxy", "engine.sandbox.quota_proxy",
@@ -118,9 +118,21 @@ def up(base: Path | None = None, *, quota_faithful: bool | None = None) -> str:
     values = exports(results.get("aws"), results.get("azure"))
     if quota_faithful:
         values["FLEETCTL_RATE_LIMIT"] = "on"
-    text = render_exports(values)
+    text = render_exports(values) + (DEMO_NOTE if "azure" in results else "")
     fsutil.write_atomic(env_file(base), text)       # 0600: it holds the emulators' keys
     return text
+
+
+DEMO_NOTE = ("# demo setting: the sandbox hub hands out one fixed CA verification code (Azure issues a new random\n"
+             "# one on every request), so the example fleet's committed rootca-verification.pem, made from it with a\n"
+             "# throwaway demo CA key, proves possession in one apply. Against Azure it takes two: apply reports the\n"
+             "# code and the openssl command to sign it, you sign it with your CA key, commit, apply again.\n")
+
+
+def demo_args(name: str) -> list[str]:
+    """Emulator options of the demo sandbox: the Azure hub's fixed verification codes (explicit; the emulator's
+    default is random codes, as Azure issues them)."""
+    return ["--fixed-verification-codes"] if name == "azure" else []
 
 
 def quota_args(name: str) -> list[str]:
@@ -132,6 +144,10 @@ def quota_args(name: str) -> list[str]:
         return ["--pace-tasks"]
     if name != "azure":
         return []
+    return ["--fixed-verification-codes", *_azure_quota_args()]
+
+
+def _azure_quota_args() -> list[str]:
     from engine.ratelimit import azure_hub_quotas
     q = azure_hub_quotas("S1", 1)
     rates = {"registry": q["registry"].tps, "query": q["query"].tps, "twin_read": q["twin_read"].tps,

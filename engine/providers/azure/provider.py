@@ -54,7 +54,7 @@ from engine.providers.azure.client import (BULK_LIMIT, DPS_SCOPE, HUB_SCOPE, Arm
                                            StaticTokenCredential, entra_credential, probe_credential)
 from engine.providers.azure.importjob import ACTIVE, ImportExport, ImportJob
 from engine.providers.azure.kinds import KEY_FIELDS, MANAGED, MARKER_TAG, PROVISIONED_BY
-from engine.providers.azure.planning import TWIN_FIELDS, Proof, device_parts, proof_of_possession
+from engine.providers.azure.planning import TWIN_FIELDS, Proof, device_parts, proof_of_possession, sign_command
 from engine.progress import SILENT, ProgressSink
 from engine.providers.base import ApplyResult, ReadResult
 from engine.ratelimit import RateLimiter, azure_hub_quotas, azure_operation_class, limiter_from_env
@@ -780,10 +780,14 @@ def _prove(p: AzureProvider, c: Change, etag: str | None) -> None:
     if pem and code == issued:
         p.call("certificates.verify", p.client.verify_hub_certificate, name, nonce.get("etag"), pem)
         return
+    stale = (f" The declared verificationCertificatePem has CN={code}, a code the hub issued earlier: Azure issues a "
+             "new random code on every request, so a verification certificate made before this apply cannot match."
+             if pem and code else "")
     raise errors.ProviderError(
         f"the certificate is uploaded but not verified: the hub's verification code is {issued}. Make a "
-        f"certificate with CN={issued} signed with the CA's key (outside fleetctl), declare it as "
-        "verificationCertificatePem, and run plan and apply again (the plan shows isVerified: false → true)",
+        f"certificate with CN={issued} signed with the CA's key (outside fleetctl, which never reads the CA key), "
+        f"e.g. {sign_command(issued)}, declare it as verificationCertificatePem, commit it, and run plan and apply "
+        f"again (the plan shows isVerified: false → true).{stale}",
         code="ProofOfPossessionPending")
 
 

@@ -406,15 +406,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--job-rate", type=float, default=0.0,
                         help="device operations per second of import/export jobs (default 0: as fast as it goes; "
                              "a peer assumes ~278/s, 1M per hour, on S3)")
-    parser.add_argument("--random-verification-codes", action="store_true",
-                        help="random certificate verification codes, as Azure issues them (default: the sandbox's "
-                             "fixed code per hub, which the example fleet's verification certificate is made from)")
+    parser.add_argument("--fixed-verification-codes", action="store_true",
+                        help="demo setting: hand out the sandbox's one fixed verification code per hub, which the "
+                             "example fleet's committed verification certificate is made from (default: a new random "
+                             "code on every generateVerificationCode, as Azure does)")
     args = parser.parse_args(argv)
     args.state_dir.mkdir(parents=True, exist_ok=True)
     emulator = AzureEmulator(port=args.port, state_dir=args.state_dir, rates=_parse_rates(args.rates),
                              page_size=args.page_size, latency_ms=args.latency_ms, job_rate=args.job_rate,
                              shaping_ms=args.shaping_ms,
-                             fixed_verification_codes=not args.random_verification_codes).start()
+                             fixed_verification_codes=args.fixed_verification_codes).start()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
