@@ -266,3 +266,27 @@ def test_the_sandbox_says_it_runs_the_demo_code(tmp_path):
                                      "AZURE_CLIENT_SECRET", "FLEETCTL_HUB_HOST", "FLEETCTL_DPS_HOST")} == {
         "AZURE_AUTHORITY_HOST": "https://127.0.0.1:1", "AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c",
         "AZURE_CLIENT_SECRET": "s", "FLEETCTL_HUB_HOST": "127.0.0.1:1", "FLEETCTL_DPS_HOST": "127.0.0.1:1"}
+
+
+def test_docs_azure_target_and_certificate_role_hold():
+    """docs/azure.md: its Target validates as entraId, its role covers every ARM certificate call fleetctl makes."""
+    import json
+
+    import yaml
+
+    from engine.manifest.core_kinds import TargetSpec
+    text = (Path(__file__).resolve().parents[2] / "docs" / "azure.md").read_text()
+    target = yaml.safe_load(re.search(r"```yaml\n(.*?)\n```", text, re.S).group(1))
+    assert TargetSpec.model_validate(target["spec"]).azure.auth_mode == "entraId"
+    role = json.loads(re.search(r"<!-- snippet: azure-certificate-role -->\n```json\n(.*?)\n```", text, re.S).group(1))
+    actions = {a.lower() for a in role["Actions"]}
+    for call in ("read", "write", "delete", "generateVerificationCode/action", "verify/action"):
+        assert f"microsoft.devices/iothubs/certificates/{call}".lower() in actions
+    without = dict(target["spec"]["azure"])
+    without.pop("auth")
+    assert TargetSpec.model_validate({"azure": without}).azure.auth_mode == "entraId"       # no key declared
+    with_key = {**without, "hub": {**without["hub"], "connectionString": {"env": "X"}}}
+    with pytest.raises(ValueError, match="auth: connectionString needs dps.connectionString"):
+        TargetSpec.model_validate({"azure": with_key})          # the default follows the hub; DPS has no key
+    with_keys = {**with_key, "dps": {**without["dps"], "connectionString": {"env": "Y"}}}
+    assert TargetSpec.model_validate({"azure": with_keys}).azure.auth_mode == "connectionString"
