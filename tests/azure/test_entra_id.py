@@ -290,3 +290,33 @@ def test_docs_azure_target_and_certificate_role_hold():
         TargetSpec.model_validate({"azure": with_key})          # the default follows the hub; DPS has no key
     with_keys = {**with_key, "dps": {**without["dps"], "connectionString": {"env": "Y"}}}
     assert TargetSpec.model_validate({"azure": with_keys}).azure.auth_mode == "connectionString"
+
+
+def test_arm_without_a_credential_is_a_plain_error_on_a_connection_string_target(emulator, tmp_path, monkeypatch):
+    """ARM has no shared keys: a HubCertificate on a connectionString Target needs the Entra chain (or the explicit
+    FLEETCTL_ARM_TOKEN fallback); without either the plan stops with the chain tried and the fix."""
+    made = Fleet(tmp_path / "fleet")
+    for key, value in {"FLEETCTL_HUB_CONNECTION_STRING": emulator.hub_connection_string,
+                       "FLEETCTL_DPS_CONNECTION_STRING": emulator.dps_connection_string,
+                       "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url,
+                       "FLEETCTL_JOURNAL": str(tmp_path / "journal.jsonl"),
+                       "AZURE_TOKEN_CREDENTIALS": "AzureCliCredential", "PATH": "/nonexistent"}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("FLEETCTL_ARM_TOKEN", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"):
+        monkeypatch.delenv(key, raising=False)
+    ca = make_ca("arm-less CA")
+    made.cert("rootca", ca)
+    made.write("azure.yaml", """\
+        apiVersion: azure.fleetctl.io/v1
+        kind: HubCertificate
+        metadata: {name: rootca, target: hub}
+        spec: {certificatePem: {file: certs/rootca.pem}}
+        """)
+    result = made.plan()
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.stderr.split())
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    assert "CredentialUnavailable: no Microsoft Entra ID credential produced a token" in text, text
+    assert "AzureCliCredential: Azure CLI not found on path" in text and "AZURE_FEDERATED_TOKEN_FILE" in text
+    monkeypatch.setenv("FLEETCTL_ARM_TOKEN", emulator.entra.mint("https://management.azure.com/.default"))
+    assert made.plan().exit_code == 2          # the explicit static-token fallback
