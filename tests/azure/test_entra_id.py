@@ -80,6 +80,12 @@ def test_entra_target_plan_apply_plan_with_the_two_step_proof_of_possession(entr
 
     pending = fleet.plan()
     assert pending.exit_code == 2 and "isVerified: false → true" in pending.stdout
+    said = " ".join(pending.stdout.split())
+    assert f"pending proof of possession: the hub's current verification code is {code}; the declared " \
+           f"verificationCertificatePem has CN {'0' * 48}, not that code" in said, said
+    assert sign_command(code) in said
+    assert any(e["event"] == "proof-pending" and e["verificationCode"] == code
+               for e in read_entries(Path(entra_env["FLEETCTL_JOURNAL"])))
 
     fleet.cert("rootca-verification", verification_certificate(ca, code))     # signed outside fleetctl
     second = fleet.apply()

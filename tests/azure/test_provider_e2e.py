@@ -314,7 +314,9 @@ def test_proof_of_possession_takes_the_code_the_hub_issues_after_the_upload(azur
     pending = fleet.plan()
     assert pending.exit_code == 2
     assert "~ azure/hub/HubCertificate/rootca" in pending.stdout and "isVerified: false → true" in pending.stdout
-    assert "step: generate a verification code and report the verification code" in pending.stdout
+    # the pending verification is a plan state: the code the last apply was issued (journal) and how to sign it
+    assert f"step: pending proof of possession: the hub's current verification code is {code}; sign it" \
+        in " ".join(pending.stdout.split())
 
     fleet.cert("rootca-verification", verification_certificate(ca, code))     # outside fleetctl, with the CA key
     fleet.edit("azure.yaml", "  certificatePem: {file: certs/rootca.pem}\n",

@@ -65,6 +65,15 @@ def proof_of_possession(change: Change) -> Proof:
 def _proof_steps(change: Change) -> list[str]:
     proof = proof_of_possession(change)
     code = change.inputs.get("verificationCode")
+    issued = change.ids.get("verificationCode")       # the code an earlier apply was issued, still current
+    if issued and proof in (Proof.REPORT, Proof.DECLARED) and code != issued:
+        made = (f"the declared verificationCertificatePem has CN {code}, not that code (Azure issues a new code on "
+                "every request); " if code else "")
+        return [f"pending proof of possession: the hub's current verification code is {issued}; {made}sign it with "
+                f"the CA's key outside fleetctl: {sign_command(issued)}; declare the certificate as "
+                "verificationCertificatePem and plan again",
+                "apply meanwhile: " + ("verify with the declared certificate, fail, " if code else "") +
+                "generate a new code and report it (the code above is then void)"]
     report = "report the verification code"
     pending = (f"{report}; isVerified stays false until verificationCertificatePem (CN = the code, signed with the "
                "CA's key outside fleetctl) is declared and applied; apply prints the code and the command to sign it: "

@@ -47,6 +47,7 @@ from urllib.parse import urlparse
 from engine import errors
 from engine.bulk import choose, device_mode
 from engine.diagnostics import Diagnostic, FleetctlError, error, warning
+from engine.journal import read_entries
 from engine.manifest.confine import FilePolicy
 from engine.manifest.fleet import resolve_secret_value
 from engine.model import Action, ActualResource, Address, Change, DesiredResource, SecretRef, secret_fingerprint
@@ -65,6 +66,8 @@ READ_WORKERS = 16
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_ARM = "https://management.azure.com"
 MUTATING = ("create", "update", "put", "delete", "bulk", "generate", "verify", "cancel")
+DEFAULT_JOURNAL = ".fleetctl/journal.jsonl"     # as engine/cli.py: where a pending proof of possession was recorded
+PROOF_PENDING = "proof-pending"                # journal event: the code an apply was issued and left to be signed
 UNPACED = ("arm", "storage")         # no hub quota covers ARM certificate or blob requests
 DPS_FIELDS = ("allocationPolicy", "customAllocationDefinition", "iotHubs", "iotHubHostName", "reprovisionPolicy",
               "initialTwin", "capabilities", "provisioningStatus", "deviceId")
@@ -218,7 +221,8 @@ def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any
                          has_arm=azure.arm is not None or bool(azure.hub.name and azure.hub.resourceGroup
                                                                and azure.hub.subscriptionId),
                          limiter=options.get("limiter", _limiter(target, hub_host, env, tier, units)),
-                         tier=tier, units=units, import_export=jobs, bulk=options.get("bulk", True))
+                         tier=tier, units=units, import_export=jobs, bulk=options.get("bulk", True),
+                         journal=Path(env.get("FLEETCTL_JOURNAL") or DEFAULT_JOURNAL))
 
 
 # ------------------------------------------------------------------------------------------- projections
@@ -325,7 +329,7 @@ class AzureProvider:
     def __init__(self, target: str, client: AzureClient, *, has_dps: bool = True, has_arm: bool = True,
                  retry: RetryPolicy | None = None, page_size: int = 1000, limiter: RateLimiter | None = None,
                  tier: str = "S1", units: int = 1, import_export: ImportExport | None = None,
-                 bulk: bool = True) -> None:
+                 bulk: bool = True, journal: Path | None = None) -> None:
         self.target = target
         self.client = client
         self.has_dps = has_dps
@@ -338,6 +342,7 @@ class AzureProvider:
         self.limiter = limiter                      # per-class token buckets at the hub's quotas; None: unpaced
         self.tier, self.units = tier, units
         self.import_export = import_export
+        self.journal = journal                      # read for the verification codes earlier applies left pending
         self.bulk = bulk                            # False: every change on its own (benchmarks compare the paths)
         self.progress: ProgressSink = SILENT        # long reads report here (engine/run.py sets the command's sink)
         self.jobs: list[dict[str, Any]] = []        # import jobs this provider ran (ids, devices, status, seconds)
@@ -522,15 +527,37 @@ class AzureProvider:
 
     def _read_certificates(self, declared: dict[str, DesiredResource], prune: bool) -> list[ActualResource]:
         out = []
-        for cert in self.call("certificates.list_by_iot_hub", self.client.list_hub_certificates):
+        certificates = self.call("certificates.list_by_iot_hub", self.client.list_hub_certificates)
+        unverified = [c["name"] for c in certificates
+                      if c["name"] in declared and not (c.get("properties") or {}).get("isVerified")]
+        pending = self._pending_codes() if unverified else {}
+        for cert in certificates:
             name, props = cert["name"], cert.get("properties") or {}
             if name not in declared and not prune:
                 continue
             state = {"thumbprint": (props.get("thumbprint") or "").upper(), "isVerified": bool(props.get("isVerified"))}
+            ids = {"etag": cert.get("etag")}
+            code, etag = pending.get(str(self.addr("HubCertificate", name)), (None, None))
+            if code and etag == cert.get("etag") and not state["isVerified"]:
+                ids["verificationCode"] = code      # still the hub's current code: nothing changed the certificate
             out.append(ActualResource(self.addr("HubCertificate", name), "azure.HubCertificate", state,
-                                      token=cert.get("etag") or "", managed=name in declared,
-                                      ids={"etag": cert.get("etag")}))
+                                      token=cert.get("etag") or "", managed=name in declared, ids=ids))
         return out
+
+    def _pending_codes(self) -> dict[str, tuple[str, str]]:
+        """address → (verification code, certificate etag after it was issued) of the last proof of possession an
+        apply left pending (journal event `proof-pending`). Azure's GET never returns the code, and every new code
+        changes the etag, so a recorded code whose etag is still the certificate's is the hub's current one."""
+        if self.journal is None or not self.journal.is_file():
+            return {}
+        found: dict[str, tuple[str, str]] = {}
+        try:
+            for entry in read_entries(self.journal):
+                if entry.get("event") == PROOF_PENDING and entry.get("address"):
+                    found[entry["address"]] = (str(entry.get("verificationCode")), str(entry.get("certificateEtag")))
+        except (OSError, ValueError):
+            return {}                 # an unreadable journal only costs the plan the code: apply reports it again
+        return found
 
     # ------------------------------------------------------------------ apply
     def apply(self, change: Change, secrets: Mapping[str, str]) -> ApplyResult:
@@ -780,6 +807,8 @@ def _prove(p: AzureProvider, c: Change, etag: str | None) -> None:
     if pem and code == issued:
         p.call("certificates.verify", p.client.verify_hub_certificate, name, nonce.get("etag"), pem)
         return
+    p.emit(PROOF_PENDING, "certificates.generate_verification_code", None, verificationCode=issued,
+           certificateEtag=nonce.get("etag"))
     stale = (f" The declared verificationCertificatePem has CN={code}, a code the hub issued earlier: Azure issues a "
              "new random code on every request, so a verification certificate made before this apply cannot match."
              if pem and code else "")
