@@ -109,7 +109,7 @@ def up(base: Path | None = None, *, quota_faithful: bool | None = None) -> str:
     for name, module in EMULATORS.items():
         if importlib.util.find_spec(module) is None:
             continue
-        extra = quota_args(name) if quota_faithful else demo_args(name)
+        extra = [*(quota_args(name) if quota_faithful else []), *demo_args(name)]
         results[name] = _start(base, sdir, name, module, extra, pids)
     if quota_faithful and "aws" in results:
         proxy = _start(base, sdir, "aws-quota-proxy", "engine.sandbox.quota_proxy",
@@ -144,10 +144,6 @@ def quota_args(name: str) -> list[str]:
         return ["--pace-tasks"]
     if name != "azure":
         return []
-    return ["--fixed-verification-codes", *_azure_quota_args()]
-
-
-def _azure_quota_args() -> list[str]:
     from engine.ratelimit import azure_hub_quotas
     q = azure_hub_quotas("S1", 1)
     rates = {"registry": q["registry"].tps, "query": q["query"].tps, "twin_read": q["twin_read"].tps,

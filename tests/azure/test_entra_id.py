@@ -261,7 +261,7 @@ def test_verification_codes_are_random_per_request_unless_the_demo_setting_is_on
 def test_the_sandbox_says_it_runs_the_demo_code(tmp_path):
     from engine.sandbox import manager
     assert manager.demo_args("azure") == ["--fixed-verification-codes"]
-    assert "--fixed-verification-codes" in manager.quota_args("azure")
+    assert "--fixed-verification-codes" not in manager.quota_args("azure")     # added by up() in both modes
     assert "fixed CA verification code" in manager.DEMO_NOTE and "throwaway demo CA" in manager.DEMO_NOTE
     described = {"hub_connection_string": "HostName=127.0.0.1:1;SharedAccessKeyName=a;SharedAccessKey=b",
                  "ca_bundle": "/x", "arm_base_url": "https://127.0.0.1:1", "host": "127.0.0.1:1",
