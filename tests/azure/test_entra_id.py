@@ -326,3 +326,19 @@ def test_arm_without_a_credential_is_a_plain_error_on_a_connection_string_target
     assert "AzureCliCredential: Azure CLI not found on path" in text and "AZURE_FEDERATED_TOKEN_FILE" in text
     monkeypatch.setenv("FLEETCTL_ARM_TOKEN", emulator.entra.mint("https://management.azure.com/.default"))
     assert made.plan().exit_code == 2          # the explicit static-token fallback
+
+
+def test_default_azure_credential_reads_the_sandbox_tenant_from_the_process_environment(emulator, monkeypatch):
+    """Without a secret in the Target's settings the chain is DefaultAzureCredential itself; its
+    EnvironmentCredential gets the token from the sandbox's endpoint (instance discovery off for loopback)."""
+    from azure.identity import DefaultAzureCredential
+
+    from engine.providers.azure.client import HUB_SCOPE, entra_credential
+    for key, value in {**emulator.entra_env(), "REQUESTS_CA_BUNDLE": emulator.ca_bundle}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "EnvironmentCredential")
+    credential = entra_credential({"AZURE_AUTHORITY_HOST": emulator.authority_host,
+                                   "REQUESTS_CA_BUNDLE": emulator.ca_bundle})
+    assert isinstance(credential, DefaultAzureCredential)
+    token = credential.get_token(HUB_SCOPE).token
+    assert emulator.entra.check(f"Bearer {token}", (HUB_AUDIENCE,), code="x")["appid"] == emulator.entra.client_id
