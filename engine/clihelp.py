@@ -40,7 +40,20 @@ ENV: dict[str, str] = {
     "FLEETCTL_RATE_PROBE": "let the pacing climb to this factor × the configured quotas (default 1)",
     "FLEETCTL_AZURE_HUB_TIER": "IoT Hub tier and units for pacing and the estimate, e.g. S1 or S3:2 (default S1)",
     "FLEETCTL_ARM_ENDPOINT": "Azure Resource Manager endpoint (hub certificates; default management.azure.com)",
-    "FLEETCTL_ARM_TOKEN": "Azure Resource Manager bearer token (hub certificates)",
+    "FLEETCTL_ARM_TOKEN": "Azure Resource Manager bearer token (hub certificates): a fallback that wins over the "
+                          "Entra ID chain; it expires in about an hour",
+    "AZURE_TENANT_ID": "Microsoft Entra tenant (azure-identity's chain, with AZURE_CLIENT_ID and AZURE_CLIENT_SECRET "
+                       "or AZURE_FEDERATED_TOKEN_FILE); ARM and auth: entraId Targets",
+    "AZURE_CLIENT_ID": "application (client) id of the service principal or federated identity fleetctl signs in as",
+    "AZURE_CLIENT_SECRET": "client secret of that application (the sandbox exports its own, sandbox-only one)",
+    "AZURE_FEDERATED_TOKEN_FILE": "workload identity federation token file (e.g. GitHub Actions OIDC via azure/login)",
+    "AZURE_AUTHORITY_HOST": "Microsoft Entra authority (default login.microsoftonline.com; the sandbox's local "
+                            "token endpoint)",
+    "AZURE_TOKEN_CREDENTIALS": "which credentials DefaultAzureCredential tries: dev, prod or one credential's name",
+    "FLEETCTL_HUB_HOST": "the IoT Hub host auth: entraId Targets call instead of hub.hostName (loopback only: "
+                         "the sandbox)",
+    "FLEETCTL_DPS_HOST": "the DPS host auth: entraId Targets call instead of dps.hostName (loopback only: the "
+                         "sandbox)",
     "REQUESTS_CA_BUNDLE": "CA bundle for the Azure endpoints (e.g. the sandbox's emulators)",
     "AWS_PROFILE": "AWS credentials profile (a Target's aws.profile wins)",
     "AWS_REGION": "AWS region (a Target's aws.region wins; also AWS_DEFAULT_REGION)",
@@ -60,7 +73,9 @@ CLOCK = ("FLEETCTL_NOW", "SOURCE_DATE_EPOCH", "FLEETCTL_GIT_COMMIT", "GITHUB_SHA
 PROGRESS = ("FLEETCTL_PROGRESS", "FLEETCTL_PROGRESS_SECONDS")
 PACING = ("FLEETCTL_QUOTAS", "FLEETCTL_RATE_LIMIT", "FLEETCTL_RATE_PROBE", "FLEETCTL_AZURE_HUB_TIER")
 CLOUD = ("AWS_PROFILE", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IOT",
-         "AWS_ENDPOINT_URL_S3", "FLEETCTL_ARM_ENDPOINT", "FLEETCTL_ARM_TOKEN", "REQUESTS_CA_BUNDLE")
+         "AWS_ENDPOINT_URL_S3", "FLEETCTL_ARM_ENDPOINT", "FLEETCTL_ARM_TOKEN", "REQUESTS_CA_BUNDLE",
+         "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
+         "AZURE_AUTHORITY_HOST", "AZURE_TOKEN_CREDENTIALS", "FLEETCTL_HUB_HOST", "FLEETCTL_DPS_HOST")
 FINGERPRINT = ("FLEETCTL_FINGERPRINT_KEY", "FLEETCTL_FINGERPRINT_KEY_FILE")
 READS = ("FLEETCTL_JOURNAL", "FLEETCTL_WORKERS", *CLOCK, "FLEETCTL_DUMPS", "FLEETCTL_DEVICE_STATE", *PROGRESS,
          *PACING, *CLOUD, *FINGERPRINT, "<NAME>")

@@ -529,11 +529,11 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
         journal.write("begin", address=address, action=change.action.value)
         request_ids: list[str] = []
 
-        def hook(op: str, phase: str, request_id: str | None, exc: Exception | None) -> None:
+        def hook(op: str, phase: str, request_id: str | None, exc: Exception | None, **extra: Any) -> None:
             if request_id:
                 request_ids.append(request_id)
             journal.write(phase, address=address, op=op, requestId=request_id,
-                          error=(f"{getattr(exc, 'code', '') or type(exc).__name__}" if exc else None))
+                          error=(f"{getattr(exc, 'code', '') or type(exc).__name__}" if exc else None), **extra)
 
         provider.set_hook(hook)
         try:

@@ -20,7 +20,7 @@ cd "$WORK"
 trap 'cd "$WORK" && fleetctl sandbox down >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
 echo "==> fleetctl sandbox up"
-fleetctl sandbox up >/dev/null
+fleetctl sandbox up | sed -n 's/^# //p'     # the export lines stay quiet; the sandbox's demo notes are shown
 eval "$(fleetctl sandbox env)"
 
 echo "==> fleetctl validate $FLEET"
