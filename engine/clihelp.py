@@ -48,6 +48,8 @@ ENV: dict[str, str] = {
     "AWS_ENDPOINT_URL": "AWS endpoint for every service (e.g. the sandbox's moto)",
     "AWS_ENDPOINT_URL_IOT": "AWS IoT endpoint (wins over AWS_ENDPOINT_URL)",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint for bulk-registration files (wins over AWS_ENDPOINT_URL)",
+    "AWS_ENDPOINT_URL_STS": "STS endpoint for a Target's aws.assumeRole and its account check (wins over "
+                            "AWS_ENDPOINT_URL)",
     "FLEETCTL_FINGERPRINT_KEY": "key of the keyed secret fingerprints (a CI secret shared by plan and apply; "
                                 "docs/security.md); else a per-user key file",
     "FLEETCTL_FINGERPRINT_KEY_FILE": "the per-user fingerprint key file (default ~/.fleetctl/fingerprint.key)",
@@ -60,7 +62,7 @@ CLOCK = ("FLEETCTL_NOW", "SOURCE_DATE_EPOCH", "FLEETCTL_GIT_COMMIT", "GITHUB_SHA
 PROGRESS = ("FLEETCTL_PROGRESS", "FLEETCTL_PROGRESS_SECONDS")
 PACING = ("FLEETCTL_QUOTAS", "FLEETCTL_RATE_LIMIT", "FLEETCTL_RATE_PROBE", "FLEETCTL_AZURE_HUB_TIER")
 CLOUD = ("AWS_PROFILE", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IOT",
-         "AWS_ENDPOINT_URL_S3", "FLEETCTL_ARM_ENDPOINT", "FLEETCTL_ARM_TOKEN", "REQUESTS_CA_BUNDLE")
+         "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_STS", "FLEETCTL_ARM_ENDPOINT", "FLEETCTL_ARM_TOKEN", "REQUESTS_CA_BUNDLE")
 FINGERPRINT = ("FLEETCTL_FINGERPRINT_KEY", "FLEETCTL_FINGERPRINT_KEY_FILE")
 READS = ("FLEETCTL_JOURNAL", "FLEETCTL_WORKERS", *CLOCK, "FLEETCTL_DUMPS", "FLEETCTL_DEVICE_STATE", *PROGRESS,
          *PACING, *CLOUD, *FINGERPRINT, "<NAME>")
