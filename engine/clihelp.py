@@ -83,6 +83,8 @@ COMMANDS: dict[str, tuple[Mapping[int, str], tuple[str, ...]]] = {
     "drift": ({0: "in sync", 2: "drift: the actual state differs from the manifests",
                1: "an error (reading failed): never reported as in sync"}, READS),
     "show": ({0: "shown", 1: "an unreadable plan file, or no change matches --address"}, ()),
+    "targets": ({0: "listed (also when none is touched)", 1: "an error (the fleet could not be read, or REV is "
+                 "unknown)"}, ("<NAME>",)),
     "apply": ({0: "every change applied, or nothing to do", 1: "an error: a stale or failed plan, a change that "
                "failed or was skipped (details on stderr and in the journal)"}, APPLIES),
     "sandbox": (OK_ERROR, ()),
