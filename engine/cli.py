@@ -190,7 +190,7 @@ def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps:
 
 
 @cli.command()
-@click.argument("planfiles", nargs=-1, required=True, type=click.Path(), metavar="PLANFILE...")
+@click.argument("planfiles", nargs=-1, type=click.Path(), metavar="PLANFILE...")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.option("--summary", is_flag=True, help="changes per kind and action instead of one line per change")
 @click.option("--address", "addresses", multiple=True, metavar="ADDR",
@@ -207,7 +207,7 @@ def show(planfiles: tuple[str, ...], fmt: str, summary: bool, addresses: tuple[s
         _show_merged(planfiles, failed, fmt)
         return
     if len(planfiles) != 1 or failed:
-        raise click.UsageError("several plan files (or --failed) need --merge")
+        raise click.UsageError("show takes one PLANFILE; several plan files (or --failed) need --merge")
     planfile = planfiles[0]
     plan_obj = load_plan(planfile)
     if plan_obj.errored:

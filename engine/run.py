@@ -193,6 +193,8 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                           created_at=iso(ctx.now()), desired_digest=fleet.digest,
                           extra={"identities": _identities(fleet.desired),
                                  "targets": sorted(k[1] for k in groups if k[1]),
+                                 # `--target`: what was asked for, also when an optional Target was skipped
+                                 **({"requestedTargets": sorted(targets)} if targets else {}),
                                  # the Targets' settings (references, never secret values): apply PLANFILE
                                  # needs no fleet load to reach them
                                  "targetSpecs": {name: target_specs[name].model_dump(mode="json", exclude_none=True)

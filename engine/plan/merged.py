@@ -33,6 +33,8 @@ class Entry:
     def status(self) -> str:
         if self.plan is None:
             return "failed"
+        if self.target not in self.plan.options.get("targets", [self.target]):
+            return "skipped"      # an optional Target whose credentials were not there (its plan's warning says so)
         if self.plan.errored:
             return "failed" if self.plan.errors else "blocked"
         return "changes" if self.plan.has_changes else "no changes"
@@ -42,7 +44,7 @@ def entries(plans: list[Plan], failed: dict[str, str]) -> list[Entry]:
     """One entry per Target, sorted by name; a plan file names its Targets in options.targets."""
     out: dict[str, Entry] = {}
     for p in plans:
-        names = p.options.get("targets") or ["(no target)"]
+        names = p.options.get("requestedTargets") or p.options.get("targets") or ["(no target)"]
         out[", ".join(names)] = Entry(", ".join(names), p)
     for name, err in failed.items():
         out.setdefault(name, Entry(name, None, err))
@@ -56,12 +58,17 @@ def _where(e: Entry) -> str:
 
 
 def _status_cell(e: Entry) -> str:
-    icon = {"failed": "❌", "blocked": "⛔", "changes": "📝", "no changes": "✅"}[e.status]
+    icon = {"failed": "❌", "blocked": "⛔", "changes": "📝", "no changes": "✅", "skipped": "⏭️"}[e.status]
+    if e.status == "skipped":
+        return f"{icon} skipped: not planned (optional Target without its credentials)"
     return f"{icon} {e.status}: " + (summary_line(e.plan) if e.plan is not None else "plan job failed")
 
 
 def render_markdown(items: list[Entry], commit: str = "", budget: int = MARKDOWN_BUDGET) -> str:
     failed = sum(1 for e in items if e.status == "failed")
+    if not items:
+        return "\n".join([MARKER, "### fleetctl plan" + (f" for `{commit[:12]}`" if commit else ""), "",
+                          "No Target is touched by this pull request: nothing to plan or apply."]) + "\n"
     head = [MARKER, f"### fleetctl plan: {len(items)} Target(s)" + (f" for `{commit[:12]}`" if commit else "")
             + (f", {failed} failed" if failed else ""), "", f"_{READ_ONLY}_", "",
             "| Target | Acts in | Plan | Status |", "|---|---|---|---|"]
@@ -72,7 +79,7 @@ def render_markdown(items: list[Entry], commit: str = "", budget: int = MARKDOWN
     share = max(2000, (budget - len("\n".join(head))) // max(1, len(items)))
     body: list[str] = []
     for e in items:
-        body.append(f"<details{' open' if e.status != 'no changes' else ''}><summary><b>{e.target}</b>: "
+        body.append(f"<details{' open' if e.status not in ('no changes', 'skipped') else ''}><summary><b>{e.target}</b>: "
                     f"{_status_cell(e)}</summary>")
         body.append("")
         if e.plan is not None:
