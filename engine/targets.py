@@ -50,7 +50,8 @@ def touched(fleet: Fleet, rev: str, env: Mapping[str, str]) -> set[str]:
         top = Path(incremental.git_toplevel(fleet.root))
         changed = {(top / f).resolve() for f in scope.files}
         for name, manifest in fleet.targets().items():
-            if Path(manifest.doc.file).resolve() in changed:
+            # doc.file is relative to the fleet folder's parent; base_dir is the file's own folder
+            if (Path(manifest.doc.base_dir) / Path(manifest.doc.file).name).resolve() in changed:
                 names.add(name)
     return names & set(fleet.targets())
 
