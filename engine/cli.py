@@ -193,13 +193,25 @@ def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps:
 
 
 @cli.command()
-@click.argument("planfile", type=click.Path())
+@click.argument("planfiles", nargs=-1, type=click.Path(), metavar="PLANFILE...")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.option("--summary", is_flag=True, help="changes per kind and action instead of one line per change")
 @click.option("--address", "addresses", multiple=True, metavar="ADDR",
               help="only the changes at this address or glob (repeatable), with every detail")
-def show(planfile: str, fmt: str, summary: bool, addresses: tuple[str, ...]) -> None:
-    """Render a saved plan file (or drill into some of its changes with --address)."""
+@click.option("--merge", is_flag=True, help="one view of several per-Target plan files (a CI matrix's PR comment); "
+                                            "for reading only, never applicable as one plan")
+@click.option("--failed", "failed", multiple=True, metavar="TARGET=FILE",
+              help="with --merge: a Target whose plan job failed without a plan file, and the file holding its error")
+def show(planfiles: tuple[str, ...], fmt: str, summary: bool, addresses: tuple[str, ...], merge: bool,
+         failed: tuple[str, ...]) -> None:
+    """Render a saved plan file (or drill into some of its changes with --address), or merge per-Target plan
+    files into one read-only view (--merge)."""
+    if merge:
+        _show_merged(planfiles, failed, fmt)
+        return
+    if len(planfiles) != 1 or failed:
+        raise click.UsageError("show takes one PLANFILE; several plan files (or --failed) need --merge")
+    planfile = planfiles[0]
     plan_obj = load_plan(planfile)
     if plan_obj.errored:
         _say(f"note: plan {plan_obj.plan_id} ended in error; apply refuses it", err=True)
@@ -219,6 +231,36 @@ def show(planfile: str, fmt: str, summary: bool, addresses: tuple[str, ...]) -> 
                   else "\n".join(blocked_lines(only, fmt)) + "\n", fmt)
         return
     _show(_render(plan_obj, fmt, summary), fmt)
+
+
+def _show_merged(planfiles: tuple[str, ...], failed: tuple[str, ...], fmt: str) -> None:
+    from engine.plan import merged
+    broken: dict[str, str] = {}
+    for item in failed:
+        name, sep, path = item.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"--failed takes TARGET=FILE, not {item!r}")
+        try:
+            broken[name] = Path(path).read_text(encoding="utf-8", errors="replace") if path else ""
+        except OSError as exc:
+            broken[name] = f"(the error file {path} is unreadable: {exc.strerror})"
+    plans = [load_plan(p) for p in planfiles if p]
+    commits = sorted({p.git_commit for p in plans if p.git_commit})
+    _show(merged.render(merged.entries(plans, broken), fmt, commits[0] if len(commits) == 1 else ""), fmt)
+
+
+@cli.command()
+@click.argument("path", default="fleet", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help='{"include": [...], "count": N}: a GitHub Actions matrix')
+@click.option("--changed-since", metavar="REV", help="only the Targets touched by changes since this git revision")
+def targets(path: str, as_json: bool, changed_since: str | None) -> None:
+    """List the fleet's Targets: provider, where each acts (region/account/role or hub), optional, and the
+    concurrency lock a CI matrix uses; --changed-since lists only those a pull request touches."""
+    from engine import targets as listing
+    ctx = _ctx(None)
+    fleet = run.load(Path(path), ctx)
+    entries = listing.listing(fleet, ctx.env, changed_since)
+    _say((listing.as_json if as_json else listing.as_text)(entries, changed_since), nl=False)
 
 
 def _report(report: run.ApplyReport) -> None:

@@ -61,6 +61,8 @@ ENV: dict[str, str] = {
     "AWS_ENDPOINT_URL": "AWS endpoint for every service (e.g. the sandbox's moto)",
     "AWS_ENDPOINT_URL_IOT": "AWS IoT endpoint (wins over AWS_ENDPOINT_URL)",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint for bulk-registration files (wins over AWS_ENDPOINT_URL)",
+    "AWS_ENDPOINT_URL_STS": "STS endpoint for a Target's aws.assumeRole and its account check (wins over "
+                            "AWS_ENDPOINT_URL)",
     "FLEETCTL_FINGERPRINT_KEY": "key of the keyed secret fingerprints (a CI secret shared by plan and apply; "
                                 "docs/security.md); else a per-user key file",
     "FLEETCTL_FINGERPRINT_KEY_FILE": "the per-user fingerprint key file (default ~/.fleetctl/fingerprint.key)",
@@ -73,7 +75,7 @@ CLOCK = ("FLEETCTL_NOW", "SOURCE_DATE_EPOCH", "FLEETCTL_GIT_COMMIT", "GITHUB_SHA
 PROGRESS = ("FLEETCTL_PROGRESS", "FLEETCTL_PROGRESS_SECONDS")
 PACING = ("FLEETCTL_QUOTAS", "FLEETCTL_RATE_LIMIT", "FLEETCTL_RATE_PROBE", "FLEETCTL_AZURE_HUB_TIER")
 CLOUD = ("AWS_PROFILE", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IOT",
-         "AWS_ENDPOINT_URL_S3", "FLEETCTL_ARM_ENDPOINT", "FLEETCTL_ARM_TOKEN", "REQUESTS_CA_BUNDLE",
+         "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_STS", "FLEETCTL_ARM_ENDPOINT", "FLEETCTL_ARM_TOKEN", "REQUESTS_CA_BUNDLE",
          "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
          "AZURE_AUTHORITY_HOST", "AZURE_TOKEN_CREDENTIALS", "FLEETCTL_HUB_HOST", "FLEETCTL_DPS_HOST")
 FINGERPRINT = ("FLEETCTL_FINGERPRINT_KEY", "FLEETCTL_FINGERPRINT_KEY_FILE")
@@ -96,6 +98,8 @@ COMMANDS: dict[str, tuple[Mapping[int, str], tuple[str, ...]]] = {
     "drift": ({0: "in sync", 2: "drift: the actual state differs from the manifests",
                1: "an error (reading failed): never reported as in sync"}, READS),
     "show": ({0: "shown", 1: "an unreadable plan file, or no change matches --address"}, ()),
+    "targets": ({0: "listed (also when none is touched)", 1: "an error (the fleet could not be read, or REV is "
+                 "unknown)"}, ("<NAME>",)),
     "apply": ({0: "every change applied, or nothing to do", 1: "an error: a stale or failed plan, a change that "
                "failed or was skipped (details on stderr and in the journal)"}, APPLIES),
     "sandbox": (OK_ERROR, ()),

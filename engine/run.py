@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from engine import errors, incremental
+from engine import accounts, errors, incremental
 from engine.clock import Clock, actor, clock_from_env, git_commit, iso
 from engine.diagnostics import Diagnostics, FleetctlError, error, warning
 from engine import journal as journals
@@ -164,6 +164,9 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
             groups.setdefault(provider_key(address), [])
     scoped = incremental.ScopedRead(scope.addresses, scope.previous) if scope else None
     prune_targets = {name for name, spec in target_specs.items() if spec.prune or prune}
+    # the account (and role) each AWS Target acts in, asked before its read: an unusable role fails here, by name
+    identities = accounts.identities([k[1] for k in groups if k[0] == "aws"],
+                                     lambda name: get_provider(ctx, ("aws", name), target_specs), target_specs, diags)
     actual = []
     started = time.perf_counter()
     for key in sorted(groups):
@@ -191,10 +194,13 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                           created_at=iso(ctx.now()), desired_digest=fleet.digest,
                           extra={"identities": _identities(fleet.desired),
                                  "targets": sorted(k[1] for k in groups if k[1]),
+                                 # `--target`: what was asked for, also when an optional Target was skipped
+                                 **({"requestedTargets": sorted(targets)} if targets else {}),
                                  # the Targets' settings (references, never secret values): apply PLANFILE
                                  # needs no fleet load to reach them
                                  "targetSpecs": {name: target_specs[name].model_dump(mode="json", exclude_none=True)
                                                  for name in sorted({k[1] for k in groups if k[1]} & set(target_specs))},
+                                 **({"accounts": identities} if identities else {}),
                                  **({"scope": scope.to_json()} if scope else {}),
                                  # the fleet's file allowances (issue 13.5): apply reads {file:} secrets in them
                                  **({"fileAllow": allow} if (allow := allow_entries(target_specs.values())) else {})})
@@ -429,6 +435,9 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             return ApplyReport(plan.plan_id, already_applied=(
                 f"plan {plan.plan_id} was applied at {done.get('ts')} by journal entry {ctx.journal_path}:"
                 f"{done['line']} ({done.get('applied', 0)} change(s) applied); nothing to do"))
+    # before any read: the plan's Targets must act in the accounts the plan was made for (engine/accounts.py)
+    acting = accounts.check(plan.options.get("accounts", {}),
+                            lambda name: get_provider(ctx, ("aws", name), target_specs), target_specs, plan.plan_id)
     if check:
         checked = stale_check(plan, ctx, target_specs)
         if checked.already_applied:
@@ -449,7 +458,8 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
     failed_targets: set[tuple[str, str]] = set()
     started = time.perf_counter()
     journal.write("apply-start", changes=len(plan.changes),    # the review it came from (set by apply.yml)
-                  pullRequest=ctx.env.get("FLEETCTL_PULL_REQUEST") or None, runUrl=ctx.env.get("FLEETCTL_RUN_URL") or None)
+                  pullRequest=ctx.env.get("FLEETCTL_PULL_REQUEST") or None, runUrl=ctx.env.get("FLEETCTL_RUN_URL") or None,
+                  **({"accounts": acting} if acting else {}))
     tasks = {False: _progress_task(ctx, [c for c in plan.changes if c.action is not Action.DELETE], "apply", "changes"),
              True: SILENT.task("delete")}       # opened when the deletes start
 
@@ -530,6 +540,7 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
         request_ids: list[str] = []
 
         def hook(op: str, phase: str, request_id: str | None, exc: Exception | None, **extra: Any) -> None:
+            # `extra`: what the provider knows of the call's context (AWS: the account and role it acted in)
             if request_id:
                 request_ids.append(request_id)
             journal.write(phase, address=address, op=op, requestId=request_id,

@@ -31,11 +31,30 @@ class AwsBulkRegistrationSpec(Strict):
                                                          "failing (AWS runs one task at a time per account)")
 
 
+class AwsAssumeRoleSpec(Strict):
+    """The IAM role fleetctl assumes for this Target (issue 15.2): one CI identity (e.g. a GitHub OIDC role)
+    reaches every account. Source credentials: the Target's profile, else the standard chain. botocore refreshes
+    the role's credentials before they expire, so a long apply outlives durationSeconds."""
+
+    roleArn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+$", max_length=2048,
+                         description="role to assume, e.g. arn:aws:iam::111122223333:role/fleetctl-apply")
+    externalId: str | None = Field(None, min_length=2, max_length=1224, pattern=r"^[A-Za-z0-9+=,.@:/_-]+$",
+                                   description="ExternalId the role's trust policy requires (not a secret)")
+    sessionName: str = Field("fleetctl", min_length=2, max_length=64, pattern=r"^[A-Za-z0-9+=,.@_-]+$",
+                             description="RoleSessionName: names fleetctl in CloudTrail")
+    durationSeconds: int | None = Field(None, ge=900, le=43200,
+                                        description="lifetime of each set of role credentials (refreshed); "
+                                                    "default: the role's default, one hour")
+
+
 class AwsTargetSpec(Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region, e.g. eu-west-2")
     profile: str | None = Field(None, description="AWS profile; default: the standard credential chain")
     endpointUrl: str | None = Field(None, description="override endpoint; default: AWS_ENDPOINT_URL or AWS")
-    accountId: str | None = Field(None, pattern=r"^\d{12}$")
+    accountId: str | None = Field(None, pattern=r"^\d{12}$",
+                                  description="the account this Target must be: plan and apply refuse another one")
+    assumeRole: AwsAssumeRoleSpec | None = Field(
+        None, description="assume this IAM role (from the profile or the standard chain) for every call")
     bulkRegistration: AwsBulkRegistrationSpec | None = Field(
         None, description="create large batches of things/certificates by AWS bulk registration tasks")
 

@@ -176,6 +176,15 @@ def scope_text(plan: Plan) -> str:
             + "; nothing else was read (the drift job checks the whole fleet).")
 
 
+def accounts_text(plan: Plan) -> str:
+    """Where each AWS Target acts (engine/accounts.py): "Accounts: aws-dev 111111111111 (role …), …"."""
+    recorded = plan.options.get("accounts") or {}
+    if not recorded:
+        return ""
+    return "Accounts: " + ", ".join(f"{name} {who.get('account')}" + (f" (role {who['role']})" if who.get("role") else "")
+                                    for name, who in sorted(recorded.items())) + "."
+
+
 def _counts_by_kind(plan: Plan) -> dict[str, Counter]:
     counts: dict[str, Counter] = defaultdict(Counter)
     for c in plan.changes:
@@ -213,7 +222,10 @@ def text(plan: Plan, *, detail: bool = True, summary: bool = False) -> str:
                    "this plan converges them.")
     if scope_text(plan):
         out.append(scope_text(plan))
-    if plan.diagnostics or plan.interrupted or scope_text(plan):
+    roles = any(w.get("role") for w in (plan.options.get("accounts") or {}).values())
+    if roles:       # Targets reached by assumed roles: say which account each plan acts in
+        out.append(accounts_text(plan))
+    if plan.diagnostics or plan.interrupted or scope_text(plan) or roles:
         out.append("")
     if plan.changes and (summary or len(plan.changes) > TABLE_ABOVE):
         out += kind_table_text(plan) + [""]
@@ -307,6 +319,8 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
         head += [f"⏱️ {estimate_text(plan)}.", ""]
     if scope_text(plan):
         head += [f"🔎 {scope_text(plan)}", ""]
+    if accounts_text(plan):
+        head += [f"☁️ {accounts_text(plan)}", ""]
     if plan.changes:
         head += _kind_table(plan) + [""]
     head += blocked_lines(plan, "markdown")
@@ -463,7 +477,10 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
             "attention": [{"address": address, **a.to_json()} for address, a in _drift_items(plan)],
             "blocked": [b.to_json() for b in plan.blocked],
             "errors": [d.to_json() for d in plan.errors],
-            "orphaned": orphans}, indent=2, ensure_ascii=False) + "\n"
+            "orphaned": orphans,
+            # the account (and role) each AWS Target was checked in (engine/accounts.py)
+            **({"targets": plan.options["accounts"]} if plan.options.get("accounts") else {})},
+            indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
         return _drift_markdown(plan, orphans, budget)
     if in_sync:

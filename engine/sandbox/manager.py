@@ -9,6 +9,7 @@ sandbox-only secret) with the hub/DPS hosts (FLEETCTL_HUB_HOST, FLEETCTL_DPS_HOS
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -24,8 +25,34 @@ from engine import fsutil
 EMULATORS = {"aws": "engine.sandbox.aws", "azure": "engine.sandbox.azure_emulator"}
 
 
+# what each emulator needs beyond fleetctl's own dependencies: the `sandbox` extra of pyproject.toml
+NEEDS = {"aws": ("moto", "flask", "flask_cors")}
+INSTALL = ("python -m pip install 'fleetctl[sandbox]'  (from a checkout of fleetctl: python -m pip install "
+           "-e '.[sandbox]'; with the virtualenv activated first: source .venv/bin/activate)")
+
+
 class SandboxError(RuntimeError):
     pass
+
+
+def missing_modules(name: str) -> list[str]:
+    """The modules emulator `name` needs that do not import in this environment (not installed, or broken)."""
+    missing = []
+    for module in NEEDS.get(name, ()):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    return missing
+
+
+def check_installed(name: str) -> None:
+    """Before starting an emulator: say exactly what to install instead of "exited with code 1"."""
+    missing = missing_modules(name)
+    if missing:
+        raise SandboxError(f"the {name} emulator needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                           f"not installed in the Python fleetctl runs from ({sys.executable}); install fleetctl's "
+                           f"sandbox extra: {INSTALL}")
 
 
 def state_dir(base: Path | None = None) -> Path:
@@ -109,6 +136,7 @@ def up(base: Path | None = None, *, quota_faithful: bool | None = None) -> str:
     for name, module in EMULATORS.items():
         if importlib.util.find_spec(module) is None:
             continue
+        check_installed(name)
         extra = [*(quota_args(name) if quota_faithful else []), *demo_args(name)]
         results[name] = _start(base, sdir, name, module, extra, pids)
     if quota_faithful and "aws" in results:

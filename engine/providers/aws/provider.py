@@ -24,7 +24,7 @@ from engine import errors
 from engine.diagnostics import Diagnostic, warning
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.providers.aws import bulkreg
-from engine.providers.aws.client import AwsClient
+from engine.providers.aws.client import AssumeRole, AwsClient
 from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.planning import policy_version_steps
 from engine.providers.base import ApplyResult, ReadResult
@@ -72,8 +72,12 @@ def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any
     aws = spec.aws
     endpoint = aws.endpointUrl or env.get("AWS_ENDPOINT_URL_IOT") or env.get("AWS_ENDPOINT_URL") or None
     s3_endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None   # bulk registration files
+    sts_endpoint = env.get("AWS_ENDPOINT_URL_STS") or env.get("AWS_ENDPOINT_URL") or None
+    role = getattr(aws, "assumeRole", None)
+    assume = AssumeRole(role.roleArn, role.externalId, role.sessionName, role.durationSeconds) if role else None
     client = options.get("client") or AwsClient(aws.region, profile=aws.profile, endpoint_url=endpoint,
-                                                limiter=aws_limiter(env, endpoint), s3_endpoint_url=s3_endpoint)
+                                                limiter=aws_limiter(env, endpoint), s3_endpoint_url=s3_endpoint,
+                                                assume_role=assume, sts_endpoint_url=sts_endpoint, target=target)
     return AwsProvider(target, client, bulk=bulkreg.BulkConfig.from_spec(getattr(aws, "bulkRegistration", None)))
 
 
@@ -96,6 +100,10 @@ class AwsProvider:
 
     def set_hook(self, hook) -> None:
         self.client.hook = hook
+
+    def identity(self) -> dict[str, str]:
+        """The account (and assumed role) this Target acts in: engine/run.py records and checks it."""
+        return self.client.identity()
 
     def stats(self) -> dict[str, Any]:
         return {"calls": dict(self.client.calls), "total": self.client.total_calls(),
