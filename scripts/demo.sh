@@ -6,11 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/fleetctl ]; then
+# (re)install when there is no .venv yet or pyproject.toml changed since the last install (a pulled dependency)
+if [ ! -x .venv/bin/fleetctl ] || [ pyproject.toml -nt .venv/.fleetctl-installed ]; then
   echo "==> installing fleetctl into .venv"
-  "$PY" -m venv .venv
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -e '.[dev]'
+  touch .venv/.fleetctl-installed
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 FLEET=$(realpath "${FLEET:-fleet}")

@@ -160,7 +160,7 @@ def test_unknown_profile_is_a_plain_error(aws_env, cli, tmp_path, monkeypatch):
     res = cli("plan", str(fleet))
     assert res.exit_code == 1, res.output
     assert "internal error" not in res.output and "Traceback" not in res.output
-    assert "AWS profile 'nope' (spec.aws.profile)" in res.stderr and "aws configure --profile nope" in res.stderr
+    assert "AWS profile 'nope' (from the Target's spec.aws.profile) is not configured" in res.stderr and "aws configure --profile nope" in res.stderr
 
 
 @pytest.mark.parametrize("arn", ["arn:aws:iam::12345:role/x", "arn:aws:iam::123456789012:user/x"])

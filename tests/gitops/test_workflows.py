@@ -234,7 +234,7 @@ def test_one_failed_target_does_not_block_the_others_comment(aws_env, workspace:
     body = run["body"]
     assert "3 Target(s)" in body and "1 failed" in body
     assert f"| `{SECOND}` | — | — | ❌ failed: plan job failed |" in body
-    assert "AWS profile 'nope' (spec.aws.profile)" in body
+    assert "AWS profile 'nope' (from the Target's spec.aws.profile) is not configured" in body
     assert "Plan: 12 to create" in body      # aws-eu's plan is in the same comment
     plan_job = load("plan.yml")["jobs"]["plan"]
     assert plan_job["strategy"]["fail-fast"] is False

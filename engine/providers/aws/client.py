@@ -117,9 +117,11 @@ def profile_error(name: str | None, *, from_target: bool) -> errors.ProviderErro
     setting = "the Target's spec.aws.profile" if from_target else "the AWS_PROFILE environment variable"
     listed = (f"configured profiles: {', '.join(known)}" if known else "no profile is configured" if known is not None
               else "the AWS config files cannot be read")
+    fix = (f"fix: add it, e.g. `aws configure --profile {name}`, or " +
+           ("remove spec.aws.profile" if from_target else "unset AWS_PROFILE") + " to use the standard credential chain")
     return errors.Invalid(f"AWS profile '{name}' (from {setting}) is not configured; {listed} (in ~/.aws/config "
-                          "and ~/.aws/credentials, or the files AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name)",
-                          code="ProfileNotFound")
+                          "and ~/.aws/credentials, or the files AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name); "
+                          + fix, code="ProfileNotFound")
 
 
 @dataclass(frozen=True)
