@@ -66,14 +66,21 @@ class ReadOptions:
     on_things_page: Callable[[str | None, list[ActualResource]], None] | None = None
     page_size: int = 250
     only_things: frozenset[str] | None = None    # scoped reads (engine/providers/aws/scoped.py): these things only
+    # incremental drift (engine/providers/aws/trail.py): certificate ids per thing from a snapshot, used instead of
+    # ListThingPrincipals for every thing not in `links_reread` (things the snapshot does not hold are read)
+    links_from: Mapping[str, tuple[str, ...]] | None = None
+    links_reread: frozenset[str] = frozenset()
 
 
 def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "AwsProvider":
     aws = spec.aws
     endpoint = aws.endpointUrl or env.get("AWS_ENDPOINT_URL_IOT") or env.get("AWS_ENDPOINT_URL") or None
     s3_endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None   # bulk registration files
+    trail_endpoint = env.get("AWS_ENDPOINT_URL_CLOUDTRAIL") or env.get("AWS_ENDPOINT_URL") or endpoint  # drift events
+    sts_endpoint = env.get("AWS_ENDPOINT_URL_STS") or env.get("AWS_ENDPOINT_URL") or endpoint   # the snapshot's account
     client = options.get("client") or AwsClient(aws.region, profile=aws.profile, endpoint_url=endpoint,
-                                                limiter=aws_limiter(env, endpoint), s3_endpoint_url=s3_endpoint)
+                                                limiter=aws_limiter(env, endpoint), s3_endpoint_url=s3_endpoint,
+                                                cloudtrail_endpoint_url=trail_endpoint, sts_endpoint_url=sts_endpoint)
     return AwsProvider(target, client, bulk=bulkreg.BulkConfig.from_spec(getattr(aws, "bulkRegistration", None)))
 
 
@@ -89,6 +96,9 @@ class AwsProvider:
         self.bulk_stats: Counter[str] = Counter()
         self._task_lock = threading.Lock()
         self.progress: ProgressSink = SILENT      # long reads report here (engine/run.py sets the command's sink)
+        # thing → certificate ids of its links, as the last `read` knew them (read, or kept from a snapshot): what a
+        # snapshot saves (engine/snapshot.py)
+        self.links: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------------ plumbing
     def addr(self, kind: str, name: str) -> Address:
@@ -137,6 +147,7 @@ class AwsProvider:
         """Actual state for the kinds declared in this target (plus everything managed when pruning)."""
         self.diagnostics = []
         opts = options or ReadOptions()
+        self.links = {}
         prefetched, self._prefetched = self._prefetched, None
         by_kind: dict[str, dict[str, DesiredResource]] = {}
         for d in desired:
@@ -526,11 +537,18 @@ def _read_things(ctx: _ReadContext) -> list[ActualResource]:
     def principals(row: tuple) -> list[str]:
         if not row[4]:
             return []     # an unmanaged, undeclared thing is only listed: its links are not fleetctl's concern
-        try:
-            arns = ctx.c.pages("list_thing_principals", "principals", thingName=row[0])
-            return sorted(ctx.cert_name(arn.rsplit("/", 1)[-1]) for arn in arns if ":cert/" in arn)
-        except errors.NotFound:
-            return []
+        name = row[0]
+        known = opts.links_from.get(name) if opts.links_from is not None and name not in opts.links_reread else None
+        if known is not None:     # incremental drift: no event touched this thing's links since the snapshot
+            ids = tuple(known)
+        else:
+            try:
+                arns = ctx.c.pages("list_thing_principals", "principals", thingName=name)
+                ids = tuple(sorted(arn.rsplit("/", 1)[-1] for arn in arns if ":cert/" in arn))
+            except errors.NotFound:
+                ids = ()
+        ctx.p.links[name] = ids
+        return sorted(ctx.cert_name(i) for i in ids)
 
     pages = (iter(ctx.things_pages) if ctx.things_pages is not None else
              ctx.c.page_iter("list_things", "things", page_size=opts.page_size, start_token=token))
