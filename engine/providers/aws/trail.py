@@ -220,16 +220,19 @@ def map_events(events: Iterable[Mapping[str, Any]], members_of: Any = None) -> M
             else:
                 out.ignored += 1
             continue
+        unnamed = None
         for rule in rules:
             touches = _apply(rule, request, response)
             if touches is None:
-                if _names_thing(rule):
-                    out.every_link.append(f"{name} at {when}: " + (
-                        "it creates things and links without naming them" if getattr(rule, "member", "") == "*every*"
-                        else "its event does not name the thing it changed"))
+                if _names_thing(rule) and unnamed is None:
+                    unnamed = ("it creates things and links without naming them"
+                               if getattr(rule, "member", "") == "*every*" else
+                               "its event does not name the thing it changed")
                 # any other kind is listed in full on every read: nothing more to re-read
                 continue
             out.touches.update(touches)
+        if unnamed:
+            out.every_link.append(f"{name} at {when}: {unnamed}")
     return out
 
 
