@@ -138,3 +138,44 @@ def test_apply_never_reads_a_snapshot():
         assert "snapshot" not in inspect.signature(fn).parameters
     from engine.cli import cli
     assert not {"since_snapshot", "snapshot_out"} & {p.name for p in cli.commands["apply"].params}
+
+
+def test_drift_cli_saves_a_snapshot_and_states_what_the_incremental_read_trusted(aws_env, moto_server, tmp_path,
+                                                                                 monkeypatch):
+    from benchmarks.bench_aws import device_certificates, write_fleet
+    from engine import run
+    from tests.conftest import run_cli
+    root = tmp_path / "fleet"
+    write_fleet(root, 6, device_certificates(tmp_path / "certs", 6), "cert")
+    ctx = run.Context(journal_path=tmp_path / "journal.jsonl")
+    first = run.plan(root, ctx)
+    assert run.apply(first.plan, ctx, root, {n: m.spec for n, m in first.fleet.targets().items()}).ok
+    p = QuotaProxy(moto_server, latency_ms=(0, 0)).start()
+    try:
+        monkeypatch.delenv("FLEETCTL_NOW")            # CloudTrail's clock is the real one
+        monkeypatch.setenv("AWS_ENDPOINT_URL", p.endpoint_url)
+        snap = tmp_path / "drift.snapshot"
+        res = run_cli("drift", str(root), "--snapshot-out", str(snap))
+        assert res.exit_code == 0, res.output
+        assert "Read of bench: full (no --since-snapshot was given)" in res.stdout
+        assert stat.S_IMODE(snap.stat().st_mode) == 0o600
+        assert b"s3cr3t-aws-key-never-printed" not in __import__("gzip").decompress(snap.read_bytes())
+        iot = boto3.client("iot", region_name="eu-west-2", endpoint_url=p.endpoint_url)
+        arn = iot.list_thing_principals(thingName="bench-00002")["principals"][0]
+        iot.detach_thing_principal(thingName="bench-00002", principal=arn)
+        res = run_cli("drift", str(root), "--since-snapshot", str(snap), "--snapshot-out", str(snap))
+        assert res.exit_code == 2, res.output
+        assert "Read of bench: incremental from snapshot " + str(snap) in res.stdout
+        assert "1 IoT change event(s) from CloudTrail" in res.stdout and "15 min of overlap" in res.stdout
+        assert "certificate links re-read for 1 thing(s), taken from the snapshot for 5" in res.stdout
+        assert "aws/bench/Thing/bench-00002" in res.stdout
+        res = run_cli("drift", str(root), "--since-snapshot", str(snap), "--format", "json")
+        reads = __import__("json").loads(res.stdout)["reads"]
+        assert reads[0]["mode"] == "incremental" and reads[0]["lastFullRead"] and reads[0]["windowStart"]
+        res = run_cli("drift", str(root), "--since-snapshot", str(snap), "--format", "markdown", "--full")
+        assert "full (--full was given)" in res.stdout
+        snap.write_bytes(b"\x1f\x8b garbage")
+        res = run_cli("drift", str(root), "--since-snapshot", str(snap))
+        assert "was refused: it is damaged" in res.stderr and "full (the snapshot" in res.stdout
+    finally:
+        p.stop()
