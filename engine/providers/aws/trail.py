@@ -280,6 +280,9 @@ def lookup(provider: AwsProvider, start: datetime, end: datetime, mode: str = "w
                                    "cloudtrail:LookupEvents to the drift role") from None
         except errors.Throttled:
             raise TrailUnavailable("CloudTrail LookupEvents stayed throttled after every retry") from None
+        except errors.Unsupported:
+            raise TrailUnavailable("the endpoint does not implement CloudTrail LookupEvents (moto alone does not: "
+                                   "the quota-faithful sandbox does)") from None
         except errors.ProviderError as exc:
             raise TrailUnavailable(f"CloudTrail LookupEvents failed on page {pages + 1} ({exc})") from None
         pages += 1
