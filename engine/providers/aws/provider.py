@@ -70,6 +70,8 @@ class ReadOptions:
     # ListThingPrincipals for every thing not in `links_reread` (things the snapshot does not hold are read)
     links_from: Mapping[str, tuple[str, ...]] | None = None
     links_reread: frozenset[str] = frozenset()
+    # or both, once known: called before the first link is read (the events are looked up while the lists are read)
+    links_pending: Callable[[], tuple[Mapping[str, tuple[str, ...]] | None, frozenset[str]]] | None = None
 
 
 def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "AwsProvider":
@@ -173,6 +175,10 @@ class AwsProvider:
             ctx.things_pages = prefetched if prefetched is not None and opts.page_size == ReadOptions.page_size \
                 and opts.only_things is None else _ReadAhead(self.client.page_iter("list_things", "things",
                                                                                    page_size=opts.page_size))
+        if "aws.Certificate" in needed and "aws.Certificate" not in opts.known and opts.on_kind is None:
+            # ListCertificates is a page chain of its own (10 TPS): fetched while policies and CAs are read
+            ctx.cert_pages = _ReadAhead(self.client.page_iter("list_certificates", "certificates", size_arg="pageSize",
+                                                              token_in="marker", token_out="nextMarker"))
         if prefetched is not None and ctx.things_pages is not prefetched:
             prefetched.close()
         elif prefetched is not None:
@@ -189,7 +195,7 @@ class AwsProvider:
                 # group members (ListThingsInThingGroup, a page chain of its own) are read while the things are:
                 # things get their groups when both are done (`_read_things`), so neither chain waits for the other
                 ctx.actual[kind] = []
-                ctx.groups_pending = _background(lambda: _read_groups(ctx))
+                ctx.groups_pending = background(lambda: _read_groups(ctx))
                 continue
             ctx.actual[kind] = readers[kind](ctx)
             if opts.on_kind is not None:
@@ -272,6 +278,7 @@ class _ReadContext:
         self.group_members: dict[str, list[str]] = {}    # thing name → group names
         self.cert_ca: dict[str, str] = {}                # cert id → CA name
         self.things_pages: _ReadAhead | None = None      # ListThings pages, fetched while other kinds are read
+        self.cert_pages: _ReadAhead | None = None        # ListCertificates pages, likewise
         self.groups_pending: Future[list[ActualResource]] | None = None   # thing groups, read while things are
 
     def declared(self, kind: str, name: str) -> bool:
@@ -357,7 +364,7 @@ def _restore(ctx: _ReadContext, kind: str) -> None:
             ctx.p.arns[r.state["certificateId"]] = r.ids["arn"]
 
 
-def _background(fn: Callable[[], T]) -> "Future[T]":
+def background(fn: Callable[[], T]) -> "Future[T]":
     """`fn()` on a thread of its own; the Future carries its result or exception."""
     future: Future[T] = Future()
 
@@ -469,8 +476,9 @@ def _read_certificates(ctx: _ReadContext) -> list[ActualResource]:
     out = []
     progress = ctx.p.progress.task(f"read {ctx.p.target}", len(ctx.by_kind.get("aws.Certificate", {})) or None,
                                    unit="certificates", final=False)
-    for cert in ctx.c.pages("list_certificates", "certificates", size_arg="pageSize", token_in="marker",
-                            token_out="nextMarker"):
+    pages = (page for page, _ in (ctx.cert_pages if ctx.cert_pages is not None else ctx.c.page_iter(
+        "list_certificates", "certificates", size_arg="pageSize", token_in="marker", token_out="nextMarker")))
+    for cert in (c for page in pages for c in page):
         progress.advance()
         cid, arn = cert["certificateId"], cert["certificateArn"]
         ctx.p.arns[cid] = arn
@@ -531,6 +539,9 @@ def _read_groups(ctx: _ReadContext) -> list[ActualResource]:
 
 def _read_things(ctx: _ReadContext) -> list[ActualResource]:
     opts = ctx.options
+    if opts.links_pending is not None:     # incremental drift: which links to keep, once the events are read
+        links_from, links_reread = opts.links_pending()
+        opts = dataclasses.replace(opts, links_from=links_from, links_reread=links_reread, links_pending=None)
     token, done = opts.things_from or (None, [])
     out = list(done)
 

@@ -36,6 +36,7 @@ default) or `event-source`; both skip read-only events.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
@@ -43,7 +44,7 @@ from typing import Any, Iterable, Mapping
 from engine import errors
 from engine.clock import iso
 from engine.model import DesiredResource
-from engine.providers.aws.provider import AwsProvider, ReadOptions
+from engine.providers.aws.provider import AwsProvider, ReadOptions, background
 from engine.providers.base import ReadResult
 from engine.snapshot import TargetSnapshot, actual_json
 
@@ -352,28 +353,43 @@ def read_since(provider: AwsProvider, desired: list[DesiredResource], entry: Tar
     reason, start = (refused, None) if refused else _full_reason(provider, entry, now, settings, region)
     trust: dict[str, Any] = {"target": provider.target, "readAt": iso(now)}
     options: ReadOptions | None = None
+    decided: list[tuple[Mapping[str, tuple[str, ...]] | None, frozenset[str]]] = []
+    lock = threading.Lock()
     if reason is None and entry is not None and start is not None:
-        try:
-            window = lookup(provider, start, now, settings.lookup)
-        except TrailUnavailable as exc:
-            reason = str(exc)
-        else:
-            mapped = map_events(window.events, provider.client.operation_members)
-            trust.update({"windowStart": iso(start), "windowEnd": iso(now),
-                          "overlapSeconds": int(settings.overlap.total_seconds()), "events": len(window.events),
-                          "eventsSeen": window.seen, "pages": window.pages, "ignoredEvents": mapped.ignored,
-                          "failedEvents": mapped.failed, "lookup": settings.lookup})
-            if mapped.every_link:
-                trust["everyLinkBecause"] = mapped.every_link
-                options = ReadOptions()
-            else:
-                options = ReadOptions(links_from=entry.links, links_reread=mapped.things)
-                trust["thingsTouched"] = len(mapped.things)
-    incremental = options is not None
+        # the events are looked up while the provider's list reads run; the link reads wait for them
+        future = background(lambda: lookup(provider, start, now, settings.lookup))
+
+        def pending() -> tuple[Mapping[str, tuple[str, ...]] | None, frozenset[str]]:
+            with lock:
+                if decided:
+                    return decided[0]
+                try:
+                    window = future.result()
+                except TrailUnavailable as exc:
+                    trust["fullBecause"] = str(exc)
+                    decided.append((None, frozenset()))
+                    return decided[0]
+                mapped = map_events(window.events, provider.client.operation_members)
+                trust.update({"windowStart": iso(start), "windowEnd": iso(now),
+                              "overlapSeconds": int(settings.overlap.total_seconds()), "events": len(window.events),
+                              "eventsSeen": window.seen, "pages": window.pages, "ignoredEvents": mapped.ignored,
+                              "failedEvents": mapped.failed, "lookup": settings.lookup,
+                              "thingsTouched": len(mapped.things)})
+                if mapped.every_link:
+                    trust["everyLinkBecause"] = mapped.every_link
+                    decided.append((None, frozenset()))
+                else:
+                    decided.append((entry.links, mapped.things))
+                return decided[0]
+
+        options = ReadOptions(links_pending=pending)
     account = provider.client.account_id()
     result = provider.read(desired, prune=True, options=options)
-    kept = sum(1 for n in provider.links if options is not None and options.links_from is not None
-               and n in options.links_from and n not in options.links_reread)
+    links_from, reread = options.links_pending() if options is not None and options.links_pending else (None, frozenset())
+    # an unreadable window makes the read full; every link re-read because of an unmapped event is still incremental
+    # as to the window (the report says why every link was read)
+    incremental = options is not None and "fullBecause" not in trust
+    kept = sum(1 for n in provider.links if links_from is not None and n in links_from and n not in reread)
     trust.update({"mode": "incremental" if incremental else "full", "linksRead": len(provider.links) - kept,
                   "linksKept": kept,
                   "lastFullRead": entry.last_full_read if incremental and entry is not None else iso(now)})
@@ -381,6 +397,8 @@ def read_since(provider: AwsProvider, desired: list[DesiredResource], entry: Tar
         trust["snapshotReadAt"] = entry.read_at
     if reason:
         trust["fullBecause"] = reason
+    if "fullBecause" in trust:
+        trust["mode"] = "full"
     new = TargetSnapshot(provider.target, "aws", iso(now), trust["lastFullRead"], account, region,
                          dict(provider.links), tuple(actual_json(a) for a in result.actual))
     return result, trust, new
