@@ -15,6 +15,10 @@ the account and role a plan, a drift report and the journal record per Target.
 
 S3 (bulk registration's input file and reports, engine/providers/aws/bulkreg.py) goes through `s3_call`: the
 same credentials and retries, counted as `s3:<op>`, neither journaled nor paced by the IoT quotas.
+
+CloudTrail (incremental drift reads, engine/providers/aws/trail.py) goes through `trail_call`: counted as
+`cloudtrail:<op>`, retried, and paced by the same limiter (LookupEvents: 2 TPS per account and region). The
+account id a snapshot records comes from STS GetCallerIdentity (`account_id`, once per client).
 """
 from __future__ import annotations
 
@@ -192,7 +196,8 @@ class AwsClient:
     def __init__(self, region: str, *, profile: str | None = None, endpoint_url: str | None = None,
                  retry: RetryPolicy | None = None, max_pool: int = 32, limiter: RateLimiter | None = None,
                  s3_endpoint_url: str | None = None, assume_role: AssumeRole | None = None,
-                 sts_endpoint_url: str | None = None, target: str = "") -> None:
+                 sts_endpoint_url: str | None = None, cloudtrail_endpoint_url: str | None = None,
+                 target: str = "") -> None:
         self.where = f"Target '{target}'" if target else "AWS Target"
         self.assume_role = assume_role
         session = _session(region, profile, assume_role, sts_endpoint_url, self.where)
@@ -209,6 +214,8 @@ class AwsClient:
         self.region = region
         self._session, self._config, self._s3_endpoint = session, config, s3_endpoint_url
         self._s3: Any = None
+        self._trail_endpoint = cloudtrail_endpoint_url if cloudtrail_endpoint_url is not None else endpoint_url
+        self._trail: Any = None
         self.retry = retry or RetryPolicy()
         self.retry.on_retry = self._count_retry
         self.calls: collections.Counter[str] = collections.Counter()
@@ -349,6 +356,42 @@ class AwsClient:
                 raise translate(exc, "s3:" + op) from None
         mutating = op.startswith(S3_MUTATING_PREFIXES)
         return self._journaled("s3:" + op, self.hook if mutating else None, lambda: self.retry.run(once))
+
+    # ------------------------------------------------------------------ CloudTrail and STS (incremental drift)
+    def trail_call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        """One CloudTrail call (LookupEvents), paced on its own bucket and retried like the IoT calls."""
+        with self._lock:
+            if self._trail is None:
+                self._trail = self._session.client("cloudtrail", endpoint_url=self._trail_endpoint, config=self._config)
+        api = self._trail.meta.method_to_api_mapping.get(op, op)
+
+        def send() -> dict[str, Any]:
+            try:
+                return getattr(self._trail, op)(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc, "cloudtrail:" + op) from None
+
+        def once() -> dict[str, Any]:
+            with self._lock:
+                self.calls["cloudtrail:" + op] += 1
+            if self.limiter is None:
+                return send()
+            with self.limiter.guard(api):
+                return send()
+        return self.retry.run(once)
+
+    def operation_members(self, api: str) -> frozenset[str] | None:
+        """The request members of an IoT API (e.g. CreateJob → jobId, targets, ...) from botocore's model; None
+        for an API the model does not know. The CloudTrail reader uses it for events it has no mapping for."""
+        try:
+            shape = self._iot.meta.service_model.operation_model(api).input_shape
+        except Exception:  # noqa: BLE001 - botocore raises OperationNotFoundError, not exported by name
+            return None
+        return frozenset(shape.members) if shape is not None else frozenset()
+
+    def account_id(self) -> str:
+        """The AWS account the credentials belong to (from `identity()`: one STS GetCallerIdentity per client)."""
+        return self.identity()["account"]
 
     def put_text(self, bucket: str, key: str, text: str) -> None:
         self.s3_call("put_object", Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="application/x-ndjson")
