@@ -32,7 +32,8 @@ from engine.importer.registry import ProviderImporter
 from engine.providers.device.codecs import codec, encode_value, to_hex
 from engine.providers.device.dumps import DeviceDump, read_dump
 from engine.providers.device.kinds import DUMPS_ENV, KIND, dump_paths
-from engine.providers.device.model import DeviceModel, builtin_models
+from engine.providers.device.model import builtin_models
+from engine.providers.device.regmap import DeviceModel
 
 OUT_DIR = "devices"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .model import FIXED_SIZE_TYPES, FieldSpec, FieldType, Register, RegType, int_bits
+from .regmap import FIXED_SIZE_TYPES, FieldSpec, FieldType, Register, RegType, int_bits
 from .problems import did_you_mean
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .codecs import CodecError, codec, parse_url, read_field
 from .dumps import DeviceDump
-from .model import DeviceModel, Role, RoleRef
+from .regmap import DeviceModel, Role, RoleRef
 from .pem import slot_digests
 from .values import DesiredConfig
 

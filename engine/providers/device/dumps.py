@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .codecs import CodecError, codec, parse_hex, problem_text
-from .model import Adapter, DeviceModel, Register, RegType
+from .regmap import Adapter, DeviceModel, Register, RegType
 from .problems import DumpError, Problem
 
 SPRINGCORE_FORMAT = "fleetctl.springcore-dump/v1"

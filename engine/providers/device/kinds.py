@@ -65,7 +65,8 @@ from engine.model import (
     ActualResource, Address, Change, DesiredResource, FieldChange, SecretRef, canonical_json, secret_fingerprint,
 )
 
-from .model import Adapter, DeviceModel, builtin_models, check_model
+from .model import builtin_models, check_model
+from .regmap import Adapter, DeviceModel
 from .values import Resolved, resolve_desired
 
 GROUP = "device.fleetctl.io"

@@ -47,8 +47,9 @@ from .kinds import (
     KIND, Found, Unavailable, Tokens, builtin_digest, file_value, library_values, load_declared, model_for,
     only_aws_target, placeholder_endpoint, sha256_of,
 )
-from .model import Adapter, DeviceModel, builtin_models
+from .model import builtin_models
 from .problems import ProblemsError
+from .regmap import Adapter, DeviceModel
 from .values import DesiredConfig, resolve_desired, value_fingerprint
 
 STATE_ENV = "FLEETCTL_DEVICE_STATE"
