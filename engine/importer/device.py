@@ -31,9 +31,10 @@ from engine.importer.model import ImportReport, ImportRequest, Note
 from engine.importer.registry import ProviderImporter
 from engine.providers.device.codecs import codec, encode_value, to_hex
 from engine.providers.device.dumps import DeviceDump, read_dump
-from engine.providers.device.kinds import DUMPS_ENV, KIND, dump_paths
+from engine.providers.device.inventory import DUMPS_ENV, dump_paths
 from engine.providers.device.model import builtin_models
 from engine.providers.device.regmap import DeviceModel
+from engine.providers.device.spec import KIND
 
 OUT_DIR = "devices"
 

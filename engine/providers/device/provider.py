@@ -43,13 +43,13 @@ from .artifacts import Artifact, ArtifactKind, render, write_artifacts
 from .crosscheck import CloudContext, Finding, FindingCode, crosscheck_device
 from .diff import ChangeKind, RegisterChange, commit_steps, diff_device, fingerprint_of
 from .dumps import DeviceDump, read_dump
-from .kinds import (
-    KIND, Found, Unavailable, Tokens, builtin_digest, file_value, library_values, load_declared, model_for,
-    only_aws_target, placeholder_endpoint, sha256_of,
-)
+from .catalogue import builtin_digest, load_declared, model_for
+from .expand import only_aws_target
 from .model import builtin_models
 from .problems import ProblemsError
 from .regmap import Adapter, DeviceModel
+from .spec import KIND
+from .tokens import Found, Tokens, Unavailable, file_value, library_values, placeholder_endpoint, sha256_of
 from .values import DesiredConfig, resolve_desired, value_fingerprint
 
 STATE_ENV = "FLEETCTL_DEVICE_STATE"
