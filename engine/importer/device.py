@@ -27,6 +27,7 @@ from typing import Any
 from engine import fsutil
 from engine.diagnostics import FleetctlError, error
 from engine.importer import writer, yamlout
+from engine.importer.checkpoint import check_out
 from engine.importer.model import ImportReport, ImportRequest, Note
 from engine.importer.registry import ProviderImporter
 from engine.providers.device.codecs import codec, encode_value, to_hex
@@ -89,10 +90,9 @@ def _configured(fleet: Path, dumps: Path, env: dict[str, str]) -> set[str]:
 
 
 def run_device_import(dumps: Path, out: Path, fleet: Path, env: dict[str, str], when: str) -> ImportReport:
-    from engine.importer.core import _check_out
     if not dumps.is_dir():
         raise FleetctlError(error(f"--dumps {dumps} is not a folder"))
-    _check_out(out, False)
+    check_out(out, False)
     configured = _configured(fleet, dumps, env)
     models = builtin_models()
     report = ImportReport("device dumps", out)
