@@ -6,6 +6,7 @@ holds; a file without the marker (written before it existed) is judged by its di
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,5 +180,4 @@ def load_plan(path: str) -> Plan:
 
 
 def plan_digest(changes: list[dict[str, Any]], digest: str, created_at: str) -> str:
-    import hashlib
     return "p-" + hashlib.sha256(canonical_json([changes, digest, created_at]).encode()).hexdigest()[:16]

@@ -23,6 +23,7 @@ from engine.fingerprint import explain_mismatch
 from engine.manifest.confine import FilePolicy
 from engine.manifest.fleet import resolve_secret_value
 from engine.model import DesiredResource, SecretRef, secret_fingerprint
+from engine.providers.base import provider_for    # imports the AWS provider (and SDK) only when called
 
 from .catalogue import builtin_digest, load_declared
 from .crosscheck import CloudContext
@@ -140,7 +141,6 @@ class Resolver:
             spec = self.fleet_targets.get(target)
             if spec is None or getattr(spec, "aws", None) is None:
                 raise Unavailable(f"awsIotEndpoint: '{target}' is not an AWS Target of this fleet")
-            from engine.providers.base import provider_for   # the AWS SDK only when a value needs it
             try:
                 self._endpoints[target] = provider_for("aws", target, spec, self.env).endpoint()  # type: ignore[attr-defined]
                 self.counts["describeEndpoint"] += 1
