@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.attention import Attention
 from engine.diagnostics import Diagnostic, Severity, Source
 from engine.model import Action, Address, Blocked, Change, FieldChange, SecretRef, canonical_json
-from engine.plan.attention import Attention
 
 FORMAT_VERSION = 1
 STATUS_OK, STATUS_ERRORED = "ok", "errored"

@@ -13,8 +13,8 @@ import re
 from collections import Counter, defaultdict
 from typing import Any, Callable
 
+from engine.attention import Attention, Severity, by_severity, flags
 from engine.model import ADD, CHANGE, REMOVE, SENSITIVE, Action, Change
-from engine.plan.attention import Attention, Severity, by_severity, flags
 from engine.plan.fieldview import field_lines, markdown_lines
 from engine.plan.model import Plan
 from engine.ratelimit import estimate_line
