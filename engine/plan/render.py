@@ -13,10 +13,11 @@ import re
 from collections import Counter, defaultdict
 from typing import Any, Callable
 
+from engine.attention import Attention, Severity, by_severity, flags
 from engine.model import ADD, CHANGE, REMOVE, SENSITIVE, Action, Change
-from engine.plan.attention import Attention, Severity, by_severity, flags
 from engine.plan.fieldview import field_lines, markdown_lines
 from engine.plan.model import Plan
+from engine.ratelimit import estimate_line
 
 GITHUB_COMMENT_LIMIT = 65536
 MAX_LISTED_ATTENTION = 50           # attention items listed per code in text and markdown (all are in the JSON)
@@ -160,7 +161,6 @@ def change_lines(c: Change, indent: str = "      ", *, markdown: bool = False) -
 def estimate_text(plan: Plan) -> str:
     """"Apply: 30 API calls, about 18 s at default AWS quotas (bound by …)" from the plan's quota estimate
     (engine/ratelimit.py)."""
-    from engine.ratelimit import estimate_line
     return estimate_line(plan.options.get("estimate") or {})
 
 
