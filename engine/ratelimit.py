@@ -89,6 +89,9 @@ AWS_IOT_QUOTAS: dict[str, Quota] = _table([
     ("CreateKeysAndCertificate", 15, "H", "L-40B55430", "2019 guide: certificates registered per second [H]"),
     ("DetachPolicy", 15, "U", "L-EC88D510", "rate assumed equal to AttachPolicy; code " + _S4),
     ("AttachPrincipalPolicy", 15, "U", None, "deprecated form of AttachPolicy: assumed to share its 15 TPS"),
+    # CloudTrail, for incremental drift (engine/providers/aws/trail.py): "The rate of lookup requests is limited to
+    # two per second, per account, per Region" (API_LookupEvents.html, CloudTrail API reference)
+    ("LookupEvents", 2, "V", None, "CloudTrail API reference, LookupEvents"),
 ])
 # The access and grouping kinds (engine/providers/aws/kinds_access.py). No published rate was found for any of these
 # APIs: the AWS IoT Core endpoints-and-quotas page, the API reference pages of each API and the sources of

@@ -82,9 +82,10 @@ def test_summary_and_estimate_in_text_and_markdown(aws_env, tmp_path, write):
     plan = load_plan(str(tmp_path / "plan.json"))
     assert plan.options["estimate"]["calls"] == {"AddThingToThingGroup": 600, "AttachPolicy": 1, "CreateThing": 600,
                                                  "CreatePolicy": 1, "CreateThingGroup": 1, "CreateThingType": 1}
-    # without --summary a plan above 500 changes still collapses: the table, the first 500, a count
+    # without --summary a plan above 500 changes starts with the table and still lists every change
     full = text(plan)
-    assert "aws.Thing" in full and "… and 103 more: 103 create aws.Thing" in full
+    assert full.index("  aws.Thing ") < full.index("  + aws/aws-eu/Thing/")
+    assert full.count("  + aws/aws-eu/Thing/") == 600 and "more:" not in full
     md = markdown(plan)
     assert "⏱️ Apply: 1,204 API calls, about 7.5 s, bound by the changes in flight" in md and "| aws.Thing |  |  | 600 |  |" in md
 
