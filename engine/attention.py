@@ -31,6 +31,11 @@ class Code(enum.StrEnum):
     SYMMETRIC_KEY_REMOVED = "symmetric-key-removed"
     POLICY_ATTACHED = "policy-attached"
     POLICY_DETACHED = "policy-detached"
+    TRUST_WIDENED = "trust-widened"
+    TRUST_NARROWED = "trust-narrowed"
+    CREDENTIALS_ROLE_CHANGED = "credentials-role-changed"
+    CREDENTIALS_LENGTHENED = "credentials-lengthened"
+    CREDENTIALS_SHORTENED = "credentials-shortened"
     DELETE = "delete"
     REPLACE = "replace"
 

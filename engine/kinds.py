@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 KIND_MODULES = (
     "engine.manifest.core_kinds",
     "engine.providers.aws.kinds",
+    "engine.providers.aws.kinds_access",
     "engine.providers.azure.kinds",
     "engine.providers.device.kinds",
     "engine.manifest.generators",

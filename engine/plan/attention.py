@@ -169,6 +169,48 @@ HUB_CA_VERIFIED = Capability(
     less="the actual hub CA certificate is not verified: re-applying verifies it")
 
 
+SERVICE_ROLE_TRUST = Capability(
+    Code.TRUST_WIDENED, Code.TRUST_NARROWED, _names("assumedBy"),
+    gained="lets {item} assume the role", created="creates an IAM role {item} may assume",
+    lost="{item} may no longer assume the role",
+    more="{item} may assume the actual role; the manifest does not trust it",
+    less="{item} may not assume the actual role: re-applying trusts it")
+ROLE_EXTRA_POLICIES = Capability(
+    Code.POLICY_ATTACHED, Code.POLICY_DETACHED, _names("attachedPolicies"),
+    gained="attaches {item} to the role", created="", lost="detaches {item} from the role (it was attached outside "
+                                                         "fleetctl)",
+    more="{item} is attached to the actual role; the manifest declares only its inline policy",
+    less="{item} is not attached to the actual role")
+
+
+def _alias_role(state: Mapping[str, Any]) -> frozenset[str]:
+    role = state.get("role") or state.get("roleArn") if state else None
+    return frozenset({f"ServiceRole {state['role']}" if state.get("role") else str(role)}) if role else frozenset()
+
+
+ALIAS_ROLE = Capability(
+    Code.CREDENTIALS_ROLE_CHANGED, Code.CREDENTIALS_ROLE_CHANGED, _alias_role,
+    gained="points the role alias at {item}: devices using it get that role's permissions",
+    created="devices using the new role alias get the permissions of {item}", lost="",
+    more="the actual role alias points at {item}; the manifest names another role",
+    less="the actual role alias does not point at {item}: re-applying points it there")
+
+
+def credential_duration(c: Change) -> list[Attention]:
+    """A role alias whose device credentials live longer (more time for a leaked credential) or shorter."""
+    want = c.desired.get("credentialDurationSeconds")
+    have = c.actual.get("credentialDurationSeconds") if c.action is not Action.CREATE else None
+    if want is None or have is None or want == have:
+        return []
+    if want > have:
+        return [_item(Code.CREDENTIALS_LENGTHENED, f"device credentials live {want} s instead of {have} s",
+                      Severity.HIGH, _item(Code.CREDENTIALS_SHORTENED, f"the actual role alias issues credentials "
+                                           f"for {have} s; the manifest says {want} s", Severity.WARNING))]
+    return [_item(Code.CREDENTIALS_SHORTENED, f"device credentials live {want} s instead of {have} s", Severity.INFO,
+                  _item(Code.CREDENTIALS_LENGTHENED, f"the actual role alias issues credentials for {have} s, longer "
+                                                     f"than the manifest's {want} s", Severity.HIGH))]
+
+
 def _words(c: Change) -> dict[str, str]:
     """The values templates may name (computed only for a change that has an item)."""
     d, a = c.desired, c.actual
@@ -228,10 +270,10 @@ def _capability(cap: Capability) -> Callable[[Change], list[Attention]]:
     return check
 
 
-def policy_document(c: Change) -> list[Attention]:
+def policy_document(c: Change, key: str = "document") -> list[Attention]:
     """Statement-level widening and narrowing of a policy document (engine/plan/policydiff.py)."""
-    desired = c.desired.get("document")
-    actual = c.actual.get("document") if c.action is not Action.CREATE else None
+    desired = c.desired.get(key)
+    actual = c.actual.get(key) if c.action is not Action.CREATE else None
     out = []
     for f in policydiff.widenings(actual or {}, desired or {}):
         drift = (Attention(Code.PERMISSIONS_NARROWED, f"actual policy grants less than the manifest (re-applying "
@@ -251,6 +293,9 @@ def policy_document(c: Change) -> list[Attention]:
 # (the `delete` item says it all, in both perspectives).
 CHECKS: dict[str, tuple[Callable[[Change], list[Attention]], ...]] = {
     "aws.Policy": (policy_document,),
+    "aws.ServiceRole": (lambda c: policy_document(c, "policy"), _capability(SERVICE_ROLE_TRUST),
+                        _capability(ROLE_EXTRA_POLICIES)),
+    "aws.RoleAlias": (_capability(ALIAS_ROLE), credential_duration),
     "aws.Certificate": (_capability(CERTIFICATE_ACTIVE), _capability(POLICIES_ATTACHED)),
     "aws.ThingGroup": (_capability(POLICIES_ATTACHED),),
     "aws.CACertificate": (_capability(CA_REGISTERED), _capability(CA_ACTIVE), _capability(AUTO_REGISTRATION),

@@ -19,6 +19,10 @@ same credentials and retries, counted as `s3:<op>`, neither journaled nor paced 
 CloudTrail (incremental drift reads, engine/providers/aws/trail.py) goes through `trail_call`: counted as
 `cloudtrail:<op>`, retried, and paced by the same limiter (LookupEvents: 2 TPS per account and region). The
 account id a snapshot records comes from STS GetCallerIdentity (`account_id`, once per client).
+
+IAM (ServiceRole, engine/providers/aws/iam.py) goes through `iam_call`: exactly like `call` — paced per IAM API,
+retried, mutating calls journaled with their request ids — counted as `iam:<op>`. IAM is a global service: its
+client is made without the IoT endpoint override (AWS_ENDPOINT_URL_IAM or AWS_ENDPOINT_URL still apply).
 """
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ from engine.retry import RetryPolicy
 
 MUTATING_PREFIXES = ("create_", "update_", "delete_", "attach_", "detach_", "register_", "add_", "remove_",
                      "set_", "replace_", "deprecate_", "tag_", "untag_", "start_", "accept_", "reject_",
-                     "transfer_", "cancel_")
+                     "transfer_", "cancel_", "put_")
 _CODE_MAP: dict[str, type[errors.ProviderError]] = {
     "ResourceNotFoundException": errors.NotFound,
     "ResourceAlreadyExistsException": errors.Conflict,
@@ -67,6 +71,13 @@ _CODE_MAP: dict[str, type[errors.ProviderError]] = {
     "InternalFailureException": errors.Transient,
     "InternalException": errors.Transient,
     # S3 (bulk registration's input file and reports)
+    # IAM (ServiceRole)
+    "NoSuchEntity": errors.NotFound,
+    "EntityAlreadyExists": errors.Conflict,
+    "DeleteConflict": errors.Conflict,
+    "MalformedPolicyDocument": errors.Invalid,
+    "InvalidInput": errors.Invalid,
+    "Throttling": errors.Throttled,
     "NoSuchBucket": errors.NotFound,
     "NoSuchKey": errors.NotFound,
     "AccessDenied": errors.Forbidden,
@@ -216,6 +227,7 @@ class AwsClient:
         self._s3: Any = None
         self._trail_endpoint = cloudtrail_endpoint_url if cloudtrail_endpoint_url is not None else endpoint_url
         self._trail: Any = None
+        self._iam: Any = None
         self.retry = retry or RetryPolicy()
         self.retry.on_retry = self._count_retry
         self.calls: collections.Counter[str] = collections.Counter()
@@ -291,10 +303,42 @@ class AwsClient:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, op) from None
 
-    def call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+    def _iam_client(self) -> Any:
+        with self._lock:
+            if self._iam is None:
+                endpoint = self._iot.meta.endpoint_url if "amazonaws.com" not in self._iot.meta.endpoint_url else None
+                self._iam = self._session.client("iam", endpoint_url=endpoint, config=self._config)
+            return self._iam
+
+    def _iam_once(self, op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        client = self._iam_client()
+        with self._lock:
+            self.calls["iam:" + op] += 1
+
+        def send() -> dict[str, Any]:
+            try:
+                return getattr(client, op)(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc, "iam:" + op) from None
+            except ResponseParserError as exc:   # an answer that is no IAM (XML) response: an endpoint that is not IAM
+                raise errors.ProviderError(f"the IAM endpoint gave an answer that is not an IAM response: {exc}",
+                                           code="ResponseParserError") from None
+        if self.limiter is None:
+            return send()
+        with self.limiter.guard(client.meta.method_to_api_mapping.get(op, op)):
+            return send()
+
+    def iam_call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        """One IAM call, as `call` makes IoT calls (paced, retried, mutating calls journaled as `iam:<op>`)."""
+        return self.call(op, _send=self._iam_once, **kwargs)
+
+    def call(self, op: str, _send: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+             **kwargs: Any) -> dict[str, Any]:
         """Make one API call (retrying throttling/transient errors); mutating calls are journaled."""
-        return self._journaled(op, self.hook if is_mutating(op) else None,
-                               lambda: self.retry.run(lambda: self._once(op, kwargs)))
+        once = _send or self._once
+        name = op if _send is None else "iam:" + op
+        return self._journaled(name, self.hook if is_mutating(op) else None,
+                               lambda: self.retry.run(lambda: once(op, kwargs)))
 
     def _journaled(self, op: str, hook: CallHook | None, send: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """`send()` between the hook's begin and success/failure, each with the request id AWS answered and the

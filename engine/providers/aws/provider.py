@@ -23,9 +23,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 from engine import errors
 from engine.diagnostics import Diagnostic, warning
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
-from engine.providers.aws import bulkreg
+from engine.providers.aws import bulkreg, families
 from engine.providers.aws.client import AssumeRole, AwsClient
 from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.kinds_access import named_roles
 from engine.providers.aws.planning import policy_version_steps
 from engine.providers.base import ApplyResult, ReadResult
 from engine.progress import SILENT, ProgressSink
@@ -125,6 +126,14 @@ class AwsProvider:
     def _gap(self, what: str) -> None:
         self.diagnostics.append(warning(f"the AWS endpoint does not implement {what}", address=f"aws/{self.target}"))
 
+    def gap(self, what: str) -> None:
+        """A warning that the endpoint lacks an API (for readers in other modules)."""
+        self._gap(what)
+
+    def tags_managed(self, arn: str) -> bool:
+        """Whether the IoT resource at `arn` carries the ownership marker tag (for readers in other modules)."""
+        return self._tags_managed(arn)
+
     def _tags_managed(self, arn: str) -> bool:
         try:
             tags = self.client.call("list_tags_for_resource", resourceArn=arn).get("tags", [])
@@ -167,8 +176,14 @@ class AwsProvider:
             "aws.ThingType": _read_thing_types, "aws.Policy": _read_policies, "aws.CACertificate": _read_cas,
             "aws.Certificate": _read_certificates, "aws.ThingGroup": _read_groups, "aws.Thing": _read_things,
             "aws.TopicRule": _read_rules, "aws.ProvisioningTemplate": _read_templates}
-        kinds = set(opts.kinds) if opts.kinds is not None else set(READ_ORDER) if prune else {d.kind for d in desired}
+        extra = families.families()             # kinds served by their own modules (engine/providers/aws/families.py)
+        readers.update({kind: fam.read for kind, fam in extra.items()})
+        order = families.read_order(READ_ORDER)
+        kinds = set(opts.kinds) if opts.kinds is not None else set(order) if prune else {d.kind for d in desired}
         needed = set(kinds)
+        for kind, fam in extra.items():
+            if kind in needed or families.fed(fam, needed, by_kind, opts.everything):
+                needed |= {kind, *fam.needs}
         if "aws.Thing" in needed or (prune and opts.kinds is None):
             needed |= {"aws.Certificate", "aws.ThingGroup"}
         if "aws.Certificate" in needed:
@@ -190,7 +205,7 @@ class AwsProvider:
             prefetched.close()
         elif prefetched is not None:
             prefetched.unbound()      # the fleet is loaded: let the chain run ahead of the other kinds' reads
-        for kind in READ_ORDER:
+        for kind in order:
             if kind not in needed:
                 continue
             if kind in opts.known:
@@ -226,6 +241,8 @@ class AwsProvider:
         outputs: dict = {}
         if not adopt or rest:
             handler = HANDLERS.get((change.kind, change.action))
+            if handler is None and change.kind in families.families():
+                handler = families.families()[change.kind].handlers.get(change.action)
             if handler is None:
                 raise errors.Invalid(f"fleetctl cannot {change.action.value} {change.kind}")
             outputs = handler(self, dataclasses.replace(change, fields=rest) if adopt else change) or {}
@@ -287,6 +304,9 @@ class _ReadContext:
         self.things_pages: _ReadAhead | None = None      # ListThings pages, fetched while other kinds are read
         self.cert_pages: _ReadAhead | None = None        # ListCertificates pages, likewise
         self.groups_pending: Future[list[ActualResource]] | None = None   # thing groups, read while things are
+        # indexes family readers (engine/providers/aws/families.py) leave for later readers: "billingGroupOf"
+        # (thing name → billing group, from ListThingsInBillingGroup) is read by `thing_actual`
+        self.shared: dict[str, Any] = {}
 
     def declared(self, kind: str, name: str) -> bool:
         return name in self.by_kind.get(kind, {})
@@ -355,6 +375,9 @@ class _ReadAhead:
             yield item
 
 
+ReadContext = _ReadContext      # the public name family modules (engine/providers/aws/families.py) type against
+
+
 def _restore(ctx: _ReadContext, kind: str) -> None:
     """Rebuild the link indexes a kind's reader fills, from that kind's restored resources (resumed import)."""
     for r in ctx.actual[kind]:
@@ -391,6 +414,9 @@ def _parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         return [fn(i) for i in items]
     with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
         return list(pool.map(fn, items))
+
+
+parallel = _parallel     # per-resource describe calls of family readers, READ_WORKERS at a time
 
 
 def _read_thing_types(ctx: _ReadContext) -> list[ActualResource]:
@@ -521,6 +547,9 @@ def thing_actual(ctx: _ReadContext, name: str, t: Mapping[str, Any], groups: Ite
     managed = attrs.pop(MARKER_KEY, None) == MARKER_VALUE
     state = {"thingType": t.get("thingTypeName"), "attributes": attrs, "groups": sorted(groups),
              "principals": principals}
+    billing = (ctx.shared.get("billingGroupOf") or {}).get(name) or t.get("billingGroupName")
+    if billing:     # DescribeThing names it; ListThings does not (engine/providers/aws/billing.py reads members)
+        state["billingGroup"] = billing
     ctx.marker("aws.Thing", name, state, managed)
     return ActualResource(ctx.p.addr("Thing", name), "aws.Thing", state, token=f"v{t.get('version', 0)}",
                           managed=managed, ids={"version": t.get("version"), "arn": t.get("thingArn")})
@@ -532,6 +561,8 @@ def _read_groups(ctx: _ReadContext) -> list[ActualResource]:
     def one(name: str) -> ActualResource | None:
         try:
             g = ctx.c.call("describe_thing_group", thingGroupName=name)
+            if g.get("queryString") is not None:   # a dynamic group: aws.DynamicThingGroup (dynamic_groups.py)
+                return None
             members = list(ctx.c.pages("list_things_in_thing_group", "things", thingGroupName=name))
         except errors.NotFound:
             return None
@@ -621,6 +652,7 @@ def _read_rules(ctx: _ReadContext) -> list[ActualResource]:
         state = {k: rule.get(k) for k in ("sql", "description", "awsIotSqlVersion", "ruleDisabled", "actions",
                                           "errorAction") if rule.get(k) not in (None, "")}
         state.setdefault("actions", [])
+        state = named_roles(state)      # a ServiceRole's ARN reads as its name, as manifests declare it
         managed = ctx.declared("aws.TopicRule", name) or (ctx.prune and ctx.p._tags_managed(resp["ruleArn"]))
         ctx.marker("aws.TopicRule", name, state, lambda: ctx.p._tags_managed(resp["ruleArn"]))
         return ActualResource(ctx.p.addr("TopicRule", name), "aws.TopicRule", json.loads(json.dumps(state)),
@@ -662,6 +694,8 @@ def _write_marker(p: AwsProvider, c: Change, *, check_version: bool) -> None:
     elif c.kind == "aws.ThingGroup":
         p.client.call("update_thing_group", thingGroupName=c.address.name,
                       thingGroupProperties={"attributePayload": marker}, **version)
+    elif c.kind in families.families() and "mark" in families.families()[c.kind].extra:
+        families.families()[c.kind].extra["mark"](p, c)      # a kind whose marker is not an IoT tag (IAM roles)
     else:
         p.client.call("tag_resource", resourceArn=c.ids["arn"], tags=TAGS)
 
@@ -690,6 +724,8 @@ def _thing_create(p: AwsProvider, c: Change) -> dict:
                             "attributePayload": {"attributes": {**d.get("attributes", {}), MARKER_KEY: MARKER_VALUE}}}
     if d.get("thingType"):
         args["thingTypeName"] = d["thingType"]
+    if d.get("billingGroup"):
+        args["billingGroupName"] = d["billingGroup"]
     try:
         p.client.call("create_thing", **args)
     except errors.Conflict:
@@ -722,6 +758,8 @@ def _thing_update(p: AwsProvider, c: Change) -> dict:
         if c.ids.get("version") is not None:
             args["expectedVersion"] = c.ids["version"]
         p.client.call("update_thing", **args)
+    from engine.providers.aws.billing import thing_billing
+    thing_billing(p, c)
     add, remove = _set_diff(c, "groups")
     for group in add:
         p.client.call("add_thing_to_thing_group", thingGroupName=group, thingName=name)
@@ -987,13 +1025,16 @@ def _rule_payload(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _rule_create(p: AwsProvider, c: Change) -> dict:
-    p.client.call("create_topic_rule", ruleName=c.address.name, topicRulePayload=_rule_payload(c.desired),
-                  tags=f"{MARKER_KEY}={MARKER_VALUE}")
+    from engine.providers.aws.iam import with_role_arns     # a roleArn naming a ServiceRole → its ARN
+    p.client.call("create_topic_rule", ruleName=c.address.name,
+                  topicRulePayload=with_role_arns(p, _rule_payload(c.desired)), tags=f"{MARKER_KEY}={MARKER_VALUE}")
     return {}
 
 
 def _rule_update(p: AwsProvider, c: Change) -> dict:
-    p.client.call("replace_topic_rule", ruleName=c.address.name, topicRulePayload=_rule_payload(c.desired))
+    from engine.providers.aws.iam import with_role_arns
+    p.client.call("replace_topic_rule", ruleName=c.address.name,
+                  topicRulePayload=with_role_arns(p, _rule_payload(c.desired)))
     return {}
 
 

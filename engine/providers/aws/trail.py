@@ -60,7 +60,8 @@ THING_MEMBERS = frozenset({"thingName", "thingArn", "principal", "thingNames"})
 # ARN resource types (arn:aws:iot:REGION:ACCOUNT:TYPE/NAME) → kind
 ARN_KINDS = {"thing": "aws.Thing", "thinggroup": "aws.ThingGroup", "thingtype": "aws.ThingType",
              "policy": "aws.Policy", "cert": "aws.Certificate", "cacert": "aws.CACertificate",
-             "rule": "aws.TopicRule", "provisioningtemplate": "aws.ProvisioningTemplate"}
+             "rule": "aws.TopicRule", "provisioningtemplate": "aws.ProvisioningTemplate",
+             "billinggroup": "aws.BillingGroup", "rolealias": "aws.RoleAlias"}
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ T, G = Req("aws.Thing", "thingName"), AnyOf((Req("aws.ThingGroup", "thingGroupNa
 THING = AnyOf((T, Arn("thingArn")))
 POLICY, CERT = Req("aws.Policy", "policyName"), Req("aws.Certificate", "certificateId")
 TEMPLATE, RULE = Req("aws.ProvisioningTemplate", "templateName"), Req("aws.TopicRule", "ruleName")
+BILLING, ALIAS = Req("aws.BillingGroup", "billingGroupName"), Req("aws.RoleAlias", "roleAlias")
+DYNAMIC = Req("aws.DynamicThingGroup", "thingGroupName")
 
 # Every mutating IoT API fleetctl calls (engine/providers/aws/*.py), and the ones that change what it reads when
 # someone else calls them, → the resources an event of it touches. One row per API: a new kind adds its rows here.
@@ -132,6 +135,11 @@ EVENTS: dict[str, tuple[Rule, ...]] = {
     "DeleteProvisioningTemplate": (TEMPLATE,), "CreateProvisioningTemplateVersion": (TEMPLATE,),
     "DeleteProvisioningTemplateVersion": (TEMPLATE,),
     "TagResource": (Arn("resourceArn"),), "UntagResource": (Arn("resourceArn"),),
+    "CreateBillingGroup": (BILLING,), "UpdateBillingGroup": (BILLING,), "DeleteBillingGroup": (BILLING,),
+    "AddThingToBillingGroup": (THING, AnyOf((BILLING, Arn("billingGroupArn")))),
+    "RemoveThingFromBillingGroup": (THING, AnyOf((BILLING, Arn("billingGroupArn")))),
+    "CreateDynamicThingGroup": (DYNAMIC,), "UpdateDynamicThingGroup": (DYNAMIC,), "DeleteDynamicThingGroup": (DYNAMIC,),
+    "CreateRoleAlias": (ALIAS,), "UpdateRoleAlias": (ALIAS,), "DeleteRoleAlias": (ALIAS,),
     # bulk registration creates things and links in AWS's own calls: the task names none of them
     "StartThingRegistrationTask": (Req("aws.Thing", "*every*"),),
 }
