@@ -89,7 +89,10 @@ class FleetctlGroup(click.Group):
                 _say(f"error: {exc}", err=True)
             else:
                 _say(f"error: internal error ({type(exc).__name__}): {exc}\n"
-                     "(set FLEETCTL_DEBUG=1 for a traceback)", err=True)
+                     "This is a bug in fleetctl, not a mistake in your input: please report it at "
+                     "https://github.com/fleetctl/fleetctl/issues with the command you ran and the "
+                     "traceback that FLEETCTL_DEBUG=1 prints (check it for secrets before you post it).",
+                     err=True)
             ctx.exit(EXIT_ERROR)
 
 
@@ -130,15 +133,70 @@ def _plan_options(f):
     return f
 
 
+def _snapshot_options(f):
+    f = click.option("--since-snapshot", "since_snapshot", type=click.Path(), metavar="FILE",
+                     help="start from this snapshot: AWS reads only the certificate links CloudTrail events touched "
+                          "since it (a snapshot that cannot be trusted is refused, and the read is full)")(f)
+    f = click.option("--snapshot-out", "snapshot_out", type=click.Path(), metavar="FILE",
+                     help="save the actual state read as a snapshot (compressed, 0600) for the next --since-snapshot")(f)
+    f = click.option("--full", is_flag=True, help="read everything in full, even with --since-snapshot")(f)
+    f = click.option("--max-snapshot-age", "max_age", default="7d", show_default=True, metavar="DURATION",
+                     help="a full read when the last one is older than this (e.g. 7d, 12h)")(f)
+    f = click.option("--trail-overlap", "overlap", default="15m", show_default=True, metavar="DURATION",
+                     help="how far before the snapshot's read CloudTrail events are read again (delivery delay)")(f)
+    return f
+
+
+def _seconds(text: str, option: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if unit.isdigit():
+        value, unit = text.strip(), "s"
+    try:
+        seconds = float(value) * units[unit]
+    except (KeyError, ValueError):
+        raise click.BadParameter(f"{text!r} is not a duration such as 90s, 15m, 12h or 7d", param_hint=option) from None
+    if seconds < 0:
+        raise click.BadParameter(f"{text!r} is negative", param_hint=option)
+    return seconds
+
+
+def _snapshot_use(since: str | None, out: str | None, full: bool, max_age: str, overlap: str) -> run.SnapshotUse | None:
+    """What the snapshot options ask for; a snapshot that cannot be used is refused here with its reason."""
+    if not since and not out:
+        return None
+    from datetime import timedelta
+    from engine import snapshot as snapshots
+    from engine.providers.aws.trail import Settings
+    settings = Settings(full=full, max_age=timedelta(seconds=_seconds(max_age, "--max-snapshot-age")),
+                        overlap=timedelta(seconds=_seconds(overlap, "--trail-overlap")),
+                        lookup=os.environ.get("FLEETCTL_TRAIL_LOOKUP") or "write-only")
+    if not since:
+        return run.SnapshotUse(None, "no --since-snapshot was given", settings)
+    try:
+        return run.SnapshotUse(snapshots.load(since), None, settings)
+    except snapshots.SnapshotRefused as exc:
+        reason = f"the snapshot {since} was refused: {exc}"
+        _say(f"warning: {reason}; reading everything in full", err=True)
+        return run.SnapshotUse(None, reason, settings)
+
+
+def _keep_snapshot(result: run.PlanResult, out: str | None) -> None:
+    if out and result.snapshot is not None:
+        from engine import snapshot as snapshots
+        snapshots.write(out, result.snapshot)
+
+
 def _make_plan(path: str, targets, prune: bool, journal: str | None, dumps: str | None,
-               extra_env: dict[str, str] | None = None, changed_since: str | None = None
-               ) -> tuple[run.PlanResult, run.Context]:
+               extra_env: dict[str, str] | None = None, changed_since: str | None = None,
+               snapshot: run.SnapshotUse | None = None) -> tuple[run.PlanResult, run.Context]:
     ctx = _ctx(journal)
     if dumps:
         ctx.env = {**ctx.env, "FLEETCTL_DUMPS": str(Path(dumps).resolve())}
     if extra_env:
         ctx.env = {**ctx.env, **extra_env}
-    return run.plan(Path(path), ctx, targets=set(targets) or None, prune=prune, changed_since=changed_since), ctx
+    return run.plan(Path(path), ctx, targets=set(targets) or None, prune=prune, changed_since=changed_since,
+                    snapshot=snapshot), ctx
 
 
 def _render(plan_obj: Plan, fmt: str, summary: bool = False) -> str:
@@ -154,17 +212,21 @@ def _render(plan_obj: Plan, fmt: str, summary: bool = False) -> str:
               "(drill into one with `fleetctl show PLANFILE --address ADDR`)")
 @click.option("--changed-since", metavar="REV", help="plan only resources whose manifests changed since this git "
               "revision, and their dependants (pull-request plans); drift still checks everything")
+@_snapshot_options
 def plan(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: str | None, out: str | None,
-         detailed_exitcode: bool, summary: bool, changed_since: str | None) -> None:
+         detailed_exitcode: bool, summary: bool, changed_since: str | None, since_snapshot: str | None,
+         snapshot_out: str | None, full: bool, max_age: str, overlap: str) -> None:
     """Read the actual state, diff it against the manifests and print the ordered plan."""
     try:
-        result, _ = _make_plan(path, targets, prune, journal, dumps, changed_since=changed_since)
+        result, _ = _make_plan(path, targets, prune, journal, dumps, changed_since=changed_since,
+                               snapshot=_snapshot_use(since_snapshot, snapshot_out, full, max_age, overlap))
     except FleetctlError:
         if out:              # no plan at all: an older plan file at that path must not be applied instead
             fsutil.remove(out)
         raise
     if out:                  # an errored plan is written marked "errored" (apply refuses it), replacing any older file
         _write(out, result.plan.dumps())
+    _keep_snapshot(result, snapshot_out)
     _show(_render(result.plan, fmt, summary), fmt)
     if result.plan.errored:
         if out:
@@ -177,10 +239,17 @@ def plan(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: 
 @cli.command()
 @click.argument("path", default="fleet", type=click.Path())
 @_plan_options
-def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: str | None) -> None:
+@_snapshot_options
+def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: str | None,
+          since_snapshot: str | None, snapshot_out: str | None, full: bool, max_age: str, overlap: str) -> None:
     """Report where the actual state no longer matches the manifests (exit 2 on drift, 1 when it could not be
-    checked in full). A difference no plan can repair (a certificate revoked out of band) is drift too."""
-    result, _ = _make_plan(path, targets, prune, journal, dumps)
+    checked in full). A difference no plan can repair (a certificate revoked out of band) is drift too.
+
+    With --since-snapshot, AWS targets re-read only the certificate links that CloudTrail events touched since
+    the snapshot (every list read still runs in full); the report says what the read trusted."""
+    result, _ = _make_plan(path, targets, prune, journal, dumps,
+                           snapshot=_snapshot_use(since_snapshot, snapshot_out, full, max_age, overlap))
+    _keep_snapshot(result, snapshot_out)
     from engine.plan.render import drift_report
     _emit_diagnostics(result.plan.diagnostics)       # e.g. an optional target that was not checked
     _show(drift_report(result.plan, fmt), fmt)
@@ -190,13 +259,25 @@ def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps:
 
 
 @cli.command()
-@click.argument("planfile", type=click.Path())
+@click.argument("planfiles", nargs=-1, type=click.Path(), metavar="PLANFILE...")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.option("--summary", is_flag=True, help="changes per kind and action instead of one line per change")
 @click.option("--address", "addresses", multiple=True, metavar="ADDR",
               help="only the changes at this address or glob (repeatable), with every detail")
-def show(planfile: str, fmt: str, summary: bool, addresses: tuple[str, ...]) -> None:
-    """Render a saved plan file (or drill into some of its changes with --address)."""
+@click.option("--merge", is_flag=True, help="one view of several per-Target plan files (a CI matrix's PR comment); "
+                                            "for reading only, never applicable as one plan")
+@click.option("--failed", "failed", multiple=True, metavar="TARGET=FILE",
+              help="with --merge: a Target whose plan job failed without a plan file, and the file holding its error")
+def show(planfiles: tuple[str, ...], fmt: str, summary: bool, addresses: tuple[str, ...], merge: bool,
+         failed: tuple[str, ...]) -> None:
+    """Render a saved plan file (or drill into some of its changes with --address), or merge per-Target plan
+    files into one read-only view (--merge)."""
+    if merge:
+        _show_merged(planfiles, failed, fmt)
+        return
+    if len(planfiles) != 1 or failed:
+        raise click.UsageError("show takes one PLANFILE; several plan files (or --failed) need --merge")
+    planfile = planfiles[0]
     plan_obj = load_plan(planfile)
     if plan_obj.errored:
         _say(f"note: plan {plan_obj.plan_id} ended in error; apply refuses it", err=True)
@@ -218,16 +299,47 @@ def show(planfile: str, fmt: str, summary: bool, addresses: tuple[str, ...]) -> 
     _show(_render(plan_obj, fmt, summary), fmt)
 
 
-def _report(report: run.ApplyReport, shown: int = 3) -> None:
+def _show_merged(planfiles: tuple[str, ...], failed: tuple[str, ...], fmt: str) -> None:
+    from engine.plan import merged
+    broken: dict[str, str] = {}
+    for item in failed:
+        name, sep, path = item.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"--failed takes TARGET=FILE, not {item!r}")
+        try:
+            broken[name] = Path(path).read_text(encoding="utf-8", errors="replace") if path else ""
+        except OSError as exc:
+            broken[name] = f"(the error file {path} is unreadable: {exc.strerror})"
+    plans = [load_plan(p) for p in planfiles if p]
+    commits = sorted({p.git_commit for p in plans if p.git_commit})
+    _show(merged.render(merged.entries(plans, broken), fmt, commits[0] if len(commits) == 1 else ""), fmt)
+
+
+@cli.command()
+@click.argument("path", default="fleet", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help='{"include": [...], "count": N}: a GitHub Actions matrix')
+@click.option("--changed-since", metavar="REV", help="only the Targets touched by changes since this git revision")
+def targets(path: str, as_json: bool, changed_since: str | None) -> None:
+    """List the fleet's Targets: provider, where each acts (region/account/role or hub), optional, and the
+    concurrency lock a CI matrix uses; --changed-since lists only those a pull request touches."""
+    from engine import targets as listing
+    ctx = _ctx(None)
+    fleet = run.load(Path(path), ctx)
+    entries = listing.listing(fleet, ctx.env, changed_since)
+    _say((listing.as_json if as_json else listing.as_text)(entries, changed_since), nl=False)
+
+
+def _report(report: run.ApplyReport) -> None:
     same: dict[str, list[str]] = {}       # one error for a whole batch (e.g. a bulk registration task) is said once
     for address, message in report.failed:
         same.setdefault(message, []).append(address)
     for message, addresses in same.items():
-        for address in addresses[:shown]:
-            _say(f"error: {address}: {message}", err=True)
-        if len(addresses) > shown:
-            _say(f"error: {len(addresses) - shown} more change(s) failed with the same error "
-                 f"({addresses[shown]} … {addresses[-1]})", err=True)
+        if len(addresses) == 1:
+            _say(f"error: {addresses[0]}: {message}", err=True)
+            continue
+        _say(f"error: {len(addresses)} change(s) failed with the same error: {message}", err=True)
+        for address in addresses:          # every failed address, one per line: none is left to the journal
+            _say(f"error:   {address}", err=True)
     for address in report.skipped:
         _say(f"skipped: {address} (a change it depends on failed)", err=True)
     _say(f"Apply {report.plan_id}: {len(report.applied)} applied, {len(report.failed)} failed, "

@@ -141,6 +141,12 @@ def _fleet_at(repo: Path, rev: str, rel: Path, into: Path) -> Path:
     return into / rel
 
 
+def git_toplevel(root: Path) -> str:
+    """The top folder of the git repository holding the fleet at `root` (what Scope.files are relative to)."""
+    root = Path(root).resolve()
+    return _git(root if root.is_dir() else root.parent, "rev-parse", "--show-toplevel")
+
+
 def changed_since(root: Path, rev: str, now: Iterable[DesiredResource], env: Mapping[str, str]) -> Scope:
     """The scope of a plan of the changes to the fleet at `root` since git revision `rev`.
 

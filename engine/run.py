@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from engine import errors, incremental
+from engine import accounts, errors, incremental, snapshot as snapshots
 from engine.clock import Clock, actor, clock_from_env, git_commit, iso
 from engine.diagnostics import Diagnostics, FleetctlError, error, warning
 from engine import journal as journals
@@ -24,6 +24,7 @@ from engine.manifest import generators
 from engine.manifest.confine import FilePolicy, allow_entries
 from engine.manifest.fleet import Fleet, load_fleet, resolve_secret_value
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
+from engine.plan import permissions
 from engine.plan.model import Plan
 from engine.plan.planner import PlanOptions, converged, plan as make_plan
 from engine.progress import SILENT, ProgressSink
@@ -106,17 +107,32 @@ class PlanResult:
     plan: Plan
     fleet: Fleet
     stats: dict[str, Any]
+    snapshot: snapshots.Snapshot | None = None     # the actual state read, when the plan was asked to keep it
+
+
+@dataclass(frozen=True)
+class SnapshotUse:
+    """Drift/plan with snapshots (engine/snapshot.py, engine/providers/aws/trail.py): start from `since` (None:
+    no usable snapshot, `refused` says why) and keep what was read. `settings`: a trail.Settings."""
+
+    since: snapshots.Snapshot | None = None
+    refused: str | None = None
+    settings: Any = None
 
 
 def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bool = False,
-         changed_since: str | None = None) -> PlanResult:
+         changed_since: str | None = None, snapshot: SnapshotUse | None = None) -> PlanResult:
     """Read actual state in bulk for every target the fleet uses, diff, and order. Raises FleetctlError.
 
     `changed_since` (a git revision) limits the plan to the resources whose manifests changed since then and
-    their dependants (engine/incremental.py); providers read only those."""
+    their dependants (engine/incremental.py); providers read only those. `snapshot`: start AWS reads from a
+    snapshot (CloudTrail events since, engine/providers/aws/trail.py) and return the state read as a new one."""
     started_early: list[Any] = []      # providers whose reads `load` started (prefetch); stopped if left unread
+    if snapshot is not None and changed_since is not None:
+        raise FleetctlError(error("--changed-since cannot be combined with snapshots",
+                                  "a scoped plan reads a few resources; a snapshot holds a whole read"))
     try:
-        return _plan(path, ctx, targets, prune, changed_since, started_early)
+        return _plan(path, ctx, targets, prune, changed_since, started_early, snapshot)
     finally:
         gc.unfreeze()
         for provider in started_early:
@@ -124,7 +140,7 @@ def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bo
 
 
 def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, changed_since: str | None,
-          started_early: list[Any]) -> PlanResult:
+          started_early: list[Any], use: SnapshotUse | None = None) -> PlanResult:
     def prefetch(specs: dict[str, Any]) -> None:
         """A whole-fleet read is bound by one page chain (AWS ListThings, 10 TPS): start it while the fleet loads."""
         if changed_since is not None:
@@ -163,13 +179,35 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
             groups.setdefault(provider_key(address), [])
     scoped = incremental.ScopedRead(scope.addresses, scope.previous) if scope else None
     prune_targets = {name for name, spec in target_specs.items() if spec.prune or prune}
+    # the account (and role) each AWS Target acts in, asked before its read: an unusable role fails here, by name
+    identities = accounts.identities([k[1] for k in groups if k[0] == "aws"],
+                                     lambda name: get_provider(ctx, ("aws", name), target_specs), target_specs, diags)
     actual = []
     started = time.perf_counter()
+    reads: list[dict[str, Any]] = []                          # what each incremental-capable read trusted
+    entries: dict[str, snapshots.TargetSnapshot] = {}         # the next snapshot, per Target
     for key in sorted(groups):
         provider = get_provider(ctx, key, target_specs)
         try:
-            result = (scoped.read(provider, [d for d in every if provider_key(d.address) == key], groups[key], key)
-                      if scoped else provider.read(groups[key], prune=True))
+            if scoped:
+                result = scoped.read(provider, [d for d in every if provider_key(d.address) == key], groups[key], key)
+            elif use is not None and key[0] == "aws":
+                from engine.providers.aws import trail
+                now = ctx.now()
+                entry = use.since.targets.get(key[1]) if use.since is not None else None
+                result, trust, entries[key[1]] = trail.read_since(
+                    provider, groups[key], entry, now, use.settings or trail.Settings(),
+                    region=target_specs[key[1]].aws.region, refused=use.refused)
+                if use.since is not None and use.since.path:
+                    trust["snapshot"] = use.since.path
+                reads.append(trust)
+            else:
+                now = ctx.now()
+                result = provider.read(groups[key], prune=True)
+                if use is not None:
+                    entries[key[1] or key[0]] = snapshots.TargetSnapshot(
+                        key[1] or key[0], key[0], iso(now), iso(now),
+                        actual=tuple(snapshots.actual_json(a) for a in result.actual))
         except errors.ProviderError as exc:
             raise FleetctlError(error(f"reading {key[0]} target '{key[1]}' failed: {exc}",
                                       "check the Target's credentials and endpoint")) from None
@@ -190,14 +228,22 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                           created_at=iso(ctx.now()), desired_digest=fleet.digest,
                           extra={"identities": _identities(fleet.desired),
                                  "targets": sorted(k[1] for k in groups if k[1]),
+                                 # `--target`: what was asked for, also when an optional Target was skipped
+                                 **({"requestedTargets": sorted(targets)} if targets else {}),
                                  # the Targets' settings (references, never secret values): apply PLANFILE
                                  # needs no fleet load to reach them
                                  "targetSpecs": {name: target_specs[name].model_dump(mode="json", exclude_none=True)
                                                  for name in sorted({k[1] for k in groups if k[1]} & set(target_specs))},
+                                 **({"accounts": identities} if identities else {}),
                                  **({"scope": scope.to_json()} if scope else {}),
+                                 **({"reads": reads} if reads else {}),
                                  # the fleet's file allowances (issue 13.5): apply reads {file:} secrets in them
                                  **({"fileAllow": allow} if (allow := allow_entries(target_specs.values())) else {})})
     result_plan = make_plan(desired, actual, options)
+    # what the policy, attachment and membership changes mean for the devices (engine/authz/delta.py), shown with
+    # the other Needs-attention items; only plans that change an authorization input pay for it
+    from engine.authz.principals import target_specs as authz_targets
+    result_plan = permissions.annotate(result_plan, desired, actual, authz_targets(fleet))
     # open begins of an interrupted apply that this plan re-read and found nothing to change at: the apply of this
     # plan records them reconciled (engine/journal.py), and the warnings stop
     planned = {str(c.address) for c in result_plan.changes} | {str(b.address) for b in result_plan.blocked}
@@ -224,7 +270,8 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                           "interrupted": tuple(interrupted(ctx.journal_path)),
                           "options": {**result_plan.options, **({"estimate": estimate} if estimate else {})}})
     stats = {"readSeconds": read_seconds, "providers": {f"{k[0]}/{k[1]}": p.stats() for k, p in ctx.providers.items()}}
-    return PlanResult(result_plan, fleet, stats)
+    kept = snapshots.Snapshot(iso(ctx.now()), entries) if use is not None else None
+    return PlanResult(result_plan, fleet, stats, kept)
 
 
 # ---------------------------------------------------------------------------------------------- apply
@@ -389,17 +436,12 @@ def run_dag(waves: list[list[Unit]], fn: Callable[[Unit], None], workers: int) -
                         heapq.heappush(ready, (-units[m][0], units[m][1], m))
 
 
-def _listed(addresses: list[str], n: int = 20) -> str:
-    return ", ".join(addresses[:n]) + (f" and {len(addresses) - n} more" if len(addresses) > n else "")
-
-
 def refuse_errored(plan: Plan) -> None:
     """Raise PlanNotApplicable for a plan that ended in error (a plan file marked failed, or one whose
     diagnostics or blocked differences say so): apply never carries out part of a failed plan."""
     if not plan.errored:
         return
-    why = list(dict.fromkeys(d.summary for d in plan.errors))[:3] + [f"{b.address}: {b.reason}"
-                                                                      for b in plan.blocked][:3]
+    why = list(dict.fromkeys(d.summary for d in plan.errors)) + [f"{b.address}: {b.reason}" for b in plan.blocked]
     raise PlanNotApplicable([error(f"plan {plan.plan_id} ended in error and cannot be applied",
                                    (f"{len(plan.errors)} error(s), {len(plan.blocked)} difference(s) that cannot be "
                                     "planned" + (": " + "; ".join(why) if why else "") + ". Resolve them and re-run "
@@ -429,6 +471,9 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             return ApplyReport(plan.plan_id, already_applied=(
                 f"plan {plan.plan_id} was applied at {done.get('ts')} by journal entry {ctx.journal_path}:"
                 f"{done['line']} ({done.get('applied', 0)} change(s) applied); nothing to do"))
+    # before any read: the plan's Targets must act in the accounts the plan was made for (engine/accounts.py)
+    acting = accounts.check(plan.options.get("accounts", {}),
+                            lambda name: get_provider(ctx, ("aws", name), target_specs), target_specs, plan.plan_id)
     if check:
         checked = stale_check(plan, ctx, target_specs)
         if checked.already_applied:
@@ -440,7 +485,7 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             done = (f"; {len(checked.converged)} of them already match this plan (was it applied in part?)"
                     if checked.converged else "")
             raise StalePlan([error("plan is stale, re-run plan",
-                                   "the actual state changed since the plan was made: " + _listed(stale) + done)])
+                                   "the actual state changed since the plan was made: " + ", ".join(stale) + done)])
     open_before = interrupted(ctx.journal_path)
     journal = Journal(ctx.journal_path, ctx.clock or clock_from_env(ctx.env), plan.plan_id, plan.git_commit,
                       actor(ctx.env))
@@ -449,7 +494,8 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
     failed_targets: set[tuple[str, str]] = set()
     started = time.perf_counter()
     journal.write("apply-start", changes=len(plan.changes),    # the review it came from (set by apply.yml)
-                  pullRequest=ctx.env.get("FLEETCTL_PULL_REQUEST") or None, runUrl=ctx.env.get("FLEETCTL_RUN_URL") or None)
+                  pullRequest=ctx.env.get("FLEETCTL_PULL_REQUEST") or None, runUrl=ctx.env.get("FLEETCTL_RUN_URL") or None,
+                  **({"accounts": acting} if acting else {}))
     tasks = {False: _progress_task(ctx, [c for c in plan.changes if c.action is not Action.DELETE], "apply", "changes"),
              True: SILENT.task("delete")}       # opened when the deletes start
 
@@ -529,11 +575,12 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
         journal.write("begin", address=address, action=change.action.value)
         request_ids: list[str] = []
 
-        def hook(op: str, phase: str, request_id: str | None, exc: Exception | None) -> None:
+        def hook(op: str, phase: str, request_id: str | None, exc: Exception | None, **extra: Any) -> None:
+            # `extra`: what the provider knows of the call's context (AWS: the account and role it acted in)
             if request_id:
                 request_ids.append(request_id)
             journal.write(phase, address=address, op=op, requestId=request_id,
-                          error=(f"{getattr(exc, 'code', '') or type(exc).__name__}" if exc else None))
+                          error=(f"{getattr(exc, 'code', '') or type(exc).__name__}" if exc else None), **extra)
 
         provider.set_hook(hook)
         try:

@@ -6,11 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/fleetctl ]; then
+# (re)install when there is no .venv yet or pyproject.toml changed since the last install (a pulled dependency)
+if [ ! -x .venv/bin/fleetctl ] || [ pyproject.toml -nt .venv/.fleetctl-installed ]; then
   echo "==> installing fleetctl into .venv"
-  "$PY" -m venv .venv
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
   .venv/bin/pip install --quiet -e '.[dev]'
+  touch .venv/.fleetctl-installed
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 FLEET=$(realpath "${FLEET:-fleet}")
@@ -20,7 +22,7 @@ cd "$WORK"
 trap 'cd "$WORK" && fleetctl sandbox down >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 
 echo "==> fleetctl sandbox up"
-fleetctl sandbox up >/dev/null
+fleetctl sandbox up | sed -n 's/^# //p'     # the export lines stay quiet; the sandbox's demo notes are shown
 eval "$(fleetctl sandbox env)"
 
 echo "==> fleetctl validate $FLEET"

@@ -212,3 +212,32 @@ def test_device_register_values_are_diffed_to_the_leaf_where_structured() -> Non
     assert [(f.path, f.before, f.after, f.sensitive) for f in got] == [
         ("registers.ipv4.address", "10.0.0.2", "10.0.0.3", False), ("registers.mqtt_broker", "old", "new", False),
         ("slots.13", "(sensitive)", "(sensitive)", True)]
+
+
+# deepdiff (a required dependency) as an independent oracle: engine/diff.py keeps its own walk (its module
+# docstring says why: identity-keyed list elements by Sid/type/content, paths that name them), and must agree
+# with deepdiff on *whether* and *where at the top level* two values differ, types included (1 is not True).
+# deepdiff compares list elements by hash, where True == 1 == 1.0 (DeepDiff([True], [1]) is {}): scalars are
+# handed to it tagged with their JSON type, so the oracle is exact.
+def _typed(value):
+    if isinstance(value, dict):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    return f"{type(value).__name__}:{json.dumps(value)}"
+
+
+@settings(max_examples=250, deadline=None)
+@given(json_values, json_values)
+def test_deepdiff_agrees_on_whether_values_differ(old, new) -> None:
+    from deepdiff import DeepDiff
+    assert bool(diff_values(old, new)) == bool(DeepDiff(_typed(old), _typed(new)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(document, document)
+def test_deepdiff_agrees_on_which_fields_differ_up_to_declared_order(old, new) -> None:
+    from deepdiff import DeepDiff
+    ours = {f.segments[0] for f in diff_values(old, new, DECLARED)}
+    theirs = {key for key in old if DeepDiff(_typed(_canon(old[key], (key,))), _typed(_canon(new[key], (key,))))}
+    assert ours == theirs

@@ -152,6 +152,13 @@ SNIPPETS = [
     "a: 1\nb: 2\na: 3\n", "a: {x: 1, x: 2}\n", "- {x: 1, x: 2}\n", "a: 1\n---\nb: 1\nb: 2\n---\nc: 3\n",
     "1: a\n01: b\n", "1: a\n0x1: b\n", "true: a\nTrue: b\n", "1: a\ntrue: b\n", "~: a\nnull: b\n", "a: 1\n'a': 2\n",
     "1.0: a\n1: b\n", ".nan: a\n.nan: b\n", "? a\n? a\n", "x: 1\n  \nx: 2\n",
+    # duplicate keys with merge keys: ruamel constructs a mapping's `<<` sources first, then its own keys
+    "b: &b {x: 1, y: 2}\nm:\n  <<: *b\n  k: 1\n  k: 2\n", "m:\n  <<: {a: 1}\n  n: {p: 1, p: 2}\n  q: 1\n  q: 2\n",
+    "m:\n  k: 1\n  k: 2\n  <<: {a: {z: 1, z: 2}}\n", "a: &a {x: {d: 1, d: 2}}\nm:\n  <<: *a\n  k: 1\n  k: 2\n",
+    "m:\n  <<: [{a: 1}, {b: {c: 1, c: 2}}]\n  k: 1\n  k: 1\n", "- {<<: {x: 1}, a: 1, a: 2}\n",
+    "base: &b {k: 1}\nl:\n  - <<: *b\n    z: 1\n    z: 2\n", "m:\n  k: 1\n  k: 2\n  <<: *u\n",
+    "m:\n  k: 1\n  k: 2\n  <<: 5\n", "m: {k: 1, k: 2, <<: {a: 1}, <<: {b: 2}}\n", "x: {<<: {a: 1}}\nx: 2\n",
+    "kind: T\nmetadata: {name: n}\nspec: {<<: {a: 1}, b: 1, b: 2}\n", "a: {b: 1, b: 2}\nc: &c {d: 1}\ne: {<<: *c}\n",
     # syntax errors: ruamel's message and line:col
     "a: [1, 2\nb: 3\n", "a: 1\n b: 2\nc\n", "- a\n-b\n  c: d\n", "a: b\n- c\n", "{a: 1\n", "a: &\n", "a: *\n",
     "a: @x\n", "a: `x\n", "a: %x\n", "- |x\n  a\n", "a: \"x\"y\n", "a: 'x'\n  'y'\n", "[a]: 1\n",
@@ -163,6 +170,10 @@ SNIPPETS = [
     "a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 60)) + "  " * 60 + "v: 1\n",
     "[" * 50 + "1" + "]" * 50 + "\n", "a: " + "[" * 100 + "]" * 100 + "\n", "a: " + "[" * 101 + "]" * 101 + "\n",
     "a: " + "[" * 300 + "]" * 300 + "\n", "- " * 150 + "x\n",
+    # past the depth limit where libyaml's composer would recurse without end: the fast path finds the node on
+    # libyaml's events and reports it as ruamel does
+    "- " * 500 + "x\n", "a: " + "[" * 1500 + "]" * 1500 + "\n", "a: {b: " + "{c: " * 1200 + "}" * 1201 + "\n",
+    "x: 1\n---\n" + "[" * 1001 + "\n", "a: '" + "[" * 1200 + "'\n",
 ]
 
 FLEETISH = """\
@@ -223,13 +234,13 @@ def test_tricky_snippets():
 
 def test_the_fast_path_is_taken_for_ordinary_yaml_and_left_for_what_it_cannot_reproduce():
     for text in ["a: 1\n", FLEETISH, "a: &x {p: 1}\nb: {<<: *x, q: 2}\n", "v: 0x1F\nw: .nan\nx: 2024-01-02\n",
-                 "- |\n  a\n- >-\n  b\n", "--- \n---\na: 'x'\n", "a: \"tab\\t\"\n"]:
+                 "- |\n  a\n- >-\n  b\n", "--- \n---\na: 'x'\n", "a: \"tab\\t\"\n",
+                 "a: 1\na: 2\n"]:   # a duplicate key: the fast path gives ruamel's diagnostic itself
         assert fast_path_taken(text), text
     for text in ["a: !!str 1\n", "a: !x 1\n", "a: ! 1\n", "%YAML 1.1\n---\na: 1\n", "a:\tb\n", "a: x\x85\n",
-                 "a: 1\na: 2\n", "a: [1\n", "a: <<\n", "a: =\n", "1.5: a\n", "{? : 1}\n", "&a: 1\n", "a: -_\n",
+                 "a: [1\n", "a: <<\n", "a: =\n", "1.5: a\n", "{? : 1}\n", "&a: 1\n", "a: -_\n",
                  "b: &b {x: 1}\nm: {<<: *b, <<: *b}\n", "a: &x [*x]\n", "a: |#c\n  x\n", "a: |\n \n  x\n",
-                 "a: 1\n...\n...\n", "a: " + "[" * 101 + "]" * 101 + "\n", "a: " + "[" * 100_000 + "]" * 100_000 + "\n",
-                 "- " * 500 + "x\n"]:
+                 "a: 1\n...\n...\n", "a: " + "[" * 101 + "]" * 101 + "\n"]:
         assert not fast_path_taken(text), text
 
 

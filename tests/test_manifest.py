@@ -88,7 +88,7 @@ def rendered(root: Path) -> list[str]:
 def test_every_error_at_once_with_positions(tmp_path):
     out = "\n".join(rendered(write_fleet(tmp_path, BAD)))
     expected = [
-        "dup.yaml:6:3: error: duplicate key in mapping",
+        "dup.yaml:6:3: error: field 'spec.document': duplicate key in mapping",
         "targets.yaml:14:7: error: fleetctl/Target/azure-prod: field 'spec.azure.hub.connectionString': a literal value where a secret reference belongs",
         "things.yaml:2:1: error: field 'kind': unknown kind 'Thingg' for aws.fleetctl.io/v1 (did you mean 'Thing'?)",
         "things.yaml:10:3: error: aws/aws-eu/Thing/t2: field 'spec.thingTyp': unknown field 'thingTyp' (did you mean 'thingType'?)",
@@ -105,7 +105,7 @@ def test_every_error_at_once_with_positions(tmp_path):
 
 def test_unknown_field_lists_what_is_expected(tmp_path):
     out = "\n".join(rendered(write_fleet(tmp_path, {"things.yaml": BAD["things.yaml"], "targets.yaml": BAD["targets.yaml"]})))
-    assert "expected one of: attributes, groups, principals, thingType" in out
+    assert "expected one of: attributes, billingGroup, groups, principals, thingType" in out
 
 
 def test_validate_cli_exit_1_no_traceback_nothing_changed(tmp_path):

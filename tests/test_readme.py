@@ -36,6 +36,18 @@ def test_quick_start_is_two_commands_and_ci_runs_the_same_test_command():
     assert test_command in (ROOT / ".ci/run").read_text()
 
 
+def test_install_section_installs_what_the_quick_start_needs(tmp_path):
+    """The README's install lines in a fresh venv: activated, the sandbox extra in, `sandbox up` works."""
+    script = re.findall(r"```sh\n(.*?)```", section("Install"), flags=re.S)[0]
+    assert "source .venv/bin/activate" in script and "'.[sandbox]'" in script
+    work = tmp_path / "repo"
+    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", ".git", "*.egg-info", "__pycache__", ".fleetctl",
+                                                              "build", "out"))
+    res = bash(script + "\ncommand -v fleetctl\n", cwd=work, timeout=900)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert res.stdout.strip().splitlines()[-1] == str(work / ".venv" / "bin" / "fleetctl")
+
+
 def test_demo_script_runs_the_main_job(tmp_path):
     """scripts/demo.sh: sandbox up → validate → plan (changes) → apply → plan (no changes) → sandbox down."""
     res = bash(f"bash {ROOT / 'scripts/demo.sh'}", cwd=ROOT, timeout=600)

@@ -201,7 +201,7 @@ def test_no_azure_secret_in_any_output(emulator, tmp_path: Path, monkeypatch) ->
     (home / ".fleetctl" / "keys").mkdir(parents=True)
     (home / ".fleetctl" / "keys" / "dps.connection").write_text(dps + "\n")
     env = {"HUB": hub, "PRIMARY": AZURE_PRIMARY, "GROUP": AZURE_GROUP, "HOME": str(home),
-           "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url,
+           "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url, **emulator.entra_env(),
            "FLEETCTL_JOURNAL": str(tmp_path / "journal.jsonl"), "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
            "FLEETCTL_GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567", "FLEETCTL_ACTOR": "ci-test"}
     for key, value in env.items():

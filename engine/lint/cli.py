@@ -51,7 +51,14 @@ def render_text(result: LintResult) -> str:
         lines.append(f"    hint: {f.hint}")
     counts = {lv: sum(1 for f in result.active if f.level is lv) for lv in Level}
     suppressed = f", {len(result.suppressed)} suppressed" if result.suppressed else ""
-    if result.active:
+    if result.diagnostics:             # unreadable manifests (printed on stderr): the run is not clean
+        if lines:
+            lines.append("")
+        found = (f"{len(result.active)} finding(s)" if result.active else "no findings") + suppressed
+        where = ", ".join(sorted({str(d.source.file) for d in result.diagnostics if d.source})) or "the fleet"
+        lines.append(f"{len(result.diagnostics)} error(s) in {where}: what could not be read was not linted; "
+                     f"{found} in the {result.documents} document(s) read.")
+    elif result.active:
         lines.append("")
         lines.append(f"{len(result.active)} finding(s) in {result.documents} document(s): "
                      + ", ".join(f"{n} {lv.value}(s)" for lv, n in counts.items() if n) + suppressed + ".")

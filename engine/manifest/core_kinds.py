@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -31,18 +31,38 @@ class AwsBulkRegistrationSpec(Strict):
                                                          "failing (AWS runs one task at a time per account)")
 
 
+class AwsAssumeRoleSpec(Strict):
+    """The IAM role fleetctl assumes for this Target (issue 15.2): one CI identity (e.g. a GitHub OIDC role)
+    reaches every account. Source credentials: the Target's profile, else the standard chain. botocore refreshes
+    the role's credentials before they expire, so a long apply outlives durationSeconds."""
+
+    roleArn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+$", max_length=2048,
+                         description="role to assume, e.g. arn:aws:iam::111122223333:role/fleetctl-apply")
+    externalId: str | None = Field(None, min_length=2, max_length=1224, pattern=r"^[A-Za-z0-9+=,.@:/_-]+$",
+                                   description="ExternalId the role's trust policy requires (not a secret)")
+    sessionName: str = Field("fleetctl", min_length=2, max_length=64, pattern=r"^[A-Za-z0-9+=,.@_-]+$",
+                             description="RoleSessionName: names fleetctl in CloudTrail")
+    durationSeconds: int | None = Field(None, ge=900, le=43200,
+                                        description="lifetime of each set of role credentials (refreshed); "
+                                                    "default: the role's default, one hour")
+
+
 class AwsTargetSpec(Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region, e.g. eu-west-2")
     profile: str | None = Field(None, description="AWS profile; default: the standard credential chain")
     endpointUrl: str | None = Field(None, description="override endpoint; default: AWS_ENDPOINT_URL or AWS")
-    accountId: str | None = Field(None, pattern=r"^\d{12}$")
+    accountId: str | None = Field(None, pattern=r"^\d{12}$",
+                                  description="the account this Target must be: plan and apply refuse another one")
+    assumeRole: AwsAssumeRoleSpec | None = Field(
+        None, description="assume this IAM role (from the profile or the standard chain) for every call")
     bulkRegistration: AwsBulkRegistrationSpec | None = Field(
         None, description="create large batches of things/certificates by AWS bulk registration tasks")
 
 
 class AzureHubSpec(Strict):
     hostName: str
-    connectionString: Secret
+    connectionString: Secret | None = Field(None, description="shared-access-key connection string (auth: "
+                                                              "connectionString); not used with auth: entraId")
     name: str | None = None
     resourceGroup: str | None = None
     subscriptionId: str | None = None
@@ -51,7 +71,8 @@ class AzureHubSpec(Strict):
 class AzureDpsSpec(Strict):
     hostName: str
     idScope: str | None = None
-    connectionString: Secret
+    connectionString: Secret | None = Field(None, description="shared-access-key connection string (auth: "
+                                                              "connectionString); not used with auth: entraId")
 
 
 class AzureArmSpec(Strict):
@@ -75,11 +96,38 @@ class AzureImportExportSpec(Strict):
                                                           "running on the hub) before it reports the job and stops")
 
 
+AzureAuth = Literal["entraId", "connectionString"]
+
+
 class AzureTargetSpec(Strict):
+    auth: AzureAuth | None = Field(
+        None, description="how fleetctl authenticates to the hub and DPS data planes: entraId (Microsoft Entra ID "
+                          "tokens from azure-identity's DefaultAzureCredential; RBAC roles IoT Hub Registry "
+                          "Contributor, IoT Hub Twin Contributor, Device Provisioning Service Data Contributor) or "
+                          "connectionString (shared access keys). Default: connectionString when the hub declares "
+                          "a connection string, else entraId. ARM (hub certificates) always uses Entra ID "
+                          "(or FLEETCTL_ARM_TOKEN)")
     hub: AzureHubSpec | None = None
     dps: AzureDpsSpec | None = None
     arm: AzureArmSpec | None = None
     importExport: AzureImportExportSpec | None = None
+
+    @property
+    def auth_mode(self) -> AzureAuth:
+        """The effective `auth`: as declared, else connectionString when the hub names one, else entraId."""
+        if self.auth is not None:
+            return self.auth
+        return "connectionString" if self.hub is not None and self.hub.connectionString is not None else "entraId"
+
+    @model_validator(mode="after")
+    def _connection_strings(self) -> "AzureTargetSpec":
+        if self.auth_mode == "connectionString":
+            missing = [name for name, section in (("hub", self.hub), ("dps", self.dps))
+                       if section is not None and section.connectionString is None]
+            if missing:
+                raise ValueError(f"auth: connectionString needs {' and '.join(f'{m}.connectionString' for m in missing)}"
+                                 " (or set auth: entraId to use Microsoft Entra ID tokens)")
+        return self
 
 
 class FilesSpec(Strict):
@@ -115,6 +163,8 @@ register(KindDecl("fleetctl.io", "Target", "fleetctl", TargetSpec, rank=0, targe
 def _secret_refs(value: Any) -> list[SecretRefModel]:
     if isinstance(value, SecretRefModel):
         return [value]
+    if isinstance(value, AzureTargetSpec) and value.auth_mode == "entraId":    # connection strings unused
+        return [ref for section in (value.arm, value.importExport) for ref in _secret_refs(section)]
     if isinstance(value, BaseModel):
         return [ref for name in type(value).model_fields for ref in _secret_refs(getattr(value, name))]
     return []

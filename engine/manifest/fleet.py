@@ -13,6 +13,7 @@ import difflib
 import functools
 import gc
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from engine.fingerprint import key_setting_problem
 from engine.kinds import KindDecl
 from engine.manifest import generators
 from engine.manifest.confine import FilePolicy, FileRefError, allowance_problem, read_bounded
+from engine.manifest.limits import Limits
 from engine.manifest.loader import Document, load_path
 from engine.manifest.types import Envelope, PemRef, SecretRefModel
 from engine.pki import CertInfo, PemError, cert_info, issued_by
@@ -278,18 +280,41 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
+def _data_loc(loc: tuple, data: Any, kind: str) -> tuple:
+    """The part of a pydantic error location that is a path in the input `data` (pydantic adds the names of
+    union members and validators, `function-after[...]`, which a key written with a `[` must not be taken for);
+    a missing field's name, not in the data, ends the path."""
+    out: list[Any] = []
+    current = data
+    for i, part in enumerate(loc):
+        if isinstance(current, dict) and part in current:
+            out.append(part)
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            out.append(part)
+            current = current[part]
+        elif i == len(loc) - 1 and kind == "missing" and isinstance(part, str):
+            out.append(part)
+    return tuple(out)
+
+
 def _pydantic_diags(exc: ValidationError, doc: Document, prefix: tuple, model: type[BaseModel],
                     address: str | None) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     seen: set[tuple] = set()
+    data: Any = doc.data
+    for part in prefix:
+        data = data.get(part) if isinstance(data, dict) else None
     for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        loc = _data_loc(tuple(err["loc"]), data, err["type"])
         if loc in seen:
             continue
         seen.add(loc)
         field_path = _loc_text(prefix + loc)
         kind = err["type"]
-        if kind == "extra_forbidden":
+        if kind in ("extra_forbidden", "missing") and not loc:
+            summary, detail = err["msg"], ""
+        elif kind == "extra_forbidden":
             allowed = _allowed_fields(model, loc)
             hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
             summary = f"unknown field '{loc[-1]}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
@@ -490,7 +515,9 @@ def _load_fleet(root: Path, env: Mapping[str, str] | None, resolve_secrets: bool
     if not root.exists():
         diags.add(error(f"fleet path not found: {root}"))
         return Fleet(root, [], [], diags)
-    docs, load_diags = load_path(root)
+    limits, bad_limits = Limits.from_env(env)      # FLEETCTL_MAX_* (engine/manifest/limits.py)
+    diags.extend(bad_limits)
+    docs, load_diags = load_path(root, limits)
     diags.extend(load_diags)
     fleet_root = root if root.is_dir() else root.parent
     early = [d for d in docs if isinstance(d.data, dict) and d.data.get("kind") == "Target"]
@@ -498,7 +525,7 @@ def _load_fleet(root: Path, env: Mapping[str, str] | None, resolve_secrets: bool
     if on_targets is not None:
         on_targets({m.name: m.spec for m in early_targets})
     policy = file_policy(fleet_root, early_targets, diags)
-    docs = generators.expand_all(docs, fleet_root, diags, registry.lookup)   # ThingSet rows → documents
+    docs = generators.expand_all(docs, fleet_root, diags, registry.lookup, limits)   # ThingSet rows → documents
     manifests = validate_documents(docs, diags)
     index = _index(manifests, diags)
     manifests = [m for m in manifests if index.get((m.decl.qualified, m.target, m.name)) is m]
@@ -574,5 +601,4 @@ _NONE: Mapping[str, Any] = MappingProxyType({})   # one shared, read-only "no in
 
 def canonical(value: Any) -> Any:
     """A JSON value with keys sorted (documents compared in canonical form)."""
-    import json
     return json.loads(canonical_json(value))

@@ -47,7 +47,8 @@ from pydantic import Field, ValidationError, model_validator
 from engine.diagnostics import Diagnostic, Diagnostics, Source, error
 from engine.kinds import KindDecl, register
 from engine.manifest.confine import FilePolicy, FileRefError
-from engine.manifest.loader import Document, Path_
+from engine.manifest.limits import DEFAULT as DEFAULT_LIMITS, Limits
+from engine.manifest.loader import Document, Path_, line_col, read_text
 from engine.manifest.types import Strict
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -55,7 +56,6 @@ _VAR = re.compile(r"\$(\$)?\{(" + IDENT + r")((?:\|[a-z_]+)*)\}")
 FILTERS: dict[str, Callable[[str], str]] = {
     "lower": str.lower, "upper": str.upper, "compact": lambda v: v.replace(":", "").replace("-", ""),
 }
-MAX_ROWS = 1_000_000            # an IoT Hub holds 1,000,000 devices; AWS has no documented thing limit
 FOLD_AT = 3                     # identical diagnostics on more rows than this fold into one
 KEEP_PER_TEMPLATE = 50          # per-row diagnostics kept per template document before "… and N more"
 
@@ -68,7 +68,7 @@ class CsvSource(Strict):
 
 class RangeSource(Strict):
     start: int = Field(1, ge=0)
-    count: int = Field(ge=1, le=MAX_ROWS)
+    count: int = Field(ge=1, description="rows (at most FLEETCTL_MAX_ROWS, engine/manifest/limits.py)")
     width: int = Field(0, ge=0, le=20, description="zero-pad ${id} to this many digits")
 
 
@@ -220,17 +220,23 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics) -> tuple[list[Row], list[str]] | None:
+def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics,
+              limits: Limits = DEFAULT_LIMITS) -> tuple[list[Row], list[str]] | None:
     at = doc.source(("spec", "csv", "file"))
     path = _resolve(doc, root, spec.file)
     if isinstance(path, FileRefError):
         diags.add(error(f"CSV {path}", source=at, field="spec.csv.file"))
         return None
     rel = _relative(path, root)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        diags.add(error(f"cannot read CSV file '{spec.file}': {exc}", source=at, field="spec.csv.file"))
+    text, problem = read_text(path, rel, limits, what="CSV")
+    if text is None:
+        diags.add(problem)
+        return None
+    text = text.removeprefix("\ufeff")
+    if "\0" in text:     # the csv module takes NUL as data; a CSV of device rows never holds one
+        line, col = line_col(text, text.index("\0"))
+        diags.add(error("the CSV file holds a NUL character", "a CSV of device rows is text; remove it",
+                        source=Source(rel, line, col)))
         return None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -274,12 +280,13 @@ def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics) ->
                 diags.add(error(f"duplicate id '{key}' (column '{id_col}')", f"first at {rel}:{seen[key]}",
                                 source=where))
                 continue
+            if len(rows) >= limits.max_rows:
+                summary, detail = limits.exceeded("max_rows", f"row {limits.max_rows + 1:,} of the CSV")
+                diags.add(error(summary, detail, source=where))
+                return None
             seen[key] = start
             values["id"], values["index"] = key, str(len(rows))
             rows.append(Row(values, f"{rel}:{start}"))
-            if len(rows) > MAX_ROWS:
-                diags.add(error(f"more than {MAX_ROWS} rows", source=where))
-                return None
     except csv.Error as exc:
         diags.add(error(f"invalid CSV: {exc}", source=Source(rel, line + 1, 1)))
         return None
@@ -292,7 +299,7 @@ def _range_rows(name: str, spec: RangeSource) -> list[Row]:
 
 
 # ---------------------------------------------------------------------------------------------- generate
-def generate(doc: Document, root: Path, diags: Diagnostics) -> list[Any]:
+def generate(doc: Document, root: Path, diags: Diagnostics, limits: Limits = DEFAULT_LIMITS) -> list[Any]:
     """The documents a ThingSet stands for: one per (row, template document). An invalid ThingSet spec
     generates nothing (the validation stage reports it); row and template problems are reported here."""
     data = doc.data
@@ -302,13 +309,17 @@ def generate(doc: Document, root: Path, diags: Diagnostics) -> list[Any]:
     except (ValidationError, KeyError, TypeError):
         return []
     if spec.csv is not None:
-        loaded = _csv_rows(doc, spec.csv, root, diags)
+        loaded = _csv_rows(doc, spec.csv, root, diags, limits)
         if loaded is None:
             return []
         rows, header = loaded
         known = {"id", "index", *header}
     else:
         assert spec.range is not None
+        if spec.range.count > limits.max_rows:
+            summary, detail = limits.exceeded("max_rows", f"a range of {spec.range.count:,} rows")
+            diags.add(error(summary, detail, source=doc.source(("spec", "range", "count")), field="spec.range.count"))
+            return []
         rows, known = _range_rows(name, spec.range), {"id", "index"}
     builders: list[tuple[Path_, Any]] = []
     used: set[str] = set()
@@ -380,15 +391,23 @@ def _safe_path_rows(rows: list[Row], names: set[str], diags: Diagnostics) -> lis
 
 
 def expand_all(docs: list[Document], root: Path, diags: Diagnostics,
-               lookup: Callable[[str, str], KindDecl | None]) -> list[Any]:
-    """Every document, with each generator document followed by what it generates (GeneratedDocuments)."""
+               lookup: Callable[[str, str], KindDecl | None], limits: Limits = DEFAULT_LIMITS) -> list[Any]:
+    """Every document, with each generator document followed by what it generates (GeneratedDocuments).
+    A generator whose documents would take the fleet past FLEETCTL_MAX_DOCUMENTS generates none."""
     out: list[Any] = []
-    for doc in docs:
+    for i, doc in enumerate(docs):
         out.append(doc)
         if isinstance(doc.data, dict):
             decl = lookup(str(doc.data.get("apiVersion", "")), str(doc.data.get("kind", "")))
             if decl is not None and decl.generate is not None:
-                out.extend(decl.generate(doc, root, diags))
+                made = decl.generate(doc, root, diags, limits=limits)
+                if len(out) + len(made) + len(docs) - i - 1 > limits.max_documents:
+                    summary, detail = limits.exceeded(
+                        "max_documents", f"with the {len(made):,} documents this generator makes, the fleet's "
+                        f"{len(out) + len(made) + len(docs) - i - 1:,} documents")
+                    diags.add(error(summary, detail, source=doc.source(("spec", "template")), field="spec.template"))
+                    continue
+                out.extend(made)
     return out
 
 

@@ -13,10 +13,11 @@ import re
 from collections import Counter, defaultdict
 from typing import Any, Callable
 
+from engine.attention import Attention, Severity, by_severity, flags
 from engine.model import ADD, CHANGE, REMOVE, SENSITIVE, Action, Change
-from engine.plan.attention import Attention, Severity, by_severity, flags
 from engine.plan.fieldview import field_lines, markdown_lines
 from engine.plan.model import Plan
+from engine.ratelimit import estimate_line
 
 GITHUB_COMMENT_LIMIT = 65536
 MAX_LISTED_ATTENTION = 50           # attention items listed per code in text and markdown (all are in the JSON)
@@ -108,7 +109,7 @@ def _capped(items: list[tuple[str, Attention]], per_code: int | None) -> tuple[l
     return shown, left
 
 
-def attention_text(items: list[tuple[str, Attention]], per_code: int = MAX_LISTED_ATTENTION) -> list[str]:
+def attention_text(items: list[tuple[str, Attention]], per_code: int | None = None) -> list[str]:
     """The "Needs attention" section of a text plan or drift report: each item on one line, complete."""
     if not items:
         return []
@@ -158,8 +159,8 @@ def change_lines(c: Change, indent: str = "      ", *, markdown: bool = False) -
 
 
 def estimate_text(plan: Plan) -> str:
-    """"Apply bound by AttachPolicy @15 TPS: est. 11m07s …" from the plan's quota estimate (engine/ratelimit.py)."""
-    from engine.ratelimit import estimate_line
+    """"Apply: 30 API calls, about 18 s at default AWS quotas (bound by …)" from the plan's quota estimate
+    (engine/ratelimit.py)."""
     return estimate_line(plan.options.get("estimate") or {})
 
 
@@ -173,6 +174,15 @@ def scope_text(plan: Plan) -> str:
             + (f", {scope['dependants']} dependant(s)" if scope.get("dependants") else "")
             + (f", {removed} removed" if removed else "")
             + "; nothing else was read (the drift job checks the whole fleet).")
+
+
+def accounts_text(plan: Plan) -> str:
+    """Where each AWS Target acts (engine/accounts.py): "Accounts: aws-dev 111111111111 (role …), …"."""
+    recorded = plan.options.get("accounts") or {}
+    if not recorded:
+        return ""
+    return "Accounts: " + ", ".join(f"{name} {who.get('account')}" + (f" (role {who['role']})" if who.get("role") else "")
+                                    for name, who in sorted(recorded.items())) + "."
 
 
 def _counts_by_kind(plan: Plan) -> dict[str, Counter]:
@@ -195,11 +205,16 @@ def kind_table_text(plan: Plan, indent: str = "  ") -> list[str]:
     return rows
 
 
-def text(plan: Plan, *, detail: bool = True, max_changes: int = 500, summary: bool = False) -> str:
-    """The terminal view. `summary` (or more than `max_changes` changes) adds the per-kind table; `summary`
-    lists only destructive changes, one line each (drill into any change with `fleetctl show --address`)."""
+TABLE_ABOVE = 500     # a text plan of more changes starts with the per-kind table (every change is still listed)
+
+
+def text(plan: Plan, *, detail: bool = True, summary: bool = False) -> str:
+    """The terminal view: every change, every field, every attention item (a terminal or CI log has no size
+    limit, so nothing is left out). A plan of more than TABLE_ABOVE changes starts with the per-kind table;
+    `summary` (asked for explicitly) prints the table and only the destructive changes, one line each (drill
+    into any change with `fleetctl show --address`)."""
     out = [f"fleetctl plan {plan.plan_id}" + (f" (commit {plan.git_commit[:12]})" if plan.git_commit else ""), ""]
-    out += attention_text(_plan_items(plan))
+    out += attention_text(_plan_items(plan), per_code=None)
     for d in plan.diagnostics:
         out.append(d.render())
     if plan.interrupted:
@@ -207,34 +222,30 @@ def text(plan: Plan, *, detail: bool = True, max_changes: int = 500, summary: bo
                    "this plan converges them.")
     if scope_text(plan):
         out.append(scope_text(plan))
-    if plan.diagnostics or plan.interrupted or scope_text(plan):
+    roles = any(w.get("role") for w in (plan.options.get("accounts") or {}).values())
+    if roles:       # Targets reached by assumed roles: say which account each plan acts in
+        out.append(accounts_text(plan))
+    if plan.diagnostics or plan.interrupted or scope_text(plan) or roles:
         out.append("")
-    if plan.changes and (summary or len(plan.changes) > max_changes):
+    if plan.changes and (summary or len(plan.changes) > TABLE_ABOVE):
         out += kind_table_text(plan) + [""]
     if summary:
         destructive = [c for c in plan.changes if c.action.destructive]
-        for c in destructive[:MAX_LISTED]:
+        for c in destructive:
             out.append(f"  {c.action.symbol} {c.address}" + (f"  ({c.reason})" if c.reason else "")
                        + flag_suffix(c.attention))
-        if len(destructive) > MAX_LISTED:
-            out.append(f"  … and {len(destructive) - MAX_LISTED} more destructive change(s)")
-        max_changes = 0
-    shown = plan.changes[:max_changes]
-    for c in shown:
+    for c in (() if summary else plan.changes):
         reason = f"  ({c.reason})" if c.reason and c.action is not Action.DELETE else ""
         out.append(f"  {c.action.symbol} {c.address}{reason}{flag_suffix(c.attention)}")
         if detail:
             out.extend(change_lines(c))
-    if len(plan.changes) > max_changes and not summary:
-        rest = Counter((c.kind, c.action.value) for c in plan.changes[max_changes:])
-        out.append(f"  … and {len(plan.changes) - max_changes} more: " +
-                   ", ".join(f"{n} {a} {k}" for (k, a), n in sorted(rest.items())))
     if plan.blocked:
         out += ([""] if out[-1] else []) + blocked_lines(plan)
     if plan.unmanaged:
         out.append("")
         out.append(f"{len(plan.unmanaged)} unmanaged resource(s) exist that no manifest declares; fleetctl leaves "
-                   "them alone: " + ", ".join(plan.unmanaged[:10]) + (" …" if len(plan.unmanaged) > 10 else ""))
+                   "them alone:")
+        out += [f"  {address}" for address in plan.unmanaged]
     out.append("")
     out.append(summary_line(plan))
     if estimate_text(plan):
@@ -308,6 +319,8 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
         head += [f"⏱️ {estimate_text(plan)}.", ""]
     if scope_text(plan):
         head += [f"🔎 {scope_text(plan)}", ""]
+    if accounts_text(plan):
+        head += [f"☁️ {accounts_text(plan)}", ""]
     if plan.changes:
         head += _kind_table(plan) + [""]
     head += blocked_lines(plan, "markdown")
@@ -438,6 +451,36 @@ def _drift_state_cell(c: Change) -> str:
     return f"differs: {len(c.fields)} field change(s)"
 
 
+def _thousands(n: Any) -> str:
+    return f"{n:,}" if isinstance(n, int) else str(n)
+
+
+def read_lines(plan: Plan, markdown: bool = False) -> list[str]:
+    """What each snapshot-capable read trusted (engine/providers/aws/trail.py put it in plan.options["reads"]):
+    incremental from which snapshot, how many events in which window, when the last full read was; or full, and
+    why. Every incremental report says so: a cached link is a claim the reader must be able to weigh."""
+    out = []
+    q = "`" if markdown else ""
+    for r in plan.options.get("reads", []):
+        target = f"{q}{r['target']}{q}"
+        if r.get("mode") == "incremental":
+            every = r.get("everyLinkBecause") or []
+            out.append(
+                f"Read of {target}: incremental from snapshot {q}{r.get('snapshot', '?')}{q} (read {r.get('snapshotReadAt')}); "
+                f"{_thousands(r.get('events', 0))} IoT change event(s) from CloudTrail in {r.get('windowStart')} … "
+                f"{r.get('windowEnd')} (including {r.get('overlapSeconds', 0) // 60} min of overlap for CloudTrail's "
+                f"delivery delay; {_thousands(r.get('pages', 0))} page(s))"
+                + (f"; {_thousands(r['ignoredEvents'])} of them name nothing fleetctl reads" if r.get("ignoredEvents") else "")
+                + f"; certificate links re-read for {_thousands(r.get('linksRead', 0))} thing(s), taken from the "
+                f"snapshot for {_thousands(r.get('linksKept', 0))}; every list read ran in full; last full read "
+                f"{r.get('lastFullRead')}.")
+            out += [f"  every thing's links were re-read because {why}" for why in every]
+        else:
+            out.append(f"Read of {target}: full ({r.get('fullBecause', 'no snapshot')}); certificate links read for "
+                       f"{_thousands(r.get('linksRead', 0))} thing(s); this is the last full read ({r.get('lastFullRead')}).")
+    return out
+
+
 def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET) -> str:
     """Drift per resource and field, to the leaf and in full: 'manifest' is the desired value, 'actual' what the
     cloud holds (+ added outside fleetctl, - missing from the actual state, ~ manifest → actual). The resources
@@ -464,20 +507,25 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
             "attention": [{"address": address, **a.to_json()} for address, a in _drift_items(plan)],
             "blocked": [b.to_json() for b in plan.blocked],
             "errors": [d.to_json() for d in plan.errors],
-            "orphaned": orphans}, indent=2, ensure_ascii=False) + "\n"
+            "orphaned": orphans,
+            **({"reads": plan.options["reads"]} if plan.options.get("reads") else {}),
+            # the account (and role) each AWS Target was checked in (engine/accounts.py)
+            **({"targets": plan.options["accounts"]} if plan.options.get("accounts") else {})},
+            indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
         return _drift_markdown(plan, orphans, budget)
+    reads = "".join(line + "\n" for line in read_lines(plan))
     if in_sync:
-        return "In sync: the actual state matches the manifests.\n" + "".join(
+        return "In sync: the actual state matches the manifests.\n" + reads + "".join(
             f"note: {a} is managed by fleetctl but no longer declared (pruning is off)\n" for a in orphans)
-    out = []
+    out = read_lines(plan)
     if plan.errors:
         out.append(f"Drift check incomplete: {len(plan.errors)} error(s) (on stderr); the actual state was not "
                    "compared in full.")
     if drifted:
         out.append(f"Drift: {drifted} resource(s) differ from the manifests"
                    + (f"; {len(plan.blocked)} cannot be repaired automatically." if plan.blocked else "."))
-    out += attention_text(_drift_items(plan))
+    out += attention_text(_drift_items(plan), per_code=None)
     if plan.blocked:
         out += blocked_lines(plan)
     if any(DriftState.of(c) == DriftState.DIFFERS and c.fields for c in plan.changes):
@@ -499,13 +547,16 @@ def _drift_markdown(plan: Plan, orphans: list[str], budget: int) -> str:
         head.append("")
         head.append("The actual state matches the manifests" + (f" at `{plan.git_commit[:12]}`" if plan.git_commit
                                                                   else "") + f" ({plan.created_at}).")
-        return "\n".join(head + _orphan_lines(orphans)) + "\n"
+        reads = read_lines(plan, markdown=True)
+        return "\n".join(head + ([""] + reads if reads else []) + _orphan_lines(orphans)) + "\n"
     drifted = len(plan.changes) + len(plan.blocked)
     head += [f"### fleetctl drift: {f'{drifted} resource(s) out of sync' if drifted else 'check incomplete'}", ""]
     if plan.errors:
         head += [f"❌ The check ended with {len(plan.errors)} error(s); the actual state was not compared in "
                  "full:", *[f"- {_cell(d.render().splitlines()[0])}" for d in plan.errors], ""]
     head += blocked_lines(plan, "markdown")
+    reads = read_lines(plan, markdown=True)
+    head += [*reads, ""] if reads else []
     head += [f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
              + (". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
                 "actual state." if plan.changes else "."), ""]
@@ -551,6 +602,8 @@ def _drift_markdown(plan: Plan, orphans: list[str], budget: int) -> str:
 def _orphan_lines(orphans: list[str]) -> list[str]:
     if not orphans:
         return []
-    listed = ", ".join(f"`{a}`" for a in orphans[:MAX_LISTED]) + (" …" if len(orphans) > MAX_LISTED else "")
+    listed = ", ".join(f"`{a}`" for a in orphans[:MAX_LISTED]) + (
+        f" and {len(orphans) - MAX_LISTED} more (`fleetctl drift --format json` lists every one in `orphaned`)"
+        if len(orphans) > MAX_LISTED else "")
     return ["", f"ℹ️ {len(orphans)} resource(s) managed by fleetctl are no longer declared and kept because "
             f"pruning is off: {listed}"]

@@ -3,10 +3,13 @@
 `up` starts moto (AWS) and fleetctl's Azure emulators as background processes bound to 127.0.0.1, waits
 until they answer, and writes `export NAME=value` lines to `.fleetctl/sandbox.env` (also printed) that point
 the standard settings at them: AWS_ENDPOINT_URL and dummy credentials, the hub/DPS connection-string
-variables the example Targets reference, the CA bundle of the Azure emulator and the ARM endpoint.
+variables the example Targets reference, the CA bundle of the Azure emulator and the ARM endpoint, and the sandbox's
+own Microsoft Entra tenant (AZURE_AUTHORITY_HOST, AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET: a
+sandbox-only secret) with the hub/DPS hosts (FLEETCTL_HUB_HOST, FLEETCTL_DPS_HOST) for `auth: entraId` Targets.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -22,8 +25,34 @@ from engine import fsutil
 EMULATORS = {"aws": "engine.sandbox.aws", "azure": "engine.sandbox.azure_emulator"}
 
 
+# what each emulator needs beyond fleetctl's own dependencies: the `sandbox` extra of pyproject.toml
+NEEDS = {"aws": ("moto", "flask", "flask_cors")}
+INSTALL = ("python -m pip install 'fleetctl[sandbox]'  (from a checkout of fleetctl: python -m pip install "
+           "-e '.[sandbox]'; with the virtualenv activated first: source .venv/bin/activate)")
+
+
 class SandboxError(RuntimeError):
     pass
+
+
+def missing_modules(name: str) -> list[str]:
+    """The modules emulator `name` needs that do not import in this environment (not installed, or broken)."""
+    missing = []
+    for module in NEEDS.get(name, ()):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    return missing
+
+
+def check_installed(name: str) -> None:
+    """Before starting an emulator: say exactly what to install instead of "exited with code 1"."""
+    missing = missing_modules(name)
+    if missing:
+        raise SandboxError(f"the {name} emulator needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                           f"not installed in the Python fleetctl runs from ({sys.executable}); install fleetctl's "
+                           f"sandbox extra: {INSTALL}")
 
 
 def state_dir(base: Path | None = None) -> Path:
@@ -70,6 +99,12 @@ def exports(aws: dict | None, azure: dict | None) -> dict[str, str]:
         for key in ("subscription_id", "resource_group", "hub_name", "dps_name"):
             if azure.get(key):
                 out["FLEETCTL_SANDBOX_" + key.upper()] = str(azure[key])
+        if azure.get("authority_host"):       # the sandbox's Entra tenant, for azure-identity (auth: entraId, ARM)
+            out.update({"AZURE_AUTHORITY_HOST": azure["authority_host"], "AZURE_TENANT_ID": azure["tenant_id"],
+                        "AZURE_CLIENT_ID": azure["client_id"], "AZURE_CLIENT_SECRET": azure["client_secret"],
+                        "FLEETCTL_HUB_HOST": azure["host"]})
+            if azure.get("dps_connection_string"):
+                out["FLEETCTL_DPS_HOST"] = azure["host"]
         if azure.get("import_container_url"):      # a container SAS URL for Targets' azure.importExport.containerUrl
             out["FLEETCTL_IMPORT_CONTAINER_URL"] = azure["import_container_url"]
     return out
@@ -101,7 +136,8 @@ def up(base: Path | None = None, *, quota_faithful: bool | None = None) -> str:
     for name, module in EMULATORS.items():
         if importlib.util.find_spec(module) is None:
             continue
-        extra = quota_args(name) if quota_faithful else []
+        check_installed(name)
+        extra = [*(quota_args(name) if quota_faithful else []), *demo_args(name)]
         results[name] = _start(base, sdir, name, module, extra, pids)
     if quota_faithful and "aws" in results:
         proxy = _start(base, sdir, "aws-quota-proxy", "engine.sandbox.quota_proxy",
@@ -110,9 +146,21 @@ def up(base: Path | None = None, *, quota_faithful: bool | None = None) -> str:
     values = exports(results.get("aws"), results.get("azure"))
     if quota_faithful:
         values["FLEETCTL_RATE_LIMIT"] = "on"
-    text = render_exports(values)
+    text = render_exports(values) + (DEMO_NOTE if "azure" in results else "")
     fsutil.write_atomic(env_file(base), text)       # 0600: it holds the emulators' keys
     return text
+
+
+DEMO_NOTE = ("# demo setting: the sandbox hub hands out one fixed CA verification code (Azure issues a new random\n"
+             "# one on every request), so the example fleet's committed rootca-verification.pem, made from it with a\n"
+             "# throwaway demo CA key, proves possession in one apply. Against Azure it takes two: apply reports the\n"
+             "# code and the openssl command to sign it, you sign it with your CA key, commit, apply again.\n")
+
+
+def demo_args(name: str) -> list[str]:
+    """Emulator options of the demo sandbox: the Azure hub's fixed verification codes (explicit; the emulator's
+    default is random codes, as Azure issues them)."""
+    return ["--fixed-verification-codes"] if name == "azure" else []
 
 
 def quota_args(name: str) -> list[str]:

@@ -272,7 +272,9 @@ def test_one_task_at_a_time_a_second_is_refused_and_fleetctl_waits_for_it(bulk_e
     assert refused.exit_code == 1
     assert f"AWS bulk registration task {running} " in refused.stderr and "is still running after fleetctl waited 0.3 s" \
         in refused.stderr and "one task at a time per account" in refused.stderr, refused.stderr
-    assert "error: 57 more change(s) failed with the same error" in refused.stderr   # said once per batch, not 60×
+    assert "error: 60 change(s) failed with the same error: " in refused.stderr   # said once per batch, not 60×
+    assert refused.stderr.count("is still running after fleetctl waited") == 1
+    assert refused.stderr.count("error:   aws/aws-eu/") == 60                 # and every failed address listed
     assert "Traceback" not in refused.output
     assert [t["taskId"] for t in tasks()] == [running]                 # no second task was started
 

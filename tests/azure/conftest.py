@@ -14,7 +14,7 @@ from azure.iot.deviceprovisioning import DeviceProvisioningClient
 from azure.iot.hub import IoTHubRegistryManager
 from azure.mgmt.iothub import IotHubClient
 
-from engine.providers.azure.client import ArmTarget, AzureClient, StaticTokenCredential
+from engine.providers.azure.client import ArmTarget, AzureClient
 from engine.sandbox.azure import AzureEmulator
 from engine.sandbox.certs import Issued, make_ca
 
@@ -34,7 +34,7 @@ def _clean_emulator(emulator: AzureEmulator) -> None:
 @pytest.fixture
 def client(emulator: AzureEmulator) -> AzureClient:
     arm = ArmTarget(emulator.arm_base_url, emulator.subscription_id, emulator.resource_group, emulator.hub_name,
-                    StaticTokenCredential())
+                    emulator.credential())
     return AzureClient(emulator.hub_connection_string, emulator.dps_connection_string, arm, emulator.ca_bundle)
 
 
@@ -59,7 +59,7 @@ class FakeCredential:
 
 @pytest.fixture
 def mgmt_sdk(emulator: AzureEmulator) -> IotHubClient:
-    return IotHubClient(FakeCredential(), emulator.subscription_id, base_url=emulator.arm_base_url,
+    return IotHubClient(emulator.credential(), emulator.subscription_id, base_url=emulator.arm_base_url,
                         connection_verify=emulator.ca_bundle)
 
 

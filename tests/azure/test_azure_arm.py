@@ -84,9 +84,13 @@ def test_arm_requires_a_bearer_token(emulator) -> None:
            f"{emulator.resource_group}/providers/Microsoft.Devices/IotHubs/{emulator.hub_name}/certificates")
     anonymous = requests.get(url, params={"api-version": "2023-06-30"}, verify=emulator.ca_bundle, timeout=10)
     assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "AuthenticationFailed"
-    no_version = requests.get(url, headers={"Authorization": "Bearer x"}, verify=emulator.ca_bundle, timeout=10)
+    bearer = {"Authorization": f"Bearer {emulator.entra.mint('https://management.azure.com/.default')}"}
+    no_version = requests.get(url, headers=bearer, verify=emulator.ca_bundle, timeout=10)
     assert no_version.status_code == 400
-    assert requests.get(url, params={"api-version": "2023-06-30"}, headers={"Authorization": "Bearer x"},
+    not_a_token = requests.get(url, params={"api-version": "2023-06-30"}, headers={"Authorization": "Bearer x"},
+                               verify=emulator.ca_bundle, timeout=10)
+    assert not_a_token.status_code == 401 and not_a_token.json()["error"]["code"] == "InvalidAuthenticationToken"
+    assert requests.get(url, params={"api-version": "2023-06-30"}, headers=bearer,
                         verify=emulator.ca_bundle, timeout=10).json() == {"value": []}
 
 
@@ -94,7 +98,8 @@ def test_dps_certificates_share_the_flow(emulator, root_ca: Issued) -> None:
     url = (f"{emulator.arm_base_url}/subscriptions/{emulator.subscription_id}/resourceGroups/"
            f"{emulator.resource_group}/providers/Microsoft.Devices/provisioningServices/{emulator.dps_name}"
            "/certificates/rootca")
-    common = {"params": {"api-version": "2022-12-12"}, "headers": {"Authorization": "Bearer x"},
+    token = emulator.entra.mint("https://management.azure.com/.default")
+    common = {"params": {"api-version": "2022-12-12"}, "headers": {"Authorization": f"Bearer {token}"},
               "verify": emulator.ca_bundle, "timeout": 10}
     body = {"properties": {"certificate": base64.b64encode(root_ca.pem.encode()).decode()}}
     created = requests.put(url, json=body, **common)

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from engine.errors import NotFound, Throttled
-from engine.providers.azure.client import ArmTarget, AzureClient, StaticTokenCredential
+from engine.providers.azure.client import ArmTarget, AzureClient, entra_credential
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,12 @@ def test_subprocess_writes_azure_json_and_stops_on_sigterm(tmp_path: Path) -> No
         assert described["host"] == f"127.0.0.1:{described['port']}"
         assert described["hub_connection_string"].startswith(f"HostName={described['host']};")
         arm = ArmTarget(described["arm_base_url"], described["subscription_id"], described["resource_group"],
-                        described["hub_name"], StaticTokenCredential())
+                        described["hub_name"],
+                        entra_credential({"AZURE_AUTHORITY_HOST": described["authority_host"],
+                                          "AZURE_TENANT_ID": described["tenant_id"],
+                                          "AZURE_CLIENT_ID": described["client_id"],
+                                          "AZURE_CLIENT_SECRET": described["client_secret"],
+                                          "REQUESTS_CA_BUNDLE": described["ca_bundle"]}))
         client = AzureClient(described["hub_connection_string"], described["dps_connection_string"], arm,
                              described["ca_bundle"])
         client.create_device("from-subprocess", {"type": "sas"})

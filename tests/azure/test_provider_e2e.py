@@ -20,7 +20,7 @@ from engine.journal import read_entries
 from engine.manifest.fleet import load_fleet
 from engine.plan.model import load_plan
 from engine.pki import cert_info
-from engine.providers.azure.client import ArmTarget, AzureClient, StaticTokenCredential
+from engine.providers.azure.client import ArmTarget, AzureClient
 from engine.sandbox.azure import AzureEmulator
 from engine.sandbox.azure.arm import sandbox_verification_code
 from engine.sandbox.certs import Issued, issue, make_ca, verification_certificate
@@ -50,7 +50,7 @@ def azure_env(emulator: AzureEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path
     """The sandbox settings `fleetctl sandbox up` exports, pointing at the session's emulator, and a private journal."""
     env = {"FLEETCTL_HUB_CONNECTION_STRING": emulator.hub_connection_string,
            "FLEETCTL_DPS_CONNECTION_STRING": emulator.dps_connection_string,
-           "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url,
+           "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url, **emulator.entra_env(),
            "FLEETCTL_JOURNAL": str(tmp_path / "journal.jsonl"), "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
            "FLEETCTL_GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567", "FLEETCTL_ACTOR": "ci-test", **KEYS}
     for key, value in env.items():
@@ -70,7 +70,7 @@ def fixed_codes(emulator: AzureEmulator):
 @pytest.fixture
 def client(emulator: AzureEmulator) -> AzureClient:
     arm = ArmTarget(emulator.arm_base_url, emulator.subscription_id, emulator.resource_group, emulator.hub_name,
-                    StaticTokenCredential())
+                    emulator.credential())
     return AzureClient(emulator.hub_connection_string, emulator.dps_connection_string, arm, emulator.ca_bundle)
 
 
@@ -314,7 +314,9 @@ def test_proof_of_possession_takes_the_code_the_hub_issues_after_the_upload(azur
     pending = fleet.plan()
     assert pending.exit_code == 2
     assert "~ azure/hub/HubCertificate/rootca" in pending.stdout and "isVerified: false → true" in pending.stdout
-    assert "step: generate a verification code and report the verification code" in pending.stdout
+    # the pending verification is a plan state: the code the last apply was issued (journal) and how to sign it
+    assert f"step: pending proof of possession: the hub's current verification code is {code}; sign it" \
+        in " ".join(pending.stdout.split())
 
     fleet.cert("rootca-verification", verification_certificate(ca, code))     # outside fleetctl, with the CA key
     fleet.edit("azure.yaml", "  certificatePem: {file: certs/rootca.pem}\n",

@@ -43,7 +43,7 @@ def sandbox_env(emulator: AzureEmulator, monkeypatch: pytest.MonkeyPatch, tmp_pa
     emulator.configure(fixed_verification_codes=True)
     for key, value in {"FLEETCTL_HUB_CONNECTION_STRING": emulator.hub_connection_string,
                        "FLEETCTL_DPS_CONNECTION_STRING": emulator.dps_connection_string,
-                       "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url,
+                       "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url, **emulator.entra_env(),
                        "FLEETCTL_JOURNAL": str(tmp_path / "journal.jsonl"),
                        "FLEETCTL_NOW": "2026-11-21T10:00:00Z"}.items():
         monkeypatch.setenv(key, value)

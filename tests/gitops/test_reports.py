@@ -129,7 +129,17 @@ def test_drift_in_text_markdown_and_json_after_an_out_of_band_change(aws_env, fl
 
     res = run_cli("drift", str(fleet_dir))
     assert res.exit_code == 2
-    assert res.stdout.splitlines() == [
+    lines = res.stdout.splitlines()
+    # the deleted thing's certificate is still in the account, but nothing may connect as DA1275B2 any more: an
+    # effective-permission item (engine/plan/permissions.py), the only Needs-attention item of this drift
+    assert lines[1] == "Needs attention (1: 1 warning):"
+    assert lines[2].startswith("  ! [!permissions-narrowed] aws/aws-eu/Thing/DA1275B2: effective permissions in the "
+                               "account fall short of the manifests for 1 thing(s)")
+    assert lines[3] == ""
+    assert "  aws/aws-eu/Thing/DA1275B2: missing  (fleet/aws/springpark.yaml:110:12)  [!permissions-narrowed]" in lines
+    del lines[1:4]
+    lines = [line.removesuffix("  [!permissions-narrowed]") for line in lines]
+    assert lines == [
         "Drift: 2 resource(s) differ from the manifests.",
         "  (+ only in the actual state (added outside fleetctl), - only in the manifests, ~ manifest → actual)",
         "  aws/aws-eu/Thing/DA1275B0: differs  (fleet/aws/springpark.yaml:92:12)",
@@ -142,8 +152,8 @@ def test_drift_in_text_markdown_and_json_after_an_out_of_band_change(aws_env, fl
     assert "### fleetctl drift: 2 resource(s) out of sync" in res.stdout
     assert ("| `aws/aws-eu/Thing/DA1275B0` | differs: 1 field change(s) | `fleet/aws/springpark.yaml:92:12` |"
             in res.stdout)
-    assert "| `aws/aws-eu/Thing/DA1275B2` | missing (declared, absent) | `fleet/aws/springpark.yaml:110:12` |" \
-        in res.stdout
+    assert "| `aws/aws-eu/Thing/DA1275B2`  [!permissions-narrowed] | missing (declared, absent) | " \
+           "`fleet/aws/springpark.yaml:110:12` |" in res.stdout
     assert '\n! aws/aws-eu/Thing/DA1275B0  (fleet/aws/springpark.yaml:92:12)\n!    attributes.site: "paris" → ' \
            '"lyon|north"\n' in res.stdout
 
@@ -152,6 +162,8 @@ def test_drift_in_text_markdown_and_json_after_an_out_of_band_change(aws_env, fl
     report = json.loads(res.stdout)
     assert report["inSync"] is False
     assert report["summary"] == {"resources": 2, "missing": 1, "differs": 1, "not declared": 0, "blocked": 0}
+    (missing,) = [d for d in report["drift"] if d["address"] == "aws/aws-eu/Thing/DA1275B2"]
+    assert [a["code"] for a in missing.pop("attention")] == ["permissions-narrowed"]
     assert report["drift"] == [
         {"address": "aws/aws-eu/Thing/DA1275B0", "kind": "aws.Thing", "state": "differs", "action": "update",
          "source": "fleet/aws/springpark.yaml:92:12",

@@ -1,6 +1,11 @@
 """Helpers to run the GitHub workflows' own steps outside GitHub: their `run:` scripts that call fleetctl (with
 only GitHub's plumbing substituted: expressions, GITHUB_OUTPUT/GITHUB_ENV files, the checkout), and their
-`actions/github-script` scripts under node against a small stateful GitHub fake."""
+`actions/github-script` scripts under node against a small stateful GitHub fake.
+
+A matrix job (`strategy.matrix: ${{ fromJSON(needs.<job>.outputs.matrix) }}`) runs as GitHub runs it: once per
+`include` entry, each on its own runner (here: its own copy of the checkout, with `matrix.<key>` set from the
+entry), and what each uploads is an artifact by name (`Artifacts`), which a later job downloads into its own
+workspace (`download`, as actions/download-artifact with `pattern:` puts each artifact in a folder of its name)."""
 from __future__ import annotations
 
 import json
@@ -23,6 +28,49 @@ CALLS_FLEETCTL = re.compile(r"(^|[\s;&|({])fleetctl\s", re.MULTILINE)
 
 def load(name: str) -> dict[str, Any]:
     return YAML(typ="safe").load((WORKFLOWS / name).read_text(encoding="utf-8"))
+
+
+def job_matrix(workflow: dict[str, Any], job: str, outputs: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """The matrix entries of a job fanned out from another job's output: `fromJSON(needs.J.outputs.O)`."""
+    expr = EXPRESSION.fullmatch(str(workflow["jobs"][job]["strategy"]["matrix"]))
+    assert expr, f"{job}: the matrix is not computed from another job's output"
+    inner = re.fullmatch(r"fromJSON\(needs\.([\w-]+)\.outputs\.([\w-]+)\)", expr.group(1))
+    assert inner, expr.group(1)
+    return list(json.loads(outputs[inner.group(1)][inner.group(2)])["include"])
+
+
+def matrix_context(entry: dict[str, Any]) -> dict[str, str]:
+    return {f"matrix.{k}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in entry.items()}
+
+
+@dataclass
+class Artifacts:
+    """actions/upload-artifact and actions/download-artifact between the jobs of a run (and later runs)."""
+
+    store: Path
+
+    def upload(self, name: str, path: Path) -> None:
+        dest = self.store / name
+        if dest.exists():
+            shutil.rmtree(dest)
+        if path.is_dir():
+            shutil.copytree(path, dest)
+        else:
+            dest.mkdir(parents=True)
+            shutil.copy(path, dest / path.name)
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.store.iterdir()) if self.store.exists() else []
+
+    def download(self, name: str, into: Path) -> None:
+        """`name:` given: the artifact's files land in `into` itself."""
+        shutil.copytree(self.store / name, into, dirs_exist_ok=True)
+
+    def download_pattern(self, prefix: str, into: Path) -> None:
+        """`pattern: prefix*`: each matching artifact in `into/<artifact name>/`."""
+        for name in self.names():
+            if name.startswith(prefix):
+                shutil.copytree(self.store / name, into / name, dirs_exist_ok=True)
 
 
 def steps(workflow: dict[str, Any], job: str) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from azure.iot.hub import IoTHubRegistryManager
 
-from engine.providers.azure.client import ArmTarget, AzureClient, StaticTokenCredential
+from engine.providers.azure.client import ArmTarget, AzureClient
 from engine.sandbox.azure import AzureEmulator
 from engine.sandbox.certs import make_ca
 from tests.conftest import run_cli
@@ -42,13 +42,13 @@ def azure(emulator, monkeypatch, tmp_path) -> AzureClient:
     emulator.reset()
     for key, value in {"FLEETCTL_HUB_CONNECTION_STRING": emulator.hub_connection_string,
                        "FLEETCTL_DPS_CONNECTION_STRING": emulator.dps_connection_string,
-                       "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url,
+                       "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url, **emulator.entra_env(),
                        "FLEETCTL_JOURNAL": str(tmp_path / "journal.jsonl"), "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
                        "FLEETCTL_GIT_COMMIT": "0" * 40}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("FLEETCTL_ARM_TOKEN", raising=False)
     arm = ArmTarget(emulator.arm_base_url, emulator.subscription_id, emulator.resource_group, emulator.hub_name,
-                    StaticTokenCredential())
+                    emulator.credential())
     return AzureClient(emulator.hub_connection_string, emulator.dps_connection_string, arm, emulator.ca_bundle)
 
 

@@ -14,7 +14,8 @@ from hypothesis import given, settings, strategies as st
 
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.plan import drilldown
-from engine.plan.attention import Attention, Code, Severity, assess, flags
+from engine.attention import Attention, Code, Severity, flags
+from engine.plan.attention import assess
 from engine.plan.model import Plan, change_from_json, change_to_json, plan_from_json
 from engine.plan.planner import PlanOptions, plan
 from engine.plan.policydiff import Aspect, covers, has_wildcard, statements, widenings
@@ -385,8 +386,8 @@ def test_the_markdown_block_survives_shrinking() -> None:
     assert "left out above to fit one comment" in md
     small = markdown(p, budget=20000)
     assert "> **Needs attention: 6000 item(s)** (6000 high)" in small and "more **policy-attached**" in small
-    out = text(p)
-    assert "  … and 2950 more [!certificate-activated] (every item is in the JSON view's \"attention\" list)" in out
+    out = text(p)             # a terminal has no size limit: every item is listed
+    assert out.count("[!certificate-activated] aws/aws-eu/Certificate/") == 3000 and "… and" not in out
 
 
 def test_drift_reads_the_actual_side_widened_in_text_markdown_and_json() -> None:
@@ -459,6 +460,12 @@ def test_first_plan_of_the_example_fleet_flags_the_ca_auto_registration_and_acti
     assert f"> - 🔴 **auto-registration-enabled** `{ca}`" in md
 
 
+def statement_items(items: list[dict]) -> list[dict]:
+    """The statement-level items (this module's), without the effective-permission ones that
+    engine/plan/permissions.py adds from the authz evaluator (tests/plan/test_permission_changes.py)."""
+    return [x for x in items if not x["message"].startswith("effective permissions ")]
+
+
 def test_out_of_band_widening_is_flagged_in_drift_plan_and_show(aws_env, fleet_dir, tmp_path):
     assert run_cli("apply", str(fleet_dir), "--auto-approve").exit_code == 0
     iot = boto3.client("iot", region_name="eu-west-2")
@@ -471,32 +478,35 @@ def test_out_of_band_widening_is_flagged_in_drift_plan_and_show(aws_env, fleet_d
     res = run_cli("drift", str(fleet_dir))
     assert res.exit_code == 2, res.output
     lines = res.stdout.splitlines()
-    assert lines[1] == "Needs attention (1: 1 high):"
+    # the statement-level item, then the effective-permission item (engine/plan/permissions.py)
+    assert lines[1] == "Needs attention (2: 2 high):"
     assert lines[2] == f"  ! [!permissions-widened] {address}: {drift_words}"
+    assert lines[3].startswith(f"  ! [!permissions-widened] {address}: effective permissions in the account exceed")
     assert any(line.startswith(f"  {address}: differs") and line.endswith("[!permissions-widened]") for line in lines)
     md = run_cli("drift", str(fleet_dir), "--format", "markdown").stdout
     assert f"> - 🔴 **permissions-widened** `{address}`: `{drift_words}`" in md
     assert md.index("> [!CAUTION]") < md.index("| resource |")
     report = json.loads(run_cli("drift", str(fleet_dir), "--format", "json").stdout)
-    assert report["attention"] == [{"address": address, "code": "permissions-widened", "message": drift_words,
-                                    "severity": "high"}]
+    assert statement_items(report["attention"]) == [{"address": address, "code": "permissions-widened",
+                                                     "message": drift_words, "severity": "high"}]
     entry = next(d for d in report["drift"] if d["address"] == address)
-    assert entry["attention"] == [{"code": "permissions-widened", "message": drift_words, "severity": "high"}]
+    assert statement_items(entry["attention"]) == [{"code": "permissions-widened", "message": drift_words,
+                                                    "severity": "high"}]
 
     plan_words = f"{drift_words}; applying removes it"
     res = run_cli("plan", str(fleet_dir), "--out", str(tmp_path / "plan.json"))
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
-    assert lines[2] == "Needs attention (1: 1 info):"
+    assert lines[2] == "Needs attention (2: 2 info):"
     assert lines[3] == f"  i [!permissions-narrowed] {address}: {plan_words}"
     assert f"  ~ {address}  [!permissions-narrowed]" in lines
     md = run_cli("plan", str(fleet_dir), "--format", "markdown").stdout
     assert f"> - ℹ️ **permissions-narrowed** `{address}`: `{plan_words}`" in md
     data = _json_plan(fleet_dir)
-    assert data["attention"] == [{"address": address, "code": "permissions-narrowed", "severity": "info",
-                                  "message": plan_words}]
+    assert statement_items(data["attention"]) == [{"address": address, "code": "permissions-narrowed",
+                                                   "severity": "info", "message": plan_words}]
     (policy,) = [c for c in data["changes"] if c["address"] == address]
-    assert policy["attention"] == [{"code": "permissions-narrowed", "message": plan_words, "severity": "info",
+    assert statement_items(policy["attention"]) == [{"code": "permissions-narrowed", "message": plan_words, "severity": "info",
                                     "drift": {"code": "permissions-widened", "message": drift_words,
                                               "severity": "high"}}]
     shown = run_cli("show", str(tmp_path / "plan.json"), "--address", address)
@@ -515,7 +525,7 @@ def test_manifest_widening_is_flagged_in_the_plan_and_a_prune_delete_is_listed(a
     assert "name: DA1275B2" in docs[-1]
     path.write_text("\n---\n".join(docs[:-1]) + "\n")
     data = _json_plan(fleet_dir, "--prune")
-    assert [(x["address"], x["code"], x["severity"]) for x in data["attention"]] == [
+    assert [(x["address"], x["code"], x["severity"]) for x in statement_items(data["attention"])] == [
         ("aws/aws-eu/Policy/reader-policy", "permissions-widened", "high"),
         ("aws/aws-eu/Thing/DA1275B2", "delete", "warning")]
     assert data["attention"][0]["message"] == "Statement[Sid=Widen]: adds Allow iot:* on * (wildcard)"
@@ -523,7 +533,10 @@ def test_manifest_widening_is_flagged_in_the_plan_and_a_prune_delete_is_listed(a
     assert "  ~ aws/aws-eu/Policy/reader-policy  [!permissions-widened]" in out
     assert "  - aws/aws-eu/Thing/DA1275B2  [!delete]" in out
     drift = run_cli("drift", str(fleet_dir), "--prune").stdout
-    assert "[!permissions-widened]" not in drift and "[!permissions-narrowed]" in drift
+    (policy_line,) = [line for line in drift.splitlines() if line.startswith("  aws/aws-eu/Policy/reader-policy: ")]
+    assert "[!permissions-widened]" not in policy_line and "[!permissions-narrowed]" in policy_line
+    # the pruned thing still exists in the account: it may connect and publish where the manifests allow nothing
+    assert "! [!permissions-widened] aws/aws-eu/Thing/DA1275B2: effective permissions in the account exceed" in drift
 
 
 # ------------------------------------------------------------------------------------------ soundness (hypothesis)
@@ -604,7 +617,7 @@ def test_a_policy_document_written_as_a_json_string_compares_statement_by_statem
     docs[index] = yaml.safe_dump(manifest, sort_keys=False)
     path.write_text("\n---\n".join(docs))
     data = _json_plan(fleet_dir)
-    assert [(x["address"], x["code"], x["message"]) for x in data["attention"]] == [
+    assert [(x["address"], x["code"], x["message"]) for x in statement_items(data["attention"])] == [
         ("aws/aws-eu/Policy/reader-policy", "permissions-widened",
          "Statement[Sid=Widen]: adds Allow iot:* on * (wildcard)")]
 

@@ -69,17 +69,21 @@ def test_one_changed_row_plans_one_thing_with_a_handful_of_calls(fleet_repo, tmp
     scoped, calls = plan_calls(root, tmp_path, changed_since="HEAD")
     assert [(str(c.address), c.action.value, [f.path for f in c.fields]) for c in scoped.plan.changes] == \
         [("aws/aws-eu/Thing/esp32-240AC40001A1", "update", ["attributes.site"])]
-    assert calls == {"describe_thing": 1, "list_thing_groups_for_thing": 1}
+    # one sts:GetCallerIdentity per Target: the account the plan is made for (recorded; apply refuses another)
+    assert calls == {"sts:get_caller_identity": 1, "describe_thing": 1, "list_thing_groups_for_thing": 1}
     # at AWS's default quotas: 4 ListThings pages at 10 TPS (0.4 s) against 1 DescribeThing and 1
     # ListThingGroupsForThing at 350 and 100 TPS (0.01 s) — and the gap grows with the fleet, the change's cost not
-    assert floor(calls) * 40 <= floor(full_calls)
+    # (IoT quotas only: both plans make the same one STS call)
+    iot = {op: n for op, n in calls.items() if not op.startswith("sts:")}
+    assert floor(iot) * 40 <= floor({op: n for op, n in full_calls.items() if not op.startswith("sts:")})
     assert scoped.plan.options["scope"] == {"changedSince": "HEAD", "commit": git(repo, "rev-parse", "HEAD").strip(),
                                             "changed": 1, "dependants": 0, "removed": []}
     # the saved scoped plan applies, and its stale check reads the same single thing
     ctx = run.Context(journal_path=tmp_path / "journal.jsonl")
     report = run.apply(scoped.plan, ctx, root, {n: m.spec for n, m in scoped.fleet.targets().items()})
     assert report.ok and report.applied == ["aws/aws-eu/Thing/esp32-240AC40001A1"]
-    assert report.stats["aws/aws-eu"]["calls"] == {"describe_thing": 1, "list_thing_groups_for_thing": 1,
+    assert report.stats["aws/aws-eu"]["calls"] == {"sts:get_caller_identity": 1,   # apply checks the plan's account
+                                                    "describe_thing": 1, "list_thing_groups_for_thing": 1,
                                                     "update_thing": 1}
     git(repo, "commit", "-qam", "move one device")
     assert plan_calls(root, tmp_path, changed_since="HEAD~1")[0].plan.changes == ()   # applied: nothing left
@@ -152,5 +156,5 @@ def test_fleet_folder_that_did_not_exist_at_rev(tmp_path, aws_env):
     shutil.copytree(FLEET, repo / "fleet")
     scoped, _ = plan_calls(repo / "fleet", tmp_path, changed_since="main", targets={"aws-eu"})
     aws = {str(d.address) for d in scoped.fleet.desired if d.address.provider == "aws"}
-    assert {str(c.address) for c in scoped.plan.changes if c.address.provider == "aws"} == aws and len(aws) == 12
+    assert {str(c.address) for c in scoped.plan.changes if c.address.provider == "aws"} == aws and len(aws) == 15
     assert {c.action.value for c in scoped.plan.changes} == {"create"}

@@ -27,9 +27,9 @@ FAMILY_MODULES: tuple[str, ...] = (
     "engine.providers.aws.credentials",
     "engine.providers.aws.billing",
     "engine.providers.aws.dynamic_groups",
-    "engine.providers.aws.account",        # kinds-b: account singletons, scheduled audits
-    "engine.providers.aws.authn",          # kinds-b: Authorizer, DomainConfiguration
-    "engine.providers.aws.destinations",   # kinds-b: TopicRuleDestination
+    "engine.providers.aws.account",        # account singletons (logging, indexing, events, audit), scheduled audits
+    "engine.providers.aws.authn",          # Authorizer, DomainConfiguration
+    "engine.providers.aws.destinations",   # TopicRuleDestination
 )
 
 
@@ -43,6 +43,9 @@ class Family:
     before: str | None = None        # read before this kind of READ_ORDER (None: after all of them)
     needs: tuple[str, ...] = ()      # kinds whose read results this kind's reader uses (read first)
     feeds: tuple[str, ...] = ()      # kinds whose readers use this kind's results (this kind is read for them)
+    # feeds_when(desired by kind) -> bool: whether the fed kinds' declared resources need this kind's results
+    # (things need billing groups only when one declares `billingGroup`); None: always. Imports read everything.
+    feeds_when: Callable[[Mapping[str, Mapping[str, Any]]], bool] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -67,6 +70,14 @@ def families() -> dict[str, Family]:
                 if not (exc.name and module.startswith(exc.name)):
                     raise
     return _FAMILIES
+
+
+def fed(fam: Family, wanted: set[str] | frozenset[str], by_kind: Mapping[str, Mapping[str, Any]],
+        everything: bool = False) -> bool:
+    """Whether `fam` must be read because a wanted kind's reader uses its results."""
+    if not any(k in wanted for k in fam.feeds):
+        return False
+    return everything or fam.feeds_when is None or fam.feeds_when(by_kind)
 
 
 def read_order(base: tuple[str, ...]) -> tuple[str, ...]:

@@ -90,8 +90,11 @@ def read_scoped(p: AwsProvider, desired: list[DesiredResource], scope: Iterable[
     old = {(d.kind, d.address.name): d for d in previous}
     ctx = _ReadContext(p, by_kind, False)
     out: list[ActualResource] = []
-    # kinds served by family modules (engine/providers/aws/families.py) are few per account: their list readers
-    listed = [k for k in LIST_ONLY + tuple(families.families()) if k in wanted]
+    extra = families.families()       # kinds of engine/providers/aws/families.py: few per account, listed
+    listed = [k for k in (*LIST_ONLY, *extra) if k in wanted]
+    for fam in extra.values():        # indexes other readers use (things' billing groups): read first
+        if families.fed(fam, set(wanted), by_kind):
+            fam.read(ctx)
     if listed:   # few per account: the list readers are as cheap as describes, and already exact
         result = p.read([d for k in listed for d in by_kind.get(k, {}).values()],
                         options=ReadOptions(kinds=frozenset(listed)))

@@ -8,8 +8,18 @@ service error code and request id. SDK model objects and SDK exceptions never le
   (`query_devices`), never one GET per device.
 - DPS: `azure.iot.deviceprovisioning.DeviceProvisioningClient` (1.0.0b1, the only release). Its query paging
   (`ItemPaged` over `x-ms-continuation`) works, so azure-core is not needed directly.
-- ARM: `azure.mgmt.iothub.IotHubClient` (api-version 2023-06-30) with any TokenCredential; the sandbox passes a
-  `StaticTokenCredential`.
+- ARM: `azure.mgmt.iothub.IotHubClient` (api-version 2023-06-30) with any TokenCredential: the Entra ID chain
+  (`entra_credential`: azure-identity's DefaultAzureCredential) or, as an explicit fallback, FLEETCTL_ARM_TOKEN
+  (`StaticTokenCredential`).
+- Authentication of the data planes: a Target's `azure.auth` picks shared-access-key connection strings
+  (`IoTHubRegistryManager.from_connection_string`, `DeviceProvisioningClient.from_connection_string`) or Microsoft
+  Entra ID tokens (`IoTHubRegistryManager.from_token_credential`, `DeviceProvisioningClient(endpoint, credential)`),
+  scopes `https://iothubs.azure.net/.default` and `https://azure-devices-provisioning.net/.default`; RBAC roles
+  IoT Hub Registry Contributor + IoT Hub Twin Contributor and Device Provisioning Service Data Contributor.
+- Request ids: every response's `x-ms-request-id` (ARM: and `x-ms-correlation-request-id`) is captured by the SDKs'
+  own hooks — msrest's requests response hooks for the hub, `cls=` callbacks for DPS, azure-core's
+  `raw_response_hook` (CustomHookPolicy) for ARM — per thread, so the provider journals them on success too
+  (`captured`), without re-issuing any request.
 - Import/export jobs: the hub SDK's generated `protocol.jobs` operations (`create_import_export_job`,
   `get_import_export_job`, `get_import_export_jobs`, `cancel_import_export_job`, the calls IoTHubJobManager makes),
   and `azure.storage.blob.ContainerClient` (12.31) on the container SAS URL the Target names, for the job's
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import re
 import threading
 import time
@@ -31,10 +42,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import requests
 from azure.core.credentials import AccessToken
-from azure.core.exceptions import AzureError, HttpResponseError
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
+from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.iot.deviceprovisioning import DeviceProvisioningClient
 from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import (AuthenticationMechanism, DeviceCapabilities, ExportImportDevice,
@@ -50,7 +63,12 @@ from urllib3.util.retry import Retry
 from engine.errors import (Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, ProviderError, Throttled,
                            Transient)
 
+logging.getLogger("azure.identity").addHandler(logging.NullHandler())   # its warnings: summarised in our errors
 BULK_LIMIT = 100
+HUB_SCOPE = "https://iothubs.azure.net/.default"
+DPS_SCOPE = "https://azure-devices-provisioning.net/.default"
+ARM_SCOPE = "https://management.azure.com/.default"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 AUTH_TYPES = {"sas": "sas", "symmetricKey": "sas", "selfSigned": "selfSigned",
               "certificateAuthority": "certificateAuthority", "x509CA": "certificateAuthority"}
 STATUS_ERRORS: dict[int, type[ProviderError]] = {400: Invalid, 401: Forbidden, 403: Forbidden, 404: NotFound,
@@ -86,6 +104,76 @@ class StaticTokenCredential:
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         return AccessToken(self._token, int(time.time()) + 3600)
+
+
+CREDENTIAL_FIX = ("fix: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a service principal), or "
+                  "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE (workload identity federation; "
+                  "azure/login with OIDC in GitHub Actions), or run `az login`, or run on a managed identity; "
+                  "in the sandbox: eval \"$(fleetctl sandbox env)\"")
+
+
+class CredentialError(ProviderError):
+    """No credential of the chain produced a token (never retried; the message names the chain and each failure)."""
+
+    def __init__(self, summary: str, scope: str | None = None, **kwargs: Any) -> None:
+        where = f" for {scope}" if scope else ""
+        super().__init__(f"no Microsoft Entra ID credential produced a token{where} (tried: {summary}); "
+                         f"{CREDENTIAL_FIX}", **kwargs)
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = (urlparse(url).hostname or "").lower()
+    return host in LOOPBACK
+
+
+def entra_credential(env: Mapping[str, str]) -> Any:
+    """The Microsoft Entra ID chain: azure-identity's DefaultAzureCredential (environment credentials, workload
+    identity federation as in GitHub Actions OIDC, managed identity, `az login`, ...), honouring AZURE_AUTHORITY_HOST
+    and AZURE_TOKEN_CREDENTIALS as azure-identity documents them.
+
+    When `env` (the Target's settings, normally os.environ) holds a client secret (AZURE_TENANT_ID, AZURE_CLIENT_ID,
+    AZURE_CLIENT_SECRET) it is used first through ClientSecretCredential, exactly what EnvironmentCredential would
+    build but from `env` rather than the process environment. For a loopback authority (the sandbox's local Entra
+    tenant) MSAL's instance discovery, which asks login.microsoftonline.com about the host, is turned off."""
+    authority = env.get("AZURE_AUTHORITY_HOST") or None
+    options: dict[str, Any] = {"authority": authority} if authority else {}
+    if authority and _is_loopback_url(authority):
+        options["disable_instance_discovery"] = True
+    if env.get("REQUESTS_CA_BUNDLE"):        # the token endpoint is verified like the services (sandbox: its CA)
+        options["connection_verify"] = env["REQUESTS_CA_BUNDLE"]
+    tenant, client, secret = (env.get(name) for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"))
+    if tenant and client and secret:
+        return ClientSecretCredential(tenant, client, secret, **options)
+    return DefaultAzureCredential(**options)
+
+
+def credential_failure(exc: BaseException) -> str:
+    """azure-identity's failure summarised: the credentials tried and why each failed, one clause each (its
+    messages name settings and hints, never a token or secret); troubleshooting URLs and blank lines are dropped."""
+    text = str(exc.message if isinstance(exc, AzureError) and getattr(exc, "message", None) else exc)
+    attempts = []
+    for line in text.splitlines():
+        line = line.strip()
+        name, sep, why = line.partition(":")
+        if sep and name.endswith("Credential") and " " not in name:
+            why = re.split(r"(?<=\.)\s+(?:Visit|To mitigate|For more|Please visit|See) ", why.strip())[0]
+            attempts.append(f"{name}: {why.strip()}")
+    if attempts:
+        return "; ".join(attempts)
+    first = re.split(r"(?<=\.)\s+(?:Visit|To mitigate|For more|Please visit|See) ", " ".join(text.split()))[0]
+    return first or type(exc).__name__
+
+
+def probe_credential(credential: Any, scope: str) -> None:
+    """Get one token for `scope` (azure-identity caches it for the SDK calls that follow), so a missing or
+    refused credential is one plain error before any call instead of a failure per call."""
+    try:
+        credential.get_token(scope)
+    except (AzureError, ValueError, OSError) as exc:
+        summary = credential_failure(exc)
+        if isinstance(credential, ClientSecretCredential):
+            summary = f"ClientSecretCredential from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET: {summary}"
+        raise CredentialError(summary, scope, code="CredentialUnavailable") from None
 
 
 # ------------------------------------------------------------------ error translation
@@ -140,6 +228,8 @@ def _from_response(exc: Exception, response: Any) -> ProviderError:
 def translate(exc: Exception) -> ProviderError:
     """Map an SDK or transport exception to fleetctl's error vocabulary."""
     response = getattr(exc, "response", None)
+    if isinstance(exc, ClientAuthenticationError) and response is None:        # the credential, not the service
+        return CredentialError(credential_failure(exc), code="CredentialUnavailable")
     if isinstance(exc, (HttpOperationError, HttpResponseError)) and response is not None:
         return _from_response(exc, response)
     message = redact(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
@@ -208,25 +298,69 @@ def _translated() -> Iterator[None]:
 class AzureClient:
     """Thin, counted, error-translating access to one hub (plus its DPS and ARM resource, when given)."""
 
-    def __init__(self, hub_connection_string: str, dps_connection_string: str | None = None,
-                 arm: ArmTarget | None = None, ca_bundle: str | None = None) -> None:
+    def __init__(self, hub_connection_string: str | None, dps_connection_string: str | None = None,
+                 arm: ArmTarget | None = None, ca_bundle: str | None = None, *, credential: Any = None,
+                 hub_host: str | None = None, dps_host: str | None = None) -> None:
+        """Connection strings, or (`credential` with `hub_host` and optionally `dps_host`) Entra ID tokens."""
         self.calls: collections.Counter[str] = collections.Counter()
+        self._seen = threading.local()
         verify = {"connection_verify": ca_bundle} if ca_bundle else {}
-        self._hub = IoTHubRegistryManager.from_connection_string(hub_connection_string)
+        if hub_connection_string is not None:
+            self._hub = IoTHubRegistryManager.from_connection_string(hub_connection_string)
+        elif credential is not None and hub_host:
+            with _translated():            # the AMQP half asks for a token at once
+                self._hub = IoTHubRegistryManager.from_token_credential(hub_host, credential)
+        else:
+            raise ValueError("AzureClient needs a hub connection string or a credential and the hub host name")
         config = self._hub.protocol.config
+        config.hooks.append(self._hub_response)
         config.keep_alive = True    # msrest otherwise closes its session after each request: a TLS handshake and a
         #                             CA-bundle load per call (≈70 ms measured), which would dominate a twin update
         if ca_bundle:
             config.connection.verify = ca_bundle
         _disable_retries(config.retry_policy.policy)
-        self._dps = (DeviceProvisioningClient.from_connection_string(dps_connection_string, retry_total=0, **verify)
-                     if dps_connection_string else None)
+        if dps_connection_string:
+            self._dps = DeviceProvisioningClient.from_connection_string(dps_connection_string, retry_total=0, **verify)
+        elif credential is not None and dps_host:
+            self._dps = DeviceProvisioningClient(f"https://{dps_host}", credential, retry_total=0, **verify)
+        else:
+            self._dps = None
         self._arm_target = arm
-        self._arm = (IotHubClient(arm.credential, arm.subscription_id, base_url=arm.base_url, retry_total=0, **verify)
-                     if arm else None)
+        self._arm = (IotHubClient(arm.credential, arm.subscription_id, base_url=arm.base_url, retry_total=0,
+                                  raw_response_hook=self._arm_response, **verify) if arm else None)
         self._verify = verify
         self._containers: dict[str, ContainerClient] = {}
         self._containers_lock = threading.Lock()
+
+    # ------------------------------------------------------------ request ids
+    def _note(self, headers: Mapping[str, str], *, arm: bool = False) -> None:
+        ids = {"requestId": headers.get("x-ms-request-id")}
+        if arm:
+            ids["correlationId"] = headers.get("x-ms-correlation-request-id")
+        seen = getattr(self._seen, "ids", None)
+        if seen is not None:
+            seen.append({k: v for k, v in ids.items() if v})
+
+    def _hub_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """msrest's requests response hook (hub): runs in the calling thread for every response."""
+        self._note(response.headers)
+
+    def _arm_response(self, pipeline_response: Any) -> None:
+        """azure-core's raw_response_hook (ARM's CustomHookPolicy)."""
+        self._note(pipeline_response.http_response.headers, arm=True)
+
+    def _dps_cls(self, pipeline_response: Any, deserialized: Any, headers: Any) -> Any:
+        """The DPS operations' `cls=` callback: note the ids and return what the operation would have."""
+        self._note(pipeline_response.http_response.headers)
+        return deserialized
+
+    def capture(self) -> None:
+        """Start collecting this thread's request ids (the provider calls it before each attempt)."""
+        self._seen.ids = []
+
+    def captured(self) -> list[dict[str, str]]:
+        """The request ids (`requestId`, ARM also `correlationId`) of this thread's responses since `capture`."""
+        return list(getattr(self._seen, "ids", None) or [])
 
     @contextmanager
     def _call(self, name: str) -> Iterator[None]:
@@ -431,12 +565,12 @@ class AzureClient:
     def _dps_put(self, group: bool, item_id: str, body: Mapping[str, Any], etag: str | None) -> dict[str, Any]:
         operations, id_field = self._dps_collection(group)
         with self._call(f"{'enrollment_group' if group else 'enrollment'}.create_or_update"):
-            return operations.create_or_update(item_id, {**body, id_field: item_id}, if_match=etag)
+            return operations.create_or_update(item_id, {**body, id_field: item_id}, if_match=etag, cls=self._dps_cls)
 
     def _dps_delete(self, group: bool, item_id: str, etag: str | None) -> None:
         operations, _ = self._dps_collection(group)
         with self._call(f"{'enrollment_group' if group else 'enrollment'}.delete"):
-            operations.delete(item_id, if_match=etag)
+            operations.delete(item_id, if_match=etag, cls=self._dps_cls)
 
     def list_enrollment_groups(self, page_size: int | None = None) -> list[dict[str, Any]]:
         """Every enrollment group (query with continuation). Symmetric keys are withheld by the service."""

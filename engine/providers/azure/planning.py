@@ -6,7 +6,11 @@ plan says — "patch the twin: desired.telemetryInterval (If-Match twin etag)" �
 Proof of possession of a hub CA certificate cannot be planned to the end: the hub issues the verification code only
 after the upload. The steps say so honestly: verify when the declared verification certificate's CN is the code the
 hub hands out, otherwise report the code; the resource then stays `isVerified: false` and the next plan shows the
-pending `isVerified: false → true` until a verification certificate made from that code is declared.
+pending `isVerified: false → true` until a verification certificate made from that code is declared. That pending
+verification is a state of its own: the plan's steps and apply's ProofOfPossessionPending outcome name the code and
+the openssl command that signs it (`sign_command`; the CA key's path is a placeholder, fleetctl never touches it),
+and a verification certificate made for an earlier code is reported as such (Azure issues a new random code on
+every generateVerificationCode, so it can never match).
 """
 from __future__ import annotations
 
@@ -41,6 +45,14 @@ def device_parts(change: Change) -> tuple[list[str], list[str]]:
     return identity, twin
 
 
+def sign_command(code: str) -> str:
+    """The openssl line that makes a verification certificate for `code`, run by the operator where the CA key is:
+    fleetctl never reads, holds or asks for the CA's private key (its path is a placeholder)."""
+    return (f'openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout /dev/null -subj "/CN={code}" '
+            f"| openssl x509 -req -CA <CA certificate PEM> -CAkey <CA private key> -CAcreateserial -days 30 "
+            f"-out <verificationCertificatePem file>")
+
+
 def proof_of_possession(change: Change) -> Proof:
     uploads = change.action is Action.CREATE or "thumbprint" in _roots(change)
     if uploads:
@@ -53,9 +65,19 @@ def proof_of_possession(change: Change) -> Proof:
 def _proof_steps(change: Change) -> list[str]:
     proof = proof_of_possession(change)
     code = change.inputs.get("verificationCode")
+    issued = change.ids.get("verificationCode")       # the code an earlier apply was issued, still current
+    if issued and proof in (Proof.REPORT, Proof.DECLARED) and code != issued:
+        made = (f"the declared verificationCertificatePem has CN {code}, not that code (Azure issues a new code on "
+                "every request); " if code else "")
+        return [f"pending proof of possession: the hub's current verification code is {issued}; {made}sign it with "
+                f"the CA's key outside fleetctl: {sign_command(issued)}; declare the certificate as "
+                "verificationCertificatePem and plan again",
+                "apply meanwhile: " + ("verify with the declared certificate, fail, " if code else "") +
+                "generate a new code and report it (the code above is then void)"]
     report = "report the verification code"
     pending = (f"{report}; isVerified stays false until verificationCertificatePem (CN = the code, signed with the "
-               "CA's key outside fleetctl) is declared and applied")
+               "CA's key outside fleetctl) is declared and applied; apply prints the code and the command to sign it: "
+               + sign_command("<code>"))
     if proof is Proof.FRESH:
         verify = (f"verify with verificationCertificatePem (CN {code}) if that is the hub's code; otherwise {report}"
                   if code else pending)

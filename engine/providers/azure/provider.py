@@ -47,13 +47,15 @@ from urllib.parse import urlparse
 from engine import errors
 from engine.bulk import choose, device_mode
 from engine.diagnostics import Diagnostic, FleetctlError, error, warning
+from engine.journal import read_entries
 from engine.manifest.confine import FilePolicy
 from engine.manifest.fleet import resolve_secret_value
 from engine.model import Action, ActualResource, Address, Change, DesiredResource, SecretRef, secret_fingerprint
-from engine.providers.azure.client import BULK_LIMIT, ArmTarget, AzureClient, StaticTokenCredential
+from engine.providers.azure.client import (BULK_LIMIT, DPS_SCOPE, HUB_SCOPE, ArmTarget, AzureClient, CredentialError,
+                                           StaticTokenCredential, entra_credential, probe_credential)
 from engine.providers.azure.importjob import ACTIVE, ImportExport, ImportJob
 from engine.providers.azure.kinds import KEY_FIELDS, MANAGED, MARKER_TAG, PROVISIONED_BY
-from engine.providers.azure.planning import TWIN_FIELDS, Proof, device_parts, proof_of_possession
+from engine.providers.azure.planning import TWIN_FIELDS, Proof, device_parts, proof_of_possession, sign_command
 from engine.progress import SILENT, ProgressSink
 from engine.providers.base import ApplyResult, ReadResult
 from engine.ratelimit import RateLimiter, azure_hub_quotas, azure_operation_class, limiter_from_env
@@ -63,8 +65,9 @@ T = TypeVar("T")
 READ_WORKERS = 16
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_ARM = "https://management.azure.com"
-SANDBOX_TOKEN = "fleetctl-sandbox"
 MUTATING = ("create", "update", "put", "delete", "bulk", "generate", "verify", "cancel")
+DEFAULT_JOURNAL = ".fleetctl/journal.jsonl"     # as engine/cli.py: where a pending proof of possession was recorded
+PROOF_PENDING = "proof-pending"                # journal event: the code an apply was issued and left to be signed
 UNPACED = ("arm", "storage")         # no hub quota covers ARM certificate or blob requests
 DPS_FIELDS = ("allocationPolicy", "customAllocationDefinition", "iotHubs", "iotHubHostName", "reprovisionPolicy",
               "initialTwin", "capabilities", "provisioningStatus", "deviceId")
@@ -105,8 +108,10 @@ def _connection(target: str, section: str, spec: Any, env: Mapping[str, str], po
     return value
 
 
-def _arm(target: str, azure: Any, env: Mapping[str, str]) -> ArmTarget | None:
-    """Where the hub's ARM resource is: the `arm` section, else hub.name/resourceGroup/subscriptionId."""
+def _arm(target: str, azure: Any, env: Mapping[str, str], credential: Callable[[], Any]) -> ArmTarget | None:
+    """Where the hub's ARM resource is: the `arm` section, else hub.name/resourceGroup/subscriptionId. Its
+    credential: the Entra ID chain, or FLEETCTL_ARM_TOKEN when set (an explicit fallback: a token minted with
+    `az account get-access-token`, valid for about an hour)."""
     arm, hub = azure.arm, azure.hub
     if arm is not None:
         subscription, group, name, endpoint = arm.subscriptionId, arm.resourceGroup, arm.hubName, arm.endpoint
@@ -116,13 +121,52 @@ def _arm(target: str, azure: Any, env: Mapping[str, str]) -> ArmTarget | None:
         return None
     base = endpoint or env.get("FLEETCTL_ARM_ENDPOINT") or DEFAULT_ARM
     token = env.get("FLEETCTL_ARM_TOKEN")
-    if not token:
-        if not _is_loopback(urlparse(base).netloc):
-            raise FleetctlError(error(f"target '{target}': the ARM certificate API at {base} needs a bearer token: "
-                                      "set FLEETCTL_ARM_TOKEN (e.g. az account get-access-token --query accessToken "
-                                      "-o tsv)"))
-        token = SANDBOX_TOKEN
-    return ArmTarget(base, subscription, group, name, StaticTokenCredential(token))
+    return ArmTarget(base, subscription, group, name, StaticTokenCredential(token) if token else credential())
+
+
+def _entra(target: str, env: Mapping[str, str]) -> Callable[[], Any]:
+    """The Target's Entra ID credential, built once on first use (azure-identity caches its tokens in it)."""
+    made: list[Any] = []
+
+    def credential() -> Any:
+        if not made:
+            try:
+                made.append(entra_credential(env))
+            except ValueError as exc:      # e.g. AZURE_TOKEN_CREDENTIALS names no credential azure-identity knows
+                raise FleetctlError(error(f"target '{target}': {exc}")) from None
+        return made[0]
+    return credential
+
+
+def _data_plane(target: str, azure: Any, env: Mapping[str, str], policy: FilePolicy | None,
+                credential: Callable[[], Any]) -> tuple[AzureClient, str]:
+    """The client of the hub (+DPS) as the Target's `auth` says, and the hub host it talks to. With entraId a token
+    for each data plane is fetched first, so a missing credential is one plain error naming the chain tried."""
+    arm = _arm(target, azure, env, credential)
+    bundle = env.get("REQUESTS_CA_BUNDLE") or None
+    if azure.auth_mode == "connectionString":
+        hub = _connection(target, "hub", azure.hub, env, policy)
+        dps = _connection(target, "dps", azure.dps, env, policy) if azure.dps is not None else None
+        return AzureClient(hub, dps, arm, ca_bundle=bundle), _host(hub)
+    hub_host = env.get("FLEETCTL_HUB_HOST") or azure.hub.hostName
+    dps_host = (env.get("FLEETCTL_DPS_HOST") or azure.dps.hostName) if azure.dps is not None else None
+    for host, section in ((hub_host, "hub"), (dps_host, "dps")):
+        declared = getattr(azure, section).hostName if host else ""
+        if host and not _is_loopback(host) and host.lower() != declared.lower():
+            raise FleetctlError(error(f"target '{target}': FLEETCTL_{section.upper()}_HOST is {host}, but the "
+                                      f"Target's {section}.hostName is {declared}"))
+    token = credential()
+    try:
+        probe_credential(token, HUB_SCOPE)
+        if dps_host:
+            probe_credential(token, DPS_SCOPE)
+        client = AzureClient(None, None, arm, ca_bundle=bundle, credential=token, hub_host=hub_host,
+                             dps_host=dps_host)
+    except CredentialError as exc:
+        raise FleetctlError(error(f"target '{target}' (azure.auth: entraId): {exc}",
+                                  "or declare the hub's and DPS's connection strings with azure.auth: "
+                                  "connectionString")) from None
+    return client, hub_host
 
 
 def hub_tier(env: Mapping[str, str]) -> tuple[str, int]:
@@ -171,16 +215,14 @@ def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any
     hub_host = azure.hub.hostName
     policy = FilePolicy.for_targets(Path.cwd(), [spec, *(options.get("fleet_targets") or {}).values()])
     if client is None:
-        hub = _connection(target, "hub", azure.hub, env, policy)
-        hub_host = _host(hub)
-        dps = _connection(target, "dps", azure.dps, env, policy) if azure.dps is not None else None
-        client = AzureClient(hub, dps, _arm(target, azure, env), ca_bundle=env.get("REQUESTS_CA_BUNDLE") or None)
+        client, hub_host = _data_plane(target, azure, env, policy, _entra(target, env))
     jobs = _import_export(target, azure.importExport, env, policy) if azure.importExport is not None else None
     return AzureProvider(target, client, has_dps=azure.dps is not None,
                          has_arm=azure.arm is not None or bool(azure.hub.name and azure.hub.resourceGroup
                                                                and azure.hub.subscriptionId),
                          limiter=options.get("limiter", _limiter(target, hub_host, env, tier, units)),
-                         tier=tier, units=units, import_export=jobs, bulk=options.get("bulk", True))
+                         tier=tier, units=units, import_export=jobs, bulk=options.get("bulk", True),
+                         journal=Path(env.get("FLEETCTL_JOURNAL") or DEFAULT_JOURNAL))
 
 
 # ------------------------------------------------------------------------------------------- projections
@@ -287,7 +329,7 @@ class AzureProvider:
     def __init__(self, target: str, client: AzureClient, *, has_dps: bool = True, has_arm: bool = True,
                  retry: RetryPolicy | None = None, page_size: int = 1000, limiter: RateLimiter | None = None,
                  tier: str = "S1", units: int = 1, import_export: ImportExport | None = None,
-                 bulk: bool = True) -> None:
+                 bulk: bool = True, journal: Path | None = None) -> None:
         self.target = target
         self.client = client
         self.has_dps = has_dps
@@ -300,6 +342,7 @@ class AzureProvider:
         self.limiter = limiter                      # per-class token buckets at the hub's quotas; None: unpaced
         self.tier, self.units = tier, units
         self.import_export = import_export
+        self.journal = journal                      # read for the verification codes earlier applies left pending
         self.bulk = bulk                            # False: every change on its own (benchmarks compare the paths)
         self.progress: ProgressSink = SILENT        # long reads report here (engine/run.py sets the command's sink)
         self.jobs: list[dict[str, Any]] = []        # import jobs this provider ran (ids, devices, status, seconds)
@@ -354,11 +397,27 @@ class AzureProvider:
                 hook(op, "failure", exc.request_id, exc)
             raise
         if hook:
-            hook(op, "success", None, None)
+            seen = self._captured()
+            ids = [entry["requestId"] for entry in seen if entry.get("requestId")]
+            extra: dict[str, Any] = {}
+            correlation = [entry["correlationId"] for entry in seen if entry.get("correlationId")]
+            if correlation:
+                extra["correlationRequestId"] = correlation[-1]
+            if len(ids) > 1:                       # one logical call, several wire calls (bulk chunks of 100)
+                extra["requestIds"] = ids
+            hook(op, "success", ids[-1] if ids else None, None, **extra)
         return result
 
+    def _captured(self) -> list[dict[str, str]]:
+        captured = getattr(self.client, "captured", None)
+        return captured() if captured is not None else []
+
     def _paced(self, op: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        """One attempt of a call, after a token from its throttle class (a 429 lowers that class's rate)."""
+        """One attempt of a call, after a token from its throttle class (a 429 lowers that class's rate). The
+        client collects the attempt's request ids (`x-ms-request-id`, ARM also the correlation id) for the journal."""
+        capture = getattr(self.client, "capture", None)
+        if capture is not None:
+            capture()
         api = azure_operation_class(op)
         if self.limiter is None or api in UNPACED:
             return fn(*args)
@@ -468,15 +527,37 @@ class AzureProvider:
 
     def _read_certificates(self, declared: dict[str, DesiredResource], prune: bool) -> list[ActualResource]:
         out = []
-        for cert in self.call("certificates.list_by_iot_hub", self.client.list_hub_certificates):
+        certificates = self.call("certificates.list_by_iot_hub", self.client.list_hub_certificates)
+        unverified = [c["name"] for c in certificates
+                      if c["name"] in declared and not (c.get("properties") or {}).get("isVerified")]
+        pending = self._pending_codes() if unverified else {}
+        for cert in certificates:
             name, props = cert["name"], cert.get("properties") or {}
             if name not in declared and not prune:
                 continue
             state = {"thumbprint": (props.get("thumbprint") or "").upper(), "isVerified": bool(props.get("isVerified"))}
+            ids = {"etag": cert.get("etag")}
+            code, etag = pending.get(str(self.addr("HubCertificate", name)), (None, None))
+            if code and etag == cert.get("etag") and not state["isVerified"]:
+                ids["verificationCode"] = code      # still the hub's current code: nothing changed the certificate
             out.append(ActualResource(self.addr("HubCertificate", name), "azure.HubCertificate", state,
-                                      token=cert.get("etag") or "", managed=name in declared,
-                                      ids={"etag": cert.get("etag")}))
+                                      token=cert.get("etag") or "", managed=name in declared, ids=ids))
         return out
+
+    def _pending_codes(self) -> dict[str, tuple[str, str]]:
+        """address → (verification code, certificate etag after it was issued) of the last proof of possession an
+        apply left pending (journal event `proof-pending`). Azure's GET never returns the code, and every new code
+        changes the etag, so a recorded code whose etag is still the certificate's is the hub's current one."""
+        if self.journal is None or not self.journal.is_file():
+            return {}
+        found: dict[str, tuple[str, str]] = {}
+        try:
+            for entry in read_entries(self.journal):
+                if entry.get("event") == PROOF_PENDING and entry.get("address"):
+                    found[entry["address"]] = (str(entry.get("verificationCode")), str(entry.get("certificateEtag")))
+        except (OSError, ValueError):
+            return {}                 # an unreadable journal only costs the plan the code: apply reports it again
+        return found
 
     # ------------------------------------------------------------------ apply
     def apply(self, change: Change, secrets: Mapping[str, str]) -> ApplyResult:
@@ -726,10 +807,16 @@ def _prove(p: AzureProvider, c: Change, etag: str | None) -> None:
     if pem and code == issued:
         p.call("certificates.verify", p.client.verify_hub_certificate, name, nonce.get("etag"), pem)
         return
+    p.emit(PROOF_PENDING, "certificates.generate_verification_code", None, verificationCode=issued,
+           certificateEtag=nonce.get("etag"))
+    stale = (f" The declared verificationCertificatePem has CN={code}, a code the hub issued earlier: Azure issues a "
+             "new random code on every request, so a verification certificate made before this apply cannot match."
+             if pem and code else "")
     raise errors.ProviderError(
         f"the certificate is uploaded but not verified: the hub's verification code is {issued}. Make a "
-        f"certificate with CN={issued} signed with the CA's key (outside fleetctl), declare it as "
-        "verificationCertificatePem, and run plan and apply again (the plan shows isVerified: false → true)",
+        f"certificate with CN={issued} signed with the CA's key (outside fleetctl, which never reads the CA key), "
+        f"e.g. {sign_command(issued)}, declare it as verificationCertificatePem, commit it, and run plan and apply "
+        f"again (the plan shows isVerified: false → true).{stale}",
         code="ProofOfPossessionPending")
 
 

@@ -37,6 +37,7 @@ from .arm import ArmResource, ArmService, arm_error
 from .certs import TlsFiles, write_tls_files
 from .common import Counter, Request, Response, Router, ServiceError
 from .dps import DpsService, dps_error
+from .entra import ARM_AUDIENCES, DPS_AUDIENCE, HUB_AUDIENCE, EntraIssuer, IssuerCredential
 from .hub import HubService, hub_error, new_key
 from .jobs import JobService
 from .quota import Accounting
@@ -78,6 +79,7 @@ class AzureEmulator:
         self.subscription_id, self.resource_group = subscription_id, resource_group
         self.hub_name, self.dps_name = hub_name, dps_name
         self._keys = {"hub": {HUB_POLICY: new_key()}, "dps": {DPS_POLICY: new_key()}}
+        self.entra = EntraIssuer()          # the sandbox's Entra tenant: token endpoint + bearer checks (entra.py)
         self._lock = threading.RLock()
         self._accounting = Accounting()
         counter = Counter()
@@ -97,11 +99,12 @@ class AzureEmulator:
         self.configure(rates=rates, page_size=page_size, latency_ms=latency_ms, job_rate=job_rate or 0,
                        shaping_ms=shaping_ms)
         self._apis = {
-            "hub": _Api(self.hub_service.router, self._sas(self._keys["hub"]), hub_error,
+            "hub": _Api(self.hub_service.router, self._sas(self._keys["hub"], (HUB_AUDIENCE,)), hub_error,
                         "IotHubUnauthorizedAccess", "ThrottlingException"),
-            "dps": _Api(self.dps_service.router, self._sas(self._keys["dps"]), dps_error,
+            "dps": _Api(self.dps_service.router, self._sas(self._keys["dps"], (DPS_AUDIENCE,)), dps_error,
                         "Unauthorized", "TooManyRequests"),
-            "arm": _Api(self.arm_service.router, _bearer, arm_error, "AuthenticationFailed", "TooManyRequests"),
+            "arm": _Api(self.arm_service.router, self._bearer, arm_error, "AuthenticationFailed",
+                        "TooManyRequests"),
         }
         self._control = self._control_router()
         self._server: EmulatorServer | None = None
@@ -117,6 +120,7 @@ class AzureEmulator:
         self._tls = tls
         self._server = EmulatorServer(("127.0.0.1", self._requested_port), self._dispatch,
                                       cert_file=str(tls.cert_pem), key_file=str(tls.key_pem))
+        self.entra.base_url = f"https://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="fleetctl-azure-emulator", daemon=True)
         self._thread.start()
@@ -199,7 +203,23 @@ class AzureEmulator:
                 "subscription_id": self.subscription_id, "resource_group": self.resource_group,
                 "hub_name": self.hub_name, "dps_name": self.dps_name, "storage_account": self.storage_account,
                 "blob_endpoint": self.blob_endpoint, "import_container_url": self.container_sas_url(),
-                "pid": os.getpid()}
+                "authority_host": self.authority_host, "tenant_id": self.entra.tenant_id,
+                "client_id": self.entra.client_id, "client_secret": self.entra.client_secret, "pid": os.getpid()}
+
+    @property
+    def authority_host(self) -> str:
+        """The sandbox's Entra authority (AZURE_AUTHORITY_HOST): its token endpoint is `/{tenant}/oauth2/v2.0/token`."""
+        return f"https://{self.host}"
+
+    def entra_env(self) -> dict[str, str]:
+        """The settings azure-identity's EnvironmentCredential reads to get tokens from the sandbox tenant (they hold
+        the sandbox-only client secret)."""
+        return {"AZURE_AUTHORITY_HOST": self.authority_host, "AZURE_TENANT_ID": self.entra.tenant_id,
+                "AZURE_CLIENT_ID": self.entra.client_id, "AZURE_CLIENT_SECRET": self.entra.client_secret}
+
+    def credential(self) -> IssuerCredential:
+        """A TokenCredential minting valid tokens in-process (tests that hold the emulator object)."""
+        return IssuerCredential(self.entra)
 
     # --------------------------------------------------------------- control
     def stats(self) -> dict[str, Any]:
@@ -248,8 +268,12 @@ class AzureEmulator:
             return self.hub_service.report(device_id, patch)
 
     # -------------------------------------------------------------- dispatch
-    def _sas(self, keys: dict[str, str]) -> Callable[[Request], None]:
+    def _sas(self, keys: dict[str, str], audiences: tuple[str, ...]) -> Callable[[Request], None]:
+        """A data plane's check: a shared access signature, or an Entra bearer token for the service's audience."""
         def authenticate(request: Request) -> None:
+            if (request.header("authorization") or "").lower().startswith("bearer "):
+                self.entra.check(request.header("authorization"), audiences, code="Unauthorized")
+                return
             host = request.header("host") or self.host
             try:
                 verify_sas_token(request.header("authorization") or "", keys=keys,
@@ -267,6 +291,8 @@ class AzureEmulator:
     def _dispatch(self, request: Request) -> tuple[int, dict[str, str], bytes]:
         if request.path.startswith("/_emulator/"):
             return _encode(self._control_call(request))
+        if self.entra.handles(request.path):
+            return _encode(self.entra.dispatch(request))
         if self.blob_service.handles(request.path):
             self._accounting.admit("storage", f"{request.method} blob")     # counted; storage has no hub throttle
             if self._latency_ms:
@@ -282,12 +308,21 @@ class AzureEmulator:
         retry_after = self._accounting.admit(route.op_class, route.operation)
         if self._latency_ms:
             time.sleep(self._latency_ms / 1000.0)
+        correlation = ({"x-ms-correlation-request-id": request.header("x-ms-correlation-request-id")
+                        or str(uuid.uuid4())} if api.render_error is arm_error else {})
         try:
             self._admit(request, api, retry_after)
             with self._lock:
-                return _encode(route.handler(request, **params))
+                return _encode(route.handler(request, **params), correlation)
         except ServiceError as error:
-            return _encode(api.render_error(error))
+            return _encode(api.render_error(error), correlation)
+
+    def _bearer(self, request: Request) -> None:
+        """ARM's front door: an Entra bearer token for the management audience, nothing else."""
+        if not request.header("authorization"):
+            raise ServiceError(401, "AuthenticationFailed",
+                               "Authentication failed. The 'Authorization' header is missing.")
+        self.entra.check(request.header("authorization"), ARM_AUDIENCES, code="InvalidAuthenticationToken")
 
     @staticmethod
     def _admit(request: Request, api: _Api, retry_after: int | None) -> None:
@@ -297,7 +332,8 @@ class AzureEmulator:
         try:
             api.authenticate(request)
         except ServiceError as error:
-            raise ServiceError(401, api.unauthorized_code, error.message) from None
+            code = error.code if api.render_error is arm_error else api.unauthorized_code   # ARM names the cause
+            raise ServiceError(401, code, error.message) from None
         if retry_after is not None:
             raise ServiceError(429, api.throttle_code, "Request rate is too high; retry later.",
                                retry_after=retry_after)
@@ -329,16 +365,10 @@ class AzureEmulator:
             return Response(400, {"error": {"code": "ArgumentInvalid", "message": str(error)}})
 
 
-def _bearer(request: Request) -> None:
-    scheme, _, token = (request.header("authorization") or "").partition(" ")
-    if not scheme:
-        raise ServiceError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ServiceError(401, "InvalidAuthenticationToken", "The access token is invalid.")
-
-
-def _encode(response: Response) -> tuple[int, dict[str, str], bytes]:
-    headers = {"x-ms-request-id": str(uuid.uuid4()), **response.headers}
+def _encode(response: Response, extra: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """Wire form of a response; every answer carries `x-ms-request-id` (and ARM's `x-ms-correlation-request-id`),
+    as Azure's do, so clients can record them on success as well as on failure."""
+    headers = {"x-ms-request-id": str(uuid.uuid4()), **(extra or {}), **response.headers}
     if response.body is None:
         return response.status, headers, b""
     headers["Content-Type"] = "application/json; charset=utf-8"
@@ -376,15 +406,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--job-rate", type=float, default=0.0,
                         help="device operations per second of import/export jobs (default 0: as fast as it goes; "
                              "a peer assumes ~278/s, 1M per hour, on S3)")
-    parser.add_argument("--random-verification-codes", action="store_true",
-                        help="random certificate verification codes, as Azure issues them (default: the sandbox's "
-                             "fixed code per hub, which the example fleet's verification certificate is made from)")
+    parser.add_argument("--fixed-verification-codes", action="store_true",
+                        help="demo setting: hand out the sandbox's one fixed verification code per hub, which the "
+                             "example fleet's committed verification certificate is made from (default: a new random "
+                             "code on every generateVerificationCode, as Azure does)")
     args = parser.parse_args(argv)
     args.state_dir.mkdir(parents=True, exist_ok=True)
     emulator = AzureEmulator(port=args.port, state_dir=args.state_dir, rates=_parse_rates(args.rates),
                              page_size=args.page_size, latency_ms=args.latency_ms, job_rate=args.job_rate,
                              shaping_ms=args.shaping_ms,
-                             fixed_verification_codes=not args.random_verification_codes).start()
+                             fixed_verification_codes=args.fixed_verification_codes).start()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
