@@ -207,7 +207,7 @@ def test_kind_lifecycle(aws_env, fleet, tmp_path, case: Case):
         assert address not in pruned.stdout, pruned.stdout
         assert run_cli("apply", str(fleet), "--auto-approve", "--prune").exit_code == 0
     elif case.unowned:      # AWS cannot tag it: once undeclared, fleetctl cannot tell it is its own
-        assert "fleetctl leaves them alone: aws/aws-eu/TopicRuleDestination/vpc-0a1b2c" in pruned.stdout
+        assert "fleetctl leaves them alone:\n  aws/aws-eu/TopicRuleDestination/vpc-0a1b2c\n" in pruned.stdout
         assert not case.gone(c)
     else:
         assert f"- {address}" in pruned.stdout, pruned.stdout
