@@ -52,7 +52,7 @@ def test_plan_apply_plan_is_empty_for_every_example_kind(aws_env, fleet_dir, tmp
                      "aws.IndexingConfiguration"}
     applied = run_cli("apply", str(tmp_path / "plan.json"), "--fleet", str(fleet_dir))
     assert applied.exit_code == 0, applied.output
-    assert "15 applied, 0 failed" in applied.stdout
+    assert "17 applied, 0 failed" in applied.stdout
     again = plan(fleet_dir)
     assert again.exit_code == 0, again.output
     assert "No changes." in again.stdout
