@@ -20,6 +20,7 @@ KIND_MODULES = (
     "engine.manifest.core_kinds",
     "engine.providers.aws.kinds",
     "engine.providers.aws.kinds_access",
+    "engine.providers.aws.kinds_account",   # issue 17 (b): account singletons, audit, authorizers, destinations
     "engine.providers.azure.kinds",
     "engine.providers.device.kinds",
     "engine.manifest.generators",

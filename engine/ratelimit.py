@@ -113,6 +113,21 @@ AWS_IOT_QUOTAS.update(_table([
         "ListAttachedRolePolicies", "ListRoleTags")),
 ]))
 AWS_DEFAULT = Quota("*", 10, "U", None, "no value found: 10 TPS, the usual default of IoT control-plane APIs")
+# issue 17 (b): the APIs of the account settings, audit, authorizers, domains and destinations. No published rate
+# was found for any of them (the iot-core.html quota page and the API references searched; research/quotas.md has
+# none): each is listed with AWS_DEFAULT's assumed rate and says so, so the estimate names the API and its
+# provenance instead of silently falling back. Replace a row when a Service Quotas dump shows the value.
+_NO_VALUE = "no published value found (iot-core.html, API reference): the 10 TPS default of IoT control-plane APIs assumed"
+AWS_IOT_QUOTAS.update(_table((api, AWS_DEFAULT.tps, "U", None, _NO_VALUE) for api in (
+    "UpdateIndexingConfiguration", "GetIndexingConfiguration", "SetV2LoggingOptions", "GetV2LoggingOptions",
+    "SetV2LoggingLevel", "ListV2LoggingLevels", "DeleteV2LoggingLevel", "UpdateEventConfigurations",
+    "DescribeEventConfigurations", "UpdateAccountAuditConfiguration", "DescribeAccountAuditConfiguration",
+    "CreateScheduledAudit", "UpdateScheduledAudit", "DeleteScheduledAudit", "DescribeScheduledAudit",
+    "ListScheduledAudits", "CreateAuthorizer", "UpdateAuthorizer", "DeleteAuthorizer", "DescribeAuthorizer",
+    "ListAuthorizers", "CreateDomainConfiguration", "UpdateDomainConfiguration", "DeleteDomainConfiguration",
+    "DescribeDomainConfiguration", "ListDomainConfigurations", "CreateTopicRuleDestination",
+    "UpdateTopicRuleDestination", "DeleteTopicRuleDestination", "GetTopicRuleDestination",
+    "ListTopicRuleDestinations")))
 
 # research/quotas.md §2.1 (per hub; "unit" = purchased unit) and §2.3 (DPS, per service). Per second.
 _AZURE_TIERS: dict[str, dict[str, tuple[float, bool]]] = {   # class -> (rate, scales with units)

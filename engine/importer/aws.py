@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 from engine import errors
 from engine.diagnostics import FleetctlError, error
+from engine.importer import aws_account as account_exporters
 from engine.importer.model import Note, PublicFile, Unimportable
 from engine.importer.registry import Exporter, ProviderImporter, Session
 from engine.importer.select import matches
@@ -146,6 +147,7 @@ EXPORTERS: dict[str, Exporter] = {
     "aws.ThingType": _thing_type, "aws.ThingGroup": _thing_group, "aws.Policy": _policy, "aws.CACertificate": _ca,
     "aws.Certificate": _certificate, "aws.Thing": _thing, "aws.TopicRule": _topic_rule,
     "aws.ProvisioningTemplate": _template,
+    **account_exporters.EXPORTERS,     # account settings, audit, authorizers, domains, destinations
 }
 
 
@@ -164,8 +166,10 @@ class AwsImporter(ProviderImporter):
     provider = "aws"
     kinds = ("aws.ServiceRole", "aws.RoleAlias", "aws.ThingType", "aws.ThingGroup", "aws.BillingGroup", "aws.Policy",
              "aws.CACertificate", "aws.Certificate", "aws.Thing", "aws.DynamicThingGroup", "aws.TopicRule",
-             "aws.ProvisioningTemplate")
-    adoptable = frozenset(kinds) - {"aws.Certificate"}   # a certificate is managed when a managed thing holds it
+             "aws.ProvisioningTemplate", *account_exporters.EXPORTERS)
+    # a certificate is managed when a managed thing holds it; singletons and destinations carry no marker
+    adoptable = frozenset(kinds) - {"aws.Certificate"} - (frozenset(account_exporters.EXPORTERS)
+                                                          - account_exporters.ADOPTABLE)
     adopt_annotation = ADOPT_ANNOTATION
     filter_keys = {"name": "the resource's name (every kind; a certificate's is its id before naming)",
                    "thingType": "things of this thing type", "group": "things in this thing group",

@@ -32,6 +32,8 @@ TARGET_COPY = "target.yaml"
 def kind_stem(qualified: str) -> str:
     """`aws.ThingType` → `thing-types`, `aws.CACertificate` → `ca-certificates`, `aws.Policy` → `policies`."""
     words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", qualified.split(".", 1)[1]).lower()
+    if words.endswith("s"):      # already plural: `aws.LoggingOptions` → `logging-options`
+        return words
     return words[:-1] + "ies" if words.endswith("y") else words + "s"
 
 

@@ -106,6 +106,7 @@ def all_rules() -> dict[str, Rule]:
     importlib.import_module("engine.lint.rules")       # importing them registers the rules
     importlib.import_module("engine.lint.effective")
     importlib.import_module("engine.lint.access")       # FL021-FL022: role aliases
+    importlib.import_module("engine.lint.account")     # FL025-FL027: logging, audit checks, authorizers
     return dict(sorted(RULES.items()))
 
 

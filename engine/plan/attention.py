@@ -289,6 +289,56 @@ def policy_document(c: Change, key: str = "document") -> list[Attention]:
     return out
 
 
+def _logging_reduced(state: Mapping[str, Any]) -> frozenset[str]:
+    """What of the account's audit trail is off: all logs, or the default level below WARN (authorization
+    failures of devices are logged at WARN and ERROR; DISABLED logs nothing)."""
+    if not state:
+        return frozenset()
+    if state.get("disableAllLogs") or state.get("defaultLogLevel") == "DISABLED":
+        return frozenset({"all AWS IoT logging"})
+    if state.get("defaultLogLevel") == "ERROR":
+        return frozenset({"logging below ERROR (warnings)"})
+    return frozenset()
+
+
+def _audit_off(state: Mapping[str, Any]) -> frozenset[str]:
+    from engine.providers.aws.kinds_account import AUDIT_CHECKS
+    return frozenset(AUDIT_CHECKS) - frozenset(state.get("enabledChecks") or ()) if state else frozenset()
+
+
+LOGGING_REDUCED = Capability(
+    Code.LOGGING_REDUCED, Code.LOGGING_RESTORED, _logging_reduced,
+    gained="turns off {item} for the account: device authorization failures are no longer recorded",
+    created="", lost="turns {item} back on for the account",
+    more="the account's actual logging has {item} off; the manifest keeps it on",
+    less="the manifest turns off {item}; the account still logs: re-applying turns it off")
+AUDIT_CHECK_OFF = Capability(
+    Code.AUDIT_CHECK_DISABLED, Code.AUDIT_CHECK_ENABLED, _audit_off,
+    gained="disables Device Defender audit check {item}", created="", lost="enables audit check {item}",
+    more="audit check {item} is disabled in the account; the manifest enables it",
+    less="the manifest disables audit check {item}; it is enabled in the account: re-applying disables it")
+AUTHORIZER_UNSIGNED = Capability(
+    Code.AUTHORIZER_UNSIGNED, Code.AUTHORIZER_SIGNED, _when(lambda s: s.get("signingDisabled") is True),
+    gained="", created="creates authorizer {name} with token signing disabled: any client that reaches the Lambda "
+                       "is judged by it alone, unsigned",
+    lost="", more="the actual authorizer accepts unsigned tokens; the manifest requires signing", less="")
+AUTHORIZER_ACTIVE = Capability(
+    Code.AUTHORIZER_ACTIVATED, Code.AUTHORIZER_DEACTIVATED, _when(lambda s: s.get("status") == "ACTIVE"),
+    gained="sets authorizer {name} ACTIVE: clients can connect with its tokens",
+    created="creates authorizer {name} ACTIVE: clients can connect with its tokens",
+    lost="sets authorizer {name} {status}", more="the actual authorizer is ACTIVE; the manifest says {status}",
+    less="the actual authorizer is {actual_status}; the manifest says ACTIVE: re-applying activates it")
+DESTINATION_ON = Capability(
+    Code.DESTINATION_ENABLED, Code.DESTINATION_DISABLED,
+    lambda s: frozenset({(s.get("http") or {}).get("confirmationUrl") or (s.get("vpc") or {}).get("vpcId", "")})
+    if s.get("status") == "ENABLED" else frozenset(),
+    gained="enables the topic rule destination: rules may send device data to {item}",
+    created="creates the topic rule destination enabled: rules may send device data to {item}",
+    lost="disables the topic rule destination {item}",
+    more="the actual destination {item} is ENABLED; the manifest disables it",
+    less="the actual destination {item} is not ENABLED; the manifest enables it: re-applying enables it")
+
+
 # kind → checks. Deletes and replaces are flagged for every kind (`assess`); a delete is not assessed further
 # (the `delete` item says it all, in both perspectives).
 CHECKS: dict[str, tuple[Callable[[Change], list[Attention]], ...]] = {
@@ -301,6 +351,10 @@ CHECKS: dict[str, tuple[Callable[[Change], list[Attention]], ...]] = {
     "aws.CACertificate": (_capability(CA_REGISTERED), _capability(CA_ACTIVE), _capability(AUTO_REGISTRATION),
                           _capability(JITP_TEMPLATE)),
     "aws.ProvisioningTemplate": (_capability(TEMPLATE_ENABLED), _capability(TEMPLATE_UNHOOKED)),
+    "aws.LoggingOptions": (_capability(LOGGING_REDUCED),),
+    "aws.AccountAuditConfiguration": (_capability(AUDIT_CHECK_OFF),),
+    "aws.Authorizer": (_capability(AUTHORIZER_UNSIGNED), _capability(AUTHORIZER_ACTIVE)),
+    "aws.TopicRuleDestination": (_capability(DESTINATION_ON),),
     "azure.Device": (_capability(DEVICE_SYMMETRIC),),
     "azure.Enrollment": (_capability(ENROLLMENT_SYMMETRIC),),
     "azure.EnrollmentGroup": (_capability(ENROLLMENT_SYMMETRIC), _capability(GROUP_PROVISIONING)),

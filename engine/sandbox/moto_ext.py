@@ -20,6 +20,9 @@ Behaviour added, as AWS documents it:
 - bulk registration (StartThingRegistrationTask and its four companions): engine/sandbox/moto_bulkreg.py;
 - dynamic thing groups, role-alias duration limits, tags on role aliases and billing groups, IAM trust-policy
   checks: engine/sandbox/moto_access.py.
+- v2 logging options and levels, event configurations, audit configuration and scheduled audits, custom
+  authorizers, domain configurations' TLS policy and tags, topic-rule destinations with their confirmation:
+  engine/sandbox/moto_iot_account.py.
 """
 from __future__ import annotations
 
@@ -373,6 +376,8 @@ def install() -> None:
     from engine.sandbox import moto_bulkreg     # StartThingRegistrationTask & co. (its tasks take IOT_LOCK per line)
     moto_bulkreg.install(IoTResponse, ActionResult, EmptyResult, IOT_LOCK)
     moto_access.install(IoTResponse, ActionResult, EmptyResult, _error, _store)
+    from engine.sandbox import moto_iot_account  # logging v2, events, audit, authorizers, destinations (issue 17)
+    moto_iot_account.install(IoTResponse, ActionResult, EmptyResult)
     for op in CREATE_CALLS:
         setattr(IoTResponse, op, _wrap_create(getattr(IoTResponse, op), op))
     _INSTALLED = True

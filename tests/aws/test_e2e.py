@@ -48,10 +48,11 @@ def test_plan_apply_plan_is_empty_for_every_example_kind(aws_env, fleet_dir, tmp
     assert first.exit_code == 2, first.output
     kinds = {c["kind"] for c in json.loads((tmp_path / "plan.json").read_text())["changes"]}
     assert kinds == {"aws.CACertificate", "aws.Policy", "aws.Certificate", "aws.ThingType", "aws.ThingGroup",
-                     "aws.Thing", "aws.TopicRule", "aws.ServiceRole", "aws.RoleAlias"}
+                     "aws.Thing", "aws.TopicRule", "aws.ServiceRole", "aws.RoleAlias", "aws.LoggingOptions",
+                     "aws.IndexingConfiguration"}
     applied = run_cli("apply", str(tmp_path / "plan.json"), "--fleet", str(fleet_dir))
     assert applied.exit_code == 0, applied.output
-    assert "15 applied, 0 failed" in applied.stdout
+    assert "17 applied, 0 failed" in applied.stdout
     again = plan(fleet_dir)
     assert again.exit_code == 0, again.output
     assert "No changes." in again.stdout

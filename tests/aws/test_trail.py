@@ -179,3 +179,18 @@ def test_drift_cli_saves_a_snapshot_and_states_what_the_incremental_read_trusted
         assert "was refused: it is damaged" in res.stderr and "full (the snapshot" in res.stdout
     finally:
         p.stop()
+
+
+def test_account_settings_and_destinations_map_to_their_resources_and_no_link_reread():
+    mapped = trail.map_events([
+        {"eventName": "SetV2LoggingOptions", "requestParameters": {"defaultLogLevel": "DISABLED"}},
+        {"eventName": "UpdateIndexingConfiguration", "requestParameters": {}},
+        {"eventName": "CreateTopicRuleDestination", "requestParameters": {"destinationConfiguration": {}},
+         "responseElements": {"topicRuleDestination": {
+             "arn": "arn:aws:iot:eu-west-2:123456789012:ruledestination/http/0a1b", "status": "IN_PROGRESS"}}},
+        {"eventName": "DeleteAuthorizer", "requestParameters": {"authorizerName": "legacy-tokens"}}])
+    assert mapped.touches == {trail.Touch("aws.LoggingOptions", "account"),
+                              trail.Touch("aws.IndexingConfiguration", "account"),
+                              trail.Touch("aws.TopicRuleDestination", "http/0a1b"),
+                              trail.Touch("aws.Authorizer", "legacy-tokens")}
+    assert mapped.things == frozenset() and mapped.every_link == []     # listed in full anyway: no link is re-read

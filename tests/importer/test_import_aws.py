@@ -53,7 +53,7 @@ def test_round_trip_every_kind_plans_clean(aws_env, tmp_path):
     fleet, out = targets_only(tmp_path), tmp_path / "imported"
     res = do_import(fleet, out)
     assert res.exit_code == 0, res.output
-    assert "Imported 18 resource(s)" in res.stdout
+    assert "Imported 20 resource(s)" in res.stdout
     files = written(out)
     for kind_file in ("thing-types", "thing-groups", "policies", "ca-certificates", "certificates", "things",
                       "topic-rules"):
@@ -115,7 +115,10 @@ def test_import_only_reads_and_paces_every_call_at_its_quota(aws_env, tmp_path):
                         limiter=limiter)
     assert report.calls and not [op for op in report.calls if is_mutating(op)]
     paced = limiter.stats()
-    assert sum(b["successes"] for b in paced.values()) == sum(report.calls.values())
+    # every call went through its API's bucket; all succeeded but GetV2LoggingOptions, which AWS (and the sandbox)
+    # answers NotConfiguredException on an account whose v2 logging was never set (the import says so)
+    assert len(paced) == len(report.calls) and paced["GetV2LoggingOptions"]["successes"] == 0
+    assert sum(b["successes"] for b in paced.values()) == sum(report.calls.values()) - 1
     assert paced["ListThingPrincipals"]["successes"] == 3 and paced["DescribeCertificate"]["successes"] == 3
     assert paced["ListThingPrincipals"]["seed"] == 10                  # research/quotas.md §1.1
     assert paced["ListThingPrincipals"]["waitedSeconds"] > 0              # 3 calls at 10/s, no burst: they wait
@@ -244,9 +247,9 @@ def test_interrupted_import_resumes_without_rereading_finished_kinds(aws_env, tm
     third = Interrupting()
     report = run_import(resumed, run.Context(), limiter=third)
     assert third.seen == ["DescribeCertificate"] * 4                  # the 4 not kept before
-    assert report.resumed == ["aws.BillingGroup", "aws.CACertificate", "aws.Certificate", "aws.DynamicThingGroup",
-                              "aws.Policy", "aws.ProvisioningTemplate", "aws.RoleAlias", "aws.ServiceRole",
-                              "aws.Thing", "aws.ThingGroup", "aws.ThingType", "aws.TopicRule"]
+    from engine.importer.aws import EXPORTERS
+    assert report.resumed == sorted(EXPORTERS)        # every kind the import writes, none read again
+    assert {"aws.BillingGroup", "aws.ServiceRole", "aws.LoggingOptions", "aws.TopicRuleDestination"} <= set(EXPORTERS)
     assert written(out) == written(reference)
     assert plan(out).exit_code == 0
 

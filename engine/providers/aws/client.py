@@ -51,6 +51,7 @@ MUTATING_PREFIXES = ("create_", "update_", "delete_", "attach_", "detach_", "reg
                      "transfer_", "cancel_", "put_")
 _CODE_MAP: dict[str, type[errors.ProviderError]] = {
     "ResourceNotFoundException": errors.NotFound,
+    "NotConfiguredException": errors.NotFound,      # GetV2LoggingOptions on an account without v2 logging
     "ResourceAlreadyExistsException": errors.Conflict,
     "DeleteConflictException": errors.Conflict,
     "CertificateStateException": errors.Conflict,

@@ -27,6 +27,9 @@ FAMILY_MODULES: tuple[str, ...] = (
     "engine.providers.aws.credentials",
     "engine.providers.aws.billing",
     "engine.providers.aws.dynamic_groups",
+    "engine.providers.aws.account",        # account singletons (logging, indexing, events, audit), scheduled audits
+    "engine.providers.aws.authn",          # Authorizer, DomainConfiguration
+    "engine.providers.aws.destinations",   # TopicRuleDestination
 )
 
 

@@ -232,6 +232,8 @@ def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
             ctx.error(f"roleArn '{name}' is neither an ARN nor a ServiceRole of this target", "errorAction")
         else:
             deps.append(role.address)
+    from engine.providers.aws.kinds_account import rule_destinations   # http actions wait for their destination
+    deps += rule_destinations(ctx, m.spec.actions)
     out = simple_desired(ctx, spec)
     if deps:
         out.resources = [dataclasses.replace(r, depends_on=tuple(sorted(set(r.depends_on) | set(deps))))

@@ -61,7 +61,9 @@ THING_MEMBERS = frozenset({"thingName", "thingArn", "principal", "thingNames"})
 ARN_KINDS = {"thing": "aws.Thing", "thinggroup": "aws.ThingGroup", "thingtype": "aws.ThingType",
              "policy": "aws.Policy", "cert": "aws.Certificate", "cacert": "aws.CACertificate",
              "rule": "aws.TopicRule", "provisioningtemplate": "aws.ProvisioningTemplate",
-             "billinggroup": "aws.BillingGroup", "rolealias": "aws.RoleAlias"}
+             "billinggroup": "aws.BillingGroup", "rolealias": "aws.RoleAlias", "authorizer": "aws.Authorizer",
+             "domainconfiguration": "aws.DomainConfiguration", "scheduledaudit": "aws.ScheduledAudit",
+             "ruledestination": "aws.TopicRuleDestination"}
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,22 @@ class AnyOf:
     rules: tuple[Any, ...]
 
 
-Rule = Req | Arn | Resp | AnyOf
+@dataclass(frozen=True)
+class Whole:
+    """An account singleton (IndexingConfiguration, LoggingOptions, ...): the event changes the one resource."""
+    kind: str
+    name: str = "account"
+
+
+Rule = Req | Arn | Resp | AnyOf | Whole
 T, G = Req("aws.Thing", "thingName"), AnyOf((Req("aws.ThingGroup", "thingGroupName"), Arn("thingGroupArn")))
 THING = AnyOf((T, Arn("thingArn")))
 POLICY, CERT = Req("aws.Policy", "policyName"), Req("aws.Certificate", "certificateId")
 TEMPLATE, RULE = Req("aws.ProvisioningTemplate", "templateName"), Req("aws.TopicRule", "ruleName")
 BILLING, ALIAS = Req("aws.BillingGroup", "billingGroupName"), Req("aws.RoleAlias", "roleAlias")
 DYNAMIC = Req("aws.DynamicThingGroup", "thingGroupName")
+AUDIT, AUTHORIZER = Req("aws.ScheduledAudit", "scheduledAuditName"), Req("aws.Authorizer", "authorizerName")
+DOMAIN = Req("aws.DomainConfiguration", "domainConfigurationName")
 
 # Every mutating IoT API fleetctl calls (engine/providers/aws/*.py), and the ones that change what it reads when
 # someone else calls them, → the resources an event of it touches. One row per API: a new kind adds its rows here.
@@ -140,6 +151,19 @@ EVENTS: dict[str, tuple[Rule, ...]] = {
     "RemoveThingFromBillingGroup": (THING, AnyOf((BILLING, Arn("billingGroupArn")))),
     "CreateDynamicThingGroup": (DYNAMIC,), "UpdateDynamicThingGroup": (DYNAMIC,), "DeleteDynamicThingGroup": (DYNAMIC,),
     "CreateRoleAlias": (ALIAS,), "UpdateRoleAlias": (ALIAS,), "DeleteRoleAlias": (ALIAS,),
+    "SetV2LoggingOptions": (Whole("aws.LoggingOptions"),), "SetV2LoggingLevel": (Whole("aws.LoggingOptions"),),
+    "DeleteV2LoggingLevel": (Whole("aws.LoggingOptions"),),
+    "UpdateIndexingConfiguration": (Whole("aws.IndexingConfiguration"),),
+    "UpdateEventConfigurations": (Whole("aws.EventConfigurations"),),
+    "UpdateAccountAuditConfiguration": (Whole("aws.AccountAuditConfiguration"),),
+    "CreateScheduledAudit": (AUDIT,), "UpdateScheduledAudit": (AUDIT,), "DeleteScheduledAudit": (AUDIT,),
+    "CreateAuthorizer": (AUTHORIZER,), "UpdateAuthorizer": (AUTHORIZER,), "DeleteAuthorizer": (AUTHORIZER,),
+    "CreateDomainConfiguration": (DOMAIN,), "UpdateDomainConfiguration": (DOMAIN,),
+    "DeleteDomainConfiguration": (DOMAIN,),
+    # destinations are named by the ARN AWS gives them (arn:...:ruledestination/<kind>/<uuid>)
+    "CreateTopicRuleDestination": (Resp("aws.TopicRuleDestination", "topicRuleDestination"),),
+    "UpdateTopicRuleDestination": (Arn("arn", "aws.TopicRuleDestination"),),
+    "DeleteTopicRuleDestination": (Arn("arn", "aws.TopicRuleDestination"),),
     # bulk registration creates things and links in AWS's own calls: the task names none of them
     "StartThingRegistrationTask": (Req("aws.Thing", "*every*"),),
 }
@@ -181,6 +205,8 @@ def _apply(rule: Rule, request: Mapping[str, Any], response: Mapping[str, Any]) 
             if found is not None:
                 return found
         return None
+    if isinstance(rule, Whole):
+        return [Touch(rule.kind, rule.name)]
     if isinstance(rule, Arn):
         value = request.get(rule.member)
         if value is None:
@@ -195,6 +221,9 @@ def _apply(rule: Rule, request: Mapping[str, Any], response: Mapping[str, Any]) 
     value = source.get(rule.member)
     if value is None or value == "":
         return None
+    if isinstance(value, dict):     # a response element holding the resource (CreateTopicRuleDestination): its ARN
+        touch = _arn_touch(value.get("arn"))
+        return [touch] if touch is not None and touch.kind == rule.kind else None
     values = value if isinstance(value, list) else [value]
     return [Touch(rule.kind, str(v)) for v in values]
 
