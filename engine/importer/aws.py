@@ -184,7 +184,7 @@ class AwsImporter(ProviderImporter):
         return provider
 
     def read(self, session: Session) -> list[ActualResource]:
-        from engine.providers.aws.provider import ReadOptions
+        from engine.providers.aws.read import ReadOptions
         provider = self.connect(session)
         cp = session.checkpoint
         known = cp.known()

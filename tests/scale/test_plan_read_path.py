@@ -12,7 +12,7 @@ import pytest
 from engine import run
 from engine.diagnostics import FleetctlError
 from engine.manifest.fleet import load_fleet
-from engine.providers.aws import provider as aws_provider
+from engine.providers.aws import provider as aws_provider, read as aws_read
 from tests.scale.conftest import THINGSET, esp32_macs
 
 
@@ -71,14 +71,14 @@ def test_a_fleet_that_fails_to_load_stops_the_chain_it_started(aws_env, tmp_path
     root = write(THINGSET, _csv(10))
     (root / "broken.yaml").write_text("apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {name: x, target: aws-eu}\n"
                                       "spec: {thingTpye: esp32}\n")
-    started: list[aws_provider._ReadAhead] = []
-    real_init = aws_provider._ReadAhead.__init__
+    started: list[aws_read.ReadAhead] = []
+    real_init = aws_read.ReadAhead.__init__
 
     def init(self, pages, depth=0):
         real_init(self, pages, depth)
         started.append(self)
 
-    monkeypatch.setattr(aws_provider._ReadAhead, "__init__", init)
+    monkeypatch.setattr(aws_read.ReadAhead, "__init__", init)
     with pytest.raises(FleetctlError) as exc:
         run.plan(root, run.Context(journal_path=tmp_path / "journal.jsonl"))
     assert "thingTpye" in str(exc.value)
@@ -89,7 +89,7 @@ def test_a_fleet_that_fails_to_load_stops_the_chain_it_started(aws_env, tmp_path
 
 def test_an_unbound_chain_does_not_wait_for_its_reader():
     pages = iter([([i], None) for i in range(10)])
-    ahead = aws_provider._ReadAhead(pages, depth=2)
+    ahead = aws_read.ReadAhead(pages, depth=2)
     time.sleep(0.2)
     assert ahead._queue.qsize() == 2                  # bounded while the fleet loads
     ahead.unbound()

@@ -14,13 +14,13 @@ from engine.model import Action, ActualResource, Change
 from engine.providers.aws.families import Family, register
 from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.kinds_account import public_key_pem
+from engine.providers.aws.read import parallel
 
 TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
 
 
 # ---------------------------------------------------------------------------------------------- authorizers
 def _read_authorizers(ctx: Any) -> list[ActualResource]:
-    from engine.providers.aws.provider import parallel
     try:
         rows = list(ctx.c.pages("list_authorizers", "authorizers", size_arg="pageSize", token_in="marker",
                                 token_out="nextMarker"))

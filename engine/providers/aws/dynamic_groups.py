@@ -14,15 +14,16 @@ from engine import errors
 from engine.model import Action, ActualResource, Change
 from engine.providers.aws.families import Family, register
 from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.read import parallel
 
 if TYPE_CHECKING:
-    from engine.providers.aws.provider import AwsProvider, ReadContext
+    from engine.providers.aws.provider import AwsProvider
+    from engine.providers.aws.read import ReadContext
 
 TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
 
 
 def read_dynamic_groups(ctx: "ReadContext") -> list[ActualResource]:
-    from engine.providers.aws.provider import parallel
     p = ctx.p
     names = [g["groupName"] for g in ctx.c.pages("list_thing_groups", "thingGroups")]
 

@@ -20,9 +20,11 @@ from engine.model import Action, ActualResource, Change
 from engine.providers.aws.families import Family, register
 from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.kinds_access import INLINE_POLICY, ROLE_PATH, trust_document, trust_state
+from engine.providers.aws.read import parallel
 
 if TYPE_CHECKING:
-    from engine.providers.aws.provider import AwsProvider, ReadContext
+    from engine.providers.aws.provider import AwsProvider
+    from engine.providers.aws.read import ReadContext
 
 IAM_TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
 
@@ -78,7 +80,6 @@ def read_roles(ctx: "ReadContext") -> list[ActualResource]:
         return ActualResource(p.addr("ServiceRole", name), "aws.ServiceRole", state, managed=managed,
                               ids={"arn": role["Arn"], "inlinePolicies": sorted(inline), "attachedPolicies": attached})
 
-    from engine.providers.aws.provider import parallel
     return [r for r in parallel(one, roles) if r is not None]
 
 

@@ -16,16 +16,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from engine import errors
 from engine.model import ActualResource, Address, DesiredResource
 from engine.providers.aws import families
 from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
-from engine.providers.aws.provider import (AwsProvider, ReadOptions, _parallel, _ReadContext, group_actual,
-                                           thing_actual)
+from engine.providers.aws.read import ReadContext, ReadOptions, group_actual, parallel, thing_actual
 from engine.providers.base import ReadResult
 from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS, Quota
+
+if TYPE_CHECKING:
+    from engine.providers.aws.provider import AwsProvider
 
 PAGE = 250
 LIST_ONLY = ("aws.ThingType", "aws.CACertificate", "aws.TopicRule", "aws.ProvisioningTemplate")  # few per account
@@ -88,7 +90,7 @@ def read_scoped(p: AwsProvider, desired: list[DesiredResource], scope: Iterable[
     for d in desired:
         by_kind.setdefault(d.kind, {})[d.address.name] = d
     old = {(d.kind, d.address.name): d for d in previous}
-    ctx = _ReadContext(p, by_kind, False)
+    ctx = ReadContext(p, by_kind, False)
     out: list[ActualResource] = []
     extra = families.families()       # kinds of engine/providers/aws/families.py: few per account, listed
     listed = [k for k in (*LIST_ONLY, *extra) if k in wanted]
@@ -100,9 +102,9 @@ def read_scoped(p: AwsProvider, desired: list[DesiredResource], scope: Iterable[
                         options=ReadOptions(kinds=frozenset(listed)))
         out += [a for a in result.actual if a.address.name in wanted.get(a.kind, set())]
     if "aws.Policy" in wanted:
-        out += _parallel(lambda n: _policy(ctx, n), sorted(wanted["aws.Policy"]))
+        out += parallel(lambda n: _policy(ctx, n), sorted(wanted["aws.Policy"]))
     if "aws.ThingGroup" in wanted:
-        out += _parallel(lambda n: _group(ctx, n), sorted(wanted["aws.ThingGroup"]))
+        out += parallel(lambda n: _group(ctx, n), sorted(wanted["aws.ThingGroup"]))
     if "aws.Certificate" in wanted:
         out += _certificates(ctx, wanted["aws.Certificate"], desired, by_kind, old, strategy)
     if "aws.Thing" in wanted:
@@ -111,7 +113,7 @@ def read_scoped(p: AwsProvider, desired: list[DesiredResource], scope: Iterable[
 
 
 # ---------------------------------------------------------------------------------------------- per kind
-def _policy(ctx: _ReadContext, name: str) -> ActualResource | None:
+def _policy(ctx: ReadContext, name: str) -> ActualResource | None:
     try:
         pol = ctx.c.call("get_policy", policyName=name)
         versions = ctx.c.call("list_policy_versions", policyName=name).get("policyVersions", [])
@@ -134,13 +136,13 @@ def _policy(ctx: _ReadContext, name: str) -> ActualResource | None:
                           managed=managed, ids=ids)
 
 
-def _attached_policies(ctx: _ReadContext, arn: str) -> list[str]:
+def _attached_policies(ctx: ReadContext, arn: str) -> list[str]:
     return sorted(p["policyName"] for p in ctx.c.pages("list_attached_policies", "policies", page_size=PAGE,
                                                          size_arg="pageSize", token_in="marker",
                                                          token_out="nextMarker", target=arn))
 
 
-def _group(ctx: _ReadContext, name: str) -> ActualResource | None:
+def _group(ctx: ReadContext, name: str) -> ActualResource | None:
     try:
         g = ctx.c.call("describe_thing_group", thingGroupName=name)
     except errors.NotFound:
@@ -154,7 +156,7 @@ def _group(ctx: _ReadContext, name: str) -> ActualResource | None:
     return group
 
 
-def _certificates(ctx: _ReadContext, names: set[str], desired: list[DesiredResource],
+def _certificates(ctx: ReadContext, names: set[str], desired: list[DesiredResource],
                   by_kind: Mapping[str, Mapping[str, DesiredResource]],
                   old: Mapping[tuple[str, str], DesiredResource], strategy: str | None) -> list[ActualResource]:
     declared = by_kind.get("aws.Certificate", {})
@@ -188,10 +190,10 @@ def _certificates(ctx: _ReadContext, names: set[str], desired: list[DesiredResou
         return ActualResource(ctx.p.addr("Certificate", name), "aws.Certificate", state, managed=managed,
                               ids={"arn": arn, "certificateId": cid})
 
-    return [a for a in _parallel(one, sorted(set(ids.values()))) if a is not None]
+    return [a for a in parallel(one, sorted(set(ids.values()))) if a is not None]
 
 
-def _held_by_managed_thing(ctx: _ReadContext, arn: str) -> bool:
+def _held_by_managed_thing(ctx: ReadContext, arn: str) -> bool:
     for thing in ctx.c.pages("list_principal_things", "things", principal=arn):
         try:
             attrs = ctx.c.call("describe_thing", thingName=thing).get("attributes") or {}
@@ -202,7 +204,7 @@ def _held_by_managed_thing(ctx: _ReadContext, arn: str) -> bool:
     return False
 
 
-def _things(ctx: _ReadContext, names: set[str], desired: list[DesiredResource],
+def _things(ctx: ReadContext, names: set[str], desired: list[DesiredResource],
             by_kind: Mapping[str, Mapping[str, DesiredResource]], strategy: str | None) -> list[ActualResource]:
     declared = by_kind.get("aws.Thing", {})
     groups = {g for d in declared.values() for g in d.spec.get("groups", [])}
@@ -226,4 +228,4 @@ def _things(ctx: _ReadContext, names: set[str], desired: list[DesiredResource],
             principals = sorted(ctx.cert_name(arn.rsplit("/", 1)[-1]) for arn in arns if ":cert/" in arn)
         return thing_actual(ctx, name, t, member_of, principals)
 
-    return [a for a in _parallel(one, sorted(names)) if a is not None]
+    return [a for a in parallel(one, sorted(names)) if a is not None]

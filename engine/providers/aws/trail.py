@@ -39,14 +39,17 @@ import json
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from engine import errors
 from engine.clock import iso
 from engine.model import DesiredResource
-from engine.providers.aws.provider import AwsProvider, ReadOptions, background
+from engine.providers.aws.read import ReadOptions, background
 from engine.providers.base import ReadResult
 from engine.snapshot import TargetSnapshot, actual_json
+
+if TYPE_CHECKING:
+    from engine.providers.aws.provider import AwsProvider
 
 EVENT_SOURCE = "iot.amazonaws.com"
 PAGE = 50                                   # LookupEvents MaxResults: at most 50
