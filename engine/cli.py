@@ -133,15 +133,70 @@ def _plan_options(f):
     return f
 
 
+def _snapshot_options(f):
+    f = click.option("--since-snapshot", "since_snapshot", type=click.Path(), metavar="FILE",
+                     help="start from this snapshot: AWS reads only the certificate links CloudTrail events touched "
+                          "since it (a snapshot that cannot be trusted is refused, and the read is full)")(f)
+    f = click.option("--snapshot-out", "snapshot_out", type=click.Path(), metavar="FILE",
+                     help="save the actual state read as a snapshot (compressed, 0600) for the next --since-snapshot")(f)
+    f = click.option("--full", is_flag=True, help="read everything in full, even with --since-snapshot")(f)
+    f = click.option("--max-snapshot-age", "max_age", default="7d", show_default=True, metavar="DURATION",
+                     help="a full read when the last one is older than this (e.g. 7d, 12h)")(f)
+    f = click.option("--trail-overlap", "overlap", default="15m", show_default=True, metavar="DURATION",
+                     help="how far before the snapshot's read CloudTrail events are read again (delivery delay)")(f)
+    return f
+
+
+def _seconds(text: str, option: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if unit.isdigit():
+        value, unit = text.strip(), "s"
+    try:
+        seconds = float(value) * units[unit]
+    except (KeyError, ValueError):
+        raise click.BadParameter(f"{text!r} is not a duration such as 90s, 15m, 12h or 7d", param_hint=option) from None
+    if seconds < 0:
+        raise click.BadParameter(f"{text!r} is negative", param_hint=option)
+    return seconds
+
+
+def _snapshot_use(since: str | None, out: str | None, full: bool, max_age: str, overlap: str) -> run.SnapshotUse | None:
+    """What the snapshot options ask for; a snapshot that cannot be used is refused here with its reason."""
+    if not since and not out:
+        return None
+    from datetime import timedelta
+    from engine import snapshot as snapshots
+    from engine.providers.aws.trail import Settings
+    settings = Settings(full=full, max_age=timedelta(seconds=_seconds(max_age, "--max-snapshot-age")),
+                        overlap=timedelta(seconds=_seconds(overlap, "--trail-overlap")),
+                        lookup=os.environ.get("FLEETCTL_TRAIL_LOOKUP") or "write-only")
+    if not since:
+        return run.SnapshotUse(None, "no --since-snapshot was given", settings)
+    try:
+        return run.SnapshotUse(snapshots.load(since), None, settings)
+    except snapshots.SnapshotRefused as exc:
+        reason = f"the snapshot {since} was refused: {exc}"
+        _say(f"warning: {reason}; reading everything in full", err=True)
+        return run.SnapshotUse(None, reason, settings)
+
+
+def _keep_snapshot(result: run.PlanResult, out: str | None) -> None:
+    if out and result.snapshot is not None:
+        from engine import snapshot as snapshots
+        snapshots.write(out, result.snapshot)
+
+
 def _make_plan(path: str, targets, prune: bool, journal: str | None, dumps: str | None,
-               extra_env: dict[str, str] | None = None, changed_since: str | None = None
-               ) -> tuple[run.PlanResult, run.Context]:
+               extra_env: dict[str, str] | None = None, changed_since: str | None = None,
+               snapshot: run.SnapshotUse | None = None) -> tuple[run.PlanResult, run.Context]:
     ctx = _ctx(journal)
     if dumps:
         ctx.env = {**ctx.env, "FLEETCTL_DUMPS": str(Path(dumps).resolve())}
     if extra_env:
         ctx.env = {**ctx.env, **extra_env}
-    return run.plan(Path(path), ctx, targets=set(targets) or None, prune=prune, changed_since=changed_since), ctx
+    return run.plan(Path(path), ctx, targets=set(targets) or None, prune=prune, changed_since=changed_since,
+                    snapshot=snapshot), ctx
 
 
 def _render(plan_obj: Plan, fmt: str, summary: bool = False) -> str:
@@ -157,17 +212,21 @@ def _render(plan_obj: Plan, fmt: str, summary: bool = False) -> str:
               "(drill into one with `fleetctl show PLANFILE --address ADDR`)")
 @click.option("--changed-since", metavar="REV", help="plan only resources whose manifests changed since this git "
               "revision, and their dependants (pull-request plans); drift still checks everything")
+@_snapshot_options
 def plan(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: str | None, out: str | None,
-         detailed_exitcode: bool, summary: bool, changed_since: str | None) -> None:
+         detailed_exitcode: bool, summary: bool, changed_since: str | None, since_snapshot: str | None,
+         snapshot_out: str | None, full: bool, max_age: str, overlap: str) -> None:
     """Read the actual state, diff it against the manifests and print the ordered plan."""
     try:
-        result, _ = _make_plan(path, targets, prune, journal, dumps, changed_since=changed_since)
+        result, _ = _make_plan(path, targets, prune, journal, dumps, changed_since=changed_since,
+                               snapshot=_snapshot_use(since_snapshot, snapshot_out, full, max_age, overlap))
     except FleetctlError:
         if out:              # no plan at all: an older plan file at that path must not be applied instead
             fsutil.remove(out)
         raise
     if out:                  # an errored plan is written marked "errored" (apply refuses it), replacing any older file
         _write(out, result.plan.dumps())
+    _keep_snapshot(result, snapshot_out)
     _show(_render(result.plan, fmt, summary), fmt)
     if result.plan.errored:
         if out:
@@ -180,10 +239,17 @@ def plan(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: 
 @cli.command()
 @click.argument("path", default="fleet", type=click.Path())
 @_plan_options
-def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: str | None) -> None:
+@_snapshot_options
+def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps: str | None,
+          since_snapshot: str | None, snapshot_out: str | None, full: bool, max_age: str, overlap: str) -> None:
     """Report where the actual state no longer matches the manifests (exit 2 on drift, 1 when it could not be
-    checked in full). A difference no plan can repair (a certificate revoked out of band) is drift too."""
-    result, _ = _make_plan(path, targets, prune, journal, dumps)
+    checked in full). A difference no plan can repair (a certificate revoked out of band) is drift too.
+
+    With --since-snapshot, AWS targets re-read only the certificate links that CloudTrail events touched since
+    the snapshot (every list read still runs in full); the report says what the read trusted."""
+    result, _ = _make_plan(path, targets, prune, journal, dumps,
+                           snapshot=_snapshot_use(since_snapshot, snapshot_out, full, max_age, overlap))
+    _keep_snapshot(result, snapshot_out)
     from engine.plan.render import drift_report
     _emit_diagnostics(result.plan.diagnostics)       # e.g. an optional target that was not checked
     _show(drift_report(result.plan, fmt), fmt)

@@ -61,8 +61,11 @@ ENV: dict[str, str] = {
     "AWS_ENDPOINT_URL": "AWS endpoint for every service (e.g. the sandbox's moto)",
     "AWS_ENDPOINT_URL_IOT": "AWS IoT endpoint (wins over AWS_ENDPOINT_URL)",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint for bulk-registration files (wins over AWS_ENDPOINT_URL)",
-    "AWS_ENDPOINT_URL_STS": "STS endpoint for a Target's aws.assumeRole and its account check (wins over "
-                            "AWS_ENDPOINT_URL)",
+    "AWS_ENDPOINT_URL_STS": "STS endpoint for a Target's aws.assumeRole, its account check and the account a "
+                            "snapshot records (wins over AWS_ENDPOINT_URL)",
+    "AWS_ENDPOINT_URL_CLOUDTRAIL": "CloudTrail endpoint for incremental drift reads (wins over AWS_ENDPOINT_URL)",
+    "FLEETCTL_TRAIL_LOOKUP": "how --since-snapshot looks CloudTrail events up: write-only (ReadOnly=false, the "
+                             "default) or event-source (EventSource=iot.amazonaws.com)",
     "FLEETCTL_FINGERPRINT_KEY": "key of the keyed secret fingerprints (a CI secret shared by plan and apply; "
                                 "docs/security.md); else a per-user key file",
     "FLEETCTL_FINGERPRINT_KEY_FILE": "the per-user fingerprint key file (default ~/.fleetctl/fingerprint.key)",
@@ -75,7 +78,8 @@ CLOCK = ("FLEETCTL_NOW", "SOURCE_DATE_EPOCH", "FLEETCTL_GIT_COMMIT", "GITHUB_SHA
 PROGRESS = ("FLEETCTL_PROGRESS", "FLEETCTL_PROGRESS_SECONDS")
 PACING = ("FLEETCTL_QUOTAS", "FLEETCTL_RATE_LIMIT", "FLEETCTL_RATE_PROBE", "FLEETCTL_AZURE_HUB_TIER")
 CLOUD = ("AWS_PROFILE", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IOT",
-         "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_STS", "FLEETCTL_ARM_ENDPOINT", "FLEETCTL_ARM_TOKEN", "REQUESTS_CA_BUNDLE",
+         "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_CLOUDTRAIL", "AWS_ENDPOINT_URL_STS", "FLEETCTL_ARM_ENDPOINT",
+         "FLEETCTL_ARM_TOKEN", "REQUESTS_CA_BUNDLE",
          "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
          "AZURE_AUTHORITY_HOST", "AZURE_TOKEN_CREDENTIALS", "FLEETCTL_HUB_HOST", "FLEETCTL_DPS_HOST")
 FINGERPRINT = ("FLEETCTL_FINGERPRINT_KEY", "FLEETCTL_FINGERPRINT_KEY_FILE")
@@ -94,9 +98,9 @@ COMMANDS: dict[str, tuple[Mapping[int, str], tuple[str, ...]]] = {
     "validate": ({0: "the manifests are valid", 1: "errors in the manifests (each at file:line:col)"},
                  (*FINGERPRINT, "<NAME>")),
     "plan": ({0: "success (also with changes, unless --detailed-exitcode)", 2: "changes (with --detailed-exitcode)",
-              1: "an error; no applicable plan file is written"}, READS),
+              1: "an error; no applicable plan file is written"}, (*READS, "FLEETCTL_TRAIL_LOOKUP")),
     "drift": ({0: "in sync", 2: "drift: the actual state differs from the manifests",
-               1: "an error (reading failed): never reported as in sync"}, READS),
+               1: "an error (reading failed): never reported as in sync"}, (*READS, "FLEETCTL_TRAIL_LOOKUP")),
     "show": ({0: "shown", 1: "an unreadable plan file, or no change matches --address"}, ()),
     "targets": ({0: "listed (also when none is touched)", 1: "an error (the fleet could not be read, or REV is "
                  "unknown)"}, ("<NAME>",)),

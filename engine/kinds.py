@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
-
-if TYPE_CHECKING:
-    from engine.manifest.fleet import ExpandContext, Expanded
+from typing import Any, Callable, Mapping
 
 KIND_MODULES = (
     "engine.manifest.core_kinds",
     "engine.providers.aws.kinds",
+    "engine.providers.aws.kinds_access",
     "engine.providers.azure.kinds",
     "engine.providers.device.kinds",
     "engine.manifest.generators",
@@ -75,7 +73,9 @@ class KindDecl:
     lists: tuple[ListKey, ...] = ()          # how list elements are matched; undeclared lists are ordered
     always_managed: tuple[str, ...] = ()     # managed even when omitted (the model default applies): parent, type
     targeted: bool = True                    # metadata.target is required
-    expand: Callable[["ExpandContext", Any], "Expanded"] | None = None
+    # expand(ctx, manifest) -> Expanded: the kind's desired resources (ExpandContext, Manifest and Expanded are
+    # engine/manifest/fleet.py's; that module builds on this one, so the types are not named here).
+    expand: Callable[[Any, Any], Any] | None = None
     # refine(change) -> Change | Blocked: a pure hook that adds the steps a reviewer must see (which policy
     # version is deleted, detach → INACTIVE → delete), or returns a Blocked (engine/model.py) for a change that
     # cannot be carried out: reason and remedy (a Diagnostic is still accepted and read as a Blocked).

@@ -9,13 +9,11 @@ import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
+from engine.attention import Attention
 from engine.diagnostics import Source
 from engine.fingerprint import fingerprint as keyed_fingerprint
-
-if TYPE_CHECKING:      # engine/plan/attention.py builds on this module; the annotation only names its type
-    from engine.plan.attention import Attention
 
 SENSITIVE = "(sensitive)"
 ABSENT = "absent"
@@ -256,7 +254,8 @@ class Change:
     `fingerprint` is that of the actual resource the change was planned against (or `absent`); apply re-reads
     and refuses the whole plan when any fingerprint differs ("plan is stale"). `steps` name the provider calls
     in the order apply makes them, so reviewers see e.g. which policy version will be deleted. `attention`
-    holds the change's security-relevant aspects (engine/plan/attention.py), computed once by the planner.
+    holds the change's security-relevant aspects (values of engine/attention.py), computed once by the planner
+    (engine/plan/attention.py).
     """
 
     address: Address
@@ -273,7 +272,7 @@ class Change:
     depends_on: tuple[Address, ...] = ()
     steps: tuple[str, ...] = ()
     source: Source | None = None
-    attention: tuple["Attention", ...] = ()
+    attention: tuple[Attention, ...] = ()
 
 
 @dataclass(frozen=True)

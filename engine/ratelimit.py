@@ -89,7 +89,29 @@ AWS_IOT_QUOTAS: dict[str, Quota] = _table([
     ("CreateKeysAndCertificate", 15, "H", "L-40B55430", "2019 guide: certificates registered per second [H]"),
     ("DetachPolicy", 15, "U", "L-EC88D510", "rate assumed equal to AttachPolicy; code " + _S4),
     ("AttachPrincipalPolicy", 15, "U", None, "deprecated form of AttachPolicy: assumed to share its 15 TPS"),
+    # CloudTrail, for incremental drift (engine/providers/aws/trail.py): "The rate of lookup requests is limited to
+    # two per second, per account, per Region" (API_LookupEvents.html, CloudTrail API reference)
+    ("LookupEvents", 2, "V", None, "CloudTrail API reference, LookupEvents"),
 ])
+# The access and grouping kinds (engine/providers/aws/kinds_access.py). No published rate was found for any of these
+# APIs: the AWS IoT Core endpoints-and-quotas page, the API reference pages of each API and the sources of
+# research/quotas.md (S1-S4) list none (searched 2026-12-03). Tagged U with the control-plane default assumed, so
+# the plan says "assumed"; a raised or measured value is configuration (FLEETCTL_QUOTAS), not code.
+_NONE_PUBLISHED = "no published rate (IoT Core quotas page, API reference, quotas.md S1-S4): 10 TPS assumed"
+# IAM (ServiceRole) publishes no per-API request rates at all (IAM quotas are object counts); IAM is global, its
+# requests count per account, not per region.
+_IAM_NONE = "IAM publishes no per-API request rate (its quotas are object counts): 10 TPS assumed"
+AWS_IOT_QUOTAS.update(_table([
+    *((api, 10, "U", None, _NONE_PUBLISHED) for api in (
+        "CreateRoleAlias", "UpdateRoleAlias", "DeleteRoleAlias", "DescribeRoleAlias", "ListRoleAliases",
+        "CreateBillingGroup", "UpdateBillingGroup", "DeleteBillingGroup", "DescribeBillingGroup", "ListBillingGroups",
+        "AddThingToBillingGroup", "RemoveThingFromBillingGroup", "ListThingsInBillingGroup",
+        "CreateDynamicThingGroup", "UpdateDynamicThingGroup", "DeleteDynamicThingGroup")),
+    *((api, 10, "U", None, _IAM_NONE) for api in (
+        "CreateRole", "UpdateRole", "UpdateAssumeRolePolicy", "PutRolePolicy", "DeleteRolePolicy", "DetachRolePolicy",
+        "DeleteRole", "TagRole", "GetRole", "ListRoles", "ListRolePolicies", "GetRolePolicy",
+        "ListAttachedRolePolicies", "ListRoleTags")),
+]))
 AWS_DEFAULT = Quota("*", 10, "U", None, "no value found: 10 TPS, the usual default of IoT control-plane APIs")
 
 # research/quotas.md §2.1 (per hub; "unit" = purchased unit) and §2.3 (DPS, per service). Per second.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from engine import accounts, errors, incremental
+from engine import accounts, errors, incremental, snapshot as snapshots
 from engine.clock import Clock, actor, clock_from_env, git_commit, iso
 from engine.diagnostics import Diagnostics, FleetctlError, error, warning
 from engine import journal as journals
@@ -107,17 +107,32 @@ class PlanResult:
     plan: Plan
     fleet: Fleet
     stats: dict[str, Any]
+    snapshot: snapshots.Snapshot | None = None     # the actual state read, when the plan was asked to keep it
+
+
+@dataclass(frozen=True)
+class SnapshotUse:
+    """Drift/plan with snapshots (engine/snapshot.py, engine/providers/aws/trail.py): start from `since` (None:
+    no usable snapshot, `refused` says why) and keep what was read. `settings`: a trail.Settings."""
+
+    since: snapshots.Snapshot | None = None
+    refused: str | None = None
+    settings: Any = None
 
 
 def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bool = False,
-         changed_since: str | None = None) -> PlanResult:
+         changed_since: str | None = None, snapshot: SnapshotUse | None = None) -> PlanResult:
     """Read actual state in bulk for every target the fleet uses, diff, and order. Raises FleetctlError.
 
     `changed_since` (a git revision) limits the plan to the resources whose manifests changed since then and
-    their dependants (engine/incremental.py); providers read only those."""
+    their dependants (engine/incremental.py); providers read only those. `snapshot`: start AWS reads from a
+    snapshot (CloudTrail events since, engine/providers/aws/trail.py) and return the state read as a new one."""
     started_early: list[Any] = []      # providers whose reads `load` started (prefetch); stopped if left unread
+    if snapshot is not None and changed_since is not None:
+        raise FleetctlError(error("--changed-since cannot be combined with snapshots",
+                                  "a scoped plan reads a few resources; a snapshot holds a whole read"))
     try:
-        return _plan(path, ctx, targets, prune, changed_since, started_early)
+        return _plan(path, ctx, targets, prune, changed_since, started_early, snapshot)
     finally:
         gc.unfreeze()
         for provider in started_early:
@@ -125,7 +140,7 @@ def plan(path: Path, ctx: Context, *, targets: set[str] | None = None, prune: bo
 
 
 def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, changed_since: str | None,
-          started_early: list[Any]) -> PlanResult:
+          started_early: list[Any], use: SnapshotUse | None = None) -> PlanResult:
     def prefetch(specs: dict[str, Any]) -> None:
         """A whole-fleet read is bound by one page chain (AWS ListThings, 10 TPS): start it while the fleet loads."""
         if changed_since is not None:
@@ -169,11 +184,30 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                                      lambda name: get_provider(ctx, ("aws", name), target_specs), target_specs, diags)
     actual = []
     started = time.perf_counter()
+    reads: list[dict[str, Any]] = []                          # what each incremental-capable read trusted
+    entries: dict[str, snapshots.TargetSnapshot] = {}         # the next snapshot, per Target
     for key in sorted(groups):
         provider = get_provider(ctx, key, target_specs)
         try:
-            result = (scoped.read(provider, [d for d in every if provider_key(d.address) == key], groups[key], key)
-                      if scoped else provider.read(groups[key], prune=True))
+            if scoped:
+                result = scoped.read(provider, [d for d in every if provider_key(d.address) == key], groups[key], key)
+            elif use is not None and key[0] == "aws":
+                from engine.providers.aws import trail
+                now = ctx.now()
+                entry = use.since.targets.get(key[1]) if use.since is not None else None
+                result, trust, entries[key[1]] = trail.read_since(
+                    provider, groups[key], entry, now, use.settings or trail.Settings(),
+                    region=target_specs[key[1]].aws.region, refused=use.refused)
+                if use.since is not None and use.since.path:
+                    trust["snapshot"] = use.since.path
+                reads.append(trust)
+            else:
+                now = ctx.now()
+                result = provider.read(groups[key], prune=True)
+                if use is not None:
+                    entries[key[1] or key[0]] = snapshots.TargetSnapshot(
+                        key[1] or key[0], key[0], iso(now), iso(now),
+                        actual=tuple(snapshots.actual_json(a) for a in result.actual))
         except errors.ProviderError as exc:
             raise FleetctlError(error(f"reading {key[0]} target '{key[1]}' failed: {exc}",
                                       "check the Target's credentials and endpoint")) from None
@@ -202,6 +236,7 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                                                  for name in sorted({k[1] for k in groups if k[1]} & set(target_specs))},
                                  **({"accounts": identities} if identities else {}),
                                  **({"scope": scope.to_json()} if scope else {}),
+                                 **({"reads": reads} if reads else {}),
                                  # the fleet's file allowances (issue 13.5): apply reads {file:} secrets in them
                                  **({"fileAllow": allow} if (allow := allow_entries(target_specs.values())) else {})})
     result_plan = make_plan(desired, actual, options)
@@ -235,7 +270,8 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                           "interrupted": tuple(interrupted(ctx.journal_path)),
                           "options": {**result_plan.options, **({"estimate": estimate} if estimate else {})}})
     stats = {"readSeconds": read_seconds, "providers": {f"{k[0]}/{k[1]}": p.stats() for k, p in ctx.providers.items()}}
-    return PlanResult(result_plan, fleet, stats)
+    kept = snapshots.Snapshot(iso(ctx.now()), entries) if use is not None else None
+    return PlanResult(result_plan, fleet, stats, kept)
 
 
 # ---------------------------------------------------------------------------------------------- apply

@@ -105,7 +105,7 @@ def test_every_error_at_once_with_positions(tmp_path):
 
 def test_unknown_field_lists_what_is_expected(tmp_path):
     out = "\n".join(rendered(write_fleet(tmp_path, {"things.yaml": BAD["things.yaml"], "targets.yaml": BAD["targets.yaml"]})))
-    assert "expected one of: attributes, groups, principals, thingType" in out
+    assert "expected one of: attributes, billingGroup, groups, principals, thingType" in out
 
 
 def test_validate_cli_exit_1_no_traceback_nothing_changed(tmp_path):

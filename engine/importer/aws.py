@@ -48,7 +48,7 @@ def _thing(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
         raise Unimportable("it has no thing type and 3 attributes, and fleetctl needs one attribute for its "
                            "ownership marker (AWS allows 3 without a type): give it a thing type, then import again")
     return {**_when_set(s, "thingType"), "attributes": attributes, "groups": list(s.get("groups") or []),
-            "principals": list(s.get("principals") or [])}
+            "principals": list(s.get("principals") or []), **_when_set(s, "billingGroup")}
 
 
 def _thing_type(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
@@ -109,7 +109,40 @@ def _template(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
             **_when_set(s, "preProvisioningHook")}
 
 
+def _service_role(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
+    from engine.providers.aws.kinds_access import INLINE_POLICY, IOT_SERVICE_PRINCIPALS
+    s = r.state
+    others = [p for p in s.get("assumedBy") or [] if p not in IOT_SERVICE_PRINCIPALS]
+    if others or not s.get("assumedBy"):
+        raise Unimportable(f"its trust policy lets {', '.join(others) or 'no principal'} assume it: a ServiceRole is "
+                           "trusted by AWS IoT services only; manage this role with your IAM tooling")
+    if s.get("policy") is None:
+        raise Unimportable(f"it has no inline policy named '{INLINE_POLICY}', the one policy a ServiceRole holds")
+    if s.get("attachedPolicies"):
+        raise Unimportable(f"it holds policies beyond its inline policy ({', '.join(s['attachedPolicies'])}): "
+                           "fold them into the inline policy first, or they would be detached by the next apply")
+    return {**_when_set(s, "description"), "assumedBy": list(s["assumedBy"]), **_when_set(s, "conditions"),
+            "maxSessionDuration": s.get("maxSessionDuration", 3600), "policy": s["policy"]}
+
+
+def _role_alias(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
+    return {**_when_set(r.state, "role", "roleArn"), "credentialDurationSeconds": r.state["credentialDurationSeconds"]}
+
+
+def _billing_group(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
+    return {**_when_set(r.state, "description"), "tags": dict(sorted((r.state.get("tags") or {}).items()))}
+
+
+def _dynamic_group(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
+    s = r.state
+    return {"queryString": s["queryString"], "indexName": s.get("indexName") or "AWS_Things",
+            "queryVersion": s.get("queryVersion") or "2017-09-30", **_when_set(s, "description"),
+            **({"attributes": dict(sorted(s["attributes"].items()))} if s.get("attributes") else {})}
+
+
 EXPORTERS: dict[str, Exporter] = {
+    "aws.ServiceRole": _service_role, "aws.RoleAlias": _role_alias, "aws.BillingGroup": _billing_group,
+    "aws.DynamicThingGroup": _dynamic_group,
     "aws.ThingType": _thing_type, "aws.ThingGroup": _thing_group, "aws.Policy": _policy, "aws.CACertificate": _ca,
     "aws.Certificate": _certificate, "aws.Thing": _thing, "aws.TopicRule": _topic_rule,
     "aws.ProvisioningTemplate": _template,
@@ -129,8 +162,9 @@ def _sanitise(text: str) -> str:
 
 class AwsImporter(ProviderImporter):
     provider = "aws"
-    kinds = ("aws.ThingType", "aws.ThingGroup", "aws.Policy", "aws.CACertificate", "aws.Certificate", "aws.Thing",
-             "aws.TopicRule", "aws.ProvisioningTemplate")
+    kinds = ("aws.ServiceRole", "aws.RoleAlias", "aws.ThingType", "aws.ThingGroup", "aws.BillingGroup", "aws.Policy",
+             "aws.CACertificate", "aws.Certificate", "aws.Thing", "aws.DynamicThingGroup", "aws.TopicRule",
+             "aws.ProvisioningTemplate")
     adoptable = frozenset(kinds) - {"aws.Certificate"}   # a certificate is managed when a managed thing holds it
     adopt_annotation = ADOPT_ANNOTATION
     filter_keys = {"name": "the resource's name (every kind; a certificate's is its id before naming)",

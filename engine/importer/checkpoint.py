@@ -28,6 +28,20 @@ DATA_DIR = ".import-state"
 FORMAT_VERSION = 1
 
 
+def check_out(out: Path, resume: bool) -> None:
+    """An import writes into an empty folder (or continues its own interrupted run): it never overwrites."""
+    if out.exists() and not out.is_dir():
+        raise FleetctlError(error(f"--out {out} is a file, not a folder"))
+    if not out.exists():
+        return
+    entries = sorted(p.name for p in out.iterdir() if p.name not in (STATE_FILE, DATA_DIR))
+    if entries and not (resume and (out / STATE_FILE).exists()):
+        raise FleetctlError(error(f"--out {out} is not empty ({', '.join(entries[:5])}"
+                                  f"{' …' if len(entries) > 5 else ''})",
+                                  "an import writes into a new or empty folder so that it never overwrites "
+                                  "manifests; choose another folder"))
+
+
 def resource_to_json(r: ActualResource) -> dict[str, Any]:
     return {"address": str(r.address), "kind": r.kind, "state": r.state, "token": r.token, "managed": r.managed,
             "ids": r.ids}

@@ -24,7 +24,7 @@ from engine import fsutil, kinds as registry
 from engine.clock import iso
 from engine.diagnostics import FleetctlError, Severity, error
 from engine.importer import writer
-from engine.importer.checkpoint import DATA_DIR, STATE_FILE, Checkpoint
+from engine.importer.checkpoint import Checkpoint, check_out
 from engine.importer.model import Exported, ImportReport, ImportRequest, Note, Unimportable
 from engine.importer.registry import ProviderImporter, Session, importer_for
 from engine.importer.select import closure, dangling, drop_path, matches, referenced_kinds, rename
@@ -77,20 +77,6 @@ def inside(out: Path, root: Path) -> bool:
         return False
 
 
-def _check_out(out: Path, resume: bool) -> None:
-    """An import writes into an empty folder (or continues its own interrupted run): it never overwrites."""
-    if out.exists() and not out.is_dir():
-        raise FleetctlError(error(f"--out {out} is a file, not a folder"))
-    if not out.exists():
-        return
-    entries = sorted(p.name for p in out.iterdir() if p.name not in (STATE_FILE, DATA_DIR))
-    if entries and not (resume and (out / STATE_FILE).exists()):
-        raise FleetctlError(error(f"--out {out} is not empty ({', '.join(entries[:5])}"
-                                  f"{' …' if len(entries) > 5 else ''})",
-                                  "an import writes into a new or empty folder so that it never overwrites "
-                                  "manifests; choose another folder"))
-
-
 def run_import(request: ImportRequest, ctx: Context, *, progress: Progress = lambda text: None,
                limiter: Any = None, provider_factory: Callable[..., Any] | None = None) -> ImportReport:
     """Import one target into `request.out`. Raises FleetctlError (nothing half-written is reported as done).
@@ -118,7 +104,7 @@ def run_import(request: ImportRequest, ctx: Context, *, progress: Progress = lam
     _check_filters(request, importer)
     out = request.out
     in_fleet = inside(out, fleet.root)
-    _check_out(out, request.resume)
+    check_out(out, request.resume)
     checkpoint = Checkpoint.open(out, request.fingerprint(), resume=request.resume)
     when = iso(ctx.now())
     declared = [d for d in fleet.desired if d.address.provider == provider and d.address.parts[1] == request.target]

@@ -27,12 +27,15 @@ from typing import Any
 from engine import fsutil
 from engine.diagnostics import FleetctlError, error
 from engine.importer import writer, yamlout
+from engine.importer.checkpoint import check_out
 from engine.importer.model import ImportReport, ImportRequest, Note
 from engine.importer.registry import ProviderImporter
 from engine.providers.device.codecs import codec, encode_value, to_hex
 from engine.providers.device.dumps import DeviceDump, read_dump
-from engine.providers.device.kinds import DUMPS_ENV, KIND, dump_paths
-from engine.providers.device.model import DeviceModel, builtin_models
+from engine.providers.device.inventory import DUMPS_ENV, dump_paths
+from engine.providers.device.model import builtin_models
+from engine.providers.device.regmap import DeviceModel
+from engine.providers.device.spec import KIND
 
 OUT_DIR = "devices"
 
@@ -87,10 +90,9 @@ def _configured(fleet: Path, dumps: Path, env: dict[str, str]) -> set[str]:
 
 
 def run_device_import(dumps: Path, out: Path, fleet: Path, env: dict[str, str], when: str) -> ImportReport:
-    from engine.importer.core import _check_out
     if not dumps.is_dir():
         raise FleetctlError(error(f"--dumps {dumps} is not a folder"))
-    _check_out(out, False)
+    check_out(out, False)
     configured = _configured(fleet, dumps, env)
     models = builtin_models()
     report = ImportReport("device dumps", out)

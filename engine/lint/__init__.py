@@ -105,6 +105,7 @@ def rule(id: str, name: str, level: Level, *, summary: str, hint: str, security_
 def all_rules() -> dict[str, Rule]:
     importlib.import_module("engine.lint.rules")       # importing them registers the rules
     importlib.import_module("engine.lint.effective")
+    importlib.import_module("engine.lint.access")       # FL021-FL022: role aliases
     return dict(sorted(RULES.items()))
 
 

@@ -258,7 +258,7 @@ def revoked_certificate_attached(ctx: LintContext, options: Mapping[str, Any]) -
            "cross-region brokers are FL009")
 def device_cloud_crosscheck(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     from engine.providers.device.crosscheck import FindingCode
-    from engine.providers.device.provider import device_findings
+    from engine.providers.device.fleetcheck import device_findings
     from engine.diagnostics import Source
     if not any(d.group == "device.fleetctl.io" for d in ctx.docs):
         return

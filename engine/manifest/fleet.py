@@ -13,6 +13,7 @@ import difflib
 import functools
 import gc
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -600,5 +601,4 @@ _NONE: Mapping[str, Any] = MappingProxyType({})   # one shared, read-only "no in
 
 def canonical(value: Any) -> Any:
     """A JSON value with keys sorted (documents compared in canonical form)."""
-    import json
     return json.loads(canonical_json(value))

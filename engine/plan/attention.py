@@ -18,103 +18,17 @@ Two perspectives, because the drift "change" is the plan's repair and points the
   the plan's widening reads in drift as the actual state granting less (a warning: re-applying grants it).
 
 `drift` is None where an item means nothing in drift: a declared resource that is missing is reported as missing,
-it is no escalation. Items are values; codes and severities are closed vocabularies.
+it is no escalation. Items are values of engine/attention.py (codes and severities are closed vocabularies there).
 """
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
+from engine.attention import Attention, Code, Severity
 from engine.model import Action, Change
 from engine.plan import policydiff
-
-
-class Code(enum.StrEnum):
-    """The closed vocabulary of attention codes (the flag on a change line is `[!<code>]`)."""
-
-    PERMISSIONS_WIDENED = "permissions-widened"
-    PERMISSIONS_NARROWED = "permissions-narrowed"
-    CERTIFICATE_ACTIVATED = "certificate-activated"
-    CERTIFICATE_DEACTIVATED = "certificate-deactivated"
-    CA_REGISTERED = "ca-registered"
-    CA_ACTIVATED = "ca-activated"
-    CA_DEACTIVATED = "ca-deactivated"
-    AUTO_REGISTRATION_ENABLED = "auto-registration-enabled"
-    AUTO_REGISTRATION_DISABLED = "auto-registration-disabled"
-    PROVISIONING_ENABLED = "provisioning-enabled"
-    PROVISIONING_DISABLED = "provisioning-disabled"
-    SYMMETRIC_KEY = "symmetric-key"
-    SYMMETRIC_KEY_REMOVED = "symmetric-key-removed"
-    POLICY_ATTACHED = "policy-attached"
-    POLICY_DETACHED = "policy-detached"
-    DELETE = "delete"
-    REPLACE = "replace"
-
-
-class Severity(enum.StrEnum):
-    """high: grants more (an escalation); warning: destroys, or a drift repair that grants more; info: grants less.
-    Declared most severe first (views list items in this order)."""
-
-    HIGH = "high"
-    WARNING = "warning"
-    INFO = "info"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-
-_RANK = {s: i for i, s in enumerate(Severity)}
-
-
-@dataclass(frozen=True)
-class Attention:
-    """One security-relevant aspect of one change. `message` is complete (never cut) and in plan words; `drift` is
-    the same finding in drift words (actual state against the manifests), or None where drift has nothing to say."""
-
-    code: Code
-    message: str
-    severity: Severity
-    drift: "Attention | None" = None
-
-    def __post_init__(self) -> None:   # a plan file gives strings: they must be of the vocabulary
-        object.__setattr__(self, "code", Code(self.code))
-        object.__setattr__(self, "severity", Severity(self.severity))
-
-    @property
-    def flag(self) -> str:
-        return f"[!{self.code}]"
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code.value, "message": self.message, "severity": self.severity.value}
-        if self.drift is not None:
-            out["drift"] = self.drift.to_json()
-        return out
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Attention":
-        drift = d.get("drift")
-        return cls(d["code"], d["message"], d["severity"], cls.from_json(drift) if drift else None)
-
-
-def flags(items: Iterable[Attention]) -> str:
-    """The suffix of a change line: each code once, in order (`[!permissions-widened] [!delete]`)."""
-    seen: list[str] = []
-    for a in items:
-        if a.flag not in seen:
-            seen.append(a.flag)
-    return " ".join(seen)
-
-
-_FIRST = {Code.DELETE: 0, Code.REPLACE: 1}
-
-
-def by_severity(items: Iterable[tuple[Any, Attention]]) -> list[tuple[Any, Attention]]:
-    """(address, item) pairs ordered high → warning → info, deletes then replaces first within a severity, plan
-    order kept otherwise."""
-    return sorted(items, key=lambda pair: (pair[1].severity.rank, _FIRST.get(pair[1].code, 2)))
 
 
 # --------------------------------------------------------------------------------------------- capabilities
@@ -255,6 +169,48 @@ HUB_CA_VERIFIED = Capability(
     less="the actual hub CA certificate is not verified: re-applying verifies it")
 
 
+SERVICE_ROLE_TRUST = Capability(
+    Code.TRUST_WIDENED, Code.TRUST_NARROWED, _names("assumedBy"),
+    gained="lets {item} assume the role", created="creates an IAM role {item} may assume",
+    lost="{item} may no longer assume the role",
+    more="{item} may assume the actual role; the manifest does not trust it",
+    less="{item} may not assume the actual role: re-applying trusts it")
+ROLE_EXTRA_POLICIES = Capability(
+    Code.POLICY_ATTACHED, Code.POLICY_DETACHED, _names("attachedPolicies"),
+    gained="attaches {item} to the role", created="", lost="detaches {item} from the role (it was attached outside "
+                                                         "fleetctl)",
+    more="{item} is attached to the actual role; the manifest declares only its inline policy",
+    less="{item} is not attached to the actual role")
+
+
+def _alias_role(state: Mapping[str, Any]) -> frozenset[str]:
+    role = state.get("role") or state.get("roleArn") if state else None
+    return frozenset({f"ServiceRole {state['role']}" if state.get("role") else str(role)}) if role else frozenset()
+
+
+ALIAS_ROLE = Capability(
+    Code.CREDENTIALS_ROLE_CHANGED, Code.CREDENTIALS_ROLE_CHANGED, _alias_role,
+    gained="points the role alias at {item}: devices using it get that role's permissions",
+    created="devices using the new role alias get the permissions of {item}", lost="",
+    more="the actual role alias points at {item}; the manifest names another role",
+    less="the actual role alias does not point at {item}: re-applying points it there")
+
+
+def credential_duration(c: Change) -> list[Attention]:
+    """A role alias whose device credentials live longer (more time for a leaked credential) or shorter."""
+    want = c.desired.get("credentialDurationSeconds")
+    have = c.actual.get("credentialDurationSeconds") if c.action is not Action.CREATE else None
+    if want is None or have is None or want == have:
+        return []
+    if want > have:
+        return [_item(Code.CREDENTIALS_LENGTHENED, f"device credentials live {want} s instead of {have} s",
+                      Severity.HIGH, _item(Code.CREDENTIALS_SHORTENED, f"the actual role alias issues credentials "
+                                           f"for {have} s; the manifest says {want} s", Severity.WARNING))]
+    return [_item(Code.CREDENTIALS_SHORTENED, f"device credentials live {want} s instead of {have} s", Severity.INFO,
+                  _item(Code.CREDENTIALS_LENGTHENED, f"the actual role alias issues credentials for {have} s, longer "
+                                                     f"than the manifest's {want} s", Severity.HIGH))]
+
+
 def _words(c: Change) -> dict[str, str]:
     """The values templates may name (computed only for a change that has an item)."""
     d, a = c.desired, c.actual
@@ -314,10 +270,10 @@ def _capability(cap: Capability) -> Callable[[Change], list[Attention]]:
     return check
 
 
-def policy_document(c: Change) -> list[Attention]:
+def policy_document(c: Change, key: str = "document") -> list[Attention]:
     """Statement-level widening and narrowing of a policy document (engine/plan/policydiff.py)."""
-    desired = c.desired.get("document")
-    actual = c.actual.get("document") if c.action is not Action.CREATE else None
+    desired = c.desired.get(key)
+    actual = c.actual.get(key) if c.action is not Action.CREATE else None
     out = []
     for f in policydiff.widenings(actual or {}, desired or {}):
         drift = (Attention(Code.PERMISSIONS_NARROWED, f"actual policy grants less than the manifest (re-applying "
@@ -337,6 +293,9 @@ def policy_document(c: Change) -> list[Attention]:
 # (the `delete` item says it all, in both perspectives).
 CHECKS: dict[str, tuple[Callable[[Change], list[Attention]], ...]] = {
     "aws.Policy": (policy_document,),
+    "aws.ServiceRole": (lambda c: policy_document(c, "policy"), _capability(SERVICE_ROLE_TRUST),
+                        _capability(ROLE_EXTRA_POLICIES)),
+    "aws.RoleAlias": (_capability(ALIAS_ROLE), credential_duration),
     "aws.Certificate": (_capability(CERTIFICATE_ACTIVE), _capability(POLICIES_ATTACHED)),
     "aws.ThingGroup": (_capability(POLICIES_ATTACHED),),
     "aws.CACertificate": (_capability(CA_REGISTERED), _capability(CA_ACTIVE), _capability(AUTO_REGISTRATION),

@@ -6,13 +6,14 @@ holds; a file without the marker (written before it existed) is judged by its di
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.attention import Attention
 from engine.diagnostics import Diagnostic, Severity, Source
 from engine.model import Action, Address, Blocked, Change, FieldChange, SecretRef, canonical_json
-from engine.plan.attention import Attention
 
 FORMAT_VERSION = 1
 STATUS_OK, STATUS_ERRORED = "ok", "errored"
@@ -179,5 +180,4 @@ def load_plan(path: str) -> Plan:
 
 
 def plan_digest(changes: list[dict[str, Any]], digest: str, created_at: str) -> str:
-    import hashlib
     return "p-" + hashlib.sha256(canonical_json([changes, digest, created_at]).encode()).hexdigest()[:16]

@@ -18,9 +18,9 @@ import dataclasses
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+from engine.attention import Attention, Code, Severity
 from engine.authz.delta import AUTHZ_KINDS
 from engine.model import ActualResource, Address, Change, DesiredResource
-from engine.plan.attention import Attention, Code, Severity
 from engine.plan.model import Plan, change_to_json, plan_digest
 
 _POLICY = re.compile(r"policy '([^']+)'")

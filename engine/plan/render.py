@@ -13,10 +13,11 @@ import re
 from collections import Counter, defaultdict
 from typing import Any, Callable
 
+from engine.attention import Attention, Severity, by_severity, flags
 from engine.model import ADD, CHANGE, REMOVE, SENSITIVE, Action, Change
-from engine.plan.attention import Attention, Severity, by_severity, flags
 from engine.plan.fieldview import field_lines, markdown_lines
 from engine.plan.model import Plan
+from engine.ratelimit import estimate_line
 
 GITHUB_COMMENT_LIMIT = 65536
 MAX_LISTED_ATTENTION = 50           # attention items listed per code in text and markdown (all are in the JSON)
@@ -160,7 +161,6 @@ def change_lines(c: Change, indent: str = "      ", *, markdown: bool = False) -
 def estimate_text(plan: Plan) -> str:
     """"Apply: 30 API calls, about 18 s at default AWS quotas (bound by …)" from the plan's quota estimate
     (engine/ratelimit.py)."""
-    from engine.ratelimit import estimate_line
     return estimate_line(plan.options.get("estimate") or {})
 
 
@@ -451,6 +451,36 @@ def _drift_state_cell(c: Change) -> str:
     return f"differs: {len(c.fields)} field change(s)"
 
 
+def _thousands(n: Any) -> str:
+    return f"{n:,}" if isinstance(n, int) else str(n)
+
+
+def read_lines(plan: Plan, markdown: bool = False) -> list[str]:
+    """What each snapshot-capable read trusted (engine/providers/aws/trail.py put it in plan.options["reads"]):
+    incremental from which snapshot, how many events in which window, when the last full read was; or full, and
+    why. Every incremental report says so: a cached link is a claim the reader must be able to weigh."""
+    out = []
+    q = "`" if markdown else ""
+    for r in plan.options.get("reads", []):
+        target = f"{q}{r['target']}{q}"
+        if r.get("mode") == "incremental":
+            every = r.get("everyLinkBecause") or []
+            out.append(
+                f"Read of {target}: incremental from snapshot {q}{r.get('snapshot', '?')}{q} (read {r.get('snapshotReadAt')}); "
+                f"{_thousands(r.get('events', 0))} IoT change event(s) from CloudTrail in {r.get('windowStart')} … "
+                f"{r.get('windowEnd')} (including {r.get('overlapSeconds', 0) // 60} min of overlap for CloudTrail's "
+                f"delivery delay; {_thousands(r.get('pages', 0))} page(s))"
+                + (f"; {_thousands(r['ignoredEvents'])} of them name nothing fleetctl reads" if r.get("ignoredEvents") else "")
+                + f"; certificate links re-read for {_thousands(r.get('linksRead', 0))} thing(s), taken from the "
+                f"snapshot for {_thousands(r.get('linksKept', 0))}; every list read ran in full; last full read "
+                f"{r.get('lastFullRead')}.")
+            out += [f"  every thing's links were re-read because {why}" for why in every]
+        else:
+            out.append(f"Read of {target}: full ({r.get('fullBecause', 'no snapshot')}); certificate links read for "
+                       f"{_thousands(r.get('linksRead', 0))} thing(s); this is the last full read ({r.get('lastFullRead')}).")
+    return out
+
+
 def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET) -> str:
     """Drift per resource and field, to the leaf and in full: 'manifest' is the desired value, 'actual' what the
     cloud holds (+ added outside fleetctl, - missing from the actual state, ~ manifest → actual). The resources
@@ -478,15 +508,17 @@ def drift_report(plan: Plan, fmt: str = "text", *, budget: int = MARKDOWN_BUDGET
             "blocked": [b.to_json() for b in plan.blocked],
             "errors": [d.to_json() for d in plan.errors],
             "orphaned": orphans,
+            **({"reads": plan.options["reads"]} if plan.options.get("reads") else {}),
             # the account (and role) each AWS Target was checked in (engine/accounts.py)
             **({"targets": plan.options["accounts"]} if plan.options.get("accounts") else {})},
             indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
         return _drift_markdown(plan, orphans, budget)
+    reads = "".join(line + "\n" for line in read_lines(plan))
     if in_sync:
-        return "In sync: the actual state matches the manifests.\n" + "".join(
+        return "In sync: the actual state matches the manifests.\n" + reads + "".join(
             f"note: {a} is managed by fleetctl but no longer declared (pruning is off)\n" for a in orphans)
-    out = []
+    out = read_lines(plan)
     if plan.errors:
         out.append(f"Drift check incomplete: {len(plan.errors)} error(s) (on stderr); the actual state was not "
                    "compared in full.")
@@ -515,13 +547,16 @@ def _drift_markdown(plan: Plan, orphans: list[str], budget: int) -> str:
         head.append("")
         head.append("The actual state matches the manifests" + (f" at `{plan.git_commit[:12]}`" if plan.git_commit
                                                                   else "") + f" ({plan.created_at}).")
-        return "\n".join(head + _orphan_lines(orphans)) + "\n"
+        reads = read_lines(plan, markdown=True)
+        return "\n".join(head + ([""] + reads if reads else []) + _orphan_lines(orphans)) + "\n"
     drifted = len(plan.changes) + len(plan.blocked)
     head += [f"### fleetctl drift: {f'{drifted} resource(s) out of sync' if drifted else 'check incomplete'}", ""]
     if plan.errors:
         head += [f"❌ The check ended with {len(plan.errors)} error(s); the actual state was not compared in "
                  "full:", *[f"- {_cell(d.render().splitlines()[0])}" for d in plan.errors], ""]
     head += blocked_lines(plan, "markdown")
+    reads = read_lines(plan, markdown=True)
+    head += [*reads, ""] if reads else []
     head += [f"Checked {plan.created_at}" + (f" against `{plan.git_commit[:12]}`" if plan.git_commit else "")
              + (". Re-apply the manifests (a pull request, or `fleetctl apply`) or change them to accept the "
                 "actual state." if plan.changes else "."), ""]

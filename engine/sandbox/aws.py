@@ -21,8 +21,9 @@ def start_moto(port: int = 0):
         logging.getLogger(name).setLevel(logging.CRITICAL)
     from moto.core.config import default_user_config
     default_user_config["iot"]["use_valid_cert"] = True
-    from engine.sandbox.moto_ext import install
-    install()
+    from engine.sandbox import moto_ext, moto_index
+    moto_ext.install()
+    moto_index.install()            # keyed lookups: moto scans every thing/certificate/link per call
     from moto.server import ThreadedMotoServer
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -17,7 +17,9 @@ Behaviour added, as AWS documents it:
   newAutoRegistrationStatus and removeAutoRegistration honoured;
 - provisioning templates: create, describe, update, delete, list, and versions (at most 5);
 - DescribeEndpoint: one IoT data endpoint per account and region (`sandbox_endpoint_id`), as on AWS;
-- bulk registration (StartThingRegistrationTask and its four companions): engine/sandbox/moto_bulkreg.py.
+- bulk registration (StartThingRegistrationTask and its four companions): engine/sandbox/moto_bulkreg.py;
+- dynamic thing groups, role-alias duration limits, tags on role aliases and billing groups, IAM trust-policy
+  checks: engine/sandbox/moto_access.py.
 """
 from __future__ import annotations
 
@@ -28,10 +30,12 @@ import json
 import threading
 from typing import Any, Callable
 
+from engine.sandbox import moto_access
+
 _INSTALLED = False
 IOT_LOCK = threading.RLock()     # one IoT action at a time (see `serialized` in install); bulk registration tasks take it too
 CREATE_CALLS = ("create_policy", "create_thing_type", "create_thing_group", "register_ca_certificate",
-                "create_topic_rule")
+                "create_topic_rule", *moto_access.TAGGED_CREATES)
 
 
 def _store(resp: Any) -> dict[str, dict[str, str]]:
@@ -49,6 +53,8 @@ def _arn_after_create(resp: Any, op: str) -> str | None:
         return f"{prefix}:thinggroup/{resp._get_param('thingGroupName')}"
     if op == "create_topic_rule":
         return f"{prefix}:rule/{resp._get_param('ruleName')}"
+    if op in moto_access.TAGGED_CREATES:
+        return moto_access.created_arn(resp, op)
     if op == "register_ca_certificate":
         pem = resp._get_param("caCertificate")
         return next((ca.arn for ca in b.ca_certificates.values() if ca.certificate_pem == pem), None)
@@ -366,6 +372,7 @@ def install() -> None:
     _install_endpoint()
     from engine.sandbox import moto_bulkreg     # StartThingRegistrationTask & co. (its tasks take IOT_LOCK per line)
     moto_bulkreg.install(IoTResponse, ActionResult, EmptyResult, IOT_LOCK)
+    moto_access.install(IoTResponse, ActionResult, EmptyResult, _error, _store)
     for op in CREATE_CALLS:
         setattr(IoTResponse, op, _wrap_create(getattr(IoTResponse, op), op))
     _INSTALLED = True

@@ -15,6 +15,13 @@ control plane does at default quotas:
   ListThingsInThingGroup, ...) is cut into pages of the requested size with a proxy continuation token, so the
   client makes — and the buckets charge — as many calls as AWS would need;
 - each admitted request waits a latency drawn from `--latency-ms` (default 30-80 ms);
+- CloudTrail parity (issue 16): every IoT call it serves is recorded as the management event CloudTrail would
+  record (eventTime, eventName, readOnly, requestParameters by member name as botocore's model names them — path,
+  query, header and body members —, id-like responseElements, Resources), out-of-band calls of tests included,
+  and `LookupEvents` (CloudTrail's JSON protocol, `X-Amz-Target: ...CloudTrail_20131101.LookupEvents`) is
+  answered as AWS does: newest first, MaxResults 1..50 (default 50), NextToken paging, one LookupAttribute,
+  StartTime/EndTime, 90 days of history, its own 2 TPS bucket, and a configurable delivery delay
+  (`trail_delay_s`: an event becomes visible that many seconds after its call, as CloudTrail's ~5 minutes);
 - `GET /_proxy/stats` returns the calls per operation, the throttled and rejected ones, the re-paged lists and
   the seconds spent upstream (moto's own time, which benchmarks report apart: moto's list calls cost O(fleet)
   per page, AWS's do not); `POST /_proxy/reset` clears them. `/moto-api/*` passes through unthrottled.
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import http.client
 import json
 import random
@@ -47,6 +55,19 @@ from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS, AdaptiveBucket, Quota,
 from engine.sandbox import serve_until_signalled
 
 TOKEN_PREFIX = "fleetctl-proxy:"
+TRAIL_TARGET = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
+TRAIL_RETENTION_S = 90 * 86400
+TRAIL_PAGE_MAX = 50
+TRAIL_ATTRIBUTES = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource",
+                    "AccessKeyId")
+MUTATING = ("Create", "Update", "Delete", "Attach", "Detach", "Register", "Add", "Remove", "Set", "Replace",
+            "Deprecate", "Tag", "Untag", "Start", "Accept", "Reject", "Transfer", "Cancel", "Enable", "Disable",
+            "Associate", "Disassociate", "Clear", "Put", "Confirm", "Stop")
+# CloudTrail's Resources entries, from the request members that name them
+RESOURCE_TYPES = {"thingName": "AWS::IoT::Thing", "thingGroupName": "AWS::IoT::ThingGroup",
+                  "thingTypeName": "AWS::IoT::ThingType", "policyName": "AWS::IoT::Policy",
+                  "certificateId": "AWS::IoT::Certificate", "ruleName": "AWS::IoT::TopicRule",
+                  "templateName": "AWS::IoT::ProvisioningTemplate"}
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade",
               "te", "trailer"}
 
@@ -64,6 +85,8 @@ class Operation:
     token_in: str | None = None        # nextToken / marker (querystring)
     token_out: str | None = None       # nextToken / nextMarker (response)
     items: str | None = None           # the list member of the response
+    named: re.Pattern[str] | None = None   # the URI with a named group per path member
+    members: tuple[tuple[str, str, str], ...] = ()   # (member, location, wire name) of the request
 
 
 def _uri_regex(uri: str) -> tuple[re.Pattern[str], int]:
@@ -80,6 +103,18 @@ def _uri_regex(uri: str) -> tuple[re.Pattern[str], int]:
     return re.compile("^" + "".join(out) + "/?$"), literal
 
 
+def _named_regex(uri: str, wire_to_group: Mapping[str, str]) -> re.Pattern[str]:
+    path = uri.split("?", 1)[0]
+    out, last = [], 0
+    for m in re.finditer(r"\{([^}]+)\}", path):
+        out.append(re.escape(path[last:m.start()]))
+        wire = m.group(1).rstrip("+")
+        out.append(f"(?P<{wire_to_group[wire]}>" + (".+" if m.group(1).endswith("+") else "[^/]+") + ")")
+        last = m.end()
+    out.append(re.escape(path[last:]))
+    return re.compile("^" + "".join(out) + "/?$")
+
+
 def operations() -> list[Operation]:
     """Every IoT operation with its matcher and paging members, most specific matcher first."""
     import botocore.session
@@ -90,6 +125,10 @@ def operations() -> list[Operation]:
         pattern, literal = _uri_regex(op.http["requestUri"])
         page_param = page_max = token_in = token_out = items = None
         inputs = op.input_shape.members if op.input_shape else {}
+        members = tuple((member, shape.serialization.get("location") or "body", shape.serialization.get("name", member))
+                        for member, shape in inputs.items())
+        groups = {wire: f"g{i}" for i, (_, where, wire) in enumerate(members) if where == "uri"}
+        named = _named_regex(op.http["requestUri"], groups)
         for member, shape in inputs.items():
             where = shape.serialization.get("location")
             wire = shape.serialization.get("name", member)
@@ -104,7 +143,7 @@ def operations() -> list[Operation]:
             elif shape.type_name == "list" and items is None:
                 items = member
         ops.append(Operation(name, op.http["method"], pattern, literal, page_param, page_max, token_in, token_out,
-                             items))
+                             items, named, members))
     ops.sort(key=lambda o: (-o.literal, o.name))
     return ops
 
@@ -130,7 +169,8 @@ class QuotaProxy:
 
     def __init__(self, upstream: str, *, port: int = 0, quotas: Mapping[str, Quota] | None = None,
                  latency_ms: tuple[float, float] = (30.0, 80.0), seed: int = 0, burst: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 trail_delay_s: float = 0.0, wall: Callable[[], float] = time.time) -> None:
         parts = urlsplit(upstream)
         if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the quota proxy only fronts a loopback emulator, not {upstream}")
@@ -141,6 +181,7 @@ class QuotaProxy:
         self.clock, self.sleep = clock, sleep
         self.ops = operations()
         self.stats = Stats()
+        self.trail = Trail(delay_s=trail_delay_s, wall=wall)
         self._buckets: dict[str, AdaptiveBucket] = {}
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -250,6 +291,12 @@ class QuotaProxy:
                     proxy.stats = Stats()
                     return self._send(200, [("Content-Type", "application/json")], b"{}")
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                target_header = self.headers.get("X-Amz-Target", "")
+                if target_header == TRAIL_TARGET + "LookupEvents":
+                    if not proxy.admit("LookupEvents"):
+                        return self._send(*_json_error("ThrottlingException", "Rate exceeded"))
+                    proxy.sleep(proxy._latency())
+                    return self._send(*proxy.trail.lookup(body, _region(self.headers)))
                 if url.path.startswith("/moto-api"):
                     return self._send(*proxy.forward(self.command, self.path, headers, body))
                 op = proxy.match(self.command, url.path)
@@ -278,6 +325,8 @@ class QuotaProxy:
                     data = proxy.repage(op, data, offset, int(size) if size else op.page_max or 0)
                 with proxy._lock:
                     proxy.stats.upstream_seconds[op.name] += time.perf_counter() - started
+                if 200 <= status < 300:
+                    proxy.trail.record(op, url.path, query, self.headers, body, data, _region(self.headers))
                 self._send(status, out_headers, data)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
@@ -303,6 +352,149 @@ class QuotaProxy:
         else:
             doc.pop(op.token_out, None)
         return json.dumps(doc).encode()
+
+
+def _region(headers: Mapping[str, str]) -> str:
+    """The region of a SigV4-signed request (its credential scope), as CloudTrail files the event."""
+    m = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/", headers.get("Authorization", ""))
+    return m.group(1) if m else "us-east-1"
+
+
+def _json_error(code: str, message: str, status: int = 400) -> tuple[int, list[tuple[str, str]], bytes]:
+    """An error in AWS's JSON protocol (CloudTrail): botocore reads the code from `__type`."""
+    return status, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))], \
+        json.dumps({"__type": code, "message": message}).encode()
+
+
+def _ids(doc: Any) -> dict[str, Any]:
+    """The id-like response elements CloudTrail keeps (never key material: CreateKeysAndCertificate's keyPair)."""
+    if not isinstance(doc, dict):
+        return {}
+    return {k: v for k, v in doc.items() if isinstance(v, (str, int)) and k.endswith(("Id", "Arn", "Name"))}
+
+
+class Trail:
+    """The CloudTrail event history of the sandbox's account: what the proxy served, as LookupEvents returns it."""
+
+    def __init__(self, *, delay_s: float = 0.0, wall: Callable[[], float] = time.time) -> None:
+        self.delay_s = delay_s
+        self.wall = wall
+        self.events: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def record(self, op: Operation, path: str, query: list[tuple[str, str]], headers: Mapping[str, str],
+               body: bytes, response: bytes, region: str) -> None:
+        read_only = not op.name.startswith(MUTATING)
+        params: dict[str, Any] = {}
+        m = op.named.match(path) if op.named is not None else None
+        wire_query = dict(query)
+        doc: Any = None
+        for i, (member, where, wire) in enumerate(op.members):
+            if where == "uri" and m is not None and m.group(f"g{i}") is not None:
+                from urllib.parse import unquote
+                params[member] = unquote(m.group(f"g{i}"))
+            elif where == "querystring" and wire in wire_query:
+                params[member] = wire_query[wire]
+            elif where == "header" and headers.get(wire) is not None:
+                params[member] = headers.get(wire)
+            elif where == "body" and not read_only:
+                if doc is None:
+                    try:
+                        doc = json.loads(body or b"{}")
+                    except ValueError:
+                        doc = {}
+                if isinstance(doc, dict) and member in doc:
+                    value = doc[member]
+                    params[member] = value if member not in ("certificatePem", "caCertificate",
+                                                             "verificationCertificate", "certificateSigningRequest") \
+                        else "HIDDEN_DUE_TO_SECURITY_REASONS"
+        elements: dict[str, Any] = {}
+        if not read_only and response:
+            try:
+                elements = _ids(json.loads(response))
+            except ValueError:
+                elements = {}
+        now = self.wall()
+        resources = [{"ResourceType": RESOURCE_TYPES[k], "ResourceName": str(v)} for k, v in params.items()
+                     if k in RESOURCE_TYPES and isinstance(v, str)]
+        with self.lock:
+            self.events.append({"time": now, "visible": now + self.delay_s, "name": op.name, "readOnly": read_only,
+                                "region": region, "id": str(uuid.uuid4()), "request": params,
+                                "response": elements, "resources": resources})
+
+    def _matches(self, e: Mapping[str, Any], key: str, value: str) -> bool:
+        if key == "EventSource":
+            return value == "iot.amazonaws.com"
+        if key == "ReadOnly":
+            return value.lower() == str(e["readOnly"]).lower()
+        if key == "EventName":
+            return e["name"] == value
+        if key == "EventId":
+            return e["id"] == value
+        if key == "ResourceName":
+            return any(r["ResourceName"] == value for r in e["resources"])
+        if key == "ResourceType":
+            return any(r["ResourceType"] == value for r in e["resources"])
+        if key == "Username":
+            return value == "fleetctl-sandbox"
+        return value == "ASIASANDBOX"          # AccessKeyId
+
+    def lookup(self, body: bytes, region: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        try:
+            req = json.loads(body or b"{}")
+        except ValueError:
+            return _json_error("SerializationException", "the request body is not JSON")
+        size = req.get("MaxResults", TRAIL_PAGE_MAX)
+        if not isinstance(size, int) or not 1 <= size <= TRAIL_PAGE_MAX:
+            return _json_error("InvalidMaxResultsException", "MaxResults must be between 1 and 50")
+        attrs = req.get("LookupAttributes") or []
+        if len(attrs) > 1:
+            return _json_error("InvalidLookupAttributesException", "only one lookup attribute may be specified")
+        for a in attrs:
+            if a.get("AttributeKey") not in TRAIL_ATTRIBUTES:
+                return _json_error("InvalidLookupAttributesException", f"unknown AttributeKey {a.get('AttributeKey')}")
+        now = self.wall()
+        start = float(req.get("StartTime", 0) or 0)
+        end = float(req.get("EndTime", now) or now)
+        if start > end:
+            return _json_error("InvalidTimeRangeException", "StartTime is later than EndTime")
+        query = hashlib.sha256(json.dumps([attrs, start, end, size], sort_keys=True).encode()).hexdigest()[:16]
+        asof, offset = now, 0
+        if req.get("NextToken"):
+            try:
+                token = json.loads(base64.b64decode(req["NextToken"]).decode())
+                asof, offset = float(token["asof"]), int(token["offset"])
+                if token["q"] != query:
+                    raise ValueError
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                return _json_error("InvalidNextTokenException", "the NextToken is not valid for this request")
+        oldest = max(start, now - TRAIL_RETENTION_S)
+        with self.lock:
+            visible = [e for e in reversed(self.events) if e["visible"] <= asof and oldest <= e["time"] <= end
+                       and e["region"] == region
+                       and all(self._matches(e, a["AttributeKey"], str(a.get("AttributeValue", ""))) for a in attrs)]
+        visible.sort(key=lambda e: -e["time"])            # newest first, as CloudTrail returns them
+        page = visible[offset:offset + size]
+        out: dict[str, Any] = {"Events": [self._shape(e) for e in page]}
+        if offset + size < len(visible):
+            out["NextToken"] = base64.b64encode(json.dumps({"asof": asof, "offset": offset + size,
+                                                            "q": query}).encode()).decode()
+        return 200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))], \
+            json.dumps(out).encode()
+
+    @staticmethod
+    def _shape(e: Mapping[str, Any]) -> dict[str, Any]:
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e["time"]))
+        record = {"eventVersion": "1.08", "userIdentity": {"type": "AssumedRole", "accountId": "123456789012"},
+                  "eventTime": when, "eventSource": "iot.amazonaws.com", "eventName": e["name"],
+                  "awsRegion": e["region"], "sourceIPAddress": "127.0.0.1", "userAgent": "fleetctl-sandbox",
+                  "requestParameters": e["request"] or None, "responseElements": e["response"] or None,
+                  "requestID": e["id"], "eventID": e["id"], "readOnly": e["readOnly"], "eventType": "AwsApiCall",
+                  "managementEvent": True, "recipientAccountId": "123456789012", "eventCategory": "Management"}
+        return {"EventId": e["id"], "EventName": e["name"], "ReadOnly": "true" if e["readOnly"] else "false",
+                "AccessKeyId": "ASIASANDBOX", "EventTime": e["time"], "EventSource": "iot.amazonaws.com",
+                "Username": "fleetctl-sandbox", "Resources": list(e["resources"]),
+                "CloudTrailEvent": json.dumps(record)}
 
 
 def _encode(offset: int) -> str:
@@ -333,9 +525,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=_latency_arg, default=(30.0, 80.0), help="e.g. 30-80 (default)")
     parser.add_argument("--quotas", default="", help="overrides, e.g. ListThings=20,AttachPolicy=100")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trail-delay-s", type=float, default=0.0,
+                        help="seconds before a recorded event is visible to LookupEvents (CloudTrail: ~300)")
     args = parser.parse_args(argv)
     quotas = with_overrides(AWS_IOT_QUOTAS, overrides_from_env({"Q": args.quotas}, "Q"))
-    proxy = QuotaProxy(args.upstream, port=args.port, quotas=quotas, latency_ms=args.latency_ms, seed=args.seed).start()
+    proxy = QuotaProxy(args.upstream, port=args.port, quotas=quotas, latency_ms=args.latency_ms, seed=args.seed,
+                       trail_delay_s=args.trail_delay_s).start()
     serve_until_signalled(args.state_dir, "quota_proxy.json", {"endpointUrl": proxy.endpoint_url,
                                                                "upstream": args.upstream})
     proxy.stop()

@@ -48,10 +48,10 @@ def test_plan_apply_plan_is_empty_for_every_example_kind(aws_env, fleet_dir, tmp
     assert first.exit_code == 2, first.output
     kinds = {c["kind"] for c in json.loads((tmp_path / "plan.json").read_text())["changes"]}
     assert kinds == {"aws.CACertificate", "aws.Policy", "aws.Certificate", "aws.ThingType", "aws.ThingGroup",
-                     "aws.Thing", "aws.TopicRule"}
+                     "aws.Thing", "aws.TopicRule", "aws.ServiceRole", "aws.RoleAlias"}
     applied = run_cli("apply", str(tmp_path / "plan.json"), "--fleet", str(fleet_dir))
     assert applied.exit_code == 0, applied.output
-    assert "12 applied, 0 failed" in applied.stdout
+    assert "15 applied, 0 failed" in applied.stdout
     again = plan(fleet_dir)
     assert again.exit_code == 0, again.output
     assert "No changes." in again.stdout
@@ -68,6 +68,11 @@ def test_plan_apply_plan_is_empty_for_every_example_kind(aws_env, fleet_dir, tmp
     assert c.describe_thing_group(thingGroupName="paris-readers")["thingGroupMetadata"]["parentGroupName"] == "readers"
     rule = c.get_topic_rule(ruleName="lora_to_dynamodb")["rule"]
     assert rule["actions"][0]["dynamoDB"]["rangeKeyType"] == "STRING"
+    # seed 003 fully declarative: the rule's role is the ServiceRole, passed by its ARN
+    role = boto3.client("iam", region_name="eu-west-2").get_role(RoleName="iot-lora-dynamodb")["Role"]
+    assert rule["actions"][0]["dynamoDB"]["roleArn"] == role["Arn"] and role["Path"] == "/fleetctl/"
+    alias = c.describe_role_alias(roleAlias="esp32-log-upload")["roleAliasDescription"]
+    assert alias["roleArn"].endswith(":role/fleetctl/esp32-log-upload")
 
 
 def test_plan_is_deterministic(aws_env, fleet_dir, tmp_path):
@@ -133,7 +138,8 @@ def test_delete_order_detach_inactive_delete_with_prune(aws_env, fleet_dir, tmp_
     cert_b0, ca = f"Certificate/{CERT_B0}", f"CACertificate/{CA_ID}"
     order = [c["address"].split("/", 2)[2] for c in changes]
     assert all(c["action"] == "delete" for c in changes)
-    assert len(changes) == 12
+    assert len(changes) == 13          # lora.yaml's ServiceRole too, after the rule that uses it
+    assert order.index("TopicRule/lora_to_dynamodb") < order.index("ServiceRole/iot-lora-dynamodb")
     assert order.index("Thing/DA1275B0") < order.index(cert_b0)
     assert order.index(cert_b0) < order.index(ca)
     assert order.index(cert_b0) < order.index("Policy/reader-policy")

@@ -139,7 +139,7 @@ def test_applying_a_plan_twice_says_already_applied_and_makes_no_call(aws_env, f
     again = run_cli("apply", str(out), "--fleet", str(fleet_dir))
     assert again.exit_code == 0, again.output
     assert (f"Plan {plan_id} was applied at 2026-11-21T10:00:00Z by journal entry "
-            f"{aws_env['FLEETCTL_JOURNAL']}:{end_line} (12 change(s) applied); nothing to do.") in again.stdout
+            f"{aws_env['FLEETCTL_JOURNAL']}:{end_line} (15 change(s) applied); nothing to do.") in again.stdout
     assert "stale" not in again.output
     assert counted.calls() == {}, "an already-applied plan made AWS calls"
 
@@ -154,7 +154,7 @@ def test_without_the_journal_a_plan_already_in_place_is_already_applied(aws_env,
     counted.reset()
     res = run_cli("apply", str(out), "--fleet", str(fleet_dir), "--journal", str(tmp_path / "other-runner.jsonl"))
     assert res.exit_code == 0, res.output
-    assert "is already applied (the actual state already matches this plan: 12 change(s) in place)" in res.stdout
+    assert "is already applied (the actual state already matches this plan: 15 change(s) in place)" in res.stdout
     assert "stale" not in res.output
     from engine.providers.aws.client import is_mutating
     assert [op for op in counted.calls() if is_mutating(op)] == [], counted.calls()
@@ -168,7 +168,7 @@ def test_without_the_journal_a_genuinely_stale_plan_is_still_refused(aws_env, fl
     res = run_cli("apply", str(out), "--fleet", str(fleet_dir), "--journal", str(tmp_path / "other-runner.jsonl"))
     assert res.exit_code == 1
     assert "plan is stale, re-run plan" in res.stderr and "aws/aws-eu/Thing/DA1275B1" in res.stderr
-    assert "11 of them already match this plan" in res.stderr
+    assert "14 of them already match this plan" in res.stderr
     assert iot().describe_thing(thingName="DA1275B1")["attributes"]["site"] == "lyon"
 
 

@@ -8,7 +8,7 @@ import pytest
 from engine.providers.device.codecs import (
     CodecError, apply_fields, codec, display, encode_fields, encode_value, is_raw, parse_url, raw_bytes,
 )
-from engine.providers.device.model import DeviceModel, Register
+from engine.providers.device.regmap import DeviceModel, Register
 
 
 def reg(model: DeviceModel, name: str) -> Register:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from engine.providers.device import Adapter, DeviceModel, ModelError, check_model, load_model
-from engine.providers.device.model import OrderBucket, RegType, SlotKind
+from engine.providers.device.regmap import OrderBucket, RegType, SlotKind
 
 
 def test_builtins(models: dict[str, DeviceModel]) -> None:

@@ -49,7 +49,7 @@ def test_one_plan_cloud_then_devices_apply_read_back_is_empty(aws_env, tmp_path:
 
     applied = ws.apply(ws.root / "plan.json")
     assert applied.exit_code == 0, applied.output
-    assert "18 applied, 0 failed" in applied.stdout
+    assert "21 applied, 0 failed" in applied.stdout
     for model, device, _ in DEVICES.values():
         assert list((ws.artifacts / model).glob(f"{device}.*")), device
     assert (ws.artifacts / "springcard-springpark" / "DA1275B0.json").exists()

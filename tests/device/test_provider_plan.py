@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.manifest.fleet import load_fleet
 from engine.providers.device import FindingCode
-from engine.providers.device.provider import device_findings
+from engine.providers.device.fleetcheck import device_findings
 
 from .provider_support import device_changes, workspace
 

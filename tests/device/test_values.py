@@ -159,7 +159,7 @@ def test_ublox_slot_keys(models: dict[str, DeviceModel]) -> None:
 def test_read_only_register(models: dict[str, DeviceModel]) -> None:
     from dataclasses import replace
 
-    from engine.providers.device.model import Access
+    from engine.providers.device.regmap import Access
 
     sp = models["springcard-springpark"]
     ro = replace(sp, registers=tuple(replace(r, access=Access.RO) if r.name == "mqtt_login" else r

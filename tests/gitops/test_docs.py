@@ -68,7 +68,7 @@ def test_console_and_yaml_snippets_run_against_the_sandbox(aws_env, tmp_path: Pa
     validate, lint, plan, apply, replan, drift = _run(repo.path, env, "local-flow")
     assert "resource(s) valid" in validate and "No findings" in lint
     assert (repo.path / "plan.md").read_text().startswith("<!-- fleetctl-plan -->")
-    assert "12 applied, 0 failed" in apply and "No changes" in replan
+    assert "15 applied, 0 failed" in apply and "No changes" in replan
     assert drift.startswith("<!-- fleetctl-drift -->\n### fleetctl drift: in sync")
 
     # the annotation snippet, committed where its first line says
@@ -147,7 +147,8 @@ def _allowed(policy: dict, action: str) -> bool:
 
 
 def _iam(op: str) -> str:
-    return "iot:" + "".join(w.capitalize() for w in op.split("_"))
+    service, _, name = op.rpartition(":")        # "iam:create_role" → iam:CreateRole (ServiceRole)
+    return (service or "iot") + ":" + "".join(w.capitalize() for w in name.split("_"))
 
 
 def test_aws_permissions_cover_every_call_fleetctl_makes(aws_env, fleet_dir: Path, tmp_path: Path) -> None:

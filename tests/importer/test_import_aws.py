@@ -244,7 +244,8 @@ def test_interrupted_import_resumes_without_rereading_finished_kinds(aws_env, tm
     third = Interrupting()
     report = run_import(resumed, run.Context(), limiter=third)
     assert third.seen == ["DescribeCertificate"] * 4                  # the 4 not kept before
-    assert report.resumed == ["aws.CACertificate", "aws.Certificate", "aws.Policy", "aws.ProvisioningTemplate",
+    assert report.resumed == ["aws.BillingGroup", "aws.CACertificate", "aws.Certificate", "aws.DynamicThingGroup",
+                              "aws.Policy", "aws.ProvisioningTemplate", "aws.RoleAlias", "aws.ServiceRole",
                               "aws.Thing", "aws.ThingGroup", "aws.ThingType", "aws.TopicRule"]
     assert written(out) == written(reference)
     assert plan(out).exit_code == 0

@@ -14,7 +14,8 @@ from hypothesis import given, settings, strategies as st
 
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.plan import drilldown
-from engine.plan.attention import Attention, Code, Severity, assess, flags
+from engine.attention import Attention, Code, Severity, flags
+from engine.plan.attention import assess
 from engine.plan.model import Plan, change_from_json, change_to_json, plan_from_json
 from engine.plan.planner import PlanOptions, plan
 from engine.plan.policydiff import Aspect, covers, has_wildcard, statements, widenings

@@ -156,5 +156,5 @@ def test_fleet_folder_that_did_not_exist_at_rev(tmp_path, aws_env):
     shutil.copytree(FLEET, repo / "fleet")
     scoped, _ = plan_calls(repo / "fleet", tmp_path, changed_since="main", targets={"aws-eu"})
     aws = {str(d.address) for d in scoped.fleet.desired if d.address.provider == "aws"}
-    assert {str(c.address) for c in scoped.plan.changes if c.address.provider == "aws"} == aws and len(aws) == 12
+    assert {str(c.address) for c in scoped.plan.changes if c.address.provider == "aws"} == aws and len(aws) == 15
     assert {c.action.value for c in scoped.plan.changes} == {"create"}

@@ -15,6 +15,14 @@ the account and role a plan, a drift report and the journal record per Target.
 
 S3 (bulk registration's input file and reports, engine/providers/aws/bulkreg.py) goes through `s3_call`: the
 same credentials and retries, counted as `s3:<op>`, neither journaled nor paced by the IoT quotas.
+
+CloudTrail (incremental drift reads, engine/providers/aws/trail.py) goes through `trail_call`: counted as
+`cloudtrail:<op>`, retried, and paced by the same limiter (LookupEvents: 2 TPS per account and region). The
+account id a snapshot records comes from STS GetCallerIdentity (`account_id`, once per client).
+
+IAM (ServiceRole, engine/providers/aws/iam.py) goes through `iam_call`: exactly like `call` — paced per IAM API,
+retried, mutating calls journaled with their request ids — counted as `iam:<op>`. IAM is a global service: its
+client is made without the IoT endpoint override (AWS_ENDPOINT_URL_IAM or AWS_ENDPOINT_URL still apply).
 """
 from __future__ import annotations
 
@@ -40,7 +48,7 @@ from engine.retry import RetryPolicy
 
 MUTATING_PREFIXES = ("create_", "update_", "delete_", "attach_", "detach_", "register_", "add_", "remove_",
                      "set_", "replace_", "deprecate_", "tag_", "untag_", "start_", "accept_", "reject_",
-                     "transfer_", "cancel_")
+                     "transfer_", "cancel_", "put_")
 _CODE_MAP: dict[str, type[errors.ProviderError]] = {
     "ResourceNotFoundException": errors.NotFound,
     "ResourceAlreadyExistsException": errors.Conflict,
@@ -63,6 +71,13 @@ _CODE_MAP: dict[str, type[errors.ProviderError]] = {
     "InternalFailureException": errors.Transient,
     "InternalException": errors.Transient,
     # S3 (bulk registration's input file and reports)
+    # IAM (ServiceRole)
+    "NoSuchEntity": errors.NotFound,
+    "EntityAlreadyExists": errors.Conflict,
+    "DeleteConflict": errors.Conflict,
+    "MalformedPolicyDocument": errors.Invalid,
+    "InvalidInput": errors.Invalid,
+    "Throttling": errors.Throttled,
     "NoSuchBucket": errors.NotFound,
     "NoSuchKey": errors.NotFound,
     "AccessDenied": errors.Forbidden,
@@ -192,7 +207,8 @@ class AwsClient:
     def __init__(self, region: str, *, profile: str | None = None, endpoint_url: str | None = None,
                  retry: RetryPolicy | None = None, max_pool: int = 32, limiter: RateLimiter | None = None,
                  s3_endpoint_url: str | None = None, assume_role: AssumeRole | None = None,
-                 sts_endpoint_url: str | None = None, target: str = "") -> None:
+                 sts_endpoint_url: str | None = None, cloudtrail_endpoint_url: str | None = None,
+                 target: str = "") -> None:
         self.where = f"Target '{target}'" if target else "AWS Target"
         self.assume_role = assume_role
         session = _session(region, profile, assume_role, sts_endpoint_url, self.where)
@@ -209,6 +225,9 @@ class AwsClient:
         self.region = region
         self._session, self._config, self._s3_endpoint = session, config, s3_endpoint_url
         self._s3: Any = None
+        self._trail_endpoint = cloudtrail_endpoint_url if cloudtrail_endpoint_url is not None else endpoint_url
+        self._trail: Any = None
+        self._iam: Any = None
         self.retry = retry or RetryPolicy()
         self.retry.on_retry = self._count_retry
         self.calls: collections.Counter[str] = collections.Counter()
@@ -284,10 +303,42 @@ class AwsClient:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, op) from None
 
-    def call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+    def _iam_client(self) -> Any:
+        with self._lock:
+            if self._iam is None:
+                endpoint = self._iot.meta.endpoint_url if "amazonaws.com" not in self._iot.meta.endpoint_url else None
+                self._iam = self._session.client("iam", endpoint_url=endpoint, config=self._config)
+            return self._iam
+
+    def _iam_once(self, op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        client = self._iam_client()
+        with self._lock:
+            self.calls["iam:" + op] += 1
+
+        def send() -> dict[str, Any]:
+            try:
+                return getattr(client, op)(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc, "iam:" + op) from None
+            except ResponseParserError as exc:   # an answer that is no IAM (XML) response: an endpoint that is not IAM
+                raise errors.ProviderError(f"the IAM endpoint gave an answer that is not an IAM response: {exc}",
+                                           code="ResponseParserError") from None
+        if self.limiter is None:
+            return send()
+        with self.limiter.guard(client.meta.method_to_api_mapping.get(op, op)):
+            return send()
+
+    def iam_call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        """One IAM call, as `call` makes IoT calls (paced, retried, mutating calls journaled as `iam:<op>`)."""
+        return self.call(op, _send=self._iam_once, **kwargs)
+
+    def call(self, op: str, _send: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+             **kwargs: Any) -> dict[str, Any]:
         """Make one API call (retrying throttling/transient errors); mutating calls are journaled."""
-        return self._journaled(op, self.hook if is_mutating(op) else None,
-                               lambda: self.retry.run(lambda: self._once(op, kwargs)))
+        once = _send or self._once
+        name = op if _send is None else "iam:" + op
+        return self._journaled(name, self.hook if is_mutating(op) else None,
+                               lambda: self.retry.run(lambda: once(op, kwargs)))
 
     def _journaled(self, op: str, hook: CallHook | None, send: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """`send()` between the hook's begin and success/failure, each with the request id AWS answered and the
@@ -349,6 +400,42 @@ class AwsClient:
                 raise translate(exc, "s3:" + op) from None
         mutating = op.startswith(S3_MUTATING_PREFIXES)
         return self._journaled("s3:" + op, self.hook if mutating else None, lambda: self.retry.run(once))
+
+    # ------------------------------------------------------------------ CloudTrail and STS (incremental drift)
+    def trail_call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        """One CloudTrail call (LookupEvents), paced on its own bucket and retried like the IoT calls."""
+        with self._lock:
+            if self._trail is None:
+                self._trail = self._session.client("cloudtrail", endpoint_url=self._trail_endpoint, config=self._config)
+        api = self._trail.meta.method_to_api_mapping.get(op, op)
+
+        def send() -> dict[str, Any]:
+            try:
+                return getattr(self._trail, op)(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc, "cloudtrail:" + op) from None
+
+        def once() -> dict[str, Any]:
+            with self._lock:
+                self.calls["cloudtrail:" + op] += 1
+            if self.limiter is None:
+                return send()
+            with self.limiter.guard(api):
+                return send()
+        return self.retry.run(once)
+
+    def operation_members(self, api: str) -> frozenset[str] | None:
+        """The request members of an IoT API (e.g. CreateJob → jobId, targets, ...) from botocore's model; None
+        for an API the model does not know. The CloudTrail reader uses it for events it has no mapping for."""
+        try:
+            shape = self._iot.meta.service_model.operation_model(api).input_shape
+        except Exception:  # noqa: BLE001 - botocore raises OperationNotFoundError, not exported by name
+            return None
+        return frozenset(shape.members) if shape is not None else frozenset()
+
+    def account_id(self) -> str:
+        """The AWS account the credentials belong to (from `identity()`: one STS GetCallerIdentity per client)."""
+        return self.identity()["account"]
 
     def put_text(self, bucket: str, key: str, text: str) -> None:
         self.s3_call("put_object", Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="application/x-ndjson")

@@ -44,6 +44,7 @@ class ThingSpec(Strict):
     attributes: dict[str, str] = Field(default_factory=dict, description="thing attributes (the whole map is managed)")
     groups: list[Name] = Field(default_factory=list, description="static ThingGroup names")
     principals: list[Name] = Field(default_factory=list, description="Certificate names attached to this thing")
+    billingGroup: Name | None = Field(None, description="the BillingGroup the thing belongs to (at most one)")
 
     @field_validator("attributes")
     @classmethod
@@ -213,9 +214,29 @@ def _expand_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
+    from engine.providers.aws.kinds_access import named_roles, role_names
     if not re.match(r"^[a-zA-Z0-9_]+$", m.name):
         ctx.error("topic rule names may hold only letters, digits and '_' (AWS rule name)")
-    return simple_desired(ctx, canonical(declared(m.spec)))
+    spec = named_roles(canonical(declared(m.spec)))    # a ServiceRole by ARN or by name: its name
+    deps = []
+    for i, action in enumerate(spec.get("actions", [])):    # a roleArn naming a ServiceRole: a dependency edge
+        for name in role_names(action):
+            role = ctx.lookup("aws.ServiceRole", name)
+            if role is None:
+                ctx.error(f"roleArn '{name}' is neither an ARN nor a ServiceRole of this target", "actions", i)
+            else:
+                deps.append(role.address)
+    for name in role_names(spec.get("errorAction")):
+        role = ctx.lookup("aws.ServiceRole", name)
+        if role is None:
+            ctx.error(f"roleArn '{name}' is neither an ARN nor a ServiceRole of this target", "errorAction")
+        else:
+            deps.append(role.address)
+    out = simple_desired(ctx, spec)
+    if deps:
+        out.resources = [dataclasses.replace(r, depends_on=tuple(sorted(set(r.depends_on) | set(deps))))
+                         for r in out.resources]
+    return out
 
 
 def _expand_template(ctx: ExpandContext, m: Manifest) -> Expanded:
@@ -291,9 +312,12 @@ def _named(kind: str, expand: Any) -> Any:
     return wrapped
 
 
-def aws(kind: str, model: type, rank: int, expand, **kw: Any) -> KindDecl:
+def aws(kind: str, model: type, rank: int, expand, *, calls: Any = None, refine: Any = None, **kw: Any) -> KindDecl:
+    """Register an aws.fleetctl.io kind; `calls`/`refine` default to planning.py's tables (kinds declared in
+    other modules, engine/providers/aws/kinds_access.py, pass their own)."""
     return register(KindDecl(GROUP, kind, "aws", model, rank=rank, expand=_named(kind, _adoptable(kind, expand)),
-                             refine=_adoption_steps(kind, REFINE.get(kind)), calls=CALLS[kind], **kw))
+                             refine=_adoption_steps(kind, refine or REFINE.get(kind)), calls=calls or CALLS[kind],
+                             **kw))
 
 
 # How the diff matches list elements (engine/diff.py). IAM-style policy statements are identified by Sid (else by
@@ -321,6 +345,6 @@ aws("ThingGroup", ThingGroupSpec, 50, _expand_thing_group, immutable=("parent",)
 aws("Thing", ThingSpec, 60, _expand_thing, always_managed=("thingType",),
     lists=(ListKey("groups"), ListKey("principals")),
     references=(Ref("thingType", "aws.ThingType"), Ref("groups", "aws.ThingGroup", many=True),
-                Ref("principals", "aws.Certificate", many=True)))
+                Ref("principals", "aws.Certificate", many=True), Ref("billingGroup", "aws.BillingGroup")))
 aws("TopicRule", TopicRuleSpec, 70, _expand_topic_rule, always_managed=("awsIotSqlVersion", "ruleDisabled"),
     lists=(ListKey("actions", "type"),))

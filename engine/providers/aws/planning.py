@@ -165,7 +165,16 @@ def _thing_calls(c: Change) -> Counter[str]:
     add_p, rm_p = _diff(c, "principals")
     return Counter({"UpdateThing": int(_touched(c, "attributes", "thingType")), "AddThingToThingGroup": add_g,
                     "RemoveThingFromThingGroup": rm_g, "AttachThingPrincipal": add_p,
-                    "DetachThingPrincipal": rm_p}) + _adopt(c, "UpdateThing")
+                    "DetachThingPrincipal": rm_p}) + _adopt(c, "UpdateThing") + _billing_calls(c)
+
+
+def _billing_calls(c: Change) -> Counter[str]:
+    """A thing's move between billing groups (engine/providers/aws/billing.py thing_billing)."""
+    if not _touched(c, "billingGroup"):
+        return Counter()
+    old, new = c.actual.get("billingGroup"), c.desired.get("billingGroup")
+    return Counter({"RemoveThingFromBillingGroup": int(bool(old) and old != new),
+                    "AddThingToBillingGroup": int(bool(new) and new != old)})
 
 
 def _certificate_calls(c: Change) -> Counter[str]:

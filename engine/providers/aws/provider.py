@@ -23,9 +23,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
 from engine import errors
 from engine.diagnostics import Diagnostic, warning
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
-from engine.providers.aws import bulkreg
+from engine.providers.aws import bulkreg, families
 from engine.providers.aws.client import AssumeRole, AwsClient
 from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.kinds_access import named_roles
 from engine.providers.aws.planning import policy_version_steps
 from engine.providers.base import ApplyResult, ReadResult
 from engine.progress import SILENT, ProgressSink
@@ -66,6 +67,12 @@ class ReadOptions:
     on_things_page: Callable[[str | None, list[ActualResource]], None] | None = None
     page_size: int = 250
     only_things: frozenset[str] | None = None    # scoped reads (engine/providers/aws/scoped.py): these things only
+    # incremental drift (engine/providers/aws/trail.py): certificate ids per thing from a snapshot, used instead of
+    # ListThingPrincipals for every thing not in `links_reread` (things the snapshot does not hold are read)
+    links_from: Mapping[str, tuple[str, ...]] | None = None
+    links_reread: frozenset[str] = frozenset()
+    # or both, once known: called before the first link is read (the events are looked up while the lists are read)
+    links_pending: Callable[[], tuple[Mapping[str, tuple[str, ...]] | None, frozenset[str]]] | None = None
 
 
 def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "AwsProvider":
@@ -73,11 +80,13 @@ def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any
     endpoint = aws.endpointUrl or env.get("AWS_ENDPOINT_URL_IOT") or env.get("AWS_ENDPOINT_URL") or None
     s3_endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None   # bulk registration files
     sts_endpoint = env.get("AWS_ENDPOINT_URL_STS") or env.get("AWS_ENDPOINT_URL") or None
+    trail_endpoint = env.get("AWS_ENDPOINT_URL_CLOUDTRAIL") or env.get("AWS_ENDPOINT_URL") or endpoint  # drift events
     role = getattr(aws, "assumeRole", None)
     assume = AssumeRole(role.roleArn, role.externalId, role.sessionName, role.durationSeconds) if role else None
     client = options.get("client") or AwsClient(aws.region, profile=aws.profile, endpoint_url=endpoint,
                                                 limiter=aws_limiter(env, endpoint), s3_endpoint_url=s3_endpoint,
-                                                assume_role=assume, sts_endpoint_url=sts_endpoint, target=target)
+                                                assume_role=assume, sts_endpoint_url=sts_endpoint, target=target,
+                                                cloudtrail_endpoint_url=trail_endpoint)
     return AwsProvider(target, client, bulk=bulkreg.BulkConfig.from_spec(getattr(aws, "bulkRegistration", None)))
 
 
@@ -93,6 +102,9 @@ class AwsProvider:
         self.bulk_stats: Counter[str] = Counter()
         self._task_lock = threading.Lock()
         self.progress: ProgressSink = SILENT      # long reads report here (engine/run.py sets the command's sink)
+        # thing → certificate ids of its links, as the last `read` knew them (read, or kept from a snapshot): what a
+        # snapshot saves (engine/snapshot.py)
+        self.links: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------------ plumbing
     def addr(self, kind: str, name: str) -> Address:
@@ -113,6 +125,14 @@ class AwsProvider:
 
     def _gap(self, what: str) -> None:
         self.diagnostics.append(warning(f"the AWS endpoint does not implement {what}", address=f"aws/{self.target}"))
+
+    def gap(self, what: str) -> None:
+        """A warning that the endpoint lacks an API (for readers in other modules)."""
+        self._gap(what)
+
+    def tags_managed(self, arn: str) -> bool:
+        """Whether the IoT resource at `arn` carries the ownership marker tag (for readers in other modules)."""
+        return self._tags_managed(arn)
 
     def _tags_managed(self, arn: str) -> bool:
         try:
@@ -145,6 +165,7 @@ class AwsProvider:
         """Actual state for the kinds declared in this target (plus everything managed when pruning)."""
         self.diagnostics = []
         opts = options or ReadOptions()
+        self.links = {}
         prefetched, self._prefetched = self._prefetched, None
         by_kind: dict[str, dict[str, DesiredResource]] = {}
         for d in desired:
@@ -155,8 +176,14 @@ class AwsProvider:
             "aws.ThingType": _read_thing_types, "aws.Policy": _read_policies, "aws.CACertificate": _read_cas,
             "aws.Certificate": _read_certificates, "aws.ThingGroup": _read_groups, "aws.Thing": _read_things,
             "aws.TopicRule": _read_rules, "aws.ProvisioningTemplate": _read_templates}
-        kinds = set(opts.kinds) if opts.kinds is not None else set(READ_ORDER) if prune else {d.kind for d in desired}
+        extra = families.families()             # kinds served by their own modules (engine/providers/aws/families.py)
+        readers.update({kind: fam.read for kind, fam in extra.items()})
+        order = families.read_order(READ_ORDER)
+        kinds = set(opts.kinds) if opts.kinds is not None else set(order) if prune else {d.kind for d in desired}
         needed = set(kinds)
+        for kind, fam in extra.items():
+            if kind in needed or families.fed(fam, needed, by_kind, opts.everything):
+                needed |= {kind, *fam.needs}
         if "aws.Thing" in needed or (prune and opts.kinds is None):
             needed |= {"aws.Certificate", "aws.ThingGroup"}
         if "aws.Certificate" in needed:
@@ -170,11 +197,15 @@ class AwsProvider:
             ctx.things_pages = prefetched if prefetched is not None and opts.page_size == ReadOptions.page_size \
                 and opts.only_things is None else _ReadAhead(self.client.page_iter("list_things", "things",
                                                                                    page_size=opts.page_size))
+        if "aws.Certificate" in needed and "aws.Certificate" not in opts.known and opts.on_kind is None:
+            # ListCertificates is a page chain of its own (10 TPS): fetched while policies and CAs are read
+            ctx.cert_pages = _ReadAhead(self.client.page_iter("list_certificates", "certificates", size_arg="pageSize",
+                                                              token_in="marker", token_out="nextMarker"))
         if prefetched is not None and ctx.things_pages is not prefetched:
             prefetched.close()
         elif prefetched is not None:
             prefetched.unbound()      # the fleet is loaded: let the chain run ahead of the other kinds' reads
-        for kind in READ_ORDER:
+        for kind in order:
             if kind not in needed:
                 continue
             if kind in opts.known:
@@ -186,7 +217,7 @@ class AwsProvider:
                 # group members (ListThingsInThingGroup, a page chain of its own) are read while the things are:
                 # things get their groups when both are done (`_read_things`), so neither chain waits for the other
                 ctx.actual[kind] = []
-                ctx.groups_pending = _background(lambda: _read_groups(ctx))
+                ctx.groups_pending = background(lambda: _read_groups(ctx))
                 continue
             ctx.actual[kind] = readers[kind](ctx)
             if opts.on_kind is not None:
@@ -210,6 +241,8 @@ class AwsProvider:
         outputs: dict = {}
         if not adopt or rest:
             handler = HANDLERS.get((change.kind, change.action))
+            if handler is None and change.kind in families.families():
+                handler = families.families()[change.kind].handlers.get(change.action)
             if handler is None:
                 raise errors.Invalid(f"fleetctl cannot {change.action.value} {change.kind}")
             outputs = handler(self, dataclasses.replace(change, fields=rest) if adopt else change) or {}
@@ -269,7 +302,11 @@ class _ReadContext:
         self.group_members: dict[str, list[str]] = {}    # thing name → group names
         self.cert_ca: dict[str, str] = {}                # cert id → CA name
         self.things_pages: _ReadAhead | None = None      # ListThings pages, fetched while other kinds are read
+        self.cert_pages: _ReadAhead | None = None        # ListCertificates pages, likewise
         self.groups_pending: Future[list[ActualResource]] | None = None   # thing groups, read while things are
+        # indexes family readers (engine/providers/aws/families.py) leave for later readers: "billingGroupOf"
+        # (thing name → billing group, from ListThingsInBillingGroup) is read by `thing_actual`
+        self.shared: dict[str, Any] = {}
 
     def declared(self, kind: str, name: str) -> bool:
         return name in self.by_kind.get(kind, {})
@@ -338,6 +375,9 @@ class _ReadAhead:
             yield item
 
 
+ReadContext = _ReadContext      # the public name family modules (engine/providers/aws/families.py) type against
+
+
 def _restore(ctx: _ReadContext, kind: str) -> None:
     """Rebuild the link indexes a kind's reader fills, from that kind's restored resources (resumed import)."""
     for r in ctx.actual[kind]:
@@ -354,7 +394,7 @@ def _restore(ctx: _ReadContext, kind: str) -> None:
             ctx.p.arns[r.state["certificateId"]] = r.ids["arn"]
 
 
-def _background(fn: Callable[[], T]) -> "Future[T]":
+def background(fn: Callable[[], T]) -> "Future[T]":
     """`fn()` on a thread of its own; the Future carries its result or exception."""
     future: Future[T] = Future()
 
@@ -374,6 +414,9 @@ def _parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         return [fn(i) for i in items]
     with ThreadPoolExecutor(max_workers=READ_WORKERS) as pool:
         return list(pool.map(fn, items))
+
+
+parallel = _parallel     # per-resource describe calls of family readers, READ_WORKERS at a time
 
 
 def _read_thing_types(ctx: _ReadContext) -> list[ActualResource]:
@@ -466,8 +509,9 @@ def _read_certificates(ctx: _ReadContext) -> list[ActualResource]:
     out = []
     progress = ctx.p.progress.task(f"read {ctx.p.target}", len(ctx.by_kind.get("aws.Certificate", {})) or None,
                                    unit="certificates", final=False)
-    for cert in ctx.c.pages("list_certificates", "certificates", size_arg="pageSize", token_in="marker",
-                            token_out="nextMarker"):
+    pages = (page for page, _ in (ctx.cert_pages if ctx.cert_pages is not None else ctx.c.page_iter(
+        "list_certificates", "certificates", size_arg="pageSize", token_in="marker", token_out="nextMarker")))
+    for cert in (c for page in pages for c in page):
         progress.advance()
         cid, arn = cert["certificateId"], cert["certificateArn"]
         ctx.p.arns[cid] = arn
@@ -503,6 +547,9 @@ def thing_actual(ctx: _ReadContext, name: str, t: Mapping[str, Any], groups: Ite
     managed = attrs.pop(MARKER_KEY, None) == MARKER_VALUE
     state = {"thingType": t.get("thingTypeName"), "attributes": attrs, "groups": sorted(groups),
              "principals": principals}
+    billing = (ctx.shared.get("billingGroupOf") or {}).get(name) or t.get("billingGroupName")
+    if billing:     # DescribeThing names it; ListThings does not (engine/providers/aws/billing.py reads members)
+        state["billingGroup"] = billing
     ctx.marker("aws.Thing", name, state, managed)
     return ActualResource(ctx.p.addr("Thing", name), "aws.Thing", state, token=f"v{t.get('version', 0)}",
                           managed=managed, ids={"version": t.get("version"), "arn": t.get("thingArn")})
@@ -514,6 +561,8 @@ def _read_groups(ctx: _ReadContext) -> list[ActualResource]:
     def one(name: str) -> ActualResource | None:
         try:
             g = ctx.c.call("describe_thing_group", thingGroupName=name)
+            if g.get("queryString") is not None:   # a dynamic group: aws.DynamicThingGroup (dynamic_groups.py)
+                return None
             members = list(ctx.c.pages("list_things_in_thing_group", "things", thingGroupName=name))
         except errors.NotFound:
             return None
@@ -528,17 +577,27 @@ def _read_groups(ctx: _ReadContext) -> list[ActualResource]:
 
 def _read_things(ctx: _ReadContext) -> list[ActualResource]:
     opts = ctx.options
+    if opts.links_pending is not None:     # incremental drift: which links to keep, once the events are read
+        links_from, links_reread = opts.links_pending()
+        opts = dataclasses.replace(opts, links_from=links_from, links_reread=links_reread, links_pending=None)
     token, done = opts.things_from or (None, [])
     out = list(done)
 
     def principals(row: tuple) -> list[str]:
         if not row[4]:
             return []     # an unmanaged, undeclared thing is only listed: its links are not fleetctl's concern
-        try:
-            arns = ctx.c.pages("list_thing_principals", "principals", thingName=row[0])
-            return sorted(ctx.cert_name(arn.rsplit("/", 1)[-1]) for arn in arns if ":cert/" in arn)
-        except errors.NotFound:
-            return []
+        name = row[0]
+        known = opts.links_from.get(name) if opts.links_from is not None and name not in opts.links_reread else None
+        if known is not None:     # incremental drift: no event touched this thing's links since the snapshot
+            ids = tuple(known)
+        else:
+            try:
+                arns = ctx.c.pages("list_thing_principals", "principals", thingName=name)
+                ids = tuple(sorted(arn.rsplit("/", 1)[-1] for arn in arns if ":cert/" in arn))
+            except errors.NotFound:
+                ids = ()
+        ctx.p.links[name] = ids
+        return sorted(ctx.cert_name(i) for i in ids)
 
     pages = (iter(ctx.things_pages) if ctx.things_pages is not None else
              ctx.c.page_iter("list_things", "things", page_size=opts.page_size, start_token=token))
@@ -593,6 +652,7 @@ def _read_rules(ctx: _ReadContext) -> list[ActualResource]:
         state = {k: rule.get(k) for k in ("sql", "description", "awsIotSqlVersion", "ruleDisabled", "actions",
                                           "errorAction") if rule.get(k) not in (None, "")}
         state.setdefault("actions", [])
+        state = named_roles(state)      # a ServiceRole's ARN reads as its name, as manifests declare it
         managed = ctx.declared("aws.TopicRule", name) or (ctx.prune and ctx.p._tags_managed(resp["ruleArn"]))
         ctx.marker("aws.TopicRule", name, state, lambda: ctx.p._tags_managed(resp["ruleArn"]))
         return ActualResource(ctx.p.addr("TopicRule", name), "aws.TopicRule", json.loads(json.dumps(state)),
@@ -634,6 +694,8 @@ def _write_marker(p: AwsProvider, c: Change, *, check_version: bool) -> None:
     elif c.kind == "aws.ThingGroup":
         p.client.call("update_thing_group", thingGroupName=c.address.name,
                       thingGroupProperties={"attributePayload": marker}, **version)
+    elif c.kind in families.families() and "mark" in families.families()[c.kind].extra:
+        families.families()[c.kind].extra["mark"](p, c)      # a kind whose marker is not an IoT tag (IAM roles)
     else:
         p.client.call("tag_resource", resourceArn=c.ids["arn"], tags=TAGS)
 
@@ -662,6 +724,8 @@ def _thing_create(p: AwsProvider, c: Change) -> dict:
                             "attributePayload": {"attributes": {**d.get("attributes", {}), MARKER_KEY: MARKER_VALUE}}}
     if d.get("thingType"):
         args["thingTypeName"] = d["thingType"]
+    if d.get("billingGroup"):
+        args["billingGroupName"] = d["billingGroup"]
     try:
         p.client.call("create_thing", **args)
     except errors.Conflict:
@@ -694,6 +758,8 @@ def _thing_update(p: AwsProvider, c: Change) -> dict:
         if c.ids.get("version") is not None:
             args["expectedVersion"] = c.ids["version"]
         p.client.call("update_thing", **args)
+    from engine.providers.aws.billing import thing_billing
+    thing_billing(p, c)
     add, remove = _set_diff(c, "groups")
     for group in add:
         p.client.call("add_thing_to_thing_group", thingGroupName=group, thingName=name)
@@ -959,13 +1025,16 @@ def _rule_payload(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _rule_create(p: AwsProvider, c: Change) -> dict:
-    p.client.call("create_topic_rule", ruleName=c.address.name, topicRulePayload=_rule_payload(c.desired),
-                  tags=f"{MARKER_KEY}={MARKER_VALUE}")
+    from engine.providers.aws.iam import with_role_arns     # a roleArn naming a ServiceRole → its ARN
+    p.client.call("create_topic_rule", ruleName=c.address.name,
+                  topicRulePayload=with_role_arns(p, _rule_payload(c.desired)), tags=f"{MARKER_KEY}={MARKER_VALUE}")
     return {}
 
 
 def _rule_update(p: AwsProvider, c: Change) -> dict:
-    p.client.call("replace_topic_rule", ruleName=c.address.name, topicRulePayload=_rule_payload(c.desired))
+    from engine.providers.aws.iam import with_role_arns
+    p.client.call("replace_topic_rule", ruleName=c.address.name,
+                  topicRulePayload=with_role_arns(p, _rule_payload(c.desired)))
     return {}
 
 

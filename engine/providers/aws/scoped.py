@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping
 
 from engine import errors
 from engine.model import ActualResource, Address, DesiredResource
+from engine.providers.aws import families
 from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.provider import (AwsProvider, ReadOptions, _parallel, _ReadContext, group_actual,
                                            thing_actual)
@@ -89,7 +90,11 @@ def read_scoped(p: AwsProvider, desired: list[DesiredResource], scope: Iterable[
     old = {(d.kind, d.address.name): d for d in previous}
     ctx = _ReadContext(p, by_kind, False)
     out: list[ActualResource] = []
-    listed = [k for k in LIST_ONLY if k in wanted]
+    extra = families.families()       # kinds of engine/providers/aws/families.py: few per account, listed
+    listed = [k for k in (*LIST_ONLY, *extra) if k in wanted]
+    for fam in extra.values():        # indexes other readers use (things' billing groups): read first
+        if families.fed(fam, set(wanted), by_kind):
+            fam.read(ctx)
     if listed:   # few per account: the list readers are as cheap as describes, and already exact
         result = p.read([d for k in listed for d in by_kind.get(k, {}).values()],
                         options=ReadOptions(kinds=frozenset(listed)))

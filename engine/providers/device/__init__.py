@@ -16,8 +16,9 @@ from .codecs import CodecError, apply_fields, encode_value
 from .crosscheck import CloudContext, Finding, FindingCode, aws_region_of, crosscheck_device
 from .diff import Action, ChangeKind, RegisterChange, commit_steps, diff_device, fingerprint_of, summary
 from .dumps import DeviceDump, parse_dump, read_dump
-from .model import Adapter, DeviceModel, RegType, builtin_models, check_model, load_model
+from .model import builtin_models, check_model, load_model
 from .problems import DumpError, ModelError, Problem, ProblemsError, RenderError
+from .regmap import Adapter, DeviceModel, RegType
 from .values import DesiredConfig, Resolved, resolve_desired
 
 __all__ = [

@@ -28,8 +28,8 @@ from engine import fsutil
 from .codecs import codec, to_hex
 from .diff import ChangeKind, RegisterChange, commit_steps
 from .dumps import DeviceDump
-from .model import Adapter, DeviceModel, Register, RegType
 from .problems import Problem, RenderError
+from .regmap import Adapter, DeviceModel, Register, RegType
 from .values import DesiredConfig, DesiredSlot
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from .model import FIXED_SIZE_TYPES, FieldSpec, FieldType, Register, RegType, int_bits
 from .problems import did_you_mean
+from .regmap import FIXED_SIZE_TYPES, FieldSpec, FieldType, Register, RegType, int_bits
 
 
 class CodecError(ValueError):

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from .codecs import CodecError, codec, parse_url, read_field
 from .dumps import DeviceDump
-from .model import DeviceModel, Role, RoleRef
 from .pem import slot_digests
+from .regmap import DeviceModel, Role, RoleRef
 from .values import DesiredConfig
 
 

@@ -20,7 +20,7 @@ from engine.model import secret_fingerprint
 
 from .codecs import display, read_field
 from .dumps import DeviceDump
-from .model import DeviceModel, Register, RegType, SlotSpec
+from .regmap import DeviceModel, Register, RegType, SlotSpec
 from .values import DesiredConfig, DesiredRegister, DesiredSlot, value_fingerprint
 
 SENSITIVE = "(sensitive)"

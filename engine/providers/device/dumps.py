@@ -19,8 +19,8 @@ from types import MappingProxyType
 from typing import Any
 
 from .codecs import CodecError, codec, parse_hex, problem_text
-from .model import Adapter, DeviceModel, Register, RegType
 from .problems import DumpError, Problem
+from .regmap import Adapter, DeviceModel, Register, RegType
 
 SPRINGCORE_FORMAT = "fleetctl.springcore-dump/v1"
 ESP_NVS_FORMAT = "fleetctl.esp-nvs-dump/v1"

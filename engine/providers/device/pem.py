@@ -14,7 +14,7 @@ import re
 
 from engine.model import secret_fingerprint
 
-from .model import SlotKind
+from .regmap import SlotKind
 
 _BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\s*(.*?)\s*-----END \1-----", re.S)
 _EXPECTED_LABELS: dict[SlotKind, tuple[str, ...]] = {

@@ -20,9 +20,9 @@ from typing import Any
 from engine.model import secret_fingerprint
 
 from .codecs import CodecError, apply_fields, encode_fields, encode_value, is_raw, problem_text
-from .model import Access, DeviceModel, Register, RegType, Role, SlotSpec
 from .pem import content_problem, slot_digests, slot_fingerprint
 from .problems import PathPart, Problem, did_you_mean
+from .regmap import Access, DeviceModel, Register, RegType, Role, SlotSpec
 
 
 def sha256_fingerprint(data: bytes) -> str:
