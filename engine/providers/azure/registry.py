@@ -101,7 +101,8 @@ def device_entry(c: Change, secrets: Mapping[str, str]) -> dict[str, Any]:
     return entry
 
 
-def bulk_create(p: AzureSession, changes: list[Change], secrets: list[Mapping[str, str]]) -> list[errors.ProviderError | None]:
+def bulk_create(p: AzureSession, changes: list[Change],
+                secrets: list[Mapping[str, str]]) -> list[errors.ProviderError | None]:
     """Create devices in one bulk registry call; the outcome of each, in order. Raises when the call as a whole
     fails (then none of them was created)."""
     entries = [device_entry(c, s) for c, s in zip(changes, secrets)]
