@@ -19,7 +19,7 @@ from engine.providers.azure.planning import sign_command
 from engine.sandbox.azure import AzureEmulator
 from engine.sandbox.azure.entra import ARM_AUDIENCES, DPS_AUDIENCE, HUB_AUDIENCE
 from engine.sandbox.certs import Issued, make_ca, verification_certificate
-from tests.azure.test_provider_e2e import KEYS, TARGET, Fleet, _every_kind
+from tests.azure.test_provider_e2e import KEYS, TARGET, Fleet, declare_every_kind
 from tests.conftest import run_cli
 
 ENTRA_TARGET = (TARGET.replace("  azure:\n", "  azure:\n    auth: entraId\n")
@@ -61,7 +61,7 @@ def test_entra_target_plan_apply_plan_with_the_two_step_proof_of_possession(entr
     plainly with the hub's new code and the command to sign it; signed and committed, the next apply verifies; the
     plan after it shows no changes. Every call went through Entra ID tokens (no connection string is set)."""
     ca = make_ca({"CN": "fleetctl entra root CA", "O": "fleetctl"})
-    _every_kind(fleet, ca, "0" * 48)                       # made for a code the hub never issues
+    declare_every_kind(fleet, ca, "0" * 48)                 # made for a code the hub never issues
     assert ENTRA_TARGET.count("connectionString") == 0 and "auth: entraId" in ENTRA_TARGET
     planned = fleet.plan()
     assert planned.exit_code == 2, planned.output

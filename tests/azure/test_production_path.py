@@ -13,7 +13,7 @@ from engine.sandbox.certs import make_ca, verification_certificate
 from tests.aws.test_assume_role import ACCOUNTS, make_roles, role_arn, write_fleet
 from tests.azure import test_entra_id, test_provider_e2e
 from tests.azure.test_entra_id import ENTRA_TARGET
-from tests.azure.test_provider_e2e import Fleet, _every_kind
+from tests.azure.test_provider_e2e import Fleet, declare_every_kind
 from tests.conftest import run_cli
 
 entra_env = test_entra_id.entra_env               # the fixtures: Entra ID settings only, demo verification codes
@@ -28,7 +28,7 @@ def test_two_assumed_role_accounts_and_an_entra_azure_target_in_one_fleet(aws_en
     (root / "certs").mkdir()
     (root / "azure-target.yaml").write_text(ENTRA_TARGET)
     ca = make_ca({"CN": "fleetctl production-path root CA", "O": "fleetctl"})
-    _every_kind(azure, ca, fixed_codes)
+    declare_every_kind(azure, ca, fixed_codes)
     azure.cert("rootca-verification", verification_certificate(ca, fixed_codes))
     assert not any(k.endswith("CONNECTION_STRING") for k in entra_env) and "auth: entraId" in ENTRA_TARGET
 

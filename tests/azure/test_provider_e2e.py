@@ -208,7 +208,7 @@ spec:
 """
 
 
-def _every_kind(fleet: Fleet, ca: Issued, code: str) -> Issued:
+def declare_every_kind(fleet: Fleet, ca: Issued, code: str) -> Issued:
     fleet.cert("rootca", ca)
     fleet.cert("rootca-verification", verification_certificate(ca, code))
     fleet.cert("device1", issue({"CN": "device1"}, ca))
@@ -220,7 +220,7 @@ def _every_kind(fleet: Fleet, ca: Issued, code: str) -> Issued:
 
 
 def test_plan_apply_plan_is_empty_for_every_kind(azure_env, fleet, ca, fixed_codes, client, tmp_path):
-    self_signed = _every_kind(fleet, ca, fixed_codes)
+    self_signed = declare_every_kind(fleet, ca, fixed_codes)
     first = fleet.plan("--out", str(tmp_path / "plan.json"))
     assert first.exit_code == 2, first.output
     changes = json.loads((tmp_path / "plan.json").read_text())["changes"]
@@ -266,7 +266,7 @@ def test_plan_apply_plan_is_empty_for_every_kind(azure_env, fleet, ca, fixed_cod
 
 
 def test_plan_shows_the_steps_and_is_deterministic(azure_env, fleet, ca, fixed_codes, tmp_path):
-    _every_kind(fleet, ca, fixed_codes)
+    declare_every_kind(fleet, ca, fixed_codes)
     fleet.plan("--out", str(tmp_path / "a.json"))
     fleet.plan("--out", str(tmp_path / "b.json"))
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
@@ -351,7 +351,7 @@ def test_a_stale_verification_certificate_gets_a_fresh_code(azure_env, fleet, ca
 
 
 def test_a_new_ca_certificate_replaces_the_old_one_and_is_proven_again(azure_env, fleet, ca, fixed_codes, client):
-    _every_kind(fleet, ca, fixed_codes)
+    declare_every_kind(fleet, ca, fixed_codes)
     assert fleet.apply().exit_code == 0
     rotated = make_ca({"CN": "fleetctl e2e root CA 2"})
     fleet.cert("rootca", rotated)

@@ -11,7 +11,7 @@ from engine import errors
 from engine.diagnostics import FleetctlError
 from engine.manifest.fleet import load_fleet
 from engine.providers.azure.provider import AzureProvider, make_provider
-from engine.retry import RetryPolicy
+from engine.providers.azure.retries import AzureRetry
 from engine.sandbox.azure import AzureEmulator
 
 TARGET = """\
@@ -60,7 +60,7 @@ def test_auto_leaves_a_loopback_emulator_unpaced_and_on_seeds_the_hub_tier(spec,
 def test_paced_calls_see_no_429_where_unpaced_calls_do(spec, emulator) -> None:
     emulator.configure(rates={"registry": 5})                      # the hub's registry quota: 5 requests/s
     unpaced = provider(spec, emulator, FLEETCTL_RATE_LIMIT="off")
-    unpaced.retry = RetryPolicy(max_attempts=1)                    # count the 429s instead of waiting them out
+    unpaced.retry = AzureRetry(max_attempts=1)                     # count the 429s instead of waiting them out
     refused = 0
     for i in range(12):
         try:

@@ -38,16 +38,18 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 from engine import errors
 from engine.bulk import device_mode
+from engine.diagnostics import Diagnostic, warning
 from engine.model import Action, Change
 from engine.providers.azure.client import import_file
+from engine.providers.azure.session import AzureSession
+from engine.providers.azure.target import ImportExport
 
-if TYPE_CHECKING:
-    from engine.providers.azure.provider import AzureProvider
+__all__ = ["ACTIVE", "ImportExport", "ImportJob", "job_line", "running_jobs"]
 
 ACTIVE = ("enqueued", "running", "queued", "scheduled")
 FINAL = ("completed", "failed", "cancelled")
@@ -58,16 +60,6 @@ ERROR_NAMES = {400004: "ArgumentInvalid", 400011: "DeviceDefinedMultipleTimes", 
 ERRORS_BY_STATUS: dict[int, type[errors.ProviderError]] = {
     400: errors.Invalid, 403: errors.Forbidden, 404: errors.NotFound, 409: errors.Conflict,
     412: errors.PreconditionFailed, 429: errors.Throttled}
-
-
-@dataclass(frozen=True)
-class ImportExport:
-    """The Target's `azure.importExport`, resolved. `container_url` is a secret (its SAS signature)."""
-
-    container_url: str = field(repr=False)
-    threshold: int = 1000
-    poll_seconds: float = 5.0
-    timeout_seconds: float = 3600.0
 
 
 def job_line(change: Change, entry: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
@@ -96,9 +88,26 @@ def _device_error(line: Mapping[str, Any], job_id: str) -> errors.ProviderError:
     return cls(f"{status[:300] or code} (import job {job_id})", code=code, request_id=job_id, status=number // 1000 or None)
 
 
+def running_jobs(p: AzureSession) -> list[Diagnostic]:
+    """A warning per import/export job running on the hub (an interrupted apply's job, or another client's)."""
+    if p.import_export is None:
+        return []
+    try:
+        jobs = p.call("jobs.get_import_export_jobs", p.client.list_jobs)
+    except errors.ProviderError as exc:      # the plan stands without it; apply checks again before a job
+        return [warning(f"could not list the import/export jobs of target '{p.target}': {exc}",
+                        address=f"azure/{p.target}")]
+    return [warning(f"import/export job {job.get('jobId')} ({job.get('type')}, {job.get('status')}, "
+                    f"{job.get('progress', 0)}% done) is running on the hub of target '{p.target}'",
+                    "devices may still change while it runs (an interrupted apply leaves its job running); "
+                    "apply waits for it before it starts an import job of its own",
+                    address=f"azure/{p.target}")
+            for job in jobs if job.get("status") in ACTIVE]
+
+
 @dataclass
 class ImportJob:
-    provider: "AzureProvider"
+    provider: AzureSession
     config: ImportExport
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
