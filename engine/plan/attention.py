@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping
 
 from engine.attention import Attention, Code, Severity
 from engine.model import Action, Change
+from engine.kinds import by_qualified
 from engine.plan import policydiff
 
 
@@ -302,8 +303,8 @@ def _logging_reduced(state: Mapping[str, Any]) -> frozenset[str]:
 
 
 def _audit_off(state: Mapping[str, Any]) -> frozenset[str]:
-    from engine.providers.aws.kinds_account import AUDIT_CHECKS
-    return frozenset(AUDIT_CHECKS) - frozenset(state.get("enabledChecks") or ()) if state else frozenset()
+    checks = by_qualified("aws.AccountAuditConfiguration").extra["checks"]    # declared with the kind
+    return frozenset(checks) - frozenset(state.get("enabledChecks") or ()) if state else frozenset()
 
 
 LOGGING_REDUCED = Capability(

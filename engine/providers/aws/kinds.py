@@ -19,6 +19,7 @@ from engine.manifest.types import Name, Pem, Status, Strict
 from engine.model import Action, Change
 from engine.pki import CertInfo, issued_by
 from engine.providers.aws.planning import CALLS, MANAGED_FIELD, REFINE
+from engine.providers.aws.references import named_roles, role_names, rule_destinations
 
 GROUP = "aws.fleetctl.io"
 ATTR_KEY = r"^[a-zA-Z0-9_.,@/:#-]{1,128}$"
@@ -214,7 +215,6 @@ def _expand_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
-    from engine.providers.aws.kinds_access import named_roles, role_names
     if not re.match(r"^[a-zA-Z0-9_]+$", m.name):
         ctx.error("topic rule names may hold only letters, digits and '_' (AWS rule name)")
     spec = named_roles(canonical(declared(m.spec)))    # a ServiceRole by ARN or by name: its name
@@ -232,7 +232,6 @@ def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
             ctx.error(f"roleArn '{name}' is neither an ARN nor a ServiceRole of this target", "errorAction")
         else:
             deps.append(role.address)
-    from engine.providers.aws.kinds_account import rule_destinations   # http actions wait for their destination
     deps += rule_destinations(ctx, m.spec.actions)
     out = simple_desired(ctx, spec)
     if deps:

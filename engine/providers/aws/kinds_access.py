@@ -28,11 +28,11 @@ from engine.manifest.fleet import ExpandContext, Expanded, Manifest, canonical, 
 from engine.manifest.types import Name, Strict
 from engine.model import Action, Change
 from engine.providers.aws.planning import MANAGED_FIELD
+from engine.providers.aws.references import ROLE_ARN_RE, named_roles, role_names  # noqa: F401 - their home was here
 
 IOT_SERVICE_PRINCIPALS = ("iot.amazonaws.com", "credentials.iot.amazonaws.com")
 ROLE_PATH = "/fleetctl/"                      # the IAM path of every role fleetctl manages
 INLINE_POLICY = "fleetctl"                    # the name of a ServiceRole's one inline policy
-ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/fleetctl/([\w+=,.@-]{1,64})$")
 MAX_CREDENTIAL_SECONDS = 3600                 # lint FL022: longer-lived device credentials are flagged
 
 
@@ -46,35 +46,6 @@ def _json_doc(value: Any) -> Any:
     return value
 
 
-def named_roles(value: Any) -> Any:
-    """`value` with every `roleArn` naming a fleetctl ServiceRole (`.../role/fleetctl/<name>`) replaced by the name:
-    the canonical form of a role reference on both sides of the diff (topic rule actions, role aliases)."""
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if k == "roleArn" and isinstance(v, str) and (m := ROLE_ARN_RE.match(v)):
-                out[k] = m.group(1)
-            else:
-                out[k] = named_roles(v)
-        return out
-    if isinstance(value, list):
-        return [named_roles(v) for v in value]
-    return value
-
-
-def role_names(value: Any) -> list[str]:
-    """Every `roleArn` in `value` that is a name (not an ARN): references to ServiceRoles."""
-    found: list[str] = []
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == "roleArn" and isinstance(v, str) and not v.startswith("arn:"):
-                found.append(v)
-            else:
-                found += role_names(v)
-    elif isinstance(value, list):
-        for v in value:
-            found += role_names(v)
-    return found
 
 
 # ------------------------------------------------------------------------------------------------ ServiceRole

@@ -30,6 +30,7 @@ from engine.manifest.fleet import ExpandContext, Expanded, Manifest, declared, s
 from engine.manifest.types import Name, Pem, Strict
 from engine.model import Action, Address, Change
 from engine.providers.aws.kinds import aws
+from engine.providers.aws.references import rule_destinations  # noqa: F401 - its home was here
 
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR", "DISABLED"]
 EventType = Literal["THING", "THING_GROUP", "THING_TYPE", "THING_GROUP_MEMBERSHIP", "THING_GROUP_HIERARCHY",
@@ -354,17 +355,6 @@ def _expand_destination(ctx: ExpandContext, m: Manifest) -> Expanded:
     return simple_desired(ctx, spec, inputs={"confirmationWaitSeconds": m.spec.confirmationWaitSeconds})
 
 
-def rule_destinations(ctx: ExpandContext, actions: list[dict[str, Any]]) -> list[Address]:
-    """The declared TopicRuleDestinations (same Target) a rule's http actions post under: the rule depends on
-    them, so it is applied after each is ENABLED (called by the TopicRule's expand)."""
-    urls = [a["http"].get("url", "") for a in actions if isinstance(a.get("http"), dict)]
-    out = []
-    for (kind, target, _), d in ctx.index.items():
-        if kind == "aws.TopicRuleDestination" and target == ctx.manifest.target and d.spec.http is not None:
-            if any(u.startswith(d.spec.http.confirmationUrl) for u in urls):
-                out.append(d.address)
-    return out
-
 
 # ---------------------------------------------------------------------------------------------- refine, calls
 def _owned_whole(c: Change) -> Any:
@@ -462,7 +452,8 @@ aws("LoggingOptions", LoggingOptionsSpec, 2, _singleton(_expand_logging), calls=
 aws("EventConfigurations", EventConfigurationsSpec, 3, _singleton(_expand_events), calls=_events_calls,
     refine=_owned_whole, lists=(ListKey("enabled"),), always_managed=("enabled",))
 aws("AccountAuditConfiguration", AccountAuditConfigurationSpec, 4, _singleton(_expand_audit), calls=_audit_calls,
-    refine=_owned_whole, lists=(ListKey("enabledChecks"),), always_managed=tuple(AccountAuditConfigurationSpec.model_fields))
+    refine=_owned_whole, lists=(ListKey("enabledChecks"),), always_managed=tuple(AccountAuditConfigurationSpec.model_fields),
+    extra={"checks": AUDIT_CHECKS})    # every Device Defender audit check (the Needs-attention check reads it here)
 aws("ScheduledAudit", ScheduledAuditSpec, 8, _expand_scheduled,
     calls=_crud("CreateScheduledAudit", "UpdateScheduledAudit", "DeleteScheduledAudit"),
     lists=(ListKey("targetCheckNames"),), always_managed=("frequency",))

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Ty
 from engine import errors
 from engine.model import ActualResource, DesiredResource
 from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
-from engine.providers.aws.kinds_access import named_roles
+from engine.providers.aws.references import named_roles
 
 if TYPE_CHECKING:
     from engine.providers.aws.provider import AwsProvider
