@@ -3,41 +3,47 @@
 Create/update/replace run dependencies first; deletes run in reverse, after every change of a resource that
 referenced the deleted one. Ties are broken by the kind's rank (CA → policy → certificate → type → group →
 thing → rule) and then by address, never by file or dict order.
+
+The ordering is the standard library's `graphlib.TopologicalSorter`; this module adds only what it leaves to the
+caller: which of the ready nodes goes first (a heap on `tie`, so the order is the same on every run), and a cycle
+as a located diagnostic naming its members and the path graphlib found. Measured (100,000 nodes, 90,000 edges):
+0.91 s CPU against 0.49 s for the hand-written Kahn's algorithm it replaced — about 4 % of a 100,000-change plan,
+kept for one well-known implementation of the ordering.
 """
 from __future__ import annotations
 
+import graphlib
 import heapq
 from typing import Callable, Hashable, Iterable, TypeVar
 
 from engine.diagnostics import Diagnostic, error
-from engine.model import Address
 
 T = TypeVar("T")
 
 
 def topo_order(nodes: Iterable[T], key: Callable[[T], Hashable], deps: Callable[[T], Iterable[Hashable]],
                tie: Callable[[T], tuple]) -> tuple[list[T], list[Diagnostic]]:
-    """Kahn's algorithm with a heap on `tie`; edges to nodes outside the set are ignored."""
+    """`nodes` dependencies first, ready nodes by `tie`; edges to nodes outside the set are ignored.
+
+    On a cycle nothing can be ordered: the nodes come back in `tie` order (every change stays visible in the plan,
+    which the error makes one that apply refuses) with a diagnostic naming the cycle."""
     items = {key(n): n for n in nodes}
-    indegree = {a: 0 for a in items}
-    users: dict[Address, list[Address]] = {a: [] for a in items}
-    for a, n in items.items():
-        for d in set(deps(n)):
-            if d in items and d != a:
-                indegree[a] += 1
-                users[d].append(a)
-    heap = [(tie(items[a]), a) for a, deg in indegree.items() if deg == 0]
-    heapq.heapify(heap)
+    sorter: graphlib.TopologicalSorter[Hashable] = graphlib.TopologicalSorter(
+        {a: {d for d in deps(n) if d in items and d != a} for a, n in items.items()})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        path = [str(a) for a in exc.args[1]]
+        return sorted(items.values(), key=tie), [error(
+            "dependency cycle", "these resources reference each other: " + ", ".join(sorted(set(path)))
+            + " (" + " → ".join(path) + ")")]
+    ready = [(tie(items[a]), a) for a in sorter.get_ready()]
+    heapq.heapify(ready)
     order: list[T] = []
-    while heap:
-        _, a = heapq.heappop(heap)
+    while ready:
+        _, a = heapq.heappop(ready)
         order.append(items[a])
-        for u in users[a]:
-            indegree[u] -= 1
-            if indegree[u] == 0:
-                heapq.heappush(heap, (tie(items[u]), u))
-    diags: list[Diagnostic] = []
-    if len(order) < len(items):
-        stuck = sorted(str(a) for a, deg in indegree.items() if deg > 0)
-        diags.append(error("dependency cycle", "these resources reference each other: " + ", ".join(stuck)))
-    return order, diags
+        sorter.done(a)
+        for b in sorter.get_ready():
+            heapq.heappush(ready, (tie(items[b]), b))
+    return order, []
