@@ -129,6 +129,7 @@ def peak_rss_mb() -> float:
 def phase(args: list[str], out: str) -> None:
     """Child process: run the CLI in-process, record wall time, CPU and peak RSS."""
     from click.testing import CliRunner
+
     from engine.cli import cli
     started = time.perf_counter()
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
@@ -142,7 +143,6 @@ def phase(args: list[str], out: str) -> None:
 def delta_phase(root: str, out: str) -> None:
     """Child process: load the fleet, make an "actual" side where the per-thing policy was narrower (telemetry
     on dt/${thing}/* only), and time permission_delta over the 100,000-thing plan (the load is timed apart)."""
-    import dataclasses
     from engine.authz.delta import permission_delta
     from engine.manifest.fleet import load_fleet
     from engine.model import ActualResource

@@ -43,9 +43,10 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import boto3
 import botocore.session
@@ -108,7 +109,7 @@ class Floor:
     serial_seconds: float   # sum over APIs (if every call ran one after another)
 
     @staticmethod
-    def of(calls: Mapping[str, int]) -> "Floor":
+    def of(calls: Mapping[str, int]) -> Floor:
         terms = {api: n / quota(api).tps for api, n in calls.items() if n}
         if not terms:
             return Floor(0.0, "-", 0.0)
@@ -368,7 +369,7 @@ def journal_write_seconds(folder: Path, samples: int = 300) -> float:
     """Mean time of one journal entry (append + fsync) on the journal's filesystem: a probe with the real
     Journal, taken before and after apply, since fsync latency varies with the disk's load."""
     probe = folder / "journal-probe.jsonl"
-    journal = Journal(probe, lambda: dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "p-probe", "0" * 40, "bench")
+    journal = Journal(probe, lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "p-probe", "0" * 40, "bench")
     t0 = time.perf_counter()
     for i in range(samples):
         journal.write("success", address=f"aws/{TARGET}/Thing/{thing_name(i, samples)}", op="create_thing",

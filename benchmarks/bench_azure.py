@@ -46,9 +46,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import requests
 
@@ -74,7 +75,7 @@ class Floor:
     binding: str
 
     @classmethod
-    def of(cls, by_class: Mapping[str, float], tier: str = "S1", units: int = 1) -> "Floor":
+    def of(cls, by_class: Mapping[str, float], tier: str = "S1", units: int = 1) -> Floor:
         quotas = azure_hub_quotas(tier, units)
         terms = {c: n / quotas[c].tps for c, n in by_class.items() if n and c in quotas}
         if not terms:

@@ -23,7 +23,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.providers.device import (  # noqa: E402
-    DeviceModel, Resolved, builtin_models, diff_device, parse_dump, render, resolve_desired,
+    DeviceModel,
+    Resolved,
+    builtin_models,
+    diff_device,
+    parse_dump,
+    render,
+    resolve_desired,
 )
 
 ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.eu-west-2.amazonaws.com"

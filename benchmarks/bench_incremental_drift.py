@@ -28,7 +28,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ KINDS = ("detach", "deactivate", "widen", "delete")
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     import boto3
     from moto.iot.models import iot_backends
 
-    from engine import run, snapshot as snapshots
+    from engine import run
+    from engine import snapshot as snapshots
     from engine.providers.aws.scoped import seconds
     from engine.providers.aws.trail import Settings
     from engine.ratelimit import AWS_IOT_QUOTAS, Quota

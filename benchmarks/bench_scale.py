@@ -42,8 +42,9 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -286,6 +287,7 @@ def _child_plan(path: str, out: str | None, apply_too: bool) -> dict[str, Any]:
 
 def _child_script(url: str, n: int) -> dict[str, Any]:
     import boto3
+
     from benchmarks.bench_aws import CountingClient, register_device
     client = CountingClient(boto3.client("iot", region_name=REGION, endpoint_url=url))
     try:
@@ -306,8 +308,8 @@ def _child_script(url: str, n: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- workloads
 def _api(op: str) -> str:
-    from botocore import xform_name
     import botocore.session
+    from botocore import xform_name
     names = {xform_name(n): n for n in botocore.session.get_session().get_service_model("iot").operation_names}
     return names.get(op, op)
 

@@ -10,7 +10,8 @@ time too.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from engine import errors
 from engine.diagnostics import Diagnostics, FleetctlError, error, warning

@@ -9,8 +9,9 @@ strings must be of them.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 
 class Code(enum.StrEnum):
@@ -74,7 +75,7 @@ class Attention:
     code: Code
     message: str
     severity: Severity
-    drift: "Attention | None" = None
+    drift: Attention | None = None
 
     def __post_init__(self) -> None:   # a plan file gives strings: they must be of the vocabulary
         object.__setattr__(self, "code", Code(self.code))
@@ -91,7 +92,7 @@ class Attention:
         return out
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Attention":
+    def from_json(cls, d: Mapping[str, Any]) -> Attention:
         drift = d.get("drift")
         return cls(d["code"], d["message"], d["severity"], cls.from_json(drift) if drift else None)
 

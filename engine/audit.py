@@ -17,19 +17,21 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import click
 
-from engine import console, kinds as registry
+from engine import console
+from engine import kinds as registry
 from engine.diagnostics import FleetctlError, error
+from engine.diff import diff_values
 from engine.journal import read_entries
+from engine.kinds import ListKey
 from engine.manifest.fleet import address_for
 from engine.manifest.loader import SKIP_DIRS, Document, parse_text
-from engine.diff import diff_values
-from engine.kinds import ListKey
 from engine.model import Address, Elem
 from engine.plan.fieldview import field_lines
 

@@ -35,8 +35,8 @@ throughput are not documented, hence the operator's threshold (default 1,000). R
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from engine.model import Action, Change
 from engine.ratelimit import azure_hub_quotas

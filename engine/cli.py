@@ -22,7 +22,8 @@ from engine.clihelp import apply_epilogs
 from engine.console import COLOR_MODES, META_KEY
 from engine.diagnostics import FleetctlError, error
 from engine.plan.model import Plan, PlanFileError, load_plan
-from engine.plan.render import RENDERERS, summary_line, text as text_view
+from engine.plan.render import RENDERERS, summary_line
+from engine.plan.render import text as text_view
 
 FORMATS = click.Choice(sorted(RENDERERS))
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -166,6 +167,7 @@ def _snapshot_use(since: str | None, out: str | None, full: bool, max_age: str, 
     if not since and not out:
         return None
     from datetime import timedelta
+
     from engine import snapshot as snapshots
     from engine.providers.aws.trail import Settings
     settings = Settings(full=full, max_age=timedelta(seconds=_seconds(max_age, "--max-snapshot-age")),

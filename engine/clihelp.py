@@ -9,7 +9,7 @@ each has its table and that every variable the engine reads is described here.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import click
 

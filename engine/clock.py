@@ -7,8 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 Clock = Callable[[], dt.datetime]
 
@@ -19,13 +19,13 @@ def clock_from_env(env: Mapping[str, str] | None = None) -> Clock:
         fixed = dt.datetime.fromisoformat(env["FLEETCTL_NOW"].replace("Z", "+00:00"))
         return lambda: fixed
     if env.get("SOURCE_DATE_EPOCH"):
-        fixed = dt.datetime.fromtimestamp(int(env["SOURCE_DATE_EPOCH"]), tz=dt.timezone.utc)
+        fixed = dt.datetime.fromtimestamp(int(env["SOURCE_DATE_EPOCH"]), tz=dt.UTC)
         return lambda: fixed
-    return lambda: dt.datetime.now(dt.timezone.utc)
+    return lambda: dt.datetime.now(dt.UTC)
 
 
 def iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def git_commit(path: Path, env: Mapping[str, str] | None = None) -> str | None:

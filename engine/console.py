@@ -26,8 +26,9 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Any, Mapping
+from typing import IO, Any
 
 import click
 from rich.color import ColorSystem

@@ -65,7 +65,7 @@ class Diagnostic:
         return out
 
     @classmethod
-    def from_json(cls, data: dict) -> "Diagnostic":
+    def from_json(cls, data: dict) -> Diagnostic:
         src = data.get("source")
         return cls(Severity(data["severity"]), data["summary"], data.get("detail", ""),
                    Source(src["file"], src.get("line", 0), src.get("col", 0), src.get("origin", "")) if src else None,

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import copy
 import difflib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from engine.kinds import KindDecl, ListKey
 from engine.model import ADD, CHANGE, REMOVE, SENSITIVE, Elem, FieldChange, canonical_json, display_path

@@ -101,7 +101,7 @@ def _key_from_file(path: str) -> Key:
         return Key(material, "a random key of this process (cannot create " + str(file) + ")")
 
 
-def key_setting_problem(env: "os._Environ[str] | dict[str, str] | None" = None) -> str | None:
+def key_setting_problem(env: os._Environ[str] | dict[str, str] | None = None) -> str | None:
     """Why FLEETCTL_FINGERPRINT_KEY cannot be used, or None (unset is fine: the key file is the fallback)."""
     env = os.environ if env is None else env
     try:
@@ -112,7 +112,7 @@ def key_setting_problem(env: "os._Environ[str] | dict[str, str] | None" = None) 
     return None
 
 
-def current_key(env: "os._Environ[str] | dict[str, str] | None" = None) -> Key:
+def current_key(env: os._Environ[str] | dict[str, str] | None = None) -> Key:
     """The key of this run: FLEETCTL_FINGERPRINT_KEY, else the per-user key file (created on first use)."""
     env = os.environ if env is None else env
     value = env.get(KEY_ENV)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import graphlib
 import heapq
-from typing import Callable, Hashable, Iterable, TypeVar
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
 
 from engine.diagnostics import Diagnostic, error
 

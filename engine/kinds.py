@@ -13,8 +13,9 @@ manifest never imports a cloud SDK.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 KIND_MODULES = (
     "engine.manifest.core_kinds",

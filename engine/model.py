@@ -8,8 +8,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from engine.attention import Attention
 from engine.diagnostics import Source
@@ -30,11 +31,11 @@ class Address:
     parts: tuple[str, ...]
 
     @classmethod
-    def of(cls, *parts: str) -> "Address":
+    def of(cls, *parts: str) -> Address:
         return cls(tuple(parts))
 
     @classmethod
-    def parse(cls, text: str) -> "Address":
+    def parse(cls, text: str) -> Address:
         return cls(tuple(text.split("/")))
 
     @property
@@ -179,7 +180,7 @@ class Elem:
         return {**out, **({"nth": self.nth} if self.nth else {})}
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "Elem":
+    def from_json(cls, d: Mapping[str, Any]) -> Elem:
         nth = int(d.get("nth", 0))
         if "index" in d:
             return cls("index", at=int(d["index"]))
@@ -241,7 +242,7 @@ class FieldChange:
         return out
 
     @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> "FieldChange":
+    def from_json(cls, d: Mapping[str, Any]) -> FieldChange:
         raw = d.get("segments")
         segments = None if raw is None else tuple(Elem.from_json(s) if isinstance(s, dict) else s for s in raw)
         return cls(d["path"], d["before"], d["after"], d.get("sensitive", False), d.get("op", ""), segments)
@@ -296,7 +297,7 @@ class Blocked:
     source: Source | None = None
 
     @classmethod
-    def of(cls, change: "Change", reason: str, remedy: str, field: str | None = None) -> "Blocked":
+    def of(cls, change: Change, reason: str, remedy: str, field: str | None = None) -> Blocked:
         return cls(change.address, change.kind, change.action, reason, remedy, change.fields, field, change.source)
 
     def to_json(self) -> dict:

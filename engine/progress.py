@@ -20,8 +20,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any
 
 from engine.humanize import count, duration, rate
 
@@ -41,7 +42,7 @@ class Task:
     def close(self) -> None:
         """The operation ended (the sink writes its final line)."""
 
-    def __enter__(self) -> "Task":
+    def __enter__(self) -> Task:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -102,7 +103,7 @@ def progress_line(label: str, done: int, total: int | None, unit: str, elapsed: 
 
 
 class _LineTask(Task):
-    def __init__(self, sink: "LineProgress", state: _State) -> None:
+    def __init__(self, sink: LineProgress, state: _State) -> None:
         self._sink, self._s = sink, state
 
     def advance(self, n: int = 1, *, failed: int = 0) -> None:
@@ -182,8 +183,14 @@ class LineProgress(ProgressSink):
 
 
 def _bar_columns() -> list[Any]:
-    from rich.progress import (BarColumn, MofNCompleteColumn, ProgressColumn, TaskProgressColumn, TextColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class Rate(ProgressColumn):        # items per second in plain numbers (rich's own speed column counts bytes)
@@ -203,7 +210,7 @@ def _bar_columns() -> list[Any]:
 
 
 class _BarTask(Task):
-    def __init__(self, sink: "BarProgress", task_id: Any, failures: bool, keep: bool) -> None:
+    def __init__(self, sink: BarProgress, task_id: Any, failures: bool, keep: bool) -> None:
         self._sink, self._id, self._failures, self._keep = sink, task_id, failures, keep
         self._failed = 0
         self._closed = False

@@ -28,12 +28,14 @@ import math
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from engine.errors import Throttled
-from engine.humanize import duration as human_duration, plural, quota_rate
+from engine.humanize import duration as human_duration
+from engine.humanize import plural, quota_rate
 
 
 @dataclass(frozen=True)

@@ -9,24 +9,27 @@ import gc
 import heapq
 import os
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from engine import accounts, errors, incremental, snapshot as snapshots
+from engine import accounts, errors, incremental
+from engine import journal as journals
+from engine import snapshot as snapshots
 from engine.clock import Clock, actor, clock_from_env, git_commit, iso
 from engine.diagnostics import Diagnostics, FleetctlError, error, warning
-from engine import journal as journals
 from engine.journal import Journal, interrupted, interrupted_tasks
-from engine.manifest.core_kinds import unresolved_credentials
 from engine.manifest import generators
 from engine.manifest.confine import FilePolicy, allow_entries
+from engine.manifest.core_kinds import unresolved_credentials
 from engine.manifest.fleet import Fleet, load_fleet, resolve_secret_value
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.plan import permissions
 from engine.plan.model import Plan
-from engine.plan.planner import PlanOptions, converged, plan as make_plan
+from engine.plan.planner import PlanOptions, converged
+from engine.plan.planner import plan as make_plan
 from engine.progress import SILENT, ProgressSink
 from engine.providers.base import Provider, provider_for
 from engine.ratelimit import apply_estimate

@@ -22,10 +22,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from engine import fsutil
 from engine.model import ActualResource, Address, canonical_json
@@ -70,7 +71,7 @@ class TargetSnapshot:
                 "links": {k: list(v) for k, v in sorted(self.links.items())}, "actual": list(self.actual)}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "TargetSnapshot":
+    def from_json(cls, data: Mapping[str, Any]) -> TargetSnapshot:
         return cls(data["target"], data["provider"], data["readAt"], data["lastFullRead"], data.get("account"),
                    data.get("region"), {k: tuple(v) for k, v in (data.get("links") or {}).items()},
                    tuple(data.get("actual") or ()))

@@ -209,7 +209,7 @@ def test_aws_names_follow_the_service_rules(tmp_path: Path, kind: str, name: str
     root = make_fleet(tmp_path, {"x.yaml": f"apiVersion: aws.fleetctl.io/v1\nkind: {kind}\n"
                                            f"metadata: {{name: '{name}', target: aws-eu}}\nspec: {spec}\n"})
     found = errors(root)
-    assert any(f"fleet/x.yaml:3:" in m and f"'{name}' is not a valid AWS IoT {kind} name: {rule}" in m
+    assert any("fleet/x.yaml:3:" in m and f"'{name}' is not a valid AWS IoT {kind} name: {rule}" in m
                for m in found), found
 
 

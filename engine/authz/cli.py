@@ -14,8 +14,10 @@ import sys
 
 import click
 
-from engine.authz import AuthzFleet, check as check_request, resource_type
-from engine.authz.matrix import COLUMNS, Row, matrix as build_matrix
+from engine.authz import AuthzFleet, resource_type
+from engine.authz import check as check_request
+from engine.authz.matrix import COLUMNS, Row
+from engine.authz.matrix import matrix as build_matrix
 from engine.diagnostics import FleetctlError, error
 
 EXIT_ALLOWED, EXIT_ERROR, EXIT_DENIED = 0, 1, 2

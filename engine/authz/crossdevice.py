@@ -19,8 +19,8 @@ A finding is such a request that A (connected with its own name as client id, or
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from engine.authz.evaluate import Request, Result, evaluate
 from engine.authz.policy import ESCAPES, Effect, own_name

@@ -19,8 +19,9 @@ the account allows that the manifests do not (and the reverse).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from engine.authz.evaluate import Request, evaluate
 from engine.authz.matrix import COLUMNS, THING_TOKEN, Cell, cell

@@ -33,8 +33,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import ipaddress
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from engine.authz.policy import Condition, Effect, Policy, Statement, matches
 from engine.authz.variables import Session, resolve, substitute
@@ -129,8 +130,8 @@ def _date(text: str) -> dt.datetime | None:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         number = _number(text)
-        return dt.datetime.fromtimestamp(number, dt.timezone.utc) if number is not None else None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+        return dt.datetime.fromtimestamp(number, dt.UTC) if number is not None else None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 _ORDER = {"Equals": lambda a, b: a == b, "NotEquals": lambda a, b: a != b, "LessThan": lambda a, b: a < b,

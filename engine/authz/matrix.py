@@ -17,8 +17,9 @@ request exactly.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from engine.authz.evaluate import action_applies, conditions_hold
 from engine.authz.policy import ESCAPES, Effect, own_name

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from engine.authz.evaluate import condition_holds
-from engine.authz.policy import Policy, PathT, parse_policy
+from engine.authz.policy import PathT, Policy, parse_policy
 from engine.authz.variables import CLIENT_ID, THING, THING_NAME, CertFacts, Session, ThingFacts, cert_facts, resolve
 from engine.diagnostics import Source
 from engine.model import DesiredResource
@@ -135,17 +136,17 @@ class AuthzFleet:
     # ------------------------------------------------------------------ building
     @classmethod
     def build(cls, desired: Iterable[DesiredResource], *, targets: Mapping[str, Mapping[str, Any]] | None = None,
-              source_of: Callable[[DesiredResource, PathT], Source] | None = None) -> "AuthzFleet":
+              source_of: Callable[[DesiredResource, PathT], Source] | None = None) -> AuthzFleet:
         """From desired resources (a loaded fleet's, or a plan's). `targets` maps a Target name to its `aws`
         section (region, accountId); `source_of(resource, path)` gives the manifest position of a path below
         the resource's spec (policy statements are named by file:line with it)."""
-        from engine.manifest.fleet import paused_gc     # 100,000 things: no garbage cycles, millions of objects
+        from engine.manifest.fleet import paused_gc  # 100,000 things: no garbage cycles, millions of objects
         with paused_gc():
             return cls._build(desired, targets, source_of)
 
     @classmethod
     def _build(cls, desired: Iterable[DesiredResource], targets: Mapping[str, Mapping[str, Any]] | None,
-               source_of: Callable[[DesiredResource, PathT], Source] | None) -> "AuthzFleet":
+               source_of: Callable[[DesiredResource, PathT], Source] | None) -> AuthzFleet:
         out = cls()
         attached: dict[tuple[str, str], list[str]] = {}
         for r in desired:
@@ -181,7 +182,7 @@ class AuthzFleet:
         return out
 
     @classmethod
-    def from_fleet(cls, fleet: Any) -> "AuthzFleet":
+    def from_fleet(cls, fleet: Any) -> AuthzFleet:
         """From a loaded `engine.manifest.fleet.Fleet` (statement positions from its manifests)."""
         docs = {m.address: m.doc for m in fleet.manifests}
         targets = target_specs(fleet)

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from engine.authz.policy import VARIABLE, literal
 
@@ -166,9 +166,10 @@ _OID_NAMES = {"2.5.4.6": "Country", "2.5.4.10": "Organization", "2.5.4.11": "Org
 @functools.lru_cache(maxsize=4096)
 def cert_facts(pem: str) -> CertFacts:
     """A certificate's policy-variable facts, read from its PEM (public material) with `cryptography`."""
+    import hashlib
+
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    import hashlib
     cert = x509.load_pem_x509_certificate(pem.encode())
 
     def names(name: x509.Name) -> dict[str, tuple[str, ...]]:

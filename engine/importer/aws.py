@@ -18,8 +18,9 @@ takes its subject CN as a name when that makes a valid, unique name, else `ca-<1
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping
+from typing import Any
 
 from engine import errors
 from engine.diagnostics import FleetctlError, error

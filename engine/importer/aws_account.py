@@ -7,7 +7,8 @@ is skipped with the reason. Authorizer public keys are written as files beside t
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from engine.importer.model import PublicFile, Unimportable
 from engine.model import ActualResource

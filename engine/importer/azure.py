@@ -19,7 +19,8 @@ no adoption hook in the provider, so the import writes no annotation and says so
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from engine import errors
 from engine.diagnostics import FleetctlError, error

@@ -16,8 +16,9 @@ import json
 import os
 import shutil
 import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from engine import fsutil
 from engine.diagnostics import FleetctlError, error
@@ -65,7 +66,7 @@ class Checkpoint:
 
     # ------------------------------------------------------------------ open
     @classmethod
-    def open(cls, out: Path, request: Mapping[str, Any], *, resume: bool) -> "Checkpoint":
+    def open(cls, out: Path, request: Mapping[str, Any], *, resume: bool) -> Checkpoint:
         """Start a new checkpoint, or (resume) continue the one in `out`. Refuses to mix two different imports."""
         path = out / STATE_FILE
         if not path.exists():

@@ -81,7 +81,8 @@ def command(target: str | None, dumps: str | None, out: str, fleet: str, kinds: 
     request = ImportRequest(target=target, out=Path(out), fleet=Path(fleet), kinds=kinds, filters=parsed,
                             adopt=adopt, resume=resume, page_size=page_size)
     try:
-        from engine import console, progress as bars
+        from engine import console
+        from engine import progress as bars
         sink = bars.sink_for(sys.stderr, env, color=console.current().color(err=True))   # things read (stderr)
         report = run_import(request, run.Context(env=env, progress=sink), progress=_echo_err)
     except KeyboardInterrupt:

@@ -15,12 +15,14 @@ Invariants an operator relies on:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
-from engine import fsutil, kinds as registry
+from engine import fsutil
+from engine import kinds as registry
 from engine.clock import iso
 from engine.diagnostics import FleetctlError, Severity, error
 from engine.importer import writer

@@ -49,7 +49,7 @@ class Filter:
     pattern: str
 
     @classmethod
-    def parse(cls, text: str) -> "Filter":
+    def parse(cls, text: str) -> Filter:
         key, sep, pattern = text.partition("=")
         if not sep or not key.strip() or not pattern:
             raise ValueError(f"filter {text!r} is not KEY=GLOB (e.g. name=ESP32-*, thingType=IoTReady)")

@@ -11,8 +11,9 @@ connection strings), which the writer turns into `{env: NAME}` and lists in IMPO
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from engine.diagnostics import Diagnostic, FleetctlError, error
 from engine.importer.checkpoint import Checkpoint

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from typing import Any, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from engine import kinds as registry
+from engine.importer.model import Filter
 from engine.kinds import KindDecl, Ref
 from engine.model import ActualResource, Address
-from engine.importer.model import Filter
 
 Facts = Mapping[str, Any]   # filter key → a value or a list of values (a thing's groups)
 

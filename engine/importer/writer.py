@@ -16,8 +16,9 @@ import hashlib
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import PurePosixPath
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from engine import kinds as registry
 from engine.importer import yamlout

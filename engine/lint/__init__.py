@@ -13,12 +13,13 @@ suppressed findings are kept (SARIF reports them as suppressed) but do not fail 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import enum
 import functools
+import importlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -66,7 +67,7 @@ class Finding:
 class Hit:
     """What a rule yields: the document, the field concerned and the message (and a finer level, if any)."""
 
-    doc: "ManifestDoc"
+    doc: ManifestDoc
     path: PathT
     message: str
     level: Level | None = None              # e.g. an expired certificate is an error, an expiring one a warning

@@ -15,7 +15,8 @@ offline (Device Defender runs it; `ScheduledAudit` enables it).
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from engine.lint import Hit, Level, LintContext, ManifestDoc, PathT, rule
 

@@ -4,7 +4,8 @@ left disabled, and a custom authorizer that accepts unsigned tokens. Rules read 
 (engine/lint/__init__.py), so each hit points at the field's line."""
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from engine.lint import Hit, Level, LintContext, rule
 

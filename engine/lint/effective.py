@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from engine.authz.evaluate import Decision, Request, evaluate
 from engine.authz.policy import Effect, Statement
@@ -257,9 +258,9 @@ def revoked_certificate_attached(ctx: LintContext, options: Mapping[str, Any]) -
       hint="fix the DeviceConfig values (broker, client id, CA slot) or the cloud identity so they agree; "
            "cross-region brokers are FL009")
 def device_cloud_crosscheck(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
+    from engine.diagnostics import Source
     from engine.providers.device.crosscheck import FindingCode
     from engine.providers.device.fleetcheck import device_findings
-    from engine.diagnostics import Source
     if not any(d.group == "device.fleetctl.io" for d in ctx.docs):
         return
     configs = ctx.of("device.fleetctl.io", "DeviceConfig")

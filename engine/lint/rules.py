@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from engine.lint import Hit, Level, LintContext, ManifestDoc, PathT, rule, walk
 from engine.pki import issued_by

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 
 class FileRefError(Exception):
@@ -71,7 +72,7 @@ class FilePolicy:
     allowed: tuple[Path, ...] = ()
 
     @classmethod
-    def of(cls, root: str | Path, allow: Iterable[str] = ()) -> "FilePolicy":
+    def of(cls, root: str | Path, allow: Iterable[str] = ()) -> FilePolicy:
         """The policy for a fleet folder; entries `allowance_problem` refuses are left out (load_fleet reports them)."""
         root_path = Path(root)
         if root_path.is_file():
@@ -80,7 +81,7 @@ class FilePolicy:
         return cls(_resolved(root_path), dirs)
 
     @classmethod
-    def for_targets(cls, root: str | Path, target_specs: Iterable[Any]) -> "FilePolicy":
+    def for_targets(cls, root: str | Path, target_specs: Iterable[Any]) -> FilePolicy:
         """The policy of a fleet folder and its Targets' allowances; memoised (a 100,000-device plan asks per
         secret)."""
         return _policy(str(root), tuple(os.path.expanduser(e) for e in allow_entries(target_specs)),

@@ -1,8 +1,9 @@
 """fleetctl.io/v1 kinds: Target (where resources live; credentials only by reference)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -120,7 +121,7 @@ class AzureTargetSpec(Strict):
         return "connectionString" if self.hub is not None and self.hub.connectionString is not None else "entraId"
 
     @model_validator(mode="after")
-    def _connection_strings(self) -> "AzureTargetSpec":
+    def _connection_strings(self) -> AzureTargetSpec:
         if self.auth_mode == "connectionString":
             missing = [name for name, section in (("hub", self.hub), ("dps", self.dps))
                        if section is not None and section.connectionString is None]
@@ -150,7 +151,7 @@ class TargetSpec(Strict):
                                               "per-developer targets). Default: a missing credential is an error")
 
     @model_validator(mode="after")
-    def _one_cloud(self) -> "TargetSpec":
+    def _one_cloud(self) -> TargetSpec:
         if (self.aws is None) == (self.azure is None):
             raise ValueError("a Target has exactly one of: aws, azure")
         return self

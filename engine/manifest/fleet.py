@@ -15,10 +15,11 @@ import gc
 import hashlib
 import json
 import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -31,8 +32,8 @@ from engine.manifest.confine import FilePolicy, FileRefError, allowance_problem,
 from engine.manifest.limits import Limits
 from engine.manifest.loader import Document, load_path
 from engine.manifest.types import Envelope, PemRef, SecretRefModel
-from engine.pki import CertInfo, PemError, cert_info, issued_by
 from engine.model import Address, DesiredResource, SecretRef, canonical_json, secret_fingerprint
+from engine.pki import CertInfo, PemError, cert_info, issued_by
 
 
 @dataclass

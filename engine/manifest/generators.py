@@ -38,16 +38,18 @@ import csv
 import io
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import Field, ValidationError, model_validator
 
 from engine.diagnostics import Diagnostic, Diagnostics, Source, error
 from engine.kinds import KindDecl, register
 from engine.manifest.confine import FilePolicy, FileRefError
-from engine.manifest.limits import DEFAULT as DEFAULT_LIMITS, Limits
+from engine.manifest.limits import DEFAULT as DEFAULT_LIMITS
+from engine.manifest.limits import Limits
 from engine.manifest.loader import Document, Path_, line_col, read_text
 from engine.manifest.types import Strict
 
@@ -78,7 +80,7 @@ class ThingSetSpec(Strict):
     template: list[dict[str, Any]] = Field(min_length=1, description="documents generated once per row")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ThingSetSpec":
+    def _one_source(self) -> ThingSetSpec:
         if (self.csv is None) == (self.range is None):
             raise ValueError("a ThingSet has exactly one of: csv, range")
         return self
@@ -92,7 +94,7 @@ class GeneratedDocument:
 
     __slots__ = ("template", "template_prefix", "builder", "row")
 
-    def __init__(self, template: Document, prefix: Path_, builder: Any, row: "Row") -> None:
+    def __init__(self, template: Document, prefix: Path_, builder: Any, row: Row) -> None:
         self.template, self.template_prefix, self.builder, self.row = template, prefix, builder, row
 
     # what a Document holds, read from the ThingSet document instead of copied into each of 100,000 rows

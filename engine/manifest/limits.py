@@ -23,8 +23,8 @@ per file).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Mapping
 
 from engine.diagnostics import Diagnostic, error
 
@@ -70,7 +70,7 @@ class Limits:
     max_rows: int = _DEFAULTS["max_rows"]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> tuple["Limits", list[Diagnostic]]:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> tuple[Limits, list[Diagnostic]]:
         """The limits, each default overridden by its FLEETCTL_MAX_* variable; a malformed value is an error
         (and its default stays in force)."""
         env = os.environ if env is None else env

@@ -26,23 +26,25 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.composer import Composer, ComposerError, MaxDepthExceededError
 from ruamel.yaml.constructor import ConstructorError, DuplicateKeyError, RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning
 from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode
 from ruamel.yaml.reader import Reader, ReaderError
 from ruamel.yaml.scalarbool import ScalarBoolean
-from ruamel.yaml.error import MarkedYAMLError, ReusedAnchorWarning
 
 from engine.diagnostics import Diagnostic, Source, error
-from engine.manifest.limits import DEFAULT as DEFAULT_LIMITS, Limits
+from engine.manifest.limits import DEFAULT as DEFAULT_LIMITS
+from engine.manifest.limits import Limits
 
 SKIP_DIRS = {".git", ".fleetctl", "node_modules", "__pycache__", "dumps", "out"}
 Path_ = tuple[Any, ...]
@@ -135,7 +137,8 @@ def _plain_scalar(node: Any) -> Any:
 # whatever this path does not reproduce exactly raises _Fallback and the file is parsed again by ruamel).
 try:
     from yaml.cyaml import CParser as _CParser
-    from yaml.nodes import MappingNode as _MappingNode, ScalarNode as _ScalarNode
+    from yaml.nodes import MappingNode as _MappingNode
+    from yaml.nodes import ScalarNode as _ScalarNode
 except ImportError:  # PyYAML built without libyaml: the ruamel path only
     _CParser = None
 
@@ -979,7 +982,7 @@ def _unacceptable_character(exc: ReaderError, text: str, file: str, line_offset:
     what = f"U+{code:04X}" + (f" ({name})" if name else "")
     line, col = line_col(text, exc.position) if isinstance(exc.position, int) else (1, 1)
     return error(f"character {what} is not allowed in YAML text",
-                 "remove it, or write it as an escape inside a double-quoted string (\"\\x%02X\")" % code
+                 f"remove it, or write it as an escape inside a double-quoted string (\"\\x{code:02X}\")"
                  if code < 256 else "remove it, or write it as an escape inside a double-quoted string",
                  source=Source(file, line + line_offset, col))
 

@@ -33,7 +33,7 @@ class SecretRefModel(Strict):
     secretRef: str | None = Field(None, description="name of a secret in the secret store")
 
     @model_validator(mode="after")
-    def _one(self) -> "SecretRefModel":
+    def _one(self) -> SecretRefModel:
         if sum(v is not None for v in (self.env, self.file, self.secretRef)) != 1:
             raise ValueError("a secret reference has exactly one of: env, file, secretRef")
         return self

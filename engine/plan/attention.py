@@ -22,13 +22,14 @@ it is no escalation. Items are values of engine/attention.py (codes and severiti
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from engine.attention import Attention, Code, Severity
-from engine.model import Action, Change
 from engine.kinds import by_qualified
+from engine.model import Action, Change
 from engine.plan import policydiff
 
 

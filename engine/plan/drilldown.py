@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from typing import Iterable
+from collections.abc import Iterable
 
 from engine.model import Change
 from engine.plan.model import Plan, change_to_json

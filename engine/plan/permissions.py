@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from engine.attention import Attention, Code, Severity
 from engine.authz.delta import AUTHZ_KINDS
@@ -82,7 +83,7 @@ def annotate(plan: Plan, desired: Sequence[DesiredResource], actual: Sequence[Ac
     id when any was added, since the id covers every change's JSON). Pure: no cloud call, no output."""
     if not _touches_authz(plan):
         return plan
-    from engine.authz import delta as authz_delta       # looked up at call time (tests count the calls)
+    from engine.authz import delta as authz_delta  # looked up at call time (tests count the calls)
     wanted = [d for d in desired if d.kind in AUTHZ_KINDS]
     have = [a for a in actual if a.kind in AUTHZ_KINDS]
     deltas = authz_delta.permission_delta(wanted, have, targets=dict(targets) if targets else None)

@@ -7,16 +7,26 @@ fleetctl's ownership marker and only when pruning is enabled; anything else is r
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from engine import kinds as registry
 from engine.diagnostics import Diagnostic, Severity, warning
 from engine.diff import diff_fields
 from engine.graph import topo_order
 from engine.kinds import KindDecl
-from engine.model import (ABSENT, SENSITIVE, Action, ActualResource, Address, Blocked, Change, DesiredResource,
-                          FieldChange)
+from engine.model import (
+    ABSENT,
+    SENSITIVE,
+    Action,
+    ActualResource,
+    Address,
+    Blocked,
+    Change,
+    DesiredResource,
+    FieldChange,
+)
 from engine.plan.attention import assess
 from engine.plan.model import Plan, change_to_json, plan_digest
 

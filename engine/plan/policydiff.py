@@ -24,9 +24,10 @@ it compares documents statement by statement, which is what a diff reviewer read
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 ALLOW, DENY = "Allow", "Deny"
 TOPIC_RESOURCES = (":topic/", ":topicfilter/")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engine.attention import Attention, Severity, by_severity, flags
 from engine.model import ADD, CHANGE, REMOVE, SENSITIVE, Action, Change

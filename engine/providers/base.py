@@ -9,8 +9,9 @@ validating manifests never imports a cloud SDK.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from engine.diagnostics import Diagnostic
 from engine.model import ActualResource, Change, DesiredResource

@@ -44,7 +44,7 @@ def _name(fields: dict[str, str] | str) -> x509.Name:
 def issue(subject: dict[str, str] | str, issuer: Issued | None = None, *, ca: bool = False, days: int = 3650,
           not_before: dt.datetime | None = None) -> Issued:
     key = ec.generate_private_key(ec.SECP256R1())
-    start = not_before or dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+    start = not_before or dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     name = _name(subject)
     builder = (x509.CertificateBuilder().subject_name(name)
                .issuer_name(issuer.cert.subject if issuer else name)

@@ -18,7 +18,8 @@ moto 5.2 gaps closed here, as AWS documents the behaviour (request and response 
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote
 
 TAGGED_CREATES = ("create_role_alias", "create_billing_group")   # their ARNs: `created_arn`

@@ -26,12 +26,13 @@ Behaviour added, as AWS documents it:
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
-import base64
 import json
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engine.sandbox import moto_access
 
@@ -127,7 +128,7 @@ def _templates(resp: Any) -> dict[str, dict[str, Any]]:
 
 
 def _now() -> float:
-    return dt.datetime.now(dt.timezone.utc).timestamp()
+    return dt.datetime.now(dt.UTC).timestamp()
 
 
 def _install_ca(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> None:
@@ -373,7 +374,7 @@ def install() -> None:
     _install_ca(IoTResponse, ActionResult, EmptyResult)
     _install_templates(IoTResponse, ActionResult, EmptyResult)
     _install_endpoint()
-    from engine.sandbox import moto_bulkreg     # StartThingRegistrationTask & co. (its tasks take IOT_LOCK per line)
+    from engine.sandbox import moto_bulkreg  # StartThingRegistrationTask & co. (its tasks take IOT_LOCK per line)
     moto_bulkreg.install(IoTResponse, ActionResult, EmptyResult, IOT_LOCK)
     moto_access.install(IoTResponse, ActionResult, EmptyResult, _error, _store)
     from engine.sandbox import moto_iot_account  # logging v2, events, audit, authorizers, destinations (issue 17)

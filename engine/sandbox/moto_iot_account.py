@@ -56,7 +56,7 @@ def _not_found(what: str) -> Exception:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def account_state(backend: Any) -> dict[str, Any]:

@@ -45,10 +45,11 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS, AdaptiveBucket, Quota, overrides_from_env, with_overrides
@@ -195,7 +196,7 @@ class QuotaProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "QuotaProxy":
+    def start(self) -> QuotaProxy:
         self._thread = threading.Thread(target=self._server.serve_forever, name="quota-proxy", daemon=True)
         self._thread.start()
         return self

@@ -14,8 +14,8 @@ def test_check_allows_own_topic_and_names_the_statement(cli):
     res = cli("authz", "check", "DA1275B0", "--fleet", str(FLEET), "--action", "iot:Publish",
               "--topic", "springcard/springcore/DA1275B0/evt")
     assert res.exit_code == 0, res.output
-    line = next(i for i, l in enumerate((FLEET / "aws" / "springpark.yaml").read_text().splitlines(), 1)
-                if "Action: iot:Publish" in l) - 1
+    line = next(i for i, text in enumerate((FLEET / "aws" / "springpark.yaml").read_text().splitlines(), 1)
+                if "Action: iot:Publish" in text) - 1
     assert f"Allow policy 'reader-policy' statement 3 (fleet/aws/springpark.yaml:{line}:9)" in res.stdout
     assert "ARNs use account 123456789012" in res.stdout        # the Target declares no accountId
 

@@ -58,7 +58,7 @@ def write(root: Path, text: str) -> Path:
 
 
 def line_of(root: Path, needle: str) -> int:
-    return next(i for i, l in enumerate((root / "fleet.yaml").read_text().splitlines(), 1) if needle in l)
+    return next(i for i, text in enumerate((root / "fleet.yaml").read_text().splitlines(), 1) if needle in text)
 
 
 # The u-blox note's demo policy (seed 002 §2.1 step 3): "publish to all topics and subscribe to all topic filters".
@@ -183,7 +183,7 @@ def test_deny_defeated_by_mqtt_wildcards(tmp_path):
 def _rsa_cert(bits: int, cn: str) -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(7).not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
             .sign(key, hashes.SHA256()))

@@ -2,7 +2,8 @@
 the order of statements and policies never matters."""
 from __future__ import annotations
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.authz.evaluate import Decision, Request, evaluate
 from engine.authz.policy import parse_policy

@@ -11,7 +11,7 @@ from engine.authz import AuthzFleet, Decision, check
 from engine.authz.crossdevice import cross_device
 from engine.authz.principals import all_connections, fold
 from engine.manifest.fleet import load_fleet
-from tests.authz.helpers import allow, cert, group, policy_res, thing
+from tests.authz.helpers import allow, cert, policy_res, thing
 from tests.conftest import FLEET
 from tests.scale.conftest import THINGSET, esp32_macs, write_fleet
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,6 @@ from botocore.config import Config
 from engine.journal import read_entries
 from engine.pki import cert_info
 from tests.conftest import ROOT, run_cli
-
 
 CERTS = ROOT / "fleet/aws/certs"
 CERT_B0 = cert_info((CERTS / "da1275b0.pem").read_text()).cert_id

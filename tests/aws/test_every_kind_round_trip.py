@@ -9,7 +9,8 @@ import shutil
 import yaml
 
 from engine.kinds import all_kinds
-from tests.aws import test_kinds_a as a, test_kinds_b as b
+from tests.aws import test_kinds_a as a
+from tests.aws import test_kinds_b as b
 from tests.aws.test_e2e import JITP
 from tests.conftest import FLEET, run_cli
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import boto3
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.sandbox.moto_index import LinkIndex
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import stat
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -41,12 +41,12 @@ def test_every_mutating_iot_call_the_provider_makes_is_mapped():
 def test_lookup_events_through_boto3_pages_filters_and_hides_undelivered_events(proxy):
     iot = boto3.client("iot", region_name="eu-west-2", endpoint_url=proxy.endpoint_url)
     ct = boto3.client("cloudtrail", region_name="eu-west-2", endpoint_url=proxy.endpoint_url)
-    before = datetime.now(timezone.utc) - timedelta(seconds=1)
+    before = datetime.now(UTC) - timedelta(seconds=1)
     for i in range(60):
         iot.create_thing(thingName=f"t{i:02d}")
     iot.list_things()                                              # a read-only event
     events, token, pages = [], None, 0
-    end = datetime.now(timezone.utc) + timedelta(seconds=1)     # a NextToken needs the same parameters
+    end = datetime.now(UTC) + timedelta(seconds=1)     # a NextToken needs the same parameters
     while True:
         kw = {"NextToken": token} if token else {}
         resp = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ReadOnly", "AttributeValue": "false"}],
@@ -71,7 +71,7 @@ def test_lookup_events_through_boto3_pages_filters_and_hides_undelivered_events(
                                                           {"AttributeKey": "EventName", "AttributeValue": "X"}])
     assert exc.value.response["Error"]["Code"] == "InvalidLookupAttributesException"
     with pytest.raises(ClientError) as exc:
-        ct.lookup_events(StartTime=datetime.now(timezone.utc), EndTime=before)
+        ct.lookup_events(StartTime=datetime.now(UTC), EndTime=before)
     assert exc.value.response["Error"]["Code"] == "InvalidTimeRangeException"
     proxy.trail.delay_s = 3600                                     # CloudTrail has not delivered it yet
     iot.create_thing(thingName="late")
@@ -133,6 +133,7 @@ def test_snapshot_is_private_hash_checked_and_refused_when_edited(tmp_path):
 
 def test_apply_never_reads_a_snapshot():
     import inspect
+
     from engine import run
     for fn in (run.apply, run.stale_check, run.check_stale):
         assert "snapshot" not in inspect.signature(fn).parameters

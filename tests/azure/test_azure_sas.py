@@ -11,8 +11,13 @@ import requests
 from azure.iot.deviceprovisioning._auth import generate_sas_token as dps_sdk_token
 from azure.iot.hub.sastoken import SasToken as HubSdkToken
 
-from engine.providers.azure.sas import (SasTokenError, generate_sas_token, parse_sas_token, string_to_sign,
-                                        verify_sas_token)
+from engine.providers.azure.sas import (
+    SasTokenError,
+    generate_sas_token,
+    parse_sas_token,
+    string_to_sign,
+    verify_sas_token,
+)
 
 # Inputs and output of the worked example in the u-blox application note (seed 002, §3.3.2).
 UBLOX_HOST = "iot-xxxx-test-hub-2.azure-devices.net"

@@ -18,8 +18,8 @@ import pytest
 from engine import run
 from engine.journal import read_entries
 from engine.manifest.fleet import load_fleet
-from engine.plan.model import load_plan
 from engine.pki import cert_info
+from engine.plan.model import load_plan
 from engine.providers.azure.client import ArmTarget, AzureClient
 from engine.sandbox.azure import AzureEmulator
 from engine.sandbox.azure.arm import sandbox_verification_code

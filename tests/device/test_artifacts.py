@@ -10,11 +10,24 @@ from typing import Any
 import pytest
 
 from engine.providers.device import (
-    Artifact, ArtifactKind, DeviceModel, RenderError, diff_device, parse_dump, render, resolve_desired,
+    Artifact,
+    ArtifactKind,
+    DeviceModel,
+    RenderError,
+    diff_device,
+    parse_dump,
+    render,
+    resolve_desired,
 )
 
 from .helpers import (
-    DUMPS, assert_golden, esp_values, nina_values, springpark_device, springpark_group, spwf_values,
+    DUMPS,
+    assert_golden,
+    esp_values,
+    nina_values,
+    springpark_device,
+    springpark_group,
+    spwf_values,
 )
 
 CASES: dict[str, tuple[str, str, dict[str, Any], dict[str, Any], dict[str, str]]] = {

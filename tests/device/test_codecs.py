@@ -6,7 +6,15 @@ from typing import Any
 import pytest
 
 from engine.providers.device.codecs import (
-    CodecError, apply_fields, codec, display, encode_fields, encode_value, is_raw, parse_url, raw_bytes,
+    CodecError,
+    apply_fields,
+    codec,
+    display,
+    encode_fields,
+    encode_value,
+    is_raw,
+    parse_url,
+    raw_bytes,
 )
 from engine.providers.device.regmap import DeviceModel, Register
 

@@ -6,7 +6,14 @@ from typing import Any
 import pytest
 
 from engine.providers.device import (
-    CloudContext, DeviceModel, FindingCode, Resolved, aws_region_of, crosscheck_device, parse_dump, resolve_desired,
+    CloudContext,
+    DeviceModel,
+    FindingCode,
+    Resolved,
+    aws_region_of,
+    crosscheck_device,
+    parse_dump,
+    resolve_desired,
 )
 from engine.providers.device.crosscheck import check_broker, check_ca, check_client_cn, check_tls_port
 

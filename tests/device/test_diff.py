@@ -9,7 +9,14 @@ import pytest
 
 from engine.model import secret_fingerprint
 from engine.providers.device import (
-    Action, ChangeKind, DeviceModel, Resolved, commit_steps, diff_device, fingerprint_of, parse_dump,
+    Action,
+    ChangeKind,
+    DeviceModel,
+    Resolved,
+    commit_steps,
+    diff_device,
+    fingerprint_of,
+    parse_dump,
     resolve_desired,
 )
 from engine.providers.device.dumps import DeviceDump

@@ -19,6 +19,7 @@ from engine.providers.device import Resolved
 from .helpers import FAKE_KEY, GOLDEN, esp_values, nina_values, springpark_device, springpark_group, spwf_values
 from .provider_support import ADMIN_PASSWORD, DEVICES, WIFI_PSK, Workspace, device_changes, workspace
 
+
 def _refs(values: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
     """The helpers' library values with each `Resolved` replaced by the manifest reference that yields it."""
     out: dict[str, Any] = {}

@@ -11,7 +11,13 @@ from pathlib import Path
 import boto3
 
 from .provider_support import (
-    ADMIN_PASSWORD, DEVICES, MQTT_PASSWORD, WIFI_PSK, Workspace, device_changes, workspace,
+    ADMIN_PASSWORD,
+    DEVICES,
+    MQTT_PASSWORD,
+    WIFI_PSK,
+    Workspace,
+    device_changes,
+    workspace,
 )
 
 

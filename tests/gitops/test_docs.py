@@ -183,6 +183,7 @@ def test_azure_roles_are_rbac_and_the_workflows_list_no_keys() -> None:
 
 def test_assume_role_snippet_is_a_valid_target() -> None:
     from ruamel.yaml import YAML
+
     from engine.manifest.core_kinds import TargetSpec
     lang, body = snippets()["target-assume-role"]
     spec = TargetSpec.model_validate(YAML(typ="safe").load(body)["spec"])

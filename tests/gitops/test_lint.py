@@ -14,7 +14,7 @@ from engine.sandbox.certs import issue, make_ca
 from tests.conftest import FLEET, run_cli
 
 NOW = "2026-11-21T10:00:00Z"
-NOW_DT = dt.datetime(2026, 11, 21, 10, tzinfo=dt.timezone.utc)
+NOW_DT = dt.datetime(2026, 11, 21, 10, tzinfo=dt.UTC)
 ENV = {"FLEETCTL_NOW": NOW}
 
 TARGETS = """\

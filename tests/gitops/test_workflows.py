@@ -20,8 +20,17 @@ import boto3
 import pytest
 
 from engine.plan.render import ARTIFACT_PREFIX
-from tests.gitops.workflows import (ROOT, WORKFLOWS, Artifacts, Runner, job_matrix, load, matrix_context,
-                                    run_github_script, script_step)
+from tests.gitops.workflows import (
+    ROOT,
+    WORKFLOWS,
+    Artifacts,
+    Runner,
+    job_matrix,
+    load,
+    matrix_context,
+    run_github_script,
+    script_step,
+)
 
 HEAD_SHA = "a" * 40            # the pull request's head commit (what plan records and names the artifact after)
 MERGE_SHA = "b" * 40           # the merge commit pushed to main

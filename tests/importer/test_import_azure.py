@@ -7,7 +7,6 @@ variables hold the keys.
 """
 from __future__ import annotations
 
-
 import pytest
 from azure.iot.hub import IoTHubRegistryManager
 

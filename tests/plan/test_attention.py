@@ -10,11 +10,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from engine.attention import Attention, Code, Severity, flags
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.plan import drilldown
-from engine.attention import Attention, Code, Severity, flags
 from engine.plan.attention import assess
 from engine.plan.model import Plan, change_from_json, change_to_json, plan_from_json
 from engine.plan.planner import PlanOptions, plan

@@ -7,14 +7,15 @@ from __future__ import annotations
 import random
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import pytest
 
 from benchmarks.bench_aws import REGION, device_certificates, thing_name, write_fleet
-from engine import run, snapshot as snapshots
+from engine import run
+from engine import snapshot as snapshots
 from engine.providers.aws.trail import Settings
 from engine.ratelimit import AWS_IOT_QUOTAS, Quota
 from engine.sandbox.quota_proxy import QuotaProxy
@@ -25,7 +26,7 @@ OVERLAP = timedelta(seconds=4)
 
 
 def real_clock() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @pytest.fixture

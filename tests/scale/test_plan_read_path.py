@@ -12,7 +12,8 @@ import pytest
 from engine import run
 from engine.diagnostics import FleetctlError
 from engine.manifest.fleet import load_fleet
-from engine.providers.aws import provider as aws_provider, read as aws_read
+from engine.providers.aws import provider as aws_provider
+from engine.providers.aws import read as aws_read
 from tests.scale.conftest import THINGSET, esp32_macs
 
 

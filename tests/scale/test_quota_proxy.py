@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-import stat
 import re
+import stat
 import time
 import urllib.request
 

@@ -5,8 +5,20 @@ import pytest
 
 from engine import errors
 from engine.model import Action, Address, Change
-from engine.ratelimit import (AWS_IOT_QUOTAS, AdaptiveBucket, Quota, RateLimiter, aws_limiter, azure_hub_quotas,
-                              AWS_DEFAULT, azure_operation_class, duration, estimate, estimate_line, overrides_from_env)
+from engine.ratelimit import (
+    AWS_DEFAULT,
+    AWS_IOT_QUOTAS,
+    AdaptiveBucket,
+    Quota,
+    RateLimiter,
+    aws_limiter,
+    azure_hub_quotas,
+    azure_operation_class,
+    duration,
+    estimate,
+    estimate_line,
+    overrides_from_env,
+)
 
 
 class FakeClock:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
 
 
-def read_billing_groups(ctx: "ReadContext") -> list[ActualResource]:
+def read_billing_groups(ctx: ReadContext) -> list[ActualResource]:
     p = ctx.p
     names = [g["groupName"] for g in ctx.c.pages("list_billing_groups", "billingGroups")]
 
@@ -52,7 +52,7 @@ def read_billing_groups(ctx: "ReadContext") -> list[ActualResource]:
     return groups
 
 
-def _create(p: "AwsProvider", c: Change) -> dict:
+def _create(p: AwsProvider, c: Change) -> dict:
     d = c.desired
     props = {"billingGroupDescription": d["description"]} if d.get("description") else {}
     tags = [*TAGS, *({"Key": k, "Value": v} for k, v in (d.get("tags") or {}).items())]
@@ -63,7 +63,7 @@ def _create(p: "AwsProvider", c: Change) -> dict:
     return {}
 
 
-def _update(p: "AwsProvider", c: Change) -> dict:
+def _update(p: AwsProvider, c: Change) -> dict:
     d, name = c.desired, c.address.name
     if any(f.path == "description" for f in c.fields) or c.action is Action.CREATE:
         args: dict[str, Any] = {"billingGroupName": name,
@@ -81,7 +81,7 @@ def _update(p: "AwsProvider", c: Change) -> dict:
     return {}
 
 
-def _delete(p: "AwsProvider", c: Change) -> dict:
+def _delete(p: AwsProvider, c: Change) -> dict:
     name = c.address.name
     for thing in p.client.pages("list_things_in_billing_group", "things", billingGroupName=name):
         try:
@@ -99,7 +99,7 @@ def _declares_billing(by_kind: Any) -> bool:
     return any("billingGroup" in d.spec for d in by_kind.get("aws.Thing", {}).values())
 
 
-def thing_billing(p: "AwsProvider", c: Change) -> None:
+def thing_billing(p: AwsProvider, c: Change) -> None:
     """A thing's update of `billingGroup`: leave the old group, join the new one."""
     if not any(f.path == "billingGroup" for f in c.fields):
         return

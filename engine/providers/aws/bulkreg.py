@@ -41,8 +41,9 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from engine import errors
 from engine.model import Action, Change
@@ -68,7 +69,7 @@ class BulkConfig:
     wait_seconds: float = 3600.0
 
     @classmethod
-    def from_spec(cls, spec: Any) -> "BulkConfig | None":
+    def from_spec(cls, spec: Any) -> BulkConfig | None:
         """From the Target's `aws.bulkRegistration` (the pydantic model, or its JSON in a plan file)."""
         if spec is None:
             return None
@@ -272,11 +273,11 @@ def _note(hook: Any, event: str, **fields: Any) -> None:
         hook(OP, event, None, None)
 
 
-def _describe(p: "AwsProvider", task_id: str) -> dict[str, Any]:
+def _describe(p: AwsProvider, task_id: str) -> dict[str, Any]:
     return p.client.call("describe_thing_registration_task", taskId=task_id)
 
 
-def _wait_for_others(p: "AwsProvider", cfg: BulkConfig, hook: Any) -> None:
+def _wait_for_others(p: AwsProvider, cfg: BulkConfig, hook: Any) -> None:
     running = [t for status in ACTIVE
                for t in p.client.pages("list_thing_registration_tasks", "taskIds", status=status)]
     if not running:
@@ -303,7 +304,7 @@ def _wait_for_others(p: "AwsProvider", cfg: BulkConfig, hook: Any) -> None:
             time.sleep(min(cfg.poll_seconds, max(0.01, deadline - time.monotonic())))
 
 
-def _start(p: "AwsProvider", cfg: BulkConfig, body: str, key: str, hook: Any) -> str:
+def _start(p: AwsProvider, cfg: BulkConfig, body: str, key: str, hook: Any) -> str:
     for attempt in range(3):
         _wait_for_others(p, cfg, hook)
         try:
@@ -315,7 +316,7 @@ def _start(p: "AwsProvider", cfg: BulkConfig, body: str, key: str, hook: Any) ->
     raise AssertionError("unreachable")
 
 
-def _reports(p: "AwsProvider", task_id: str, kind: str) -> list[dict[str, Any]]:
+def _reports(p: AwsProvider, task_id: str, kind: str) -> list[dict[str, Any]]:
     out = []
     for link in p.client.pages("list_thing_registration_task_reports", "resourceLinks", taskId=task_id,
                                reportType=kind):
@@ -338,7 +339,7 @@ def _arn_key(entry: Mapping[str, Any], kind: str) -> str | None:
     return arn.rsplit("/", 1)[-1] if isinstance(arn, str) and "/" in arn else None
 
 
-def run_task(p: "AwsProvider", changes: list[Change], lock: threading.Lock) -> list[errors.ProviderError | None]:
+def run_task(p: AwsProvider, changes: list[Change], lock: threading.Lock) -> list[errors.ProviderError | None]:
     """Carry out one batch (one shape) by one registration task; the outcome of each change, in order."""
     cfg = p.bulk
     assert cfg is not None
@@ -351,7 +352,7 @@ def run_task(p: "AwsProvider", changes: list[Change], lock: threading.Lock) -> l
     rows = [(i, c) for i, c in enumerate(changes) if i not in misfits]
     started = time.monotonic()
     with lock:                   # the provider's batches one after the other: AWS runs one task per account
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         key = f"{cfg.prefix}{stamp}-{uuid.uuid4().hex[:12]}.jsonl"
         try:
             p.client.put_text(cfg.bucket, key, "".join(json.dumps(line(c, s, p.cert_status), sort_keys=True) + "\n"
@@ -406,7 +407,7 @@ def run_task(p: "AwsProvider", changes: list[Change], lock: threading.Lock) -> l
     return outcomes
 
 
-def _completed(p: "AwsProvider", c: Change, s: Shape, entry: Mapping[str, Any]) -> errors.ProviderError | None:
+def _completed(p: AwsProvider, c: Change, s: Shape, entry: Mapping[str, Any]) -> errors.ProviderError | None:
     """A change the task created: record what later waves need; attach its certificate when the task could not."""
     arns = (entry.get("response") or {}).get("ResourceArns") or {}
     try:
@@ -424,7 +425,7 @@ def _completed(p: "AwsProvider", c: Change, s: Shape, entry: Mapping[str, Any]) 
     return None
 
 
-def _per_call(p: "AwsProvider", c: Change) -> errors.ProviderError | None:
+def _per_call(p: AwsProvider, c: Change) -> errors.ProviderError | None:
     try:
         p.apply(c, {})
     except errors.ProviderError as exc:

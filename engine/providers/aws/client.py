@@ -30,15 +30,20 @@ import collections
 import re
 import threading
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.credentials import (AssumeRoleCredentialFetcher, CredentialProvider, CredentialResolver,
-                                  DeferredRefreshableCredentials)
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    CredentialProvider,
+    CredentialResolver,
+    DeferredRefreshableCredentials,
+)
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, ProfileNotFound
 from botocore.parsers import ResponseParserError
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
 
 
-def read_aliases(ctx: "ReadContext") -> list[ActualResource]:
+def read_aliases(ctx: ReadContext) -> list[ActualResource]:
     p = ctx.p
     names = list(ctx.c.pages("list_role_aliases", "roleAliases", size_arg="pageSize", token_in="marker",
                              token_out="nextMarker"))
@@ -46,12 +46,12 @@ def read_aliases(ctx: "ReadContext") -> list[ActualResource]:
     return [r for r in parallel(one, names) if r is not None]
 
 
-def _role(p: "AwsProvider", d: Any) -> str:
+def _role(p: AwsProvider, d: Any) -> str:
     from engine.providers.aws.iam import role_arn
     return role_arn(p, d["role"]) if d.get("role") else d["roleArn"]
 
 
-def _create(p: "AwsProvider", c: Change) -> dict:
+def _create(p: AwsProvider, c: Change) -> dict:
     d = c.desired
     try:
         p.client.call("create_role_alias", roleAlias=c.address.name, roleArn=_role(p, d),
@@ -61,14 +61,14 @@ def _create(p: "AwsProvider", c: Change) -> dict:
     return {}
 
 
-def _update(p: "AwsProvider", c: Change) -> dict:
+def _update(p: AwsProvider, c: Change) -> dict:
     d = c.desired
     p.client.call("update_role_alias", roleAlias=c.address.name, roleArn=_role(p, d),
                   credentialDurationSeconds=int(d.get("credentialDurationSeconds", 3600)))
     return {}
 
 
-def _delete(p: "AwsProvider", c: Change) -> dict:
+def _delete(p: AwsProvider, c: Change) -> dict:
     try:
         p.client.call("delete_role_alias", roleAlias=c.address.name)
     except errors.NotFound:

@@ -16,7 +16,8 @@ destination that no rule uses: the delete handler disables first.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engine import errors
 from engine.model import Action, ActualResource, Change

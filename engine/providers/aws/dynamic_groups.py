@@ -8,7 +8,8 @@ comes from the manifests (engine/providers/aws/fleetquery.py).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine import errors
 from engine.model import Action, ActualResource, Change
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
 
 
-def read_dynamic_groups(ctx: "ReadContext") -> list[ActualResource]:
+def read_dynamic_groups(ctx: ReadContext) -> list[ActualResource]:
     p = ctx.p
     names = [g["groupName"] for g in ctx.c.pages("list_thing_groups", "thingGroups")]
 
@@ -61,7 +62,7 @@ def _props(d: Mapping[str, Any], removed: Mapping[str, Any] | None = None) -> di
     return props
 
 
-def _create(p: "AwsProvider", c: Change) -> dict:
+def _create(p: AwsProvider, c: Change) -> dict:
     d = c.desired
     try:
         p.client.call("create_dynamic_thing_group", thingGroupName=c.address.name, thingGroupProperties=_props(d),
@@ -72,7 +73,7 @@ def _create(p: "AwsProvider", c: Change) -> dict:
     return {}
 
 
-def _update(p: "AwsProvider", c: Change) -> dict:
+def _update(p: AwsProvider, c: Change) -> dict:
     d = c.desired
     removed = {k: "" for k in (c.actual.get("attributes") or {}) if k not in (d.get("attributes") or {})}
     args: dict[str, Any] = {"thingGroupName": c.address.name, "thingGroupProperties": _props(d, removed),
@@ -84,7 +85,7 @@ def _update(p: "AwsProvider", c: Change) -> dict:
     return {}
 
 
-def _delete(p: "AwsProvider", c: Change) -> dict:
+def _delete(p: AwsProvider, c: Change) -> dict:
     try:
         p.client.call("delete_dynamic_thing_group", thingGroupName=c.address.name)
     except errors.NotFound:

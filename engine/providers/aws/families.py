@@ -13,8 +13,9 @@ results) and returns the kind's `ActualResource`s; a handler takes `(provider, c
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine.model import Action
 
@@ -38,8 +39,8 @@ class Family:
     """One kind served outside provider.py."""
 
     kind: str                                                  # qualified, e.g. "aws.RoleAlias"
-    read: Callable[[Any], list["ActualResource"]]              # read(ctx: ReadContext) -> resources
-    handlers: Mapping[Action, Callable[[Any, "Change"], dict]]  # action -> handler(provider, change)
+    read: Callable[[Any], list[ActualResource]]              # read(ctx: ReadContext) -> resources
+    handlers: Mapping[Action, Callable[[Any, Change], dict]]  # action -> handler(provider, change)
     before: str | None = None        # read before this kind of READ_ORDER (None: after all of them)
     needs: tuple[str, ...] = ()      # kinds whose read results this kind's reader uses (read first)
     feeds: tuple[str, ...] = ()      # kinds whose readers use this kind's results (this kind is read for them)

@@ -36,7 +36,7 @@ def _doc(value: Any) -> Any:
     return value
 
 
-def _pages(p: "AwsProvider", op: str, key: str, **kwargs: Any) -> list[Any]:
+def _pages(p: AwsProvider, op: str, key: str, **kwargs: Any) -> list[Any]:
     out, marker = [], None
     while True:
         resp = p.client.iam_call(op, **kwargs, **({"Marker": marker} if marker else {}))
@@ -46,7 +46,7 @@ def _pages(p: "AwsProvider", op: str, key: str, **kwargs: Any) -> list[Any]:
         marker = resp.get("Marker")
 
 
-def _marked(p: "AwsProvider", name: str) -> bool:
+def _marked(p: AwsProvider, name: str) -> bool:
     try:
         tags = _pages(p, "list_role_tags", "Tags", RoleName=name)
     except errors.NotFound:
@@ -54,7 +54,7 @@ def _marked(p: "AwsProvider", name: str) -> bool:
     return any(t.get("Key") == MARKER_KEY and t.get("Value") == MARKER_VALUE for t in tags)
 
 
-def read_roles(ctx: "ReadContext") -> list[ActualResource]:
+def read_roles(ctx: ReadContext) -> list[ActualResource]:
     p = ctx.p
     roles = _pages(p, "list_roles", "Roles", PathPrefix=ROLE_PATH)
 
@@ -83,7 +83,7 @@ def read_roles(ctx: "ReadContext") -> list[ActualResource]:
     return [r for r in parallel(one, roles) if r is not None]
 
 
-def role_arn(p: "AwsProvider", name: str) -> str:
+def role_arn(p: AwsProvider, name: str) -> str:
     """The ARN of fleetctl role `name` (an ARN is returned as it is)."""
     if name.startswith("arn:"):
         return name
@@ -93,7 +93,7 @@ def role_arn(p: "AwsProvider", name: str) -> str:
     return p.arns[key]
 
 
-def with_role_arns(p: "AwsProvider", value: Any) -> Any:
+def with_role_arns(p: AwsProvider, value: Any) -> Any:
     """A topic rule payload with each `roleArn` that names a ServiceRole replaced by the role's ARN."""
     if isinstance(value, dict):
         return {k: (role_arn(p, v) if k == "roleArn" and isinstance(v, str) else with_role_arns(p, v))
@@ -111,7 +111,7 @@ def _changed(c: Change, *keys: str) -> bool:
     return any(f.path == k or f.path.startswith((k + ".", k + "[")) for f in c.fields for k in keys)
 
 
-def _create(p: "AwsProvider", c: Change) -> dict:
+def _create(p: AwsProvider, c: Change) -> dict:
     d, name = c.desired, c.address.name
     args: dict[str, Any] = {"RoleName": name, "Path": ROLE_PATH, "AssumeRolePolicyDocument": _policy_json(
         trust_document(d)), "MaxSessionDuration": int(d.get("maxSessionDuration", 3600)), "Tags": IAM_TAGS}
@@ -125,7 +125,7 @@ def _create(p: "AwsProvider", c: Change) -> dict:
     return {}
 
 
-def _update(p: "AwsProvider", c: Change) -> dict:
+def _update(p: AwsProvider, c: Change) -> dict:
     d, name = c.desired, c.address.name
     if _changed(c, "description", "maxSessionDuration"):
         p.client.iam_call("update_role", RoleName=name, Description=d.get("description") or "",
@@ -141,7 +141,7 @@ def _update(p: "AwsProvider", c: Change) -> dict:
     return {}
 
 
-def _detach_extra(p: "AwsProvider", name: str, managed: list[str], inline: list[str]) -> None:
+def _detach_extra(p: AwsProvider, name: str, managed: list[str], inline: list[str]) -> None:
     for arn in managed:
         try:
             p.client.iam_call("detach_role_policy", RoleName=name, PolicyArn=arn)
@@ -154,7 +154,7 @@ def _detach_extra(p: "AwsProvider", name: str, managed: list[str], inline: list[
             pass
 
 
-def _delete(p: "AwsProvider", c: Change) -> dict:
+def _delete(p: AwsProvider, c: Change) -> dict:
     """detach managed policies → delete inline policies → delete the role (IAM refuses a role that holds any)."""
     name = c.address.name
     _detach_extra(p, name, list(c.ids.get("attachedPolicies", [])), list(c.ids.get("inlinePolicies", [])))
@@ -166,7 +166,7 @@ def _delete(p: "AwsProvider", c: Change) -> dict:
     return {}
 
 
-def _mark(p: "AwsProvider", c: Change) -> None:
+def _mark(p: AwsProvider, c: Change) -> None:
     p.client.iam_call("tag_role", RoleName=c.address.name, Tags=IAM_TAGS)
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -157,7 +158,7 @@ class RoleAliasSpec(Strict):
                                            description="lifetime of the credentials devices get (AWS: 900-43200)")
 
     @model_validator(mode="after")
-    def _one_role(self) -> "RoleAliasSpec":
+    def _one_role(self) -> RoleAliasSpec:
         if (self.role is None) == (self.roleArn is None):
             raise ValueError("declare exactly one of role (a ServiceRole's name) and roleArn")
         return self

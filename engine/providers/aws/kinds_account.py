@@ -65,7 +65,7 @@ class IndexingConfigurationSpec(Strict):
     customFields: list[CustomField] = Field(default_factory=list, description="thing index custom fields")
 
     @model_validator(mode="after")
-    def _needs_index(self) -> "IndexingConfigurationSpec":
+    def _needs_index(self) -> IndexingConfigurationSpec:
         if self.thingIndexingMode == "OFF" and (self.thingConnectivityIndexingMode != "OFF"
                                                 or self.deviceDefenderIndexingMode != "OFF"
                                                 or self.namedShadowIndexingMode != "OFF" or self.customFields):
@@ -136,7 +136,7 @@ class ScheduledAuditSpec(Strict):
                                                                   "AccountAuditConfiguration)")
 
     @model_validator(mode="after")
-    def _schedule(self) -> "ScheduledAuditSpec":
+    def _schedule(self) -> ScheduledAuditSpec:
         if self.frequency in ("WEEKLY", "BIWEEKLY") and self.dayOfWeek is None:
             raise ValueError(f"a {self.frequency} audit needs dayOfWeek")
         if self.frequency == "MONTHLY" and self.dayOfMonth is None:
@@ -162,7 +162,7 @@ class AuthorizerSpec(Strict):
     enableCachingForHttp: bool = False
 
     @model_validator(mode="after")
-    def _signing(self) -> "AuthorizerSpec":
+    def _signing(self) -> AuthorizerSpec:
         if not self.signingDisabled and not (self.tokenKeyName and self.tokenSigningPublicKeys):
             raise ValueError("tokenKeyName and tokenSigningPublicKeys are required unless signingDisabled is true")
         return self
@@ -203,7 +203,7 @@ class TopicRuleDestinationSpec(Strict):
                                            "to confirm a new HTTP destination before it fails (rules using it wait)")
 
     @model_validator(mode="after")
-    def _one(self) -> "TopicRuleDestinationSpec":
+    def _one(self) -> TopicRuleDestinationSpec:
         if (self.http is None) == (self.vpc is None):
             raise ValueError("a TopicRuleDestination has exactly one of: http, vpc")
         return self

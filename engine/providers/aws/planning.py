@@ -6,8 +6,8 @@ says — "delete policy version 1" — is what apply does.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from engine.diagnostics import Diagnostic
 from engine.model import Action, Blocked, Change

@@ -15,23 +15,32 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import Counter
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from engine import errors
 from engine.diagnostics import Diagnostic, warning
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
+from engine.progress import SILENT, ProgressSink
 from engine.providers.aws import bulkreg, families, scoped
 from engine.providers.aws.client import AssumeRole, AwsClient
 from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
-from engine.providers.aws.read import (PREFETCH_PAGES, READ_ORDER, READERS, ReadAhead, ReadContext, ReadOptions,
-                                       background, restore)
+from engine.providers.aws.read import (
+    PREFETCH_PAGES,
+    READ_ORDER,
+    READERS,
+    ReadAhead,
+    ReadContext,
+    ReadOptions,
+    background,
+    restore,
+)
 from engine.providers.aws.writes import HANDLERS, write_marker
 from engine.providers.base import ApplyResult, ReadResult
-from engine.progress import SILENT, ProgressSink
 from engine.ratelimit import aws_limiter
 
 
-def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "AwsProvider":
+def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> AwsProvider:
     aws = spec.aws
     endpoint = aws.endpointUrl or env.get("AWS_ENDPOINT_URL_IOT") or env.get("AWS_ENDPOINT_URL") or None
     s3_endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None   # bulk registration files

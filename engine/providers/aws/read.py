@@ -12,9 +12,10 @@ import dataclasses
 import json
 import queue
 import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine import errors
 from engine.model import ActualResource, DesiredResource
@@ -177,7 +178,7 @@ def restore(ctx: ReadContext, kind: str) -> None:
             ctx.p.arns[r.state["certificateId"]] = r.ids["arn"]
 
 
-def background(fn: Callable[[], T]) -> "Future[T]":
+def background(fn: Callable[[], T]) -> Future[T]:
     """`fn()` on a thread of its own; the Future carries its result or exception."""
     future: Future[T] = Future()
 

@@ -37,9 +37,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from engine import errors
 from engine.clock import iso
@@ -348,7 +349,7 @@ class Settings:
 
 
 def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _ago(delta: timedelta) -> str:
@@ -389,7 +390,7 @@ def read_since(provider: AwsProvider, desired: list[DesiredResource], entry: Tar
     """The actual state of this Target, incrementally from `entry` where it can be trusted (else in full), the
     trust facts the drift report states, and the snapshot part for the next run. `refused`: why the snapshot
     file as a whole was refused (engine/snapshot.py), which makes the read full."""
-    now = now.astimezone(timezone.utc)
+    now = now.astimezone(UTC)
     reason, start = (refused, None) if refused else _full_reason(provider, entry, now, settings, region)
     trust: dict[str, Any] = {"target": provider.target, "readAt": iso(now)}
     options: ReadOptions | None = None

@@ -7,7 +7,8 @@ retried, journaled). Bulk registration (bulkreg.py) makes the same resources as 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from engine import errors
 from engine.model import Action, Change
@@ -362,7 +363,7 @@ def _rule_payload(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _rule_create(p: AwsProvider, c: Change) -> dict:
-    from engine.providers.aws.iam import with_role_arns     # a roleArn naming a ServiceRole → its ARN
+    from engine.providers.aws.iam import with_role_arns  # a roleArn naming a ServiceRole → its ARN
     p.client.call("create_topic_rule", ruleName=c.address.name,
                   topicRulePayload=with_role_arns(p, _rule_payload(c.desired)), tags=f"{MARKER_KEY}={MARKER_VALUE}")
     return {}

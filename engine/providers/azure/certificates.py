@@ -12,8 +12,8 @@ that code while the etag is still the certificate's.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from engine import errors
 from engine.journal import read_entries

@@ -50,18 +50,34 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpRes
 from azure.identity import ClientSecretCredential, DefaultAzureCredential
 from azure.iot.deviceprovisioning import DeviceProvisioningClient
 from azure.iot.hub import IoTHubRegistryManager
-from azure.iot.hub.models import (AuthenticationMechanism, DeviceCapabilities, ExportImportDevice,
-                                  PropertyContainer, QuerySpecification, SymmetricKey, Twin, TwinProperties,
-                                  X509Thumbprint)
-from azure.mgmt.iothub import IotHubClient
+from azure.iot.hub.models import (
+    AuthenticationMechanism,
+    DeviceCapabilities,
+    ExportImportDevice,
+    PropertyContainer,
+    QuerySpecification,
+    SymmetricKey,
+    Twin,
+    TwinProperties,
+    X509Thumbprint,
+)
 from azure.iot.hub.protocol.models import JobProperties
+from azure.mgmt.iothub import IotHubClient
 from azure.mgmt.iothub.models import CertificateDescription, CertificateProperties, CertificateVerificationDescription
 from azure.storage.blob import ContainerClient
 from msrest.exceptions import ClientException, HttpOperationError
 from urllib3.util.retry import Retry
 
-from engine.errors import (Conflict, Forbidden, Invalid, NotFound, PreconditionFailed, ProviderError, Throttled,
-                           Transient)
+from engine.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    ProviderError,
+    Throttled,
+    Transient,
+)
 
 logging.getLogger("azure.identity").addHandler(logging.NullHandler())   # its warnings: summarised in our errors
 BULK_LIMIT = 100

@@ -10,7 +10,8 @@ DPS provisions inherit the tag: it records where they came from and does not mak
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 from engine import errors
 from engine.model import ActualResource, Change, DesiredResource

@@ -69,7 +69,7 @@ class DeviceAuthentication(Strict):
     caCertificate: Name | None = Field(None, description="x509CA: the HubCertificate that issued certificatePem")
 
     @model_validator(mode="after")
-    def _fields_of_type(self) -> "DeviceAuthentication":
+    def _fields_of_type(self) -> DeviceAuthentication:
         allowed = {"x509CA": {"certificatePem", "caCertificate"},
                    "selfSigned": {"primaryThumbprint", "secondaryThumbprint", "certificatePem"},
                    "symmetricKey": {"primaryKey", "secondaryKey"}}[self.type]
@@ -115,7 +115,7 @@ class X509GroupAttestation(Strict):
     secondarySigningCertificatePem: Pem | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "X509GroupAttestation":
+    def _one(self) -> X509GroupAttestation:
         if (self.caCertificate is None) == (self.signingCertificatePem is None):
             raise ValueError("x509 attestation has exactly one of: caCertificate, signingCertificatePem")
         if self.secondaryCaCertificate and not self.caCertificate:
@@ -139,7 +139,7 @@ class _Attestation(Strict):
     """How devices prove who they are to DPS: exactly one mechanism."""
 
     @model_validator(mode="after")
-    def _one(self) -> "_Attestation":
+    def _one(self) -> _Attestation:
         if (getattr(self, "x509") is None) == (getattr(self, "symmetricKey") is None):
             raise ValueError("attestation has exactly one of: x509, symmetricKey")
         return self
@@ -192,7 +192,7 @@ class Allocation(Strict):
         return hubs
 
     @model_validator(mode="after")
-    def _policy(self) -> "Allocation":
+    def _policy(self) -> Allocation:
         if (self.allocationPolicy == "custom") != (self.customAllocationDefinition is not None):
             raise ValueError("allocationPolicy custom goes with customAllocationDefinition {webhookUrl, apiVersion}")
         if self.allocationPolicy == "static" and len(self.iotHubs or []) != 1:

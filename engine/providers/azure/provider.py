@@ -25,8 +25,9 @@ it says `on`. A 429 answer halves its class's rate (AIMD) before the retry polic
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from engine import errors
 from engine.bulk import choose, device_mode
@@ -46,7 +47,7 @@ from engine.providers.base import ApplyResult, ReadResult
 __all__ = ["AzureProvider", "HANDLERS", "hub_tier", "make_provider"]
 
 
-def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "AzureProvider":
+def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> AzureProvider:
     azure = spec.azure
     if azure.hub is None:
         raise FleetctlError(error(f"target '{target}' has no azure.hub section: fleetctl reads devices from the hub"))

@@ -14,7 +14,8 @@ only when the paths fleetctl manages are as the plan saw them.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from engine import errors
 from engine.model import ActualResource, Change, DesiredResource

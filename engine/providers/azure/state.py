@@ -10,7 +10,8 @@ are never read. Symmetric keys are kept only as keyed fingerprints of the keys a
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from engine.model import DesiredResource, secret_fingerprint
 from engine.providers.azure.kinds import KEY_FIELDS, MANAGED, MARKER_TAG, PROVISIONED_BY
@@ -100,7 +101,7 @@ def dps_names(kind: str, records: list[dict[str, Any]], id_field: str,
     taken = set(out.values())
     prefix = kind.split(".")[1] + "/"
     for record in records:
-        _, marker = split_marker(((record.get("initialTwin") or {}).get("tags")))
+        _, marker = split_marker((record.get("initialTwin") or {}).get("tags"))
         origin = marker.get(PROVISIONED_BY, "") if isinstance(marker, dict) else ""
         name = origin[len(prefix):] if origin.startswith(prefix) else None
         if record[id_field] not in out and name in declared and name not in taken:

@@ -7,17 +7,26 @@ errors naming the setting); provider.py's `make_provider` assembles the Provider
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 from engine.diagnostics import FleetctlError, error
 from engine.manifest.confine import FilePolicy
 from engine.manifest.fleet import resolve_secret_value
 from engine.model import SecretRef
-from engine.providers.azure.client import (DPS_SCOPE, HUB_SCOPE, ArmTarget, AzureClient, CredentialError,
-                                           StaticTokenCredential, entra_credential, probe_credential)
+from engine.providers.azure.client import (
+    DPS_SCOPE,
+    HUB_SCOPE,
+    ArmTarget,
+    AzureClient,
+    CredentialError,
+    StaticTokenCredential,
+    entra_credential,
+    probe_credential,
+)
 from engine.ratelimit import RateLimiter, azure_hub_quotas, limiter_from_env
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

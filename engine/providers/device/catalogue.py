@@ -38,7 +38,7 @@ class ModelRef:
         return {"file": self.file, "index": self.index} if self.file is not None else {}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def builtin_digest(source: str) -> str:
     """Digest of a built-in model's YAML (`models/<name>.yaml`)."""
     text = resources.files(__package__).joinpath(source).read_text(encoding="utf-8")

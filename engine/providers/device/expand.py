@@ -20,7 +20,14 @@ from engine.pki import PemError, cert_info
 
 from .catalogue import check_document, model_for
 from .inventory import (
-    DUMPS_ENV, INVENTORY_KINDS, Device, configs_of, device_id_problem, dump_paths, known_devices, listed_labels,
+    DUMPS_ENV,
+    INVENTORY_KINDS,
+    Device,
+    configs_of,
+    device_id_problem,
+    dump_paths,
+    known_devices,
+    listed_labels,
     selection,
 )
 from .regmap import DeviceModel

@@ -58,7 +58,6 @@ from engine.model import ActualResource, Change, DesiredResource, FieldChange
 from .expand import expand_config, expand_model
 from .spec import GROUP, DeviceConfigSpec, DeviceModelSpec
 
-
 # ---------------------------------------------------------------------------------------------------------
 # Planner hooks.
 

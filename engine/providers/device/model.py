@@ -21,10 +21,25 @@ from ruamel.yaml import YAML
 from .codecs import CodecError, encode_value
 from .problems import ModelError, PathPart, Problem, did_you_mean
 from .regmap import (
-    ADAPTER_RULES, FIXED_SIZE_TYPES, NATURAL_SIZE, Access, Adapter, CommitStep, CommitWhen, DeviceModel, FieldSpec,
-    FieldType, OrderBucket, Register, RegType, Role, RoleRef, SlotKind, SlotSpec, int_bits,
+    ADAPTER_RULES,
+    FIXED_SIZE_TYPES,
+    NATURAL_SIZE,
+    Access,
+    Adapter,
+    CommitStep,
+    CommitWhen,
+    DeviceModel,
+    FieldSpec,
+    FieldType,
+    OrderBucket,
+    Register,
+    RegType,
+    Role,
+    RoleRef,
+    SlotKind,
+    SlotSpec,
+    int_bits,
 )
-
 
 # ---------------------------------------------------------------------------------------------------------
 # Loading.

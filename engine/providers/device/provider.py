@@ -65,7 +65,7 @@ _CURRENT = frozenset({FindingCode.BROKER_NOT_ENDPOINT, FindingCode.CROSS_REGION,
                       FindingCode.TLS_PORT, FindingCode.CA_MISMATCH})
 
 
-def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> "DeviceProvider":
+def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> DeviceProvider:
     return DeviceProvider(env, options.get("fleet_targets") or {})
 
 

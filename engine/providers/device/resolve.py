@@ -23,7 +23,7 @@ from engine.fingerprint import explain_mismatch
 from engine.manifest.confine import FilePolicy
 from engine.manifest.fleet import resolve_secret_value
 from engine.model import DesiredResource, SecretRef, secret_fingerprint
-from engine.providers.base import provider_for    # imports the AWS provider (and SDK) only when called
+from engine.providers.base import provider_for  # imports the AWS provider (and SDK) only when called
 
 from .catalogue import builtin_digest, load_declared
 from .crosscheck import CloudContext

@@ -73,7 +73,7 @@ class DeviceConfigSpec(Strict):
     allowSharedIndividual: bool = Field(False, description="allow per-device (individual) registers at group level")
 
     @model_validator(mode="after")
-    def _devices_or_selector(self) -> "DeviceConfigSpec":
+    def _devices_or_selector(self) -> DeviceConfigSpec:
         if self.selector is None and not self.devices:
             raise ValueError("a DeviceConfig needs a selector ({matchLabels: {...}}) or devices ({ID: {values}})")
         return self

@@ -19,8 +19,7 @@ from typing import Any
 from cryptography import x509
 
 from . import certs
-from .common import (Counter, Request, Response, Router, ServiceError, b64_counter_etag, check_if_match, rfc1123,
-                     utc_now)
+from .common import Counter, Request, Response, Router, ServiceError, b64_counter_etag, check_if_match, rfc1123, utc_now
 
 CERTIFICATE_NAME = re.compile(r"^[A-Za-z0-9\-._]{1,64}$")
 FRONT_DOOR_CODES = {"AuthenticationFailed", "InvalidAuthenticationToken", "ResourceNotFound",

@@ -16,8 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import certs
-from .common import (Request, Response, Router, ServiceError, SortedIndex, check_if_match, checked_key, iso,
-                     keyset_page, random_key, utc_now)
+from .common import (
+    Request,
+    Response,
+    Router,
+    ServiceError,
+    SortedIndex,
+    check_if_match,
+    checked_key,
+    iso,
+    keyset_page,
+    random_key,
+    utc_now,
+)
 
 REGISTRATION_ID = re.compile(r"^[A-Za-z0-9\-._:]{0,127}[A-Za-z0-9\-]$")
 ALLOCATION_POLICIES = ("hashed", "geoLatency", "static", "custom")

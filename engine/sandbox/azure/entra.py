@@ -166,5 +166,5 @@ class IssuerCredential:
         self._issuer = issuer
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        from azure.core.credentials import AccessToken     # azure-core: the SDKs' own credential protocol
+        from azure.core.credentials import AccessToken  # azure-core: the SDKs' own credential protocol
         return AccessToken(self._issuer.mint(scopes[0]), int(time.time()) + LIFETIME)

@@ -15,8 +15,22 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .common import (NEVER, Counter, Request, Response, Router, ServiceError, SortedIndex, b64_counter_etag,
-                     check_if_match, checked_key, iso, keyset_page, random_key, utc_now)
+from .common import (
+    NEVER,
+    Counter,
+    Request,
+    Response,
+    Router,
+    ServiceError,
+    SortedIndex,
+    b64_counter_etag,
+    check_if_match,
+    checked_key,
+    iso,
+    keyset_page,
+    random_key,
+    utc_now,
+)
 from .query import compile_query
 from .twin import PropertySet, check_size, merged, validate_collection
 
