@@ -31,7 +31,8 @@ MARKER_VALUE = "fleetctl"
 ADOPT_ANNOTATION = "fleetctl.io/adopt"
 
 
-def _json_doc(value: Any) -> Any:
+def json_doc(value: Any) -> Any:
+    """A document declared as a JSON string is read as JSON (policies, templates, ServiceRole policies)."""
     if isinstance(value, str):
         try:
             return json.loads(value)
@@ -77,7 +78,7 @@ class PolicySpec(Strict):
     document: dict[str, Any] = Field(description="policy document: YAML, or a JSON string")
     keepVersions: int = Field(5, ge=1, le=5, description="policy versions to retain (AWS allows at most 5)")
 
-    _doc = field_validator("document", mode="before")(classmethod(lambda cls, v: _json_doc(v)))
+    _doc = field_validator("document", mode="before")(classmethod(lambda cls, v: json_doc(v)))
 
     @field_validator("document")
     @classmethod
@@ -95,7 +96,7 @@ class RegistrationConfig(Strict):
     templateBody: dict[str, Any] | None = None
     roleArn: str | None = None
 
-    _body = field_validator("templateBody", mode="before")(classmethod(lambda cls, v: _json_doc(v)))
+    _body = field_validator("templateBody", mode="before")(classmethod(lambda cls, v: json_doc(v)))
 
 
 class CACertificateSpec(Strict):
@@ -132,7 +133,7 @@ class ProvisioningTemplateSpec(Strict):
     type: Literal["FLEET_PROVISIONING", "JITP"] = "FLEET_PROVISIONING"
     preProvisioningHook: dict[str, Any] | None = None
 
-    _body = field_validator("templateBody", mode="before")(classmethod(lambda cls, v: _json_doc(v)))
+    _body = field_validator("templateBody", mode="before")(classmethod(lambda cls, v: json_doc(v)))
 
 
 def _sorted_lists(spec: dict[str, Any], *names: str) -> dict[str, Any]:

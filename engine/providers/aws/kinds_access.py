@@ -17,7 +17,6 @@ engine/providers/aws/families.py.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +27,7 @@ from engine.kinds import ListKey, Ref
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, canonical, declared, simple_desired
 from engine.manifest.types import Name, Strict
 from engine.model import Action, Change
+from engine.providers.aws.kinds import json_doc
 from engine.providers.aws.planning import MANAGED_FIELD
 from engine.providers.aws.references import ROLE_ARN_RE, named_roles, role_names  # noqa: F401 - their home was here
 
@@ -37,14 +37,6 @@ INLINE_POLICY = "fleetctl"                    # the name of a ServiceRole's one 
 MAX_CREDENTIAL_SECONDS = 3600                 # lint FL022: longer-lived device credentials are flagged
 
 
-def _json_doc(value: Any) -> Any:
-    """A policy document declared as a JSON string is read as JSON (as engine/providers/aws/kinds.py does)."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-    return value
 
 
 
@@ -60,7 +52,7 @@ class ServiceRoleSpec(Strict):
     description: str | None = Field(None, max_length=1000)
     maxSessionDuration: int = Field(3600, ge=3600, le=43200, description="seconds (IAM: 3600-43200)")
 
-    _doc = field_validator("policy", mode="before")(classmethod(lambda cls, v: _json_doc(v)))
+    _doc = field_validator("policy", mode="before")(classmethod(lambda cls, v: json_doc(v)))
 
     @field_validator("assumedBy")
     @classmethod

@@ -44,6 +44,7 @@ AUDIT_CHECKS = ("AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK", "CA_CERTIF
                 "LOGGING_DISABLED_CHECK", "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK",
                 "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK", "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
                 "DEVICE_CERTIFICATE_AGE_CHECK", "IOT_POLICY_POTENTIAL_MIS_CONFIGURATION_CHECK")
+EVENT_TYPES: tuple[str, ...] = EventType.__args__    # the registry event types, for the sandbox too
 SINGLETONS = ("IndexingConfiguration", "LoggingOptions", "EventConfigurations", "AccountAuditConfiguration")
 OWNED_WHOLE = "account-wide setting, owned whole by this Target"
 IAM_ROLE = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
