@@ -37,8 +37,7 @@ def check_out(out: Path, resume: bool) -> None:
         return
     entries = sorted(p.name for p in out.iterdir() if p.name not in (STATE_FILE, DATA_DIR))
     if entries and not (resume and (out / STATE_FILE).exists()):
-        raise FleetctlError(error(f"--out {out} is not empty ({', '.join(entries[:5])}"
-                                  f"{' …' if len(entries) > 5 else ''})",
+        raise FleetctlError(error(f"--out {out} is not empty ({', '.join(entries)})",
                                   "an import writes into a new or empty folder so that it never overwrites "
                                   "manifests; choose another folder"))
 

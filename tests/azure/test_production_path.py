@@ -22,11 +22,9 @@ fixed_codes = test_provider_e2e.fixed_codes
 
 def test_two_assumed_role_accounts_and_an_entra_azure_target_in_one_fleet(aws_env, entra_env, fixed_codes, tmp_path):
     make_roles(aws_env["AWS_ENDPOINT_URL"])
-    root = write_fleet(tmp_path / "fleet")                       # aws-dev and aws-prod, each by its own role
-    azure = Fleet.__new__(Fleet)
-    azure.root = root
-    (root / "certs").mkdir()
-    (root / "azure-target.yaml").write_text(ENTRA_TARGET)
+    azure = Fleet(tmp_path / "fleet")
+    (azure.root / "targets.yaml").write_text(ENTRA_TARGET)             # the Azure Target by Entra ID only
+    root = write_fleet(azure.root)                                      # aws-dev and aws-prod, each by its own role
     ca = make_ca({"CN": "fleetctl production-path root CA", "O": "fleetctl"})
     declare_every_kind(azure, ca, fixed_codes)
     azure.cert("rootca-verification", verification_certificate(ca, fixed_codes))

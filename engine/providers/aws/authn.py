@@ -11,7 +11,7 @@ from typing import Any
 
 from engine import errors
 from engine.model import Action, ActualResource, Change
-from engine.providers.aws.families import Family, register
+from engine.providers.aws.families import Family, ignore_missing, register, replacing
 from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.kinds_account import public_key_pem
 from engine.providers.aws.read import parallel
@@ -75,16 +75,8 @@ def _authorizer_update(p: Any, c: Change) -> dict:
 def _authorizer_delete(p: Any, c: Change) -> dict:
     if c.actual.get("status") != "INACTIVE":
         p.client.call("update_authorizer", authorizerName=c.address.name, status="INACTIVE")
-    try:
-        p.client.call("delete_authorizer", authorizerName=c.address.name)
-    except errors.NotFound:
-        pass
+    ignore_missing(p.client.call, "delete_authorizer", authorizerName=c.address.name)
     return {}
-
-
-def _authorizer_replace(p: Any, c: Change) -> dict:
-    _authorizer_delete(p, c)
-    return _authorizer_create(p, c)
 
 
 # ---------------------------------------------------------------------------------------------- domains
@@ -163,21 +155,13 @@ def _domain_delete(p: Any, c: Change) -> dict:
     if c.actual.get("status") != "DISABLED":
         p.client.call("update_domain_configuration", domainConfigurationName=c.address.name,
                       domainConfigurationStatus="DISABLED")
-    try:
-        p.client.call("delete_domain_configuration", domainConfigurationName=c.address.name)
-    except errors.NotFound:
-        pass
+    ignore_missing(p.client.call, "delete_domain_configuration", domainConfigurationName=c.address.name)
     return {}
-
-
-def _domain_replace(p: Any, c: Change) -> dict:
-    _domain_delete(p, c)
-    return _domain_create(p, c)
 
 
 register(Family("aws.Authorizer", _read_authorizers, {
     Action.CREATE: _authorizer_create, Action.UPDATE: _authorizer_update, Action.DELETE: _authorizer_delete,
-    Action.REPLACE: _authorizer_replace}))
+    Action.REPLACE: replacing(_authorizer_delete, _authorizer_create)}))
 register(Family("aws.DomainConfiguration", _read_domains, {
     Action.CREATE: _domain_create, Action.UPDATE: _domain_update, Action.DELETE: _domain_delete,
-    Action.REPLACE: _domain_replace}))
+    Action.REPLACE: replacing(_domain_delete, _domain_create)}))

@@ -21,7 +21,7 @@ from typing import Any
 
 from engine import errors
 from engine.model import Action, ActualResource, Change
-from engine.providers.aws.families import Family, register
+from engine.providers.aws.families import Family, ignore_missing, register, replacing
 from engine.providers.aws.kinds_account import destination_name
 
 POLL_SECONDS = 2.0
@@ -105,18 +105,10 @@ def _delete(p: Any, c: Change) -> dict:
     arn = c.ids["arn"]
     if c.actual.get("status") != "DISABLED":
         p.client.call("update_topic_rule_destination", arn=arn, status="DISABLED")
-    try:
-        p.client.call("delete_topic_rule_destination", arn=arn)
-    except errors.NotFound:
-        pass
+    ignore_missing(p.client.call, "delete_topic_rule_destination", arn=arn)
     return {}
 
 
-def _replace(p: Any, c: Change) -> dict:
-    _delete(p, c)
-    return _create(p, c)
-
-
 register(Family("aws.TopicRuleDestination", _read_destinations, {
-    Action.CREATE: _create, Action.UPDATE: _update, Action.DELETE: _delete, Action.REPLACE: _replace},
+    Action.CREATE: _create, Action.UPDATE: _update, Action.DELETE: _delete, Action.REPLACE: replacing(_delete, _create)},
     before="aws.TopicRule"))

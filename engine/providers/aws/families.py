@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from engine import errors
 from engine.model import Action
 
 if TYPE_CHECKING:
@@ -57,6 +58,23 @@ _LOADED = False
 def register(family: Family) -> Family:
     _FAMILIES[family.kind] = family
     return family
+
+
+def ignore_missing(call: Callable[..., dict], op: str, **kwargs: Any) -> dict:
+    """Detach/delete calls converge: an already-gone link or resource is the desired outcome."""
+    try:
+        return call(op, **kwargs)
+    except errors.NotFound:
+        return {}
+
+
+def replacing(delete: Callable[[Any, Change], dict], create: Callable[[Any, Change], dict]
+              ) -> Callable[[Any, Change], dict]:
+    """The replace handler of a kind AWS cannot update in place: its delete, then its create."""
+    def replace(p: Any, c: Change) -> dict:
+        delete(p, c)
+        return create(p, c)
+    return replace
 
 
 def families() -> dict[str, Family]:

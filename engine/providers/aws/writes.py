@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from engine import errors
 from engine.model import Action, Change
 from engine.providers.aws import families
+from engine.providers.aws.families import ignore_missing
 from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.planning import policy_version_steps
 
@@ -36,14 +37,6 @@ def write_marker(p: AwsProvider, c: Change, *, check_version: bool) -> None:
         families.families()[c.kind].extra["mark"](p, c)      # a kind whose marker is not an IoT tag (IAM roles)
     else:
         p.client.call("tag_resource", resourceArn=c.ids["arn"], tags=TAGS)
-
-
-def _ignore_missing(call: Callable[..., dict], op: str, **kwargs: Any) -> dict:
-    """Detach/delete calls converge: an already-gone link or resource is the desired outcome."""
-    try:
-        return call(op, **kwargs)
-    except errors.NotFound:
-        return {}
 
 
 def _changed(change: Change, key: str) -> bool:
@@ -114,11 +107,11 @@ def _thing_update(p: AwsProvider, c: Change) -> dict:
 def _thing_delete(p: AwsProvider, c: Change) -> dict:
     name = c.address.name
     for arn in p.client.pages("list_thing_principals", "principals", thingName=name):
-        _ignore_missing(p.client.call, "detach_thing_principal", thingName=name, principal=arn)
+        ignore_missing(p.client.call, "detach_thing_principal", thingName=name, principal=arn)
     args: dict[str, Any] = {"thingName": name}
     if c.ids.get("version") is not None:
         args["expectedVersion"] = c.ids["version"]
-    _ignore_missing(p.client.call, "delete_thing", **args)
+    ignore_missing(p.client.call, "delete_thing", **args)
     return {}
 
 
@@ -235,7 +228,7 @@ def _policy_delete(p: AwsProvider, c: Change) -> dict:
     name = c.address.name
     for target in p.client.pages("list_targets_for_policy", "targets", page_size=250, size_arg="pageSize",
                                  token_in="marker", token_out="nextMarker", policyName=name):
-        _ignore_missing(p.client.call, "detach_policy", policyName=name, target=target)
+        ignore_missing(p.client.call, "detach_policy", policyName=name, target=target)
     for version in c.ids.get("versions", []):
         if str(version) != str(c.ids.get("defaultVersionId")):
             p.client.call("delete_policy_version", policyName=name, policyVersionId=str(version))
@@ -292,7 +285,7 @@ def _cert_delete(p: AwsProvider, c: Change) -> dict:
     for thing in p.client.pages("list_principal_things", "things", principal=arn):
         p.client.call("detach_thing_principal", thingName=thing, principal=arn)
     for policy in c.actual.get("policies", []):
-        _ignore_missing(p.client.call, "detach_policy", policyName=policy, target=arn)
+        ignore_missing(p.client.call, "detach_policy", policyName=policy, target=arn)
     if c.actual.get("status") == "ACTIVE":
         p.client.call("update_certificate", certificateId=cid, newStatus="INACTIVE")
     p.client.call("delete_certificate", certificateId=cid, forceDelete=False)
