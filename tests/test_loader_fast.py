@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine.manifest import loader
+from engine.manifest import yaml_fast
 from engine.manifest.loader import parse_text
 from tests.conftest import ROOT
 
@@ -57,8 +57,8 @@ def difference(text: str) -> str | None:
 
 def fast_path_taken(text: str) -> bool:
     try:
-        loader._fast_parse(text, "x.yaml", Path("."))
-    except loader._Fallback:
+        yaml_fast.fast_parse(text, "x.yaml", Path("."))
+    except yaml_fast.Fallback:
         return False
     return True
 
