@@ -252,7 +252,7 @@ def drift(path: str, targets, prune: bool, fmt: str, journal: str | None, dumps:
     result, _ = _make_plan(path, targets, prune, journal, dumps,
                            snapshot=_snapshot_use(since_snapshot, snapshot_out, full, max_age, overlap))
     _keep_snapshot(result, snapshot_out)
-    from engine.plan.render import drift_report
+    from engine.plan.driftview import drift_report
     _emit_diagnostics(result.plan.diagnostics)       # e.g. an optional target that was not checked
     _show(drift_report(result.plan, fmt), fmt)
     if result.plan.errors:            # reading failed, or a part could not be compared: never "in sync"

@@ -13,8 +13,9 @@ from engine.diagnostics import Source, error, warning
 from engine.journal import applied, interrupted
 from engine.manifest.fleet import load_fleet
 from engine.model import Action, Address, Blocked, FieldChange
+from engine.plan.driftview import drift_report
 from engine.plan.model import Plan, plan_from_json
-from engine.plan.render import RENDERERS, drift_report, summary_line
+from engine.plan.render import RENDERERS, summary_line
 
 TARGET = """\
 apiVersion: fleetctl.io/v1

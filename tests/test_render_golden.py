@@ -17,10 +17,11 @@ from pathlib import Path
 from engine.diagnostics import Source
 from engine.model import SENSITIVE, ActualResource, Address, DesiredResource
 from engine.plan import drilldown
+from engine.plan.driftview import drift_report
 from engine.plan.fieldview import FOLD
 from engine.plan.model import Plan, load_plan, plan_from_json
 from engine.plan.planner import PlanOptions, plan
-from engine.plan.render import as_json, drift_report, drop_order, markdown, text
+from engine.plan.render import as_json, drop_order, markdown, text
 
 GOLDEN = Path(__file__).parent / "golden" / "render"
 UPDATE = os.environ.get("FLEETCTL_UPDATE_GOLDEN") == "1"

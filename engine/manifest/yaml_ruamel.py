@@ -82,7 +82,6 @@ def _plain(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]],
         return None
     return plain_scalar(node)
 
-# ------------------------------------------------------------------------------------------- ruamel path
 class _LimitError(MarkedYAMLError):
     """A limit of engine/manifest/limits.py crossed while composing (problem: the summary, note: the detail)."""
 

@@ -11,9 +11,10 @@ import boto3
 
 from engine.diagnostics import Source
 from engine.model import SENSITIVE, Action, ActualResource, Address, Change, DesiredResource, FieldChange
+from engine.plan.driftview import drift_report
 from engine.plan.model import Plan
 from engine.plan.planner import PlanOptions, plan
-from engine.plan.render import ARTIFACT_PREFIX, GITHUB_COMMENT_LIMIT, drift_report, markdown, text
+from engine.plan.render import ARTIFACT_PREFIX, GITHUB_COMMENT_LIMIT, markdown, text
 from tests.conftest import run_cli
 
 COMMIT = "c0ffee" + "0" * 34

@@ -17,10 +17,11 @@ from engine.attention import Attention, Code, Severity, flags
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.plan import drilldown
 from engine.plan.attention import assess
+from engine.plan.driftview import drift_report
 from engine.plan.model import Plan, change_from_json, change_to_json, plan_from_json
 from engine.plan.planner import PlanOptions, plan
 from engine.plan.policydiff import Aspect, covers, has_wildcard, statements, widenings
-from engine.plan.render import drift_report, markdown, text
+from engine.plan.render import markdown, text
 from tests.conftest import run_cli
 
 ARN = "arn:aws:iot:eu-west-2:123456789012"
