@@ -8,7 +8,7 @@ way bulk is never slower, and it makes 100× fewer requests.
 
 `batches` is the grouping strategy the Azure provider calls for a wave: changes with the same import mode,
 at most `limit` per call, in plan order; a change whose mode is None (twin-only updates, kinds the registry
-API does not cover) stays individual. Changes of one wave never depend on each other (engine/run.py builds
+API does not cover) stays individual. Changes of one wave never depend on each other (engine/graph.py `apply_waves` builds
 waves from dependencies), so grouping cannot reorder a dependency.
 
 `choose` prices the paths for n changes at a hub's tier and units: individual calls, bulk calls (under both

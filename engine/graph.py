@@ -18,6 +18,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import TypeVar
 
 from engine.diagnostics import Diagnostic, error
+from engine.model import Action, Address, Change
 
 T = TypeVar("T")
 
@@ -48,3 +49,20 @@ def topo_order(nodes: Iterable[T], key: Callable[[T], Hashable], deps: Callable[
         for b in sorter.get_ready():
             heapq.heappush(ready, (tie(items[b]), b))
     return order, []
+
+
+def apply_waves(changes: list[Change]) -> list[list[Change]]:
+    """Waves of changes that may run concurrently: dependencies in earlier waves; deletes one by one last."""
+    level: dict[Address, int] = {}
+    forward: list[list[Change]] = []
+    deletes: list[list[Change]] = []
+    for c in changes:
+        if c.action is Action.DELETE:
+            deletes.append([c])
+            continue
+        lv = 1 + max([level[d] for d in c.depends_on if d in level] or [-1])
+        level[c.address] = lv
+        while len(forward) <= lv:
+            forward.append([])
+        forward[lv].append(c)
+    return forward + deletes

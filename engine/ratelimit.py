@@ -543,7 +543,7 @@ def apply_estimate(waves: Sequence[Sequence[Any]], env: Mapping[str, str], worke
     if not any(waves):
         return {}
     quotas = plan_quotas(env)
-    # apply runs the creates and updates as a dependency graph, not wave after wave (engine/run.py `run_dag`): a
+    # apply runs the creates and updates as a dependency graph, not wave after wave (engine/run/applying.py `run_dag`): a
     # thing follows its own certificate, so their quotas overlap; deletes still run one at a time at the end
     deletes = [w for w in waves if w and all(getattr(getattr(c, "action", None), "value", "") == "delete" for c in w)]
     forward = [c for w in waves if not any(w is d for d in deletes) for c in w]

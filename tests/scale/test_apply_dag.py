@@ -1,4 +1,4 @@
-"""apply runs its creates and updates as a dependency graph (engine/run.py `run_dag`): a unit starts when the units
+"""apply runs its creates and updates as a dependency graph (engine/run/applying.py `run_dag`): a unit starts when the units
 it depends on have ended, not when the whole previous wave has. A thing whose certificate is registered is created
 while the next certificates are still being registered, so the two quotas overlap instead of adding up."""
 from __future__ import annotations

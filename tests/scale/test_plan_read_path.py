@@ -43,7 +43,7 @@ def test_the_chain_starts_while_the_fleet_loads_and_is_listed_once(aws_env, tmp_
         return fleet
 
     monkeypatch.setattr(aws_provider.AwsProvider, "prefetch", prefetch)
-    monkeypatch.setattr(run, "load", load)
+    monkeypatch.setattr(run.planning, "load", load)
     ctx = run.Context(journal_path=tmp_path / "journal.jsonl")
     result = run.plan(root, ctx)
     assert [e[0] for e in events] == ["prefetch", "loaded"]      # the chain was started before the load ended

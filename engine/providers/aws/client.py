@@ -91,7 +91,7 @@ _CODE_MAP: dict[str, type[errors.ProviderError]] = {
 }
 
 S3_MUTATING_PREFIXES = ("put_", "delete_", "copy_")
-# (op, phase, request id, error, **fields such as account and role): journal entries (engine/run.py)
+# (op, phase, request id, error, **fields such as account and role): journal entries (engine/run/applying.py)
 CallHook = Callable[..., None]
 
 

@@ -66,7 +66,7 @@ class AwsProvider:
         self.cert_status: dict[str, str] = {}     # certificate id → status, of certificates this apply wrote
         self.bulk_stats: Counter[str] = Counter()
         self._task_lock = threading.Lock()
-        self.progress: ProgressSink = SILENT      # long reads report here (engine/run.py sets the command's sink)
+        self.progress: ProgressSink = SILENT      # long reads report here (engine/run/ sets the command's sink)
         # thing → certificate ids of its links, as the last `read` knew them (read, or kept from a snapshot): what a
         # snapshot saves (engine/snapshot.py)
         self.links: dict[str, tuple[str, ...]] = {}
@@ -79,7 +79,7 @@ class AwsProvider:
         self.client.hook = hook
 
     def identity(self) -> dict[str, str]:
-        """The account (and assumed role) this Target acts in: engine/run.py records and checks it."""
+        """The account (and assumed role) this Target acts in: engine/run/ records and checks it."""
         return self.client.identity()
 
     def stats(self) -> dict[str, Any]:
@@ -115,7 +115,7 @@ class AwsProvider:
     # ------------------------------------------------------------------ read
     def prefetch(self, depth: int = PREFETCH_PAGES) -> None:
         """Start the ListThings page chain now, before `read` is called: `plan` calls this as soon as it knows the
-        Targets, so the chain that bounds a whole-fleet read runs while the manifests load (engine/run.py)."""
+        Targets, so the chain that bounds a whole-fleet read runs while the manifests load (engine/run/planning.py)."""
         if self._prefetched is None:
             self._prefetched = ReadAhead(self.client.page_iter("list_things", "things",
                                                                 page_size=ReadOptions.page_size), depth)

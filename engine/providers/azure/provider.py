@@ -14,7 +14,7 @@ saved plan stale; every token is the service's etag (device, DPS record, ARM cer
 If-Match. Ownership markers (what prune may delete): the device twin tag `fleetctl: {"managed": true}`; the DPS
 initial-twin tag `fleetctl: {"provisionedBy": "<Kind>/<name>"}`; hub certificates have none and are never pruned.
 
-Batching (`batches`/`apply_batch`, engine/run.py): device creates ≤100 per bulk registry call; with
+Batching (`batches`/`apply_batch`, engine/run/applying.py): device creates ≤100 per bulk registry call; with
 `azure.importExport` on the Target, a wave with at least `threshold` device creates and deletes goes through one
 import job instead (engine/bulk.py `choose`).
 

@@ -68,7 +68,7 @@ class AzureSession:
         self.import_export = import_export
         self.journal = journal                      # read for the verification codes earlier applies left pending
         self.bulk = bulk                            # False: every change on its own (benchmarks compare the paths)
-        self.progress: ProgressSink = SILENT        # long reads report here (engine/run.py sets the command's sink)
+        self.progress: ProgressSink = SILENT        # long reads report here (engine/run/ sets the command's sink)
         self.jobs: list[dict[str, Any]] = []        # import jobs this provider ran (ids, devices, status, seconds)
         self.job_members: set[Address] = set()      # changes `batches` routed to an import job
         self.lock = threading.Lock()

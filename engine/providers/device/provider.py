@@ -87,7 +87,7 @@ class DeviceProvider:
         self.resolver = Resolver(env, fleet_targets, self._counts)
         self._written: dict[str, list[dict[str, Any]]] = {}   # address → artifacts of the last apply
         self._secret_files: list[Path] = []                    # secret-bearing artifacts written (mode 0600)
-        self.progress: ProgressSink = SILENT      # long reads report here (engine/run.py sets the command's sink)
+        self.progress: ProgressSink = SILENT      # long reads report here (engine/run/ sets the command's sink)
 
     # ------------------------------------------------------------------ plumbing
     def set_hook(self, hook: CallHook | None) -> None:
