@@ -54,11 +54,12 @@ import moto
 from botocore import xform_name
 
 from engine import run
+from engine.estimate import estimate_line
 from engine.journal import Journal
 from engine.manifest.fleet import load_fleet
 from engine.plan.model import load_plan
 from engine.providers.aws.client import is_mutating
-from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS, Quota, estimate_line, overrides_from_env, with_overrides
+from engine.quotas import AWS_DEFAULT, AWS_IOT_QUOTAS, Quota, overrides_from_env, with_overrides
 from engine.sandbox import certs as sandbox_certs
 from engine.sandbox.aws import reset
 

@@ -61,7 +61,7 @@ from engine.manifest.fleet import load_fleet
 from engine.plan.model import load_plan
 from engine.providers.azure.client import AzureClient
 from engine.providers.azure.provider import make_provider
-from engine.ratelimit import azure_hub_quotas, azure_operation_class
+from engine.quotas import azure_hub_quotas, azure_operation_class
 from engine.sandbox.manager import quota_args
 
 TARGET = "bench"

@@ -42,7 +42,7 @@ from botocore.config import Config  # noqa: E402
 from engine import run  # noqa: E402
 from engine.importer.core import run_import  # noqa: E402
 from engine.importer.model import ImportRequest  # noqa: E402
-from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS  # noqa: E402
+from engine.quotas import AWS_DEFAULT, AWS_IOT_QUOTAS  # noqa: E402
 from engine.sandbox import certs as sandbox_certs  # noqa: E402
 
 AWS_PAGED = {"list_certificates": 250, "list_targets_for_policy": 250, "list_things_in_thing_group": 250}

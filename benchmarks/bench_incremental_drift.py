@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine import snapshot as snapshots
     from engine.providers.aws.scoped import seconds
     from engine.providers.aws.trail import Settings
-    from engine.ratelimit import AWS_IOT_QUOTAS, Quota
+    from engine.quotas import AWS_IOT_QUOTAS, Quota
     from engine.sandbox.aws import reset, start_moto
     from engine.sandbox.quota_proxy import QuotaProxy
 

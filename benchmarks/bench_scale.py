@@ -321,7 +321,7 @@ def mutating(calls: Mapping[str, int]) -> int:
 
 def floor_seconds(calls: Mapping[str, int]) -> tuple[float, str]:
     """The binding API's calls / TPS at the default quotas (APIs on their own buckets in parallel)."""
-    from engine.ratelimit import AWS_IOT_QUOTAS, quota_of
+    from engine.quotas import AWS_IOT_QUOTAS, quota_of
     terms = {_api(op): n / quota_of(AWS_IOT_QUOTAS, _api(op)).tps for op, n in calls.items() if n}
     if not terms:
         return 0.0, "-"

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.model import Action, Change
-from engine.ratelimit import azure_hub_quotas
+from engine.quotas import azure_hub_quotas
 
 BULK_LIMIT = 100                  # devices per bulk registry call (quotas.md §2.2, S22–S24)
 IMPORT_DEVICES_PER_SECOND = 1_000_000 / 3600   # peer assumption for an S3 hub, ~1M/h (quotas.md §2.2 [P])

@@ -13,10 +13,10 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from engine.attention import Attention, Severity, by_severity, flags
+from engine.estimate import estimate_line
 from engine.model import Action, Change
 from engine.plan.fieldview import field_lines, markdown_lines
 from engine.plan.model import Plan
-from engine.ratelimit import estimate_line
 
 GITHUB_COMMENT_LIMIT = 65536
 MAX_LISTED_ATTENTION = 50           # attention items listed per code in text and markdown (all are in the JSON)

@@ -13,6 +13,7 @@ from engine import accounts, errors, incremental
 from engine import snapshot as snapshots
 from engine.clock import git_commit, iso
 from engine.diagnostics import Diagnostics, FleetctlError, error, warning
+from engine.estimate import apply_estimate
 from engine.graph import apply_waves
 from engine.journal import interrupted, interrupted_tasks
 from engine.manifest import generators
@@ -24,7 +25,6 @@ from engine.plan import permissions
 from engine.plan.model import Plan
 from engine.plan.planner import PlanOptions
 from engine.plan.planner import plan as make_plan
-from engine.ratelimit import apply_estimate
 from engine.run.context import INTERRUPTED_LISTED, Context, get_provider, identity_rows, load, provider_key, read_key
 
 

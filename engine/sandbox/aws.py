@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server, url = start_moto(args.port)
     if args.pace_tasks:
-        from engine.ratelimit import overrides_from_env
+        from engine.quotas import overrides_from_env
         from engine.sandbox import moto_bulkreg
         moto_bulkreg.configure(pace=True, quotas=overrides_from_env({"Q": args.quotas}, "Q"))
     serve_until_signalled(args.state_dir, "aws.json", {"endpointUrl": url})

@@ -172,7 +172,7 @@ def quota_args(name: str) -> list[str]:
         return ["--pace-tasks"]
     if name != "azure":
         return []
-    from engine.ratelimit import azure_hub_quotas
+    from engine.quotas import azure_hub_quotas
     q = azure_hub_quotas("S1", 1)
     rates = {"registry": q["registry"].tps, "query": q["query"].tps, "twin_read": q["twin_read"].tps,
              "twin_update": q["twin_update"].tps, "dps": q["dps"].tps, "jobs": q["jobs"].tps}

@@ -71,7 +71,8 @@ def configure(*, pace: bool, quotas: Mapping[str, float] | None = None) -> None:
     if not pace:
         _pacer = None
         return
-    from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS, RateLimiter, with_overrides
+    from engine.quotas import AWS_DEFAULT, AWS_IOT_QUOTAS, with_overrides
+    from engine.ratelimit import RateLimiter
     _pacer = RateLimiter(with_overrides(AWS_IOT_QUOTAS, dict(quotas or {})), default=AWS_DEFAULT)
 
 

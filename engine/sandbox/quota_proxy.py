@@ -52,7 +52,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS, AdaptiveBucket, Quota, overrides_from_env, with_overrides
+from engine.quotas import AWS_DEFAULT, AWS_IOT_QUOTAS, Quota, overrides_from_env, with_overrides
+from engine.ratelimit import AdaptiveBucket
 from engine.sandbox import serve_until_signalled
 
 TOKEN_PREFIX = "fleetctl-proxy:"

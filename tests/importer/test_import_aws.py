@@ -20,7 +20,8 @@ from engine.importer.core import run_import
 from engine.importer.model import ImportRequest
 from engine.pki import cert_info
 from engine.providers.aws.client import is_mutating
-from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS, RateLimiter
+from engine.quotas import AWS_DEFAULT, AWS_IOT_QUOTAS
+from engine.ratelimit import RateLimiter
 from tests.conftest import ROOT, run_cli
 from tests.importer.accounts import CERTS, iot, mixed_account, register_device, script_fleet, targets_only
 

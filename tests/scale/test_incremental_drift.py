@@ -17,7 +17,7 @@ from benchmarks.bench_aws import REGION, device_certificates, thing_name, write_
 from engine import run
 from engine import snapshot as snapshots
 from engine.providers.aws.trail import Settings
-from engine.ratelimit import AWS_IOT_QUOTAS, Quota
+from engine.quotas import AWS_IOT_QUOTAS, Quota
 from engine.sandbox.quota_proxy import QuotaProxy
 
 N = 24

@@ -12,7 +12,8 @@ import pytest
 
 from engine import errors
 from engine.providers.aws.client import AwsClient
-from engine.ratelimit import AWS_IOT_QUOTAS, aws_limiter, with_overrides
+from engine.quotas import AWS_IOT_QUOTAS, with_overrides
+from engine.ratelimit import aws_limiter
 from engine.sandbox import manager
 from engine.sandbox.quota_proxy import QuotaProxy
 

@@ -4,21 +4,17 @@ from __future__ import annotations
 import pytest
 
 from engine import errors
+from engine.estimate import duration, estimate, estimate_line
 from engine.model import Action, Address, Change
-from engine.ratelimit import (
+from engine.quotas import (
     AWS_DEFAULT,
     AWS_IOT_QUOTAS,
-    AdaptiveBucket,
     Quota,
-    RateLimiter,
-    aws_limiter,
     azure_hub_quotas,
     azure_operation_class,
-    duration,
-    estimate,
-    estimate_line,
     overrides_from_env,
 )
+from engine.ratelimit import AdaptiveBucket, RateLimiter, aws_limiter
 
 
 class FakeClock:
@@ -223,7 +219,7 @@ def test_estimate_sentence_for_people():
 
 
 def test_estimate_sentence_for_an_iot_hub():
-    from engine.ratelimit import apply_estimate
+    from engine.estimate import apply_estimate
 
     def devices(n):
         return [Change(Address.of("azure", "hub", "Device", f"d{i}"), "azure.Device", Action.CREATE,

@@ -138,7 +138,7 @@ REFINE = {"Policy": _policy, "Certificate": _certificate, "CACertificate": _ca, 
 # ---------------------------------------------------------------------------------------------- calls per change
 # The mutating AWS calls apply makes for one change, per API (the handlers in provider.py make exactly these;
 # tests/scale/test_estimate.py checks the table against the calls counted on moto). Plans sum them per wave and
-# divide by the default quotas (engine/ratelimit.py) to state the binding quota and the apply duration.
+# divide by the default quotas (engine/quotas.py; engine/estimate.py) to state the binding quota and the apply duration.
 MANAGED_FIELD = "managedBy"     # the adoption marker field (see ADOPT_ANNOTATION in engine/providers/aws/kinds.py)
 
 

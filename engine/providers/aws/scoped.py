@@ -1,7 +1,7 @@
 """Scoped reads: the actual state of a few named AWS IoT resources, for plans of a change (`plan
 --changed-since`) and for the stale check of a small saved plan, at what the change costs, not the fleet.
 
-For each kind in scope the reader prices two strategies at the default quotas (engine/ratelimit.py) and takes
+For each kind in scope the reader prices two strategies at the default quotas (engine/quotas.py) and takes
 the cheaper: per-resource describe calls (DescribeThing 350 TPS, ListThingGroupsForThing 100 TPS,
 DescribeCertificate 10 TPS, ...) or the bulk list path of `AwsProvider.read` (ListThings 250 per page at 10 TPS
 plus per-group enumerations), filtered to the scope. One changed thing in a 100,000-thing fleet costs three
@@ -25,7 +25,7 @@ from engine.providers.aws import families
 from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.read import ReadContext, ReadOptions, group_actual, parallel, thing_actual
 from engine.providers.base import ReadResult
-from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS, Quota
+from engine.quotas import AWS_DEFAULT, AWS_IOT_QUOTAS, Quota
 
 if TYPE_CHECKING:
     from engine.providers.aws.provider import AwsProvider

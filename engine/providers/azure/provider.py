@@ -18,7 +18,7 @@ Batching (`batches`/`apply_batch`, engine/run/applying.py): device creates ≤10
 `azure.importExport` on the Target, a wave with at least `threshold` device creates and deletes goes through one
 import job instead (engine/bulk.py `choose`).
 
-Pacing: every call takes a token from its throttle class's bucket first (engine/ratelimit.py: `azure_operation_class`
+Pacing: every call takes a token from its throttle class's bucket first (engine/ratelimit.py; engine/quotas.py `azure_operation_class`
 maps the operation, `azure_hub_quotas` seeds the buckets from FLEETCTL_AZURE_HUB_TIER, e.g. `S1:10`, with
 FLEETCTL_QUOTAS on top). FLEETCTL_RATE_LIMIT=auto paces a cloud hub and leaves a loopback emulator unpaced unless
 it says `on`. A 429 answer halves its class's rate (AIMD) before the retry policy backs off (session.py).

@@ -24,7 +24,8 @@ from engine.progress import SILENT, ProgressSink
 from engine.providers.azure.client import AzureClient
 from engine.providers.azure.retries import AzureRetry
 from engine.providers.azure.target import ImportExport
-from engine.ratelimit import RateLimiter, azure_operation_class
+from engine.quotas import azure_operation_class
+from engine.ratelimit import RateLimiter
 
 T = TypeVar("T")
 READ_WORKERS = 16

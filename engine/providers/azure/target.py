@@ -27,7 +27,8 @@ from engine.providers.azure.client import (
     entra_credential,
     probe_credential,
 )
-from engine.ratelimit import RateLimiter, azure_hub_quotas, limiter_from_env
+from engine.quotas import azure_hub_quotas
+from engine.ratelimit import RateLimiter, limiter_from_env
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_ARM = "https://management.azure.com"
