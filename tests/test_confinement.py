@@ -276,7 +276,7 @@ def test_artifact_writer_refuses_paths_leaving_its_folder(tmp_path: Path) -> Non
 
 
 def test_secret_file_resolution_never_leaves_the_fence(tmp_path: Path, outside: Path) -> None:
-    from engine.manifest.fleet import resolve_secret_value
+    from engine.manifest.secrets import resolve_secret_value
     root = make_fleet(tmp_path, {})
     value = resolve_secret_value(SecretRef("file", "../outside/stolen.pem"), root, {})
     assert isinstance(value, ValueError) and "resolves outside the fleet folder" in str(value)

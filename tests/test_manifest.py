@@ -161,7 +161,7 @@ def test_secret_file_inside_repo_is_an_error(tmp_path):
             hub: {hostName: h.azure-devices.net, connectionString: {file: hub.secret}}
         """})
     (tmp_path / "hub.secret").write_text("HostName=x")
-    from engine.manifest.fleet import resolve_secret_value
+    from engine.manifest.secrets import resolve_secret_value
     from engine.model import SecretRef
     value = resolve_secret_value(SecretRef("file", "hub.secret"), tmp_path, {})
     assert isinstance(value, ValueError) and "inside the fleet repository" in str(value)

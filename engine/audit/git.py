@@ -13,8 +13,8 @@ from typing import Any
 from engine import kinds as registry
 from engine.diagnostics import FleetctlError, error
 from engine.kinds import ListKey
-from engine.manifest.fleet import address_for
 from engine.manifest.loader import SKIP_DIRS, Document, parse_text
+from engine.manifest.validation import address_for
 from engine.model import Address
 
 

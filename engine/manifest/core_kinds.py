@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from engine.kinds import KindDecl, register
 from engine.manifest.confine import FilePolicy
-from engine.manifest.fleet import resolve_secret_value
+from engine.manifest.secrets import resolve_secret_value
 from engine.manifest.types import Secret, SecretRefModel, Strict
 from engine.model import SecretRef
 

@@ -19,7 +19,7 @@ from engine.diagnostics import FleetctlError, error
 from engine.graph import apply_waves
 from engine.journal import Journal, interrupted
 from engine.manifest.confine import FilePolicy, allow_entries
-from engine.manifest.fleet import resolve_secret_value
+from engine.manifest.secrets import resolve_secret_value
 from engine.model import Action, ActualResource, Address, Change, DesiredResource
 from engine.plan.model import Plan
 from engine.plan.planner import converged

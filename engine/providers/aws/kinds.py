@@ -14,8 +14,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from engine.kinds import KindDecl, ListKey, Ref, register
-from engine.manifest.fleet import ExpandContext, Expanded, Manifest, canonical, declared, simple_desired
+from engine.manifest.expand import ExpandContext, Expanded, canonical, declared, simple_desired
 from engine.manifest.types import Name, Pem, Status, Strict
+from engine.manifest.validation import Manifest
 from engine.model import Action, Change
 from engine.pki import CertInfo, issued_by
 from engine.providers.aws.planning import CALLS, MANAGED_FIELD, REFINE

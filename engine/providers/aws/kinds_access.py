@@ -24,8 +24,9 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from engine.kinds import ListKey, Ref
-from engine.manifest.fleet import ExpandContext, Expanded, Manifest, canonical, declared, simple_desired
+from engine.manifest.expand import ExpandContext, Expanded, canonical, declared, simple_desired
 from engine.manifest.types import Name, Strict
+from engine.manifest.validation import Manifest
 from engine.model import Action, Change
 from engine.providers.aws.kinds import json_doc
 from engine.providers.aws.planning import MANAGED_FIELD

@@ -26,8 +26,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from engine.kinds import ListKey, Ref
-from engine.manifest.fleet import ExpandContext, Expanded, Manifest, declared, simple_desired
+from engine.manifest.expand import ExpandContext, Expanded, declared, simple_desired
 from engine.manifest.types import Name, Pem, Strict
+from engine.manifest.validation import Manifest
 from engine.model import Action, Address, Change
 from engine.providers.aws.kinds import aws
 from engine.providers.aws.references import rule_destinations  # noqa: F401 - its home was here

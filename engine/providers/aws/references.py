@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from engine.manifest.fleet import ExpandContext
+from engine.manifest.expand import ExpandContext
 from engine.model import Address
 
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/fleetctl/([\w+=,.@-]{1,64})$")

@@ -26,8 +26,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from engine.diagnostics import Diagnostics
 from engine.kinds import KindDecl, ListKey, Ref, register
-from engine.manifest.fleet import ExpandContext, Expanded, Manifest, simple_desired
+from engine.manifest.expand import ExpandContext, Expanded, simple_desired
 from engine.manifest.types import Name, Pem, Secret, SecretRefModel, Strict
+from engine.manifest.validation import Manifest
 from engine.model import SecretRef, canonical_json
 from engine.pki import CertInfo, issued_by
 from engine.providers.azure.planning import CALLS, REFINE

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 from engine.diagnostics import FleetctlError, error
 from engine.manifest.confine import FilePolicy
-from engine.manifest.fleet import resolve_secret_value
+from engine.manifest.secrets import resolve_secret_value
 from engine.model import SecretRef
 from engine.providers.azure.client import (
     DPS_SCOPE,

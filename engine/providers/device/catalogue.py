@@ -16,8 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from engine.manifest.fleet import ExpandContext, Manifest
+from engine.manifest.expand import ExpandContext
 from engine.manifest.loader import parse_text
+from engine.manifest.validation import Manifest
 from engine.model import canonical_json
 
 from .model import builtin_models, check_model

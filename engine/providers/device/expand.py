@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.diagnostics import error
-from engine.manifest.fleet import ExpandContext, Expanded, Manifest
+from engine.manifest.expand import ExpandContext, Expanded
+from engine.manifest.validation import Manifest
 from engine.model import Address, DesiredResource
 from engine.pki import PemError, cert_info
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.diagnostics import Diagnostics, Source
-from engine.manifest.fleet import ExpandContext, Fleet
+from engine.manifest.expand import ExpandContext
+from engine.manifest.fleet import Fleet
 from engine.model import DesiredResource
 
 from .catalogue import model_for

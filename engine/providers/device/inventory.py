@@ -14,7 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from engine.manifest.fleet import ExpandContext, Manifest
+from engine.manifest.expand import ExpandContext
+from engine.manifest.validation import Manifest
 
 from .regmap import Adapter, DeviceModel
 from .spec import KIND, DeviceConfigSpec, DeviceEntry

@@ -21,7 +21,7 @@ from engine import errors
 from engine.diagnostics import Diagnostic, Source, error
 from engine.fingerprint import explain_mismatch
 from engine.manifest.confine import FilePolicy
-from engine.manifest.fleet import resolve_secret_value
+from engine.manifest.secrets import resolve_secret_value
 from engine.model import DesiredResource, SecretRef, secret_fingerprint
 from engine.providers.base import provider_for  # imports the AWS provider (and SDK) only when called
 

@@ -21,8 +21,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.manifest.confine import FilePolicy, FileRefError, read_bounded
-from engine.manifest.fleet import ExpandContext, Manifest, resolve_secret_value
+from engine.manifest.expand import ExpandContext
+from engine.manifest.secrets import resolve_secret_value
 from engine.manifest.types import SecretRefModel
+from engine.manifest.validation import Manifest
 from engine.model import Address, SecretRef, secret_fingerprint
 
 from .regmap import DeviceModel
