@@ -76,7 +76,7 @@ class KindDecl:
     always_managed: tuple[str, ...] = ()     # managed even when omitted (the model default applies): parent, type
     targeted: bool = True                    # metadata.target is required
     # expand(ctx, manifest) -> Expanded: the kind's desired resources (ExpandContext, Manifest and Expanded are
-    # engine/manifest/fleet.py's; that module builds on this one, so the types are not named here).
+    # engine/manifest/expand.py and validation.py; they build on this one, so the types are not named here).
     expand: Callable[[Any, Any], Any] | None = None
     # refine(change) -> Change | Blocked: a pure hook that adds the steps a reviewer must see (which policy
     # version is deleted, detach → INACTIVE → delete), or returns a Blocked (engine/model.py) for a change that

@@ -11,7 +11,7 @@ from engine import errors
 from engine.diagnostics import FleetctlError
 from engine.manifest.fleet import load_fleet
 from engine.providers.azure.provider import AzureProvider, make_provider
-from engine.providers.azure.retries import AzureRetry
+from engine.retry import RetryPolicy
 from engine.sandbox.azure import AzureEmulator
 
 TARGET = """\
@@ -60,7 +60,7 @@ def test_auto_leaves_a_loopback_emulator_unpaced_and_on_seeds_the_hub_tier(spec,
 def test_paced_calls_see_no_429_where_unpaced_calls_do(spec, emulator) -> None:
     emulator.configure(rates={"registry": 5})                      # the hub's registry quota: 5 requests/s
     unpaced = provider(spec, emulator, FLEETCTL_RATE_LIMIT="off")
-    unpaced.retry = AzureRetry(max_attempts=1)                     # count the 429s instead of waiting them out
+    unpaced.retry = RetryPolicy(max_attempts=1)                     # count the 429s instead of waiting them out
     refused = 0
     for i in range(12):
         try:
@@ -105,3 +105,16 @@ def test_query_pages_take_query_tokens_and_blob_calls_none(spec, emulator) -> No
     assert len(paced.read([], prune=True).actual) == 3            # 3 pages of 1 twin: 3 query tokens
     assert set(paced.stats()["rateLimiter"]) == {"query", "registry"}
     assert paced.stats()["rateLimiter"]["query"]["successes"] == 3
+
+
+def test_a_429_retried_is_counted_and_its_attempts_journaled(spec, emulator) -> None:
+    emulator.configure(rates={"registry": 2})
+    unpaced = provider(spec, emulator, FLEETCTL_RATE_LIMIT="off")
+    unpaced.retry.base, unpaced.retry.cap = 0.05, 0.5
+    entries: list[dict] = []
+    unpaced.set_hook(lambda op, phase, request_id, exc, **extra: entries.append({"phase": phase, **extra}))
+    for i in range(6):
+        create(unpaced, f"retried-{i}")
+    successes = [e for e in entries if e["phase"] == "success"]
+    assert len(successes) == 6 and any(e.get("attempts", 1) > 1 for e in successes)
+    assert sum(e.get("attempts", 1) - 1 for e in successes) == unpaced.throttles == emulator.stats()["throttled"]["registry"]

@@ -122,3 +122,24 @@ def test_sandbox_up_quota_faithful_starts_the_proxy_and_paces_fleetctl(tmp_path,
             assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
     finally:
         assert "aws-quota-proxy" in manager.down(tmp_path)
+
+
+def test_a_throttled_mutating_call_is_retried_counted_and_its_attempts_journaled(proxy_on):
+    """The retry policy (engine/retry.py) sits above the wire: the proxy's 429s are retried, each retry of a
+    throttled call is counted in `throttles`, and the journal line of the call says how many attempts it took."""
+    clock = FrozenClock()                          # the bucket refills only as the retry policy's waits pass
+    proxy = proxy_on(clock=clock, quotas=with_overrides(AWS_IOT_QUOTAS, {"CreateThing": 2}))
+    iot = AwsClient("eu-west-2", endpoint_url=proxy.endpoint_url)
+
+    def wait(seconds: float) -> None:
+        clock.now += seconds
+    iot.retry.sleep = wait
+    entries: list[dict] = []
+    iot.hook = lambda op, phase, request_id, exc, **extra: entries.append({"op": op, "phase": phase, **extra})
+    for i in range(5):                             # 2 in the burst, then each waits for the bucket
+        iot.call("create_thing", thingName=f"retried-{i}")
+    successes = [e for e in entries if e["phase"] == "success"]
+    assert len(successes) == 5 and [e["op"] for e in successes] == ["create_thing"] * 5
+    retried = [e for e in successes if "attempts" in e]
+    assert retried and all(e["attempts"] > 1 for e in retried)
+    assert sum(e.get("attempts", 1) - 1 for e in successes) == iot.throttles == iot.calls["create_thing"] - 5

@@ -1,9 +1,10 @@
 """The only module that imports boto3: AWS IoT calls, paging, error translation, call accounting.
 
 Every call goes through `AwsClient.call`, which paces it with the per-API token buckets of engine/ratelimit.py
-(when a limiter is set), counts it, retries throttling and transient errors with
-backoff, reports mutating calls to the journal hook (begin before, success/failure after, with the AWS
-request id) and translates botocore errors into engine.errors. Endpoint and credentials come from the
+(when a limiter is set), counts it, retries throttling and transient errors (engine/retry.py, on tenacity, above the
+pacing: botocore's own retries are off, and the module docstring there says why), reports mutating calls to the
+journal hook (begin before, success/failure after, with the AWS request id and, for a repeated call, its
+`attempts`) and translates botocore errors into engine.errors. Endpoint and credentials come from the
 standard AWS chain (AWS_PROFILE, AWS_ENDPOINT_URL, OIDC role in CI) unless the Target overrides them.
 
 A Target's `assumeRole` (issue 15.2) is served by botocore's own machinery, not by hand: an
@@ -357,10 +358,15 @@ class AwsClient:
         try:
             response = send()
         except errors.ProviderError as exc:
-            hook(op, "failure", exc.request_id, exc, **extra)
+            hook(op, "failure", exc.request_id, exc, **extra, **self._attempts())
             raise
-        hook(op, "success", response.get("ResponseMetadata", {}).get("RequestId"), None, **extra)
+        hook(op, "success", response.get("ResponseMetadata", {}).get("RequestId"), None, **extra, **self._attempts())
         return response
+
+    def _attempts(self) -> dict[str, int]:
+        """`attempts` for the journal line of a call the retry policy had to repeat (throttled or transient)."""
+        n = self.retry.attempts()
+        return {"attempts": n} if n > 1 else {}
 
     def pages(self, op: str, key: str, *, page_size: int | None = 250, size_arg: str = "maxResults",
               token_in: str = "nextToken", token_out: str = "nextToken", **kwargs: Any) -> Iterator[Any]:

@@ -4,7 +4,7 @@ Why its own module: the reads and writes of each family (registry.py, dps.py, ce
 their service calls through `AzureSession.call`, and provider.py builds the Provider on top of it, so the families
 depend on this layer and never on provider.py (the import direction: client → session → families → provider).
 
-`call` is one logical service call: retried on throttling/transient errors only (retries.py, on tenacity), each attempt
+`call` is one logical service call: retried on throttling/transient errors only (engine/retry.py, on tenacity), each attempt
 paced first (a token from its throttle class's bucket, engine/ratelimit.py; a 429 halves that class's rate before the
 retry policy backs off), mutating calls reported to the journal through engine.run's hook with the request ids the
 client captured. ARM and blob requests have no hub quota and are not paced.
@@ -22,10 +22,10 @@ from engine import errors
 from engine.model import Address
 from engine.progress import SILENT, ProgressSink
 from engine.providers.azure.client import AzureClient
-from engine.providers.azure.retries import AzureRetry
 from engine.providers.azure.target import ImportExport
 from engine.quotas import azure_operation_class
 from engine.ratelimit import RateLimiter
+from engine.retry import RetryPolicy
 
 T = TypeVar("T")
 READ_WORKERS = 16
@@ -52,7 +52,7 @@ class AzureSession:
     resource families call them."""
 
     def __init__(self, target: str, client: AzureClient, *, has_dps: bool = True, has_arm: bool = True,
-                 retry: AzureRetry | None = None, page_size: int = 1000, limiter: RateLimiter | None = None,
+                 retry: RetryPolicy | None = None, page_size: int = 1000, limiter: RateLimiter | None = None,
                  tier: str = "S1", units: int = 1, import_export: ImportExport | None = None,
                  bulk: bool = True, journal: Path | None = None) -> None:
         self.target = target
@@ -60,7 +60,7 @@ class AzureSession:
         self.has_dps = has_dps
         self.has_arm = has_arm
         self.page_size = page_size
-        self.retry = retry or AzureRetry()
+        self.retry = retry or RetryPolicy()
         self.retry.on_retry = self.count_retry
         self.throttles = 0
         self.paths: Counter[str] = Counter()        # how changes were carried out: bulk-create calls and devices
@@ -119,7 +119,7 @@ class AzureSession:
             result = self.retry.run(lambda: self._paced(op, fn, args))
         except errors.ProviderError as exc:
             if hook:
-                hook(op, "failure", exc.request_id, exc)
+                hook(op, "failure", exc.request_id, exc, **self._attempts())
             raise
         if hook:
             seen = self._captured()
@@ -130,8 +130,13 @@ class AzureSession:
                 extra["correlationRequestId"] = correlation[-1]
             if len(ids) > 1:                       # one logical call, several wire calls (bulk chunks of 100)
                 extra["requestIds"] = ids
-            hook(op, "success", ids[-1] if ids else None, None, **extra)
+            hook(op, "success", ids[-1] if ids else None, None, **extra, **self._attempts())
         return result
+
+    def _attempts(self) -> dict[str, int]:
+        """`attempts` for the journal line of a call the retry policy had to repeat (throttled or transient)."""
+        n = self.retry.attempts()
+        return {"attempts": n} if n > 1 else {}
 
     def _captured(self) -> list[dict[str, str]]:
         captured = getattr(self.client, "captured", None)
