@@ -131,7 +131,7 @@ class Emulator:
     def __init__(self, work: Path, extra: list[str] | None = None) -> None:
         self.dir = work / "emulator"
         self.dir.mkdir(parents=True)
-        self.log = open(self.dir / "azure.log", "ab")
+        self.log = open(self.dir / "azure.log", "ab")  # noqa: SIM115 - the child writes to it until stop() closes it
         self.proc = subprocess.Popen([sys.executable, "-m", "engine.sandbox.azure_emulator", "--state-dir",
                                       str(self.dir), *(extra or [])], stdout=self.log, stderr=self.log,
                                      stdin=subprocess.DEVNULL)

@@ -131,7 +131,7 @@ def write_plain(root: Path, n: int) -> Path:
         docs = [f"apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {{name: esp32-{m.replace(':', '')}, "
                 f"target: {TARGET}, labels: {{site: site-{i % 20}}}}}\nspec:\n  thingType: {TYPE}\n"
                 f"  attributes: {{mac: \"{m}\", site: site-{i % 20}}}\n  groups: [{GROUP}]\n"
-                for i, m in zip(range(start, min(n, start + SHARD)), macs(n)[start:start + SHARD])]
+                for i, m in zip(range(start, min(n, start + SHARD)), macs(n)[start:start + SHARD], strict=True)]
         (root / f"things-{start // SHARD:03d}.yaml").write_text("---\n".join(docs))
     return root
 

@@ -50,7 +50,7 @@ class _Walker:
         if found is not None or not self.wild:
             return found
         for rule in self.wild:
-            if len(rule.pattern) == len(pattern) and all(r in ("*", p) for r, p in zip(rule.pattern, pattern)):
+            if len(rule.pattern) == len(pattern) and all(r in ("*", p) for r, p in zip(rule.pattern, pattern, strict=True)):
                 return rule
         return None
 

@@ -360,9 +360,7 @@ def _unlocated_lines(output: str) -> list[str]:
     for line in output.splitlines():
         if line.startswith(" ") or ("error: " not in line):
             continue
-        if line.startswith("error: "):
-            bad.append(line)
-        elif re.match(r"^\S.*?: error: ", line) and not re.match(r"^(?:\S+:\d+, template )?\S+:\d+:\d+: error: ",
+        if line.startswith("error: ") or re.match(r"^\S.*?: error: ", line) and not re.match(r"^(?:\S+:\d+, template )?\S+:\d+:\d+: error: ",
                                                                 line):
             bad.append(line)
     return bad

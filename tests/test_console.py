@@ -65,7 +65,7 @@ def test_when_colour_is_on(mode, env, tty_stream, on):
 def test_styles_follow_the_leading_symbol_and_never_change_a_character():
     styled = style_text(PLAIN)
     assert strip_styles(styled) == PLAIN                         # byte-identical once the SGR codes are removed
-    lines = dict(zip(PLAIN.splitlines(), styled.splitlines()))
+    lines = dict(zip(PLAIN.splitlines(), styled.splitlines(), strict=True))
     assert lines["  + aws/aws-eu/Thing/new"] == "  \x1b[32m+ aws/aws-eu/Thing/new\x1b[0m"          # green
     assert lines["  - aws/aws-eu/Thing/gone"] == "  \x1b[31m- aws/aws-eu/Thing/gone\x1b[0m"        # red
     assert lines["  -/+ aws/aws-eu/ThingType/t"].startswith("  \x1b[35m-/+")                       # magenta

@@ -27,9 +27,9 @@ def same(a: Any, b: Any) -> bool:
         return False
     if isinstance(a, dict):
         return len(a) == len(b) and all(same(ka, kb) and same(va, vb)
-                                        for (ka, va), (kb, vb) in zip(a.items(), b.items()))
+                                        for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True))
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float):
         if math.isnan(a):
             return math.isnan(b)

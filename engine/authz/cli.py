@@ -104,11 +104,11 @@ def _table(rows: list[Row]) -> str:
         names = row.things[0] + (f"\n(+{row.count - 1:,} more)" if row.count > 1 else "")
         grid.append([f"{row.count:,} thing(s)\n{names}", row.connection] + ["\n".join(c.lines()) for c in row.cells])
     widths = [max([len(h)] + [len(line) for r in grid for line in r[i].split("\n")]) for i, h in enumerate(headers)]
-    out = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    out = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     for r in grid:
         cells = [c.split("\n") for c in r]
         for i in range(max(len(c) for c in cells)):
-            out.append("  ".join((c[i] if i < len(c) else "").ljust(w) for c, w in zip(cells, widths)).rstrip())
+            out.append("  ".join((c[i] if i < len(c) else "").ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
         out.append("")
     return "\n".join(out)
 

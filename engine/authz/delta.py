@@ -147,7 +147,7 @@ def _example(fleet_before: AuthzFleet, fleet_after: AuthzFleet, before: Connecti
             if pattern.startswith("every resource except"):
                 continue
         for filler in ("x", name):
-            concrete = _WILD.sub(lambda m: name if m.group(0) == THING_TOKEN else filler, pattern)
+            concrete = _WILD.sub(lambda m, filler=filler: name if m.group(0) == THING_TOKEN else filler, pattern)
             resource = concrete if concrete.startswith("arn:") else fleet_after.arn(conn.thing.target, rtype, concrete)
             request = Request(action, resource)
             results = []
@@ -208,7 +208,7 @@ def _permission_delta(desired: Sequence[DesiredResource], actual: Sequence[Actua
                 if cells_a != cells_b:
                     break
             causes = _causes(b, a)
-            for (label, action, rtype), before_cell, after_cell in zip(COLUMNS, cells_b, cells_a):
+            for (label, action, rtype), before_cell, after_cell in zip(COLUMNS, cells_b, cells_a, strict=True):
                 if before_cell == after_cell:
                     continue
                 group_key = (key[0], action, rtype, causes, before_cell, after_cell)

@@ -59,7 +59,7 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         return {"target": self.target, "count": self.count, "things": list(self.things),
                 "connection": self.connection,
-                **{name.replace(" ", "_"): cell.to_json() for (name, _, _), cell in zip(COLUMNS, self.cells)}}
+                **{name.replace(" ", "_"): cell.to_json() for (name, _, _), cell in zip(COLUMNS, self.cells, strict=True)}}
 
 
 def _display(fleet: AuthzFleet, target: str, rtype: str, text: str, kept: Iterable[str],

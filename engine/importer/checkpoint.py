@@ -12,6 +12,7 @@ The folder is removed once the manifests are written.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -102,7 +103,7 @@ class Checkpoint:
         if not path.exists():
             return
         with path.open(encoding="utf-8") as fh:
-            lines = [line for _, line in zip(range(count), fh)]
+            lines = list(itertools.islice(fh, count))
         fsutil.write_atomic(path, "".join(lines))
 
     # ------------------------------------------------------------------ io
@@ -123,7 +124,7 @@ class Checkpoint:
         if not path.exists():
             return []
         with path.open(encoding="utf-8") as fh:
-            return [json.loads(line) for _, line in zip(range(count), fh)]
+            return [json.loads(line) for line in itertools.islice(fh, count)]
 
     # ------------------------------------------------------------------ kinds and pages
     def known(self) -> dict[str, list[ActualResource]]:

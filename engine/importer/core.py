@@ -130,7 +130,7 @@ def run_import(request: ImportRequest, ctx: Context, *, progress: Progress = lam
     declared_at = {d.address for d in declared}
     names = importer.names(selected, materials, declared_at | {r.address for r in selected})
     renamed = rename(selected, names)
-    origin = {new.address: old for old, new in zip(selected, renamed)}
+    origin = {new.address: old for old, new in zip(selected, renamed, strict=True)}
     notes = list(session.notes) + importer.review_notes(renamed)
     notes += [Note("endpoint", d.address or "", d.summary) for d in session.diagnostics
               if d.severity is Severity.WARNING]

@@ -208,7 +208,7 @@ def shared_credential(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[
             continue
         for path, identity, label in _credential_refs(ctx, doc):
             users[identity][device].append((doc, path, label))
-    for identity, devices in users.items():
+    for devices in users.values():
         if len(devices) < 2:
             continue
         names = ", ".join(sorted(devices))

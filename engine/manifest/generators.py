@@ -273,7 +273,7 @@ def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics,
                 diags.add(error(f"row has {len(record)} value(s), the header has {len(header)}",
                                 f"header: {', '.join(header)}", source=where))
                 continue
-            values = {h: v.strip() for h, v in zip(header, record)}
+            values = {h: v.strip() for h, v in zip(header, record, strict=True)}
             key = values[id_col]
             if not key:
                 diags.add(error(f"empty id (column '{id_col}')", source=where))

@@ -76,7 +76,7 @@ def _by_document(text: str, file: str, base: Path, limits: Limits) -> tuple[list
     tally = Tally()
     starts = [0] + [m.start() for m in _DOCUMENT_START.finditer(text) if m.start()]
     line = 0
-    for start, end in zip(starts, starts[1:] + [len(text)]):
+    for start, end in zip(starts, starts[1:] + [len(text)], strict=True):
         part = text[start:end]
         try:
             got, found = fast_parse(part, file, base, limits, tally, line)

@@ -114,10 +114,7 @@ def _data_loc(loc: tuple, data: Any, kind: str) -> tuple:
     out: list[Any] = []
     current = data
     for i, part in enumerate(loc):
-        if isinstance(current, dict) and part in current:
-            out.append(part)
-            current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        if isinstance(current, dict) and part in current or isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
             out.append(part)
             current = current[part]
         elif i == len(loc) - 1 and kind == "missing" and isinstance(part, str):

@@ -73,7 +73,7 @@ class _Value:  # what ruamel's timestamp constructor reads of a node
 
 def resolved(value: str, rules: list[tuple[str, Any]]) -> Any:
     """A plain scalar whose first character may start a non-string (ruamel's resolver, then constructor)."""
-    for tag, regexp in rules:
+    for tag, regexp in rules:  # noqa: B007 - the matching rule's tag is used after the loop
         if regexp.match(value):
             break
     else:

@@ -286,7 +286,7 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             outcomes = [exc] * len(ready)
         finally:
             set_hook(None)
-        for (c, _), exc in zip(ready, outcomes):
+        for (c, _), exc in zip(ready, outcomes, strict=True):
             key = provider_key(c.address)
             if exc is None:
                 report.applied.append(str(c.address))

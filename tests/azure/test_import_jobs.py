@@ -268,7 +268,7 @@ def test_deletes_through_a_job_check_the_planned_etag(env, fleet, emulator, hub)
     current = hub.get_device("nina-0033")
     hub.update_device("nina-0033", {"type": "certificateAuthority"}, "disabled", False, current["etag"])
     hub.delete_device("nina-0044", None)                     # already gone: the desired outcome
-    outcomes = dict(zip((c.address.name for c in batch), provider.apply_batch(batch, [{}] * len(batch))))
+    outcomes = dict(zip((c.address.name for c in batch), provider.apply_batch(batch, [{}] * len(batch)), strict=True))
     assert {name: type(o).__name__ for name, o in outcomes.items() if o is not None} == \
         {"nina-0033": "PreconditionFailed"}
     remaining = sorted(t["deviceId"] for t in hub.query_devices())

@@ -97,7 +97,7 @@ def test_incremental_equals_full_after_every_quiescent_round(account, tmp_path, 
         during: list[str] = []
         use = run.SnapshotUse(snapshots.load(snap_file), None, settings)
         if round_ == 2:            # a change while the read runs
-            timer = threading.Timer(0.05, lambda: during.append(change(iot, rng, alive, "wide-open")))
+            timer = threading.Timer(0.05, lambda during=during: during.append(change(iot, rng, alive, "wide-open")))
             timer.start()
         inc = read(root, env, tmp_path, use)
         if round_ == 2:

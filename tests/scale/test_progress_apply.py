@@ -3,8 +3,10 @@ on stderr and a final line, and stdout carries exactly what it carried before; t
 with `--format json` on stdout still parseable."""
 from __future__ import annotations
 
+import itertools
 import json
 import re
+from pathlib import Path
 
 from tests.conftest import run_cli
 from tests.scale.conftest import THINGSET, esp32_macs
@@ -19,7 +21,7 @@ def test_a_large_apply_reports_progress_on_stderr(aws_env, tmp_path, write):
     planfile = str(tmp_path / "plan.json")
     planned = run_cli("plan", str(root), "--out", planfile)
     assert planned.exit_code == 0, planned.output
-    total = json.loads(open(planfile, encoding="utf-8").read())["changes"].__len__()
+    total = len(json.loads(Path(planfile).read_text(encoding="utf-8"))["changes"])
     assert total >= 1_000
     # every 0 s, i.e. at every 5 % of the changes (the 10 s rule is tested with a fake clock in tests/test_progress.py)
     env = {"FLEETCTL_PROGRESS_SECONDS": "0", "FLEETCTL_WORKERS": "16"}
@@ -30,12 +32,12 @@ def test_a_large_apply_reports_progress_on_stderr(aws_env, tmp_path, write):
     assert 15 <= len(progress) <= 20, lines
     assert all(LINE.match(line) for line in progress), progress
     done = [int(LINE.match(line).group(1).replace(",", "")) for line in progress]
-    assert done == sorted(done) and all(b - a >= 0.05 * total for a, b in zip(done, done[1:]))
+    assert done == sorted(done) and all(b - a >= 0.05 * total for a, b in itertools.pairwise(done))
     assert all(LINE.match(line).group(2) == f"{total:,}" for line in progress)
     assert FINAL.match(final) and final.startswith(f"apply: {total:,}/{total:,} changes (100%)"), final
     # stdout: the report as before, no progress line in it
     assert "apply: " not in applied.stdout
-    assert applied.stdout.strip().splitlines()[-1].startswith(f"Apply {json.load(open(planfile))['planId']}: "
+    assert applied.stdout.strip().splitlines()[-1].startswith(f"Apply {json.loads(Path(planfile).read_text())['planId']}: "
                                                               f"{total} applied, 0 failed, 0 skipped in ")
     # the re-plan reads 1,000 things: read lines on stderr, and stdout is plain JSON
     replanned = run_cli("plan", str(root), "--format", "json", env=env)

@@ -98,14 +98,12 @@ def test_probing_climbs_above_the_configured_quota_only_when_asked():
 def test_guard_decreases_on_throttled_only():
     clock = FakeClock()
     lim = limiter(clock)
-    with pytest.raises(errors.Throttled):
-        with lim.guard("AttachPolicy"):
-            raise errors.Throttled("Rate exceeded", code="ThrottlingException")
+    with pytest.raises(errors.Throttled), lim.guard("AttachPolicy"):
+        raise errors.Throttled("Rate exceeded", code="ThrottlingException")
     assert lim.rate("AttachPolicy") == 7.5
     clock.now += 5
-    with pytest.raises(errors.NotFound):
-        with lim.guard("AttachPolicy"):
-            raise errors.NotFound("no such policy")
+    with pytest.raises(errors.NotFound), lim.guard("AttachPolicy"):
+        raise errors.NotFound("no such policy")
     assert lim.rate("AttachPolicy") == 7.5                    # a logic error says nothing about the quota
     with lim.guard("AttachPolicy"):
         pass

@@ -159,8 +159,7 @@ def _read_scheduled(ctx: Any) -> list[ActualResource]:
         state = {"frequency": a.get("frequency"), "dayOfMonth": a.get("dayOfMonth"), "dayOfWeek": a.get("dayOfWeek"),
                  "targetCheckNames": sorted(a.get("targetCheckNames") or [])}
         state = {k: v for k, v in state.items() if v is not None}
-        managed = ctx.declared("aws.ScheduledAudit", name) or (ctx.prune and ctx.p.tags_managed(arn))
-        ctx.marker("aws.ScheduledAudit", name, state, lambda: ctx.p.tags_managed(arn))
+        managed = ctx.ownership("aws.ScheduledAudit", name, state, arn)
         out.append(ActualResource(ctx.p.addr("ScheduledAudit", name), "aws.ScheduledAudit", state, managed=managed,
                                   ids={"arn": arn}))
     return out

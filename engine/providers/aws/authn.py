@@ -40,8 +40,7 @@ def _read_authorizers(ctx: Any) -> list[ActualResource]:
                  "signingDisabled": bool(a.get("signingDisabled", False)),
                  "enableCachingForHttp": bool(a.get("enableCachingForHttp", False))}
         state = {k: v for k, v in state.items() if v is not None}
-        managed = ctx.declared("aws.Authorizer", name) or (ctx.prune and ctx.p.tags_managed(arn))
-        ctx.marker("aws.Authorizer", name, state, lambda: ctx.p.tags_managed(arn))
+        managed = ctx.ownership("aws.Authorizer", name, state, arn)
         return ActualResource(ctx.p.addr("Authorizer", name), "aws.Authorizer", state, managed=managed,
                               token=str(a.get("lastModifiedDate", "")), ids={"arn": arn})
 
@@ -106,8 +105,7 @@ def _read_domains(ctx: Any) -> list[ActualResource]:
                  "status": d.get("domainConfigurationStatus")}
         state = {k: v for k, v in state.items() if v is not None}
         arn = d["domainConfigurationArn"]
-        managed = ctx.declared("aws.DomainConfiguration", name) or (ctx.prune and ctx.p.tags_managed(arn))
-        ctx.marker("aws.DomainConfiguration", name, state, lambda: ctx.p.tags_managed(arn))
+        managed = ctx.ownership("aws.DomainConfiguration", name, state, arn)
         out.append(ActualResource(ctx.p.addr("DomainConfiguration", name), "aws.DomainConfiguration", state,
                                   managed=managed, ids={"arn": arn}))
     return out

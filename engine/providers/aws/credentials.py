@@ -38,8 +38,7 @@ def read_aliases(ctx: ReadContext) -> list[ActualResource]:
         state: dict[str, Any] = {"role": match.group(1)} if match else {"roleArn": arn}
         state["credentialDurationSeconds"] = int(desc.get("credentialDurationSeconds") or 3600)
         alias_arn = desc["roleAliasArn"]
-        managed = ctx.declared("aws.RoleAlias", name) or (ctx.prune and p.tags_managed(alias_arn))
-        ctx.marker("aws.RoleAlias", name, state, lambda: p.tags_managed(alias_arn))
+        managed = ctx.ownership("aws.RoleAlias", name, state, alias_arn)
         return ActualResource(p.addr("RoleAlias", name), "aws.RoleAlias", state, managed=managed,
                               token=str(desc.get("lastModifiedDate", "")), ids={"arn": alias_arn})
 

@@ -42,8 +42,7 @@ def read_dynamic_groups(ctx: ReadContext) -> list[ActualResource]:
         if props.get("thingGroupDescription"):
             state["description"] = props["thingGroupDescription"]
         arn = g["thingGroupArn"]
-        managed = ctx.declared("aws.DynamicThingGroup", name) or (ctx.prune and p.tags_managed(arn))
-        ctx.marker("aws.DynamicThingGroup", name, state, lambda: p.tags_managed(arn))
+        managed = ctx.ownership("aws.DynamicThingGroup", name, state, arn)
         return ActualResource(p.addr("DynamicThingGroup", name), "aws.DynamicThingGroup", state, managed=managed,
                               token=str(g.get("version", "")), ids={"arn": arn, "version": g.get("version"),
                                                                     "status": g.get("status")})

@@ -226,7 +226,7 @@ def _singleton_conflicts(ctx: ExpandContext, m: Manifest) -> bool:
     """An error (naming both files) for each other declaration of this singleton in the same account."""
     mine = _target(ctx, m.target)
     found = False
-    for (kind, target, name), other in ctx.index.items():
+    for (kind, target, _), other in ctx.index.items():
         if kind != m.decl.qualified or other is m:
             continue
         theirs = _target(ctx, target)

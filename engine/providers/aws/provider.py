@@ -96,10 +96,7 @@ class AwsProvider:
         self._gap(what)
 
     def tags_managed(self, arn: str) -> bool:
-        """Whether the IoT resource at `arn` carries the ownership marker tag (for readers in other modules)."""
-        return self._tags_managed(arn)
-
-    def _tags_managed(self, arn: str) -> bool:
+        """Whether the IoT resource at `arn` carries the ownership marker tag."""
         try:
             tags = self.client.call("list_tags_for_resource", resourceArn=arn).get("tags", [])
         except errors.Unsupported:

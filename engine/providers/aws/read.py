@@ -113,6 +113,19 @@ class ReadContext:
         if desired is not None and MANAGED_FIELD in desired.spec:
             state[MANAGED_FIELD] = MARKER_VALUE if (marked() if callable(marked) else marked) else None
 
+    def ownership(self, kind: str, name: str, state: dict[str, Any], arn: str, *, declared: bool | None = None) -> bool:
+        """Whether fleetctl manages the resource at `arn` (declared, or carrying the marker tag while pruning), with
+        its marker reported in `state` (`marker`). The tag is read at most once, and only when one of them asks."""
+        tagged: list[bool] = []
+
+        def marked() -> bool:
+            if not tagged:
+                tagged.append(self.p.tags_managed(arn))
+            return tagged[0]
+        managed = (self.declared(kind, name) if declared is None else declared) or (self.prune and marked())
+        self.marker(kind, name, state, marked)
+        return managed
+
 
 class ReadAhead:
     """Iterates a page iterator on a thread of its own, so that a quota-bound page chain (ListThings: 10 TPS, each
@@ -210,8 +223,7 @@ def _read_thing_types(ctx: ReadContext) -> list[ActualResource]:
         state = {"description": props.get("thingTypeDescription"),
                  "searchableAttributes": sorted(props.get("searchableAttributes", []) or []),
                  "deprecated": bool(t.get("thingTypeMetadata", {}).get("deprecated", False))}
-        managed = ctx.declared("aws.ThingType", name) or (ctx.prune and ctx.p._tags_managed(t["thingTypeArn"]))
-        ctx.marker("aws.ThingType", name, state, lambda: ctx.p._tags_managed(t["thingTypeArn"]))
+        managed = ctx.ownership("aws.ThingType", name, state, t["thingTypeArn"])
         out.append(ActualResource(ctx.p.addr("ThingType", name), "aws.ThingType", state, managed=managed,
                                   ids={"arn": t["thingTypeArn"]}))
     return out
@@ -239,8 +251,7 @@ def _read_policies(ctx: ReadContext) -> list[ActualResource]:
             state["keepVersions"] = keep if len(version_ids) <= keep else len(version_ids)
         for arn in targets:
             ctx.policy_targets.setdefault(arn, []).append(name)
-        managed = desired is not None or (ctx.prune and ctx.p._tags_managed(pol["policyArn"]))
-        ctx.marker("aws.Policy", name, state, lambda: ctx.p._tags_managed(pol["policyArn"]))
+        managed = ctx.ownership("aws.Policy", name, state, pol["policyArn"], declared=desired is not None)
         return ActualResource(ctx.p.addr("Policy", name), "aws.Policy", state, token=f"v{pol['defaultVersionId']}",
                               managed=managed, ids=ids)
 
@@ -276,8 +287,7 @@ def _read_cas(ctx: ReadContext) -> list[ActualResource]:
                 "templateName": reg.get("templateName"),
                 "templateBody": json.loads(reg["templateBody"]) if reg.get("templateBody") else None,
                 "roleArn": reg.get("roleArn")}.items() if v is not None} or None
-        managed = desired is not None or (ctx.prune and ctx.p._tags_managed(desc["certificateArn"]))
-        ctx.marker("aws.CACertificate", name, state, lambda: ctx.p._tags_managed(desc["certificateArn"]))
+        managed = ctx.ownership("aws.CACertificate", name, state, desc["certificateArn"], declared=desired is not None)
         ctx.p.arns[ca_id] = desc["certificateArn"]
         out.append(ActualResource(ctx.p.addr("CACertificate", name), "aws.CACertificate", state,
                                   token=str(desc.get("generationId", "")), managed=managed, ids=ids))
@@ -402,7 +412,7 @@ def _read_things(ctx: ReadContext) -> list[ActualResource]:
             if ctx.declared("aws.Thing", name) or managed or ctx.prune or wanted:
                 rows.append((name, t, attrs, managed, wanted or ctx.links_managed(name, managed)))
         linked = [row for row in rows if row[4]]      # one ListThingPrincipals each; none for the others
-        links = dict(zip((row[0] for row in linked), parallel(principals, linked)))
+        links = dict(zip((row[0] for row in linked), parallel(principals, linked), strict=True))
         page_out = []
         for name, t, _, _, _ in rows:
             groups = () if ctx.groups_pending is not None else ctx.group_members.get(name, [])
@@ -436,8 +446,7 @@ def _read_rules(ctx: ReadContext) -> list[ActualResource]:
                                           "errorAction") if rule.get(k) not in (None, "")}
         state.setdefault("actions", [])
         state = named_roles(state)      # a ServiceRole's ARN reads as its name, as manifests declare it
-        managed = ctx.declared("aws.TopicRule", name) or (ctx.prune and ctx.p._tags_managed(resp["ruleArn"]))
-        ctx.marker("aws.TopicRule", name, state, lambda: ctx.p._tags_managed(resp["ruleArn"]))
+        managed = ctx.ownership("aws.TopicRule", name, state, resp["ruleArn"])
         return ActualResource(ctx.p.addr("TopicRule", name), "aws.TopicRule", json.loads(json.dumps(state)),
                               managed=managed, ids={"arn": resp["ruleArn"]})
 
@@ -459,8 +468,7 @@ def _read_templates(ctx: ReadContext) -> list[ActualResource]:
         state = {"templateBody": json.loads(t["templateBody"]), "provisioningRoleArn": t.get("provisioningRoleArn"),
                  "description": t.get("description"), "enabled": t.get("enabled"), "type": t.get("type"),
                  "preProvisioningHook": t.get("preProvisioningHook")}
-        managed = ctx.declared("aws.ProvisioningTemplate", name) or (ctx.prune and ctx.p._tags_managed(t["templateArn"]))
-        ctx.marker("aws.ProvisioningTemplate", name, state, lambda: ctx.p._tags_managed(t["templateArn"]))
+        managed = ctx.ownership("aws.ProvisioningTemplate", name, state, t["templateArn"])
         out.append(ActualResource(ctx.p.addr("ProvisioningTemplate", name), "aws.ProvisioningTemplate", state,
                                   token=str(t.get("defaultVersionId", "")), managed=managed,
                                   ids={"arn": t["templateArn"], "defaultVersionId": t.get("defaultVersionId")}))

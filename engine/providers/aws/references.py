@@ -52,7 +52,7 @@ def rule_destinations(ctx: ExpandContext, actions: list[dict[str, Any]]) -> list
     urls = [a["http"].get("url", "") for a in actions if isinstance(a.get("http"), dict)]
     out = []
     for (kind, target, _), d in ctx.index.items():
-        if kind == "aws.TopicRuleDestination" and target == ctx.manifest.target and d.spec.http is not None:
-            if any(u.startswith(d.spec.http.confirmationUrl) for u in urls):
-                out.append(d.address)
+        if (kind == "aws.TopicRuleDestination" and target == ctx.manifest.target and d.spec.http is not None
+                and any(u.startswith(d.spec.http.confirmationUrl) for u in urls)):
+            out.append(d.address)
     return out

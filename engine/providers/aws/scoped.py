@@ -131,8 +131,8 @@ def _policy(ctx: ReadContext, name: str) -> ActualResource | None:
     else:   # a removed policy: its delete detaches it from every target, so they are listed
         ids["targets"] = sorted(ctx.c.pages("list_targets_for_policy", "targets", page_size=PAGE, size_arg="pageSize",
                                             token_in="marker", token_out="nextMarker", policyName=name))
-        managed = ctx.p._tags_managed(pol["policyArn"])
-    ctx.marker("aws.Policy", name, state, lambda: ctx.p._tags_managed(pol["policyArn"]))
+        managed = ctx.p.tags_managed(pol["policyArn"])
+    ctx.marker("aws.Policy", name, state, lambda: ctx.p.tags_managed(pol["policyArn"]))
     return ActualResource(ctx.p.addr("Policy", name), "aws.Policy", state, token=f"v{pol['defaultVersionId']}",
                           managed=managed, ids=ids)
 

@@ -162,7 +162,7 @@ class ImportJob:
         p, client, url = self.provider, self.provider.client, self.config.container_url
         started = self.clock()
         deadline = started + self.config.timeout_seconds
-        lines = [job_line(c, e) for c, e in zip(changes, entries)]
+        lines = [job_line(c, e) for c, e in zip(changes, entries, strict=True)]
         blob = f"fleetctl-import-{uuid.uuid4().hex}.txt"
         self.wait_idle(deadline)
         p.call("blob.delete_blob", client.delete_blob, url, ERRORS_BLOB)

@@ -141,7 +141,7 @@ class _Attestation(Strict):
 
     @model_validator(mode="after")
     def _one(self) -> _Attestation:
-        if (getattr(self, "x509") is None) == (getattr(self, "symmetricKey") is None):
+        if (self.x509 is None) == (self.symmetricKey is None):
             raise ValueError("attestation has exactly one of: x509, symmetricKey")
         return self
 
@@ -384,7 +384,7 @@ def _certificate_pair(ctx: ExpandContext, model: BaseModel, fields: tuple[str, s
     `attestation.x509` model; `check(info, field)` validates each certificate read."""
     thumbs: dict[str, Any] = {"primary": None, "secondary": None}
     pems: dict[str, Any] = {"primary": None, "secondary": None}
-    for slot, field in zip(("primary", "secondary"), fields):
+    for slot, field in zip(("primary", "secondary"), fields, strict=True):
         ref = getattr(model, field)
         info = _read_cert(ctx, ref, "attestation", "x509", field) if ref is not None else None
         if info:

@@ -118,7 +118,7 @@ class AzureProvider(AzureSession):
         creating the devices; raises when the call as a whole fails (then none of them was created). Import job:
         see importjob.py; raises when the job could not be started."""
         if self.import_export is not None and changes and all(c.address in self.job_members for c in changes):
-            entries = [device_entry(c, s) if c.action is Action.CREATE else {} for c, s in zip(changes, secrets)]
+            entries = [device_entry(c, s) if c.action is Action.CREATE else {} for c, s in zip(changes, secrets, strict=True)]
             return ImportJob(self, self.import_export).run(changes, entries)
         return bulk_create(self, changes, secrets)
 

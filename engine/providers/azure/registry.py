@@ -106,7 +106,7 @@ def bulk_create(p: AzureSession, changes: list[Change],
                 secrets: list[Mapping[str, str]]) -> list[errors.ProviderError | None]:
     """Create devices in one bulk registry call; the outcome of each, in order. Raises when the call as a whole
     fails (then none of them was created)."""
-    entries = [device_entry(c, s) for c, s in zip(changes, secrets)]
+    entries = [device_entry(c, s) for c, s in zip(changes, secrets, strict=True)]
     result = p.call("bulk_create_or_update_devices", p.client.bulk_devices, entries, "create")
     p.paths["bulk-create calls"] += 1
     p.paths["bulk-create devices"] += len(entries)

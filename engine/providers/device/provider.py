@@ -194,7 +194,7 @@ class DeviceProvider:
             return [exc] * len(changes)
         outcomes: list[errors.ProviderError | None] = []
         updates: dict[str, dict[str, str]] = {}
-        for change, values in zip(changes, secrets):
+        for change, values in zip(changes, secrets, strict=True):
             try:
                 address = str(change.address)
                 updates[address] = self._apply_one(change, values, recorded_all.get(address, {}))
