@@ -2,7 +2,7 @@
 (engine/quotas.py), which API binds and how long an apply of these waves takes; the sentence the plan prints."""
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +47,7 @@ def estimate(waves: Sequence[Sequence[Any]], counter: Callable[[Any], Mapping[st
     """Apply duration at the quotas. `counter(change)` gives the change's mutating calls per API (None when
     its kind declares none); `waves` are the groups of changes apply runs concurrently."""
     total: Counter[str] = Counter()
-    bound_for: Counter[str] = Counter()
+    bound_for: defaultdict[str, float] = defaultdict(float)
     unknown: set[str] = set()
     seconds = 0.0
     for wave in waves:

@@ -58,7 +58,7 @@ class ExpandContext:
         must resolve inside the fleet folder or an allowed directory (engine/manifest/confine.py)."""
         if ref is None:
             return None
-        if ref.inline is not None:
+        if ref.inline is not None or ref.file is None:     # (PemRef holds one of the two)
             return ref.inline
         try:
             found = self.policy.locate(ref.file, (self.manifest.doc.base_dir, self.root))

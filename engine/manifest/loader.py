@@ -152,7 +152,7 @@ def load_path(root: Path, limits: Limits | None = None) -> tuple[list[Document],
             rel = str(path)
         text, problem = read_text(path, rel, limits)
         if text is None:
-            diags.append(problem)
+            diags.extend([problem] if problem is not None else [])
             continue
         d, e = parse_text(text, rel, path.parent, limits=limits)
         diags.extend(e)

@@ -206,8 +206,8 @@ def fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMITS
         too_deep = _nesting_past(text, file, limits, line_offset)
         if too_deep is not None:       # the documents before the deep one, then its error
             diag, start = too_deep
-            docs, diags = fast_parse(text[:start], file, base, limits, tally, line_offset) if start else ([], [])
-            return docs, diags or [diag]
+            before, problems = fast_parse(text[:start], file, base, limits, tally, line_offset) if start else ([], [])
+            return before, problems or [diag]
     tally = tally or Tally()
     docs: list[Document] = []
     diags: list[Diagnostic] = []
@@ -221,7 +221,7 @@ def fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMITS
     try:
         index = tally.documents
         while composer.check_node():
-            node = composer.get_node()
+            node: Any = composer.get_node()          # (a node: check_node() said one follows)
             if index >= limits.max_documents_per_file:
                 diags.append(too_many_documents(file, _Mark(node.start_mark, line_offset), limits))
                 break
@@ -238,6 +238,7 @@ def fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMITS
                 # it is ruamel's to report; otherwise the first duplicate in ruamel's order of construction is
                 if _height(node, {}) > min(limits.max_depth, _MAX_DEPTH):
                     raise Fallback from None
+                first: tuple[int, int] | None
                 if _MERGE_KEY in text:
                     begun: set[int] = set()
                     found = _first_duplicate(node, begun)
@@ -356,7 +357,7 @@ def _nesting_past(text: str, file: str, limits: Limits, line_offset: int) -> tup
     depth = start = 0
     try:
         while parser.check_event():
-            event = parser.get_event()
+            event: Any = parser.get_event()          # (an event: check_event() said one follows)
             kind = type(event).__name__
             if kind == "DocumentStartEvent":
                 start = event.start_mark.index

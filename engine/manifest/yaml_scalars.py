@@ -16,8 +16,9 @@ from ruamel.yaml.constructor import RoundTripConstructor
 # libyaml (through PyYAML's C parser) scans and composes; the node graph is turned into plain data here, with
 # ruamel's YAML 1.2 rules for plain scalars (the rules of its round-trip loader, which stays the reference:
 # whatever this path does not reproduce exactly raises Fallback and the file is parsed again by ruamel).
+CParser: Any          # libyaml's parser (PyYAML's C extension), or None where PyYAML was built without it
 try:
-    from yaml.cyaml import CParser as CParser
+    from yaml import CParser
     from yaml.nodes import MappingNode as _MappingNode
     from yaml.nodes import ScalarNode as _ScalarNode
 except ImportError:  # PyYAML built without libyaml: the ruamel path only

@@ -216,11 +216,10 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
                 f"plan {plan.plan_id} is already applied (the actual state already matches this plan: "
                 f"{len(checked.converged)} change(s) in place); nothing to do"))
         if checked.stale:
-            stale = checked.stale
-            done = (f"; {len(checked.converged)} of them already match this plan (was it applied in part?)"
-                    if checked.converged else "")
-            raise StalePlan([error("plan is stale, re-run plan",
-                                   "the actual state changed since the plan was made: " + ", ".join(stale) + done)])
+            in_part = (f"; {len(checked.converged)} of them already match this plan (was it applied in part?)"
+                       if checked.converged else "")
+            raise StalePlan([error("plan is stale, re-run plan", "the actual state changed since the plan was made: "
+                                   + ", ".join(checked.stale) + in_part)])
     open_before = interrupted(ctx.journal_path)
     journal = Journal(ctx.journal_path, ctx.clock or clock_from_env(ctx.env), plan.plan_id, plan.git_commit,
                       actor(ctx.env))
@@ -286,17 +285,17 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             outcomes = [exc] * len(ready)
         finally:
             set_hook(None)
-        for (c, _), exc in zip(ready, outcomes, strict=True):
+        for (c, _), outcome in zip(ready, outcomes, strict=True):
             key = provider_key(c.address)
-            if exc is None:
+            if outcome is None:
                 report.applied.append(str(c.address))
                 journal.write("success", address=str(c.address), action=c.action.value, batch=len(ready))
                 ended(c)
                 continue
             failed.add(c.address)
             failed_targets.add(key)
-            report.failed.append((str(c.address), str(exc)))
-            journal.write("failure", address=str(c.address), action=c.action.value, error=str(exc),
+            report.failed.append((str(c.address), str(outcome)))
+            journal.write("failure", address=str(c.address), action=c.action.value, error=str(outcome),
                           batch=len(ready))
             ended(c, failed=True)
 
