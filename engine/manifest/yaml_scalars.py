@@ -18,7 +18,8 @@ from ruamel.yaml.constructor import RoundTripConstructor
 # whatever this path does not reproduce exactly raises Fallback and the file is parsed again by ruamel).
 CParser: Any          # libyaml's parser (PyYAML's C extension), or None where PyYAML was built without it
 try:
-    from yaml import CParser
+    from yaml import cyaml
+    CParser = cyaml.CParser     # (not in `yaml`'s namespace, nor in cyaml's __all__)
     from yaml.nodes import MappingNode as _MappingNode
     from yaml.nodes import ScalarNode as _ScalarNode
 except ImportError:  # PyYAML built without libyaml: the ruamel path only
