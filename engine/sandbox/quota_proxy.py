@@ -32,7 +32,6 @@ research/quotas.md §7). Run: `python -m engine.sandbox.quota_proxy --upstream h
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import http.client
@@ -40,7 +39,6 @@ import json
 import random
 import re
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -51,6 +49,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import click
 
 from engine.ratelimit import AWS_DEFAULT, AWS_IOT_QUOTAS, AdaptiveBucket, Quota, overrides_from_env, with_overrides
 from engine.sandbox import serve_until_signalled
@@ -512,31 +512,41 @@ def _decode(token: str) -> int | None:
     return int(text[len(TOKEN_PREFIX):])
 
 
-def _latency_arg(text: str) -> tuple[float, float]:
-    low, _, high = text.partition("-")
-    return float(low), float(high or low)
+class LatencyRange(click.ParamType):
+    """`LOW-HIGH` (or one value) in milliseconds, as a (low, high) pair."""
+
+    name = "LOW-HIGH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[float, float]:
+        if isinstance(value, tuple):
+            return value
+        low, _, high = str(value).partition("-")
+        try:
+            return float(low), float(high or low)
+        except ValueError:
+            self.fail(f"{value!r} is not LOW-HIGH in milliseconds, e.g. 30-80", param, ctx)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.sandbox.quota_proxy",
-                                     description="AWS IoT default quotas in front of moto (loopback only)")
-    parser.add_argument("--upstream", required=True, help="moto's endpoint, e.g. http://127.0.0.1:5000")
-    parser.add_argument("--state-dir", required=True, type=Path, help="where quota_proxy.json goes")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency-ms", type=_latency_arg, default=(30.0, 80.0), help="e.g. 30-80 (default)")
-    parser.add_argument("--quotas", default="", help="overrides, e.g. ListThings=20,AttachPolicy=100")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--trail-delay-s", type=float, default=0.0,
-                        help="seconds before a recorded event is visible to LookupEvents (CloudTrail: ~300)")
-    args = parser.parse_args(argv)
-    quotas = with_overrides(AWS_IOT_QUOTAS, overrides_from_env({"Q": args.quotas}, "Q"))
-    proxy = QuotaProxy(args.upstream, port=args.port, quotas=quotas, latency_ms=args.latency_ms, seed=args.seed,
-                       trail_delay_s=args.trail_delay_s).start()
-    serve_until_signalled(args.state_dir, "quota_proxy.json", {"endpointUrl": proxy.endpoint_url,
-                                                               "upstream": args.upstream})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               help="AWS IoT default quotas in front of moto (loopback only)")
+@click.option("--upstream", required=True, help="moto's endpoint, e.g. http://127.0.0.1:5000")
+@click.option("--state-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="where quota_proxy.json goes")
+@click.option("--port", type=int, default=0)
+@click.option("--latency-ms", type=LatencyRange(), default="30-80", help="e.g. 30-80 (default)")
+@click.option("--quotas", default="", help="overrides, e.g. ListThings=20,AttachPolicy=100")
+@click.option("--seed", type=int, default=0)
+@click.option("--trail-delay-s", type=float, default=0.0,
+              help="seconds before a recorded event is visible to LookupEvents (CloudTrail: ~300)")
+def main(upstream: str, state_dir: Path, port: int, latency_ms: tuple[float, float], quotas: str, seed: int,
+         trail_delay_s: float) -> None:
+    """`python -m engine.sandbox.quota_proxy`: serve until SIGTERM, publishing the endpoint in quota_proxy.json."""
+    limits = with_overrides(AWS_IOT_QUOTAS, overrides_from_env({"Q": quotas}, "Q"))
+    proxy = QuotaProxy(upstream, port=port, quotas=limits, latency_ms=latency_ms, seed=seed,
+                       trail_delay_s=trail_delay_s).start()
+    serve_until_signalled(state_dir, "quota_proxy.json", {"endpointUrl": proxy.endpoint_url, "upstream": upstream})
     proxy.stop()
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
