@@ -10,7 +10,9 @@ is paid hundreds of thousands of times; this measures it apart from the engine. 
 - Azure emulator: `GET /_emulator/stats` over one requests.Session (TLS, the CA bundle verified) and
   `GET /twins/{id}` with a SAS token (authentication, routing, the hub's JSON).
 
-Figures are local wall times (median of --repeat runs); they are not quota figures.
+Figures are local wall times and this process's CPU time (client and server threads together: steadier than wall
+time on a loaded machine), medians of --repeat runs; they are not quota figures. `--werkzeug-close` measures
+werkzeug's own response writing (a new connection per request) in place of the sandbox's keep-alive handler.
 
 Run (from the repository root):
     .venv/bin/python benchmarks/bench_sandbox_servers.py --requests 2000 [--threads 4] [--json out.json]
@@ -34,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 def timed(call: Callable[[], object], n: int, threads: int, repeat: int) -> dict[str, float]:
     """Median wall time of `n` calls spread over `threads` clients (each its own connection)."""
-    walls = []
+    walls, cpus = [], []
     for _ in range(repeat):
         per = [n // threads + (1 if i < n % threads else 0) for i in range(threads)]
         errors: list[BaseException] = []
@@ -47,17 +49,18 @@ def timed(call: Callable[[], object], n: int, threads: int, repeat: int) -> dict
                 errors.append(exc)
 
         workers = [threading.Thread(target=run, args=(count,)) for count in per]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join()
         walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu)
         if errors:
             raise errors[0]
-    wall = statistics.median(walls)
+    wall, cpu = statistics.median(walls), statistics.median(cpus)
     return {"requests": n, "threads": threads, "wall_s": round(wall, 3), "per_request_ms": round(wall / n * 1000, 3),
-            "requests_per_s": round(n / wall, 1)}
+            "requests_per_s": round(n / wall, 1), "cpu_per_request_ms": round(cpu / n * 1000, 3)}
 
 
 def bench_proxy(n: int, threads: int, repeat: int) -> dict[str, Any]:
@@ -135,13 +138,22 @@ def bench_azure(n: int, threads: int, repeat: int) -> dict[str, Any]:
 @click.option("--requests", "n", type=int, default=2000, show_default=True, help="requests per measurement")
 @click.option("--threads", type=int, default=1, show_default=True, help="concurrent clients")
 @click.option("--repeat", type=int, default=3, show_default=True, help="runs per measurement (the median is kept)")
+@click.option("--werkzeug-close", is_flag=True,
+              help="measure werkzeug's own response writing (Connection: close after every response) instead of "
+                   "the sandbox's keep-alive handler (engine/sandbox/wsgi.py), to see what keep-alive is worth")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="also write the figures here")
-def main(n: int, threads: int, repeat: int, json_out: Path | None) -> None:
+def main(n: int, threads: int, repeat: int, werkzeug_close: bool, json_out: Path | None) -> None:
+    if werkzeug_close:
+        from werkzeug.serving import WSGIRequestHandler
+
+        from engine.sandbox.wsgi import KeepAliveHandler
+        KeepAliveHandler.run_wsgi = WSGIRequestHandler.run_wsgi  # type: ignore[method-assign]  # the A/B switch
     figures = {**bench_proxy(n, threads, repeat), **bench_azure(n, threads, repeat)}
     for name, row in figures.items():
         click.echo(f"{name:26} {row['requests']:>6} requests  {row['threads']} thread(s)  {row['wall_s']:>8.3f} s  "
-                   f"{row['per_request_ms']:>7.3f} ms/request  {row['requests_per_s']:>8.1f} req/s")
+                   f"{row['per_request_ms']:>7.3f} ms/request  {row['requests_per_s']:>8.1f} req/s  "
+                   f"CPU {row['cpu_per_request_ms']:>6.3f} ms/request")
     if json_out is not None:
         json_out.write_text(json.dumps(figures, indent=2) + "\n")
 

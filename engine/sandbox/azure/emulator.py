@@ -109,7 +109,6 @@ class AzureEmulator:
         }
         self._control = self._control_router()
         self._server: EmulatorServer | None = None
-        self._thread: threading.Thread | None = None
         self._tls: TlsFiles | None = None
 
     # ------------------------------------------------------------- lifecycle
@@ -122,19 +121,14 @@ class AzureEmulator:
         self._server = EmulatorServer(("127.0.0.1", self._requested_port), self._dispatch,
                                       cert_file=str(tls.cert_pem), key_file=str(tls.key_pem))
         self.entra.base_url = f"https://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="fleetctl-azure-emulator", daemon=True)
-        self._thread.start()
+        self._server.start("fleetctl-azure-emulator")
         return self
 
     def stop(self) -> None:
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        self._server.stop()
+        self._server = None
         if self._state_dir_arg is None and self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
 
