@@ -80,6 +80,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")         # what AWS IoT's RES
 # the proxy's own routes (any method, as before); everything else is AWS's
 CONTROL = Map([Rule("/_proxy/stats", endpoint="stats"), Rule("/_proxy/reset", endpoint="reset"),
                Rule("/moto-api", endpoint="moto"), Rule("/moto-api/<path:rest>", endpoint="moto")])
+CONTROL_PREFIXES = ("/_proxy/", "/moto-api")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade",
               "te", "trailer"}
 
@@ -279,10 +280,12 @@ class QuotaProxy:
         raw = incoming.environ.get("REQUEST_URI") or incoming.full_path
         url = urlsplit(raw)
         body = incoming.get_data()
-        try:
-            control, _ = CONTROL.bind_to_environ(incoming.environ).match()
-        except HTTPException:
-            control = None
+        control = None
+        if url.path.startswith(CONTROL_PREFIXES):     # AWS's calls do not pay for the Map (~70 µs a request)
+            try:
+                control, _ = CONTROL.bind_to_environ(incoming.environ).match()
+            except HTTPException:
+                control = None
         if control == "stats":
             return 200, [("Content-Type", "application/json")], json.dumps(self.stats.to_json()).encode()
         if control == "reset":
