@@ -118,3 +118,16 @@ def test_aws_and_quota_proxy_entry_points_serve_until_sigterm(tmp_path: Path) ->
             _stop(proxy)
     finally:
         _stop(moto)
+
+
+def test_the_azure_emulator_takes_the_quota_faithful_command_line_of_sandbox_up(tmp_path: Path) -> None:
+    from engine.sandbox import manager
+    args = [*manager.quota_args("azure"), *manager.demo_args("azure")]
+    proc, described = _serve("engine.sandbox.azure_emulator", tmp_path, "azure.json", *args)
+    try:
+        import requests
+        stats = requests.get(f"https://{described['host']}/_emulator/stats", verify=described["ca_pem_path"],
+                             timeout=10).json()
+        assert stats["rates"]["registry"] == pytest.approx(1.667) and stats["rates"]["query"] == pytest.approx(0.3333)
+    finally:
+        _stop(proc)
