@@ -184,3 +184,20 @@ def test_quota_proxy_starts_and_stops_fast_and_keeps_connections_alive(capfd: py
         assert _threads_settle(baseline) == baseline
         connection.close()
     assert capfd.readouterr() == ("", "")
+
+
+def test_expect_100_continue_is_answered_once(emulator: AzureEmulator) -> None:
+    context = ssl.create_default_context(cafile=emulator.ca_pem_path)
+    raw = context.wrap_socket(socket.create_connection(("127.0.0.1", emulator.port), timeout=10),
+                              server_hostname="127.0.0.1")
+    body = b'{"page_size": 1000}'
+    raw.sendall(b"POST /_emulator/config HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    interim = raw.recv(4096)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    raw.sendall(body)
+    final = b""
+    while b"\r\n\r\n" not in final:
+        final += raw.recv(65536)
+    assert final.startswith(b"HTTP/1.1 200 ")
+    raw.close()

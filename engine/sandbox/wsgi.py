@@ -101,8 +101,7 @@ class KeepAliveHandler(QuietHandler):
     """
 
     def run_wsgi(self) -> None:
-        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # `Expect: 100-continue` was answered by the stdlib's parse_request already (werkzeug's answers it twice)
         environ = self.environ = self.make_environ()
         if environ.get("wsgi.input_terminated"):     # chunked: werkzeug's DechunkedInput reads to the last chunk
             body = environ["wsgi.input"].read()
