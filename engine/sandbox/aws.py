@@ -7,10 +7,10 @@ and ListCACertificates, which fleetctl's ownership marker needs, are added by en
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import urllib.request
+
+import click
 
 from engine.sandbox import serve_until_signalled
 
@@ -35,24 +35,24 @@ def reset(endpoint_url: str) -> None:
     urllib.request.urlopen(urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST"), timeout=10).read()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="moto server for fleetctl's sandbox (loopback only)")
-    parser.add_argument("--state-dir", required=True)
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--pace-tasks", action="store_true",
-                        help="pace bulk registration tasks' internal operations at AWS IoT's default per-API quotas "
-                             "(set by `fleetctl sandbox up --quota-faithful`; engine/sandbox/moto_bulkreg.py)")
-    parser.add_argument("--quotas", default="", help="with --pace-tasks: overrides, e.g. CreateThing=200")
-    args = parser.parse_args(argv)
-    server, url = start_moto(args.port)
-    if args.pace_tasks:
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               help="moto server for fleetctl's sandbox (loopback only)")
+@click.option("--state-dir", required=True)
+@click.option("--port", type=int, default=0)
+@click.option("--pace-tasks", is_flag=True,
+              help="pace bulk registration tasks' internal operations at AWS IoT's default per-API quotas (set by "
+                   "`fleetctl sandbox up --quota-faithful`; engine/sandbox/moto_bulkreg.py)")
+@click.option("--quotas", default="", help="with --pace-tasks: overrides, e.g. CreateThing=200")
+def main(state_dir: str, port: int, pace_tasks: bool, quotas: str) -> None:
+    """`python -m engine.sandbox.aws`: serve moto until SIGTERM, publishing its endpoint in aws.json."""
+    server, url = start_moto(port)
+    if pace_tasks:
         from engine.quotas import overrides_from_env
         from engine.sandbox import moto_bulkreg
-        moto_bulkreg.configure(pace=True, quotas=overrides_from_env({"Q": args.quotas}, "Q"))
-    serve_until_signalled(args.state_dir, "aws.json", {"endpointUrl": url})
+        moto_bulkreg.configure(pace=True, quotas=overrides_from_env({"Q": quotas}, "Q"))
+    serve_until_signalled(state_dir, "aws.json", {"endpointUrl": url})
     server.stop()
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

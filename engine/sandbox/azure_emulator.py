@@ -9,4 +9,4 @@ from engine.sandbox.azure import AzureEmulator, main
 __all__ = ["AzureEmulator", "main"]
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -5,11 +5,11 @@ regenerating the example fleet's public certificates (`python -m engine.sandbox.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -85,27 +85,27 @@ def write_azure_example(out: Path, verification_code: str) -> None:
     (out / "device1.pem").write_text(issue({"CN": "device1", "O": "fleetctl"}, ca).pem)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="regenerate the example fleet's public certificates")
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--serial", action="append", default=[])
-    parser.add_argument("--verification-code", default=None,
-                        help="the account's registration code (default: the sandbox's, account 123456789012 eu-west-2)")
-    parser.add_argument("--azure", action="store_true",
-                        help="the Azure example's certificates instead (fleet/azure/certs; the verification code "
-                             "defaults to the sandbox hub's fixed one)")
-    args = parser.parse_args(argv)
-    if args.azure:
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               help="regenerate the example fleet's public certificates")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--serial", "serials", multiple=True)
+@click.option("--verification-code", default=None,
+              help="the account's registration code (default: the sandbox's, account 123456789012 eu-west-2)")
+@click.option("--azure", is_flag=True,
+              help="the Azure example's certificates instead (fleet/azure/certs; the verification code defaults to "
+                   "the sandbox hub's fixed one)")
+def main(out: Path, serials: tuple[str, ...], verification_code: str | None, azure: bool) -> None:
+    """`python -m engine.sandbox.certs OUT`: write the example fleet's certificates (AWS, or with --azure Azure's)."""
+    if azure:
         from engine.sandbox.azure.arm import sandbox_verification_code
         from engine.sandbox.azure.emulator import DEFAULT_SUBSCRIPTION
-        write_azure_example(args.out, args.verification_code
+        write_azure_example(out, verification_code
                             or sandbox_verification_code(DEFAULT_SUBSCRIPTION, "fleetctl-sandbox-hub"))
-        return 0
+        return
     from engine.sandbox.moto_ext import sandbox_registration_code
-    code = args.verification_code or sandbox_registration_code("123456789012", "eu-west-2")
-    write_example(args.out, args.serial or ["DA1275B0", "DA1275B1", "DA1275B2"], code)
-    return 0
+    code = verification_code or sandbox_registration_code("123456789012", "eu-west-2")
+    write_example(out, list(serials) or ["DA1275B0", "DA1275B1", "DA1275B2"], code)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

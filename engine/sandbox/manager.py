@@ -126,8 +126,8 @@ def up(base: Path | None = None, *, quota_faithful: bool | None = None) -> str:
     sdir.mkdir(parents=True, exist_ok=True)
     pids_file = sdir / "pids.json"
     if pids_file.exists():
-        pids = json.loads(pids_file.read_text())
-        if pids and all(_alive(p) for p in pids.values()) and ("aws-quota-proxy" in pids) == quota_faithful:
+        running: dict[str, int] = json.loads(pids_file.read_text())
+        if running and all(_alive(p) for p in running.values()) and ("aws-quota-proxy" in running) == quota_faithful:
             return env_file(base).read_text()
         down(base)
         sdir.mkdir(parents=True, exist_ok=True)

@@ -150,11 +150,10 @@ def _check_trust(document: Any, error: Callable[..., Exception]) -> None:
 def _install_iam(error: Callable[..., Exception]) -> None:
     from moto.iam.responses import IamResponse
 
-    def iam_error(code: str, message: str, status: int = 400) -> Exception:
-        from moto.core.exceptions import RESTError
-        exc = RESTError(code, message)
-        exc.code = status
-        return exc
+    def iam_error(code: str, message: str) -> Exception:
+        # moto serialises its service exceptions with the status IAM's model gives the code (400 here)
+        from moto.iam.exceptions import IAMException
+        return IAMException(code, message)
 
     original_create, original_update = IamResponse.create_role, IamResponse.update_assume_role_policy
 
@@ -166,5 +165,5 @@ def _install_iam(error: Callable[..., Exception]) -> None:
         _check_trust(self._get_param("PolicyDocument"), iam_error)
         return original_update(self)
 
-    IamResponse.create_role = create_role
-    IamResponse.update_assume_role_policy = update_assume_role_policy
+    for fn in (create_role, update_assume_role_policy):
+        setattr(IamResponse, fn.__name__, fn)             # moto's handlers, replaced at run time

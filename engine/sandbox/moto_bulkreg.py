@@ -48,7 +48,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 REPORT_LINES = 10_000
@@ -287,7 +287,8 @@ def _registered_ca(b: Any, pem: str, ca_pem: str | None) -> Any:
 
 def _cert_id(pem: str) -> str:
     from moto.iot.models import FakeCertificate
-    return FakeCertificate.compute_cert_id(FakeCertificate.__new__(FakeCertificate), pem)   # moto's own rule
+    # moto's own rule, on a bare instance; cast: moto's BaseModel.__new__ is annotated as returning BaseModel
+    return cast(FakeCertificate, FakeCertificate.__new__(FakeCertificate)).compute_cert_id(pem)
 
 
 def provision(b: Any, ln: _Line) -> dict[str, Any]:
@@ -323,7 +324,8 @@ def provision(b: Any, ln: _Line) -> dict[str, Any]:
                 if found is None:
                     raise LineError("ResourceNotFoundException", f"thing group {g} does not exist")
                 group_objs.append(found)
-    cert = ca = None
+    cert: Any = None       # moto's FakeCertificate / FakeCaCertificate: the backend `b` is untyped here
+    ca: Any = None
     status = None
     if ln.cert is not None:
         given = [k for k in ("CertificateSigningRequest", "CertificateId", "CertificatePem") if ln.cert.get(k)]

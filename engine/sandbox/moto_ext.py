@@ -285,7 +285,7 @@ def _install_endpoint() -> None:
                                                   sandbox_endpoint_id(self.account_id, self.region_name), 1)
         return result
 
-    IoTBackend.describe_endpoint = describe_endpoint
+    setattr(IoTBackend, "describe_endpoint", describe_endpoint)     # moto's method, replaced at run time
 
 
 def install() -> None:
@@ -359,18 +359,19 @@ def install() -> None:
     def serialized(self):
         with IOT_LOCK:
             return call_action(self)
-    IoTResponse.call_action = serialized
+    setattr(IoTResponse, "call_action", serialized)                 # moto's methods, replaced at run time
     describe_thing = IoTBackend.describe_thing
 
     def describe_thing_by_arn(self, thing_name: str):
         prefix = next(iter(self.things), "").rsplit("thing/", 1)[0]
         thing = self.things.get(f"{prefix}thing/{thing_name}") if prefix else None
         return thing if thing is not None and thing.thing_name == thing_name else describe_thing(self, thing_name)
-    IoTBackend.describe_thing = describe_thing_by_arn
+    setattr(IoTBackend, "describe_thing", describe_thing_by_arn)
     # AWS's DescribeCertificate returns the issuing CA's id (CertificateDescription.caCertificateId); moto drops it
     from moto.iot.models import FakeCertificate
     describe = FakeCertificate.to_description_dict
-    FakeCertificate.to_description_dict = lambda self: {**describe(self), "caCertificateId": self.ca_certificate_id}
+    setattr(FakeCertificate, "to_description_dict",
+            lambda self: {**describe(self), "caCertificateId": self.ca_certificate_id})
     _install_ca(IoTResponse, ActionResult, EmptyResult)
     _install_templates(IoTResponse, ActionResult, EmptyResult)
     _install_endpoint()

@@ -131,10 +131,9 @@ def install() -> None:
     def fast_list_principal_things(self: Any, principal_arn: str) -> list[str]:
         return links(self).things_of(principal_arn)
 
-    IoTBackend.__init__ = __init__
-    IoTBackend.describe_thing = fast_describe_thing
-    IoTBackend.describe_certificate = fast_describe_certificate
-    IoTBackend._get_principal = fast_get_principal
-    IoTBackend.list_thing_principals = fast_list_thing_principals
-    IoTBackend.list_principal_things = fast_list_principal_things
+    for name, method in (("__init__", __init__), ("describe_thing", fast_describe_thing),
+                         ("describe_certificate", fast_describe_certificate), ("_get_principal", fast_get_principal),
+                         ("list_thing_principals", fast_list_thing_principals),
+                         ("list_principal_things", fast_list_principal_things)):
+        setattr(IoTBackend, name, method)                 # moto's methods, replaced at run time
     _INSTALLED = True

@@ -26,13 +26,16 @@ control plane does at default quotas:
   the seconds spent upstream (moto's own time, which benchmarks report apart: moto's list calls cost O(fleet)
   per page, AWS's do not); `POST /_proxy/reset` clears them. `/moto-api/*` passes through unthrottled.
 
-Sockets use TCP_NODELAY on both sides (without it, loopback request/response pairs stall ~40 ms on delayed ACKs,
-research/quotas.md §7). Run: `python -m engine.sandbox.quota_proxy --upstream http://127.0.0.1:PORT
+It is a WSGI application (werkzeug's Request and Response; the proxy's own routes in a werkzeug routing Map) on the
+sandbox's werkzeug server (engine/sandbox/wsgi.py: threaded, connections kept alive, nothing printed). The IoT
+operations are matched by the botocore-derived matchers above rather than a routing Map, because their order (most
+literal first) and the raw, undecoded path are what makes every one of the 250+ operations resolve to itself (a test
+checks them all). Sockets use TCP_NODELAY on both sides (without it, loopback request/response pairs stall ~40 ms on
+delayed ACKs, research/quotas.md §7). Run: `python -m engine.sandbox.quota_proxy --upstream http://127.0.0.1:PORT
 --state-dir DIR` (started by `fleetctl sandbox up --quota-faithful`), or `QuotaProxy(...).start()` in-process.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import http.client
@@ -40,21 +43,25 @@ import json
 import random
 import re
 import socket
-import sys
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import click
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request as WsgiRequest
+
 from engine.quotas import AWS_DEFAULT, AWS_IOT_QUOTAS, Quota, overrides_from_env, with_overrides
 from engine.ratelimit import AdaptiveBucket
 from engine.sandbox import serve_until_signalled
+from engine.sandbox.wsgi import SandboxServer, wire_response
 
 TOKEN_PREFIX = "fleetctl-proxy:"
 TRAIL_TARGET = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
@@ -70,6 +77,11 @@ RESOURCE_TYPES = {"thingName": "AWS::IoT::Thing", "thingGroupName": "AWS::IoT::T
                   "thingTypeName": "AWS::IoT::ThingType", "policyName": "AWS::IoT::Policy",
                   "certificateId": "AWS::IoT::Certificate", "ruleName": "AWS::IoT::TopicRule",
                   "templateName": "AWS::IoT::ProvisioningTemplate"}
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")         # what AWS IoT's REST API uses; others are 501
+# the proxy's own routes (any method, as before); everything else is AWS's
+CONTROL = Map([Rule("/_proxy/stats", endpoint="stats"), Rule("/_proxy/reset", endpoint="reset"),
+               Rule("/moto-api", endpoint="moto"), Rule("/moto-api/<path:rest>", endpoint="moto")])
+CONTROL_PREFIXES = ("/_proxy/", "/moto-api")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade",
               "te", "trailer"}
 
@@ -156,7 +168,8 @@ class Stats:
     throttled: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     repaged: Counter[str] = field(default_factory=Counter)
-    upstream_seconds: Counter[str] = field(default_factory=Counter)   # moto's time (and re-paging), per operation
+    upstream_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))  # moto's time
+    # (and re-paging), per operation
     unmatched: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -188,23 +201,18 @@ class QuotaProxy:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self._server = SandboxServer("127.0.0.1", port, self.wsgi, software="fleetctl-quota-proxy")
 
     @property
     def endpoint_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._server.host}:{self._server.port}"
 
     def start(self) -> QuotaProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="quota-proxy", daemon=True)
-        self._thread.start()
+        self._server.start("quota-proxy")
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     # ------------------------------------------------------------------ decisions (pure enough to test directly)
     def match(self, method: str, path: str) -> Operation | None:
@@ -257,83 +265,72 @@ class QuotaProxy:
                     raise
         raise AssertionError("unreachable")
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        proxy = self
+    def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The WSGI application: the proxy's answer, or moto's behind the quota checks."""
+        status, headers, body = self.serve(WsgiRequest(environ))
+        return wire_response(status, headers, body)(environ, start_response)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def serve(self, incoming: WsgiRequest) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One request: the control routes, LookupEvents, pass-through, or an IoT operation within its quota.
 
-            def setup(self) -> None:
-                super().setup()
-                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def log_message(self, *args: Any) -> None:   # quiet: benchmarks make 100,000s of requests
-                pass
-
-            def _send(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-                self.send_response(status)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _error(self, status: int, code: str, message: str) -> None:
-                body = json.dumps({"message": message}).encode()
-                self._send(status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code),
-                                    ("x-amzn-RequestId", str(uuid.uuid4()))], body)
-
-            def _serve(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                url = urlsplit(self.path)
-                if url.path == "/_proxy/stats":
-                    return self._send(200, [("Content-Type", "application/json")],
-                                      json.dumps(proxy.stats.to_json()).encode())
-                if url.path == "/_proxy/reset":
-                    proxy.stats = Stats()
-                    return self._send(200, [("Content-Type", "application/json")], b"{}")
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-                target_header = self.headers.get("X-Amz-Target", "")
-                if target_header == TRAIL_TARGET + "LookupEvents":
-                    if not proxy.admit("LookupEvents"):
-                        return self._send(*_json_error("ThrottlingException", "Rate exceeded"))
-                    proxy.sleep(proxy._latency())
-                    return self._send(*proxy.trail.lookup(body, _region(self.headers)))
-                if url.path.startswith("/moto-api"):
-                    return self._send(*proxy.forward(self.command, self.path, headers, body))
-                op = proxy.match(self.command, url.path)
-                if op is None:
-                    proxy.stats.unmatched += 1
-                    return self._send(*proxy.forward(self.command, self.path, headers, body))
-                query = parse_qsl(url.query, keep_blank_values=True)
-                params = dict(query)
-                size = params.get(op.page_param or "")
-                if size is not None and op.page_max is not None and (not size.isdigit() or int(size) > op.page_max):
-                    proxy.stats.rejected[op.name] += 1
-                    return self._error(400, "InvalidRequestException",
-                                       f"{op.page_param} must be between 1 and {op.page_max}, got {size}")
-                if not proxy.admit(op.name):
-                    return self._error(429, "ThrottlingException", "Rate exceeded")
-                proxy.sleep(proxy._latency())
-                offset = 0
-                token = params.get(op.token_in or "")
-                if token and _decode(token) is not None:     # our continuation of a list moto returned whole
-                    offset = _decode(token) or 0
-                    query = [(k, v) for k, v in query if k != op.token_in]
-                target = url.path + ("?" + urlencode(query) if query else "")
-                started = time.perf_counter()
-                status, out_headers, data = proxy.forward(self.command, target, headers, body)
-                if status == 200 and op.items and op.token_out:
-                    data = proxy.repage(op, data, offset, int(size) if size else op.page_max or 0)
-                with proxy._lock:
-                    proxy.stats.upstream_seconds[op.name] += time.perf_counter() - started
-                if 200 <= status < 300:
-                    proxy.trail.record(op, url.path, query, self.headers, body, data, _region(self.headers))
-                self._send(status, out_headers, data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
-
-        return Handler
+        Paths are matched raw, as the client sent them (`REQUEST_URI`), because botocore's URIs are what the
+        operation matchers and CloudTrail's request parameters are built from; werkzeug's `path` is decoded."""
+        method = incoming.method
+        if method not in METHODS:
+            return 501, [("Content-Type", "text/plain")], f"Unsupported method ({method!r})".encode()
+        raw = incoming.environ.get("REQUEST_URI") or incoming.full_path
+        url = urlsplit(raw)
+        body = incoming.get_data()
+        control = None
+        if url.path.startswith(CONTROL_PREFIXES):     # AWS's calls do not pay for the Map (~70 µs a request)
+            try:
+                control, _ = CONTROL.bind_to_environ(incoming.environ).match()
+            except HTTPException:
+                control = None
+        if control == "stats":
+            return 200, [("Content-Type", "application/json")], json.dumps(self.stats.to_json()).encode()
+        if control == "reset":
+            self.stats = Stats()
+            return 200, [("Content-Type", "application/json")], b"{}"
+        received = {k.lower(): v for k, v in incoming.headers.items()}
+        headers = {k: v for k, v in incoming.headers.items() if k.lower() not in HOP_BY_HOP}
+        if received.get("x-amz-target", "") == TRAIL_TARGET + "LookupEvents":
+            if not self.admit("LookupEvents"):
+                return _json_error("ThrottlingException", "Rate exceeded")
+            self.sleep(self._latency())
+            return self.trail.lookup(body, _region(received))
+        if control == "moto":
+            return self.forward(method, raw, headers, body)
+        op = self.match(method, url.path)
+        if op is None:
+            self.stats.unmatched += 1
+            return self.forward(method, raw, headers, body)
+        query = parse_qsl(url.query, keep_blank_values=True)
+        params = dict(query)
+        size = params.get(op.page_param or "")
+        if size is not None and op.page_max is not None and (not size.isdigit() or int(size) > op.page_max):
+            self.stats.rejected[op.name] += 1
+            return _rest_error(400, "InvalidRequestException",
+                               f"{op.page_param} must be between 1 and {op.page_max}, got {size}")
+        if not self.admit(op.name):
+            return _rest_error(429, "ThrottlingException", "Rate exceeded")
+        self.sleep(self._latency())
+        offset = 0
+        token = params.get(op.token_in or "")
+        continued = _decode(token) if token else None
+        if continued is not None:                      # our continuation of a list moto returned whole
+            offset = continued
+            query = [(k, v) for k, v in query if k != op.token_in]
+        target = url.path + ("?" + urlencode(query) if query else "")
+        started = time.perf_counter()
+        status, out_headers, data = self.forward(method, target, headers, body)
+        if status == 200 and op.items and op.token_out:
+            data = self.repage(op, data, offset, int(size) if size else op.page_max or 0)
+        with self._lock:
+            self.stats.upstream_seconds[op.name] += time.perf_counter() - started
+        if 200 <= status < 300:
+            self.trail.record(op, url.path, query, received, body, data, _region(received))
+        return status, out_headers, data
 
     def repage(self, op: Operation, data: bytes, offset: int, size: int) -> bytes:
         """Cut a list moto returned whole into the page AWS would return, with a continuation token."""
@@ -357,9 +354,16 @@ class QuotaProxy:
 
 
 def _region(headers: Mapping[str, str]) -> str:
-    """The region of a SigV4-signed request (its credential scope), as CloudTrail files the event."""
-    m = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/", headers.get("Authorization", ""))
+    """The region of a SigV4-signed request (its credential scope), as CloudTrail files the event; `headers` by
+    lower-cased name."""
+    m = re.search(r"Credential=[^/]+/\d{8}/([^/]+)/", headers.get("authorization", ""))
     return m.group(1) if m else "us-east-1"
+
+
+def _rest_error(status: int, code: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """An error in AWS IoT's REST-JSON protocol: botocore reads the code from `x-amzn-ErrorType`."""
+    return status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code),
+                    ("x-amzn-RequestId", str(uuid.uuid4()))], json.dumps({"message": message}).encode()
 
 
 def _json_error(code: str, message: str, status: int = 400) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -386,6 +390,7 @@ class Trail:
 
     def record(self, op: Operation, path: str, query: list[tuple[str, str]], headers: Mapping[str, str],
                body: bytes, response: bytes, region: str) -> None:
+        """Record one served call as its management event; `headers` by lower-cased name."""
         read_only = not op.name.startswith(MUTATING)
         params: dict[str, Any] = {}
         m = op.named.match(path) if op.named is not None else None
@@ -397,8 +402,8 @@ class Trail:
                 params[member] = unquote(m.group(f"g{i}"))
             elif where == "querystring" and wire in wire_query:
                 params[member] = wire_query[wire]
-            elif where == "header" and headers.get(wire) is not None:
-                params[member] = headers.get(wire)
+            elif where == "header" and headers.get(wire.lower()) is not None:
+                params[member] = headers.get(wire.lower())
             elif where == "body" and not read_only:
                 if doc is None:
                     try:
@@ -513,31 +518,41 @@ def _decode(token: str) -> int | None:
     return int(text[len(TOKEN_PREFIX):])
 
 
-def _latency_arg(text: str) -> tuple[float, float]:
-    low, _, high = text.partition("-")
-    return float(low), float(high or low)
+class LatencyRange(click.ParamType):
+    """`LOW-HIGH` (or one value) in milliseconds, as a (low, high) pair."""
+
+    name = "LOW-HIGH"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[float, float]:
+        if isinstance(value, tuple):
+            return value
+        low, _, high = str(value).partition("-")
+        try:
+            return float(low), float(high or low)
+        except ValueError:
+            self.fail(f"{value!r} is not LOW-HIGH in milliseconds, e.g. 30-80", param, ctx)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.sandbox.quota_proxy",
-                                     description="AWS IoT default quotas in front of moto (loopback only)")
-    parser.add_argument("--upstream", required=True, help="moto's endpoint, e.g. http://127.0.0.1:5000")
-    parser.add_argument("--state-dir", required=True, type=Path, help="where quota_proxy.json goes")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--latency-ms", type=_latency_arg, default=(30.0, 80.0), help="e.g. 30-80 (default)")
-    parser.add_argument("--quotas", default="", help="overrides, e.g. ListThings=20,AttachPolicy=100")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--trail-delay-s", type=float, default=0.0,
-                        help="seconds before a recorded event is visible to LookupEvents (CloudTrail: ~300)")
-    args = parser.parse_args(argv)
-    quotas = with_overrides(AWS_IOT_QUOTAS, overrides_from_env({"Q": args.quotas}, "Q"))
-    proxy = QuotaProxy(args.upstream, port=args.port, quotas=quotas, latency_ms=args.latency_ms, seed=args.seed,
-                       trail_delay_s=args.trail_delay_s).start()
-    serve_until_signalled(args.state_dir, "quota_proxy.json", {"endpointUrl": proxy.endpoint_url,
-                                                               "upstream": args.upstream})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               help="AWS IoT default quotas in front of moto (loopback only)")
+@click.option("--upstream", required=True, help="moto's endpoint, e.g. http://127.0.0.1:5000")
+@click.option("--state-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="where quota_proxy.json goes")
+@click.option("--port", type=int, default=0)
+@click.option("--latency-ms", type=LatencyRange(), default="30-80", help="e.g. 30-80 (default)")
+@click.option("--quotas", default="", help="overrides, e.g. ListThings=20,AttachPolicy=100")
+@click.option("--seed", type=int, default=0)
+@click.option("--trail-delay-s", type=float, default=0.0,
+              help="seconds before a recorded event is visible to LookupEvents (CloudTrail: ~300)")
+def main(upstream: str, state_dir: Path, port: int, latency_ms: tuple[float, float], quotas: str, seed: int,
+         trail_delay_s: float) -> None:
+    """`python -m engine.sandbox.quota_proxy`: serve until SIGTERM, publishing the endpoint in quota_proxy.json."""
+    limits = with_overrides(AWS_IOT_QUOTAS, overrides_from_env({"Q": quotas}, "Q"))
+    proxy = QuotaProxy(upstream, port=port, quotas=limits, latency_ms=latency_ms, seed=seed,
+                       trail_delay_s=trail_delay_s).start()
+    serve_until_signalled(state_dir, "quota_proxy.json", {"endpointUrl": proxy.endpoint_url, "upstream": upstream})
     proxy.stop()
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

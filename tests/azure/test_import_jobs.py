@@ -157,6 +157,17 @@ def test_blob_endpoint_checks_service_sas_tokens_like_the_service(emulator: Azur
     assert _code(anonymous) == (404, "ResourceNotFound")
 
 
+def test_a_sas_bound_to_source_addresses_admits_only_them(emulator: AzureEmulator) -> None:
+    """`sip`: the emulator's callers are 127.0.0.1; an IPv6 or other range is the service's 403, not a 500."""
+    _container(_sdk_sas(emulator, "racwdl"), emulator).upload_blob("devices.txt", b"{}\n")
+    for allowed in ("127.0.0.1", "127.0.0.0-127.0.0.255"):
+        assert _container(_sdk_sas(emulator, "r", ip=allowed), emulator).download_blob("devices.txt").readall() == b"{}\n"
+    for refused in ("10.0.0.1-10.0.0.9", "::1", "::-::ffff"):
+        with pytest.raises(HttpResponseError) as caught:
+            _container(_sdk_sas(emulator, "r", ip=refused), emulator).download_blob("devices.txt").readall()
+        assert _code(caught) == (403, "AuthorizationSourceIPMismatch"), refused
+
+
 # ------------------------------------------------------------------------------------------ the jobs API
 def test_one_import_export_job_at_a_time_and_the_job_reads_and_writes_through_its_sas(
         emulator: AzureEmulator, hub: AzureClient) -> None:

@@ -80,16 +80,27 @@ def write_tls_files(directory: Path) -> TlsFiles:
     return files
 
 
-def load_certificate(text: str, *, code: str = "InvalidCertificate") -> x509.Certificate:
-    """Accept PEM, base64 DER or base64 PEM (what the services and SDKs send); 400 otherwise."""
-    text = (text or "").strip()
+def _first_pem(data: bytes) -> x509.Certificate | None:
+    """The first certificate of a PEM text (cryptography finds the blocks wherever they sit), None if it has none."""
     try:
-        if "-----BEGIN CERTIFICATE-----" in text:
-            return x509.load_pem_x509_certificate(text.encode())
-        decoded = base64.b64decode(text, validate=True)
-        if decoded.lstrip().startswith(b"-----BEGIN CERTIFICATE-----"):   # base64 of a PEM (the DPS ARM SDK)
-            return x509.load_pem_x509_certificate(decoded)
-        return x509.load_der_x509_certificate(decoded)
+        return x509.load_pem_x509_certificates(data)[0]
+    except ValueError:
+        return None
+
+
+def load_certificate(text: str, *, code: str = "InvalidCertificate") -> x509.Certificate:
+    """Accept PEM, base64 DER or base64 PEM (what the services and SDKs send); 400 otherwise.
+
+    cryptography decides which one it is: the PEM loader first (a text holding a CERTIFICATE block), then strict
+    base64, whose bytes are tried as PEM (the DPS ARM SDK sends base64 of a PEM) and then as DER.
+    """
+    data = (text or "").strip().encode()
+    try:
+        pem = _first_pem(data)
+        if pem is not None:
+            return pem
+        decoded = base64.b64decode(data, validate=True)
+        return _first_pem(decoded) or x509.load_der_x509_certificate(decoded)
     except (ValueError, binascii.Error) as exc:
         raise ServiceError(400, code, "the certificate cannot be parsed as PEM or base64 DER") from exc
 

@@ -86,7 +86,13 @@ class Route:
 
 
 class Router:
-    """Maps (method, path) to a handler; `{name}` in a pattern captures one URL-decoded path segment."""
+    """Maps (method, path) to a handler; `{name}` in a pattern captures one URL-decoded path segment.
+
+    Hand-written rather than werkzeug's routing `Map` (which the quota proxy uses for its own routes): Azure matches
+    paths case-insensitively, which a Map does not; the match runs on the raw path the SAS token signed and decodes
+    each capture once, where a Map matches werkzeug's already-decoded path (an encoded `/` in a device id would
+    split it); and a path served under another method is a 405 each API renders in its own error shape, with the
+    route's throttle class (`op_class`) and counted operation name attached, which Map rules do not carry."""
 
     def __init__(self) -> None:
         self._routes: list[Route] = []

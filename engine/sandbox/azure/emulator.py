@@ -15,7 +15,6 @@ Run as a subprocess with `python -m engine.sandbox.azure_emulator --state-dir DI
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -25,11 +24,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import click
 
 from engine.providers.azure.sas import SasTokenError, verify_sas_token
 
@@ -108,7 +109,6 @@ class AzureEmulator:
         }
         self._control = self._control_router()
         self._server: EmulatorServer | None = None
-        self._thread: threading.Thread | None = None
         self._tls: TlsFiles | None = None
 
     # ------------------------------------------------------------- lifecycle
@@ -121,19 +121,14 @@ class AzureEmulator:
         self._server = EmulatorServer(("127.0.0.1", self._requested_port), self._dispatch,
                                       cert_file=str(tls.cert_pem), key_file=str(tls.key_pem))
         self.entra.base_url = f"https://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="fleetctl-azure-emulator", daemon=True)
-        self._thread.start()
+        self._server.start("fleetctl-azure-emulator")
         return self
 
     def stop(self) -> None:
         if self._server is None:
             return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
+        self._server.stop()
+        self._server = None
         if self._state_dir_arg is None and self._state_dir is not None:
             shutil.rmtree(self._state_dir, ignore_errors=True)
 
@@ -392,37 +387,38 @@ def write_description(emulator: AzureEmulator, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.sandbox.azure_emulator",
-                                     description="fleetctl's local Azure IoT Hub + DPS + ARM emulator (HTTPS).")
-    parser.add_argument("--state-dir", required=True, type=Path, help="where azure.json and the TLS files go")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
-    parser.add_argument("--rates", help="quota mode, e.g. registry=100,query=20 (requests per second per class)")
-    parser.add_argument("--page-size", type=int, default=1000, help="largest query page served")
-    parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every API call")
-    parser.add_argument("--shaping-ms", type=float, default=0.0,
-                        help="quota mode: hold a request up to this long for its token before answering 429 (IoT Hub "
-                             "queues bursts before it throttles; the queue size is not documented)")
-    parser.add_argument("--job-rate", type=float, default=0.0,
-                        help="device operations per second of import/export jobs (default 0: as fast as it goes; "
-                             "a peer assumes ~278/s, 1M per hour, on S3)")
-    parser.add_argument("--fixed-verification-codes", action="store_true",
-                        help="demo setting: hand out the sandbox's one fixed verification code per hub, which the "
-                             "example fleet's committed verification certificate is made from (default: a new random "
-                             "code on every generateVerificationCode, as Azure does)")
-    args = parser.parse_args(argv)
-    args.state_dir.mkdir(parents=True, exist_ok=True)
-    emulator = AzureEmulator(port=args.port, state_dir=args.state_dir, rates=_parse_rates(args.rates),
-                             page_size=args.page_size, latency_ms=args.latency_ms, job_rate=args.job_rate,
-                             shaping_ms=args.shaping_ms,
-                             fixed_verification_codes=args.fixed_verification_codes).start()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               help="fleetctl's local Azure IoT Hub + DPS + ARM emulator (HTTPS).")
+@click.option("--state-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="where azure.json and the TLS files go")
+@click.option("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+@click.option("--rates", default=None,
+              help="quota mode, e.g. registry=100,query=20 (requests per second per class)")
+@click.option("--page-size", type=int, default=1000, help="largest query page served")
+@click.option("--latency-ms", type=float, default=0.0, help="latency added to every API call")
+@click.option("--shaping-ms", type=float, default=0.0,
+              help="quota mode: hold a request up to this long for its token before answering 429 (IoT Hub queues "
+                   "bursts before it throttles; the queue size is not documented)")
+@click.option("--job-rate", type=float, default=0.0,
+              help="device operations per second of import/export jobs (default 0: as fast as it goes; a peer "
+                   "assumes ~278/s, 1M per hour, on S3)")
+@click.option("--fixed-verification-codes", is_flag=True,
+              help="demo setting: hand out the sandbox's one fixed verification code per hub, which the example "
+                   "fleet's committed verification certificate is made from (default: a new random code on every "
+                   "generateVerificationCode, as Azure does)")
+def main(state_dir: Path, port: int, rates: str | None, page_size: int, latency_ms: float, shaping_ms: float,
+         job_rate: float, fixed_verification_codes: bool) -> None:
+    """`python -m engine.sandbox.azure_emulator`: serve until SIGTERM/SIGINT, described in STATE_DIR/azure.json."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    emulator = AzureEmulator(port=port, state_dir=state_dir, rates=_parse_rates(rates), page_size=page_size,
+                             latency_ms=latency_ms, job_rate=job_rate, shaping_ms=shaping_ms,
+                             fixed_verification_codes=fixed_verification_codes).start()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     try:
-        write_description(emulator, args.state_dir / "azure.json")
+        write_description(emulator, state_dir / "azure.json")
         while not stopping.wait(0.5):
             pass
     finally:
         emulator.stop()
-    return 0

@@ -95,7 +95,7 @@ class JobService:
         self.start_delay = start_delay
         self.sleep = sleep
         self.jobs: dict[str, Job] = {}
-        self.devices = Counter()          # device operations carried out by jobs, per job type
+        self.devices: Counter[str] = Counter()          # device operations carried out by jobs, per job type
         self._jobs_lock = threading.Lock()
         for method, pattern, handler in (("POST", "/jobs/create", self.create), ("GET", "/jobs", self.list_jobs),
                                          ("GET", "/jobs/{job_id}", self.get), ("DELETE", "/jobs/{job_id}", self.cancel)):

@@ -372,12 +372,20 @@ class BlobService:
 
 
 def _ip_allowed(spec: str, address: str) -> bool:
+    """Whether `address` is in the SAS's `sip` (one address or `low-high`); an IPv6 caller is never in an IPv4 range
+    (comparing the two raised TypeError, a 500, before)."""
     first, _, last = spec.partition("-")
     try:
         low, high, ip = ipaddress.ip_address(first), ipaddress.ip_address(last or first), ipaddress.ip_address(address)
     except ValueError:
         return False
-    return low <= ip <= high
+    if isinstance(low, ipaddress.IPv4Address) and isinstance(high, ipaddress.IPv4Address) \
+            and isinstance(ip, ipaddress.IPv4Address):
+        return low <= ip <= high
+    if isinstance(low, ipaddress.IPv6Address) and isinstance(high, ipaddress.IPv6Address) \
+            and isinstance(ip, ipaddress.IPv6Address):
+        return low <= ip <= high
+    return False
 
 
 def _error(error: StorageError) -> StoredResponse:
