@@ -73,7 +73,7 @@ class BulkConfig:
         """From the Target's `aws.bulkRegistration` (the pydantic model, or its JSON in a plan file)."""
         if spec is None:
             return None
-        get = spec.get if isinstance(spec, Mapping) else lambda k, d=None: getattr(spec, k, d)
+        get: Callable[..., Any] = spec.get if isinstance(spec, Mapping) else lambda k, d=None: getattr(spec, k, d)
         return cls(bucket=get("bucket"), role_arn=get("roleArn"), prefix=get("prefix") or cls.prefix,
                    threshold=int(get("threshold") or cls.threshold),
                    poll_seconds=float(get("pollSeconds") or cls.poll_seconds),
@@ -241,7 +241,8 @@ def estimate_note(waves: Sequence[Sequence[Change]], configs: Mapping[str, BulkC
                 changes += len(batch)
                 per_call += sum(counted.values())
                 seconds += task_seconds
-                client += client_calls(task_seconds, cfg) + sum(1 for c in batch if shape(c, statuses)[-1] == "call")
+                client += client_calls(task_seconds, cfg) + sum(1 for c in batch
+                                                                if (s := shape(c, statuses)) and s[-1] == "call")
         statuses.update(created_statuses(wave))
     if not tasks:
         note: dict[str, Any] = {"tasks": 0, "threshold": min(c.threshold for c in configs.values())}

@@ -15,6 +15,7 @@ from pydantic import Field, field_validator
 
 from engine.kinds import KindDecl, ListKey, Ref, register
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, canonical, declared, simple_desired
+from engine.manifest.specs import spec_as
 from engine.manifest.types import Name, Pem, Status, Strict
 from engine.model import Action, Change
 from engine.pki import CertInfo, issued_by
@@ -144,14 +145,14 @@ def _sorted_lists(spec: dict[str, Any], *names: str) -> dict[str, Any]:
 
 
 def _expand_thing(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: ThingSpec = m.spec
+    spec = spec_as(m, ThingSpec)
     if spec.thingType is None and len(spec.attributes) > 2:
         ctx.error("a thing without a thingType may have at most 3 attributes on AWS, and fleetctl's ownership "
                   "marker uses one: declare at most 2, or give the thing a thingType (50 attributes)", "attributes")
     ids = {}
     for name in spec.principals:
         cert = ctx.lookup("aws.Certificate", name)
-        info = _read_cert(ctx, cert.spec.certificatePem, "principals") if cert else None
+        info = _read_cert(ctx, spec_as(cert, CertificateSpec).certificatePem, "principals") if cert else None
         if info:
             ids[name] = info.cert_id
     return simple_desired(ctx, _sorted_lists(declared(spec), "groups", "principals"),
@@ -168,9 +169,10 @@ def _expand_thing_group(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _expand_policy(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec = declared(m.spec)
-    spec["document"] = canonical(m.spec.document)
-    spec["keepVersions"] = m.spec.keepVersions       # retention is desired state: more versions is a diff
+    policy = spec_as(m, PolicySpec)
+    spec = declared(policy)
+    spec["document"] = canonical(policy.document)
+    spec["keepVersions"] = policy.keepVersions       # retention is desired state: more versions is a diff
     return simple_desired(ctx, spec)
 
 
@@ -179,7 +181,7 @@ def _read_cert(ctx: ExpandContext, ref: Any, field: str) -> CertInfo | None:
 
 
 def _expand_ca(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: CACertificateSpec = m.spec
+    spec = spec_as(m, CACertificateSpec)
     info, vinfo = ctx.read_ca_pair(spec.certificatePem, spec.verificationCertificatePem,
                                    "make it from the registration code with the CA's key, outside fleetctl")
     out = declared(spec)
@@ -195,7 +197,7 @@ def _expand_ca(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _expand_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: CertificateSpec = m.spec
+    spec = spec_as(m, CertificateSpec)
     info = _read_cert(ctx, spec.certificatePem, "certificatePem")
     out = _sorted_lists(declared(spec), "policies")
     out.pop("certificatePem", None)
@@ -206,7 +208,7 @@ def _expand_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
         inputs["commonName"] = info.subject_cn
         if spec.caCertificate:
             ca = ctx.lookup("aws.CACertificate", spec.caCertificate)
-            ca_info = _read_cert(ctx, ca.spec.certificatePem, "caCertificate") if ca else None
+            ca_info = _read_cert(ctx, spec_as(ca, CACertificateSpec).certificatePem, "caCertificate") if ca else None
             if ca_info:
                 inputs["caCertificatePem"] = ca_info.pem
                 if not issued_by(info.pem, ca_info.pem):
@@ -233,7 +235,7 @@ def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
             ctx.error(f"roleArn '{name}' is neither an ARN nor a ServiceRole of this target", "errorAction")
         else:
             deps.append(role.address)
-    deps += rule_destinations(ctx, m.spec.actions)
+    deps += rule_destinations(ctx, spec_as(m, TopicRuleSpec).actions)
     out = simple_desired(ctx, spec)
     if deps:
         out.resources = [dataclasses.replace(r, depends_on=tuple(sorted(set(r.depends_on) | set(deps))))
@@ -242,8 +244,9 @@ def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _expand_template(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec = declared(m.spec)
-    spec["templateBody"] = canonical(m.spec.templateBody)
+    template = spec_as(m, ProvisioningTemplateSpec)
+    spec = declared(template)
+    spec["templateBody"] = canonical(template.templateBody)
     return simple_desired(ctx, spec)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -64,7 +64,7 @@ class AwsProvider:
         self._prefetched: ReadAhead | None = None   # ListThings pages started by `prefetch`, taken by `read`
         self.bulk = bulk                          # aws.bulkRegistration: registration tasks for large batches
         self.cert_status: dict[str, str] = {}     # certificate id → status, of certificates this apply wrote
-        self.bulk_stats: Counter[str] = Counter()
+        self.bulk_stats: defaultdict[str, float] = defaultdict(int)   # tasks, changes (int), seconds (float)
         self._task_lock = threading.Lock()
         self.progress: ProgressSink = SILENT      # long reads report here (engine/run.py sets the command's sink)
         # thing → certificate ids of its links, as the last `read` knew them (read, or kept from a snapshot): what a

@@ -77,12 +77,10 @@ class ReadContext:
         self.prune = prune
         self.options = options or ReadOptions()
         self.actual: dict[str, list[ActualResource]] = {}
-        self.cert_names: dict[str, str] = {d.spec.get("certificateId"): name
-                                           for name, d in by_kind.get("aws.Certificate", {}).items()
-                                           if d.spec.get("certificateId")}
-        self.ca_names: dict[str, str] = {d.spec.get("certificateId"): name
-                                         for name, d in by_kind.get("aws.CACertificate", {}).items()
-                                         if d.spec.get("certificateId")}
+        self.cert_names: dict[str, str] = {cid: name for name, d in by_kind.get("aws.Certificate", {}).items()
+                                           if (cid := d.spec.get("certificateId"))}
+        self.ca_names: dict[str, str] = {cid: name for name, d in by_kind.get("aws.CACertificate", {}).items()
+                                         if (cid := d.spec.get("certificateId"))}
         self.policy_targets: dict[str, list[str]] = {}   # target ARN → policy names
         self.group_members: dict[str, list[str]] = {}    # thing name → group names
         self.cert_ca: dict[str, str] = {}                # cert id → CA name

@@ -280,7 +280,7 @@ def _cert_update(p: AwsProvider, c: Change) -> dict:
 
 def _cert_delete(p: AwsProvider, c: Change) -> dict:
     """detach from things → detach policies → INACTIVE → delete (a certificate is never deleted attached)."""
-    cid = c.ids.get("certificateId") or c.actual.get("certificateId")
+    cid = c.ids.get("certificateId") or c.actual["certificateId"]     # a delete has read the certificate
     arn = p.cert_arn(cid)
     for thing in p.client.pages("list_principal_things", "things", principal=arn):
         p.client.call("detach_thing_principal", thingName=thing, principal=arn)

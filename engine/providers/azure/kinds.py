@@ -26,7 +26,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from engine.diagnostics import Diagnostics
 from engine.kinds import KindDecl, ListKey, Ref, register
+from engine.manifest.core_kinds import AzureTargetSpec, TargetSpec
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, simple_desired
+from engine.manifest.specs import spec_as
 from engine.manifest.types import Name, Pem, Secret, SecretRefModel, Strict
 from engine.model import SecretRef, canonical_json
 from engine.pki import CertInfo, issued_by
@@ -229,9 +231,15 @@ def _secret(ctx: ExpandContext, ref: SecretRefModel | None, name: str, spec: dic
     secrets[name] = sref
 
 
-def _target_section(ctx: ExpandContext, section: str, needed_for: str) -> Any:
+def _target_azure(ctx: ExpandContext) -> AzureTargetSpec | None:
+    """The `azure` section of the manifest's Target; None for an AWS Target or an unknown one (both reported by
+    the target checks)."""
     target = ctx.index.get(("fleetctl.Target", None, ctx.manifest.target or ""))
-    azure = getattr(getattr(target, "spec", None), "azure", None) if target else None
+    return spec_as(target, TargetSpec).azure if target is not None else None
+
+
+def _target_section(ctx: ExpandContext, section: str, needed_for: str) -> Any:
+    azure = _target_azure(ctx)
     if azure is None:
         return None                     # reported by the target checks
     value = getattr(azure, section, None)
@@ -282,13 +290,13 @@ def _ca_pem(ctx: ExpandContext, name: str | None) -> str | None:
     if ca is None:
         return None
     quiet = ExpandContext(ctx.root, ca, ctx.index, ctx.env, Diagnostics(), resolve_secrets=False)
-    info = _read_cert(quiet, ca.spec.certificatePem, "certificatePem")
+    info = _read_cert(quiet, spec_as(ca, HubCertificateSpec).certificatePem, "certificatePem")
     return info.pem if info else None
 
 
 # -------------------------------------------------------------------------------------------- Device
 def _expand_device(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: DeviceSpec = m.spec
+    spec = spec_as(m, DeviceSpec)
     auth = spec.authentication
     _target_section(ctx, "hub", "a Device")
     if not DEVICE_ID.match(m.name):
@@ -326,11 +334,11 @@ def _expand_device(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 # ---------------------------------------------------------------------------------------- HubCertificate
 def _expand_hub_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: HubCertificateSpec = m.spec
+    spec = spec_as(m, HubCertificateSpec)
     hub = _target_section(ctx, "hub", "a HubCertificate")
-    target = ctx.index.get(("fleetctl.Target", None, m.target or ""))
-    located = target is not None and (target.spec.azure.arm is not None
-                                      or bool(hub and hub.name and hub.resourceGroup and hub.subscriptionId))
+    azure = _target_azure(ctx)          # None in an AWS Target: the target check reports the kind there
+    located = azure is not None and (azure.arm is not None
+                                     or bool(hub and hub.name and hub.resourceGroup and hub.subscriptionId))
     if hub is not None and not located:
         ctx.error(f"target '{m.target}' does not say where the hub's ARM resource is, which a HubCertificate needs",
                   detail="declare azure.arm {subscriptionId, resourceGroup, hubName} (or hub.name, "
@@ -394,7 +402,7 @@ def _certificate_pair(ctx: ExpandContext, model: BaseModel, fields: tuple[str, s
 
 
 def _expand_group(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: EnrollmentGroupSpec = m.spec
+    spec = spec_as(m, EnrollmentGroupSpec)
     _target_section(ctx, "dps", "an EnrollmentGroup")
     if not REGISTRATION_ID.match(m.name):
         ctx.error(f"'{m.name}' is not a valid enrollment group id: {REGISTRATION_RULE}")
@@ -422,7 +430,7 @@ def _expand_group(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _expand_enrollment(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: EnrollmentSpec = m.spec
+    spec = spec_as(m, EnrollmentSpec)
     _target_section(ctx, "dps", "an Enrollment")
     registration = spec.registrationId or m.name
     where = ("registrationId",) if spec.registrationId else ()
