@@ -91,6 +91,9 @@ def _prove(p: AzureSession, c: Change, etag: str | None) -> None:
         etag = p.call("certificates.get", p.client.get_hub_certificate, name).get("etag")
     nonce = p.call("certificates.generate_verification_code", p.client.generate_verification_code, name, etag)
     issued = (nonce.get("properties") or {}).get("verificationCode")
+    if not issued:
+        raise errors.ProviderError(f"the hub returned no verification code for certificate '{name}' "
+                                   "(generate_verification_code): run apply again", code="NoVerificationCode")
     if pem and code == issued:
         p.call("certificates.verify", p.client.verify_hub_certificate, name, nonce.get("etag"), pem)
         return

@@ -196,13 +196,13 @@ def probe_credential(credential: Any, scope: str) -> None:
 def _body_fields(text: str) -> tuple[str | None, str | None, str | None]:
     """(code, message, tracking id) from IoT Hub, DPS or ARM error bodies."""
     if text.lstrip().startswith("<?xml") or text.lstrip().startswith("<Error"):     # Blob Storage
-        code = re.search(r"<Code>(.*?)</Code>", text, re.S)
-        message = re.search(r"<Message>(.*?)</Message>", text, re.S)
+        code_tag = re.search(r"<Code>(.*?)</Code>", text, re.S)
+        message_tag = re.search(r"<Message>(.*?)</Message>", text, re.S)
         detail = re.search(r"<AuthenticationErrorDetail>(.*?)</AuthenticationErrorDetail>", text, re.S)
-        words = (message.group(1).splitlines()[0] if message else "Blob Storage refused the request")
+        words = (message_tag.group(1).splitlines()[0] if message_tag else "Blob Storage refused the request")
         if detail:
             words += f" ({detail.group(1).split('. String to sign')[0]})"
-        return (code.group(1) if code else None), words, None
+        return (code_tag.group(1) if code_tag else None), words, None
     try:
         body = json.loads(text) if text else {}
     except ValueError:
@@ -320,7 +320,7 @@ class AzureClient:
         """Connection strings, or (`credential` with `hub_host` and optionally `dps_host`) Entra ID tokens."""
         self.calls: collections.Counter[str] = collections.Counter()
         self._seen = threading.local()
-        verify = {"connection_verify": ca_bundle} if ca_bundle else {}
+        verify: dict[str, Any] = {"connection_verify": ca_bundle} if ca_bundle else {}   # SDK keyword arguments
         if hub_connection_string is not None:
             self._hub = IoTHubRegistryManager.from_connection_string(hub_connection_string)
         elif credential is not None and hub_host:
@@ -335,6 +335,7 @@ class AzureClient:
         if ca_bundle:
             config.connection.verify = ca_bundle
         _disable_retries(config.retry_policy.policy)
+        self._dps: DeviceProvisioningClient | None
         if dps_connection_string:
             self._dps = DeviceProvisioningClient.from_connection_string(dps_connection_string, retry_total=0, **verify)
         elif credential is not None and dps_host:
