@@ -245,10 +245,11 @@ def _apply(value: Any, changes: list[tuple[tuple[Any, ...], FieldChange]]) -> An
                 continue
             pos = elem.at
         else:
-            pos = _find(items, elem)
-            if pos is None:
+            found = _find(items, elem)
+            if found is None:
                 appends.append(_apply(MISSING, rest))
                 continue
+            pos = found
         result = _apply(slots.get(pos, items[pos]), rest)
         if result is MISSING:
             keep.remove(pos)

@@ -244,8 +244,10 @@ class FieldChange:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> FieldChange:
         raw = d.get("segments")
-        segments = None if raw is None else tuple(Elem.from_json(s) if isinstance(s, dict) else s for s in raw)
-        return cls(d["path"], d["before"], d["after"], d.get("sensitive", False), d.get("op", ""), segments)
+        if raw is None:                 # the dotted path says it
+            return cls(d["path"], d["before"], d["after"], d.get("sensitive", False), d.get("op", ""))
+        return cls(d["path"], d["before"], d["after"], d.get("sensitive", False), d.get("op", ""),
+                   tuple(Elem.from_json(s) if isinstance(s, dict) else s for s in raw))
 
 
 @dataclass(frozen=True)

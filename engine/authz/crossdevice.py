@@ -111,7 +111,7 @@ def cross_device(fleet: AuthzFleet, folds: Sequence[Fold], *, others: Iterable[T
     by_target: dict[str, list[ThingNode]] = {}
     for t in (others if others is not None else fleet.things.values()):
         by_target.setdefault(t.target, []).append(t)
-    reps = {}
+    reps: dict[str, list[ThingNode]] = {}
     for f in folds:
         reps.setdefault(f.representative.thing.target, []).append(f.representative.thing)
     out: list[CrossAccess] = []

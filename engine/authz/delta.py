@@ -19,7 +19,7 @@ the account allows that the manifests do not (and the reverse).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -164,7 +164,7 @@ def _example(fleet_before: AuthzFleet, fleet_after: AuthzFleet, before: Connecti
 
 
 def permission_delta(desired: Sequence[DesiredResource], actual: Sequence[ActualResource],
-                     *, targets: dict[str, dict[str, Any]] | None = None) -> list[PermissionDelta]:
+                     *, targets: Mapping[str, Mapping[str, Any]] | None = None) -> list[PermissionDelta]:
     """The permission changes from `actual` to `desired`, per target, action and cause (largest first).
     `targets` maps a Target name to its `aws` section (region, accountId) for ARNs:
     `engine.authz.principals.target_specs(fleet)`; without it, the policies' ARNs name them."""
@@ -174,7 +174,7 @@ def permission_delta(desired: Sequence[DesiredResource], actual: Sequence[Actual
 
 
 def _permission_delta(desired: Sequence[DesiredResource], actual: Sequence[ActualResource],
-                      targets: dict[str, dict[str, Any]] | None) -> list[PermissionDelta]:
+                      targets: Mapping[str, Mapping[str, Any]] | None) -> list[PermissionDelta]:
     after_fleet = AuthzFleet.build(desired, targets=targets)
     before_fleet = AuthzFleet.build(_as_desired(actual, desired), targets=targets)
     for f in (before_fleet, after_fleet):         # both sides name resources with the desired side's account

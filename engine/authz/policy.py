@@ -160,7 +160,7 @@ def parse_policy(name: str, document: Any, *, target: str | None = None, source:
         return Policy(name, (), target, source, ("the document is not a mapping",))
     raw = document.get("Statement")
     listed = isinstance(raw, list)
-    items = raw if listed else [raw] if isinstance(raw, Mapping) else []
+    items: list[Any] = raw if isinstance(raw, list) else [raw] if isinstance(raw, Mapping) else []
     statements = []
     for i, st in enumerate(items):
         if not isinstance(st, Mapping):

@@ -312,7 +312,7 @@ def fold_key(conn: Connection, *, all_variables: bool = False) -> tuple:
     name = conn.thing.name
     session, policies = conn.session(name)
     used = sorted({v for p in policies + conn.certificate_policies for v in p.variables})
-    values = []
+    values: list[tuple[str, str | int | tuple[str, ...] | None]] = []
     for var in used:
         if var in (THING_NAME, CLIENT_ID):
             continue

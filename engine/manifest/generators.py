@@ -232,6 +232,7 @@ def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics,
     rel = _relative(path, root)
     text, problem = read_text(path, rel, limits, what="CSV")
     if text is None:
+        assert problem is not None          # read_text gives its reason with every None
         diags.add(problem)
         return None
     text = text.removeprefix("\ufeff")
