@@ -95,7 +95,7 @@ def own_requests(fleet: AuthzFleet, thing: ThingNode) -> list[tuple[Request, str
                         request = Request(action, resource)
                         if evaluate(policies, request, session).allowed:
                             out.append((request, name if action.lower() == "iot:connect" else ""))
-    seen: set = set()
+    seen: set[tuple[Request, str]] = set()
     unique = []
     for request, client in out:
         if (request, client) not in seen:

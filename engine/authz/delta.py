@@ -25,6 +25,7 @@ from typing import Any
 
 from engine.authz.evaluate import Request, evaluate
 from engine.authz.matrix import COLUMNS, THING_TOKEN, Cell, cell
+from engine.authz.policy import Policy
 from engine.authz.principals import AuthzFleet, Connection, fold_key
 from engine.model import ActualResource, DesiredResource
 
@@ -98,11 +99,11 @@ def _as_desired(actual: Iterable[ActualResource], desired: Sequence[DesiredResou
                             else {}) for a in actual if a.kind in AUTHZ_KINDS]
 
 
-def _content(policy: Any) -> tuple:
+def _content(policy: Policy) -> tuple[Any, ...]:
     return policy.content
 
 
-def _signature(conn: Connection, symbolic: bool = False) -> tuple:
+def _signature(conn: Connection, symbolic: bool = False) -> tuple[Any, ...]:
     """What a connection's permissions depend on; `symbolic`: up to its variables' values (fold_key)."""
     return (fold_key(conn, all_variables=symbolic),
             tuple((p.name, _content(p)) for p in conn.policies + conn.certificate_policies))
@@ -181,9 +182,9 @@ def _permission_delta(desired: Sequence[DesiredResource], actual: Sequence[Actua
         for t in set(after_fleet.regions) | {k[0] for k in after_fleet.things}:
             f.accounts.setdefault(t, after_fleet.account(t)[0])
     keys = sorted(set(after_fleet.things) | set(before_fleet.things))
-    cache: dict[tuple, tuple[Cell, ...]] = {}
-    grouped: dict[tuple, list[str]] = {}
-    examples: dict[tuple, str] = {}
+    cache: dict[tuple[Any, ...], tuple[Cell, ...]] = {}
+    grouped: dict[tuple[Any, ...], list[str]] = {}
+    examples: dict[tuple[Any, ...], str] = {}
     for key in keys:
         conns_after = {c.certificate.name if c.certificate else None: c
                        for c in (after_fleet.connections(after_fleet.things[key]) if key in after_fleet.things else [])}

@@ -424,7 +424,7 @@ def release(manifests: list[Any]) -> list[Any]:
 def fold(items: list[Diagnostic]) -> list[Diagnostic]:
     """Fold the same diagnostic on many generated rows into one at the template line, and cap the per-row
     rest per template document; diagnostics of hand-written documents pass unchanged, in order."""
-    groups: dict[tuple, list[Diagnostic]] = {}
+    groups: dict[tuple[Any, ...], list[Diagnostic]] = {}
     for d in items:
         if d.source is not None and d.source.origin:
             key = (d.severity, d.summary, d.field, d.source.file, d.source.line, d.source.col)
@@ -432,7 +432,7 @@ def fold(items: list[Diagnostic]) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     kept: dict[tuple[str, int], int] = {}
     dropped: dict[tuple[str, int], list[Diagnostic]] = {}
-    done: set[tuple] = set()
+    done: set[tuple[Any, ...]] = set()
     for d in items:
         if d.source is None or not d.source.origin:
             out.append(d)

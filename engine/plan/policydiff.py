@@ -56,7 +56,7 @@ class Statement:
     condition: tuple[tuple[tuple[str, str], tuple[str, ...]], ...]
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         """The statement's content without its label (Sid-less statements are matched by it)."""
         return (self.effect, self.actions, self.not_actions, self.resources, self.not_resources, self.condition)
 
@@ -96,7 +96,7 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
     return tuple(sorted({str(v) for v in items}))
 
 
-def _condition(value: Any) -> tuple:
+def _condition(value: Any) -> tuple[Any, ...]:
     out = []
     for operator, keys in sorted((value or {}).items()):
         for key, values in sorted((keys or {}).items()) if isinstance(keys, Mapping) else ():

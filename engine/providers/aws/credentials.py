@@ -13,8 +13,8 @@ from engine import errors
 from engine.model import Action, ActualResource, Change
 from engine.providers.aws.families import Family, register
 from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
-from engine.providers.aws.kinds_access import ROLE_ARN_RE
 from engine.providers.aws.read import parallel
+from engine.providers.aws.references import ROLE_ARN_RE
 
 if TYPE_CHECKING:
     from engine.providers.aws.provider import AwsProvider

@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from engine.kinds import KindDecl, ListKey, Ref, register
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, canonical, declared, simple_desired
@@ -30,6 +31,8 @@ MARKER_VALUE = "fleetctl"
 # resource must carry the ownership marker. Its desired state then holds MANAGED_FIELD, the provider reports
 # the marker under that field for such resources, and the plan shows one reviewable update that adds it.
 ADOPT_ANNOTATION = "fleetctl.io/adopt"
+
+ExpandFn = Callable[[ExpandContext, Manifest], Expanded]     # a kind's expand (KindDecl.expand)
 
 
 def json_doc(value: Any) -> Any:
@@ -250,7 +253,7 @@ def _expand_template(ctx: ExpandContext, m: Manifest) -> Expanded:
     return simple_desired(ctx, spec)
 
 
-def _adoptable(kind: str, expand: Any) -> Any:
+def _adoptable(kind: str, expand: ExpandFn) -> ExpandFn:
     """Wrap a kind's expand: the adopt annotation adds the ownership marker to the desired state."""
     def wrapped(ctx: ExpandContext, m: Manifest) -> Expanded:
         out = expand(ctx, m)
@@ -306,7 +309,7 @@ def aws_name_problem(kind: str, name: str) -> str | None:
     return f"'{name}' is not a valid AWS IoT {kind} name: {rule[1]}"
 
 
-def _named(kind: str, expand: Any) -> Any:
+def _named(kind: str, expand: ExpandFn) -> ExpandFn:
     """Wrap a kind's expand: a name AWS would refuse is an error at metadata.name, and nothing is planned for it."""
     def wrapped(ctx: ExpandContext, m: Manifest) -> Expanded:
         problem = aws_name_problem(kind, m.name)
@@ -317,7 +320,7 @@ def _named(kind: str, expand: Any) -> Any:
     return wrapped
 
 
-def aws(kind: str, model: type, rank: int, expand, *, calls: Any = None, refine: Any = None, **kw: Any) -> KindDecl:
+def aws(kind: str, model: type[BaseModel], rank: int, expand: ExpandFn, *, calls: Any = None, refine: Any = None, **kw: Any) -> KindDecl:
     """Register an aws.fleetctl.io kind; `calls`/`refine` default to planning.py's tables (kinds declared in
     other modules, engine/providers/aws/kinds_access.py, pass their own)."""
     return register(KindDecl(GROUP, kind, "aws", model, rank=rank, expand=_named(kind, _adoptable(kind, expand)),

@@ -21,16 +21,18 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from engine.kinds import ListKey, Ref
+from engine.manifest.core_kinds import AwsTargetSpec, TargetSpec
 from engine.manifest.fleet import ExpandContext, Expanded, Manifest, declared, simple_desired
 from engine.manifest.specs import spec_as
 from engine.manifest.types import Name, Pem, Strict
 from engine.model import Action, Address, Change
-from engine.providers.aws.kinds import aws
+from engine.providers.aws.kinds import ExpandFn, aws
 from engine.providers.aws.references import rule_destinations  # noqa: F401 - its home was here
 
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR", "DISABLED"]
@@ -212,7 +214,7 @@ class TopicRuleDestinationSpec(Strict):
 
 
 # ---------------------------------------------------------------------------------------------- expand
-def same_account(a: Any, b: Any) -> bool:
+def same_account(a: AwsTargetSpec, b: AwsTargetSpec) -> bool:
     """Whether two Targets' `aws` settings address the same AWS account and region: by accountId where both
     declare it, else by region, profile and endpoint (the same credentials reach the same account)."""
     if a.region != b.region:
@@ -241,14 +243,14 @@ def _singleton_conflicts(ctx: ExpandContext, m: Manifest) -> bool:
     return found
 
 
-def _target(ctx: ExpandContext, name: str | None) -> Any:
+def _target(ctx: ExpandContext, name: str | None) -> AwsTargetSpec | None:
     for (kind, _, tname), t in ctx.index.items():
         if kind == "fleetctl.Target" and tname == name:
-            return getattr(t.spec, "aws", None)
+            return spec_as(t, TargetSpec).aws
     return None
 
 
-def _singleton(expand: Any) -> Any:
+def _singleton(expand: ExpandFn) -> ExpandFn:
     def wrapped(ctx: ExpandContext, m: Manifest) -> Expanded:
         if _singleton_conflicts(ctx, m):
             return Expanded()
@@ -392,7 +394,7 @@ def _audit_calls(c: Change) -> Counter[str]:
 
 
 def _crud(create: str, update: str, delete: str, *, disable: str | None = None,
-          disabled: tuple[str, str] | None = None) -> Any:
+          disabled: tuple[str, str] | None = None) -> Callable[[Change], Counter[str]]:
     """Calls of a named kind; `disable`: the update call made before a delete while `disabled` (field, value) is
     not yet the state."""
     def calls(c: Change) -> Counter[str]:

@@ -24,7 +24,8 @@ from engine.model import Action, ActualResource, Address, Change, DesiredResourc
 from engine.progress import SILENT, ProgressSink
 from engine.providers.aws import bulkreg, families, scoped
 from engine.providers.aws.client import AssumeRole, AwsClient
-from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.planning import MANAGED_FIELD
 from engine.providers.aws.read import (
     PREFETCH_PAGES,
     READ_ORDER,

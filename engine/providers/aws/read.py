@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine import errors
 from engine.model import ActualResource, DesiredResource
-from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.planning import MANAGED_FIELD
 from engine.providers.aws.references import named_roles
 
 if TYPE_CHECKING:

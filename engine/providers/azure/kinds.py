@@ -250,7 +250,7 @@ def _target_section(ctx: ExpandContext, section: str, needed_for: str) -> Any:
 
 def _twin_checks(ctx: ExpandContext, value: dict[str, Any], limit: int, *path: Any) -> None:
     """Twin rules (IoT Hub): keys without '.', '$', spaces or control characters, depth ≤ 10, size limits."""
-    def walk(node: Any, where: tuple, depth: int) -> None:
+    def walk(node: Any, where: tuple[Any, ...], depth: int) -> None:
         if isinstance(node, list):
             for i, item in enumerate(node):
                 walk(item, where + (i,), depth)
@@ -457,10 +457,11 @@ def _expand_enrollment(ctx: ExpandContext, m: Manifest) -> Expanded:
     return simple_desired(ctx, out, inputs=inputs, secrets=secrets)
 
 
-_SEEN_IDS: dict[int, tuple[dict, dict[tuple[str, str | None, str], list[Manifest]]]] = {}
+_Index = dict[tuple[str, str | None, str], Manifest]      # ExpandContext.index
+_SEEN_IDS: dict[int, tuple[_Index, dict[tuple[str, str | None, str], list[Manifest]]]] = {}
 
 
-def _ids_of(index: dict, kind: str) -> dict[tuple[str, str | None, str], list[Manifest]]:
+def _ids_of(index: _Index, kind: str) -> dict[tuple[str, str | None, str], list[Manifest]]:
     """(kind, target, lower-cased DPS id) → the manifests using it, in file order; computed once per fleet load."""
     cached = _SEEN_IDS.get(id(index))
     if cached is None or cached[0] is not index:

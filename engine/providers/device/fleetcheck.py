@@ -25,7 +25,7 @@ from .expand import only_aws_target
 from .regmap import DeviceModel
 from .resolve import Resolved, Resolver
 from .spec import KIND, DeviceConfigSpec
-from .tokens import Found, Tokens, Unavailable, library_values, placeholder_endpoint
+from .tokens import Found, Lookup, Tokens, Unavailable, library_values, placeholder_endpoint
 from .values import resolve_desired
 
 
@@ -44,7 +44,7 @@ def device_findings(fleet: Fleet, *, endpoints: Mapping[str, str] | None = None)
     resolver = Resolver({}, targets)
     resolver.know_endpoints(known)
 
-    def check(d: DesiredResource, model: DeviceModel, lookup: Any, dump: DeviceDump | None) -> list[Finding]:
+    def check(d: DesiredResource, model: DeviceModel, lookup: Lookup, dump: DeviceDump | None) -> list[Finding]:
         def secretless(kind: str, token: Mapping[str, Any], key: str, for_slot: bool) -> Found:
             if kind == "secret":
                 raise Unavailable("secret")

@@ -32,7 +32,7 @@ from .dumps import DeviceDump, read_dump
 from .model import builtin_models
 from .problems import ProblemsError
 from .regmap import DeviceModel
-from .tokens import Found, Unavailable, file_value, library_values, sha256_of
+from .tokens import Found, Lookup, Unavailable, file_value, library_values, sha256_of
 from .values import DesiredConfig, resolve_desired
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ class Resolver:
 
 
     def lookup(self, d: DesiredResource, *, secrets: Mapping[str, str] | None = None,
-                resolved: Mapping[str, str] | None = None, used: dict[str, str] | None = None):
+                resolved: Mapping[str, str] | None = None, used: dict[str, str] | None = None) -> Lookup:
         """Resolution of one device's references: secrets (given by apply, else from their reference), public
         files (checked against the fingerprint validation saw), endpoints (recorded by the plan when apply)."""
         inputs = d.inputs
