@@ -81,7 +81,7 @@ class BulkConfig:
 
 
 # ---------------------------------------------------------------------------------------------- shapes (pure)
-Shape = tuple
+Shape = tuple[Any, ...]      # (template, its distinguishing parts...): the changes of one shape share a task
 
 
 def shape(c: Change, statuses: Mapping[str, str]) -> Shape | None:
@@ -309,8 +309,10 @@ def _start(p: AwsProvider, cfg: BulkConfig, body: str, key: str, hook: Any) -> s
     for attempt in range(3):
         _wait_for_others(p, cfg, hook)
         try:
-            return p.client.call("start_thing_registration_task", templateBody=body, inputFileBucket=cfg.bucket,
-                                 inputFileKey=key, roleArn=cfg.role_arn)["taskId"]
+            task_id: str = p.client.call("start_thing_registration_task", templateBody=body,
+                                         inputFileBucket=cfg.bucket, inputFileKey=key,
+                                         roleArn=cfg.role_arn)["taskId"]
+            return task_id
         except errors.Invalid as exc:
             if "in progress" not in str(exc) or attempt == 2:    # another task started since we looked
                 raise

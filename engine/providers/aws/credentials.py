@@ -51,7 +51,7 @@ def _role(p: AwsProvider, d: Any) -> str:
     return role_arn(p, d["role"]) if d.get("role") else d["roleArn"]
 
 
-def _create(p: AwsProvider, c: Change) -> dict:
+def _create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     try:
         p.client.call("create_role_alias", roleAlias=c.address.name, roleArn=_role(p, d),
@@ -61,14 +61,14 @@ def _create(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _update(p: AwsProvider, c: Change) -> dict:
+def _update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     p.client.call("update_role_alias", roleAlias=c.address.name, roleArn=_role(p, d),
                   credentialDurationSeconds=int(d.get("credentialDurationSeconds", 3600)))
     return {}
 
 
-def _delete(p: AwsProvider, c: Change) -> dict:
+def _delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     try:
         p.client.call("delete_role_alias", roleAlias=c.address.name)
     except errors.NotFound:

@@ -76,7 +76,7 @@ class AwsProvider:
     def addr(self, kind: str, name: str) -> Address:
         return Address.of("aws", self.target, kind, name)
 
-    def set_hook(self, hook) -> None:
+    def set_hook(self, hook: Any) -> None:
         self.client.hook = hook
 
     def identity(self) -> dict[str, str]:
@@ -111,7 +111,8 @@ class AwsProvider:
         return any(t.get("Key") == MARKER_KEY and t.get("Value") == MARKER_VALUE for t in tags)
 
     def endpoint(self) -> str:
-        return self.client.call("describe_endpoint", endpointType="iot:Data-ATS")["endpointAddress"]
+        host: str = self.client.call("describe_endpoint", endpointType="iot:Data-ATS")["endpointAddress"]
+        return host
 
     # ------------------------------------------------------------------ read
     def prefetch(self, depth: int = PREFETCH_PAGES) -> None:
@@ -200,7 +201,7 @@ class AwsProvider:
     def apply(self, change: Change, secrets: Mapping[str, str]) -> ApplyResult:
         adopt = change.action is Action.UPDATE and any(f.path == MANAGED_FIELD for f in change.fields)
         rest = tuple(f for f in change.fields if f.path != MANAGED_FIELD)
-        outputs: dict = {}
+        outputs: dict[str, Any] = {}
         if not adopt or rest:
             handler = HANDLERS.get((change.kind, change.action))
             if handler is None and change.kind in families.families():

@@ -365,7 +365,7 @@ def _read_things(ctx: ReadContext) -> list[ActualResource]:
     token, done = opts.things_from or (None, [])
     out = list(done)
 
-    def principals(row: tuple) -> list[str]:
+    def principals(row: tuple[Any, ...]) -> list[str]:
         if not row[4]:
             return []     # an unmanaged, undeclared thing is only listed: its links are not fleetctl's concern
         name = row[0]
