@@ -413,6 +413,7 @@ def _read_things(ctx: ReadContext) -> list[ActualResource]:
     if ctx.groups_pending is not None:          # read alongside: the things' groups are filled in now
         ctx.actual["aws.ThingGroup"] = ctx.groups_pending.result()
         for r in out:
+            # the dict thing_actual built (readers see a Mapping): filled in place, the page callback holds it
             r.state["groups"] = sorted(ctx.group_members.get(r.address.name, []))  # type: ignore[index]
     # a certificate held by a managed thing is managed too (certificates carry no marker of their own)
     held = {p for r in out if r.managed for p in r.state["principals"]}
