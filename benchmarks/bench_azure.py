@@ -8,7 +8,7 @@ against fleetctl's emulator, started as a child process (`python -m engine.sandb
 is not counted as the engine's. For each fleet size N it prints, per phase:
 
 - wall time, API calls (total, per device, mutating) by IoT Hub throttle class, changes, client and emulator CPU;
-- the **floor**: the time an S1×1 hub's throttles (engine.ratelimit.azure_hub_quotas, quotas.md §2.1: registry
+- the **floor**: the time an S1×1 hub's throttles (engine.quotas.azure_hub_quotas, quotas.md §2.1: registry
   100/min, query 20/min, twin updates 50/s, twin reads 100/s) would impose on those calls, the binding class being
   the largest term (quotas.md §8: independent buckets);
 - which path the creates took: bulk registry calls (`POST /devices`, ≤100 devices each, identity + twin + ownership

@@ -7,7 +7,9 @@ Only the CLI turns diagnostics into text and exit codes.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Severity(enum.Enum):
@@ -51,8 +53,8 @@ class Diagnostic:
             text += f"\n    {self.detail}"
         return text
 
-    def to_json(self) -> dict:
-        out: dict = {"severity": self.severity.value, "summary": self.summary}
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"severity": self.severity.value, "summary": self.summary}
         if self.detail:
             out["detail"] = self.detail
         if self.source:
@@ -65,7 +67,7 @@ class Diagnostic:
         return out
 
     @classmethod
-    def from_json(cls, data: dict) -> Diagnostic:
+    def from_json(cls, data: Mapping[str, Any]) -> Diagnostic:
         src = data.get("source")
         return cls(Severity(data["severity"]), data["summary"], data.get("detail", ""),
                    Source(src["file"], src.get("line", 0), src.get("col", 0), src.get("origin", "")) if src else None,
@@ -91,7 +93,7 @@ class Diagnostics:
     def add(self, diag: Diagnostic) -> None:
         self.items.append(diag)
 
-    def extend(self, diags) -> None:
+    def extend(self, diags: Iterable[Diagnostic]) -> None:
         self.items.extend(diags)
 
     @property
@@ -109,7 +111,7 @@ class Diagnostics:
     def sorted(self) -> list[Diagnostic]:
         return sorted(self.items, key=lambda d: (d.source or Source(""), d.address or "", d.summary))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Diagnostic]:
         return iter(self.items)
 
     def __len__(self) -> int:

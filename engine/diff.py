@@ -84,7 +84,7 @@ class _Walker:
             return
         self.emit(segments, before, after)
 
-    def ordered(self, segments: tuple[Any, ...], pattern: tuple[str, ...], before: list, after: list) -> None:
+    def ordered(self, segments: tuple[Any, ...], pattern: tuple[str, ...], before: list[Any], after: list[Any]) -> None:
         """An ordered list: align equal elements (difflib), pair the rest position by position and recurse."""
         sub = pattern + (_ELEM,)
         matcher = difflib.SequenceMatcher(None, [canonical_json(x) for x in before],
@@ -100,7 +100,7 @@ class _Walker:
             for j in range(j1 + paired, j2):
                 self.emit(segments + (Elem("index", at=j),), MISSING, after[j])
 
-    def matched(self, segments: tuple[Any, ...], pattern: tuple[str, ...], before: list, after: list,
+    def matched(self, segments: tuple[Any, ...], pattern: tuple[str, ...], before: list[Any], after: list[Any],
                 rule: ListKey) -> None:
         """A set, keyed or typed list: pair elements by identity; unpaired ones are added or removed whole."""
         sub = pattern + (_ELEM,)
@@ -115,10 +115,10 @@ class _Walker:
             elif ident[0] != "member":     # equal content (up to the order of declared lists): nothing to say
                 self.walk(segments + (elem[0],), sub, old[ident][1], elem[1])
 
-    def identities(self, items: list, rule: ListKey, pattern: tuple[str, ...]) -> dict[tuple, tuple[Elem, Any]]:
+    def identities(self, items: list[Any], rule: ListKey, pattern: tuple[str, ...]) -> dict[tuple[Any, ...], tuple[Elem, Any]]:
         """Each element's identity (what it is matched by) → (its path element, the element), in list order."""
-        out: dict[tuple, tuple[Elem, Any]] = {}
-        seen: dict[tuple, int] = {}
+        out: dict[tuple[Any, ...], tuple[Elem, Any]] = {}
+        seen: dict[tuple[Any, ...], int] = {}
         for item in items:
             if rule.by == "key" and isinstance(item, dict) and rule.key in item:
                 by, value, base = "key", item[rule.key], ("key", canonical_json(item[rule.key]))
@@ -206,7 +206,7 @@ def _apply(value: Any, changes: list[tuple[tuple[Any, ...], FieldChange]]) -> An
     for segs, f in changes:
         if not segs:
             return MISSING if f.op == REMOVE else copy.deepcopy(f.after)
-    groups: dict[Any, list] = {}
+    groups: dict[Any, list[Any]] = {}
     order: list[Any] = []
     for segs, f in changes:
         head = segs[0]
@@ -245,10 +245,11 @@ def _apply(value: Any, changes: list[tuple[tuple[Any, ...], FieldChange]]) -> An
                 continue
             pos = elem.at
         else:
-            pos = _find(items, elem)
-            if pos is None:
+            found = _find(items, elem)
+            if found is None:
                 appends.append(_apply(MISSING, rest))
                 continue
+            pos = found
         result = _apply(slots.get(pos, items[pos]), rest)
         if result is MISSING:
             keep.remove(pos)
@@ -260,7 +261,7 @@ def _apply(value: Any, changes: list[tuple[tuple[Any, ...], FieldChange]]) -> An
     return survivors + appends
 
 
-def _find(items: list, elem: Elem) -> int | None:
+def _find(items: list[Any], elem: Elem) -> int | None:
     """The position of the element a key/type/member path element names (its nth match), or None. A member is
     found by exact content: the diff names removed members by their old value."""
     seen = 0

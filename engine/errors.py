@@ -6,6 +6,8 @@ Provider client modules translate SDK exceptions into these, so no SDK exception
 """
 from __future__ import annotations
 
+from typing import Any
+
 
 class ProviderError(Exception):
     """A provider call failed. `request_id` is the cloud request id when the service returned one."""
@@ -49,7 +51,7 @@ class Throttled(ProviderError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
 

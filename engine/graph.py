@@ -15,7 +15,7 @@ from __future__ import annotations
 import graphlib
 import heapq
 from collections.abc import Callable, Hashable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from engine.diagnostics import Diagnostic, error
 from engine.model import Action, Address, Change
@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 
 def topo_order(nodes: Iterable[T], key: Callable[[T], Hashable], deps: Callable[[T], Iterable[Hashable]],
-               tie: Callable[[T], tuple]) -> tuple[list[T], list[Diagnostic]]:
+               tie: Callable[[T], tuple[Any, ...]]) -> tuple[list[T], list[Diagnostic]]:
     """`nodes` dependencies first, ready nodes by `tie`; edges to nodes outside the set are ignored.
 
     On a cycle nothing can be ordered: the nodes come back in `tie` order (every change stays visible in the plan,

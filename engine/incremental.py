@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from engine import kinds as registry
 from engine.diagnostics import FleetctlError, error
@@ -66,7 +66,11 @@ class Scope:
                 "dependants": len(self.dependants), "removed": sorted(str(a) for a in self.removed)}
 
 
-def _git(repo: Path, *args: str, binary: bool = False) -> Any:
+@overload
+def _git(repo: Path, *args: str, binary: Literal[False] = False) -> str: ...
+@overload
+def _git(repo: Path, *args: str, binary: Literal[True]) -> bytes: ...
+def _git(repo: Path, *args: str, binary: bool = False) -> str | bytes:
     try:
         out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+
 KIND_MODULES = (
     "engine.manifest.core_kinds",
     "engine.providers.aws.kinds",
@@ -66,7 +68,7 @@ class KindDecl:
     group: str                               # "aws.fleetctl.io"
     kind: str                                # "Thing"
     provider: str                            # "aws" | "azure" | "device" | "fleetctl"
-    spec_model: type
+    spec_model: type[BaseModel]
     rank: int = 100                          # create order among independent kinds (lower first)
     references: tuple[Ref, ...] = ()
     immutable: tuple[str, ...] = ()          # top-level spec fields: a change means replace

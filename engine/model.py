@@ -79,7 +79,7 @@ class SecretRef:
     source: str  # env | file | secretRef
     ref: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {self.source: self.ref}
 
 
@@ -173,7 +173,7 @@ class Elem:
             return f"[{self.value}{dup}]"
         return f"[{dup}]"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         if self.by == "index":
             return {"index": self.at}
         out: dict[str, Any] = {"key": self.key, "value": self.value} if self.by == "key" else {self.by: self.value}
@@ -232,7 +232,7 @@ class FieldChange:
     def symbol(self) -> str:
         return OP_SYMBOL[self.op]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": self.op, "path": self.path}
         if self.segments != tuple(self.path.split(".")):      # the dotted path does not say it exactly
             out["segments"] = [s.to_json() if isinstance(s, Elem) else s for s in self.segments]
@@ -244,8 +244,10 @@ class FieldChange:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> FieldChange:
         raw = d.get("segments")
-        segments = None if raw is None else tuple(Elem.from_json(s) if isinstance(s, dict) else s for s in raw)
-        return cls(d["path"], d["before"], d["after"], d.get("sensitive", False), d.get("op", ""), segments)
+        if raw is None:                 # the dotted path says it
+            return cls(d["path"], d["before"], d["after"], d.get("sensitive", False), d.get("op", ""))
+        return cls(d["path"], d["before"], d["after"], d.get("sensitive", False), d.get("op", ""),
+                   tuple(Elem.from_json(s) if isinstance(s, dict) else s for s in raw))
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,7 @@ class Blocked:
     def of(cls, change: Change, reason: str, remedy: str, field: str | None = None) -> Blocked:
         return cls(change.address, change.kind, change.action, reason, remedy, change.fields, field, change.source)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"address": str(self.address), "kind": self.kind, "action": self.action.value,
                 "reason": self.reason, "remedy": self.remedy, "fields": [f.to_json() for f in self.fields],
                 **({"field": self.field} if self.field else {}),

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from engine import kinds
 from engine.manifest.types import Metadata
 
 
-def document_schema(decl: kinds.KindDecl) -> dict:
+def document_schema(decl: kinds.KindDecl) -> dict[str, Any]:
     spec = decl.spec_model.model_json_schema(ref_template="#/$defs/{model}")
     defs = spec.pop("$defs", {})
     meta = Metadata.model_json_schema(ref_template="#/$defs/{model}")

@@ -109,7 +109,8 @@ def _compress(data: bytes) -> bytes:
         import zstandard
     except ImportError:
         return gzip.compress(data, compresslevel=6, mtime=0)
-    return zstandard.ZstdCompressor(level=6).compress(data)
+    compressed: bytes = zstandard.ZstdCompressor(level=6).compress(data)
+    return compressed
 
 
 def _decompress(data: bytes) -> bytes:
@@ -120,7 +121,8 @@ def _decompress(data: bytes) -> bytes:
             import zstandard
         except ImportError:
             raise SnapshotRefused("it is zstd-compressed and the zstandard module is not installed") from None
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        plain: bytes = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        return plain
     raise SnapshotRefused("it is not a fleetctl snapshot (neither gzip nor zstd)")
 
 

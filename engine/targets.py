@@ -29,7 +29,8 @@ def describe(name: str, spec: Any) -> dict[str, Any]:
     if spec.aws is not None:
         aws = spec.aws
         role = aws.assumeRole.roleArn if aws.assumeRole else None
-        account = aws.accountId or (ROLE_ACCOUNT.match(role).group(1) if role and ROLE_ACCOUNT.match(role) else None)
+        matched = ROLE_ACCOUNT.match(role) if role else None
+        account = aws.accountId or (matched.group(1) if matched else None)
         entry.update(provider="aws", region=aws.region,
                      **({"account": account} if account else {}), **({"role": role} if role else {}),
                      **({"profile": aws.profile} if aws.profile else {}))

@@ -165,3 +165,22 @@ def test_secret_file_inside_repo_is_an_error(tmp_path):
     from engine.model import SecretRef
     value = resolve_secret_value(SecretRef("file", "hub.secret"), tmp_path, {})
     assert isinstance(value, ValueError) and "inside the fleet repository" in str(value)
+
+
+def test_azure_hub_certificate_in_an_aws_target_is_a_diagnostic_not_a_crash(tmp_path):
+    # found by the type checker: the HubCertificate's expand read `target.spec.azure.arm` of an AWS Target
+    # (azure is None there) and load_fleet died with AttributeError instead of naming the wrong target
+    out = rendered(write_fleet(tmp_path, {"fleet.yaml": """\
+        apiVersion: fleetctl.io/v1
+        kind: Target
+        metadata: {name: aws-eu}
+        spec:
+          aws: {region: eu-west-1}
+        ---
+        apiVersion: azure.fleetctl.io/v1
+        kind: HubCertificate
+        metadata: {name: rootca, target: aws-eu}
+        spec:
+          certificatePem: {file: ca.pem}
+        """}))
+    assert any("target 'aws-eu' has no azure section, but HubCertificate is an azure kind" in line for line in out), out

@@ -16,6 +16,7 @@ user-facing summary is docs/authz.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from engine.authz.evaluate import Decision, Request, Result, evaluate
 from engine.authz.principals import AuthzFleet, Connection
@@ -44,7 +45,7 @@ class Answer:
     client_id: str
     result: Result
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         c = self.connection
         return {"thing": c.thing.name, "target": c.thing.target,
                 "certificate": c.certificate.name if c.certificate else None, "clientId": self.client_id,

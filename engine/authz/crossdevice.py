@@ -95,7 +95,7 @@ def own_requests(fleet: AuthzFleet, thing: ThingNode) -> list[tuple[Request, str
                         request = Request(action, resource)
                         if evaluate(policies, request, session).allowed:
                             out.append((request, name if action.lower() == "iot:connect" else ""))
-    seen: set = set()
+    seen: set[tuple[Request, str]] = set()
     unique = []
     for request, client in out:
         if (request, client) not in seen:
@@ -111,7 +111,7 @@ def cross_device(fleet: AuthzFleet, folds: Sequence[Fold], *, others: Iterable[T
     by_target: dict[str, list[ThingNode]] = {}
     for t in (others if others is not None else fleet.things.values()):
         by_target.setdefault(t.target, []).append(t)
-    reps = {}
+    reps: dict[str, list[ThingNode]] = {}
     for f in folds:
         reps.setdefault(f.representative.thing.target, []).append(f.representative.thing)
     out: list[CrossAccess] = []

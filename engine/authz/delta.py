@@ -19,12 +19,13 @@ the account allows that the manifests do not (and the reverse).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.authz.evaluate import Request, evaluate
 from engine.authz.matrix import COLUMNS, THING_TOKEN, Cell, cell
+from engine.authz.policy import Policy
 from engine.authz.principals import AuthzFleet, Connection, fold_key
 from engine.model import ActualResource, DesiredResource
 
@@ -98,11 +99,11 @@ def _as_desired(actual: Iterable[ActualResource], desired: Sequence[DesiredResou
                             else {}) for a in actual if a.kind in AUTHZ_KINDS]
 
 
-def _content(policy: Any) -> tuple:
+def _content(policy: Policy) -> tuple[Any, ...]:
     return policy.content
 
 
-def _signature(conn: Connection, symbolic: bool = False) -> tuple:
+def _signature(conn: Connection, symbolic: bool = False) -> tuple[Any, ...]:
     """What a connection's permissions depend on; `symbolic`: up to its variables' values (fold_key)."""
     return (fold_key(conn, all_variables=symbolic),
             tuple((p.name, _content(p)) for p in conn.policies + conn.certificate_policies))
@@ -164,7 +165,7 @@ def _example(fleet_before: AuthzFleet, fleet_after: AuthzFleet, before: Connecti
 
 
 def permission_delta(desired: Sequence[DesiredResource], actual: Sequence[ActualResource],
-                     *, targets: dict[str, dict[str, Any]] | None = None) -> list[PermissionDelta]:
+                     *, targets: Mapping[str, Mapping[str, Any]] | None = None) -> list[PermissionDelta]:
     """The permission changes from `actual` to `desired`, per target, action and cause (largest first).
     `targets` maps a Target name to its `aws` section (region, accountId) for ARNs:
     `engine.authz.principals.target_specs(fleet)`; without it, the policies' ARNs name them."""
@@ -174,16 +175,16 @@ def permission_delta(desired: Sequence[DesiredResource], actual: Sequence[Actual
 
 
 def _permission_delta(desired: Sequence[DesiredResource], actual: Sequence[ActualResource],
-                      targets: dict[str, dict[str, Any]] | None) -> list[PermissionDelta]:
+                      targets: Mapping[str, Mapping[str, Any]] | None) -> list[PermissionDelta]:
     after_fleet = AuthzFleet.build(desired, targets=targets)
     before_fleet = AuthzFleet.build(_as_desired(actual, desired), targets=targets)
     for f in (before_fleet, after_fleet):         # both sides name resources with the desired side's account
         for t in set(after_fleet.regions) | {k[0] for k in after_fleet.things}:
             f.accounts.setdefault(t, after_fleet.account(t)[0])
     keys = sorted(set(after_fleet.things) | set(before_fleet.things))
-    cache: dict[tuple, tuple[Cell, ...]] = {}
-    grouped: dict[tuple, list[str]] = {}
-    examples: dict[tuple, str] = {}
+    cache: dict[tuple[Any, ...], tuple[Cell, ...]] = {}
+    grouped: dict[tuple[Any, ...], list[str]] = {}
+    examples: dict[tuple[Any, ...], str] = {}
     for key in keys:
         conns_after = {c.certificate.name if c.certificate else None: c
                        for c in (after_fleet.connections(after_fleet.things[key]) if key in after_fleet.things else [])}

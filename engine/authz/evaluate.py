@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,7 +134,7 @@ def _date(text: str) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-_ORDER = {"Equals": lambda a, b: a == b, "NotEquals": lambda a, b: a != b, "LessThan": lambda a, b: a < b,
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {"Equals": lambda a, b: a == b, "NotEquals": lambda a, b: a != b, "LessThan": lambda a, b: a < b,
           "LessThanEquals": lambda a, b: a <= b, "GreaterThan": lambda a, b: a > b,
           "GreaterThanEquals": lambda a, b: a >= b}
 

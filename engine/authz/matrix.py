@@ -111,7 +111,7 @@ def cell(fleet: AuthzFleet, conn: Connection, action: str, rtype: str, *, all_va
 
 def matrix(fleet: AuthzFleet, things: Sequence[ThingNode] | None = None) -> list[Row]:
     """One row per distinct set of permissions, with the things that have it."""
-    rows: dict[tuple, list[str]] = {}
+    rows: dict[tuple[Any, ...], list[str]] = {}
     for f in fold(all_connections(fleet, things), all_variables=True):
         conn = f.representative
         if conn.refused:

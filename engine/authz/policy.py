@@ -101,7 +101,7 @@ class Policy:
         return frozenset(out)
 
     @functools.cached_property
-    def content(self) -> tuple:
+    def content(self) -> tuple[Any, ...]:
         """What the policy grants, without its name or positions: two policies with the same content are the
         same permissions (one policy per device, written by a generator, folds like one shared policy)."""
         return tuple((s.effect, s.actions, s.not_actions, s.resources, s.not_resources, s.conditions)
@@ -111,7 +111,7 @@ class Policy:
     def text(self) -> str:
         return json.dumps(self.content, default=repr)
 
-    def content_without(self, name: str) -> tuple:
+    def content_without(self, name: str) -> tuple[Any, ...]:
         """`content` with the thing name `name` (as a whole name) replaced by a placeholder: a policy written for
         one device with its literal name reads the same as the next device's."""
         if name not in self.text:
@@ -126,7 +126,8 @@ class Policy:
             if isinstance(value, Condition):
                 return Condition(value.operator, value.key, strip(value.values))
             return value
-        return strip(self.content)
+        stripped: tuple[Any, ...] = strip(self.content)      # strip keeps the shape: a tuple stays a tuple
+        return stripped
 
 
 def _strings(value: Any) -> tuple[str, ...] | None:
@@ -160,7 +161,7 @@ def parse_policy(name: str, document: Any, *, target: str | None = None, source:
         return Policy(name, (), target, source, ("the document is not a mapping",))
     raw = document.get("Statement")
     listed = isinstance(raw, list)
-    items = raw if listed else [raw] if isinstance(raw, Mapping) else []
+    items: list[Any] = raw if isinstance(raw, list) else [raw] if isinstance(raw, Mapping) else []
     statements = []
     for i, st in enumerate(items):
         if not isinstance(st, Mapping):

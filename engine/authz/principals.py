@@ -198,9 +198,9 @@ class AuthzFleet:
         account the target's policies name in their ARNs; else 123456789012 (the developer guide's example)."""
         if target in self.accounts:
             return self.accounts[target], False
-        memo = self._memo.get(("account", target))
-        if memo is not None:
-            return memo
+        known: tuple[str, bool] | None = self._memo.get(("account", target))
+        if known is not None:
+            return known
         seen = Counter(m.group(1) for (t, _), p in self.policies.items() if t == target for st in p.statements
                        for res in (st.resources or ()) + (st.not_resources or ()) if (m := _ARN_ACCOUNT.match(res)))
         memo = self._memo[("account", target)] = (seen.most_common(1)[0][0] if len(seen) == 1
@@ -303,7 +303,7 @@ def symbolic_keep(conn: Connection, client_id: str | None, *, all_variables: boo
     return frozenset(keep)
 
 
-def fold_key(conn: Connection, *, all_variables: bool = False) -> tuple:
+def fold_key(conn: Connection, *, all_variables: bool = False) -> tuple[Any, ...]:
     """Two connections with the same key have the same permissions up to their thing's own name: the same
     policies in effect, status, attachment shape, the same outcome for every condition, and the same values for
     every variable the policies use other than the thing name (values equal to the thing's name count as the
@@ -312,7 +312,7 @@ def fold_key(conn: Connection, *, all_variables: bool = False) -> tuple:
     name = conn.thing.name
     session, policies = conn.session(name)
     used = sorted({v for p in policies + conn.certificate_policies for v in p.variables})
-    values = []
+    values: list[tuple[str, str | int | tuple[str, ...] | None]] = []
     for var in used:
         if var in (THING_NAME, CLIENT_ID):
             continue
@@ -335,7 +335,7 @@ def fold_key(conn: Connection, *, all_variables: bool = False) -> tuple:
 class Fold:
     """Connections with the same fold key: the first (by thing name) stands for all."""
 
-    key: tuple
+    key: tuple[Any, ...]
     members: tuple[Connection, ...]
 
     @property
@@ -346,7 +346,7 @@ class Fold:
 def fold(connections: Iterable[Connection], *, all_variables: bool = False) -> list[Fold]:
     """Connections grouped by `fold_key` (see there for `all_variables`)."""
     from engine.manifest.fleet import paused_gc
-    groups: dict[tuple, list[Connection]] = {}
+    groups: dict[tuple[Any, ...], list[Connection]] = {}
     with paused_gc():
         for c in connections:
             groups.setdefault(fold_key(c, all_variables=all_variables), []).append(c)

@@ -180,7 +180,8 @@ def cert_facts(pem: str) -> CertFacts:
                 out.setdefault(label, []).append(str(attr.value))
         return {k: tuple(v) for k, v in out.items()}
 
-    def alt(ext_class: type) -> dict[str, tuple[str, ...]]:
+    def alt(ext_class: type[x509.SubjectAlternativeName] | type[x509.IssuerAlternativeName]
+            ) -> dict[str, tuple[str, ...]]:
         try:
             value = cert.extensions.get_extension_for_class(ext_class).value
         except x509.ExtensionNotFound:

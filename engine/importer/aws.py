@@ -225,7 +225,8 @@ class AwsImporter(ProviderImporter):
                                       "check the Target's credentials and endpoint; run the same command with "
                                       "--resume to continue from what was read")) from None
         session.diagnostics.extend(result.diagnostics)
-        return result.actual
+        actual: list[ActualResource] = result.actual
+        return actual
 
     # ------------------------------------------------------------------ filters and files
     def facts(self, resource: ActualResource) -> dict[str, Any]:

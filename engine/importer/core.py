@@ -30,7 +30,9 @@ from engine.importer.checkpoint import Checkpoint, check_out
 from engine.importer.model import Exported, ImportReport, ImportRequest, Note, Unimportable
 from engine.importer.registry import ProviderImporter, Session, importer_for
 from engine.importer.select import closure, dangling, drop_path, matches, referenced_kinds, rename
+from engine.manifest.core_kinds import TargetSpec
 from engine.manifest.fleet import load_fleet
+from engine.manifest.specs import spec_as
 from engine.manifest.types import looks_like_name
 from engine.model import ActualResource, Address
 from engine.run import Context
@@ -100,7 +102,7 @@ def run_import(request: ImportRequest, ctx: Context, *, progress: Progress = lam
         raise FleetctlError(error(f"no Target named '{request.target}' in {request.fleet}",
                                   f"declared targets: {', '.join(sorted(targets)) or 'none'} "
                                   "(--fleet points at the fleet folder that declares it)"))
-    provider = "aws" if target.spec.aws else "azure"
+    provider = "aws" if spec_as(target, TargetSpec).aws else "azure"
     importer = importer_for(provider)
     kinds = resolve_kinds(request.kinds, importer)
     _check_filters(request, importer)

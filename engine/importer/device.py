@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ class _Device:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def _configured(fleet: Path, dumps: Path, env: dict[str, str]) -> set[str]:
+def _configured(fleet: Path, dumps: Path, env: Mapping[str, str]) -> set[str]:
     """Addresses (`device/<model>/<id>`) of the devices the fleet already configures (left to the fleet)."""
     if not fleet.is_dir():
         return set()
@@ -89,7 +90,7 @@ def _configured(fleet: Path, dumps: Path, env: dict[str, str]) -> set[str]:
     return {str(d.address) for d in loaded.desired if d.kind == KIND}
 
 
-def run_device_import(dumps: Path, out: Path, fleet: Path, env: dict[str, str], when: str) -> ImportReport:
+def run_device_import(dumps: Path, out: Path, fleet: Path, env: Mapping[str, str], when: str) -> ImportReport:
     if not dumps.is_dir():
         raise FleetctlError(error(f"--dumps {dumps} is not a folder"))
     check_out(out, False)

@@ -120,4 +120,5 @@ def importer_for(provider: str) -> ProviderImporter:
             raise FleetctlError(error(f"importing from {provider} targets is not available yet",
                                       f"it needs {module_name} (see engine/importer/registry.py)")) from None
         raise
-    return module.make_importer()
+    importer: ProviderImporter = module.make_importer()
+    return importer

@@ -48,7 +48,8 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
 def drop_path(data: dict[str, Any], path: str) -> None:
     parts = path.split(".")
     for part in parts[:-1]:
-        data = data.get(part) if isinstance(data.get(part), dict) else {}
+        child = data.get(part)
+        data = child if isinstance(child, dict) else {}
     data.pop(parts[-1], None)
 
 

@@ -95,7 +95,8 @@ def _resolve(value: Any, manifest_dir: PurePosixPath, refs: _Refs, address: str)
 
 def plain_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The spec as the manifest will hold it (public files and secrets as references), for validation."""
-    return _resolve(spec, PurePosixPath("."), _Refs(), "")
+    plain: dict[str, Any] = _resolve(spec, PurePosixPath("."), _Refs(), "")
+    return plain
 
 
 def manifest(d: Exported, manifest_dir: PurePosixPath, refs: _Refs) -> dict[str, Any]:

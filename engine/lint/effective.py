@@ -33,7 +33,7 @@ from typing import Any
 
 from engine.authz.evaluate import Decision, Request, evaluate
 from engine.authz.policy import Effect, Statement
-from engine.authz.principals import all_connections, fold
+from engine.authz.principals import Fold, all_connections, fold
 from engine.lint import Hit, Level, LintContext, ManifestDoc, PathT, rule, walk
 
 AWS = "aws.fleetctl.io"
@@ -50,10 +50,11 @@ def _statement_hit(ctx: LintContext, st: Statement, target: str | None, message:
     return Hit(doc, ("spec", "document", "Statement", st.index), message, level)
 
 
-def _folds(ctx: LintContext) -> list:
+def _folds(ctx: LintContext) -> list[Fold]:
     if "authz.folds" not in ctx.cache:
         ctx.cache["authz.folds"] = fold(all_connections(ctx.authz), all_variables=True)
-    return ctx.cache["authz.folds"]
+    folds: list[Fold] = ctx.cache["authz.folds"]
+    return folds
 
 
 # ------------------------------------------------------------------------------------ effective permissions
@@ -65,7 +66,7 @@ def _folds(ctx: LintContext) -> list:
 def policy_cross_device(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     from engine.authz.crossdevice import cross_device
     fleet = ctx.authz
-    groups: dict[tuple, list] = {}
+    groups: dict[tuple[Any, ...], list[Any]] = {}
     for found in cross_device(fleet, _folds(ctx)):
         key = (found.connection.thing.target, tuple((s.policy, s.index) for s in found.result.deciding),
                found.request.action.lower())

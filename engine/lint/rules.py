@@ -131,7 +131,8 @@ def _policy_users(ctx: LintContext) -> dict[tuple[str | None, str], set[str]]:
                 for policy in conn.policies:
                     users[(thing.target, policy.name)].add(thing.name)
         ctx.cache["authz.policy-users"] = users
-    return ctx.cache["authz.policy-users"]
+    known: dict[tuple[str | None, str], set[str]] = ctx.cache["authz.policy-users"]
+    return known
 
 
 @rule("FL010", "policy-arn-elsewhere", Level.WARNING, security_severity=4.0,

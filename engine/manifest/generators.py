@@ -232,6 +232,7 @@ def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics,
     rel = _relative(path, root)
     text, problem = read_text(path, rel, limits, what="CSV")
     if text is None:
+        assert problem is not None          # read_text gives its reason with every None
         diags.add(problem)
         return None
     text = text.removeprefix("\ufeff")
@@ -423,7 +424,7 @@ def release(manifests: list[Any]) -> list[Any]:
 def fold(items: list[Diagnostic]) -> list[Diagnostic]:
     """Fold the same diagnostic on many generated rows into one at the template line, and cap the per-row
     rest per template document; diagnostics of hand-written documents pass unchanged, in order."""
-    groups: dict[tuple, list[Diagnostic]] = {}
+    groups: dict[tuple[Any, ...], list[Diagnostic]] = {}
     for d in items:
         if d.source is not None and d.source.origin:
             key = (d.severity, d.summary, d.field, d.source.file, d.source.line, d.source.col)
@@ -431,7 +432,7 @@ def fold(items: list[Diagnostic]) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     kept: dict[tuple[str, int], int] = {}
     dropped: dict[tuple[str, int], list[Diagnostic]] = {}
-    done: set[tuple] = set()
+    done: set[tuple[Any, ...]] = set()
     for d in items:
         if d.source is None or not d.source.origin:
             out.append(d)

@@ -29,7 +29,7 @@ class Plan:
     unmanaged: tuple[str, ...] = ()
     diagnostics: tuple[Diagnostic, ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
-    interrupted: tuple[dict, ...] = ()
+    interrupted: tuple[dict[str, Any], ...] = ()
     format_version: int = FORMAT_VERSION
     blocked: tuple[Blocked, ...] = ()       # differences no plan can carry out (drift a person must resolve)
     recorded_status: str | None = None       # the `status` a loaded plan file carried

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from engine import kinds as registry
-from engine.diagnostics import Diagnostic, Severity, warning
+from engine.diagnostics import Diagnostic, Severity, Source, warning
 from engine.diff import diff_fields
 from engine.graph import topo_order
 from engine.kinds import KindDecl
@@ -26,6 +26,7 @@ from engine.model import (
     Change,
     DesiredResource,
     FieldChange,
+    SecretRef,
 )
 from engine.plan.attention import assess
 from engine.plan.model import Plan, change_to_json, plan_digest
@@ -58,10 +59,22 @@ def _references(kind: str, state: Mapping[str, Any], address: Address) -> list[A
     return out
 
 
+class _FromDesired(TypedDict):
+    """The Change fields every action takes from the desired resource."""
+
+    address: Address
+    kind: str
+    desired: dict[str, Any]
+    inputs: dict[str, Any]
+    secrets: dict[str, SecretRef]
+    depends_on: tuple[Address, ...]
+    source: Source | None
+
+
 def _pair(d: DesiredResource, a: ActualResource | None) -> Change | None:
     decl = registry.by_qualified(d.kind)
-    common = dict(address=d.address, kind=d.kind, desired=dict(d.spec), inputs=dict(d.inputs),
-                  secrets=dict(d.secrets), depends_on=d.depends_on, source=d.source)
+    common = _FromDesired(address=d.address, kind=d.kind, desired=dict(d.spec), inputs=dict(d.inputs),
+                          secrets=dict(d.secrets), depends_on=d.depends_on, source=d.source)
     if a is None:
         return Change(action=Action.CREATE, fields=tuple(_creation_fields(d, decl)), **common)
     fields = decl.diff(d, a) if decl.diff else diff_fields(d.spec, a.state, decl)

@@ -56,7 +56,7 @@ class Statement:
     condition: tuple[tuple[tuple[str, str], tuple[str, ...]], ...]
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[Any, ...]:
         """The statement's content without its label (Sid-less statements are matched by it)."""
         return (self.effect, self.actions, self.not_actions, self.resources, self.not_resources, self.condition)
 
@@ -96,7 +96,7 @@ def _as_tuple(value: Any) -> tuple[str, ...]:
     return tuple(sorted({str(v) for v in items}))
 
 
-def _condition(value: Any) -> tuple:
+def _condition(value: Any) -> tuple[Any, ...]:
     out = []
     for operator, keys in sorted((value or {}).items()):
         for key, values in sorted((keys or {}).items()) if isinstance(keys, Mapping) else ():
@@ -105,7 +105,7 @@ def _condition(value: Any) -> tuple:
     return tuple(out)
 
 
-def load(document: Any) -> dict[str, Any]:
+def load(document: Any) -> Mapping[str, Any]:
     """A policy document from a dict or its JSON string (PolicySpec accepts both; the provider reads JSON)."""
     if isinstance(document, str):
         try:
@@ -381,9 +381,9 @@ def _allow_findings(s: Statement, counterpart: Statement | None, old_allows: lis
     uncovered = [(a, r) for a in s.actions for r in s.resources if not _allow_covered(a, r, s, old_allows)]
     if pair is not None and out:    # the condition finding already says why the grants the pair had widened
         uncovered = [(a, r) for a, r in uncovered if not _grants(pair, a, r)]
-    for actions, resources in _group(uncovered):
-        wild = any(has_wildcard(a) for a in actions) or any(has_wildcard(r, resource=True) for r in resources)
-        out.append(Finding(s.label, Aspect.ALLOW, f"{_listing(actions)} on {_listing(resources)}{_when(s)}",
+    for granted, on in _group(uncovered):
+        wild = any(has_wildcard(a) for a in granted) or any(has_wildcard(r, resource=True) for r in on)
+        out.append(Finding(s.label, Aspect.ALLOW, f"{_listing(granted)} on {_listing(on)}{_when(s)}",
                            wildcard=wild))
     return out
 

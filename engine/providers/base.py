@@ -49,4 +49,5 @@ PROVIDER_MODULES = {"aws": "engine.providers.aws.provider", "azure": "engine.pro
 
 def provider_for(kind: str, target_name: str, target_spec: Any, env: Mapping[str, str], **options: Any) -> Provider:
     module = importlib.import_module(PROVIDER_MODULES[kind])
-    return module.make_provider(target_name, target_spec, env, **options)
+    provider: Provider = module.make_provider(target_name, target_spec, env, **options)
+    return provider

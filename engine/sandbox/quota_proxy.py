@@ -7,7 +7,7 @@ control plane does at default quotas:
 
 - every request is mapped to its IoT operation by method and path, with matchers built from botocore's service
   model (each operation's `requestUri`), most literal first;
-- one token bucket per operation at its default TPS (engine/ratelimit.py AWS_IOT_QUOTAS, one second of burst);
+- one token bucket per operation at its default TPS (engine/quotas.py AWS_IOT_QUOTAS, one second of burst);
   an empty bucket answers 429 ThrottlingException in AWS's REST-JSON error shape, which botocore parses as
   `ThrottlingException` (so the engine sees `Throttled`, backs off and lowers that API's rate);
 - page sizes: a request above the operation's documented maximum (maxResults/pageSize ≤ 250) is a 400

@@ -9,7 +9,7 @@ Declarations: engine/providers/aws/kinds_account.py; the seam: engine/providers/
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import errors
 from engine.model import Action, ActualResource, Change
@@ -17,11 +17,14 @@ from engine.providers.aws.families import Family, register
 from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
 from engine.providers.aws.kinds_account import level_key
 
+if TYPE_CHECKING:
+    from engine.providers.aws.read import ReadContext
+
 TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
 IMPORT_NAME = "account"          # the name `fleetctl import` gives a singleton
 
 
-def singleton_name(ctx: Any, kind: str) -> str | None:
+def singleton_name(ctx: ReadContext, kind: str) -> str | None:
     """The declared name of the singleton `kind` in this Target, IMPORT_NAME for an import, else None (unread)."""
     declared = sorted(ctx.by_kind.get(kind, {}))
     if declared:
@@ -51,7 +54,7 @@ def _read_indexing(ctx: Any) -> list[ActualResource]:
     return _singleton(ctx, "aws.IndexingConfiguration", state, name)
 
 
-def _write_indexing(p: Any, c: Change) -> dict:
+def _write_indexing(p: Any, c: Change) -> dict[str, Any]:
     d = c.desired
     thing: dict[str, Any] = {k: d[k] for k in ("thingIndexingMode", "thingConnectivityIndexingMode",
                                               "deviceDefenderIndexingMode", "namedShadowIndexingMode")}
@@ -79,7 +82,7 @@ def _read_logging(ctx: Any) -> list[ActualResource]:
     return _singleton(ctx, "aws.LoggingOptions", state, name)
 
 
-def _write_logging(p: Any, c: Change) -> dict:
+def _write_logging(p: Any, c: Change) -> dict[str, Any]:
     d = c.desired
     if any(f.path.split(".")[0] != "levels" for f in c.fields) or not c.actual.get("roleArn"):
         p.client.call("set_v2_logging_options", roleArn=d["roleArn"], defaultLogLevel=d["defaultLogLevel"],
@@ -106,7 +109,7 @@ def _read_events(ctx: Any) -> list[ActualResource]:
     return _singleton(ctx, "aws.EventConfigurations", state, name)
 
 
-def _write_events(p: Any, c: Change) -> dict:
+def _write_events(p: Any, c: Change) -> dict[str, Any]:
     want = set(c.desired.get("enabled", []))
     have = set(c.actual.get("enabled", []) or [])
     changes = {k: {"Enabled": k in want} for k in sorted(want ^ have)}
@@ -129,7 +132,7 @@ def _read_audit(ctx: Any) -> list[ActualResource]:
     return _singleton(ctx, "aws.AccountAuditConfiguration", state, name)
 
 
-def _write_audit(p: Any, c: Change) -> dict:
+def _write_audit(p: Any, c: Change) -> dict[str, Any]:
     d = c.desired
     want, have = set(d.get("enabledChecks", [])), set(c.actual.get("enabledChecks", []) or [])
     args: dict[str, Any] = {"roleArn": d["roleArn"],
@@ -173,18 +176,18 @@ def _schedule_args(d: dict[str, Any]) -> dict[str, Any]:
     return args
 
 
-def _scheduled_create(p: Any, c: Change) -> dict:
+def _scheduled_create(p: Any, c: Change) -> dict[str, Any]:
     p.client.call("create_scheduled_audit", scheduledAuditName=c.address.name, tags=TAGS,
                   **_schedule_args(dict(c.desired)))
     return {}
 
 
-def _scheduled_update(p: Any, c: Change) -> dict:
+def _scheduled_update(p: Any, c: Change) -> dict[str, Any]:
     p.client.call("update_scheduled_audit", scheduledAuditName=c.address.name, **_schedule_args(dict(c.desired)))
     return {}
 
 
-def _scheduled_delete(p: Any, c: Change) -> dict:
+def _scheduled_delete(p: Any, c: Change) -> dict[str, Any]:
     try:
         p.client.call("delete_scheduled_audit", scheduledAuditName=c.address.name)
     except errors.NotFound:

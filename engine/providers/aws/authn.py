@@ -57,7 +57,7 @@ def _authorizer_args(d: Any) -> dict[str, Any]:
     return args
 
 
-def _authorizer_create(p: Any, c: Change) -> dict:
+def _authorizer_create(p: Any, c: Change) -> dict[str, Any]:
     try:
         p.client.call("create_authorizer", authorizerName=c.address.name, signingDisabled=c.desired["signingDisabled"],
                       tags=TAGS, **_authorizer_args(c.desired))
@@ -66,12 +66,12 @@ def _authorizer_create(p: Any, c: Change) -> dict:
     return {}
 
 
-def _authorizer_update(p: Any, c: Change) -> dict:
+def _authorizer_update(p: Any, c: Change) -> dict[str, Any]:
     p.client.call("update_authorizer", authorizerName=c.address.name, **_authorizer_args(c.desired))
     return {}
 
 
-def _authorizer_delete(p: Any, c: Change) -> dict:
+def _authorizer_delete(p: Any, c: Change) -> dict[str, Any]:
     if c.actual.get("status") != "INACTIVE":
         p.client.call("update_authorizer", authorizerName=c.address.name, status="INACTIVE")
     ignore_missing(p.client.call, "delete_authorizer", authorizerName=c.address.name)
@@ -115,7 +115,7 @@ def _authorizer_config(d: Any) -> dict[str, Any]:
     return {"defaultAuthorizerName": d["authorizer"], "allowAuthorizerOverride": d["allowAuthorizerOverride"]}
 
 
-def _domain_create(p: Any, c: Change) -> dict:
+def _domain_create(p: Any, c: Change) -> dict[str, Any]:
     d = c.desired
     args: dict[str, Any] = {"domainConfigurationName": c.address.name, "serviceType": d["serviceType"],
                             "tlsConfig": {"securityPolicy": d["tlsPolicy"]}, "tags": TAGS}
@@ -137,7 +137,7 @@ def _domain_create(p: Any, c: Change) -> dict:
     return {}
 
 
-def _domain_update(p: Any, c: Change) -> dict:
+def _domain_update(p: Any, c: Change) -> dict[str, Any]:
     d = c.desired
     args: dict[str, Any] = {"domainConfigurationName": c.address.name, "domainConfigurationStatus": d["status"],
                             "tlsConfig": {"securityPolicy": d["tlsPolicy"]}}
@@ -149,7 +149,7 @@ def _domain_update(p: Any, c: Change) -> dict:
     return {}
 
 
-def _domain_delete(p: Any, c: Change) -> dict:
+def _domain_delete(p: Any, c: Change) -> dict[str, Any]:
     if c.actual.get("status") != "DISABLED":
         p.client.call("update_domain_configuration", domainConfigurationName=c.address.name,
                       domainConfigurationStatus="DISABLED")

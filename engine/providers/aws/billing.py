@@ -52,7 +52,7 @@ def read_billing_groups(ctx: ReadContext) -> list[ActualResource]:
     return groups
 
 
-def _create(p: AwsProvider, c: Change) -> dict:
+def _create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     props = {"billingGroupDescription": d["description"]} if d.get("description") else {}
     tags = [*TAGS, *({"Key": k, "Value": v} for k, v in (d.get("tags") or {}).items())]
@@ -63,7 +63,7 @@ def _create(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _update(p: AwsProvider, c: Change) -> dict:
+def _update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d, name = c.desired, c.address.name
     if any(f.path == "description" for f in c.fields) or c.action is Action.CREATE:
         args: dict[str, Any] = {"billingGroupName": name,
@@ -81,7 +81,7 @@ def _update(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _delete(p: AwsProvider, c: Change) -> dict:
+def _delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     name = c.address.name
     for thing in p.client.pages("list_things_in_billing_group", "things", billingGroupName=name):
         try:

@@ -73,7 +73,7 @@ class BulkConfig:
         """From the Target's `aws.bulkRegistration` (the pydantic model, or its JSON in a plan file)."""
         if spec is None:
             return None
-        get = spec.get if isinstance(spec, Mapping) else lambda k, d=None: getattr(spec, k, d)
+        get: Callable[..., Any] = spec.get if isinstance(spec, Mapping) else lambda k, d=None: getattr(spec, k, d)
         return cls(bucket=get("bucket"), role_arn=get("roleArn"), prefix=get("prefix") or cls.prefix,
                    threshold=int(get("threshold") or cls.threshold),
                    poll_seconds=float(get("pollSeconds") or cls.poll_seconds),
@@ -81,7 +81,7 @@ class BulkConfig:
 
 
 # ---------------------------------------------------------------------------------------------- shapes (pure)
-Shape = tuple
+Shape = tuple[Any, ...]      # (template, its distinguishing parts...): the changes of one shape share a task
 
 
 def shape(c: Change, statuses: Mapping[str, str]) -> Shape | None:
@@ -241,7 +241,8 @@ def estimate_note(waves: Sequence[Sequence[Change]], configs: Mapping[str, BulkC
                 changes += len(batch)
                 per_call += sum(counted.values())
                 seconds += task_seconds
-                client += client_calls(task_seconds, cfg) + sum(1 for c in batch if shape(c, statuses)[-1] == "call")
+                client += client_calls(task_seconds, cfg) + sum(1 for c in batch
+                                                                if (s := shape(c, statuses)) and s[-1] == "call")
         statuses.update(created_statuses(wave))
     if not tasks:
         note: dict[str, Any] = {"tasks": 0, "threshold": min(c.threshold for c in configs.values())}
@@ -308,8 +309,10 @@ def _start(p: AwsProvider, cfg: BulkConfig, body: str, key: str, hook: Any) -> s
     for attempt in range(3):
         _wait_for_others(p, cfg, hook)
         try:
-            return p.client.call("start_thing_registration_task", templateBody=body, inputFileBucket=cfg.bucket,
-                                 inputFileKey=key, roleArn=cfg.role_arn)["taskId"]
+            task_id: str = p.client.call("start_thing_registration_task", templateBody=body,
+                                         inputFileBucket=cfg.bucket, inputFileKey=key,
+                                         roleArn=cfg.role_arn)["taskId"]
+            return task_id
         except errors.Invalid as exc:
             if "in progress" not in str(exc) or attempt == 2:    # another task started since we looked
                 raise

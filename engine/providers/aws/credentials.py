@@ -13,8 +13,8 @@ from engine import errors
 from engine.model import Action, ActualResource, Change
 from engine.providers.aws.families import Family, register
 from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
-from engine.providers.aws.kinds_access import ROLE_ARN_RE
 from engine.providers.aws.read import parallel
+from engine.providers.aws.references import ROLE_ARN_RE
 
 if TYPE_CHECKING:
     from engine.providers.aws.provider import AwsProvider
@@ -50,7 +50,7 @@ def _role(p: AwsProvider, d: Any) -> str:
     return role_arn(p, d["role"]) if d.get("role") else d["roleArn"]
 
 
-def _create(p: AwsProvider, c: Change) -> dict:
+def _create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     try:
         p.client.call("create_role_alias", roleAlias=c.address.name, roleArn=_role(p, d),
@@ -60,14 +60,14 @@ def _create(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _update(p: AwsProvider, c: Change) -> dict:
+def _update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     p.client.call("update_role_alias", roleAlias=c.address.name, roleArn=_role(p, d),
                   credentialDurationSeconds=int(d.get("credentialDurationSeconds", 3600)))
     return {}
 
 
-def _delete(p: AwsProvider, c: Change) -> dict:
+def _delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     try:
         p.client.call("delete_role_alias", roleAlias=c.address.name)
     except errors.NotFound:

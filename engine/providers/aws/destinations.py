@@ -29,7 +29,7 @@ CLOCK: Callable[[], float] = time.monotonic
 SLEEP: Callable[[float], None] = time.sleep
 
 
-def _key(http: dict | None, vpc: dict | None) -> str:
+def _key(http: dict[str, Any] | None, vpc: dict[str, Any] | None) -> str:
     return f"http:{http['confirmationUrl']}" if http else f"vpc:{(vpc or {}).get('vpcId')}"
 
 
@@ -60,7 +60,8 @@ def _read_destinations(ctx: Any) -> list[ActualResource]:
 
 
 def _status(p: Any, arn: str) -> str:
-    return p.client.call("get_topic_rule_destination", arn=arn)["topicRuleDestination"]["status"]
+    status: str = p.client.call("get_topic_rule_destination", arn=arn)["topicRuleDestination"]["status"]
+    return status
 
 
 def _await_confirmation(p: Any, c: Change, arn: str) -> None:
@@ -79,7 +80,7 @@ def _await_confirmation(p: Any, c: Change, arn: str) -> None:
         SLEEP(min(POLL_SECONDS, max(0.0, deadline - CLOCK())))
 
 
-def _create(p: Any, c: Change) -> dict:
+def _create(p: Any, c: Change) -> dict[str, Any]:
     d = c.desired
     conf = {"httpUrlConfiguration": dict(d["http"])} if d.get("http") else {"vpcConfiguration": dict(d["vpc"])}
     dest = p.client.call("create_topic_rule_destination", destinationConfiguration=conf)["topicRuleDestination"]
@@ -91,7 +92,7 @@ def _create(p: Any, c: Change) -> dict:
     return {"arn": arn}
 
 
-def _update(p: Any, c: Change) -> dict:
+def _update(p: Any, c: Change) -> dict[str, Any]:
     arn = c.ids["arn"]
     want = c.desired["status"]
     if want == "ENABLED" and c.actual.get("status") == "IN_PROGRESS":
@@ -101,7 +102,7 @@ def _update(p: Any, c: Change) -> dict:
     return {}
 
 
-def _delete(p: Any, c: Change) -> dict:
+def _delete(p: Any, c: Change) -> dict[str, Any]:
     arn = c.ids["arn"]
     if c.actual.get("status") != "DISABLED":
         p.client.call("update_topic_rule_destination", arn=arn, status="DISABLED")

@@ -61,7 +61,7 @@ def _props(d: Mapping[str, Any], removed: Mapping[str, Any] | None = None) -> di
     return props
 
 
-def _create(p: AwsProvider, c: Change) -> dict:
+def _create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     try:
         p.client.call("create_dynamic_thing_group", thingGroupName=c.address.name, thingGroupProperties=_props(d),
@@ -72,7 +72,7 @@ def _create(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _update(p: AwsProvider, c: Change) -> dict:
+def _update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     removed = {k: "" for k in (c.actual.get("attributes") or {}) if k not in (d.get("attributes") or {})}
     args: dict[str, Any] = {"thingGroupName": c.address.name, "thingGroupProperties": _props(d, removed),
@@ -84,7 +84,7 @@ def _update(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _delete(p: AwsProvider, c: Change) -> dict:
+def _delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     try:
         p.client.call("delete_dynamic_thing_group", thingGroupName=c.address.name)
     except errors.NotFound:

@@ -41,7 +41,7 @@ class Family:
 
     kind: str                                                  # qualified, e.g. "aws.RoleAlias"
     read: Callable[[Any], list[ActualResource]]              # read(ctx: ReadContext) -> resources
-    handlers: Mapping[Action, Callable[[Any, Change], dict]]  # action -> handler(provider, change)
+    handlers: Mapping[Action, Callable[[Any, Change], dict[str, Any]]]  # action -> handler(provider, change)
     before: str | None = None        # read before this kind of READ_ORDER (None: after all of them)
     needs: tuple[str, ...] = ()      # kinds whose read results this kind's reader uses (read first)
     feeds: tuple[str, ...] = ()      # kinds whose readers use this kind's results (this kind is read for them)
@@ -60,7 +60,7 @@ def register(family: Family) -> Family:
     return family
 
 
-def ignore_missing(call: Callable[..., dict], op: str, **kwargs: Any) -> dict:
+def ignore_missing(call: Callable[..., dict[str, Any]], op: str, **kwargs: Any) -> dict[str, Any]:
     """Detach/delete calls converge: an already-gone link or resource is the desired outcome."""
     try:
         return call(op, **kwargs)
@@ -68,10 +68,10 @@ def ignore_missing(call: Callable[..., dict], op: str, **kwargs: Any) -> dict:
         return {}
 
 
-def replacing(delete: Callable[[Any, Change], dict], create: Callable[[Any, Change], dict]
-              ) -> Callable[[Any, Change], dict]:
+def replacing(delete: Callable[[Any, Change], dict[str, Any]], create: Callable[[Any, Change], dict[str, Any]]
+              ) -> Callable[[Any, Change], dict[str, Any]]:
     """The replace handler of a kind AWS cannot update in place: its delete, then its create."""
-    def replace(p: Any, c: Change) -> dict:
+    def replace(p: Any, c: Change) -> dict[str, Any]:
         delete(p, c)
         return create(p, c)
     return replace

@@ -162,7 +162,8 @@ def _thing_field(field: str, name: str, spec: Any) -> list[str]:
     if field == "thingName":
         return [name]
     if field == "thingTypeName":
-        return [get("thingType")] if get("thingType") else []
+        thing_type = get("thingType")
+        return [thing_type] if thing_type else []
     if field == "thingGroupNames":
         return list(get("groups", None) or [])
     attrs = get("attributes", None) or {}

@@ -111,7 +111,7 @@ def _changed(c: Change, *keys: str) -> bool:
     return any(f.path == k or f.path.startswith((k + ".", k + "[")) for f in c.fields for k in keys)
 
 
-def _create(p: AwsProvider, c: Change) -> dict:
+def _create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d, name = c.desired, c.address.name
     args: dict[str, Any] = {"RoleName": name, "Path": ROLE_PATH, "AssumeRolePolicyDocument": _policy_json(
         trust_document(d)), "MaxSessionDuration": int(d.get("maxSessionDuration", 3600)), "Tags": IAM_TAGS}
@@ -125,7 +125,7 @@ def _create(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _update(p: AwsProvider, c: Change) -> dict:
+def _update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d, name = c.desired, c.address.name
     if _changed(c, "description", "maxSessionDuration"):
         p.client.iam_call("update_role", RoleName=name, Description=d.get("description") or "",
@@ -154,7 +154,7 @@ def _detach_extra(p: AwsProvider, name: str, managed: list[str], inline: list[st
             pass
 
 
-def _delete(p: AwsProvider, c: Change) -> dict:
+def _delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     """detach managed policies → delete inline policies → delete the role (IAM refuses a role that holds any)."""
     name = c.address.name
     _detach_extra(p, name, list(c.ids.get("attachedPolicies", [])), list(c.ids.get("inlinePolicies", [])))

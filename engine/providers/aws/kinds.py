@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from engine.kinds import KindDecl, ListKey, Ref, register
 from engine.manifest.expand import ExpandContext, Expanded, canonical, declared, simple_desired
+from engine.manifest.specs import spec_as
 from engine.manifest.types import Name, Pem, Status, Strict
 from engine.manifest.validation import Manifest
 from engine.model import Action, Change
@@ -30,6 +32,8 @@ MARKER_VALUE = "fleetctl"
 # resource must carry the ownership marker. Its desired state then holds MANAGED_FIELD, the provider reports
 # the marker under that field for such resources, and the plan shows one reviewable update that adds it.
 ADOPT_ANNOTATION = "fleetctl.io/adopt"
+
+ExpandFn = Callable[[ExpandContext, Manifest], Expanded]     # a kind's expand (KindDecl.expand)
 
 
 def json_doc(value: Any) -> Any:
@@ -145,14 +149,14 @@ def _sorted_lists(spec: dict[str, Any], *names: str) -> dict[str, Any]:
 
 
 def _expand_thing(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: ThingSpec = m.spec
+    spec = spec_as(m, ThingSpec)
     if spec.thingType is None and len(spec.attributes) > 2:
         ctx.error("a thing without a thingType may have at most 3 attributes on AWS, and fleetctl's ownership "
                   "marker uses one: declare at most 2, or give the thing a thingType (50 attributes)", "attributes")
     ids = {}
     for name in spec.principals:
         cert = ctx.lookup("aws.Certificate", name)
-        info = _read_cert(ctx, cert.spec.certificatePem, "principals") if cert else None
+        info = _read_cert(ctx, spec_as(cert, CertificateSpec).certificatePem, "principals") if cert else None
         if info:
             ids[name] = info.cert_id
     return simple_desired(ctx, _sorted_lists(declared(spec), "groups", "principals"),
@@ -169,9 +173,10 @@ def _expand_thing_group(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _expand_policy(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec = declared(m.spec)
-    spec["document"] = canonical(m.spec.document)
-    spec["keepVersions"] = m.spec.keepVersions       # retention is desired state: more versions is a diff
+    policy = spec_as(m, PolicySpec)
+    spec = declared(policy)
+    spec["document"] = canonical(policy.document)
+    spec["keepVersions"] = policy.keepVersions       # retention is desired state: more versions is a diff
     return simple_desired(ctx, spec)
 
 
@@ -180,7 +185,7 @@ def _read_cert(ctx: ExpandContext, ref: Any, field: str) -> CertInfo | None:
 
 
 def _expand_ca(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: CACertificateSpec = m.spec
+    spec = spec_as(m, CACertificateSpec)
     info, vinfo = ctx.read_ca_pair(spec.certificatePem, spec.verificationCertificatePem,
                                    "make it from the registration code with the CA's key, outside fleetctl")
     out = declared(spec)
@@ -196,7 +201,7 @@ def _expand_ca(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _expand_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: CertificateSpec = m.spec
+    spec = spec_as(m, CertificateSpec)
     info = _read_cert(ctx, spec.certificatePem, "certificatePem")
     out = _sorted_lists(declared(spec), "policies")
     out.pop("certificatePem", None)
@@ -207,7 +212,7 @@ def _expand_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
         inputs["commonName"] = info.subject_cn
         if spec.caCertificate:
             ca = ctx.lookup("aws.CACertificate", spec.caCertificate)
-            ca_info = _read_cert(ctx, ca.spec.certificatePem, "caCertificate") if ca else None
+            ca_info = _read_cert(ctx, spec_as(ca, CACertificateSpec).certificatePem, "caCertificate") if ca else None
             if ca_info:
                 inputs["caCertificatePem"] = ca_info.pem
                 if not issued_by(info.pem, ca_info.pem):
@@ -234,7 +239,7 @@ def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
             ctx.error(f"roleArn '{name}' is neither an ARN nor a ServiceRole of this target", "errorAction")
         else:
             deps.append(role.address)
-    deps += rule_destinations(ctx, m.spec.actions)
+    deps += rule_destinations(ctx, spec_as(m, TopicRuleSpec).actions)
     out = simple_desired(ctx, spec)
     if deps:
         out.resources = [dataclasses.replace(r, depends_on=tuple(sorted(set(r.depends_on) | set(deps))))
@@ -243,12 +248,13 @@ def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _expand_template(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec = declared(m.spec)
-    spec["templateBody"] = canonical(m.spec.templateBody)
+    template = spec_as(m, ProvisioningTemplateSpec)
+    spec = declared(template)
+    spec["templateBody"] = canonical(template.templateBody)
     return simple_desired(ctx, spec)
 
 
-def _adoptable(kind: str, expand: Any) -> Any:
+def _adoptable(kind: str, expand: ExpandFn) -> ExpandFn:
     """Wrap a kind's expand: the adopt annotation adds the ownership marker to the desired state."""
     def wrapped(ctx: ExpandContext, m: Manifest) -> Expanded:
         out = expand(ctx, m)
@@ -304,7 +310,7 @@ def aws_name_problem(kind: str, name: str) -> str | None:
     return f"'{name}' is not a valid AWS IoT {kind} name: {rule[1]}"
 
 
-def _named(kind: str, expand: Any) -> Any:
+def _named(kind: str, expand: ExpandFn) -> ExpandFn:
     """Wrap a kind's expand: a name AWS would refuse is an error at metadata.name, and nothing is planned for it."""
     def wrapped(ctx: ExpandContext, m: Manifest) -> Expanded:
         problem = aws_name_problem(kind, m.name)
@@ -315,7 +321,7 @@ def _named(kind: str, expand: Any) -> Any:
     return wrapped
 
 
-def aws(kind: str, model: type, rank: int, expand, *, calls: Any = None, refine: Any = None, **kw: Any) -> KindDecl:
+def aws(kind: str, model: type[BaseModel], rank: int, expand: ExpandFn, *, calls: Any = None, refine: Any = None, **kw: Any) -> KindDecl:
     """Register an aws.fleetctl.io kind; `calls`/`refine` default to planning.py's tables (kinds declared in
     other modules, engine/providers/aws/kinds_access.py, pass their own)."""
     return register(KindDecl(GROUP, kind, "aws", model, rank=rank, expand=_named(kind, _adoptable(kind, expand)),

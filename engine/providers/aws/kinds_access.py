@@ -25,6 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from engine.kinds import ListKey, Ref
 from engine.manifest.expand import ExpandContext, Expanded, canonical, declared, simple_desired
+from engine.manifest.specs import spec_as
 from engine.manifest.types import Name, Strict
 from engine.manifest.validation import Manifest
 from engine.model import Action, Change
@@ -103,11 +104,12 @@ def trust_state(document: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _expand_service_role(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec = declared(m.spec)
-    spec["assumedBy"] = sorted(set(m.spec.assumedBy))
-    spec["policy"] = canonical(m.spec.policy)
-    if m.spec.conditions:
-        spec["conditions"] = canonical(m.spec.conditions)
+    role = spec_as(m, ServiceRoleSpec)
+    spec = declared(role)
+    spec["assumedBy"] = sorted(set(role.assumedBy))
+    spec["policy"] = canonical(role.policy)
+    if role.conditions:
+        spec["conditions"] = canonical(role.conditions)
     spec["attachedPolicies"] = []       # no grant beyond the inline policy (one added outside fleetctl is drift)
     return simple_desired(ctx, spec)
 
@@ -158,23 +160,25 @@ class RoleAliasSpec(Strict):
 
 
 def _expand_role_alias(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec = declared(m.spec)
-    spec["credentialDurationSeconds"] = m.spec.credentialDurationSeconds
-    if m.spec.roleArn and (match := ROLE_ARN_RE.match(m.spec.roleArn)):   # a fleetctl role by ARN: by name
+    alias = spec_as(m, RoleAliasSpec)
+    spec = declared(alias)
+    spec["credentialDurationSeconds"] = alias.credentialDurationSeconds
+    if alias.roleArn and (match := ROLE_ARN_RE.match(alias.roleArn)):   # a fleetctl role by ARN: by name
         spec.pop("roleArn")
         spec["role"] = match.group(1)
     if spec.get("role"):
-        role = ctx.lookup("aws.ServiceRole", spec["role"])
-        if role is not None:
-            if "credentials.iot.amazonaws.com" not in role.spec.assumedBy:
+        found = ctx.lookup("aws.ServiceRole", spec["role"])
+        if found is not None:
+            role = spec_as(found, ServiceRoleSpec)
+            if "credentials.iot.amazonaws.com" not in role.assumedBy:
                 ctx.error(f"ServiceRole '{spec['role']}' does not trust credentials.iot.amazonaws.com, so devices "
                           "cannot get credentials through this alias", "role",
                           detail="add credentials.iot.amazonaws.com to the role's assumedBy")
-            if m.spec.credentialDurationSeconds > role.spec.maxSessionDuration:
-                ctx.error(f"credentialDurationSeconds {m.spec.credentialDurationSeconds} is longer than ServiceRole "
-                          f"'{spec['role']}' allows (maxSessionDuration {role.spec.maxSessionDuration}); AWS refuses "
+            if alias.credentialDurationSeconds > role.maxSessionDuration:
+                ctx.error(f"credentialDurationSeconds {alias.credentialDurationSeconds} is longer than ServiceRole "
+                          f"'{spec['role']}' allows (maxSessionDuration {role.maxSessionDuration}); AWS refuses "
                           "it", "credentialDurationSeconds")
-        elif m.spec.roleArn is None or not m.spec.roleArn.startswith("arn:"):
+        elif alias.roleArn is None or not alias.roleArn.startswith("arn:"):
             ctx.error(f"role '{spec['role']}' names no ServiceRole in this target", "role")
     return simple_desired(ctx, spec)
 
@@ -260,11 +264,12 @@ class DynamicThingGroupSpec(Strict):
 
 def _expand_dynamic_group(ctx: ExpandContext, m: Manifest) -> Expanded:
     from engine.providers.aws import fleetquery
-    spec = declared(m.spec)
+    group = spec_as(m, DynamicThingGroupSpec)
+    spec = declared(group)
     for key in ("indexName", "queryVersion"):
-        spec[key] = getattr(m.spec, key)
+        spec[key] = getattr(group, key)
     try:
-        query = fleetquery.parse(m.spec.queryString)
+        query = fleetquery.parse(group.queryString)
     except fleetquery.QueryError as exc:
         ctx.error(f"queryString is not a valid fleet-indexing query: {exc}", "queryString")
         return Expanded()
@@ -272,7 +277,7 @@ def _expand_dynamic_group(ctx: ExpandContext, m: Manifest) -> Expanded:
               if kind == "aws.Thing" and target == m.target]
     count = fleetquery.count(query, things) if query.offline else None
     out = simple_desired(ctx, spec)
-    inputs = {"matches": count, "declaredThings": len(things)}
+    inputs: dict[str, Any] = {"matches": count, "declaredThings": len(things)}
     if not query.offline:
         inputs["offlineNote"] = query.why_not
     out.resources = [dataclasses.replace(r, inputs=inputs) for r in out.resources]

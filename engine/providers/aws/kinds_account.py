@@ -21,16 +21,19 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections import Counter
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from engine.kinds import ListKey, Ref
+from engine.manifest.core_kinds import AwsTargetSpec, TargetSpec
 from engine.manifest.expand import ExpandContext, Expanded, declared, simple_desired
+from engine.manifest.specs import spec_as
 from engine.manifest.types import Name, Pem, Strict
 from engine.manifest.validation import Manifest
 from engine.model import Action, Address, Change
-from engine.providers.aws.kinds import aws
+from engine.providers.aws.kinds import ExpandFn, aws
 from engine.providers.aws.references import rule_destinations  # noqa: F401 - its home was here
 
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR", "DISABLED"]
@@ -45,7 +48,7 @@ AUDIT_CHECKS = ("AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK", "CA_CERTIF
                 "LOGGING_DISABLED_CHECK", "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK",
                 "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK", "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
                 "DEVICE_CERTIFICATE_AGE_CHECK", "IOT_POLICY_POTENTIAL_MIS_CONFIGURATION_CHECK")
-EVENT_TYPES: tuple[str, ...] = EventType.__args__    # the registry event types, for the sandbox too
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)   # the registry event types, for the sandbox too
 SINGLETONS = ("IndexingConfiguration", "LoggingOptions", "EventConfigurations", "AccountAuditConfiguration")
 OWNED_WHOLE = "account-wide setting, owned whole by this Target"
 IAM_ROLE = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
@@ -212,7 +215,7 @@ class TopicRuleDestinationSpec(Strict):
 
 
 # ---------------------------------------------------------------------------------------------- expand
-def same_account(a: Any, b: Any) -> bool:
+def same_account(a: AwsTargetSpec, b: AwsTargetSpec) -> bool:
     """Whether two Targets' `aws` settings address the same AWS account and region: by accountId where both
     declare it, else by region, profile and endpoint (the same credentials reach the same account)."""
     if a.region != b.region:
@@ -241,14 +244,14 @@ def _singleton_conflicts(ctx: ExpandContext, m: Manifest) -> bool:
     return found
 
 
-def _target(ctx: ExpandContext, name: str | None) -> Any:
+def _target(ctx: ExpandContext, name: str | None) -> AwsTargetSpec | None:
     for (kind, _, tname), t in ctx.index.items():
         if kind == "fleetctl.Target" and tname == name:
-            return getattr(t.spec, "aws", None)
+            return spec_as(t, TargetSpec).aws
     return None
 
 
-def _singleton(expand: Any) -> Any:
+def _singleton(expand: ExpandFn) -> ExpandFn:
     def wrapped(ctx: ExpandContext, m: Manifest) -> Expanded:
         if _singleton_conflicts(ctx, m):
             return Expanded()
@@ -274,7 +277,7 @@ def _expand_logging(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _expand_events(ctx: ExpandContext, m: Manifest) -> Expanded:
-    return simple_desired(ctx, {"enabled": sorted(set(m.spec.enabled))})
+    return simple_desired(ctx, {"enabled": sorted(set(spec_as(m, EventConfigurationsSpec).enabled))})
 
 
 def _expand_audit(ctx: ExpandContext, m: Manifest) -> Expanded:
@@ -290,13 +293,14 @@ def _with_dependencies(out: Expanded, deps: list[Address]) -> Expanded:
 
 
 def _expand_scheduled(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec = declared(m.spec)
-    spec["targetCheckNames"] = sorted(set(m.spec.targetCheckNames))
+    scheduled = spec_as(m, ScheduledAuditSpec)
+    spec = declared(scheduled)
+    spec["targetCheckNames"] = sorted(set(scheduled.targetCheckNames))
     deps = [o.address for (kind, target, _), o in ctx.index.items()
             if kind == "aws.AccountAuditConfiguration" and target == m.target]
     for (kind, target, _), audit in ctx.index.items():      # a scheduled check must be enabled for the account
         if kind == "aws.AccountAuditConfiguration" and target == m.target:
-            off = sorted(set(m.spec.targetCheckNames) - set(audit.spec.enabledChecks))
+            off = sorted(set(scheduled.targetCheckNames) - set(spec_as(audit, AccountAuditConfigurationSpec).enabledChecks))
             if off:
                 ctx.error(f"audit check(s) {', '.join(off)} are not enabled in AccountAuditConfiguration "
                           f"'{audit.name}': AWS refuses to schedule them", "targetCheckNames")
@@ -321,7 +325,7 @@ def _present(spec: dict[str, Any]) -> dict[str, Any]:
 def _expand_authorizer(ctx: ExpandContext, m: Manifest) -> Expanded:
     spec = _present(_whole(ctx, m))
     keys: dict[str, str] = {}
-    for name, ref in m.spec.tokenSigningPublicKeys.items():
+    for name, ref in spec_as(m, AuthorizerSpec).tokenSigningPublicKeys.items():
         text = ctx.read_public(ref, "tokenSigningPublicKeys", name)
         if text is None:
             continue
@@ -340,21 +344,23 @@ def _expand_authorizer(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 def _expand_domain(ctx: ExpandContext, m: Manifest) -> Expanded:
     spec = _present(_whole(ctx, m))
-    if m.spec.domainName and not m.spec.serverCertificateArns:
+    domain = spec_as(m, DomainConfigurationSpec)
+    if domain.domainName and not domain.serverCertificateArns:
         ctx.error("a custom domainName needs serverCertificateArns (its ACM certificate)", "serverCertificateArns")
-    if m.spec.allowAuthorizerOverride and not m.spec.authorizer:
+    if domain.allowAuthorizerOverride and not domain.authorizer:
         ctx.error("allowAuthorizerOverride needs an authorizer", "allowAuthorizerOverride")
     return simple_desired(ctx, spec)
 
 
 def _expand_destination(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec = declared(m.spec)
+    destination = spec_as(m, TopicRuleDestinationSpec)
+    spec = declared(destination)
     spec.pop("confirmationWaitSeconds", None)
-    spec["status"] = m.spec.status
-    if m.spec.vpc is not None:
-        spec["vpc"]["subnetIds"] = sorted(m.spec.vpc.subnetIds)
-        spec["vpc"]["securityGroups"] = sorted(m.spec.vpc.securityGroups)
-    return simple_desired(ctx, spec, inputs={"confirmationWaitSeconds": m.spec.confirmationWaitSeconds})
+    spec["status"] = destination.status
+    if destination.vpc is not None:
+        spec["vpc"]["subnetIds"] = sorted(destination.vpc.subnetIds)
+        spec["vpc"]["securityGroups"] = sorted(destination.vpc.securityGroups)
+    return simple_desired(ctx, spec, inputs={"confirmationWaitSeconds": destination.confirmationWaitSeconds})
 
 
 
@@ -389,7 +395,7 @@ def _audit_calls(c: Change) -> Counter[str]:
 
 
 def _crud(create: str, update: str, delete: str, *, disable: str | None = None,
-          disabled: tuple[str, str] | None = None) -> Any:
+          disabled: tuple[str, str] | None = None) -> Callable[[Change], Counter[str]]:
     """Calls of a named kind; `disable`: the update call made before a delete while `disabled` (field, value) is
     not yet the state."""
     def calls(c: Change) -> Counter[str]:

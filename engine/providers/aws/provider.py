@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,7 +24,8 @@ from engine.model import Action, ActualResource, Address, Change, DesiredResourc
 from engine.progress import SILENT, ProgressSink
 from engine.providers.aws import bulkreg, families, scoped
 from engine.providers.aws.client import AssumeRole, AwsClient
-from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.planning import MANAGED_FIELD
 from engine.providers.aws.read import (
     PREFETCH_PAGES,
     READ_ORDER,
@@ -64,7 +65,7 @@ class AwsProvider:
         self._prefetched: ReadAhead | None = None   # ListThings pages started by `prefetch`, taken by `read`
         self.bulk = bulk                          # aws.bulkRegistration: registration tasks for large batches
         self.cert_status: dict[str, str] = {}     # certificate id → status, of certificates this apply wrote
-        self.bulk_stats: Counter[str] = Counter()
+        self.bulk_stats: defaultdict[str, float] = defaultdict(int)   # tasks, changes (int), seconds (float)
         self._task_lock = threading.Lock()
         self.progress: ProgressSink = SILENT      # long reads report here (engine/run/ sets the command's sink)
         # thing → certificate ids of its links, as the last `read` knew them (read, or kept from a snapshot): what a
@@ -75,7 +76,7 @@ class AwsProvider:
     def addr(self, kind: str, name: str) -> Address:
         return Address.of("aws", self.target, kind, name)
 
-    def set_hook(self, hook) -> None:
+    def set_hook(self, hook: Any) -> None:
         self.client.hook = hook
 
     def identity(self) -> dict[str, str]:
@@ -107,7 +108,8 @@ class AwsProvider:
         return any(t.get("Key") == MARKER_KEY and t.get("Value") == MARKER_VALUE for t in tags)
 
     def endpoint(self) -> str:
-        return self.client.call("describe_endpoint", endpointType="iot:Data-ATS")["endpointAddress"]
+        host: str = self.client.call("describe_endpoint", endpointType="iot:Data-ATS")["endpointAddress"]
+        return host
 
     # ------------------------------------------------------------------ read
     def prefetch(self, depth: int = PREFETCH_PAGES) -> None:
@@ -196,7 +198,7 @@ class AwsProvider:
     def apply(self, change: Change, secrets: Mapping[str, str]) -> ApplyResult:
         adopt = change.action is Action.UPDATE and any(f.path == MANAGED_FIELD for f in change.fields)
         rest = tuple(f for f in change.fields if f.path != MANAGED_FIELD)
-        outputs: dict = {}
+        outputs: dict[str, Any] = {}
         if not adopt or rest:
             handler = HANDLERS.get((change.kind, change.action))
             if handler is None and change.kind in families.families():

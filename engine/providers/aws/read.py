@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine import errors
 from engine.model import ActualResource, DesiredResource
-from engine.providers.aws.kinds import MANAGED_FIELD, MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
+from engine.providers.aws.planning import MANAGED_FIELD
 from engine.providers.aws.references import named_roles
 
 if TYPE_CHECKING:
@@ -77,12 +78,10 @@ class ReadContext:
         self.prune = prune
         self.options = options or ReadOptions()
         self.actual: dict[str, list[ActualResource]] = {}
-        self.cert_names: dict[str, str] = {d.spec.get("certificateId"): name
-                                           for name, d in by_kind.get("aws.Certificate", {}).items()
-                                           if d.spec.get("certificateId")}
-        self.ca_names: dict[str, str] = {d.spec.get("certificateId"): name
-                                         for name, d in by_kind.get("aws.CACertificate", {}).items()
-                                         if d.spec.get("certificateId")}
+        self.cert_names: dict[str, str] = {cid: name for name, d in by_kind.get("aws.Certificate", {}).items()
+                                           if (cid := d.spec.get("certificateId"))}
+        self.ca_names: dict[str, str] = {cid: name for name, d in by_kind.get("aws.CACertificate", {}).items()
+                                         if (cid := d.spec.get("certificateId"))}
         self.policy_targets: dict[str, list[str]] = {}   # target ARN → policy names
         self.group_members: dict[str, list[str]] = {}    # thing name → group names
         self.cert_ca: dict[str, str] = {}                # cert id → CA name
@@ -376,7 +375,7 @@ def _read_things(ctx: ReadContext) -> list[ActualResource]:
     token, done = opts.things_from or (None, [])
     out = list(done)
 
-    def principals(row: tuple) -> list[str]:
+    def principals(row: tuple[Any, ...]) -> list[str]:
         if not row[4]:
             return []     # an unmanaged, undeclared thing is only listed: its links are not fleetctl's concern
         name = row[0]
@@ -424,6 +423,7 @@ def _read_things(ctx: ReadContext) -> list[ActualResource]:
     if ctx.groups_pending is not None:          # read alongside: the things' groups are filled in now
         ctx.actual["aws.ThingGroup"] = ctx.groups_pending.result()
         for r in out:
+            # the dict thing_actual built (readers see a Mapping): filled in place, the page callback holds it
             r.state["groups"] = sorted(ctx.group_members.get(r.address.name, []))  # type: ignore[index]
     # a certificate held by a managed thing is managed too (certificates carry no marker of their own)
     held = {p for r in out if r.managed for p in r.state["principals"]}

@@ -7,10 +7,13 @@ other in a circle."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from engine.manifest.expand import ExpandContext
 from engine.model import Address
+
+if TYPE_CHECKING:       # for the annotation only: kinds_account.py builds on this module
+    from engine.providers.aws.kinds_account import TopicRuleDestinationSpec
 
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/fleetctl/([\w+=,.@-]{1,64})$")
 
@@ -52,7 +55,9 @@ def rule_destinations(ctx: ExpandContext, actions: list[dict[str, Any]]) -> list
     urls = [a["http"].get("url", "") for a in actions if isinstance(a.get("http"), dict)]
     out = []
     for (kind, target, _), d in ctx.index.items():
-        if (kind == "aws.TopicRuleDestination" and target == ctx.manifest.target and d.spec.http is not None
-                and any(u.startswith(d.spec.http.confirmationUrl) for u in urls)):
+        if kind != "aws.TopicRuleDestination" or target != ctx.manifest.target:
+            continue
+        http = cast("TopicRuleDestinationSpec", d.spec).http      # the kind, tested above, declares this model
+        if http is not None and any(u.startswith(http.confirmationUrl) for u in urls):
             out.append(d.address)
     return out

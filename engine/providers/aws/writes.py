@@ -49,7 +49,7 @@ def _set_diff(change: Change, key: str) -> tuple[list[str], list[str]]:
     return sorted(want - have), sorted(have - want)
 
 
-def thing_create(p: AwsProvider, c: Change) -> dict:
+def thing_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     args: dict[str, Any] = {"thingName": c.address.name,
                             "attributePayload": {"attributes": {**d.get("attributes", {}), MARKER_KEY: MARKER_VALUE}}}
@@ -70,10 +70,11 @@ def thing_create(p: AwsProvider, c: Change) -> dict:
 
 def _cert_id(p: AwsProvider, c: Change, name: str) -> str:
     """A Certificate name → its id (the plan carries ids for every principal it references)."""
-    return c.inputs.get("certificateIds", {}).get(name, name)
+    cert_id: str = c.inputs.get("certificateIds", {}).get(name, name)
+    return cert_id
 
 
-def _thing_update(p: AwsProvider, c: Change) -> dict:
+def _thing_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d, name = c.desired, c.address.name
     if _changed(c, "attributes") or _changed(c, "thingType"):
         args: dict[str, Any] = {"thingName": name}
@@ -104,7 +105,7 @@ def _thing_update(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _thing_delete(p: AwsProvider, c: Change) -> dict:
+def _thing_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     name = c.address.name
     for arn in p.client.pages("list_thing_principals", "principals", thingName=name):
         ignore_missing(p.client.call, "detach_thing_principal", thingName=name, principal=arn)
@@ -115,7 +116,7 @@ def _thing_delete(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _type_create(p: AwsProvider, c: Change) -> dict:
+def _type_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     props: dict[str, Any] = {}
     if d.get("description"):
@@ -131,12 +132,12 @@ def _type_create(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _type_update(p: AwsProvider, c: Change) -> dict:
+def _type_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     p.client.call("deprecate_thing_type", thingTypeName=c.address.name, undoDeprecate=not c.desired.get("deprecated"))
     return {}
 
 
-def _type_delete(p: AwsProvider, c: Change) -> dict:
+def _type_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     if not c.actual.get("deprecated"):
         p.client.call("deprecate_thing_type", thingTypeName=c.address.name, undoDeprecate=False)
     p.client.call("delete_thing_type", thingTypeName=c.address.name)
@@ -150,7 +151,7 @@ def _group_props(d: Mapping[str, Any]) -> dict[str, Any]:
     return props
 
 
-def _group_create(p: AwsProvider, c: Change) -> dict:
+def _group_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d, name = c.desired, c.address.name
     args: dict[str, Any] = {"thingGroupName": name, "thingGroupProperties": _group_props(d), "tags": TAGS}
     if d.get("parent"):
@@ -165,7 +166,7 @@ def _group_create(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _group_update(p: AwsProvider, c: Change) -> dict:
+def _group_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d, name = c.desired, c.address.name
     if _changed(c, "attributes") or _changed(c, "description"):
         props = _group_props(d)
@@ -183,7 +184,7 @@ def _group_update(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _group_delete(p: AwsProvider, c: Change) -> dict:
+def _group_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     name = c.address.name
     for policy in c.actual.get("policies", []):
         p.client.call("detach_policy", policyName=policy, target=p.group_arn(name))
@@ -192,7 +193,7 @@ def _group_delete(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _group_replace(p: AwsProvider, c: Change) -> dict:
+def _group_replace(p: AwsProvider, c: Change) -> dict[str, Any]:
     _group_delete(p, c)
     _group_create(p, c)
     for thing in c.ids.get("members", []):     # membership is the things' desired state: keep it
@@ -204,7 +205,7 @@ def _policy_doc(c: Change) -> str:
     return json.dumps(c.desired["document"], sort_keys=True, separators=(",", ":"))
 
 
-def _policy_create(p: AwsProvider, c: Change) -> dict:
+def _policy_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     try:
         p.client.call("create_policy", policyName=c.address.name, policyDocument=_policy_doc(c), tags=TAGS)
     except errors.Conflict:
@@ -212,7 +213,7 @@ def _policy_create(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _policy_update(p: AwsProvider, c: Change) -> dict:
+def _policy_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     name = c.address.name
     before, after, create = policy_version_steps(c)
     for version in before:
@@ -224,7 +225,7 @@ def _policy_update(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _policy_delete(p: AwsProvider, c: Change) -> dict:
+def _policy_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     name = c.address.name
     for target in p.client.pages("list_targets_for_policy", "targets", page_size=250, size_arg="pageSize",
                                  token_in="marker", token_out="nextMarker", policyName=name):
@@ -236,7 +237,7 @@ def _policy_delete(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def cert_create(p: AwsProvider, c: Change) -> dict:
+def cert_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     """With policies: register INACTIVE, attach them, then set the desired status, so a crash leaves no orphan
     ACTIVE certificate holding a policy. Without (the policy is on the thing group): register with the desired
     status at once, one call fewer per device; such a certificate grants nothing until its thing holds it."""
@@ -261,7 +262,7 @@ def cert_create(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _cert_update(p: AwsProvider, c: Change) -> dict:
+def _cert_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     cid = c.ids.get("certificateId") or d["certificateId"]
     arn = p.cert_arn(cid)
@@ -278,9 +279,9 @@ def _cert_update(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _cert_delete(p: AwsProvider, c: Change) -> dict:
+def _cert_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     """detach from things → detach policies → INACTIVE → delete (a certificate is never deleted attached)."""
-    cid = c.ids.get("certificateId") or c.actual.get("certificateId")
+    cid = c.ids.get("certificateId") or c.actual["certificateId"]     # a delete has read the certificate
     arn = p.cert_arn(cid)
     for thing in p.client.pages("list_principal_things", "things", principal=arn):
         p.client.call("detach_thing_principal", thingName=thing, principal=arn)
@@ -293,7 +294,7 @@ def _cert_delete(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _cert_replace(p: AwsProvider, c: Change) -> dict:
+def _cert_replace(p: AwsProvider, c: Change) -> dict[str, Any]:
     _cert_delete(p, c)
     return cert_create(p, c)
 
@@ -305,7 +306,7 @@ def _ca_registration(d: Mapping[str, Any]) -> dict[str, Any]:
     return reg
 
 
-def _ca_create(p: AwsProvider, c: Change) -> dict:
+def _ca_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     args: dict[str, Any] = {"caCertificate": c.inputs["certificatePem"], "setAsActive": d.get("status") == "ACTIVE",
                             "allowAutoRegistration": d.get("autoRegistration") == "ENABLE", "tags": TAGS,
@@ -322,7 +323,7 @@ def _ca_create(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _ca_update(p: AwsProvider, c: Change) -> dict:
+def _ca_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     args: dict[str, Any] = {"certificateId": d["certificateId"]}
     if "status" in d:
@@ -337,7 +338,7 @@ def _ca_update(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _ca_delete(p: AwsProvider, c: Change) -> dict:
+def _ca_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     cid = c.actual.get("certificateId")
     if c.actual.get("status") == "ACTIVE":
         p.client.call("update_ca_certificate", certificateId=cid, newStatus="INACTIVE")
@@ -345,7 +346,7 @@ def _ca_delete(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _ca_replace(p: AwsProvider, c: Change) -> dict:
+def _ca_replace(p: AwsProvider, c: Change) -> dict[str, Any]:
     _ca_delete(p, c)
     return _ca_create(p, c)
 
@@ -355,21 +356,21 @@ def _rule_payload(d: Mapping[str, Any]) -> dict[str, Any]:
                                                 "errorAction")}
 
 
-def _rule_create(p: AwsProvider, c: Change) -> dict:
+def _rule_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     from engine.providers.aws.iam import with_role_arns  # a roleArn naming a ServiceRole → its ARN
     p.client.call("create_topic_rule", ruleName=c.address.name,
                   topicRulePayload=with_role_arns(p, _rule_payload(c.desired)), tags=f"{MARKER_KEY}={MARKER_VALUE}")
     return {}
 
 
-def _rule_update(p: AwsProvider, c: Change) -> dict:
+def _rule_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     from engine.providers.aws.iam import with_role_arns
     p.client.call("replace_topic_rule", ruleName=c.address.name,
                   topicRulePayload=with_role_arns(p, _rule_payload(c.desired)))
     return {}
 
 
-def _rule_delete(p: AwsProvider, c: Change) -> dict:
+def _rule_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     p.client.call("delete_topic_rule", ruleName=c.address.name)
     return {}
 
@@ -384,13 +385,13 @@ def _template_args(d: Mapping[str, Any]) -> dict[str, Any]:
     return args
 
 
-def _template_create(p: AwsProvider, c: Change) -> dict:
+def _template_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     p.client.call("create_provisioning_template", templateName=c.address.name, type=c.desired.get("type", "FLEET_PROVISIONING"),
                   tags=TAGS, **_template_args(c.desired))
     return {}
 
 
-def _template_update(p: AwsProvider, c: Change) -> dict:
+def _template_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     args = _template_args(c.desired)
     body = args.pop("templateBody")
     if _changed(c, "templateBody"):
@@ -405,12 +406,12 @@ def _template_update(p: AwsProvider, c: Change) -> dict:
     return {}
 
 
-def _template_delete(p: AwsProvider, c: Change) -> dict:
+def _template_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     p.client.call("delete_provisioning_template", templateName=c.address.name)
     return {}
 
 
-Handler = Callable[["AwsProvider", Change], dict]
+Handler = Callable[["AwsProvider", Change], dict[str, Any]]
 HANDLERS: dict[tuple[str, Action], Handler] = {
     ("aws.Thing", Action.CREATE): thing_create, ("aws.Thing", Action.UPDATE): _thing_update,
     ("aws.Thing", Action.DELETE): _thing_delete,

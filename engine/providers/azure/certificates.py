@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from engine import errors
 from engine.journal import read_entries
@@ -63,7 +64,7 @@ def pending_codes(journal: Path | None) -> dict[str, tuple[str, str]]:
 
 
 # ------------------------------------------------------------------------------------------------ writes
-def certificate_upload(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict:
+def certificate_upload(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict[str, Any]:
     """Upload (create) or replace (thumbprint changed) the CA certificate, then prove possession of its key."""
     name, etag = c.address.name, c.ids.get("etag")
     if c.action is Action.CREATE or any(f.path == "thumbprint" for f in c.fields):
@@ -91,6 +92,9 @@ def _prove(p: AzureSession, c: Change, etag: str | None) -> None:
         etag = p.call("certificates.get", p.client.get_hub_certificate, name).get("etag")
     nonce = p.call("certificates.generate_verification_code", p.client.generate_verification_code, name, etag)
     issued = (nonce.get("properties") or {}).get("verificationCode")
+    if not issued:
+        raise errors.ProviderError(f"the hub returned no verification code for certificate '{name}' "
+                                   "(generate_verification_code): run apply again", code="NoVerificationCode")
     if pem and code == issued:
         p.call("certificates.verify", p.client.verify_hub_certificate, name, nonce.get("etag"), pem)
         return

@@ -196,13 +196,13 @@ def probe_credential(credential: Any, scope: str) -> None:
 def _body_fields(text: str) -> tuple[str | None, str | None, str | None]:
     """(code, message, tracking id) from IoT Hub, DPS or ARM error bodies."""
     if text.lstrip().startswith("<?xml") or text.lstrip().startswith("<Error"):     # Blob Storage
-        code = re.search(r"<Code>(.*?)</Code>", text, re.S)
-        message = re.search(r"<Message>(.*?)</Message>", text, re.S)
+        code_tag = re.search(r"<Code>(.*?)</Code>", text, re.S)
+        message_tag = re.search(r"<Message>(.*?)</Message>", text, re.S)
         detail = re.search(r"<AuthenticationErrorDetail>(.*?)</AuthenticationErrorDetail>", text, re.S)
-        words = (message.group(1).splitlines()[0] if message else "Blob Storage refused the request")
+        words = (message_tag.group(1).splitlines()[0] if message_tag else "Blob Storage refused the request")
         if detail:
             words += f" ({detail.group(1).split('. String to sign')[0]})"
-        return (code.group(1) if code else None), words, None
+        return (code_tag.group(1) if code_tag else None), words, None
     try:
         body = json.loads(text) if text else {}
     except ValueError:
@@ -295,6 +295,18 @@ def _plain(model: Any) -> Any:
     return model.serialize(keep_readonly=True)
 
 
+def _record(model: Any) -> dict[str, Any]:
+    """`_plain` of one SDK model or response dict: the JSON object the service sent."""
+    record: dict[str, Any] = _plain(model)
+    return record
+
+
+def _records(models: Any) -> list[dict[str, Any]]:
+    """`_plain` of a list of SDK models: the JSON objects the service sent."""
+    records: list[dict[str, Any]] = _plain(models)
+    return records
+
+
 def _disable_retries(policy: Retry) -> None:
     """Turn msrest's urllib3 Retry off in place (the session may already hold this very object): no retry on 5xx,
     none on 429 + Retry-After, and the error response is returned to the SDK instead of a MaxRetryError."""
@@ -320,7 +332,7 @@ class AzureClient:
         """Connection strings, or (`credential` with `hub_host` and optionally `dps_host`) Entra ID tokens."""
         self.calls: collections.Counter[str] = collections.Counter()
         self._seen = threading.local()
-        verify = {"connection_verify": ca_bundle} if ca_bundle else {}
+        verify: dict[str, Any] = {"connection_verify": ca_bundle} if ca_bundle else {}   # SDK keyword arguments
         if hub_connection_string is not None:
             self._hub = IoTHubRegistryManager.from_connection_string(hub_connection_string)
         elif credential is not None and hub_host:
@@ -335,6 +347,7 @@ class AzureClient:
         if ca_bundle:
             config.connection.verify = ca_bundle
         _disable_retries(config.retry_policy.policy)
+        self._dps: DeviceProvisioningClient | None
         if dps_connection_string:
             self._dps = DeviceProvisioningClient.from_connection_string(dps_connection_string, retry_total=0, **verify)
         elif credential is not None and dps_host:
@@ -421,7 +434,7 @@ class AzureClient:
 
     def get_device(self, device_id: str) -> dict[str, Any]:
         with self._call("get_device"):
-            return _plain(self._hub.get_device(device_id))
+            return _record(self._hub.get_device(device_id))
 
     def create_device(self, device_id: str, auth: Mapping[str, Any], status: str = "enabled",
                       iot_edge: bool = False) -> dict[str, Any]:
@@ -447,7 +460,7 @@ class AzureClient:
         elif mechanism.type == "selfSigned":
             arguments += [mechanism.x509_thumbprint.primary_thumbprint, mechanism.x509_thumbprint.secondary_thumbprint]
         with self._call(f"{verb}_device_with_{name}"):
-            return _plain(method(*arguments, status, iot_edge))
+            return _record(method(*arguments, status, iot_edge))
 
     def delete_device(self, device_id: str, etag: str | None) -> None:
         with self._call("delete_device"):
@@ -473,7 +486,7 @@ class AzureClient:
     # -------------------------------------------------------------------- twins
     def get_twin(self, device_id: str) -> dict[str, Any]:
         with self._call("get_twin"):
-            return _plain(self._hub.get_twin(device_id))
+            return _record(self._hub.get_twin(device_id))
 
     def update_twin(self, device_id: str, patch: Mapping[str, Any], etag: str | None) -> dict[str, Any]:
         """PATCH `{"tags": {...}, "properties": {"desired": {...}}}` (merge; null deletes) with If-Match."""
@@ -481,7 +494,7 @@ class AzureClient:
         twin = Twin(tags=patch.get("tags"),
                     properties=TwinProperties(desired=desired) if desired is not None else None)
         with self._call("update_twin"):
-            return _plain(self._hub.update_twin(device_id, twin, etag or "*"))
+            return _record(self._hub.update_twin(device_id, twin, etag or "*"))
 
     # ------------------------------------------------------------ import/export jobs
     def _container(self, container_url: str) -> ContainerClient:
@@ -576,12 +589,15 @@ class AzureClient:
         operations, _ = self._dps_collection(group)
         method = "get_attestation_mechanism" if attestation else "get"
         with self._call(f"{'enrollment_group' if group else 'enrollment'}.{method}"):
-            return getattr(operations, method)(item_id)
+            found: dict[str, Any] = getattr(operations, method)(item_id)    # the DPS SDK returns JSON
+            return found
 
     def _dps_put(self, group: bool, item_id: str, body: Mapping[str, Any], etag: str | None) -> dict[str, Any]:
         operations, id_field = self._dps_collection(group)
         with self._call(f"{'enrollment_group' if group else 'enrollment'}.create_or_update"):
-            return operations.create_or_update(item_id, {**body, id_field: item_id}, if_match=etag, cls=self._dps_cls)
+            stored: dict[str, Any] = operations.create_or_update(item_id, {**body, id_field: item_id},
+                                                                 if_match=etag, cls=self._dps_cls)
+            return stored
 
     def _dps_delete(self, group: bool, item_id: str, etag: str | None) -> None:
         operations, _ = self._dps_collection(group)
@@ -625,12 +641,12 @@ class AzureClient:
     def list_hub_certificates(self) -> list[dict[str, Any]]:
         client, target = self._arm_client()
         with self._call("certificates.list_by_iot_hub"):
-            return _plain(client.certificates.list_by_iot_hub(target.resource_group, target.hub_name).value or [])
+            return _records(client.certificates.list_by_iot_hub(target.resource_group, target.hub_name).value or [])
 
     def get_hub_certificate(self, name: str) -> dict[str, Any]:
         client, target = self._arm_client()
         with self._call("certificates.get"):
-            return _plain(client.certificates.get(target.resource_group, target.hub_name, name))
+            return _record(client.certificates.get(target.resource_group, target.hub_name, name))
 
     def put_hub_certificate(self, name: str, pem: str, etag: str | None = None, *,
                             is_verified: bool | None = None) -> dict[str, Any]:
@@ -638,22 +654,22 @@ class AzureClient:
         client, target = self._arm_client()
         description = CertificateDescription(properties=CertificateProperties(certificate=pem, is_verified=is_verified))
         with self._call("certificates.create_or_update"):
-            return _plain(client.certificates.create_or_update(target.resource_group, target.hub_name, name,
-                                                               description, if_match=etag))
+            return _record(client.certificates.create_or_update(target.resource_group, target.hub_name, name,
+                                                                description, if_match=etag))
 
     def generate_verification_code(self, name: str, etag: str) -> dict[str, Any]:
         """Returns the certificate with `properties.verificationCode` and its new etag."""
         client, target = self._arm_client()
         with self._call("certificates.generate_verification_code"):
-            return _plain(client.certificates.generate_verification_code(target.resource_group, target.hub_name,
-                                                                         name, etag))
+            return _record(client.certificates.generate_verification_code(target.resource_group, target.hub_name,
+                                                                          name, etag))
 
     def verify_hub_certificate(self, name: str, etag: str, verification_pem: str) -> dict[str, Any]:
         """Proof of possession: a certificate with CN = the verification code, signed by the uploaded CA."""
         client, target = self._arm_client()
         body = CertificateVerificationDescription(certificate=verification_pem)
         with self._call("certificates.verify"):
-            return _plain(client.certificates.verify(target.resource_group, target.hub_name, name, etag, body))
+            return _record(client.certificates.verify(target.resource_group, target.hub_name, name, etag, body))
 
     def delete_hub_certificate(self, name: str, etag: str) -> None:
         client, target = self._arm_client()

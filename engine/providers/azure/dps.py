@@ -62,7 +62,7 @@ def read_dps(p: AzureSession, kind: str, declared: dict[str, DesiredResource], p
             state = for_declared(state, d.spec)
         rows.append((name or dps_id, dps_id, state, managed, record, d))
 
-    def with_keys(row: tuple) -> ActualResource:
+    def with_keys(row: tuple[Any, ...]) -> ActualResource:
         name, dps_id, state, managed, record, d = row
         if d is not None and any(k in d.spec for k in KEY_FIELDS):
             symmetric = None
@@ -118,13 +118,13 @@ def _dps_id(c: Change) -> str:
     return c.desired.get("registrationId") or c.address.name
 
 
-def dps_create(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict:
+def dps_create(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict[str, Any]:
     ops = dps_ops(p.client, c.kind)
     p.call(f"{ops.prefix}.create_or_update", ops.put, _dps_id(c), _dps_body(c, secrets, None, {}), None)
     return {}
 
 
-def dps_update(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict:
+def dps_update(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict[str, Any]:
     ops = dps_ops(p.client, c.kind)
     dps_id = c.ids.get("id") or _dps_id(c)
     current = p.call(f"{ops.prefix}.get", ops.get, dps_id)
@@ -136,7 +136,7 @@ def dps_update(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict:
     return {}
 
 
-def dps_delete(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict:
+def dps_delete(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict[str, Any]:
     ops = dps_ops(p.client, c.kind)
     try:
         p.call(f"{ops.prefix}.delete", ops.delete, c.ids.get("id") or c.address.name, c.ids.get("etag"))
@@ -145,6 +145,6 @@ def dps_delete(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict:
     return {}
 
 
-def dps_replace(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict:
+def dps_replace(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict[str, Any]:
     dps_delete(p, c, secrets)
     return dps_create(p, c, secrets)

@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +76,7 @@ def job_line(change: Change, entry: Mapping[str, Any]) -> tuple[Mapping[str, Any
 def _device_error(line: Mapping[str, Any], job_id: str) -> errors.ProviderError:
     raw = line.get("errorCode")
     try:
-        number = int(raw)  # the service writes numbers (409001); some SDK samples read them as strings
+        number = int(raw) if raw is not None else 0  # the service writes numbers (409001); some SDK samples read them as strings
     except (TypeError, ValueError):
         number = 0
     code = ERROR_NAMES.get(number) or (str(raw) if raw is not None else None)
@@ -156,7 +156,7 @@ class ImportJob:
         return job
 
     # ------------------------------------------------------------------ the job
-    def run(self, changes: list[Change], entries: list[Mapping[str, Any]]) -> list[errors.ProviderError | None]:
+    def run(self, changes: list[Change], entries: Sequence[Mapping[str, Any]]) -> list[errors.ProviderError | None]:
         """Apply `changes` (creates/deletes of azure.Device) through one job; the outcome of each, in order.
         Raises when the job could not be started (nothing was applied)."""
         p, client, url = self.provider, self.provider.client, self.config.container_url
@@ -194,11 +194,11 @@ class ImportJob:
     def _outcomes(self, changes: list[Change], job: dict[str, Any]) -> list[errors.ProviderError | None]:
         job_id = str(job.get("jobId"))
         if job.get("status") != "completed":
-            failure = errors.ProviderError(f"import job {job_id} {job.get('status')}: "
-                                           f"{job.get('failureReason') or 'no reason given'}; re-run plan to see "
-                                           "what it applied", code=f"ImportJob{str(job.get('status')).title()}",
-                                           request_id=job_id)
-            return [failure] * len(changes)
+            ended = errors.ProviderError(f"import job {job_id} {job.get('status')}: "
+                                         f"{job.get('failureReason') or 'no reason given'}; re-run plan to see "
+                                         "what it applied", code=f"ImportJob{str(job.get('status')).title()}",
+                                         request_id=job_id)
+            return [ended] * len(changes)
         log = self.provider.call("blob.download_blob", self.provider.client.download_blob, self.config.container_url,
                                  ERRORS_BLOB)
         if log is None:
@@ -222,7 +222,7 @@ class ImportJob:
             by_device.setdefault(str(device), _device_error(line, job_id))
         out: list[errors.ProviderError | None] = []
         for c in changes:
-            failure = by_device.get(c.address.name)
+            failure: errors.ProviderError | None = by_device.get(c.address.name)
             if failure is not None and c.action is Action.DELETE and isinstance(failure, errors.NotFound):
                 failure = None                 # gone already: the desired outcome
             if failure is None and unattributed:
@@ -231,7 +231,7 @@ class ImportJob:
                                                "unknown; re-run plan", code="ImportJobUnattributedErrors",
                                                request_id=job_id)
             out.append(failure)
-        failed = sum(1 for o in out if o is not None)
-        if failed:
-            self.provider.paths["import-job errors"] += failed
+        failures = sum(1 for o in out if o is not None)
+        if failures:
+            self.provider.paths["import-job errors"] += failures
         return out

@@ -26,7 +26,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from engine.diagnostics import Diagnostics
 from engine.kinds import KindDecl, ListKey, Ref, register
+from engine.manifest.core_kinds import AzureTargetSpec, TargetSpec
 from engine.manifest.expand import ExpandContext, Expanded, simple_desired
+from engine.manifest.specs import spec_as
 from engine.manifest.types import Name, Pem, Secret, SecretRefModel, Strict
 from engine.manifest.validation import Manifest
 from engine.model import SecretRef, canonical_json
@@ -230,9 +232,15 @@ def _secret(ctx: ExpandContext, ref: SecretRefModel | None, name: str, spec: dic
     secrets[name] = sref
 
 
-def _target_section(ctx: ExpandContext, section: str, needed_for: str) -> Any:
+def _target_azure(ctx: ExpandContext) -> AzureTargetSpec | None:
+    """The `azure` section of the manifest's Target; None for an AWS Target or an unknown one (both reported by
+    the target checks)."""
     target = ctx.index.get(("fleetctl.Target", None, ctx.manifest.target or ""))
-    azure = getattr(getattr(target, "spec", None), "azure", None) if target else None
+    return spec_as(target, TargetSpec).azure if target is not None else None
+
+
+def _target_section(ctx: ExpandContext, section: str, needed_for: str) -> Any:
+    azure = _target_azure(ctx)
     if azure is None:
         return None                     # reported by the target checks
     value = getattr(azure, section, None)
@@ -243,7 +251,7 @@ def _target_section(ctx: ExpandContext, section: str, needed_for: str) -> Any:
 
 def _twin_checks(ctx: ExpandContext, value: dict[str, Any], limit: int, *path: Any) -> None:
     """Twin rules (IoT Hub): keys without '.', '$', spaces or control characters, depth ≤ 10, size limits."""
-    def walk(node: Any, where: tuple, depth: int) -> None:
+    def walk(node: Any, where: tuple[Any, ...], depth: int) -> None:
         if isinstance(node, list):
             for i, item in enumerate(node):
                 walk(item, where + (i,), depth)
@@ -283,13 +291,13 @@ def _ca_pem(ctx: ExpandContext, name: str | None) -> str | None:
     if ca is None:
         return None
     quiet = ExpandContext(ctx.root, ca, ctx.index, ctx.env, Diagnostics(), resolve_secrets=False)
-    info = _read_cert(quiet, ca.spec.certificatePem, "certificatePem")
+    info = _read_cert(quiet, spec_as(ca, HubCertificateSpec).certificatePem, "certificatePem")
     return info.pem if info else None
 
 
 # -------------------------------------------------------------------------------------------- Device
 def _expand_device(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: DeviceSpec = m.spec
+    spec = spec_as(m, DeviceSpec)
     auth = spec.authentication
     _target_section(ctx, "hub", "a Device")
     if not DEVICE_ID.match(m.name):
@@ -327,11 +335,11 @@ def _expand_device(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 # ---------------------------------------------------------------------------------------- HubCertificate
 def _expand_hub_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: HubCertificateSpec = m.spec
+    spec = spec_as(m, HubCertificateSpec)
     hub = _target_section(ctx, "hub", "a HubCertificate")
-    target = ctx.index.get(("fleetctl.Target", None, m.target or ""))
-    located = target is not None and (target.spec.azure.arm is not None
-                                      or bool(hub and hub.name and hub.resourceGroup and hub.subscriptionId))
+    azure = _target_azure(ctx)          # None in an AWS Target: the target check reports the kind there
+    located = azure is not None and (azure.arm is not None
+                                     or bool(hub and hub.name and hub.resourceGroup and hub.subscriptionId))
     if hub is not None and not located:
         ctx.error(f"target '{m.target}' does not say where the hub's ARM resource is, which a HubCertificate needs",
                   detail="declare azure.arm {subscriptionId, resourceGroup, hubName} (or hub.name, "
@@ -395,7 +403,7 @@ def _certificate_pair(ctx: ExpandContext, model: BaseModel, fields: tuple[str, s
 
 
 def _expand_group(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: EnrollmentGroupSpec = m.spec
+    spec = spec_as(m, EnrollmentGroupSpec)
     _target_section(ctx, "dps", "an EnrollmentGroup")
     if not REGISTRATION_ID.match(m.name):
         ctx.error(f"'{m.name}' is not a valid enrollment group id: {REGISTRATION_RULE}")
@@ -423,7 +431,7 @@ def _expand_group(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _expand_enrollment(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: EnrollmentSpec = m.spec
+    spec = spec_as(m, EnrollmentSpec)
     _target_section(ctx, "dps", "an Enrollment")
     registration = spec.registrationId or m.name
     where = ("registrationId",) if spec.registrationId else ()
@@ -450,10 +458,11 @@ def _expand_enrollment(ctx: ExpandContext, m: Manifest) -> Expanded:
     return simple_desired(ctx, out, inputs=inputs, secrets=secrets)
 
 
-_SEEN_IDS: dict[int, tuple[dict, dict[tuple[str, str | None, str], list[Manifest]]]] = {}
+_Index = dict[tuple[str, str | None, str], Manifest]      # ExpandContext.index
+_SEEN_IDS: dict[int, tuple[_Index, dict[tuple[str, str | None, str], list[Manifest]]]] = {}
 
 
-def _ids_of(index: dict, kind: str) -> dict[tuple[str, str | None, str], list[Manifest]]:
+def _ids_of(index: _Index, kind: str) -> dict[tuple[str, str | None, str], list[Manifest]]:
     """(kind, target, lower-cased DPS id) → the manifests using it, in file order; computed once per fleet load."""
     cached = _SEEN_IDS.get(id(index))
     if cached is None or cached[0] is not index:

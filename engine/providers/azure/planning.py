@@ -15,6 +15,7 @@ every generateVerificationCode, so it can never match).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from enum import Enum
 
@@ -118,7 +119,7 @@ def _device(c: Change) -> Change | Diagnostic:
     return replace(c, steps=tuple(steps))
 
 
-def _dps(what: str):
+def _dps(what: str) -> Callable[[Change], Change | Diagnostic]:
     def refine(c: Change) -> Change | Diagnostic:
         if c.action is Action.CREATE:
             return replace(c, steps=(f"create the {what} (ownership tag fleetctl.provisionedBy in its initial twin)",))

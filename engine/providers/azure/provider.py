@@ -123,7 +123,7 @@ class AzureProvider(AzureSession):
         return bulk_create(self, changes, secrets)
 
 
-def _device_create(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> dict:
+def _device_create(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> dict[str, Any]:
     """A single device create takes the batch path too (bulk registry call, or the import job it was routed to)."""
     (outcome,) = p.apply_batch([c], [secrets])
     if outcome is not None:
@@ -131,7 +131,7 @@ def _device_create(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> d
     return {}
 
 
-Handler = Callable[[AzureProvider, Change, Mapping[str, str]], dict]
+Handler = Callable[[AzureProvider, Change, Mapping[str, str]], dict[str, Any]]
 HANDLERS: dict[tuple[str, Action], Handler] = {
     ("azure.Device", Action.CREATE): _device_create, ("azure.Device", Action.UPDATE): device_update,
     ("azure.Device", Action.DELETE): device_delete,

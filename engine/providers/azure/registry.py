@@ -114,7 +114,7 @@ def bulk_create(p: AzureSession, changes: list[Change],
     return [bulk_error(failures[c.address.name]) if c.address.name in failures else None for c in changes]
 
 
-def device_update(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict:
+def device_update(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict[str, Any]:
     name, d = c.address.name, c.desired
     identity, twin = device_parts(c)
     if identity:
@@ -151,7 +151,7 @@ def _patch_twin(p: AzureSession, c: Change, patch: dict[str, Any]) -> None:
     p.call("update_twin", p.client.update_twin, name, patch, twin.get("etag"))
 
 
-def device_delete(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict:
+def device_delete(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict[str, Any]:
     try:
         p.call("delete_device", p.client.delete_device, c.address.name, c.ids.get("etag"))
     except errors.NotFound:

@@ -104,7 +104,7 @@ def dps_names(kind: str, records: list[dict[str, Any]], id_field: str,
         _, marker = split_marker((record.get("initialTwin") or {}).get("tags"))
         origin = marker.get(PROVISIONED_BY, "") if isinstance(marker, dict) else ""
         name = origin[len(prefix):] if origin.startswith(prefix) else None
-        if record[id_field] not in out and name in declared and name not in taken:
+        if record[id_field] not in out and name is not None and name in declared and name not in taken:
             out[record[id_field]] = name
             taken.add(name)
     return out

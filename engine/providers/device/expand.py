@@ -11,10 +11,12 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from engine.diagnostics import error
+from engine.manifest.core_kinds import TargetSpec
 from engine.manifest.expand import ExpandContext, Expanded
+from engine.manifest.specs import spec_as
 from engine.manifest.validation import Manifest
 from engine.model import Address, DesiredResource
 from engine.pki import PemError, cert_info
@@ -35,6 +37,9 @@ from .regmap import DeviceModel
 from .spec import KIND, DeviceConfigSpec
 from .tokens import Catalog, Tokens, library_values
 from .values import resolve_desired
+
+if TYPE_CHECKING:      # for the annotation only: the device provider never imports the AWS one
+    from engine.providers.aws.kinds import ThingSpec
 
 
 @functools.lru_cache(maxsize=4096)
@@ -88,7 +93,7 @@ def _validate(ctx: ExpandContext, model: DeviceModel, spec: DeviceConfigSpec, gr
 
 def only_aws_target(ctx: ExpandContext) -> list[str]:
     """[the fleet's only AWS Target], the cloud a device talks to when nothing else names one; else []."""
-    names = [n for (k, _, n), m in ctx.index.items() if k == "fleetctl.Target" and m.spec.aws is not None]
+    names = [n for (k, _, n), m in ctx.index.items() if k == "fleetctl.Target" and spec_as(m, TargetSpec).aws is not None]
     return names if len(names) == 1 else []
 
 
@@ -101,7 +106,7 @@ def _client_certificate(tokens: Tokens, device: Device, referenced: list[Manifes
         hit = tokens.certificate(explicit, None, path)
         return (hit[0], hit[1]) if hit is not None else None
     things = [m for m in device.known if m.decl.qualified == "aws.Thing"]
-    principals = things[0].spec.principals if len(things) == 1 else []
+    principals = cast("ThingSpec", things[0].spec).principals if len(things) == 1 else []   # aws.Thing: tested
     if len(principals) == 1:
         name, target = principals[0], things[0].target
     else:
@@ -115,7 +120,7 @@ def _client_certificate(tokens: Tokens, device: Device, referenced: list[Manifes
 
 
 def expand_config(ctx: ExpandContext, m: Manifest) -> Expanded:
-    spec: DeviceConfigSpec = m.spec    # type: ignore[assignment]
+    spec = spec_as(m, DeviceConfigSpec)
     ref = model_for(ctx, spec.model, "model")
     if ref is None:
         return Expanded()

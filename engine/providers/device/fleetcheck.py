@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from engine.diagnostics import Diagnostics, Source
+from engine.manifest.core_kinds import TargetSpec
 from engine.manifest.expand import ExpandContext
 from engine.manifest.fleet import Fleet
+from engine.manifest.specs import spec_as
 from engine.model import DesiredResource
 
 from .catalogue import model_for
@@ -23,8 +25,8 @@ from .dumps import DeviceDump, read_dump
 from .expand import only_aws_target
 from .regmap import DeviceModel
 from .resolve import Resolved, Resolver
-from .spec import KIND
-from .tokens import Found, Tokens, Unavailable, library_values, placeholder_endpoint
+from .spec import KIND, DeviceConfigSpec
+from .tokens import Found, Lookup, Tokens, Unavailable, library_values, placeholder_endpoint
 from .values import resolve_desired
 
 
@@ -35,15 +37,15 @@ def device_findings(fleet: Fleet, *, endpoints: Mapping[str, str] | None = None)
     dump; a DeviceConfig without such devices is checked on its group values over the model defaults. An
     `{awsIotEndpoint: T}` value is the Target's endpoint by construction (`endpoints` may give the real host);
     values holding a secret are left out. Each Finding carries the address and the DeviceConfig's file:line."""
-    targets = {name: m.spec for name, m in fleet.targets().items()}
+    targets = {name: spec_as(m, TargetSpec) for name, m in fleet.targets().items()}
     known = dict(endpoints or {})
     for name, spec in targets.items():
-        if getattr(spec, "aws", None) is not None:
+        if spec.aws is not None:
             known.setdefault(name, placeholder_endpoint(spec.aws.region))
     resolver = Resolver({}, targets)
     resolver.know_endpoints(known)
 
-    def check(d: DesiredResource, model: DeviceModel, lookup: Any, dump: DeviceDump | None) -> list[Finding]:
+    def check(d: DesiredResource, model: DeviceModel, lookup: Lookup, dump: DeviceDump | None) -> list[Finding]:
         def secretless(kind: str, token: Mapping[str, Any], key: str, for_slot: bool) -> Found:
             if kind == "secret":
                 raise Unavailable("secret")
@@ -71,11 +73,12 @@ def device_findings(fleet: Fleet, *, endpoints: Mapping[str, str] | None = None)
         if m.name in planned:
             continue
         ctx = ExpandContext(fleet.root, m, index, {}, Diagnostics(), False)
-        ref = model_for(ctx, m.spec.model)
+        config = spec_as(m, DeviceConfigSpec)
+        ref = model_for(ctx, config.model)
         if ref is None:
             continue
         tokens = Tokens(ctx, ref.model)
-        group = tokens.level(m.spec.values, "group", ("values",))
+        group = tokens.level(config.values, "group", ("values",))
         stub = DesiredResource(m.address, KIND, {"model": ref.model.name, "values": group}, m.source(),
                                inputs={"cloud": {"target": (tokens.targets + only_aws_target(ctx) + [None])[0]}})
 

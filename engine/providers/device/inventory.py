@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from engine.manifest.expand import ExpandContext
+from engine.manifest.specs import spec_as
 from engine.manifest.validation import Manifest
 
 from .regmap import Adapter, DeviceModel
@@ -104,7 +105,7 @@ def known_devices(ctx: ExpandContext, model: DeviceModel) -> dict[str, list[Mani
 
 def selection(manifest: Manifest, model: DeviceModel, known: Mapping[str, list[Manifest]],
                listed_labels: Mapping[str, dict[str, str]]) -> dict[str, Device]:
-    spec: DeviceConfigSpec = manifest.spec    # type: ignore[assignment]
+    spec = spec_as(manifest, DeviceConfigSpec)
     devices: dict[str, Device] = {}
     for key, entry in spec.devices.items():
         ident = model.rules.identity(key)
@@ -122,13 +123,13 @@ def selection(manifest: Manifest, model: DeviceModel, known: Mapping[str, list[M
 
 
 def configs_of(ctx: ExpandContext, model_name: str) -> list[Manifest]:
-    return sorted((m for (k, _, _), m in ctx.index.items() if k == KIND and m.spec.model == model_name),
+    return sorted((m for (k, _, _), m in ctx.index.items() if k == KIND and spec_as(m, DeviceConfigSpec).model == model_name),
                   key=lambda m: (m.doc.file, m.doc.index, m.name))
 
 
 def listed_labels(configs: list[Manifest], model: DeviceModel) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for config in configs:
-        for key, entry in config.spec.devices.items():
+        for key, entry in spec_as(config, DeviceConfigSpec).devices.items():
             out.setdefault(model.rules.identity(key), {}).update(entry.labels)
     return out

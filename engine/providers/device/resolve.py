@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from engine import errors
 from engine.diagnostics import Diagnostic, Source, error
@@ -32,8 +32,18 @@ from .dumps import DeviceDump, read_dump
 from .model import builtin_models
 from .problems import ProblemsError
 from .regmap import DeviceModel
-from .tokens import Found, Unavailable, file_value, library_values, sha256_of
+from .tokens import Found, Lookup, Unavailable, file_value, library_values, sha256_of
 from .values import DesiredConfig, resolve_desired
+
+if TYPE_CHECKING:
+    from engine.manifest.core_kinds import TargetSpec
+
+
+@runtime_checkable
+class EndpointSource(Protocol):
+    """A provider that knows its IoT data endpoint (the AWS provider's `endpoint()`; DescribeEndpoint)."""
+
+    def endpoint(self) -> str: ...
 
 AWS_ROOT_NAME = "Amazon Root CA 1"
 # Amazon Root CA 1 (https://www.amazontrust.com/repository/AmazonRootCA1.pem): the root AWS IoT's ATS endpoints
@@ -101,7 +111,7 @@ class Resolver:
     """Resolves devices for one command, caching models, files and endpoints; counts dumps read and endpoint
     look-ups into `counts` (the provider's stats)."""
 
-    def __init__(self, env: Mapping[str, str], fleet_targets: Mapping[str, Any],
+    def __init__(self, env: Mapping[str, str], fleet_targets: Mapping[str, TargetSpec],
                  counts: Counter[str] | None = None) -> None:
         self.env = dict(env)
         self.fleet_targets = fleet_targets
@@ -139,10 +149,13 @@ class Resolver:
         """The IoT data endpoint of an AWS Target (one DescribeEndpoint per Target and command)."""
         if target not in self._endpoints:
             spec = self.fleet_targets.get(target)
-            if spec is None or getattr(spec, "aws", None) is None:
+            if spec is None or spec.aws is None:
                 raise Unavailable(f"awsIotEndpoint: '{target}' is not an AWS Target of this fleet")
             try:
-                self._endpoints[target] = provider_for("aws", target, spec, self.env).endpoint()  # type: ignore[attr-defined]
+                provider = provider_for("aws", target, spec, self.env)
+                if not isinstance(provider, EndpointSource):
+                    raise TypeError(f"the aws provider {type(provider).__name__} has no endpoint()")
+                self._endpoints[target] = provider.endpoint()
                 self.counts["describeEndpoint"] += 1
             except errors.ProviderError as exc:
                 self._endpoints[target] = exc
@@ -153,7 +166,7 @@ class Resolver:
 
 
     def lookup(self, d: DesiredResource, *, secrets: Mapping[str, str] | None = None,
-                resolved: Mapping[str, str] | None = None, used: dict[str, str] | None = None):
+                resolved: Mapping[str, str] | None = None, used: dict[str, str] | None = None) -> Lookup:
         """Resolution of one device's references: secrets (given by apply, else from their reference), public
         files (checked against the fingerprint validation saw), endpoints (recorded by the plan when apply)."""
         inputs = d.inputs
@@ -162,7 +175,7 @@ class Resolver:
         def lookup(kind: str, token: Mapping[str, Any], key: str, for_slot: bool) -> Found:
             if kind == "secret":
                 ref = SecretRef(*next(iter(token["secret"].items())))
-                value = secrets.get(key) if secrets is not None and key in secrets else \
+                value: str | bytes | Exception = secrets[key] if secrets is not None and key in secrets else \
                     resolve_secret_value(ref, root, self.env, FilePolicy.for_targets(root, self.fleet_targets.values()))
                 if isinstance(value, Exception):
                     raise Unavailable(str(value))
@@ -258,15 +271,15 @@ class Resolver:
         cloud = r.desired.inputs.get("cloud") or {}
         target = cloud.get("target")
         spec = self.fleet_targets.get(target) if target else None
-        common = dict(target=target or "", expected_client_id=cloud.get("thing"),
-                      client_cert_cn=cloud.get("certificateCn"))
-        if spec is not None and getattr(spec, "aws", None) is not None:
+        common: dict[str, Any] = dict(target=target or "", expected_client_id=cloud.get("thing"),
+                                      client_cert_cn=cloud.get("certificateCn"))
+        if target and spec is not None and spec.aws is not None:
             try:
                 endpoint: str | None = (r.endpoints or {}).get(target) or self.endpoint(target)
             except Unavailable:
                 endpoint = None
             return CloudContext(iot_endpoint=endpoint, region=spec.aws.region, required_root_name=AWS_ROOT_NAME,
                                 required_root_pem=AMAZON_ROOT_CA_1.encode(), **common)
-        if spec is not None and getattr(spec, "azure", None) is not None and spec.azure.hub is not None:
+        if spec is not None and spec.azure is not None and spec.azure.hub is not None:
             return CloudContext(iot_endpoint=spec.azure.hub.hostName, **common)
         return CloudContext(**common)

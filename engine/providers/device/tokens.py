@@ -21,8 +21,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.manifest.confine import FilePolicy, FileRefError, read_bounded
+from engine.manifest.core_kinds import TargetSpec
 from engine.manifest.expand import ExpandContext
 from engine.manifest.secrets import resolve_secret_value
+from engine.manifest.specs import spec_as
 from engine.manifest.types import SecretRefModel
 from engine.manifest.validation import Manifest
 from engine.model import Address, SecretRef, secret_fingerprint
@@ -341,7 +343,8 @@ class Tokens:
 
     def _hub(self, name: str, key: str, path: tuple[Any, ...]) -> dict[str, Any]:
         manifest = self._target(name, "azure", path)
-        hub = manifest.spec.azure.hub if manifest is not None else None
+        azure = spec_as(manifest, TargetSpec).azure if manifest is not None else None
+        hub = azure.hub if azure is not None else None
         if manifest is not None and hub is None:
             self.ctx.error(f"target '{name}' declares no IoT hub (azure.hub)", *path)
         return {"azureHubHost": name, "hostName": hub.hostName if hub is not None else ""}
@@ -359,7 +362,8 @@ class Tokens:
             return Found(file_value(self.contents[key], for_slot))
         if kind == "awsIotEndpoint":
             manifest = self.ctx.index.get(("fleetctl.Target", None, token["awsIotEndpoint"]))
-            if manifest is None or manifest.spec.aws is None:
+            aws = spec_as(manifest, TargetSpec).aws if manifest is not None else None
+            if aws is None:
                 raise Unavailable("unknown target")
-            return Found(placeholder_endpoint(manifest.spec.aws.region))
+            return Found(placeholder_endpoint(aws.region))
         return Found(token["hostName"])
