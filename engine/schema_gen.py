@@ -8,13 +8,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
 
 from engine import kinds
+from engine.manifest.schemacheck import SchemaSet
 from engine.manifest.types import Metadata
 
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
-def document_schema(decl: kinds.KindDecl) -> dict:
-    spec = decl.spec_model.model_json_schema(ref_template="#/$defs/{model}")
+
+def document_schema(decl: kinds.KindDecl) -> dict[str, Any]:
+    model: type[BaseModel] = decl.spec_model
+    spec = model.model_json_schema(ref_template="#/$defs/{model}")
     defs = spec.pop("$defs", {})
     meta = Metadata.model_json_schema(ref_template="#/$defs/{model}")
     defs.update(meta.pop("$defs", {}))
@@ -24,7 +31,7 @@ def document_schema(decl: kinds.KindDecl) -> dict:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://fleetctl.io/schemas/{decl.group}/{decl.kind}.json",
         "title": f"{decl.api_version} {decl.kind}",
-        "description": decl.description or (decl.spec_model.__doc__ or "").strip(),
+        "description": decl.description or (model.__doc__ or "").strip(),
         "type": "object",
         "additionalProperties": False,
         "required": ["apiVersion", "kind", "metadata", "spec"],
@@ -39,10 +46,18 @@ def document_schema(decl: kinds.KindDecl) -> dict:
 
 
 def render_all() -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for decl in kinds.all_kinds():
         out[f"{decl.group}/{decl.kind}.json"] = json.dumps(document_schema(decl), indent=2, sort_keys=True) + "\n"
     return out
+
+
+def published() -> SchemaSet:
+    """The published schemas, compiled (`fleetctl validate --schema-only`): schemas/ of the source tree; where
+    fleetctl is installed without that folder, this generator's output (identical: tests/test_schemas.py)."""
+    if SCHEMA_DIR.is_dir() and any(SCHEMA_DIR.rglob("*.json")):
+        return SchemaSet.from_directory(SCHEMA_DIR)
+    return SchemaSet.from_texts(render_all())
 
 
 def write(root: Path) -> list[str]:
