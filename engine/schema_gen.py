@@ -26,7 +26,12 @@ def document_schema(decl: kinds.KindDecl) -> dict[str, Any]:
     meta = Metadata.model_json_schema(ref_template="#/$defs/{model}")
     defs.update(meta.pop("$defs", {}))
     defs["Metadata"] = meta
-    required_meta = ["name", "target"] if decl.targeted else ["name"]
+    metadata: dict[str, Any] = {"allOf": [{"$ref": "#/$defs/Metadata"}], "required": ["name"]}
+    if decl.targeted:         # the engine needs a Target's name: null or "" is no target (fleet.py's envelope check)
+        metadata["required"] = ["name", "target"]
+        metadata["properties"] = {"target": {"type": "string", "minLength": 1}}
+    # a spec whose model requires nothing may be left out (the envelope's spec defaults to {})
+    required = ["apiVersion", "kind", "metadata"] + (["spec"] if spec.get("required") else [])
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"https://fleetctl.io/schemas/{decl.group}/{decl.kind}.json",
@@ -34,11 +39,11 @@ def document_schema(decl: kinds.KindDecl) -> dict[str, Any]:
         "description": decl.description or (model.__doc__ or "").strip(),
         "type": "object",
         "additionalProperties": False,
-        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "required": required,
         "properties": {
             "apiVersion": {"const": decl.api_version},
             "kind": {"const": decl.kind},
-            "metadata": {"allOf": [{"$ref": "#/$defs/Metadata"}], "required": required_meta},
+            "metadata": metadata,
             "spec": spec,
         },
         "$defs": defs,

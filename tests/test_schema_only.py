@@ -120,6 +120,16 @@ def test_a_secret_written_as_a_literal_is_never_quoted(tmp_path):
     assert [d.field for d in diags] == ["spec.prune"] and "hunter2" in diags[0].detail   # a boolean field: quoted
 
 
+def test_a_secret_reference_names_exactly_one_source(tmp_path):
+    target = ("apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {name: azure-prod}\nspec:\n  azure:\n"
+              "    hub: {hostName: h.azure-devices.net, connectionString: {env: A, file: b}}\n")
+    root = write(tmp_path / "fleet", {"targets.yaml": target})
+    res = run_cli("validate", "--schema-only", str(root))
+    assert res.exit_code == 1
+    assert res.stderr.startswith("fleet/targets.yaml:6:42: error: field 'spec.azure.hub.connectionString': expected "
+                                 "exactly one of the fields env, file, secretRef\n    got a mapping\n"), res.stderr
+
+
 def test_a_syntax_error_is_the_loaders_located_diagnostic_and_the_other_files_still_count(tmp_path):
     root = write(tmp_path / "broken", {"a.yaml": SYNTAX, "certs.yaml": CERTS})
     res = run_cli("validate", "--schema-only", str(root))

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import by_relevance
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -42,6 +42,7 @@ from engine.manifest.limits import Limits
 from engine.manifest.loader import Document, load_path
 
 Schema = Mapping[str, Any]
+_RELEVANCE = by_relevance()
 _SECRET_DEF = "SecretRefModel"      # the $defs entry of a secret reference ({env}, {file}, {secretRef})
 _QUOTE_MAX = 80                     # longer values are described by their length, not quoted
 
@@ -216,13 +217,22 @@ def _unknown_kind(doc: Document, schemas: SchemaSet, api_version: str, kind: str
 # -------------------------------------------------------------------------------------- errors → diagnostics
 def _diagnostics(err: ValidationError, doc: Document, kind: KindSchema) -> list[Diagnostic]:
     """One jsonschema error as diagnostics: an alternative (anyOf/oneOf) that matched the value's shape and
-    failed inside is followed (jsonschema's best_match), an unknown field is one diagnostic per field."""
+    failed inside is followed (the most relevant by jsonschema's ranking), an unknown field is one diagnostic per
+    field."""
     path = tuple(err.absolute_path)
     keyword = err.validator
-    if keyword in ("anyOf", "oneOf") and err.context:
-        deeper = [e for e in err.context if len(e.absolute_path) > len(path)]
+    if keyword in ("anyOf", "oneOf"):
+        # an alternative that took the value's shape and failed inside says more than "none matched"; the most
+        # relevant by jsonschema's own ranking (best_match's key), followed one level at a time
+        context = list(err.context or ())
+        deeper = [e for e in context if len(e.absolute_path) > len(path)]
         if deeper:
-            return _diagnostics(best_match(deeper), doc, kind)
+            return _diagnostics(max(deeper, key=_RELEVANCE), doc, kind)
+        # or a branch of the value's type that failed on its own rule (a secret reference naming two sources)
+        mistyped = {e.relative_schema_path[0] for e in context if e.validator == "type" and e.relative_schema_path}
+        shaped = [e for e in context if e.relative_schema_path and e.relative_schema_path[0] not in mistyped]
+        if shaped:
+            return _diagnostics(max(shaped, key=_RELEVANCE), doc, kind)
         summary = f"expected {_alternatives(err.schema, kind.schema)}"
         return [_diag(doc, path, summary, _got(err.instance, kind, path))]
     if keyword == "additionalProperties" and isinstance(err.instance, dict):
@@ -298,8 +308,13 @@ def _resolve(schema: Any, root: Schema) -> Any:
 
 def _alternatives(schema: Schema, root: Schema) -> str:
     """What an anyOf/oneOf accepts, in words: `a secret reference ({env}, {file} or {secretRef}) or null`."""
+    branches = schema.get("anyOf") or schema.get("oneOf") or ()
+    only_required = [b.get("required") for b in branches if isinstance(b, Mapping) and set(b) <= {"required", "properties"}]
+    if branches and len(only_required) == len(branches) and all(len(r or ()) == 1 for r in only_required):
+        fields = ", ".join(r[0] for r in only_required if r)
+        return f"exactly one of the fields {fields}" if "oneOf" in schema else f"one of the fields {fields}"
     words: list[str] = []
-    for branch in schema.get("anyOf") or schema.get("oneOf") or ():
+    for branch in branches:
         ref = branch.get("$ref", "") if isinstance(branch, Mapping) else ""
         target = _resolve(branch, root)
         if ref.endswith("/" + _SECRET_DEF):
