@@ -113,8 +113,14 @@ def cli(ctx: click.Context, color: str | None, no_color: bool) -> None:
 
 @cli.command()
 @click.argument("path", default="fleet", type=click.Path())
-def validate(path: str) -> None:
+@click.option("--schema-only", is_flag=True,
+              help="check each document against the published JSON Schemas (schemas/) only, as an editor does: "
+                   "no references resolved, no files read")
+def validate(path: str, schema_only: bool) -> None:
     """Load and check the manifests: schema and references, every error at once."""
+    if schema_only:
+        _validate_schema_only(path)
+        return
     from engine.manifest.fleet import load_fleet
     fleet = load_fleet(path)
     _emit_diagnostics(fleet.diagnostics.sorted())
@@ -123,6 +129,20 @@ def validate(path: str) -> None:
         _say(f"{errors} error(s) in {path}; nothing was changed.", err=True)
         sys.exit(EXIT_ERROR)
     _say(f"{path}: {len(fleet.manifests)} manifest(s), {len(fleet.desired)} resource(s) valid.")
+
+
+def _validate_schema_only(path: str) -> None:
+    from engine import schema_gen
+    from engine.diagnostics import Diagnostics
+    from engine.manifest import schemacheck
+    count, found = schemacheck.check_path(Path(path), schema_gen.published())
+    diags = Diagnostics(found)
+    _emit_diagnostics(diags.sorted())
+    errors = len(diags.errors)
+    if errors:
+        _say(f"{errors} error(s) in {path} against the published schemas; nothing was changed.", err=True)
+        sys.exit(EXIT_ERROR)
+    _say(f"{path}: {count} document(s) valid against the published schemas.")
 
 
 def _plan_options(f):

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 import click
 
+from engine.manifest.limits import LIMITS as INPUT_LIMITS
+
 # every variable fleetctl reads, once: name → what it does
 ENV: dict[str, str] = {
     "NO_COLOR": "any non-empty value: no colour (https://no-color.org)",
@@ -71,6 +73,7 @@ ENV: dict[str, str] = {
     "FLEETCTL_FINGERPRINT_KEY_FILE": "the per-user fingerprint key file (default ~/.fleetctl/fingerprint.key)",
     "FLEETCTL_SANDBOX_QUOTAS": "1: start the sandbox quota-faithful (as --quota-faithful)",
     "<NAME>": "each variable a manifest names in an {env: NAME} secret reference",
+    **{limit.env: f"limit on the {limit.bounds} (default {limit.default:,}; docs/manifest-limits.md)" for limit in INPUT_LIMITS},
 }
 
 ALWAYS = ("NO_COLOR", "FORCE_COLOR", "TERM", "FLEETCTL_DEBUG")
@@ -83,8 +86,9 @@ CLOUD = ("AWS_PROFILE", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "
          "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
          "AZURE_AUTHORITY_HOST", "AZURE_TOKEN_CREDENTIALS", "FLEETCTL_HUB_HOST", "FLEETCTL_DPS_HOST")
 FINGERPRINT = ("FLEETCTL_FINGERPRINT_KEY", "FLEETCTL_FINGERPRINT_KEY_FILE")
+LIMITS = tuple(limit.env for limit in INPUT_LIMITS)     # what a manifest folder may make a load read (limits.py)
 READS = ("FLEETCTL_JOURNAL", "FLEETCTL_WORKERS", *CLOCK, "FLEETCTL_DUMPS", "FLEETCTL_DEVICE_STATE", *PROGRESS,
-         *PACING, *CLOUD, *FINGERPRINT, "<NAME>")
+         *PACING, *CLOUD, *FINGERPRINT, "<NAME>", *LIMITS)
 APPLIES = (*READS, "FLEETCTL_ACTOR", "GITHUB_ACTOR", "USER", "FLEETCTL_PULL_REQUEST", "FLEETCTL_RUN_URL",
            "FLEETCTL_ARTIFACTS")
 
@@ -95,22 +99,22 @@ OK_ERROR = {0: "success", 1: "an error (diagnostics on stderr)"}
 COMMANDS: dict[str, tuple[Mapping[int, str], tuple[str, ...]]] = {
     "": ({0: "success, or no changes", 2: "changes (plan --detailed-exitcode), drift, lint findings",
           1: "any error (diagnostics on stderr; never a traceback)"}, tuple(k for k in ENV if k not in ALWAYS)),
-    "validate": ({0: "the manifests are valid", 1: "errors in the manifests (each at file:line:col)"},
-                 (*FINGERPRINT, "<NAME>")),
+    "validate": ({0: "the manifests are valid (with --schema-only: against the published JSON Schemas)",
+                  1: "errors in the manifests (each at file:line:col)"}, (*FINGERPRINT, "<NAME>", *LIMITS)),
     "plan": ({0: "success (also with changes, unless --detailed-exitcode)", 2: "changes (with --detailed-exitcode)",
               1: "an error; no applicable plan file is written"}, (*READS, "FLEETCTL_TRAIL_LOOKUP")),
     "drift": ({0: "in sync", 2: "drift: the actual state differs from the manifests",
                1: "an error (reading failed): never reported as in sync"}, (*READS, "FLEETCTL_TRAIL_LOOKUP")),
     "show": ({0: "shown", 1: "an unreadable plan file, or no change matches --address"}, ()),
     "targets": ({0: "listed (also when none is touched)", 1: "an error (the fleet could not be read, or REV is "
-                 "unknown)"}, ("<NAME>",)),
+                 "unknown)"}, ("<NAME>", *LIMITS)),
     "apply": ({0: "every change applied, or nothing to do", 1: "an error: a stale or failed plan, a change that "
                "failed or was skipped (details on stderr and in the journal)"}, APPLIES),
     "sandbox": (OK_ERROR, ()),
     "sandbox up": (OK_ERROR, ("FLEETCTL_SANDBOX_QUOTAS",)),
     "sandbox env": (OK_ERROR, ()),
     "sandbox down": (OK_ERROR, ()),
-    "lint": ({0: "no findings", 2: "findings", 1: "an error (the fleet could not be read)"}, ("<NAME>",)),
+    "lint": ({0: "no findings", 2: "findings", 1: "an error (the fleet could not be read)"}, ("<NAME>", *LIMITS)),
     "history": (OK_ERROR, ()),
     "authz": (OK_ERROR, ()),
     "authz check": ({0: "allowed (for every certificate of THING)", 2: "denied (explicitly or implicitly, for at "

@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetJsonSchemaHandler, model_validator
+from pydantic.json_schema import JsonSchemaValue
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 
@@ -27,7 +28,14 @@ def _reject_literal_secret(value: Any) -> Any:
     return value
 
 
+# "exactly one of env, file, secretRef" (the model validator below), for the published schema: an editor flags
+# `{}` and `{env: A, file: b}` as the engine does (a field written as null counts as absent in both)
+_ONE_SOURCE = {"oneOf": [{"required": [k], "properties": {k: {"type": "string"}}} for k in ("env", "file", "secretRef")]}
+
+
 class SecretRefModel(Strict):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_ONE_SOURCE)
+
     env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="environment variable")
     file: str | None = Field(None, description="file outside the fleet repository, or an encrypted file")
     secretRef: str | None = Field(None, description="name of a secret in the secret store")
@@ -69,7 +77,15 @@ class PemRef(Strict):
     inline: str | None = None
 
 
-Pem = Annotated[PemRef, BeforeValidator(_pem_or_file)]
+class _PemJsonSchema:
+    """The published schema of a Pem field says what the model takes: an inline PEM text or {file}/{inline}."""
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {"anyOf": [{"type": "string", "pattern": "-----BEGIN", "description": "an inline PEM block"},
+                          handler(core_schema)]}
+
+
+Pem = Annotated[PemRef, BeforeValidator(_pem_or_file), _PemJsonSchema()]
 
 Name = Annotated[str, Field(pattern=NAME_RE)]
 

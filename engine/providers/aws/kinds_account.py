@@ -51,8 +51,8 @@ AUDIT_CHECKS = ("AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK", "CA_CERTIF
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)   # the registry event types, for the sandbox too
 SINGLETONS = ("IndexingConfiguration", "LoggingOptions", "EventConfigurations", "AccountAuditConfiguration")
 OWNED_WHOLE = "account-wide setting, owned whole by this Target"
-IAM_ROLE = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
-LAMBDA_ARN = r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$"
+IAM_ROLE = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"
+LAMBDA_ARN = r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$"
 
 
 # ---------------------------------------------------------------------------------------------- singletons
@@ -113,7 +113,7 @@ class EventConfigurationsSpec(Strict):
 
 
 class SnsTarget(Strict):
-    targetArn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$", description="SNS topic (by ARN)")
+    targetArn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:.+$", description="SNS topic (by ARN)")
     roleArn: str = Field(pattern=IAM_ROLE, description="role AWS IoT assumes to publish to the topic")
     enabled: bool = True
 
