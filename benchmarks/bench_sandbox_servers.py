@@ -41,7 +41,7 @@ def timed(call: Callable[[], object], n: int, threads: int, repeat: int) -> dict
         per = [n // threads + (1 if i < n % threads else 0) for i in range(threads)]
         errors: list[BaseException] = []
 
-        def run(count: int) -> None:
+        def run(count: int, errors: list[BaseException] = errors) -> None:     # this repeat's list
             try:
                 for _ in range(count):
                     call()

@@ -187,9 +187,9 @@ def _start(base: Path | None, sdir: Path, name: str, module: str, extra: list[st
            info_name: str | None = None) -> dict:
     info = sdir / f"{info_name or name}.json"
     info.unlink(missing_ok=True)
-    log = open(sdir / f"{name}.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", module, "--state-dir", str(sdir), *extra], stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(sdir))
+    with open(sdir / f"{name}.log", "ab") as log:         # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", module, "--state-dir", str(sdir), *extra], stdout=log,
+                                stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(sdir))
     pids[name] = proc.pid
     fsutil.write_atomic(sdir / "pids.json", json.dumps(pids))
     try:

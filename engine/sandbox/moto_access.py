@@ -136,7 +136,7 @@ def _check_trust(document: Any, error: Callable[..., Exception]) -> None:
     try:
         doc = json.loads(unquote(document)) if isinstance(document, str) else document
     except (TypeError, ValueError):
-        raise error("MalformedPolicyDocument", "This policy contains invalid Json")
+        raise error("MalformedPolicyDocument", "This policy contains invalid Json") from None
     statements = doc.get("Statement") if isinstance(doc, dict) else None
     if not statements:
         raise error("MalformedPolicyDocument", "The policy is missing a Statement")

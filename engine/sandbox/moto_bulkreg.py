@@ -161,7 +161,7 @@ def parse_template(body: str) -> dict[str, Any]:
     try:
         template = json.loads(body)
     except (TypeError, ValueError):
-        raise _error("InvalidRequestException", "templateBody is not valid JSON")
+        raise _error("InvalidRequestException", "templateBody is not valid JSON") from None
     resources = template.get("Resources") if isinstance(template, dict) else None
     if not isinstance(resources, dict) or not resources:
         raise _error("InvalidRequestException", "templateBody has no Resources")
@@ -264,7 +264,7 @@ def _registered_ca(b: Any, pem: str, ca_pem: str | None) -> Any:
     try:
         leaf = x509.load_pem_x509_certificate(pem.encode())
     except ValueError:
-        raise LineError("CertificateValidationException", "CertificatePem is not a valid PEM certificate")
+        raise LineError("CertificateValidationException", "CertificatePem is not a valid PEM certificate") from None
     candidates = list(b.ca_certificates.values())
     if ca_pem:
         wanted = ca_pem.strip()
@@ -348,7 +348,7 @@ def provision(b: Any, ln: _Line) -> dict[str, Any]:
             try:
                 x509.load_pem_x509_csr(str(ln.cert["CertificateSigningRequest"]).encode())
             except ValueError:
-                raise LineError("InvalidRequestException", "CertificateSigningRequest is not a valid PEM CSR")
+                raise LineError("InvalidRequestException", "CertificateSigningRequest is not a valid PEM CSR") from None
     policies = []
     for logical, props in ln.policies:
         pname = _policy_name(props)
@@ -459,7 +459,7 @@ def _run(backend: Any, task: Task, lock: Any) -> None:
             try:
                 line = json.loads(raw)
             except ValueError:
-                raise LineError("InvalidRequestException", f"line {index} of the input file is not JSON")
+                raise LineError("InvalidRequestException", f"line {index} of the input file is not JSON") from None
             if not isinstance(line, dict):
                 raise LineError("InvalidRequestException", f"line {index} of the input file is not a JSON object")
             resolved = resolve_line(task.template, line)
@@ -474,7 +474,7 @@ def _run(backend: Any, task: Task, lock: Any) -> None:
                     raise
                 except Exception as exc:  # noqa: BLE001 - moto's own errors (ResourceNotFound, ...) per line
                     raise LineError(getattr(exc, "error_type", None) or type(exc).__name__,
-                                    getattr(exc, "message", None) or str(exc))
+                                    getattr(exc, "message", None) or str(exc)) from exc
             results.append(json.dumps({"referenceId": str(index), "response": response}))
             task.success += 1
         except LineError as exc:

@@ -102,13 +102,13 @@ def _check_proof_of_possession(ca_pem: str, verification_pem: str | None, code: 
     try:
         ca = x509.load_pem_x509_certificate(ca_pem.encode())
     except ValueError:
-        raise _error("CertificateValidationException", "The CA certificate is not a valid PEM certificate")
+        raise _error("CertificateValidationException", "The CA certificate is not a valid PEM certificate") from None
     if not verification_pem:
         raise _error("InvalidRequestException", "verificationCertificate is required in DEFAULT mode")
     try:
         leaf = x509.load_pem_x509_certificate(verification_pem.encode())
     except ValueError:
-        raise _error("CertificateValidationException", "The verification certificate is not a valid PEM certificate")
+        raise _error("CertificateValidationException", "The verification certificate is not a valid PEM certificate") from None
     cns = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not cns or cns[0].value != code:
         raise _error("RegistrationCodeValidationException",
@@ -116,7 +116,7 @@ def _check_proof_of_possession(ca_pem: str, verification_pem: str | None, code: 
     try:
         leaf.verify_directly_issued_by(ca)
     except Exception:  # noqa: BLE001 - InvalidSignature and ValueError alike mean "not signed by this CA"
-        raise _error("CertificateValidationException", "The verification certificate is not signed by the CA")
+        raise _error("CertificateValidationException", "The verification certificate is not signed by the CA") from None
 
 
 def _ca_extras(resp: Any) -> dict[str, dict[str, str]]:
@@ -193,7 +193,7 @@ def _install_templates(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) ->
         try:
             json.loads(body)
         except (TypeError, ValueError):
-            raise _error("InvalidRequestException", "templateBody is not valid JSON")
+            raise _error("InvalidRequestException", "templateBody is not valid JSON") from None
         b = self.iot_backend
         arn = f"arn:aws:iot:{b.region_name}:{b.account_id}:provisioningtemplate/{name}"
         store[name] = {"templateArn": arn, "templateName": name, "description": self._get_param("description"),

@@ -258,7 +258,7 @@ def _check_public_keys(keys: dict[str, str] | None) -> None:
         try:
             load_pem_public_key(pem.encode())
         except ValueError:
-            raise _error("InvalidRequestException", f"token signing public key {name} is not a PEM public key")
+            raise _error("InvalidRequestException", f"token signing public key {name} is not a PEM public key") from None
 
 
 def _install_authorizers(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> None:
