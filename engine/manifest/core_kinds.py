@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, model_validator
 from engine.kinds import KindDecl, register
 from engine.manifest.confine import FilePolicy
 from engine.manifest.secrets import resolve_secret_value
-from engine.manifest.types import Secret, SecretRefModel, Strict
+from engine.manifest.types import IAM_ROLE_ARN, Secret, SecretRefModel, Strict
 from engine.model import SecretRef
 
 
@@ -23,7 +23,7 @@ class AwsBulkRegistrationSpec(Strict):
                                     "no secret there: names, attributes, group names, public certificates)")
     prefix: str = Field("fleetctl/bulk-registration/", pattern=r"^[a-zA-Z0-9!_.*'()/-]{0,900}$",
                         description="key prefix of the input files")
-    roleArn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", min_length=20,
+    roleArn: str = Field(pattern=IAM_ROLE_ARN, min_length=20,
                          description="IAM role AWS IoT assumes to read the input file")
     threshold: int = Field(1000, ge=1, description="fewest new things/certificates of one shape in one apply wave "
                                                    "that go by a registration task instead of per-device calls")
@@ -37,7 +37,7 @@ class AwsAssumeRoleSpec(Strict):
     reaches every account. Source credentials: the Target's profile, else the standard chain. botocore refreshes
     the role's credentials before they expire, so a long apply outlives durationSeconds."""
 
-    roleArn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", max_length=2048,
+    roleArn: str = Field(pattern=IAM_ROLE_ARN, max_length=2048,
                          description="role to assume, e.g. arn:aws:iam::111122223333:role/fleetctl-apply")
     externalId: str | None = Field(None, min_length=2, max_length=1224, pattern=r"^[A-Za-z0-9+=,.@:/_-]+$",
                                    description="ExternalId the role's trust policy requires (not a secret)")

@@ -30,7 +30,7 @@ from engine.kinds import ListKey, Ref
 from engine.manifest.core_kinds import AwsTargetSpec, TargetSpec
 from engine.manifest.expand import ExpandContext, Expanded, declared, simple_desired
 from engine.manifest.specs import spec_as
-from engine.manifest.types import Name, Pem, Strict
+from engine.manifest.types import IAM_ROLE_ARN, Name, Pem, Strict
 from engine.manifest.validation import Manifest
 from engine.model import Action, Address, Change
 from engine.providers.aws.kinds import ExpandFn, aws
@@ -51,7 +51,6 @@ AUDIT_CHECKS = ("AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK", "CA_CERTIF
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)   # the registry event types, for the sandbox too
 SINGLETONS = ("IndexingConfiguration", "LoggingOptions", "EventConfigurations", "AccountAuditConfiguration")
 OWNED_WHOLE = "account-wide setting, owned whole by this Target"
-IAM_ROLE = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"
 LAMBDA_ARN = r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$"
 
 
@@ -86,7 +85,7 @@ class LogLevelTarget(Strict):
 
 
 class LoggingOptionsSpec(Strict):
-    roleArn: str = Field(pattern=IAM_ROLE, description="IAM role AWS IoT assumes to write to CloudWatch Logs")
+    roleArn: str = Field(pattern=IAM_ROLE_ARN, description="IAM role AWS IoT assumes to write to CloudWatch Logs")
     defaultLogLevel: LogLevel = "ERROR"
     disableAllLogs: bool = False
     levels: list[LogLevelTarget] = Field(default_factory=list, description="per-target log levels (the whole set "
@@ -113,13 +112,13 @@ class EventConfigurationsSpec(Strict):
 
 
 class SnsTarget(Strict):
-    targetArn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:.+$", description="SNS topic (by ARN)")
-    roleArn: str = Field(pattern=IAM_ROLE, description="role AWS IoT assumes to publish to the topic")
+    targetArn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$", description="SNS topic (by ARN)")
+    roleArn: str = Field(pattern=IAM_ROLE_ARN, description="role AWS IoT assumes to publish to the topic")
     enabled: bool = True
 
 
 class AccountAuditConfigurationSpec(Strict):
-    roleArn: str = Field(pattern=IAM_ROLE, description="role Device Defender assumes to read the account")
+    roleArn: str = Field(pattern=IAM_ROLE_ARN, description="role Device Defender assumes to read the account")
     sns: SnsTarget | None = Field(None, description="where audit findings are sent")
     enabledChecks: list[str] = Field(default_factory=list, description="audit checks enabled; every other check "
                                                                        "is disabled")
@@ -197,7 +196,7 @@ class VpcDestination(Strict):
     vpcId: str = Field(pattern=r"^vpc-[0-9a-f]+$")
     subnetIds: list[str] = Field(min_length=1)
     securityGroups: list[str] = Field(default_factory=list)
-    roleArn: str = Field(pattern=IAM_ROLE)
+    roleArn: str = Field(pattern=IAM_ROLE_ARN)
 
 
 class TopicRuleDestinationSpec(Strict):
