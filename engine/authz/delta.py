@@ -18,6 +18,7 @@ the account allows that the manifests do not (and the reverse).
 """
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -74,6 +75,11 @@ class PermissionDelta:
                 "count": self.count, "things": list(self.things), "before": self.before.to_json(),
                 "after": self.after.to_json(), "newlyAllowed": list(self.newly_allowed),
                 "newlyDenied": list(self.newly_denied), "example": self.example, "summary": self.summary}
+
+
+def _fill(match: re.Match[str], *, name: str, filler: str) -> str:
+    """A wildcard of a policy resource made concrete: ${thing} is the thing's name, the others `filler`."""
+    return name if match.group(0) == THING_TOKEN else filler
 
 
 def covered(pattern: str, by: Iterable[str]) -> bool:
@@ -148,7 +154,7 @@ def _example(fleet_before: AuthzFleet, fleet_after: AuthzFleet, before: Connecti
             if pattern.startswith("every resource except"):
                 continue
         for filler in ("x", name):
-            concrete = _WILD.sub(lambda m, filler=filler: name if m.group(0) == THING_TOKEN else filler, pattern)
+            concrete = _WILD.sub(functools.partial(_fill, name=name, filler=filler), pattern)
             resource = concrete if concrete.startswith("arn:") else fleet_after.arn(conn.thing.target, rtype, concrete)
             request = Request(action, resource)
             results = []

@@ -220,7 +220,10 @@ def _diagnostics(err: ValidationError, doc: Document, kind: KindSchema) -> list[
     failed inside is followed (the most relevant by jsonschema's ranking), an unknown field is one diagnostic per
     field."""
     path = tuple(err.absolute_path)
-    keyword = err.validator
+    keyword = str(err.validator)
+    # an error raised by a validator always has these set (jsonschema types them as possibly unset, or a bool schema)
+    schema: Mapping[str, Any] = err.schema if isinstance(err.schema, Mapping) else {}
+    value: Any = err.validator_value
     if keyword in ("anyOf", "oneOf"):
         # an alternative that took the value's shape and failed inside says more than "none matched"; the most
         # relevant by jsonschema's own ranking (best_match's key), followed one level at a time
@@ -233,21 +236,21 @@ def _diagnostics(err: ValidationError, doc: Document, kind: KindSchema) -> list[
         shaped = [e for e in context if e.relative_schema_path and e.relative_schema_path[0] not in mistyped]
         if shaped:
             return _diagnostics(max(shaped, key=_RELEVANCE), doc, kind)
-        summary = f"expected {_alternatives(err.schema, kind.schema)}"
+        summary = f"expected {_alternatives(schema, kind.schema)}"
         return [_diag(doc, path, summary, _got(err.instance, kind, path))]
     if keyword == "additionalProperties" and isinstance(err.instance, dict):
-        allowed = sorted(err.schema.get("properties", {}))
+        allowed = sorted(schema.get("properties", {}))
         out = []
-        for key in _extras(err.instance, err.schema):
+        for key in _extras(err.instance, schema):
             hint = difflib.get_close_matches(str(key), allowed, n=1)
             out.append(_diag(doc, path + (key,), f"unknown field '{key}'"
                              + (f" (did you mean '{hint[0]}'?)" if hint else ""),
                              f"expected one of: {', '.join(allowed)}" if allowed else "no fields are allowed here"))
         return out
     if keyword == "required":
-        missing = [k for k in err.validator_value if isinstance(err.instance, dict) and k not in err.instance]
+        missing = [k for k in value if isinstance(err.instance, dict) and k not in err.instance]
         return [_diag(doc, path + (k,), f"required field '{k}' is missing", "") for k in missing]
-    return [_diag(doc, path, _expected(keyword, err.validator_value), _got(err.instance, kind, path))]
+    return [_diag(doc, path, _expected(keyword, value), _got(err.instance, kind, path))]
 
 
 def _diag(doc: Document, path: tuple[Any, ...], summary: str, detail: str) -> Diagnostic:

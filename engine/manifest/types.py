@@ -10,6 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetJsonSchemaHandler, model_validator
+from pydantic.config import JsonDict
 from pydantic.json_schema import JsonSchemaValue
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
@@ -33,7 +34,7 @@ def _reject_literal_secret(value: Any) -> Any:
 
 # "exactly one of env, file, secretRef" (the model validator below), for the published schema: an editor flags
 # `{}` and `{env: A, file: b}` as the engine does (a field written as null counts as absent in both)
-_ONE_SOURCE = {"oneOf": [{"required": [k], "properties": {k: {"type": "string"}}} for k in ("env", "file", "secretRef")]}
+_ONE_SOURCE: JsonDict = {"oneOf": [{"required": [k], "properties": {k: {"type": "string"}}} for k in ("env", "file", "secretRef")]}
 
 
 class SecretRefModel(Strict):

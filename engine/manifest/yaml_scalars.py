@@ -19,7 +19,7 @@ from ruamel.yaml.constructor import RoundTripConstructor
 CParser: Any          # libyaml's parser (PyYAML's C extension), or None where PyYAML was built without it
 try:
     from yaml import cyaml
-    CParser = cyaml.CParser     # (not in `yaml`'s namespace, nor in cyaml's __all__)
+    CParser = cyaml.CParser  # type: ignore[attr-defined]  # not in `yaml`'s namespace, nor in cyaml's __all__
     from yaml.nodes import MappingNode as _MappingNode
     from yaml.nodes import ScalarNode as _ScalarNode
 except ImportError:  # PyYAML built without libyaml: the ruamel path only
@@ -35,7 +35,7 @@ class Fallback(Exception):
 PLAIN, QUOTED, MAP, SEQ = object(), object(), object(), object()
 
 if CParser is not None:
-    class LibyamlComposer(CParser):  # type: ignore[misc, valid-type]
+    class LibyamlComposer(CParser):
         """libyaml's parser and composer, with no resolver: nodes keep a marker of how they were written."""
 
         def descend_resolver(self, current_node: Any, current_index: Any) -> None:

@@ -381,7 +381,7 @@ def as_json(plan: Plan) -> str:
     return plan.dumps()
 
 
-RENDERERS = {"text": text, "markdown": markdown, "json": as_json}
+RENDERERS: dict[str, Callable[[Plan], str]] = {"text": text, "markdown": markdown, "json": as_json}
 
 
 def md_cell(text: str) -> str:

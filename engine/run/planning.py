@@ -7,7 +7,7 @@ import gc
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from engine import accounts, errors, incremental
 from engine import snapshot as snapshots
@@ -18,8 +18,9 @@ from engine.graph import apply_waves
 from engine.journal import interrupted, interrupted_tasks
 from engine.manifest import generators
 from engine.manifest.confine import FilePolicy, allow_entries
-from engine.manifest.core_kinds import unresolved_credentials
+from engine.manifest.core_kinds import TargetSpec, unresolved_credentials
 from engine.manifest.fleet import Fleet
+from engine.manifest.specs import spec_as
 from engine.model import DesiredResource
 from engine.plan import permissions
 from engine.plan.model import Plan
@@ -27,13 +28,17 @@ from engine.plan.planner import PlanOptions
 from engine.plan.planner import plan as make_plan
 from engine.run.context import INTERRUPTED_LISTED, Context, get_provider, identity_rows, load, provider_key, read_key
 
+if TYPE_CHECKING:      # for the annotation only
+    from engine.providers.aws.provider import AwsProvider
+
 
 def unavailable_targets(fleet: Fleet, ctx: Context, diags: Diagnostics) -> set[str]:
     """Targets marked `optional: true` whose credential references do not resolve: not planned, with a warning."""
     skipped: set[str] = set()
     files = FilePolicy.for_targets(fleet.root, [m.spec for m in fleet.targets().values()])   # fleet-wide allowances
     for name, manifest in sorted(fleet.targets().items()):
-        missing = unresolved_credentials(manifest.spec, fleet.root, ctx.env, files) if manifest.spec.optional else []
+        spec = spec_as(manifest, TargetSpec)
+        missing = unresolved_credentials(spec, fleet.root, ctx.env, files) if spec.optional else []
         if missing:
             skipped.add(name)
             diags.add(warning(f"optional target '{name}' is not planned: {missing[0]}",
@@ -98,7 +103,7 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
     fleet = load(path, ctx, prefetch)     # (with the cyclic collector paused: engine/manifest/fleet.py)
     gc.freeze()       # the loaded fleet is long-lived: the collector's passes during the read skip its objects
     fleet.manifests = generators.release(fleet.manifests)    # a ThingSet's rows live on as desired resources
-    target_specs = {name: m.spec for name, m in fleet.targets().items()}
+    target_specs = {name: spec_as(m, TargetSpec) for name, m in fleet.targets().items()}
     diags = Diagnostics()
     skipped = unavailable_targets(fleet, ctx, diags)
     desired = [d for d in fleet.desired if (targets is None or d.address.target in targets or
@@ -133,11 +138,13 @@ def _plan(path: Path, ctx: Context, targets: set[str] | None, prune: bool, chang
                 result = scoped.read(provider, [d for d in every if provider_key(d.address) == key], groups[key], key)
             elif use is not None and key[0] == "aws":
                 from engine.providers.aws import trail
+                aws_spec = target_specs[key[1]].aws
+                assert aws_spec is not None                     # key[0] == "aws": the Target declares aws
                 now = ctx.now()
                 entry = use.since.targets.get(key[1]) if use.since is not None else None
                 result, trust, entries[key[1]] = trail.read_since(
-                    provider, groups[key], entry, now, use.settings or trail.Settings(),
-                    region=target_specs[key[1]].aws.region, refused=use.refused)
+                    cast("AwsProvider", provider), groups[key], entry, now, use.settings or trail.Settings(),
+                    region=aws_spec.region, refused=use.refused)
                 if use.since is not None and use.since.path:
                     trust["snapshot"] = use.since.path
                 reads.append(trust)

@@ -157,7 +157,7 @@ def _install_ca(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> None:
     def describe_ca_certificate(self):
         result = original_describe(self)
         extras = _ca_extras(self).get(self.path.split("/")[-1], {})
-        result.result["certificateDescription"].update(extras)   # type: ignore[index]
+        result.result["certificateDescription"].update(extras)
         return result
 
     def update_ca_certificate(self):

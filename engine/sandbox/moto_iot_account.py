@@ -364,7 +364,7 @@ def _install_domains(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> N
     def describe_domain_configuration(self):
         result = original_describe(self)
         extra = account_state(self.iot_backend)["domains"].get(self._get_param("domainConfigurationName"), {})
-        out = {**result.result, "tlsConfig": {"securityPolicy": DEFAULT_TLS_POLICY}, **extra}  # type: ignore[dict-item]
+        out = {**result.result, "tlsConfig": {"securityPolicy": DEFAULT_TLS_POLICY}, **extra}
         return ActionResult({k: v for k, v in out.items() if v is not None})
 
     def delete_domain_configuration(self):
@@ -409,6 +409,7 @@ def _install_destinations(IoTResponse: Any, ActionResult: Any, EmptyResult: Any)
                           statusReason="Awaiting confirmation from the endpoint",
                           _token=secrets.token_hex(32))
         else:
+            assert vpc is not None      # exactly one of the two, checked above
             for key in ("subnetIds", "vpcId", "roleArn"):
                 if not vpc.get(key):
                     raise _error("InvalidRequestException", f"vpcConfiguration.{key} is required")

@@ -141,6 +141,9 @@ class SymmetricKeyAttestation(Strict):
 class _Attestation(Strict):
     """How devices prove who they are to DPS: exactly one mechanism."""
 
+    x509: BaseModel | None           # narrowed by each subclass to its own attestation model
+    symmetricKey: BaseModel | None
+
     @model_validator(mode="after")
     def _one(self) -> _Attestation:
         if (self.x509 is None) == (self.symmetricKey is None):
