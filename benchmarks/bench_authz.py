@@ -14,6 +14,7 @@ Run (from the repository root):
     .venv/bin/python benchmarks/bench_authz.py --devices 10000 --certs
 Add `--json out.json` to keep every figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,11 +109,15 @@ CERT_TEMPLATE = """\
 
 def write_fleet(root: Path, n: int, certs: Path | None) -> Path:
     from bench_scale import macs
+
     root.mkdir(parents=True, exist_ok=True)
     (root / "shared.yaml").write_text(SHARED)
     (root / "devices.csv").write_text("mac,site\n" + "".join(f"{m},site-{i % 20}\n" for i, m in enumerate(macs(n))))
-    (root / "devices.yaml").write_text(THINGSET.replace("@certificate@", CERT_TEMPLATE if certs else "").replace(
-        "@principals@", '        principals: ["esp32-${mac|compact}"]\n' if certs else ""))
+    (root / "devices.yaml").write_text(
+        THINGSET.replace("@certificate@", CERT_TEMPLATE if certs else "").replace(
+            "@principals@", '        principals: ["esp32-${mac|compact}"]\n' if certs else ""
+        )
+    )
     if certs:
         (root / "certs").symlink_to(certs)
     return root
@@ -131,13 +136,22 @@ def phase(args: list[str], out: str) -> None:
     from click.testing import CliRunner
 
     from engine.cli import cli
+
     started = time.perf_counter()
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
     wall = time.perf_counter() - started
     r = resource.getrusage(resource.RUSAGE_SELF)
-    Path(out).write_text(json.dumps({"wall_s": round(wall, 2), "cpu_s": round(r.ru_utime + r.ru_stime, 2),
-                                     "peak_rss_mb": round(peak_rss_mb(), 1), "exit_code": res.exit_code,
-                                     "output_tail": res.stdout[-1500:]}))
+    Path(out).write_text(
+        json.dumps(
+            {
+                "wall_s": round(wall, 2),
+                "cpu_s": round(r.ru_utime + r.ru_stime, 2),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "exit_code": res.exit_code,
+                "output_tail": res.stdout[-1500:],
+            }
+        )
+    )
 
 
 def delta_phase(root: str, out: str) -> None:
@@ -146,6 +160,7 @@ def delta_phase(root: str, out: str) -> None:
     from engine.authz.delta import permission_delta
     from engine.manifest.fleet import load_fleet
     from engine.model import ActualResource
+
     started = time.perf_counter()
     fleet = load_fleet(root, resolve_secrets=False)
     loaded = time.perf_counter() - started
@@ -160,21 +175,35 @@ def delta_phase(root: str, out: str) -> None:
             spec = {**spec, "document": doc}
         actual.append(ActualResource(r.address, r.kind, spec))
     from engine.authz.principals import target_specs
+
     targets = target_specs(fleet)
     started = time.perf_counter()
     deltas = permission_delta(fleet.desired, actual, targets=targets)
     wall = time.perf_counter() - started
     r = resource.getrusage(resource.RUSAGE_SELF)
-    Path(out).write_text(json.dumps({"wall_s": round(wall, 2), "load_s": round(loaded, 2),
-                                     "cpu_s": round(r.ru_utime + r.ru_stime, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
-                                     "exit_code": 0, "output_tail": "\n".join(d.summary for d in deltas)}))
+    Path(out).write_text(
+        json.dumps(
+            {
+                "wall_s": round(wall, 2),
+                "load_s": round(loaded, 2),
+                "cpu_s": round(r.ru_utime + r.ru_stime, 2),
+                "peak_rss_mb": round(peak_rss_mb(), 1),
+                "exit_code": 0,
+                "output_tail": "\n".join(d.summary for d in deltas),
+            }
+        )
+    )
 
 
 def run_phase(name: str, args: list[str], mode: str = "_phase") -> dict[str, Any]:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
         pass
-    subprocess.run([sys.executable, __file__, mode, tmp.name, *args], cwd=ROOT, check=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT), "FLEETCTL_NOW": "2026-11-21T10:00:00Z"})
+    subprocess.run(
+        [sys.executable, __file__, mode, tmp.name, *args],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "FLEETCTL_NOW": "2026-11-21T10:00:00Z"},
+    )
     figures = json.loads(Path(tmp.name).read_text())
     os.unlink(tmp.name)
     figures["phase"] = name
@@ -200,27 +229,38 @@ def main(argv: list[str] | None = None) -> int:
             certs = None
             if ns.certs:
                 from bench_scale import device_certs
+
                 certs = device_certs(Path(tempfile.gettempdir()) / "fleetctl-bench-certs", n)
             root = write_fleet(Path(tmp) / "fleet", n, certs)
-            for name, args in (("load (validate)", ["validate", str(root)]),
-                               ("authz matrix", ["authz", "matrix", "--fleet", str(root)]),
-                               ("lint effective (FL011,FL012,FL015,FL016)",
-                                ["lint", str(root), "--select", "FL011,FL012,FL015,FL016"])):
+            for name, args in (
+                ("load (validate)", ["validate", str(root)]),
+                ("authz matrix", ["authz", "matrix", "--fleet", str(root)]),
+                (
+                    "lint effective (FL011,FL012,FL015,FL016)",
+                    ["lint", str(root), "--select", "FL011,FL012,FL015,FL016"],
+                ),
+            ):
                 figures = run_phase(name, args)
                 figures["devices"] = n
                 figures["certs"] = ns.certs
                 results.append(figures)
-                print(f"{n:>7,} things{' + certs' if ns.certs else ''}  {name:<42} {figures['wall_s']:>7.2f} s wall "
-                      f"{figures['cpu_s']:>7.2f} s CPU  peak {figures['peak_rss_mb']:>7.1f} MB  exit "
-                      f"{figures['exit_code']}", flush=True)
+                print(
+                    f"{n:>7,} things{' + certs' if ns.certs else ''}  {name:<42} {figures['wall_s']:>7.2f} s wall "
+                    f"{figures['cpu_s']:>7.2f} s CPU  peak {figures['peak_rss_mb']:>7.1f} MB  exit "
+                    f"{figures['exit_code']}",
+                    flush=True,
+                )
                 if name == "authz matrix":
                     print("    " + figures["output_tail"].strip().splitlines()[-1])
             figures = run_phase("permission_delta (after the load)", [str(root)], mode="_delta")
             figures.update(devices=n, certs=ns.certs)
             results.append(figures)
-            print(f"{n:>7,} things{' + certs' if ns.certs else ''}  {'permission_delta (load ' + str(figures['load_s']) + ' s apart)':<42} "
-                  f"{figures['wall_s']:>7.2f} s wall {figures['cpu_s']:>7.2f} s CPU  peak "
-                  f"{figures['peak_rss_mb']:>7.1f} MB", flush=True)
+            print(
+                f"{n:>7,} things{' + certs' if ns.certs else ''}  {'permission_delta (load ' + str(figures['load_s']) + ' s apart)':<42} "
+                f"{figures['wall_s']:>7.2f} s wall {figures['cpu_s']:>7.2f} s CPU  peak "
+                f"{figures['peak_rss_mb']:>7.1f} MB",
+                flush=True,
+            )
             for line in figures["output_tail"].splitlines():
                 print("    " + line)
     if ns.json:

@@ -27,6 +27,7 @@ engine.sandbox.certs, whose keys stay in memory).
 
 Run: .venv/bin/python benchmarks/bench_aws.py --things 1000,10000 [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,17 +67,19 @@ from engine.sandbox.aws import reset
 REGION = "eu-west-2"
 TARGET = "bench"
 POLICY, THING_TYPE, GROUP = "bench-policy", "bench-type", "bench-group"
-SHARD = 1000                                # things per manifest file
-RETRY_ROUNDS = 3                            # re-applies allowed to converge changes moto failed
+SHARD = 1000  # things per manifest file
+RETRY_ROUNDS = 3  # re-applies allowed to converge changes moto failed
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 # ---------------------------------------------------------------------------------------------------- quotas
 # List calls moto (without engine/sandbox/moto_ext.py's paging) answers in one response where AWS pages them.
 # Page size: ListThingsInThingGroup 250 [V], the other two 250 assumed [U] (research/quotas.md §11).
 AWS_PAGE = 250
-PAGED_LISTS = {"ListCertificates": ("list_certificates", "certificates"),
-               "ListTargetsForPolicy": ("list_targets_for_policy", "targets"),
-               "ListThingsInThingGroup": ("list_things_in_thing_group", "things")}
+PAGED_LISTS = {
+    "ListCertificates": ("list_certificates", "certificates"),
+    "ListTargetsForPolicy": ("list_targets_for_policy", "targets"),
+    "ListThingsInThingGroup": ("list_things_in_thing_group", "things"),
+}
 
 
 def quota(api: str) -> Quota:
@@ -105,9 +108,9 @@ def api_name(op: str) -> str:
 class Floor:
     """The time AWS's default quotas impose on a set of calls (ops in one phase may run concurrently)."""
 
-    seconds: float          # binding term: max over APIs of calls / TPS
-    binding: str            # that API, with its TPS and tag
-    serial_seconds: float   # sum over APIs (if every call ran one after another)
+    seconds: float  # binding term: max over APIs of calls / TPS
+    binding: str  # that API, with its TPS and tag
+    serial_seconds: float  # sum over APIs (if every call ran one after another)
 
     @staticmethod
     def of(calls: Mapping[str, int]) -> Floor:
@@ -160,20 +163,20 @@ def _cpu() -> float:
 
 
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # Linux: KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 @dataclass
 class Phase:
     name: str
     seconds: float = 0.0
-    calls: dict[str, int] = field(default_factory=dict)        # measured against moto, by AWS API name
-    aws_calls: dict[str, int] = field(default_factory=dict)    # as AWS would page them
+    calls: dict[str, int] = field(default_factory=dict)  # measured against moto, by AWS API name
+    aws_calls: dict[str, int] = field(default_factory=dict)  # as AWS would page them
     changes: int | None = None
     cpu_seconds: float = 0.0
     server_cpu_seconds: float | None = None
-    peak_rss_mb: float = 0.0                                   # process peak so far (ru_maxrss is monotonic)
-    load_avg: float = 0.0                                      # 1-minute load average at the end (shared host?)
+    peak_rss_mb: float = 0.0  # process peak so far (ru_maxrss is monotonic)
+    load_avg: float = 0.0  # 1-minute load average at the end (shared host?)
     detail: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -191,9 +194,14 @@ class Phase:
     def to_json(self, things: int) -> dict[str, Any]:
         out = asdict(self)
         fl = self.floor
-        out.update(totalCalls=self.total, mutatingCalls=self.mutating,
-                   callsPerThing=self.total / things if things else None,
-                   floorSeconds=fl.seconds, floorBinding=fl.binding, floorSerialSeconds=fl.serial_seconds)
+        out.update(
+            totalCalls=self.total,
+            mutatingCalls=self.mutating,
+            callsPerThing=self.total / things if things else None,
+            floorSeconds=fl.seconds,
+            floorBinding=fl.binding,
+            floorSerialSeconds=fl.serial_seconds,
+        )
         return out
 
 
@@ -252,19 +260,21 @@ def write_fleet(root: Path, n: int, cert_dir: Path, policy_on: str) -> None:
     aws = root / "aws"
     (aws / "certs").mkdir(parents=True)
     (root / "targets.yaml").write_text(
-        f"apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {{name: {TARGET}}}\nspec:\n  aws: {{region: {REGION}}}\n")
+        f"apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {{name: {TARGET}}}\nspec:\n  aws: {{region: {REGION}}}\n"
+    )
     group_policies = f"  policies: [{POLICY}]\n" if policy_on == "group" else ""
     (aws / "base.yaml").write_text(
         f"apiVersion: aws.fleetctl.io/v1\nkind: Policy\nmetadata: {{name: {POLICY}, target: {TARGET}}}\nspec:\n"
-        "  document:\n    Version: \"2012-10-17\"\n    Statement:\n"
+        '  document:\n    Version: "2012-10-17"\n    Statement:\n'
         "      - Effect: Allow\n        Action: iot:Connect\n"
-        f"        Resource: \"arn:aws:iot:{REGION}:123456789012:client/${{iot:Connection.Thing.ThingName}}\"\n"
+        f'        Resource: "arn:aws:iot:{REGION}:123456789012:client/${{iot:Connection.Thing.ThingName}}"\n'
         "---\n"
         f"apiVersion: aws.fleetctl.io/v1\nkind: ThingType\nmetadata: {{name: {THING_TYPE}, target: {TARGET}}}\n"
         "spec:\n  description: benchmark devices\n  searchableAttributes: [serial]\n"
         "---\n"
         f"apiVersion: aws.fleetctl.io/v1\nkind: ThingGroup\nmetadata: {{name: {GROUP}, target: {TARGET}}}\n"
-        f"spec:\n  description: every benchmark device\n{group_policies}")
+        f"spec:\n  description: every benchmark device\n{group_policies}"
+    )
     cert_policies = f"  policies: [{POLICY}]\n" if policy_on == "cert" else ""
     for start in range(0, n, SHARD):
         docs = []
@@ -276,8 +286,9 @@ def write_fleet(root: Path, n: int, cert_dir: Path, policy_on: str) -> None:
                 f"spec:\n  certificatePem: {{file: certs/{name}.pem}}\n  status: ACTIVE\n{cert_policies}"
                 "---\n"
                 f"apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {{name: {name}, target: {TARGET}}}\n"
-                f"spec:\n  thingType: {THING_TYPE}\n  attributes: {{serial: \"{i}\", site: bench}}\n"
-                f"  groups: [{GROUP}]\n  principals: [{name}-cert]\n")
+                f'spec:\n  thingType: {THING_TYPE}\n  attributes: {{serial: "{i}", site: bench}}\n'
+                f"  groups: [{GROUP}]\n  principals: [{name}-cert]\n"
+            )
         (aws / f"things-{start // SHARD:03d}.yaml").write_text("---\n".join(docs))
 
 
@@ -288,8 +299,11 @@ class Sandbox:
     def __init__(self, endpoint_url: str | None, state_dir: Path) -> None:
         self.proc: subprocess.Popen[bytes] | None = None
         if endpoint_url is None:
-            self.proc = subprocess.Popen([sys.executable, "-m", "engine.sandbox.aws", "--state-dir", str(state_dir)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "engine.sandbox.aws", "--state-dir", str(state_dir)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             state = state_dir / "aws.json"
             deadline = time.monotonic() + 60
             while not state.is_file():
@@ -324,29 +338,42 @@ class Sandbox:
 
 def listing_sizes(iot: Any) -> dict[str, Listing]:
     """What the paged list calls of a read pass would return right now (probed before a phase, uncounted)."""
+
     def items(op: str, key: str, **kw: Any) -> tuple[int, int]:
         pages = list(iot.get_paginator(op).paginate(**kw, PaginationConfig={"PageSize": AWS_PAGE}))
         return sum(len(page.get(key, [])) for page in pages), len(pages)
 
     policies = [p["policyName"] for page in iot.get_paginator("list_policies").paginate() for p in page["policies"]]
     groups = [g["groupName"] for page in iot.get_paginator("list_thing_groups").paginate() for g in page["thingGroups"]]
-    args = {"ListCertificates": [{}], "ListTargetsForPolicy": [{"policyName": p} for p in policies],
-            "ListThingsInThingGroup": [{"thingGroupName": g} for g in groups]}
+    args = {
+        "ListCertificates": [{}],
+        "ListTargetsForPolicy": [{"policyName": p} for p in policies],
+        "ListThingsInThingGroup": [{"thingGroupName": g} for g in groups],
+    }
     out = {}
     for api, (op, key) in PAGED_LISTS.items():
         counted = [items(op, key, **kw) for kw in args[api]]
-        out[api] = Listing(tuple(n for n, _ in counted),
-                           paged=all(pages >= math.ceil(n / AWS_PAGE) for n, pages in counted))
+        out[api] = Listing(
+            tuple(n for n, _ in counted), paged=all(pages >= math.ceil(n / AWS_PAGE) for n, pages in counted)
+        )
     return out
 
 
 # ------------------------------------------------------------------------------------------- fleetctl runs
 def bench_env(endpoint_url: str) -> dict[str, str]:
-    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION,
-           "AWS_EC2_METADATA_DISABLED": "true", "FLEETCTL_NOW": "2026-01-01T00:00:00Z",
-           "FLEETCTL_GIT_COMMIT": "0" * 40, "FLEETCTL_ACTOR": "bench",
-           "FLEETCTL_RATE_LIMIT": "off"}     # local time is measured unpaced; the quotas give the floor
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "FLEETCTL_NOW": "2026-01-01T00:00:00Z",
+        "FLEETCTL_GIT_COMMIT": "0" * 40,
+        "FLEETCTL_ACTOR": "bench",
+        "FLEETCTL_RATE_LIMIT": "off",
+    }  # local time is measured unpaced; the quotas give the floor
     env.pop("AWS_PROFILE", None)
     return env
 
@@ -373,8 +400,9 @@ def journal_write_seconds(folder: Path, samples: int = 300) -> float:
     journal = Journal(probe, lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "p-probe", "0" * 40, "bench")
     t0 = time.perf_counter()
     for i in range(samples):
-        journal.write("success", address=f"aws/{TARGET}/Thing/{thing_name(i, samples)}", op="create_thing",
-                      requestId="0" * 36)
+        journal.write(
+            "success", address=f"aws/{TARGET}/Thing/{thing_name(i, samples)}", op="create_thing", requestId="0" * 36
+        )
     seconds = (time.perf_counter() - t0) / samples
     probe.unlink()
     return seconds
@@ -390,8 +418,11 @@ def run_fleetctl(fleet: Path, work: Path, box: Sandbox, n: int, workers: int, me
     phases: list[Phase] = []
     load = Phase("load manifests")
     fleet_obj = meter.run(load, lambda: run.load(fleet, ctx()))
-    load.detail = {"manifests": len(fleet_obj.manifests), "desiredResources": len(fleet_obj.desired),
-                   "files": sum(1 for _ in fleet.rglob("*.yaml"))}
+    load.detail = {
+        "manifests": len(fleet_obj.manifests),
+        "desiredResources": len(fleet_obj.desired),
+        "files": sum(1 for _ in fleet.rglob("*.yaml")),
+    }
     phases.append(load)
     del fleet_obj
 
@@ -402,9 +433,12 @@ def run_fleetctl(fleet: Path, work: Path, box: Sandbox, n: int, workers: int, me
         phase.calls = _provider_calls(result.stats["providers"])
         phase.aws_calls = aws_equivalent(phase.calls, sizes)
         phase.changes = len(result.plan.changes)
-        phase.detail = {"readSeconds": result.stats["readSeconds"], "summary": result.plan.counts(),
-                        "estimate": estimate_line(result.plan.options.get("estimate") or {}),
-                        "errors": [d.summary for d in result.plan.diagnostics if d.severity.value == "error"][:5]}
+        phase.detail = {
+            "readSeconds": result.stats["readSeconds"],
+            "summary": result.plan.counts(),
+            "estimate": estimate_line(result.plan.options.get("estimate") or {}),
+            "errors": [d.summary for d in result.plan.diagnostics if d.severity.value == "error"][:5],
+        }
         return phase, result
 
     empty, first = plan_phase("plan (empty account)")
@@ -438,20 +472,30 @@ def run_fleetctl(fleet: Path, work: Path, box: Sandbox, n: int, workers: int, me
     create.aws_calls = aws_equivalent(create.calls, sizes)
     create.changes = len(report.applied)
     entries = _journal_lines(work / "journal.jsonl") - journal_before
-    create.detail.update(workers=workers, applied=len(report.applied), failed=len(report.failed),
-                         skipped=len(report.skipped), failures=[f"{a}: {m}" for a, m in report.failed[:5]],
-                         journalEntries=entries,
-                         journalSecondsEstimate=entries * (fsync_before + journal_write_seconds(work)) / 2,
-                         staleCheckSeconds=create.seconds - report.seconds - create.detail["loadPlanSeconds"]
-                         - create.detail["loadFleetSeconds"])
+    create.detail.update(
+        workers=workers,
+        applied=len(report.applied),
+        failed=len(report.failed),
+        skipped=len(report.skipped),
+        failures=[f"{a}: {m}" for a, m in report.failed[:5]],
+        journalEntries=entries,
+        journalSecondsEstimate=entries * (fsync_before + journal_write_seconds(work)) / 2,
+        staleCheckSeconds=create.seconds
+        - report.seconds
+        - create.detail["loadPlanSeconds"]
+        - create.detail["loadFleetSeconds"],
+    )
     phases.append(create)
 
     def apply_path() -> tuple[run.PlanResult, run.ApplyReport | None, dict[str, int]]:
         """`fleetctl apply PATH --auto-approve`: plan, and apply only when there are changes."""
         c = ctx()
         result = run.plan(fleet, c)
-        rep = run.apply(result.plan, c, fleet, {k: m.spec for k, m in result.fleet.targets().items()}) \
-            if result.plan.has_changes else None
+        rep = (
+            run.apply(result.plan, c, fleet, {k: m.spec for k, m in result.fleet.targets().items()})
+            if result.plan.has_changes
+            else None
+        )
         return result, rep, _provider_calls({f"{k[0]}/{k[1]}": p.stats() for k, p in c.providers.items()})
 
     if report.failed or report.skipped:
@@ -466,8 +510,9 @@ def run_fleetctl(fleet: Path, work: Path, box: Sandbox, n: int, workers: int, me
                 result, rep, used = apply_path()
                 calls.update(used)
                 retry.detail.setdefault("changesPerRound", []).append(len(result.plan.changes))
-                retry.detail.update(rounds=rounds, failed=len(rep.failed) if rep else 0,
-                                    skipped=len(rep.skipped) if rep else 0)
+                retry.detail.update(
+                    rounds=rounds, failed=len(rep.failed) if rep else 0, skipped=len(rep.skipped) if rep else 0
+                )
                 if rep is None or rep.ok:
                     break
             retry.calls = dict(sorted(calls.items()))
@@ -513,6 +558,7 @@ class CountingClient:
             except Exception:
                 self.errors[op] += 1
                 raise
+
         return call
 
 
@@ -525,7 +571,7 @@ def register_device(client: Any, device_id: str) -> None:
     try:
         client.create_policy(policyName=SCRIPT_POLICY, policyDocument=SCRIPT_POLICY_DOC)
     except Exception:
-        pass                                            # "Reusing existing policy."
+        pass  # "Reusing existing policy."
     try:
         response = client.list_thing_principals(thingName=device_id)
         for principal in response["principals"]:
@@ -538,7 +584,7 @@ def register_device(client: Any, device_id: str) -> None:
         pass
     certs = client.create_keys_and_certificate(setAsActive=True)
     certificate_arn = certs["certificateArn"]
-    del certs                                           # the keys are dropped, never written
+    del certs  # the keys are dropped, never written
     client.attach_principal_policy(policyName=SCRIPT_POLICY, principal=certificate_arn)
     attributes = {"attributes": {"owner": SCRIPT_OWNER}}
     try:
@@ -561,7 +607,7 @@ def run_script(name: str, box: Sandbox, names: list[str], budget: float, meter: 
         for device in names:
             try:
                 register_device(client, device)
-            except Exception:                          # the script prints "Try again" and exits 1
+            except Exception:  # the script prints "Try again" and exits 1
                 failed += 1
             done += 1
             if time.perf_counter() > deadline:
@@ -569,9 +615,13 @@ def run_script(name: str, box: Sandbox, names: list[str], budget: float, meter: 
 
     meter.run(phase, loop)
     phase.calls = _api_counts(client.calls)
-    phase.aws_calls = dict(phase.calls)                 # the script makes no list calls moto leaves unpaged
-    phase.detail = {"devices": done, "of": len(names), "failedDevices": failed,
-                    "rejectedCalls": _api_counts(client.errors)}
+    phase.aws_calls = dict(phase.calls)  # the script makes no list calls moto leaves unpaged
+    phase.detail = {
+        "devices": done,
+        "of": len(names),
+        "failedDevices": failed,
+        "rejectedCalls": _api_counts(client.errors),
+    }
     return phase
 
 
@@ -581,7 +631,9 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for k, r in enumerate(cells):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        lines.append(
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        )
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -605,42 +657,83 @@ def _scaled(phase: Phase, n: int) -> Floor:
 
 def render(n: int, fleetctl: list[Phase], script: list[Phase], meta: Mapping[str, Any]) -> str:
     by = {p.name: p for p in fleetctl}
-    out = [f"== AWS benchmark: {n:,} things — fleetctl {meta['engine']} vs registerDevice.py, against moto "
-           f"{meta['moto']} on {meta['endpoint']} ({meta['cpus']} CPUs, workers={meta['workers']}, "
-           f"policy on {meta['policyOn']}) =="]
-    out.append("moto is NOT rate limited: 'floor s' is the time AWS's default per-API quotas would impose on the "
-               "counted calls (research/quotas.md §8: calls/TPS, binding API = the largest term);\n'wall s' is the "
-               "measured local time (engine + moto + loopback). Expect at least max(floor, wall) on AWS.\n")
+    out = [
+        f"== AWS benchmark: {n:,} things — fleetctl {meta['engine']} vs registerDevice.py, against moto "
+        f"{meta['moto']} on {meta['endpoint']} ({meta['cpus']} CPUs, workers={meta['workers']}, "
+        f"policy on {meta['policyOn']}) =="
+    ]
+    out.append(
+        "moto is NOT rate limited: 'floor s' is the time AWS's default per-API quotas would impose on the "
+        "counted calls (research/quotas.md §8: calls/TPS, binding API = the largest term);\n'wall s' is the "
+        "measured local time (engine + moto + loopback). Expect at least max(floor, wall) on AWS.\n"
+    )
     rows = []
     for p in fleetctl + script:
         per = p.detail.get("devices") or n
-        rows.append([p.name, p.seconds, p.total if p.calls else None,
-                     p.total / per if p.calls else None, p.mutating if p.calls else None, p.changes,
-                     p.cpu_seconds, p.server_cpu_seconds, p.peak_rss_mb, p.load_avg,
-                     p.floor.seconds if p.calls else None, p.floor.binding if p.calls else ""])
-    out.append(_table(["phase", "wall s", "calls", "calls/thing", "mutating", "changes", "cpu s", "moto cpu s",
-                       "peak RSS MB", "load avg", "floor s", "binding API (default TPS)"], rows))
+        rows.append(
+            [
+                p.name,
+                p.seconds,
+                p.total if p.calls else None,
+                p.total / per if p.calls else None,
+                p.mutating if p.calls else None,
+                p.changes,
+                p.cpu_seconds,
+                p.server_cpu_seconds,
+                p.peak_rss_mb,
+                p.load_avg,
+                p.floor.seconds if p.calls else None,
+                p.floor.binding if p.calls else "",
+            ]
+        )
+    out.append(
+        _table(
+            [
+                "phase",
+                "wall s",
+                "calls",
+                "calls/thing",
+                "mutating",
+                "changes",
+                "cpu s",
+                "moto cpu s",
+                "peak RSS MB",
+                "load avg",
+                "floor s",
+                "binding API (default TPS)",
+            ],
+            rows,
+        )
+    )
     notes = []
     for p in script:
         if p.detail["devices"] < p.detail["of"]:
-            notes.append(f"'{p.name}' covered {p.detail['devices']:,} of {p.detail['of']:,} devices within the "
-                         "--script-budget; its per-device figures are over those, its floor is scaled to all.")
+            notes.append(
+                f"'{p.name}' covered {p.detail['devices']:,} of {p.detail['of']:,} devices within the "
+                "--script-budget; its per-device figures are over those, its floor is scaled to all."
+            )
     c = by["apply (create)"].detail
-    notes.append(f"apply (create): {c['applied']:,} changes applied, {c['failed']} failed, {c['skipped']} skipped "
-                 f"with {c['workers']} workers; of its wall time: load plan {c['loadPlanSeconds']:.2f} s, re-load "
-                 f"fleet for Target specs {c['loadFleetSeconds']:.2f} s, stale check {c['staleCheckSeconds']:.2f} s, "
-                 f"changes {c['applySeconds']:.2f} s; {c['journalEntries']:,} journal entries (fsync each, "
-                 f"≈{c['journalSecondsEstimate']:.1f} s serialised).")
+    notes.append(
+        f"apply (create): {c['applied']:,} changes applied, {c['failed']} failed, {c['skipped']} skipped "
+        f"with {c['workers']} workers; of its wall time: load plan {c['loadPlanSeconds']:.2f} s, re-load "
+        f"fleet for Target specs {c['loadFleetSeconds']:.2f} s, stale check {c['staleCheckSeconds']:.2f} s, "
+        f"changes {c['applySeconds']:.2f} s; {c['journalEntries']:,} journal entries (fsync each, "
+        f"≈{c['journalSecondsEstimate']:.1f} s serialised)."
+    )
     retry = by.get("apply (retry failed)")
     if retry is not None:
-        notes.append(f"apply (create): moto failed {c['failed']:,} changes and {c['skipped']:,} dependants were skipped "
-                     f"(e.g. {c['failures'][0] if c['failures'] else '-'}). moto's IoT backend is not thread-safe: "
-                     "a request that iterates a table while another inserts dies with an HTML 500 page, which the "
-                     f"engine reports as 'does not implement'. 'apply (retry failed)' ran `fleetctl apply PATH` "
-                     f"{retry.detail['rounds']} time(s) to converge them ({retry.detail['failed']} still failing).")
+        notes.append(
+            f"apply (create): moto failed {c['failed']:,} changes and {c['skipped']:,} dependants were skipped "
+            f"(e.g. {c['failures'][0] if c['failures'] else '-'}). moto's IoT backend is not thread-safe: "
+            "a request that iterates a table while another inserts dies with an HTML 500 page, which the "
+            f"engine reports as 'does not implement'. 'apply (retry failed)' ran `fleetctl apply PATH` "
+            f"{retry.detail['rounds']} time(s) to converge them ({retry.detail['failed']} still failing)."
+        )
     e = by["plan (empty account)"].detail
-    notes.append(f"plan (empty account): read {e['readSeconds']:.2f} s; plan file {e['planFileBytes'] / 1e6:.1f} MB; "
-                 f"the plan's own estimate: {e['estimate'] or '-'}")
+    notes.append(
+        f"plan (empty account): read {e['readSeconds']:.2f} s; plan file {e['planFileBytes'] / 1e6:.1f} MB; "
+        f"the plan's own estimate: {e['estimate'] or '-'}"
+    )
     notes.append(f"plan (after apply): read {by['plan (after apply)'].detail['readSeconds']:.2f} s.")
     out.append("\n".join("note: " + s for s in notes) + "\n")
 
@@ -653,13 +746,19 @@ def render(n: int, fleetctl: list[Phase], script: list[Phase], meta: Mapping[str
             measured, aws = p.calls.get(api, 0), p.aws_calls.get(api, 0)
             row.append(f"{aws:,}" + (f" ({measured:,})" if measured != aws else "") if aws else "")
         rows.append(row)
-    out.append("Calls per API and phase (AWS-equivalent pages; the sandbox's measured count in parentheses where "
-               "it answered in one response a list AWS pages at 250):")
+    out.append(
+        "Calls per API and phase (AWS-equivalent pages; the sandbox's measured count in parentheses where "
+        "it answered in one response a list AWS pages at 250):"
+    )
     out.append(_table(["API", "TPS [tag]"] + [p.name for p in fleetctl[1:] + script], rows) + "\n")
 
     create, rerun = script[0], script[1]
-    f_create = Floor.of({a: by["plan (empty account)"].aws_calls.get(a, 0) + by["apply (create)"].aws_calls.get(a, 0)
-                         for a in set(by["plan (empty account)"].aws_calls) | set(by["apply (create)"].aws_calls)})
+    f_create = Floor.of(
+        {
+            a: by["plan (empty account)"].aws_calls.get(a, 0) + by["apply (create)"].aws_calls.get(a, 0)
+            for a in set(by["plan (empty account)"].aws_calls) | set(by["apply (create)"].aws_calls)
+        }
+    )
     f_create_sum = by["plan (empty account)"].floor.seconds + by["apply (create)"].floor.seconds
     fc_wall = by["plan (empty account)"].seconds + by["apply (create)"].seconds
     again = by["re-apply (unchanged)"]
@@ -670,7 +769,11 @@ def render(n: int, fleetctl: list[Phase], script: list[Phase], meta: Mapping[str
     fc_create_calls = by["plan (empty account)"].total + by["apply (create)"].total
     rows = [
         ["calls/device, create (plan + apply)", fc_create_calls / n, create.total / create.detail["devices"]],
-        ["  mutating calls/device, create", by["apply (create)"].mutating / n, create.mutating / create.detail["devices"]],
+        [
+            "  mutating calls/device, create",
+            by["apply (create)"].mutating / n,
+            create.mutating / create.detail["devices"],
+        ],
         *([["  + calls to retry what moto failed", retry.total, None]] if retry is not None else []),
         ["calls/device, re-run of the same fleet", again.total / n, rerun.total / rerun.detail["devices"]],
         ["mutating calls on re-run (whole fleet)", again.mutating, round(rerun.mutating * n / rerun.detail["devices"])],
@@ -681,24 +784,36 @@ def render(n: int, fleetctl: list[Phase], script: list[Phase], meta: Mapping[str
         ["  binding API, create", f"{by['apply (create)'].floor.binding}", s_create_floor.binding],
         ["floor s, re-run (AWS default quotas)", again.floor.seconds, s_rerun_floor.seconds],
         ["  binding API, re-run", again.floor.binding, s_rerun_floor.binding],
-        ["local wall / floor, create", fc_wall / f_create_sum if f_create_sum else None,
-         s_create_wall / s_create_floor.seconds if s_create_floor.seconds else None],
-        ["local wall / floor, re-run", again.seconds / again.floor.seconds if again.floor.seconds else None,
-         s_rerun_wall / s_rerun_floor.seconds if s_rerun_floor.seconds else None],
+        [
+            "local wall / floor, create",
+            fc_wall / f_create_sum if f_create_sum else None,
+            s_create_wall / s_create_floor.seconds if s_create_floor.seconds else None,
+        ],
+        [
+            "local wall / floor, re-run",
+            again.seconds / again.floor.seconds if again.floor.seconds else None,
+            s_rerun_wall / s_rerun_floor.seconds if s_rerun_floor.seconds else None,
+        ],
     ]
     out.append("Side by side (script figures scaled to the whole fleet where a pass was sampled):")
     out.append(_table(["", "fleetctl", "script (registerDevice.py)"], rows))
-    out.append(f"floor s, create, fleetctl: phases summed (plan, then apply); a single max over both phases would be "
-               f"{f_create.seconds:,.1f} s ({f_create.binding}).")
+    out.append(
+        f"floor s, create, fleetctl: phases summed (plan, then apply); a single max over both phases would be "
+        f"{f_create.seconds:,.1f} s ({f_create.binding})."
+    )
     out.append("local wall / floor < 1 means the quotas, not fleetctl or the script, would set the pace on AWS.\n")
     return "\n".join(out)
 
 
 def quota_legend(used: set[str]) -> str:
-    rows = [[api, f"{quota(api).tps:g}", quota(api).tag, quota(api).code or "", quota(api).source]
-            for api in sorted(used)]
-    return ("Default TPS per API (engine/ratelimit.py; V verified current default, H 2019 guide only, U assumed):\n"
-            + _table(["API", "TPS", "tag", "quota code", "source"], rows) + "\n")
+    rows = [
+        [api, f"{quota(api).tps:g}", quota(api).tag, quota(api).code or "", quota(api).source] for api in sorted(used)
+    ]
+    return (
+        "Default TPS per API (engine/ratelimit.py; V verified current default, H 2019 guide only, U assumed):\n"
+        + _table(["API", "TPS", "tag", "quota code", "source"], rows)
+        + "\n"
+    )
 
 
 # ----------------------------------------------------------------------------------------------------- main
@@ -717,7 +832,7 @@ def bench_one(n: int, args: argparse.Namespace, box: Sandbox, meter: Meter, meta
         log("fleetctl done; per-device script (create)")
         box.reset()
         setup = box.boto()
-        setup.create_thing_type(thingTypeName=THING_TYPE)   # registerDevice.py expects the type to exist
+        setup.create_thing_type(thingTypeName=THING_TYPE)  # registerDevice.py expects the type to exist
         names = [thing_name(i, n) for i in range(n)]
         script = [run_script("script (create)", box, names, args.script_budget, meter)]
         log("per-device script (re-run)")
@@ -725,14 +840,23 @@ def bench_one(n: int, args: argparse.Namespace, box: Sandbox, meter: Meter, meta
         text = render(n, fleetctl, script, {**meta, "endpoint": box.endpoint_url})
         by = {p.name: p for p in fleetctl}
         retry = by.get("apply (retry failed)")
-        ok = (by["plan (after apply)"].changes == 0 and by["re-apply (unchanged)"].mutating == 0
-              and (retry is None or (retry.detail["failed"] == 0 and retry.detail["skipped"] == 0)))
+        ok = (
+            by["plan (after apply)"].changes == 0
+            and by["re-apply (unchanged)"].mutating == 0
+            and (retry is None or (retry.detail["failed"] == 0 and retry.detail["skipped"] == 0))
+        )
         if not ok:
             text += "\nFAIL: the fleet did not converge: the plan after apply is not empty or the re-apply mutated.\n"
         print(text, flush=True)
         used = {a for p in fleetctl + script for a in p.aws_calls}
-        return {"things": n, "ok": ok, "setupSeconds": setup_seconds, "usedApis": sorted(used),
-                "fleetctl": [p.to_json(n) for p in fleetctl], "script": [p.to_json(n) for p in script]}
+        return {
+            "things": n,
+            "ok": ok,
+            "setupSeconds": setup_seconds,
+            "usedApis": sorted(used),
+            "fleetctl": [p.to_json(n) for p in fleetctl],
+            "script": [p.to_json(n) for p in script],
+        }
     finally:
         if args.keep:
             print(f"kept {work}", file=sys.stderr)
@@ -741,23 +865,35 @@ def bench_one(n: int, args: argparse.Namespace, box: Sandbox, meter: Meter, meta
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--things", default="1000,10000", help="fleet sizes, comma separated (default 1000,10000)")
     parser.add_argument("--endpoint-url", help="a running loopback sandbox (default: start moto for the run)")
     parser.add_argument("--workers", type=int, default=run.Context().workers, help="apply workers (Context.workers)")
-    parser.add_argument("--policy-on", choices=("cert", "group"), default="cert",
-                        help="attach the policy to each certificate (like the script) or to the thing group")
-    parser.add_argument("--script-budget", type=float, default=300.0,
-                        help="seconds per script pass; a pass stops after the device that crosses it (default 300)")
-    parser.add_argument("--cert-cache", default=str(Path(tempfile.gettempdir()) / "fleetctl-bench-certs"),
-                        help="folder caching the generated public certificates, per N")
+    parser.add_argument(
+        "--policy-on",
+        choices=("cert", "group"),
+        default="cert",
+        help="attach the policy to each certificate (like the script) or to the thing group",
+    )
+    parser.add_argument(
+        "--script-budget",
+        type=float,
+        default=300.0,
+        help="seconds per script pass; a pass stops after the device that crosses it (default 300)",
+    )
+    parser.add_argument(
+        "--cert-cache",
+        default=str(Path(tempfile.gettempdir()) / "fleetctl-bench-certs"),
+        help="folder caching the generated public certificates, per N",
+    )
     parser.add_argument("--work-dir", default=None, help="where the temporary fleet and journal go")
     parser.add_argument("--keep", action="store_true", help="keep the generated fleet, plan file and journal")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "").replace(",", "")) for s in args.things.split(",") if s.strip()]
-    for key, value in bench_env("http://127.0.0.1").items():   # boto3 reads credentials from the process env
+    for key, value in bench_env("http://127.0.0.1").items():  # boto3 reads credentials from the process env
         if key.startswith("AWS_") and key != "AWS_ENDPOINT_URL":
             os.environ[key] = value
     os.environ.pop("AWS_PROFILE", None)
@@ -765,9 +901,17 @@ def main(argv: list[str] | None = None) -> int:
     box = Sandbox(args.endpoint_url, state)
     meter = Meter(box.pid)
     from importlib.metadata import version
-    meta = {"engine": version("fleetctl"), "moto": moto.__version__, "boto3": boto3.__version__,
-            "python": platform.python_version(), "cpus": os.cpu_count(), "workers": args.workers,
-            "policyOn": args.policy_on, "scriptBudgetSeconds": args.script_budget}
+
+    meta = {
+        "engine": version("fleetctl"),
+        "moto": moto.__version__,
+        "boto3": boto3.__version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "workers": args.workers,
+        "policyOn": args.policy_on,
+        "scriptBudgetSeconds": args.script_budget,
+    }
     runs = []
     try:
         for n in sizes:
@@ -778,8 +922,10 @@ def main(argv: list[str] | None = None) -> int:
     used = {a for r in runs for a in r["usedApis"]}
     print(quota_legend(used))
     if args.json:
-        Path(args.json).write_text(json.dumps({"meta": meta, "quotas": {a: asdict(quota(a)) for a in sorted(used)},
-                                               "runs": runs}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"meta": meta, "quotas": {a: asdict(quota(a)) for a in sorted(used)}, "runs": runs}, indent=2)
+            + "\n"
+        )
     return 0 if all(r["ok"] for r in runs) else 1
 
 

@@ -35,6 +35,7 @@ import-job path is re-planned to show it converged.
 Run: .venv/bin/python benchmarks/bench_azure.py --devices 1000,10000 [--json out.json]
      .venv/bin/python benchmarks/bench_azure.py --paths --devices 1000,10000 [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,7 +89,7 @@ class Floor:
 class Phase:
     name: str
     seconds: float = 0.0
-    calls: dict[str, int] = field(default_factory=dict)          # by wire operation (AzureClient names)
+    calls: dict[str, int] = field(default_factory=dict)  # by wire operation (AzureClient names)
     changes: int | None = None
     cpu_seconds: float = 0.0
     server_cpu_seconds: float | None = None
@@ -119,9 +120,16 @@ class Phase:
 
     def to_json(self, devices: int) -> dict[str, Any]:
         floor, per_device = self.floor(), self.floor(per_device_bulk=True)
-        return {**asdict(self), "byClass": self.by_class, "totalCalls": self.total, "mutatingCalls": self.mutating,
-                "callsPerDevice": self.total / devices, "floorSeconds": floor.seconds, "floorBinding": floor.binding,
-                "floorSecondsBulkPerDevice": per_device.seconds}
+        return {
+            **asdict(self),
+            "byClass": self.by_class,
+            "totalCalls": self.total,
+            "mutatingCalls": self.mutating,
+            "callsPerDevice": self.total / devices,
+            "floorSeconds": floor.seconds,
+            "floorBinding": floor.binding,
+            "floorSecondsBulkPerDevice": per_device.seconds,
+        }
 
 
 # ------------------------------------------------------------------------------------------------ sandbox
@@ -132,9 +140,12 @@ class Emulator:
         self.dir = work / "emulator"
         self.dir.mkdir(parents=True)
         self.log = open(self.dir / "azure.log", "ab")  # noqa: SIM115 - the child writes to it until stop() closes it
-        self.proc = subprocess.Popen([sys.executable, "-m", "engine.sandbox.azure_emulator", "--state-dir",
-                                      str(self.dir), *(extra or [])], stdout=self.log, stderr=self.log,
-                                     stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "engine.sandbox.azure_emulator", "--state-dir", str(self.dir), *(extra or [])],
+            stdout=self.log,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 60
         info = self.dir / "azure.json"
         while not info.exists():
@@ -145,16 +156,21 @@ class Emulator:
         self.info = json.loads(info.read_text())
 
     def env(self, work: Path) -> dict[str, str]:
-        return {**{k: v for k, v in os.environ.items() if not k.startswith("FLEETCTL_")},
-                "FLEETCTL_HUB_CONNECTION_STRING": self.info["hub_connection_string"],
-                "FLEETCTL_DPS_CONNECTION_STRING": self.info["dps_connection_string"],
-                "REQUESTS_CA_BUNDLE": self.info["ca_bundle"], "FLEETCTL_ARM_ENDPOINT": self.info["arm_base_url"],
-                "FLEETCTL_NOW": "2026-11-21T10:00:00Z", "FLEETCTL_GIT_COMMIT": "0" * 40,
-                "FLEETCTL_JOURNAL": str(work / "journal.jsonl")}
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith("FLEETCTL_")},
+            "FLEETCTL_HUB_CONNECTION_STRING": self.info["hub_connection_string"],
+            "FLEETCTL_DPS_CONNECTION_STRING": self.info["dps_connection_string"],
+            "REQUESTS_CA_BUNDLE": self.info["ca_bundle"],
+            "FLEETCTL_ARM_ENDPOINT": self.info["arm_base_url"],
+            "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
+            "FLEETCTL_GIT_COMMIT": "0" * 40,
+            "FLEETCTL_JOURNAL": str(work / "journal.jsonl"),
+        }
 
     def control(self, method: str, path: str) -> Any:
-        response = requests.request(method, f"https://{self.info['host']}/_emulator/{path}",
-                                    verify=self.info["ca_pem_path"], timeout=30)
+        response = requests.request(
+            method, f"https://{self.info['host']}/_emulator/{path}", verify=self.info["ca_pem_path"], timeout=30
+        )
         response.raise_for_status()
         return response.json() if response.content else None
 
@@ -192,9 +208,12 @@ def write_fleet(root: Path, n: int) -> None:
     (root / "devices").mkdir(parents=True)
     (root / "targets.yaml").write_text(target_yaml())
     for start in range(0, n, 1000):
-        docs = [f"apiVersion: azure.fleetctl.io/v1\nkind: Device\n"
-                f"metadata: {{name: {device_id(i)}, target: {TARGET}}}\nspec:\n  authentication: {{type: x509CA}}\n  tags: {{site: paris, batch: '{i // 1000}'}}\n"
-                f"  desired: {{telemetryInterval: 30}}\n" for i in range(start, min(n, start + 1000))]
+        docs = [
+            f"apiVersion: azure.fleetctl.io/v1\nkind: Device\n"
+            f"metadata: {{name: {device_id(i)}, target: {TARGET}}}\nspec:\n  authentication: {{type: x509CA}}\n  tags: {{site: paris, batch: '{i // 1000}'}}\n"
+            f"  desired: {{telemetryInterval: 30}}\n"
+            for i in range(start, min(n, start + 1000))
+        ]
         (root / "devices" / f"devices-{start // 1000:03d}.yaml").write_text("---\n".join(docs))
 
 
@@ -239,10 +258,14 @@ def run_fleetctl(fleet: Path, work: Path, emulator: Emulator, n: int, workers: i
         report = meter.run(phase, go)
         phase.calls, paths = _stats(c)
         phase.changes = len(report.applied)
-        phase.detail = {"applySeconds": report.seconds, "failed": len(report.failed), "skipped": len(report.skipped),
-                        "failures": [f"{a}: {m}" for a, m in report.failed[:3]],
-                        "bulkCalls": paths.get("bulk-create calls", 0),
-                        "bulkDevices": paths.get("bulk-create devices", 0)}
+        phase.detail = {
+            "applySeconds": report.seconds,
+            "failed": len(report.failed),
+            "skipped": len(report.skipped),
+            "failures": [f"{a}: {m}" for a, m in report.failed[:3]],
+            "bulkCalls": paths.get("bulk-create calls", 0),
+            "bulkDevices": paths.get("bulk-create devices", 0),
+        }
         return phase
 
     empty, first = plan_phase("plan (empty hub)")
@@ -285,8 +308,11 @@ def run_baseline(emulator: Emulator, count: int, meter: Meter) -> Phase:
     def go() -> None:
         for i in range(count):
             client.create_device(f"script-{i:06d}", {"type": "x509CA"})
-            client.update_twin(f"script-{i:06d}", {"tags": {"site": "paris"},
-                                                   "properties": {"desired": {"telemetryInterval": 30}}}, None)
+            client.update_twin(
+                f"script-{i:06d}",
+                {"tags": {"site": "paris"}, "properties": {"desired": {"telemetryInterval": 30}}},
+                None,
+            )
 
     meter.run(phase, go)
     phase.calls = dict(client.calls)
@@ -300,24 +326,61 @@ def render(n: int, phases: list[Phase], baseline: Phase | None) -> str:
     for p in phases + ([baseline] if baseline else []):
         devices = baseline.changes if p is baseline and baseline else n
         floor = p.floor()
-        rows.append([p.name, p.seconds, p.total, p.total / devices, p.mutating, p.changes, p.cpu_seconds,
-                     p.server_cpu_seconds, round(p.peak_rss_mb), floor.seconds, floor.binding,
-                     (floor.seconds / p.seconds) if p.seconds and floor.seconds else None])
-    out = [f"\n=== {n:,} devices ===",
-           _table(["phase", "wall s", "calls", "calls/dev", "mutating", "changes", "client CPU s", "emulator CPU s",
-                   "RSS MB", "S1 floor s", "binding", "floor/wall"], rows), ""]
+        rows.append(
+            [
+                p.name,
+                p.seconds,
+                p.total,
+                p.total / devices,
+                p.mutating,
+                p.changes,
+                p.cpu_seconds,
+                p.server_cpu_seconds,
+                round(p.peak_rss_mb),
+                floor.seconds,
+                floor.binding,
+                (floor.seconds / p.seconds) if p.seconds and floor.seconds else None,
+            ]
+        )
+    out = [
+        f"\n=== {n:,} devices ===",
+        _table(
+            [
+                "phase",
+                "wall s",
+                "calls",
+                "calls/dev",
+                "mutating",
+                "changes",
+                "client CPU s",
+                "emulator CPU s",
+                "RSS MB",
+                "S1 floor s",
+                "binding",
+                "floor/wall",
+            ],
+            rows,
+        ),
+        "",
+    ]
     create = next(p for p in phases if p.name == "apply (create)")
     per_call, per_device = create.floor(), create.floor(per_device_bulk=True)
-    out.append(f"create path: bulk registry API, {create.detail['bulkCalls']} call(s) for "
-               f"{create.detail['bulkDevices']} devices (≤100 per call; identity, twin tags/desired and ownership "
-               f"tag in one entry); failed {create.detail['failed']}.")
-    out.append(f"  S1×1 floor if a bulk call counts once: {per_call.seconds:.1f} s; if it counts per device: "
-               f"{per_device.seconds:.1f} s ({per_device.seconds / 60:.1f} min) — quotas.md §11 leaves this open.")
+    out.append(
+        f"create path: bulk registry API, {create.detail['bulkCalls']} call(s) for "
+        f"{create.detail['bulkDevices']} devices (≤100 per call; identity, twin tags/desired and ownership "
+        f"tag in one entry); failed {create.detail['failed']}."
+    )
+    out.append(
+        f"  S1×1 floor if a bulk call counts once: {per_call.seconds:.1f} s; if it counts per device: "
+        f"{per_device.seconds:.1f} s ({per_device.seconds / 60:.1f} min) — quotas.md §11 leaves this open."
+    )
     if baseline:
         scaled = baseline.floor().seconds * n / baseline.changes
-        out.append(f"  per-device script: {baseline.total / baseline.changes:.1f} calls/device, "
-                   f"{baseline.seconds / baseline.changes * 1000:.2f} ms/device here; its S1×1 floor for {n:,} "
-                   f"devices: {scaled:.0f} s ({scaled / 60:.1f} min).")
+        out.append(
+            f"  per-device script: {baseline.total / baseline.changes:.1f} calls/device, "
+            f"{baseline.seconds / baseline.changes * 1000:.2f} ms/device here; its S1×1 floor for {n:,} "
+            f"devices: {scaled:.0f} s ({scaled / 60:.1f} min)."
+        )
     for p in phases:
         out.append(f"{p.name}: calls by operation {dict(sorted(p.calls.items()))}")
     return "\n".join(out)
@@ -335,8 +398,13 @@ def bench_one(n: int, args: argparse.Namespace, meter_for: Callable[[Emulator], 
         baseline = run_baseline(emulator, min(n, args.baseline_devices), meter) if args.baseline_devices else None
         print(render(n, phases, baseline), flush=True)
         print(f"emulator requests over the fleetctl phases, by class: {server['requests']}", flush=True)
-        return {"devices": n, "workers": args.workers, "phases": [p.to_json(n) for p in phases],
-                "baseline": baseline.to_json(baseline.changes or 1) if baseline else None, "emulator": server}
+        return {
+            "devices": n,
+            "workers": args.workers,
+            "phases": [p.to_json(n) for p in phases],
+            "baseline": baseline.to_json(baseline.changes or 1) if baseline else None,
+            "emulator": server,
+        }
     finally:
         emulator.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -350,9 +418,17 @@ def write_paths_fleet(root: Path, n: int, container_env: str | None, threshold: 
     """A Target (with an import/export container when `container_env` is set) and N devices from a ThingSet range
     (identity, twin tags and desired properties: what a create carries whichever the path)."""
     root.mkdir(parents=True)
-    jobs = (f"    importExport: {{containerUrl: {{env: {container_env}}}, threshold: {threshold}, "
-            f"pollSeconds: {poll}, timeoutSeconds: 7200}}\n") if container_env else ""
-    (root / "fleet.yaml").write_text(target_yaml(jobs) + f"""\
+    jobs = (
+        (
+            f"    importExport: {{containerUrl: {{env: {container_env}}}, threshold: {threshold}, "
+            f"pollSeconds: {poll}, timeoutSeconds: 7200}}\n"
+        )
+        if container_env
+        else ""
+    )
+    (root / "fleet.yaml").write_text(
+        target_yaml(jobs)
+        + f"""\
 ---
 apiVersion: fleetctl.io/v1
 kind: ThingSet
@@ -367,7 +443,8 @@ spec:
         authentication: {{type: x509CA}}
         tags: {{site: paris}}
         desired: {{telemetryInterval: 30}}
-""")
+"""
+    )
 
 
 def path_floor(path: str, n: int, registry_calls: int, job_rate: float) -> float:
@@ -381,18 +458,25 @@ def run_path(path: str, n: int, emulator: Emulator, work: Path, args: argparse.N
     """Plan and `apply PLANFILE` N device creates on an empty quota-faithful hub through one path."""
     emulator.control("POST", "reset")
     fleet = work / f"fleet-{path}-{n}"
-    write_paths_fleet(fleet, n, "FLEETCTL_IMPORT_CONTAINER_URL" if path == "import-job" else None,
-                      args.threshold, args.poll_seconds)
-    env = {**emulator.env(work), "FLEETCTL_RATE_LIMIT": "on", "FLEETCTL_AZURE_HUB_TIER": "S1:1",
-           "FLEETCTL_IMPORT_CONTAINER_URL": emulator.info["import_container_url"]}
+    write_paths_fleet(
+        fleet, n, "FLEETCTL_IMPORT_CONTAINER_URL" if path == "import-job" else None, args.threshold, args.poll_seconds
+    )
+    env = {
+        **emulator.env(work),
+        "FLEETCTL_RATE_LIMIT": "on",
+        "FLEETCTL_AZURE_HUB_TIER": "S1:1",
+        "FLEETCTL_IMPORT_CONTAINER_URL": emulator.info["import_container_url"],
+    }
     factory = None
     if path == "individual":
+
         def factory(kind: str, target: str, spec: Any, env: Mapping[str, str], **_: Any) -> Any:
             return make_provider(target, spec, env, bulk=False)
 
     def ctx() -> run.Context:
-        return run.Context(env=env, journal_path=work / f"journal-{path}-{n}.jsonl", workers=args.workers,
-                           provider_factory=factory)
+        return run.Context(
+            env=env, journal_path=work / f"journal-{path}-{n}.jsonl", workers=args.workers, provider_factory=factory
+        )
 
     planned = run.plan(fleet, ctx())
     plan_file = work / f"plan-{path}-{n}.json"
@@ -410,14 +494,23 @@ def run_path(path: str, n: int, emulator: Emulator, work: Path, args: argparse.N
     phase.calls, phase.changes = stats["calls"], len(report.applied)
     registry_calls = sum(v for op, v in phase.calls.items() if azure_operation_class(op) == "registry")
     floor = path_floor(path, n, registry_calls, args.job_rate)
-    throttled = {k: v - before["throttled"].get(k, 0) for k, v in after["throttled"].items()
-                 if v - before["throttled"].get(k, 0)}
-    phase.detail = {"devices": n, "applySeconds": report.seconds, "failed": len(report.failed),
-                    "failures": [f"{a}: {m}" for a, m in report.failed[:3]], "floorSeconds": floor,
-                    "eta": floor / report.seconds if report.seconds else None, "throttledByEmulator": throttled,
-                    "retriesOn429": stats["throttles"], "paths": stats.get("paths", {}),
-                    "jobDeviceOperations": after["jobs"]["deviceOperations"], "importJobs": stats.get("importJobs"),
-                    "rateLimiter": stats.get("rateLimiter")}
+    throttled = {
+        k: v - before["throttled"].get(k, 0) for k, v in after["throttled"].items() if v - before["throttled"].get(k, 0)
+    }
+    phase.detail = {
+        "devices": n,
+        "applySeconds": report.seconds,
+        "failed": len(report.failed),
+        "failures": [f"{a}: {m}" for a, m in report.failed[:3]],
+        "floorSeconds": floor,
+        "eta": floor / report.seconds if report.seconds else None,
+        "throttledByEmulator": throttled,
+        "retriesOn429": stats["throttles"],
+        "paths": stats.get("paths", {}),
+        "jobDeviceOperations": after["jobs"]["deviceOperations"],
+        "importJobs": stats.get("importJobs"),
+        "rateLimiter": stats.get("rateLimiter"),
+    }
     if path == "import-job" and args.verify:
         again = run.plan(fleet, ctx())
         phase.detail["replanChanges"] = len(again.plan.changes)
@@ -428,20 +521,54 @@ def render_paths(rows: list[Phase], args: argparse.Namespace) -> str:
     table = []
     for p in rows:
         d = p.detail
-        table.append([p.name, d["devices"], p.changes, d["failed"], p.total, p.mutating,
-                      ", ".join(f"{k} {v}" for k, v in p.by_class.items()), sum(d["throttledByEmulator"].values()),
-                      d["applySeconds"], p.seconds - d["applySeconds"], d["floorSeconds"], d["eta"]])
-    out = [_table(["path", "N", "applied", "failed", "calls", "mutating", "calls by class", "429s", "apply s",
-                   "stale check s", "floor s", "η"], table)]
+        table.append(
+            [
+                p.name,
+                d["devices"],
+                p.changes,
+                d["failed"],
+                p.total,
+                p.mutating,
+                ", ".join(f"{k} {v}" for k, v in p.by_class.items()),
+                sum(d["throttledByEmulator"].values()),
+                d["applySeconds"],
+                p.seconds - d["applySeconds"],
+                d["floorSeconds"],
+                d["eta"],
+            ]
+        )
+    out = [
+        _table(
+            [
+                "path",
+                "N",
+                "applied",
+                "failed",
+                "calls",
+                "mutating",
+                "calls by class",
+                "429s",
+                "apply s",
+                "stale check s",
+                "floor s",
+                "η",
+            ],
+            table,
+        )
+    ]
     for p in rows:
         if p.name.startswith("individual") and args.extrapolate:
             per = p.detail["applySeconds"] / p.detail["devices"]
             for n in args.extrapolate:
-                out.append(f"individual ×{n:,} (extrapolated from ×{p.detail['devices']}): ~{per * n:,.0f} s "
-                           f"({per * n / 60:.0f} min), floor {n / azure_hub_quotas('S1', 1)['registry'].tps:,.0f} s")
+                out.append(
+                    f"individual ×{n:,} (extrapolated from ×{p.detail['devices']}): ~{per * n:,.0f} s "
+                    f"({per * n / 60:.0f} min), floor {n / azure_hub_quotas('S1', 1)['registry'].tps:,.0f} s"
+                )
         if p.detail.get("replanChanges") is not None:
-            out.append(f"{p.name}: re-plan after the apply shows {p.detail['replanChanges']} change(s); jobs "
-                       f"{p.detail['importJobs']}")
+            out.append(
+                f"{p.name}: re-plan after the apply shows {p.detail['replanChanges']} change(s); jobs "
+                f"{p.detail['importJobs']}"
+            )
     return "\n".join(out)
 
 
@@ -474,35 +601,55 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", default="1000,10000", help="comma-separated fleet sizes")
     parser.add_argument("--workers", type=int, default=8, help="apply concurrency (engine.run.Context.workers)")
-    parser.add_argument("--baseline-devices", type=int, default=1000,
-                        help="devices the per-device script creates (0: skip); its floor is scaled to N")
-    parser.add_argument("--paths", action="store_true",
-                        help="compare import job, bulk and individual applies on the quota-faithful emulator (W11)")
-    parser.add_argument("--individual-max", type=int, default=300,
-                        help="--paths: the individual path is measured up to this many devices, extrapolated above")
-    parser.add_argument("--job-rate", type=float, default=1_000_000 / 3600,
-                        help="--paths: the emulator's import job throughput, devices/s (peer assumption: 1M/h)")
+    parser.add_argument(
+        "--baseline-devices",
+        type=int,
+        default=1000,
+        help="devices the per-device script creates (0: skip); its floor is scaled to N",
+    )
+    parser.add_argument(
+        "--paths",
+        action="store_true",
+        help="compare import job, bulk and individual applies on the quota-faithful emulator (W11)",
+    )
+    parser.add_argument(
+        "--individual-max",
+        type=int,
+        default=300,
+        help="--paths: the individual path is measured up to this many devices, extrapolated above",
+    )
+    parser.add_argument(
+        "--job-rate",
+        type=float,
+        default=1_000_000 / 3600,
+        help="--paths: the emulator's import job throughput, devices/s (peer assumption: 1M/h)",
+    )
     parser.add_argument("--threshold", type=int, default=1000, help="--paths: azure.importExport.threshold")
     parser.add_argument("--poll-seconds", type=float, default=1.0, help="--paths: azure.importExport.pollSeconds")
-    parser.add_argument("--no-verify", dest="verify", action="store_false",
-                        help="--paths: skip re-planning after the import-job apply")
+    parser.add_argument(
+        "--no-verify", dest="verify", action="store_false", help="--paths: skip re-planning after the import-job apply"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
-    parser.set_defaults(workload="azure")       # what docs/performance.md's snippet names say (its test checks)
+    parser.set_defaults(workload="azure")  # what docs/performance.md's snippet names say (its test checks)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.paths:
-        print(f"fleetctl Azure apply paths: python {sys.version.split()[0]}, {os.cpu_count()} CPUs; quota-faithful "
-              f"emulator (S1×1, 50 ms latency, jobs at {args.job_rate:g} devices/s); fleetctl paced at S1×1")
+        print(
+            f"fleetctl Azure apply paths: python {sys.version.split()[0]}, {os.cpu_count()} CPUs; quota-faithful "
+            f"emulator (S1×1, 50 ms latency, jobs at {args.job_rate:g} devices/s); fleetctl paced at S1×1"
+        )
         results = bench_paths(args)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
         return 0
     results = []
-    print(f"fleetctl Azure benchmark: python {sys.version.split()[0]}, {os.cpu_count()} CPUs; emulator on loopback "
-          "HTTPS (not rate limited); floors from the S1×1 throttles of research/quotas.md §2.1")
+    print(
+        f"fleetctl Azure benchmark: python {sys.version.split()[0]}, {os.cpu_count()} CPUs; emulator on loopback "
+        "HTTPS (not rate limited); floors from the S1×1 throttles of research/quotas.md §2.1"
+    )
     for n in (int(x) for x in args.devices.split(",") if x.strip()):
         results.append(bench_one(n, args, lambda emulator: Meter(emulator.proc.pid)))
     if args.json:

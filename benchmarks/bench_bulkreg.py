@@ -21,6 +21,7 @@ registers only certificates of registered CAs). Floors (research/quotas.md §8.2
 Run (from the repository root):
     .venv/bin/python benchmarks/bench_bulkreg.py bulkreg --devices 1000,10000 [--certs] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_scale  # noqa: E402  (its fleets' conventions and its measured `_plan` child phase)
 
-REGION, TARGET, GROUP, TYPE, POLICY = bench_scale.REGION, bench_scale.TARGET, bench_scale.GROUP, bench_scale.TYPE, \
-    bench_scale.POLICY
+REGION, TARGET, GROUP, TYPE, POLICY = (
+    bench_scale.REGION,
+    bench_scale.TARGET,
+    bench_scale.GROUP,
+    bench_scale.TYPE,
+    bench_scale.POLICY,
+)
 BUCKET = "fleetctl-bulk-bench"
 ROLE = "arn:aws:iam::123456789012:role/fleetctl-bulk-registration"
 PATHS = ("per-call", "task")
@@ -50,8 +56,10 @@ def write_fleet(root: Path, n: int, certs: Path | None, bulk: bool) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     target = f"  aws: {{region: {REGION}}}\n"
     if bulk:
-        target = (f"  aws:\n    region: {REGION}\n    bulkRegistration: {{bucket: {BUCKET}, roleArn: \"{ROLE}\", "
-                  f"threshold: 1000}}\n")
+        target = (
+            f'  aws:\n    region: {REGION}\n    bulkRegistration: {{bucket: {BUCKET}, roleArn: "{ROLE}", '
+            f"threshold: 1000}}\n"
+        )
     shared = bench_scale.SHARED.replace(f"  aws: {{region: {REGION}}}\n", target)
     if certs:
         shared += f"""\
@@ -63,14 +71,19 @@ spec: {{certificatePem: {{file: certs/ca.pem}}, verificationCertificatePem: {{fi
 """
         shutil.copytree(certs, root / "certs", dirs_exist_ok=True)
     (root / "shared.yaml").write_text(shared)
-    (root / "devices.csv").write_text("mac,site\n" + "".join(f"{m},site-{i % 20}\n"
-                                                            for i, m in enumerate(bench_scale.macs(n))))
-    cert = (f"""\
+    (root / "devices.csv").write_text(
+        "mac,site\n" + "".join(f"{m},site-{i % 20}\n" for i, m in enumerate(bench_scale.macs(n)))
+    )
+    cert = (
+        f"""\
     - apiVersion: aws.fleetctl.io/v1
       kind: Certificate
       metadata: {{name: "esp32-${{mac|compact}}", target: {TARGET}}}
       spec: {{certificatePem: {{file: "certs/${{mac|compact}}.pem"}}, caCertificate: esp32-ca}}
-""" if certs else "")
+"""
+        if certs
+        else ""
+    )
     principal = '        principals: ["esp32-${mac|compact}"]\n' if certs else ""
     (root / "devices.yaml.off").write_text(f"""\
 apiVersion: fleetctl.io/v1
@@ -95,6 +108,7 @@ def ca_certs(cache: Path, n: int) -> Path:
     certificates it issued (public PEMs only), cached per N."""
     from engine.sandbox import certs
     from engine.sandbox.moto_ext import sandbox_registration_code
+
     folder = cache / f"esp32-ca-n{n}"
     if (folder / "complete").is_file():
         return folder
@@ -116,6 +130,7 @@ class Sandbox:
 
     def __init__(self, base: Path) -> None:
         from engine.sandbox import manager
+
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         text = manager.up(base, quota_faithful=True)
@@ -130,13 +145,16 @@ class Sandbox:
 
     def stop(self) -> None:
         from engine.sandbox import manager
+
         manager.down(self.base)
 
 
 def _boto(service: str, url: str) -> Any:
     import boto3
-    return boto3.client(service, region_name=REGION, endpoint_url=url, aws_access_key_id="testing",
-                        aws_secret_access_key="testing")
+
+    return boto3.client(
+        service, region_name=REGION, endpoint_url=url, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
 
 
 def _tasks(url: str) -> list[dict[str, Any]]:
@@ -146,20 +164,28 @@ def _tasks(url: str) -> list[dict[str, Any]]:
 
 def _journal(path: Path, since: int) -> dict[str, int]:
     from engine.journal import read_entries
+
     entries = list(read_entries(path))[since:]
-    return {"entries": len(entries), "requestIds": sum(1 for e in entries if e.get("requestId")),
-            "perChange": sum(1 for e in entries if "address" in e and "op" not in e),
-            "taskEvents": sum(1 for e in entries if str(e.get("event", "")).startswith("task-"))}
+    return {
+        "entries": len(entries),
+        "requestIds": sum(1 for e in entries if e.get("requestId")),
+        "perChange": sum(1 for e in entries if "address" in e and "op" not in e),
+        "taskEvents": sum(1 for e in entries if str(e.get("event", "")).startswith("task-")),
+    }
 
 
 def bench(n: int, path: str, work: Path, certs: Path | None) -> dict[str, Any]:
     box = Sandbox(work / f"sandbox-{path}-{n}")
     try:
-        env = {**box.env, "FLEETCTL_NOW": "2026-11-21T10:00:00Z", "FLEETCTL_GIT_COMMIT": "bench",
-               "FLEETCTL_WORKERS": "32"}
+        env = {
+            **box.env,
+            "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
+            "FLEETCTL_GIT_COMMIT": "bench",
+            "FLEETCTL_WORKERS": "32",
+        }
         _boto("s3", box.url).create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         root = write_fleet(work / f"{path}-{n}" / "fleet", n, certs, bulk=path == "task")
-        bench_scale.child(["_plan", str(root), "--apply"], env)          # the shared resources, not measured
+        bench_scale.child(["_plan", str(root), "--apply"], env)  # the shared resources, not measured
         (root / "devices.yaml.off").rename(root / "devices.yaml")
         journal = root.parent / "journal.jsonl"
         before = _journal(journal, 0)["entries"]
@@ -170,20 +196,36 @@ def bench(n: int, path: str, work: Path, certs: Path | None) -> dict[str, Any]:
         tasks = _tasks(box.url)
         task_seconds = sum((t["lastModifiedDate"] - t["creationDate"]).total_seconds() for t in tasks)
         replan = None
-        if not certs or n <= 1000:       # with certificates a re-plan reads ListThingPrincipals per thing (10 TPS)
+        if not certs or n <= 1000:  # with certificates a re-plan reads ListThingPrincipals per thing (10 TPS)
             replan = bench_scale.child(["_plan", str(root)], env)["changes"]
-        floor, binding = (n / 10.0, "RegisterCertificate @10 TPS") if certs else \
-            (n / 100.0, "CreateThing / AddThingToThingGroup @100 TPS")
+        floor, binding = (
+            (n / 10.0, "RegisterCertificate @10 TPS")
+            if certs
+            else (n / 100.0, "CreateThing / AddThingToThingGroup @100 TPS")
+        )
         calls = ap.get("calls", {})
         client_calls = sum(calls.values())
-        return {"workload": "bulkreg" + (" +certificates" if certs else ""), "devices": n, "path": path,
-                "planSeconds": r["seconds"], "estimate": r.get("estimate", {}), "apply": ap,
-                "clientCalls": client_calls, "clientCallsPerDevice": client_calls / n,
-                "mutatingCalls": bench_scale.mutating(calls), "serverCalls": server.get("total"),
-                "serverThrottled": sum(server.get("throttled", {}).values()),
-                "tasks": len(tasks), "taskSeconds": task_seconds, "journal": _journal(journal, before),
-                "floorSeconds": floor, "floorBinding": binding, "eta": floor / ap["seconds"] if ap.get("seconds") else None,
-                "replanChanges": replan, "peakRssMb": r.get("peakRssMb")}
+        return {
+            "workload": "bulkreg" + (" +certificates" if certs else ""),
+            "devices": n,
+            "path": path,
+            "planSeconds": r["seconds"],
+            "estimate": r.get("estimate", {}),
+            "apply": ap,
+            "clientCalls": client_calls,
+            "clientCallsPerDevice": client_calls / n,
+            "mutatingCalls": bench_scale.mutating(calls),
+            "serverCalls": server.get("total"),
+            "serverThrottled": sum(server.get("throttled", {}).values()),
+            "tasks": len(tasks),
+            "taskSeconds": task_seconds,
+            "journal": _journal(journal, before),
+            "floorSeconds": floor,
+            "floorBinding": binding,
+            "eta": floor / ap["seconds"] if ap.get("seconds") else None,
+            "replanChanges": replan,
+            "peakRssMb": r.get("peakRssMb"),
+        }
     finally:
         box.stop()
 
@@ -193,14 +235,16 @@ def report(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         ap, j = r["apply"], r["journal"]
         bulk = next((n for n in r["estimate"].get("notes") or () if n.get("path") == "aws-bulk-registration"), {})
-        out.append(f"{r['workload']:<24} {r['devices']:>6} devices  {r['path']:<8}  apply {ap.get('seconds', 0):7.1f} s  "
-                   f"applied {ap.get('applied')} failed {ap.get('failed')}  client calls {r['clientCalls']} "
-                   f"({r['clientCallsPerDevice']:.3f}/device, {r['mutatingCalls']} mutating, throttled "
-                   f"{ap.get('throttles', 0)})  tasks {r['tasks']} ({r['taskSeconds']:.1f} s)  journal "
-                   f"{j['entries']} entries, {j['requestIds']} request ids  floor {r['floorSeconds']:.0f} s "
-                   f"({r['floorBinding']}) → η {r['eta']:.2f}  estimate {r['estimate'].get('seconds')} s "
-                   f"bound by {r['estimate'].get('binding')}{' (bulk: ' + str(bulk.get('tasks')) + ' task(s), ~' + str(bulk.get('clientCalls')) + ' client calls)' if bulk.get('tasks') else ''}  "
-                   f"re-plan: {'not run' if r['replanChanges'] is None else str(r['replanChanges']) + ' changes'}")
+        out.append(
+            f"{r['workload']:<24} {r['devices']:>6} devices  {r['path']:<8}  apply {ap.get('seconds', 0):7.1f} s  "
+            f"applied {ap.get('applied')} failed {ap.get('failed')}  client calls {r['clientCalls']} "
+            f"({r['clientCallsPerDevice']:.3f}/device, {r['mutatingCalls']} mutating, throttled "
+            f"{ap.get('throttles', 0)})  tasks {r['tasks']} ({r['taskSeconds']:.1f} s)  journal "
+            f"{j['entries']} entries, {j['requestIds']} request ids  floor {r['floorSeconds']:.0f} s "
+            f"({r['floorBinding']}) → η {r['eta']:.2f}  estimate {r['estimate'].get('seconds')} s "
+            f"bound by {r['estimate'].get('binding')}{' (bulk: ' + str(bulk.get('tasks')) + ' task(s), ~' + str(bulk.get('clientCalls')) + ' client calls)' if bulk.get('tasks') else ''}  "
+            f"re-plan: {'not run' if r['replanChanges'] is None else str(r['replanChanges']) + ' changes'}"
+        )
     return "\n".join(out) + "\n"
 
 

@@ -13,6 +13,7 @@ per built-in model). Prints wall time per phase, the per-device cost, the plan f
 
 `--apply` also applies the plan (the artifacts of every device into a temporary folder) and times it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,13 +64,15 @@ def write_fleet(root: Path, devices: dict[str, list[str]]) -> Path:
     fleet = root / "fleet"
     (fleet / "certs").mkdir(parents=True)
     shutil.copy(CA, fleet / "certs" / "AmazonRootCA1.pem")
-    (fleet / "targets.yaml").write_text("apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {name: aws-eu}\n"
-                                        "spec: {aws: {region: eu-west-2}}\n")
+    (fleet / "targets.yaml").write_text(
+        "apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {name: aws-eu}\nspec: {aws: {region: eu-west-2}}\n"
+    )
     for model, ids in devices.items():
         listed = "\n".join(f'    "{device}": {{}}' for device in ids)
         (fleet / f"{model}.yaml").write_text(
             f"apiVersion: device.fleetctl.io/v1\nkind: DeviceConfig\nmetadata: {{name: {model}-fleet}}\nspec:\n"
-            f"  model: {model}\n  values:\n{GROUP_VALUES[model]}\n  devices:\n{listed}\n")
+            f"  model: {model}\n  values:\n{GROUP_VALUES[model]}\n  devices:\n{listed}\n"
+        )
     return fleet
 
 
@@ -95,13 +98,25 @@ def main() -> None:
         generate_s = time.perf_counter() - started
         sandbox = Sandbox(args.endpoint_url, root / "sandbox")
         try:
-            os.environ.update({"AWS_ENDPOINT_URL": sandbox.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
-                               "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "eu-west-2"})  # boto3's chain
-            env = {**os.environ, "FLEETCTL_DUMPS": str(dumps), "FLEETCTL_JOURNAL": str(root / "state" / "journal.jsonl"),
-                   "FLEETCTL_DEVICE_STATE": str(root / "state" / "device-state.json"),
-                   "FLEETCTL_ARTIFACTS": str(root / "out"), "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
-                   "FLEETCTL_GIT_COMMIT": "0" * 40, "BENCH_MQTT_PASSWORD": "bench-password",
-                   "BENCH_WIFI_PSK": "bench passphrase"}
+            os.environ.update(
+                {
+                    "AWS_ENDPOINT_URL": sandbox.endpoint_url,
+                    "AWS_ACCESS_KEY_ID": "testing",
+                    "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "eu-west-2",
+                }
+            )  # boto3's chain
+            env = {
+                **os.environ,
+                "FLEETCTL_DUMPS": str(dumps),
+                "FLEETCTL_JOURNAL": str(root / "state" / "journal.jsonl"),
+                "FLEETCTL_DEVICE_STATE": str(root / "state" / "device-state.json"),
+                "FLEETCTL_ARTIFACTS": str(root / "out"),
+                "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
+                "FLEETCTL_GIT_COMMIT": "0" * 40,
+                "BENCH_MQTT_PASSWORD": "bench-password",
+                "BENCH_WIFI_PSK": "bench passphrase",
+            }
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             t0 = time.perf_counter()
             journal = root / "state" / "journal.jsonl"
@@ -124,8 +139,12 @@ def main() -> None:
             apply_s = apply_cpu = None
             if args.apply:
                 t5, cpu = time.perf_counter(), time.process_time()
-                report = run.apply(result.plan, run.Context(env=env, journal_path=journal), fleet,
-                                   {n: m.spec for n, m in loaded.targets().items()})
+                report = run.apply(
+                    result.plan,
+                    run.Context(env=env, journal_path=journal),
+                    fleet,
+                    {n: m.spec for n, m in loaded.targets().items()},
+                )
                 apply_s, apply_cpu = time.perf_counter() - t5, time.process_time() - cpu
                 assert report.ok, report.failed[:3]
         finally:
@@ -133,23 +152,35 @@ def main() -> None:
         n = args.devices
         plan_s = t2 - t1
         read_s = result.stats["readSeconds"]
-        print(f"devices: {n} ({', '.join(f'{len(v)} {k}' for k, v in devices.items())}); generate dumps: "
-              f"{generate_s:.2f} s")
+        print(
+            f"devices: {n} ({', '.join(f'{len(v)} {k}' for k, v in devices.items())}); generate dumps: "
+            f"{generate_s:.2f} s"
+        )
         print(f"load+validate+expand (run.load alone): {t1 - t0:.2f} s")
-        print(f"fleetctl plan (run.plan: load, read dumps, resolve, diff, cross-check, plan): {plan_s:.2f} s "
-              f"({1000 * plan_s / n:.2f} ms/device, {n / plan_s:.0f} devices/s; {plan_cpu:.2f} s of CPU)")
-        print(f"  of which read (dumps, endpoint, library diff, cross-checks): {read_s:.2f} s "
-              f"({1000 * read_s / n:.2f} ms/device)")
+        print(
+            f"fleetctl plan (run.plan: load, read dumps, resolve, diff, cross-check, plan): {plan_s:.2f} s "
+            f"({1000 * plan_s / n:.2f} ms/device, {n / plan_s:.0f} devices/s; {plan_cpu:.2f} s of CPU)"
+        )
+        print(
+            f"  of which read (dumps, endpoint, library diff, cross-checks): {read_s:.2f} s "
+            f"({1000 * read_s / n:.2f} ms/device)"
+        )
         print(f"  device provider: {result.stats['providers'].get('device/', {})}")
-        print(f"plan file: {(t3 - t2):.2f} s to write, {plan_file.stat().st_size / 2**20:.1f} MiB; "
-              f"text rendering: {(t4 - t3):.2f} s, {len(rendered) / 2**20:.1f} MiB")
+        print(
+            f"plan file: {(t3 - t2):.2f} s to write, {plan_file.stat().st_size / 2**20:.1f} MiB; "
+            f"text rendering: {(t4 - t3):.2f} s, {len(rendered) / 2**20:.1f} MiB"
+        )
         print(f"changes: {device_changes} device change(s), {fields} field change(s), {len(errors)} error(s)")
         if apply_s is not None:
-            print(f"apply (stale check, artifacts of {device_changes} devices, journal, device state file): "
-                  f"{apply_s:.2f} s ({1000 * apply_s / max(device_changes, 1):.2f} ms/device; {apply_cpu:.2f} s of "
-                  "CPU)")
-        print(f"max RSS: {rss_before:.1f} MiB before the plan, {rss_plan:.1f} MiB after it "
-              f"(the process's peak, ru_maxrss)")
+            print(
+                f"apply (stale check, artifacts of {device_changes} devices, journal, device state file): "
+                f"{apply_s:.2f} s ({1000 * apply_s / max(device_changes, 1):.2f} ms/device; {apply_cpu:.2f} s of "
+                "CPU)"
+            )
+        print(
+            f"max RSS: {rss_before:.1f} MiB before the plan, {rss_plan:.1f} MiB after it "
+            f"(the process's peak, ru_maxrss)"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ timed phases, and the process's max RSS).
 
     .venv/bin/python benchmarks/bench_device_plan.py [--devices 10000] [--no-render] [--no-tracemalloc]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,11 +39,25 @@ CERT = (Path(__file__).resolve().parent.parent / "tests" / "device" / "data" / "
 
 def springcore_dump(i: int) -> tuple[str, str, str]:
     serial = f"DB{i:06X}"
-    doc = {"format": "fleetctl.springcore-dump/v1", "captured_at": "2025-05-12T09:14:03Z",
-           "device": {"VendorName": "SpringCard", "ProductName": "SpringPark",
-                      "Firmware": "SpringCore/E518/SpringPark", "SerialNumber": serial},
-           "config": {"C0": "00" if i % 3 else "64", "80": "00" * 20, "84": "04",
-                      "86": "" if i % 2 else "6F6C642E6578616D706C65", "88": "0000000000", "89": "5314030A1E1E", "8E": "737072696E67636172642F737072696E67636F7265"}}
+    doc = {
+        "format": "fleetctl.springcore-dump/v1",
+        "captured_at": "2025-05-12T09:14:03Z",
+        "device": {
+            "VendorName": "SpringCard",
+            "ProductName": "SpringPark",
+            "Firmware": "SpringCore/E518/SpringPark",
+            "SerialNumber": serial,
+        },
+        "config": {
+            "C0": "00" if i % 3 else "64",
+            "80": "00" * 20,
+            "84": "04",
+            "86": "" if i % 2 else "6F6C642E6578616D706C65",
+            "88": "0000000000",
+            "89": "5314030A1E1E",
+            "8E": "737072696E67636172642F737072696E67636F7265",
+        },
+    }
     return serial, f"{serial}.json", json.dumps(doc, indent=2)
 
 
@@ -52,48 +67,74 @@ def mac(i: int, prefix: str) -> str:
 
 def ublox_dump(i: int) -> tuple[str, str, str]:
     device = mac(i, "D4-CA-6E")
-    text = ("ATI0\nNINA-W132-04B-00\nOK\nATI9\n\"3.1.0-025\"\nOK\n"
-            f"AT+UMLA=2\n+UMLA:{device.replace('-', '')}\nOK\n"
-            "AT+UWSC=0\n+UWSC:0,0,0\n+UWSC:0,2,\"\"\n+UWSC:0,5,1\n+UWSC:0,100,2\n+UWSC:0,101,0.0.0.0\nOK\n"
-            "AT+USECMNG=4,0,\"AmazonRootCA1.pem\"\nERROR\nAT+UDDRP=0\n+UDDRP:0,\"\",0\nOK\nAT+UMSM?\n+UMSM:0\nOK\n")
+    text = (
+        'ATI0\nNINA-W132-04B-00\nOK\nATI9\n"3.1.0-025"\nOK\n'
+        f"AT+UMLA=2\n+UMLA:{device.replace('-', '')}\nOK\n"
+        'AT+UWSC=0\n+UWSC:0,0,0\n+UWSC:0,2,""\n+UWSC:0,5,1\n+UWSC:0,100,2\n+UWSC:0,101,0.0.0.0\nOK\n'
+        'AT+USECMNG=4,0,"AmazonRootCA1.pem"\nERROR\nAT+UDDRP=0\n+UDDRP:0,"",0\nOK\nAT+UMSM?\n+UMSM:0\nOK\n'
+    )
     return device, f"nina-{device}.at", text
 
 
 def spwf_dump(i: int) -> tuple[str, str, str]:
     device = mac(i, "00-80-E1")
-    text = ("+WIND:1:Poweron (170111-665d284-SPWF01S)\n"
-            f"AT+S.GCFG=nv_wifi_macaddr\n#  nv_wifi_macaddr = {device.replace('-', ':')}\nOK\n"
-            "AT+S.GCFG=ip_use_dhcp\n#  ip_use_dhcp = 1\nOK\nAT+S.GCFG=ip_hostname\n#  ip_hostname = iwm\nOK\n")
+    text = (
+        "+WIND:1:Poweron (170111-665d284-SPWF01S)\n"
+        f"AT+S.GCFG=nv_wifi_macaddr\n#  nv_wifi_macaddr = {device.replace('-', ':')}\nOK\n"
+        "AT+S.GCFG=ip_use_dhcp\n#  ip_use_dhcp = 1\nOK\nAT+S.GCFG=ip_hostname\n#  ip_hostname = iwm\nOK\n"
+    )
     return device, f"spwf-{device}.at", text
 
 
 def esp_dump(i: int) -> tuple[str, str, str]:
     device = mac(i, "24-0A-C4")
-    doc = {"format": "fleetctl.esp-nvs-dump/v1", "device": {"mac": device.replace("-", ":"), "firmware": "app 1.0"},
-           "nvs": {"aws/port": 8883, "wifi/ssid": "factory"}, "slots": {"ca": None}}
+    doc = {
+        "format": "fleetctl.esp-nvs-dump/v1",
+        "device": {"mac": device.replace("-", ":"), "firmware": "app 1.0"},
+        "nvs": {"aws/port": 8883, "wifi/ssid": "factory"},
+        "slots": {"ca": None},
+    }
     return device, f"{device}.json", json.dumps(doc, indent=2)
 
 
 def values(model: str, device: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if model == "springcard-springpark":
-        return ({"profile": {"network": "mqtt_client", "primary": "smartreader"}, "mqtt_broker": ENDPOINT,
-                 "mqtt_tls": {"tls": True, "sni": True, "server_trust": "ca", "server_ca_slot": 9},
-                 "mqtt_client_options": "5614030A1E1E"},
-                {"admin_password": Resolved.of("per-device", sensitive=True)})
+        return (
+            {
+                "profile": {"network": "mqtt_client", "primary": "smartreader"},
+                "mqtt_broker": ENDPOINT,
+                "mqtt_tls": {"tls": True, "sni": True, "server_trust": "ca", "server_ca_slot": 9},
+                "mqtt_client_options": "5614030A1E1E",
+            },
+            {"admin_password": Resolved.of("per-device", sensitive=True)},
+        )
     if model == "ublox-nina-w13":
-        return ({"wifi.ssid": "fleet", "wifi.auth": "wpa_psk", "wifi.psk": Resolved.of("pw", sensitive=True),
-                 "ca": {"name": "AmazonRootCA1.pem", "content": Resolved.of(CERT, sensitive=False, source="ca.pem")},
-                 "mqtt.peer": f"mqtt://{ENDPOINT}:8883/?ca=AmazonRootCA1.pem&client={device}", "start_mode": "data"},
-                {})
+        return (
+            {
+                "wifi.ssid": "fleet",
+                "wifi.auth": "wpa_psk",
+                "wifi.psk": Resolved.of("pw", sensitive=True),
+                "ca": {"name": "AmazonRootCA1.pem", "content": Resolved.of(CERT, sensitive=False, source="ca.pem")},
+                "mqtt.peer": f"mqtt://{ENDPOINT}:8883/?ca=AmazonRootCA1.pem&client={device}",
+                "start_mode": "data",
+            },
+            {},
+        )
     if model == "st-spwf01":
-        return ({"tls_domain": ENDPOINT, "f_ca": Resolved.of(CERT, sensitive=False, source="ca.pem")},
-                {"ip_hostname": device.lower()})
-    return ({"endpoint": ENDPOINT, "ca": Resolved.of(CERT, sensitive=False, source="ca.pem")},
-            {"thing_name": device.replace("-", "")})
+        return (
+            {"tls_domain": ENDPOINT, "f_ca": Resolved.of(CERT, sensitive=False, source="ca.pem")},
+            {"ip_hostname": device.lower()},
+        )
+    return (
+        {"endpoint": ENDPOINT, "ca": Resolved.of(CERT, sensitive=False, source="ca.pem")},
+        {"thing_name": device.replace("-", "")},
+    )
 
 
 GENERATORS: dict[str, Callable[[int], tuple[str, str, str]]] = {
-    "springcard-springpark": springcore_dump, "ublox-nina-w13": ublox_dump, "st-spwf01": spwf_dump,
+    "springcard-springpark": springcore_dump,
+    "ublox-nina-w13": ublox_dump,
+    "st-spwf01": spwf_dump,
     "esp32-nvs": esp_dump,
 }
 
@@ -149,9 +190,11 @@ def main() -> None:
     n = args.devices
     print(f"devices: {n} ({', '.join(f'{n // len(names)} {m}' for m in names)})")
     print(f"generate dumps: {generate_s:.2f} s")
-    print(f"parse+resolve+diff{'' if args.no_render else '+render'} wall: {wall_s:.2f} s "
-          f"({1000 * wall_s / n:.3f} ms/device, {n / wall_s:.0f} devices/s)"
-          + (" [under tracemalloc]" if peak is not None else ""))
+    print(
+        f"parse+resolve+diff{'' if args.no_render else '+render'} wall: {wall_s:.2f} s "
+        f"({1000 * wall_s / n:.3f} ms/device, {n / wall_s:.0f} devices/s)"
+        + (" [under tracemalloc]" if peak is not None else "")
+    )
     for phase, seconds in timings.items():
         print(f"  {phase:8s} {seconds:7.2f} s  {1000 * seconds / n:.3f} ms/device")
     print(f"changes: {counts['changes']}, artifacts: {counts['artifacts']}")

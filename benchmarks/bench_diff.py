@@ -9,6 +9,7 @@ of the things changed (an attribute, a group member, a policy statement), and pr
 Run (from the repository root, the code under test first on the path):
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_diff.py --things 100000 --changed 0,3 --repeat 3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,12 @@ def fleet(n: int, changed_pct: float) -> tuple[list[DesiredResource], list[Actua
     every = int(100 / changed_pct) if changed_pct else 0
     for i in range(n):
         address = Address.of("aws", "aws-eu", "Thing", f"T{i:06d}")
-        spec = {"thingType": "sensor", "attributes": {"serial": f"SN{i:06d}", "site": "paris", "floor": str(i % 9)},
-                "groups": sorted(["readers", f"zone-{i % 50}"]), "principals": [f"cert-{i:06d}"]}
+        spec = {
+            "thingType": "sensor",
+            "attributes": {"serial": f"SN{i:06d}", "site": "paris", "floor": str(i % 9)},
+            "groups": sorted(["readers", f"zone-{i % 50}"]),
+            "principals": [f"cert-{i:06d}"],
+        }
         state = json.loads(json.dumps(spec))
         if every and i % every == 0:
             kind = (i // every) % 3
@@ -39,13 +44,18 @@ def fleet(n: int, changed_pct: float) -> tuple[list[DesiredResource], list[Actua
         actual.append(ActualResource(address, "aws.Thing", state, token=str(i), managed=True))
     for i in range(20):
         address = Address.of("aws", "aws-eu", "Policy", f"P{i:02d}")
-        doc = {"Version": "2012-10-17", "Statement": [{"Sid": f"S{k}", "Effect": "Allow", "Action": [f"iot:A{k}"],
-                                                       "Resource": ["*"]} for k in range(10)]}
+        doc = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": f"S{k}", "Effect": "Allow", "Action": [f"iot:A{k}"], "Resource": ["*"]} for k in range(10)
+            ],
+        }
         spec = {"document": doc, "keepVersions": 5}
         state = json.loads(json.dumps(spec))
         if changed_pct:
-            state["document"]["Statement"].append({"Sid": "Widen", "Effect": "Allow", "Action": "iot:*",
-                                                   "Resource": "*"})
+            state["document"]["Statement"].append(
+                {"Sid": "Widen", "Effect": "Allow", "Action": "iot:*", "Resource": "*"}
+            )
         desired.append(DesiredResource(address, "aws.Policy", spec))
         actual.append(ActualResource(address, "aws.Policy", state, token="1", managed=True))
     return desired, actual
@@ -64,8 +74,10 @@ def main() -> None:
             start = time.process_time()
             result = plan(desired, actual, PlanOptions(created_at="2026-12-03T00:00:00Z"))
             best = min(best, time.process_time() - start)
-        print(f"things={args.things} changed={pct:g}% changes={len(result.changes)} "
-              f"fields={sum(len(c.fields) for c in result.changes)} cpu={best:.3f}s (best of {args.repeat})")
+        print(
+            f"things={args.things} changed={pct:g}% changes={len(result.changes)} "
+            f"fields={sum(len(c.fields) for c in result.changes)} cpu={best:.3f}s (best of {args.repeat})"
+        )
 
 
 if __name__ == "__main__":

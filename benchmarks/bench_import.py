@@ -18,6 +18,7 @@ the written manifests and must show no changes.
 
 Run: .venv/bin/python benchmarks/bench_import.py --things 10000 [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,12 @@ def rss_mb() -> float:
 
 
 def start_moto(state: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "engine.sandbox.aws", "--state-dir", str(state)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.sandbox.aws", "--state-dir", str(state)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(200):
         if (state / "aws.json").exists():
             return proc, json.loads((state / "aws.json").read_text())["endpointUrl"]
@@ -65,12 +70,21 @@ def start_moto(state: Path) -> tuple[subprocess.Popen, str]:
 
 def seed(endpoint: str, n: int, groups: int, workers: int) -> float:
     """registerDevice.py's account for n devices (BYO certificates), spread over `groups` thing groups."""
-    c = boto3.client("iot", region_name="eu-west-2", endpoint_url=endpoint, aws_access_key_id="bench",
-                     aws_secret_access_key="bench", config=Config(retries={"total_max_attempts": 3},
-                                                                 max_pool_connections=workers))
+    c = boto3.client(
+        "iot",
+        region_name="eu-west-2",
+        endpoint_url=endpoint,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(retries={"total_max_attempts": 3}, max_pool_connections=workers),
+    )
     started = time.perf_counter()
-    c.create_policy(policyName="pubSubToAny", policyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iot:*"], "Resource": ["*"]}]}))
+    c.create_policy(
+        policyName="pubSubToAny",
+        policyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iot:*"], "Resource": ["*"]}]}
+        ),
+    )
     c.create_thing_type(thingTypeName="IoTReady")
     for g in range(groups):
         c.create_thing_group(thingGroupName=f"site-{g:02}")
@@ -94,18 +108,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--things", type=int, default=10000)
     parser.add_argument("--groups", type=int, default=20)
-    parser.add_argument("--workers", type=int, default=1, help="threads seeding the account (moto answers 500 to "
-                        "concurrent AttachThingPrincipal calls now and then)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="threads seeding the account (moto answers 500 to concurrent AttachThingPrincipal calls now and then)",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the written manifests")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="fleetctl-bench-import-"))
     proc, endpoint = start_moto(work / "moto")
     try:
-        env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-               "AWS_DEFAULT_REGION": "eu-west-2", "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
-               "FLEETCTL_GIT_COMMIT": "0" * 40, "FLEETCTL_JOURNAL": str(work / "journal.jsonl")}
-        os.environ.update(env)          # boto3 takes credentials from the process environment
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "eu-west-2",
+            "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
+            "FLEETCTL_GIT_COMMIT": "0" * 40,
+            "FLEETCTL_JOURNAL": str(work / "journal.jsonl"),
+        }
+        os.environ.update(env)  # boto3 takes credentials from the process environment
         print(f"seeding {args.things:,} things (registerDevice.py's account, {args.groups} groups) ...", flush=True)
         seeded = seed(endpoint, args.things, args.groups, args.workers)
         fleet = work / "fleet"
@@ -127,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
 
     n = args.things
     calls = dict(sorted(report.calls.items()))
-    aws_calls = {op: (math.ceil(n / AWS_PAGED[op]) if op in AWS_PAGED and k == 1 and n > AWS_PAGED[op] else k)
-                 for op, k in calls.items()}
+    aws_calls = {
+        op: (math.ceil(n / AWS_PAGED[op]) if op in AWS_PAGED and k == 1 and n > AWS_PAGED[op] else k)
+        for op, k in calls.items()
+    }
     api_names = boto3.client("iot", region_name="eu-west-2").meta.method_to_api_mapping
 
     def tps(op: str) -> float:
@@ -140,27 +167,48 @@ def main(argv: list[str] | None = None) -> int:
     files = sum(1 for p in out.rglob("*.yaml"))
     total, total_aws = sum(calls.values()), sum(aws_calls.values())
     print(f"\nfleetctl import of {n:,} things (seeding took {seeded:.0f}s; moto on loopback, no pacing)\n")
-    print(f"  resources written     {sum(report.written.values()):,}: "
-          + ", ".join(f"{k.split('.')[1]} {v:,}" for k, v in report.written.items()))
+    print(
+        f"  resources written     {sum(report.written.values()):,}: "
+        + ", ".join(f"{k.split('.')[1]} {v:,}" for k, v in report.written.items())
+    )
     print(f"  wall time             {wall:.1f} s   (client CPU {cpu:.1f} s)")
     for phase, seconds in report.phases.items():
         print(f"    {phase:<20}{seconds:.1f} s")
-    print(f"  API calls             {total:,} measured, {total_aws:,} on AWS (paged lists)  = "
-          f"{total_aws / n:.3f} per thing")
+    print(
+        f"  API calls             {total:,} measured, {total_aws:,} on AWS (paged lists)  = "
+        f"{total_aws / n:.3f} per thing"
+    )
     print(f"  peak RSS              {rss_after:.0f} MB (before the import: {rss_before:.0f} MB)")
     print(f"  output                {files} manifest files, {size / 1e6:.1f} MB")
-    print(f"  quota floor           {sequential:,.0f} s with phases in sequence (as the import runs), "
-          f"{parallel:,.0f} s if every API were paced in parallel")
+    print(
+        f"  quota floor           {sequential:,.0f} s with phases in sequence (as the import runs), "
+        f"{parallel:,.0f} s if every API were paced in parallel"
+    )
     print(f"  plan after import     {len(planned.plan.changes)} change(s) in {plan_wall:.1f} s")
     print("\n  API                           calls   on AWS   TPS   floor s")
     for op in calls:
         print(f"  {op:<28}{calls[op]:>7,}  {aws_calls[op]:>7,}  {tps(op):>4.0f}  {aws_calls[op] / tps(op):>8,.1f}")
     if args.json:
-        args.json.write_text(json.dumps({"things": n, "wall": wall, "cpu": cpu, "phases": report.phases,
-                                         "calls": calls, "awsCalls": aws_calls, "callsPerThing": total_aws / n,
-                                         "peakRssMb": rss_after, "rssBeforeMb": rss_before,
-                                         "floorSequential": sequential, "floorParallel": parallel,
-                                         "planChanges": len(planned.plan.changes), "planWall": plan_wall}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "things": n,
+                    "wall": wall,
+                    "cpu": cpu,
+                    "phases": report.phases,
+                    "calls": calls,
+                    "awsCalls": aws_calls,
+                    "callsPerThing": total_aws / n,
+                    "peakRssMb": rss_after,
+                    "rssBeforeMb": rss_before,
+                    "floorSequential": sequential,
+                    "floorParallel": parallel,
+                    "planChanges": len(planned.plan.changes),
+                    "planWall": plan_wall,
+                },
+                indent=2,
+            )
+        )
     if args.keep:
         print(f"\n  manifests kept in {out}")
     else:

@@ -19,6 +19,7 @@ Run (from the repository root):
     .venv/bin/python benchmarks/bench_incremental_drift.py --things 10000
     .venv/bin/python benchmarks/bench_incremental_drift.py --things 100000 --json out.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     from engine.sandbox.aws import reset, start_moto
     from engine.sandbox.quota_proxy import QuotaProxy
 
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-                       "AWS_EC2_METADATA_DISABLED": "true"})
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
     os.environ.pop("FLEETCTL_NOW", None)
     server, moto_url = start_moto()
     reset(moto_url)
@@ -88,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     first = run.plan(root, ctx({**env, "AWS_ENDPOINT_URL": moto_url}))
     shared = [c for c in first.plan.changes if c.kind not in ("aws.Thing", "aws.Certificate")]
     specs = {k: m.spec for k, m in first.fleet.targets().items()}
-    assert run.apply(type(first.plan)(**{**first.plan.__dict__, "changes": tuple(shared)}),
-                     ctx({**env, "AWS_ENDPOINT_URL": moto_url}), root, specs).ok
+    assert run.apply(
+        type(first.plan)(**{**first.plan.__dict__, "changes": tuple(shared)}),
+        ctx({**env, "AWS_ENDPOINT_URL": moto_url}),
+        root,
+        specs,
+    ).ok
     backend = iot_backends["123456789012"][REGION]
     group = backend.describe_thing_group(GROUP)
     t0 = time.perf_counter()
@@ -97,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         name = thing_name(i, n)
         cert = backend.register_certificate_without_ca((certs / f"{name}.pem").read_text(), "ACTIVE")
         backend.attach_policy(POLICY, cert.arn)
-        thing = backend.create_thing(name, THING_TYPE, {"attributes": {"serial": str(i), "site": "bench",
-                                                                       "managed-by": "fleetctl"}})
+        thing = backend.create_thing(
+            name, THING_TYPE, {"attributes": {"serial": str(i), "site": "bench", "managed-by": "fleetctl"}}
+        )
         group.things[thing.arn] = thing
         backend.attach_thing_principal(name, cert.arn)
     print(f"seeded in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
@@ -108,12 +120,19 @@ def main(argv: list[str] | None = None) -> int:
     assert base.plan.changes == (), [str(c.address) for c in base.plan.changes[:5]]
     snap = work / "drift.snapshot"
     snapshots.write(snap, base.snapshot)
-    print(f"snapshot of a full read (raised quotas) in {time.perf_counter() - t0:.0f} s, "
-          f"{snap.stat().st_size / 1e6:.1f} MB", file=sys.stderr)
+    print(
+        f"snapshot of a full read (raised quotas) in {time.perf_counter() - t0:.0f} s, "
+        f"{snap.stat().st_size / 1e6:.1f} MB",
+        file=sys.stderr,
+    )
 
     iot = boto3.client("iot", region_name=REGION, endpoint_url=setup_proxy.endpoint_url)
-    iot.create_policy(policyName="wide-open", policyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}))
+    iot.create_policy(
+        policyName="wide-open",
+        policyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}
+        ),
+    )
     rng = random.Random(args.seed)
     chosen = rng.sample(range(n), args.changes)
     expected = set()
@@ -136,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             iot.delete_thing(thingName=name)
             expected.add(f"aws/{TARGET}/Thing/{name}")
 
-    proxy = QuotaProxy(moto_url).start()           # AWS's default quotas and 30-80 ms latency
-    proxy.trail = setup_proxy.trail                # the same account's event history
+    proxy = QuotaProxy(moto_url).start()  # AWS's default quotas and 30-80 ms latency
+    proxy.trail = setup_proxy.trail  # the same account's event history
     measured_env = {**env, "AWS_ENDPOINT_URL": proxy.endpoint_url, "FLEETCTL_RATE_LIMIT": "on"}
     started = time.perf_counter()
     result = run.plan(root, ctx(measured_env), snapshot=run.SnapshotUse(snapshots.load(snap), None, Settings()))
@@ -147,12 +166,24 @@ def main(argv: list[str] | None = None) -> int:
     calls = proxy.stats.to_json()["calls"]
     floor = seconds(calls)
     full_floor = n / AWS_IOT_QUOTAS["ListThingPrincipals"].tps
-    out = {"things": n, "changes": args.changes, "found": len(found), "missed": sorted(expected - found)[:10],
-           "extra": sorted(found - expected)[:10], "exact": found == expected, "wallSeconds": round(wall, 1),
-           "readSeconds": round(result.stats["readSeconds"], 1), "calls": calls, "totalCalls": sum(calls.values()),
-           "throttled": proxy.stats.to_json()["throttled"], "floorSeconds": round(floor, 1),
-           "eta": round(floor / wall, 2) if wall else None, "fullReadFloorSeconds": full_floor,
-           "moto upstreamSeconds": round(sum(proxy.stats.upstream_seconds.values()), 1), "trust": trust}
+    out = {
+        "things": n,
+        "changes": args.changes,
+        "found": len(found),
+        "missed": sorted(expected - found)[:10],
+        "extra": sorted(found - expected)[:10],
+        "exact": found == expected,
+        "wallSeconds": round(wall, 1),
+        "readSeconds": round(result.stats["readSeconds"], 1),
+        "calls": calls,
+        "totalCalls": sum(calls.values()),
+        "throttled": proxy.stats.to_json()["throttled"],
+        "floorSeconds": round(floor, 1),
+        "eta": round(floor / wall, 2) if wall else None,
+        "fullReadFloorSeconds": full_floor,
+        "moto upstreamSeconds": round(sum(proxy.stats.upstream_seconds.values()), 1),
+        "trust": trust,
+    }
     print(json.dumps(out, indent=2))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))

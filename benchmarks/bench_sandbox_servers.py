@@ -17,6 +17,7 @@ werkzeug's own response writing (a new connection per request) in place of the s
 Run (from the repository root):
     .venv/bin/python benchmarks/bench_sandbox_servers.py --requests 2000 [--threads 4] [--json out.json]
 """
+
 from __future__ import annotations
 
 import json
@@ -41,11 +42,11 @@ def timed(call: Callable[[], object], n: int, threads: int, repeat: int) -> dict
         per = [n // threads + (1 if i < n % threads else 0) for i in range(threads)]
         errors: list[BaseException] = []
 
-        def run(count: int, errors: list[BaseException] = errors) -> None:     # this repeat's list
+        def run(count: int, errors: list[BaseException] = errors) -> None:  # this repeat's list
             try:
                 for _ in range(count):
                     call()
-            except BaseException as exc:          # reported after the run: a benchmark never hides a failure
+            except BaseException as exc:  # reported after the run: a benchmark never hides a failure
                 errors.append(exc)
 
         workers = [threading.Thread(target=run, args=(count,)) for count in per]
@@ -59,8 +60,14 @@ def timed(call: Callable[[], object], n: int, threads: int, repeat: int) -> dict
         if errors:
             raise errors[0]
     wall, cpu = statistics.median(walls), statistics.median(cpus)
-    return {"requests": n, "threads": threads, "wall_s": round(wall, 3), "per_request_ms": round(wall / n * 1000, 3),
-            "requests_per_s": round(n / wall, 1), "cpu_per_request_ms": round(cpu / n * 1000, 3)}
+    return {
+        "requests": n,
+        "threads": threads,
+        "wall_s": round(wall, 3),
+        "per_request_ms": round(wall / n * 1000, 3),
+        "requests_per_s": round(n / wall, 1),
+        "cpu_per_request_ms": round(cpu / n * 1000, 3),
+    }
 
 
 def bench_proxy(n: int, threads: int, repeat: int) -> dict[str, Any]:
@@ -84,20 +91,31 @@ def bench_proxy(n: int, threads: int, repeat: int) -> dict[str, Any]:
     def iot(url: str) -> Any:
         key = "iot_" + url
         if getattr(local, key, None) is None:
-            setattr(local, key, botocore.session.get_session().create_client(
-                "iot", region_name="eu-west-2", endpoint_url=url, aws_access_key_id="testing",
-                aws_secret_access_key="testing"))
+            setattr(
+                local,
+                key,
+                botocore.session.get_session().create_client(
+                    "iot",
+                    region_name="eu-west-2",
+                    endpoint_url=url,
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                ),
+            )
         return getattr(local, key)
 
     try:
+
         def stats() -> None:
             session().get(proxy.endpoint_url + "/_proxy/stats", timeout=30).raise_for_status()
 
-        return {"proxy_stats": timed(stats, n, threads, repeat),
-                "proxy_list_thing_types": timed(lambda: iot(proxy.endpoint_url).list_thing_types(maxResults=10),
-                                                n, threads, repeat),
-                "moto_list_thing_types": timed(lambda: iot(moto_url).list_thing_types(maxResults=10),
-                                               n, threads, repeat)}
+        return {
+            "proxy_stats": timed(stats, n, threads, repeat),
+            "proxy_list_thing_types": timed(
+                lambda: iot(proxy.endpoint_url).list_thing_types(maxResults=10), n, threads, repeat
+            ),
+            "moto_list_thing_types": timed(lambda: iot(moto_url).list_thing_types(maxResults=10), n, threads, repeat),
+        }
     finally:
         proxy.stop()
         server.stop()
@@ -119,41 +137,64 @@ def bench_azure(n: int, threads: int, repeat: int) -> dict[str, Any]:
 
         key = emulator.hub_connection_string.split("SharedAccessKey=", 1)[1]
         token = generate_sas_token(emulator.host, key, "iothubowner", ttl=3600)
-        session().put(f"https://{emulator.host}/devices/bench-device?api-version=2021-04-12",
-                      json={"deviceId": "bench-device"}, headers={"Authorization": token},
-                      verify=emulator.ca_pem_path, timeout=30).raise_for_status()
+        session().put(
+            f"https://{emulator.host}/devices/bench-device?api-version=2021-04-12",
+            json={"deviceId": "bench-device"},
+            headers={"Authorization": token},
+            verify=emulator.ca_pem_path,
+            timeout=30,
+        ).raise_for_status()
 
         def stats() -> None:
-            session().get(f"https://{emulator.host}/_emulator/stats", verify=emulator.ca_pem_path, timeout=30).raise_for_status()
+            session().get(
+                f"https://{emulator.host}/_emulator/stats", verify=emulator.ca_pem_path, timeout=30
+            ).raise_for_status()
 
         def twin() -> None:
-            session().get(f"https://{emulator.host}/twins/bench-device?api-version=2021-04-12",
-                          headers={"Authorization": token}, verify=emulator.ca_pem_path, timeout=30).raise_for_status()
+            session().get(
+                f"https://{emulator.host}/twins/bench-device?api-version=2021-04-12",
+                headers={"Authorization": token},
+                verify=emulator.ca_pem_path,
+                timeout=30,
+            ).raise_for_status()
 
-        return {"emulator_stats": timed(stats, n, threads, repeat), "emulator_get_twin": timed(twin, n, threads,
-                                                                                                repeat)}
+        return {
+            "emulator_stats": timed(stats, n, threads, repeat),
+            "emulator_get_twin": timed(twin, n, threads, repeat),
+        }
 
 
 @click.command(help=__doc__.split("\n\n")[0])
 @click.option("--requests", "n", type=int, default=2000, show_default=True, help="requests per measurement")
 @click.option("--threads", type=int, default=1, show_default=True, help="concurrent clients")
 @click.option("--repeat", type=int, default=3, show_default=True, help="runs per measurement (the median is kept)")
-@click.option("--werkzeug-close", is_flag=True,
-              help="measure werkzeug's own response writing (Connection: close after every response) instead of "
-                   "the sandbox's keep-alive handler (engine/sandbox/wsgi.py), to see what keep-alive is worth")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="also write the figures here")
+@click.option(
+    "--werkzeug-close",
+    is_flag=True,
+    help="measure werkzeug's own response writing (Connection: close after every response) instead of "
+    "the sandbox's keep-alive handler (engine/sandbox/wsgi.py), to see what keep-alive is worth",
+)
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also write the figures here",
+)
 def main(n: int, threads: int, repeat: int, werkzeug_close: bool, json_out: Path | None) -> None:
     if werkzeug_close:
         from werkzeug.serving import WSGIRequestHandler
 
         from engine.sandbox.wsgi import KeepAliveHandler
+
         KeepAliveHandler.run_wsgi = WSGIRequestHandler.run_wsgi  # type: ignore[method-assign]  # the A/B switch
     figures = {**bench_proxy(n, threads, repeat), **bench_azure(n, threads, repeat)}
     for name, row in figures.items():
-        click.echo(f"{name:26} {row['requests']:>6} requests  {row['threads']} thread(s)  {row['wall_s']:>8.3f} s  "
-                   f"{row['per_request_ms']:>7.3f} ms/request  {row['requests_per_s']:>8.1f} req/s  "
-                   f"CPU {row['cpu_per_request_ms']:>6.3f} ms/request")
+        click.echo(
+            f"{name:26} {row['requests']:>6} requests  {row['threads']} thread(s)  {row['wall_s']:>8.3f} s  "
+            f"{row['per_request_ms']:>7.3f} ms/request  {row['requests_per_s']:>8.1f} req/s  "
+            f"CPU {row['cpu_per_request_ms']:>6.3f} ms/request"
+        )
     if json_out is not None:
         json_out.write_text(json.dumps(figures, indent=2) + "\n")
 

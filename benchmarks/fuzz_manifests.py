@@ -7,6 +7,7 @@ Run (from the repository root):
     .venv/bin/python benchmarks/fuzz_manifests.py --examples 2000 [--seed 1] [--json out.json]
 Exit code 1 when a case failed (each failure is printed with the case that made it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     @hypothesis_seed(args.seed)
-    @settings(max_examples=args.examples, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=args.examples,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(fz.cases(bases))
     def run(case: tuple) -> None:
         nonlocal errors
@@ -66,17 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     figures = {
-        "cases": len(times), "failingCases": len(failures), "errorDiagnostics": errors,
+        "cases": len(times),
+        "failingCases": len(failures),
+        "errorDiagnostics": errors,
         "wallSeconds": round(time.perf_counter() - started, 1),
         "medianCaseSeconds": round(statistics.median(times), 4) if times else None,
         "maxCaseSeconds": round(max(times), 3) if times else None,
-        "perCommand": {name: {"runs": len(v), "medianSeconds": round(statistics.median(v), 4),
-                              "maxSeconds": round(max(v), 3)} for name, v in sorted(per_command.items())},
+        "perCommand": {
+            name: {"runs": len(v), "medianSeconds": round(statistics.median(v), 4), "maxSeconds": round(max(v), 3)}
+            for name, v in sorted(per_command.items())
+        },
         "peakRssMb": round(fz.peak_rss_mb(), 1),
     }
-    print(f"{figures['cases']} cases, {figures['failingCases']} failing, {errors} error diagnostics (all checked for "
-          f"file:line); per case median {figures['medianCaseSeconds']} s, max {figures['maxCaseSeconds']} s; "
-          f"peak RSS {figures['peakRssMb']} MB; {figures['wallSeconds']} s in all")
+    print(
+        f"{figures['cases']} cases, {figures['failingCases']} failing, {errors} error diagnostics (all checked for "
+        f"file:line); per case median {figures['medianCaseSeconds']} s, max {figures['maxCaseSeconds']} s; "
+        f"peak RSS {figures['peakRssMb']} MB; {figures['wallSeconds']} s in all"
+    )
     for name, f in figures["perCommand"].items():
         print(f"  {name:<9} {f['runs']:>5} runs, median {f['medianSeconds']} s, max {f['maxSeconds']} s")
     for seconds, case, commands in sorted(slow, reverse=True)[:10]:

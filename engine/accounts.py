@@ -8,6 +8,7 @@ production is the mistake a platform team expects the tool to refuse. Each AWS p
 `options.accounts` and compares them at apply. A Target that declares `accountId` is checked against it at plan
 time too.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
@@ -25,8 +26,12 @@ def _where(name: str) -> str:
     return f"fleetctl/Target/{name}"
 
 
-def identities(names: Iterable[str], provider_of: Callable[[str], Any], target_specs: Mapping[str, Any],
-               diags: Diagnostics | None = None) -> dict[str, dict[str, str]]:
+def identities(
+    names: Iterable[str],
+    provider_of: Callable[[str], Any],
+    target_specs: Mapping[str, Any],
+    diags: Diagnostics | None = None,
+) -> dict[str, dict[str, str]]:
     """{target: {"account", "role"?}} for the named AWS Targets, asking each provider once. An unusable role, or
     an account other than the Target's declared `accountId`, raises FleetctlError. A Target on the ambient chain
     whose STS cannot answer (an emulator without STS) gets a warning in `diags` (its account goes unrecorded and
@@ -42,37 +47,66 @@ def identities(names: Iterable[str], provider_of: Callable[[str], Any], target_s
             spec = target_specs.get(name)
             aws = getattr(spec, "aws", None)
             if diags is not None and getattr(aws, "assumeRole", None) is None and not getattr(aws, "accountId", None):
-                diags.add(warning(f"cannot tell which AWS account target '{name}' acts in (sts:GetCallerIdentity: "
-                                  f"{exc}); the plan does not record it and apply cannot check it",
-                                  "reach STS (AWS_ENDPOINT_URL_STS) or declare spec.aws.accountId",
-                                  address=_where(name)))
+                diags.add(
+                    warning(
+                        f"cannot tell which AWS account target '{name}' acts in (sts:GetCallerIdentity: "
+                        f"{exc}); the plan does not record it and apply cannot check it",
+                        "reach STS (AWS_ENDPOINT_URL_STS) or declare spec.aws.accountId",
+                        address=_where(name),
+                    )
+                )
                 continue
-            raise FleetctlError(error(f"cannot tell which AWS account target '{name}' acts in: {exc}",
-                                      "fix the Target's credentials (spec.aws.profile / spec.aws.assumeRole) or "
-                                      "the runner's identity", address=_where(name))) from None
+            raise FleetctlError(
+                error(
+                    f"cannot tell which AWS account target '{name}' acts in: {exc}",
+                    "fix the Target's credentials (spec.aws.profile / spec.aws.assumeRole) or the runner's identity",
+                    address=_where(name),
+                )
+            ) from None
         spec = target_specs.get(name)
         declared = getattr(getattr(spec, "aws", None), "accountId", None)
         if declared and declared != who["account"]:
-            raise WrongAccount(error(f"target '{name}' declares account {declared} (spec.aws.accountId) but its "
-                                     f"credentials act in account {who['account']} ({who['arn']})",
-                                     "use credentials (or an assumeRole role) of account " + declared
-                                     + ", or correct spec.aws.accountId", address=_where(name)))
+            raise WrongAccount(
+                error(
+                    f"target '{name}' declares account {declared} (spec.aws.accountId) but its "
+                    f"credentials act in account {who['account']} ({who['arn']})",
+                    "use credentials (or an assumeRole role) of account "
+                    + declared
+                    + ", or correct spec.aws.accountId",
+                    address=_where(name),
+                )
+            )
         out[name] = {"account": who["account"], **({"role": who["role"]} if who.get("role") else {})}
     return out
 
 
-def check(recorded: Mapping[str, Mapping[str, str]], provider_of: Callable[[str], Any],
-          target_specs: Mapping[str, Any], plan_id: str) -> dict[str, dict[str, str]]:
+def check(
+    recorded: Mapping[str, Mapping[str, str]],
+    provider_of: Callable[[str], Any],
+    target_specs: Mapping[str, Any],
+    plan_id: str,
+) -> dict[str, dict[str, str]]:
     """Refuse (WrongAccount) when a Target of the plan now acts in another account than the plan recorded;
     returns the identities found (what the apply journals)."""
     now = identities(recorded, provider_of, target_specs)
-    wrong = [(name, want, now[name]) for name, want in sorted(recorded.items())
-             if name in now and now[name]["account"] != want.get("account")]
+    wrong = [
+        (name, want, now[name])
+        for name, want in sorted(recorded.items())
+        if name in now and now[name]["account"] != want.get("account")
+    ]
     if wrong:
-        raise WrongAccount([error(
-            f"plan {plan_id} was made for target '{name}' in account {want.get('account')}"
-            + (f" (role {want['role']})" if want.get("role") else "") + f", but apply's credentials act in "
-            f"account {got['account']}" + (f" (role {got['role']})" if got.get("role") else ""),
-            "nothing was changed; apply the plan with the identity it was made with, or make a new plan for this "
-            "account and review it", address=_where(name)) for name, want, got in wrong])
+        raise WrongAccount(
+            [
+                error(
+                    f"plan {plan_id} was made for target '{name}' in account {want.get('account')}"
+                    + (f" (role {want['role']})" if want.get("role") else "")
+                    + f", but apply's credentials act in "
+                    f"account {got['account']}" + (f" (role {got['role']})" if got.get("role") else ""),
+                    "nothing was changed; apply the plan with the identity it was made with, or make a new plan for this "
+                    "account and review it",
+                    address=_where(name),
+                )
+                for name, want, got in wrong
+            ]
+        )
     return now

@@ -6,6 +6,7 @@ engine's vocabulary needs their type, while which checks produce them (the `CHEC
 planner's business, in engine/plan/attention.py. Codes and severities are closed vocabularies: a plan file's
 strings must be of them.
 """
+
 from __future__ import annotations
 
 import enum
@@ -77,7 +78,7 @@ class Attention:
     severity: Severity
     drift: Attention | None = None
 
-    def __post_init__(self) -> None:   # a plan file gives strings: they must be of the vocabulary
+    def __post_init__(self) -> None:  # a plan file gives strings: they must be of the vocabulary
         object.__setattr__(self, "code", Code(self.code))
         object.__setattr__(self, "severity", Severity(self.severity))
 

@@ -32,6 +32,7 @@ throughput are not documented, hence the operator's threshold (default 1,000). R
 
     .venv/bin/python benchmarks/bench_azure.py --paths --devices 1000,10000 --individual-max 300
 """
+
 from __future__ import annotations
 
 import math
@@ -41,9 +42,9 @@ from dataclasses import dataclass
 from engine.model import Action, Change
 from engine.quotas import azure_hub_quotas
 
-BULK_LIMIT = 100                  # devices per bulk registry call (quotas.md §2.2, S22–S24)
-IMPORT_DEVICES_PER_SECOND = 1_000_000 / 3600   # peer assumption for an S3 hub, ~1M/h (quotas.md §2.2 [P])
-IMPORT_JOB_OVERHEAD_S = 60.0      # queueing, blob upload and polling: assumed [U]
+BULK_LIMIT = 100  # devices per bulk registry call (quotas.md §2.2, S22–S24)
+IMPORT_DEVICES_PER_SECOND = 1_000_000 / 3600  # peer assumption for an S3 hub, ~1M/h (quotas.md §2.2 [P])
+IMPORT_JOB_OVERHEAD_S = 60.0  # queueing, blob upload and polling: assumed [U]
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,16 @@ def device_mode(change: Change) -> str | None:
         return "create"
     if change.action is Action.DELETE:
         return "deleteIfMatchETag" if etag else "delete"
-    return None          # updates touch twin tags/desired with their own etag: individual PATCHes
+    return None  # updates touch twin tags/desired with their own etag: individual PATCHes
 
 
-def batches(changes: Sequence[Change], mode_of: Callable[[Change], str | None] = device_mode, *,
-            limit: int = BULK_LIMIT, minimum: int = 2) -> tuple[list[Batch], list[Change]]:
+def batches(
+    changes: Sequence[Change],
+    mode_of: Callable[[Change], str | None] = device_mode,
+    *,
+    limit: int = BULK_LIMIT,
+    minimum: int = 2,
+) -> tuple[list[Batch], list[Change]]:
     """(bulk calls, changes left individual). A mode with fewer than `minimum` changes gains nothing from a
     bulk call and stays individual (its error reporting is richer)."""
     if limit < 1:
@@ -86,33 +92,40 @@ def batches(changes: Sequence[Change], mode_of: Callable[[Change], str | None] =
         if len(group) < minimum:
             single.extend(group)
             continue
-        out += [Batch(mode, tuple(group[i:i + limit])) for i in range(0, len(group), limit)]
+        out += [Batch(mode, tuple(group[i : i + limit])) for i in range(0, len(group), limit)]
     order = {id(c): i for i, c in enumerate(changes)}
     return out, sorted(single, key=lambda c: order[id(c)])
 
 
 @dataclass(frozen=True)
 class Choice:
-    path: str                          # individual | bulk | import-job
-    seconds: dict[str, float]          # each path's estimate
+    path: str  # individual | bulk | import-job
+    seconds: dict[str, float]  # each path's estimate
     note: str
 
 
-def choose(n: int, *, tier: str = "S1", units: int = 1, import_jobs: bool = False,
-           threshold: int | None = None) -> Choice:
+def choose(
+    n: int, *, tier: str = "S1", units: int = 1, import_jobs: bool = False, threshold: int | None = None
+) -> Choice:
     """Price `n` registry changes per path. Bulk is priced pessimistically (each device counts as one registry
     operation) for the choice; the optimistic reading (one per call) is reported next to it. With `import_jobs`
     (the Target has an import/export container), `threshold` is the operator's crossover: from `threshold` changes
     on, one import job; without one, the job is taken only where it beats even the optimistic bulk reading."""
     rate = azure_hub_quotas(tier, units)["registry"].tps
     calls = math.ceil(n / BULK_LIMIT)
-    seconds = {"individual": n / rate, "bulk": n / rate, "bulk-if-one-op-per-call": calls / rate,
-               "import-job": IMPORT_JOB_OVERHEAD_S + n / IMPORT_DEVICES_PER_SECOND}
+    seconds = {
+        "individual": n / rate,
+        "bulk": n / rate,
+        "bulk-if-one-op-per-call": calls / rate,
+        "import-job": IMPORT_JOB_OVERHEAD_S + n / IMPORT_DEVICES_PER_SECOND,
+    }
     if n < 2:
         return Choice("individual", seconds, "one change: nothing to group")
     if import_jobs and threshold is not None:
         if n >= threshold:
-            return Choice("import-job", seconds, f"{n} device changes, at or above the configured threshold {threshold}")
+            return Choice(
+                "import-job", seconds, f"{n} device changes, at or above the configured threshold {threshold}"
+            )
     elif import_jobs and seconds["import-job"] < seconds["bulk-if-one-op-per-call"]:
         return Choice("import-job", seconds, "an import job beats even the optimistic bulk reading")
     return Choice("bulk", seconds, f"{calls} bulk call(s) instead of {n} requests; never slower than individual")

@@ -2,6 +2,7 @@
 
 `FLEETCTL_NOW` (ISO-8601) or `SOURCE_DATE_EPOCH` (seconds) pin the clock, so golden plans stay byte-stable.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,8 +37,12 @@ def git_commit(path: Path, env: Mapping[str, str] | None = None) -> str | None:
     if env.get("GITHUB_SHA"):
         return env["GITHUB_SHA"]
     try:
-        out = subprocess.run(["git", "-C", str(path if path.is_dir() else path.parent), "rev-parse", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(path if path.is_dir() else path.parent), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None

@@ -21,6 +21,7 @@ When colour is on (checked in this order; the first rule that decides wins):
 Machine formats (`--format json`, SARIF, markdown meant for a pull-request comment, `sandbox env` export lines)
 are written with `style=False` and are never styled, whatever the rules say.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,17 +36,22 @@ from rich.color import ColorSystem
 from rich.style import Style
 
 COLOR_MODES = ("auto", "always", "never")
-META_KEY = "fleetctl.color"          # click context meta: the mode the global --color/--no-color option chose
+META_KEY = "fleetctl.color"  # click context meta: the mode the global --color/--no-color option chose
 
 # leading symbol (after indentation) → style; longest first so that -/+ is not read as -
-SYMBOL_STYLES: tuple[tuple[str, str], ...] = (("-/+", "magenta"), ("+", "green"), ("-", "red"), ("~", "yellow"),
-                                              ("!", "bold red"))
-FLAG = re.compile(r"\[![^\]\n]*\]")          # the attention markers on change lines: [!permissions-widened]
+SYMBOL_STYLES: tuple[tuple[str, str], ...] = (
+    ("-/+", "magenta"),
+    ("+", "green"),
+    ("-", "red"),
+    ("~", "yellow"),
+    ("!", "bold red"),
+)
+FLAG = re.compile(r"\[![^\]\n]*\]")  # the attention markers on change lines: [!permissions-widened]
 _SEVERITY = re.compile(r"^\s*(?:\S+:\d+(?::\d+)?: )?(?:[A-Z]{2,}\d{3} )?(error|warning|skipped)(?=:)")
 _SEVERITY_STYLES = {"error": "red", "warning": "yellow", "skipped": "yellow"}
 _HEADINGS = ("Plan:", "Drift:", "Needs attention", "No changes.", "In sync:", "Apply:", "Apply ")
-_DIFF_HEADERS = ("--- ", "+++ ", "@@ ")        # unified-diff headers inside folded values
-_AFTER_SIGN = " \t{}[]\"'"                     # what may follow a bare +/- of a unified-diff line
+_DIFF_HEADERS = ("--- ", "+++ ", "@@ ")  # unified-diff headers inside folded values
+_AFTER_SIGN = " \t{}[]\"'"  # what may follow a bare +/- of a unified-diff line
 
 
 def color_enabled(mode: str, stream: IO[Any] | None, env: Mapping[str, str] | None = None) -> bool:
@@ -55,13 +61,13 @@ def color_enabled(mode: str, stream: IO[Any] | None, env: Mapping[str, str] | No
         raise ValueError(f"colour mode must be one of {', '.join(COLOR_MODES)}, not {mode!r}")
     if mode != "auto":
         return mode == "always"
-    if env.get("NO_COLOR"):           # set to a non-empty value (an empty NO_COLOR is not set)
+    if env.get("NO_COLOR"):  # set to a non-empty value (an empty NO_COLOR is not set)
         return False
     if env.get("FORCE_COLOR"):
         return True
     try:
         tty = bool(stream is not None and stream.isatty())
-    except (AttributeError, ValueError):       # a closed or unusual stream
+    except (AttributeError, ValueError):  # a closed or unusual stream
         tty = False
     return tty and env.get("TERM") != "dumb"
 
@@ -70,8 +76,8 @@ def _symbol_style(content: str) -> str | None:
     for symbol, style in SYMBOL_STYLES:
         if not content.startswith(symbol):
             continue
-        rest = content[len(symbol):]
-        if symbol in ("+", "-") and rest[:1] == symbol:     # "--> file", "---", "++"
+        rest = content[len(symbol) :]
+        if symbol in ("+", "-") and rest[:1] == symbol:  # "--> file", "---", "++"
             return None
         if not rest or rest[0] in " \t" or (symbol in ("+", "-") and rest[0] in _AFTER_SIGN):
             return style
@@ -113,7 +119,7 @@ def style_line(line: str) -> str:
     out = [line[:indent]]
     at = indent
     for m in flags:
-        out.append(_render(line[at:m.start()], base))
+        out.append(_render(line[at : m.start()], base))
         out.append(_render(m.group(0), f"{base} bold" if base else "bold"))
         at = m.end()
     out.append(_render(line[at:], base))
@@ -125,7 +131,7 @@ def style_text(text: str) -> str:
     out = []
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\r\n")
-        out.append(style_line(body) + line[len(body):])
+        out.append(style_line(body) + line[len(body) :])
     return "".join(out)
 
 
@@ -183,11 +189,26 @@ def add_color_options(command: click.Command) -> None:
     same setting as the group's global option, kept in the shared context meta, never passed to the command."""
     names = {n for p in command.params for n in getattr(p, "opts", [])}
     if "--color" not in names:
-        command.params.append(click.Option(["--color"], type=click.Choice(COLOR_MODES), default=None,
-                                           expose_value=False, callback=_set_mode, metavar="[auto|always|never]",
-                                           help="colour: auto, always or never (as the global option)"))
+        command.params.append(
+            click.Option(
+                ["--color"],
+                type=click.Choice(COLOR_MODES),
+                default=None,
+                expose_value=False,
+                callback=_set_mode,
+                metavar="[auto|always|never]",
+                help="colour: auto, always or never (as the global option)",
+            )
+        )
     if "--no-color" not in names:
-        command.params.append(click.Option(["--no-color"], is_flag=True, expose_value=False, callback=_set_mode,
-                                           help="no colour (as --color=never)"))
+        command.params.append(
+            click.Option(
+                ["--no-color"],
+                is_flag=True,
+                expose_value=False,
+                callback=_set_mode,
+                help="no colour (as --color=never)",
+            )
+        )
     for sub in getattr(command, "commands", {}).values():
         add_color_options(sub)

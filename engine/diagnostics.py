@@ -4,6 +4,7 @@ Every stage of fleetctl (load, validate, plan, apply) collects `Diagnostic`s ins
 problem, so a user sees every mistake at once, each naming the file, line, column, field and what was expected.
 Only the CLI turns diagnostics into text and exit codes.
 """
+
 from __future__ import annotations
 
 import enum
@@ -58,8 +59,12 @@ class Diagnostic:
         if self.detail:
             out["detail"] = self.detail
         if self.source:
-            out["source"] = {"file": self.source.file, "line": self.source.line, "col": self.source.col,
-                             **({"origin": self.source.origin} if self.source.origin else {})}
+            out["source"] = {
+                "file": self.source.file,
+                "line": self.source.line,
+                "col": self.source.col,
+                **({"origin": self.source.origin} if self.source.origin else {}),
+            }
         if self.address:
             out["address"] = self.address
         if self.field:
@@ -69,18 +74,35 @@ class Diagnostic:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Diagnostic:
         src = data.get("source")
-        return cls(Severity(data["severity"]), data["summary"], data.get("detail", ""),
-                   Source(src["file"], src.get("line", 0), src.get("col", 0), src.get("origin", "")) if src else None,
-                   data.get("address"), data.get("field"))
+        return cls(
+            Severity(data["severity"]),
+            data["summary"],
+            data.get("detail", ""),
+            Source(src["file"], src.get("line", 0), src.get("col", 0), src.get("origin", "")) if src else None,
+            data.get("address"),
+            data.get("field"),
+        )
 
 
-def error(summary: str, detail: str = "", *, source: Source | None = None, address: str | None = None,
-          field: str | None = None) -> Diagnostic:
+def error(
+    summary: str,
+    detail: str = "",
+    *,
+    source: Source | None = None,
+    address: str | None = None,
+    field: str | None = None,
+) -> Diagnostic:
     return Diagnostic(Severity.ERROR, summary, detail, source, address, field)
 
 
-def warning(summary: str, detail: str = "", *, source: Source | None = None, address: str | None = None,
-            field: str | None = None) -> Diagnostic:
+def warning(
+    summary: str,
+    detail: str = "",
+    *,
+    source: Source | None = None,
+    address: str | None = None,
+    field: str | None = None,
+) -> Diagnostic:
     return Diagnostic(Severity.WARNING, summary, detail, source, address, field)
 
 

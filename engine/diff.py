@@ -21,6 +21,7 @@ Equal values are compared with `==` first (the fast path of a no-change 100k-thi
 differ are walked. `apply_changes` is the inverse used by the property tests: it interprets exactly the paths
 the diff reports.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,7 +32,7 @@ from typing import Any
 from engine.kinds import KindDecl, ListKey
 from engine.model import ADD, CHANGE, REMOVE, SENSITIVE, Elem, FieldChange, canonical_json, display_path
 
-MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()   # an absent map key (exact mode)
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()  # an absent map key (exact mode)
 _ELEM = "[]"
 
 
@@ -42,7 +43,7 @@ class _Walker:
         self.rules = {rule.pattern: rule for rule in lists}
         self.wild = [rule for rule in self.rules.values() if "*" in rule.pattern]
         self.absent_is_null = absent_is_null
-        self.strict = not absent_is_null       # exact mode: 1, 1.0 and true are three values, as in JSON text
+        self.strict = not absent_is_null  # exact mode: 1, 1.0 and true are three values, as in JSON text
         self.out: list[FieldChange] = []
 
     def rule(self, pattern: tuple[str, ...]) -> ListKey | None:
@@ -50,19 +51,32 @@ class _Walker:
         if found is not None or not self.wild:
             return found
         for rule in self.wild:
-            if len(rule.pattern) == len(pattern) and all(r in ("*", p) for r, p in zip(rule.pattern, pattern, strict=True)):
+            if len(rule.pattern) == len(pattern) and all(
+                r in ("*", p) for r, p in zip(rule.pattern, pattern, strict=True)
+            ):
                 return rule
         return None
 
     def emit(self, segments: tuple[Any, ...], before: Any, after: Any) -> None:
         null = self.absent_is_null
-        op = ADD if before is MISSING or (null and before is None) else (
-            REMOVE if after is MISSING or (null and after is None) else CHANGE)
-        self.out.append(FieldChange(display_path(segments), None if before is MISSING else before,
-                                    None if after is MISSING else after, op=op, segments=segments))
+        op = (
+            ADD
+            if before is MISSING or (null and before is None)
+            else (REMOVE if after is MISSING or (null and after is None) else CHANGE)
+        )
+        self.out.append(
+            FieldChange(
+                display_path(segments),
+                None if before is MISSING else before,
+                None if after is MISSING else after,
+                op=op,
+                segments=segments,
+            )
+        )
 
-    def walk(self, segments: tuple[Any, ...], pattern: tuple[str, ...], before: Any, after: Any,
-             partial: bool = False) -> None:
+    def walk(
+        self, segments: tuple[Any, ...], pattern: tuple[str, ...], before: Any, after: Any, partial: bool = False
+    ) -> None:
         if before == after and (not self.strict or _same_json(before, after)):
             return
         if isinstance(before, dict) and isinstance(after, dict):
@@ -74,7 +88,7 @@ class _Walker:
                 self.walk(segments + (key,), pattern + (str(key),), b, a, partial)
             return
         if self.absent_is_null and isinstance(after, dict) and not after and before is None:
-            return                                      # an empty map declared, none read: the same
+            return  # an empty map declared, none read: the same
         if isinstance(before, list) and isinstance(after, list):
             rule = self.rule(pattern)
             if rule is None:
@@ -87,8 +101,9 @@ class _Walker:
     def ordered(self, segments: tuple[Any, ...], pattern: tuple[str, ...], before: list[Any], after: list[Any]) -> None:
         """An ordered list: align equal elements (difflib), pair the rest position by position and recurse."""
         sub = pattern + (_ELEM,)
-        matcher = difflib.SequenceMatcher(None, [canonical_json(x) for x in before],
-                                          [canonical_json(x) for x in after], autojunk=False)
+        matcher = difflib.SequenceMatcher(
+            None, [canonical_json(x) for x in before], [canonical_json(x) for x in after], autojunk=False
+        )
         for tag, i1, i2, j1, j2 in matcher.get_opcodes():
             if tag == "equal":
                 continue
@@ -100,8 +115,9 @@ class _Walker:
             for j in range(j1 + paired, j2):
                 self.emit(segments + (Elem("index", at=j),), MISSING, after[j])
 
-    def matched(self, segments: tuple[Any, ...], pattern: tuple[str, ...], before: list[Any], after: list[Any],
-                rule: ListKey) -> None:
+    def matched(
+        self, segments: tuple[Any, ...], pattern: tuple[str, ...], before: list[Any], after: list[Any], rule: ListKey
+    ) -> None:
         """A set, keyed or typed list: pair elements by identity; unpaired ones are added or removed whole."""
         sub = pattern + (_ELEM,)
         old = self.identities(before, rule, sub)
@@ -112,10 +128,12 @@ class _Walker:
         for ident, elem in new.items():
             if ident not in old:
                 self.emit(segments + (elem[0],), MISSING, elem[1])
-            elif ident[0] != "member":     # equal content (up to the order of declared lists): nothing to say
+            elif ident[0] != "member":  # equal content (up to the order of declared lists): nothing to say
                 self.walk(segments + (elem[0],), sub, old[ident][1], elem[1])
 
-    def identities(self, items: list[Any], rule: ListKey, pattern: tuple[str, ...]) -> dict[tuple[Any, ...], tuple[Elem, Any]]:
+    def identities(
+        self, items: list[Any], rule: ListKey, pattern: tuple[str, ...]
+    ) -> dict[tuple[Any, ...], tuple[Elem, Any]]:
         """Each element's identity (what it is matched by) → (its path element, the element), in list order."""
         out: dict[tuple[Any, ...], tuple[Elem, Any]] = {}
         seen: dict[tuple[Any, ...], int] = {}
@@ -153,8 +171,9 @@ def _same_json(a: Any, b: Any) -> bool:
     return canonical_json(a) == canonical_json(b) if isinstance(a, (dict, list, float)) else True
 
 
-def diff_values(before: Any, after: Any, lists: Iterable[ListKey] = (), *, root: tuple[Any, ...] = (),
-                absent_is_null: bool = False) -> list[FieldChange]:
+def diff_values(
+    before: Any, after: Any, lists: Iterable[ListKey] = (), *, root: tuple[Any, ...] = (), absent_is_null: bool = False
+) -> list[FieldChange]:
     """Every leaf change that turns `before` into `after`, paths under `root` (a prefix of segments).
 
     Exact by default: an absent key and a null differ, and so do 1, 1.0 and true. `lists` patterns start at
@@ -212,7 +231,7 @@ def _apply(value: Any, changes: list[tuple[tuple[Any, ...], FieldChange]]) -> An
         head = segs[0]
         if not isinstance(head, Elem):
             ident: Any = head
-        elif head.by == "index":       # an addition names a new position, anything else an old one
+        elif head.by == "index":  # an addition names a new position, anything else an old one
             ident = ("index", head.at, len(segs) == 1 and f.op == ADD)
         else:
             ident = (head.by, head.key, canonical_json(head.value), head.nth)
@@ -230,9 +249,9 @@ def _apply(value: Any, changes: list[tuple[tuple[Any, ...], FieldChange]]) -> An
                 out[ident] = result
         return out
     items = list(value)
-    keep: list[Any] = list(range(len(items)))        # positions of the old list still present
-    slots: dict[int, Any] = {}                        # old position → new value
-    inserts: list[tuple[int, Any]] = []               # (new position, value) for ordered additions
+    keep: list[Any] = list(range(len(items)))  # positions of the old list still present
+    slots: dict[int, Any] = {}  # old position → new value
+    inserts: list[tuple[int, Any]] = []  # (new position, value) for ordered additions
     appends: list[Any] = []
     for ident in order:
         sub = groups[ident]

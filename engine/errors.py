@@ -4,6 +4,7 @@ Provider client modules translate SDK exceptions into these, so no SDK exception
 (kopf's APIError hierarchy is the model). The engine decides what to do by class: only `Throttled` and
 `Transient` are retried; everything else fails the change it belongs to.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,8 +15,9 @@ class ProviderError(Exception):
 
     retryable = False
 
-    def __init__(self, message: str, *, code: str | None = None, request_id: str | None = None,
-                 status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, request_id: str | None = None, status: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code

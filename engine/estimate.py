@@ -1,5 +1,6 @@
 """The apply-duration estimate a plan states: from each kind's declared calls per action and the quotas
 (engine/quotas.py), which API binds and how long an apply of these waves takes; the sentence the plan prints."""
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -20,16 +21,20 @@ class Estimate:
     (calls / TPS), or the concurrency bound (calls × latency / workers) when that is slower; summed over waves."""
 
     seconds: float
-    binding: str                      # the API (or "concurrency") that sets the pace for the longest time
+    binding: str  # the API (or "concurrency") that sets the pace for the longest time
     binding_tps: float | None
     calls: dict[str, int]
     code: str | None = None
     tag: str = ""
-    unknown: tuple[str, ...] = ()     # kinds/actions that declare no call table
+    unknown: tuple[str, ...] = ()  # kinds/actions that declare no call table
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"seconds": round(self.seconds, 1), "binding": self.binding, "calls": self.calls,
-                               "mutatingCalls": sum(self.calls.values())}
+        out: dict[str, Any] = {
+            "seconds": round(self.seconds, 1),
+            "binding": self.binding,
+            "calls": self.calls,
+            "mutatingCalls": sum(self.calls.values()),
+        }
         if self.binding_tps is not None:
             out["bindingTps"] = self.binding_tps
         if self.code:
@@ -41,9 +46,15 @@ class Estimate:
         return out
 
 
-def estimate(waves: Sequence[Sequence[Any]], counter: Callable[[Any], Mapping[str, int] | None],
-             quotas: Mapping[str, Quota], *, workers: int = 8, latency: float = 0.05,
-             default: Quota | None = None) -> Estimate:
+def estimate(
+    waves: Sequence[Sequence[Any]],
+    counter: Callable[[Any], Mapping[str, int] | None],
+    quotas: Mapping[str, Quota],
+    *,
+    workers: int = 8,
+    latency: float = 0.05,
+    default: Quota | None = None,
+) -> Estimate:
     """Apply duration at the quotas. `counter(change)` gives the change's mutating calls per API (None when
     its kind declares none); `waves` are the groups of changes apply runs concurrently."""
     total: Counter[str] = Counter()
@@ -90,9 +101,14 @@ def duration(seconds: float) -> str:
 
 
 # Azure throttle classes in words, and whether buying hub units raises them (research/quotas.md §2.1, §2.3)
-AZURE_CLASS_WORDS: dict[str, str] = {"registry": "identity registry operations", "query": "queries",
-                                     "twin_read": "twin reads", "twin_update": "twin updates",
-                                     "jobs": "jobs operations", "dps": "DPS service operations"}
+AZURE_CLASS_WORDS: dict[str, str] = {
+    "registry": "identity registry operations",
+    "query": "queries",
+    "twin_read": "twin reads",
+    "twin_update": "twin updates",
+    "jobs": "jobs operations",
+    "dps": "DPS service operations",
+}
 
 
 def _azure_hint(binding: str, tier: str) -> str:
@@ -101,7 +117,7 @@ def _azure_hint(binding: str, tier: str) -> str:
         return "a per-service DPS limit that hub units do not raise"
     per_unit = AZURE_TIERS.get(tier.upper(), {}).get(binding, (0.0, False))[1]
     if tier.upper() == "S2" and binding in ("twin_read", "twin_update"):
-        per_unit = True               # max(floor, per-unit rate): units above the floor raise it
+        per_unit = True  # max(floor, per-unit rate): units above the floor raise it
     if per_unit:
         return f"raise with more {tier} units"
     return f"fixed on {tier}; the S3 tier raises it per unit"
@@ -116,25 +132,34 @@ def estimate_line(data: Mapping[str, Any]) -> str:
     if not data or not data.get("mutatingCalls"):
         return ""
     took = human_duration(float(data["seconds"]))
-    head = f"Apply: {plural(int(data['mutatingCalls']), 'API call')}, " + (took if took.startswith("under") else
-                                                                            f"about {took}")
+    head = f"Apply: {plural(int(data['mutatingCalls']), 'API call')}, " + (
+        took if took.startswith("under") else f"about {took}"
+    )
     binding = data["binding"]
     tag = data.get("quotaTag") or ""
     if binding == "concurrency":
         text = f"{head}, bound by the changes in flight rather than a quota (raise FLEETCTL_WORKERS, default 8)"
     elif binding in AZURE_CLASS_WORDS:
-        tier, units = str(data.get("hubTier") or ""), int(data.get("hubUnits") or 1)   # no tier: an older plan file
-        where = "the configured quotas (FLEETCTL_QUOTAS)" if tag == "configured" else \
-            (f"the IoT Hub's {tier} quotas" if tier else "the IoT Hub's quotas") + (f" for {units} units" if units > 1
-                                                                                  else "")
+        tier, units = str(data.get("hubTier") or ""), int(data.get("hubUnits") or 1)  # no tier: an older plan file
+        where = (
+            "the configured quotas (FLEETCTL_QUOTAS)"
+            if tag == "configured"
+            else (f"the IoT Hub's {tier} quotas" if tier else "the IoT Hub's quotas")
+            + (f" for {units} units" if units > 1 else "")
+        )
         hint = _azure_hint(binding, tier) if tier else "raise with more hub units or a higher tier"
-        text = (f"{head} at {where} (bound by {AZURE_CLASS_WORDS[binding]}, {quota_rate(float(data['bindingTps']))}; "
-                f"{hint})")
+        text = (
+            f"{head} at {where} (bound by {AZURE_CLASS_WORDS[binding]}, {quota_rate(float(data['bindingTps']))}; "
+            f"{hint})"
+        )
     else:
         where = "the configured quotas (FLEETCTL_QUOTAS)" if tag == "configured" else "default AWS quotas"
         rate = quota_rate(float(data["bindingTps"])) + {"H": " per the 2019 AWS docs", "U": " assumed"}.get(tag, "")
-        raise_it = (f"raise with Service Quotas {data['quotaCode']}" if data.get("quotaCode")
-                    else "raise with a Service Quotas increase request")
+        raise_it = (
+            f"raise with Service Quotas {data['quotaCode']}"
+            if data.get("quotaCode")
+            else "raise with a Service Quotas increase request"
+        )
         text = f"{head} at {where} (bound by {binding}, {rate}; {raise_it})"
     if data.get("notEstimated"):
         text += f" (not estimated: {', '.join(data['notEstimated'])})"
@@ -143,8 +168,12 @@ def estimate_line(data: Mapping[str, Any]) -> str:
     return text
 
 
-def apply_estimate(waves: Sequence[Sequence[Any]], env: Mapping[str, str], workers: int,
-                   note_sources: Sequence[Callable[..., Mapping[str, Any] | None]] = ()) -> dict[str, Any]:
+def apply_estimate(
+    waves: Sequence[Sequence[Any]],
+    env: Mapping[str, str],
+    workers: int,
+    note_sources: Sequence[Callable[..., Mapping[str, Any] | None]] = (),
+) -> dict[str, Any]:
     """Plan.options["estimate"]: the binding quota and the apply duration, from each kind's `calls` table.
     `note_sources(waves, calls, tps)` are the providers' own notes on how they will carry the waves out (e.g. AWS
     bulk registration tasks, `AwsProvider.estimate_note`): each a mapping with the sentence it adds under `line`."""
@@ -164,13 +193,17 @@ def apply_estimate(waves: Sequence[Sequence[Any]], env: Mapping[str, str], worke
     # thing follows its own certificate, so their quotas overlap; deletes still run one at a time at the end
     deletes = [w for w in waves if w and all(getattr(getattr(c, "action", None), "value", "") == "delete" for c in w)]
     forward = [c for w in waves if not any(w is d for d in deletes) for c in w]
-    out = estimate(([forward] if forward else []) + deletes, counter, quotas, workers=workers,
-                   default=AWS_DEFAULT).to_json()
+    out = estimate(
+        ([forward] if forward else []) + deletes, counter, quotas, workers=workers, default=AWS_DEFAULT
+    ).to_json()
     if out.get("binding") in AZURE_CLASS_WORDS:
         tier, _, units = (env.get("FLEETCTL_AZURE_HUB_TIER") or "S1").partition(":")
-        out["hubTier"], out["hubUnits"] = tier.strip().upper(), int(units or 1)   # the sentence's "raise with"
-    notes = [dict(n) for source in note_sources
-             if (n := source(waves, counter, lambda api: quota_of(quotas, api, AWS_DEFAULT).tps))]
+        out["hubTier"], out["hubUnits"] = tier.strip().upper(), int(units or 1)  # the sentence's "raise with"
+    notes = [
+        dict(n)
+        for source in note_sources
+        if (n := source(waves, counter, lambda api: quota_of(quotas, api, AWS_DEFAULT).tps))
+    ]
     if notes:
         out["notes"] = notes
     return out

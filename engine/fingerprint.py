@@ -25,6 +25,7 @@ fleet of 100,000 devices with a password each would pay 100,000 derivations per 
 Both sides of every comparison (desired from the manifests, actual from the cloud or the device state) call
 `fingerprint`; the values are memoised per (key, value) within a process.
 """
+
 from __future__ import annotations
 
 import functools
@@ -58,7 +59,7 @@ class Key:
     def id(self) -> str:
         return hmac.new(self.material, _KEY_ID_LABEL, hashlib.sha256).hexdigest()[:8]
 
-    def __repr__(self) -> str:          # the key never reaches a log or a traceback's locals by repr
+    def __repr__(self) -> str:  # the key never reaches a log or a traceback's locals by repr
         return f"Key(id={self.id}, origin={self.origin})"
 
 
@@ -69,8 +70,10 @@ def default_key_file() -> Path:
 @functools.lru_cache(maxsize=8)
 def _key_from_env(value: str) -> Key:
     if len(value) < MIN_KEY_CHARS:
-        raise FingerprintKeyError(f"{KEY_ENV} is set but shorter than {MIN_KEY_CHARS} characters; use a random "
-                                  "value (e.g. `openssl rand -hex 32`) stored as a CI secret")
+        raise FingerprintKeyError(
+            f"{KEY_ENV} is set but shorter than {MIN_KEY_CHARS} characters; use a random "
+            "value (e.g. `openssl rand -hex 32`) stored as a CI secret"
+        )
     return Key(value.encode("utf-8"), KEY_ENV)
 
 
@@ -93,9 +96,9 @@ def _key_from_file(path: str) -> Key:
             handle.write(material)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(file, 0o600)             # umask-independent
+        os.chmod(file, 0o600)  # umask-independent
         return Key(material, str(file))
-    except FileExistsError:               # another process made it meanwhile: use theirs
+    except FileExistsError:  # another process made it meanwhile: use theirs
         return _key_from_file.__wrapped__(path)
     except OSError:
         return Key(material, "a random key of this process (cannot create " + str(file) + ")")
@@ -135,7 +138,7 @@ def fingerprint(value: str | bytes, key: Key | None = None) -> str:
 
 @dataclass(frozen=True)
 class Parsed:
-    scheme: str            # hmac-sha256 | legacy | unknown
+    scheme: str  # hmac-sha256 | legacy | unknown
     key_id: str | None
 
 
@@ -155,9 +158,13 @@ def explain_mismatch(recorded: str, key: Key | None = None) -> str | None:
     key = key or current_key()
     parsed = parse(recorded)
     if parsed.scheme == "legacy":
-        return ("it is an unkeyed sha256 fingerprint from an older fleetctl; make the plan again (secret "
-                "fingerprints are now keyed, docs/security.md)")
+        return (
+            "it is an unkeyed sha256 fingerprint from an older fleetctl; make the plan again (secret "
+            "fingerprints are now keyed, docs/security.md)"
+        )
     if parsed.scheme == SCHEME and parsed.key_id != key.id:
-        return (f"it was made with fingerprint key {parsed.key_id}, this run has key {key.id} ({key.origin}); "
-                f"plan and apply need the same {KEY_ENV}")
+        return (
+            f"it was made with fingerprint key {parsed.key_id}, this run has key {key.id} ({key.origin}); "
+            f"plan and apply need the same {KEY_ENV}"
+        )
     return None

@@ -12,6 +12,7 @@ Hand-written rather than a library: the standard library has every primitive (`t
 `os.fsync`), and the libraries that wrap them (atomicwrites is archived) neither set an exact mode nor fsync the
 directory.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-PRIVATE = 0o600          # plan files, journal, state, checkpoints, secret-bearing artifacts
-PUBLIC = 0o644           # files meant to be read by others (imported manifests, artifacts without secrets)
+PRIVATE = 0o600  # plan files, journal, state, checkpoints, secret-bearing artifacts
+PUBLIC = 0o644  # files meant to be read by others (imported manifests, artifacts without secrets)
 
 
 def fsync_dir(directory: str | Path) -> None:
@@ -32,7 +33,7 @@ def fsync_dir(directory: str | Path) -> None:
     try:
         os.fsync(fd)
     except OSError:
-        pass            # some file systems refuse fsync on a directory; the rename is still atomic
+        pass  # some file systems refuse fsync on a directory; the rename is still atomic
     finally:
         os.close(fd)
 
@@ -72,7 +73,7 @@ def open_append(path: str | Path, *, mode: int = PRIVATE, encoding: str = "utf-8
     try:
         os.fchmod(fd, mode)
     except PermissionError:
-        if not existed:          # our own new file: chmod cannot fail, something is badly wrong
+        if not existed:  # our own new file: chmod cannot fail, something is badly wrong
             os.close(fd)
             raise
         # another user's file we may append to but not chmod (a shared journal): its owner decides its mode

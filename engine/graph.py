@@ -10,6 +10,7 @@ as a located diagnostic naming its members and the path graphlib found. Measured
 0.91 s CPU against 0.49 s for the hand-written Kahn's algorithm it replaced — about 4 % of a 100,000-change plan,
 kept for one well-known implementation of the ordering.
 """
+
 from __future__ import annotations
 
 import graphlib
@@ -23,22 +24,30 @@ from engine.model import Action, Address, Change
 T = TypeVar("T")
 
 
-def topo_order(nodes: Iterable[T], key: Callable[[T], Hashable], deps: Callable[[T], Iterable[Hashable]],
-               tie: Callable[[T], tuple[Any, ...]]) -> tuple[list[T], list[Diagnostic]]:
+def topo_order(
+    nodes: Iterable[T],
+    key: Callable[[T], Hashable],
+    deps: Callable[[T], Iterable[Hashable]],
+    tie: Callable[[T], tuple[Any, ...]],
+) -> tuple[list[T], list[Diagnostic]]:
     """`nodes` dependencies first, ready nodes by `tie`; edges to nodes outside the set are ignored.
 
     On a cycle nothing can be ordered: the nodes come back in `tie` order (every change stays visible in the plan,
     which the error makes one that apply refuses) with a diagnostic naming the cycle."""
     items = {key(n): n for n in nodes}
     sorter: graphlib.TopologicalSorter[Hashable] = graphlib.TopologicalSorter(
-        {a: {d for d in deps(n) if d in items and d != a} for a, n in items.items()})
+        {a: {d for d in deps(n) if d in items and d != a} for a, n in items.items()}
+    )
     try:
         sorter.prepare()
     except graphlib.CycleError as exc:
         path = [str(a) for a in exc.args[1]]
-        return sorted(items.values(), key=tie), [error(
-            "dependency cycle", "these resources reference each other: " + ", ".join(sorted(set(path)))
-            + " (" + " → ".join(path) + ")")]
+        return sorted(items.values(), key=tie), [
+            error(
+                "dependency cycle",
+                "these resources reference each other: " + ", ".join(sorted(set(path))) + " (" + " → ".join(path) + ")",
+            )
+        ]
     ready = [(tie(items[a]), a) for a in sorter.get_ready()]
     heapq.heapify(ready)
     order: list[T] = []

@@ -3,6 +3,7 @@
 One module so that the plan's estimate sentence (engine/ratelimit.py) and the progress lines
 (engine/progress.py) say durations and rates the same way.
 """
+
 from __future__ import annotations
 
 import math

@@ -18,6 +18,7 @@ Providers then read only those addresses (AWS: engine/providers/aws/scoped.py pi
 cost). The nightly `fleetctl drift` still plans the whole fleet: a scoped plan does not look for drift outside
 its scope, and says so in the plan.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +39,7 @@ from engine.diagnostics import FleetctlError, error
 from engine.manifest.fleet import load_fleet
 from engine.model import Address, DesiredResource, canonical_json
 
-IDENTITY = ("certificateId",)    # what finds a resource no longer declared (a certificate by its id)
+IDENTITY = ("certificateId",)  # what finds a resource no longer declared (a certificate by its id)
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,8 @@ class Scope:
     changed: frozenset[Address] = frozenset()
     removed: frozenset[Address] = frozenset()
     dependants: frozenset[Address] = frozenset()
-    previous: tuple[DesiredResource, ...] = ()      # REV's desired state of the removed resources
-    files: tuple[str, ...] = ()                      # files that differ (for the plan's note)
+    previous: tuple[DesiredResource, ...] = ()  # REV's desired state of the removed resources
+    files: tuple[str, ...] = ()  # files that differ (for the plan's note)
 
     @property
     def planned(self) -> frozenset[Address]:
@@ -62,8 +63,13 @@ class Scope:
         return self.changed | self.dependants | self.removed
 
     def to_json(self) -> dict[str, Any]:
-        return {"changedSince": self.rev, "commit": self.commit, "changed": len(self.changed),
-                "dependants": len(self.dependants), "removed": sorted(str(a) for a in self.removed)}
+        return {
+            "changedSince": self.rev,
+            "commit": self.commit,
+            "changed": len(self.changed),
+            "dependants": len(self.dependants),
+            "removed": sorted(str(a) for a in self.removed),
+        }
 
 
 @overload
@@ -90,9 +96,9 @@ class Summary:
     100,000-device fleet is summarised in a process of its own, so a PR plan holds one fleet, not two)."""
 
     kind: str
-    digest: str                     # of what a manifest change can change
-    identity: str                   # of the immutable fields (a change means replace)
-    ids: dict[str, str] = field(default_factory=dict)    # certificateId: finds a removed certificate
+    digest: str  # of what a manifest change can change
+    identity: str  # of the immutable fields (a change means replace)
+    ids: dict[str, str] = field(default_factory=dict)  # certificateId: finds a removed certificate
 
 
 def summarize(d: DesiredResource) -> Summary:
@@ -103,14 +109,22 @@ def summarize(d: DesiredResource) -> Summary:
     except KeyError:
         sensitive, immutable = set(), ()
     spec = {k: v for k, v in d.spec.items() if k not in sensitive}
-    digest = _canonical_sha([d.kind, spec, dict(d.inputs), sorted([k, v.source, v.ref] for k, v in d.secrets.items()),
-                             sorted(map(str, d.depends_on))])
+    digest = _canonical_sha(
+        [
+            d.kind,
+            spec,
+            dict(d.inputs),
+            sorted([k, v.source, v.ref] for k, v in d.secrets.items()),
+            sorted(map(str, d.depends_on)),
+        ]
+    )
     identity = _canonical_sha([d.spec.get(f) for f in immutable])
     return Summary(d.kind, digest, identity, {f: d.spec[f] for f in IDENTITY if d.spec.get(f)})
 
 
-def compare(before: Mapping[Address, Summary], after: Iterable[DesiredResource]) -> tuple[set[Address], set[Address],
-                                                                                           set[Address]]:
+def compare(
+    before: Mapping[Address, Summary], after: Iterable[DesiredResource]
+) -> tuple[set[Address], set[Address], set[Address]]:
     """(changed, removed, dependants) between an older desired state (summarised) and the current one."""
     new = {d.address: d for d in after}
     now = {a: summarize(d) for a, d in new.items()}
@@ -127,8 +141,13 @@ def compare(before: Mapping[Address, Summary], after: Iterable[DesiredResource])
 
 def summaries_at(root: Path, env: Mapping[str, str]) -> dict[Address, Summary]:
     """Summaries of the fleet at `root`, computed in a child process (its memory is its own)."""
-    proc = subprocess.run([sys.executable, "-m", "engine.incremental", "summarize", str(root)], capture_output=True,
-                          text=True, env={**os.environ, **env}, timeout=3600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.incremental", "summarize", str(root)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=3600,
+    )
     if proc.returncode != 0:
         raise FleetctlError(error("reading the fleet at the older revision failed", proc.stderr.strip()[-2000:]))
     out: dict[Address, Summary] = {}
@@ -164,12 +183,14 @@ def changed_since(root: Path, rev: str, now: Iterable[DesiredResource], env: Map
     commit = _git(top, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
     rel = folder.relative_to(top)
     pathspec = str(rel) if str(rel) != "." else "."
-    files = sorted(set(_git(top, "diff", "--name-only", commit, "--", pathspec).splitlines())
-                   | set(_git(top, "ls-files", "--others", "--exclude-standard", "--", pathspec).splitlines()))
+    files = sorted(
+        set(_git(top, "diff", "--name-only", commit, "--", pathspec).splitlines())
+        | set(_git(top, "ls-files", "--others", "--exclude-standard", "--", pathspec).splitlines())
+    )
     if not files:
         return Scope(rev, commit)
     before: dict[Address, Summary] = {}
-    if _git(top, "ls-tree", "--name-only", commit, "--", pathspec):   # else the folder is new: everything is
+    if _git(top, "ls-tree", "--name-only", commit, "--", pathspec):  # else the folder is new: everything is
         with tempfile.TemporaryDirectory(prefix="fleetctl-rev-") as tmp:
             before = summaries_at(_fleet_at(top, commit, rel, Path(tmp)), env)
     changed, removed, dependants = compare(before, now)
@@ -191,10 +212,12 @@ class ScopedRead:
     previous: tuple[DesiredResource, ...] = ()
     calls: dict[str, int] = field(default_factory=dict)
 
-    def read(self, provider: Any, desired_all: list[DesiredResource], desired: list[DesiredResource],
-             key: tuple[str, str]) -> Any:
-        mine = frozenset(a for a in self.addresses if (a.provider, a.target if a.provider in ("aws", "azure") else "")
-                         == key)
+    def read(
+        self, provider: Any, desired_all: list[DesiredResource], desired: list[DesiredResource], key: tuple[str, str]
+    ) -> Any:
+        mine = frozenset(
+            a for a in self.addresses if (a.provider, a.target if a.provider in ("aws", "azure") else "") == key
+        )
         if hasattr(provider, "read_scoped"):
             return provider.read_scoped(desired_all, mine, self.previous)
         result = provider.read(desired, prune=any(a not in {d.address for d in desired} for a in mine))
@@ -210,8 +233,17 @@ def main(argv: list[str]) -> int:
     fleet = load_fleet(Path(argv[1]), dict(os.environ), resolve_secrets=False)
     for d in fleet.desired:
         s = summarize(d)
-        print(json.dumps({"address": str(d.address), "kind": s.kind, "digest": s.digest, "identity": s.identity,
-                          **({"ids": s.ids} if s.ids else {})}))
+        print(
+            json.dumps(
+                {
+                    "address": str(d.address),
+                    "kind": s.kind,
+                    "digest": s.digest,
+                    "identity": s.identity,
+                    **({"ids": s.ids} if s.ids else {}),
+                }
+            )
+        )
     return 0
 
 

@@ -8,6 +8,7 @@ plan re-read the address and found nothing to change) it appends a `reconciled` 
 (`reconciles`: the begin's plan id, `addresses`), and the warning stops. No secret value is ever written here:
 entries hold names, ids and error codes. The file is created 0600 and only ever appended to.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,11 +38,17 @@ class Journal:
 
     def write(self, event: str, **fields: Any) -> None:
         """Append one entry and make it durable (fsync) before returning: a `begin` must survive a crash."""
-        entry = {"ts": iso(self.clock()), "event": event, "planId": self.plan_id, "gitCommit": self.git_commit,
-                 "actor": self.actor, **{k: v for k, v in fields.items() if v is not None}}
+        entry = {
+            "ts": iso(self.clock()),
+            "event": event,
+            "planId": self.plan_id,
+            "gitCommit": self.git_commit,
+            "actor": self.actor,
+            **{k: v for k, v in fields.items() if v is not None},
+        }
         line = json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n"
         with self._lock:
-            if self._fh is None:     # append-only, 0600 (an older 0644 journal is narrowed)
+            if self._fh is None:  # append-only, 0600 (an older 0644 journal is narrowed)
                 self._fh = fsutil.open_append(self.path)
             self._fh.write(line)
             self._fh.flush()
@@ -69,7 +76,7 @@ def numbered_entries(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                     try:
                         entry = json.loads(line)
                     except json.JSONDecodeError:
-                        continue      # a line cut by a crash mid-write
+                        continue  # a line cut by a crash mid-write
                     if isinstance(entry, dict):
                         yield number, entry
     except FileNotFoundError:
@@ -81,8 +88,12 @@ def applied(path: Path, plan_id: str) -> dict[str, Any] | None:
     `apply-end` entry and that entry's line (`line`), or None. The latest such apply when there are several."""
     found = None
     for number, e in numbered_entries(path):
-        if e.get("event") == "apply-end" and e.get("planId") == plan_id and not e.get("failed") \
-                and not e.get("skipped"):
+        if (
+            e.get("event") == "apply-end"
+            and e.get("planId") == plan_id
+            and not e.get("failed")
+            and not e.get("skipped")
+        ):
             found = {**e, "line": number}
     return found
 
@@ -93,7 +104,7 @@ def interrupted(path: Path) -> list[dict[str, Any]]:
     for e in read_entries(path):
         if "op" in e:
             continue
-        if e.get("event") == "reconciled":      # a later apply converged these open begins of plan `reconciles`
+        if e.get("event") == "reconciled":  # a later apply converged these open begins of plan `reconciles`
             for address in e.get("addresses", []):
                 open_changes.pop((e.get("reconciles", ""), address), None)
             continue
@@ -102,8 +113,10 @@ def interrupted(path: Path) -> list[dict[str, Any]]:
             open_changes[key] = e
         elif e.get("event") in ("success", "failure", "skipped"):
             open_changes.pop(key, None)
-    return [{"planId": e.get("planId"), "address": e.get("address"), "action": e.get("action"), "since": e.get("ts")}
-            for e in sorted(open_changes.values(), key=lambda x: (x.get("ts", ""), x.get("address", "")))]
+    return [
+        {"planId": e.get("planId"), "address": e.get("address"), "action": e.get("action"), "since": e.get("ts")}
+        for e in sorted(open_changes.values(), key=lambda x: (x.get("ts", ""), x.get("address", "")))
+    ]
 
 
 def interrupted_tasks(path: Path) -> list[dict[str, Any]]:
@@ -118,6 +131,14 @@ def interrupted_tasks(path: Path) -> list[dict[str, Any]]:
             started.pop(e.get("taskId", ""), None)
         elif e.get("event") == "apply-end":
             started = {k: v for k, v in started.items() if v.get("planId") == e.get("planId")}
-    return [{"planId": e.get("planId"), "taskId": e["taskId"], "input": e.get("input"), "changes": e.get("changes"),
-             "task": e.get("task"), "since": e.get("ts")}
-            for e in sorted(started.values(), key=lambda x: x.get("ts", ""))]
+    return [
+        {
+            "planId": e.get("planId"),
+            "taskId": e["taskId"],
+            "input": e.get("input"),
+            "changes": e.get("changes"),
+            "task": e.get("task"),
+            "since": e.get("ts"),
+        }
+        for e in sorted(started.values(), key=lambda x: x.get("ts", ""))
+    ]

@@ -10,6 +10,7 @@ validator read these declarations instead of carrying kind-specific `if`s.
 Providers register their kinds from SDK-free modules (`engine/providers/<p>/kinds.py`), so validating a
 manifest never imports a cloud SDK.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,7 +24,7 @@ KIND_MODULES = (
     "engine.manifest.core_kinds",
     "engine.providers.aws.kinds",
     "engine.providers.aws.kinds_access",
-    "engine.providers.aws.kinds_account",   # issue 17 (b): account singletons, audit, authorizers, destinations
+    "engine.providers.aws.kinds_account",  # issue 17 (b): account singletons, audit, authorizers, destinations
     "engine.providers.azure.kinds",
     "engine.providers.device.kinds",
     "engine.manifest.generators",
@@ -35,9 +36,9 @@ class Ref:
     """A reference field: dotted `path` in the spec holds one name (or a list when `many`) of `kind`."""
 
     path: str
-    kind: str                    # qualified kind, e.g. "aws.Certificate"
+    kind: str  # qualified kind, e.g. "aws.Certificate"
     many: bool = False
-    same_target: bool = True     # the referenced resource lives in the same Target
+    same_target: bool = True  # the referenced resource lives in the same Target
     optional_kinds: tuple[str, ...] = ()  # other kinds the name may resolve to
 
 
@@ -55,8 +56,8 @@ class ListKey:
     """
 
     path: str
-    by: str = "set"              # "set" | "key" | "type"
-    key: str = ""                # the identifying element field when by="key"
+    by: str = "set"  # "set" | "key" | "type"
+    key: str = ""  # the identifying element field when by="key"
 
     @property
     def pattern(self) -> tuple[str, ...]:
@@ -65,18 +66,18 @@ class ListKey:
 
 @dataclass(frozen=True)
 class KindDecl:
-    group: str                               # "aws.fleetctl.io"
-    kind: str                                # "Thing"
-    provider: str                            # "aws" | "azure" | "device" | "fleetctl"
+    group: str  # "aws.fleetctl.io"
+    kind: str  # "Thing"
+    provider: str  # "aws" | "azure" | "device" | "fleetctl"
     spec_model: type[BaseModel]
-    rank: int = 100                          # create order among independent kinds (lower first)
+    rank: int = 100  # create order among independent kinds (lower first)
     references: tuple[Ref, ...] = ()
-    immutable: tuple[str, ...] = ()          # top-level spec fields: a change means replace
-    sensitive: tuple[str, ...] = ()          # top-level spec fields compared by fingerprint, masked
-    partial_maps: tuple[str, ...] = ()       # maps of which only the declared keys are managed
-    lists: tuple[ListKey, ...] = ()          # how list elements are matched; undeclared lists are ordered
-    always_managed: tuple[str, ...] = ()     # managed even when omitted (the model default applies): parent, type
-    targeted: bool = True                    # metadata.target is required
+    immutable: tuple[str, ...] = ()  # top-level spec fields: a change means replace
+    sensitive: tuple[str, ...] = ()  # top-level spec fields compared by fingerprint, masked
+    partial_maps: tuple[str, ...] = ()  # maps of which only the declared keys are managed
+    lists: tuple[ListKey, ...] = ()  # how list elements are matched; undeclared lists are ordered
+    always_managed: tuple[str, ...] = ()  # managed even when omitted (the model default applies): parent, type
+    targeted: bool = True  # metadata.target is required
     # expand(ctx, manifest) -> Expanded: the kind's desired resources (ExpandContext, Manifest and Expanded are
     # engine/manifest/expand.py and validation.py; they build on this one, so the types are not named here).
     expand: Callable[[Any, Any], Any] | None = None
@@ -96,7 +97,7 @@ class KindDecl:
     generate: Callable[..., list[Any]] | None = None
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-    versions: tuple[str, ...] = ("v1",)      # the apiVersion versions of the group this kind serves, oldest first
+    versions: tuple[str, ...] = ("v1",)  # the apiVersion versions of the group this kind serves, oldest first
 
     @property
     def qualified(self) -> str:

@@ -3,6 +3,7 @@
 Everything here is a frozen value. Pydantic stays at the manifest boundary (engine/manifest); from `expand`
 onwards the engine speaks only these types, and the plan file is their JSON form.
 """
+
 from __future__ import annotations
 
 import enum
@@ -94,7 +95,7 @@ class DesiredResource:
     """
 
     address: Address
-    kind: str                                 # "aws.Thing", "azure.Device", "device.DeviceConfig", ...
+    kind: str  # "aws.Thing", "azure.Device", "device.DeviceConfig", ...
     spec: Mapping[str, Any]
     source: Source | None = None
     depends_on: tuple[Address, ...] = ()
@@ -213,12 +214,15 @@ class FieldChange:
     after: Any
     sensitive: bool = False
     op: str = ""
-    segments: tuple[Any, ...] = None       # type: ignore[assignment]  # None: the dotted parts of `path`
+    segments: tuple[Any, ...] = None  # type: ignore[assignment]  # None: the dotted parts of `path`
 
     def __post_init__(self) -> None:
         if not self.op:
-            op = ADD if self.before is None and self.after is not None else (
-                REMOVE if self.after is None and self.before is not None else CHANGE)
+            op = (
+                ADD
+                if self.before is None and self.after is not None
+                else (REMOVE if self.after is None and self.before is not None else CHANGE)
+            )
             object.__setattr__(self, "op", op)
         if self.segments is None:
             object.__setattr__(self, "segments", tuple(self.path.split(".")))
@@ -234,7 +238,7 @@ class FieldChange:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": self.op, "path": self.path}
-        if self.segments != tuple(self.path.split(".")):      # the dotted path does not say it exactly
+        if self.segments != tuple(self.path.split(".")):  # the dotted path does not say it exactly
             out["segments"] = [s.to_json() if isinstance(s, Elem) else s for s in self.segments]
         out.update(before=self.before, after=self.after)
         if self.sensitive:
@@ -244,10 +248,16 @@ class FieldChange:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> FieldChange:
         raw = d.get("segments")
-        if raw is None:                 # the dotted path says it
+        if raw is None:  # the dotted path says it
             return cls(d["path"], d["before"], d["after"], d.get("sensitive", False), d.get("op", ""))
-        return cls(d["path"], d["before"], d["after"], d.get("sensitive", False), d.get("op", ""),
-                   tuple(Elem.from_json(s) if isinstance(s, dict) else s for s in raw))
+        return cls(
+            d["path"],
+            d["before"],
+            d["after"],
+            d.get("sensitive", False),
+            d.get("op", ""),
+            tuple(Elem.from_json(s) if isinstance(s, dict) else s for s in raw),
+        )
 
 
 @dataclass(frozen=True)
@@ -295,7 +305,7 @@ class Blocked:
     reason: str
     remedy: str
     fields: tuple[FieldChange, ...] = ()
-    field: str | None = None               # the field that makes it impossible
+    field: str | None = None  # the field that makes it impossible
     source: Source | None = None
 
     @classmethod
@@ -303,7 +313,13 @@ class Blocked:
         return cls(change.address, change.kind, change.action, reason, remedy, change.fields, field, change.source)
 
     def to_json(self) -> dict[str, Any]:
-        return {"address": str(self.address), "kind": self.kind, "action": self.action.value,
-                "reason": self.reason, "remedy": self.remedy, "fields": [f.to_json() for f in self.fields],
-                **({"field": self.field} if self.field else {}),
-                **({"source": str(self.source)} if self.source else {})}
+        return {
+            "address": str(self.address),
+            "kind": self.kind,
+            "action": self.action.value,
+            "reason": self.reason,
+            "remedy": self.remedy,
+            "fields": [f.to_json() for f in self.fields],
+            **({"field": self.field} if self.field else {}),
+            **({"source": str(self.source)} if self.source else {}),
+        }

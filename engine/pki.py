@@ -4,6 +4,7 @@ Certificate ids are what AWS IoT uses, sha256 of the DER encoding, so fleetctl k
 from its PEM before registering it: re-running an interrupted apply finds the same certificate instead of
 leaking a new one.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,8 +23,8 @@ class PemError(ValueError):
 @dataclass(frozen=True)
 class CertInfo:
     pem: str
-    cert_id: str          # sha256(DER), AWS IoT's certificateId
-    sha1: str             # Azure's thumbprint (uppercase hex)
+    cert_id: str  # sha256(DER), AWS IoT's certificateId
+    sha1: str  # Azure's thumbprint (uppercase hex)
     subject_cn: str | None
     issuer_cn: str | None
     subject: str
@@ -56,10 +57,18 @@ def cert_info(pem: str) -> CertInfo:
         is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     except x509.ExtensionNotFound:
         is_ca = False
-    return CertInfo(pem=pem, cert_id=hashlib.sha256(der).hexdigest(), sha1=hashlib.sha1(der).hexdigest().upper(),
-                    subject_cn=_cn(cert.subject), issuer_cn=_cn(cert.issuer), subject=cert.subject.rfc4514_string(),
-                    issuer=cert.issuer.rfc4514_string(), not_before=cert.not_valid_before_utc,
-                    not_after=cert.not_valid_after_utc, is_ca=is_ca)
+    return CertInfo(
+        pem=pem,
+        cert_id=hashlib.sha256(der).hexdigest(),
+        sha1=hashlib.sha1(der).hexdigest().upper(),
+        subject_cn=_cn(cert.subject),
+        issuer_cn=_cn(cert.issuer),
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        is_ca=is_ca,
+    )
 
 
 def issued_by(pem: str, ca_pem: str) -> bool:
@@ -79,4 +88,4 @@ def first_pem_block(text: str) -> str:
     end = text.find("-----END CERTIFICATE-----", start)
     if start < 0 or end < 0:
         return text
-    return text[start:end + len("-----END CERTIFICATE-----")] + "\n"
+    return text[start : end + len("-----END CERTIFICATE-----")] + "\n"

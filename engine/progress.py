@@ -15,6 +15,7 @@ it as `provider.progress`): `task(label, total, unit)` opens a task, `advance(n,
 Nothing is ever written to stdout, so `--format json` output is unaffected. Every sink is thread-safe: apply
 reports from its worker threads.
 """
+
 from __future__ import annotations
 
 import sys
@@ -52,8 +53,9 @@ class Task:
 class ProgressSink:
     """Where tasks report; the base class is silent."""
 
-    def task(self, label: str, total: int | None = None, *, unit: str = "items", final: bool = True,
-             failures: bool = False) -> Task:
+    def task(
+        self, label: str, total: int | None = None, *, unit: str = "items", final: bool = True, failures: bool = False
+    ) -> Task:
         """Open a task. `final`: write a final line even when no line was written before (apply); a read says
         nothing when it ended before its first line was due. `failures`: the lines count failures."""
         return Task()
@@ -81,8 +83,16 @@ class _State:
     closed: bool = False
 
 
-def progress_line(label: str, done: int, total: int | None, unit: str, elapsed: float, *, failed: int | None = None,
-                  final: bool = False) -> str:
+def progress_line(
+    label: str,
+    done: int,
+    total: int | None,
+    unit: str,
+    elapsed: float,
+    *,
+    failed: int | None = None,
+    final: bool = False,
+) -> str:
     """`apply: 1,200/10,000 changes (12%), 48/s, 0 failed, about 3 min 03 s left` (final: `…, done in 25 s`)."""
     per_second = done / elapsed if elapsed > 0 else 0.0
     if total:
@@ -124,9 +134,15 @@ class LineProgress(ProgressSink):
     Hand-written because rich.progress draws a live display (off a terminal it renders once, when it stops); a CI
     log needs sparse, complete lines, each readable on its own."""
 
-    def __init__(self, stream: IO[str] | None = None, *, clock: Callable[[], float] = time.monotonic,
-                 interval: float = INTERVAL_SECONDS, step: float = STEP,
-                 write: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        interval: float = INTERVAL_SECONDS,
+        step: float = STEP,
+        write: Callable[[str], None] | None = None,
+    ) -> None:
         self._stream = stream
         self._clock = clock
         self.interval = interval
@@ -142,8 +158,9 @@ class LineProgress(ProgressSink):
         stream.write(line + "\n")
         stream.flush()
 
-    def task(self, label: str, total: int | None = None, *, unit: str = "items", final: bool = True,
-             failures: bool = False) -> Task:
+    def task(
+        self, label: str, total: int | None = None, *, unit: str = "items", final: bool = True, failures: bool = False
+    ) -> Task:
         now = self._clock()
         return _LineTask(self, _State(label, total, unit, final, failures, now, last_time=now))
 
@@ -156,8 +173,15 @@ class LineProgress(ProgressSink):
         return s.done > s.last_done
 
     def _line(self, s: _State, now: float, final: bool = False) -> str:
-        return progress_line(s.label, s.done, s.total if s.total and s.done <= s.total else None, s.unit,
-                             now - s.started, failed=s.failed if s.failures else None, final=final)
+        return progress_line(
+            s.label,
+            s.done,
+            s.total if s.total and s.done <= s.total else None,
+            s.unit,
+            now - s.started,
+            failed=s.failed if s.failures else None,
+            final=final,
+        )
 
     def _advance(self, s: _State, n: int, failed: int) -> None:
         with self._lock:
@@ -193,7 +217,7 @@ def _bar_columns() -> list[Any]:
     )
     from rich.text import Text
 
-    class Rate(ProgressColumn):        # items per second in plain numbers (rich's own speed column counts bytes)
+    class Rate(ProgressColumn):  # items per second in plain numbers (rich's own speed column counts bytes)
         def render(self, task: Any) -> Text:
             speed = task.finished_speed or task.speed
             return Text(rate(speed) if speed else "", style="progress.data.speed")
@@ -205,8 +229,16 @@ def _bar_columns() -> list[Any]:
                 return Text("")
             return Text(f"{count(failed)} failed", style="red" if failed else "dim")
 
-    return [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
-            TaskProgressColumn(), Rate(), TimeRemainingColumn(), Failed()]
+    return [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[unit]}"),
+        TaskProgressColumn(),
+        Rate(),
+        TimeRemainingColumn(),
+        Failed(),
+    ]
 
 
 class _BarTask(Task):
@@ -242,18 +274,22 @@ class BarProgress(ProgressSink):
         self._bars: Any = None
         self._open = 0
 
-    def task(self, label: str, total: int | None = None, *, unit: str = "items", final: bool = True,
-             failures: bool = False) -> Task:
+    def task(
+        self, label: str, total: int | None = None, *, unit: str = "items", final: bool = True, failures: bool = False
+    ) -> Task:
         from rich.console import Console
         from rich.progress import Progress
+
         with self._lock:
             if self._bars is None:
-                console = Console(file=self._stream or sys.stderr, force_terminal=True, no_color=not self._color,
-                                  highlight=False)
+                console = Console(
+                    file=self._stream or sys.stderr, force_terminal=True, no_color=not self._color, highlight=False
+                )
                 # stderr lines written while the bars are live (diagnostics, import's page lines) print above
                 # them; stdout is never touched (the bars' console writes to stderr)
-                self._bars = Progress(*_bar_columns(), console=console, transient=False, redirect_stdout=False,
-                                      redirect_stderr=True)
+                self._bars = Progress(
+                    *_bar_columns(), console=console, transient=False, redirect_stdout=False, redirect_stderr=True
+                )
                 self._bars.start()
             fields = {"failed": 0} if failures else {"failed": None}
             task_id = self._bars.add_task(label, total=total, unit=unit, **fields)
@@ -272,7 +308,7 @@ class BarProgress(ProgressSink):
                 if bar.total is None or bar.completed > bar.total:
                     self._bars.update(task._id, total=bar.completed)
                 self._bars.stop_task(task._id)
-            else:                 # a read: its bar goes when it is done (its total was only the declared count)
+            else:  # a read: its bar goes when it is done (its total was only the declared count)
                 self._bars.remove_task(task._id)
             self._open -= 1
             if self._open <= 0:
@@ -286,8 +322,9 @@ class BarProgress(ProgressSink):
                 self._open = 0
 
 
-def sink_for(stream: IO[str], env: Mapping[str, str], *, color: bool = False,
-             clock: Callable[[], float] = time.monotonic) -> ProgressSink:
+def sink_for(
+    stream: IO[str], env: Mapping[str, str], *, color: bool = False, clock: Callable[[], float] = time.monotonic
+) -> ProgressSink:
     """The sink the CLI uses: FLEETCTL_PROGRESS=auto (bars on a terminal, lines otherwise) | bar | lines | off;
     FLEETCTL_PROGRESS_SECONDS sets the line interval (default 10)."""
     mode = (env.get("FLEETCTL_PROGRESS") or "auto").strip().lower()
@@ -344,8 +381,9 @@ class RecordingProgress(ProgressSink):
     tasks: list[TaskRecord] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def task(self, label: str, total: int | None = None, *, unit: str = "items", final: bool = True,
-             failures: bool = False) -> Task:
+    def task(
+        self, label: str, total: int | None = None, *, unit: str = "items", final: bool = True, failures: bool = False
+    ) -> Task:
         record = TaskRecord(label, total, unit)
         self.tasks.append(record)
         return _RecordedTask(record, self._lock)

@@ -20,6 +20,7 @@ lowers its rate on a Throttled answer and climbs back additively (AIMD) per API,
 quota a service actually grants (docs/performance.md measures η against the quota floor). The clock and the sleep
 are injected, so tests drive the buckets with a fake clock.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,7 +46,7 @@ class AdaptiveBucket:
     rate: float = 0.0
     ceiling: float = 0.0
     floor: float = 0.0
-    burst: float = 1.0                # seconds of tokens the bucket holds when idle
+    burst: float = 1.0  # seconds of tokens the bucket holds when idle
     tokens: float = 0.0
     stamp: float = 0.0
     last_decrease: float = -math.inf
@@ -171,9 +172,16 @@ class RateLimiter:
 
     def stats(self) -> dict[str, dict[str, float]]:
         with self._lock:
-            return {api: {"seed": b.seed, "rate": round(b.rate, 3), "successes": b.successes,
-                          "throttles": b.throttles, "waitedSeconds": round(b.waited, 3)}
-                    for api, b in sorted(self.buckets.items())}
+            return {
+                api: {
+                    "seed": b.seed,
+                    "rate": round(b.rate, 3),
+                    "successes": b.successes,
+                    "throttles": b.throttles,
+                    "waitedSeconds": round(b.waited, 3),
+                }
+                for api, b in sorted(self.buckets.items())
+            }
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -181,11 +189,13 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 def _loopback(url: str | None) -> bool:
     from urllib.parse import urlparse
+
     return bool(url) and (urlparse(url).hostname or "") in LOOPBACK_HOSTS
 
 
-def limiter_from_env(env: Mapping[str, str], quotas: Mapping[str, Quota], endpoint: str | None, *,
-                     default: Quota | None = None) -> RateLimiter | None:
+def limiter_from_env(
+    env: Mapping[str, str], quotas: Mapping[str, Quota], endpoint: str | None, *, default: Quota | None = None
+) -> RateLimiter | None:
     """The limiter a client should use, from FLEETCTL_RATE_LIMIT (`auto` | `on` | `off`) and FLEETCTL_QUOTAS.
 
     `auto` (the default) paces every cloud endpoint and leaves a loopback emulator unpaced, because a local

@@ -20,6 +20,7 @@ attempts there (`stats()["throttles"]`, which engine.run writes into the plan's 
 `attempts()` tells the caller how many attempts its last `run` in this thread took, which the clients put on the
 journal line of a mutating call that needed more than one (`attempts`).
 """
+
 from __future__ import annotations
 
 import random
@@ -43,7 +44,7 @@ def _retryable(exc: BaseException) -> bool:
 @dataclass
 class RetryPolicy:
     max_attempts: int = 8
-    base: float = 0.2                 # seconds; the n-th retry waits up to min(cap, base * 2**n)
+    base: float = 0.2  # seconds; the n-th retry waits up to min(cap, base * 2**n)
     cap: float = 20.0
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=lambda: random.Random(0))
@@ -53,9 +54,14 @@ class RetryPolicy:
     def run(self, fn: Callable[[], T]) -> T:
         """`fn()`, retried while it raises a retryable ProviderError, at most `max_attempts` attempts in all; the
         last error is raised as it is."""
-        retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(self.max_attempts),
-                                     retry=tenacity.retry_if_exception(_retryable), wait=self._wait,
-                                     before_sleep=self._before_sleep, sleep=self.sleep, reraise=True)
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.max_attempts),
+            retry=tenacity.retry_if_exception(_retryable),
+            wait=self._wait,
+            before_sleep=self._before_sleep,
+            sleep=self.sleep,
+            reraise=True,
+        )
         try:
             return retrying(fn)
         finally:
@@ -67,11 +73,11 @@ class RetryPolicy:
 
     def _failure(self, state: tenacity.RetryCallState) -> ProviderError:
         exc = state.outcome.exception() if state.outcome is not None else None
-        assert isinstance(exc, ProviderError)           # `retry` lets only ProviderErrors through
+        assert isinstance(exc, ProviderError)  # `retry` lets only ProviderErrors through
         return exc
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
-        delay = self.rng.uniform(0, min(self.cap, self.base * 2 ** state.attempt_number))
+        delay = self.rng.uniform(0, min(self.cap, self.base * 2**state.attempt_number))
         exc = self._failure(state)
         if isinstance(exc, Throttled) and exc.retry_after:
             delay = max(delay, exc.retry_after)

@@ -3,6 +3,7 @@
 Each file validates a whole document (apiVersion, kind, metadata, spec), so editors with a YAML language
 server can check manifests as they are typed. Regenerate with `python -m engine.schema_gen`.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def document_schema(decl: kinds.KindDecl) -> dict[str, Any]:
     defs.update(meta.pop("$defs", {}))
     defs["Metadata"] = meta
     metadata: dict[str, Any] = {"allOf": [{"$ref": "#/$defs/Metadata"}], "required": ["name"]}
-    if decl.targeted:         # the engine needs a Target's name: null or "" is no target (fleet.py's envelope check)
+    if decl.targeted:  # the engine needs a Target's name: null or "" is no target (fleet.py's envelope check)
         metadata["required"] = ["name", "target"]
         metadata["properties"] = {"target": {"type": "string", "minLength": 1}}
     # a spec whose model requires nothing may be left out (the envelope's spec defaults to {})

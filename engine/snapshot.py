@@ -17,6 +17,7 @@ loader tells them apart by their magic bytes), written 0600 and atomically with 
 secret: actual state carries only keyed fingerprints of secrets (engine/fingerprint.py), never their values.
 The content hash is SHA-256 over the canonical JSON of everything but the hash itself.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -66,25 +67,51 @@ class TargetSnapshot:
     actual: tuple[Mapping[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "provider": self.provider, "readAt": self.read_at,
-                "lastFullRead": self.last_full_read, "account": self.account, "region": self.region,
-                "links": {k: list(v) for k, v in sorted(self.links.items())}, "actual": list(self.actual)}
+        return {
+            "target": self.target,
+            "provider": self.provider,
+            "readAt": self.read_at,
+            "lastFullRead": self.last_full_read,
+            "account": self.account,
+            "region": self.region,
+            "links": {k: list(v) for k, v in sorted(self.links.items())},
+            "actual": list(self.actual),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TargetSnapshot:
-        return cls(data["target"], data["provider"], data["readAt"], data["lastFullRead"], data.get("account"),
-                   data.get("region"), {k: tuple(v) for k, v in (data.get("links") or {}).items()},
-                   tuple(data.get("actual") or ()))
+        return cls(
+            data["target"],
+            data["provider"],
+            data["readAt"],
+            data["lastFullRead"],
+            data.get("account"),
+            data.get("region"),
+            {k: tuple(v) for k, v in (data.get("links") or {}).items()},
+            tuple(data.get("actual") or ()),
+        )
 
 
 def actual_json(resource: ActualResource) -> dict[str, Any]:
-    return {"address": str(resource.address), "kind": resource.kind, "state": resource.state,
-            "token": resource.token, "managed": resource.managed, "ids": resource.ids}
+    return {
+        "address": str(resource.address),
+        "kind": resource.kind,
+        "state": resource.state,
+        "token": resource.token,
+        "managed": resource.managed,
+        "ids": resource.ids,
+    }
 
 
 def actual_from_json(data: Mapping[str, Any]) -> ActualResource:
-    return ActualResource(Address.parse(data["address"]), data["kind"], data["state"], data.get("token", ""),
-                          bool(data.get("managed")), data.get("ids") or {})
+    return ActualResource(
+        Address.parse(data["address"]),
+        data["kind"],
+        data["state"],
+        data.get("token", ""),
+        bool(data.get("managed")),
+        data.get("ids") or {},
+    )
 
 
 @dataclass(frozen=True)
@@ -92,12 +119,16 @@ class Snapshot:
     created_at: str
     targets: Mapping[str, TargetSnapshot]
     version: str = field(default_factory=fleetctl_version)
-    path: str = ""                 # where it was loaded from (reports name it)
+    path: str = ""  # where it was loaded from (reports name it)
     content_hash: str = ""
 
     def body(self) -> dict[str, Any]:
-        return {"format": FORMAT, "fleetctlVersion": self.version, "createdAt": self.created_at,
-                "targets": {name: t.to_json() for name, t in sorted(self.targets.items())}}
+        return {
+            "format": FORMAT,
+            "fleetctlVersion": self.version,
+            "createdAt": self.created_at,
+            "targets": {name: t.to_json() for name, t in sorted(self.targets.items())},
+        }
 
 
 def content_hash(body: Mapping[str, Any]) -> str:
@@ -128,8 +159,15 @@ def _decompress(data: bytes) -> bytes:
 
 def dumps(snapshot: Snapshot) -> bytes:
     body = snapshot.body()
-    return _compress(json.dumps({**body, "contentHash": content_hash(body)}, sort_keys=True,
-                                separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8"))
+    return _compress(
+        json.dumps(
+            {**body, "contentHash": content_hash(body)},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            default=str,
+        ).encode("utf-8")
+    )
 
 
 def write(path: str | Path, snapshot: Snapshot) -> Path:
@@ -150,15 +188,18 @@ def load(path: str | Path) -> Snapshot:
             raise
         raise SnapshotRefused(f"it is damaged ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise SnapshotRefused(f"it has format {doc.get('format') if isinstance(doc, dict) else '?'}; this fleetctl "
-                              f"reads format {FORMAT}")
+        raise SnapshotRefused(
+            f"it has format {doc.get('format') if isinstance(doc, dict) else '?'}; this fleetctl reads format {FORMAT}"
+        )
     recorded = doc.pop("contentHash", None)
     if recorded != content_hash(doc):
         raise SnapshotRefused("its content hash does not match (the file was changed or damaged)")
     made_by = str(doc.get("fleetctlVersion", ""))
     if _series(made_by) != _series(fleetctl_version()):
-        raise SnapshotRefused(f"it was made by fleetctl {made_by}; this is fleetctl {fleetctl_version()}, which "
-                              "projects actual state differently")
+        raise SnapshotRefused(
+            f"it was made by fleetctl {made_by}; this is fleetctl {fleetctl_version()}, which "
+            "projects actual state differently"
+        )
     try:
         targets = {name: TargetSnapshot.from_json(t) for name, t in doc["targets"].items()}
     except (KeyError, TypeError, AttributeError) as exc:

@@ -9,6 +9,7 @@ With `--changed-since REV` only the Targets a pull request touches are listed: t
 changed, was removed or depends on one that did (engine/incremental.py's scope), and those whose Target
 manifest is in a changed file.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,13 @@ def describe(name: str, spec: Any) -> dict[str, Any]:
         role = aws.assumeRole.roleArn if aws.assumeRole else None
         matched = ROLE_ACCOUNT.match(role) if role else None
         account = aws.accountId or (matched.group(1) if matched else None)
-        entry.update(provider="aws", region=aws.region,
-                     **({"account": account} if account else {}), **({"role": role} if role else {}),
-                     **({"profile": aws.profile} if aws.profile else {}))
+        entry.update(
+            provider="aws",
+            region=aws.region,
+            **({"account": account} if account else {}),
+            **({"role": role} if role else {}),
+            **({"profile": aws.profile} if aws.profile else {}),
+        )
         entry["lock"] = f"aws-{account}-{aws.region}" if account else f"target-{name}"
     else:
         az = spec.azure
@@ -65,8 +70,13 @@ def listing(fleet: Fleet, env: Mapping[str, str], changed_since: str | None = No
 
 def as_json(entries: list[dict[str, Any]], changed_since: str | None = None) -> str:
     """`{"include": [...], "count": N}`: `fromJSON(...)` of it is a GitHub Actions matrix as it is."""
-    return json.dumps({"include": entries, "count": len(entries),
-                       **({"changedSince": changed_since} if changed_since else {})}, sort_keys=True) + "\n"
+    return (
+        json.dumps(
+            {"include": entries, "count": len(entries), **({"changedSince": changed_since} if changed_since else {})},
+            sort_keys=True,
+        )
+        + "\n"
+    )
 
 
 def as_text(entries: list[dict[str, Any]], changed_since: str | None = None) -> str:
@@ -75,8 +85,12 @@ def as_text(entries: list[dict[str, Any]], changed_since: str | None = None) -> 
     lines = []
     for e in entries:
         if e["provider"] == "aws":
-            where = f"region {e['region']}" + (f", account {e['account']}" if e.get("account") else "") + (
-                f", role {e['role']}" if e.get("role") else "") + (f", profile {e['profile']}" if e.get("profile") else "")
+            where = (
+                f"region {e['region']}"
+                + (f", account {e['account']}" if e.get("account") else "")
+                + (f", role {e['role']}" if e.get("role") else "")
+                + (f", profile {e['profile']}" if e.get("profile") else "")
+            )
         else:
             where = ", ".join(f"{k} {e[k]}" for k in ("hub", "dps") if e.get(k)) or "no hub"
         lines.append(f"{e['target']}  {e['provider']}  {where}" + ("  (optional)" if e["optional"] else ""))

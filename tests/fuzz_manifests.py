@@ -17,6 +17,7 @@ each diagnostic rendered), `lint` (engine.lint.lint and its three renderers) and
 `plan` through the CLI runner (no cloud: devices plan against their dumps). A case fails on a traceback, an
 `internal error`, a run over 5 s, or an error diagnostic without a file and line.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -40,11 +41,17 @@ from hypothesis import strategies as st
 ROOT = Path(__file__).resolve().parents[1]
 FLEET = ROOT / "fleet"
 MAX_SECONDS = 5.0
-HANG_SECONDS = 60          # a case still running after this is aborted (and fails as a timeout)
+HANG_SECONDS = 60  # a case still running after this is aborted (and fails as a timeout)
 ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.eu-west-2.amazonaws.com"
-ENV = {"FLEETCTL_NOW": "2026-11-21T10:00:00Z", "FLEETCTL_GIT_COMMIT": "0" * 40, "FLEETCTL_ACTOR": "fuzz",
-       "FLEETCTL_WIFI_PSK": "correct horse battery", "FLEETCTL_SPRINGPARK_DA1275B0_ADMIN_PASSWORD": "paris-admin-01",
-       "FLEETCTL_RATE_LIMIT": "off", "AWS_EC2_METADATA_DISABLED": "true"}
+ENV = {
+    "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
+    "FLEETCTL_GIT_COMMIT": "0" * 40,
+    "FLEETCTL_ACTOR": "fuzz",
+    "FLEETCTL_WIFI_PSK": "correct horse battery",
+    "FLEETCTL_SPRINGPARK_DA1275B0_ADMIN_PASSWORD": "paris-admin-01",
+    "FLEETCTL_RATE_LIMIT": "off",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 THINGSET = """\
 apiVersion: fleetctl.io/v1
@@ -116,9 +123,9 @@ spec:
 @dataclass
 class Base:
     name: str
-    fleet: Path                      # the fleet folder to copy for each case
-    files: list[str]                 # files a case may mutate (relative to the fleet)
-    dumps: Path | None = None        # device dumps: `plan` runs (device-only fleets need no cloud)
+    fleet: Path  # the fleet folder to copy for each case
+    files: list[str]  # files a case may mutate (relative to the fleet)
+    dumps: Path | None = None  # device dumps: `plan` runs (device-only fleets need no cloud)
 
 
 KEYS_TARGET = """apiVersion: fleetctl.io/v1
@@ -135,13 +142,15 @@ def _device_fleet(dest: Path) -> None:
     shutil.copytree(FLEET / "devices", dest)
     (dest / "keys-allowance.yaml").write_text(KEYS_TARGET, encoding="utf-8")
     for path in dest.glob("*.yaml"):
-        path.write_text(path.read_text(encoding="utf-8").replace("{awsIotEndpoint: aws-eu}", ENDPOINT),
-                        encoding="utf-8")
+        path.write_text(
+            path.read_text(encoding="utf-8").replace("{awsIotEndpoint: aws-eu}", ENDPOINT), encoding="utf-8"
+        )
 
 
 def make_bases(work: Path) -> tuple[list[Base], dict[str, str]]:
     """The base fleets under `work`, and the environment cases run in (a HOME holding the devices' keys)."""
     from engine.sandbox.certs import issue
+
     bases: list[Base] = []
     example = work / "example"
     shutil.copytree(FLEET, example, ignore=shutil.ignore_patterns("out", ".fleetctl", "dumps"))
@@ -168,15 +177,87 @@ def make_bases(work: Path) -> tuple[list[Base], dict[str, str]]:
 
 
 # ---------------------------------------------------------------------------------------------- mutations
-TOKENS: list[bytes] = [s.encode("utf-8", "surrogatepass") for s in [
-    " ", "\n", ":", ": ", "- ", "-", "[", "]", "{", "}", ",", "#", "'", '"', "|", ">", "?", "!", "%", "@", "`",
-    "\n  ", "\n- ", "---\n", "...\n", "&a ", "*a", "&b ", "*b", "<<: *a\n", "<<: ", "~", "null", "true", "0x1F",
-    "1e999", "-.inf", ".nan", "2026-13-45", "!!python/object:os.system ", "!!python/name:os.system ", "!custom ",
-    "!!binary ", "!!set ", "!!str ", "!!int ", "!<tag:x> ", "!!map ", "%YAML 1.1\n", "%TAG ! tag:x,2000:\n",
-    "\ufeff", "\u202e", "\u200f", "\u2028", "\x85", "\t", "\r", "\x00", "\x01", "\x1b", "\x7f", "\ufffe", "\ud800",
-    "é", "😀", "${mac}", "${nope}", "${id|nope}", "$${x}", "{file: {}}", "{file: ../../../etc/passwd}",
-    "{env: 123}", "{secretRef: []}", "{certificatePem: 5}", "{awsIotEndpoint: {}}", "{inline: 1}",
-]] + [b"\xff", b"\xfe\xff", b"\xc3", b"\xc3\x28", b"\xe2\x82", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80"]
+TOKENS: list[bytes] = [
+    s.encode("utf-8", "surrogatepass")
+    for s in [
+        " ",
+        "\n",
+        ":",
+        ": ",
+        "- ",
+        "-",
+        "[",
+        "]",
+        "{",
+        "}",
+        ",",
+        "#",
+        "'",
+        '"',
+        "|",
+        ">",
+        "?",
+        "!",
+        "%",
+        "@",
+        "`",
+        "\n  ",
+        "\n- ",
+        "---\n",
+        "...\n",
+        "&a ",
+        "*a",
+        "&b ",
+        "*b",
+        "<<: *a\n",
+        "<<: ",
+        "~",
+        "null",
+        "true",
+        "0x1F",
+        "1e999",
+        "-.inf",
+        ".nan",
+        "2026-13-45",
+        "!!python/object:os.system ",
+        "!!python/name:os.system ",
+        "!custom ",
+        "!!binary ",
+        "!!set ",
+        "!!str ",
+        "!!int ",
+        "!<tag:x> ",
+        "!!map ",
+        "%YAML 1.1\n",
+        "%TAG ! tag:x,2000:\n",
+        "\ufeff",
+        "\u202e",
+        "\u200f",
+        "\u2028",
+        "\x85",
+        "\t",
+        "\r",
+        "\x00",
+        "\x01",
+        "\x1b",
+        "\x7f",
+        "\ufffe",
+        "\ud800",
+        "é",
+        "😀",
+        "${mac}",
+        "${nope}",
+        "${id|nope}",
+        "$${x}",
+        "{file: {}}",
+        "{file: ../../../etc/passwd}",
+        "{env: 123}",
+        "{secretRef: []}",
+        "{certificatePem: 5}",
+        "{awsIotEndpoint: {}}",
+        "{inline: 1}",
+    ]
+] + [b"\xff", b"\xfe\xff", b"\xc3", b"\xc3\x28", b"\xe2\x82", b"\xed\xa0\x80", b"\xf4\x90\x80\x80", b"\x80"]
 
 SNIPPETS: list[str] = [
     "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
@@ -193,31 +274,63 @@ SNIPPETS: list[str] = [
     "  template: [{apiVersion: fleetctl.io/v1, kind: ThingSet, metadata: {name: 'n${id}'}}]\n",
     "apiVersion: !!python/object/apply:os.system [echo pwned]\nkind: Target\nmetadata: {name: x}\n",
     "base: &base {apiVersion: fleetctl.io/v1, kind: Target}\n---\n<<: *base\nmetadata: {name: merged}\n",
-    "apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {name: \"" + "x" * 100_000 + "\", target: aws-eu}\n",
+    'apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {name: "' + "x" * 100_000 + '", target: aws-eu}\n',
     "apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {name: t, target: aws-eu}\nspec: {attributes: {"
-    + ", ".join(f"k{i}: v" for i in range(5000)) + "}}\n",
+    + ", ".join(f"k{i}: v" for i in range(5000))
+    + "}}\n",
     "apiVersion: device.fleetctl.io/v1\nkind: DeviceConfig\nmetadata: {name: refs}\nspec:\n  model: esp32-nvs\n"
     "  devices: {24-0A-C4-00-00-01: {values: {cert: {file: {}}, key: {env: [1]}, ca: {certificatePem: {}}}}}\n",
     "\ufeffapiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {name: \u202eevil}\n",
-    "[1, 2, 3]\n", "just a string\n", "42\n", "---\n---\n---\n", "{}\n", "? [a, b]\n: c\n",
+    "[1, 2, 3]\n",
+    "just a string\n",
+    "42\n",
+    "---\n---\n---\n",
+    "{}\n",
+    "? [a, b]\n: c\n",
 ]
 
 
 def _structure_values() -> st.SearchStrategy[Any]:
     """Values a structural mutation puts in place of a node: wrong types, huge, deep, hostile references."""
-    leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
-                     st.text(max_size=20), st.sampled_from(["", "x" * 100_000, "../../etc/passwd", "a\x00b", "\u202e",
-                                                            "${nope}", "-----BEGIN CERTIFICATE-----\nMII\n"]))
-    refs = st.sampled_from([{"file": {}}, {"file": []}, {"file": 1}, {"env": 5}, {"env": "NOT_SET_ANYWHERE"},
-                            {"secretRef": None}, {"certificatePem": {}}, {"inline": 7}, {"file": "nope.pem"},
-                            {"awsIotEndpoint": "nowhere"}, {"azureHubHost": []}, {"file": "", "env": "X"}])
+    leaf = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=True),
+        st.text(max_size=20),
+        st.sampled_from(
+            ["", "x" * 100_000, "../../etc/passwd", "a\x00b", "\u202e", "${nope}", "-----BEGIN CERTIFICATE-----\nMII\n"]
+        ),
+    )
+    refs = st.sampled_from(
+        [
+            {"file": {}},
+            {"file": []},
+            {"file": 1},
+            {"env": 5},
+            {"env": "NOT_SET_ANYWHERE"},
+            {"secretRef": None},
+            {"certificatePem": {}},
+            {"inline": 7},
+            {"file": "nope.pem"},
+            {"awsIotEndpoint": "nowhere"},
+            {"azureHubHost": []},
+            {"file": "", "env": "X"},
+        ]
+    )
     deep = st.integers(1, 200).map(lambda n: _nest(n))
     # huge for a manifest (a value 1,000 times the usual), not for the loader: the cost of a load is linear in
     # the nodes of the input, which the file size limit bounds (tests/test_loader_hardening.py measures it)
     huge = st.sampled_from([list(range(20_000)), {f"k{i}": i for i in range(5_000)}, ["x"] * 20_000])
-    return st.one_of(leaf, refs, deep, huge, st.recursive(leaf, lambda c: st.lists(c, max_size=4)
-                                                          | st.dictionaries(st.text(max_size=8), c, max_size=4),
-                                                          max_leaves=10))
+    return st.one_of(
+        leaf,
+        refs,
+        deep,
+        huge,
+        st.recursive(
+            leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=10
+        ),
+    )
 
 
 def _nest(n: int) -> Any:
@@ -229,8 +342,23 @@ def _nest(n: int) -> Any:
 
 @st.composite
 def mutation(draw: st.DrawFn) -> tuple:
-    kind = draw(st.sampled_from(["insert", "insert", "token", "token", "token", "delete", "flip", "structure",
-                                 "structure", "snippet", "duplicate_line"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "insert",
+                "insert",
+                "token",
+                "token",
+                "token",
+                "delete",
+                "flip",
+                "structure",
+                "structure",
+                "snippet",
+                "duplicate_line",
+            ]
+        )
+    )
     at = draw(st.floats(0, 1))
     if kind == "insert":
         return (kind, at, draw(st.binary(min_size=1, max_size=8)))
@@ -291,12 +419,12 @@ def mutate(data: bytes, change: tuple) -> bytes:
     if kind in ("insert", "token"):
         return data[:pos] + arg + data[pos:]
     if kind == "delete":
-        return data[:pos] + data[pos + arg:]
+        return data[:pos] + data[pos + arg :]
     if kind == "flip":
         if not data:
             return bytes([arg])
         pos = min(pos, len(data) - 1)
-        return data[:pos] + bytes([data[pos] ^ arg]) + data[pos + 1:]
+        return data[:pos] + bytes([data[pos] ^ arg]) + data[pos + 1 :]
     if kind == "snippet":
         snippet = arg.encode("utf-8")
         if at == "append":
@@ -309,7 +437,7 @@ def mutate(data: bytes, change: tuple) -> bytes:
         if not lines:
             return data
         i = min(int(at * len(lines)), len(lines) - 1)
-        return b"".join(lines[:i + 1] + lines[i:])
+        return b"".join(lines[: i + 1] + lines[i:])
     if kind == "structure":
         try:
             docs = list(yaml.safe_load_all(data.decode("utf-8")))
@@ -328,16 +456,18 @@ def mutate(data: bytes, change: tuple) -> bytes:
 # ---------------------------------------------------------------------------------------------- the check
 @dataclass
 class Outcome:
-    seconds: dict[str, float] = field(default_factory=dict)     # command → wall seconds
+    seconds: dict[str, float] = field(default_factory=dict)  # command → wall seconds
     failures: list[str] = field(default_factory=list)
-    errors: int = 0                                              # error diagnostics seen (all located)
+    errors: int = 0  # error diagnostics seen (all located)
 
 
 @contextmanager
 def _hang_guard(seconds: int) -> Iterator[None]:
     """Abort a run still going after `seconds` (SIGALRM; the main thread only, where pytest and the benchmark run)."""
+
     def fire(signum: int, frame: Any) -> None:
         raise TimeoutError(f"still running after {seconds} s")
+
     if os.name != "posix" or signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None):
         yield
         return
@@ -360,8 +490,11 @@ def _unlocated_lines(output: str) -> list[str]:
     for line in output.splitlines():
         if line.startswith(" ") or ("error: " not in line):
             continue
-        if line.startswith("error: ") or re.match(r"^\S.*?: error: ", line) and not re.match(r"^(?:\S+:\d+, template )?\S+:\d+:\d+: error: ",
-                                                                line):
+        if (
+            line.startswith("error: ")
+            or re.match(r"^\S.*?: error: ", line)
+            and not re.match(r"^(?:\S+:\d+, template )?\S+:\d+:\d+: error: ", line)
+        ):
             bad.append(line)
     return bad
 
@@ -411,8 +544,18 @@ def check_case(base: Base, target: str, changes: list[tuple], work: Path, env: d
                 out.failures.append(f"lint: error without file:line: {d.render()[:500]}")
     if base.dumps is not None:
         journal = work / "journal.jsonl"
-        res = timed("plan", lambda: run_cli("plan", str(fleet), "--dumps", str(base.dumps), "--journal", str(journal),
-                                            env={**env, "FLEETCTL_DEVICE_STATE": str(work / "device-state.json")}))
+        res = timed(
+            "plan",
+            lambda: run_cli(
+                "plan",
+                str(fleet),
+                "--dumps",
+                str(base.dumps),
+                "--journal",
+                str(journal),
+                env={**env, "FLEETCTL_DEVICE_STATE": str(work / "device-state.json")},
+            ),
+        )
         if res is not None:
             text = res.stdout + res.stderr
             if res.exit_code not in (0, 1, 2):

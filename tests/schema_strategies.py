@@ -5,6 +5,7 @@ hypothesis-jsonschema would build them, but its last release (0.23.1) fails on t
 (engine/schema_gen.py) emits a small subset of JSON Schema, all of which is covered here; a keyword outside it
 raises, so a schema that grows a new keyword makes the agreement test fail until it is covered.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -16,15 +17,38 @@ from engine.manifest.schemacheck import Validator, ecma_regex
 
 Schema = Mapping[str, Any]
 ANNOTATIONS = {"title", "description", "default", "examples", "$schema", "$id", "$defs"}
-COVERED = ANNOTATIONS | {"type", "properties", "required", "additionalProperties", "items", "anyOf", "oneOf",
-                         "allOf", "$ref", "const", "enum", "pattern", "minLength", "maxLength", "minimum",
-                         "maximum", "exclusiveMinimum", "exclusiveMaximum", "minItems", "maxItems"}
+COVERED = ANNOTATIONS | {
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "items",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "$ref",
+    "const",
+    "enum",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minItems",
+    "maxItems",
+}
 MAX_DEPTH = 8
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers(-10, 1000) | st.floats(-1e6, 1e6, allow_nan=False) \
-    | st.text(max_size=12)
-JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3), max_leaves=6)
+JSON_SCALARS = (
+    st.none() | st.booleans() | st.integers(-10, 1000) | st.floats(-1e6, 1e6, allow_nan=False) | st.text(max_size=12)
+)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 def resolve(schema: Any, root: Schema) -> Any:
@@ -84,8 +108,9 @@ def from_schema(schema: Any, root: Schema, depth: int = 0) -> st.SearchStrategy[
             # alternatives beside the schema's own keywords (the secret reference's exactly-one-of): each branch
             # narrows the schema; what the whole accepts is kept (oneOf: exactly one branch may match)
             whole = Validator({**schema, "$defs": root.get("$defs", {})})
-            return st.one_of([from_schema(_narrowed(rest, resolve(branch, root)), root, depth)
-                              for branch in schema[key]]).filter(whole.is_valid)
+            return st.one_of(
+                [from_schema(_narrowed(rest, resolve(branch, root)), root, depth) for branch in schema[key]]
+            ).filter(whole.is_valid)
     if "const" in schema:
         return st.just(schema["const"])
     if "enum" in schema:
@@ -98,14 +123,17 @@ def from_schema(schema: Any, root: Schema, depth: int = 0) -> st.SearchStrategy[
     if kind == "string":
         return _strings(schema)
     if kind == "integer":
-        low = schema.get("minimum", schema["exclusiveMinimum"] + 1 if "exclusiveMinimum" in schema else -10**6)
+        low = schema.get("minimum", schema["exclusiveMinimum"] + 1 if "exclusiveMinimum" in schema else -(10**6))
         high = schema.get("maximum", schema["exclusiveMaximum"] - 1 if "exclusiveMaximum" in schema else 10**9)
         return st.integers(low, high)
     if kind == "number":
-        return st.floats(schema.get("minimum", schema.get("exclusiveMinimum", -1e9)),
-                         schema.get("maximum", schema.get("exclusiveMaximum", 1e9)),
-                         exclude_min="exclusiveMinimum" in schema, exclude_max="exclusiveMaximum" in schema,
-                         allow_nan=False) | st.integers(int(schema.get("minimum", 0)), int(schema.get("maximum", 100)))
+        return st.floats(
+            schema.get("minimum", schema.get("exclusiveMinimum", -1e9)),
+            schema.get("maximum", schema.get("exclusiveMaximum", 1e9)),
+            exclude_min="exclusiveMinimum" in schema,
+            exclude_max="exclusiveMaximum" in schema,
+            allow_nan=False,
+        ) | st.integers(int(schema.get("minimum", 0)), int(schema.get("maximum", 100)))
     if kind == "boolean":
         return st.booleans()
     if kind == "null":
@@ -132,8 +160,9 @@ def _objects(schema: Schema, root: Schema, depth: int) -> st.SearchStrategy[dict
     props = schema.get("properties", {})
     required = set(schema.get("required", ()))
     fixed = {k: from_schema(v, root, depth + 1) for k, v in props.items() if k in required}
-    optional = {k: from_schema(v, root, depth + 1) for k, v in props.items() if k not in required} \
-        if depth < MAX_DEPTH else {}
+    optional = (
+        {k: from_schema(v, root, depth + 1) for k, v in props.items() if k not in required} if depth < MAX_DEPTH else {}
+    )
     declared = st.fixed_dictionaries(fixed, optional=optional)
     extra = schema.get("additionalProperties", True)
     if extra is False or depth >= MAX_DEPTH:
@@ -144,9 +173,31 @@ def _objects(schema: Schema, root: Schema, depth: int) -> st.SearchStrategy[dict
 
 
 # ------------------------------------------------------------------------------------------------- mutations
-OTHER_VALUES = [None, True, False, 0, -1, 3, 1.5, "", "x", "3", "true", "bad name!", "ACTIVE", [], [1], ["x"], {},
-                {"env": "X"}, {"file": "x.pem"}, {"secretRef": "s"}, {"env": "X", "file": "y"}, "a" * 200,
-                "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"]
+OTHER_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    3,
+    1.5,
+    "",
+    "x",
+    "3",
+    "true",
+    "bad name!",
+    "ACTIVE",
+    [],
+    [1],
+    ["x"],
+    {},
+    {"env": "X"},
+    {"file": "x.pem"},
+    {"secretRef": "s"},
+    {"env": "X", "file": "y"},
+    "a" * 200,
+    "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+]
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -199,25 +250,27 @@ def mutated(draw: st.DrawFn, documents: st.SearchStrategy[dict[str, Any]]) -> tu
             doc = value
         else:
             parent[last] = value
+
     if move == "replace":
         put(draw(st.sampled_from(OTHER_VALUES)))
     elif move == "add-field":
-        target[draw(st.sampled_from(["zzUnknown", "spec", "file", "env", "name", "type"]))] = \
-            draw(st.sampled_from(OTHER_VALUES))
+        target[draw(st.sampled_from(["zzUnknown", "spec", "file", "env", "name", "type"]))] = draw(
+            st.sampled_from(OTHER_VALUES)
+        )
     elif move == "delete":
         del parent[last]
     elif move == "newline":
         put(target + "\n")
     elif move == "pad":
         put(" " + target)
-    elif move == "unicode-digit":            # an Arabic-Indic digit where an ASCII one may stand
+    elif move == "unicode-digit":  # an Arabic-Indic digit where an ASCII one may stand
         put((target[:-1] if target[-1:].isdigit() else target) + "\u0663")
     elif move == "carriage-return":
         put(target + "\r" + target)
     elif move == "lengthen":
         put(target + "a" * 130)
     elif move == "bump":
-        put(target + draw(st.sampled_from([-10**6, -1, 1, 10**6])))
+        put(target + draw(st.sampled_from([-(10**6), -1, 1, 10**6])))
     elif move == "as-text":
         put(str(target))
     elif move == "append":

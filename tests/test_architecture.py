@@ -1,5 +1,6 @@
 """Layering rules (what import-linter would enforce): SDK imports live in one client module per provider,
 the planner never prints, and validating a manifest imports no cloud SDK."""
+
 from __future__ import annotations
 
 import ast
@@ -8,9 +9,13 @@ import sys
 
 from tests.conftest import ROOT
 
-SDKS = {"boto3": "engine/providers/aws/client.py", "botocore": "engine/providers/aws/client.py",
-        "azure": "engine/providers/azure/client.py", "msrest": "engine/providers/azure/client.py",
-        "uamqp": "engine/providers/azure/client.py"}
+SDKS = {
+    "boto3": "engine/providers/aws/client.py",
+    "botocore": "engine/providers/aws/client.py",
+    "azure": "engine/providers/azure/client.py",
+    "msrest": "engine/providers/azure/client.py",
+    "uamqp": "engine/providers/azure/client.py",
+}
 SANDBOX_OK = ("engine/sandbox/",)
 
 
@@ -38,19 +43,29 @@ def test_sdk_imports_are_confined_to_client_modules():
 
 
 def test_planner_diff_and_renderers_never_print():
-    for rel in ("engine/plan/planner.py", "engine/diff.py", "engine/graph.py", "engine/plan/render.py",
-                "engine/plan/model.py", "engine/run/context.py", "engine/run/planning.py",
-                "engine/run/applying.py", "engine/plan/driftview.py"):
+    for rel in (
+        "engine/plan/planner.py",
+        "engine/diff.py",
+        "engine/graph.py",
+        "engine/plan/render.py",
+        "engine/plan/model.py",
+        "engine/run/context.py",
+        "engine/run/planning.py",
+        "engine/run/applying.py",
+        "engine/plan/driftview.py",
+    ):
         tree = ast.parse((ROOT / rel).read_text())
         calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"]
         assert not calls, f"{rel} prints"
 
 
 def test_validate_imports_no_cloud_sdk():
-    code = ("import sys; from engine.manifest.fleet import load_fleet; f = load_fleet('fleet', env={});"
-            "bad = [m for m in ('boto3', 'botocore', 'azure.iot.hub', 'azure.mgmt.iothub', 'azure.storage.blob', 'msrest')"
-            " if m in sys.modules];"
-            "print(','.join(bad))")
+    code = (
+        "import sys; from engine.manifest.fleet import load_fleet; f = load_fleet('fleet', env={});"
+        "bad = [m for m in ('boto3', 'botocore', 'azure.iot.hub', 'azure.mgmt.iothub', 'azure.storage.blob', 'msrest')"
+        " if m in sys.modules];"
+        "print(','.join(bad))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"validation imported: {out.stdout}"

@@ -2,6 +2,7 @@
 seams only (a KindDecl by `aws(...)`, a Family by `families.register`), is planned, applied, re-planned with no
 changes, replaced when its immutable document changes and reported as drift — against the sandbox (moto, real
 boto3), in a process of its own so that the extra kind never reaches the other tests' registry."""
+
 from __future__ import annotations
 
 import json
@@ -33,15 +34,23 @@ def example() -> str:
 
 
 def fleetctl(plugins: Path, *args: str) -> subprocess.CompletedProcess:
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import jobtemplate_kind; from engine.cli import main; "
-            "main(sys.argv[2:])")
-    return subprocess.run([sys.executable, "-c", code, str(plugins), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import jobtemplate_kind; from engine.cli import main; "
+        "main(sys.argv[2:])"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(plugins), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def test_the_worked_example_adds_a_kind_through_the_public_seams(aws_env, tmp_path):
     source = example()
-    assert "_" + "ReadContext" not in source and not re.search(r"import _|\._[a-z]", source)   # public names only
+    assert "_" + "ReadContext" not in source and not re.search(r"import _|\._[a-z]", source)  # public names only
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "jobtemplate_kind.py").write_text(source)
@@ -61,14 +70,14 @@ def test_the_worked_example_adds_a_kind_through_the_public_seams(aws_env, tmp_pa
     again = fleetctl(plugins, "plan", str(fleet), "--detailed-exitcode")
     assert again.returncode == 0 and "No changes" in again.stdout, again.stdout + again.stderr
 
-    (fleet / "jobs.yaml").write_text(TEMPLATE.format(version="1.1.0"))   # immutable on AWS: a replace
+    (fleet / "jobs.yaml").write_text(TEMPLATE.format(version="1.1.0"))  # immutable on AWS: a replace
     replaced = fleetctl(plugins, "plan", str(fleet), "--detailed-exitcode")
     assert replaced.returncode == 2 and "aws/aws-eu/JobTemplate/ota-esp32" in replaced.stdout
     assert "replace" in replaced.stdout.lower(), replaced.stdout
     assert fleetctl(plugins, "apply", str(fleet), "--auto-approve").returncode == 0
     assert json.loads(iot.describe_job_template(jobTemplateId="ota-esp32")["document"])["firmware"] == "1.1.0"
 
-    iot.delete_job_template(jobTemplateId="ota-esp32")                      # out of band
+    iot.delete_job_template(jobTemplateId="ota-esp32")  # out of band
     drift = fleetctl(plugins, "drift", str(fleet))
     assert drift.returncode == 2 and "aws/aws-eu/JobTemplate/ota-esp32" in drift.stdout, drift.stdout + drift.stderr
 
@@ -78,6 +87,11 @@ def test_without_the_module_the_kind_is_unknown_and_located(aws_env, tmp_path):
     fleet.mkdir()
     (fleet / "targets.yaml").write_text(TARGET)
     (fleet / "jobs.yaml").write_text(TEMPLATE.format(version="1.0.0"))
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "validate", str(fleet)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "validate", str(fleet)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1 and "jobs.yaml:2" in proc.stderr, proc.stderr

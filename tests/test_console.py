@@ -1,5 +1,6 @@
 """Terminal conventions (engine/console.py): when colour is on, how rendered text is styled, and that styling never
 changes a character; then the real CLI under a pseudo-terminal, piped, with NO_COLOR, FORCE_COLOR and --color."""
+
 from __future__ import annotations
 
 import io
@@ -47,34 +48,38 @@ class _Tty(io.StringIO):
         return True
 
 
-@pytest.mark.parametrize("mode, env, tty_stream, on", [
-    ("auto", {}, True, True),
-    ("auto", {}, False, False),                                  # piped
-    ("auto", {"NO_COLOR": "1"}, True, False),                    # no-color.org: any non-empty value
-    ("auto", {"NO_COLOR": ""}, True, True),                      # ... an empty one is not set
-    ("auto", {"FORCE_COLOR": "1"}, False, True),                 # force-color.org, also when piped
-    ("auto", {"NO_COLOR": "1", "FORCE_COLOR": "1"}, True, False),  # opting out wins
-    ("auto", {"TERM": "dumb"}, True, False),
-    ("never", {"FORCE_COLOR": "1"}, True, False),                # the command line beats the environment
-    ("always", {"NO_COLOR": "1"}, False, True),
-])
+@pytest.mark.parametrize(
+    "mode, env, tty_stream, on",
+    [
+        ("auto", {}, True, True),
+        ("auto", {}, False, False),  # piped
+        ("auto", {"NO_COLOR": "1"}, True, False),  # no-color.org: any non-empty value
+        ("auto", {"NO_COLOR": ""}, True, True),  # ... an empty one is not set
+        ("auto", {"FORCE_COLOR": "1"}, False, True),  # force-color.org, also when piped
+        ("auto", {"NO_COLOR": "1", "FORCE_COLOR": "1"}, True, False),  # opting out wins
+        ("auto", {"TERM": "dumb"}, True, False),
+        ("never", {"FORCE_COLOR": "1"}, True, False),  # the command line beats the environment
+        ("always", {"NO_COLOR": "1"}, False, True),
+    ],
+)
 def test_when_colour_is_on(mode, env, tty_stream, on):
     assert color_enabled(mode, _Tty() if tty_stream else io.StringIO(), env) is on
 
 
 def test_styles_follow_the_leading_symbol_and_never_change_a_character():
     styled = style_text(PLAIN)
-    assert strip_styles(styled) == PLAIN                         # byte-identical once the SGR codes are removed
+    assert strip_styles(styled) == PLAIN  # byte-identical once the SGR codes are removed
     lines = dict(zip(PLAIN.splitlines(), styled.splitlines(), strict=True))
-    assert lines["  + aws/aws-eu/Thing/new"] == "  \x1b[32m+ aws/aws-eu/Thing/new\x1b[0m"          # green
-    assert lines["  - aws/aws-eu/Thing/gone"] == "  \x1b[31m- aws/aws-eu/Thing/gone\x1b[0m"        # red
-    assert lines["  -/+ aws/aws-eu/ThingType/t"].startswith("  \x1b[35m-/+")                       # magenta
+    assert lines["  + aws/aws-eu/Thing/new"] == "  \x1b[32m+ aws/aws-eu/Thing/new\x1b[0m"  # green
+    assert lines["  - aws/aws-eu/Thing/gone"] == "  \x1b[31m- aws/aws-eu/Thing/gone\x1b[0m"  # red
+    assert lines["  -/+ aws/aws-eu/ThingType/t"].startswith("  \x1b[35m-/+")  # magenta
     widened = lines["  ~ aws/aws-eu/Policy/p  [!permissions-widened]"]
-    assert widened.startswith("  \x1b[33m~ aws/aws-eu/Policy/p")                                  # yellow
-    assert "\x1b[1;33m[!permissions-widened]\x1b[0m" in widened                                    # flag bold
-    assert lines["      + document.Statement[Sid=Widen]: {\"Action\": \"iot:*\", \"Effect\": \"Allow\", "
-                 "\"Resource\": \"*\"}"].startswith("      \x1b[32m+ document")
-    assert lines["        +  \"Sid\": \"Widen\","].startswith("        \x1b[32m+")
+    assert widened.startswith("  \x1b[33m~ aws/aws-eu/Policy/p")  # yellow
+    assert "\x1b[1;33m[!permissions-widened]\x1b[0m" in widened  # flag bold
+    assert lines[
+        '      + document.Statement[Sid=Widen]: {"Action": "iot:*", "Effect": "Allow", "Resource": "*"}'
+    ].startswith("      \x1b[32m+ document")
+    assert lines['        +  "Sid": "Widen",'].startswith("        \x1b[32m+")
     assert line_style("fleet/things.yaml:3:5: error: aws/aws-eu/Thing/x: a secret cannot be resolved") == "red"
     assert line_style("warning: something to look at") == "yellow"
     assert line_style("  ! aws/aws-eu/Policy/p: permissions widened  [!permissions-widened]") == "bold red"
@@ -91,14 +96,30 @@ def test_line_endings_and_odd_characters_are_kept():
 # ------------------------------------------------------------------------------------------ the real CLI
 def _plan_file(tmp_path: Path) -> Path:
     """A saved plan with one change of each action, written as `fleetctl plan --out` writes it."""
+
     def change(action: Action, name: str, **fields) -> Change:
         fc = tuple(FieldChange(k, None if action is Action.CREATE else "old", v) for k, v in fields.items())
-        return Change(Address.of("aws", "aws-eu", "Thing", name), "aws.Thing", action,
-                      desired={} if action is Action.DELETE else {"attributes": fields}, fields=fc,
-                      fingerprint="absent" if action is Action.CREATE else "v1")
-    plan = Plan(plan_id="p-colour", created_at="2026-11-21T10:00:00Z", git_commit="0" * 40, desired_digest="d",
-                changes=(change(Action.CREATE, "new", site="paris"), change(Action.UPDATE, "moved", site="lyon"),
-                         change(Action.REPLACE, "retyped", site="nice"), change(Action.DELETE, "gone")))
+        return Change(
+            Address.of("aws", "aws-eu", "Thing", name),
+            "aws.Thing",
+            action,
+            desired={} if action is Action.DELETE else {"attributes": fields},
+            fields=fc,
+            fingerprint="absent" if action is Action.CREATE else "v1",
+        )
+
+    plan = Plan(
+        plan_id="p-colour",
+        created_at="2026-11-21T10:00:00Z",
+        git_commit="0" * 40,
+        desired_digest="d",
+        changes=(
+            change(Action.CREATE, "new", site="paris"),
+            change(Action.UPDATE, "moved", site="lyon"),
+            change(Action.REPLACE, "retyped", site="nice"),
+            change(Action.DELETE, "gone"),
+        ),
+    )
     path = tmp_path / "plan.json"
     path.write_text(plan.dumps(), encoding="utf-8")
     return path
@@ -114,8 +135,14 @@ def run_in_pty(*args: str, env: dict[str, str], stderr_pipe: bool = False) -> tu
     mode (no \\r\\n translation), so what the program wrote is read back exactly."""
     master, slave = pty.openpty()
     tty.setraw(slave)
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=subprocess.PIPE if stderr_pipe else slave, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=subprocess.PIPE if stderr_pipe else slave,
+        env=env,
+        cwd=ROOT,
+    )
     os.close(slave)
     out = bytearray()
     while True:
@@ -125,7 +152,7 @@ def run_in_pty(*args: str, env: dict[str, str], stderr_pipe: bool = False) -> tu
             raise AssertionError("the CLI wrote nothing for 60 s under the pty")
         try:
             chunk = os.read(master, 65536)
-        except OSError:             # EIO: the child closed the terminal
+        except OSError:  # EIO: the child closed the terminal
             break
         if not chunk:
             break
@@ -137,8 +164,9 @@ def run_in_pty(*args: str, env: dict[str, str], stderr_pipe: bool = False) -> tu
 
 
 def _piped(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, env=env, cwd=ROOT,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args], capture_output=True, env=env, cwd=ROOT, timeout=120
+    )
 
 
 def test_show_is_coloured_on_a_terminal_and_plain_when_piped(tmp_path):
@@ -154,17 +182,21 @@ def test_show_is_coloured_on_a_terminal_and_plain_when_piped(tmp_path):
     assert strip_styles(on_tty.decode()) == piped.stdout.decode()
     from engine.plan.model import load_plan
     from engine.plan.render import text
+
     assert piped.stdout.decode() == text(load_plan(planfile))
     # NO_COLOR under a terminal: none; --no-color and --color=never: none
     for env, extra in ((_env(NO_COLOR="1"), ()), (_env(), ("--no-color",)), (_env(), ("--color=never",))):
         rc, plain, _ = run_in_pty(*extra, "show", planfile, env=env)
         assert rc == 0 and b"\x1b[" not in plain and plain == piped.stdout
     # forced when piped: FORCE_COLOR, --color=always (the same bytes as on the terminal)
-    for env, extra in ((_env(FORCE_COLOR="1"), ()), (_env(), ("--color=always",)),
-                       (_env(NO_COLOR="1"), ("--color", "always"))):
+    for env, extra in (
+        (_env(FORCE_COLOR="1"), ()),
+        (_env(), ("--color=always",)),
+        (_env(NO_COLOR="1"), ("--color", "always")),
+    ):
         forced = _piped(*extra, "show", planfile, env=env)
         assert forced.returncode == 0 and forced.stdout == on_tty
-    assert _piped("--no-color", "--color=always", "show", planfile, env=_env()).returncode == 2   # a usage error
+    assert _piped("--no-color", "--color=always", "show", planfile, env=_env()).returncode == 2  # a usage error
     # after the subcommand too, as Terraform users type it
     assert _piped("show", planfile, "--color=always", env=_env()).stdout == on_tty
     rc, plain, _ = run_in_pty("show", planfile, "--no-color", env=_env())
@@ -197,8 +229,9 @@ def test_plan_under_a_terminal_with_json_on_stdout(aws_env, fleet_dir):
     assert b"\x1b[32m+ aws/aws-eu/" in out and b"\x1b[1mPlan: " in out
     piped = _piped("plan", str(fleet_dir), env=env)
     assert b"\x1b[" not in piped.stdout and strip_styles(out.decode()) == piped.stdout.decode()
-    rc, js, err = run_in_pty("plan", str(fleet_dir), "--format", "json", env=_env(**aws_env, FORCE_COLOR="1"),
-                             stderr_pipe=True)
+    rc, js, err = run_in_pty(
+        "plan", str(fleet_dir), "--format", "json", env=_env(**aws_env, FORCE_COLOR="1"), stderr_pipe=True
+    )
     assert rc == 0 and b"\x1b[" not in js and json.loads(js)["changes"]
 
 
@@ -216,8 +249,8 @@ def test_apply_shows_a_progress_bar_on_a_terminal(aws_env, fleet_dir, tmp_path):
     rc, out, _ = run_in_pty("apply", planfile, "--fleet", str(fleet_dir), env=_env(**aws_env))
     text = strip_styles(out.decode())
     assert rc == 0, text
-    assert "\x1b[?25l" in out.decode()                       # rich's live display (cursor hidden while it runs)
-    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "\n")     # cursor and erase codes too
+    assert "\x1b[?25l" in out.decode()  # rich's live display (cursor hidden while it runs)
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text).replace("\r", "\n")  # cursor and erase codes too
     bar = [line for line in screen.splitlines() if line.startswith("apply ")]
     assert bar and f"{total}/{total}" in bar[-1] and "changes" in bar[-1] and "0 failed" in bar[-1], bar
     assert "━" in bar[-1]

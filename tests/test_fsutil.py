@@ -1,5 +1,6 @@
 """engine/fsutil.py: exact modes whatever the umask, atomic replacement, append-only journals (issue 13 §6); and
 every writer of a private file going through it."""
+
 from __future__ import annotations
 
 import ast
@@ -48,6 +49,7 @@ def test_a_failed_write_keeps_the_old_file_whole(tmp_path, monkeypatch):
 
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError):
         fsutil.write_atomic(path, "new")
@@ -61,12 +63,12 @@ def test_journal_is_created_0600_appended_to_and_narrows_an_old_0644_file(tmp_pa
     j.write("begin", address="aws/x/Thing/a")
     j.close()
     assert mode(path) == 0o600
-    os.chmod(path, 0o644)                         # a journal an older fleetctl wrote
+    os.chmod(path, 0o644)  # a journal an older fleetctl wrote
     j = Journal(path, clock_from_env({"FLEETCTL_NOW": "2026-11-21T10:00:01Z"}), "p-1")
     j.write("success", address="aws/x/Thing/a")
     j.close()
     assert mode(path) == 0o600
-    assert [e["event"] for e in read_entries(path)] == ["begin", "success"]      # appended, never rewritten
+    assert [e["event"] for e in read_entries(path)] == ["begin", "success"]  # appended, never rewritten
 
 
 def test_remove_is_quiet_about_a_missing_file(tmp_path):
@@ -77,7 +79,7 @@ def test_remove_is_quiet_about_a_missing_file(tmp_path):
 
 def test_no_writer_in_the_engine_bypasses_fsutil():
     """Every file the engine writes goes through engine/fsutil.py, except the ones listed with their reason."""
-    allowed = {      # file: (the writes it may make itself, why)
+    allowed = {  # file: (the writes it may make itself, why)
         "engine/fsutil.py": ({"open", "write_text", "write_bytes"}, "the module itself"),
         "engine/schema_gen.py": ({"write_text"}, "JSON schemas for the repository (a developer command)"),
         "engine/sandbox/certs.py": ({"write_text"}, "public sandbox certificates (keys stay in memory)"),
@@ -86,7 +88,7 @@ def test_no_writer_in_the_engine_bypasses_fsutil():
     offenders = []
     for path in sorted((ROOT / "engine").rglob("*.py")):
         rel = str(path.relative_to(ROOT))
-        if rel.startswith("engine/sandbox/azure/"):   # the emulator's own state, os.open 0600
+        if rel.startswith("engine/sandbox/azure/"):  # the emulator's own state, os.open 0600
             continue
         may = allowed.get(rel, (set(), ""))[0]
         for node in ast.walk(ast.parse(path.read_text())):
@@ -95,11 +97,13 @@ def test_no_writer_in_the_engine_bypasses_fsutil():
             name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
             if name in ("write_text", "write_bytes") and name not in may:
                 offenders.append(f"{rel}:{node.lineno} {name}")
-            if name == "open" and "open" not in may:      # open(path, mode) or path.open(mode), or mode=...
+            if name == "open" and "open" not in may:  # open(path, mode) or path.open(mode), or mode=...
                 at = 0 if isinstance(node.func, ast.Attribute) else 1
-                modes = node.args[at:at + 1] + [k.value for k in node.keywords if k.arg == "mode"]
-                if any(isinstance(m, ast.Constant) and isinstance(m.value, str) and set(m.value) & set("wax+")
-                       for m in modes):
+                modes = node.args[at : at + 1] + [k.value for k in node.keywords if k.arg == "mode"]
+                if any(
+                    isinstance(m, ast.Constant) and isinstance(m.value, str) and set(m.value) & set("wax+")
+                    for m in modes
+                ):
                     offenders.append(f"{rel}:{node.lineno} open for writing")
     assert not offenders, offenders
 
@@ -107,6 +111,7 @@ def test_no_writer_in_the_engine_bypasses_fsutil():
 def test_import_checkpoint_files_are_private(tmp_path, umask):
     from engine.importer.checkpoint import DATA_DIR, STATE_FILE, Checkpoint
     from engine.model import ActualResource, Address
+
     cp = Checkpoint.open(tmp_path / "out", {"target": "aws-eu"}, resume=False)
     cp.kind_done("aws.Thing", [ActualResource(Address.parse("aws/aws-eu/Thing/t1"), "aws.Thing", {"attributes": {}})])
     files = [tmp_path / "out" / STATE_FILE, *sorted((tmp_path / "out" / DATA_DIR).iterdir())]

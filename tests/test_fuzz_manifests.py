@@ -3,6 +3,7 @@ random bytes, structure, aliases and merge keys, tags, unicode, huge values, dup
 case runs validate, lint and (device-only fleets) plan in-process: no traceback, no internal error, no run over
 5 s, every error diagnostic at a file and line. The same cases at length: benchmarks/fuzz_manifests.py.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -25,6 +26,7 @@ def teardown_module() -> None:
 def test_the_bases_are_valid_fleets():
     """Mutations start from fleets that load without an error (the device-only one plans against its dumps)."""
     from engine.manifest.fleet import load_fleet
+
     for base in BASES:
         fleet = load_fleet(base.fleet, ENV)
         assert not fleet.diagnostics.errors, (base.name, [d.render() for d in fleet.diagnostics.errors])
@@ -32,8 +34,14 @@ def test_the_bases_are_valid_fleets():
         assert not out.failures and out.errors == 0, (base.name, out)
 
 
-@settings(max_examples=150, deadline=None, database=None, derandomize=True,
-          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
 @given(fz.cases(BASES))
 def test_mutated_fleets_fail_cleanly_and_located(case):
     base, target, changes = case

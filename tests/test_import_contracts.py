@@ -1,6 +1,7 @@
 """The layer contract (pyproject.toml [tool.importlinter], docs/architecture.md), checked by import-linter: no import
 circle anywhere under engine/, the data flows one way from the CLI down, the sandbox is reached only by the CLI and
 the planner never reaches a provider. And no module imports another module's private (`_x`) names."""
+
 from __future__ import annotations
 
 import ast
@@ -11,8 +12,13 @@ from tests.conftest import ROOT
 
 
 def test_import_linter_contracts_are_kept():
-    proc = subprocess.run([sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; "
-                           "sys.exit(lint_imports())"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "4 kept, 0 broken" in proc.stdout, proc.stdout[-2000:]
 
@@ -33,7 +39,7 @@ def test_no_private_name_is_used_across_engine_modules():
                 base = node.module or ""
                 if node.level:
                     parts = package.split(".")
-                    base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([node.module] if node.module else []))
                 if base.startswith("engine"):
                     for alias in node.names:
                         if alias.name.startswith("_") and not alias.name.startswith("__"):
@@ -43,7 +49,7 @@ def test_no_private_name_is_used_across_engine_modules():
                 for alias in node.names:
                     if alias.name.startswith("engine"):
                         aliases[alias.asname or alias.name] = alias.name
-        for node in ast.walk(tree):       # module._x where module is another engine module
+        for node in ast.walk(tree):  # module._x where module is another engine module
             if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
                 chain, base = [], node.value
                 while isinstance(base, ast.Attribute):
@@ -51,8 +57,9 @@ def test_no_private_name_is_used_across_engine_modules():
                     base = base.value
                 if isinstance(base, ast.Name) and base.id in aliases:
                     target = ".".join([aliases[base.id], *chain])
-                    is_module = (ROOT / (target.replace(".", "/") + ".py")).exists() or \
-                        (ROOT / target.replace(".", "/") / "__init__.py").exists()
+                    is_module = (ROOT / (target.replace(".", "/") + ".py")).exists() or (
+                        ROOT / target.replace(".", "/") / "__init__.py"
+                    ).exists()
                     if is_module and target != mod:
                         offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {target}.{node.attr}")
     assert offenders == []

@@ -1,5 +1,6 @@
 """Hostile and broken manifest input (issue 13 points 3 and 4): the input limits of engine/manifest/limits.py in
 both loader paths, and a located, plain error for every kind of bad input (never an internal error)."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,19 @@ pytestmark = pytest.mark.filterwarnings("ignore::Warning")
 
 TARGET = "apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {name: aws-eu}\nspec:\n  aws: {region: eu-west-2}\n"
 # the issue's 700-byte bomb: 7 levels of 10 aliases each, 10^7 nodes when expanded
-BOMB = "\n".join(["apiVersion: fleetctl.io/v1", "kind: Target", "metadata: {name: lol}", "spec:",
-                  "  lol1: &lol1 [" + ", ".join(['"lolololol"'] * 10) + "]"]
-                 + [f"  lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 10) + "]" for i in range(2, 8)]) + "\n"
+BOMB = (
+    "\n".join(
+        [
+            "apiVersion: fleetctl.io/v1",
+            "kind: Target",
+            "metadata: {name: lol}",
+            "spec:",
+            "  lol1: &lol1 [" + ", ".join(['"lolololol"'] * 10) + "]",
+        ]
+        + [f"  lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 10) + "]" for i in range(2, 8)]
+    )
+    + "\n"
+)
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> Path:
@@ -60,7 +71,7 @@ def test_the_alias_bomb_fails_fast_and_small_in_a_fresh_process(tmp_path):
         started = time.perf_counter()
         fleet = load_fleet(Path({str(tmp_path)!r}), {{}})
         load = time.perf_counter() - started
-        text = Path({str(tmp_path / 'bomb.yaml')!r}).read_text()
+        text = Path({str(tmp_path / "bomb.yaml")!r}).read_text()
         started = time.perf_counter()
         _, ruamel = parse_text(text, "bomb.yaml", fast=False)
         slow = time.perf_counter() - started
@@ -69,8 +80,14 @@ def test_the_alias_bomb_fails_fast_and_small_in_a_fresh_process(tmp_path):
                           "errors": [d.render() for d in fleet.diagnostics.errors],
                           "ruamelErrors": [d.render() for d in ruamel]}}))
     """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["load"] < 1.0 and got["ruamel"] < 1.0 and got["peakMb"] < 100, got
@@ -83,50 +100,59 @@ def test_aliases_within_the_limit_still_expand_and_merge():
     text = "a: &a {x: 1, y: [p, q]}\nb: *a\nc: {<<: *a, z: 2}\n"
     assert both(text, DEFAULT) == []
     docs, _ = parse_text(text, "x.yaml")
-    assert docs[0].data == {"a": {"x": 1, "y": ["p", "q"]}, "b": {"x": 1, "y": ["p", "q"]},
-                            "c": {"z": 2, "x": 1, "y": ["p", "q"]}}
+    assert docs[0].data == {
+        "a": {"x": 1, "y": ["p", "q"]},
+        "b": {"x": 1, "y": ["p", "q"]},
+        "c": {"z": 2, "x": 1, "y": ["p", "q"]},
+    }
 
 
 def test_alias_nodes_are_counted_per_file_at_the_crossing_alias():
-    text = "a: &a [1, 2, 3]\nb: [*a, *a]\n---\nc: &c [1, 2, 3]\nd: *c\n"     # each alias adds 4 nodes
+    text = "a: &a [1, 2, 3]\nb: [*a, *a]\n---\nc: &c [1, 2, 3]\nd: *c\n"  # each alias adds 4 nodes
     assert both(text, Limits(max_alias_nodes=12)) == []
-    (summary, detail, source, _), = both(text, Limits(max_alias_nodes=11))
+    ((summary, detail, source, _),) = both(text, Limits(max_alias_nodes=11))
     assert source == Source("x.yaml", 5, 4) and "FLEETCTL_MAX_ALIAS_NODES=11" in summary and "(12)" in summary
     assert "raise it for the run with FLEETCTL_MAX_ALIAS_NODES=<n>" in detail
 
 
 def test_a_recursive_alias_is_a_located_error():
-    (summary, _, source, _), = both("a: &x [1, *x]\n", DEFAULT)
+    ((summary, _, source, _),) = both("a: &x [1, *x]\n", DEFAULT)
     assert "recursive" in summary and source == Source("x.yaml", 1, 11)
 
 
-@pytest.mark.parametrize("text, line", [
-    ("a: " + "[" * 70 + "]" * 70 + "\n", 1),
-    ("a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 70)) + "  " * 70 + "v: 1\n", 64),
-    ("a: " + "[" * 100_000 + "]" * 100_000 + "\n", 1),          # libyaml would crash the process, ruamel recurse
-    ("- " * 5000 + "x\n", 1),
-])
+@pytest.mark.parametrize(
+    "text, line",
+    [
+        ("a: " + "[" * 70 + "]" * 70 + "\n", 1),
+        ("a:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 70)) + "  " * 70 + "v: 1\n", 64),
+        ("a: " + "[" * 100_000 + "]" * 100_000 + "\n", 1),  # libyaml would crash the process, ruamel recurse
+        ("- " * 5000 + "x\n", 1),
+    ],
+)
 def test_nesting_deeper_than_the_limit_is_located_on_both_paths(text, line):
-    (summary, detail, source, _), = both(text, DEFAULT)
+    ((summary, detail, source, _),) = both(text, DEFAULT)
     assert "FLEETCTL_MAX_DEPTH=64" in summary and source.file == "x.yaml" and source.line == line, (summary, source)
 
 
 def test_depth_through_aliases_counts_the_expanded_nesting():
     deep = "[" * 30 + "]" * 30
     text = f"a: &a {deep}\nb: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[*a]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n"
-    (summary, _, source, _), = both(text, DEFAULT)
+    ((summary, _, source, _),) = both(text, DEFAULT)
     assert "expanded, this alias nests the document" in summary and source.line == 2
 
 
 def test_documents_per_file_and_in_all(tmp_path):
     text = "".join(f"---\nn: {i}\n" for i in range(6))
-    (summary, _, source, _), = both(text, Limits(max_documents_per_file=5))
+    ((summary, _, source, _),) = both(text, Limits(max_documents_per_file=5))
     assert "FLEETCTL_MAX_DOCUMENTS_PER_FILE=5" in summary and source == Source("x.yaml", 12, 1)
-    write(tmp_path, {"a.yaml": "".join(f"---\nn: {i}\n" for i in range(3)),
-                     "b.yaml": "".join(f"---\nn: {i}\n" for i in range(3))})
+    write(
+        tmp_path,
+        {"a.yaml": "".join(f"---\nn: {i}\n" for i in range(3)), "b.yaml": "".join(f"---\nn: {i}\n" for i in range(3))},
+    )
     docs, diags = load_path(tmp_path, Limits(max_documents=4))
     assert len(docs) == 4 and [(d.summary.split(" exceeds")[0], str(d.source)) for d in diags] == [
-        ("document 5 of the fleet", f"{tmp_path.name}/b.yaml:4:1")]
+        ("document 5 of the fleet", f"{tmp_path.name}/b.yaml:4:1")
+    ]
     assert "FLEETCTL_MAX_DOCUMENTS=4" in diags[0].summary
 
 
@@ -152,7 +178,7 @@ def test_generator_rows_csv_and_range(tmp_path):
     assert not errors(tmp_path, {"FLEETCTL_MAX_ROWS": "5"})
     (d,) = errors(tmp_path, {"FLEETCTL_MAX_ROWS": "4"})
     assert d.source == Source(f"{tmp_path.name}/devices.csv", 6, 1) and "FLEETCTL_MAX_ROWS=4" in d.summary
-    (d,) = errors(tmp_path, {"FLEETCTL_MAX_DOCUMENTS": "5"})      # 2 written + 5 generated
+    (d,) = errors(tmp_path, {"FLEETCTL_MAX_DOCUMENTS": "5"})  # 2 written + 5 generated
     assert "FLEETCTL_MAX_DOCUMENTS=5" in d.summary and d.field == "spec.template" and d.source.line == 12
     write(tmp_path, {"f.yaml": thingset.replace("csv: {file: devices.csv}", "range: {count: 100000000000}")})
     (d,) = errors(tmp_path)
@@ -180,8 +206,10 @@ def test_the_defaults_pass_a_100k_device_fleet():
 def test_nul_and_control_characters_are_located(tmp_path):
     write(tmp_path, {"t.yaml": TARGET.replace("name: aws-eu", "name: aws\x00eu")})
     (d,) = errors(tmp_path)
-    assert str(d.source) == f"{tmp_path.name}/t.yaml:3:21" and d.summary == \
-        "character U+0000 (NUL) is not allowed in YAML text"
+    assert (
+        str(d.source) == f"{tmp_path.name}/t.yaml:3:21"
+        and d.summary == "character U+0000 (NUL) is not allowed in YAML text"
+    )
     res = run_cli("validate", str(tmp_path))
     assert res.exit_code == 1 and "internal error" not in res.output and "t.yaml:3:21: error: character" in res.stderr
     write(tmp_path, {"t.yaml": TARGET.replace("region: eu-west-2", "region: eu-west-2\x1b")})
@@ -199,9 +227,11 @@ def test_invalid_utf8_by_line_and_column_in_characters(tmp_path):
 
 
 def test_csv_encoding_and_nul_are_located(tmp_path):
-    fleet = TARGET + ("---\napiVersion: fleetctl.io/v1\nkind: ThingSet\nmetadata: {name: s}\nspec:\n"
-                      "  csv: {file: d.csv}\n  template: [{apiVersion: aws.fleetctl.io/v1, kind: Thing, "
-                      "metadata: {name: 't-${id}', target: aws-eu}}]\n")
+    fleet = TARGET + (
+        "---\napiVersion: fleetctl.io/v1\nkind: ThingSet\nmetadata: {name: s}\nspec:\n"
+        "  csv: {file: d.csv}\n  template: [{apiVersion: aws.fleetctl.io/v1, kind: Thing, "
+        "metadata: {name: 't-${id}', target: aws-eu}}]\n"
+    )
     write(tmp_path, {"f.yaml": fleet, "d.csv": b"id,site\nd1,caf\xe9\n"})
     (d,) = errors(tmp_path)
     assert str(d.source) == f"{tmp_path.name}/d.csv:2:7" and d.summary.startswith("invalid UTF-8")
@@ -211,7 +241,10 @@ def test_csv_encoding_and_nul_are_located(tmp_path):
 
 
 def test_a_wrongly_typed_reference_is_a_located_validation_error(tmp_path):
-    write(tmp_path, {"d.yaml": textwrap.dedent("""\
+    write(
+        tmp_path,
+        {
+            "d.yaml": textwrap.dedent("""\
         apiVersion: device.fleetctl.io/v1
         kind: DeviceConfig
         metadata: {name: esp32-sensors}
@@ -223,27 +256,37 @@ def test_a_wrongly_typed_reference_is_a_located_validation_error(tmp_path):
             24-0A-C4-5F-12-9C:
               values:
                 key: {env: [1]}
-        """)})
+        """)
+        },
+    )
     got = sorted((d.source.line, d.source.col, d.field, d.summary) for d in errors(tmp_path))
-    assert got == [(7, 5, "spec.values.ca", "the file reference's 'file' must be a non-empty string, got a dict"),
-                   (11, 9, "spec.devices.24-0A-C4-5F-12-9C.values.key",
-                    "the env reference's 'env' must be a non-empty string, got a list")]
+    assert got == [
+        (7, 5, "spec.values.ca", "the file reference's 'file' must be a non-empty string, got a dict"),
+        (
+            11,
+            9,
+            "spec.devices.24-0A-C4-5F-12-9C.values.key",
+            "the env reference's 'env' must be a non-empty string, got a list",
+        ),
+    ]
     res = run_cli("validate", str(tmp_path))
     assert res.exit_code == 1 and "internal error" not in res.output
 
 
 def test_syntax_errors_keep_the_problem_and_its_context():
-    (summary, detail, source, _), = both("a: 1\nb: [1, 2\nc: 3\n", DEFAULT)
+    ((summary, detail, source, _),) = both("a: 1\nb: [1, 2\nc: 3\n", DEFAULT)
     assert summary == "invalid YAML: expected ',' or ']', but got ':'" and source == Source("x.yaml", 3, 2)
     assert detail == "while parsing a flow sequence at line 2, column 4"
 
 
 def test_duplicate_keys_name_both_lines_and_the_field_but_not_the_values():
     text = "kind: Target\nmetadata: {name: t}\nspec:\n  aws:\n    secret: hunter2\n    secret: hunter3\n"
-    (summary, detail, source, field), = both(text, DEFAULT)
+    ((summary, detail, source, field),) = both(text, DEFAULT)
     assert summary == "duplicate key in mapping" and source == Source("x.yaml", 6, 5) and field == "spec.aws.secret"
-    assert detail == ('key "secret" is written at line 5, column 5 and again at line 6, column 5 (in the Target '
-                      "'t'); each key may appear once per mapping")
+    assert detail == (
+        'key "secret" is written at line 5, column 5 and again at line 6, column 5 (in the Target '
+        "'t'); each key may appear once per mapping"
+    )
     assert "hunter" not in detail
 
 
@@ -252,13 +295,14 @@ def test_unsupported_tags_are_located_errors(tag):
     value = "{x: null}" if tag == "!!set" else "aGVsbG8=" if tag == "!!binary" else "{x: 1}"
     docs, diags = parse_text(f"kind: Target\nspec:\n  aws: {tag} {value}\n", "x.yaml")
     assert [(d.summary, d.source, d.field) for d in diags] == [
-        (f"unsupported YAML tag '{tag}'", Source("x.yaml", 3, 3), "spec.aws")]
+        (f"unsupported YAML tag '{tag}'", Source("x.yaml", 3, 3), "spec.aws")
+    ]
     docs, diags = parse_text("a: !!str 12\nb: !!int '7'\n", "x.yaml")
     assert not diags and docs[0].data == {"a": "12", "b": 7}
 
 
 def test_values_ruamel_cannot_construct_are_located():
-    (summary, _, source, _), = both("a: 1\nb: 2024-13-45\n", DEFAULT)
+    ((summary, _, source, _),) = both("a: 1\nb: 2024-13-45\n", DEFAULT)
     assert source == Source("x.yaml", 2, 4) and summary.startswith("invalid YAML: cannot read this value")
 
 
@@ -281,16 +325,26 @@ def test_an_unknown_aws_profile_is_a_plain_message_naming_the_setting(tmp_path, 
     config = tmp_path / "aws-config"
     config.write_text("[default]\nregion = eu-west-1\n[profile dev]\nregion = eu-west-2\n")
     target = TARGET.replace("region: eu-west-2", "region: eu-west-2, profile: ghost") if where == "target" else TARGET
-    fleet = write(tmp_path / "fleet", {"t.yaml": target + "---\napiVersion: aws.fleetctl.io/v1\nkind: ThingType\n"
-                                                          "metadata: {name: t, target: aws-eu}\nspec: {}\n"})
-    env = {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-           "FLEETCTL_JOURNAL": str(tmp_path / "j.jsonl"), "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
-           **({"AWS_PROFILE": "ghost"} if where == "env" else {})}
+    fleet = write(
+        tmp_path / "fleet",
+        {
+            "t.yaml": target + "---\napiVersion: aws.fleetctl.io/v1\nkind: ThingType\n"
+            "metadata: {name: t, target: aws-eu}\nspec: {}\n"
+        },
+    )
+    env = {
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "FLEETCTL_JOURNAL": str(tmp_path / "j.jsonl"),
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        **({"AWS_PROFILE": "ghost"} if where == "env" else {}),
+    }
     res = run_cli("plan", str(fleet), env=env)
     setting = "the Target's spec.aws.profile" if where == "target" else "the AWS_PROFILE environment variable"
     assert res.exit_code == 1 and "internal error" not in res.output
-    assert (f"AWS profile 'ghost' (from {setting}) is not configured; configured profiles: default, dev"
-            in res.stderr), res.output
+    assert f"AWS profile 'ghost' (from {setting}) is not configured; configured profiles: default, dev" in res.stderr, (
+        res.output
+    )
 
 
 def test_internal_error_is_reserved_for_bugs_and_asks_for_a_report(tmp_path, monkeypatch):
@@ -298,6 +352,7 @@ def test_internal_error_is_reserved_for_bugs_and_asks_for_a_report(tmp_path, mon
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug")
+
     monkeypatch.setattr(fleet_module, "load_fleet", broken)
     res = run_cli("validate", str(tmp_path))
     assert res.exit_code == 1
@@ -311,16 +366,19 @@ def test_the_limits_doc_lists_every_limit_as_declared():
 
 
 def _shard(n: int = 1000) -> list[str]:
-    return [f"apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {{name: esp32-{i:012X}, target: aws-eu}}\n"
-            f"spec:\n  thingType: esp32\n  attributes: {{mac: \"24:0A:C4:{i:06X}\", site: site-{i % 20}}}\n"
-            for i in range(n)]
+    return [
+        f"apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {{name: esp32-{i:012X}, target: aws-eu}}\n"
+        f'spec:\n  thingType: esp32\n  attributes: {{mac: "24:0A:C4:{i:06X}", site: site-{i % 20}}}\n'
+        for i in range(n)
+    ]
 
 
 def test_a_large_file_needing_ruamel_sends_only_its_odd_documents_there():
     """One tab (or tag) in a file of 1,000 things: the others stay on libyaml, the result is ruamel's own."""
     import time
+
     docs = _shard()
-    docs[500] = docs[500].replace("thingType: esp32", "thingType: \"esp\t32\"")
+    docs[500] = docs[500].replace("thingType: esp32", 'thingType: "esp\t32"')
     docs[700] = docs[700].replace("thingType: esp32", "thingType: !!str esp32")
     text = "---\n".join(docs)
     started = time.perf_counter()
@@ -342,11 +400,19 @@ def test_a_large_file_needing_ruamel_sends_only_its_odd_documents_there():
 def test_a_key_written_with_brackets_is_reported_not_a_crash(tmp_path):
     """Found by the fuzzer: pydantic's location names its validators `function-after[...]`; a user's key with a
     `[` was dropped from the location with them (an IndexError, an internal error)."""
-    write(tmp_path, {"t.yaml": TARGET.replace("apiVersion:", "apiVer[ion:").replace("region: eu-west-2",
-                                                                                     "region: eu-west-2, 'x[1]': 2")})
+    write(
+        tmp_path,
+        {
+            "t.yaml": TARGET.replace("apiVersion:", "apiVer[ion:").replace(
+                "region: eu-west-2", "region: eu-west-2, 'x[1]': 2"
+            )
+        },
+    )
     got = sorted((d.source.line, d.field, d.summary) for d in errors(tmp_path))
-    assert got == [(1, "apiVer[ion", "unknown field 'apiVer[ion' (did you mean 'apiVersion'?)"),
-                   (1, "apiVersion", "required field 'apiVersion' is missing")]
+    assert got == [
+        (1, "apiVer[ion", "unknown field 'apiVer[ion' (did you mean 'apiVersion'?)"),
+        (1, "apiVersion", "required field 'apiVersion' is missing"),
+    ]
     write(tmp_path, {"t.yaml": TARGET.replace("region: eu-west-2", "region: eu-west-2, 'x[1]': 2")})
     (d,) = errors(tmp_path)
     assert (d.source.line, d.field, d.summary.split(" (")[0]) == (5, "spec.aws.x[1]", "unknown field 'x[1]'")
@@ -356,7 +422,12 @@ def test_deep_nesting_is_refused_in_milliseconds():
     """Found by the fuzzer: 5,000 open brackets took ruamel's scanner 0.6-3 s (quadratic); libyaml's events find
     the node past the limit in a millisecond (its scanner reads at most 900 openers of the text)."""
     import time
-    for text in ["a: " + "[" * 5000 + "]" * 5000 + "\n", "a: " + "{b: " * 5000 + "}" * 5000 + "\n", "- " * 20000 + "x\n"]:
+
+    for text in [
+        "a: " + "[" * 5000 + "]" * 5000 + "\n",
+        "a: " + "{b: " * 5000 + "}" * 5000 + "\n",
+        "- " * 20000 + "x\n",
+    ]:
         started = time.perf_counter()
         _, diags = parse_text(text, "x.yaml")
         assert time.perf_counter() - started < 0.2 and len(diags) == 1 and "FLEETCTL_MAX_DEPTH" in diags[0].summary

@@ -1,4 +1,5 @@
 """Bad input: every error at once, each with file:line:col, field and what was expected; exit 1, no traceback."""
+
 from __future__ import annotations
 
 import textwrap
@@ -100,11 +101,13 @@ def test_every_error_at_once_with_positions(tmp_path):
     ]
     for line in expected:
         assert line in out, f"missing diagnostic:\n{line}\n--- got ---\n{out}"
-    assert "HostName=hub" not in out and "SharedAccessKey=abc" not in out   # the literal secret is not echoed
+    assert "HostName=hub" not in out and "SharedAccessKey=abc" not in out  # the literal secret is not echoed
 
 
 def test_unknown_field_lists_what_is_expected(tmp_path):
-    out = "\n".join(rendered(write_fleet(tmp_path, {"things.yaml": BAD["things.yaml"], "targets.yaml": BAD["targets.yaml"]})))
+    out = "\n".join(
+        rendered(write_fleet(tmp_path, {"things.yaml": BAD["things.yaml"], "targets.yaml": BAD["targets.yaml"]}))
+    )
     assert "expected one of: attributes, billingGroup, groups, principals, thingType" in out
 
 
@@ -126,15 +129,27 @@ def test_plan_on_invalid_fleet_exits_1_without_reading_the_cloud(tmp_path):
 def test_example_fleet_is_valid():
     fleet = load_fleet(FLEET, env={})
     assert not fleet.diagnostics.has_errors, [d.render() for d in fleet.diagnostics]
-    assert {m.decl.kind for m in fleet.manifests} >= {"Target", "CACertificate", "Certificate", "Policy", "ThingType",
-                                                       "ThingGroup", "Thing", "TopicRule"}
+    assert {m.decl.kind for m in fleet.manifests} >= {
+        "Target",
+        "CACertificate",
+        "Certificate",
+        "Policy",
+        "ThingType",
+        "ThingGroup",
+        "Thing",
+        "TopicRule",
+    }
 
 
 def test_private_key_is_refused_as_certificate(tmp_path):
     from engine.sandbox.certs import make_ca
+
     ca = make_ca("Test CA")
     (tmp_path / "key.pem").write_text(ca.key_pem())
-    write_fleet(tmp_path, {"f.yaml": """\
+    write_fleet(
+        tmp_path,
+        {
+            "f.yaml": """\
         apiVersion: fleetctl.io/v1
         kind: Target
         metadata: {name: aws-eu}
@@ -145,24 +160,32 @@ def test_private_key_is_refused_as_certificate(tmp_path):
         metadata: {name: c, target: aws-eu}
         spec:
           certificatePem: {file: key.pem}
-        """})
+        """
+        },
+    )
     out = "\n".join(rendered(tmp_path))
     assert "holds a private key; fleetctl reads only certificates" in out
     assert "BEGIN" not in out
 
 
 def test_secret_file_inside_repo_is_an_error(tmp_path):
-    write_fleet(tmp_path, {"t.yaml": """\
+    write_fleet(
+        tmp_path,
+        {
+            "t.yaml": """\
         apiVersion: fleetctl.io/v1
         kind: Target
         metadata: {name: az}
         spec:
           azure:
             hub: {hostName: h.azure-devices.net, connectionString: {file: hub.secret}}
-        """})
+        """
+        },
+    )
     (tmp_path / "hub.secret").write_text("HostName=x")
     from engine.manifest.secrets import resolve_secret_value
     from engine.model import SecretRef
+
     value = resolve_secret_value(SecretRef("file", "hub.secret"), tmp_path, {})
     assert isinstance(value, ValueError) and "inside the fleet repository" in str(value)
 
@@ -170,7 +193,11 @@ def test_secret_file_inside_repo_is_an_error(tmp_path):
 def test_azure_hub_certificate_in_an_aws_target_is_a_diagnostic_not_a_crash(tmp_path):
     # found by the type checker: the HubCertificate's expand read `target.spec.azure.arm` of an AWS Target
     # (azure is None there) and load_fleet died with AttributeError instead of naming the wrong target
-    out = rendered(write_fleet(tmp_path, {"fleet.yaml": """\
+    out = rendered(
+        write_fleet(
+            tmp_path,
+            {
+                "fleet.yaml": """\
         apiVersion: fleetctl.io/v1
         kind: Target
         metadata: {name: aws-eu}
@@ -182,5 +209,8 @@ def test_azure_hub_certificate_in_an_aws_target_is_a_diagnostic_not_a_crash(tmp_
         metadata: {name: rootca, target: aws-eu}
         spec:
           certificatePem: {file: ca.pem}
-        """}))
+        """
+            },
+        )
+    )
     assert any("target 'aws-eu' has no azure section, but HubCertificate is an azure kind" in line for line in out), out

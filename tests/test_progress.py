@@ -1,5 +1,6 @@
 """Progress (engine/progress.py): the "every 10 s or every 5 %, whichever comes later" rule with a fake clock, the
 line format, the terminal bars, the sink the CLI picks; the providers' reads and apply report into run.Context."""
+
 from __future__ import annotations
 
 import io
@@ -28,17 +29,17 @@ def _lines(total: int | None = 10_000, **kw):
 
 def test_a_line_every_10_seconds_when_5_percent_comes_first():
     clock, out, task = _lines(100_000)
-    for _ in range(10):                   # 1,000 changes per second: 5 % (5,000) is reached after 5 s
+    for _ in range(10):  # 1,000 changes per second: 5 % (5,000) is reached after 5 s
         clock.now += 0.5
         task.advance(500)
-    assert out == []                      # 5 s: 5 % done, but 10 s have not passed
+    assert out == []  # 5 s: 5 % done, but 10 s have not passed
     for _ in range(10):
         clock.now += 0.5
         task.advance(500)
-    assert out == ["apply: 10,000/100,000 changes (10%), 1,000/s, 0 failed, about 1 min 30 s left"]   # t = 10 s
+    assert out == ["apply: 10,000/100,000 changes (10%), 1,000/s, 0 failed, about 1 min 30 s left"]  # t = 10 s
     clock.now += 9.5
     task.advance(9_500)
-    assert len(out) == 1                  # 9.5 s later: not yet
+    assert len(out) == 1  # 9.5 s later: not yet
     clock.now += 0.5
     task.advance(500)
     assert out[-1] == "apply: 20,000/100,000 changes (20%), 1,000/s, 0 failed, about 1 min 20 s left"
@@ -46,16 +47,18 @@ def test_a_line_every_10_seconds_when_5_percent_comes_first():
 
 def test_a_line_every_5_percent_when_10_seconds_come_first():
     clock, out, task = _lines()
-    for _ in range(100):                  # 10 changes per second: 5 % (500 changes) takes 50 s
+    for _ in range(100):  # 10 changes per second: 5 % (500 changes) takes 50 s
         clock.now += 1.0
         task.advance(10)
-    assert out == ["apply: 500/10,000 changes (5%), 10/s, 0 failed, about 15 min 50 s left",
-                   "apply: 1,000/10,000 changes (10%), 10/s, 0 failed, about 15 min 00 s left"]
+    assert out == [
+        "apply: 500/10,000 changes (5%), 10/s, 0 failed, about 15 min 50 s left",
+        "apply: 1,000/10,000 changes (10%), 10/s, 0 failed, about 15 min 00 s left",
+    ]
     clock.now += 5
     task.advance(1, failed=1)
     task.close()
     assert out[-1] == "apply: 1,001/10,000 changes (10%), 9.5/s, 1 failed, done in 1 min 45 s"
-    task.advance(5)                       # after close: nothing more
+    task.advance(5)  # after close: nothing more
     assert len(out) == 3
 
 
@@ -71,7 +74,7 @@ def test_without_a_total_every_10_seconds_and_reads_end_quietly():
     assert out[-1] == "read aws-eu: 6,250 things, 250/s, done in 25 s"
     quick = sink.task("read aws-eu", 3, unit="certificates", final=False)
     quick.advance(3)
-    quick.close()                         # over before its first line was due: says nothing
+    quick.close()  # over before its first line was due: says nothing
     assert len(out) == 3
 
 
@@ -80,20 +83,25 @@ def test_more_than_the_declared_total_is_counted_without_a_percentage():
     sink = LineProgress(clock=clock, write=out.append, interval=0)
     read = sink.task("read aws-eu", 100, unit="things", final=False)
     clock.now += 1
-    read.advance(250)                     # the account holds more things than the fleet declares
+    read.advance(250)  # the account holds more things than the fleet declares
     assert out == ["read aws-eu: 250 things, 250/s"]
 
 
 def test_the_line_format():
-    assert progress_line("apply", 1200, 10_000, "changes", 25.0, failed=0) == \
-        "apply: 1,200/10,000 changes (12%), 48/s, 0 failed, about 3 min 03 s left"
-    assert progress_line("read aws-eu", 12_000, 100_000, "things", 4.8) == \
-        "read aws-eu: 12,000/100,000 things (12%), 2,500/s, about 35 s left"
+    assert (
+        progress_line("apply", 1200, 10_000, "changes", 25.0, failed=0)
+        == "apply: 1,200/10,000 changes (12%), 48/s, 0 failed, about 3 min 03 s left"
+    )
+    assert (
+        progress_line("read aws-eu", 12_000, 100_000, "things", 4.8)
+        == "read aws-eu: 12,000/100,000 things (12%), 2,500/s, about 35 s left"
+    )
     assert progress_line("apply", 0, 5, "changes", 0.0, failed=0) == "apply: 0/5 changes (0%), 0 failed"
 
 
 def test_thread_safe_counting():
     from concurrent.futures import ThreadPoolExecutor
+
     clock, out, task = _lines(8000, interval=0)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: task.advance(1), range(8000)))
@@ -123,6 +131,7 @@ def test_the_sink_the_cli_picks():
     class Tty(io.StringIO):
         def isatty(self) -> bool:
             return True
+
     assert isinstance(sink_for(Tty(), {"TERM": "xterm"}), BarProgress)
     assert isinstance(sink_for(io.StringIO(), {}), LineProgress)
     assert isinstance(sink_for(Tty(), {"TERM": "dumb"}), LineProgress)
@@ -135,6 +144,7 @@ def test_the_sink_the_cli_picks():
 
 def test_library_callers_get_a_silent_sink():
     from engine.run import Context
+
     assert Context().progress is SILENT
     task = SILENT.task("x", 3)
     task.advance(3)
@@ -144,16 +154,16 @@ def test_library_callers_get_a_silent_sink():
 def test_recording_sink_sees_the_providers_reads(aws_env, fleet_dir, tmp_path):
     """The AWS provider's read reports things and certificates read, against the declared counts."""
     from engine import run
+
     rec = RecordingProgress()
     result = run.plan(fleet_dir, run.Context(journal_path=tmp_path / "j.jsonl", progress=rec), targets={"aws-eu"})
     things = [t for t in rec.tasks if t.unit == "things"]
     assert things and things[0].label == "read aws-eu" and things[0].closed
     declared = sum(1 for d in result.fleet.desired if d.kind == "aws.Thing" and d.address.target == "aws-eu")
-    assert things[0].total == declared and things[0].done == 0          # an empty account: nothing listed yet
+    assert things[0].total == declared and things[0].done == 0  # an empty account: nothing listed yet
     specs = {n: m.spec for n, m in result.fleet.targets().items()}
     applied = RecordingProgress()
-    report = run.apply(result.plan, run.Context(journal_path=tmp_path / "j.jsonl", progress=applied), fleet_dir,
-                       specs)
+    report = run.apply(result.plan, run.Context(journal_path=tmp_path / "j.jsonl", progress=applied), fleet_dir, specs)
     phase = [t for t in applied.tasks if t.label == "apply"]
     assert phase and phase[0].done == phase[0].total == len(report.applied) and phase[0].failed == 0
     again = RecordingProgress()
@@ -174,5 +184,7 @@ def test_progress_module_writes_nothing_to_stdout(capsys):
 
 
 def test_the_last_second():
-    assert progress_line("apply", 990, 1000, "changes", 10.0, failed=0) == \
-        "apply: 990/1,000 changes (99%), 99/s, 0 failed, under 1 s left"
+    assert (
+        progress_line("apply", 990, 1000, "changes", 10.0, failed=0)
+        == "apply: 990/1,000 changes (99%), 99/s, 0 failed, under 1 s left"
+    )

@@ -1,4 +1,5 @@
 """Every README snippet is exercised: the quick start runs, the walkthrough runs, the manifests validate."""
+
 from __future__ import annotations
 
 import os
@@ -24,8 +25,9 @@ def section(title: str) -> str:
 def bash(script: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{ROOT / '.venv/bin'}:{os.environ['PATH']}"}
     env.pop("AWS_ENDPOINT_URL", None)
-    return subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_quick_start_is_two_commands_and_ci_runs_the_same_test_command():
@@ -41,8 +43,11 @@ def test_install_section_installs_what_the_quick_start_needs(tmp_path):
     script = re.findall(r"```sh\n(.*?)```", section("Install"), flags=re.S)[0]
     assert "source .venv/bin/activate" in script and "'.[sandbox]'" in script
     work = tmp_path / "repo"
-    shutil.copytree(ROOT, work, ignore=shutil.ignore_patterns(".venv", ".git", "*.egg-info", "__pycache__", ".fleetctl",
-                                                              "build", "out"))
+    shutil.copytree(
+        ROOT,
+        work,
+        ignore=shutil.ignore_patterns(".venv", ".git", "*.egg-info", "__pycache__", ".fleetctl", "build", "out"),
+    )
     res = bash(script + "\ncommand -v fleetctl\n", cwd=work, timeout=900)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert res.stdout.strip().splitlines()[-1] == str(work / ".venv" / "bin" / "fleetctl")
@@ -61,10 +66,10 @@ def test_using_it_walkthrough_runs_against_the_sandbox(tmp_path):
     shutil.copytree(ROOT / "fleet", tmp_path / "fleet")
     try:
         res = bash(f"export FLEETCTL_JOURNAL={tmp_path}/journal.jsonl\n" + script, cwd=tmp_path)
-    finally:   # a failing step must not leave the emulators running
+    finally:  # a failing step must not leave the emulators running
         bash("fleetctl sandbox down", cwd=tmp_path)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    assert "No changes" not in res.stdout.split("Apply")[0]      # the first plan had changes
+    assert "No changes" not in res.stdout.split("Apply")[0]  # the first plan had changes
     assert "In sync" in res.stdout
     assert list((tmp_path / "out").rglob("*.json")), "device artifacts were written"
     assert '"version": "2.1.0"' in (tmp_path / "lint.sarif").read_text()
@@ -94,13 +99,20 @@ def test_development_commands_exist():
 def test_benchmark_commands_exist_with_the_options_used():
     """The Performance section's commands: each script exists and accepts every option the README passes."""
     import shlex
+
     block = re.findall(r"```sh\n(.*?)```", section("Performance"), flags=re.S)[0]
     for line in filter(None, (x.strip() for x in block.splitlines())):
         argv = shlex.split(line)
         assert argv[0] == ".venv/bin/python" and (ROOT / argv[1]).is_file(), line
-        helptext = subprocess.run([str(ROOT / argv[0]), str(ROOT / argv[1]), *argv[2:3], "--help"] if not
-                                  argv[2].startswith("-") else [str(ROOT / argv[0]), str(ROOT / argv[1]), "--help"],
-                                  cwd=ROOT, capture_output=True, text=True, timeout=120)
+        helptext = subprocess.run(
+            [str(ROOT / argv[0]), str(ROOT / argv[1]), *argv[2:3], "--help"]
+            if not argv[2].startswith("-")
+            else [str(ROOT / argv[0]), str(ROOT / argv[1]), "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert helptext.returncode == 0, helptext.stderr
         for opt in (a for a in argv[2:] if a.startswith("--")):
             assert opt in helptext.stdout, f"{argv[1]} has no option {opt}"

@@ -1,6 +1,7 @@
 """The retry policy of both providers (engine/retry.py, on tenacity): what is retried, how long it waits, what it
 counts. The schedule is the one the hand-written policy it replaced had (the same draws from the same seeded source),
 pinned here as numbers."""
+
 from __future__ import annotations
 
 import random
@@ -19,6 +20,7 @@ def failing(failures: list[errors.ProviderError], result: str = "ok"):
         if len(calls) <= len(failures):
             raise failures[len(calls) - 1]
         return result
+
     return fn, calls
 
 
@@ -42,8 +44,10 @@ def test_retry_after_is_a_floor_and_the_cap_bounds_the_backoff() -> None:
     assert slept[0] >= 3.0 and all(d <= 1.0 for d in slept[1:])
 
 
-@pytest.mark.parametrize("exc", [errors.NotFound("gone"), errors.Conflict("exists"), errors.Invalid("bad"),
-                                 errors.PreconditionFailed("etag")])
+@pytest.mark.parametrize(
+    "exc",
+    [errors.NotFound("gone"), errors.Conflict("exists"), errors.Invalid("bad"), errors.PreconditionFailed("etag")],
+)
 def test_logic_errors_are_never_retried(exc: errors.ProviderError) -> None:
     fn, calls = failing([exc])
     with pytest.raises(type(exc)):
@@ -61,6 +65,7 @@ def test_the_last_error_is_raised_after_max_attempts() -> None:
 
 def test_attempts_are_per_thread_and_per_run() -> None:
     import threading
+
     policy = RetryPolicy(sleep=lambda _: None)
     fn, _ = failing([errors.Transient("503")] * 2)
     policy.run(fn)
@@ -68,7 +73,7 @@ def test_attempts_are_per_thread_and_per_run() -> None:
     worker = threading.Thread(target=lambda: (policy.run(lambda: "ok"), seen.append(policy.attempts())))
     worker.start()
     worker.join()
-    assert seen == [1] and policy.attempts() == 3          # the other thread's run does not change this one's
+    assert seen == [1] and policy.attempts() == 3  # the other thread's run does not change this one's
     with pytest.raises(errors.NotFound):
         policy.run(failing([errors.NotFound("gone")])[0])
     assert policy.attempts() == 1

@@ -1,6 +1,7 @@
 """The sandbox's HTTP servers on werkzeug (engine/sandbox/wsgi.py): the Azure emulators' HTTPS front and the quota
 proxy keep connections alive, answer with exactly the application's headers and bytes, print nothing, and stop fast
 and clean however often the tests start them."""
+
 from __future__ import annotations
 
 import http.client
@@ -51,15 +52,15 @@ def test_emulator_starts_and_stops_fast_without_leaving_threads_or_sockets(capfd
         started = time.monotonic()
         emulator = AzureEmulator().start()
         port = emulator.port
-        connection = _https(emulator)                    # a client that keeps its connection open
+        connection = _https(emulator)  # a client that keeps its connection open
         connection.request("GET", "/_emulator/stats")
         assert connection.getresponse().read()
         emulator.stop()
         assert time.monotonic() - started < 3
         assert _refused(port)
-        assert _threads_settle(baseline) == baseline      # the kept-alive connection's thread ended too
+        assert _threads_settle(baseline) == baseline  # the kept-alive connection's thread ended too
         connection.close()
-    assert capfd.readouterr() == ("", "")                # library code prints nothing
+    assert capfd.readouterr() == ("", "")  # library code prints nothing
 
 
 def test_emulator_keeps_the_connection_alive_and_sends_the_dispatchers_headers(emulator: AzureEmulator) -> None:
@@ -75,10 +76,10 @@ def test_emulator_keeps_the_connection_alive_and_sends_the_dispatchers_headers(e
     connection.request("POST", "/_emulator/reset")
     reset = connection.getresponse()
     assert (reset.status, reset.read()) == (204, b"")
-    connection.request("GET", "/twins/d1")                # no SAS: the hub's 401, on the same connection
+    connection.request("GET", "/twins/d1")  # no SAS: the hub's 401, on the same connection
     unauthorized = connection.getresponse()
     assert unauthorized.status in (400, 401) and json.loads(unauthorized.read())
-    assert connection.sock is sock                       # one TLS handshake for all three
+    assert connection.sock is sock  # one TLS handshake for all three
     connection.request("OPTIONS", "/_emulator/stats")
     assert connection.getresponse().status == 501
     connection.close()
@@ -86,13 +87,18 @@ def test_emulator_keeps_the_connection_alive_and_sends_the_dispatchers_headers(e
 
 def test_a_chunked_request_body_reaches_the_api(emulator: AzureEmulator) -> None:
     connection = _https(emulator)
-    connection.request("POST", "/_emulator/config", body=iter([b'{"page_size":', b" 7}"]),
-                       headers={"Content-Type": "application/json"}, encode_chunked=True)
+    connection.request(
+        "POST",
+        "/_emulator/config",
+        body=iter([b'{"page_size":', b" 7}"]),
+        headers={"Content-Type": "application/json"},
+        encode_chunked=True,
+    )
     response = connection.getresponse()
     assert response.status == 200, response.read()
     assert emulator.hub_service.page_cap == 7
     response.read()
-    connection.request("GET", "/_emulator/stats")         # the connection is still in step
+    connection.request("GET", "/_emulator/stats")  # the connection is still in step
     assert connection.getresponse().status == 200
     connection.close()
 
@@ -100,8 +106,12 @@ def test_a_chunked_request_body_reaches_the_api(emulator: AzureEmulator) -> None
 def test_head_states_the_blobs_length_without_a_body(emulator: AzureEmulator) -> None:
     url = urlsplit(emulator.container_sas_url())
     connection = _https(emulator)
-    connection.request("PUT", f"{url.path}/b.txt?{url.query}", body=b"0123456789",
-                       headers={"x-ms-blob-type": "BlockBlob", "x-ms-version": "2024-08-04"})
+    connection.request(
+        "PUT",
+        f"{url.path}/b.txt?{url.query}",
+        body=b"0123456789",
+        headers={"x-ms-blob-type": "BlockBlob", "x-ms-version": "2024-08-04"},
+    )
     assert connection.getresponse().read() == b""
     connection.request("HEAD", f"{url.path}/b.txt?{url.query}", headers={"x-ms-version": "2024-08-04"})
     head = connection.getresponse()
@@ -113,10 +123,12 @@ def test_head_states_the_blobs_length_without_a_body(emulator: AzureEmulator) ->
 
 def test_a_failing_dispatcher_is_a_500_logged_not_printed(tmp_path, capfd, caplog) -> None:
     from engine.sandbox.azure.certs import write_tls_files
+
     tls = write_tls_files(tmp_path)
 
     def broken(request):
         raise RuntimeError("boom")
+
     server = EmulatorServer(("127.0.0.1", 0), broken, cert_file=str(tls.cert_pem), key_file=str(tls.key_pem))
     server.start("broken")
     try:
@@ -137,7 +149,7 @@ def test_a_broken_tls_client_does_not_stall_the_server(emulator: AzureEmulator) 
     """The handshake runs in the connection's thread: a client that connects and says nothing blocks no one."""
     silent = socket.create_connection(("127.0.0.1", emulator.port), timeout=5)
     garbage = socket.create_connection(("127.0.0.1", emulator.port), timeout=5)
-    garbage.sendall(b"GET / HTTP/1.1\r\n\r\n")          # plain HTTP to the TLS port
+    garbage.sendall(b"GET / HTTP/1.1\r\n\r\n")  # plain HTTP to the TLS port
     try:
         connection = _https(emulator)
         connection.request("GET", "/_emulator/stats")
@@ -165,7 +177,7 @@ def test_quota_proxy_starts_and_stops_fast_and_keeps_connections_alive(capfd: py
     baseline = threading.active_count()
     for _ in range(5):
         started = time.monotonic()
-        proxy = QuotaProxy("http://127.0.0.1:9", latency_ms=(0, 0)).start()   # the control routes need no moto
+        proxy = QuotaProxy("http://127.0.0.1:9", latency_ms=(0, 0)).start()  # the control routes need no moto
         port = urlsplit(proxy.endpoint_url).port
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         connection.request("GET", "/_proxy/stats")
@@ -176,7 +188,7 @@ def test_quota_proxy_starts_and_stops_fast_and_keeps_connections_alive(capfd: py
         connection.request("POST", "/_proxy/reset")
         assert connection.getresponse().read() == b"{}"
         connection.request("HEAD", "/things")
-        assert connection.getresponse().status == 501      # AWS IoT's REST API has no HEAD, as before
+        assert connection.getresponse().status == 501  # AWS IoT's REST API has no HEAD, as before
         assert connection.sock is sock
         proxy.stop()
         assert time.monotonic() - started < 3
@@ -188,11 +200,14 @@ def test_quota_proxy_starts_and_stops_fast_and_keeps_connections_alive(capfd: py
 
 def test_expect_100_continue_is_answered_once(emulator: AzureEmulator) -> None:
     context = ssl.create_default_context(cafile=emulator.ca_pem_path)
-    raw = context.wrap_socket(socket.create_connection(("127.0.0.1", emulator.port), timeout=10),
-                              server_hostname="127.0.0.1")
+    raw = context.wrap_socket(
+        socket.create_connection(("127.0.0.1", emulator.port), timeout=10), server_hostname="127.0.0.1"
+    )
     body = b'{"page_size": 1000}'
-    raw.sendall(b"POST /_emulator/config HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    raw.sendall(
+        b"POST /_emulator/config HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
     interim = raw.recv(4096)
     assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
     raw.sendall(body)

@@ -1,6 +1,7 @@
 """`fleetctl validate --schema-only` (issue 18.3): the published JSON Schemas, as an editor applies them, end to end
 through the CLI: every error of every file at once, each at file:line:col with its field and what was expected,
 exit 1 and no traceback; the loader's input limits hold; no file reference is followed; no secret is quoted."""
+
 from __future__ import annotations
 
 import re
@@ -62,8 +63,7 @@ SYNTAX = "apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {name: [unclosed\n
 EXPECTED = [
     "broken/aws/things.yaml:4:3: error: field 'metadata.name': expected a text matching the pattern "
     "^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$",
-    'broken/aws/things.yaml:7:3: error: field \'spec.thingTyp\': unknown field \'thingTyp\' (did you mean '
-    '\'thingType\'?)',
+    "broken/aws/things.yaml:7:3: error: field 'spec.thingTyp': unknown field 'thingTyp' (did you mean 'thingType'?)",
     "broken/aws/things.yaml:8:16: error: field 'spec.attributes.serial': expected a text",
     "broken/aws/things.yaml:11:1: error: field 'kind': unknown kind 'Thingy' for aws.fleetctl.io/v1 (did you mean "
     "'Thing'?)",
@@ -71,7 +71,7 @@ EXPECTED = [
     "({env: NAME}, {file: path} or {secretRef: name}) or null",
     "broken/certs.yaml:3:1: error: field 'metadata.target': required field 'target' is missing",
     "broken/certs.yaml:4:1: error: field 'spec.certificatePem': required field 'certificatePem' is missing",
-    "broken/certs.yaml:5:3: error: field 'spec.status': expected one of: \"ACTIVE\", \"INACTIVE\", \"REVOKED\"",
+    'broken/certs.yaml:5:3: error: field \'spec.status\': expected one of: "ACTIVE", "INACTIVE", "REVOKED"',
     "broken/certs.yaml:6:18: error: field 'spec.policies.1': expected a text",
     "broken/certs.yaml:8:1: error: field 'apiVersion': apiVersion 'aws.fleetctl.io/v9' is not served for Policy",
     "broken/certs.yaml:13:1: error: a manifest document must be a mapping with apiVersion, kind, metadata and spec",
@@ -102,8 +102,10 @@ def test_every_error_of_every_file_at_once_located_with_field_and_expectation(tm
     assert headlines[:-1] == EXPECTED, res.stderr
     assert headlines[-1] == f"11 error(s) in {root} against the published schemas; nothing was changed."
     details = res.stderr.splitlines()
-    assert details[details.index(EXPECTED[1]) + 1].strip() == \
-        "expected one of: attributes, billingGroup, groups, principals, thingType"
+    assert (
+        details[details.index(EXPECTED[1]) + 1].strip()
+        == "expected one of: attributes, billingGroup, groups, principals, thingType"
+    )
     assert details[details.index(EXPECTED[3]) + 1].strip().startswith("expected one of: AccountAuditConfiguration, ")
     assert details[details.index(EXPECTED[7]) + 1].strip() == 'got "ACTIVATED"'
 
@@ -113,21 +115,29 @@ def test_a_secret_written_as_a_literal_is_never_quoted(tmp_path):
     res = run_cli("validate", "--schema-only", str(root))
     assert "c2VjcmV0" not in res.stderr and "SharedAccessKey" not in res.stderr
     assert "got a text of 35 character(s) (not shown: this field may hold a secret)" in res.stderr
-    values = {"apiVersion": "device.fleetctl.io/v1", "kind": "DeviceConfig", "metadata": {"name": "d"},
-              "spec": {"model": "esp32-nvs", "values": {"wifi_password": "hunter2"}, "prune": "hunter2"}}
+    values = {
+        "apiVersion": "device.fleetctl.io/v1",
+        "kind": "DeviceConfig",
+        "metadata": {"name": "d"},
+        "spec": {"model": "esp32-nvs", "values": {"wifi_password": "hunter2"}, "prune": "hunter2"},
+    }
     assert secret_capable(SCHEMAS.get("device.fleetctl.io/v1", "DeviceConfig").schema, ("spec", "values", "x"))
     diags = check_document(Document("d.yaml", 0, values), SCHEMAS)
-    assert [d.field for d in diags] == ["spec.prune"] and "hunter2" in diags[0].detail   # a boolean field: quoted
+    assert [d.field for d in diags] == ["spec.prune"] and "hunter2" in diags[0].detail  # a boolean field: quoted
 
 
 def test_a_secret_reference_names_exactly_one_source(tmp_path):
-    target = ("apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {name: azure-prod}\nspec:\n  azure:\n"
-              "    hub: {hostName: h.azure-devices.net, connectionString: {env: A, file: b}}\n")
+    target = (
+        "apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {name: azure-prod}\nspec:\n  azure:\n"
+        "    hub: {hostName: h.azure-devices.net, connectionString: {env: A, file: b}}\n"
+    )
     root = write(tmp_path / "fleet", {"targets.yaml": target})
     res = run_cli("validate", "--schema-only", str(root))
     assert res.exit_code == 1
-    assert res.stderr.startswith("fleet/targets.yaml:6:42: error: field 'spec.azure.hub.connectionString': expected "
-                                 "exactly one of the fields env, file, secretRef\n    got a mapping\n"), res.stderr
+    assert res.stderr.startswith(
+        "fleet/targets.yaml:6:42: error: field 'spec.azure.hub.connectionString': expected "
+        "exactly one of the fields env, file, secretRef\n    got a mapping\n"
+    ), res.stderr
 
 
 def test_a_syntax_error_is_the_loaders_located_diagnostic_and_the_other_files_still_count(tmp_path):
@@ -140,10 +150,12 @@ def test_a_syntax_error_is_the_loaders_located_diagnostic_and_the_other_files_st
 
 def test_file_references_are_not_followed(tmp_path):
     """A missing certificate file and a missing ThingSet CSV are no schema error (the full validate reports them)."""
-    files = {"targets.yaml": "apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {name: aws-eu}\n"
-                             "spec: {aws: {region: eu-west-2}}\n",
-             "certs.yaml": "apiVersion: aws.fleetctl.io/v1\nkind: Certificate\nmetadata: {name: c1, target: aws-eu}\n"
-                           "spec: {certificatePem: {file: certs/missing.pem}}\n"}
+    files = {
+        "targets.yaml": "apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {name: aws-eu}\n"
+        "spec: {aws: {region: eu-west-2}}\n",
+        "certs.yaml": "apiVersion: aws.fleetctl.io/v1\nkind: Certificate\nmetadata: {name: c1, target: aws-eu}\n"
+        "spec: {certificatePem: {file: certs/missing.pem}}\n",
+    }
     root = write(tmp_path / "fleet", files)
     res = run_cli("validate", "--schema-only", str(root))
     assert res.exit_code == 0, res.stderr
@@ -158,9 +170,19 @@ def test_the_path_must_exist(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- hostile input
-BOMB = "\n".join(["apiVersion: fleetctl.io/v1", "kind: Target", "metadata: {name: lol}", "spec:",
-                  "  lol1: &lol1 [" + ", ".join(['"lolololol"'] * 10) + "]"]
-                 + [f"  lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 10) + "]" for i in range(2, 8)]) + "\n"
+BOMB = (
+    "\n".join(
+        [
+            "apiVersion: fleetctl.io/v1",
+            "kind: Target",
+            "metadata: {name: lol}",
+            "spec:",
+            "  lol1: &lol1 [" + ", ".join(['"lolololol"'] * 10) + "]",
+        ]
+        + [f"  lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 10) + "]" for i in range(2, 8)]
+    )
+    + "\n"
+)
 
 
 def test_the_loaders_limits_hold_for_schema_only(tmp_path):
@@ -178,9 +200,11 @@ def test_hostile_input_within_the_limits_fails_small_in_a_fresh_process(tmp_path
     densest YAML, 2 bytes a node), beside an alias expansion of 10,000 nodes: every error is reported, in seconds
     and a bounded memory."""
     items = ", ".join(["1"] * 10)
-    text = ("apiVersion: aws.fleetctl.io/v1\nkind: Certificate\nmetadata: {name: c, target: t}\n"
-            f"x: &a [{items}]\ny: &b [" + ", ".join(["*a"] * 1000) + "]\n"
-            "spec:\n  certificatePem: {file: c.pem}\n  policies: [" + ", ".join(["1"] * 100_000) + "]\n")
+    text = (
+        "apiVersion: aws.fleetctl.io/v1\nkind: Certificate\nmetadata: {name: c, target: t}\n"
+        f"x: &a [{items}]\ny: &b [" + ", ".join(["*a"] * 1000) + "]\n"
+        "spec:\n  certificatePem: {file: c.pem}\n  policies: [" + ", ".join(["1"] * 100_000) + "]\n"
+    )
     root = write(tmp_path / "hostile", {"wide.yaml": text})
     script = textwrap.dedent(f"""
         import json, time
@@ -195,32 +219,42 @@ def test_hostile_input_within_the_limits_fails_small_in_a_fresh_process(tmp_path
                           "first": [d.render() for d in sorted(diags, key=lambda d: d.source)[:3]]}}))
     """)
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
     import json
+
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert time.perf_counter() - started < 60
     assert got["took"] < 20 and got["peakMb"] < 400, got
-    assert got["errors"] == 2 + 100_000, got            # x and y: unknown fields; each policy
+    assert got["errors"] == 2 + 100_000, got  # x and y: unknown fields; each policy
     assert got["first"][2].startswith("hostile/wide.yaml:8:14: error: field 'spec.policies.0': expected a text"), got
 
 
 # ---------------------------------------------------------------------------------------------- ECMA patterns
-@pytest.mark.parametrize(("pattern", "text", "matches"), [
-    (r"^\d{12}$", "123456789012", True),
-    (r"^\d{12}$", "123456789012\n", False),              # Python's $ matches before a final newline; ECMA's not
-    (r"^\d{12}$", "١٢٣٤٥٦٧٨٩٠١٢", False),             # \d is ASCII in ECMA-262
-    (r"^arn:aws:sns:x:\d{12}:.+$", "arn:aws:sns:x:123456789012:a\rb", False),   # . excludes \r
-    (r"^arn:aws:sns:x:\d{12}:.+$", "arn:aws:sns:x:123456789012:ab", True),
-    (r"^[^\s/$.?#][^\s]*$", "a$b", True),                 # $ and . inside a class are literal
-    (r"^[\d_-]+$", "1_2-3", True),
-    (r"^[\d_-]+$", "١", False),
-    (r"^https://", "https://x", True),
-    (r"^([1-9]|[12][0-9]|3[01])$|^LAST$", "LAST", True),
-    (r"^([1-9]|[12][0-9]|3[01])$|^LAST$", "31\n", False),
-    (r"\w+\.\$", "a_1.$", True),
-])
+@pytest.mark.parametrize(
+    ("pattern", "text", "matches"),
+    [
+        (r"^\d{12}$", "123456789012", True),
+        (r"^\d{12}$", "123456789012\n", False),  # Python's $ matches before a final newline; ECMA's not
+        (r"^\d{12}$", "١٢٣٤٥٦٧٨٩٠١٢", False),  # \d is ASCII in ECMA-262
+        (r"^arn:aws:sns:x:\d{12}:.+$", "arn:aws:sns:x:123456789012:a\rb", False),  # . excludes \r
+        (r"^arn:aws:sns:x:\d{12}:.+$", "arn:aws:sns:x:123456789012:ab", True),
+        (r"^[^\s/$.?#][^\s]*$", "a$b", True),  # $ and . inside a class are literal
+        (r"^[\d_-]+$", "1_2-3", True),
+        (r"^[\d_-]+$", "١", False),
+        (r"^https://", "https://x", True),
+        (r"^([1-9]|[12][0-9]|3[01])$|^LAST$", "LAST", True),
+        (r"^([1-9]|[12][0-9]|3[01])$|^LAST$", "31\n", False),
+        (r"\w+\.\$", "a_1.$", True),
+    ],
+)
 def test_patterns_match_as_in_ecma_262(pattern, text, matches):
     assert bool(ecma_regex(pattern).search(text)) is matches
 
@@ -237,6 +271,7 @@ def test_every_published_pattern_translates_and_agrees_with_python_on_ordinary_t
         elif isinstance(node, list):
             for value in node:
                 walk(value)
+
     for kind in SCHEMAS.by_kind.values():
         walk(kind.schema)
     assert len(patterns) >= 15

@@ -1,4 +1,5 @@
 """schemas/ is generated from the pydantic models; this fails when they drift. Examples validate against them."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,11 @@ def test_every_example_manifest_validates_against_its_schema():
 
 def test_schema_rejects_unknown_field():
     schema = json.loads((ROOT / "schemas/aws.fleetctl.io/Thing.json").read_text())
-    bad = {"apiVersion": "aws.fleetctl.io/v1", "kind": "Thing", "metadata": {"name": "x", "target": "t"},
-           "spec": {"thingTyp": "y"}}
+    bad = {
+        "apiVersion": "aws.fleetctl.io/v1",
+        "kind": "Thing",
+        "metadata": {"name": "x", "target": "t"},
+        "spec": {"thingTyp": "y"},
+    }
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
     assert errors and "thingTyp" in str(errors[0].message)

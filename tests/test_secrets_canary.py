@@ -5,6 +5,7 @@ end to end against moto and the Azure emulator — with errors provoked on purpo
 (every format), journal, device state, history, lint (text, SARIF, JSON) and import output are searched: no hit.
 The one place a secret must be is the device artifact that carries it to the device: the canary is asserted there
 and only there."""
+
 from __future__ import annotations
 
 import base64
@@ -21,15 +22,15 @@ from tests.azure.conftest import emulator  # noqa: F401  (the session's Azure em
 from tests.conftest import run_cli
 from tests.device.provider_support import Workspace, workspace
 
-PSK = "CANARY-psk-5b1e07d2c4"                      # env secret (three Wi-Fi models)
-ADMIN = "CANARY-adm-9f0c"                          # env secret, 16-byte register
-MQTT = "CANARY-mq-71ab"                            # {file:} secret from the allowed key folder
-DUMP_PSK = "CANARY-dump-3c8d9e"                    # a secret register as a dump read it back
-AWS_KEY = "CANARY-aws-secret-4e2f8a9b1c"           # AWS_SECRET_ACCESS_KEY
-BAD_KEY = "CANARY-not-a-pem-key-6d3a0b"            # content of a key file that is not PEM
-WRONG_TYPE = "CANARY-port-2b7c"                    # an env secret where an integer belongs
+PSK = "CANARY-psk-5b1e07d2c4"  # env secret (three Wi-Fi models)
+ADMIN = "CANARY-adm-9f0c"  # env secret, 16-byte register
+MQTT = "CANARY-mq-71ab"  # {file:} secret from the allowed key folder
+DUMP_PSK = "CANARY-dump-3c8d9e"  # a secret register as a dump read it back
+AWS_KEY = "CANARY-aws-secret-4e2f8a9b1c"  # AWS_SECRET_ACCESS_KEY
+BAD_KEY = "CANARY-not-a-pem-key-6d3a0b"  # content of a key file that is not PEM
+WRONG_TYPE = "CANARY-port-2b7c"  # an env secret where an integer belongs
 TOO_LONG = "CANARY-too-long-for-sixteen-bytes-8e1f"  # a {file:} secret that does not fit its register
-BAD_CONN = "CANARY-conn-HostNam3-missing-51d2"     # an Azure connection string without HostName
+BAD_CONN = "CANARY-conn-HostNam3-missing-51d2"  # an Azure connection string without HostName
 DEVICE_CANARIES = [PSK, ADMIN, MQTT, DUMP_PSK]
 
 
@@ -44,26 +45,41 @@ def _hits(text: str, canaries: list[str]) -> list[str]:
 
 
 def _git(root: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com", "GIT_AUTHOR_DATE": "2026-11-20T10:00:00Z",
-           "GIT_COMMITTER_DATE": "2026-11-20T10:00:00Z"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+        "GIT_AUTHOR_DATE": "2026-11-20T10:00:00Z",
+        "GIT_COMMITTER_DATE": "2026-11-20T10:00:00Z",
+    }
     subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
 
 
 def _device_workspace(tmp_path: Path) -> Workspace:
     ws = workspace(tmp_path)
-    ws.env.update({"FLEETCTL_WIFI_PSK": PSK, "FLEETCTL_SPRINGPARK_DA1275B0_ADMIN_PASSWORD": ADMIN,
-                   "AWS_SECRET_ACCESS_KEY": AWS_KEY,
-                   # the Azure Target is optional; set, its connection strings are planned (and fail: no HostName)
-                   "FLEETCTL_HUB_CONNECTION_STRING": BAD_CONN, "FLEETCTL_DPS_CONNECTION_STRING": BAD_CONN})
+    ws.env.update(
+        {
+            "FLEETCTL_WIFI_PSK": PSK,
+            "FLEETCTL_SPRINGPARK_DA1275B0_ADMIN_PASSWORD": ADMIN,
+            "AWS_SECRET_ACCESS_KEY": AWS_KEY,
+            # the Azure Target is optional; set, its connection strings are planned (and fail: no HostName)
+            "FLEETCTL_HUB_CONNECTION_STRING": BAD_CONN,
+            "FLEETCTL_DPS_CONNECTION_STRING": BAD_CONN,
+        }
+    )
     (ws.keys / "mqtt.secret").write_text(MQTT + "\n")
     readers = ws.fleet / "devices" / "paris-readers.yaml"
     anchor = '    mqtt_client_options: "5614030A1E1E"'
-    readers.write_text(readers.read_text().replace(
-        anchor, anchor + "\n    mqtt_login: fleet\n    mqtt_password: {file: ~/.fleetctl/keys/mqtt.secret}"))
+    readers.write_text(
+        readers.read_text().replace(
+            anchor, anchor + "\n    mqtt_login: fleet\n    mqtt_password: {file: ~/.fleetctl/keys/mqtt.secret}"
+        )
+    )
     dump = ws.dumps / "24-0A-C4-5F-12-9C.json"
     doc = json.loads(dump.read_text())
-    doc["nvs"]["wifi/pass"] = DUMP_PSK              # the device holds another PSK; the dump read it back
+    doc["nvs"]["wifi/pass"] = DUMP_PSK  # the device holds another PSK; the dump read it back
     dump.write_text(json.dumps(doc))
     return ws
 
@@ -78,8 +94,9 @@ def _break(ws: Workspace) -> Path:
     esp = broken / "devices" / "esp32.yaml"
     esp.write_text(esp.read_text().replace("    mqtt_port: 8883", "    mqtt_port: {env: FLEETCTL_CANARY_PORT}"))
     readers = broken / "devices" / "paris-readers.yaml"
-    readers.write_text(readers.read_text().replace("{file: ~/.fleetctl/keys/mqtt.secret}",
-                                                   "{file: ~/.fleetctl/keys/too-long.secret}"))
+    readers.write_text(
+        readers.read_text().replace("{file: ~/.fleetctl/keys/mqtt.secret}", "{file: ~/.fleetctl/keys/too-long.secret}")
+    )
     ws.env["FLEETCTL_CANARY_PORT"] = WRONG_TYPE
     return broken
 
@@ -101,7 +118,7 @@ def test_no_device_or_aws_secret_in_any_output(aws_env, tmp_path: Path) -> None:
         res = ws.plan("--format", fmt, "--out", str(ws.root / f"plan-{fmt}.json"))
         record(f"plan-{fmt}", res)
         assert res.exit_code == 1 and not (ws.root / f"plan-{fmt}.json").exists()
-    assert "has no HostName" in outputs["plan-text"]          # the provoked connection-string error, told plainly
+    assert "has no HostName" in outputs["plan-text"]  # the provoked connection-string error, told plainly
     # the plan of the AWS and device changes, without the (broken) Azure Target
     ws.env.pop("FLEETCTL_HUB_CONNECTION_STRING"), ws.env.pop("FLEETCTL_DPS_CONNECTION_STRING")
     res = ws.plan("--format", "json", "--out", str(ws.root / "plan.json"))
@@ -118,15 +135,16 @@ def test_no_device_or_aws_secret_in_any_output(aws_env, tmp_path: Path) -> None:
     outputs["journal-file"] = ws.journal.read_text()
     outputs["device-state"] = ws.state.read_text()
     for fmt in ("text", "json"):
-        record(f"journal-{fmt}", ws.cli("journal", "--journal", str(ws.journal), "--fleet", str(ws.fleet),
-                                        "--format", fmt))
+        record(
+            f"journal-{fmt}", ws.cli("journal", "--journal", str(ws.journal), "--fleet", str(ws.fleet), "--format", fmt)
+        )
         record(f"history-{fmt}", ws.cli("history", "--fleet", str(ws.fleet), "--format", fmt))
     for fmt in ("text", "json", "sarif"):
         record(f"lint-{fmt}", ws.cli("lint", str(ws.fleet), "--format", fmt))
         record(f"lint-file-{fmt}", ws.cli("lint", str(ws.fleet), "--format", fmt, "-o", str(ws.root / f"lint.{fmt}")))
         outputs[f"lint.{fmt}"] = (ws.root / f"lint.{fmt}").read_text()
     imported = ws.root / "imported"
-    bare = ws.root / "bare"                 # a fleet that configures no device yet: every dump is imported
+    bare = ws.root / "bare"  # a fleet that configures no device yet: every dump is imported
     bare.mkdir()
     shutil.copy(ws.fleet / "targets.yaml", bare / "targets.yaml")
     record("import", ws.cli("import", "--dumps", str(ws.dumps), "--out", str(imported), "--fleet", str(bare)))
@@ -144,7 +162,7 @@ def test_no_device_or_aws_secret_in_any_output(aws_env, tmp_path: Path) -> None:
     record("lint-broken", ws.cli("lint", str(broken), "--format", "sarif"))
     provoked = outputs["validate-broken"] + outputs["plan-broken"]
     assert "expects a PEM private key" in provoked and "that is not PEM" in provoked, provoked
-    assert "(the value is sensitive and not shown)" in provoked, provoked     # the wrong-type and too-long secrets
+    assert "(the value is sensitive and not shown)" in provoked, provoked  # the wrong-type and too-long secrets
 
     canaries = [*DEVICE_CANARIES, AWS_KEY, BAD_KEY, WRONG_TYPE, TOO_LONG, BAD_CONN]
     leaks = {name: _hits(text, canaries) for name, text in outputs.items() if _hits(text, canaries)}
@@ -157,10 +175,16 @@ def test_no_device_or_aws_secret_in_any_output(aws_env, tmp_path: Path) -> None:
             if found:
                 holders[path.name] = sorted(set(found))
                 assert (path.stat().st_mode & 0o077) == 0, path
-    assert set(holders) == {"DA1275B0.json", "DA1275B1.json", "DA1275B2.json", "D4-CA-6E-0A-1B-2C.at",
-                            "00-80-E1-B7-3C-21.at", "24-0A-C4-5F-12-9C.csv"}, holders
+    assert set(holders) == {
+        "DA1275B0.json",
+        "DA1275B1.json",
+        "DA1275B2.json",
+        "D4-CA-6E-0A-1B-2C.at",
+        "00-80-E1-B7-3C-21.at",
+        "24-0A-C4-5F-12-9C.csv",
+    }, holders
     assert sorted({c for found in holders.values() for c in found}) == sorted([PSK, ADMIN, MQTT])
-    assert DUMP_PSK not in str(holders)      # what the device held is replaced, never copied
+    assert DUMP_PSK not in str(holders)  # what the device held is replaced, never copied
 
 
 AZURE_PRIMARY = base64.b64encode(b"CANARY-azure-primary-key-000001!").decode()
@@ -173,7 +197,8 @@ def test_no_azure_secret_in_any_output(emulator, tmp_path: Path, monkeypatch) ->
     dps = emulator.dps_connection_string
     fleet = tmp_path / "fleet"
     fleet.mkdir()
-    (fleet / "targets.yaml").write_text(textwrap.dedent("""\
+    (fleet / "targets.yaml").write_text(
+        textwrap.dedent("""\
         apiVersion: fleetctl.io/v1
         kind: Target
         metadata: {name: hub}
@@ -183,8 +208,10 @@ def test_no_azure_secret_in_any_output(emulator, tmp_path: Path, monkeypatch) ->
             dps: {hostName: fleetctl-sandbox-dps.azure-devices-provisioning.net, idScope: 0ne0067E45C,
                   connectionString: {file: ~/.fleetctl/keys/dps.connection}}
           files: {allow: ["~/.fleetctl/keys"]}
-        """))
-    (fleet / "devices.yaml").write_text(textwrap.dedent("""\
+        """)
+    )
+    (fleet / "devices.yaml").write_text(
+        textwrap.dedent("""\
         apiVersion: azure.fleetctl.io/v1
         kind: Device
         metadata: {name: keyed, target: hub}
@@ -196,14 +223,24 @@ def test_no_azure_secret_in_any_output(emulator, tmp_path: Path, monkeypatch) ->
         metadata: {name: key-group, target: hub}
         spec:
           attestation: {symmetricKey: {primaryKey: {env: GROUP}}}
-        """))
+        """)
+    )
     home = tmp_path / "home"
     (home / ".fleetctl" / "keys").mkdir(parents=True)
     (home / ".fleetctl" / "keys" / "dps.connection").write_text(dps + "\n")
-    env = {"HUB": hub, "PRIMARY": AZURE_PRIMARY, "GROUP": AZURE_GROUP, "HOME": str(home),
-           "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url, **emulator.entra_env(),
-           "FLEETCTL_JOURNAL": str(tmp_path / "journal.jsonl"), "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
-           "FLEETCTL_GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567", "FLEETCTL_ACTOR": "ci-test"}
+    env = {
+        "HUB": hub,
+        "PRIMARY": AZURE_PRIMARY,
+        "GROUP": AZURE_GROUP,
+        "HOME": str(home),
+        "REQUESTS_CA_BUNDLE": emulator.ca_bundle,
+        "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url,
+        **emulator.entra_env(),
+        "FLEETCTL_JOURNAL": str(tmp_path / "journal.jsonl"),
+        "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
+        "FLEETCTL_GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567",
+        "FLEETCTL_ACTOR": "ci-test",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     outputs: dict[str, str] = {}
@@ -245,23 +282,39 @@ def test_no_azure_secret_in_any_output(emulator, tmp_path: Path, monkeypatch) ->
 
     shared_key = hub.split("SharedAccessKey=", 1)[1].split(";")[0]
     dps_key = dps.split("SharedAccessKey=", 1)[1].split(";")[0]
-    canaries = [AZURE_PRIMARY, AZURE_GROUP, BAD_CONN, WRONG_TYPE, shared_key, dps_key, hub, dps,
-                base64.b64encode(b"CANARY-azure-rotated-key-00002!!").decode()]
-    leaks = {name: [c for c in canaries if c in text] for name, text in outputs.items()
-             if any(c in text for c in canaries) or "CANARY" in text}
+    canaries = [
+        AZURE_PRIMARY,
+        AZURE_GROUP,
+        BAD_CONN,
+        WRONG_TYPE,
+        shared_key,
+        dps_key,
+        hub,
+        dps,
+        base64.b64encode(b"CANARY-azure-rotated-key-00002!!").decode(),
+    ]
+    leaks = {
+        name: [c for c in canaries if c in text]
+        for name, text in outputs.items()
+        if any(c in text for c in canaries) or "CANARY" in text
+    }
     assert leaks == {}, leaks
 
 
-@pytest.mark.parametrize("value", [
-    '"HostName=h.azure-devices.net;SharedAccessKeyName=owner;SharedAccessKey=CANARY-literal-key"',   # pasted literal
-    '{env: "HostName=h.azure-devices.net;SharedAccessKey=CANARY-in-the-env-field"}',               # in the wrong place
-    '{env: FLEETCTL_HUB, file: "CANARY-second-ref"}',                                                # two references
-    '[CANARY-in-a-list]',
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"HostName=h.azure-devices.net;SharedAccessKeyName=owner;SharedAccessKey=CANARY-literal-key"',  # pasted literal
+        '{env: "HostName=h.azure-devices.net;SharedAccessKey=CANARY-in-the-env-field"}',  # in the wrong place
+        '{env: FLEETCTL_HUB, file: "CANARY-second-ref"}',  # two references
+        "[CANARY-in-a-list]",
+    ],
+)
 def test_a_misplaced_secret_is_never_quoted_by_validation(tmp_path: Path, value: str) -> None:
     fleet = tmp_path / "fleet"
     fleet.mkdir()
-    (fleet / "t.yaml").write_text(textwrap.dedent(f"""\
+    (fleet / "t.yaml").write_text(
+        textwrap.dedent(f"""\
         apiVersion: fleetctl.io/v1
         kind: Target
         metadata: {{name: az}}
@@ -270,7 +323,8 @@ def test_a_misplaced_secret_is_never_quoted_by_validation(tmp_path: Path, value:
             hub:
               hostName: h.azure-devices.net
               connectionString: {value}
-        """))
+        """)
+    )
     for fmt in ("text", "json", "sarif"):
         res = run_cli("lint", str(fleet), "--format", fmt) if fmt != "text" else run_cli("validate", str(fleet))
         assert "CANARY" not in res.output, res.output

@@ -9,6 +9,7 @@ Auditors ask two questions, answered here without any cloud call:
   when, and through which cloud requests. It reads the apply journal (DESIGN §1.4) and, where the journal has
   no pull-request number, finds it in git (a merge commit "Merge pull request #N" or a squash "(#N)").
 """
+
 from __future__ import annotations
 
 from engine.audit.commands import commands, history_command, journal_command

@@ -1,4 +1,5 @@
 """The audit commands of the CLI (`fleetctl history`, `fleetctl journal`): options in, rendered reports out."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,14 @@ TEXT_OR_JSON = click.Choice(["text", "json"])
 @click.command("history")
 @click.argument("address", required=False)
 @click.option("--since", help="only commits after this revision (commit, tag or branch)")
-@click.option("--fleet", "fleet_path", default="fleet", show_default=True, type=click.Path(),
-              help="the fleet folder inside a git repository")
+@click.option(
+    "--fleet",
+    "fleet_path",
+    default="fleet",
+    show_default=True,
+    type=click.Path(),
+    help="the fleet folder inside a git repository",
+)
 @click.option("--format", "fmt", type=TEXT_OR_JSON, default="text", show_default=True)
 def history_command(address: str | None, since: str | None, fleet_path: str, fmt: str) -> None:
     """Per-resource manifest history from git: commit, author, date, message and the field-level diff.
@@ -32,15 +39,32 @@ def history_command(address: str | None, since: str | None, fleet_path: str, fmt
 
 @click.command("journal")
 @click.argument("address", required=False)
-@click.option("--journal", "journals", multiple=True, type=click.Path(),
-              help="journal file(s) (default: $FLEETCTL_JOURNAL or .fleetctl/journal.jsonl); repeatable")
+@click.option(
+    "--journal",
+    "journals",
+    multiple=True,
+    type=click.Path(),
+    help="journal file(s) (default: $FLEETCTL_JOURNAL or .fleetctl/journal.jsonl); repeatable",
+)
 @click.option("--request-id", help="only the change whose cloud calls include this request id")
 @click.option("--plan", "plan_id", help="only this plan id")
-@click.option("--fleet", "fleet_path", default="fleet", show_default=True, type=click.Path(),
-              help="the fleet folder (its git repository resolves commits to pull requests)")
+@click.option(
+    "--fleet",
+    "fleet_path",
+    default="fleet",
+    show_default=True,
+    type=click.Path(),
+    help="the fleet folder (its git repository resolves commits to pull requests)",
+)
 @click.option("--format", "fmt", type=TEXT_OR_JSON, default="text", show_default=True)
-def journal_command(address: str | None, journals: tuple[str, ...], request_id: str | None, plan_id: str | None,
-                    fleet_path: str, fmt: str) -> None:
+def journal_command(
+    address: str | None,
+    journals: tuple[str, ...],
+    request_id: str | None,
+    plan_id: str | None,
+    fleet_path: str,
+    fmt: str,
+) -> None:
     """What apply did: per change the plan, commit, pull request, outcome, time and cloud request ids.
 
     From a cloud change back to its review: `fleetctl journal --request-id ID` names the plan, the commit

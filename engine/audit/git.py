@@ -1,5 +1,6 @@
 """What the manifests said at each revision, read straight from git objects (plumbing commands only; nothing is
 written): resource addresses of manifest documents, the repository, and each resource's manifest per revision."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -31,7 +32,7 @@ def document_address(data: Any) -> Address | None:
     if not isinstance(name, str) or not name:
         return None
     target = target if isinstance(target, str) else None
-    decl = registry.lookup_group(api_version, kind)     # history reads manifests of any version
+    decl = registry.lookup_group(api_version, kind)  # history reads manifests of any version
     if decl is not None:
         return address_for(decl, name, target)
     group = api_version.rsplit("/", 1)[0]
@@ -58,8 +59,11 @@ class Git:
         start = path if path.is_dir() else path.parent
         out = self.run_in(start, "rev-parse", "--show-toplevel", check=False)
         if out is None:
-            raise FleetctlError(error(f"{path} is not inside a git repository",
-                                      "history is read from git: run it in the fleet repository"))
+            raise FleetctlError(
+                error(
+                    f"{path} is not inside a git repository", "history is read from git: run it in the fleet repository"
+                )
+            )
         self.top = Path(out.strip())
         rel = os.path.relpath(path.resolve(), self.top.resolve())
         self.prefix = "" if rel == "." else PurePosixPath(Path(rel)).as_posix()
@@ -68,8 +72,13 @@ class Git:
     @staticmethod
     def run_in(cwd: Path, *args: str, check: bool = True) -> str | None:
         try:
-            proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, timeout=60,
-                                  env={**os.environ, "GIT_PAGER": "cat", "LC_ALL": "C"})
+            proc = subprocess.run(
+                ["git", "-C", str(cwd), *args],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, "GIT_PAGER": "cat", "LC_ALL": "C"},
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise FleetctlError(error(f"cannot run git: {exc}")) from None
         if proc.returncode != 0:
@@ -91,14 +100,18 @@ class Git:
         """The text of each blob, read once (`git cat-file --batch`) and cached for the whole run."""
         missing = sorted({s for s in shas if s not in self._blobs})
         if missing:
-            proc = subprocess.run(["git", "-C", str(self.top), "cat-file", "--batch"],
-                                  input=("\n".join(missing) + "\n").encode(), capture_output=True, timeout=120)
+            proc = subprocess.run(
+                ["git", "-C", str(self.top), "cat-file", "--batch"],
+                input=("\n".join(missing) + "\n").encode(),
+                capture_output=True,
+                timeout=120,
+            )
             data, pos = proc.stdout, 0
             for sha in missing:
                 header_end = data.index(b"\n", pos)
                 parts = data[pos:header_end].split()
                 size = int(parts[2]) if len(parts) == 3 else 0
-                body = data[header_end + 1: header_end + 1 + size]
+                body = data[header_end + 1 : header_end + 1 + size]
                 self._blobs[sha] = body.decode("utf-8", errors="replace")
                 pos = header_end + 1 + size + 1
         return {s: self._blobs[s] for s in shas}
@@ -116,8 +129,11 @@ class Revision:
 
 def is_manifest_path(path: str) -> bool:
     parts = PurePosixPath(path).parts
-    return (path.endswith((".yaml", ".yml")) and not any(p.startswith(".") for p in parts)
-            and not any(p in SKIP_DIRS for p in parts[:-1]))
+    return (
+        path.endswith((".yaml", ".yml"))
+        and not any(p.startswith(".") for p in parts)
+        and not any(p in SKIP_DIRS for p in parts[:-1])
+    )
 
 
 @dataclass(frozen=True)
@@ -128,7 +144,7 @@ class Located:
     file: str
     line: int
     body: Mapping[str, Any]
-    lists: tuple[ListKey, ...] = ()       # the kind's list declarations, under `spec.` (engine/diff.py)
+    lists: tuple[ListKey, ...] = ()  # the kind's list declarations, under `spec.` (engine/diff.py)
 
 
 class ManifestHistory:
@@ -142,8 +158,16 @@ class ManifestHistory:
         spec = f"{self.git.verify(since)}..HEAD" if since else "HEAD"
         if self.git.run("rev-parse", "--verify", "--quiet", "HEAD", check=False) is None:
             return []
-        out = self.git.run("log", "--no-merges", "--topo-order", "--reverse",
-                           "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%s%x1e", spec, "--", self.git.prefix or ".")
+        out = self.git.run(
+            "log",
+            "--no-merges",
+            "--topo-order",
+            "--reverse",
+            "--format=%H%x1f%P%x1f%an%x1f%ae%x1f%aI%x1f%s%x1e",
+            spec,
+            "--",
+            self.git.prefix or ".",
+        )
         revs = []
         for record in (out or "").split("\x1e"):
             record = record.strip("\n")
@@ -156,8 +180,13 @@ class ManifestHistory:
     def state(self, rev: str | None) -> dict[str, Located]:
         if rev is None:
             return {}
-        tree = self.git.run("rev-parse", "--verify", "--quiet", f"{rev}:{self.git.prefix}" if self.git.prefix
-                            else f"{rev}^{{tree}}", check=False)
+        tree = self.git.run(
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            f"{rev}:{self.git.prefix}" if self.git.prefix else f"{rev}^{{tree}}",
+            check=False,
+        )
         if not tree:
             return {}
         tree = tree.strip()
@@ -179,7 +208,7 @@ class ManifestHistory:
         state: dict[str, Located] = {}
         for path, sha in sorted(files):
             shown = f"{self.git.prefix}/{path}" if self.git.prefix else path
-            docs, _diags = parse_text(texts[sha], shown)   # a revision with broken YAML: its other files still count
+            docs, _diags = parse_text(texts[sha], shown)  # a revision with broken YAML: its other files still count
             for doc in docs:
                 located = locate(doc)
                 if located is not None and located.address not in state:

@@ -1,5 +1,6 @@
 """`fleetctl history`: how each resource's manifest changed, commit by commit, as a field-level diff between the
 resource's documents (not between file texts: a renamed file or a resource moved between files is the same resource)."""
+
 from __future__ import annotations
 
 import enum
@@ -36,7 +37,7 @@ class FieldDiff:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": self.op.value, "path": self.path}
-        if self.segments and self.segments != tuple(self.path.split(".")):   # as in the plan file
+        if self.segments and self.segments != tuple(self.path.split(".")):  # as in the plan file
             out["segments"] = [s.to_json() if isinstance(s, Elem) else s for s in self.segments]
         if self.op is not FieldOp.ADD:
             out["before"] = self.before
@@ -71,9 +72,16 @@ class HistoryEvent:
 
     def to_json(self) -> dict[str, Any]:
         r = self.revision
-        out: dict[str, Any] = {"commit": r.commit, "author": r.author, "email": r.email, "date": r.date,
-                               "message": r.message, "change": self.change.value, "file": self.file,
-                               "line": self.line}
+        out: dict[str, Any] = {
+            "commit": r.commit,
+            "author": r.author,
+            "email": r.email,
+            "date": r.date,
+            "message": r.message,
+            "change": self.change.value,
+            "file": self.file,
+            "line": self.line,
+        }
         if self.previous_file:
             out["previousFile"] = self.previous_file
         out["fields"] = [f.to_json() for f in self.fields]
@@ -90,8 +98,15 @@ def _events(address: str, before: Located | None, after: Located | None, rev: Re
     moved = before.file != after.file
     if not fields and not moved:
         return None
-    return HistoryEvent(address, HistoryChange.UPDATED if fields else HistoryChange.MOVED, rev, after.file,
-                        after.line, before.file if moved else None, fields)
+    return HistoryEvent(
+        address,
+        HistoryChange.UPDATED if fields else HistoryChange.MOVED,
+        rev,
+        after.file,
+        after.line,
+        before.file if moved else None,
+        fields,
+    )
 
 
 def history(path: Path, address: str | None = None, since: str | None = None) -> dict[str, list[HistoryEvent]]:
@@ -113,8 +128,14 @@ def history(path: Path, address: str | None = None, since: str | None = None) ->
 
 def render_history(events: Mapping[str, list[HistoryEvent]], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps({"resources": [{"address": a, "events": [e.to_json() for e in evs]}
-                                         for a, evs in events.items()]}, indent=2, ensure_ascii=False) + "\n"
+        return (
+            json.dumps(
+                {"resources": [{"address": a, "events": [e.to_json() for e in evs]} for a, evs in events.items()]},
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
     lines: list[str] = []
     for address, evs in events.items():
         lines.append(address)
@@ -128,7 +149,7 @@ def render_history(events: Mapping[str, list[HistoryEvent]], fmt: str) -> str:
                 lines.append(f"      deleted from {where}")
             elif e.previous_file:
                 lines.append(f"      moved from {e.previous_file} to {where}")
-            for f in e.fields:        # in full, folded (engine/plan/fieldview.py), never cut
+            for f in e.fields:  # in full, folded (engine/plan/fieldview.py), never cut
                 lines += field_lines(f.op.value, f.path, f.before, f.after)
         lines.append("")
     return "\n".join(lines) if lines else "No history: no commit changed a matching resource.\n"

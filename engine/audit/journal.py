@@ -1,5 +1,6 @@
 """`fleetctl journal`: what apply did, per change: the plan, commit, pull request (from the journal, or found in git),
 outcome, time and the cloud request ids of every call."""
+
 from __future__ import annotations
 
 import enum
@@ -25,13 +26,14 @@ def pull_request_for(git: Git | None, commit: str | None) -> int | None:
         return None
     subject = git.run("log", "-1", "--format=%s", commit, check=False)
     if subject is None:
-        return None                      # the commit is not in this clone (a squashed branch head)
+        return None  # the commit is not in this clone (a squashed branch head)
     found = _PR_SQUASH.search(subject.strip())
     if found:
         return int(found.group(1))
-    merges = git.run("log", "--merges", "--format=%H%x1f%P%x1f%s", "--ancestry-path", f"{commit}..HEAD",
-                     check=False) or ""
-    for line in reversed(merges.splitlines()):     # the oldest merge that brought the commit in
+    merges = (
+        git.run("log", "--merges", "--format=%H%x1f%P%x1f%s", "--ancestry-path", f"{commit}..HEAD", check=False) or ""
+    )
+    for line in reversed(merges.splitlines()):  # the oldest merge that brought the commit in
         _sha, parents, msg = (line.split("\x1f") + ["", ""])[:3]
         merged = _PR_MERGE.match(msg)
         if merged and commit in parents.split()[1:]:
@@ -54,8 +56,12 @@ class Call:
     error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"op": self.op, "outcome": self.outcome, "requestId": self.request_id,
-                **({"error": self.error} if self.error else {})}
+        return {
+            "op": self.op,
+            "outcome": self.outcome,
+            "requestId": self.request_id,
+            **({"error": self.error} if self.error else {}),
+        }
 
 
 @dataclass
@@ -76,9 +82,16 @@ class ChangeRecord:
         return [c.request_id for c in self.calls if c.request_id]
 
     def to_json(self) -> dict[str, Any]:
-        return {"address": self.address, "action": self.action, "outcome": self.outcome.value,
-                "started": self.started, "finished": self.finished, "requestIds": self.request_ids,
-                "calls": [c.to_json() for c in self.calls], **({"error": self.error} if self.error else {})}
+        return {
+            "address": self.address,
+            "action": self.action,
+            "outcome": self.outcome.value,
+            "started": self.started,
+            "finished": self.finished,
+            "requestIds": self.request_ids,
+            "calls": [c.to_json() for c in self.calls],
+            **({"error": self.error} if self.error else {}),
+        }
 
 
 @dataclass
@@ -96,9 +109,17 @@ class ApplyRecord:
         counts = {o.value: 0 for o in Outcome}
         for c in self.changes.values():
             counts[c.outcome.value] += 1
-        return {"planId": self.plan_id, "gitCommit": self.git_commit, "pullRequest": self.pull_request,
-                "runUrl": self.run_url, "actor": self.actor, "started": self.started, "finished": self.finished,
-                "summary": counts, "changes": [c.to_json() for c in self.changes.values()]}
+        return {
+            "planId": self.plan_id,
+            "gitCommit": self.git_commit,
+            "pullRequest": self.pull_request,
+            "runUrl": self.run_url,
+            "actor": self.actor,
+            "started": self.started,
+            "finished": self.finished,
+            "summary": counts,
+            "changes": [c.to_json() for c in self.changes.values()],
+        }
 
 
 def _as_pr(value: Any) -> int | None:
@@ -146,22 +167,32 @@ def journal_records(entries: Iterable[Mapping[str, Any]]) -> list[ApplyRecord]:
     return list(applies.values())
 
 
-def journal_report(journal_paths: Iterable[Path], address: str | None = None, request_id: str | None = None,
-                   plan_id: str | None = None, git: Git | None = None) -> list[ApplyRecord]:
+def journal_report(
+    journal_paths: Iterable[Path],
+    address: str | None = None,
+    request_id: str | None = None,
+    plan_id: str | None = None,
+    git: Git | None = None,
+) -> list[ApplyRecord]:
     """Applies (and within them the changes) matching the filters, each tied to its commit and pull request."""
     entries: list[dict[str, Any]] = []
     for path in journal_paths:
         if not Path(path).is_file():
-            raise FleetctlError(error(f"no journal at {path}",
-                                      "give --journal FILE (in CI: the fleetctl-journal artifact of the apply run)"))
+            raise FleetctlError(
+                error(
+                    f"no journal at {path}",
+                    "give --journal FILE (in CI: the fleetctl-journal artifact of the apply run)",
+                )
+            )
         entries.extend(read_entries(Path(path)))
     wanted = address_matcher(address)
     out: list[ApplyRecord] = []
     for rec in journal_records(entries):
         if plan_id and rec.plan_id != plan_id:
             continue
-        rec.changes = {a: c for a, c in rec.changes.items() if wanted(a)
-                       and (not request_id or request_id in c.request_ids)}
+        rec.changes = {
+            a: c for a, c in rec.changes.items() if wanted(a) and (not request_id or request_id in c.request_ids)
+        }
         if not rec.changes and (address or request_id):
             continue
         if rec.pull_request is None:
@@ -179,13 +210,17 @@ def render_journal(records: list[ApplyRecord], fmt: str) -> str:
     for r in records:
         pr = f" (pull request #{r.pull_request})" if r.pull_request else ""
         commit = (r.git_commit or "unknown commit")[:12]
-        lines.append(f"apply {r.plan_id}  commit {commit}{pr}  actor {r.actor or 'unknown'}  "
-                     f"{r.started or '?'} → {r.finished or 'not finished'}")
+        lines.append(
+            f"apply {r.plan_id}  commit {commit}{pr}  actor {r.actor or 'unknown'}  "
+            f"{r.started or '?'} → {r.finished or 'not finished'}"
+        )
         if r.run_url:
             lines.append(f"  run {r.run_url}")
         for c in r.changes.values():
-            lines.append(f"  {c.outcome.value:<11} {c.action or '?':<7} {c.address}  {c.started or ''}"
-                         + (f"  error: {c.error}" if c.error else ""))
+            lines.append(
+                f"  {c.outcome.value:<11} {c.action or '?':<7} {c.address}  {c.started or ''}"
+                + (f"  error: {c.error}" if c.error else "")
+            )
             for call in c.calls:
                 rid = f"request id {call.request_id}" if call.request_id else "no request id"
                 error_text = f"  ({call.error})" if call.error else ""

@@ -13,6 +13,7 @@ publish, subscribe and receive), `crossdevice` (concrete requests one device may
 The semantics and the developer-guide section each rule follows are in each module's docstring; the
 user-facing summary is docs/authz.md.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,13 +24,21 @@ from engine.authz.principals import AuthzFleet, Connection
 
 # The resource type of each data-plane action (developer guide, "AWS IoT Core action resources").
 RESOURCE_TYPES = {
-    "iot:connect": "client", "iot:deleteconnection": "client",
-    "iot:publish": "topic", "iot:receive": "topic", "iot:retainpublish": "topic", "iot:getretainedmessage": "topic",
+    "iot:connect": "client",
+    "iot:deleteconnection": "client",
+    "iot:publish": "topic",
+    "iot:receive": "topic",
+    "iot:retainpublish": "topic",
+    "iot:getretainedmessage": "topic",
     "iot:subscribe": "topicfilter",
-    "iot:getthingshadow": "thing", "iot:updatethingshadow": "thing", "iot:deletethingshadow": "thing",
+    "iot:getthingshadow": "thing",
+    "iot:updatethingshadow": "thing",
+    "iot:deletethingshadow": "thing",
     "iot:listnamedshadowsforthing": "thing",
-    "iotjobsdata:describejobexecution": "thing", "iotjobsdata:getpendingjobexecutions": "thing",
-    "iotjobsdata:startnextpendingjobexecution": "thing", "iotjobsdata:updatejobexecution": "thing",
+    "iotjobsdata:describejobexecution": "thing",
+    "iotjobsdata:getpendingjobexecutions": "thing",
+    "iotjobsdata:startnextpendingjobexecution": "thing",
+    "iotjobsdata:updatejobexecution": "thing",
 }
 
 
@@ -47,13 +56,19 @@ class Answer:
 
     def to_json(self) -> dict[str, Any]:
         c = self.connection
-        return {"thing": c.thing.name, "target": c.thing.target,
-                "certificate": c.certificate.name if c.certificate else None, "clientId": self.client_id,
-                "policies": [p.name for p in c.session(self.client_id)[1]], **self.result.to_json()}
+        return {
+            "thing": c.thing.name,
+            "target": c.thing.target,
+            "certificate": c.certificate.name if c.certificate else None,
+            "clientId": self.client_id,
+            "policies": [p.name for p in c.session(self.client_id)[1]],
+            **self.result.to_json(),
+        }
 
 
-def check(fleet: AuthzFleet, thing_name: str, target: str, action: str, resource: str,
-          client_id: str | None = None) -> list[Answer]:
+def check(
+    fleet: AuthzFleet, thing_name: str, target: str, action: str, resource: str, client_id: str | None = None
+) -> list[Answer]:
     """What `thing_name` may do: the decision for `action` on `resource`, for each of its connections, with
     `client_id` (default: the thing name, as the developer guide recommends)."""
     thing = fleet.things[(target, thing_name)]

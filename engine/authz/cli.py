@@ -4,6 +4,7 @@
 prints what each thing may connect as, publish, subscribe and receive, folding identical rows. Both load the
 fleet with `resolve_secrets=False`: no secret is read, so they run in any CI job.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,12 +22,15 @@ from engine.authz.matrix import matrix as build_matrix
 from engine.diagnostics import FleetctlError, error
 
 EXIT_ALLOWED, EXIT_ERROR, EXIT_DENIED = 0, 1, 2
-ENV_HELP = ("Environment: FLEETCTL_DEBUG=1 prints a traceback on an internal error. No credential or secret is "
-            "read (the fleet is loaded with resolve_secrets=False).")
+ENV_HELP = (
+    "Environment: FLEETCTL_DEBUG=1 prints a traceback on an internal error. No credential or secret is "
+    "read (the fleet is loaded with resolve_secrets=False)."
+)
 
 
 def _load(path: str) -> AuthzFleet:
     from engine.manifest.fleet import load_fleet
+
     fleet = load_fleet(path, resolve_secrets=False)
     if fleet.diagnostics.errors:
         raise FleetctlError(fleet.diagnostics.sorted())
@@ -53,8 +57,16 @@ def command() -> None:
 @click.option("--target", help="the Target, when several declare a thing of that name")
 @click.option("--fleet", "path", default="fleet", show_default=True, type=click.Path(), help="fleet folder")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check(thing: str, action: str, topic: str | None, resource: str | None, client_id: str | None,
-          target: str | None, path: str, fmt: str) -> None:
+def check(
+    thing: str,
+    action: str,
+    topic: str | None,
+    resource: str | None,
+    client_id: str | None,
+    target: str | None,
+    path: str,
+    fmt: str,
+) -> None:
     """Is THING allowed ACTION (on --topic or --resource)? One answer per certificate attached to THING, with the
     statements that decided (policy, Sid or index, file:line). Allowed means allowed for every certificate of
     THING; denied, for at least one.
@@ -63,9 +75,14 @@ def check(thing: str, action: str, topic: str | None, resource: str | None, clie
     node = fleet.thing(thing, target)
     if node is None:
         names = sorted(f"{t}/{n}" for (t, n) in fleet.things if n == thing)
-        raise FleetctlError(error(f"no declared thing '{thing}'" + (f" in target '{target}'" if target else ""),
-                                  f"declared in: {', '.join(names)} (use --target)" if names else
-                                  f"{len(fleet.things)} thing(s) declared"))
+        raise FleetctlError(
+            error(
+                f"no declared thing '{thing}'" + (f" in target '{target}'" if target else ""),
+                f"declared in: {', '.join(names)} (use --target)"
+                if names
+                else f"{len(fleet.things)} thing(s) declared",
+            )
+        )
     rtype = resource_type(action)
     if resource is None:
         if topic is not None and rtype in ("topic", "topicfilter"):
@@ -75,18 +92,25 @@ def check(thing: str, action: str, topic: str | None, resource: str | None, clie
         elif rtype == "thing":
             resource = fleet.arn(node.target, "thing", node.name)
         else:
-            raise FleetctlError(error(f"{action} needs --topic or --resource",
-                                      "Publish/Receive take a topic, Subscribe a topic filter"))
+            raise FleetctlError(
+                error(f"{action} needs --topic or --resource", "Publish/Receive take a topic, Subscribe a topic filter")
+            )
     answers = check_request(fleet, node.name, node.target, action, resource, client_id)
     account, placeholder = fleet.account(node.target)
     if fmt == "json":
-        click.echo(json.dumps({"answers": [a.to_json() for a in answers], "account": account,
-                               "accountPlaceholder": placeholder}, indent=2))
+        click.echo(
+            json.dumps(
+                {"answers": [a.to_json() for a in answers], "account": account, "accountPlaceholder": placeholder},
+                indent=2,
+            )
+        )
     else:
         for a in answers:
             r = a.result
-            click.echo(f"{r.decision.value.upper()}: {node.name} via {a.connection.label}, client id "
-                       f"{a.client_id}: {r.request}")
+            click.echo(
+                f"{r.decision.value.upper()}: {node.name} via {a.connection.label}, client id "
+                f"{a.client_id}: {r.request}"
+            )
             click.echo(f"  {r.reason}")
             for st in r.deciding:
                 click.echo(f"  {st.effect} {st.where}")
@@ -108,7 +132,9 @@ def _table(rows: list[Row]) -> str:
     for r in grid:
         cells = [c.split("\n") for c in r]
         for i in range(max(len(c) for c in cells)):
-            out.append("  ".join((c[i] if i < len(c) else "").ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+            out.append(
+                "  ".join((c[i] if i < len(c) else "").ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+            )
         out.append("")
     return "\n".join(out)
 
@@ -125,9 +151,10 @@ def matrix(glob: str, target: str | None, path: str, fmt: str) -> None:
     when no thing matches.
     """
     fleet = _load(path)
-    things = sorted((t for (tg, n), t in fleet.things.items()
-                     if fnmatch.fnmatchcase(n, glob) and (target is None or tg == target)),
-                    key=lambda t: (t.target, t.name))
+    things = sorted(
+        (t for (tg, n), t in fleet.things.items() if fnmatch.fnmatchcase(n, glob) and (target is None or tg == target)),
+        key=lambda t: (t.target, t.name),
+    )
     rows = build_matrix(fleet, things)
     if fmt == "json":
         click.echo(json.dumps({"rows": [r.to_json() for r in rows], "things": len(things)}, indent=2))
@@ -136,13 +163,15 @@ def matrix(glob: str, target: str | None, path: str, fmt: str) -> None:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["target", "count", "connection"] + [name for name, _, _ in COLUMNS] + ["things"])
         for r in rows:
-            w.writerow([r.target, r.count, r.connection] + ["; ".join(c.lines()) for c in r.cells]
-                       + [" ".join(r.things)])
+            w.writerow(
+                [r.target, r.count, r.connection] + ["; ".join(c.lines()) for c in r.cells] + [" ".join(r.things)]
+            )
         click.echo(buf.getvalue(), nl=False)
     else:
         click.echo(_table(rows) if rows else "no thing matches")
-        click.echo(f"{len(things):,} thing(s) in {len(rows)} row(s)" + (" (${thing}: the thing's own name)"
-                                                                          if rows else ""))
+        click.echo(
+            f"{len(things):,} thing(s) in {len(rows)} row(s)" + (" (${thing}: the thing's own name)" if rows else "")
+        )
 
 
 command.help = (command.help or "") + "\n\n" + ENV_HELP

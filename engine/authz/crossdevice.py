@@ -16,6 +16,7 @@ B's own requests (each names B):
   filled in (`*` → `telemetry`, `?` → `x`) and kept only when B itself is allowed it.
 A finding is such a request that A (connected with its own name as client id, or as B for Connect) is allowed.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,8 +28,8 @@ from engine.authz.policy import ESCAPES, Effect, own_name
 from engine.authz.principals import AuthzFleet, Connection, Fold, ThingNode
 from engine.authz.variables import THING, substitute
 
-OTHER_FOLDS = 20                 # B candidates from other folds, per fold (bounded: folds × 20 evaluations) ...
-MANY_FOLDS = 1000                # ... and 2 beyond this many folds (one policy per device with its own variables)
+OTHER_FOLDS = 20  # B candidates from other folds, per fold (bounded: folds × 20 evaluations) ...
+MANY_FOLDS = 1000  # ... and 2 beyond this many folds (one policy per device with its own variables)
 _FILL = re.compile(r"\$\([*?$]\)|[*?]")
 
 
@@ -49,9 +50,14 @@ class CrossAccess:
         return self.connection.thing.name
 
     def sentence(self, fleet: AuthzFleet, count: int | None = None) -> str:
-        verb = {"iot:connect": "connect as client id", "iot:publish": "publish to", "iot:subscribe": "subscribe to",
-                "iot:receive": "receive from", "iot:getthingshadow": "read the shadow of",
-                "iot:updatethingshadow": "update the shadow of"}.get(self.request.action.lower(), self.request.action)
+        verb = {
+            "iot:connect": "connect as client id",
+            "iot:publish": "publish to",
+            "iot:subscribe": "subscribe to",
+            "iot:receive": "receive from",
+            "iot:getthingshadow": "read the shadow of",
+            "iot:updatethingshadow": "update the shadow of",
+        }.get(self.request.action.lower(), self.request.action)
         resource = self.request.resource.split(":", 5)[-1].split("/", 1)[-1]
         if self.request.action.lower() == "iot:connect":
             resource = self.client_id
@@ -67,11 +73,13 @@ def _fill(text: str) -> str:
 def own_requests(fleet: AuthzFleet, thing: ThingNode) -> list[tuple[Request, str]]:
     """The requests that belong to `thing` (with the client id they are made with), named by it."""
     target, name = thing.target, thing.name
-    out = [(Request("iot:Connect", fleet.arn(target, "client", name)), name),
-           (Request("iot:Publish", fleet.arn(target, "topic", f"$aws/things/{name}/shadow/update")), ""),
-           (Request("iot:Subscribe", fleet.arn(target, "topicfilter", f"$aws/things/{name}/shadow/update/accepted")), ""),
-           (Request("iot:Receive", fleet.arn(target, "topic", f"$aws/things/{name}/shadow/update/accepted")), ""),
-           (Request("iot:UpdateThingShadow", fleet.arn(target, "thing", name)), "")]
+    out = [
+        (Request("iot:Connect", fleet.arn(target, "client", name)), name),
+        (Request("iot:Publish", fleet.arn(target, "topic", f"$aws/things/{name}/shadow/update")), ""),
+        (Request("iot:Subscribe", fleet.arn(target, "topicfilter", f"$aws/things/{name}/shadow/update/accepted")), ""),
+        (Request("iot:Receive", fleet.arn(target, "topic", f"$aws/things/{name}/shadow/update/accepted")), ""),
+        (Request("iot:UpdateThingShadow", fleet.arn(target, "thing", name)), ""),
+    ]
     for conn in fleet.connections(thing):
         if conn.refused:
             continue
@@ -104,12 +112,13 @@ def own_requests(fleet: AuthzFleet, thing: ThingNode) -> list[tuple[Request, str
     return unique
 
 
-def cross_device(fleet: AuthzFleet, folds: Sequence[Fold], *, others: Iterable[ThingNode] | None = None,
-                 limit_per_fold: int = 3) -> list[CrossAccess]:
+def cross_device(
+    fleet: AuthzFleet, folds: Sequence[Fold], *, others: Iterable[ThingNode] | None = None, limit_per_fold: int = 3
+) -> list[CrossAccess]:
     """Concrete cross-device requests allowed, at most `limit_per_fold` per fold (one proof is enough; the finding
     names how many things share the permissions)."""
     by_target: dict[str, list[ThingNode]] = {}
-    for t in (others if others is not None else fleet.things.values()):
+    for t in others if others is not None else fleet.things.values():
         by_target.setdefault(t.target, []).append(t)
     reps: dict[str, list[ThingNode]] = {}
     for f in folds:
@@ -125,12 +134,11 @@ def cross_device(fleet: AuthzFleet, folds: Sequence[Fold], *, others: Iterable[T
         candidates: list[ThingNode] = []
         for m in f.members[1:2]:
             candidates.append(m.thing)
-        for t in reps.get(a.target, [])[:others_n + 1]:
+        for t in reps.get(a.target, [])[: others_n + 1]:
             if t.name != a.name and t not in candidates:
                 candidates.append(t)
         if not candidates:
-            candidates = [t for t in sorted(by_target.get(a.target, []), key=lambda t: t.name)
-                          if t.name != a.name][:1]
+            candidates = [t for t in sorted(by_target.get(a.target, []), key=lambda t: t.name) if t.name != a.name][:1]
         found = 0
         for b in candidates:
             key = (b.target, b.name)

@@ -16,6 +16,7 @@ allowed after, or the reverse).
 For drift, call it with the actual state as "desired" and the manifests as "actual": the deltas then say what
 the account allows that the manifests do not (and the reverse).
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,7 +41,7 @@ class PermissionDelta:
 
     target: str
     action: str
-    change: str                           # widens | narrows | changes
+    change: str  # widens | narrows | changes
     causes: tuple[str, ...]
     things: tuple[str, ...]
     before: Cell
@@ -54,27 +55,42 @@ class PermissionDelta:
     @property
     def newly_allowed(self) -> tuple[str, ...]:
         """Allow patterns no former one covers, and Deny patterns dropped that no remaining one covers."""
-        return tuple(p for p in self.after.allow if not covered(p, self.before.allow)) + \
-            tuple(f"no longer denied: {p}" for p in self.before.deny if not covered(p, self.after.deny))
+        return tuple(p for p in self.after.allow if not covered(p, self.before.allow)) + tuple(
+            f"no longer denied: {p}" for p in self.before.deny if not covered(p, self.after.deny)
+        )
 
     @property
     def newly_denied(self) -> tuple[str, ...]:
-        return tuple(p for p in self.before.allow if not covered(p, self.after.allow)) + \
-            tuple(f"denied: {p}" for p in self.after.deny if not covered(p, self.before.deny))
+        return tuple(p for p in self.before.allow if not covered(p, self.after.allow)) + tuple(
+            f"denied: {p}" for p in self.after.deny if not covered(p, self.before.deny)
+        )
 
     @property
     def summary(self) -> str:
         def show(c: Cell) -> str:
             return ", ".join(c.lines()) if c.allow else "nothing"
+
         why = f" ({'; '.join(self.causes)})" if self.causes else ""
-        return (f"{self.change} {self.action} for {self.count:,} thing(s): now {show(self.after)} instead of "
-                f"{show(self.before)}{why}")
+        return (
+            f"{self.change} {self.action} for {self.count:,} thing(s): now {show(self.after)} instead of "
+            f"{show(self.before)}{why}"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "action": self.action, "change": self.change, "causes": list(self.causes),
-                "count": self.count, "things": list(self.things), "before": self.before.to_json(),
-                "after": self.after.to_json(), "newlyAllowed": list(self.newly_allowed),
-                "newlyDenied": list(self.newly_denied), "example": self.example, "summary": self.summary}
+        return {
+            "target": self.target,
+            "action": self.action,
+            "change": self.change,
+            "causes": list(self.causes),
+            "count": self.count,
+            "things": list(self.things),
+            "before": self.before.to_json(),
+            "after": self.after.to_json(),
+            "newlyAllowed": list(self.newly_allowed),
+            "newlyDenied": list(self.newly_denied),
+            "example": self.example,
+            "summary": self.summary,
+        }
 
 
 def _fill(match: re.Match[str], *, name: str, filler: str) -> str:
@@ -101,8 +117,13 @@ def _as_desired(actual: Iterable[ActualResource], desired: Sequence[DesiredResou
     """Actual resources in the desired shape (providers project `state` onto it). Certificate PEMs are public
     and not read back: they come from the desired certificate of the same address, when declared."""
     pems = {r.address: r.inputs for r in desired if r.kind == "aws.Certificate"}
-    return [DesiredResource(a.address, a.kind, a.state, None, (), pems.get(a.address, {}) if a.kind == "aws.Certificate"
-                            else {}) for a in actual if a.kind in AUTHZ_KINDS]
+    return [
+        DesiredResource(
+            a.address, a.kind, a.state, None, (), pems.get(a.address, {}) if a.kind == "aws.Certificate" else {}
+        )
+        for a in actual
+        if a.kind in AUTHZ_KINDS
+    ]
 
 
 def _content(policy: Policy) -> tuple[Any, ...]:
@@ -111,8 +132,10 @@ def _content(policy: Policy) -> tuple[Any, ...]:
 
 def _signature(conn: Connection, symbolic: bool = False) -> tuple[Any, ...]:
     """What a connection's permissions depend on; `symbolic`: up to its variables' values (fold_key)."""
-    return (fold_key(conn, all_variables=symbolic),
-            tuple((p.name, _content(p)) for p in conn.policies + conn.certificate_policies))
+    return (
+        fold_key(conn, all_variables=symbolic),
+        tuple((p.name, _content(p)) for p in conn.policies + conn.certificate_policies),
+    )
 
 
 def _cells(fleet: AuthzFleet, conn: Connection | None, symbolic: bool = False) -> tuple[Cell, ...]:
@@ -123,8 +146,7 @@ def _cells(fleet: AuthzFleet, conn: Connection | None, symbolic: bool = False) -
 
 def _causes(before: Connection | None, after: Connection | None) -> tuple[str, ...]:
     if before is None:
-        return ("thing created" if after and after.certificate is None else
-                f"{after.label} attached" if after else "",)
+        return ("thing created" if after and after.certificate is None else f"{after.label} attached" if after else "",)
     if after is None:
         return (f"{before.label} detached or thing deleted",)
     out = []
@@ -142,8 +164,16 @@ def _causes(before: Connection | None, after: Connection | None) -> tuple[str, .
     return tuple(out)
 
 
-def _example(fleet_before: AuthzFleet, fleet_after: AuthzFleet, before: Connection | None,
-             after: Connection | None, action: str, rtype: str, patterns: tuple[str, ...], widens: bool) -> str:
+def _example(
+    fleet_before: AuthzFleet,
+    fleet_after: AuthzFleet,
+    before: Connection | None,
+    after: Connection | None,
+    action: str,
+    rtype: str,
+    patterns: tuple[str, ...],
+    widens: bool,
+) -> str:
     """A concrete request allowed on one side and not the other, checked with the evaluator on both."""
     conn = after or before
     assert conn is not None
@@ -170,21 +200,29 @@ def _example(fleet_before: AuthzFleet, fleet_after: AuthzFleet, before: Connecti
     return ""
 
 
-def permission_delta(desired: Sequence[DesiredResource], actual: Sequence[ActualResource],
-                     *, targets: Mapping[str, Mapping[str, Any]] | None = None) -> list[PermissionDelta]:
+def permission_delta(
+    desired: Sequence[DesiredResource],
+    actual: Sequence[ActualResource],
+    *,
+    targets: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[PermissionDelta]:
     """The permission changes from `actual` to `desired`, per target, action and cause (largest first).
     `targets` maps a Target name to its `aws` section (region, accountId) for ARNs:
     `engine.authz.principals.target_specs(fleet)`; without it, the policies' ARNs name them."""
     from engine.manifest.fleet import paused_gc
+
     with paused_gc():
         return _permission_delta(desired, actual, targets)
 
 
-def _permission_delta(desired: Sequence[DesiredResource], actual: Sequence[ActualResource],
-                      targets: Mapping[str, Mapping[str, Any]] | None) -> list[PermissionDelta]:
+def _permission_delta(
+    desired: Sequence[DesiredResource],
+    actual: Sequence[ActualResource],
+    targets: Mapping[str, Mapping[str, Any]] | None,
+) -> list[PermissionDelta]:
     after_fleet = AuthzFleet.build(desired, targets=targets)
     before_fleet = AuthzFleet.build(_as_desired(actual, desired), targets=targets)
-    for f in (before_fleet, after_fleet):         # both sides name resources with the desired side's account
+    for f in (before_fleet, after_fleet):  # both sides name resources with the desired side's account
         for t in set(after_fleet.regions) | {k[0] for k in after_fleet.things}:
             f.accounts.setdefault(t, after_fleet.account(t)[0])
     keys = sorted(set(after_fleet.things) | set(before_fleet.things))
@@ -192,16 +230,20 @@ def _permission_delta(desired: Sequence[DesiredResource], actual: Sequence[Actua
     grouped: dict[tuple[Any, ...], list[str]] = {}
     examples: dict[tuple[Any, ...], str] = {}
     for key in keys:
-        conns_after = {c.certificate.name if c.certificate else None: c
-                       for c in (after_fleet.connections(after_fleet.things[key]) if key in after_fleet.things else [])}
-        conns_before = {c.certificate.name if c.certificate else None: c
-                        for c in (before_fleet.connections(before_fleet.things[key]) if key in before_fleet.things else [])}
+        conns_after = {
+            c.certificate.name if c.certificate else None: c
+            for c in (after_fleet.connections(after_fleet.things[key]) if key in after_fleet.things else [])
+        }
+        conns_before = {
+            c.certificate.name if c.certificate else None: c
+            for c in (before_fleet.connections(before_fleet.things[key]) if key in before_fleet.things else [])
+        }
         for cert in sorted(set(conns_after) | set(conns_before), key=lambda c: c or ""):
             a, b = conns_after.get(cert), conns_before.get(cert)
             sig_a = _signature(a) if a else None
             sig_b = _signature(b) if b else None
             if sig_a is not None and sig_a == sig_b:
-                continue                              # nothing its permissions depend on changed
+                continue  # nothing its permissions depend on changed
             # first up to the things' variables (one line for a policy change over every site), then, when only
             # a variable's value changed (a thing moved to another site), with the values
             for symbolic in (True, False):
@@ -220,18 +262,27 @@ def _permission_delta(desired: Sequence[DesiredResource], actual: Sequence[Actua
                     continue
                 group_key = (key[0], action, rtype, causes, before_cell, after_cell)
                 grouped.setdefault(group_key, []).append(key[1])
-                if group_key not in examples:      # a concrete request, from this thing's own values
-                    concrete = [_cells(f, c)[COLUMNS.index((label, action, rtype))]
-                                for f, c in ((before_fleet, b), (after_fleet, a))]
+                if group_key not in examples:  # a concrete request, from this thing's own values
+                    concrete = [
+                        _cells(f, c)[COLUMNS.index((label, action, rtype))]
+                        for f, c in ((before_fleet, b), (after_fleet, a))
+                    ]
                     probe = PermissionDelta(key[0], action, "", causes, (), concrete[0], concrete[1])
-                    examples[group_key] = (_example(before_fleet, after_fleet, b, a, action, rtype,
-                                                    probe.newly_allowed, True)
-                                           or _example(before_fleet, after_fleet, b, a, action, rtype,
-                                                       probe.newly_denied, False))
+                    examples[group_key] = _example(
+                        before_fleet, after_fleet, b, a, action, rtype, probe.newly_allowed, True
+                    ) or _example(before_fleet, after_fleet, b, a, action, rtype, probe.newly_denied, False)
     out = []
     for (target, action, rtype, causes, before_cell, after_cell), names in grouped.items():
-        d = PermissionDelta(target, action, "", causes, tuple(sorted(set(names))), before_cell, after_cell,
-                            examples[(target, action, rtype, causes, before_cell, after_cell)])
+        d = PermissionDelta(
+            target,
+            action,
+            "",
+            causes,
+            tuple(sorted(set(names))),
+            before_cell,
+            after_cell,
+            examples[(target, action, rtype, causes, before_cell, after_cell)],
+        )
         change = "changes" if d.newly_allowed and d.newly_denied else "widens" if d.newly_allowed else "narrows"
         out.append(replace(d, change=change))
     return sorted(out, key=lambda d: (d.target, -d.count, d.action, d.causes, d.things[0]))

@@ -28,6 +28,7 @@ Rules followed (AWS IoT Core developer guide, and the IAM User Guide it defers t
   absent key holds, `ForAnyValue` does not. Keys fleetctl cannot know offline (e.g. `aws:SourceIp`) are absent;
   the result lists them in `assumed`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -68,21 +69,32 @@ class Request:
 class Result:
     decision: Decision
     request: Request
-    deciding: tuple[Statement, ...] = ()       # the Deny statements (explicit deny) or the Allow ones (allow)
+    deciding: tuple[Statement, ...] = ()  # the Deny statements (explicit deny) or the Allow ones (allow)
     reason: str = ""
-    assumed: tuple[str, ...] = ()              # condition keys fleetctl cannot know offline, taken as absent
+    assumed: tuple[str, ...] = ()  # condition keys fleetctl cannot know offline, taken as absent
 
     @property
     def allowed(self) -> bool:
         return self.decision is Decision.ALLOW
 
     def to_json(self) -> dict[str, Any]:
-        return {"decision": self.decision.value, "action": self.request.action, "resource": self.request.resource,
-                "reason": self.reason,
-                "statements": [{"policy": s.policy, "statement": s.index, "sid": s.sid, "effect": s.effect,
-                                "source": str(s.source) if s.source and s.source.file else None}
-                               for s in self.deciding],
-                **({"assumed": list(self.assumed)} if self.assumed else {})}
+        return {
+            "decision": self.decision.value,
+            "action": self.request.action,
+            "resource": self.request.resource,
+            "reason": self.reason,
+            "statements": [
+                {
+                    "policy": s.policy,
+                    "statement": s.index,
+                    "sid": s.sid,
+                    "effect": s.effect,
+                    "source": str(s.source) if s.source and s.source.file else None,
+                }
+                for s in self.deciding
+            ],
+            **({"assumed": list(self.assumed)} if self.assumed else {}),
+        }
 
 
 # ------------------------------------------------------------------------------------------- matching
@@ -113,9 +125,9 @@ def _split(operator: str) -> tuple[str | None, str, bool]:
     quantifier = None
     for prefix in ("ForAnyValue:", "ForAllValues:"):
         if operator.startswith(prefix):
-            quantifier, operator = prefix[:-1], operator[len(prefix):]
+            quantifier, operator = prefix[:-1], operator[len(prefix) :]
     if_exists = operator.endswith("IfExists")
-    return quantifier, operator[:-len("IfExists")] if if_exists else operator, if_exists
+    return quantifier, operator[: -len("IfExists")] if if_exists else operator, if_exists
 
 
 def _number(text: str) -> float | None:
@@ -134,9 +146,14 @@ def _date(text: str) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-_ORDER: dict[str, Callable[[Any, Any], bool]] = {"Equals": lambda a, b: a == b, "NotEquals": lambda a, b: a != b, "LessThan": lambda a, b: a < b,
-          "LessThanEquals": lambda a, b: a <= b, "GreaterThan": lambda a, b: a > b,
-          "GreaterThanEquals": lambda a, b: a >= b}
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "Equals": lambda a, b: a == b,
+    "NotEquals": lambda a, b: a != b,
+    "LessThan": lambda a, b: a < b,
+    "LessThanEquals": lambda a, b: a <= b,
+    "GreaterThan": lambda a, b: a > b,
+    "GreaterThanEquals": lambda a, b: a >= b,
+}
 
 
 def _value_matches(base: str, context: str, wanted: str) -> bool | None:
@@ -155,20 +172,46 @@ def _value_matches(base: str, context: str, wanted: str) -> bool | None:
         except ValueError:
             return False
     for family, parse in (("Numeric", _number), ("Date", _date)):
-        if base.startswith(family) and base[len(family):] in _ORDER:
+        if base.startswith(family) and base[len(family) :] in _ORDER:
             a, b = parse(context), parse(wanted)
             if a is None or b is None:
                 return False
-            op = base[len(family):]
+            op = base[len(family) :]
             return _ORDER["Equals" if op == "NotEquals" else op](a, b)
     return None
 
 
-SUPPORTED = frozenset({"StringEquals", "StringNotEquals", "StringEqualsIgnoreCase", "StringNotEqualsIgnoreCase",
-                       "StringLike", "StringNotLike", "ArnEquals", "ArnLike", "ArnNotEquals", "ArnNotLike", "Bool",
-                       "Null", "IpAddress", "NotIpAddress"} | {f"{family}{op}" for family in ("Numeric", "Date") for op in _ORDER})
-NEGATED = frozenset({"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike",
-                     "NumericNotEquals", "DateNotEquals", "NotIpAddress"})
+SUPPORTED = frozenset(
+    {
+        "StringEquals",
+        "StringNotEquals",
+        "StringEqualsIgnoreCase",
+        "StringNotEqualsIgnoreCase",
+        "StringLike",
+        "StringNotLike",
+        "ArnEquals",
+        "ArnLike",
+        "ArnNotEquals",
+        "ArnNotLike",
+        "Bool",
+        "Null",
+        "IpAddress",
+        "NotIpAddress",
+    }
+    | {f"{family}{op}" for family in ("Numeric", "Date") for op in _ORDER}
+)
+NEGATED = frozenset(
+    {
+        "StringNotEquals",
+        "StringNotEqualsIgnoreCase",
+        "StringNotLike",
+        "ArnNotEquals",
+        "ArnNotLike",
+        "NumericNotEquals",
+        "DateNotEquals",
+        "NotIpAddress",
+    }
+)
 
 
 def condition_holds(c: Condition, session: Session) -> bool | None:
@@ -213,8 +256,11 @@ def conditions_hold(st: Statement, session: Session) -> bool:
 
 
 def applies(st: Statement, request: Request, session: Session) -> bool:
-    return action_applies(st, request.action) and resource_applies(st, request.resource, session) \
+    return (
+        action_applies(st, request.action)
+        and resource_applies(st, request.resource, session)
         and conditions_hold(st, session)
+    )
 
 
 def _assumed(statements: Iterable[Statement]) -> tuple[str, ...]:
@@ -237,13 +283,17 @@ def evaluate(policies: Sequence[Policy], request: Request, session: Session, *, 
             considered.append(st)
             if resource_applies(st, request.resource, session) and conditions_hold(st, session):
                 (denies if st.effect == Effect.DENY else allows).append(st)
-    key = lambda s: (s.policy, s.index)   # noqa: E731 - deterministic, order-free naming of the deciders
+    key = lambda s: (s.policy, s.index)  # noqa: E731 - deterministic, order-free naming of the deciders
     assumed = _assumed(considered)
     if denies:
-        return Result(Decision.EXPLICIT_DENY, request, tuple(sorted(denies, key=key)),
-                      "an explicit Deny applies (it overrides every Allow)", assumed)
+        return Result(
+            Decision.EXPLICIT_DENY,
+            request,
+            tuple(sorted(denies, key=key)),
+            "an explicit Deny applies (it overrides every Allow)",
+            assumed,
+        )
     if allows:
         return Result(Decision.ALLOW, request, tuple(sorted(allows, key=key)), "an Allow applies and no Deny", assumed)
     names = ", ".join(sorted({p.name for p in policies})) or "none"
-    return Result(Decision.IMPLICIT_DENY, request, (),
-                  f"no statement allows it (policies in effect: {names})", assumed)
+    return Result(Decision.IMPLICIT_DENY, request, (), f"no statement allows it (policies in effect: {names})", assumed)

@@ -15,6 +15,7 @@ then the patterns a Deny takes away (`deny ...`); a NotResource statement reads 
 Statements whose conditions do not hold for the fold are left out; `fleetctl authz check` answers one concrete
 request exactly.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -26,8 +27,12 @@ from engine.authz.policy import ESCAPES, Effect, own_name
 from engine.authz.principals import AuthzFleet, Connection, ThingNode, all_connections, fold, symbolic_keep
 from engine.authz.variables import substitute
 
-COLUMNS = (("connect as", "iot:Connect", "client"), ("publish", "iot:Publish", "topic"),
-           ("subscribe", "iot:Subscribe", "topicfilter"), ("receive", "iot:Receive", "topic"))
+COLUMNS = (
+    ("connect as", "iot:Connect", "client"),
+    ("publish", "iot:Publish", "topic"),
+    ("subscribe", "iot:Subscribe", "topicfilter"),
+    ("receive", "iot:Receive", "topic"),
+)
 THING_TOKEN = "${thing}"
 
 
@@ -49,7 +54,7 @@ class Cell:
 class Row:
     target: str
     things: tuple[str, ...]
-    connection: str                         # "certificate", "provisioned certificate", or a refusal
+    connection: str  # "certificate", "provisioned certificate", or a refusal
     cells: tuple[Cell, ...]
 
     @property
@@ -57,20 +62,25 @@ class Row:
         return len(self.things)
 
     def to_json(self) -> dict[str, Any]:
-        return {"target": self.target, "count": self.count, "things": list(self.things),
-                "connection": self.connection,
-                **{name.replace(" ", "_"): cell.to_json() for (name, _, _), cell in zip(COLUMNS, self.cells, strict=True)}}
+        return {
+            "target": self.target,
+            "count": self.count,
+            "things": list(self.things),
+            "connection": self.connection,
+            **{name.replace(" ", "_"): cell.to_json() for (name, _, _), cell in zip(COLUMNS, self.cells, strict=True)},
+        }
 
 
-def _display(fleet: AuthzFleet, target: str, rtype: str, text: str, kept: Iterable[str],
-             own: Iterable[str] = (), name: str = "") -> str:
+def _display(
+    fleet: AuthzFleet, target: str, rtype: str, text: str, kept: Iterable[str], own: Iterable[str] = (), name: str = ""
+) -> str:
     """A pattern as the matrix shows it: without the ARN prefix of the column's resource type, the thing's own
     name (and variables equal to it) as `${thing}`, other kept variables shortened (`${Thing.Attributes[site]}`)."""
     prefix = fleet.arn(target, rtype, "")
-    shown = text[len(prefix):] if text.startswith(prefix) else text
+    shown = text[len(prefix) :] if text.startswith(prefix) else text
     own = set(own)
     if name:
-        shown = own_name(name).sub(THING_TOKEN, shown)         # a literal own name reads as the thing's name
+        shown = own_name(name).sub(THING_TOKEN, shown)  # a literal own name reads as the thing's name
     for var in kept:
         short = THING_TOKEN if var in own else "${" + var.removeprefix("iot:Connection.").removeprefix("iot:") + "}"
         shown = shown.replace("${" + var + "}", short)
@@ -98,13 +108,17 @@ def cell(fleet: AuthzFleet, conn: Connection, action: str, rtype: str, *, all_va
                 for pattern in st.resources:
                     text = substitute(pattern, session)
                     if text is not None:
-                        into.append(_display(fleet, conn.thing.target, rtype, text, keep, own,
-                                             name if all_variables else ""))
+                        into.append(
+                            _display(fleet, conn.thing.target, rtype, text, keep, own, name if all_variables else "")
+                        )
             elif st.not_resources is not None:
                 texts = [substitute(p, session) for p in st.not_resources]
                 if all(t is not None for t in texts):
-                    shown = ", ".join(_display(fleet, conn.thing.target, rtype, t, keep, own,
-                                               name if all_variables else "") for t in texts if t)
+                    shown = ", ".join(
+                        _display(fleet, conn.thing.target, rtype, t, keep, own, name if all_variables else "")
+                        for t in texts
+                        if t
+                    )
                     into.append(f"every resource except {shown}")
     return Cell(tuple(sorted(set(allow))), tuple(sorted(set(deny))))
 

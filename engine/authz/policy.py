@@ -15,6 +15,7 @@ Rules followed (AWS IoT Core developer guide):
 - Action names are case-insensitive (IAM: "action names are not case sensitive"); resource ARNs are matched
   case-sensitively.
 """
+
 from __future__ import annotations
 
 import functools
@@ -91,7 +92,7 @@ class Policy:
     statements: tuple[Statement, ...]
     target: str | None = None
     source: Source | None = None
-    problems: tuple[str, ...] = ()                 # parts of the document the evaluator could not read
+    problems: tuple[str, ...] = ()  # parts of the document the evaluator could not read
 
     @functools.cached_property
     def variables(self) -> frozenset[str]:
@@ -104,8 +105,9 @@ class Policy:
     def content(self) -> tuple[Any, ...]:
         """What the policy grants, without its name or positions: two policies with the same content are the
         same permissions (one policy per device, written by a generator, folds like one shared policy)."""
-        return tuple((s.effect, s.actions, s.not_actions, s.resources, s.not_resources, s.conditions)
-                     for s in self.statements)
+        return tuple(
+            (s.effect, s.actions, s.not_actions, s.resources, s.not_resources, s.conditions) for s in self.statements
+        )
 
     @functools.cached_property
     def text(self) -> str:
@@ -126,7 +128,8 @@ class Policy:
             if isinstance(value, Condition):
                 return Condition(value.operator, value.key, strip(value.values))
             return value
-        stripped: tuple[Any, ...] = strip(self.content)      # strip keeps the shape: a tuple stays a tuple
+
+        stripped: tuple[Any, ...] = strip(self.content)  # strip keeps the shape: a tuple stays a tuple
         return stripped
 
 
@@ -146,8 +149,14 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def parse_policy(name: str, document: Any, *, target: str | None = None, source: Source | None = None,
-                 source_of: Callable[[PathT], Source] | None = None) -> Policy:
+def parse_policy(
+    name: str,
+    document: Any,
+    *,
+    target: str | None = None,
+    source: Source | None = None,
+    source_of: Callable[[PathT], Source] | None = None,
+) -> Policy:
     """A policy from its document (a mapping or a JSON string). Never raises: what cannot be read is named in
     `problems` and left out (a statement without a valid Effect grants nothing and denies nothing).
     `source_of(path)` gives the manifest position of a path below `spec.document`, e.g. ("Statement", 2)."""
@@ -184,11 +193,20 @@ def parse_policy(name: str, document: Any, *, target: str | None = None, source:
         elif cond is not None:
             problems.append(f"statement {i}: Condition must be a mapping")
         sid = st.get("Sid")
-        statements.append(Statement(
-            name, i, str(sid) if sid not in (None, "") else None, effect,
-            _strings(st.get("Action")), _strings(st.get("NotAction")),
-            _strings(st.get("Resource")), _strings(st.get("NotResource")), tuple(conditions),
-            source_of(path) if source_of else source))
+        statements.append(
+            Statement(
+                name,
+                i,
+                str(sid) if sid not in (None, "") else None,
+                effect,
+                _strings(st.get("Action")),
+                _strings(st.get("NotAction")),
+                _strings(st.get("Resource")),
+                _strings(st.get("NotResource")),
+                tuple(conditions),
+                source_of(path) if source_of else source,
+            )
+        )
     if raw is None:
         problems.append("the document has no Statement")
     return Policy(name, tuple(statements), target, source, tuple(problems))
@@ -202,7 +220,7 @@ def wildcard(pattern: str, ignore_case: bool = False) -> re.Pattern[str]:
     out = []
     i = 0
     while i < len(pattern):
-        escape = pattern[i:i + 4]
+        escape = pattern[i : i + 4]
         if escape in ESCAPES:
             out.append(re.escape(ESCAPES[escape]))
             i += 4

@@ -18,6 +18,7 @@ Rules followed (AWS IoT Core developer guide):
 - A thing without a declared certificate (JITP, fleet provisioning: docs/performance.md) is evaluated as a
   connection through a certificate attached to that thing only, carrying no policy of its own.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,7 +33,7 @@ from engine.authz.variables import CLIENT_ID, THING, THING_NAME, CertFacts, Sess
 from engine.diagnostics import Source
 from engine.model import DesiredResource
 
-PLACEHOLDER_ACCOUNT = "123456789012"      # the developer guide's example account (and the example fleet's)
+PLACEHOLDER_ACCOUNT = "123456789012"  # the developer guide's example account (and the example fleet's)
 _ARN_ACCOUNT = re.compile(r"^arn:aws[a-z-]*:iot:[^:]*:(\d{12}):")
 _ARN_REGION = re.compile(r"^arn:aws[a-z-]*:iot:([a-z]{2}(?:-gov)?-[a-z]+-\d):")
 
@@ -89,14 +90,16 @@ class Connection:
     certificate: CertNode | None
     policies: tuple[Policy, ...]
     certificate_policies: tuple[Policy, ...]
-    attached: tuple[str, ...]                 # the things the certificate is attached to
+    attached: tuple[str, ...]  # the things the certificate is attached to
     refused: str = ""
 
     @property
     def label(self) -> str:
         return f"certificate '{self.certificate.name}'" if self.certificate else "a certificate provisioned for it"
 
-    def session(self, client_id: str | None, *, keep: frozenset[str] = frozenset()) -> tuple[Session, tuple[Policy, ...]]:
+    def session(
+        self, client_id: str | None, *, keep: frozenset[str] = frozenset()
+    ) -> tuple[Session, tuple[Policy, ...]]:
         """The session for `client_id` and the policies in effect for it."""
         if client_id is not None and client_id in self.attached:
             resolved = self.thing if client_id == self.thing.name else None
@@ -105,18 +108,24 @@ class Connection:
         else:
             resolved = None
         policies = self.policies if client_id == self.thing.name else self.certificate_policies
-        needs_cert = self.certificate is not None and any(v.startswith("iot:Certificate") for p in policies
-                                                          for v in p.variables)
-        facts = self.certificate.facts if needs_cert and self.certificate else None   # parsed only when used
+        needs_cert = self.certificate is not None and any(
+            v.startswith("iot:Certificate") for p in policies for v in p.variables
+        )
+        facts = self.certificate.facts if needs_cert and self.certificate else None  # parsed only when used
         session = Session(client_id, resolved.facts if resolved else None, facts, keep)
         return session, policies
 
 
 def target_specs(fleet: Any) -> dict[str, dict[str, Any]]:
     """A loaded fleet's Targets as `AuthzFleet.build` and `permission_delta` take them: name → {region, accountId}."""
-    return {name: ({"region": m.spec.aws.region, "accountId": m.spec.aws.accountId}
-                   if getattr(m.spec, "aws", None) is not None else {})
-            for name, m in fleet.targets().items()}
+    return {
+        name: (
+            {"region": m.spec.aws.region, "accountId": m.spec.aws.accountId}
+            if getattr(m.spec, "aws", None) is not None
+            else {}
+        )
+        for name, m in fleet.targets().items()
+    }
 
 
 @dataclass
@@ -130,23 +139,33 @@ class AuthzFleet:
     things: dict[tuple[str, str], ThingNode] = field(default_factory=dict)
     regions: dict[str, str] = field(default_factory=dict)
     accounts: dict[str, str] = field(default_factory=dict)
-    attached: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)   # cert → things
-    _memo: dict[Any, Any] = field(default_factory=dict, repr=False)    # per group set / policy-name set (100k things)
+    attached: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)  # cert → things
+    _memo: dict[Any, Any] = field(default_factory=dict, repr=False)  # per group set / policy-name set (100k things)
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def build(cls, desired: Iterable[DesiredResource], *, targets: Mapping[str, Mapping[str, Any]] | None = None,
-              source_of: Callable[[DesiredResource, PathT], Source] | None = None) -> AuthzFleet:
+    def build(
+        cls,
+        desired: Iterable[DesiredResource],
+        *,
+        targets: Mapping[str, Mapping[str, Any]] | None = None,
+        source_of: Callable[[DesiredResource, PathT], Source] | None = None,
+    ) -> AuthzFleet:
         """From desired resources (a loaded fleet's, or a plan's). `targets` maps a Target name to its `aws`
         section (region, accountId); `source_of(resource, path)` gives the manifest position of a path below
         the resource's spec (policy statements are named by file:line with it)."""
         from engine.manifest.fleet import paused_gc  # 100,000 things: no garbage cycles, millions of objects
+
         with paused_gc():
             return cls._build(desired, targets, source_of)
 
     @classmethod
-    def _build(cls, desired: Iterable[DesiredResource], targets: Mapping[str, Mapping[str, Any]] | None,
-               source_of: Callable[[DesiredResource, PathT], Source] | None) -> AuthzFleet:
+    def _build(
+        cls,
+        desired: Iterable[DesiredResource],
+        targets: Mapping[str, Mapping[str, Any]] | None,
+        source_of: Callable[[DesiredResource, PathT], Source] | None,
+    ) -> AuthzFleet:
         out = cls()
         attached: dict[tuple[str, str], list[str]] = {}
         for r in desired:
@@ -155,21 +174,39 @@ class AuthzFleet:
             target, name, spec = r.address.target, r.address.name, r.spec
             if r.kind == "aws.Policy":
                 where = (lambda p, _r=r: source_of(_r, ("document",) + p)) if source_of else None
-                out.policies[(target, name)] = parse_policy(name, spec.get("document"), target=target,
-                                                            source=r.source, source_of=where)
+                out.policies[(target, name)] = parse_policy(
+                    name, spec.get("document"), target=target, source=r.source, source_of=where
+                )
             elif r.kind == "aws.Certificate":
                 out.certificates[(target, name)] = CertNode(
-                    name, target, str(spec.get("status", "ACTIVE")), tuple(spec.get("policies") or ()),
-                    spec.get("caCertificate"), r.inputs.get("certificatePem"), r.source)
+                    name,
+                    target,
+                    str(spec.get("status", "ACTIVE")),
+                    tuple(spec.get("policies") or ()),
+                    spec.get("caCertificate"),
+                    r.inputs.get("certificatePem"),
+                    r.source,
+                )
             elif r.kind == "aws.CACertificate":
-                out.cas[(target, name)] = {"status": spec.get("status", "ACTIVE"), "source": r.source,
-                                           "pem": r.inputs.get("certificatePem")}
+                out.cas[(target, name)] = {
+                    "status": spec.get("status", "ACTIVE"),
+                    "source": r.source,
+                    "pem": r.inputs.get("certificatePem"),
+                }
             elif r.kind == "aws.ThingGroup":
-                out.groups[(target, name)] = GroupNode(name, target, spec.get("parent"),
-                                                       tuple(spec.get("policies") or ()))
+                out.groups[(target, name)] = GroupNode(
+                    name, target, spec.get("parent"), tuple(spec.get("policies") or ())
+                )
             elif r.kind == "aws.Thing":
-                thing = ThingNode(name, target, spec.get("thingType"), dict(spec.get("attributes") or {}),
-                                  tuple(spec.get("groups") or ()), tuple(spec.get("principals") or ()), r.source)
+                thing = ThingNode(
+                    name,
+                    target,
+                    spec.get("thingType"),
+                    dict(spec.get("attributes") or {}),
+                    tuple(spec.get("groups") or ()),
+                    tuple(spec.get("principals") or ()),
+                    r.source,
+                )
                 out.things[(target, name)] = thing
                 for cert in thing.principals:
                     attached.setdefault((target, cert), []).append(name)
@@ -190,6 +227,7 @@ class AuthzFleet:
         def source_of(r: DesiredResource, path: PathT) -> Source:
             doc = docs.get(r.address)
             return doc.source(("spec",) + path) if doc is not None else (r.source or Source(""))
+
         return cls.build(fleet.desired, targets=targets, source_of=source_of)
 
     # ------------------------------------------------------------------ ARNs
@@ -201,10 +239,18 @@ class AuthzFleet:
         known: tuple[str, bool] | None = self._memo.get(("account", target))
         if known is not None:
             return known
-        seen = Counter(m.group(1) for (t, _), p in self.policies.items() if t == target for st in p.statements
-                       for res in (st.resources or ()) + (st.not_resources or ()) if (m := _ARN_ACCOUNT.match(res)))
-        memo = self._memo[("account", target)] = (seen.most_common(1)[0][0] if len(seen) == 1
-                                                  else PLACEHOLDER_ACCOUNT), True
+        seen = Counter(
+            m.group(1)
+            for (t, _), p in self.policies.items()
+            if t == target
+            for st in p.statements
+            for res in (st.resources or ()) + (st.not_resources or ())
+            if (m := _ARN_ACCOUNT.match(res))
+        )
+        memo = self._memo[("account", target)] = (
+            (seen.most_common(1)[0][0] if len(seen) == 1 else PLACEHOLDER_ACCOUNT),
+            True,
+        )
         return memo
 
     def region(self, target: str) -> str:
@@ -214,8 +260,14 @@ class AuthzFleet:
             return self.regions[target]
         memo = self._memo.get(("region", target))
         if memo is None:
-            seen = {m.group(1) for (t, _), p in self.policies.items() if t == target for st in p.statements
-                    for res in (st.resources or ()) + (st.not_resources or ()) if (m := _ARN_REGION.match(res))}
+            seen = {
+                m.group(1)
+                for (t, _), p in self.policies.items()
+                if t == target
+                for st in p.statements
+                for res in (st.resources or ()) + (st.not_resources or ())
+                if (m := _ARN_REGION.match(res))
+            }
             memo = self._memo[("region", target)] = seen.pop() if len(seen) == 1 else "us-east-1"
         return memo
 
@@ -266,8 +318,16 @@ class AuthzFleet:
             if cert is not None and cert.status != "ACTIVE":
                 refused = f"certificate '{cert.name}' is {cert.status}: AWS IoT refuses its connection"
             attached = self.attached.get((thing.target, cert_name), (thing.name,)) if cert_name else (thing.name,)
-            out.append(Connection(thing, cert, self._policies(thing.target, set(cert_names) | set(group_names)),
-                                  self._policies(thing.target, cert_names), attached, refused))
+            out.append(
+                Connection(
+                    thing,
+                    cert,
+                    self._policies(thing.target, set(cert_names) | set(group_names)),
+                    self._policies(thing.target, cert_names),
+                    attached,
+                    refused,
+                )
+            )
         return out
 
     def thing(self, name: str, target: str | None = None) -> ThingNode | None:
@@ -322,13 +382,26 @@ def fold_key(conn: Connection, *, all_variables: bool = False) -> tuple[Any, ...
         else:
             values.append((var, tuple("\0" if v == name else v for v in got) if got is not None else None))
     shape = "exclusive" if len(conn.attached) == 1 else f"shared:{len(conn.attached)}"
-    outcomes = tuple(condition_holds(c, session) for p in policies for st in p.statements for c in st.conditions
-                     if all_variables or c.key in (THING_NAME, CLIENT_ID) or any("${" in v for v in c.values))
-    ident = (lambda p: p.content_without(name)) if all_variables else (lambda p: p.name)    # noqa: E731
-    return (conn.thing.target, tuple(sorted(map(ident, policies))) if all_variables else tuple(map(ident, policies)),
-            tuple(sorted(map(ident, conn.certificate_policies))) if all_variables
-            else tuple(map(ident, conn.certificate_policies)),
-            conn.refused != "", shape, tuple(values), conn.certificate is None, outcomes)
+    outcomes = tuple(
+        condition_holds(c, session)
+        for p in policies
+        for st in p.statements
+        for c in st.conditions
+        if all_variables or c.key in (THING_NAME, CLIENT_ID) or any("${" in v for v in c.values)
+    )
+    ident = (lambda p: p.content_without(name)) if all_variables else (lambda p: p.name)  # noqa: E731
+    return (
+        conn.thing.target,
+        tuple(sorted(map(ident, policies))) if all_variables else tuple(map(ident, policies)),
+        tuple(sorted(map(ident, conn.certificate_policies)))
+        if all_variables
+        else tuple(map(ident, conn.certificate_policies)),
+        conn.refused != "",
+        shape,
+        tuple(values),
+        conn.certificate is None,
+        outcomes,
+    )
 
 
 @dataclass(frozen=True)
@@ -346,13 +419,15 @@ class Fold:
 def fold(connections: Iterable[Connection], *, all_variables: bool = False) -> list[Fold]:
     """Connections grouped by `fold_key` (see there for `all_variables`)."""
     from engine.manifest.fleet import paused_gc
+
     groups: dict[tuple[Any, ...], list[Connection]] = {}
     with paused_gc():
         for c in connections:
             groups.setdefault(fold_key(c, all_variables=all_variables), []).append(c)
     out = [Fold(k, tuple(sorted(v, key=lambda c: (c.thing.name, c.label)))) for k, v in groups.items()]
-    return sorted(out, key=lambda f: (f.representative.thing.target, f.representative.thing.name,
-                                      f.representative.label))
+    return sorted(
+        out, key=lambda f: (f.representative.thing.target, f.representative.thing.name, f.representative.label)
+    )
 
 
 def all_connections(fleet: AuthzFleet, things: Sequence[ThingNode] | None = None) -> Iterator[Connection]:

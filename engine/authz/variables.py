@@ -29,6 +29,7 @@ Rules followed (AWS IoT Core developer guide):
 - IAM "Policy variables" (special characters): `${*}`, `${?}`, `${$}` stand for the literal `*`, `?`, `$` (as
   `$(*)`, `$(?)`, `$($)` do in the IoT guide's spelling).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -41,9 +42,21 @@ from engine.authz.policy import VARIABLE, literal
 THING = "iot:Connection.Thing."
 THING_NAME = "iot:Connection.Thing.ThingName"
 CLIENT_ID = "iot:ClientId"
-CERT_ATTRIBUTES = ("Country", "Organization", "OrganizationalUnit", "DistinguishedNameQualifier", "State",
-                   "CommonName", "SerialNumber", "Title", "Surname", "GivenName", "Initials", "Pseudonym",
-                   "GenerationQualifier")
+CERT_ATTRIBUTES = (
+    "Country",
+    "Organization",
+    "OrganizationalUnit",
+    "DistinguishedNameQualifier",
+    "State",
+    "CommonName",
+    "SerialNumber",
+    "Title",
+    "Surname",
+    "GivenName",
+    "Initials",
+    "Pseudonym",
+    "GenerationQualifier",
+)
 ARRAY_LIMIT = 5
 
 
@@ -77,7 +90,7 @@ class Session:
     client_id: str | None
     thing: ThingFacts | None = None
     certificate: CertFacts | None = None
-    keep: frozenset[str] = frozenset()           # variables left symbolic (the matrix keeps `${thing}`)
+    keep: frozenset[str] = frozenset()  # variables left symbolic (the matrix keeps `${thing}`)
 
     @property
     def is_attached(self) -> bool:
@@ -89,7 +102,7 @@ def resolve(key: str, session: Session) -> tuple[str, ...] | None:
     if key == CLIENT_ID:
         return (session.client_id,) if session.client_id is not None else None
     if key.startswith(THING):
-        rest = key[len(THING):]
+        rest = key[len(THING) :]
         if rest == "IsAttached":
             return ("true" if session.is_attached else "false",)
         thing = session.thing
@@ -100,7 +113,7 @@ def resolve(key: str, session: Session) -> tuple[str, ...] | None:
         if rest == "ThingTypeName":
             return (thing.thing_type,) if thing.thing_type else None
         if rest.startswith("Attributes[") and rest.endswith("]"):
-            value = thing.attributes.get(rest[len("Attributes["):-1])
+            value = thing.attributes.get(rest[len("Attributes[") : -1])
             return (value,) if value is not None else None
         return None
     cert = session.certificate
@@ -113,12 +126,14 @@ def resolve(key: str, session: Session) -> tuple[str, ...] | None:
     if key in ("iot:Certificate.Validity.NotBefore", "iot:Certificate.Validity.NotAfter"):
         when = cert.not_before if key.endswith("NotBefore") else cert.not_after
         return (when.strftime("%Y-%m-%dT%H:%M:%SZ"),) if when else None
-    for prefix, names, alt in (("iot:Certificate.Subject.", cert.subject, cert.subject_alt),
-                               ("iot:Certificate.Issuer.", cert.issuer, cert.issuer_alt)):
+    for prefix, names, alt in (
+        ("iot:Certificate.Subject.", cert.subject, cert.subject_alt),
+        ("iot:Certificate.Issuer.", cert.issuer, cert.issuer_alt),
+    ):
         if key.startswith(prefix):
-            rest = key[len(prefix):]
+            rest = key[len(prefix) :]
             if rest.startswith("AlternativeName."):
-                values = alt.get(rest[len("AlternativeName."):])
+                values = alt.get(rest[len("AlternativeName.") :])
             else:
                 values = names.get(rest)
             return tuple(values[:ARRAY_LIMIT]) if values else None
@@ -137,9 +152,9 @@ def _substitute(text: str, session: Session) -> str | None:
     out: list[str] = []
     pos = 0
     for m in VARIABLE.finditer(text):
-        out.append(text[pos:m.start()])
+        out.append(text[pos : m.start()])
         name = m.group(1).strip()
-        if name in ("*", "?", "$"):            # IAM's ${*} ${?} ${$}: the literal character
+        if name in ("*", "?", "$"):  # IAM's ${*} ${?} ${$}: the literal character
             out.append(literal(name))
         elif name in session.keep:
             out.append(m.group(0))
@@ -149,7 +164,7 @@ def _substitute(text: str, session: Session) -> str | None:
                 return None
             value = values[0]
             if name.startswith("iot:Certificate.") and ("*" in value or "?" in value):
-                return None                   # limitations: a wildcard in a certificate attribute is not replaced
+                return None  # limitations: a wildcard in a certificate attribute is not replaced
             out.append(literal(value))
         pos = m.end()
     out.append(text[pos:])
@@ -157,10 +172,21 @@ def _substitute(text: str, session: Session) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------ certificates
-_OID_NAMES = {"2.5.4.6": "Country", "2.5.4.10": "Organization", "2.5.4.11": "OrganizationalUnit",
-              "2.5.4.46": "DistinguishedNameQualifier", "2.5.4.8": "State", "2.5.4.3": "CommonName",
-              "2.5.4.5": "SerialNumber", "2.5.4.12": "Title", "2.5.4.4": "Surname", "2.5.4.42": "GivenName",
-              "2.5.4.43": "Initials", "2.5.4.65": "Pseudonym", "2.5.4.44": "GenerationQualifier"}
+_OID_NAMES = {
+    "2.5.4.6": "Country",
+    "2.5.4.10": "Organization",
+    "2.5.4.11": "OrganizationalUnit",
+    "2.5.4.46": "DistinguishedNameQualifier",
+    "2.5.4.8": "State",
+    "2.5.4.3": "CommonName",
+    "2.5.4.5": "SerialNumber",
+    "2.5.4.12": "Title",
+    "2.5.4.4": "Surname",
+    "2.5.4.42": "GivenName",
+    "2.5.4.43": "Initials",
+    "2.5.4.65": "Pseudonym",
+    "2.5.4.44": "GenerationQualifier",
+}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -170,6 +196,7 @@ def cert_facts(pem: str) -> CertFacts:
 
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
+
     cert = x509.load_pem_x509_certificate(pem.encode())
 
     def names(name: x509.Name) -> dict[str, tuple[str, ...]]:
@@ -180,22 +207,33 @@ def cert_facts(pem: str) -> CertFacts:
                 out.setdefault(label, []).append(str(attr.value))
         return {k: tuple(v) for k, v in out.items()}
 
-    def alt(ext_class: type[x509.SubjectAlternativeName] | type[x509.IssuerAlternativeName]
-            ) -> dict[str, tuple[str, ...]]:
+    def alt(
+        ext_class: type[x509.SubjectAlternativeName] | type[x509.IssuerAlternativeName],
+    ) -> dict[str, tuple[str, ...]]:
         try:
             value = cert.extensions.get_extension_for_class(ext_class).value
         except x509.ExtensionNotFound:
             return {}
         out: dict[str, tuple[str, ...]] = {}
-        for label, kind in (("DNSName", x509.DNSName), ("RFC822Name", x509.RFC822Name),
-                            ("UniformResourceIdentifier", x509.UniformResourceIdentifier),
-                            ("IPAddress", x509.IPAddress)):
+        for label, kind in (
+            ("DNSName", x509.DNSName),
+            ("RFC822Name", x509.RFC822Name),
+            ("UniformResourceIdentifier", x509.UniformResourceIdentifier),
+            ("IPAddress", x509.IPAddress),
+        ):
             found = tuple(str(v) for v in value.get_values_for_type(kind))
             if found:
                 out[label] = found
         return out
 
     der = cert.public_bytes(serialization.Encoding.DER)
-    return CertFacts(hashlib.sha256(der).hexdigest(), names(cert.subject), names(cert.issuer),
-                     format(cert.serial_number, "x"), cert.not_valid_before_utc, cert.not_valid_after_utc,
-                     alt(x509.SubjectAlternativeName), alt(x509.IssuerAlternativeName))
+    return CertFacts(
+        hashlib.sha256(der).hexdigest(),
+        names(cert.subject),
+        names(cert.issuer),
+        format(cert.serial_number, "x"),
+        cert.not_valid_before_utc,
+        cert.not_valid_after_utc,
+        alt(x509.SubjectAlternativeName),
+        alt(x509.IssuerAlternativeName),
+    )

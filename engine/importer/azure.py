@@ -17,6 +17,7 @@ verified hub CA) cannot be written from what DPS returns: it is skipped with a n
 Adoption (`--adopt`) is not offered for Azure yet: its markers (the device twin tag, the DPS initial-twin tag) have
 no adoption hook in the provider, so the import writes no annotation and says so.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -33,8 +34,10 @@ KINDS = ("azure.HubCertificate", "azure.EnrollmentGroup", "azure.Enrollment", "a
 
 def _keys(r: ActualResource) -> dict[str, Any]:
     what = f"{r.kind.split('.')[1]} {r.address.name}"
-    return {field: secret_slot(r.address, field, f"{label} symmetric key of {what}")
-            for field, label in (("primaryKey", "primary"), ("secondaryKey", "secondary"))}
+    return {
+        field: secret_slot(r.address, field, f"{label} symmetric key of {what}")
+        for field, label in (("primaryKey", "primary"), ("secondaryKey", "secondary"))
+    }
 
 
 def _device(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
@@ -44,14 +47,19 @@ def _device(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
     if kind == "symmetricKey":
         authentication: dict[str, Any] = {"type": kind, **_keys(r)}
     elif kind == "selfSigned":
-        authentication = {"type": kind, **{k: auth[k] for k in ("primaryThumbprint", "secondaryThumbprint")
-                                           if auth.get(k)}}
+        authentication = {
+            "type": kind,
+            **{k: auth[k] for k in ("primaryThumbprint", "secondaryThumbprint") if auth.get(k)},
+        }
     elif kind == "x509CA":
         authentication = {"type": kind}
     else:
         raise Unimportable(f"its authentication type is {kind!r}, which fleetctl does not manage")
-    spec: dict[str, Any] = {"authentication": authentication, "status": s.get("status") or "enabled",
-                            "iotEdge": bool(s.get("iotEdge"))}
+    spec: dict[str, Any] = {
+        "authentication": authentication,
+        "status": s.get("status") or "enabled",
+        "iotEdge": bool(s.get("iotEdge")),
+    }
     for section in ("tags", "desired"):
         if s.get(section):
             spec[section] = s[section]
@@ -60,16 +68,19 @@ def _device(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
 
 def _hub_certificate(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
     if not r.state.get("isVerified"):
-        raise Unimportable("it is not verified yet: finish its proof of possession (or declare it with a "
-                           "verification certificate) first")
+        raise Unimportable(
+            "it is not verified yet: finish its proof of possession (or declare it with a "
+            "verification certificate) first"
+        )
     if "certificatePem" not in files:
         raise Unimportable("its certificate was not returned by the ARM list")
     return {"certificatePem": PublicFile(f"certs/hub/{r.address.name}.pem", files["certificatePem"])}
 
 
 def _allocation(s: Mapping[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = {k: s[k] for k in ("allocationPolicy", "customAllocationDefinition", "reprovisionPolicy")
-                            if s.get(k)}
+    spec: dict[str, Any] = {
+        k: s[k] for k in ("allocationPolicy", "customAllocationDefinition", "reprovisionPolicy") if s.get(k)
+    }
     if s.get("iotHubs"):
         spec["iotHubs"] = list(s["iotHubs"])
     twin = s.get("initialTwin") or {}
@@ -86,19 +97,27 @@ def _enrollment_group(r: ActualResource, files: Mapping[str, str]) -> dict[str, 
         attestation: dict[str, Any] = {"symmetricKey": _keys(r)}
     elif att.get("type") == "x509" and att.get("caReferences"):
         refs = att["caReferences"]
-        attestation = {"x509": {"caCertificate": refs["primary"],
-                                **({"secondaryCaCertificate": refs["secondary"]} if refs.get("secondary") else {})}}
+        attestation = {
+            "x509": {
+                "caCertificate": refs["primary"],
+                **({"secondaryCaCertificate": refs["secondary"]} if refs.get("secondary") else {}),
+            }
+        }
     else:
-        raise Unimportable("it is attested by a signing certificate, of which DPS keeps only the thumbprint: "
-                           "declare it with the certificate's PEM")
+        raise Unimportable(
+            "it is attested by a signing certificate, of which DPS keeps only the thumbprint: "
+            "declare it with the certificate's PEM"
+        )
     return {"attestation": attestation, **_allocation(r.state)}
 
 
 def _enrollment(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
     att = r.state.get("attestation") or {}
     if att.get("type") != "symmetricKey":
-        raise Unimportable(f"its attestation is {att.get('type')}: DPS keeps only certificate thumbprints, so "
-                           "declare it with the device certificate's PEM")
+        raise Unimportable(
+            f"its attestation is {att.get('type')}: DPS keeps only certificate thumbprints, so "
+            "declare it with the device certificate's PEM"
+        )
     spec: dict[str, Any] = {}
     if r.state.get("registrationId") and r.state["registrationId"] != r.address.name:
         spec["registrationId"] = r.state["registrationId"]
@@ -107,15 +126,21 @@ def _enrollment(r: ActualResource, files: Mapping[str, str]) -> dict[str, Any]:
     return {**spec, "attestation": {"symmetricKey": _keys(r)}, **_allocation(r.state)}
 
 
-EXPORTERS: dict[str, Exporter] = {"azure.Device": _device, "azure.HubCertificate": _hub_certificate,
-                                  "azure.EnrollmentGroup": _enrollment_group, "azure.Enrollment": _enrollment}
+EXPORTERS: dict[str, Exporter] = {
+    "azure.Device": _device,
+    "azure.HubCertificate": _hub_certificate,
+    "azure.EnrollmentGroup": _enrollment_group,
+    "azure.Enrollment": _enrollment,
+}
 
 
 class AzureImporter(ProviderImporter):
     provider = "azure"
     kinds = KINDS
-    filter_keys = {"name": "the resource's name (device id, enrollment id, certificate name)",
-                   "tags.KEY": "devices whose twin tag KEY matches"}
+    filter_keys = {
+        "name": "the resource's name (device id, enrollment id, certificate name)",
+        "tags.KEY": "devices whose twin tag KEY matches",
+    }
     exporters = EXPORTERS
 
     def read(self, session: Session) -> list[ActualResource]:
@@ -129,8 +154,9 @@ class AzureImporter(ProviderImporter):
         try:
             result = self.connect(session).read(session.declared, prune=True)
         except errors.ProviderError as exc:
-            raise FleetctlError(error(f"reading azure target '{session.target}' failed: {exc}",
-                                      "check the Target's connection strings")) from None
+            raise FleetctlError(
+                error(f"reading azure target '{session.target}' failed: {exc}", "check the Target's connection strings")
+            ) from None
         session.diagnostics.extend(result.diagnostics)
         for kind in wanted:
             resources = [r for r in result.actual if r.kind == kind]
@@ -154,10 +180,15 @@ class AzureImporter(ProviderImporter):
             return have
         provider = self.connect(session)
         listed = provider.call("certificates.list_by_iot_hub", provider.client.list_hub_certificates)
-        batch = {wanted[c["name"]]: {"certificatePem": (c.get("properties") or {}).get("certificate") or ""}
-                 for c in listed if c.get("name") in wanted}
-        batch = {a: f if f["certificatePem"] else {"error": "its certificate was not returned by the ARM list"}
-                 for a, f in batch.items()}
+        batch = {
+            wanted[c["name"]]: {"certificatePem": (c.get("properties") or {}).get("certificate") or ""}
+            for c in listed
+            if c.get("name") in wanted
+        }
+        batch = {
+            a: f if f["certificatePem"] else {"error": "its certificate was not returned by the ARM list"}
+            for a, f in batch.items()
+        }
         session.checkpoint.add_materials(batch)
         return {**have, **batch}
 

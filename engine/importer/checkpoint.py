@@ -10,6 +10,7 @@ the two leaves extra lines that the resume drops. Certificate PEMs fetched so fa
 Only what the providers read is kept: actual state (no secrets: readers never return them) and public PEMs.
 The folder is removed once the manifests are written.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -38,19 +39,35 @@ def check_out(out: Path, resume: bool) -> None:
         return
     entries = sorted(p.name for p in out.iterdir() if p.name not in (STATE_FILE, DATA_DIR))
     if entries and not (resume and (out / STATE_FILE).exists()):
-        raise FleetctlError(error(f"--out {out} is not empty ({', '.join(entries)})",
-                                  "an import writes into a new or empty folder so that it never overwrites "
-                                  "manifests; choose another folder"))
+        raise FleetctlError(
+            error(
+                f"--out {out} is not empty ({', '.join(entries)})",
+                "an import writes into a new or empty folder so that it never overwrites "
+                "manifests; choose another folder",
+            )
+        )
 
 
 def resource_to_json(r: ActualResource) -> dict[str, Any]:
-    return {"address": str(r.address), "kind": r.kind, "state": r.state, "token": r.token, "managed": r.managed,
-            "ids": r.ids}
+    return {
+        "address": str(r.address),
+        "kind": r.kind,
+        "state": r.state,
+        "token": r.token,
+        "managed": r.managed,
+        "ids": r.ids,
+    }
 
 
 def resource_from_json(data: Mapping[str, Any]) -> ActualResource:
-    return ActualResource(Address.parse(data["address"]), data["kind"], data["state"], data.get("token", ""),
-                          bool(data.get("managed")), data.get("ids", {}))
+    return ActualResource(
+        Address.parse(data["address"]),
+        data["kind"],
+        data["state"],
+        data.get("token", ""),
+        bool(data.get("managed")),
+        data.get("ids", {}),
+    )
 
 
 class Checkpoint:
@@ -60,8 +77,14 @@ class Checkpoint:
         self.out = out
         self.path = out / STATE_FILE
         self.dir = out / DATA_DIR
-        self.data: dict[str, Any] = data or {"formatVersion": FORMAT_VERSION, "request": dict(request),
-                                             "kinds": {}, "pages": {}, "materials": 0, "written": []}
+        self.data: dict[str, Any] = data or {
+            "formatVersion": FORMAT_VERSION,
+            "request": dict(request),
+            "kinds": {},
+            "pages": {},
+            "materials": 0,
+            "written": [],
+        }
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ open
@@ -74,18 +97,27 @@ class Checkpoint:
             cp._save()
             return cp
         if not resume:
-            raise FleetctlError(error(f"{out} holds an interrupted import ({STATE_FILE})",
-                                      "run the same command with --resume to continue it, or choose another folder"))
+            raise FleetctlError(
+                error(
+                    f"{out} holds an interrupted import ({STATE_FILE})",
+                    "run the same command with --resume to continue it, or choose another folder",
+                )
+            )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise FleetctlError(error(f"cannot read {path}: {exc}", "remove the folder and import again")) from None
         if data.get("formatVersion") != FORMAT_VERSION:
-            raise FleetctlError(error(f"{path} was written by another version of fleetctl",
-                                      "remove the folder and import again"))
+            raise FleetctlError(
+                error(f"{path} was written by another version of fleetctl", "remove the folder and import again")
+            )
         if data.get("request") != dict(request):
-            raise FleetctlError(error("--resume must repeat the interrupted import's options",
-                                      f"it was: {json.dumps(data.get('request'), sort_keys=True)}"))
+            raise FleetctlError(
+                error(
+                    "--resume must repeat the interrupted import's options",
+                    f"it was: {json.dumps(data.get('request'), sort_keys=True)}",
+                )
+            )
         cp = cls(out, request, data)
         cp._trim()
         return cp
@@ -116,7 +148,7 @@ class Checkpoint:
     def _append(self, path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
         with fsutil.open_append(path) as fh:
             for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")   # key order kept: it is the output's
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")  # key order kept: it is the output's
             fh.flush()
             os.fsync(fh.fileno())
 
@@ -130,8 +162,10 @@ class Checkpoint:
     def known(self) -> dict[str, list[ActualResource]]:
         """The actual state of every finished kind."""
         with self._lock:
-            return {kind: [resource_from_json(row) for row in self._read(self._file(kind), count)]
-                    for kind, count in sorted(self.data["kinds"].items())}
+            return {
+                kind: [resource_from_json(row) for row in self._read(self._file(kind), count)]
+                for kind, count in sorted(self.data["kinds"].items())
+            }
 
     def pages_from(self, kind: str) -> tuple[str | None, list[ActualResource]] | None:
         """(next page token, resources read so far) of an unfinished paged kind."""
@@ -173,13 +207,15 @@ class Checkpoint:
     # ------------------------------------------------------------------ materials (public files per resource)
     def materials(self) -> dict[str, dict[str, str]]:
         with self._lock:
-            return {row["address"]: row["files"] for row in self._read(self.dir / "materials.jsonl",
-                                                                       self.data["materials"])}
+            return {
+                row["address"]: row["files"] for row in self._read(self.dir / "materials.jsonl", self.data["materials"])
+            }
 
     def add_materials(self, batch: Mapping[str, Mapping[str, str]]) -> None:
         with self._lock:
-            self._append(self.dir / "materials.jsonl",
-                         ({"address": a, "files": dict(f)} for a, f in sorted(batch.items())))
+            self._append(
+                self.dir / "materials.jsonl", ({"address": a, "files": dict(f)} for a, f in sorted(batch.items()))
+            )
             self.data["materials"] += len(batch)
             self._save()
 

@@ -12,6 +12,7 @@ Invariants an operator relies on:
   with `--resume`; the same account gives the same bytes.
 - Resources the fleet already declares are left to the fleet when the output goes inside it.
 """
+
 from __future__ import annotations
 
 import time
@@ -59,18 +60,30 @@ def resolve_kinds(names: tuple[str, ...], importer: ProviderImporter) -> list[st
         else:
             unknown.append(part)
     if unknown:
-        raise FleetctlError(error(f"unknown kind(s) for --kinds: {', '.join(unknown)}",
-                                  f"expected one of: {', '.join(k.split('.', 1)[1] for k in importer.kinds)}"))
+        raise FleetctlError(
+            error(
+                f"unknown kind(s) for --kinds: {', '.join(unknown)}",
+                f"expected one of: {', '.join(k.split('.', 1)[1] for k in importer.kinds)}",
+            )
+        )
     return sorted(set(out), key=importer.kinds.index)
 
 
 def _check_filters(request: ImportRequest, importer: ProviderImporter) -> None:
     valid = set(importer.filter_keys)
-    bad = [f.key for f in request.filters if f.key not in valid and not any(
-        v.endswith(".KEY") and f.key.startswith(v[:-3]) and len(f.key) > len(v) - 3 for v in valid)]
+    bad = [
+        f.key
+        for f in request.filters
+        if f.key not in valid
+        and not any(v.endswith(".KEY") and f.key.startswith(v[:-3]) and len(f.key) > len(v) - 3 for v in valid)
+    ]
     if bad:
-        raise FleetctlError(error(f"unknown filter key(s): {', '.join(bad)}", "expected: " + "; ".join(
-            f"{k} ({what})" for k, what in importer.filter_keys.items())))
+        raise FleetctlError(
+            error(
+                f"unknown filter key(s): {', '.join(bad)}",
+                "expected: " + "; ".join(f"{k} ({what})" for k, what in importer.filter_keys.items()),
+            )
+        )
 
 
 def inside(out: Path, root: Path) -> bool:
@@ -81,8 +94,14 @@ def inside(out: Path, root: Path) -> bool:
         return False
 
 
-def run_import(request: ImportRequest, ctx: Context, *, progress: Progress = lambda text: None,
-               limiter: Any = None, provider_factory: Callable[..., Any] | None = None) -> ImportReport:
+def run_import(
+    request: ImportRequest,
+    ctx: Context,
+    *,
+    progress: Progress = lambda text: None,
+    limiter: Any = None,
+    provider_factory: Callable[..., Any] | None = None,
+) -> ImportReport:
     """Import one target into `request.out`. Raises FleetctlError (nothing half-written is reported as done).
 
     Calls are paced by the provider's own limiter (engine/ratelimit.py: the default quotas, FLEETCTL_QUOTAS,
@@ -93,15 +112,25 @@ def run_import(request: ImportRequest, ctx: Context, *, progress: Progress = lam
         Checkpoint.forget_output(request.out, request.fingerprint())
     fleet = load_fleet(request.fleet, ctx.env, resolve_secrets=False)
     if fleet.diagnostics.has_errors:
-        raise FleetctlError(fleet.diagnostics.sorted() + [error(
-            f"the fleet at {request.fleet} does not validate; fix it first (the import reads its Target and "
-            "skips what it declares)")])
+        raise FleetctlError(
+            fleet.diagnostics.sorted()
+            + [
+                error(
+                    f"the fleet at {request.fleet} does not validate; fix it first (the import reads its Target and "
+                    "skips what it declares)"
+                )
+            ]
+        )
     targets = fleet.targets()
     target = targets.get(request.target)
     if target is None:
-        raise FleetctlError(error(f"no Target named '{request.target}' in {request.fleet}",
-                                  f"declared targets: {', '.join(sorted(targets)) or 'none'} "
-                                  "(--fleet points at the fleet folder that declares it)"))
+        raise FleetctlError(
+            error(
+                f"no Target named '{request.target}' in {request.fleet}",
+                f"declared targets: {', '.join(sorted(targets)) or 'none'} "
+                "(--fleet points at the fleet folder that declares it)",
+            )
+        )
     provider = "aws" if spec_as(target, TargetSpec).aws else "azure"
     importer = importer_for(provider)
     kinds = resolve_kinds(request.kinds, importer)
@@ -112,10 +141,21 @@ def run_import(request: ImportRequest, ctx: Context, *, progress: Progress = lam
     checkpoint = Checkpoint.open(out, request.fingerprint(), resume=request.resume)
     when = iso(ctx.now())
     declared = [d for d in fleet.desired if d.address.provider == provider and d.address.parts[1] == request.target]
-    session = Session(request.target, target.spec, ctx.env,
-                      frozenset(k for k in referenced_kinds(kinds) if k in importer.kinds), request.filters,
-                      declared, request.adopt, checkpoint, request.page_size, progress, limiter, provider_factory,
-                      sink=ctx.progress)
+    session = Session(
+        request.target,
+        target.spec,
+        ctx.env,
+        frozenset(k for k in referenced_kinds(kinds) if k in importer.kinds),
+        request.filters,
+        declared,
+        request.adopt,
+        checkpoint,
+        request.page_size,
+        progress,
+        limiter,
+        provider_factory,
+        sink=ctx.progress,
+    )
     report = ImportReport(request.target, out)
 
     # read, select (filters on the requested kinds, then everything they reference)
@@ -134,13 +174,20 @@ def run_import(request: ImportRequest, ctx: Context, *, progress: Progress = lam
     renamed = rename(selected, names)
     origin = {new.address: old for old, new in zip(selected, renamed, strict=True)}
     notes = list(session.notes) + importer.review_notes(renamed)
-    notes += [Note("endpoint", d.address or "", d.summary) for d in session.diagnostics
-              if d.severity is Severity.WARNING]
+    notes += [
+        Note("endpoint", d.address or "", d.summary) for d in session.diagnostics if d.severity is Severity.WARNING
+    ]
 
     docs = _export(renamed, origin, materials, importer, declared_at if in_fleet else set(), report, notes)
     if request.adopt and not importer.adoptable:
-        notes.append(Note("attention", "", f"--adopt: fleetctl cannot yet plan ownership markers for {provider} "
-                                           "resources, so no annotation was written"))
+        notes.append(
+            Note(
+                "attention",
+                "",
+                f"--adopt: fleetctl cannot yet plan ownership markers for {provider} "
+                "resources, so no annotation was written",
+            )
+        )
     if request.adopt:
         for d in docs:
             if d.kind in importer.adoptable and not origin[d.address].managed:
@@ -152,16 +199,23 @@ def run_import(request: ImportRequest, ctx: Context, *, progress: Progress = lam
 
     report.written = writer.kinds_count(docs)
     report.notes = sorted(set(notes))
-    report.files = _write(out, docs, when, report, request, in_fleet, importer, checkpoint,
-                          None if in_fleet else target)
+    report.files = _write(
+        out, docs, when, report, request, in_fleet, importer, checkpoint, None if in_fleet else target
+    )
     report.phases["export and write"] = time.perf_counter() - clock
     clock = time.perf_counter()
     problems = load_fleet(fleet.root if in_fleet else out, ctx.env, resolve_secrets=False).diagnostics
     report.phases["check"] = time.perf_counter() - clock
     if problems.has_errors:
-        raise FleetctlError(problems.sorted() + [error(
-            f"the manifests written to {out} do not validate; this is a fleetctl bug. The read state is kept: "
-            "after upgrading, run the same command with --resume")])
+        raise FleetctlError(
+            problems.sorted()
+            + [
+                error(
+                    f"the manifests written to {out} do not validate; this is a fleetctl bug. The read state is kept: "
+                    "after upgrading, run the same command with --resume"
+                )
+            ]
+        )
     checkpoint.remove()
     report.calls = importer.stats()
     report.paced_seconds = importer.paced_seconds()
@@ -169,9 +223,15 @@ def run_import(request: ImportRequest, ctx: Context, *, progress: Progress = lam
     return report
 
 
-def _export(resources: list[ActualResource], origin: dict[Address, ActualResource],
-            materials: dict[str, dict[str, str]], importer: ProviderImporter, skip: set[Address],
-            report: ImportReport, notes: list[Note]) -> list[Exported]:
+def _export(
+    resources: list[ActualResource],
+    origin: dict[Address, ActualResource],
+    materials: dict[str, dict[str, str]],
+    importer: ProviderImporter,
+    skip: set[Address],
+    report: ImportReport,
+    notes: list[Note],
+) -> list[Exported]:
     """Each selected resource through its kind's exporter. Then, until nothing changes: a reference that names
     something not written (nor declared) is dropped, leaving its field unmanaged, or skips the resource when the
     field is managed even when omitted; and a spec fleetctl's schema rejects skips the resource."""
@@ -186,8 +246,12 @@ def _export(resources: list[ActualResource], origin: dict[Address, ActualResourc
         if r.address in skip:
             report.declared[r.kind] = report.declared.get(r.kind, 0) + 1
         elif not looks_like_name(r.address.name):
-            skipped(r.kind, r.address, "its name is not a valid fleetctl name (letters, digits and _.:@-, starting "
-                                       "with a letter or digit, at most 128 characters)")
+            skipped(
+                r.kind,
+                r.address,
+                "its name is not a valid fleetctl name (letters, digits and _.:@-, starting "
+                "with a letter or digit, at most 128 characters)",
+            )
         else:
             try:
                 spec = importer.exporters[r.kind](r, materials.get(str(origin[r.address].address), {}))
@@ -202,7 +266,7 @@ def _export(resources: list[ActualResource], origin: dict[Address, ActualResourc
         known = set(docs) | skip
         for address, d in sorted(docs.items()):
             decl = registry.by_qualified(d.kind)
-            if address not in known:     # skipped in this pass
+            if address not in known:  # skipped in this pass
                 continue
             for path, missing in sorted(dangling(decl, address, d.spec, known).items()):
                 names = ", ".join(sorted(missing))
@@ -213,8 +277,13 @@ def _export(resources: list[ActualResource], origin: dict[Address, ActualResourc
                     break
                 drop_path(d.spec, path)
                 valid.discard(address)
-                notes.append(Note("unmanaged field", str(address), f"{path} is left out (unmanaged): it names "
-                                  f"{names}, which is not written"))
+                notes.append(
+                    Note(
+                        "unmanaged field",
+                        str(address),
+                        f"{path} is left out (unmanaged): it names {names}, which is not written",
+                    )
+                )
         for address, d in sorted(docs.items()):
             if address in valid:
                 continue
@@ -230,21 +299,31 @@ def _export(resources: list[ActualResource], origin: dict[Address, ActualResourc
             return list(docs.values())
 
 
-def _write(out: Path, docs: list[Exported], when: str, report: ImportReport, request: ImportRequest, in_fleet: bool,
-           importer: ProviderImporter, checkpoint: Checkpoint, target: Any) -> list[str]:
+def _write(
+    out: Path,
+    docs: list[Exported],
+    when: str,
+    report: ImportReport,
+    request: ImportRequest,
+    in_fleet: bool,
+    importer: ProviderImporter,
+    checkpoint: Checkpoint,
+    target: Any,
+) -> list[str]:
     files, public, report.secrets = writer.render(docs, when)
     if target is not None:
         files[writer.TARGET_COPY] = writer.target_copy(target.doc.data, target.doc.file, when)
-    files[writer.SUMMARY] = writer.summary(report, request, when, inside=in_fleet,
-                                           annotation=importer.adopt_annotation, adoptable=importer.adoptable)
+    files[writer.SUMMARY] = writer.summary(
+        report, request, when, inside=in_fleet, annotation=importer.adopt_annotation, adoptable=importer.adoptable
+    )
     if report.secrets:
         files[writer.SECRETS] = writer.secrets_summary(report)
     everything = {**files, **public}
-    for stale in checkpoint.previously_written():   # a resumed import rewrites its own earlier output only
+    for stale in checkpoint.previously_written():  # a resumed import rewrites its own earlier output only
         if stale not in everything:
             (out / stale).unlink(missing_ok=True)
     checkpoint.record_written(sorted(everything))
     for rel, text in sorted(everything.items()):
         path = out / rel
-        fsutil.write_atomic(path, text, mode=fsutil.PUBLIC)     # manifests for the repository
+        fsutil.write_atomic(path, text, mode=fsutil.PUBLIC)  # manifests for the repository
     return sorted(everything)

@@ -16,6 +16,7 @@ in any dump (the library never trusts what a device answers for them), so the im
 left unmanaged, with a note (a reference would plan a write, as there is no recorded fingerprint). Slots
 (certificates, keys) are not imported: the dumps hold only their digests.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,9 @@ OUT_DIR = "devices"
 
 def secret_env(model: str, device: str, register: str) -> str:
     """`FLEETCTL_<MODEL>_<DEVICE>_<REGISTER>`, e.g. FLEETCTL_ESP32_NVS_24_0A_C4_5F_12_9C_WIFI_PASS."""
-    return "_".join(["FLEETCTL"] + [re.sub(r"[^A-Za-z0-9]+", "_", p).strip("_").upper() for p in
-                                    (model, device, register)])
+    return "_".join(
+        ["FLEETCTL"] + [re.sub(r"[^A-Za-z0-9]+", "_", p).strip("_").upper() for p in (model, device, register)]
+    )
 
 
 def recognise(path: Path, models: dict[str, DeviceModel]) -> tuple[DeviceModel, DeviceDump] | None:
@@ -83,10 +85,17 @@ def _configured(fleet: Path, dumps: Path, env: Mapping[str, str]) -> set[str]:
     if not fleet.is_dir():
         return set()
     from engine.manifest.fleet import load_fleet
+
     loaded = load_fleet(fleet, {**env, DUMPS_ENV: str(dumps.resolve())}, resolve_secrets=False)
     if loaded.diagnostics.has_errors:
-        raise FleetctlError(loaded.diagnostics.sorted() + [error(
-            f"the fleet at {fleet} does not validate; fix it first (the import skips the devices it configures)")])
+        raise FleetctlError(
+            loaded.diagnostics.sorted()
+            + [
+                error(
+                    f"the fleet at {fleet} does not validate; fix it first (the import skips the devices it configures)"
+                )
+            ]
+        )
     return {str(d.address) for d in loaded.desired if d.kind == KIND}
 
 
@@ -102,16 +111,27 @@ def run_device_import(dumps: Path, out: Path, fleet: Path, env: Mapping[str, str
     for path in sorted(p for p in dumps.iterdir() if p.is_file() and not p.name.startswith(".")):
         found = recognise(path, models)
         if found is None:
-            notes.append(Note("skipped", path.name, "no built-in model reads it (firmware or identity not "
-                                                    "recognised, or not a dump)"))
+            notes.append(
+                Note(
+                    "skipped",
+                    path.name,
+                    "no built-in model reads it (firmware or identity not recognised, or not a dump)",
+                )
+            )
             report.skipped[KIND] = report.skipped.get(KIND, 0) + 1
             continue
         model, dump = found
         address = f"device/{model.name}/{dump.device_id}"
         if os.path.abspath(path) not in dump_paths(str(dumps.resolve()), model.rules.identity).get(dump.device_id, ()):
-            notes.append(Note("skipped", address, f"{path.name} is not named by the device's identity, so a plan "
-                                                  f"would not find it: rename it (e.g. {dump.device_id}"
-                                                  f"{path.suffix})"))
+            notes.append(
+                Note(
+                    "skipped",
+                    address,
+                    f"{path.name} is not named by the device's identity, so a plan "
+                    f"would not find it: rename it (e.g. {dump.device_id}"
+                    f"{path.suffix})",
+                )
+            )
             report.skipped[KIND] = report.skipped.get(KIND, 0) + 1
             continue
         if address in configured:
@@ -131,24 +151,30 @@ def run_device_import(dumps: Path, out: Path, fleet: Path, env: Mapping[str, str
             if reg.sensitive:
                 env_name = secret_env(model.name, dump.device_id, reg.name)
                 device.values[reg.name] = {"env": env_name}
-                report.secrets.append((env_name, address, f"register {reg.name} ({reg.address}), "
-                                                          f"from {path.name}"))
+                report.secrets.append((env_name, address, f"register {reg.name} ({reg.address}), from {path.name}"))
             else:
                 device.values[reg.name] = structured(reg, data)
         unreadable = [r.name for r in model.registers if not r.readable]
         if unreadable:
-            notes.append(Note("unmanaged field", address, "unreadable register(s) "
-                              + ", ".join(unreadable) + " are not in the dump: left unmanaged (add "
-                              f"`{{env: {secret_env(model.name, dump.device_id, 'REGISTER')}}}` values to manage "
-                              "them; the first plan then writes them)"))
+            notes.append(
+                Note(
+                    "unmanaged field",
+                    address,
+                    "unreadable register(s) " + ", ".join(unreadable) + " are not in the dump: left unmanaged (add "
+                    f"`{{env: {secret_env(model.name, dump.device_id, 'REGISTER')}}}` values to manage "
+                    "them; the first plan then writes them)",
+                )
+            )
         devices.setdefault(model.name, {})[dump.device_id] = device
     files: dict[str, str] = {}
     for name, items in sorted(devices.items()):
         spec = {"model": name, "devices": {ident: {"values": d.values} for ident, d in sorted(items.items())}}
-        doc = {"apiVersion": "device.fleetctl.io/v1", "kind": "DeviceConfig", "metadata": {"name": name},
-               "spec": spec}
-        text = yamlout.document(doc, f"imported from the device dumps in {dumps.name}/ on {when}: the registers "
-                                     "that differ from the model's defaults")
+        doc = {"apiVersion": "device.fleetctl.io/v1", "kind": "DeviceConfig", "metadata": {"name": name}, "spec": spec}
+        text = yamlout.document(
+            doc,
+            f"imported from the device dumps in {dumps.name}/ on {when}: the registers "
+            "that differ from the model's defaults",
+        )
         lines = text.split("\n")
         for ident, d in sorted(items.items()):
             key = f"    {yamlout.scalar(ident)}:"
@@ -156,33 +182,48 @@ def run_device_import(dumps: Path, out: Path, fleet: Path, env: Mapping[str, str
             lines.insert(at, f"    # imported from {d.file}")
         files[f"{OUT_DIR}/{name}.yaml"] = "\n".join(lines)
         report.written[KIND] = report.written.get(KIND, 0) + len(items)
-    notes.append(Note("attention", "", "slots (certificates and keys) are not imported: a dump holds only their "
-                                       "digests; declare them in the DeviceConfigs to manage them"))
+    notes.append(
+        Note(
+            "attention",
+            "",
+            "slots (certificates and keys) are not imported: a dump holds only their "
+            "digests; declare them in the DeviceConfigs to manage them",
+        )
+    )
     report.notes = sorted(set(notes))
     report.secrets.sort()
     request = ImportRequest(target=report.target, out=out, fleet=fleet)
     summary = writer.summary(report, request, when, inside=False, annotation="", adoptable=())
-    summary = summary.replace(f"# fleetctl import of target `{report.target}`",
-                              f"# fleetctl import of the device dumps in `{dumps.name}/`")
-    summary = re.sub(r"\(kinds: all; filters: none\)\. The import only read the account",
-                     "(dumps only). The import only read the dump files", summary)
+    summary = summary.replace(
+        f"# fleetctl import of target `{report.target}`", f"# fleetctl import of the device dumps in `{dumps.name}/`"
+    )
+    summary = re.sub(
+        r"\(kinds: all; filters: none\)\. The import only read the account",
+        "(dumps only). The import only read the dump files",
+        summary,
+    )
     summary = re.sub(r"\n4\. This folder holds a copy of the Target.*\n", "\n", summary)
-    summary = summary.replace("fleetctl plan <this folder> --detailed-exitcode",
-                              f"fleetctl plan <this folder> --dumps {dumps.name}/ --detailed-exitcode")
+    summary = summary.replace(
+        "fleetctl plan <this folder> --detailed-exitcode",
+        f"fleetctl plan <this folder> --dumps {dumps.name}/ --detailed-exitcode",
+    )
     files[writer.SUMMARY] = summary
     if report.secrets:
         files[writer.SECRETS] = writer.secrets_summary(report).replace(
-            "target `device dumps`", f"device dumps `{dumps.name}/`")
+            "target `device dumps`", f"device dumps `{dumps.name}/`"
+        )
     out.mkdir(parents=True, exist_ok=True)
     for rel, text in sorted(files.items()):
         path = out / rel
-        fsutil.write_atomic(path, text, mode=fsutil.PUBLIC)     # manifests for the repository
+        fsutil.write_atomic(path, text, mode=fsutil.PUBLIC)  # manifests for the repository
     report.files = sorted(files)
     from engine.manifest.fleet import load_fleet
+
     problems = load_fleet(out, {**env, DUMPS_ENV: str(dumps.resolve())}, resolve_secrets=False).diagnostics
     if problems.has_errors:
-        raise FleetctlError(problems.sorted() + [error(
-            f"the manifests written to {out} do not validate; this is a fleetctl bug")])
+        raise FleetctlError(
+            problems.sorted() + [error(f"the manifests written to {out} do not validate; this is a fleetctl bug")]
+        )
     return report
 
 
@@ -193,8 +234,12 @@ class DeviceImporter(ProviderImporter):
     kinds = (KIND,)
 
     def read(self, session: Any) -> list[Any]:
-        raise FleetctlError(error("devices are imported from their dumps, not from a Target",
-                                  "run `fleetctl import --dumps DIR --out OUT`"))
+        raise FleetctlError(
+            error(
+                "devices are imported from their dumps, not from a Target",
+                "run `fleetctl import --dumps DIR --out OUT`",
+            )
+        )
 
 
 def make_importer() -> DeviceImporter:

@@ -4,6 +4,7 @@ An exporter turns one actual resource into a manifest spec. Public material (cer
 cannot sit inline in that spec: a `PublicFile` leaf becomes `{file: path}` next to a file the writer creates,
 and a `SecretSlot` leaf becomes `{env: NAME}` listed in IMPORT-SECRETS.md, never a value.
 """
+
 from __future__ import annotations
 
 import re
@@ -76,7 +77,7 @@ class Exported:
 class Note:
     """Something the operator must know before merging (a skipped resource, a field left unmanaged)."""
 
-    topic: str          # "skipped" | "unmanaged field" | "attention" | "endpoint"
+    topic: str  # "skipped" | "unmanaged field" | "attention" | "endpoint"
     address: str
     text: str
 
@@ -86,7 +87,7 @@ class ImportRequest:
     target: str
     out: Path
     fleet: Path = Path("fleet")
-    kinds: tuple[str, ...] = ()          # kind names as the user wrote them; () = every kind of the provider
+    kinds: tuple[str, ...] = ()  # kind names as the user wrote them; () = every kind of the provider
     filters: tuple[Filter, ...] = ()
     adopt: bool = False
     resume: bool = False
@@ -94,8 +95,12 @@ class ImportRequest:
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed import must ask again (the output depends on it)."""
-        return {"target": self.target, "kinds": sorted(self.kinds), "filters": sorted(map(str, self.filters)),
-                "pageSize": self.page_size}
+        return {
+            "target": self.target,
+            "kinds": sorted(self.kinds),
+            "filters": sorted(map(str, self.filters)),
+            "pageSize": self.page_size,
+        }
 
 
 @dataclass
@@ -104,15 +109,15 @@ class ImportReport:
 
     target: str
     out: Path
-    written: dict[str, int] = field(default_factory=dict)       # qualified kind → manifests written
-    declared: dict[str, int] = field(default_factory=dict)      # kind → skipped: already declared in the fleet
-    skipped: dict[str, int] = field(default_factory=dict)       # kind → skipped: cannot be imported (see notes)
+    written: dict[str, int] = field(default_factory=dict)  # qualified kind → manifests written
+    declared: dict[str, int] = field(default_factory=dict)  # kind → skipped: already declared in the fleet
+    skipped: dict[str, int] = field(default_factory=dict)  # kind → skipped: cannot be imported (see notes)
     adopted: int = 0
     files: list[str] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
-    secrets: list[tuple[str, str, str]] = field(default_factory=list)   # (env, address, what)
+    secrets: list[tuple[str, str, str]] = field(default_factory=list)  # (env, address, what)
     calls: dict[str, int] = field(default_factory=dict)
     paced_seconds: float = 0.0
     seconds: float = 0.0
-    resumed: list[str] = field(default_factory=list)            # kinds restored from the checkpoint
-    phases: dict[str, float] = field(default_factory=dict)      # wall seconds per phase (read, files, ...)
+    resumed: list[str] = field(default_factory=list)  # kinds restored from the checkpoint
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase (read, files, ...)

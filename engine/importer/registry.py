@@ -8,6 +8,7 @@ table that turns each kind's actual state into a manifest spec. AWS is `engine.i
 IMPORTERS with a `make_importer()`; its exporters put a `SecretSlot` where a key belongs (symmetric keys,
 connection strings), which the writer turns into `{env: NAME}` and lists in IMPORT-SECRETS.md.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -34,19 +35,19 @@ class Session:
     target: str
     target_spec: Any
     env: Mapping[str, str]
-    read_kinds: frozenset[str]                  # the requested kinds and every kind they reference
+    read_kinds: frozenset[str]  # the requested kinds and every kind they reference
     filters: tuple[Filter, ...]
-    declared: list[DesiredResource]             # the fleet's desired resources in this target
+    declared: list[DesiredResource]  # the fleet's desired resources in this target
     adopt: bool
     checkpoint: Checkpoint
     page_size: int = 250
     progress: Callable[[str], None] = lambda text: None
-    limiter: Any = None                         # an engine.ratelimit.RateLimiter instead of the provider's own
+    limiter: Any = None  # an engine.ratelimit.RateLimiter instead of the provider's own
     provider_factory: Callable[..., Any] | None = None
     notes: list[Note] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
-    sink: Any = None                            # an engine.progress.ProgressSink the provider's reads report into
+    sink: Any = None  # an engine.progress.ProgressSink the provider's reads report into
 
     def say(self, text: str) -> None:
         self.progress(f"{self.target}: {text}")
@@ -57,8 +58,8 @@ class ProviderImporter:
     public files to fetch; `read` and `exporters` are what every provider must give."""
 
     provider = ""
-    kinds: tuple[str, ...] = ()                      # qualified kinds it imports, in the order files are listed
-    adoptable: frozenset[str] = frozenset()          # kinds whose ownership marker an import can plan
+    kinds: tuple[str, ...] = ()  # qualified kinds it imports, in the order files are listed
+    adoptable: frozenset[str] = frozenset()  # kinds whose ownership marker an import can plan
     adopt_annotation = "fleetctl.io/adopt"
     filter_keys: Mapping[str, str] = {"name": "the resource's name (every kind)"}
     exporters: Mapping[str, Exporter] = {}
@@ -72,7 +73,7 @@ class ProviderImporter:
             factory = session.provider_factory or provider_for
             self.provider_obj = factory(self.provider, session.target, session.target_spec, session.env)
             if session.sink is not None and hasattr(self.provider_obj, "progress"):
-                self.provider_obj.progress = session.sink       # items read per kind (engine/progress.py)
+                self.provider_obj.progress = session.sink  # items read per kind (engine/progress.py)
         return self.provider_obj
 
     def read(self, session: Session) -> list[ActualResource]:
@@ -86,8 +87,9 @@ class ProviderImporter:
         """Public files per selected resource (address → field → content), e.g. certificate PEMs."""
         return {}
 
-    def names(self, selected: list[ActualResource], materials: Mapping[str, Mapping[str, str]],
-              taken: set[Address]) -> dict[Address, str]:
+    def names(
+        self, selected: list[ActualResource], materials: Mapping[str, Mapping[str, str]], taken: set[Address]
+    ) -> dict[Address, str]:
         """Readable, valid, unique names for resources the cloud identifies by id (address → new name)."""
         return {}
 
@@ -117,8 +119,12 @@ def importer_for(provider: str) -> ProviderImporter:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            raise FleetctlError(error(f"importing from {provider} targets is not available yet",
-                                      f"it needs {module_name} (see engine/importer/registry.py)")) from None
+            raise FleetctlError(
+                error(
+                    f"importing from {provider} targets is not available yet",
+                    f"it needs {module_name} (see engine/importer/registry.py)",
+                )
+            ) from None
         raise
     importer: ProviderImporter = module.make_importer()
     return importer

@@ -6,6 +6,7 @@ references resolve by construction: selecting a thing brings its thing type, gro
 policies) and certificates (and their CA and policies). Reference paths apply alike to a provider's actual
 state and to a manifest's spec (the read projects state to the spec's shape).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,7 +19,7 @@ from engine.importer.model import Filter
 from engine.kinds import KindDecl, Ref
 from engine.model import ActualResource, Address
 
-Facts = Mapping[str, Any]   # filter key → a value or a list of values (a thing's groups)
+Facts = Mapping[str, Any]  # filter key → a value or a list of values (a thing's groups)
 
 
 def matches(filters: Iterable[Filter], facts: Facts) -> bool:
@@ -139,8 +140,7 @@ def _deep_copy(value: Any) -> Any:
     return value
 
 
-def dangling(decl: KindDecl, address: Address, spec: Mapping[str, Any],
-             known: set[Address]) -> dict[str, list[str]]:
+def dangling(decl: KindDecl, address: Address, spec: Mapping[str, Any], known: set[Address]) -> dict[str, list[str]]:
     """Reference fields of `spec` naming something neither written nor declared: field path → the names."""
     out: dict[str, list[str]] = {}
     for ref, _, name in references(decl, spec):

@@ -10,6 +10,7 @@ Layout (stable: the same account imported twice gives the same bytes):
   DIR/IMPORT-SECRETS.md              the environment variables to fill in (only when a secret was referenced)
 Documents in a file are sorted by name, each opened by `# imported from <address> on <time>`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,14 +34,14 @@ TARGET_COPY = "target.yaml"
 def kind_stem(qualified: str) -> str:
     """`aws.ThingType` → `thing-types`, `aws.CACertificate` → `ca-certificates`, `aws.Policy` → `policies`."""
     words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", qualified.split(".", 1)[1]).lower()
-    if words.endswith("s"):      # already plural: `aws.LoggingOptions` → `logging-options`
+    if words.endswith("s"):  # already plural: `aws.LoggingOptions` → `logging-options`
         return words
     return words[:-1] + "ies" if words.endswith("y") else words + "s"
 
 
 def _file_key(key: str, taken: dict[str, str]) -> str:
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", key) or "_"
-    if taken.get(stem, key) != key:   # two keys sanitise alike: keep both apart, deterministically
+    if taken.get(stem, key) != key:  # two keys sanitise alike: keep both apart, deterministically
         stem = f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"
     taken[stem] = key
     return stem
@@ -70,11 +71,11 @@ class _Refs:
 
     def __init__(self) -> None:
         self.public: dict[str, str] = {}
-        self.secrets: dict[str, tuple[str, str]] = {}    # env → (address, what)
+        self.secrets: dict[str, tuple[str, str]] = {}  # env → (address, what)
 
     def secret(self, slot: SecretSlot, address: str) -> str:
         env = slot.env
-        if self.secrets.get(env, (address, slot.what)) != (address, slot.what):   # two secrets, one name: keep apart
+        if self.secrets.get(env, (address, slot.what)) != (address, slot.what):  # two secrets, one name: keep apart
             env = f"{env}_{hashlib.sha1((address + slot.what).encode()).hexdigest()[:6].upper()}"
         self.secrets[env] = (address, slot.what)
         return env
@@ -114,16 +115,20 @@ def render(docs: list[Exported], when: str) -> tuple[dict[str, str], dict[str, s
     refs = _Refs()
     for path, items in layout(docs).items():
         folder = PurePosixPath(path).parent
-        files[path] = yamlout.documents([(manifest(d, folder, refs), f"imported from {d.origin} on {when}")
-                                         for d in items])
+        files[path] = yamlout.documents(
+            [(manifest(d, folder, refs), f"imported from {d.origin} on {when}") for d in items]
+        )
     secrets = sorted((env, address, what) for env, (address, what) in refs.secrets.items())
     return files, dict(sorted(refs.public.items())), secrets
 
 
 def target_copy(data: Mapping[str, Any], source: str, when: str) -> str:
-    return yamlout.document(data, f"copied from {source} on {when}: the Target this import read, so that "
-                                  "`fleetctl plan` runs on this folder alone\n(keep one copy when merging it "
-                                  "into the fleet)")
+    return yamlout.document(
+        data,
+        f"copied from {source} on {when}: the Target this import read, so that "
+        "`fleetctl plan` runs on this folder alone\n(keep one copy when merging it "
+        "into the fleet)",
+    )
 
 
 def _table(report: ImportReport) -> list[str]:
@@ -136,57 +141,84 @@ def _table(report: ImportReport) -> list[str]:
     return rows
 
 
-def summary(report: ImportReport, request: ImportRequest, when: str, *, inside: bool, annotation: str,
-            adoptable: Iterable[str]) -> str:
+def summary(
+    report: ImportReport, request: ImportRequest, when: str, *, inside: bool, annotation: str, adoptable: Iterable[str]
+) -> str:
     """IMPORT.md: deterministic (no timings, no absolute paths), so it belongs in the review too."""
     kinds = ", ".join(request.kinds) if request.kinds else "all"
     filters = ", ".join(f"`{f}`" for f in request.filters) if request.filters else "none"
-    out = [f"# fleetctl import of target `{report.target}`", "",
-           f"Read on {when} (kinds: {kinds}; filters: {filters}). The import only read the account: nothing "
-           "was created, changed, rotated or deleted.", ""]
-    out += _table(report) + ["", "## Next steps", "",
-                             "1. Review the manifests" + (" and the attention list below." if any(
-                                 n.topic == "attention" for n in report.notes) else "."),
-                             "2. `fleetctl plan " + ("<the fleet folder>" if inside else "<this folder>")
-                             + " --detailed-exitcode` must report no changes (exit 0)"
-                             + (": with `--adopt`, it shows the adoption updates instead (step 3)." if report.adopted
-                                else ".")]
+    out = [
+        f"# fleetctl import of target `{report.target}`",
+        "",
+        f"Read on {when} (kinds: {kinds}; filters: {filters}). The import only read the account: nothing "
+        "was created, changed, rotated or deleted.",
+        "",
+    ]
+    out += _table(report) + [
+        "",
+        "## Next steps",
+        "",
+        "1. Review the manifests"
+        + (" and the attention list below." if any(n.topic == "attention" for n in report.notes) else "."),
+        "2. `fleetctl plan "
+        + ("<the fleet folder>" if inside else "<this folder>")
+        + " --detailed-exitcode` must report no changes (exit 0)"
+        + (": with `--adopt`, it shows the adoption updates instead (step 3)." if report.adopted else "."),
+    ]
     adoptable_names = ", ".join(sorted(k.split(".")[1] for k in adoptable))
     if report.adopted:
-        out.append(f"3. {report.adopted} resource(s) carry `{annotation}: \"true\"`: the plan shows one update per "
-                   "resource that adds the ownership marker `managed-by=fleetctl` (nothing else). Apply it after "
-                   "review; the plan after that is empty. Marked resources become candidates for pruning once no "
-                   "manifest declares them.")
+        out.append(
+            f'3. {report.adopted} resource(s) carry `{annotation}: "true"`: the plan shows one update per '
+            "resource that adds the ownership marker `managed-by=fleetctl` (nothing else). Apply it after "
+            "review; the plan after that is empty. Marked resources become candidates for pruning once no "
+            "manifest declares them."
+        )
     elif not adoptable_names:
-        out.append("3. The resources are declared but carry no ownership marker, and fleetctl cannot yet plan one for "
-                   "this provider: it applies their manifests' changes and never deletes them.")
+        out.append(
+            "3. The resources are declared but carry no ownership marker, and fleetctl cannot yet plan one for "
+            "this provider: it applies their manifests' changes and never deletes them."
+        )
     else:
-        out.append("3. The resources are declared but carry no ownership marker: fleetctl applies their manifests' "
-                   "changes, but never deletes them (pruning only touches marked resources). To mark them, import "
-                   f"again with `--adopt` or add `{annotation}: \"true\"` to their metadata.annotations "
-                   f"({adoptable_names}).")
+        out.append(
+            "3. The resources are declared but carry no ownership marker: fleetctl applies their manifests' "
+            "changes, but never deletes them (pruning only touches marked resources). To mark them, import "
+            f'again with `--adopt` or add `{annotation}: "true"` to their metadata.annotations '
+            f"({adoptable_names})."
+        )
     if not inside:
-        out.append(f"4. This folder holds a copy of the Target (`{TARGET_COPY}`); drop it when moving the "
-                   "manifests into the fleet.")
+        out.append(
+            f"4. This folder holds a copy of the Target (`{TARGET_COPY}`); drop it when moving the "
+            "manifests into the fleet."
+        )
     if report.secrets:
         out.append(f"- Fill in the secrets listed in `{SECRETS}` before planning.")
-    titles = {"attention": "Attention", "skipped": "Skipped (not written)",
-              "unmanaged field": "Fields left unmanaged (their references could not be written)",
-              "endpoint": "What the endpoint could not tell"}
+    titles = {
+        "attention": "Attention",
+        "skipped": "Skipped (not written)",
+        "unmanaged field": "Fields left unmanaged (their references could not be written)",
+        "endpoint": "What the endpoint could not tell",
+    }
     for topic, title in titles.items():
         notes = sorted(n for n in report.notes if n.topic == topic)
         if notes:
-            out += ["", f"## {title}", ""] + [f"- `{n.address}`: {n.text}" if n.address else f"- {n.text}"
-                                              for n in notes]
+            out += ["", f"## {title}", ""] + [
+                f"- `{n.address}`: {n.text}" if n.address else f"- {n.text}" for n in notes
+            ]
     return "\n".join(out) + "\n"
 
 
 def secrets_summary(report: ImportReport) -> str:
-    out = [f"# Secrets to fill in: target `{report.target}`", "",
-           "The import never writes a secret. These manifests reference environment variables instead; set them "
-           "(or change the reference to `{file: ...}` outside the repository, or `{secretRef: ...}`) before "
-           "planning. To leave a key to the service instead (unmanaged, never read or compared), delete its line from the "
-           "manifest.", "", "| variable | resource | what |", "|---|---|---|"]
+    out = [
+        f"# Secrets to fill in: target `{report.target}`",
+        "",
+        "The import never writes a secret. These manifests reference environment variables instead; set them "
+        "(or change the reference to `{file: ...}` outside the repository, or `{secretRef: ...}`) before "
+        "planning. To leave a key to the service instead (unmanaged, never read or compared), delete its line from the "
+        "manifest.",
+        "",
+        "| variable | resource | what |",
+        "|---|---|---|",
+    ]
     out += [f"| `{env}` | `{address}` | {what} |" for env, address, what in report.secrets]
     return "\n".join(out) + "\n"
 

@@ -9,6 +9,7 @@ uses no indicator character. Anything else is double-quoted with JSON's escapes 
 YAML treats as line breaks or that are not printable are escaped too. Collections of scalars are written in
 flow style when they fit on a line, like the hand-written examples in fleet/; everything else in block style.
 """
+
 from __future__ import annotations
 
 import functools
@@ -106,10 +107,10 @@ def _seq(value: Any, indent: int, out: list[str]) -> None:
     for item in value:
         if isinstance(item, Mapping) and item:
             flow = _flow(item)
-            if flow is None or indent + 2 + len(flow) > WIDTH:   # a block mapping starts on the dash's line
+            if flow is None or indent + 2 + len(flow) > WIDTH:  # a block mapping starts on the dash's line
                 sub: list[str] = []
                 _map(item, indent + 2, sub)
-                out.append(f"{pad}- {sub[0][indent + 2:]}")
+                out.append(f"{pad}- {sub[0][indent + 2 :]}")
                 out.extend(sub[1:])
                 continue
         _value_lines(f"{pad}-", item, indent, out)

@@ -10,6 +10,7 @@ engine/lint/rules.py. Selection and suppression come from `.fleetctl-lint.yaml` 
 ignore, per-rule options) and from the annotation `fleetctl.io/lint-ignore: FL001, FL003` on a document;
 suppressed findings are kept (SARIF reports them as suppressed) but do not fail the run.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -52,12 +53,19 @@ class Finding:
     source: Source
     address: str | None
     hint: str
-    suppressed: str | None = None         # why it does not count: "annotation ..." or "config ..."
+    suppressed: str | None = None  # why it does not count: "annotation ..." or "config ..."
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"rule": self.rule, "level": self.level.value, "message": self.message,
-                               "file": self.source.file, "line": self.source.line, "col": self.source.col,
-                               "address": self.address, "hint": self.hint}
+        out: dict[str, Any] = {
+            "rule": self.rule,
+            "level": self.level.value,
+            "message": self.message,
+            "file": self.source.file,
+            "line": self.source.line,
+            "col": self.source.col,
+            "address": self.address,
+            "hint": self.hint,
+        }
         if self.suppressed:
             out["suppressed"] = self.suppressed
         return out
@@ -70,8 +78,8 @@ class Hit:
     doc: ManifestDoc
     path: PathT
     message: str
-    level: Level | None = None              # e.g. an expired certificate is an error, an expiring one a warning
-    source: Source | None = None            # where it is, when not at `path` of `doc` (a device's DeviceConfig)
+    level: Level | None = None  # e.g. an expired certificate is an error, an expiring one a warning
+    source: Source | None = None  # where it is, when not at `path` of `doc` (a device's DeviceConfig)
 
 
 Check = Callable[["LintContext", Mapping[str, Any]], Iterable[Hit]]
@@ -86,28 +94,39 @@ class Rule:
     hint: str
     check: Check
     options: Mapping[str, Any] = field(default_factory=dict)
-    security_severity: float = 5.0            # GitHub code scanning's severity scale (0-10)
-    default_on: bool = True                   # False: runs only when selected (or configured under `rules:`)
+    security_severity: float = 5.0  # GitHub code scanning's severity scale (0-10)
+    default_on: bool = True  # False: runs only when selected (or configured under `rules:`)
 
 
 RULES: dict[str, Rule] = {}
 
 
-def rule(id: str, name: str, level: Level, *, summary: str, hint: str, security_severity: float = 5.0,
-         default_on: bool = True, **options: Any) -> Callable[[Check], Check]:
+def rule(
+    id: str,
+    name: str,
+    level: Level,
+    *,
+    summary: str,
+    hint: str,
+    security_severity: float = 5.0,
+    default_on: bool = True,
+    **options: Any,
+) -> Callable[[Check], Check]:
     """Register a rule; `options` are its defaults, overridable per rule in the config file. A rule with
     `default_on=False` (an organisation's own policy, e.g. a maximum certificate age) runs only when selected."""
+
     def register(fn: Check) -> Check:
         RULES[id] = Rule(id, name, level, summary, hint, fn, dict(options), security_severity, default_on)
         return fn
+
     return register
 
 
 def all_rules() -> dict[str, Rule]:
-    importlib.import_module("engine.lint.rules")       # importing them registers the rules
+    importlib.import_module("engine.lint.rules")  # importing them registers the rules
     importlib.import_module("engine.lint.effective")
-    importlib.import_module("engine.lint.access")       # FL021-FL022: role aliases
-    importlib.import_module("engine.lint.account")     # FL025-FL027: logging, audit checks, authorizers
+    importlib.import_module("engine.lint.access")  # FL021-FL022: role aliases
+    importlib.import_module("engine.lint.account")  # FL025-FL027: logging, audit checks, authorizers
     return dict(sorted(RULES.items()))
 
 
@@ -149,8 +168,11 @@ def _manifest_docs(docs: Iterable[Document]) -> list[ManifestDoc]:
             continue
         meta = doc.data["metadata"]
         target = meta.get("target") if isinstance(meta.get("target"), str) else None
-        out.append(ManifestDoc(doc, doc.data["apiVersion"].rsplit("/", 1)[0], doc.data["kind"], meta["name"], target,
-                               str(address)))
+        out.append(
+            ManifestDoc(
+                doc, doc.data["apiVersion"].rsplit("/", 1)[0], doc.data["kind"], meta["name"], target, str(address)
+            )
+        )
     return out
 
 
@@ -166,30 +188,44 @@ class PemAt:
 class LintContext:
     """What rules may use: the documents, indexes over them, certificate reading and the injected clock."""
 
-    def __init__(self, root: Path, docs: list[ManifestDoc], now: dt.datetime,
-                 env: Mapping[str, str] | None = None, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        docs: list[ManifestDoc],
+        now: dt.datetime,
+        env: Mapping[str, str] | None = None,
+        path: Path | None = None,
+    ) -> None:
         self.root = root
-        self.path = path or root              # what was linted: the fleet folder or one file
+        self.path = path or root  # what was linted: the fleet folder or one file
         self.docs = docs
         self.now = now
         self.env = dict(env or {})
-        self.cache: dict[str, Any] = {}       # what rules compute once and share (effective permissions' folds)
+        self.cache: dict[str, Any] = {}  # what rules compute once and share (effective permissions' folds)
         self._index = {(d.group, d.kind, d.target, d.name): d for d in reversed(docs)}
-        allow = [e for t in self.of("fleetctl.io", "Target") if isinstance(t.spec.get("files"), dict)
-                 for e in (t.spec["files"].get("allow") or []) if isinstance(e, str)]
-        self.files = FilePolicy.of(root, allow)      # lint reads only what the fleet may read (docs/security.md)
+        allow = [
+            e
+            for t in self.of("fleetctl.io", "Target")
+            if isinstance(t.spec.get("files"), dict)
+            for e in (t.spec["files"].get("allow") or [])
+            if isinstance(e, str)
+        ]
+        self.files = FilePolicy.of(root, allow)  # lint reads only what the fleet may read (docs/security.md)
 
     @functools.cached_property
     def fleet(self) -> Any:
         """The validated, expanded fleet (ThingSet rows included), loaded once and only by the rules that need
         it (effective permissions, device cross-checks); secrets are not read."""
         from engine.manifest.fleet import load_fleet
-        return load_fleet(self.path, env={k: v for k, v in self.env.items() if k.startswith("FLEETCTL_DUMPS")},
-                          resolve_secrets=False)
+
+        return load_fleet(
+            self.path, env={k: v for k, v in self.env.items() if k.startswith("FLEETCTL_DUMPS")}, resolve_secrets=False
+        )
 
     @functools.cached_property
     def authz(self) -> Any:
         from engine.authz import AuthzFleet
+
         return AuthzFleet.from_fleet(self.fleet)
 
     def manifest_doc(self, document: Document) -> ManifestDoc | None:
@@ -233,7 +269,7 @@ class LintContext:
         elif isinstance(value, dict) and isinstance(value.get("file"), str) and len(value) == 1:
             try:
                 text = _read(str(self.files.locate(value["file"], (doc.doc.base_dir, self.root))))
-            except FileRefError:      # outside the fence or missing: validate reports it at its line
+            except FileRefError:  # outside the fence or missing: validate reports it at its line
                 text = None
         if not text:
             return None
@@ -266,7 +302,7 @@ def _parse_cert(text: str) -> CertInfo | None:
     try:
         return cert_info(text)
     except PemError:
-        return None                      # validate reports unreadable certificates; lint has nothing to add
+        return None  # validate reports unreadable certificates; lint has nothing to add
 
 
 def walk(value: Any, path: PathT = ()) -> Iterator[tuple[PathT, Any]]:
@@ -284,7 +320,7 @@ def walk(value: Any, path: PathT = ()) -> Iterator[tuple[PathT, Any]]:
 # ---------------------------------------------------------------------------------------------- config
 @dataclass(frozen=True)
 class LintConfig:
-    select: tuple[str, ...] = ()            # rule ids or id prefixes; empty: every rule
+    select: tuple[str, ...] = ()  # rule ids or id prefixes; empty: every rule
     ignore: tuple[str, ...] = ()
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     levels: Mapping[str, Level] = field(default_factory=dict)
@@ -303,8 +339,11 @@ class LintConfig:
 
 def _check_ids(ids: Iterable[str], where: str, known: Iterable[str]) -> list[Diagnostic]:
     known = list(known)
-    return [error(f"unknown lint rule '{i}' in {where}", f"known rules: {', '.join(known)}")
-            for i in ids if not any(k.startswith(i) for k in known)]
+    return [
+        error(f"unknown lint rule '{i}' in {where}", f"known rules: {', '.join(known)}")
+        for i in ids
+        if not any(k.startswith(i) for k in known)
+    ]
 
 
 def load_config(root: Path) -> LintConfig:
@@ -337,8 +376,14 @@ def load_config(root: Path) -> LintConfig:
         diags.append(error("'rules' must map rule ids to options", source=src, field="rules"))
     for rule_id, opts in per_rule.items():
         if rule_id not in rules or not isinstance(opts, dict):
-            diags.append(error(f"rules.{rule_id}: expected a known rule id mapped to options",
-                               f"known rules: {', '.join(rules)}", source=src, field=f"rules.{rule_id}"))
+            diags.append(
+                error(
+                    f"rules.{rule_id}: expected a known rule id mapped to options",
+                    f"known rules: {', '.join(rules)}",
+                    source=src,
+                    field=f"rules.{rule_id}",
+                )
+            )
             continue
         opts = dict(opts)
         if "level" in opts:
@@ -348,9 +393,13 @@ def load_config(root: Path) -> LintConfig:
                 diags.append(error(f"rules.{rule_id}.level must be one of: error, warning, note", source=src))
         unknown = set(opts) - set(rules[rule_id].options)
         if unknown:
-            diags.append(error(f"rules.{rule_id}: unknown option(s) {', '.join(sorted(unknown))}",
-                               f"options of {rule_id}: {', '.join(rules[rule_id].options) or 'none'} (and level)",
-                               source=src))
+            diags.append(
+                error(
+                    f"rules.{rule_id}: unknown option(s) {', '.join(sorted(unknown))}",
+                    f"options of {rule_id}: {', '.join(rules[rule_id].options) or 'none'} (and level)",
+                    source=src,
+                )
+            )
         for key, value in opts.items():
             default = rules[rule_id].options.get(key)
             if default is not None and type(value) is not type(default):
@@ -366,7 +415,7 @@ def load_config(root: Path) -> LintConfig:
 class LintResult:
     root: Path
     findings: list[Finding]
-    diagnostics: list[Diagnostic]           # documents lint could not read (YAML errors): exit 1
+    diagnostics: list[Diagnostic]  # documents lint could not read (YAML errors): exit 1
     rules: list[Rule]
     documents: int
 

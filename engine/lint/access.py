@@ -12,6 +12,7 @@ The audit's companion check "role alias allows access to unused services" compar
 the devices actually called over the last year: that needs the account's access history and is not decided
 offline (Device Defender runs it; `ScheduledAudit` enables it).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,13 @@ def _role_statements(role: ManifestDoc) -> Iterator[tuple[PathT, dict[str, Any]]
 
 
 def _strings(value: Any) -> list[str]:
-    return [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    return (
+        [value]
+        if isinstance(value, str)
+        else [v for v in value if isinstance(v, str)]
+        if isinstance(value, list)
+        else []
+    )
 
 
 def overly_permissive(st: dict[str, Any]) -> list[str]:
@@ -63,26 +70,44 @@ def _alias_roles(ctx: LintContext) -> Iterator[tuple[ManifestDoc, ManifestDoc]]:
             yield alias, role
 
 
-@rule("FL021", "role-alias-overly-permissive", Level.ERROR, security_severity=8.0,
-      summary="a RoleAlias points at a ServiceRole that allows every action of a service or every resource "
-              "(Device Defender: role alias overly permissive)",
-      hint="list only the actions the devices need (s3:PutObject, kinesis:PutRecord) on the resources they use "
-           "(arn:aws:s3:::bucket/${credentials-iot:ThingName}/*)")
+@rule(
+    "FL021",
+    "role-alias-overly-permissive",
+    Level.ERROR,
+    security_severity=8.0,
+    summary="a RoleAlias points at a ServiceRole that allows every action of a service or every resource "
+    "(Device Defender: role alias overly permissive)",
+    hint="list only the actions the devices need (s3:PutObject, kinesis:PutRecord) on the resources they use "
+    "(arn:aws:s3:::bucket/${credentials-iot:ThingName}/*)",
+)
 def role_alias_overly_permissive(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     for alias, role in _alias_roles(ctx):
         for base, st in _role_statements(role):
             for why in overly_permissive(st):
-                yield Hit(alias, ("spec", "role"), f"role alias '{alias.name}' gives devices ServiceRole "
-                          f"'{role.name}', whose statement {base[-1]} {why} ({role.source(base)})")
+                yield Hit(
+                    alias,
+                    ("spec", "role"),
+                    f"role alias '{alias.name}' gives devices ServiceRole "
+                    f"'{role.name}', whose statement {base[-1]} {why} ({role.source(base)})",
+                )
 
 
-@rule("FL022", "role-alias-credential-duration", Level.WARNING, security_severity=5.0, max_seconds=3600,
-      summary="a RoleAlias issues device credentials valid for longer than an hour",
-      hint="keep credentialDurationSeconds at 3600 or less (devices refresh them through the credentials provider)")
+@rule(
+    "FL022",
+    "role-alias-credential-duration",
+    Level.WARNING,
+    security_severity=5.0,
+    max_seconds=3600,
+    summary="a RoleAlias issues device credentials valid for longer than an hour",
+    hint="keep credentialDurationSeconds at 3600 or less (devices refresh them through the credentials provider)",
+)
 def role_alias_credential_duration(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     limit = int(options.get("max_seconds", 3600))
     for alias in ctx.of(AWS, "RoleAlias"):
         seconds = alias.spec.get("credentialDurationSeconds", 3600)
         if isinstance(seconds, int) and seconds > limit:
-            yield Hit(alias, ("spec", "credentialDurationSeconds"),
-                      f"role alias '{alias.name}' issues credentials valid for {seconds} s (more than {limit} s)")
+            yield Hit(
+                alias,
+                ("spec", "credentialDurationSeconds"),
+                f"role alias '{alias.name}' issues credentials valid for {seconds} s (more than {limit} s)",
+            )

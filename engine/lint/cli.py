@@ -4,6 +4,7 @@ code scanning, which annotates the pull request's files with the findings).
 Exit codes (DESIGN §1.2): 0 clean, 2 findings (suppressed ones do not count), 1 error (a missing path, a bad
 config or rule id, a manifest that is not readable YAML).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,28 +52,46 @@ def render_text(result: LintResult) -> str:
         lines.append(f"    hint: {f.hint}")
     counts = {lv: sum(1 for f in result.active if f.level is lv) for lv in Level}
     suppressed = f", {len(result.suppressed)} suppressed" if result.suppressed else ""
-    if result.diagnostics:             # unreadable manifests (printed on stderr): the run is not clean
+    if result.diagnostics:  # unreadable manifests (printed on stderr): the run is not clean
         if lines:
             lines.append("")
         found = (f"{len(result.active)} finding(s)" if result.active else "no findings") + suppressed
         where = ", ".join(sorted({str(d.source.file) for d in result.diagnostics if d.source})) or "the fleet"
-        lines.append(f"{len(result.diagnostics)} error(s) in {where}: what could not be read was not linted; "
-                     f"{found} in the {result.documents} document(s) read.")
+        lines.append(
+            f"{len(result.diagnostics)} error(s) in {where}: what could not be read was not linted; "
+            f"{found} in the {result.documents} document(s) read."
+        )
     elif result.active:
         lines.append("")
-        lines.append(f"{len(result.active)} finding(s) in {result.documents} document(s): "
-                     + ", ".join(f"{n} {lv.value}(s)" for lv, n in counts.items() if n) + suppressed + ".")
+        lines.append(
+            f"{len(result.active)} finding(s) in {result.documents} document(s): "
+            + ", ".join(f"{n} {lv.value}(s)" for lv, n in counts.items() if n)
+            + suppressed
+            + "."
+        )
     else:
         lines.append(f"No findings: {result.documents} document(s), {len(result.rules)} rule(s){suppressed}.")
     return "\n".join(lines) + "\n"
 
 
 def render_json(result: LintResult) -> str:
-    return json.dumps({"findings": [f.to_json() for f in result.findings],
-                       "summary": {"findings": len(result.active), "suppressed": len(result.suppressed),
-                                   "documents": result.documents},
-                       "rules": [r.id for r in result.rules],
-                       "errors": [d.to_json() for d in result.diagnostics]}, indent=2, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(
+            {
+                "findings": [f.to_json() for f in result.findings],
+                "summary": {
+                    "findings": len(result.active),
+                    "suppressed": len(result.suppressed),
+                    "documents": result.documents,
+                },
+                "rules": [r.id for r in result.rules],
+                "errors": [d.to_json() for d in result.diagnostics],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
 
 
 def _uri(result: LintResult, file: str) -> str:
@@ -86,13 +105,19 @@ def _uri(result: LintResult, file: str) -> str:
 
 
 def _sarif_rule(r: Rule) -> dict[str, Any]:
-    return {"id": r.id, "name": r.name,
-            "shortDescription": {"text": r.summary},
-            "fullDescription": {"text": f"{r.summary}. {r.hint}"},
-            "help": {"text": r.hint, "markdown": f"**{r.id} {r.name}**: {r.summary}.\n\nFix: {r.hint}"},
-            "defaultConfiguration": {"level": r.level.value},
-            "properties": {"tags": ["security", "iot"], "security-severity": f"{r.security_severity:.1f}",
-                           **({"options": dict(r.options)} if r.options else {})}}
+    return {
+        "id": r.id,
+        "name": r.name,
+        "shortDescription": {"text": r.summary},
+        "fullDescription": {"text": f"{r.summary}. {r.hint}"},
+        "help": {"text": r.hint, "markdown": f"**{r.id} {r.name}**: {r.summary}.\n\nFix: {r.hint}"},
+        "defaultConfiguration": {"level": r.level.value},
+        "properties": {
+            "tags": ["security", "iot"],
+            "security-severity": f"{r.security_severity:.1f}",
+            **({"options": dict(r.options)} if r.options else {}),
+        },
+    }
 
 
 def _sarif_result(result: LintResult, f: Finding, index: dict[str, int]) -> dict[str, Any]:
@@ -102,9 +127,14 @@ def _sarif_result(result: LintResult, f: Finding, index: dict[str, int]) -> dict
     if f.address:
         location["logicalLocations"] = [{"fullyQualifiedName": f.address, "kind": "resource"}]
     stable = hashlib.sha256(f"{f.rule}\0{f.address}\0{f.message}".encode()).hexdigest()[:32]
-    out: dict[str, Any] = {"ruleId": f.rule, "ruleIndex": index[f.rule], "level": f.level.value,
-                           "message": {"text": f"{f.message}. Fix: {f.hint}"}, "locations": [location],
-                           "partialFingerprints": {"fleetctlFinding/v1": stable}}
+    out: dict[str, Any] = {
+        "ruleId": f.rule,
+        "ruleIndex": index[f.rule],
+        "level": f.level.value,
+        "message": {"text": f"{f.message}. Fix: {f.hint}"},
+        "locations": [location],
+        "partialFingerprints": {"fleetctlFinding/v1": stable},
+    }
     if f.suppressed:
         out["suppressions"] = [{"kind": "inSource", "justification": f.suppressed}]
     return out
@@ -115,21 +145,48 @@ def render_sarif(result: LintResult) -> str:
     rules = [_sarif_rule(r) for r in result.rules]
     index = {r.id: i for i, r in enumerate(result.rules)}
     run: dict[str, Any] = {
-        "tool": {"driver": {"name": "fleetctl-lint", "version": _version(), "semanticVersion": _version(),
-                            "informationUri": INFORMATION_URI, "rules": rules}},
+        "tool": {
+            "driver": {
+                "name": "fleetctl-lint",
+                "version": _version(),
+                "semanticVersion": _version(),
+                "informationUri": INFORMATION_URI,
+                "rules": rules,
+            }
+        },
         "columnKind": "unicodeCodePoints",
         "results": [_sarif_result(result, f, index) for f in result.findings],
     }
     if result.diagnostics:
-        run["invocations"] = [{"executionSuccessful": False, "toolExecutionNotifications": [
-            {"level": "error", "message": {"text": d.summary},
-             **({"locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(result, d.source.file)},
-                                                     "region": {"startLine": max(d.source.line, 1)}}}]}
-                if d.source else {})} for d in result.diagnostics]}]
+        run["invocations"] = [
+            {
+                "executionSuccessful": False,
+                "toolExecutionNotifications": [
+                    {
+                        "level": "error",
+                        "message": {"text": d.summary},
+                        **(
+                            {
+                                "locations": [
+                                    {
+                                        "physicalLocation": {
+                                            "artifactLocation": {"uri": _uri(result, d.source.file)},
+                                            "region": {"startLine": max(d.source.line, 1)},
+                                        }
+                                    }
+                                ]
+                            }
+                            if d.source
+                            else {}
+                        ),
+                    }
+                    for d in result.diagnostics
+                ],
+            }
+        ]
     else:
         run["invocations"] = [{"executionSuccessful": True}]
-    return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2,
-                      ensure_ascii=False) + "\n"
+    return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2, ensure_ascii=False) + "\n"
 
 
 RENDERERS = {"text": render_text, "json": render_json, "sarif": render_sarif}
@@ -150,8 +207,9 @@ def render_rules() -> str:
 @click.option("--ignore", multiple=True, help="skip these rule ids or prefixes, comma-separated (adds to the config)")
 @click.option("--output", "-o", type=click.Path(), help="write the report to this file instead of stdout")
 @click.option("--list-rules", is_flag=True, help="print the rules and exit")
-def command(path: str, fmt: str, select: tuple[str, ...], ignore: tuple[str, ...], output: str | None,
-            list_rules: bool) -> None:
+def command(
+    path: str, fmt: str, select: tuple[str, ...], ignore: tuple[str, ...], output: str | None, list_rules: bool
+) -> None:
     """Security rules over the manifests (no cloud calls): exit 0 clean, 2 findings, 1 error.
 
     Configure with .fleetctl-lint.yaml at the fleet root (select, ignore, rules: {FL005: {days: 60}}), or
@@ -169,7 +227,7 @@ def command(path: str, fmt: str, select: tuple[str, ...], ignore: tuple[str, ...
     if output:
         fsutil.write_atomic(output, report, mode=fsutil.PUBLIC)
     else:
-        console.echo(report, nl=False, style=fmt == "text")      # json and SARIF are never styled
+        console.echo(report, nl=False, style=fmt == "text")  # json and SARIF are never styled
     for d in result.diagnostics:
         console.echo(d.render(), err=True)
     if result.diagnostics:

@@ -24,6 +24,7 @@ Device ↔ cloud cross-checks (engine/providers/device/crosscheck.py, as `plan -
 Azure (DPS, IoT Hub): symmetric-key attestation where X.509 is possible (FL018), one enrollment-group key reused
 by other enrollments or devices (FL019), X.509 devices and enrollment groups without a verified CA (FL020).
 """
+
 from __future__ import annotations
 
 import re
@@ -42,8 +43,9 @@ MQTT_WILDCARD = re.compile(r"[#+]")
 WEAK_CURVE_BITS = 256
 
 
-def _statement_hit(ctx: LintContext, st: Statement, target: str | None, message: str,
-                   level: Level | None = None) -> Hit | None:
+def _statement_hit(
+    ctx: LintContext, st: Statement, target: str | None, message: str, level: Level | None = None
+) -> Hit | None:
     doc = ctx.doc_for(AWS, "Policy", st.policy, target)
     if doc is None:
         return None
@@ -58,26 +60,39 @@ def _folds(ctx: LintContext) -> list[Fold]:
 
 
 # ------------------------------------------------------------------------------------ effective permissions
-@rule("FL011", "policy-cross-device", Level.ERROR, security_severity=9.0,
-      summary="a device may publish, subscribe, receive, connect or use the shadow as another declared device "
-              "(Device Defender: IoT policies overly permissive)",
-      hint="scope each resource to the device: client/${iot:Connection.Thing.ThingName}, "
-           "topic/dt/${iot:Connection.Thing.ThingName}/*; `fleetctl authz matrix` shows what each device may do")
+@rule(
+    "FL011",
+    "policy-cross-device",
+    Level.ERROR,
+    security_severity=9.0,
+    summary="a device may publish, subscribe, receive, connect or use the shadow as another declared device "
+    "(Device Defender: IoT policies overly permissive)",
+    hint="scope each resource to the device: client/${iot:Connection.Thing.ThingName}, "
+    "topic/dt/${iot:Connection.Thing.ThingName}/*; `fleetctl authz matrix` shows what each device may do",
+)
 def policy_cross_device(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     from engine.authz.crossdevice import cross_device
+
     fleet = ctx.authz
     groups: dict[tuple[Any, ...], list[Any]] = {}
     for found in cross_device(fleet, _folds(ctx)):
-        key = (found.connection.thing.target, tuple((s.policy, s.index) for s in found.result.deciding),
-               found.request.action.lower())
+        key = (
+            found.connection.thing.target,
+            tuple((s.policy, s.index) for s in found.result.deciding),
+            found.request.action.lower(),
+        )
         groups.setdefault(key, []).append(found)
-    for (target, _, _), items in groups.items():      # one finding per statement(s) and action, with every fold
+    for (target, _, _), items in groups.items():  # one finding per statement(s) and action, with every fold
         first = items[0]
         count = sum({f.connection.thing.name: f.count for f in items}.values())
         where = "; ".join(s.where for s in first.result.deciding)
-        hit = _statement_hit(ctx, first.result.deciding[0], target,
-                             f"{first.sentence(fleet, count)} (request {first.request.action} "
-                             f"{first.request.resource}, client id {first.client_id}): allowed by {where}")
+        hit = _statement_hit(
+            ctx,
+            first.result.deciding[0],
+            target,
+            f"{first.sentence(fleet, count)} (request {first.request.action} "
+            f"{first.request.resource}, client id {first.client_id}): allowed by {where}",
+        )
         if hit:
             yield hit
 
@@ -86,15 +101,20 @@ def _mqtt_candidates(topic: str) -> list[str]:
     """MQTT filters that cover `topic`: a trailing `#` at every level, and `+` in place of each level."""
     levels = topic.split("/")
     out = ["/".join(levels[:k] + ["#"]) for k in range(len(levels))]
-    out += ["/".join(levels[:k] + ["+"] + levels[k + 1:]) for k in range(len(levels))]
+    out += ["/".join(levels[:k] + ["+"] + levels[k + 1 :]) for k in range(len(levels))]
     return out
 
 
-@rule("FL012", "policy-mqtt-wildcard", Level.WARNING, security_severity=6.0,
-      summary="MQTT wildcards (#, +) in a policy resource are literal, and a Deny that MQTT wildcard filters "
-              "defeat (Device Defender: IoT policy potentially misconfigured)",
-      hint="use the policy wildcards * and ? in resources; deny a subtree with topicfilter/a/* and topic/a/*, "
-           "and deny iot:Receive on the topics, not only iot:Subscribe on one filter")
+@rule(
+    "FL012",
+    "policy-mqtt-wildcard",
+    Level.WARNING,
+    security_severity=6.0,
+    summary="MQTT wildcards (#, +) in a policy resource are literal, and a Deny that MQTT wildcard filters "
+    "defeat (Device Defender: IoT policy potentially misconfigured)",
+    hint="use the policy wildcards * and ? in resources; deny a subtree with topicfilter/a/* and topic/a/*, "
+    "and deny iot:Receive on the topics, not only iot:Subscribe on one filter",
+)
 def policy_mqtt_wildcard(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     fleet = ctx.authz
     for (target, _), policy in sorted(fleet.policies.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
@@ -105,14 +125,18 @@ def policy_mqtt_wildcard(ctx: LintContext, options: Mapping[str, Any]) -> Iterat
                     continue
                 name = resource.split(":", 5)[-1]
                 if st.effect == Effect.DENY:
-                    msg = (f"Deny on '{name}' holds an MQTT wildcard, which a policy reads literally: it denies only "
-                           f"that exact {'filter' if kind == 'topicfilter' else 'topic name'}, not the topics it "
-                           "would match (POLICY_CONTAINS_MQTT_WILDCARDS_IN_DENY_STATEMENT)")
+                    msg = (
+                        f"Deny on '{name}' holds an MQTT wildcard, which a policy reads literally: it denies only "
+                        f"that exact {'filter' if kind == 'topicfilter' else 'topic name'}, not the topics it "
+                        "would match (POLICY_CONTAINS_MQTT_WILDCARDS_IN_DENY_STATEMENT)"
+                    )
                 else:
-                    msg = (f"Allow on '{name}' holds an MQTT wildcard, which a policy reads literally: "
-                           + ("a device may subscribe with that very filter, receiving every topic it matches "
-                              "where iot:Receive allows" if kind == "topicfilter" else
-                              "it allows only a topic literally named so (use * for 'any subtopic')"))
+                    msg = f"Allow on '{name}' holds an MQTT wildcard, which a policy reads literally: " + (
+                        "a device may subscribe with that very filter, receiving every topic it matches "
+                        "where iot:Receive allows"
+                        if kind == "topicfilter"
+                        else "it allows only a topic literally named so (use * for 'any subtopic')"
+                    )
                 hit = _statement_hit(ctx, st, target, f"{st.label}: {msg}")
                 if hit:
                     yield hit
@@ -128,28 +152,35 @@ def policy_mqtt_wildcard(ctx: LintContext, options: Mapping[str, Any]) -> Iterat
                     continue
                 for resource in st.resources:
                     prefix = fleet.arn(conn.thing.target, "topicfilter", "")
-                    if not resource.startswith(prefix) or MQTT_WILDCARD.search(resource[len(prefix):]):
+                    if not resource.startswith(prefix) or MQTT_WILDCARD.search(resource[len(prefix) :]):
                         continue
-                    denied = resource[len(prefix):]
+                    denied = resource[len(prefix) :]
                     if "${" in denied:
                         continue
                     own = evaluate([policy], Request("iot:Subscribe", resource), session)
-                    if own.decision is not Decision.EXPLICIT_DENY:          # its conditions do not hold here
+                    if own.decision is not Decision.EXPLICIT_DENY:  # its conditions do not hold here
                         continue
                     topic = denied.replace("*", "x").replace("?", "x")
-                    receive = evaluate(policies, Request("iot:Receive", fleet.arn(conn.thing.target, "topic", topic)),
-                                       session)
+                    receive = evaluate(
+                        policies, Request("iot:Receive", fleet.arn(conn.thing.target, "topic", topic)), session
+                    )
                     if not receive.allowed:
                         continue
                     for candidate in _mqtt_candidates(topic):
                         r = evaluate(policies, Request("iot:Subscribe", prefix + candidate), session)
                         if r.allowed:
                             others = f" (and {len(f.members) - 1:,} other thing(s))" if len(f.members) > 1 else ""
-                            hit = _statement_hit(ctx, st, conn.thing.target, (
-                                f"{st.label} denies subscribing to '{denied}', but {conn.thing.name}{others} may "
-                                f"subscribe to '{candidate}' (allowed by {'; '.join(s.where for s in r.deciding)}) "
-                                f"and receive '{topic}' (allowed by {'; '.join(s.where for s in receive.deciding)}) "
-                                "(TOPIC_FILTERS_INTENDED_TO_DENY_ALLOWED_USING_WILDCARDS)"))
+                            hit = _statement_hit(
+                                ctx,
+                                st,
+                                conn.thing.target,
+                                (
+                                    f"{st.label} denies subscribing to '{denied}', but {conn.thing.name}{others} may "
+                                    f"subscribe to '{candidate}' (allowed by {'; '.join(s.where for s in r.deciding)}) "
+                                    f"and receive '{topic}' (allowed by {'; '.join(s.where for s in receive.deciding)}) "
+                                    "(TOPIC_FILTERS_INTENDED_TO_DENY_ALLOWED_USING_WILDCARDS)"
+                                ),
+                            )
                             if hit:
                                 yield hit
                             break
@@ -159,6 +190,7 @@ def policy_mqtt_wildcard(ctx: LintContext, options: Mapping[str, Any]) -> Iterat
 def _key_problem(pem: str, rsa_min: int) -> str | None:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+
     try:
         key = x509.load_pem_x509_certificate(pem.encode()).public_key()
     except ValueError:
@@ -172,10 +204,16 @@ def _key_problem(pem: str, rsa_min: int) -> str | None:
     return None
 
 
-@rule("FL013", "certificate-key-quality", Level.ERROR, security_severity=7.0, rsa_min_bits=2048,
-      summary="CA or device certificate with a weak key: RSA below 2048 bits, an elliptic curve below 256 bits, DSA "
-              "(Device Defender: CA / device certificate key quality)",
-      hint="issue a new certificate with RSA 2048+ or ECDSA P-256/P-384 and rotate the devices to it")
+@rule(
+    "FL013",
+    "certificate-key-quality",
+    Level.ERROR,
+    security_severity=7.0,
+    rsa_min_bits=2048,
+    summary="CA or device certificate with a weak key: RSA below 2048 bits, an elliptic curve below 256 bits, DSA "
+    "(Device Defender: CA / device certificate key quality)",
+    hint="issue a new certificate with RSA 2048+ or ECDSA P-256/P-384 and rotate the devices to it",
+)
 def certificate_key_quality(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     for doc in ctx.docs:
         for pem in ctx.certificates(doc):
@@ -185,10 +223,17 @@ def certificate_key_quality(ctx: LintContext, options: Mapping[str, Any]) -> Ite
                 yield Hit(doc, pem.path, f"{what} CN={pem.info.subject_cn} has {problem}")
 
 
-@rule("FL014", "certificate-age", Level.WARNING, security_severity=4.0, days=365, default_on=False,
-      summary="device certificate older than N days (option: days, default 365; off unless selected or "
-              "configured, as the maximum age is the organisation's policy) (Device Defender: device certificate age)",
-      hint="rotate long-lived device certificates: issue a new one, declare it beside the old, then retire the old")
+@rule(
+    "FL014",
+    "certificate-age",
+    Level.WARNING,
+    security_severity=4.0,
+    days=365,
+    default_on=False,
+    summary="device certificate older than N days (option: days, default 365; off unless selected or "
+    "configured, as the maximum age is the organisation's policy) (Device Defender: device certificate age)",
+    hint="rotate long-lived device certificates: issue a new one, declare it beside the old, then retire the old",
+)
 def certificate_age(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     days = int(options["days"])
     for doc in ctx.docs:
@@ -197,18 +242,28 @@ def certificate_age(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hi
                 continue
             age = (ctx.now - pem.info.not_before).days
             if age >= days:
-                yield Hit(doc, pem.path, f"certificate CN={pem.info.subject_cn} was issued on "
-                          f"{pem.info.not_before:%Y-%m-%d}, {age} day(s) ago (threshold {days})")
+                yield Hit(
+                    doc,
+                    pem.path,
+                    f"certificate CN={pem.info.subject_cn} was issued on "
+                    f"{pem.info.not_before:%Y-%m-%d}, {age} day(s) ago (threshold {days})",
+                )
 
 
-@rule("FL015", "revoked-ca-active-certificates", Level.ERROR, security_severity=8.0,
-      summary="a CA certificate declared INACTIVE or REVOKED while device certificates it issued stay ACTIVE "
-              "(Device Defender: revoked CA certificate still active / intermediate CA revoked for active device "
-              "certificates)",
-      hint="set the device certificates the CA issued to INACTIVE or REVOKED (or move them to a new CA) in the "
-           "same change that retires the CA")
+@rule(
+    "FL015",
+    "revoked-ca-active-certificates",
+    Level.ERROR,
+    security_severity=8.0,
+    summary="a CA certificate declared INACTIVE or REVOKED while device certificates it issued stay ACTIVE "
+    "(Device Defender: revoked CA certificate still active / intermediate CA revoked for active device "
+    "certificates)",
+    hint="set the device certificates the CA issued to INACTIVE or REVOKED (or move them to a new CA) in the "
+    "same change that retires the CA",
+)
 def revoked_ca_active(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     from engine.pki import issued_by
+
     for ca_doc in ctx.of(AWS, "CACertificate"):
         status = str(ca_doc.spec.get("status", "ACTIVE"))
         if status == "ACTIVE":
@@ -223,18 +278,28 @@ def revoked_ca_active(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[
                 active.append(doc)
         if active:
             names = ", ".join(d.name for d in active)
-            yield Hit(ca_doc, ("spec", "status"), f"CA certificate '{ca_doc.name}' is {status}, but "
-                      f"{len(active)} device certificate(s) it issued are ACTIVE: {names}")
+            yield Hit(
+                ca_doc,
+                ("spec", "status"),
+                f"CA certificate '{ca_doc.name}' is {status}, but "
+                f"{len(active)} device certificate(s) it issued are ACTIVE: {names}",
+            )
             for d in active:
-                yield Hit(d, ("spec", "status"), f"certificate '{d.name}' is ACTIVE, but its CA '{ca_doc.name}' is "
-                          f"{status}")
+                yield Hit(
+                    d, ("spec", "status"), f"certificate '{d.name}' is ACTIVE, but its CA '{ca_doc.name}' is {status}"
+                )
 
 
-@rule("FL016", "revoked-certificate-attached", Level.ERROR, security_severity=7.0,
-      summary="a REVOKED device certificate still attached to a thing or still carrying policies (Device "
-              "Defender: revoked device certificate still active)",
-      hint="detach the revoked certificate from its things and policies (remove it from `principals` and its "
-           "`policies`), so that reactivating it cannot restore access")
+@rule(
+    "FL016",
+    "revoked-certificate-attached",
+    Level.ERROR,
+    security_severity=7.0,
+    summary="a REVOKED device certificate still attached to a thing or still carrying policies (Device "
+    "Defender: revoked device certificate still active)",
+    hint="detach the revoked certificate from its things and policies (remove it from `principals` and its "
+    "`policies`), so that reactivating it cannot restore access",
+)
 def revoked_certificate_attached(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     fleet = ctx.authz
     for (target, name), cert in sorted(fleet.certificates.items()):
@@ -246,36 +311,53 @@ def revoked_certificate_attached(ctx: LintContext, options: Mapping[str, Any]) -
         doc = ctx.doc_for(AWS, "Certificate", name, target)
         if doc is None:
             continue
-        parts = ([f"attached to {len(things)} thing(s): {', '.join(things)}"] if things else []) + \
-                ([f"carries policies {', '.join(cert.policies)}"] if cert.policies else [])
+        parts = ([f"attached to {len(things)} thing(s): {', '.join(things)}"] if things else []) + (
+            [f"carries policies {', '.join(cert.policies)}"] if cert.policies else []
+        )
         yield Hit(doc, ("spec", "status"), f"certificate '{name}' is REVOKED but still " + " and ".join(parts))
 
 
 # ------------------------------------------------------------------------------------ device ↔ cloud
-@rule("FL017", "device-cloud-crosscheck", Level.WARNING, security_severity=5.0,
-      summary="a device's configuration cannot reach its cloud identity: certificate CN not the thing name or "
-              "registration id, broker not the Target's endpoint, wrong TLS port, CA slot not holding the root the "
-              "endpoint presents, empty slot referenced (the checks `plan --dumps` warns about)",
-      hint="fix the DeviceConfig values (broker, client id, CA slot) or the cloud identity so they agree; "
-           "cross-region brokers are FL009")
+@rule(
+    "FL017",
+    "device-cloud-crosscheck",
+    Level.WARNING,
+    security_severity=5.0,
+    summary="a device's configuration cannot reach its cloud identity: certificate CN not the thing name or "
+    "registration id, broker not the Target's endpoint, wrong TLS port, CA slot not holding the root the "
+    "endpoint presents, empty slot referenced (the checks `plan --dumps` warns about)",
+    hint="fix the DeviceConfig values (broker, client id, CA slot) or the cloud identity so they agree; "
+    "cross-region brokers are FL009",
+)
 def device_cloud_crosscheck(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     from engine.diagnostics import Source
     from engine.providers.device.crosscheck import FindingCode
     from engine.providers.device.fleetcheck import device_findings
+
     if not any(d.group == "device.fleetctl.io" for d in ctx.docs):
         return
     configs = ctx.of("device.fleetctl.io", "DeviceConfig")
     for f in device_findings(ctx.fleet):
         if f.code in (FindingCode.CROSS_REGION, FindingCode.CA_UNVERIFIED):
-            continue     # FL009 reports the endpoint in another region; "cannot tell" (no dump) is no defect
+            continue  # FL009 reports the endpoint in another region; "cannot tell" (no dump) is no defect
         source = _parse_source(f.source, Source)
-        doc = next((d for d in configs if source and d.doc.file == source.file
-                    and d.source(("metadata", "name")).line == source.line), None) or (configs[0] if configs else None)
+        doc = next(
+            (
+                d
+                for d in configs
+                if source and d.doc.file == source.file and d.source(("metadata", "name")).line == source.line
+            ),
+            None,
+        ) or (configs[0] if configs else None)
         if doc is None:
             continue
         where = ".".join(f.path)
-        yield Hit(doc, ("spec",), f"{f.address}: {f.message}" + (f" ({where})" if where else "")
-                  + f" [cross-check {f.code.value}]", source=source)
+        yield Hit(
+            doc,
+            ("spec",),
+            f"{f.address}: {f.message}" + (f" ({where})" if where else "") + f" [cross-check {f.code.value}]",
+            source=source,
+        )
 
 
 def _parse_source(text: str, cls: Any) -> Any:
@@ -287,8 +369,12 @@ def _parse_source(text: str, cls: Any) -> Any:
 def _key_refs(value: Any, base: PathT) -> Iterator[tuple[PathT, str]]:
     for path, item in walk(value, base):
         key = path[-1] if isinstance(path[-1], str) else ""
-        if isinstance(item, dict) and len(item) == 1 and next(iter(item)) in ("env", "secretRef", "file") \
-                and "key" in key.lower():
+        if (
+            isinstance(item, dict)
+            and len(item) == 1
+            and next(iter(item)) in ("env", "secretRef", "file")
+            and "key" in key.lower()
+        ):
             source, ref = next(iter(item.items()))
             yield path, f"{source}:{ref}"
 
@@ -305,11 +391,17 @@ def _symmetric(doc: ManifestDoc) -> PathT | None:
     return None
 
 
-@rule("FL018", "azure-symmetric-key", Level.NOTE, security_severity=3.0, default_on=False,
-      summary="an IoT Hub device or DPS enrollment authenticates with a symmetric key, not an X.509 certificate "
-              "(off unless selected: the u-blox note's symmetric-key setup is a supported choice)",
-      hint="prefer X.509 (x509CA with a verified CA, or a DPS enrollment group over a CA): a symmetric key is a "
-           "shared secret the service holds too, and an enrollment group key derives every device's key")
+@rule(
+    "FL018",
+    "azure-symmetric-key",
+    Level.NOTE,
+    security_severity=3.0,
+    default_on=False,
+    summary="an IoT Hub device or DPS enrollment authenticates with a symmetric key, not an X.509 certificate "
+    "(off unless selected: the u-blox note's symmetric-key setup is a supported choice)",
+    hint="prefer X.509 (x509CA with a verified CA, or a DPS enrollment group over a CA): a symmetric key is a "
+    "shared secret the service holds too, and an enrollment group key derives every device's key",
+)
 def azure_symmetric_key(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     for doc in ctx.docs:
         path = _symmetric(doc)
@@ -317,11 +409,16 @@ def azure_symmetric_key(ctx: LintContext, options: Mapping[str, Any]) -> Iterato
             yield Hit(doc, path, f"{doc.kind} '{doc.name}' uses symmetric-key attestation")
 
 
-@rule("FL019", "azure-enrollment-group-key-reuse", Level.ERROR, security_severity=8.0,
-      summary="a DPS enrollment group's symmetric key is also used by another enrollment group, enrollment or device",
-      hint="give each enrollment group its own key, and never give a device the group key: devices get keys "
-           "derived from it (HMAC-SHA256 of the registration id), so whoever holds the group key can "
-           "register as any device of the group")
+@rule(
+    "FL019",
+    "azure-enrollment-group-key-reuse",
+    Level.ERROR,
+    security_severity=8.0,
+    summary="a DPS enrollment group's symmetric key is also used by another enrollment group, enrollment or device",
+    hint="give each enrollment group its own key, and never give a device the group key: devices get keys "
+    "derived from it (HMAC-SHA256 of the registration id), so whoever holds the group key can "
+    "register as any device of the group",
+)
 def azure_enrollment_group_key_reuse(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     users: dict[str, list[tuple[ManifestDoc, PathT]]] = defaultdict(list)
     groups: set[str] = set()
@@ -341,8 +438,12 @@ def azure_enrollment_group_key_reuse(ctx: LintContext, options: Mapping[str, Any
             continue
         names = ", ".join(sorted({f"{d.kind} {d.name}" for d, _ in holders}))
         for doc, path in holders:
-            yield Hit(doc, path, f"the enrollment-group key {{{ref.replace(':', ': ', 1)}}} is used by "
-                      f"{len({(d.kind, d.name) for d, _ in holders})} documents ({names})")
+            yield Hit(
+                doc,
+                path,
+                f"the enrollment-group key {{{ref.replace(':', ': ', 1)}}} is used by "
+                f"{len({(d.kind, d.name) for d, _ in holders})} documents ({names})",
+            )
 
 
 def _verified_hub_cas(ctx: LintContext, target: str | None) -> dict[str, Any]:
@@ -353,13 +454,19 @@ def _verified_hub_cas(ctx: LintContext, target: str | None) -> dict[str, Any]:
     return out
 
 
-@rule("FL020", "azure-unverified-ca", Level.WARNING, security_severity=6.0,
-      summary="an X.509 (x509CA) device or DPS enrollment group relies on a CA the fleet does not declare as "
-              "verified (a HubCertificate with its proof-of-possession certificate)",
-      hint="declare the CA as a HubCertificate with verificationCertificatePem (proof of possession), and "
-           "reference it (caCertificate)")
+@rule(
+    "FL020",
+    "azure-unverified-ca",
+    Level.WARNING,
+    security_severity=6.0,
+    summary="an X.509 (x509CA) device or DPS enrollment group relies on a CA the fleet does not declare as "
+    "verified (a HubCertificate with its proof-of-possession certificate)",
+    hint="declare the CA as a HubCertificate with verificationCertificatePem (proof of possession), and "
+    "reference it (caCertificate)",
+)
 def azure_unverified_ca(ctx: LintContext, options: Mapping[str, Any]) -> Iterator[Hit]:
     from engine.pki import issued_by
+
     for doc in ctx.of(AZURE, "Device"):
         auth = doc.spec.get("authentication")
         if not isinstance(auth, dict) or auth.get("type") != "x509CA":
@@ -368,13 +475,20 @@ def azure_unverified_ca(ctx: LintContext, options: Mapping[str, Any]) -> Iterato
         named = auth.get("caCertificate")
         if isinstance(named, str):
             if named not in verified:
-                yield Hit(doc, ("spec", "authentication", "caCertificate"), f"device '{doc.name}' uses CA "
-                          f"'{named}', which is not declared as a verified HubCertificate")
+                yield Hit(
+                    doc,
+                    ("spec", "authentication", "caCertificate"),
+                    f"device '{doc.name}' uses CA '{named}', which is not declared as a verified HubCertificate",
+                )
             continue
         info = ctx.certificate(doc, auth.get("certificatePem"))
         if info is None or not any(ca and issued_by(info.pem, ca.pem) for ca in verified.values()):
-            yield Hit(doc, ("spec", "authentication"), f"x509CA device '{doc.name}': no verified HubCertificate "
-                      "declared for its target issued its certificate")
+            yield Hit(
+                doc,
+                ("spec", "authentication"),
+                f"x509CA device '{doc.name}': no verified HubCertificate "
+                "declared for its target issued its certificate",
+            )
     for doc in ctx.of(AZURE, "EnrollmentGroup"):
         att = doc.spec.get("attestation")
         x509 = att.get("x509") if isinstance(att, dict) else None
@@ -384,5 +498,9 @@ def azure_unverified_ca(ctx: LintContext, options: Mapping[str, Any]) -> Iterato
         for key in ("caCertificate", "secondaryCaCertificate"):
             named = x509.get(key)
             if isinstance(named, str) and named not in verified:
-                yield Hit(doc, ("spec", "attestation", "x509", key), f"enrollment group '{doc.name}' admits devices "
-                          f"of CA '{named}', which is not declared as a verified HubCertificate")
+                yield Hit(
+                    doc,
+                    ("spec", "attestation", "x509", key),
+                    f"enrollment group '{doc.name}' admits devices "
+                    f"of CA '{named}', which is not declared as a verified HubCertificate",
+                )

@@ -13,6 +13,7 @@ be narrow: `/`, the home directory, and any directory that contains the fleet fo
 refused (they would switch the fence off). Allowances are part of the manifests, so they are reviewed like any
 other change (docs/security.md: protect them with CODEOWNERS).
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,7 +31,7 @@ class FileRefError(Exception):
 def _resolved(path: str | Path) -> Path:
     try:
         return Path(os.path.expanduser(str(path))).resolve()
-    except (OSError, RuntimeError):       # a symlink loop: keep the lexical absolute path
+    except (OSError, RuntimeError):  # a symlink loop: keep the lexical absolute path
         return Path(os.path.abspath(os.path.expanduser(str(path))))
 
 
@@ -84,8 +85,9 @@ class FilePolicy:
     def for_targets(cls, root: str | Path, target_specs: Iterable[Any]) -> FilePolicy:
         """The policy of a fleet folder and its Targets' allowances; memoised (a 100,000-device plan asks per
         secret)."""
-        return _policy(str(root), tuple(os.path.expanduser(e) for e in allow_entries(target_specs)),
-                       os.path.expanduser("~"))          # keyed by what `~` means now
+        return _policy(
+            str(root), tuple(os.path.expanduser(e) for e in allow_entries(target_specs)), os.path.expanduser("~")
+        )  # keyed by what `~` means now
 
     def inside_root(self, path: Path) -> bool:
         return path == self.root or path.is_relative_to(self.root)
@@ -95,9 +97,12 @@ class FilePolicy:
 
     def _escape(self, name: str, resolved: Path) -> FileRefError:
         allowed = ", ".join(str(d) for d in self.allowed)
-        return FileRefError(f"file reference '{name}' resolves outside the fleet folder (to {resolved}); a fleet reads "
-                            "files only from its own folder" + (f" and {allowed}" if allowed else "")
-                            + ": move the file there, or allow its directory in a Target's spec.files.allow")
+        return FileRefError(
+            f"file reference '{name}' resolves outside the fleet folder (to {resolved}); a fleet reads "
+            "files only from its own folder"
+            + (f" and {allowed}" if allowed else "")
+            + ": move the file there, or allow its directory in a Target's spec.files.allow"
+        )
 
     def candidates(self, name: str, bases: Sequence[Path]) -> list[Path]:
         expanded = os.path.expanduser(name)
@@ -117,10 +122,13 @@ class FilePolicy:
                 outside.append(resolved)
             elif resolved.is_file():
                 return resolved
-        if outside:          # whether or not it exists there: the message is no oracle for files outside
+        if outside:  # whether or not it exists there: the message is no oracle for files outside
             raise self._escape(name, outside[0])
-        where = " and ".join(str(b) for b in dict.fromkeys(str(b) for b in bases)) if not os.path.isabs(
-            os.path.expanduser(name)) else ""
+        where = (
+            " and ".join(str(b) for b in dict.fromkeys(str(b) for b in bases))
+            if not os.path.isabs(os.path.expanduser(name))
+            else ""
+        )
         raise FileRefError(f"file not found: '{name}'" + (f" (looked in {where})" if where else ""))
 
     def check(self, name: str, path: Path) -> Path:

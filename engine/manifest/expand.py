@@ -1,6 +1,7 @@
 """The expand stage: what a kind's expand function gets (ExpandContext: files inside the fence, certificates, secrets
 as fingerprints, the other manifests) and the helpers most kinds expand with (declared fields, dependency edges,
 one DesiredResource)."""
+
 from __future__ import annotations
 
 import functools
@@ -38,7 +39,7 @@ class ExpandContext:
     diags: Diagnostics
     resolve_secrets: bool = True
     shared_dependencies: dict[tuple[Address, ...], tuple[Address, ...]] = field(default_factory=dict)
-    files: FilePolicy | None = None          # the fence for file references (engine/manifest/confine.py)
+    files: FilePolicy | None = None  # the fence for file references (engine/manifest/confine.py)
 
     @property
     def policy(self) -> FilePolicy:
@@ -47,8 +48,15 @@ class ExpandContext:
         return self.files
 
     def error(self, summary: str, *path: Any, detail: str = "") -> None:
-        self.diags.add(error(summary, detail, source=self.manifest.source(*path),
-                             address=str(self.manifest.address), field=("spec." + ".".join(map(str, path))) if path else None))
+        self.diags.add(
+            error(
+                summary,
+                detail,
+                source=self.manifest.source(*path),
+                address=str(self.manifest.address),
+                field=("spec." + ".".join(map(str, path))) if path else None,
+            )
+        )
 
     def lookup(self, qualified_kind: str, name: str, target: str | None = None) -> Manifest | None:
         return self.index.get((qualified_kind, target if target is not None else self.manifest.target, name))
@@ -58,7 +66,7 @@ class ExpandContext:
         must resolve inside the fleet folder or an allowed directory (engine/manifest/confine.py)."""
         if ref is None:
             return None
-        if ref.inline is not None or ref.file is None:     # (PemRef holds one of the two)
+        if ref.inline is not None or ref.file is None:  # (PemRef holds one of the two)
             return ref.inline
         try:
             found = self.policy.locate(ref.file, (self.manifest.doc.base_dir, self.root))
@@ -73,8 +81,11 @@ class ExpandContext:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            self.error(f"file '{ref.file}' is not UTF-8 text (a file of {len(data)} bytes, invalid byte at offset "
-                       f"{exc.start}); expected a PEM", *path)
+            self.error(
+                f"file '{ref.file}' is not UTF-8 text (a file of {len(data)} bytes, invalid byte at offset "
+                f"{exc.start}); expected a PEM",
+                *path,
+            )
             return None
 
     def read_cert(self, ref: PemRef | None, *path: Any) -> CertInfo | None:
@@ -88,16 +99,18 @@ class ExpandContext:
             self.error(str(exc), *path)
             return None
 
-    def read_ca_pair(self, ca_ref: PemRef | None, verification_ref: PemRef | None,
-                     how: str) -> tuple[CertInfo | None, CertInfo | None]:
+    def read_ca_pair(
+        self, ca_ref: PemRef | None, verification_ref: PemRef | None, how: str
+    ) -> tuple[CertInfo | None, CertInfo | None]:
         """A CA certificate and its proof-of-possession certificate (made outside fleetctl: `how`)."""
         info = self.read_cert(ca_ref, "certificatePem")
         if info and not info.is_ca:
             self.error("certificatePem is not a CA certificate (basicConstraints CA:TRUE missing)", "certificatePem")
         vinfo = self.read_cert(verification_ref, "verificationCertificatePem") if verification_ref else None
         if vinfo and info and not issued_by(vinfo.pem, info.pem):
-            self.error("the verification certificate is not signed by this CA", "verificationCertificatePem",
-                       detail=how)
+            self.error(
+                "the verification certificate is not signed by this CA", "verificationCertificatePem", detail=how
+            )
             return info, None
         return info, vinfo
 
@@ -130,31 +143,43 @@ def dependency_addresses(ctx: ExpandContext) -> tuple[Address, ...]:
         value = spec_value(m.spec, ref.path)
         if value is None:
             continue
-        for name in (value if ref.many else [value]):
+        for name in value if ref.many else [value]:
             for kind in (ref.kind,) + ref.optional_kinds:
                 dep = ctx.lookup(kind, name, m.target if ref.same_target else None)
                 if dep is not None:
                     out.append(dep.address)
                     break
     deps = tuple(sorted(set(out)))
-    shared = ctx.shared_dependencies      # 100,000 generated things that depend on one group and one type: one tuple
+    shared = ctx.shared_dependencies  # 100,000 generated things that depend on one group and one type: one tuple
     if deps in shared or len(shared) < 1024:
         return shared.setdefault(deps, deps)
     return deps
 
 
-def simple_desired(ctx: ExpandContext, spec: dict[str, Any], *, inputs: dict | None = None,
-                   secrets: dict[str, SecretRef] | None = None) -> Expanded:
+def simple_desired(
+    ctx: ExpandContext, spec: dict[str, Any], *, inputs: dict | None = None, secrets: dict[str, SecretRef] | None = None
+) -> Expanded:
     m = ctx.manifest
     for name in m.decl.always_managed:
         if name not in spec:
             value = getattr(m.spec, name)
             spec[name] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-    return Expanded([DesiredResource(m.address, m.decl.qualified, spec, m.source(), dependency_addresses(ctx),
-                                     inputs or _NONE, secrets or _NONE)])
+    return Expanded(
+        [
+            DesiredResource(
+                m.address,
+                m.decl.qualified,
+                spec,
+                m.source(),
+                dependency_addresses(ctx),
+                inputs or _NONE,
+                secrets or _NONE,
+            )
+        ]
+    )
 
 
-_NONE: Mapping[str, Any] = MappingProxyType({})   # one shared, read-only "no inputs" for 100,000 resources
+_NONE: Mapping[str, Any] = MappingProxyType({})  # one shared, read-only "no inputs" for 100,000 resources
 
 
 def canonical(value: Any) -> Any:

@@ -6,6 +6,7 @@ right Target) → expand (normalise to the provider's canonical shape, read publ
 secrets). A later stage runs on whatever the earlier ones accepted, so one bad document does not hide the
 errors of the others.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -43,8 +44,8 @@ class Fleet:
     @property
     def digest(self) -> str:
         """Digest of the desired state (what a saved plan was made from)."""
-        digest = hashlib.sha256(b"[")     # canonical_json of the whole list, hashed item by item (one 100,000-
-        for i, r in enumerate(sorted(self.desired, key=lambda r: r.address)):     # item JSON text is 100s of MB)
+        digest = hashlib.sha256(b"[")  # canonical_json of the whole list, hashed item by item (one 100,000-
+        for i, r in enumerate(sorted(self.desired, key=lambda r: r.address)):  # item JSON text is 100s of MB)
             item = (str(r.address), r.kind, r.spec, {k: v.to_json() for k, v in r.secrets.items()})
             digest.update((("," if i else "") + canonical_json(item)).encode())
         digest.update(b"]")
@@ -65,8 +66,13 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def load_fleet(root: str | Path, env: Mapping[str, str] | None = None, *, resolve_secrets: bool = True,
-               on_targets: Callable[[dict[str, BaseModel]], None] | None = None) -> Fleet:
+def load_fleet(
+    root: str | Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    resolve_secrets: bool = True,
+    on_targets: Callable[[dict[str, BaseModel]], None] | None = None,
+) -> Fleet:
     """Load, validate and expand a fleet. Never raises for bad input: look at `fleet.diagnostics`.
 
     `on_targets(specs)` is called with the valid Target specs as soon as the files are parsed, before the
@@ -75,18 +81,22 @@ def load_fleet(root: str | Path, env: Mapping[str, str] | None = None, *, resolv
         return _load_fleet(Path(root), env, resolve_secrets, on_targets)
 
 
-def _load_fleet(root: Path, env: Mapping[str, str] | None, resolve_secrets: bool,
-                on_targets: Callable[[dict[str, BaseModel]], None] | None) -> Fleet:
+def _load_fleet(
+    root: Path,
+    env: Mapping[str, str] | None,
+    resolve_secrets: bool,
+    on_targets: Callable[[dict[str, BaseModel]], None] | None,
+) -> Fleet:
     env = dict(os.environ) if env is None else env
     diags = Diagnostics()
-    problem = key_setting_problem()       # the key secret fingerprints are made with (engine/fingerprint.py)
+    problem = key_setting_problem()  # the key secret fingerprints are made with (engine/fingerprint.py)
     if problem is not None:
         diags.add(error(problem))
         return Fleet(root, [], [], diags)
     if not root.exists():
         diags.add(error(f"fleet path not found: {root}"))
         return Fleet(root, [], [], diags)
-    limits, bad_limits = Limits.from_env(env)      # FLEETCTL_MAX_* (engine/manifest/limits.py)
+    limits, bad_limits = Limits.from_env(env)  # FLEETCTL_MAX_* (engine/manifest/limits.py)
     diags.extend(bad_limits)
     docs, load_diags = load_path(root, limits)
     diags.extend(load_diags)
@@ -96,7 +106,7 @@ def _load_fleet(root: Path, env: Mapping[str, str] | None, resolve_secrets: bool
     if on_targets is not None:
         on_targets({m.name: m.spec for m in early_targets})
     policy = file_policy(fleet_root, early_targets, diags)
-    docs = generators.expand_all(docs, fleet_root, diags, registry.lookup, limits)   # ThingSet rows → documents
+    docs = generators.expand_all(docs, fleet_root, diags, registry.lookup, limits)  # ThingSet rows → documents
     manifests = validate_documents(docs, diags)
     index = index_manifests(manifests, diags)
     manifests = [m for m in manifests if index.get((m.decl.qualified, m.target, m.name)) is m]
@@ -110,7 +120,7 @@ def _load_fleet(root: Path, env: Mapping[str, str] | None, resolve_secrets: bool
             continue
         ctx = ExpandContext(fleet_root, m, index, env, diags, resolve_secrets, shared, policy)
         desired.extend(m.decl.expand(ctx, m).resources)
-    diags.items = generators.fold(diags.items)   # one template mistake, not one error per generated row
+    diags.items = generators.fold(diags.items)  # one template mistake, not one error per generated row
     return Fleet(fleet_root, manifests, desired, diags)
 
 
@@ -123,8 +133,14 @@ def file_policy(root: Path, targets: list[Manifest], diags: Diagnostics) -> File
         for i, entry in enumerate(getattr(files, "allow", None) or ()):
             problem = allowance_problem(entry, root)
             if problem is not None:
-                diags.add(error(f"files.allow: {problem}", source=m.source("files", "allow", i),
-                                address=str(m.address), field=f"spec.files.allow.{i}"))
+                diags.add(
+                    error(
+                        f"files.allow: {problem}",
+                        source=m.source("files", "allow", i),
+                        address=str(m.address),
+                        field=f"spec.files.allow.{i}",
+                    )
+                )
             elif entry not in entries:
                 entries.append(entry)
     return FilePolicy.of(root, entries)

@@ -32,6 +32,7 @@ Diagnostics of a generated document point at the template line and name the data
 (`Source.origin = "fleet/devices.csv:42"`). The same mistake repeated on every row (a template error) is folded
 into one diagnostic at the template line by `fold`, so a typo does not print 100,000 errors.
 """
+
 from __future__ import annotations
 
 import csv
@@ -56,16 +57,21 @@ from engine.manifest.types import Strict
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _VAR = re.compile(r"\$(\$)?\{(" + IDENT + r")((?:\|[a-z_]+)*)\}")
 FILTERS: dict[str, Callable[[str], str]] = {
-    "lower": str.lower, "upper": str.upper, "compact": lambda v: v.replace(":", "").replace("-", ""),
+    "lower": str.lower,
+    "upper": str.upper,
+    "compact": lambda v: v.replace(":", "").replace("-", ""),
 }
-FOLD_AT = 3                     # identical diagnostics on more rows than this fold into one
-KEEP_PER_TEMPLATE = 50          # per-row diagnostics kept per template document before "… and N more"
+FOLD_AT = 3  # identical diagnostics on more rows than this fold into one
+KEEP_PER_TEMPLATE = 50  # per-row diagnostics kept per template document before "… and N more"
 
 
 class CsvSource(Strict):
     file: str = Field(description="CSV with a header row; relative to this manifest's folder, then the fleet root")
-    id: str | None = Field(None, pattern="^" + IDENT + "$",
-                           description="column that is ${id} and must be unique (default: the first column)")
+    id: str | None = Field(
+        None,
+        pattern="^" + IDENT + "$",
+        description="column that is ${id} and must be unique (default: the first column)",
+    )
 
 
 class RangeSource(Strict):
@@ -123,30 +129,37 @@ class GeneratedDocument:
 @dataclass(frozen=True, slots=True)
 class Row:
     values: dict[str, str]
-    origin: str                 # "fleet/devices.csv:42" or "ThingSet esp32-fleet #17"
+    origin: str  # "fleet/devices.csv:42" or "ThingSet esp32-fleet #17"
 
 
 # ---------------------------------------------------------------------------------------------- substitution
-def _compile_string(text: str, where: Callable[[], Source], known: set[str], diags: Diagnostics,
-                    used: set[str]) -> str | Callable[[dict[str, str]], str]:
+def _compile_string(
+    text: str, where: Callable[[], Source], known: set[str], diags: Diagnostics, used: set[str]
+) -> str | Callable[[dict[str, str]], str]:
     """A constant (no variable) or a function of the row; unknown variables and filters are reported once."""
     if "$" not in text:
         return text
     parts: list[str | tuple[str, tuple[str, ...]]] = []
     last = 0
     for m in _VAR.finditer(text):
-        parts.append(text[last:m.start()])
+        parts.append(text[last : m.start()])
         last = m.end()
-        if m.group(1):                               # $${x}: a literal ${x}
+        if m.group(1):  # $${x}: a literal ${x}
             parts.append(m.group(0)[1:])
             continue
         name, filters = m.group(2), tuple(f for f in m.group(3).split("|") if f)
         bad = [f for f in filters if f not in FILTERS]
         if name not in known or bad:
-            summary = (f"unknown variable ${{{name}}}" if name not in known else
-                       f"unknown filter '{bad[0]}' in ${{{name}|{'|'.join(filters)}}}")
-            detail = (f"variables: {', '.join('${' + k + '}' for k in sorted(known))}" if name not in known else
-                      f"filters: {', '.join(sorted(FILTERS))}")
+            summary = (
+                f"unknown variable ${{{name}}}"
+                if name not in known
+                else f"unknown filter '{bad[0]}' in ${{{name}|{'|'.join(filters)}}}"
+            )
+            detail = (
+                f"variables: {', '.join('${' + k + '}' for k in sorted(known))}"
+                if name not in known
+                else f"filters: {', '.join(sorted(FILTERS))}"
+            )
             diags.add(error(summary, detail, source=where()))
             parts.append(m.group(0))
             continue
@@ -167,18 +180,26 @@ def _compile_string(text: str, where: Callable[[], Source], known: set[str], dia
                     value = FILTERS[f](value)
                 out.append(value)
         return "".join(out)
+
     return render
 
 
 def _compile(node: Any, path: Path_, doc: Document, known: set[str], diags: Diagnostics, used: set[str]) -> Any:
     """The template node as a builder: constants stay shared between rows, only variable parts are rebuilt."""
+
     def where() -> Source:
         return doc.source(path)
+
     if isinstance(node, str):
         return _compile_string(node, where, known, diags, used)
     if isinstance(node, dict):
-        items = [(_compile_string(k, where, known, diags, used) if isinstance(k, str) else k,
-                  _compile(v, path + (k,), doc, known, diags, used)) for k, v in node.items()]
+        items = [
+            (
+                _compile_string(k, where, known, diags, used) if isinstance(k, str) else k,
+                _compile(v, path + (k,), doc, known, diags, used),
+            )
+            for k, v in node.items()
+        ]
         if not any(callable(k) or callable(v) for k, v in items):
             return node
         return _Build(dict, items)
@@ -222,8 +243,9 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics,
-              limits: Limits = DEFAULT_LIMITS) -> tuple[list[Row], list[str]] | None:
+def _csv_rows(
+    doc: Document, spec: CsvSource, root: Path, diags: Diagnostics, limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[Row], list[str]] | None:
     at = doc.source(("spec", "csv", "file"))
     path = _resolve(doc, root, spec.file)
     if isinstance(path, FileRefError):
@@ -232,14 +254,19 @@ def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics,
     rel = _relative(path, root)
     text, problem = read_text(path, rel, limits, what="CSV")
     if text is None:
-        assert problem is not None          # read_text gives its reason with every None
+        assert problem is not None  # read_text gives its reason with every None
         diags.add(problem)
         return None
     text = text.removeprefix("\ufeff")
-    if "\0" in text:     # the csv module takes NUL as data; a CSV of device rows never holds one
+    if "\0" in text:  # the csv module takes NUL as data; a CSV of device rows never holds one
         line, col = line_col(text, text.index("\0"))
-        diags.add(error("the CSV file holds a NUL character", "a CSV of device rows is text; remove it",
-                        source=Source(rel, line, col)))
+        diags.add(
+            error(
+                "the CSV file holds a NUL character",
+                "a CSV of device rows is text; remove it",
+                source=Source(rel, line, col),
+            )
+        )
         return None
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
@@ -252,14 +279,25 @@ def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics,
         return None
     bad = [h for h in header if not re.fullmatch(IDENT, h)]
     if bad or len(set(header)) != len(header):
-        diags.add(error(f"CSV header column names must be unique identifiers (letters, digits, _): "
-                        f"{', '.join(repr(b) for b in bad) or 'duplicate column'}",
-                        f"header: {', '.join(header)}", source=Source(rel, 1, 1)))
+        diags.add(
+            error(
+                f"CSV header column names must be unique identifiers (letters, digits, _): "
+                f"{', '.join(repr(b) for b in bad) or 'duplicate column'}",
+                f"header: {', '.join(header)}",
+                source=Source(rel, 1, 1),
+            )
+        )
         return None
     id_col = spec.id or header[0]
     if id_col not in header:
-        diags.add(error(f"id column '{id_col}' is not in the CSV header", f"header: {', '.join(header)}",
-                        source=doc.source(("spec", "csv", "id")), field="spec.csv.id"))
+        diags.add(
+            error(
+                f"id column '{id_col}' is not in the CSV header",
+                f"header: {', '.join(header)}",
+                source=doc.source(("spec", "csv", "id")),
+                field="spec.csv.id",
+            )
+        )
         return None
     rows: list[Row] = []
     seen: dict[str, int] = {}
@@ -271,8 +309,13 @@ def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics,
                 continue
             where = Source(rel, start, 1)
             if len(record) != len(header):
-                diags.add(error(f"row has {len(record)} value(s), the header has {len(header)}",
-                                f"header: {', '.join(header)}", source=where))
+                diags.add(
+                    error(
+                        f"row has {len(record)} value(s), the header has {len(header)}",
+                        f"header: {', '.join(header)}",
+                        source=where,
+                    )
+                )
                 continue
             values = {h: v.strip() for h, v in zip(header, record, strict=True)}
             key = values[id_col]
@@ -280,8 +323,9 @@ def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics,
                 diags.add(error(f"empty id (column '{id_col}')", source=where))
                 continue
             if key in seen:
-                diags.add(error(f"duplicate id '{key}' (column '{id_col}')", f"first at {rel}:{seen[key]}",
-                                source=where))
+                diags.add(
+                    error(f"duplicate id '{key}' (column '{id_col}')", f"first at {rel}:{seen[key]}", source=where)
+                )
                 continue
             if len(rows) >= limits.max_rows:
                 summary, detail = limits.exceeded("max_rows", f"row {limits.max_rows + 1:,} of the CSV")
@@ -297,8 +341,10 @@ def _csv_rows(doc: Document, spec: CsvSource, root: Path, diags: Diagnostics,
 
 
 def _range_rows(name: str, spec: RangeSource) -> list[Row]:
-    return [Row({"id": str(n).zfill(spec.width), "index": str(i)}, f"ThingSet {name} #{n}")
-            for i, n in enumerate(range(spec.start, spec.start + spec.count))]
+    return [
+        Row({"id": str(n).zfill(spec.width), "index": str(i)}, f"ThingSet {name} #{n}")
+        for i, n in enumerate(range(spec.start, spec.start + spec.count))
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- generate
@@ -329,15 +375,20 @@ def generate(doc: Document, root: Path, diags: Diagnostics, limits: Limits = DEF
     for k, template in enumerate(spec.template):
         prefix = ("spec", "template", k)
         if str(template.get("kind")) == "ThingSet":
-            diags.add(error("a ThingSet template cannot contain a ThingSet", source=doc.source(prefix + ("kind",)),
-                            field=f"spec.template.{k}.kind"))
+            diags.add(
+                error(
+                    "a ThingSet template cannot contain a ThingSet",
+                    source=doc.source(prefix + ("kind",)),
+                    field=f"spec.template.{k}.kind",
+                )
+            )
             continue
         before = len(diags)
         builder = _compile(template, prefix, doc, known, diags, used)
         if len(diags) == before:
             builders.append((prefix, builder))
     rows = _safe_path_rows(rows, _path_variables(spec.template), diags)
-    if "index" not in used:          # 100,000 rows need not carry a row number nobody substitutes
+    if "index" not in used:  # 100,000 rows need not carry a row number nobody substitutes
         for row in rows:
             del row.values["index"]
     out: list[Any] = []
@@ -380,21 +431,32 @@ def _safe_path_rows(rows: list[Row], names: set[str], diags: Diagnostics) -> lis
         return rows
     out: list[Row] = []
     for row in rows:
-        bad = [(n, p) for n in sorted(names) if n in row.values
-               and (p := path_value_problem(row.values[n])) is not None]
+        bad = [
+            (n, p) for n in sorted(names) if n in row.values and (p := path_value_problem(row.values[n])) is not None
+        ]
         if not bad:
             out.append(row)
             continue
         file, _, line = row.origin.rpartition(":")
         where = Source(file, int(line), 1) if line.isdigit() else None
         for name, problem in bad:
-            diags.add(error(f"column '{name}' is substituted into a file path and its value {problem}",
-                            "a ThingSet row names a file only inside the template's folder", source=where))
+            diags.add(
+                error(
+                    f"column '{name}' is substituted into a file path and its value {problem}",
+                    "a ThingSet row names a file only inside the template's folder",
+                    source=where,
+                )
+            )
     return out
 
 
-def expand_all(docs: list[Document], root: Path, diags: Diagnostics,
-               lookup: Callable[[str, str], KindDecl | None], limits: Limits = DEFAULT_LIMITS) -> list[Any]:
+def expand_all(
+    docs: list[Document],
+    root: Path,
+    diags: Diagnostics,
+    lookup: Callable[[str, str], KindDecl | None],
+    limits: Limits = DEFAULT_LIMITS,
+) -> list[Any]:
     """Every document, with each generator document followed by what it generates (GeneratedDocuments).
     A generator whose documents would take the fleet past FLEETCTL_MAX_DOCUMENTS generates none."""
     out: list[Any] = []
@@ -406,8 +468,10 @@ def expand_all(docs: list[Document], root: Path, diags: Diagnostics,
                 made = decl.generate(doc, root, diags, limits=limits)
                 if len(out) + len(made) + len(docs) - i - 1 > limits.max_documents:
                     summary, detail = limits.exceeded(
-                        "max_documents", f"with the {len(made):,} documents this generator makes, the fleet's "
-                        f"{len(out) + len(made) + len(docs) - i - 1:,} documents")
+                        "max_documents",
+                        f"with the {len(made):,} documents this generator makes, the fleet's "
+                        f"{len(out) + len(made) + len(docs) - i - 1:,} documents",
+                    )
                     diags.add(error(summary, detail, source=doc.source(("spec", "template")), field="spec.template"))
                     continue
                 out.extend(made)
@@ -443,9 +507,15 @@ def fold(items: list[Diagnostic]) -> list[Diagnostic]:
             if key not in done:
                 done.add(key)
                 rows = ", ".join(x.source.origin for x in same[:FOLD_AT] if x.source)
-                out.append(replace(d, address=None, source=replace(d.source, origin=""),
-                                   detail=(d.detail + "; " if d.detail else "")
-                                   + f"on {len(same)} generated documents (rows {rows}, …)"))
+                out.append(
+                    replace(
+                        d,
+                        address=None,
+                        source=replace(d.source, origin=""),
+                        detail=(d.detail + "; " if d.detail else "")
+                        + f"on {len(same)} generated documents (rows {rows}, …)",
+                    )
+                )
             continue
         template = (d.source.file, d.source.line)
         if kept.get(template, 0) >= KEEP_PER_TEMPLATE:
@@ -454,11 +524,28 @@ def fold(items: list[Diagnostic]) -> list[Diagnostic]:
         kept[template] = kept.get(template, 0) + 1
         out.append(d)
     for (file, line), rest in sorted(dropped.items()):
-        out.append(replace(rest[0], summary=f"… and {len(rest)} more error(s) in documents generated from the "
-                                            f"template at {file}:{line}",
-                           detail="", address=None, field=None, source=Source(file, line)))
+        out.append(
+            replace(
+                rest[0],
+                summary=f"… and {len(rest)} more error(s) in documents generated from the template at {file}:{line}",
+                detail="",
+                address=None,
+                field=None,
+                source=Source(file, line),
+            )
+        )
     return out
 
 
-register(KindDecl("fleetctl.io", "ThingSet", "fleetctl", ThingSetSpec, rank=0, targeted=False, generate=generate,
-                  description="Many devices from a CSV or a numeric range and a template of documents."))
+register(
+    KindDecl(
+        "fleetctl.io",
+        "ThingSet",
+        "fleetctl",
+        ThingSetSpec,
+        rank=0,
+        targeted=False,
+        generate=generate,
+        description="Many devices from a CSV or a numeric range and a template of documents.",
+    )
+)

@@ -20,6 +20,7 @@ the densest text, a flow list of one-digit numbers, holds one node per two bytes
 pull requests may lower FLEETCTL_MAX_FILE_BYTES (a 100,000-device fleet at 1,000 documents per file needs 256 KB
 per file).
 """
+
 from __future__ import annotations
 
 import os
@@ -40,18 +41,32 @@ class Limit:
 
 
 LIMITS: tuple[Limit, ...] = (
-    Limit("max_file_bytes", "FLEETCTL_MAX_FILE_BYTES", 32 * 1024 * 1024,
-          "bytes of one manifest or ThingSet CSV file"),
-    Limit("max_depth", "FLEETCTL_MAX_DEPTH", 64,
-          "nesting depth of a YAML document (the document's own node is level 1, a top-level value level 2)"),
-    Limit("max_alias_nodes", "FLEETCTL_MAX_ALIAS_NODES", 250_000,
-          "nodes the aliases of one file add when expanded (an alias to a mapping of 3 keys adds 7)"),
-    Limit("max_documents_per_file", "FLEETCTL_MAX_DOCUMENTS_PER_FILE", 250_000,
-          "YAML documents in one file"),
-    Limit("max_documents", "FLEETCTL_MAX_DOCUMENTS", 1_000_000,
-          "documents of the whole fleet, generated ones (ThingSet) included"),
-    Limit("max_rows", "FLEETCTL_MAX_ROWS", 1_000_000,
-          "rows of one ThingSet (CSV data rows or range count; an IoT Hub holds 1,000,000 devices)"),
+    Limit("max_file_bytes", "FLEETCTL_MAX_FILE_BYTES", 32 * 1024 * 1024, "bytes of one manifest or ThingSet CSV file"),
+    Limit(
+        "max_depth",
+        "FLEETCTL_MAX_DEPTH",
+        64,
+        "nesting depth of a YAML document (the document's own node is level 1, a top-level value level 2)",
+    ),
+    Limit(
+        "max_alias_nodes",
+        "FLEETCTL_MAX_ALIAS_NODES",
+        250_000,
+        "nodes the aliases of one file add when expanded (an alias to a mapping of 3 keys adds 7)",
+    ),
+    Limit("max_documents_per_file", "FLEETCTL_MAX_DOCUMENTS_PER_FILE", 250_000, "YAML documents in one file"),
+    Limit(
+        "max_documents",
+        "FLEETCTL_MAX_DOCUMENTS",
+        1_000_000,
+        "documents of the whole fleet, generated ones (ThingSet) included",
+    ),
+    Limit(
+        "max_rows",
+        "FLEETCTL_MAX_ROWS",
+        1_000_000,
+        "rows of one ThingSet (CSV data rows or range count; an IoT Hub holds 1,000,000 devices)",
+    ),
 )
 
 
@@ -85,8 +100,12 @@ class Limits:
             except ValueError:
                 value = 0
             if value < 1:
-                diags.append(error(f"{limit.env} must be a positive whole number, got {raw.strip()!r}",
-                                   f"it limits the {limit.bounds} (default {limit.default:,})"))
+                diags.append(
+                    error(
+                        f"{limit.env} must be a positive whole number, got {raw.strip()!r}",
+                        f"it limits the {limit.bounds} (default {limit.default:,})",
+                    )
+                )
                 continue
             values[limit.name] = value
         return cls(**values), diags
@@ -95,9 +114,11 @@ class Limits:
         """(summary, detail) of the error for limit `name`: what was found, the limit and how to raise it."""
         limit = BY_NAME[name]
         value = getattr(self, name)
-        return (f"{what} exceeds the limit {limit.env}={value}",
-                f"the limit bounds the {limit.bounds}; if this input is intended, raise it for the run with "
-                f"{limit.env}=<n> (default {limit.default:,})")
+        return (
+            f"{what} exceeds the limit {limit.env}={value}",
+            f"the limit bounds the {limit.bounds}; if this input is intended, raise it for the run with "
+            f"{limit.env}=<n> (default {limit.default:,})",
+        )
 
 
 BY_NAME = {limit.name: limit for limit in LIMITS}

@@ -21,6 +21,7 @@ Every problem of a text becomes a located diagnostic: bytes that are not UTF-8 a
 allow (NUL, other control characters) by line:column, syntax errors with ruamel's problem and context, duplicate
 keys with both lines and the field path (never the values), unsupported tags, values ruamel cannot construct.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,14 +36,24 @@ from engine.manifest.limits import Limits
 from engine.manifest.yaml_fast import DIRECTIVE, Fallback, Tally, fast_parse
 from engine.manifest.yaml_ruamel import ruamel_parse
 
-__all__ = ["SKIP_DIRS", "Document", "Path_", "line_col", "load_path", "manifest_files", "parse_text", "read_text",
-           "unacceptable_character"]
+__all__ = [
+    "SKIP_DIRS",
+    "Document",
+    "Path_",
+    "line_col",
+    "load_path",
+    "manifest_files",
+    "parse_text",
+    "read_text",
+    "unacceptable_character",
+]
 
 SKIP_DIRS = {".git", ".fleetctl", "node_modules", "__pycache__", "dumps", "out"}
 
 
-def parse_text(text: str, file: str, base_dir: Path | None = None, *, fast: bool = True,
-               limits: Limits = DEFAULT_LIMITS) -> tuple[list[Document], list[Diagnostic]]:
+def parse_text(
+    text: str, file: str, base_dir: Path | None = None, *, fast: bool = True, limits: Limits = DEFAULT_LIMITS
+) -> tuple[list[Document], list[Diagnostic]]:
     """Parse a multi-document YAML text; a syntax or duplicate-key error ends that file with a diagnostic.
 
     libyaml parses (fast=True) unless the text holds something only ruamel's round-trip loader reproduces
@@ -81,21 +92,22 @@ def _by_document(text: str, file: str, base: Path, limits: Limits) -> tuple[list
         try:
             got, found = fast_parse(part, file, base, limits, tally, line)
         except Fallback:
-            got, found = ruamel_parse(part, file, base, limits, tally, line)   # ruamel counts from `line`
+            got, found = ruamel_parse(part, file, base, limits, tally, line)  # ruamel counts from `line`
         else:
             if line:
                 for doc in got:
                     doc.positions = {k: (ln + line, col) for k, (ln, col) in doc.positions.items()}
         docs.extend(got)
         diags.extend(found)
-        if found:                       # an error ends the file, as it does when ruamel reads it whole
+        if found:  # an error ends the file, as it does when ruamel reads it whole
             break
         line += part.count("\n")
     return docs, diags
 
 
-def read_text(path: Path, file: str, limits: Limits = DEFAULT_LIMITS, *,
-              what: str = "manifest") -> tuple[str | None, Diagnostic | None]:
+def read_text(
+    path: Path, file: str, limits: Limits = DEFAULT_LIMITS, *, what: str = "manifest"
+) -> tuple[str | None, Diagnostic | None]:
     """A file's text, decoded as UTF-8 (a leading byte order mark kept), or the located reason it cannot be had:
     too large (before reading it), unreadable, or not UTF-8 (at the line and column of the first bad byte)."""
     try:
@@ -114,13 +126,19 @@ def read_text(path: Path, file: str, limits: Limits = DEFAULT_LIMITS, *,
 
 def _not_utf8(data: bytes, exc: UnicodeDecodeError, file: str) -> Diagnostic:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return error("the file is UTF-16 text, not UTF-8", "save it as UTF-8 (without a byte order mark)",
-                     source=Source(file, 1, 1))
+        return error(
+            "the file is UTF-16 text, not UTF-8",
+            "save it as UTF-8 (without a byte order mark)",
+            source=Source(file, 1, 1),
+        )
     line_start = data.rfind(b"\n", 0, exc.start) + 1
     line = data.count(b"\n", 0, exc.start) + 1
-    col = len(data[line_start:exc.start].decode("utf-8", errors="replace")) + 1
-    return error(f"invalid UTF-8: byte 0x{data[exc.start]:02X} ({exc.reason})",
-                 "manifests are UTF-8 text; save the file as UTF-8", source=Source(file, line, col))
+    col = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+    return error(
+        f"invalid UTF-8: byte 0x{data[exc.start]:02X} ({exc.reason})",
+        "manifests are UTF-8 text; save the file as UTF-8",
+        source=Source(file, line, col),
+    )
 
 
 def manifest_files(root: Path) -> Iterator[Path]:
@@ -158,7 +176,7 @@ def load_path(root: Path, limits: Limits | None = None) -> tuple[list[Document],
         diags.extend(e)
         if len(docs) + len(d) > limits.max_documents:
             over = d[limits.max_documents - len(docs)]
-            docs.extend(d[:limits.max_documents - len(docs)])
+            docs.extend(d[: limits.max_documents - len(docs)])
             summary, detail = limits.exceeded("max_documents", f"document {limits.max_documents + 1:,} of the fleet")
             diags.append(error(summary, detail, source=over.source()))
             break

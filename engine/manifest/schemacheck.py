@@ -21,6 +21,7 @@ Two parts are written here rather than taken from jsonschema, each for editor pa
   (a full ECMA engine is not a Python package; the translation covers the syntax the generator emits and is held
   to it by tests/test_schema_only.py).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -43,8 +44,8 @@ from engine.manifest.loader import Document, load_path
 
 Schema = Mapping[str, Any]
 _RELEVANCE = by_relevance()
-_SECRET_DEF = "SecretRefModel"      # the $defs entry of a secret reference ({env}, {file}, {secretRef})
-_QUOTE_MAX = 80                     # longer values are described by their length, not quoted
+_SECRET_DEF = "SecretRefModel"  # the $defs entry of a secret reference ({env}, {file}, {secretRef})
+_QUOTE_MAX = 80  # longer values are described by their length, not quoted
 
 
 # ------------------------------------------------------------------------------------------ ECMA-262 patterns
@@ -81,10 +82,10 @@ def ecma_regex(pattern: str) -> re.Pattern[str]:
         elif ch == "[":
             in_class = True
             out.append(ch)
-            if pattern[i + 1:i + 2] == "^":      # a leading ^ or ] belongs to the class
+            if pattern[i + 1 : i + 2] == "^":  # a leading ^ or ] belongs to the class
                 out.append("^")
                 i += 1
-            if pattern[i + 1:i + 2] == "]":
+            if pattern[i + 1 : i + 2] == "]":
                 out.append("\\]")
                 i += 1
         elif ch == "$":
@@ -182,14 +183,25 @@ def check_document(doc: Document, schemas: SchemaSet) -> list[Diagnostic]:
     """The schema errors of one document, located (an unknown apiVersion/kind is one error naming the known)."""
     data = doc.data
     if not isinstance(data, dict):
-        return [error("a manifest document must be a mapping with apiVersion, kind, metadata and spec",
-                      f"got {_describe(data)}", source=doc.source())]
+        return [
+            error(
+                "a manifest document must be a mapping with apiVersion, kind, metadata and spec",
+                f"got {_describe(data)}",
+                source=doc.source(),
+            )
+        ]
     api_version, kind = data.get("apiVersion"), data.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str):
         missing = [k for k, v in (("apiVersion", api_version), ("kind", kind)) if not isinstance(v, str)]
-        return [error(f"'{name}' is missing or not a string: the schema is chosen by apiVersion and kind",
-                      f"expected apiVersion one of: {', '.join(schemas.api_versions)}",
-                      source=doc.source((name,)), field=name) for name in missing]
+        return [
+            error(
+                f"'{name}' is missing or not a string: the schema is chosen by apiVersion and kind",
+                f"expected apiVersion one of: {', '.join(schemas.api_versions)}",
+                source=doc.source((name,)),
+                field=name,
+            )
+            for name in missing
+        ]
     found = schemas.get(api_version, kind)
     if found is None:
         return [_unknown_kind(doc, schemas, api_version, kind)]
@@ -200,18 +212,28 @@ def _unknown_kind(doc: Document, schemas: SchemaSet, api_version: str, kind: str
     group, _, version = api_version.rpartition("/")
     same = sorted(a for a, k in schemas.by_kind if k == kind and a.rpartition("/")[0] == group)
     if same:
-        return error(f"apiVersion '{api_version}' is not served for {kind}",
-                     f"expected apiVersion: {', '.join(same)}", source=doc.source(("apiVersion",)),
-                     field="apiVersion")
+        return error(
+            f"apiVersion '{api_version}' is not served for {kind}",
+            f"expected apiVersion: {', '.join(same)}",
+            source=doc.source(("apiVersion",)),
+            field="apiVersion",
+        )
     if api_version not in schemas.api_versions:
         hint = difflib.get_close_matches(api_version, schemas.api_versions, n=1)
-        return error(f"unknown apiVersion '{api_version}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
-                     f"expected one of: {', '.join(schemas.api_versions)}", source=doc.source(("apiVersion",)),
-                     field="apiVersion")
+        return error(
+            f"unknown apiVersion '{api_version}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+            f"expected one of: {', '.join(schemas.api_versions)}",
+            source=doc.source(("apiVersion",)),
+            field="apiVersion",
+        )
     names = schemas.kinds_of(api_version)
     hint = difflib.get_close_matches(kind, names, n=1)
-    return error(f"unknown kind '{kind}' for {api_version}" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
-                 f"expected one of: {', '.join(names)}", source=doc.source(("kind",)), field="kind")
+    return error(
+        f"unknown kind '{kind}' for {api_version}" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+        f"expected one of: {', '.join(names)}",
+        source=doc.source(("kind",)),
+        field="kind",
+    )
 
 
 # -------------------------------------------------------------------------------------- errors → diagnostics
@@ -243,9 +265,14 @@ def _diagnostics(err: ValidationError, doc: Document, kind: KindSchema) -> list[
         out = []
         for key in _extras(err.instance, schema):
             hint = difflib.get_close_matches(str(key), allowed, n=1)
-            out.append(_diag(doc, path + (key,), f"unknown field '{key}'"
-                             + (f" (did you mean '{hint[0]}'?)" if hint else ""),
-                             f"expected one of: {', '.join(allowed)}" if allowed else "no fields are allowed here"))
+            out.append(
+                _diag(
+                    doc,
+                    path + (key,),
+                    f"unknown field '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                    f"expected one of: {', '.join(allowed)}" if allowed else "no fields are allowed here",
+                )
+            )
         return out
     if keyword == "required":
         missing = [k for k in value if isinstance(err.instance, dict) and k not in err.instance]
@@ -260,8 +287,10 @@ def _diag(doc: Document, path: tuple[Any, ...], summary: str, detail: str) -> Di
 def _extras(instance: Mapping[Any, Any], schema: Schema) -> list[Any]:
     props = schema.get("properties", {})
     patterns = [ecma_regex(p) for p in schema.get("patternProperties", {})]
-    return sorted((k for k in instance if k not in props
-                   and not (isinstance(k, str) and any(p.search(k) for p in patterns))), key=str)
+    return sorted(
+        (k for k in instance if k not in props and not (isinstance(k, str) and any(p.search(k) for p in patterns))),
+        key=str,
+    )
 
 
 def _expected(keyword: str, value: Any) -> str:
@@ -275,11 +304,19 @@ def _expected(keyword: str, value: Any) -> str:
         return f"expected a text matching the pattern {value}"
     if keyword == "format":
         return f"expected a text in the format '{value}'"
-    bounds = {"minimum": "at least {}", "maximum": "at most {}", "exclusiveMinimum": "more than {}",
-              "exclusiveMaximum": "less than {}", "multipleOf": "a multiple of {}",
-              "minLength": "a text of at least {} character(s)", "maxLength": "a text of at most {} character(s)",
-              "minItems": "at least {} item(s)", "maxItems": "at most {} item(s)",
-              "minProperties": "at least {} field(s)", "maxProperties": "at most {} field(s)"}
+    bounds = {
+        "minimum": "at least {}",
+        "maximum": "at most {}",
+        "exclusiveMinimum": "more than {}",
+        "exclusiveMaximum": "less than {}",
+        "multipleOf": "a multiple of {}",
+        "minLength": "a text of at least {} character(s)",
+        "maxLength": "a text of at most {} character(s)",
+        "minItems": "at least {} item(s)",
+        "maxItems": "at most {} item(s)",
+        "minProperties": "at least {} field(s)",
+        "maxProperties": "at most {} field(s)",
+    }
     if keyword in bounds:
         return "expected " + bounds[keyword].format(value)
     if keyword == "uniqueItems":
@@ -289,8 +326,15 @@ def _expected(keyword: str, value: Any) -> str:
     return f"does not satisfy the schema's '{keyword}'"
 
 
-_TYPE_NAMES = {"string": "a text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
-               "object": "a mapping", "array": "a list", "null": "null"}
+_TYPE_NAMES = {
+    "string": "a text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
 
 
 def _type_names(value: Any) -> str:
@@ -312,7 +356,9 @@ def _resolve(schema: Any, root: Schema) -> Any:
 def _alternatives(schema: Schema, root: Schema) -> str:
     """What an anyOf/oneOf accepts, in words: `a secret reference ({env}, {file} or {secretRef}) or null`."""
     branches = schema.get("anyOf") or schema.get("oneOf") or ()
-    only_required = [b.get("required") for b in branches if isinstance(b, Mapping) and set(b) <= {"required", "properties"}]
+    only_required = [
+        b.get("required") for b in branches if isinstance(b, Mapping) and set(b) <= {"required", "properties"}
+    ]
     if branches and len(only_required) == len(branches) and all(len(r or ()) == 1 for r in only_required):
         fields = ", ".join(r[0] for r in only_required if r)
         return f"exactly one of the fields {fields}" if "oneOf" in schema else f"one of the fields {fields}"
@@ -357,8 +403,9 @@ def _describe(value: Any) -> str:
 
 def _got(instance: Any, kind: KindSchema, path: tuple[Any, ...]) -> str:
     """`got ...`: the value quoted where its field cannot hold a secret and it is short, else described."""
-    quotable = (isinstance(instance, (bool, int, float)) or
-                (isinstance(instance, str) and len(instance) <= _QUOTE_MAX and instance.isprintable()))
+    quotable = isinstance(instance, (bool, int, float)) or (
+        isinstance(instance, str) and len(instance) <= _QUOTE_MAX and instance.isprintable()
+    )
     if quotable and not kind.secret_capable(path):
         return f"got {json.dumps(instance)}"
     if quotable:
@@ -378,7 +425,7 @@ def secret_capable(root: Schema, path: Iterable[Any]) -> bool:
                     return True
                 following.extend(_child(branch, part))
         if not following:
-            return True                 # a place the schema does not describe: assume the worst
+            return True  # a place the schema does not describe: assume the worst
         level = following
     return any(_secretish(b) for s in level for b in _branches(s, root))
 

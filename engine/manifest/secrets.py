@@ -1,6 +1,7 @@
 """Secret references (`{env:}`, `{file:}`, `secretRef`) resolved to their value, or to the reason they cannot be: the
 only place a secret's value is read. Callers keep it out of every output; a reason names the reference, never the
 content. A `{file:}` secret lies outside the fleet repository (or is an encrypted file inside it)."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,9 @@ from engine.model import SecretRef
 ENCRYPTED_SUFFIXES = (".enc", ".sops", ".age", ".gpg")
 
 
-def resolve_secret_value(ref: SecretRef, root: Path, env: Mapping[str, str],
-                         policy: FilePolicy | None = None) -> str | Exception:
+def resolve_secret_value(
+    ref: SecretRef, root: Path, env: Mapping[str, str], policy: FilePolicy | None = None
+) -> str | Exception:
     """The secret's value, or the reason it cannot be had. Callers keep the value out of every output; the reason
     names the reference, never the content. A `{file:}` secret lies outside the fleet repository (or is an
     encrypted file inside it) and, outside it, in a directory a Target allows (`policy`; default: none)."""
@@ -32,8 +34,10 @@ def resolve_secret_value(ref: SecretRef, root: Path, env: Mapping[str, str],
         except FileRefError as exc:
             return ValueError(f"secret {exc}")
         if policy.inside_root(resolved) and not resolved.name.endswith(ENCRYPTED_SUFFIXES):
-            return ValueError(f"secret file {ref.ref} lies inside the fleet repository; keep secrets outside it "
-                              "(in a directory a Target's spec.files.allow names) or encrypted (.enc/.sops/.age/.gpg)")
+            return ValueError(
+                f"secret file {ref.ref} lies inside the fleet repository; keep secrets outside it "
+                "(in a directory a Target's spec.files.allow names) or encrypted (.enc/.sops/.age/.gpg)"
+            )
         try:
             data = read_bounded(resolved)
         except FileRefError as exc:

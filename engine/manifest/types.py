@@ -4,6 +4,7 @@ A secret is never a literal: `{env: NAME}`, `{file: path}` (outside the fleet re
 file) or `{secretRef: name}`. A literal where a secret belongs is a validation error naming the field.
 Certificates are public material, so `{file: certs/x.pem}` inside the repository is the normal case.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,14 +28,18 @@ class Strict(BaseModel):
 
 def _reject_literal_secret(value: Any) -> Any:
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        raise ValueError("a literal value where a secret reference belongs: write {env: NAME}, "
-                         "{file: path} or {secretRef: name} instead, and keep the value out of the repository")
+        raise ValueError(
+            "a literal value where a secret reference belongs: write {env: NAME}, "
+            "{file: path} or {secretRef: name} instead, and keep the value out of the repository"
+        )
     return value
 
 
 # "exactly one of env, file, secretRef" (the model validator below), for the published schema: an editor flags
 # `{}` and `{env: A, file: b}` as the engine does (a field written as null counts as absent in both)
-_ONE_SOURCE: JsonDict = {"oneOf": [{"required": [k], "properties": {k: {"type": "string"}}} for k in ("env", "file", "secretRef")]}
+_ONE_SOURCE: JsonDict = {
+    "oneOf": [{"required": [k], "properties": {k: {"type": "string"}}} for k in ("env", "file", "secretRef")]
+}
 
 
 class SecretRefModel(Strict):
@@ -85,8 +90,12 @@ class _PemJsonSchema:
     """The published schema of a Pem field says what the model takes: an inline PEM text or {file}/{inline}."""
 
     def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        return {"anyOf": [{"type": "string", "pattern": "-----BEGIN", "description": "an inline PEM block"},
-                          handler(core_schema)]}
+        return {
+            "anyOf": [
+                {"type": "string", "pattern": "-----BEGIN", "description": "an inline PEM block"},
+                handler(core_schema),
+            ]
+        }
 
 
 Pem = Annotated[PemRef, BeforeValidator(_pem_or_file), _PemJsonSchema()]

@@ -1,6 +1,7 @@
 """The validation stages of a fleet load: envelope (apiVersion, kind, metadata), spec (the kind's pydantic model),
 addresses (duplicates), Targets and references (every name resolves, in the right Target). Every problem becomes a
 located diagnostic naming the field and what was expected; a later stage runs on whatever the earlier ones accepted."""
+
 from __future__ import annotations
 
 import difflib
@@ -36,7 +37,7 @@ class Manifest:
         return self.envelope.metadata.target
 
     @functools.cached_property
-    def address(self) -> Address:      # one object per manifest: 100,000 devices ask for it many times
+    def address(self) -> Address:  # one object per manifest: 100,000 devices ask for it many times
         return address_for(self.decl, self.name, self.target)
 
     def source(self, *path: Any) -> Source:
@@ -89,8 +90,9 @@ def secret_capable(model: type[BaseModel], loc: tuple) -> bool:
 def _mentions(annotation: Any, target: type) -> bool:
     if annotation is target:
         return True
-    return any(_mentions(arg, target) for arg in getattr(annotation, "__args__", ()) or ()) or \
-        any(_mentions(arg, target) for arg in getattr(annotation, "__metadata__", ()) or () if isinstance(arg, type))
+    return any(_mentions(arg, target) for arg in getattr(annotation, "__args__", ()) or ()) or any(
+        _mentions(arg, target) for arg in getattr(annotation, "__metadata__", ()) or () if isinstance(arg, type)
+    )
 
 
 def _free_form(annotation: Any) -> bool:
@@ -114,7 +116,13 @@ def _data_loc(loc: tuple, data: Any, kind: str) -> tuple:
     out: list[Any] = []
     current = data
     for i, part in enumerate(loc):
-        if isinstance(current, dict) and part in current or isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        if (
+            isinstance(current, dict)
+            and part in current
+            or isinstance(current, list)
+            and isinstance(part, int)
+            and 0 <= part < len(current)
+        ):
             out.append(part)
             current = current[part]
         elif i == len(loc) - 1 and kind == "missing" and isinstance(part, str):
@@ -122,8 +130,9 @@ def _data_loc(loc: tuple, data: Any, kind: str) -> tuple:
     return tuple(out)
 
 
-def _pydantic_diags(exc: ValidationError, doc: Document, prefix: tuple, model: type[BaseModel],
-                    address: str | None) -> list[Diagnostic]:
+def _pydantic_diags(
+    exc: ValidationError, doc: Document, prefix: tuple, model: type[BaseModel], address: str | None
+) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     seen: set[tuple] = set()
     data: Any = doc.data
@@ -149,8 +158,9 @@ def _pydantic_diags(exc: ValidationError, doc: Document, prefix: tuple, model: t
             msg = err["msg"].removeprefix("Value error, ")
             summary = msg
             got = err.get("input")
-            quotable = isinstance(got, (str, int, float, bool)) and kind != "value_error" \
-                and not secret_capable(model, loc)      # a secret's input is described, never quoted (13.1)
+            quotable = (
+                isinstance(got, (str, int, float, bool)) and kind != "value_error" and not secret_capable(model, loc)
+            )  # a secret's input is described, never quoted (13.1)
             detail = f"got {got!r}" if quotable else ""
             if not quotable and isinstance(got, str) and kind != "value_error":
                 detail = f"got a text of {len(got)} character(s) (not shown: this field may hold a secret)"
@@ -161,8 +171,9 @@ def _pydantic_diags(exc: ValidationError, doc: Document, prefix: tuple, model: t
 def _check_envelope(doc: Document, diags: Diagnostics) -> tuple[KindDecl, Envelope] | None:
     data = doc.data
     if not isinstance(data, dict):
-        diags.add(error("a manifest document must be a mapping with apiVersion, kind, metadata and spec",
-                        source=doc.source()))
+        diags.add(
+            error("a manifest document must be a mapping with apiVersion, kind, metadata and spec", source=doc.source())
+        )
         return None
     try:
         envelope = Envelope.model_validate(data)
@@ -175,29 +186,53 @@ def _check_envelope(doc: Document, diags: Diagnostics) -> tuple[KindDecl, Envelo
         groups = sorted({v for d in known for v in d.api_versions})
         group, _, version = envelope.apiVersion.rpartition("/")
         same_kind = registry.lookup_group(envelope.apiVersion, envelope.kind) if group else None
-        served = list(same_kind.versions) if same_kind else sorted({v for d in known if d.group == group
-                                                                    for v in d.versions})
-        if served and version not in served:     # a known group (and kind), a version it does not serve
+        served = (
+            list(same_kind.versions)
+            if same_kind
+            else sorted({v for d in known if d.group == group for v in d.versions})
+        )
+        if served and version not in served:  # a known group (and kind), a version it does not serve
             listed = ", ".join(f"{group}/{v}" for v in served)
-            diags.add(error(f"apiVersion '{envelope.apiVersion}' is not served: {group} serves {listed}"
-                            + (f" for {envelope.kind}" if same_kind else ""),
-                            f"expected apiVersion: {listed}", source=doc.source(("apiVersion",)),
-                            field="apiVersion"))
+            diags.add(
+                error(
+                    f"apiVersion '{envelope.apiVersion}' is not served: {group} serves {listed}"
+                    + (f" for {envelope.kind}" if same_kind else ""),
+                    f"expected apiVersion: {listed}",
+                    source=doc.source(("apiVersion",)),
+                    field="apiVersion",
+                )
+            )
         elif envelope.apiVersion not in groups:
             hint = difflib.get_close_matches(envelope.apiVersion, groups, n=1)
-            diags.add(error(f"unknown apiVersion '{envelope.apiVersion}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
-                            f"expected one of: {', '.join(groups)}", source=doc.source(("apiVersion",)),
-                            field="apiVersion"))
+            diags.add(
+                error(
+                    f"unknown apiVersion '{envelope.apiVersion}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                    f"expected one of: {', '.join(groups)}",
+                    source=doc.source(("apiVersion",)),
+                    field="apiVersion",
+                )
+            )
         else:
             names = sorted(d.kind for d in known if envelope.apiVersion in d.api_versions)
             hint = difflib.get_close_matches(envelope.kind, names, n=1)
-            diags.add(error(f"unknown kind '{envelope.kind}' for {envelope.apiVersion}"
-                            + (f" (did you mean '{hint[0]}'?)" if hint else ""),
-                            f"expected one of: {', '.join(names)}", source=doc.source(("kind",)), field="kind"))
+            diags.add(
+                error(
+                    f"unknown kind '{envelope.kind}' for {envelope.apiVersion}"
+                    + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                    f"expected one of: {', '.join(names)}",
+                    source=doc.source(("kind",)),
+                    field="kind",
+                )
+            )
         return None
     if decl.targeted and not envelope.metadata.target:
-        diags.add(error(f"{decl.kind} needs metadata.target (the Target it lives in)",
-                        source=doc.source(("metadata",)), field="metadata.target"))
+        diags.add(
+            error(
+                f"{decl.kind} needs metadata.target (the Target it lives in)",
+                source=doc.source(("metadata",)),
+                field="metadata.target",
+            )
+        )
         return None
     return decl, envelope
 
@@ -229,10 +264,16 @@ def check_references(manifests: list[Manifest], index: dict, diags: Diagnostics)
                 candidates = sorted(n for (k, t, n) in index if k in kinds and t == target)
                 hint = difflib.get_close_matches(name, candidates, n=1)
                 where = f" in target '{m.target}'" if ref.same_target and m.target else ""
-                diags.add(error(f"unresolved reference: no {' or '.join(k.split('.')[-1] for k in kinds)} named "
-                                f"'{name}'{where}" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
-                                f"declared: {', '.join(candidates) or 'none'}",
-                                source=m.source(*path), address=str(m.address), field="spec." + ".".join(map(str, path))))
+                diags.add(
+                    error(
+                        f"unresolved reference: no {' or '.join(k.split('.')[-1] for k in kinds)} named "
+                        f"'{name}'{where}" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                        f"declared: {', '.join(candidates) or 'none'}",
+                        source=m.source(*path),
+                        address=str(m.address),
+                        field="spec." + ".".join(map(str, path)),
+                    )
+                )
 
 
 def validate_documents(docs: list[Document], diags: Diagnostics) -> list[Manifest]:
@@ -249,7 +290,7 @@ def validate_documents(docs: list[Document], diags: Diagnostics) -> list[Manifes
             address = str(address_for(decl, envelope.metadata.name, envelope.metadata.target))
             diags.extend(_pydantic_diags(exc, doc, ("spec",), decl.spec_model, address))
             continue
-        envelope.spec = {}     # the typed spec supersedes the raw one (a 100,000-device fleet would hold both)
+        envelope.spec = {}  # the typed spec supersedes the raw one (a 100,000-device fleet would hold both)
         _share_fields_sets(envelope, shared)
         _share_fields_sets(spec, shared)
         manifests.append(Manifest(decl, doc, envelope, spec))
@@ -278,8 +319,14 @@ def index_manifests(manifests: list[Manifest], diags: Diagnostics) -> dict[tuple
         key = (m.decl.qualified, m.target, m.name)
         if key in index:
             first = index[key]
-            diags.add(error(f"duplicate address {m.address}", f"first declared at {first.source()}",
-                            source=m.source(), address=str(m.address)))
+            diags.add(
+                error(
+                    f"duplicate address {m.address}",
+                    f"first declared at {first.source()}",
+                    source=m.source(),
+                    address=str(m.address),
+                )
+            )
             continue
         index[key] = m
     return index
@@ -292,13 +339,23 @@ def check_targets(manifests: list[Manifest], targets: dict[str, Manifest], diags
         t = targets.get(m.target or "")
         if t is None:
             hint = difflib.get_close_matches(m.target or "", list(targets), n=1)
-            diags.add(error(f"unknown target '{m.target}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
-                            f"declared targets: {', '.join(sorted(targets)) or 'none'}",
-                            source=m.doc.source(("metadata", "target")), address=str(m.address),
-                            field="metadata.target"))
+            diags.add(
+                error(
+                    f"unknown target '{m.target}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                    f"declared targets: {', '.join(sorted(targets)) or 'none'}",
+                    source=m.doc.source(("metadata", "target")),
+                    address=str(m.address),
+                    field="metadata.target",
+                )
+            )
             continue
         needs = m.decl.provider
         if needs in ("aws", "azure") and getattr(t.spec, needs, None) is None:
-            diags.add(error(f"target '{m.target}' has no {needs} section, but {m.decl.kind} is an {needs} kind",
-                            source=m.doc.source(("metadata", "target")), address=str(m.address),
-                            field="metadata.target"))
+            diags.add(
+                error(
+                    f"target '{m.target}' has no {needs} section, but {m.decl.kind} is an {needs} kind",
+                    source=m.doc.source(("metadata", "target")),
+                    address=str(m.address),
+                    field="metadata.target",
+                )
+            )

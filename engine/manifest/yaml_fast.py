@@ -4,6 +4,7 @@ them differently or unsafely: explicit tags, directives, tabs, nesting past the 
 under merges. Duplicate keys and nesting past the depth limit are reported here, in ruamel's words and order (see
 engine/manifest/loader.py for the whole design).
 """
+
 from __future__ import annotations
 
 import re
@@ -39,8 +40,8 @@ class _Duplicate(Exception):
         super().__init__(key)
         self.key, self.first, self.mapping, self.key_node = key, first, mapping, key_node
 
-def _fast_value(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]], deepest: int,
-                depth: int = 0) -> Any:
+
+def _fast_value(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]], deepest: int, depth: int = 0) -> Any:
     """A node as plain data; a collection deeper than `deepest` (whose items might cross the depth limit, or
     ruamel's recursion) is left to ruamel."""
     tag = node.tag
@@ -64,7 +65,7 @@ def _fast_value(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]],
                 key = key_node.value
             else:
                 raise Fallback  # a tagged or a collection key
-            if key in out:   # ruamel constructs the value first (a duplicate inside it is reported first)
+            if key in out:  # ruamel constructs the value first (a duplicate inside it is reported first)
                 vtag = value_node.tag
                 if vtag is MAP or vtag is SEQ:
                     _fast_value(value_node, path + (key,), {}, deepest, depth + 1)
@@ -122,12 +123,18 @@ _DOUBLE_DOCUMENT_END = re.compile(r"(?:^|[\r\n])\.\.\.(?:[ ]*(?:#[^\r\n]*)?(?:\r
 
 
 def _ruamel_only(text: str) -> bool:
-    return ("\t" in text or "\x85" in text or "\u2028" in text or "\u2029" in text or text.find("\ufeff", 1) >= 0
-            or ("%" in text and DIRECTIVE.search(text) is not None)
-            or ("!" in text and _NON_SPECIFIC_TAG.search(text) is not None)
-            or (("&" in text or "*" in text) and _ANCHOR_NAME.search(text) is not None)
-            or (("|" in text or ">" in text) and _BLOCK_HEADER.search(text) is not None)
-            or ("..." in text and _DOUBLE_DOCUMENT_END.search(text) is not None))
+    return (
+        "\t" in text
+        or "\x85" in text
+        or "\u2028" in text
+        or "\u2029" in text
+        or text.find("\ufeff", 1) >= 0
+        or ("%" in text and DIRECTIVE.search(text) is not None)
+        or ("!" in text and _NON_SPECIFIC_TAG.search(text) is not None)
+        or (("&" in text or "*" in text) and _ANCHOR_NAME.search(text) is not None)
+        or (("|" in text or ">" in text) and _BLOCK_HEADER.search(text) is not None)
+        or ("..." in text and _DOUBLE_DOCUMENT_END.search(text) is not None)
+    )
 
 
 # Deeper nesting goes to ruamel, whose recursion decides (about 250 levels, then RecursionError); an alias cycle
@@ -170,7 +177,7 @@ def _alias_nodes(node: Any, memo: dict[int, int | None]) -> int:
     if key in memo:
         size = memo[key]
         if size is None:
-            raise Fallback          # an alias inside its own anchored node: ruamel's composer reports it
+            raise Fallback  # an alias inside its own anchored node: ruamel's composer reports it
         return size
     value = node.value
     if isinstance(value, str):
@@ -196,22 +203,23 @@ class Tally:
     alias_nodes: int = 0
 
 
-def fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMITS, tally: Tally | None = None,
-                line_offset: int = 0) -> tuple[list[Document], list[Diagnostic]]:
+def fast_parse(
+    text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMITS, tally: Tally | None = None, line_offset: int = 0
+) -> tuple[list[Document], list[Diagnostic]]:
     """libyaml's documents of `text`; diagnostics count lines from `line_offset` (positions do not: the caller
     shifts them, off the hot path)."""
     if CParser is None or _ruamel_only(text):
         raise Fallback
     if _maybe_too_deep(text):
         too_deep = _nesting_past(text, file, limits, line_offset)
-        if too_deep is not None:       # the documents before the deep one, then its error
+        if too_deep is not None:  # the documents before the deep one, then its error
             diag, start = too_deep
             before, problems = fast_parse(text[:start], file, base, limits, tally, line_offset) if start else ([], [])
             return before, problems or [diag]
     tally = tally or Tally()
     docs: list[Document] = []
     diags: list[Diagnostic] = []
-    deepest = min(_MAX_DEPTH, limits.max_depth - 2)   # a collection at this depth holds items 2 levels deeper
+    deepest = min(_MAX_DEPTH, limits.max_depth - 2)  # a collection at this depth holds items 2 levels deeper
     aliases = _MAY_ALIAS.search(text) is not None
     expanded = tally.alias_nodes
     try:
@@ -221,7 +229,7 @@ def fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMITS
     try:
         index = tally.documents
         while composer.check_node():
-            node: Any = composer.get_node()          # (a node: check_node() said one follows)
+            node: Any = composer.get_node()  # (a node: check_node() said one follows)
             if index >= limits.max_documents_per_file:
                 diags.append(too_many_documents(file, _Mark(node.start_mark, line_offset), limits))
                 break
@@ -229,7 +237,7 @@ def fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMITS
                 memo: dict[int, int | None] = {}
                 expanded += _alias_nodes(node, memo) - len(memo)
                 if expanded > limits.max_alias_nodes:
-                    raise Fallback      # ruamel's composer stops at the alias that crosses the limit
+                    raise Fallback  # ruamel's composer stops at the alias that crosses the limit
             positions: dict[Path_, tuple[int, int]] = {(): (node.start_mark.line + 1, node.start_mark.column + 1)}
             try:
                 data = _fast_value(node, (), positions, deepest)
@@ -251,8 +259,9 @@ def fast_parse(text: str, file: str, base: Path, limits: Limits = DEFAULT_LIMITS
                     first = (dup.first[0] - 1, dup.first[1] - 1) if dup.first else None
                     where = node_path(node, mapping)
                 first = (first[0] + line_offset, first[1]) if first else None
-                diags.append(duplicate_key(key, first, _Mark(key_node.start_mark, line_offset), mapping, node,
-                                            file, where))
+                diags.append(
+                    duplicate_key(key, first, _Mark(key_node.start_mark, line_offset), mapping, node, file, where)
+                )
                 break
             if data is not None:
                 docs.append(Document(file, index, data, positions, base))
@@ -294,7 +303,7 @@ def _first_duplicate(node: Any, begun: set[int]) -> tuple[Any, tuple[int, int], 
         return None
     merges = [value_node for key_node, value_node in node.value if key_node.tag is PLAIN and key_node.value == "<<"]
     if len(merges) > 1:
-        raise Fallback      # ruamel's "found duplicate merge key"
+        raise Fallback  # ruamel's "found duplicate merge key"
     if merges:
         merge_sources(merges[0])
         found = _first_duplicate(merges[0], begun)
@@ -322,7 +331,7 @@ def _height(node: Any, memo: dict[int, int]) -> int:
     value = node.value
     if isinstance(value, str):
         return 1
-    memo[key] = 1 << 30       # (a cycle went to ruamel before: the alias pre-check)
+    memo[key] = 1 << 30  # (a cycle went to ruamel before: the alias pre-check)
     height = 0
     if node.tag is MAP:
         for key_node, value_node in value:
@@ -357,7 +366,7 @@ def _nesting_past(text: str, file: str, limits: Limits, line_offset: int) -> tup
     depth = start = 0
     try:
         while parser.check_event():
-            event: Any = parser.get_event()          # (an event: check_event() said one follows)
+            event: Any = parser.get_event()  # (an event: check_event() said one follows)
             kind = type(event).__name__
             if kind == "DocumentStartEvent":
                 start = event.start_mark.index

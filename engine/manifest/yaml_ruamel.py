@@ -2,6 +2,7 @@
 aliases add and how deep they nest as it composes (stopping at the alias, node or document that crosses a limit of
 engine/manifest/limits.py), a constructor that keeps where a duplicate key was first written, and every failure
 turned into a located diagnostic."""
+
 from __future__ import annotations
 
 import warnings
@@ -46,8 +47,9 @@ def _tag_of(node: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _plain(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]],
-           problems: list[tuple[Path_, str]] | None = None) -> Any:
+def _plain(
+    node: Any, path: Path_, positions: dict[Path_, tuple[int, int]], problems: list[tuple[Path_, str]] | None = None
+) -> Any:
     """ruamel's round-trip objects → plain data, recording each key's and item's position; an unsupported tag is
     added to `problems` (and its value kept untagged)."""
     if problems is not None and isinstance(node, (CommentedMap, CommentedSeq, TaggedScalar)):
@@ -77,10 +79,11 @@ def _plain(node: Any, path: Path_, positions: dict[Path_, tuple[int, int]],
         return out_list
     if isinstance(node, TaggedScalar):  # `!!str 12` (ruamel keeps the tag), or an unsupported tag reported above
         return str(node.value)
-    if problems is not None and isinstance(node, (bytes, AbstractSet)):   # !!binary, !!set
+    if problems is not None and isinstance(node, (bytes, AbstractSet)):  # !!binary, !!set
         problems.append((path, "tag:yaml.org,2002:" + ("binary" if isinstance(node, bytes) else "set")))
         return None
     return plain_scalar(node)
+
 
 class _LimitError(MarkedYAMLError):
     """A limit of engine/manifest/limits.py crossed while composing (problem: the summary, note: the detail)."""
@@ -90,8 +93,9 @@ class _DuplicateKey(DuplicateKeyError):
     """ruamel's duplicate key, with where the key was first written (0-based line, column) and the mapping."""
 
     def __init__(self, key: Any, first: tuple[int, int] | None, mapping: Any, key_node: Any) -> None:
-        super().__init__("while constructing a mapping", mapping.start_mark, f"found duplicate key {key!r}",
-                         key_node.start_mark)
+        super().__init__(
+            "while constructing a mapping", mapping.start_mark, f"found duplicate key {key!r}", key_node.start_mark
+        )
         self.key, self.first, self.mapping = key, first, mapping
 
 
@@ -103,8 +107,8 @@ class _MeasuringComposer(Composer):
     def __init__(self, loader: Any = None) -> None:
         super().__init__(loader)
         self.limits = DEFAULT_LIMITS
-        self.alias_nodes = 0              # per file, over all its documents
-        self.sizes: dict[int, tuple[int, int]] = {}    # closed collection node → (expanded size, height)
+        self.alias_nodes = 0  # per file, over all its documents
+        self.sizes: dict[int, tuple[int, int]] = {}  # closed collection node → (expanded size, height)
         self.root: Any = None
 
     def compose_document(self) -> Any:
@@ -143,11 +147,13 @@ class _MeasuringComposer(Composer):
         self.alias_nodes += size
         if self.alias_nodes > limits.max_alias_nodes:
             summary, detail = limits.exceeded(
-                "max_alias_nodes", f"with this alias, the nodes the aliases of this file add ({self.alias_nodes:,})")
+                "max_alias_nodes", f"with this alias, the nodes the aliases of this file add ({self.alias_nodes:,})"
+            )
             raise _LimitError(None, None, summary, mark, detail)
         if self.depth + height > limits.max_depth:
             summary, detail = limits.exceeded(
-                "max_depth", f"expanded, this alias nests the document {self.depth + height} levels deep, which")
+                "max_depth", f"expanded, this alias nests the document {self.depth + height} levels deep, which"
+            )
             raise _LimitError(None, None, summary, mark, detail)
 
 
@@ -170,8 +176,9 @@ class _Constructor(RoundTripConstructor):
         except (MarkedYAMLError, RecursionError):
             raise
         except Exception as exc:  # noqa: BLE001 - ruamel's own failure on a value: located here
-            raise ConstructorError(None, None, f"cannot read this value ({type(exc).__name__}: {exc})",
-                                   node.start_mark) from None
+            raise ConstructorError(
+                None, None, f"cannot read this value ({type(exc).__name__}: {exc})", node.start_mark
+            ) from None
 
 
 def _yaml(limits: Limits) -> YAML:
@@ -184,23 +191,34 @@ def _yaml(limits: Limits) -> YAML:
     y.composer.limits = limits
     return y
 
-def ruamel_parse(text: str, file: str, base: Path, limits: Limits, tally: Tally | None = None,
-                  line_offset: int = 0) -> tuple[list[Document], list[Diagnostic]]:
+
+def ruamel_parse(
+    text: str, file: str, base: Path, limits: Limits, tally: Tally | None = None, line_offset: int = 0
+) -> tuple[list[Document], list[Diagnostic]]:
     """ruamel reads `text`, which starts at line `line_offset` + 1 of the file (a document of a larger text)."""
     docs: list[Document] = []
     diags: list[Diagnostic] = []
     tally = tally or Tally()
     y = _yaml(limits)
-    y.reader.line = line_offset              # every mark ruamel makes counts lines from here
+    y.reader.line = line_offset  # every mark ruamel makes counts lines from here
     composer = y.composer
     composer.alias_nodes = tally.alias_nodes
     try:
-        with warnings.catch_warnings():      # a reused anchor is valid YAML (the later one wins): no warning text
+        with warnings.catch_warnings():  # a reused anchor is valid YAML (the later one wins): no warning text
             warnings.simplefilter("ignore", ReusedAnchorWarning)
             _ruamel_documents(y, text, file, base, limits, docs, diags, tally)
     except _DuplicateKey as exc:
-        diags.append(duplicate_key(exc.key, exc.first, exc.problem_mark, exc.mapping, composer.root, file,
-                                    node_path(composer.root, exc.mapping)))
+        diags.append(
+            duplicate_key(
+                exc.key,
+                exc.first,
+                exc.problem_mark,
+                exc.mapping,
+                composer.root,
+                file,
+                node_path(composer.root, exc.mapping),
+            )
+        )
     except _LimitError as exc:
         diags.append(error(exc.problem, exc.note or "", source=source_at(file, exc.problem_mark)))
     except MaxDepthExceededError as exc:
@@ -217,14 +235,27 @@ def ruamel_parse(text: str, file: str, base: Path, limits: Limits, tally: Tally 
     except ReaderError as exc:
         diags.append(unacceptable_character(exc, text, file, line_offset))
     except RecursionError:
-        diags.append(error("the document nests too deeply for the YAML parser",
-                           "lower the nesting (FLEETCTL_MAX_DEPTH bounds it; above ~200 levels the parser's own "
-                           "recursion ends first)", source=Source(file, line_offset + 1, 1)))
+        diags.append(
+            error(
+                "the document nests too deeply for the YAML parser",
+                "lower the nesting (FLEETCTL_MAX_DEPTH bounds it; above ~200 levels the parser's own "
+                "recursion ends first)",
+                source=Source(file, line_offset + 1, 1),
+            )
+        )
     return docs, diags
 
 
-def _ruamel_documents(y: YAML, text: str, file: str, base: Path, limits: Limits, docs: list[Document],
-                      diags: list[Diagnostic], tally: Tally) -> None:
+def _ruamel_documents(
+    y: YAML,
+    text: str,
+    file: str,
+    base: Path,
+    limits: Limits,
+    docs: list[Document],
+    diags: list[Diagnostic],
+    tally: Tally,
+) -> None:
     composer = y.composer
     for index, node in enumerate(y.load_all(text), start=tally.documents):
         tally.documents, tally.alias_nodes = index + 1, composer.alias_nodes
@@ -237,15 +268,20 @@ def _ruamel_documents(y: YAML, text: str, file: str, base: Path, limits: Limits,
         lc = getattr(node, "lc", None)
         if lc is not None and lc.line is not None:
             positions[()] = (lc.line + 1, lc.col + 1)
-        else:          # a scalar document (`just text`, `42`, `!tag x`): where its node starts
+        else:  # a scalar document (`just text`, `42`, `!tag x`): where its node starts
             mark = composer.root.start_mark
             positions[()] = (mark.line + 1, mark.column + 1)
         problems: list[tuple[Path_, str]] = []
         doc = Document(file, index, _plain(node, (), positions, problems), positions, base)
         docs.append(doc)
         for path, tag in problems:
-            diags.append(error(f"unsupported YAML tag '{short_tag(tag)}'",
-                               "manifests are plain YAML: no tags other than !!str, !!int, !!float, !!bool, "
-                               "!!null, !!map, !!seq and !!timestamp", source=doc.source(path),
-                               field=field_name(path) or None))
+            diags.append(
+                error(
+                    f"unsupported YAML tag '{short_tag(tag)}'",
+                    "manifests are plain YAML: no tags other than !!str, !!int, !!float, !!bool, "
+                    "!!null, !!map, !!seq and !!timestamp",
+                    source=doc.source(path),
+                    field=field_name(path) or None,
+                )
+            )
     tally.alias_nodes = composer.alias_nodes

@@ -6,6 +6,7 @@ Hand-written on purpose: libyaml is a YAML 1.1 parser and ruamel (the reference,
 library offers "libyaml's scanner with ruamel's 1.2 resolution", so the resolution rules are taken from ruamel's own
 resolver table (`_resolvers`) and its constructor, and tests/test_loader_fast.py holds both paths to identical results.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,9 +17,10 @@ from ruamel.yaml.constructor import RoundTripConstructor
 # libyaml (through PyYAML's C parser) scans and composes; the node graph is turned into plain data here, with
 # ruamel's YAML 1.2 rules for plain scalars (the rules of its round-trip loader, which stays the reference:
 # whatever this path does not reproduce exactly raises Fallback and the file is parsed again by ruamel).
-CParser: Any          # libyaml's parser (PyYAML's C extension), or None where PyYAML was built without it
+CParser: Any  # libyaml's parser (PyYAML's C extension), or None where PyYAML was built without it
 try:
     from yaml import cyaml
+
     CParser = cyaml.CParser  # type: ignore[attr-defined]  # not in `yaml`'s namespace, nor in cyaml's __all__
     from yaml.nodes import MappingNode as _MappingNode
     from yaml.nodes import ScalarNode as _ScalarNode
@@ -35,6 +37,7 @@ class Fallback(Exception):
 PLAIN, QUOTED, MAP, SEQ = object(), object(), object(), object()
 
 if CParser is not None:
+
     class LibyamlComposer(CParser):
         """libyaml's parser and composer, with no resolver: nodes keep a marker of how they were written."""
 
@@ -53,9 +56,13 @@ if CParser is not None:
 def _resolvers() -> dict[str, list[tuple[str, Any]]]:
     """ruamel's own YAML 1.2 implicit resolvers (first character → [(tag, regexp)]), in its order."""
     from ruamel.yaml.resolver import VersionedResolver
+
     table = VersionedResolver(version=(1, 2)).versioned_resolver
-    return {ch: [(tag.rsplit(":", 1)[-1], re.compile(rx.pattern, rx.flags)) for tag, rx in rules]
-            for ch, rules in table.items() if ch is not None}
+    return {
+        ch: [(tag.rsplit(":", 1)[-1], re.compile(rx.pattern, rx.flags)) for tag, rx in rules]
+        for ch, rules in table.items()
+        if ch is not None
+    }
 
 
 RESOLVERS = _resolvers()

@@ -9,6 +9,7 @@ row and the template line). Field changes are shown to the leaf and in full, as 
 The JSON view is a list of changes, deliberately not a plan file: a subset of a reviewed plan must never be
 applied as if it were the plan.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -25,8 +26,9 @@ def select(plan: Plan, patterns: Iterable[str]) -> list[Change]:
     pats = list(patterns)
     exact = {p for p in pats if not any(ch in p for ch in "*?[")}
     globs = [p for p in pats if p not in exact]
-    return [c for c in plan.changes
-            if str(c.address) in exact or any(fnmatch.fnmatchcase(str(c.address), g) for g in globs)]
+    return [
+        c for c in plan.changes if str(c.address) in exact or any(fnmatch.fnmatchcase(str(c.address), g) for g in globs)
+    ]
 
 
 def _detail(c: Change, indent: str) -> list[str]:
@@ -42,11 +44,23 @@ def _detail(c: Change, indent: str) -> list[str]:
 
 
 def render(plan: Plan, patterns: list[str], changes: list[Change], fmt: str = "text") -> str:
-    head = (f"{len(changes)} of {len(plan.changes)} change(s) of plan {plan.plan_id} match "
-            + ", ".join(repr(p) for p in patterns))
+    head = f"{len(changes)} of {len(plan.changes)} change(s) of plan {plan.plan_id} match " + ", ".join(
+        repr(p) for p in patterns
+    )
     if fmt == "json":
-        return json.dumps({"planId": plan.plan_id, "patterns": patterns, "matched": len(changes),
-                           "changes": [change_to_json(c) for c in changes]}, indent=2, ensure_ascii=False) + "\n"
+        return (
+            json.dumps(
+                {
+                    "planId": plan.plan_id,
+                    "patterns": patterns,
+                    "matched": len(changes),
+                    "changes": [change_to_json(c) for c in changes],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
     body: list[str] = []
     for c in changes:
         body.append(f"  {c.action.symbol} {c.action.value} {c.address}{flag_suffix(c.attention)}")

@@ -12,6 +12,7 @@ a markdown `diff` block by the first character of the line. Nothing is ever cut:
 - a long line is folded at FOLD characters (the pieces join back to the exact text);
 - a sensitive value is `(sensitive)`, whatever the change holds.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -20,9 +21,9 @@ from typing import Any
 
 from engine.model import ADD, OP_SYMBOL, REMOVE, SENSITIVE
 
-LINE = 120          # a change that fits in this many characters (indentation included) stays on one line
-FOLD = 160          # characters of a value line beyond which it is folded (ARNs in policies are ~100)
-BODY = "    "       # the indentation of a value's lines under its path
+LINE = 120  # a change that fits in this many characters (indentation included) stays on one line
+FOLD = 160  # characters of a value line beyond which it is folded (ARNs in policies are ~100)
+BODY = "    "  # the indentation of a value's lines under its path
 
 
 def _compact(value: Any) -> str:
@@ -67,7 +68,7 @@ def _block(symbol: str, lines: list[str]) -> list[tuple[str, str]]:
 def _head(value: Any) -> str:
     """What follows `path:` on the first line of a value shown on lines of its own."""
     if isinstance(value, str) and "\n" in value:
-        return " |" if value.endswith("\n") else " |-"      # YAML's block scalar: keep / strip the last newline
+        return " |" if value.endswith("\n") else " |-"  # YAML's block scalar: keep / strip the last newline
     return ""
 
 
@@ -84,8 +85,9 @@ def _whole(symbol: str, path: str, value: Any, indent: str) -> list[tuple[str, s
     return [(symbol, f"{path}:")] + _block(symbol, [text])
 
 
-def field_pairs(op: str, path: str, before: Any, after: Any, *, sensitive: bool = False,
-                indent: str = "      ") -> list[tuple[str, str]]:
+def field_pairs(
+    op: str, path: str, before: Any, after: Any, *, sensitive: bool = False, indent: str = "      "
+) -> list[tuple[str, str]]:
     """The lines of one change as (symbol, text) pairs; `indent` is only used to decide what fits one line."""
     if sensitive or SENSITIVE in (before, after):
         shown = {ADD: SENSITIVE, REMOVE: SENSITIVE}.get(op, f"{_shown(before)} → {_shown(after)}")
@@ -112,15 +114,21 @@ def field_pairs(op: str, path: str, before: Any, after: Any, *, sensitive: bool 
     return out
 
 
-def field_lines(op: str, path: str, before: Any, after: Any, *, sensitive: bool = False,
-                indent: str = "      ") -> list[str]:
+def field_lines(
+    op: str, path: str, before: Any, after: Any, *, sensitive: bool = False, indent: str = "      "
+) -> list[str]:
     """Terminal lines: the indentation, then the symbol, then the text."""
-    return [f"{indent}{symbol} {text}" if text.strip() else f"{indent}{symbol}" for symbol, text in
-            field_pairs(op, path, before, after, sensitive=sensitive, indent=indent)]
+    return [
+        f"{indent}{symbol} {text}" if text.strip() else f"{indent}{symbol}"
+        for symbol, text in field_pairs(op, path, before, after, sensitive=sensitive, indent=indent)
+    ]
 
 
-def markdown_lines(op: str, path: str, before: Any, after: Any, *, sensitive: bool = False,
-                   indent: str = "    ") -> list[str]:
+def markdown_lines(
+    op: str, path: str, before: Any, after: Any, *, sensitive: bool = False, indent: str = "    "
+) -> list[str]:
     """Lines of a markdown `diff` block: the symbol first (GitHub colours `+`, `-` and `!`), then the indent."""
-    return [f"{'!' if symbol == '~' else symbol}{indent}{text}" if text.strip() else symbol for symbol, text in
-            field_pairs(op, path, before, after, sensitive=sensitive, indent=indent)]
+    return [
+        f"{'!' if symbol == '~' else symbol}{indent}{text}" if text.strip() else symbol
+        for symbol, text in field_pairs(op, path, before, after, sensitive=sensitive, indent=indent)
+    ]

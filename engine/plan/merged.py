@@ -8,6 +8,7 @@ It is for reading only: the Targets' plans stay separate files, each applied on 
 Target whose plan job failed before writing a plan file (its error text given by `--failed NAME=FILE`) shows as
 failed without holding the others back. Rendering only: every figure comes from the plan files.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,10 @@ from engine.plan.model import Plan
 from engine.plan.render import MARKDOWN_BUDGET, accounts_text, markdown, summary_line, text
 
 MARKER = "<!-- fleetctl-plan -->"
-READ_ONLY = ("This is a merged view for reading only: each Target's plan is a separate plan file that its own "
-             "apply job applies exactly (`fleetctl apply` of that file); this view can never be applied as one plan.")
+READ_ONLY = (
+    "This is a merged view for reading only: each Target's plan is a separate plan file that its own "
+    "apply job applies exactly (`fleetctl apply` of that file); this view can never be applied as one plan."
+)
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class Entry:
         if self.plan is None:
             return "failed"
         if self.target not in self.plan.options.get("targets", [self.target]):
-            return "skipped"      # an optional Target whose credentials were not there (its plan's warning says so)
+            return "skipped"  # an optional Target whose credentials were not there (its plan's warning says so)
         if self.plan.errored:
             return "failed" if self.plan.errors else "blocked"
         return "changes" if self.plan.has_changes else "no changes"
@@ -67,11 +70,28 @@ def _status_cell(e: Entry) -> str:
 def render_markdown(items: list[Entry], commit: str = "", budget: int = MARKDOWN_BUDGET) -> str:
     failed = sum(1 for e in items if e.status == "failed")
     if not items:
-        return "\n".join([MARKER, "### fleetctl plan" + (f" for `{commit[:12]}`" if commit else ""), "",
-                          "No Target is touched by this pull request: nothing to plan or apply."]) + "\n"
-    head = [MARKER, f"### fleetctl plan: {len(items)} Target(s)" + (f" for `{commit[:12]}`" if commit else "")
-            + (f", {failed} failed" if failed else ""), "", f"_{READ_ONLY}_", "",
-            "| Target | Acts in | Plan | Status |", "|---|---|---|---|"]
+        return (
+            "\n".join(
+                [
+                    MARKER,
+                    "### fleetctl plan" + (f" for `{commit[:12]}`" if commit else ""),
+                    "",
+                    "No Target is touched by this pull request: nothing to plan or apply.",
+                ]
+            )
+            + "\n"
+        )
+    head = [
+        MARKER,
+        f"### fleetctl plan: {len(items)} Target(s)"
+        + (f" for `{commit[:12]}`" if commit else "")
+        + (f", {failed} failed" if failed else ""),
+        "",
+        f"_{READ_ONLY}_",
+        "",
+        "| Target | Acts in | Plan | Status |",
+        "|---|---|---|---|",
+    ]
     for e in items:
         plan_id = f"`{e.plan.plan_id}`" if e.plan is not None else "—"
         head.append(f"| `{e.target}` | {_where(e) or '—'} | {plan_id} | {_status_cell(e)} |")
@@ -79,8 +99,10 @@ def render_markdown(items: list[Entry], commit: str = "", budget: int = MARKDOWN
     share = max(2000, (budget - len("\n".join(head))) // max(1, len(items)))
     body: list[str] = []
     for e in items:
-        body.append(f"<details{' open' if e.status not in ('no changes', 'skipped') else ''}><summary><b>{e.target}</b>: "
-                    f"{_status_cell(e)}</summary>")
+        body.append(
+            f"<details{' open' if e.status not in ('no changes', 'skipped') else ''}><summary><b>{e.target}</b>: "
+            f"{_status_cell(e)}</summary>"
+        )
         body.append("")
         if e.plan is not None:
             inner = markdown(e.plan, budget=share).replace(MARKER + "\n", "", 1)
@@ -101,12 +123,34 @@ def render_text(items: list[Entry]) -> str:
 
 
 def render_json(items: list[Entry]) -> str:
-    return json.dumps({"mergedView": True, "applicable": False, "note": READ_ONLY,
-                       "targets": [{"target": e.target, "status": e.status,
-                                    **({"planId": e.plan.plan_id, "summary": e.plan.counts(),
-                                        "accounts": e.plan.options.get("accounts", {})} if e.plan is not None
-                                       else {"error": e.error})} for e in items]},
-                      indent=2, ensure_ascii=False) + "\n"
+    return (
+        json.dumps(
+            {
+                "mergedView": True,
+                "applicable": False,
+                "note": READ_ONLY,
+                "targets": [
+                    {
+                        "target": e.target,
+                        "status": e.status,
+                        **(
+                            {
+                                "planId": e.plan.plan_id,
+                                "summary": e.plan.counts(),
+                                "accounts": e.plan.options.get("accounts", {}),
+                            }
+                            if e.plan is not None
+                            else {"error": e.error}
+                        ),
+                    }
+                    for e in items
+                ],
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
 
 
 def render(items: list[Entry], fmt: str, commit: str = "") -> str:

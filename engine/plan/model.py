@@ -4,6 +4,7 @@ A plan file says whether it may be applied: `status` is "errored" when the plan 
 diagnostic, or a difference no plan can carry out: `blocked`), and apply refuses such a file whatever else it
 holds; a file without the marker (written before it existed) is judged by its diagnostics and `blocked`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,8 @@ class Plan:
     options: dict[str, Any] = field(default_factory=dict)
     interrupted: tuple[dict[str, Any], ...] = ()
     format_version: int = FORMAT_VERSION
-    blocked: tuple[Blocked, ...] = ()       # differences no plan can carry out (drift a person must resolve)
-    recorded_status: str | None = None       # the `status` a loaded plan file carried
+    blocked: tuple[Blocked, ...] = ()  # differences no plan can carry out (drift a person must resolve)
+    recorded_status: str | None = None  # the `status` a loaded plan file carried
 
     @property
     def has_changes(self) -> bool:
@@ -73,9 +74,10 @@ class Plan:
             "options": self.options,
             "summary": self.counts(),
             # every item in one list, for a CI step or a reviewer's jq (each change carries its own, drift words too)
-            "attention": [{"address": str(c.address), "code": a.code.value, "severity": a.severity.value,
-                           "message": a.message}
-                          for c, a in self.attention],
+            "attention": [
+                {"address": str(c.address), "code": a.code.value, "severity": a.severity.value, "message": a.message}
+                for c, a in self.attention
+            ],
             "changes": [change_to_json(c) for c in self.changes],
             "blocked": [b.to_json() for b in self.blocked],
             "unmanaged": list(self.unmanaged),
@@ -128,21 +130,38 @@ def _fields(items: list[dict[str, Any]]) -> tuple[FieldChange, ...]:
 
 
 def blocked_from_json(d: dict[str, Any]) -> Blocked:
-    return Blocked(address=Address.parse(d["address"]), kind=d["kind"], action=Action(d["action"]),
-                   reason=d["reason"], remedy=d.get("remedy", ""), fields=_fields(d.get("fields", [])),
-                   field=d.get("field"), source=_source(d.get("source")))
+    return Blocked(
+        address=Address.parse(d["address"]),
+        kind=d["kind"],
+        action=Action(d["action"]),
+        reason=d["reason"],
+        remedy=d.get("remedy", ""),
+        fields=_fields(d.get("fields", [])),
+        field=d.get("field"),
+        source=_source(d.get("source")),
+    )
 
 
 def change_from_json(d: dict[str, Any]) -> Change:
     source = _source(d.get("source"))
     secrets = {k: SecretRef(*next(iter(v.items()))) for k, v in d.get("secrets", {}).items()}
     return Change(
-        address=Address.parse(d["address"]), kind=d["kind"], action=Action(d["action"]), reason=d.get("reason", ""),
+        address=Address.parse(d["address"]),
+        kind=d["kind"],
+        action=Action(d["action"]),
+        reason=d.get("reason", ""),
         fields=tuple(FieldChange.from_json(f) for f in d["fields"]),
-        fingerprint=d["fingerprint"], desired=d.get("desired", {}), inputs=d.get("inputs", {}), secrets=secrets,
-        actual=d.get("actual", {}), ids=d.get("ids", {}),
-        depends_on=tuple(Address.parse(a) for a in d.get("dependsOn", [])), steps=tuple(d.get("steps", [])),
-        source=source, attention=tuple(Attention.from_json(a) for a in d.get("attention", [])))
+        fingerprint=d["fingerprint"],
+        desired=d.get("desired", {}),
+        inputs=d.get("inputs", {}),
+        secrets=secrets,
+        actual=d.get("actual", {}),
+        ids=d.get("ids", {}),
+        depends_on=tuple(Address.parse(a) for a in d.get("dependsOn", [])),
+        steps=tuple(d.get("steps", [])),
+        source=source,
+        attention=tuple(Attention.from_json(a) for a in d.get("attention", [])),
+    )
 
 
 class PlanFileError(ValueError):
@@ -153,17 +172,24 @@ def plan_from_json(data: dict[str, Any]) -> Plan:
     if not isinstance(data, dict) or "formatVersion" not in data:
         raise PlanFileError("not a fleetctl plan file (no formatVersion)")
     if data["formatVersion"] != FORMAT_VERSION:
-        raise PlanFileError(f"plan file format {data['formatVersion']} is not supported (this fleetctl reads "
-                            f"format {FORMAT_VERSION}); re-run plan")
+        raise PlanFileError(
+            f"plan file format {data['formatVersion']} is not supported (this fleetctl reads "
+            f"format {FORMAT_VERSION}); re-run plan"
+        )
     try:
-        return Plan(plan_id=data["planId"], created_at=data["createdAt"], git_commit=data.get("gitCommit"),
-                    desired_digest=data["desiredDigest"],
-                    changes=tuple(change_from_json(c) for c in data["changes"]),
-                    unmanaged=tuple(data.get("unmanaged", [])),
-                    diagnostics=tuple(Diagnostic.from_json(x) for x in data.get("diagnostics", [])),
-                    options=data.get("options", {}), interrupted=tuple(data.get("interrupted", [])),
-                    blocked=tuple(blocked_from_json(b) for b in data.get("blocked", [])),
-                    recorded_status=data.get("status"))
+        return Plan(
+            plan_id=data["planId"],
+            created_at=data["createdAt"],
+            git_commit=data.get("gitCommit"),
+            desired_digest=data["desiredDigest"],
+            changes=tuple(change_from_json(c) for c in data["changes"]),
+            unmanaged=tuple(data.get("unmanaged", [])),
+            diagnostics=tuple(Diagnostic.from_json(x) for x in data.get("diagnostics", [])),
+            options=data.get("options", {}),
+            interrupted=tuple(data.get("interrupted", [])),
+            blocked=tuple(blocked_from_json(b) for b in data.get("blocked", [])),
+            recorded_status=data.get("status"),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanFileError(f"malformed plan file: {exc}") from exc
 

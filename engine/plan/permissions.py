@@ -12,6 +12,7 @@ Only plans that change an authorization input pay for the evaluation (a re-plan 
 group or thing change costs nothing). The drift direction needs no second evaluation: the delta from the actual
 state to the manifests, read backwards, is what the actual state allows that the manifests do not.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,6 +50,7 @@ def _owner(delta: Any, by_address: Mapping[str, Change], plan: Plan) -> Change |
 def _cells(delta: Any) -> tuple[str, str]:
     def show(cell: Any) -> str:
         return ", ".join(cell.lines()) if cell.allow else "nothing"
+
     return show(delta.before), show(delta.after)
 
 
@@ -63,27 +65,36 @@ def _item(deltas: list[Any]) -> Attention:
     why = f" ({'; '.join(first.causes)})" if first.causes else ""
     clauses = "; ".join(f"{d.action} now {_cells(d)[1]} instead of {_cells(d)[0]}" for d in deltas)
     examples = "; ".join(d.example for d in deltas if d.example)
-    plan_item = Attention(Code.PERMISSIONS_WIDENED if widens else Code.PERMISSIONS_NARROWED,
-                          f"effective permissions {verb} for {first.count:,} thing(s){why}: {clauses}"
-                          + (f"; e.g. {examples}" if examples else ""),
-                          Severity.HIGH if widens else Severity.INFO)
-    more = narrows                      # applying takes something away: the account allows more than the manifests
+    plan_item = Attention(
+        Code.PERMISSIONS_WIDENED if widens else Code.PERMISSIONS_NARROWED,
+        f"effective permissions {verb} for {first.count:,} thing(s){why}: {clauses}"
+        + (f"; e.g. {examples}" if examples else ""),
+        Severity.HIGH if widens else Severity.INFO,
+    )
+    more = narrows  # applying takes something away: the account allows more than the manifests
     drift_clauses = "; ".join(f"{d.action} is {_cells(d)[0]} where the manifests say {_cells(d)[1]}" for d in deltas)
     repair = f" (repaired by: {'; '.join(first.causes)})" if first.causes else ""
-    drift_item = Attention(Code.PERMISSIONS_WIDENED if more else Code.PERMISSIONS_NARROWED,
-                           f"effective permissions in the account {'exceed' if more else 'fall short of'} the "
-                           f"manifests for {first.count:,} thing(s): {drift_clauses}{repair}",
-                           Severity.HIGH if more else Severity.WARNING)
+    drift_item = Attention(
+        Code.PERMISSIONS_WIDENED if more else Code.PERMISSIONS_NARROWED,
+        f"effective permissions in the account {'exceed' if more else 'fall short of'} the "
+        f"manifests for {first.count:,} thing(s): {drift_clauses}{repair}",
+        Severity.HIGH if more else Severity.WARNING,
+    )
     return dataclasses.replace(plan_item, drift=drift_item)
 
 
-def annotate(plan: Plan, desired: Sequence[DesiredResource], actual: Sequence[ActualResource],
-             targets: Mapping[str, Mapping[str, Any]] | None = None) -> Plan:
+def annotate(
+    plan: Plan,
+    desired: Sequence[DesiredResource],
+    actual: Sequence[ActualResource],
+    targets: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Plan:
     """`plan` with an attention item per effective-permission change on the change that causes it (a new plan
     id when any was added, since the id covers every change's JSON). Pure: no cloud call, no output."""
     if not _touches_authz(plan):
         return plan
     from engine.authz import delta as authz_delta  # looked up at call time (tests count the calls)
+
     wanted = [d for d in desired if d.kind in AUTHZ_KINDS]
     have = [a for a in actual if a.kind in AUTHZ_KINDS]
     deltas = authz_delta.permission_delta(wanted, have, targets=dict(targets) if targets else None)
@@ -91,15 +102,17 @@ def annotate(plan: Plan, desired: Sequence[DesiredResource], actual: Sequence[Ac
         return plan
     by_address = {str(c.address): c for c in plan.changes}
     grouped: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[Any]] = {}
-    for delta in deltas:            # one item per cause and set of things, all its actions together
+    for delta in deltas:  # one item per cause and set of things, all its actions together
         owner = _owner(delta, by_address, plan)
         if owner is not None:
             grouped.setdefault((str(owner.address), delta.causes, delta.things), []).append(delta)
     extra: dict[str, list[Attention]] = {}
     for (address, _, _), group in grouped.items():
         extra.setdefault(address, []).append(_item(group))
-    changes = tuple(dataclasses.replace(c, attention=c.attention + tuple(extra[str(c.address)]))
-                    if str(c.address) in extra else c for c in plan.changes)
+    changes = tuple(
+        dataclasses.replace(c, attention=c.attention + tuple(extra[str(c.address)])) if str(c.address) in extra else c
+        for c in plan.changes
+    )
     plan_id = plan_digest([change_to_json(c) for c in changes], plan.desired_digest, plan.created_at)
     return dataclasses.replace(plan, changes=changes, plan_id=plan_id)
 

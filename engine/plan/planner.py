@@ -5,6 +5,7 @@ Pairing (gitops-engine's model): for each address the desired and the actual res
 missing actual side means create, a missing desired side means delete — but only for resources carrying
 fleetctl's ownership marker and only when pruning is enabled; anything else is reported, never touched.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -34,7 +35,7 @@ from engine.plan.model import Plan, change_to_json, plan_digest
 
 @dataclass(frozen=True)
 class PlanOptions:
-    prune_targets: frozenset[str] = frozenset()   # targets where managed-but-undeclared resources are deleted
+    prune_targets: frozenset[str] = frozenset()  # targets where managed-but-undeclared resources are deleted
     git_commit: str | None = None
     created_at: str = "1970-01-01T00:00:00Z"
     desired_digest: str = ""
@@ -54,7 +55,7 @@ def _references(kind: str, state: Mapping[str, Any], address: Address) -> list[A
             value = value.get(part) if isinstance(value, dict) else None
         if value is None:
             continue
-        for name in (value if isinstance(value, list) else [value]):
+        for name in value if isinstance(value, list) else [value]:
             out.append(Address.of(address.provider, address.target, ref.kind.split(".")[1], str(name)))
     return out
 
@@ -73,8 +74,15 @@ class _FromDesired(TypedDict):
 
 def _pair(d: DesiredResource, a: ActualResource | None) -> Change | None:
     decl = registry.by_qualified(d.kind)
-    common = _FromDesired(address=d.address, kind=d.kind, desired=dict(d.spec), inputs=dict(d.inputs),
-                          secrets=dict(d.secrets), depends_on=d.depends_on, source=d.source)
+    common = _FromDesired(
+        address=d.address,
+        kind=d.kind,
+        desired=dict(d.spec),
+        inputs=dict(d.inputs),
+        secrets=dict(d.secrets),
+        depends_on=d.depends_on,
+        source=d.source,
+    )
     if a is None:
         return Change(action=Action.CREATE, fields=tuple(_creation_fields(d, decl)), **common)
     fields = decl.diff(d, a) if decl.diff else diff_fields(d.spec, a.state, decl)
@@ -82,9 +90,16 @@ def _pair(d: DesiredResource, a: ActualResource | None) -> Change | None:
         return None
     immutable = sorted({f.field for f in fields} & set(decl.immutable))
     action = Action.REPLACE if immutable else Action.UPDATE
-    reason = (f"{', '.join(immutable)} cannot be updated in place" if immutable else "")
-    return Change(action=action, reason=reason, fields=tuple(fields), fingerprint=a.fingerprint,
-                  actual=dict(a.state), ids=dict(a.ids), **common)
+    reason = f"{', '.join(immutable)} cannot be updated in place" if immutable else ""
+    return Change(
+        action=action,
+        reason=reason,
+        fields=tuple(fields),
+        fingerprint=a.fingerprint,
+        actual=dict(a.state),
+        ids=dict(a.ids),
+        **common,
+    )
 
 
 def _creation_fields(d: DesiredResource, decl: KindDecl) -> list[FieldChange]:
@@ -96,8 +111,15 @@ def _creation_fields(d: DesiredResource, decl: KindDecl) -> list[FieldChange]:
 
 
 def _delete(a: ActualResource) -> Change:
-    return Change(address=a.address, kind=a.kind, action=Action.DELETE, reason="managed by fleetctl, no longer declared, pruning enabled",
-                  fingerprint=a.fingerprint, actual=dict(a.state), ids=dict(a.ids))
+    return Change(
+        address=a.address,
+        kind=a.kind,
+        action=Action.DELETE,
+        reason="managed by fleetctl, no longer declared, pruning enabled",
+        fingerprint=a.fingerprint,
+        actual=dict(a.state),
+        ids=dict(a.ids),
+    )
 
 
 def as_blocked(change: Change, diag: Diagnostic) -> Blocked | Change:
@@ -105,9 +127,16 @@ def as_blocked(change: Change, diag: Diagnostic) -> Blocked | Change:
     summary is the reason, its detail the remedy); a warning leaves the change as it is."""
     if diag.severity is not Severity.ERROR:
         return change
-    return Blocked(change.address, change.kind, change.action, diag.summary,
-                   diag.detail or "change the manifest, or the actual resource by hand, so that they agree",
-                   change.fields, diag.field, diag.source or change.source)
+    return Blocked(
+        change.address,
+        change.kind,
+        change.action,
+        diag.summary,
+        diag.detail or "change the manifest, or the actual resource by hand, so that they agree",
+        change.fields,
+        diag.field,
+        diag.source or change.source,
+    )
 
 
 def converged(change: Change, actual: ActualResource | None) -> bool:
@@ -122,8 +151,9 @@ def converged(change: Change, actual: ActualResource | None) -> bool:
         return actual is None
     if actual is None or registry.by_qualified(change.kind).diff is not None:
         return False
-    desired = DesiredResource(change.address, change.kind, change.desired, change.source, change.depends_on,
-                              change.inputs, change.secrets)
+    desired = DesiredResource(
+        change.address, change.kind, change.desired, change.source, change.depends_on, change.inputs, change.secrets
+    )
     return _pair(desired, actual) is None
 
 
@@ -151,9 +181,13 @@ def plan(desired: Iterable[DesiredResource], actual: Iterable[ActualResource], o
         if a.managed and address.target in options.prune_targets:
             deletes.append(_delete(a))
         elif a.managed:
-            diags.append(warning("managed by fleetctl but no longer declared; it is kept because pruning is off "
-                                 "(set prune: true on the Target or pass --prune to delete it)",
-                                 address=str(address)))
+            diags.append(
+                warning(
+                    "managed by fleetctl but no longer declared; it is kept because pruning is off "
+                    "(set prune: true on the Target or pass --prune to delete it)",
+                    address=str(address),
+                )
+            )
         else:
             unmanaged.append(str(address))
 
@@ -164,16 +198,17 @@ def plan(desired: Iterable[DesiredResource], actual: Iterable[ActualResource], o
         result = decl.refine(change) if decl.refine else change
         if isinstance(result, Diagnostic):
             result = as_blocked(change, result)
-        if isinstance(result, Blocked):      # the change cannot be carried out: part of the plan, plan the rest
+        if isinstance(result, Blocked):  # the change cannot be carried out: part of the plan, plan the rest
             blocked.append(result)
-        elif result is not None:   # what a reviewer must not miss (engine/plan/attention.py), read by every view
+        elif result is not None:  # what a reviewer must not miss (engine/plan/attention.py), read by every view
             attention = assess(result)
             refined.append(replace(result, attention=attention) if attention else result)
 
     forward = [c for c in refined if c.action is not Action.DELETE]
     backward = [c for c in refined if c.action is Action.DELETE]
-    ordered, cycle = topo_order(forward, lambda c: c.address, lambda c: c.depends_on,
-                                lambda c: (_rank(c.kind), str(c.address)))
+    ordered, cycle = topo_order(
+        forward, lambda c: c.address, lambda c: c.depends_on, lambda c: (_rank(c.kind), str(c.address))
+    )
     diags.extend(cycle)
     deleted = {c.address for c in backward}
     users: dict[Address, list[Address]] = {a: [] for a in deleted}
@@ -181,14 +216,23 @@ def plan(desired: Iterable[DesiredResource], actual: Iterable[ActualResource], o
         for ref in _references(c.kind, c.actual, c.address):
             if ref in users:
                 users[ref].append(c.address)
-    ordered_deletes, cycle = topo_order(backward, lambda c: c.address, lambda c: users.get(c.address, []),
-                                        lambda c: (-_rank(c.kind), str(c.address)))
+    ordered_deletes, cycle = topo_order(
+        backward, lambda c: c.address, lambda c: users.get(c.address, []), lambda c: (-_rank(c.kind), str(c.address))
+    )
     diags.extend(cycle)
     final = ordered + ordered_deletes
     plan_id = plan_digest([change_to_json(c) for c in final], options.desired_digest, options.created_at)
-    return Plan(plan_id=plan_id, created_at=options.created_at, git_commit=options.git_commit,
-                desired_digest=options.desired_digest, changes=tuple(final), unmanaged=tuple(unmanaged),
-                diagnostics=tuple(diags), blocked=tuple(sorted(blocked, key=lambda b: b.address)), options={"pruneTargets": sorted(options.prune_targets), **options.extra})
+    return Plan(
+        plan_id=plan_id,
+        created_at=options.created_at,
+        git_commit=options.git_commit,
+        desired_digest=options.desired_digest,
+        changes=tuple(final),
+        unmanaged=tuple(unmanaged),
+        diagnostics=tuple(diags),
+        blocked=tuple(sorted(blocked, key=lambda b: b.address)),
+        options={"pruneTargets": sorted(options.prune_targets), **options.extra},
+    )
 
 
 __all__ = ["PlanOptions", "plan", "converged", "as_blocked", "ABSENT"]

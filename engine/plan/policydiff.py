@@ -21,6 +21,7 @@ published action list and lint single policies; none compares two documents, han
 filters or condition strictness. This is *not* a policy evaluator (engine/authz/ answers "may principal X do Y"):
 it compares documents statement by statement, which is what a diff reviewer reads.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,17 +37,17 @@ TOPIC_RESOURCES = (":topic/", ":topicfilter/")
 class Aspect:
     """What a finding is about (a closed vocabulary; the renderer's verbs depend on it)."""
 
-    ALLOW = "allow"                 # an Allow grant the narrower document lacks
-    CONDITION = "condition"         # a Condition the wider document no longer requires
-    NOT_ELEMENT = "not-element"     # NotAction / NotResource widening
-    DENY = "deny"                   # a Deny the wider document no longer has
+    ALLOW = "allow"  # an Allow grant the narrower document lacks
+    CONDITION = "condition"  # a Condition the wider document no longer requires
+    NOT_ELEMENT = "not-element"  # NotAction / NotResource widening
+    DENY = "deny"  # a Deny the wider document no longer has
 
 
 @dataclass(frozen=True)
 class Statement:
     """One statement, normalised: Action/Resource as sorted tuples, Condition as {(operator, key): values}."""
 
-    label: str                                      # "Statement[Sid=Widen]" or "Statement[2]"
+    label: str  # "Statement[Sid=Widen]" or "Statement[2]"
     sid: str | None
     effect: str
     actions: tuple[str, ...]
@@ -68,15 +69,16 @@ class Statement:
 class Finding:
     """One way a document grants more than another. `detail` is complete (never cut): "iot:* on *"."""
 
-    statement: str                 # the label of the statement concerned
-    aspect: str                    # an Aspect value
+    statement: str  # the label of the statement concerned
+    aspect: str  # an Aspect value
     detail: str
-    wildcard: bool = False         # the widening introduces a wildcard (`*`, `?`, MQTT `#`/`+`)
+    wildcard: bool = False  # the widening introduces a wildcard (`*`, `?`, MQTT `#`/`+`)
 
     def describe(self) -> str:
         """What the wider document has, without a verb: "Allow iot:* on * (wildcard)", "no Deny of …"."""
-        text = {Aspect.ALLOW: f"Allow {self.detail}", Aspect.DENY: f"no Deny of {self.detail}"}.get(self.aspect,
-                                                                                                self.detail)
+        text = {Aspect.ALLOW: f"Allow {self.detail}", Aspect.DENY: f"no Deny of {self.detail}"}.get(
+            self.aspect, self.detail
+        )
         return text + (" (wildcard)" if self.wildcard else "")
 
     def as_change(self) -> str:
@@ -100,8 +102,9 @@ def _condition(value: Any) -> tuple[Any, ...]:
     out = []
     for operator, keys in sorted((value or {}).items()):
         for key, values in sorted((keys or {}).items()) if isinstance(keys, Mapping) else ():
-            out.append(((str(operator), str(key)), _as_tuple(values if not isinstance(values, bool)
-                                                               else str(values).lower())))
+            out.append(
+                ((str(operator), str(key)), _as_tuple(values if not isinstance(values, bool) else str(values).lower()))
+            )
     return tuple(out)
 
 
@@ -125,13 +128,18 @@ def statements(document: Any) -> list[Statement]:
         if not isinstance(s, Mapping):
             continue
         sid = s.get("Sid") or None
-        out.append(Statement(
-            label=f"Statement[Sid={sid}]" if sid else f"Statement[{index}]", sid=sid,
-            effect=DENY if str(s.get("Effect", ALLOW)).lower() == "deny" else ALLOW,
-            actions=_as_tuple(s.get("Action")), not_actions=_as_tuple(s["NotAction"]) if "NotAction" in s else None,
-            resources=_as_tuple(s.get("Resource")),
-            not_resources=_as_tuple(s["NotResource"]) if "NotResource" in s else None,
-            condition=_condition(s.get("Condition"))))
+        out.append(
+            Statement(
+                label=f"Statement[Sid={sid}]" if sid else f"Statement[{index}]",
+                sid=sid,
+                effect=DENY if str(s.get("Effect", ALLOW)).lower() == "deny" else ALLOW,
+                actions=_as_tuple(s.get("Action")),
+                not_actions=_as_tuple(s["NotAction"]) if "NotAction" in s else None,
+                resources=_as_tuple(s.get("Resource")),
+                not_resources=_as_tuple(s["NotResource"]) if "NotResource" in s else None,
+                condition=_condition(s.get("Condition")),
+            )
+        )
     return out
 
 
@@ -174,10 +182,24 @@ def has_wildcard(value: str, resource: bool = False) -> bool:
 # Condition operators whose values are alternatives (more values admit more requests) and their negations (more
 # values admit fewer); for any other operator (numeric, date, Null, ...) only the same values are known to be no
 # looser. Set qualifiers (ForAnyValue:, ForAllValues:) keep the relation; `…IfExists` is another operator.
-_ALTERNATIVES = {"StringEquals", "StringEqualsIgnoreCase", "StringLike", "ArnEquals", "ArnLike", "IpAddress", "Bool",
-                 "BinaryEquals"}
-_NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike",
-            "NotIpAddress"}
+_ALTERNATIVES = {
+    "StringEquals",
+    "StringEqualsIgnoreCase",
+    "StringLike",
+    "ArnEquals",
+    "ArnLike",
+    "IpAddress",
+    "Bool",
+    "BinaryEquals",
+}
+_NEGATED = {
+    "StringNotEquals",
+    "StringNotEqualsIgnoreCase",
+    "StringNotLike",
+    "ArnNotEquals",
+    "ArnNotLike",
+    "NotIpAddress",
+}
 
 
 def _relation(operator: str) -> str:
@@ -192,8 +214,9 @@ def _no_looser(operator: str, new: frozenset[str], old: frozenset[str]) -> bool:
     return new <= old if relation == "any" else new >= old if relation == "none" else new == old
 
 
-def _at_least_as_strict(strict: Mapping[tuple[str, str], frozenset[str]],
-                        loose: Mapping[tuple[str, str], frozenset[str]]) -> bool:
+def _at_least_as_strict(
+    strict: Mapping[tuple[str, str], frozenset[str]], loose: Mapping[tuple[str, str], frozenset[str]]
+) -> bool:
     """Whether a statement with conditions `strict` applies in no case where one with `loose` does not: every
     condition of `loose` is also required by `strict`, and admits no more."""
     return all(k in strict and _no_looser(k[0], strict[k], v) for k, v in loose.items())
@@ -219,17 +242,21 @@ def _grants(stmt: Statement, action: str, resource: str) -> bool:
 
 
 def _allow_covered(action: str, resource: str, stmt: Statement, olds: Iterable[Statement]) -> bool:
-    return any(_grants(old, action, resource) and _at_least_as_strict(stmt.conditions(), old.conditions())
-               for old in olds)
+    return any(
+        _grants(old, action, resource) and _at_least_as_strict(stmt.conditions(), old.conditions()) for old in olds
+    )
 
 
 def _deny_kept(action: str, resource: str, stmt: Statement, news: Iterable[Statement]) -> bool:
     """Whether a Deny of (action, resource) under `stmt`'s conditions is still denied by some new Deny."""
     for new in news:
         if new.not_actions is not None or new.not_resources is not None:
-            continue            # compared as a whole below
-        if any(covers(a, action, True) for a in new.actions) and any(covers(r, resource) for r in new.resources) \
-                and _at_least_as_strict(stmt.conditions(), new.conditions()):
+            continue  # compared as a whole below
+        if (
+            any(covers(a, action, True) for a in new.actions)
+            and any(covers(r, resource) for r in new.resources)
+            and _at_least_as_strict(stmt.conditions(), new.conditions())
+        ):
             return True
     return False
 
@@ -300,7 +327,7 @@ def widenings(before: Any, after: Any) -> list[Finding]:
     findings: list[Finding] = []
     for i, s in enumerate(new):
         if s.key in old_keys:
-            continue            # the same statement exists (perhaps under another index): nothing new
+            continue  # the same statement exists (perhaps under another index): nothing new
         if s.effect == ALLOW:
             findings += _allow_findings(s, matched.get(i), old_allows)
         else:
@@ -313,7 +340,7 @@ def widenings(before: Any, after: Any) -> list[Finding]:
         if o.not_actions is not None or o.not_resources is not None:
             successor = next((n for n in new_denies if o.sid and n.sid == o.sid), None)
             if successor is not None and successor.label in exempted:
-                continue        # reported as the exemptions it gained
+                continue  # reported as the exemptions it gained
             kept = any(_denies_at_least(n, o) for n in new_denies)
             if not kept:
                 findings.append(Finding(o.label, Aspect.DENY, _deny_text(o)))
@@ -332,12 +359,16 @@ def _exempts_no_more(new: tuple[str, ...] | None, old: tuple[str, ...] | None, c
 
 def _denies_at_least(new: Statement, old: Statement) -> bool:
     """Whether the Deny `new` (with NotAction/NotResource) denies everything the Deny `old` does."""
-    actions_ok = (_exempts_no_more(new.not_actions, old.not_actions, True) if old.not_actions is not None
-                  else new.not_actions is None and all(any(covers(n, a, True) for n in new.actions)
-                                                       for a in old.actions))
-    resources_ok = (_exempts_no_more(new.not_resources, old.not_resources, False) if old.not_resources is not None
-                    else new.not_resources is None and all(any(covers(n, r) for n in new.resources)
-                                                           for r in old.resources))
+    actions_ok = (
+        _exempts_no_more(new.not_actions, old.not_actions, True)
+        if old.not_actions is not None
+        else new.not_actions is None and all(any(covers(n, a, True) for n in new.actions) for a in old.actions)
+    )
+    resources_ok = (
+        _exempts_no_more(new.not_resources, old.not_resources, False)
+        if old.not_resources is not None
+        else new.not_resources is None and all(any(covers(n, r) for n in new.resources) for r in old.resources)
+    )
     return actions_ok and resources_ok and _at_least_as_strict(old.conditions(), new.conditions())
 
 
@@ -347,8 +378,9 @@ def _when(s: Statement) -> str:
 
 def _deny_text(s: Statement) -> str:
     actions = f"every action except {_listing(s.not_actions)}" if s.not_actions is not None else _listing(s.actions)
-    resources = (f"every resource except {_listing(s.not_resources)}" if s.not_resources is not None
-                 else _listing(s.resources))
+    resources = (
+        f"every resource except {_listing(s.not_resources)}" if s.not_resources is not None else _listing(s.resources)
+    )
     return f"{actions} on {resources}{_when(s)}"
 
 
@@ -356,22 +388,34 @@ def _allow_findings(s: Statement, counterpart: Statement | None, old_allows: lis
     out: list[Finding] = []
     pair = counterpart if counterpart is not None and counterpart.effect == ALLOW else None
     if s.not_actions is not None or s.not_resources is not None:
-        same_shape = pair is not None and (pair.actions, pair.resources) == (s.actions, s.resources) and \
-            (pair.not_actions is None) == (s.not_actions is None) and \
-            (pair.not_resources is None) == (s.not_resources is None)
+        same_shape = (
+            pair is not None
+            and (pair.actions, pair.resources) == (s.actions, s.resources)
+            and (pair.not_actions is None) == (s.not_actions is None)
+            and (pair.not_resources is None) == (s.not_resources is None)
+        )
         if not same_shape:
-            actions = (f"NotAction {_listing(s.not_actions)} (every other action)" if s.not_actions is not None
-                       else _listing(s.actions))
-            resources = (f"NotResource {_listing(s.not_resources)} (every other resource)"
-                         if s.not_resources is not None else _listing(s.resources))
+            actions = (
+                f"NotAction {_listing(s.not_actions)} (every other action)"
+                if s.not_actions is not None
+                else _listing(s.actions)
+            )
+            resources = (
+                f"NotResource {_listing(s.not_resources)} (every other resource)"
+                if s.not_resources is not None
+                else _listing(s.resources)
+            )
             return [Finding(s.label, Aspect.NOT_ELEMENT, f"Allow {actions} on {resources}{_when(s)}", wildcard=True)]
         assert pair is not None
-        for name, now, was, case in (("NotAction", s.not_actions, pair.not_actions, True),
-                                     ("NotResource", s.not_resources, pair.not_resources, False)):
+        for name, now, was, case in (
+            ("NotAction", s.not_actions, pair.not_actions, True),
+            ("NotResource", s.not_resources, pair.not_resources, False),
+        ):
             fewer = [w for w in was or () if not any(covers(n, w, case) for n in now or ())]
             if fewer:
-                out.append(Finding(s.label, Aspect.NOT_ELEMENT, f"{name} no longer excludes {_listing(fewer)}",
-                                   wildcard=True))
+                out.append(
+                    Finding(s.label, Aspect.NOT_ELEMENT, f"{name} no longer excludes {_listing(fewer)}", wildcard=True)
+                )
     if pair is not None:
         loosened = _loosened(pair, s)
         if loosened:
@@ -379,12 +423,11 @@ def _allow_findings(s: Statement, counterpart: Statement | None, old_allows: lis
     if s.not_actions is not None or s.not_resources is not None:
         return out
     uncovered = [(a, r) for a in s.actions for r in s.resources if not _allow_covered(a, r, s, old_allows)]
-    if pair is not None and out:    # the condition finding already says why the grants the pair had widened
+    if pair is not None and out:  # the condition finding already says why the grants the pair had widened
         uncovered = [(a, r) for a, r in uncovered if not _grants(pair, a, r)]
     for granted, on in _group(uncovered):
         wild = any(has_wildcard(a) for a in granted) or any(has_wildcard(r, resource=True) for r in on)
-        out.append(Finding(s.label, Aspect.ALLOW, f"{_listing(granted)} on {_listing(on)}{_when(s)}",
-                           wildcard=wild))
+        out.append(Finding(s.label, Aspect.ALLOW, f"{_listing(granted)} on {_listing(on)}{_when(s)}", wildcard=wild))
     return out
 
 
@@ -397,10 +440,16 @@ def _loosened(old: Statement, new: Statement) -> list[str]:
             out.append(f"Condition {_condition_text(key, values)} not required")
         elif not _no_looser(key[0], after[key], values):
             relation, now = _relation(key[0]), after[key]
-            out.append(f"Condition {key[0]} {key[1]} " + (
-                f"also allows {_listing(sorted(now - values))}" if relation == "any" and values <= now
-                else f"no longer excludes {_listing(sorted(values - now))}" if relation == "none" and now <= values
-                else f"is {_listing(sorted(now))}, was {_listing(sorted(values))}"))
+            out.append(
+                f"Condition {key[0]} {key[1]} "
+                + (
+                    f"also allows {_listing(sorted(now - values))}"
+                    if relation == "any" and values <= now
+                    else f"no longer excludes {_listing(sorted(values - now))}"
+                    if relation == "none" and now <= values
+                    else f"is {_listing(sorted(now))}, was {_listing(sorted(values))}"
+                )
+            )
     return out
 
 
@@ -410,8 +459,10 @@ def _deny_exemptions(s: Statement, counterpart: Statement | None) -> list[Findin
     if counterpart is None or counterpart.effect != DENY:
         return []
     out = []
-    for name, now, was, case in (("NotAction", s.not_actions, counterpart.not_actions, True),
-                                 ("NotResource", s.not_resources, counterpart.not_resources, False)):
+    for name, now, was, case in (
+        ("NotAction", s.not_actions, counterpart.not_actions, True),
+        ("NotResource", s.not_resources, counterpart.not_resources, False),
+    ):
         if now is None or was is None:
             continue
         extra = [n for n in now if not any(covers(w, n, case) for w in was)]

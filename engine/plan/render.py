@@ -6,6 +6,7 @@ shown masked whatever it holds. Every view is complete: each field change is sho
 (engine/plan/fieldview.py: folded, never cut); a markdown comment that must fit GitHub's limit leaves out whole
 changes in DROP_ORDER and says how many, never part of a value.
 """
+
 from __future__ import annotations
 
 import re
@@ -19,7 +20,7 @@ from engine.plan.fieldview import field_lines, markdown_lines
 from engine.plan.model import Plan
 
 GITHUB_COMMENT_LIMIT = 65536
-MAX_LISTED_ATTENTION = 50           # attention items listed per code in text and markdown (all are in the JSON)
+MAX_LISTED_ATTENTION = 50  # attention items listed per code in text and markdown (all are in the JSON)
 MARKDOWN_BUDGET = 60000
 ACTION_ORDER = [Action.DELETE, Action.REPLACE, Action.CREATE, Action.UPDATE]
 
@@ -28,16 +29,21 @@ def summary_line(plan: Plan) -> str:
     """The closing sentence. It never says the actual state matches when the plan ended in error or holds a
     difference it cannot carry out."""
     c = plan.counts()
-    blocked = (f" {len(plan.blocked)} difference(s) cannot be planned: a person must resolve them (listed above)."
-               if plan.blocked else "")
+    blocked = (
+        f" {len(plan.blocked)} difference(s) cannot be planned: a person must resolve them (listed above)."
+        if plan.blocked
+        else ""
+    )
     if not plan.changes:
         if plan.blocked:
             return "No changes can be planned." + blocked
         if plan.errors:
             return "No changes planned, but the plan ended in error: the actual state was not compared in full."
         return "No changes. The actual state matches the manifests."
-    return (f"Plan: {c['create']} to create, {c['update']} to update, {c['replace']} to replace, "
-            f"{c['delete']} to delete." + blocked)
+    return (
+        f"Plan: {c['create']} to create, {c['update']} to update, {c['replace']} to replace, "
+        f"{c['delete']} to delete." + blocked
+    )
 
 
 def blocked_lines(plan: Plan, fmt: str = "text") -> list[str]:
@@ -47,12 +53,18 @@ def blocked_lines(plan: Plan, fmt: str = "text") -> list[str]:
     if not plan.blocked:
         return []
     if fmt == "markdown":
-        out = [f"> [!CAUTION]\n> **{len(plan.blocked)} difference(s) cannot be planned**; apply cannot repair "
-               "them, a person must:"]
+        out = [
+            f"> [!CAUTION]\n> **{len(plan.blocked)} difference(s) cannot be planned**; apply cannot repair "
+            "them, a person must:"
+        ]
         for b in plan.blocked:
-            out.append(f"> - `{b.address}`" + (f" (`{b.field}`)" if b.field else "")
-                       + (f" at `{b.source}`" if b.source else "") + f": {md_cell(b.reason)}. "
-                       f"**To do:** {md_cell(b.remedy)}.")
+            out.append(
+                f"> - `{b.address}`"
+                + (f" (`{b.field}`)" if b.field else "")
+                + (f" at `{b.source}`" if b.source else "")
+                + f": {md_cell(b.reason)}. "
+                f"**To do:** {md_cell(b.remedy)}."
+            )
         return out + [""]
     out = [f"Cannot be planned: {len(plan.blocked)} difference(s) a person must resolve (apply cannot repair them):"]
     for b in plan.blocked:
@@ -74,8 +86,6 @@ def _plan_items(plan: Plan) -> list[tuple[str, Attention]]:
     return by_severity((str(c.address), a) for c, a in plan.attention)
 
 
-
-
 def flag_suffix(items: tuple[Attention, ...]) -> str:
     """`  [!permissions-widened] [!delete]` after a change line, or nothing."""
     return f"  {flags(items)}" if items else ""
@@ -86,8 +96,7 @@ def _severity_counts(items: list[tuple[str, Attention]]) -> str:
     return ", ".join(f"{counts[s]} {s}" for s in Severity if counts[s])
 
 
-def _capped(items: list[tuple[str, Attention]], per_code: int | None) -> tuple[list[tuple[str, Attention]],
-                                                                                    Counter]:
+def _capped(items: list[tuple[str, Attention]], per_code: int | None) -> tuple[list[tuple[str, Attention]], Counter]:
     """The items listed (at most `per_code` of each code) and the count left out per code."""
     shown: list[tuple[str, Attention]] = []
     seen: Counter = Counter()
@@ -108,8 +117,10 @@ def attention_text(items: list[tuple[str, Attention]], per_code: int | None = No
     shown, left = _capped(items, per_code)
     out = [f"Needs attention ({len(items)}: {_severity_counts(items)}):"]
     out += [f"  {_SEVERITY_MARK[a.severity]} {a.flag} {address}: {a.message}" for address, a in shown]
-    out += [f"  … and {n} more [!{code}] (every item is in the JSON view's \"attention\" list)"
-            for code, n in sorted(left.items())]
+    out += [
+        f'  … and {n} more [!{code}] (every item is in the JSON view\'s "attention" list)'
+        for code, n in sorted(left.items())
+    ]
     return out + [""]
 
 
@@ -120,8 +131,9 @@ def _code_span(text: str) -> str:
     return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
-def attention_markdown(items: list[tuple[str, Attention]], hint: str, *,
-                       budget: int = MARKDOWN_BUDGET // 3) -> list[str]:
+def attention_markdown(
+    items: list[tuple[str, Attention]], hint: str, *, budget: int = MARKDOWN_BUDGET // 3
+) -> list[str]:
     """The "Needs attention" block of a PR comment or drift issue: a `> [!CAUTION]` alert listing each item. It is
     part of the head, which shrinking never drops: when it would take more than `budget` characters, fewer items
     of each code are listed, and every code keeps its count."""
@@ -130,8 +142,10 @@ def attention_markdown(items: list[tuple[str, Attention]], hint: str, *,
     for per_code in (None, MAX_LISTED_ATTENTION, 10, 3, 0):
         shown, left = _capped(items, per_code)
         lines = ["> [!CAUTION]", f"> **Needs attention: {len(items)} item(s)** ({_severity_counts(items)})"]
-        lines += [f"> - {_SEVERITY_ICON[a.severity]} **{a.code}** `{address}`: {_code_span(a.message)}"
-                  for address, a in shown]
+        lines += [
+            f"> - {_SEVERITY_ICON[a.severity]} **{a.code}** `{address}`: {_code_span(a.message)}"
+            for address, a in shown
+        ]
         lines += [f"> - … and {n} more **{code}** (see {hint})" for code, n in sorted(left.items())]
         if len("\n".join(lines)) <= budget:
             break
@@ -151,7 +165,7 @@ def change_lines(c: Change, indent: str = "      ", *, markdown: bool = False) -
 
 
 def estimate_text(plan: Plan) -> str:
-    """"Apply: 30 API calls, about 18 s at default AWS quotas (bound by …)" from the plan's quota estimate
+    """ "Apply: 30 API calls, about 18 s at default AWS quotas (bound by …)" from the plan's quota estimate
     (engine/ratelimit.py)."""
     return estimate_line(plan.options.get("estimate") or {})
 
@@ -162,10 +176,12 @@ def scope_text(plan: Plan) -> str:
     if not scope:
         return ""
     removed = len(scope.get("removed", []))
-    return (f"Scope: {scope['changed']} resource(s) changed since {scope['changedSince']}"
-            + (f", {scope['dependants']} dependant(s)" if scope.get("dependants") else "")
-            + (f", {removed} removed" if removed else "")
-            + "; nothing else was read (the drift job checks the whole fleet).")
+    return (
+        f"Scope: {scope['changed']} resource(s) changed since {scope['changedSince']}"
+        + (f", {scope['dependants']} dependant(s)" if scope.get("dependants") else "")
+        + (f", {removed} removed" if removed else "")
+        + "; nothing else was read (the drift job checks the whole fleet)."
+    )
 
 
 def accounts_text(plan: Plan) -> str:
@@ -173,8 +189,14 @@ def accounts_text(plan: Plan) -> str:
     recorded = plan.options.get("accounts") or {}
     if not recorded:
         return ""
-    return "Accounts: " + ", ".join(f"{name} {who.get('account')}" + (f" (role {who['role']})" if who.get("role") else "")
-                                    for name, who in sorted(recorded.items())) + "."
+    return (
+        "Accounts: "
+        + ", ".join(
+            f"{name} {who.get('account')}" + (f" (role {who['role']})" if who.get("role") else "")
+            for name, who in sorted(recorded.items())
+        )
+        + "."
+    )
 
 
 def _counts_by_kind(plan: Plan) -> dict[str, Counter]:
@@ -197,7 +219,7 @@ def kind_table_text(plan: Plan, indent: str = "  ") -> list[str]:
     return rows
 
 
-TABLE_ABOVE = 500     # a text plan of more changes starts with the per-kind table (every change is still listed)
+TABLE_ABOVE = 500  # a text plan of more changes starts with the per-kind table (every change is still listed)
 
 
 def text(plan: Plan, *, detail: bool = True, summary: bool = False) -> str:
@@ -210,12 +232,14 @@ def text(plan: Plan, *, detail: bool = True, summary: bool = False) -> str:
     for d in plan.diagnostics:
         out.append(d.render())
     if plan.interrupted:
-        out.append(f"note: {len(plan.interrupted)} change(s) of an interrupted apply were found in the journal; "
-                   "this plan converges them.")
+        out.append(
+            f"note: {len(plan.interrupted)} change(s) of an interrupted apply were found in the journal; "
+            "this plan converges them."
+        )
     if scope_text(plan):
         out.append(scope_text(plan))
     roles = any(w.get("role") for w in (plan.options.get("accounts") or {}).values())
-    if roles:       # Targets reached by assumed roles: say which account each plan acts in
+    if roles:  # Targets reached by assumed roles: say which account each plan acts in
         out.append(accounts_text(plan))
     if plan.diagnostics or plan.interrupted or scope_text(plan) or roles:
         out.append("")
@@ -224,9 +248,10 @@ def text(plan: Plan, *, detail: bool = True, summary: bool = False) -> str:
     if summary:
         destructive = [c for c in plan.changes if c.action.destructive]
         for c in destructive:
-            out.append(f"  {c.action.symbol} {c.address}" + (f"  ({c.reason})" if c.reason else "")
-                       + flag_suffix(c.attention))
-    for c in (() if summary else plan.changes):
+            out.append(
+                f"  {c.action.symbol} {c.address}" + (f"  ({c.reason})" if c.reason else "") + flag_suffix(c.attention)
+            )
+    for c in () if summary else plan.changes:
         reason = f"  ({c.reason})" if c.reason and c.action is not Action.DELETE else ""
         out.append(f"  {c.action.symbol} {c.address}{reason}{flag_suffix(c.attention)}")
         if detail:
@@ -235,8 +260,9 @@ def text(plan: Plan, *, detail: bool = True, summary: bool = False) -> str:
         out += ([""] if out[-1] else []) + blocked_lines(plan)
     if plan.unmanaged:
         out.append("")
-        out.append(f"{len(plan.unmanaged)} unmanaged resource(s) exist that no manifest declares; fleetctl leaves "
-                   "them alone:")
+        out.append(
+            f"{len(plan.unmanaged)} unmanaged resource(s) exist that no manifest declares; fleetctl leaves them alone:"
+        )
         out += [f"  {address}" for address in plan.unmanaged]
     out.append("")
     out.append(summary_line(plan))
@@ -247,8 +273,7 @@ def text(plan: Plan, *, detail: bool = True, summary: bool = False) -> str:
 
 def _kind_table(plan: Plan) -> list[str]:
     counts = _counts_by_kind(plan)
-    rows = ["| kind | " + " | ".join(a.value for a in ACTION_ORDER) + " |",
-            "|---|" + "---:|" * len(ACTION_ORDER)]
+    rows = ["| kind | " + " | ".join(a.value for a in ACTION_ORDER) + " |", "|---|" + "---:|" * len(ACTION_ORDER)]
     for kind in sorted(counts):
         rows.append(f"| {kind} | " + " | ".join(str(counts[kind][a] or "") for a in ACTION_ORDER) + " |")
     total = plan.counts()
@@ -256,15 +281,17 @@ def _kind_table(plan: Plan) -> list[str]:
     return rows
 
 
-ARTIFACT_PREFIX = "fleetctl-plan-"      # the PR workflow uploads the plan file as ARTIFACT_PREFIX + head commit
+ARTIFACT_PREFIX = "fleetctl-plan-"  # the PR workflow uploads the plan file as ARTIFACT_PREFIX + head commit
 MAX_LISTED = 50
 
 
 # When a comment must shrink to fit, whole changes are left out in this order (never part of a value): the changes
 # a reviewer can read in the pull request's own diff go first, destructive ones last.
 DROP_ORDER = (Action.CREATE, Action.UPDATE, Action.REPLACE, Action.DELETE)
-DROP_ORDER_TEXT = ("creates first, then updates, replaces and deletes, each from the end of the plan, changes "
-                   "flagged under Needs attention last")
+DROP_ORDER_TEXT = (
+    "creates first, then updates, replaces and deletes, each from the end of the plan, changes "
+    "flagged under Needs attention last"
+)
 
 
 def fence(lines: list[str]) -> str:
@@ -275,8 +302,9 @@ def fence(lines: list[str]) -> str:
 
 def _md_change(c: Change) -> list[str]:
     sign = {"create": "+", "delete": "-", "replace": "!", "update": "!"}[c.action.value]
-    return [f"{sign} {c.action.value} {c.address}" + (f"  ({c.reason})" if c.reason else "")
-            + flag_suffix(c.attention)] + change_lines(c, "    ", markdown=True)
+    return [
+        f"{sign} {c.action.value} {c.address}" + (f"  ({c.reason})" if c.reason else "") + flag_suffix(c.attention)
+    ] + change_lines(c, "    ", markdown=True)
 
 
 def _md_section(title: str, blocks: list[list[str] | None], *, open_: bool = False) -> list[str]:
@@ -286,15 +314,27 @@ def _md_section(title: str, blocks: list[list[str] | None], *, open_: bool = Fal
     if left_out:
         lines.append(f"… and {left_out} more change(s) left out to fit the comment")
     fence_ = fence(lines)
-    return [f"<details{' open' if open_ else ''}><summary>{title}</summary>", "", fence_ + "diff", *lines, fence_,
-            "</details>", ""]
+    return [
+        f"<details{' open' if open_ else ''}><summary>{title}</summary>",
+        "",
+        fence_ + "diff",
+        *lines,
+        fence_,
+        "</details>",
+        "",
+    ]
 
 
 def drop_order(changes: list[Change] | tuple[Change, ...]) -> list[int]:
     """Positions of `changes` in the order a shrinking view leaves them out (DROP_ORDER, then from the end)."""
-    return sorted(range(len(changes)), key=lambda i: (bool(changes[i].attention),
-                                                      DROP_ORDER.index(changes[i].action)
-                                                      if changes[i].action in DROP_ORDER else len(DROP_ORDER), -i))
+    return sorted(
+        range(len(changes)),
+        key=lambda i: (
+            bool(changes[i].attention),
+            DROP_ORDER.index(changes[i].action) if changes[i].action in DROP_ORDER else len(DROP_ORDER),
+            -i,
+        ),
+    )
 
 
 def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARKDOWN_BUDGET) -> str:
@@ -302,10 +342,18 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
     collapsed per kind, every listed change in full; sensitive values masked. When the comment would exceed
     `budget`, whole changes are left out in DROP_ORDER (no value is ever cut), and the comment says how many
     and points to the plan artifact."""
-    hint = artifact_hint or (f"the workflow artifact `{ARTIFACT_PREFIX}{plan.git_commit}` (`fleetctl show plan.json`)"
-                             if plan.git_commit else "the plan file (`fleetctl show plan.json`)")
-    head = ["<!-- fleetctl-plan -->", f"### fleetctl plan `{plan.plan_id}`"
-            + (f" for `{plan.git_commit[:12]}`" if plan.git_commit else ""), "", f"**{summary_line(plan)}**", ""]
+    hint = artifact_hint or (
+        f"the workflow artifact `{ARTIFACT_PREFIX}{plan.git_commit}` (`fleetctl show plan.json`)"
+        if plan.git_commit
+        else "the plan file (`fleetctl show plan.json`)"
+    )
+    head = [
+        "<!-- fleetctl-plan -->",
+        f"### fleetctl plan `{plan.plan_id}`" + (f" for `{plan.git_commit[:12]}`" if plan.git_commit else ""),
+        "",
+        f"**{summary_line(plan)}**",
+        "",
+    ]
     head += attention_markdown(_plan_items(plan), hint, budget=budget // 3)
     if estimate_text(plan):
         head += [f"⏱️ {estimate_text(plan)}.", ""]
@@ -321,16 +369,26 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
     if len(plan.diagnostics) > MAX_LISTED:
         head.append(f"- … and {len(plan.diagnostics) - MAX_LISTED} more diagnostic(s)")
     if plan.interrupted:
-        head.append(f"- ⚠️ {len(plan.interrupted)} change(s) of an interrupted apply were found in the journal; "
-                    "this plan converges them.")
+        head.append(
+            f"- ⚠️ {len(plan.interrupted)} change(s) of an interrupted apply were found in the journal; "
+            "this plan converges them."
+        )
     if plan.unmanaged:
-        head.append(f"- ℹ️ {len(plan.unmanaged)} unmanaged resource(s) exist that no manifest declares; fleetctl "
-                    "leaves them alone.")
-    footer = ["---", "_Merging this pull request applies exactly this plan (`fleetctl apply plan.json`); if the "
-              "actual state changes first, apply refuses the stale plan and the pull request must be re-planned._"]
+        head.append(
+            f"- ℹ️ {len(plan.unmanaged)} unmanaged resource(s) exist that no manifest declares; fleetctl "
+            "leaves them alone."
+        )
+    footer = [
+        "---",
+        "_Merging this pull request applies exactly this plan (`fleetctl apply plan.json`); if the "
+        "actual state changes first, apply refuses the stale plan and the pull request must be re-planned._",
+    ]
     if plan.errored:
-        footer = ["---", "_This plan ended in error; its plan file is marked failed and apply refuses it. Resolve "
-                  "the errors above and plan again._"]
+        footer = [
+            "---",
+            "_This plan ended in error; its plan file is marked failed and apply refuses it. Resolve "
+            "the errors above and plan again._",
+        ]
     if not plan.changes:
         return "\n".join(head + footer) + "\n"
     changes = list(plan.changes)
@@ -348,9 +406,15 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
         for kind in sorted(other_by):
             idx = other_by[kind]
             body += _md_section(f"{kind}: {len(idx)} change(s)", [blocks[i] for i in idx])
-        note = [] if not left_out else [
-            f"_{left_out} of {len(changes)} change(s) are left out above to fit one comment (whole changes, "
-            f"{DROP_ORDER_TEXT}); the full plan is in {hint}._", ""]
+        note = (
+            []
+            if not left_out
+            else [
+                f"_{left_out} of {len(changes)} change(s) are left out above to fit one comment (whole changes, "
+                f"{DROP_ORDER_TEXT}); the full plan is in {hint}._",
+                "",
+            ]
+        )
         return "\n".join(head + [""] + body + note + footer) + "\n"
 
     def leave_out(i: int) -> Callable[[], int]:
@@ -358,6 +422,7 @@ def markdown(plan: Plan, *, artifact_hint: str | None = None, budget: int = MARK
             saved = sum(len(line) + 1 for line in blocks[i] or [])
             blocks[i] = None
             return saved
+
         return step
 
     return fit(lambda: render(sum(b is None for b in blocks)), [leave_out(i) for i in drop_order(changes)], budget)
@@ -369,7 +434,7 @@ def fit(render: Callable[[], str], steps: list[Callable[[], int]], budget: int) 
     out = render()
     done = 0
     while len(out) > budget and done < len(steps):
-        excess = len(out) - budget + 500           # the notes the shortened view adds
+        excess = len(out) - budget + 500  # the notes the shortened view adds
         while excess > 0 and done < len(steps):
             excess -= steps[done]()
             done += 1

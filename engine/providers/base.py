@@ -6,6 +6,7 @@ each carries fleetctl's ownership marker (the planner decides whether to delete,
 it exists and raises only engine.errors. Provider modules are imported when a Target needs them, so
 validating manifests never imports a cloud SDK.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -43,8 +44,11 @@ class Provider(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
 
-PROVIDER_MODULES = {"aws": "engine.providers.aws.provider", "azure": "engine.providers.azure.provider",
-                    "device": "engine.providers.device.provider"}
+PROVIDER_MODULES = {
+    "aws": "engine.providers.aws.provider",
+    "azure": "engine.providers.azure.provider",
+    "device": "engine.providers.device.provider",
+}
 
 
 def provider_for(kind: str, target_name: str, target_spec: Any, env: Mapping[str, str], **options: Any) -> Provider:

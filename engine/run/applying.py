@@ -2,6 +2,7 @@
 already applied; runs the changes in dependency waves (a bounded DAG of workers, provider batches as one unit),
 journals every change, writes the artifacts that carry secrets (0600), and records interrupted changes that later
 plans found converged (`reconcile`). Never prints."""
+
 from __future__ import annotations
 
 import heapq
@@ -35,9 +36,9 @@ class ApplyReport:
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
-    already_applied: str = ""          # why nothing was done: the plan was applied before (the sentence to print)
-    secret_files: list[str] = field(default_factory=list)   # artifacts written that hold secrets (mode 0600)
-    reconciled: int = 0                # open changes of interrupted applies this apply recorded as converged
+    already_applied: str = ""  # why nothing was done: the plan was applied before (the sentence to print)
+    secret_files: list[str] = field(default_factory=list)  # artifacts written that hold secrets (mode 0600)
+    reconciled: int = 0  # open changes of interrupted applies this apply recorded as converged
 
     @property
     def ok(self) -> bool:
@@ -59,7 +60,8 @@ def _stubs(plan: Plan) -> dict[tuple[str, str], list[DesiredResource]]:
     for c in plan.changes:
         if c.action is not Action.DELETE:
             out.setdefault(provider_key(c.address), []).append(
-                DesiredResource(c.address, c.kind, c.desired, inputs=c.inputs))
+                DesiredResource(c.address, c.kind, c.desired, inputs=c.inputs)
+            )
             seen.add(c.address)
         else:
             out.setdefault(provider_key(c.address), [])
@@ -98,7 +100,7 @@ def stale_check(plan: Plan, ctx: Context, target_specs: Mapping[str, Any]) -> St
     for key, stubs in sorted(_stubs(plan).items()):
         provider = get_provider(ctx, key, target_specs)
         has_deletes = any(c.action is Action.DELETE and provider_key(c.address) == key for c in plan.changes)
-        if hasattr(provider, "read_scoped"):    # exactly the planned addresses, by describe or list, by cost
+        if hasattr(provider, "read_scoped"):  # exactly the planned addresses, by describe or list, by cost
             addresses = [c.address for c in plan.changes if provider_key(c.address) == key]
             actual = {a.address: a for a in provider.read_scoped(stubs, addresses).actual}
         else:
@@ -125,7 +127,7 @@ def _batched(wave: list[Change], ctx: Context, target_specs: Mapping[str, Any]) 
     taken: set[Address] = set()
     for key, changes in sorted(by_key.items()):
         batches = getattr(get_provider(ctx, key, target_specs), "batches", None)
-        for batch in (batches(changes) if batches else []):
+        for batch in batches(changes) if batches else []:
             units.append(batch)
             taken.update(c.address for c in batch)
     return units + [c for c in wave if c.address not in taken]
@@ -164,7 +166,7 @@ def run_dag(waves: list[list[Unit]], fn: Callable[[Unit], None], workers: int) -
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 n = running.pop(future)
-                future.result()            # `fn` reports a change's failure itself; anything else is a bug
+                future.result()  # `fn` reports a change's failure itself; anything else is a bug
                 for m in dependents.get(n, ()):
                     waiting[m] -= 1
                     if waiting[m] == 0:
@@ -177,10 +179,18 @@ def refuse_errored(plan: Plan) -> None:
     if not plan.errored:
         return
     why = list(dict.fromkeys(d.summary for d in plan.errors)) + [f"{b.address}: {b.reason}" for b in plan.blocked]
-    raise PlanNotApplicable([error(f"plan {plan.plan_id} ended in error and cannot be applied",
-                                   (f"{len(plan.errors)} error(s), {len(plan.blocked)} difference(s) that cannot be "
-                                    "planned" + (": " + "; ".join(why) if why else "") + ". Resolve them and re-run "
-                                    "plan."))])
+    raise PlanNotApplicable(
+        [
+            error(
+                f"plan {plan.plan_id} ended in error and cannot be applied",
+                (
+                    f"{len(plan.errors)} error(s), {len(plan.blocked)} difference(s) that cannot be "
+                    "planned" + (": " + "; ".join(why) if why else "") + ". Resolve them and re-run "
+                    "plan."
+                ),
+            )
+        ]
+    )
 
 
 def _progress_task(ctx: Context, changes: list[Change], phase: str, unit: str) -> Any:
@@ -189,8 +199,15 @@ def _progress_task(ctx: Context, changes: list[Change], phase: str, unit: str) -
     return ctx.progress.task(phase, len(changes), unit=unit, failures=True) if changes else SILENT.task(phase)
 
 
-def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str, Any],
-          *, check: bool = True, journal_check: bool = False) -> ApplyReport:
+def apply(
+    plan: Plan,
+    ctx: Context,
+    fleet_root: Path,
+    target_specs: Mapping[str, Any],
+    *,
+    check: bool = True,
+    journal_check: bool = False,
+) -> ApplyReport:
     """Apply exactly `plan`: refuse a plan that ended in error, refuse it when stale, journal every change and
     mutating call, skip dependants of failures, retry only throttling/transient errors (in the clients). Never
     re-diffs.
@@ -203,41 +220,74 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
     if journal_check:
         done = journals.applied(ctx.journal_path, plan.plan_id)
         if done is not None:
-            return ApplyReport(plan.plan_id, already_applied=(
-                f"plan {plan.plan_id} was applied at {done.get('ts')} by journal entry {ctx.journal_path}:"
-                f"{done['line']} ({done.get('applied', 0)} change(s) applied); nothing to do"))
+            return ApplyReport(
+                plan.plan_id,
+                already_applied=(
+                    f"plan {plan.plan_id} was applied at {done.get('ts')} by journal entry {ctx.journal_path}:"
+                    f"{done['line']} ({done.get('applied', 0)} change(s) applied); nothing to do"
+                ),
+            )
     # before any read: the plan's Targets must act in the accounts the plan was made for (engine/accounts.py)
-    acting = accounts.check(plan.options.get("accounts", {}),
-                            lambda name: get_provider(ctx, ("aws", name), target_specs), target_specs, plan.plan_id)
+    acting = accounts.check(
+        plan.options.get("accounts", {}),
+        lambda name: get_provider(ctx, ("aws", name), target_specs),
+        target_specs,
+        plan.plan_id,
+    )
     if check:
         checked = stale_check(plan, ctx, target_specs)
         if checked.already_applied:
-            return ApplyReport(plan.plan_id, already_applied=(
-                f"plan {plan.plan_id} is already applied (the actual state already matches this plan: "
-                f"{len(checked.converged)} change(s) in place); nothing to do"))
+            return ApplyReport(
+                plan.plan_id,
+                already_applied=(
+                    f"plan {plan.plan_id} is already applied (the actual state already matches this plan: "
+                    f"{len(checked.converged)} change(s) in place); nothing to do"
+                ),
+            )
         if checked.stale:
-            in_part = (f"; {len(checked.converged)} of them already match this plan (was it applied in part?)"
-                       if checked.converged else "")
-            raise StalePlan([error("plan is stale, re-run plan", "the actual state changed since the plan was made: "
-                                   + ", ".join(checked.stale) + in_part)])
+            in_part = (
+                f"; {len(checked.converged)} of them already match this plan (was it applied in part?)"
+                if checked.converged
+                else ""
+            )
+            raise StalePlan(
+                [
+                    error(
+                        "plan is stale, re-run plan",
+                        "the actual state changed since the plan was made: " + ", ".join(checked.stale) + in_part,
+                    )
+                ]
+            )
     open_before = interrupted(ctx.journal_path)
-    journal = Journal(ctx.journal_path, ctx.clock or clock_from_env(ctx.env), plan.plan_id, plan.git_commit,
-                      actor(ctx.env))
+    journal = Journal(
+        ctx.journal_path, ctx.clock or clock_from_env(ctx.env), plan.plan_id, plan.git_commit, actor(ctx.env)
+    )
     report = ApplyReport(plan.plan_id)
     failed: set[Address] = set()
     failed_targets: set[tuple[str, str]] = set()
     started = time.perf_counter()
-    journal.write("apply-start", changes=len(plan.changes),    # the review it came from (set by apply.yml)
-                  pullRequest=ctx.env.get("FLEETCTL_PULL_REQUEST") or None, runUrl=ctx.env.get("FLEETCTL_RUN_URL") or None,
-                  **({"accounts": acting} if acting else {}))
-    tasks = {False: _progress_task(ctx, [c for c in plan.changes if c.action is not Action.DELETE], "apply", "changes"),
-             True: SILENT.task("delete")}       # opened when the deletes start
+    journal.write(
+        "apply-start",
+        changes=len(plan.changes),  # the review it came from (set by apply.yml)
+        pullRequest=ctx.env.get("FLEETCTL_PULL_REQUEST") or None,
+        runUrl=ctx.env.get("FLEETCTL_RUN_URL") or None,
+        **({"accounts": acting} if acting else {}),
+    )
+    tasks = {
+        False: _progress_task(ctx, [c for c in plan.changes if c.action is not Action.DELETE], "apply", "changes"),
+        True: SILENT.task("delete"),
+    }  # opened when the deletes start
 
     def ended(change: Change, failed: bool = False) -> None:
         tasks[change.action is Action.DELETE].advance(1, failed=int(failed))
 
-    files = FilePolicy.of(fleet_root, [*allow_entries(target_specs.values()),     # the fence for {file:} secrets
-                                       *plan.options.get("fileAllow", ())])
+    files = FilePolicy.of(
+        fleet_root,
+        [
+            *allow_entries(target_specs.values()),  # the fence for {file:} secrets
+            *plan.options.get("fileAllow", ()),
+        ],
+    )
 
     def prepare(change: Change) -> dict[str, str] | None:
         """The change's secret values, or None when it is skipped (a dependency failed) or a secret is missing."""
@@ -245,8 +295,12 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
         if any(d in failed for d in change.depends_on) or (change.action is Action.DELETE and key in failed_targets):
             failed.add(change.address)
             report.skipped.append(str(change.address))
-            journal.write("skipped", address=str(change.address), action=change.action.value,
-                          reason="a change it depends on failed")
+            journal.write(
+                "skipped",
+                address=str(change.address),
+                action=change.action.value,
+                reason="a change it depends on failed",
+            )
             ended(change)
             return None
         secrets: dict[str, str] = {}
@@ -274,8 +328,14 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
 
         def hook(op: str, phase: str, request_id: str | None, exc: Exception | None, **extra: Any) -> None:
             # the batch's own requests and events (e.g. the AWS registration task's id): entries with `op`
-            journal.write(phase, op=op, requestId=request_id, batch=len(ready),
-                          error=(f"{getattr(exc, 'code', '') or type(exc).__name__}" if exc else None), **extra)
+            journal.write(
+                phase,
+                op=op,
+                requestId=request_id,
+                batch=len(ready),
+                error=(f"{getattr(exc, 'code', '') or type(exc).__name__}" if exc else None),
+                **extra,
+            )
 
         set_hook = getattr(provider, "set_hook", lambda _: None)
         set_hook(hook)
@@ -295,8 +355,9 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             failed.add(c.address)
             failed_targets.add(key)
             report.failed.append((str(c.address), str(outcome)))
-            journal.write("failure", address=str(c.address), action=c.action.value, error=str(outcome),
-                          batch=len(ready))
+            journal.write(
+                "failure", address=str(c.address), action=c.action.value, error=str(outcome), batch=len(ready)
+            )
             ended(c, failed=True)
 
     def run(change: Change) -> None:
@@ -313,8 +374,14 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             # `extra`: what the provider knows of the call's context (AWS: the account and role it acted in)
             if request_id:
                 request_ids.append(request_id)
-            journal.write(phase, address=address, op=op, requestId=request_id,
-                          error=(f"{getattr(exc, 'code', '') or type(exc).__name__}" if exc else None), **extra)
+            journal.write(
+                phase,
+                address=address,
+                op=op,
+                requestId=request_id,
+                error=(f"{getattr(exc, 'code', '') or type(exc).__name__}" if exc else None),
+                **extra,
+            )
 
         provider.set_hook(hook)
         try:
@@ -323,8 +390,9 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
             failed.add(change.address)
             failed_targets.add(key)
             report.failed.append((address, str(exc)))
-            journal.write("failure", address=address, action=change.action.value, error=str(exc),
-                          requestIds=request_ids)
+            journal.write(
+                "failure", address=address, action=change.action.value, error=str(exc), requestIds=request_ids
+            )
             ended(change, failed=True)
             return
         finally:
@@ -344,8 +412,8 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
     try:
         run_dag([_batched(wave, ctx, target_specs) for wave in forward], unit, ctx.workers)
         tasks[False].close()
-        tasks[True] = _progress_task(ctx, [w[0] for w in waves[len(forward):]], "delete", "deletes")
-        for wave in waves[len(forward):]:       # deletes: one at a time, after everything else
+        tasks[True] = _progress_task(ctx, [w[0] for w in waves[len(forward) :]], "delete", "deletes")
+        for wave in waves[len(forward) :]:  # deletes: one at a time, after everything else
             for work in _batched(wave, ctx, target_specs):
                 unit(work)
     finally:
@@ -356,8 +424,9 @@ def apply(plan: Plan, ctx: Context, fleet_root: Path, target_specs: Mapping[str,
     journal.write("apply-end", applied=len(report.applied), failed=len(report.failed), skipped=len(report.skipped))
     journal.close()
     report.stats = {f"{k[0]}/{k[1]}": p.stats() for k, p in ctx.providers.items()}
-    report.secret_files = sorted(str(path) for _, p in sorted(ctx.providers.items())
-                                 for path in getattr(p, "secret_artifacts", lambda: [])())
+    report.secret_files = sorted(
+        str(path) for _, p in sorted(ctx.providers.items()) for path in getattr(p, "secret_artifacts", lambda: [])()
+    )
     return report
 
 
@@ -371,8 +440,12 @@ def _write_reconciled(journal: Journal, open_before: list[dict[str, Any]], plan:
         if item["address"] in applied or (item["planId"], item["address"]) in settled:
             by_plan.setdefault(item["planId"], []).append(item["address"])
     for begun, addresses in sorted(by_plan.items()):
-        journal.write("reconciled", reconciles=begun, addresses=sorted(addresses),
-                      how="converged by a later apply (re-read, nothing left to change, or applied again)")
+        journal.write(
+            "reconciled",
+            reconciles=begun,
+            addresses=sorted(addresses),
+            how="converged by a later apply (re-read, nothing left to change, or applied again)",
+        )
     return sum(len(a) for a in by_plan.values())
 
 
@@ -383,8 +456,9 @@ def reconcile(plan: Plan, ctx: Context) -> int:
     open_before = interrupted(ctx.journal_path)
     if not open_before or not plan.options.get("converged"):
         return 0
-    journal = Journal(ctx.journal_path, ctx.clock or clock_from_env(ctx.env), plan.plan_id, plan.git_commit,
-                      actor(ctx.env))
+    journal = Journal(
+        ctx.journal_path, ctx.clock or clock_from_env(ctx.env), plan.plan_id, plan.git_commit, actor(ctx.env)
+    )
     try:
         return _write_reconciled(journal, open_before, plan, set())
     finally:

@@ -1,5 +1,6 @@
 """What every command of engine.run needs from outside and shares: the Context (environment, clock, journal path,
 provider overrides), the providers built per Target on first use, and the fleet load that refuses a fleet with errors."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ from engine.model import Address, DesiredResource
 from engine.progress import SILENT, ProgressSink
 from engine.providers.base import Provider, provider_for
 
-INTERRUPTED_LISTED = 20     # open changes of an interrupted apply named one by one in a plan's warnings
+INTERRUPTED_LISTED = 20  # open changes of an interrupted apply named one by one in a plan's warnings
 IDENTITY_FIELDS = {"aws.Certificate": "certificateId", "aws.CACertificate": "certificateId"}
 
 
@@ -29,7 +30,7 @@ class Context:
     provider_factory: Callable[..., Provider] | None = None
     workers: int = 8
     providers: dict[tuple[str, str], Provider] = field(default_factory=dict)
-    progress: ProgressSink = SILENT        # where apply and the providers' reads report progress (engine/progress.py)
+    progress: ProgressSink = SILENT  # where apply and the providers' reads report progress (engine/progress.py)
 
     def now(self):
         return (self.clock or clock_from_env(self.env))()
@@ -54,7 +55,7 @@ def get_provider(ctx: Context, key: tuple[str, str], fleet_targets: Mapping[str,
             raise FleetctlError(f"target '{target}' is not declared in the fleet")
         factory = ctx.provider_factory or provider_for
         provider = factory(kind, target, spec, ctx.env, fleet_targets=fleet_targets)
-        if hasattr(provider, "progress"):      # providers that report their long reads (items read per kind)
+        if hasattr(provider, "progress"):  # providers that report their long reads (items read per kind)
             provider.progress = ctx.progress
         ctx.providers[key] = provider
     return ctx.providers[key]
@@ -68,5 +69,8 @@ def load(path: Path, ctx: Context, on_targets: Callable[[dict[str, Any]], None] 
 
 
 def identity_rows(desired: list[DesiredResource]) -> list[list[str]]:
-    return sorted([str(d.address), d.kind, d.spec[IDENTITY_FIELDS[d.kind]]] for d in desired
-                  if d.kind in IDENTITY_FIELDS and d.spec.get(IDENTITY_FIELDS[d.kind]))
+    return sorted(
+        [str(d.address), d.kind, d.spec[IDENTITY_FIELDS[d.kind]]]
+        for d in desired
+        if d.kind in IDENTITY_FIELDS and d.spec.get(IDENTITY_FIELDS[d.kind])
+    )

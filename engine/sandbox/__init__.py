@@ -1,4 +1,5 @@
 """Local emulators for the demo and the tests: moto's server for AWS, fleetctl's own Azure emulators."""
+
 from __future__ import annotations
 
 import json

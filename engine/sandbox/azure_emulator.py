@@ -4,6 +4,7 @@
 connection strings, ARM base URL and names) and serves until SIGTERM. The implementation is the
 `engine.sandbox.azure` package; this module only gives it the documented name.
 """
+
 from engine.sandbox.azure import AzureEmulator, main
 
 __all__ = ["AzureEmulator", "main"]

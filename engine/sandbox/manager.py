@@ -7,6 +7,7 @@ variables the example Targets reference, the CA bundle of the Azure emulator and
 own Microsoft Entra tenant (AZURE_AUTHORITY_HOST, AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET: a
 sandbox-only secret) with the hub/DPS hosts (FLEETCTL_HUB_HOST, FLEETCTL_DPS_HOST) for `auth: entraId` Targets.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -27,8 +28,10 @@ EMULATORS = {"aws": "engine.sandbox.aws", "azure": "engine.sandbox.azure_emulato
 
 # what each emulator needs beyond fleetctl's own dependencies: the `sandbox` extra of pyproject.toml
 NEEDS = {"aws": ("moto", "flask", "flask_cors")}
-INSTALL = ("python -m pip install 'fleetctl[sandbox]'  (from a checkout of fleetctl: python -m pip install "
-           "-e '.[sandbox]'; with the virtualenv activated first: source .venv/bin/activate)")
+INSTALL = (
+    "python -m pip install 'fleetctl[sandbox]'  (from a checkout of fleetctl: python -m pip install "
+    "-e '.[sandbox]'; with the virtualenv activated first: source .venv/bin/activate)"
+)
 
 
 class SandboxError(RuntimeError):
@@ -50,9 +53,11 @@ def check_installed(name: str) -> None:
     """Before starting an emulator: say exactly what to install instead of "exited with code 1"."""
     missing = missing_modules(name)
     if missing:
-        raise SandboxError(f"the {name} emulator needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
-                           f"not installed in the Python fleetctl runs from ({sys.executable}); install fleetctl's "
-                           f"sandbox extra: {INSTALL}")
+        raise SandboxError(
+            f"the {name} emulator needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+            f"not installed in the Python fleetctl runs from ({sys.executable}); install fleetctl's "
+            f"sandbox extra: {INSTALL}"
+        )
 
 
 def state_dir(base: Path | None = None) -> Path:
@@ -80,7 +85,9 @@ def _wait_for(path: Path, proc: subprocess.Popen, name: str, timeout: float = 60
             except json.JSONDecodeError:
                 pass
         if proc.poll() is not None:
-            raise SandboxError(f"the {name} emulator exited with code {proc.returncode}; see {path.parent / (name + '.log')}")
+            raise SandboxError(
+                f"the {name} emulator exited with code {proc.returncode}; see {path.parent / (name + '.log')}"
+            )
         time.sleep(0.1)
     raise SandboxError(f"the {name} emulator did not start within {timeout:.0f} s")
 
@@ -88,24 +95,42 @@ def _wait_for(path: Path, proc: subprocess.Popen, name: str, timeout: float = 60
 def exports(aws: dict | None, azure: dict | None) -> dict[str, str]:
     out: dict[str, str] = {}
     if aws:
-        out.update({"AWS_ENDPOINT_URL": aws["endpointUrl"], "AWS_ACCESS_KEY_ID": "testing",
-                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-                    "AWS_DEFAULT_REGION": "eu-west-2", "AWS_EC2_METADATA_DISABLED": "true"})
+        out.update(
+            {
+                "AWS_ENDPOINT_URL": aws["endpointUrl"],
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": "eu-west-2",
+                "AWS_EC2_METADATA_DISABLED": "true",
+            }
+        )
     if azure:
-        out.update({"FLEETCTL_HUB_CONNECTION_STRING": azure["hub_connection_string"],
-                    "REQUESTS_CA_BUNDLE": azure["ca_bundle"], "FLEETCTL_ARM_ENDPOINT": azure["arm_base_url"]})
+        out.update(
+            {
+                "FLEETCTL_HUB_CONNECTION_STRING": azure["hub_connection_string"],
+                "REQUESTS_CA_BUNDLE": azure["ca_bundle"],
+                "FLEETCTL_ARM_ENDPOINT": azure["arm_base_url"],
+            }
+        )
         if azure.get("dps_connection_string"):
             out["FLEETCTL_DPS_CONNECTION_STRING"] = azure["dps_connection_string"]
         for key in ("subscription_id", "resource_group", "hub_name", "dps_name"):
             if azure.get(key):
                 out["FLEETCTL_SANDBOX_" + key.upper()] = str(azure[key])
-        if azure.get("authority_host"):       # the sandbox's Entra tenant, for azure-identity (auth: entraId, ARM)
-            out.update({"AZURE_AUTHORITY_HOST": azure["authority_host"], "AZURE_TENANT_ID": azure["tenant_id"],
-                        "AZURE_CLIENT_ID": azure["client_id"], "AZURE_CLIENT_SECRET": azure["client_secret"],
-                        "FLEETCTL_HUB_HOST": azure["host"]})
+        if azure.get("authority_host"):  # the sandbox's Entra tenant, for azure-identity (auth: entraId, ARM)
+            out.update(
+                {
+                    "AZURE_AUTHORITY_HOST": azure["authority_host"],
+                    "AZURE_TENANT_ID": azure["tenant_id"],
+                    "AZURE_CLIENT_ID": azure["client_id"],
+                    "AZURE_CLIENT_SECRET": azure["client_secret"],
+                    "FLEETCTL_HUB_HOST": azure["host"],
+                }
+            )
             if azure.get("dps_connection_string"):
                 out["FLEETCTL_DPS_HOST"] = azure["host"]
-        if azure.get("import_container_url"):      # a container SAS URL for Targets' azure.importExport.containerUrl
+        if azure.get("import_container_url"):  # a container SAS URL for Targets' azure.importExport.containerUrl
             out["FLEETCTL_IMPORT_CONTAINER_URL"] = azure["import_container_url"]
     return out
 
@@ -140,21 +165,30 @@ def up(base: Path | None = None, *, quota_faithful: bool | None = None) -> str:
         extra = [*(quota_args(name) if quota_faithful else []), *demo_args(name)]
         results[name] = _start(base, sdir, name, module, extra, pids)
     if quota_faithful and "aws" in results:
-        proxy = _start(base, sdir, "aws-quota-proxy", "engine.sandbox.quota_proxy",
-                       ["--upstream", results["aws"]["endpointUrl"]], pids, info_name="quota_proxy")
+        proxy = _start(
+            base,
+            sdir,
+            "aws-quota-proxy",
+            "engine.sandbox.quota_proxy",
+            ["--upstream", results["aws"]["endpointUrl"]],
+            pids,
+            info_name="quota_proxy",
+        )
         results["aws"] = {**results["aws"], "endpointUrl": proxy["endpointUrl"]}
     values = exports(results.get("aws"), results.get("azure"))
     if quota_faithful:
         values["FLEETCTL_RATE_LIMIT"] = "on"
     text = render_exports(values) + (DEMO_NOTE if "azure" in results else "")
-    fsutil.write_atomic(env_file(base), text)       # 0600: it holds the emulators' keys
+    fsutil.write_atomic(env_file(base), text)  # 0600: it holds the emulators' keys
     return text
 
 
-DEMO_NOTE = ("# demo setting: the sandbox hub hands out one fixed CA verification code (Azure issues a new random\n"
-             "# one on every request), so the example fleet's committed rootca-verification.pem, made from it with a\n"
-             "# throwaway demo CA key, proves possession in one apply. Against Azure it takes two: apply reports the\n"
-             "# code and the openssl command to sign it, you sign it with your CA key, commit, apply again.\n")
+DEMO_NOTE = (
+    "# demo setting: the sandbox hub hands out one fixed CA verification code (Azure issues a new random\n"
+    "# one on every request), so the example fleet's committed rootca-verification.pem, made from it with a\n"
+    "# throwaway demo CA key, proves possession in one apply. Against Azure it takes two: apply reports the\n"
+    "# code and the openssl command to sign it, you sign it with your CA key, commit, apply again.\n"
+)
 
 
 def demo_args(name: str) -> list[str]:
@@ -173,23 +207,53 @@ def quota_args(name: str) -> list[str]:
     if name != "azure":
         return []
     from engine.quotas import azure_hub_quotas
+
     q = azure_hub_quotas("S1", 1)
-    rates = {"registry": q["registry"].tps, "query": q["query"].tps, "twin_read": q["twin_read"].tps,
-             "twin_update": q["twin_update"].tps, "dps": q["dps"].tps, "jobs": q["jobs"].tps}
+    rates = {
+        "registry": q["registry"].tps,
+        "query": q["query"].tps,
+        "twin_read": q["twin_read"].tps,
+        "twin_update": q["twin_update"].tps,
+        "dps": q["dps"].tps,
+        "jobs": q["jobs"].tps,
+    }
     # traffic shaping: IoT Hub queues bursts before it answers 429 (quotas.md §2.1); the queue size is not documented,
     # a quarter of a second absorbs request jitter. Import/export jobs: no documented throughput; a peer assumes
     # ~1,000,000 devices per hour (quotas.md §2.2 [P]).
-    return ["--rates", ",".join(f"{k}={v:.4g}" for k, v in rates.items()), "--page-size", "1000",
-            "--latency-ms", "50", "--shaping-ms", "250", "--job-rate", f"{1_000_000 / 3600:.4g}"]
+    return [
+        "--rates",
+        ",".join(f"{k}={v:.4g}" for k, v in rates.items()),
+        "--page-size",
+        "1000",
+        "--latency-ms",
+        "50",
+        "--shaping-ms",
+        "250",
+        "--job-rate",
+        f"{1_000_000 / 3600:.4g}",
+    ]
 
 
-def _start(base: Path | None, sdir: Path, name: str, module: str, extra: list[str], pids: dict[str, int],
-           info_name: str | None = None) -> dict:
+def _start(
+    base: Path | None,
+    sdir: Path,
+    name: str,
+    module: str,
+    extra: list[str],
+    pids: dict[str, int],
+    info_name: str | None = None,
+) -> dict:
     info = sdir / f"{info_name or name}.json"
     info.unlink(missing_ok=True)
-    with open(sdir / f"{name}.log", "ab") as log:         # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen([sys.executable, "-m", module, "--state-dir", str(sdir), *extra], stdout=log,
-                                stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, cwd=str(sdir))
+    with open(sdir / f"{name}.log", "ab") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, "--state-dir", str(sdir), *extra],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(sdir),
+        )
     pids[name] = proc.pid
     fsutil.write_atomic(sdir / "pids.json", json.dumps(pids))
     try:

@@ -15,6 +15,7 @@ moto 5.2 gaps closed here, as AWS documents the behaviour (request and response 
 - IAM CreateRole and UpdateAssumeRolePolicy accept any text as a trust policy; AWS refuses a document that is not
   JSON, has no Statement, or a statement without Principal or Action (MalformedPolicyDocument, 400).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-TAGGED_CREATES = ("create_role_alias", "create_billing_group")   # their ARNs: `created_arn`
+TAGGED_CREATES = ("create_role_alias", "create_billing_group")  # their ARNs: `created_arn`
 
 
 def created_arn(resp: Any, op: str) -> str | None:
@@ -39,8 +40,13 @@ def _dynamic(resp: Any) -> dict[str, dict[str, Any]]:
     return resp.iot_backend.__dict__.setdefault("_fleetctl_dynamic", {})
 
 
-def install(IoTResponse: Any, ActionResult: Any, EmptyResult: Any, error: Callable[..., Exception],
-            tag_store: Callable[[Any], dict[str, dict[str, str]]]) -> None:
+def install(
+    IoTResponse: Any,
+    ActionResult: Any,
+    EmptyResult: Any,
+    error: Callable[..., Exception],
+    tag_store: Callable[[Any], dict[str, dict[str, str]]],
+) -> None:
     def _name(self) -> str:
         return unquote(self.path.rstrip("/").rsplit("/", 1)[-1])
 
@@ -48,8 +54,11 @@ def install(IoTResponse: Any, ActionResult: Any, EmptyResult: Any, error: Callab
         name = _name(self)
         mode = self.iot_backend.indexing_configuration.to_dict()["thingIndexingConfiguration"]["thingIndexingMode"]
         if mode == "OFF":
-            raise error("InvalidRequestException", "Thing indexing is not enabled: a dynamic thing group needs "
-                        "thingIndexingMode REGISTRY or REGISTRY_AND_SHADOW (UpdateIndexingConfiguration)")
+            raise error(
+                "InvalidRequestException",
+                "Thing indexing is not enabled: a dynamic thing group needs "
+                "thingIndexingMode REGISTRY or REGISTRY_AND_SHADOW (UpdateIndexingConfiguration)",
+            )
         query = self._get_param("queryString")
         if not query:
             raise error("InvalidQueryException", "queryString is required")
@@ -57,8 +66,12 @@ def install(IoTResponse: Any, ActionResult: Any, EmptyResult: Any, error: Callab
         if name in _dynamic(self) or any(g.thing_group_name == name for g in self.iot_backend.thing_groups.values()):
             raise error("ResourceAlreadyExistsException", f"Thing Group {name} already exists", 409)
         _, arn, gid = self.iot_backend.create_thing_group(name, None, props)
-        _dynamic(self)[name] = {"queryString": query, "indexName": self._get_param("indexName") or "AWS_Things",
-                                "queryVersion": self._get_param("queryVersion") or "2017-09-30", "status": "ACTIVE"}
+        _dynamic(self)[name] = {
+            "queryString": query,
+            "indexName": self._get_param("indexName") or "AWS_Things",
+            "queryVersion": self._get_param("queryVersion") or "2017-09-30",
+            "status": "ACTIVE",
+        }
         tags = {t["Key"]: t.get("Value", "") for t in self._get_param("tags") or []}
         if tags:
             tag_store(self).setdefault(arn, {}).update(tags)
@@ -82,7 +95,7 @@ def install(IoTResponse: Any, ActionResult: Any, EmptyResult: Any, error: Callab
         if name not in _dynamic(self):
             if any(g.thing_group_name == name for g in self.iot_backend.thing_groups.values()):
                 raise error("InvalidRequestException", f"{name} is a static thing group: use DeleteThingGroup")
-            return EmptyResult()     # AWS: deleting a group that does not exist succeeds
+            return EmptyResult()  # AWS: deleting a group that does not exist succeeds
         self.iot_backend.delete_thing_group(name)
         del _dynamic(self)[name]
         return EmptyResult()
@@ -102,8 +115,9 @@ def install(IoTResponse: Any, ActionResult: Any, EmptyResult: Any, error: Callab
 
     def delete_thing_group(self):
         if _name(self) in _dynamic(self):
-            raise error("InvalidRequestException", f"{_name(self)} is a dynamic thing group: use "
-                        "DeleteDynamicThingGroup")
+            raise error(
+                "InvalidRequestException", f"{_name(self)} is a dynamic thing group: use DeleteDynamicThingGroup"
+            )
         return original_delete(self)
 
     def list_things_in_thing_group(self):
@@ -125,9 +139,16 @@ def install(IoTResponse: Any, ActionResult: Any, EmptyResult: Any, error: Callab
         _duration(self)
         return original_update_alias(self)
 
-    for fn in (create_dynamic_thing_group, update_dynamic_thing_group, delete_dynamic_thing_group,
-               describe_thing_group, delete_thing_group, list_things_in_thing_group, create_role_alias,
-               update_role_alias):
+    for fn in (
+        create_dynamic_thing_group,
+        update_dynamic_thing_group,
+        delete_dynamic_thing_group,
+        describe_thing_group,
+        delete_thing_group,
+        list_things_in_thing_group,
+        create_role_alias,
+        update_role_alias,
+    ):
         setattr(IoTResponse, fn.__name__, fn)
     _install_iam(error)
 
@@ -153,6 +174,7 @@ def _install_iam(error: Callable[..., Exception]) -> None:
     def iam_error(code: str, message: str) -> Exception:
         # moto serialises its service exceptions with the status IAM's model gives the code (400 here)
         from moto.iam.exceptions import IAMException
+
         return IAMException(code, message)
 
     original_create, original_update = IamResponse.create_role, IamResponse.update_assume_role_policy
@@ -166,4 +188,4 @@ def _install_iam(error: Callable[..., Exception]) -> None:
         return original_update(self)
 
     for fn in (create_role, update_assume_role_policy):
-        setattr(IamResponse, fn.__name__, fn)             # moto's handlers, replaced at run time
+        setattr(IamResponse, fn.__name__, fn)  # moto's handlers, replaced at run time

@@ -37,6 +37,7 @@ certificate), AttachPolicy per policy (+ CreatePolicy), AttachThingPrincipal. It
 quota proxy's (which paces the client's calls) are in another process, so a client calling CreateThing while a
 task runs would get the quota twice over; fleetctl makes no such calls while its task runs.
 """
+
 from __future__ import annotations
 
 import base64
@@ -56,12 +57,14 @@ REPORT_PREFIX = "thing-registration-tasks"
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 THING_NAME = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
 RESOURCE_TYPES = ("AWS::IoT::Thing", "AWS::IoT::Certificate", "AWS::IoT::Policy")
-OVERRIDES = {"AttributePayload": ("MERGE", "REPLACE", "DO_NOTHING", "FAIL"),
-             "ThingTypeName": ("REPLACE", "DO_NOTHING", "FAIL"),
-             "ThingGroups": ("MERGE", "REPLACE", "DO_NOTHING", "FAIL")}
+OVERRIDES = {
+    "AttributePayload": ("MERGE", "REPLACE", "DO_NOTHING", "FAIL"),
+    "ThingTypeName": ("REPLACE", "DO_NOTHING", "FAIL"),
+    "ThingGroups": ("MERGE", "REPLACE", "DO_NOTHING", "FAIL"),
+}
 ACTIVE_STATES = ("InProgress", "Cancelling")
 
-_pacer: Any = None       # engine.ratelimit.RateLimiter when paced; None: as fast as moto goes
+_pacer: Any = None  # engine.ratelimit.RateLimiter when paced; None: as fast as moto goes
 
 
 def configure(*, pace: bool, quotas: Mapping[str, float] | None = None) -> None:
@@ -73,6 +76,7 @@ def configure(*, pace: bool, quotas: Mapping[str, float] | None = None) -> None:
         return
     from engine.quotas import AWS_DEFAULT, AWS_IOT_QUOTAS, with_overrides
     from engine.ratelimit import RateLimiter
+
     _pacer = RateLimiter(with_overrides(AWS_IOT_QUOTAS, dict(quotas or {})), default=AWS_DEFAULT)
 
 
@@ -89,6 +93,7 @@ class LineError(Exception):
 
 def _error(kind: str, message: str, status: int = 400) -> Exception:
     from moto.core.exceptions import JsonRESTError
+
     exc = JsonRESTError(kind, message)
     exc.code = status
     return exc
@@ -101,7 +106,7 @@ def _conditions(template: Mapping[str, Any], params: Mapping[str, str]) -> dict[
 
     def cond(node: Any) -> bool:
         if isinstance(node, dict) and len(node) == 1:
-            (fn, arg), = node.items()
+            ((fn, arg),) = node.items()
             if fn == "Condition":
                 if arg not in out:
                     out[arg] = cond(raw[arg]) if arg in raw else _fail(f"unknown condition {arg}")
@@ -115,7 +120,9 @@ def _conditions(template: Mapping[str, Any], params: Mapping[str, str]) -> dict[
                 return all(cond(x) for x in arg)
             if fn == "Fn::Or":
                 return any(cond(x) for x in arg)
-        raise LineError("InvalidRequestException", f"a condition must be Fn::Equals, Fn::Not, Fn::And or Fn::Or: {node}")
+        raise LineError(
+            "InvalidRequestException", f"a condition must be Fn::Equals, Fn::Not, Fn::And or Fn::Or: {node}"
+        )
 
     for name, node in raw.items():
         if name not in out:
@@ -130,7 +137,7 @@ def _fail(message: str) -> Any:
 def _resolve(node: Any, params: Mapping[str, str], conds: Mapping[str, bool]) -> Any:
     if isinstance(node, dict):
         if len(node) == 1:
-            (fn, arg), = node.items()
+            ((fn, arg),) = node.items()
             if fn == "Ref":
                 if arg not in params:
                     raise LineError("InvalidRequestException", f"the template's parameter {arg} has no value")
@@ -168,14 +175,19 @@ def parse_template(body: str) -> dict[str, Any]:
     kinds = [r.get("Type") if isinstance(r, dict) else None for r in resources.values()]
     unknown = sorted({str(k) for k in kinds if k not in RESOURCE_TYPES})
     if unknown:
-        raise _error("InvalidRequestException", f"unsupported resource type(s) {', '.join(unknown)}; a provisioning "
-                                                f"template declares {', '.join(RESOURCE_TYPES)}")
+        raise _error(
+            "InvalidRequestException",
+            f"unsupported resource type(s) {', '.join(unknown)}; a provisioning "
+            f"template declares {', '.join(RESOURCE_TYPES)}",
+        )
     for kind in RESOURCE_TYPES[:2]:
         if kinds.count(kind) > 1:
             raise _error("InvalidRequestException", f"a provisioning template declares at most one {kind}")
     if "AWS::IoT::Policy" in kinds and "AWS::IoT::Certificate" not in kinds:
-        raise _error("InvalidRequestException", "AWS::IoT::Policy resources are attached to the template's "
-                                                "certificate, and it declares none")
+        raise _error(
+            "InvalidRequestException",
+            "AWS::IoT::Policy resources are attached to the template's certificate, and it declares none",
+        )
     for params in (template.get("Parameters") or {}).values():
         if not isinstance(params, dict) or params.get("Type", "String") != "String":
             raise _error("InvalidRequestException", "template parameters are of Type String")
@@ -261,6 +273,7 @@ def _policy_name(props: Mapping[str, Any]) -> str:
 def _registered_ca(b: Any, pem: str, ca_pem: str | None) -> Any:
     """The registered CA that issued `pem` (the one `ca_pem` names when given), or a line error."""
     from cryptography import x509
+
     try:
         leaf = x509.load_pem_x509_certificate(pem.encode())
     except ValueError:
@@ -270,8 +283,9 @@ def _registered_ca(b: Any, pem: str, ca_pem: str | None) -> Any:
         wanted = ca_pem.strip()
         candidates = [ca for ca in candidates if ca.certificate_pem.strip() == wanted]
         if not candidates:
-            raise LineError("ResourceNotFoundException", "CACertificatePem is not a CA certificate registered with "
-                                                         "AWS IoT")
+            raise LineError(
+                "ResourceNotFoundException", "CACertificatePem is not a CA certificate registered with AWS IoT"
+            )
     for ca in candidates:
         try:
             issuer = x509.load_pem_x509_certificate(ca.certificate_pem.encode())
@@ -280,13 +294,17 @@ def _registered_ca(b: Any, pem: str, ca_pem: str | None) -> Any:
                 return ca
         except Exception:  # noqa: BLE001 - a bad signature or an unparsable CA: not this one
             continue
-    raise LineError("CertificateValidationException", "the certificate was not issued by a CA certificate "
-                                                      "registered with AWS IoT (bulk registration registers device "
-                                                      "certificates of registered CAs)")
+    raise LineError(
+        "CertificateValidationException",
+        "the certificate was not issued by a CA certificate "
+        "registered with AWS IoT (bulk registration registers device "
+        "certificates of registered CAs)",
+    )
 
 
 def _cert_id(pem: str) -> str:
     from moto.iot.models import FakeCertificate
+
     # moto's own rule, on a bare instance; cast: moto's BaseModel.__new__ is annotated as returning BaseModel
     return cast(FakeCertificate, FakeCertificate.__new__(FakeCertificate)).compute_cert_id(pem)
 
@@ -305,9 +323,14 @@ def provision(b: Any, ln: _Line) -> dict[str, Any]:
         if not isinstance(attrs, dict) or not all(isinstance(v, str) for v in attrs.values()):
             raise LineError("InvalidRequestException", "AttributePayload must map names to strings")
         existing = b.things.get(f"{prefix}:thing/{name}")
-        override = (lambda key: ln.overrides.get(key, "DO_NOTHING")) if existing is not None else (lambda key: "REPLACE")
-        if existing is not None and "FAIL" in (override("AttributePayload"), override("ThingTypeName"),
-                                               override("ThingGroups")):
+        override = (
+            (lambda key: ln.overrides.get(key, "DO_NOTHING")) if existing is not None else (lambda key: "REPLACE")
+        )
+        if existing is not None and "FAIL" in (
+            override("AttributePayload"),
+            override("ThingTypeName"),
+            override("ThingGroups"),
+        ):
             raise LineError("ResourceAlreadyExistsException", f"thing {name} already exists")
         type_name = ln.thing.get("ThingTypeName")
         if type_name and override("ThingTypeName") == "REPLACE":
@@ -324,14 +347,16 @@ def provision(b: Any, ln: _Line) -> dict[str, Any]:
                 if found is None:
                     raise LineError("ResourceNotFoundException", f"thing group {g} does not exist")
                 group_objs.append(found)
-    cert: Any = None       # moto's FakeCertificate / FakeCaCertificate: the backend `b` is untyped here
+    cert: Any = None  # moto's FakeCertificate / FakeCaCertificate: the backend `b` is untyped here
     ca: Any = None
     status = None
     if ln.cert is not None:
         given = [k for k in ("CertificateSigningRequest", "CertificateId", "CertificatePem") if ln.cert.get(k)]
         if len(given) != 1:
-            raise LineError("InvalidRequestException", "a Certificate resource gives exactly one of "
-                                                       "CertificateSigningRequest, CertificateId, CertificatePem")
+            raise LineError(
+                "InvalidRequestException",
+                "a Certificate resource gives exactly one of CertificateSigningRequest, CertificateId, CertificatePem",
+            )
         status = ln.cert.get("Status")
         if status is not None and status not in ("ACTIVE", "INACTIVE"):
             raise LineError("InvalidRequestException", f"certificate Status must be ACTIVE or INACTIVE, not {status}")
@@ -342,9 +367,12 @@ def provision(b: Any, ln: _Line) -> dict[str, Any]:
         elif given == ["CertificatePem"]:
             ca = _registered_ca(b, str(ln.cert["CertificatePem"]), ln.cert.get("CACertificatePem"))
             if _cert_id(str(ln.cert["CertificatePem"])) in b.certificates:
-                raise LineError("ResourceAlreadyExistsException", "The certificate is already provisioned or registered")
+                raise LineError(
+                    "ResourceAlreadyExistsException", "The certificate is already provisioned or registered"
+                )
         else:
             from cryptography import x509
+
             try:
                 x509.load_pem_x509_csr(str(ln.cert["CertificateSigningRequest"]).encode())
             except ValueError:
@@ -359,7 +387,9 @@ def provision(b: Any, ln: _Line) -> dict[str, Any]:
     if ln.thing is not None:
         existing = b.things.get(f"{prefix}:thing/{name}")
         if existing is None:
-            thing = b.create_thing(name, thing_type.thing_type_name if thing_type else None, {"attributes": dict(attrs)})
+            thing = b.create_thing(
+                name, thing_type.thing_type_name if thing_type else None, {"attributes": dict(attrs)}
+            )
         else:
             thing, changed = existing, False
             how = ln.overrides.get("AttributePayload", "DO_NOTHING")
@@ -424,11 +454,20 @@ class Task:
 
     def describe(self) -> dict[str, Any]:
         total = len(self.lines)
-        return {"taskId": self.task_id, "creationDate": self.created, "lastModifiedDate": self.modified,
-                "templateBody": self.template_body, "inputFileBucket": self.bucket, "inputFileKey": self.key,
-                "roleArn": self.role_arn, "status": self.status, "message": self.message,
-                "successCount": self.success, "failureCount": self.failure,
-                "percentageProgress": 100 if not total else int(100 * self.done / total)}
+        return {
+            "taskId": self.task_id,
+            "creationDate": self.created,
+            "lastModifiedDate": self.modified,
+            "templateBody": self.template_body,
+            "inputFileBucket": self.bucket,
+            "inputFileKey": self.key,
+            "roleArn": self.role_arn,
+            "status": self.status,
+            "message": self.message,
+            "successCount": self.success,
+            "failureCount": self.failure,
+            "percentageProgress": 100 if not total else int(100 * self.done / total),
+        }
 
 
 def tasks_of(backend: Any) -> dict[str, Task]:
@@ -437,11 +476,13 @@ def tasks_of(backend: Any) -> dict[str, Task]:
 
 def _s3(account_id: str) -> Any:
     from moto.s3.models import s3_backends
+
     return s3_backends[account_id]["aws"]
 
 
 def _current(backend: Any) -> bool:
     from moto.iot.models import iot_backends
+
     try:
         return iot_backends[backend.account_id][backend.region_name] is backend
     except KeyError:
@@ -453,7 +494,7 @@ def _run(backend: Any, task: Task, lock: Any) -> None:
     results: list[str] = []
     errors: list[str] = []
     for index, raw in enumerate(task.lines):
-        if task.stop.is_set() or not _current(backend):      # stopped, or the sandbox was reset under it
+        if task.stop.is_set() or not _current(backend):  # stopped, or the sandbox was reset under it
             break
         try:
             try:
@@ -473,8 +514,10 @@ def _run(backend: Any, task: Task, lock: Any) -> None:
                 except LineError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - moto's own errors (ResourceNotFound, ...) per line
-                    raise LineError(getattr(exc, "error_type", None) or type(exc).__name__,
-                                    getattr(exc, "message", None) or str(exc)) from exc
+                    raise LineError(
+                        getattr(exc, "error_type", None) or type(exc).__name__,
+                        getattr(exc, "message", None) or str(exc),
+                    ) from exc
             results.append(json.dumps({"referenceId": str(index), "response": response}))
             task.success += 1
         except LineError as exc:
@@ -489,7 +532,7 @@ def _run(backend: Any, task: Task, lock: Any) -> None:
         for part, start in enumerate(range(0, len(rows), REPORT_LINES)):
             key = f"{REPORT_PREFIX}/{task.task_id}/{kind.lower()}-{part:04d}.json"
             try:
-                s3.put_object(task.bucket, key, ("\n".join(rows[start:start + REPORT_LINES]) + "\n").encode())
+                s3.put_object(task.bucket, key, ("\n".join(rows[start : start + REPORT_LINES]) + "\n").encode())
             except Exception as exc:  # noqa: BLE001 - the bucket went away: the task fails, as AWS's would
                 task.status, task.message = "Failed", f"cannot write the {kind} report to s3://{task.bucket}: {exc}"
                 task.modified = time.time()
@@ -514,25 +557,31 @@ def install(IoTResponse: Any, ActionResult: Any, EmptyResult: Any, lock: Any) ->
     def _task(self) -> Task:
         task = tasks_of(self.iot_backend).get(self._get_param("taskId") or self.path.rstrip("/").split("/")[2])
         if task is None:
-            raise _error("ResourceNotFoundException", f"thing registration task {self._get_param('taskId')} "
-                                                      "does not exist", 404)
+            raise _error(
+                "ResourceNotFoundException", f"thing registration task {self._get_param('taskId')} does not exist", 404
+            )
         return task
 
     def start_thing_registration_task(self):
         b = self.iot_backend
-        body, bucket, key, role = (self._get_param(k) for k in ("templateBody", "inputFileBucket", "inputFileKey",
-                                                                 "roleArn"))
+        body, bucket, key, role = (
+            self._get_param(k) for k in ("templateBody", "inputFileBucket", "inputFileKey", "roleArn")
+        )
         if not bucket or not key or body is None:
             raise _error("InvalidRequestException", "templateBody, inputFileBucket and inputFileKey are required")
         if not role or len(role) < 20 or not ROLE_ARN.match(role):
             raise _error("InvalidRequestException", f"roleArn {role!r} is not an IAM role ARN")
         template = parse_template(body)
         from moto.iot.models import iot_backends
+
         for other in list(iot_backends[b.account_id].values()):
             running = [t for t in tasks_of(other).values() if t.status in ACTIVE_STATES]
             if running:
-                raise _error("InvalidRequestException", f"a bulk registration task is already in progress in this "
-                                                        f"account ({running[0].task_id}); only one can run at a time")
+                raise _error(
+                    "InvalidRequestException",
+                    f"a bulk registration task is already in progress in this "
+                    f"account ({running[0].task_id}); only one can run at a time",
+                )
         try:
             obj = _s3(b.account_id).get_object(bucket, key)
         except Exception:  # noqa: BLE001 - MissingBucket
@@ -542,8 +591,9 @@ def install(IoTResponse: Any, ActionResult: Any, EmptyResult: Any, lock: Any) ->
         lines = [ln for ln in obj.value.decode("utf-8", "replace").splitlines() if ln.strip()]
         task = Task(str(uuid.uuid4()), template, body, bucket, key, role, lines)
         tasks_of(b)[task.task_id] = task
-        threading.Thread(target=_run, args=(b, task, lock), name=f"registration-task-{task.task_id[:8]}",
-                         daemon=True).start()
+        threading.Thread(
+            target=_run, args=(b, task, lock), name=f"registration-task-{task.task_id[:8]}", daemon=True
+        ).start()
         return ActionResult({"taskId": task.task_id})
 
     def describe_thing_registration_task(self):
@@ -574,7 +624,11 @@ def install(IoTResponse: Any, ActionResult: Any, EmptyResult: Any, lock: Any) ->
         page, token = _page(links, self._get_param("maxResults"), self._get_param("nextToken"))
         return ActionResult({"resourceLinks": page, "reportType": kind, "nextToken": token})
 
-    for fn in (start_thing_registration_task, describe_thing_registration_task, list_thing_registration_tasks,
-               stop_thing_registration_task, list_thing_registration_task_reports):
+    for fn in (
+        start_thing_registration_task,
+        describe_thing_registration_task,
+        list_thing_registration_tasks,
+        stop_thing_registration_task,
+        list_thing_registration_task_reports,
+    ):
         setattr(IoTResponse, fn.__name__, fn)
-

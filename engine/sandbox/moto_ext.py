@@ -24,6 +24,7 @@ Behaviour added, as AWS documents it:
   authorizers, domain configurations' TLS policy and tags, topic-rule destinations with their confirmation:
   engine/sandbox/moto_iot_account.py.
 """
+
 from __future__ import annotations
 
 import base64
@@ -37,9 +38,17 @@ from typing import Any
 from engine.sandbox import moto_access
 
 _INSTALLED = False
-IOT_LOCK = threading.RLock()     # one IoT action at a time (see `serialized` in install); bulk registration tasks take it too
-CREATE_CALLS = ("create_policy", "create_thing_type", "create_thing_group", "register_ca_certificate",
-                "create_topic_rule", *moto_access.TAGGED_CREATES)
+IOT_LOCK = (
+    threading.RLock()
+)  # one IoT action at a time (see `serialized` in install); bulk registration tasks take it too
+CREATE_CALLS = (
+    "create_policy",
+    "create_thing_type",
+    "create_thing_group",
+    "register_ca_certificate",
+    "create_topic_rule",
+    *moto_access.TAGGED_CREATES,
+)
 
 
 def _store(resp: Any) -> dict[str, dict[str, str]]:
@@ -66,7 +75,7 @@ def _arn_after_create(resp: Any, op: str) -> str | None:
 
 
 def _request_tags(resp: Any, op: str) -> dict[str, str]:
-    if op == "create_topic_rule":     # TopicRule tags travel as a query string header, "k=v&k2=v2"
+    if op == "create_topic_rule":  # TopicRule tags travel as a query string header, "k=v&k2=v2"
         raw = resp.headers.get("x-amz-tagging") or ""
         return dict(part.split("=", 1) for part in raw.split("&") if "=" in part)
     return {t["Key"]: t.get("Value", "") for t in (resp._get_param("tags") or [])}
@@ -80,6 +89,7 @@ def _wrap_create(original: Callable, op: str) -> Callable:
         if tags and arn:
             _store(self).setdefault(arn, {}).update(tags)
         return result
+
     handler.__name__ = op
     return handler
 
@@ -91,6 +101,7 @@ def sandbox_registration_code(account_id: str, region: str) -> str:
 
 def _error(kind: str, message: str, status: int = 400) -> Exception:
     from moto.core.exceptions import JsonRESTError
+
     exc = JsonRESTError(kind, message)
     exc.code = status
     return exc
@@ -99,6 +110,7 @@ def _error(kind: str, message: str, status: int = 400) -> Exception:
 def _check_proof_of_possession(ca_pem: str, verification_pem: str | None, code: str) -> None:
     from cryptography import x509
     from cryptography.x509.oid import NameOID
+
     try:
         ca = x509.load_pem_x509_certificate(ca_pem.encode())
     except ValueError:
@@ -108,11 +120,15 @@ def _check_proof_of_possession(ca_pem: str, verification_pem: str | None, code: 
     try:
         leaf = x509.load_pem_x509_certificate(verification_pem.encode())
     except ValueError:
-        raise _error("CertificateValidationException", "The verification certificate is not a valid PEM certificate") from None
+        raise _error(
+            "CertificateValidationException", "The verification certificate is not a valid PEM certificate"
+        ) from None
     cns = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if not cns or cns[0].value != code:
-        raise _error("RegistrationCodeValidationException",
-                     "The verification certificate's common name does not match the registration code")
+        raise _error(
+            "RegistrationCodeValidationException",
+            "The verification certificate's common name does not match the registration code",
+        )
     try:
         leaf.verify_directly_issued_by(ca)
     except Exception:  # noqa: BLE001 - InvalidSignature and ValueError alike mean "not signed by this CA"
@@ -145,13 +161,16 @@ def _install_ca(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> None:
         mode = self._get_param("certificateMode") or "DEFAULT"
         b = self.iot_backend
         if mode == "DEFAULT":
-            _check_proof_of_possession(pem, self._get_param("verificationCertificate"),
-                                       sandbox_registration_code(b.account_id, b.region_name))
+            _check_proof_of_possession(
+                pem, self._get_param("verificationCertificate"), sandbox_registration_code(b.account_id, b.region_name)
+            )
         if any(ca.certificate_pem == pem for ca in b.ca_certificates.values()):
             raise _error("ResourceAlreadyExistsException", "The CA certificate is already registered", 409)
         result = original_register(self)
-        _ca_extras(self)[result.result["certificateId"]] = {"autoRegistrationStatus": "ENABLE" if self._get_bool_param("allowAutoRegistration")
-                                   else "DISABLE", "certificateMode": mode}
+        _ca_extras(self)[result.result["certificateId"]] = {
+            "autoRegistrationStatus": "ENABLE" if self._get_bool_param("allowAutoRegistration") else "DISABLE",
+            "certificateMode": mode,
+        }
         return result
 
     def describe_ca_certificate(self):
@@ -196,11 +215,18 @@ def _install_templates(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) ->
             raise _error("InvalidRequestException", "templateBody is not valid JSON") from None
         b = self.iot_backend
         arn = f"arn:aws:iot:{b.region_name}:{b.account_id}:provisioningtemplate/{name}"
-        store[name] = {"templateArn": arn, "templateName": name, "description": self._get_param("description"),
-                       "enabled": bool(self._get_param("enabled")), "provisioningRoleArn": self._get_param("provisioningRoleArn"),
-                       "preProvisioningHook": self._get_param("preProvisioningHook"),
-                       "type": self._get_param("type") or "FLEET_PROVISIONING", "defaultVersionId": 1,
-                       "versions": {1: {"templateBody": body, "creationDate": _now()}}, "creationDate": _now()}
+        store[name] = {
+            "templateArn": arn,
+            "templateName": name,
+            "description": self._get_param("description"),
+            "enabled": bool(self._get_param("enabled")),
+            "provisioningRoleArn": self._get_param("provisioningRoleArn"),
+            "preProvisioningHook": self._get_param("preProvisioningHook"),
+            "type": self._get_param("type") or "FLEET_PROVISIONING",
+            "defaultVersionId": 1,
+            "versions": {1: {"templateBody": body, "creationDate": _now()}},
+            "creationDate": _now(),
+        }
         tags = {t["Key"]: t.get("Value", "") for t in (self._get_param("tags") or [])}
         if tags:
             _store(self).setdefault(arn, {}).update(tags)
@@ -214,8 +240,10 @@ def _install_templates(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) ->
         return ActionResult(out)
 
     def list_provisioning_templates(self):
-        rows = [{k: t[k] for k in ("templateArn", "templateName", "enabled", "type", "creationDate")}
-                for _, t in sorted(_templates(self).items())]
+        rows = [
+            {k: t[k] for k in ("templateArn", "templateName", "enabled", "type", "creationDate")}
+            for _, t in sorted(_templates(self).items())
+        ]
         return ActionResult({"templates": rows})
 
     def update_provisioning_template(self):
@@ -243,14 +271,25 @@ def _install_templates(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) ->
         is_default = bool(self._get_param("setAsDefault"))
         if is_default:
             t["defaultVersionId"] = version
-        return ActionResult({"templateArn": t["templateArn"], "templateName": t["templateName"],
-                             "versionId": version, "isDefaultVersion": is_default})
+        return ActionResult(
+            {
+                "templateArn": t["templateArn"],
+                "templateName": t["templateName"],
+                "versionId": version,
+                "isDefaultVersion": is_default,
+            }
+        )
 
     def list_provisioning_template_versions(self):
         t = _get(self, _name(self))
-        return ActionResult({"versions": [{"versionId": v, "creationDate": d["creationDate"],
-                                           "isDefaultVersion": v == t["defaultVersionId"]}
-                                          for v, d in sorted(t["versions"].items())]})
+        return ActionResult(
+            {
+                "versions": [
+                    {"versionId": v, "creationDate": d["creationDate"], "isDefaultVersion": v == t["defaultVersionId"]}
+                    for v, d in sorted(t["versions"].items())
+                ]
+            }
+        )
 
     def delete_provisioning_template_version(self):
         t = _get(self, _name(self))
@@ -260,9 +299,16 @@ def _install_templates(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) ->
         t["versions"].pop(version, None)
         return EmptyResult()
 
-    for fn in (create_provisioning_template, describe_provisioning_template, list_provisioning_templates,
-               update_provisioning_template, delete_provisioning_template, create_provisioning_template_version,
-               list_provisioning_template_versions, delete_provisioning_template_version):
+    for fn in (
+        create_provisioning_template,
+        describe_provisioning_template,
+        list_provisioning_templates,
+        update_provisioning_template,
+        delete_provisioning_template,
+        create_provisioning_template_version,
+        list_provisioning_template_versions,
+        delete_provisioning_template_version,
+    ):
         setattr(IoTResponse, fn.__name__, fn)
 
 
@@ -281,11 +327,14 @@ def _install_endpoint() -> None:
 
     def describe_endpoint(self, endpoint_type: str):
         result = original(self, endpoint_type)
-        result.endpoint = result.endpoint.replace(result.endpoint.split(".", 1)[0].removesuffix("-ats"),
-                                                  sandbox_endpoint_id(self.account_id, self.region_name), 1)
+        result.endpoint = result.endpoint.replace(
+            result.endpoint.split(".", 1)[0].removesuffix("-ats"),
+            sandbox_endpoint_id(self.account_id, self.region_name),
+            1,
+        )
         return result
 
-    setattr(IoTBackend, "describe_endpoint", describe_endpoint)     # moto's method, replaced at run time
+    setattr(IoTBackend, "describe_endpoint", describe_endpoint)  # moto's method, replaced at run time
 
 
 def install() -> None:
@@ -315,12 +364,23 @@ def install() -> None:
 
     def list_ca_certificates(self):
         cas = self.iot_backend.ca_certificates.values()
-        return ActionResult({"certificates": [
-            {"certificateArn": ca.arn, "certificateId": ca.certificate_id, "status": ca.status,
-             "creationDate": ca.creation_date} for ca in cas]})
+        return ActionResult(
+            {
+                "certificates": [
+                    {
+                        "certificateArn": ca.arn,
+                        "certificateId": ca.certificate_id,
+                        "status": ca.status,
+                        "creationDate": ca.creation_date,
+                    }
+                    for ca in cas
+                ]
+            }
+        )
 
     for fn in (tag_resource, untag_resource, list_tags_for_resource, list_ca_certificates):
         setattr(IoTResponse, fn.__name__, fn)
+
     def _page(self, items: list, size_param: str, default: int, token_param: str) -> tuple[list, str | None]:
         size = int(self._get_param(size_param) or default)
         token = self._get_param(token_param)
@@ -332,8 +392,12 @@ def install() -> None:
         name, value, type_name = (self._get_param(k) for k in ("attributeName", "attributeValue", "thingTypeName"))
         things = list(self.iot_backend.things.values())
         if name is not None or type_name is not None:
-            things = [t for t in things if (name is None or t.attributes.get(name) == value) and
-                      (type_name is None or (t.thing_type is not None and t.thing_type.thing_type_name == type_name))]
+            things = [
+                t
+                for t in things
+                if (name is None or t.attributes.get(name) == value)
+                and (type_name is None or (t.thing_type is not None and t.thing_type.thing_type_name == type_name))
+            ]
         page, token = _page(self, things, "maxResults", 50, "nextToken")
         return ActionResult({"things": [t.to_dict() for t in page], "nextToken": token})
 
@@ -354,31 +418,40 @@ def install() -> None:
     # "dictionary changed size during iteration" becomes an HTML 500): one IoT action at a time, as moto is
     # GIL-bound anyway. A thing is found by its ARN (the backend's key), not by scanning every thing.
     from moto.iot.models import IoTBackend
+
     call_action = IoTResponse.call_action
 
     def serialized(self):
         with IOT_LOCK:
             return call_action(self)
-    setattr(IoTResponse, "call_action", serialized)                 # moto's methods, replaced at run time
+
+    setattr(IoTResponse, "call_action", serialized)  # moto's methods, replaced at run time
     describe_thing = IoTBackend.describe_thing
 
     def describe_thing_by_arn(self, thing_name: str):
         prefix = next(iter(self.things), "").rsplit("thing/", 1)[0]
         thing = self.things.get(f"{prefix}thing/{thing_name}") if prefix else None
         return thing if thing is not None and thing.thing_name == thing_name else describe_thing(self, thing_name)
+
     setattr(IoTBackend, "describe_thing", describe_thing_by_arn)
     # AWS's DescribeCertificate returns the issuing CA's id (CertificateDescription.caCertificateId); moto drops it
     from moto.iot.models import FakeCertificate
+
     describe = FakeCertificate.to_description_dict
-    setattr(FakeCertificate, "to_description_dict",
-            lambda self: {**describe(self), "caCertificateId": self.ca_certificate_id})
+    setattr(
+        FakeCertificate,
+        "to_description_dict",
+        lambda self: {**describe(self), "caCertificateId": self.ca_certificate_id},
+    )
     _install_ca(IoTResponse, ActionResult, EmptyResult)
     _install_templates(IoTResponse, ActionResult, EmptyResult)
     _install_endpoint()
     from engine.sandbox import moto_bulkreg  # StartThingRegistrationTask & co. (its tasks take IOT_LOCK per line)
+
     moto_bulkreg.install(IoTResponse, ActionResult, EmptyResult, IOT_LOCK)
     moto_access.install(IoTResponse, ActionResult, EmptyResult, _error, _store)
     from engine.sandbox import moto_iot_account  # logging v2, events, audit, authorizers, destinations (issue 17)
+
     moto_iot_account.install(IoTResponse, ActionResult, EmptyResult)
     for op in CREATE_CALLS:
         setattr(IoTResponse, op, _wrap_create(getattr(IoTResponse, op), op))

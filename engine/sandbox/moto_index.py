@@ -11,6 +11,7 @@ id, and both follow from the name or ARN asked for — and from an index of the 
 dict that holds them (`LinkIndex`). Anything the keyed path does not find goes to moto's own method, so the
 responses and errors stay moto's (a missing thing is still ResourceNotFoundException with moto's message).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -99,7 +100,7 @@ def install() -> None:
         self.principal_things = LinkIndex(self.principal_things)
 
     def links(self: Any) -> LinkIndex:
-        if not isinstance(self.principal_things, LinkIndex):    # a backend made before install()
+        if not isinstance(self.principal_things, LinkIndex):  # a backend made before install()
             self.principal_things = LinkIndex(self.principal_things)
         return self.principal_things
 
@@ -131,9 +132,13 @@ def install() -> None:
     def fast_list_principal_things(self: Any, principal_arn: str) -> list[str]:
         return links(self).things_of(principal_arn)
 
-    for name, method in (("__init__", __init__), ("describe_thing", fast_describe_thing),
-                         ("describe_certificate", fast_describe_certificate), ("_get_principal", fast_get_principal),
-                         ("list_thing_principals", fast_list_thing_principals),
-                         ("list_principal_things", fast_list_principal_things)):
-        setattr(IoTBackend, name, method)                 # moto's methods, replaced at run time
+    for name, method in (
+        ("__init__", __init__),
+        ("describe_thing", fast_describe_thing),
+        ("describe_certificate", fast_describe_certificate),
+        ("_get_principal", fast_get_principal),
+        ("list_thing_principals", fast_list_thing_principals),
+        ("list_principal_things", fast_list_principal_things),
+    ):
+        setattr(IoTBackend, name, method)  # moto's methods, replaced at run time
     _INSTALLED = True

@@ -19,6 +19,7 @@ answer: a field AWS does not have cannot be returned) and AWS's errors:
 
 State lives on the moto IoT backend (`POST /moto-api/reset` clears it). Never used against real AWS.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -38,6 +39,7 @@ DEFAULT_TLS_POLICY = "IoTSecurityPolicy_TLS13_1_2_2022_10"
 
 def _error(kind: str, message: str, status: int = 400) -> Exception:
     from moto.core.exceptions import JsonRESTError
+
     exc = JsonRESTError(kind, message)
     exc.code = status
     return exc
@@ -55,16 +57,24 @@ def account_state(backend: Any) -> dict[str, Any]:
     """The extension's state on one moto IoT backend (one account and region), created with AWS's defaults."""
     state = backend.__dict__.get("_fleetctl_account")
     if state is None:
-        state = {"logging": None, "levels": {}, "events": {e: False for e in EVENT_TYPES},
-                 "events_created": _now(), "events_modified": _now(),
-                 "audit": {"roleArn": None, "targets": {}, "checks": {c: False for c in AUDIT_CHECKS}},
-                 "scheduled": {}, "authorizers": {}, "destinations": {}, "domains": {}}
+        state = {
+            "logging": None,
+            "levels": {},
+            "events": {e: False for e in EVENT_TYPES},
+            "events_created": _now(),
+            "events_modified": _now(),
+            "audit": {"roleArn": None, "targets": {}, "checks": {c: False for c in AUDIT_CHECKS}},
+            "scheduled": {},
+            "authorizers": {},
+            "destinations": {},
+            "domains": {},
+        }
         backend.__dict__["_fleetctl_account"] = state
     return state
 
 
 def _tags(resp: Any) -> dict[str, dict[str, str]]:
-    return resp.iot_backend.__dict__.setdefault("_fleetctl_tags", {})   # shared with engine/sandbox/moto_ext.py
+    return resp.iot_backend.__dict__.setdefault("_fleetctl_tags", {})  # shared with engine/sandbox/moto_ext.py
 
 
 def _save_tags(resp: Any, arn: str) -> None:
@@ -88,14 +98,16 @@ def _install_logging(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> N
         role = self._get_param("roleArn")
         if not role and not current.get("roleArn"):
             raise _error("InvalidRequestException", "roleArn is required to enable logging")
-        st["logging"] = {"roleArn": role or current.get("roleArn"),
-                         "defaultLogLevel": level or current["defaultLogLevel"],
-                         "disableAllLogs": bool(self._get_param("disableAllLogs", False))}
+        st["logging"] = {
+            "roleArn": role or current.get("roleArn"),
+            "defaultLogLevel": level or current["defaultLogLevel"],
+            "disableAllLogs": bool(self._get_param("disableAllLogs", False)),
+        }
         return EmptyResult()
 
     def get_v2_logging_options(self):
         st = account_state(self.iot_backend)
-        if st["logging"] is None:   # a fresh account: AWS answers with logging not configured
+        if st["logging"] is None:  # a fresh account: AWS answers with logging not configured
             raise _error("NotConfiguredException", "The v2 logging options are not configured", 404)
         return ActionResult(dict(st["logging"]))
 
@@ -118,12 +130,15 @@ def _install_logging(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> N
         if st["logging"] is None:
             raise _error("NotConfiguredException", "The v2 logging options are not configured", 404)
         wanted = self._get_param("targetType")
-        rows = [{"logTarget": {"targetType": t, **({"targetName": n} if n else {})}, "logLevel": level}
-                for (t, n), level in sorted(st["levels"].items()) if wanted in (None, t)]
+        rows = [
+            {"logTarget": {"targetType": t, **({"targetName": n} if n else {})}, "logLevel": level}
+            for (t, n), level in sorted(st["levels"].items())
+            if wanted in (None, t)
+        ]
         size = int(self._get_param("maxResults") or 250)
         start = int(self._get_param("nextToken") or 0)
         nxt = str(start + size) if start + size < len(rows) else None
-        return ActionResult({"logTargetConfigurations": rows[start:start + size], "nextToken": nxt})
+        return ActionResult({"logTargetConfigurations": rows[start : start + size], "nextToken": nxt})
 
     def delete_v2_logging_level(self):
         key = (self._get_param("targetType"), self._get_param("targetName") or "")
@@ -142,11 +157,23 @@ def _install_logging(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> N
 
     def describe_event_configurations(self):
         st = account_state(self.iot_backend)
-        return ActionResult({"eventConfigurations": {k: {"Enabled": v} for k, v in st["events"].items()},
-                             "creationDate": st["events_created"], "lastModifiedDate": st["events_modified"]})
+        return ActionResult(
+            {
+                "eventConfigurations": {k: {"Enabled": v} for k, v in st["events"].items()},
+                "creationDate": st["events_created"],
+                "lastModifiedDate": st["events_modified"],
+            }
+        )
 
-    for fn in (set_v2_logging_options, get_v2_logging_options, set_v2_logging_level, list_v2_logging_levels,
-               delete_v2_logging_level, update_event_configurations, describe_event_configurations):
+    for fn in (
+        set_v2_logging_options,
+        get_v2_logging_options,
+        set_v2_logging_level,
+        list_v2_logging_levels,
+        delete_v2_logging_level,
+        update_event_configurations,
+        describe_event_configurations,
+    ):
         setattr(IoTResponse, fn.__name__, fn)
 
 
@@ -236,9 +263,14 @@ def _install_audit(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> Non
         return ActionResult(dict(_scheduled(self)))
 
     def list_scheduled_audits(self):
-        rows = [{k: a.get(k) for k in ("scheduledAuditName", "scheduledAuditArn", "frequency", "dayOfMonth",
-                                       "dayOfWeek") if a.get(k) is not None}
-                for _, a in sorted(account_state(self.iot_backend)["scheduled"].items())]
+        rows = [
+            {
+                k: a.get(k)
+                for k in ("scheduledAuditName", "scheduledAuditArn", "frequency", "dayOfMonth", "dayOfWeek")
+                if a.get(k) is not None
+            }
+            for _, a in sorted(account_state(self.iot_backend)["scheduled"].items())
+        ]
         return ActionResult({"scheduledAudits": rows})
 
     def delete_scheduled_audit(self):
@@ -246,19 +278,29 @@ def _install_audit(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> Non
         del account_state(self.iot_backend)["scheduled"][found["scheduledAuditName"]]
         return EmptyResult()
 
-    for fn in (update_account_audit_configuration, describe_account_audit_configuration,
-               delete_account_audit_configuration, create_scheduled_audit, update_scheduled_audit,
-               describe_scheduled_audit, list_scheduled_audits, delete_scheduled_audit):
+    for fn in (
+        update_account_audit_configuration,
+        describe_account_audit_configuration,
+        delete_account_audit_configuration,
+        create_scheduled_audit,
+        update_scheduled_audit,
+        describe_scheduled_audit,
+        list_scheduled_audits,
+        delete_scheduled_audit,
+    ):
         setattr(IoTResponse, fn.__name__, fn)
 
 
 def _check_public_keys(keys: dict[str, str] | None) -> None:
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
     for name, pem in (keys or {}).items():
         try:
             load_pem_public_key(pem.encode())
         except ValueError:
-            raise _error("InvalidRequestException", f"token signing public key {name} is not a PEM public key") from None
+            raise _error(
+                "InvalidRequestException", f"token signing public key {name} is not a PEM public key"
+            ) from None
 
 
 def _install_authorizers(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> None:
@@ -277,23 +319,36 @@ def _install_authorizers(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) 
         signing_disabled = bool(self._get_param("signingDisabled", False))
         keys = self._get_param("tokenSigningPublicKeys")
         if not signing_disabled and not (self._get_param("tokenKeyName") and keys):
-            raise _error("InvalidRequestException",
-                         "tokenKeyName and tokenSigningPublicKeys are required unless signingDisabled is true")
+            raise _error(
+                "InvalidRequestException",
+                "tokenKeyName and tokenSigningPublicKeys are required unless signingDisabled is true",
+            )
         _check_public_keys(keys)
         arn = f"{_prefix(self)}:authorizer/{name}"
-        store[name] = {"authorizerName": name, "authorizerArn": arn,
-                       "authorizerFunctionArn": self._get_param("authorizerFunctionArn"),
-                       "tokenKeyName": self._get_param("tokenKeyName"), "tokenSigningPublicKeys": keys or {},
-                       "status": self._get_param("status") or "ACTIVE", "signingDisabled": signing_disabled,
-                       "enableCachingForHttp": bool(self._get_param("enableCachingForHttp", False)),
-                       "creationDate": _now(), "lastModifiedDate": _now()}
+        store[name] = {
+            "authorizerName": name,
+            "authorizerArn": arn,
+            "authorizerFunctionArn": self._get_param("authorizerFunctionArn"),
+            "tokenKeyName": self._get_param("tokenKeyName"),
+            "tokenSigningPublicKeys": keys or {},
+            "status": self._get_param("status") or "ACTIVE",
+            "signingDisabled": signing_disabled,
+            "enableCachingForHttp": bool(self._get_param("enableCachingForHttp", False)),
+            "creationDate": _now(),
+            "lastModifiedDate": _now(),
+        }
         _save_tags(self, arn)
         return ActionResult({"authorizerName": name, "authorizerArn": arn})
 
     def update_authorizer(self):
         found = _auth(self)
-        for key in ("authorizerFunctionArn", "tokenKeyName", "tokenSigningPublicKeys", "status",
-                    "enableCachingForHttp"):
+        for key in (
+            "authorizerFunctionArn",
+            "tokenKeyName",
+            "tokenSigningPublicKeys",
+            "status",
+            "enableCachingForHttp",
+        ):
             value = self._get_param(key)
             if value is not None:
                 if key == "tokenSigningPublicKeys":
@@ -308,20 +363,27 @@ def _install_authorizers(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) 
 
     def list_authorizers(self):
         status = self._get_param("status")
-        rows = [{"authorizerName": a["authorizerName"], "authorizerArn": a["authorizerArn"]}
-                for _, a in sorted(account_state(self.iot_backend)["authorizers"].items())
-                if status in (None, a["status"])]
+        rows = [
+            {"authorizerName": a["authorizerName"], "authorizerArn": a["authorizerArn"]}
+            for _, a in sorted(account_state(self.iot_backend)["authorizers"].items())
+            if status in (None, a["status"])
+        ]
         return ActionResult({"authorizers": rows})
 
     def delete_authorizer(self):
         found = _auth(self)
         if found["status"] == "ACTIVE":
-            raise _error("DeleteConflictException", "An ACTIVE authorizer cannot be deleted: set it INACTIVE first", 409)
+            raise _error(
+                "DeleteConflictException", "An ACTIVE authorizer cannot be deleted: set it INACTIVE first", 409
+            )
         for d in self.iot_backend.domain_configurations.values():
             if (d.authorizer_config or {}).get("defaultAuthorizerName") == found["authorizerName"]:
-                raise _error("DeleteConflictException",
-                             f"Authorizer {found['authorizerName']} is used by domain configuration "
-                             f"{d.domain_configuration_name}", 409)
+                raise _error(
+                    "DeleteConflictException",
+                    f"Authorizer {found['authorizerName']} is used by domain configuration "
+                    f"{d.domain_configuration_name}",
+                    409,
+                )
         del account_state(self.iot_backend)["authorizers"][found["authorizerName"]]
         return EmptyResult()
 
@@ -347,7 +409,8 @@ def _install_domains(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> N
         name = self._get_param("domainConfigurationName")
         tls = self._get_param("tlsConfig") or {}
         account_state(self.iot_backend)["domains"][name] = {
-            "tlsConfig": {"securityPolicy": tls.get("securityPolicy") or DEFAULT_TLS_POLICY}}
+            "tlsConfig": {"securityPolicy": tls.get("securityPolicy") or DEFAULT_TLS_POLICY}
+        }
         self.iot_backend.domain_configurations[name].domain_configuration_status = "ENABLED"
         _save_tags(self, result.result["domainConfigurationArn"])
         return result
@@ -358,7 +421,8 @@ def _install_domains(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> N
         tls = self._get_param("tlsConfig")
         if tls and tls.get("securityPolicy"):
             account_state(self.iot_backend)["domains"].setdefault(self._get_param("domainConfigurationName"), {})[
-                "tlsConfig"] = {"securityPolicy": tls["securityPolicy"]}
+                "tlsConfig"
+            ] = {"securityPolicy": tls["securityPolicy"]}
         return result
 
     def describe_domain_configuration(self):
@@ -376,8 +440,12 @@ def _install_domains(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> N
         account_state(self.iot_backend)["domains"].pop(name, None)
         return result
 
-    for fn in (create_domain_configuration, update_domain_configuration, describe_domain_configuration,
-               delete_domain_configuration):
+    for fn in (
+        create_domain_configuration,
+        update_domain_configuration,
+        describe_domain_configuration,
+        delete_domain_configuration,
+    ):
         setattr(IoTResponse, fn.__name__, fn)
 
 
@@ -405,16 +473,21 @@ def _install_destinations(IoTResponse: Any, ActionResult: Any, EmptyResult: Any)
                 raise _error("InvalidRequestException", "confirmationUrl must be an HTTPS URL")
             if any((d.get("httpUrlProperties") or {}).get("confirmationUrl") == url for d in store.values()):
                 raise _error("ResourceAlreadyExistsException", f"A destination for {url} already exists", 409)
-            record.update(status="IN_PROGRESS", httpUrlProperties={"confirmationUrl": url},
-                          statusReason="Awaiting confirmation from the endpoint",
-                          _token=secrets.token_hex(32))
+            record.update(
+                status="IN_PROGRESS",
+                httpUrlProperties={"confirmationUrl": url},
+                statusReason="Awaiting confirmation from the endpoint",
+                _token=secrets.token_hex(32),
+            )
         else:
-            assert vpc is not None      # exactly one of the two, checked above
+            assert vpc is not None  # exactly one of the two, checked above
             for key in ("subnetIds", "vpcId", "roleArn"):
                 if not vpc.get(key):
                     raise _error("InvalidRequestException", f"vpcConfiguration.{key} is required")
-            record.update(status="ENABLED", vpcProperties={k: vpc[k] for k in ("subnetIds", "securityGroups",
-                                                                                "vpcId", "roleArn") if k in vpc})
+            record.update(
+                status="ENABLED",
+                vpcProperties={k: vpc[k] for k in ("subnetIds", "securityGroups", "vpcId", "roleArn") if k in vpc},
+            )
         store[arn] = record
         return ActionResult({"topicRuleDestination": _public(record)})
 
@@ -439,7 +512,7 @@ def _install_destinations(IoTResponse: Any, ActionResult: Any, EmptyResult: Any)
             raise _error("InvalidRequestException", "status must be ENABLED, DISABLED or IN_PROGRESS")
         if status == "ENABLED" and d.get("_token") and not d.get("_confirmed"):
             raise _error("InvalidRequestException", "The destination has not been confirmed: it cannot be enabled")
-        if status == "IN_PROGRESS" and d.get("_token"):     # resend the confirmation: a new token
+        if status == "IN_PROGRESS" and d.get("_token"):  # resend the confirmation: a new token
             d.update(_token=secrets.token_hex(32), _confirmed=False, statusReason="Awaiting confirmation")
         d.update(status=status, lastUpdatedAt=_now())
         return EmptyResult()
@@ -460,13 +533,20 @@ def _install_destinations(IoTResponse: Any, ActionResult: Any, EmptyResult: Any)
         for rule in self.iot_backend.rules.values():
             for action in rule.actions or []:
                 if url and (action.get("http") or {}).get("url", "").startswith(url):
-                    raise _error("ConflictingResourceUpdateException",
-                                 f"Topic rule {rule.rule_name} uses the destination", 409)
+                    raise _error(
+                        "ConflictingResourceUpdateException", f"Topic rule {rule.rule_name} uses the destination", 409
+                    )
         del account_state(self.iot_backend)["destinations"][arn]
         return EmptyResult()
 
-    for fn in (create_topic_rule_destination, get_topic_rule_destination, list_topic_rule_destinations,
-               update_topic_rule_destination, confirm_topic_rule_destination, delete_topic_rule_destination):
+    for fn in (
+        create_topic_rule_destination,
+        get_topic_rule_destination,
+        list_topic_rule_destinations,
+        update_topic_rule_destination,
+        confirm_topic_rule_destination,
+        delete_topic_rule_destination,
+    ):
         setattr(IoTResponse, fn.__name__, fn)
 
 
@@ -474,14 +554,23 @@ def _tokens_route(request: Any, full_url: str, headers: Any) -> tuple[int, dict,
     """GET /moto-api/fleetctl/topic-rule-destinations: what the sandbox "sent" to each HTTP destination's endpoint
     (AWS POSTs a confirmation message with the token to the confirmation URL). Sandbox only."""
     from moto.iot.models import iot_backends
+
     out = []
     for account, regions in iot_backends.items():
         for region, backend in regions.items():
             for d in account_state(backend)["destinations"].values():
                 if d.get("_token"):
-                    out.append({"arn": d["arn"], "confirmationUrl": d["httpUrlProperties"]["confirmationUrl"],
-                                "confirmationToken": d["_token"], "status": d["status"], "region": region,
-                                "accountId": account, "messageType": "DestinationConfirmation"})
+                    out.append(
+                        {
+                            "arn": d["arn"],
+                            "confirmationUrl": d["httpUrlProperties"]["confirmationUrl"],
+                            "confirmationToken": d["_token"],
+                            "status": d["status"],
+                            "region": region,
+                            "accountId": account,
+                            "messageType": "DestinationConfirmation",
+                        }
+                    )
     return 200, {"Content-Type": "application/json"}, json.dumps(out)
 
 
@@ -493,4 +582,5 @@ def install(IoTResponse: Any, ActionResult: Any, EmptyResult: Any) -> None:
     _install_domains(IoTResponse, ActionResult, EmptyResult)
     _install_destinations(IoTResponse, ActionResult, EmptyResult)
     from moto.moto_api._internal import urls
+
     urls.url_paths["{0}/moto-api/fleetctl/topic-rule-destinations"] = _tokens_route

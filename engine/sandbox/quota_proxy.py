@@ -34,6 +34,7 @@ checks them all). Sockets use TCP_NODELAY on both sides (without it, loopback re
 delayed ACKs, research/quotas.md §7). Run: `python -m engine.sandbox.quota_proxy --upstream http://127.0.0.1:PORT
 --state-dir DIR` (started by `fleetctl sandbox up --quota-faithful`), or `QuotaProxy(...).start()` in-process.
 """
+
 from __future__ import annotations
 
 import base64
@@ -67,23 +68,75 @@ TOKEN_PREFIX = "fleetctl-proxy:"
 TRAIL_TARGET = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
 TRAIL_RETENTION_S = 90 * 86400
 TRAIL_PAGE_MAX = 50
-TRAIL_ATTRIBUTES = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource",
-                    "AccessKeyId")
-MUTATING = ("Create", "Update", "Delete", "Attach", "Detach", "Register", "Add", "Remove", "Set", "Replace",
-            "Deprecate", "Tag", "Untag", "Start", "Accept", "Reject", "Transfer", "Cancel", "Enable", "Disable",
-            "Associate", "Disassociate", "Clear", "Put", "Confirm", "Stop")
+TRAIL_ATTRIBUTES = (
+    "EventId",
+    "EventName",
+    "ReadOnly",
+    "Username",
+    "ResourceType",
+    "ResourceName",
+    "EventSource",
+    "AccessKeyId",
+)
+MUTATING = (
+    "Create",
+    "Update",
+    "Delete",
+    "Attach",
+    "Detach",
+    "Register",
+    "Add",
+    "Remove",
+    "Set",
+    "Replace",
+    "Deprecate",
+    "Tag",
+    "Untag",
+    "Start",
+    "Accept",
+    "Reject",
+    "Transfer",
+    "Cancel",
+    "Enable",
+    "Disable",
+    "Associate",
+    "Disassociate",
+    "Clear",
+    "Put",
+    "Confirm",
+    "Stop",
+)
 # CloudTrail's Resources entries, from the request members that name them
-RESOURCE_TYPES = {"thingName": "AWS::IoT::Thing", "thingGroupName": "AWS::IoT::ThingGroup",
-                  "thingTypeName": "AWS::IoT::ThingType", "policyName": "AWS::IoT::Policy",
-                  "certificateId": "AWS::IoT::Certificate", "ruleName": "AWS::IoT::TopicRule",
-                  "templateName": "AWS::IoT::ProvisioningTemplate"}
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")         # what AWS IoT's REST API uses; others are 501
+RESOURCE_TYPES = {
+    "thingName": "AWS::IoT::Thing",
+    "thingGroupName": "AWS::IoT::ThingGroup",
+    "thingTypeName": "AWS::IoT::ThingType",
+    "policyName": "AWS::IoT::Policy",
+    "certificateId": "AWS::IoT::Certificate",
+    "ruleName": "AWS::IoT::TopicRule",
+    "templateName": "AWS::IoT::ProvisioningTemplate",
+}
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")  # what AWS IoT's REST API uses; others are 501
 # the proxy's own routes (any method, as before); everything else is AWS's
-CONTROL = Map([Rule("/_proxy/stats", endpoint="stats"), Rule("/_proxy/reset", endpoint="reset"),
-               Rule("/moto-api", endpoint="moto"), Rule("/moto-api/<path:rest>", endpoint="moto")])
+CONTROL = Map(
+    [
+        Rule("/_proxy/stats", endpoint="stats"),
+        Rule("/_proxy/reset", endpoint="reset"),
+        Rule("/moto-api", endpoint="moto"),
+        Rule("/moto-api/<path:rest>", endpoint="moto"),
+    ]
+)
 CONTROL_PREFIXES = ("/_proxy/", "/moto-api")
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection", "upgrade",
-              "te", "trailer"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "proxy-connection",
+    "upgrade",
+    "te",
+    "trailer",
+}
 
 
 @dataclass(frozen=True)
@@ -93,21 +146,21 @@ class Operation:
     name: str
     method: str
     pattern: re.Pattern[str]
-    literal: int                       # literal characters in the URI: more literal matches first
-    page_param: str | None = None      # maxResults / pageSize (querystring)
+    literal: int  # literal characters in the URI: more literal matches first
+    page_param: str | None = None  # maxResults / pageSize (querystring)
     page_max: int | None = None
-    token_in: str | None = None        # nextToken / marker (querystring)
-    token_out: str | None = None       # nextToken / nextMarker (response)
-    items: str | None = None           # the list member of the response
-    named: re.Pattern[str] | None = None   # the URI with a named group per path member
-    members: tuple[tuple[str, str, str], ...] = ()   # (member, location, wire name) of the request
+    token_in: str | None = None  # nextToken / marker (querystring)
+    token_out: str | None = None  # nextToken / nextMarker (response)
+    items: str | None = None  # the list member of the response
+    named: re.Pattern[str] | None = None  # the URI with a named group per path member
+    members: tuple[tuple[str, str, str], ...] = ()  # (member, location, wire name) of the request
 
 
 def _uri_regex(uri: str) -> tuple[re.Pattern[str], int]:
     path = uri.split("?", 1)[0]
     out, literal, last = [], 0, 0
     for m in re.finditer(r"\{([^}]+)\}", path):
-        chunk = path[last:m.start()]
+        chunk = path[last : m.start()]
         out.append(re.escape(chunk))
         literal += len(chunk)
         out.append(".+" if m.group(1).endswith("+") else "[^/]+")
@@ -121,7 +174,7 @@ def _named_regex(uri: str, wire_to_group: Mapping[str, str]) -> re.Pattern[str]:
     path = uri.split("?", 1)[0]
     out, last = [], 0
     for m in re.finditer(r"\{([^}]+)\}", path):
-        out.append(re.escape(path[last:m.start()]))
+        out.append(re.escape(path[last : m.start()]))
         wire = m.group(1).rstrip("+")
         out.append(f"(?P<{wire_to_group[wire]}>" + (".+" if m.group(1).endswith("+") else "[^/]+") + ")")
         last = m.end()
@@ -132,6 +185,7 @@ def _named_regex(uri: str, wire_to_group: Mapping[str, str]) -> re.Pattern[str]:
 def operations() -> list[Operation]:
     """Every IoT operation with its matcher and paging members, most specific matcher first."""
     import botocore.session
+
     model = botocore.session.get_session().get_service_model("iot")
     ops: list[Operation] = []
     for name in model.operation_names:
@@ -139,8 +193,10 @@ def operations() -> list[Operation]:
         pattern, literal = _uri_regex(op.http["requestUri"])
         page_param = page_max = token_in = token_out = items = None
         inputs = op.input_shape.members if op.input_shape else {}
-        members = tuple((member, shape.serialization.get("location") or "body", shape.serialization.get("name", member))
-                        for member, shape in inputs.items())
+        members = tuple(
+            (member, shape.serialization.get("location") or "body", shape.serialization.get("name", member))
+            for member, shape in inputs.items()
+        )
         groups = {wire: f"g{i}" for i, (_, where, wire) in enumerate(members) if where == "uri"}
         named = _named_regex(op.http["requestUri"], groups)
         for member, shape in inputs.items():
@@ -156,8 +212,21 @@ def operations() -> list[Operation]:
                 token_out = member
             elif shape.type_name == "list" and items is None:
                 items = member
-        ops.append(Operation(name, op.http["method"], pattern, literal, page_param, page_max, token_in, token_out,
-                             items, named, members))
+        ops.append(
+            Operation(
+                name,
+                op.http["method"],
+                pattern,
+                literal,
+                page_param,
+                page_max,
+                token_in,
+                token_out,
+                items,
+                named,
+                members,
+            )
+        )
     ops.sort(key=lambda o: (-o.literal, o.name))
     return ops
 
@@ -173,19 +242,34 @@ class Stats:
     unmatched: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"calls": dict(sorted(self.calls.items())), "throttled": dict(sorted(self.throttled.items())),
-                "rejected": dict(sorted(self.rejected.items())), "repaged": dict(sorted(self.repaged.items())),
-                "upstreamSeconds": {k: round(v, 3) for k, v in sorted(self.upstream_seconds.items())},
-                "total": sum(self.calls.values()), "unmatched": self.unmatched}
+        return {
+            "calls": dict(sorted(self.calls.items())),
+            "throttled": dict(sorted(self.throttled.items())),
+            "rejected": dict(sorted(self.rejected.items())),
+            "repaged": dict(sorted(self.repaged.items())),
+            "upstreamSeconds": {k: round(v, 3) for k, v in sorted(self.upstream_seconds.items())},
+            "total": sum(self.calls.values()),
+            "unmatched": self.unmatched,
+        }
 
 
 class QuotaProxy:
     """The proxy server. `quotas` per operation name (default: AWS IoT's); `latency_ms` as (low, high)."""
 
-    def __init__(self, upstream: str, *, port: int = 0, quotas: Mapping[str, Quota] | None = None,
-                 latency_ms: tuple[float, float] = (30.0, 80.0), seed: int = 0, burst: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 trail_delay_s: float = 0.0, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        port: int = 0,
+        quotas: Mapping[str, Quota] | None = None,
+        latency_ms: tuple[float, float] = (30.0, 80.0),
+        seed: int = 0,
+        burst: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        trail_delay_s: float = 0.0,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         parts = urlsplit(upstream)
         if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the quota proxy only fronts a loopback emulator, not {upstream}")
@@ -249,9 +333,10 @@ class QuotaProxy:
             self._local.conn = conn
         return conn
 
-    def forward(self, method: str, target: str, headers: Mapping[str, str], body: bytes
-                ) -> tuple[int, list[tuple[str, str]], bytes]:
-        for attempt in (1, 2):       # a kept-alive upstream connection may have been closed: reconnect once
+    def forward(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        for attempt in (1, 2):  # a kept-alive upstream connection may have been closed: reconnect once
             conn = self._upstream()
             try:
                 conn.request(method, target, body=body or None, headers=dict(headers))
@@ -282,7 +367,7 @@ class QuotaProxy:
         url = urlsplit(raw)
         body = incoming.get_data()
         control = None
-        if url.path.startswith(CONTROL_PREFIXES):     # AWS's calls do not pay for the Map (~70 µs a request)
+        if url.path.startswith(CONTROL_PREFIXES):  # AWS's calls do not pay for the Map (~70 µs a request)
             try:
                 control, _ = CONTROL.bind_to_environ(incoming.environ).match()
             except HTTPException:
@@ -310,15 +395,16 @@ class QuotaProxy:
         size = params.get(op.page_param or "")
         if size is not None and op.page_max is not None and (not size.isdigit() or int(size) > op.page_max):
             self.stats.rejected[op.name] += 1
-            return _rest_error(400, "InvalidRequestException",
-                               f"{op.page_param} must be between 1 and {op.page_max}, got {size}")
+            return _rest_error(
+                400, "InvalidRequestException", f"{op.page_param} must be between 1 and {op.page_max}, got {size}"
+            )
         if not self.admit(op.name):
             return _rest_error(429, "ThrottlingException", "Rate exceeded")
         self.sleep(self._latency())
         offset = 0
         token = params.get(op.token_in or "")
         continued = _decode(token) if token else None
-        if continued is not None:                      # our continuation of a list moto returned whole
+        if continued is not None:  # our continuation of a list moto returned whole
             offset = continued
             query = [(k, v) for k, v in query if k != op.token_in]
         target = url.path + ("?" + urlencode(query) if query else "")
@@ -334,7 +420,7 @@ class QuotaProxy:
 
     def repage(self, op: Operation, data: bytes, offset: int, size: int) -> bytes:
         """Cut a list moto returned whole into the page AWS would return, with a continuation token."""
-        if f'"{op.token_out}": "'.encode() in data:     # moto paged it itself: nothing to cut, nothing to parse
+        if f'"{op.token_out}": "'.encode() in data:  # moto paged it itself: nothing to cut, nothing to parse
             return data
         try:
             doc = json.loads(data or b"{}")
@@ -345,7 +431,7 @@ class QuotaProxy:
             return data
         with self._lock:
             self.stats.repaged[op.name] += 1
-        doc[op.items] = items[offset:offset + size]
+        doc[op.items] = items[offset : offset + size]
         if offset + size < len(items):
             doc[op.token_out] = _encode(offset + size)
         else:
@@ -362,14 +448,20 @@ def _region(headers: Mapping[str, str]) -> str:
 
 def _rest_error(status: int, code: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
     """An error in AWS IoT's REST-JSON protocol: botocore reads the code from `x-amzn-ErrorType`."""
-    return status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code),
-                    ("x-amzn-RequestId", str(uuid.uuid4()))], json.dumps({"message": message}).encode()
+    return (
+        status,
+        [("Content-Type", "application/json"), ("x-amzn-ErrorType", code), ("x-amzn-RequestId", str(uuid.uuid4()))],
+        json.dumps({"message": message}).encode(),
+    )
 
 
 def _json_error(code: str, message: str, status: int = 400) -> tuple[int, list[tuple[str, str]], bytes]:
     """An error in AWS's JSON protocol (CloudTrail): botocore reads the code from `__type`."""
-    return status, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))], \
-        json.dumps({"__type": code, "message": message}).encode()
+    return (
+        status,
+        [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+        json.dumps({"__type": code, "message": message}).encode(),
+    )
 
 
 def _ids(doc: Any) -> dict[str, Any]:
@@ -388,8 +480,16 @@ class Trail:
         self.events: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
-    def record(self, op: Operation, path: str, query: list[tuple[str, str]], headers: Mapping[str, str],
-               body: bytes, response: bytes, region: str) -> None:
+    def record(
+        self,
+        op: Operation,
+        path: str,
+        query: list[tuple[str, str]],
+        headers: Mapping[str, str],
+        body: bytes,
+        response: bytes,
+        region: str,
+    ) -> None:
         """Record one served call as its management event; `headers` by lower-cased name."""
         read_only = not op.name.startswith(MUTATING)
         params: dict[str, Any] = {}
@@ -399,6 +499,7 @@ class Trail:
         for i, (member, where, wire) in enumerate(op.members):
             if where == "uri" and m is not None and m.group(f"g{i}") is not None:
                 from urllib.parse import unquote
+
                 params[member] = unquote(m.group(f"g{i}"))
             elif where == "querystring" and wire in wire_query:
                 params[member] = wire_query[wire]
@@ -412,9 +513,17 @@ class Trail:
                         doc = {}
                 if isinstance(doc, dict) and member in doc:
                     value = doc[member]
-                    params[member] = value if member not in ("certificatePem", "caCertificate",
-                                                             "verificationCertificate", "certificateSigningRequest") \
+                    params[member] = (
+                        value
+                        if member
+                        not in (
+                            "certificatePem",
+                            "caCertificate",
+                            "verificationCertificate",
+                            "certificateSigningRequest",
+                        )
                         else "HIDDEN_DUE_TO_SECURITY_REASONS"
+                    )
         elements: dict[str, Any] = {}
         if not read_only and response:
             try:
@@ -422,12 +531,25 @@ class Trail:
             except ValueError:
                 elements = {}
         now = self.wall()
-        resources = [{"ResourceType": RESOURCE_TYPES[k], "ResourceName": str(v)} for k, v in params.items()
-                     if k in RESOURCE_TYPES and isinstance(v, str)]
+        resources = [
+            {"ResourceType": RESOURCE_TYPES[k], "ResourceName": str(v)}
+            for k, v in params.items()
+            if k in RESOURCE_TYPES and isinstance(v, str)
+        ]
         with self.lock:
-            self.events.append({"time": now, "visible": now + self.delay_s, "name": op.name, "readOnly": read_only,
-                                "region": region, "id": str(uuid.uuid4()), "request": params,
-                                "response": elements, "resources": resources})
+            self.events.append(
+                {
+                    "time": now,
+                    "visible": now + self.delay_s,
+                    "name": op.name,
+                    "readOnly": read_only,
+                    "region": region,
+                    "id": str(uuid.uuid4()),
+                    "request": params,
+                    "response": elements,
+                    "resources": resources,
+                }
+            )
 
     def _matches(self, e: Mapping[str, Any], key: str, value: str) -> bool:
         if key == "EventSource":
@@ -444,7 +566,7 @@ class Trail:
             return any(r["ResourceType"] == value for r in e["resources"])
         if key == "Username":
             return value == "fleetctl-sandbox"
-        return value == "ASIASANDBOX"          # AccessKeyId
+        return value == "ASIASANDBOX"  # AccessKeyId
 
     def lookup(self, body: bytes, region: str) -> tuple[int, list[tuple[str, str]], bytes]:
         try:
@@ -477,31 +599,60 @@ class Trail:
                 return _json_error("InvalidNextTokenException", "the NextToken is not valid for this request")
         oldest = max(start, now - TRAIL_RETENTION_S)
         with self.lock:
-            visible = [e for e in reversed(self.events) if e["visible"] <= asof and oldest <= e["time"] <= end
-                       and e["region"] == region
-                       and all(self._matches(e, a["AttributeKey"], str(a.get("AttributeValue", ""))) for a in attrs)]
-        visible.sort(key=lambda e: -e["time"])            # newest first, as CloudTrail returns them
-        page = visible[offset:offset + size]
+            visible = [
+                e
+                for e in reversed(self.events)
+                if e["visible"] <= asof
+                and oldest <= e["time"] <= end
+                and e["region"] == region
+                and all(self._matches(e, a["AttributeKey"], str(a.get("AttributeValue", ""))) for a in attrs)
+            ]
+        visible.sort(key=lambda e: -e["time"])  # newest first, as CloudTrail returns them
+        page = visible[offset : offset + size]
         out: dict[str, Any] = {"Events": [self._shape(e) for e in page]}
         if offset + size < len(visible):
-            out["NextToken"] = base64.b64encode(json.dumps({"asof": asof, "offset": offset + size,
-                                                            "q": query}).encode()).decode()
-        return 200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))], \
-            json.dumps(out).encode()
+            out["NextToken"] = base64.b64encode(
+                json.dumps({"asof": asof, "offset": offset + size, "q": query}).encode()
+            ).decode()
+        return (
+            200,
+            [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+            json.dumps(out).encode(),
+        )
 
     @staticmethod
     def _shape(e: Mapping[str, Any]) -> dict[str, Any]:
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e["time"]))
-        record = {"eventVersion": "1.08", "userIdentity": {"type": "AssumedRole", "accountId": "123456789012"},
-                  "eventTime": when, "eventSource": "iot.amazonaws.com", "eventName": e["name"],
-                  "awsRegion": e["region"], "sourceIPAddress": "127.0.0.1", "userAgent": "fleetctl-sandbox",
-                  "requestParameters": e["request"] or None, "responseElements": e["response"] or None,
-                  "requestID": e["id"], "eventID": e["id"], "readOnly": e["readOnly"], "eventType": "AwsApiCall",
-                  "managementEvent": True, "recipientAccountId": "123456789012", "eventCategory": "Management"}
-        return {"EventId": e["id"], "EventName": e["name"], "ReadOnly": "true" if e["readOnly"] else "false",
-                "AccessKeyId": "ASIASANDBOX", "EventTime": e["time"], "EventSource": "iot.amazonaws.com",
-                "Username": "fleetctl-sandbox", "Resources": list(e["resources"]),
-                "CloudTrailEvent": json.dumps(record)}
+        record = {
+            "eventVersion": "1.08",
+            "userIdentity": {"type": "AssumedRole", "accountId": "123456789012"},
+            "eventTime": when,
+            "eventSource": "iot.amazonaws.com",
+            "eventName": e["name"],
+            "awsRegion": e["region"],
+            "sourceIPAddress": "127.0.0.1",
+            "userAgent": "fleetctl-sandbox",
+            "requestParameters": e["request"] or None,
+            "responseElements": e["response"] or None,
+            "requestID": e["id"],
+            "eventID": e["id"],
+            "readOnly": e["readOnly"],
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": "123456789012",
+            "eventCategory": "Management",
+        }
+        return {
+            "EventId": e["id"],
+            "EventName": e["name"],
+            "ReadOnly": "true" if e["readOnly"] else "false",
+            "AccessKeyId": "ASIASANDBOX",
+            "EventTime": e["time"],
+            "EventSource": "iot.amazonaws.com",
+            "Username": "fleetctl-sandbox",
+            "Resources": list(e["resources"]),
+            "CloudTrailEvent": json.dumps(record),
+        }
 
 
 def _encode(offset: int) -> str:
@@ -513,9 +664,9 @@ def _decode(token: str) -> int | None:
         text = base64.b64decode(token.encode(), validate=True).decode()
     except (ValueError, UnicodeDecodeError):
         return None
-    if not text.startswith(TOKEN_PREFIX) or not text[len(TOKEN_PREFIX):].isdigit():
+    if not text.startswith(TOKEN_PREFIX) or not text[len(TOKEN_PREFIX) :].isdigit():
         return None
-    return int(text[len(TOKEN_PREFIX):])
+    return int(text[len(TOKEN_PREFIX) :])
 
 
 class LatencyRange(click.ParamType):
@@ -533,23 +684,38 @@ class LatencyRange(click.ParamType):
             self.fail(f"{value!r} is not LOW-HIGH in milliseconds, e.g. 30-80", param, ctx)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]},
-               help="AWS IoT default quotas in front of moto (loopback only)")
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="AWS IoT default quotas in front of moto (loopback only)",
+)
 @click.option("--upstream", required=True, help="moto's endpoint, e.g. http://127.0.0.1:5000")
-@click.option("--state-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="where quota_proxy.json goes")
+@click.option(
+    "--state-dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="where quota_proxy.json goes"
+)
 @click.option("--port", type=int, default=0)
 @click.option("--latency-ms", type=LatencyRange(), default="30-80", help="e.g. 30-80 (default)")
 @click.option("--quotas", default="", help="overrides, e.g. ListThings=20,AttachPolicy=100")
 @click.option("--seed", type=int, default=0)
-@click.option("--trail-delay-s", type=float, default=0.0,
-              help="seconds before a recorded event is visible to LookupEvents (CloudTrail: ~300)")
-def main(upstream: str, state_dir: Path, port: int, latency_ms: tuple[float, float], quotas: str, seed: int,
-         trail_delay_s: float) -> None:
+@click.option(
+    "--trail-delay-s",
+    type=float,
+    default=0.0,
+    help="seconds before a recorded event is visible to LookupEvents (CloudTrail: ~300)",
+)
+def main(
+    upstream: str,
+    state_dir: Path,
+    port: int,
+    latency_ms: tuple[float, float],
+    quotas: str,
+    seed: int,
+    trail_delay_s: float,
+) -> None:
     """`python -m engine.sandbox.quota_proxy`: serve until SIGTERM, publishing the endpoint in quota_proxy.json."""
     limits = with_overrides(AWS_IOT_QUOTAS, overrides_from_env({"Q": quotas}, "Q"))
-    proxy = QuotaProxy(upstream, port=port, quotas=limits, latency_ms=latency_ms, seed=seed,
-                       trail_delay_s=trail_delay_s).start()
+    proxy = QuotaProxy(
+        upstream, port=port, quotas=limits, latency_ms=latency_ms, seed=seed, trail_delay_s=trail_delay_s
+    ).start()
     serve_until_signalled(state_dir, "quota_proxy.json", {"endpointUrl": proxy.endpoint_url, "upstream": upstream})
     proxy.stop()
 

@@ -22,6 +22,7 @@ few places where they part from werkzeug's defaults, each for a reason a test or
 - `WireResponse` sends the application's status, headers and bytes as they are: no default `text/plain`
   Content-Type, and the application's own Content-Length (a HEAD of a blob states the blob's length).
 """
+
 from __future__ import annotations
 
 import io
@@ -73,7 +74,7 @@ class QuietHandler(WSGIRequestHandler):
 
     def handle_expect_100(self) -> bool:
         answered = super().handle_expect_100()
-        self.wfile.flush()                           # the client waits for it before it sends the body
+        self.wfile.flush()  # the client waits for it before it sends the body
         return answered
 
     @property
@@ -83,7 +84,7 @@ class QuietHandler(WSGIRequestHandler):
     def handle(self) -> None:
         try:
             super().handle()
-        except OSError as exc:                       # a client that went away mid-request: nothing to answer
+        except OSError as exc:  # a client that went away mid-request: nothing to answer
             LOG.debug("connection from %s dropped: %s", self.client_address, exc)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
@@ -111,7 +112,7 @@ class KeepAliveHandler(QuietHandler):
     def run_wsgi(self) -> None:
         # `Expect: 100-continue` was answered by the stdlib's parse_request already (werkzeug's answers it twice)
         environ = self.environ = self.make_environ()
-        if environ.get("wsgi.input_terminated"):     # chunked: werkzeug's DechunkedInput reads to the last chunk
+        if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's DechunkedInput reads to the last chunk
             body = environ["wsgi.input"].read()
         else:
             length = environ.get("CONTENT_LENGTH") or ""
@@ -126,7 +127,7 @@ class KeepAliveHandler(QuietHandler):
         for name, value in headers:
             self.send_header(name, value)
         if not (100 <= status < 200 or status in (204, 304) or any(k.lower() == "content-length" for k, _ in headers)):
-            self.send_header("Content-Length", str(len(payload)))      # without it a kept-alive client would wait
+            self.send_header("Content-Length", str(len(payload)))  # without it a kept-alive client would wait
         self.end_headers()
         if payload and self.command != "HEAD":
             self.wfile.write(payload)
@@ -139,7 +140,7 @@ def _run(app: WSGIApp, environ: dict[str, Any]) -> tuple[int, list[tuple[str, st
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
         started[:] = [int(status.split(None, 1)[0]), list(headers)]
-        return lambda data: None              # the legacy write() callable: werkzeug responses never use it
+        return lambda data: None  # the legacy write() callable: werkzeug responses never use it
 
     iterable = app(environ, start_response)
     try:
@@ -157,9 +158,17 @@ class SandboxServer(ThreadedWSGIServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, host: str, port: int, app: WSGIApp, *, ssl_context: ssl.SSLContext | None = None,
-                 software: str = "fleetctl-sandbox", redact: Callable[[str], str] = lambda text: text,
-                 handler: type[KeepAliveHandler] = KeepAliveHandler) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        app: WSGIApp,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        software: str = "fleetctl-sandbox",
+        redact: Callable[[str], str] = lambda text: text,
+        handler: type[KeepAliveHandler] = KeepAliveHandler,
+    ) -> None:
         if host not in LOOPBACK:
             raise ValueError(f"the sandbox serves on loopback only, not {host}")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -167,14 +176,14 @@ class SandboxServer(ThreadedWSGIServer):
         try:
             super().__init__(host, port, app, handler, fd=listener.fileno())
         finally:
-            listener.close()                      # werkzeug serves a duplicate of it
+            listener.close()  # werkzeug serves a duplicate of it
         self.software = software
         self.redact = redact
         if ssl_context is not None:
             self.socket = ssl_context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
             self.ssl_context = ssl_context
         self._thread: threading.Thread | None = None
-        self._open: set[socket.socket] = set()        # connections being served (kept alive between requests)
+        self._open: set[socket.socket] = set()  # connections being served (kept alive between requests)
         self._open_lock = threading.Lock()
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -206,8 +215,9 @@ class SandboxServer(ThreadedWSGIServer):
     # ------------------------------------------------------------------ lifecycle
     def start(self, name: str) -> SandboxServer:
         """Serve in a daemon thread (polling for shutdown every 0.1 s, so stop() returns fast)."""
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1}, name=name,
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -222,7 +232,7 @@ class SandboxServer(ThreadedWSGIServer):
         with self._open_lock:
             connections = list(self._open)
         for connection in connections:
-            try:   # the TCP connection itself, under TLS too: the handler's next read sees the end and returns
+            try:  # the TCP connection itself, under TLS too: the handler's next read sees the end and returns
                 socket.socket.shutdown(connection, socket.SHUT_RDWR)
             except OSError:
                 pass

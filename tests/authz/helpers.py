@@ -1,4 +1,5 @@
 """Builders for the authz tests: policies, sessions and small desired fleets written as plain data."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,11 +24,16 @@ def deny(action: Any, resource: Any, **extra: Any) -> dict[str, Any]:
     return {"Effect": "Deny", "Action": action, "Resource": resource, **extra}
 
 
-
-def desired(kind: str, name: str, spec: dict[str, Any], *, target: str = TARGET, inputs: dict | None = None,
-            line: int = 1) -> DesiredResource:
-    return DesiredResource(Address.of("aws", target, kind.split(".")[-1], name), kind, spec,
-                           Source(f"fleet/{kind.split('.')[-1].lower()}.yaml", line, 1), inputs=inputs or {})
+def desired(
+    kind: str, name: str, spec: dict[str, Any], *, target: str = TARGET, inputs: dict | None = None, line: int = 1
+) -> DesiredResource:
+    return DesiredResource(
+        Address.of("aws", target, kind.split(".")[-1], name),
+        kind,
+        spec,
+        Source(f"fleet/{kind.split('.')[-1].lower()}.yaml", line, 1),
+        inputs=inputs or {},
+    )
 
 
 def thing(name: str, *, groups=(), principals=(), thing_type=None, attributes=None, target=TARGET) -> DesiredResource:
@@ -38,8 +44,13 @@ def thing(name: str, *, groups=(), principals=(), thing_type=None, attributes=No
 
 
 def cert(name: str, *, policies=(), status="ACTIVE", pem=None, target=TARGET) -> DesiredResource:
-    return desired("aws.Certificate", name, {"status": status, "policies": list(policies)}, target=target,
-                   inputs={"certificatePem": pem} if pem else {})
+    return desired(
+        "aws.Certificate",
+        name,
+        {"status": status, "policies": list(policies)},
+        target=target,
+        inputs={"certificatePem": pem} if pem else {},
+    )
 
 
 def group(name: str, *, parent=None, policies=(), target=TARGET) -> DesiredResource:
@@ -50,8 +61,9 @@ def group(name: str, *, parent=None, policies=(), target=TARGET) -> DesiredResou
 
 
 def policy_res(name: str, *statements: dict[str, Any], target=TARGET) -> DesiredResource:
-    return desired("aws.Policy", name, {"document": {"Version": "2012-10-17", "Statement": list(statements)}},
-                   target=target)
+    return desired(
+        "aws.Policy", name, {"document": {"Version": "2012-10-17", "Statement": list(statements)}}, target=target
+    )
 
 
 TARGETS = {TARGET: {"region": REGION, "accountId": ACCOUNT}}

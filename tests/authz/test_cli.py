@@ -1,4 +1,5 @@
 """`fleetctl authz check` and `matrix` end to end (in-process CLI) on the example fleet and small synthetic fleets."""
+
 from __future__ import annotations
 
 import csv
@@ -11,18 +12,44 @@ from tests.scale.conftest import THINGSET, esp32_macs, write_fleet
 
 
 def test_check_allows_own_topic_and_names_the_statement(cli):
-    res = cli("authz", "check", "DA1275B0", "--fleet", str(FLEET), "--action", "iot:Publish",
-              "--topic", "springcard/springcore/DA1275B0/evt")
+    res = cli(
+        "authz",
+        "check",
+        "DA1275B0",
+        "--fleet",
+        str(FLEET),
+        "--action",
+        "iot:Publish",
+        "--topic",
+        "springcard/springcore/DA1275B0/evt",
+    )
     assert res.exit_code == 0, res.output
-    line = next(i for i, text in enumerate((FLEET / "aws" / "springpark.yaml").read_text().splitlines(), 1)
-                if "Action: iot:Publish" in text) - 1
+    line = (
+        next(
+            i
+            for i, text in enumerate((FLEET / "aws" / "springpark.yaml").read_text().splitlines(), 1)
+            if "Action: iot:Publish" in text
+        )
+        - 1
+    )
     assert f"Allow policy 'reader-policy' statement 3 (fleet/aws/springpark.yaml:{line}:9)" in res.stdout
-    assert "ARNs use account 123456789012" in res.stdout        # the Target declares no accountId
+    assert "ARNs use account 123456789012" in res.stdout  # the Target declares no accountId
 
 
 def test_check_denies_another_readers_topic_json(cli):
-    res = cli("authz", "check", "DA1275B0", "--fleet", str(FLEET), "--action", "iot:Publish",
-              "--topic", "springcard/springcore/DA1275B1/evt", "--format", "json")
+    res = cli(
+        "authz",
+        "check",
+        "DA1275B0",
+        "--fleet",
+        str(FLEET),
+        "--action",
+        "iot:Publish",
+        "--topic",
+        "springcard/springcore/DA1275B1/evt",
+        "--format",
+        "json",
+    )
     assert res.exit_code == 2
     out = json.loads(res.stdout)
     (answer,) = out["answers"]
@@ -32,11 +59,19 @@ def test_check_denies_another_readers_topic_json(cli):
 
 
 def test_check_connect_with_another_client_id_and_resource(cli):
-    res = cli("authz", "check", "DA1275B0", "--fleet", str(FLEET), "--action", "iot:Connect", "--client-id",
-              "DA1275B1")
+    res = cli("authz", "check", "DA1275B0", "--fleet", str(FLEET), "--action", "iot:Connect", "--client-id", "DA1275B1")
     assert res.exit_code == 2 and "client id DA1275B1" in res.stdout
-    res = cli("authz", "check", "DA1275B0", "--fleet", str(FLEET), "--action", "iot:Connect",
-              "--resource", "arn:aws:iot:eu-west-2:123456789012:client/DA1275B0")
+    res = cli(
+        "authz",
+        "check",
+        "DA1275B0",
+        "--fleet",
+        str(FLEET),
+        "--action",
+        "iot:Connect",
+        "--resource",
+        "arn:aws:iot:eu-west-2:123456789012:client/DA1275B0",
+    )
     assert res.exit_code == 0
 
 
@@ -81,12 +116,17 @@ def test_allow_all_on_certificates_lets_a_reader_connect_as_another(cli, fleet_d
     text = path.read_text()
     start = text.index("    Statement:\n", text.index("name: reader-policy"))
     end = text.index("---", start)
-    path.write_text(text[:start] + '    Statement:\n      - {Effect: Allow, Action: "iot:*", Resource: "*"}\n'
-                    + text[end:])
-    res = cli("authz", "check", "DA1275B0", "--fleet", str(fleet_dir), "--action", "iot:Connect",
-              "--client-id", "DA1275B1")
+    path.write_text(
+        text[:start] + '    Statement:\n      - {Effect: Allow, Action: "iot:*", Resource: "*"}\n' + text[end:]
+    )
+    res = cli(
+        "authz", "check", "DA1275B0", "--fleet", str(fleet_dir), "--action", "iot:Connect", "--client-id", "DA1275B1"
+    )
     assert res.exit_code == 0
     res = cli("lint", str(fleet_dir), "--select", "FL011", env={"FLEETCTL_NOW": "2026-11-21T10:00:00Z"})
     assert res.exit_code == 2
-    assert re.search(r"DA1275B0 \(and 2 other thing\(s\) with the same permissions\) can connect as client id "
-                     r"DA1275B1, which is DA1275B1's", res.stdout), res.stdout
+    assert re.search(
+        r"DA1275B0 \(and 2 other thing\(s\) with the same permissions\) can connect as client id "
+        r"DA1275B1, which is DA1275B1's",
+        res.stdout,
+    ), res.stdout

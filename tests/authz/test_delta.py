@@ -1,5 +1,6 @@
 """permission_delta on desired/actual lists built here: policy document, attachment, group membership and
 certificate status changes; folding of many things; drift direction."""
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,12 @@ def actual_of(resources: list[DesiredResource]) -> list[ActualResource]:
 
 
 def fleet(n: int, statements, *, member=True, extra=()) -> list[DesiredResource]:
-    return [policy_res("p", *statements), group("g", policies=["p"]), *extra,
-            *[thing(f"esp32-{i:05d}", groups=["g"] if member else []) for i in range(n)]]
+    return [
+        policy_res("p", *statements),
+        group("g", policies=["p"]),
+        *extra,
+        *[thing(f"esp32-{i:05d}", groups=["g"] if member else []) for i in range(n)],
+    ]
 
 
 def test_no_change_no_delta():
@@ -33,8 +38,9 @@ def test_widening_a_policy_is_summarised_once_for_every_thing():
     [d] = permission_delta(after, actual_of(before), targets=TARGETS)
     assert time.perf_counter() - started < 10
     assert d.action == "iot:Publish" and d.change == "widens" and d.count == 1204
-    assert d.summary == ("widens iot:Publish for 1,204 thing(s): now * instead of dt/${thing}/* "
-                         "(policy 'p' document changed)")
+    assert d.summary == (
+        "widens iot:Publish for 1,204 thing(s): now * instead of dt/${thing}/* (policy 'p' document changed)"
+    )
     assert d.newly_allowed == ("*",) and d.newly_denied == ()
     assert d.example == "esp32-00000 may now iot:Publish x"
 
@@ -58,8 +64,12 @@ def test_group_membership_change():
 def test_parent_group_policy_attachment_reaches_child_group_things():
     base = [policy_res("p", *SCOPED), group("parent"), thing("t1", groups=["child"])]
     before = base + [group("child", parent="parent")]
-    after = [policy_res("p", *SCOPED), group("parent", policies=["p"]), group("child", parent="parent"),
-             thing("t1", groups=["child"])]
+    after = [
+        policy_res("p", *SCOPED),
+        group("parent", policies=["p"]),
+        group("child", parent="parent"),
+        thing("t1", groups=["child"]),
+    ]
     deltas = permission_delta(after, actual_of(before), targets=TARGETS)
     assert deltas and all(d.things == ("t1",) for d in deltas)
 
@@ -76,28 +86,38 @@ def test_certificate_deactivation_narrows_everything():
 def test_drift_direction_reads_the_other_way():
     manifests = fleet(2, SCOPED)
     account = fleet(2, [allow("iot:*", "*")])
-    deltas = permission_delta(account, actual_of(manifests), targets=TARGETS)   # what the account allows beyond
+    deltas = permission_delta(account, actual_of(manifests), targets=TARGETS)  # what the account allows beyond
     assert deltas and all(d.change == "widens" for d in deltas)
 
 
 def test_without_target_specs_region_and_account_come_from_the_policies():
     eu = "arn:aws:iot:eu-west-2:210987654321:"
-    before = [policy_res("p", allow("iot:Publish", eu + f"topic/dt/{TN}/*")), group("g", policies=["p"]),
-              thing("t1", groups=["g"])]
-    after = [policy_res("p", allow("iot:Publish", eu + "topic/dt/*")), group("g", policies=["p"]),
-             thing("t1", groups=["g"])]
+    before = [
+        policy_res("p", allow("iot:Publish", eu + f"topic/dt/{TN}/*")),
+        group("g", policies=["p"]),
+        thing("t1", groups=["g"]),
+    ]
+    after = [
+        policy_res("p", allow("iot:Publish", eu + "topic/dt/*")),
+        group("g", policies=["p"]),
+        thing("t1", groups=["g"]),
+    ]
     [d] = permission_delta(after, actual_of(before))
     assert d.after.allow == ("dt/*",) and d.example == "t1 may now iot:Publish dt/x"
 
 
 def test_policy_change_over_attribute_scoped_things_is_one_line_and_a_move_is_exact():
     site = allow("iot:Publish", ARN + "topic/site/${iot:Connection.Thing.Attributes[site]}/*")
+
     def fleet_of(statements, sites):
-        return [policy_res("p", *statements), group("g", policies=["p"]),
-                *[thing(f"t{i}", groups=["g"], attributes={"site": s}) for i, s in enumerate(sites)]]
+        return [
+            policy_res("p", *statements),
+            group("g", policies=["p"]),
+            *[thing(f"t{i}", groups=["g"], attributes={"site": s}) for i, s in enumerate(sites)],
+        ]
+
     sites = ["paris", "lyon", "nice"] * 10
-    [d] = permission_delta(fleet_of([SCOPED[1], site], sites), actual_of(fleet_of([SCOPED[1]], sites)),
-                           targets=TARGETS)
+    [d] = permission_delta(fleet_of([SCOPED[1], site], sites), actual_of(fleet_of([SCOPED[1]], sites)), targets=TARGETS)
     assert d.count == 30 and d.after.allow == ("dt/${thing}/*", "site/${Thing.Attributes[site]}/*")
     assert d.example == "t0 may now iot:Publish site/paris/x"
     moved = sites[:]

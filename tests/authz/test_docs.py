@@ -1,4 +1,5 @@
 """docs/authz.md's console snippets run (exit codes as written) and its output snippets are what they print."""
+
 from __future__ import annotations
 
 import re

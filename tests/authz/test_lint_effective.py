@@ -1,5 +1,6 @@
 """Lint on effective permissions (FL011–FL020) over fleets written here: the seeds' policies, findings proven by
 concrete requests with the policy statement's file:line, SARIF results, opt-in rules."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -31,24 +32,31 @@ A = "arn:aws:iot:eu-west-2:123456789012:"
 
 
 def things(n: int, group: str = "devices") -> str:
-    return "".join(textwrap.dedent(f"""\
+    return "".join(
+        textwrap.dedent(f"""\
         ---
         apiVersion: aws.fleetctl.io/v1
         kind: Thing
         metadata: {{name: esp32-{i}, target: aws-eu}}
         spec: {{groups: [{group}]}}
-        """) for i in "ABC"[:n])
+        """)
+        for i in "ABC"[:n]
+    )
 
 
 def policy(name: str, statements: str) -> str:
-    return (f"---\napiVersion: aws.fleetctl.io/v1\nkind: Policy\nmetadata: {{name: {name}, target: aws-eu}}\n"
-            f"spec:\n  document:\n    Version: \"2012-10-17\"\n    Statement:\n"
-            + textwrap.indent(textwrap.dedent(statements), "      "))
+    return (
+        f"---\napiVersion: aws.fleetctl.io/v1\nkind: Policy\nmetadata: {{name: {name}, target: aws-eu}}\n"
+        f'spec:\n  document:\n    Version: "2012-10-17"\n    Statement:\n'
+        + textwrap.indent(textwrap.dedent(statements), "      ")
+    )
 
 
 def group(policies: str) -> str:
-    return (f"---\napiVersion: aws.fleetctl.io/v1\nkind: ThingGroup\nmetadata: {{name: devices, target: aws-eu}}\n"
-            f"spec: {{policies: [{policies}]}}\n")
+    return (
+        f"---\napiVersion: aws.fleetctl.io/v1\nkind: ThingGroup\nmetadata: {{name: devices, target: aws-eu}}\n"
+        f"spec: {{policies: [{policies}]}}\n"
+    )
 
 
 def write(root: Path, text: str) -> Path:
@@ -98,6 +106,7 @@ SPRINGPARK = f"""\
 
 def findings(root: Path, *rules: str):
     from engine.lint import LintConfig
+
     result = lint(root, LintConfig(select=rules) if rules else None, env=ENV)
     return [f for f in result.findings if not rules or f.rule in rules]
 
@@ -110,8 +119,10 @@ def test_demo_allow_all_is_cross_device_with_a_concrete_request(tmp_path):
     assert f.source.file.endswith("fleet.yaml") and f.source.line == line_of(root, "Effect: Allow")
     # a group policy takes effect only when the client id is the thing name, so connecting *as* esp32-B is not
     # what it proves: publishing to esp32-B's reserved shadow topic is
-    assert "esp32-A (and 2 other thing(s) with the same permissions) can publish to " \
-           "$aws/things/esp32-B/shadow/update, which is esp32-B's" in f.message
+    assert (
+        "esp32-A (and 2 other thing(s) with the same permissions) can publish to "
+        "$aws/things/esp32-B/shadow/update, which is esp32-B's" in f.message
+    )
     assert "policy 'demo' statement 0" in f.message and f.address == "aws/aws-eu/Policy/demo"
 
 
@@ -131,9 +142,11 @@ def test_client_id_suffix_is_cross_device(tmp_path):
     """
     root = write(tmp_path / "fleet", policy("loose", loose) + group("loose") + things(2))
     messages = [f.message for f in findings(root, "FL011")]
-    assert not any("dt/esp32-B/telemetry" in m for m in messages)          # scoped entry: not cross-device
-    root = write(tmp_path / "fleet2", policy("loose", loose.replace("dt/*/${iot:ClientId}", "dt/*/telemetry"))
-                 + group("loose") + things(2))
+    assert not any("dt/esp32-B/telemetry" in m for m in messages)  # scoped entry: not cross-device
+    root = write(
+        tmp_path / "fleet2",
+        policy("loose", loose.replace("dt/*/${iot:ClientId}", "dt/*/telemetry")) + group("loose") + things(2),
+    )
     messages = [f.message for f in findings(root, "FL011")]
     assert any("can publish to dt/esp32-B/telemetry, which is esp32-B's" in m for m in messages), messages
 
@@ -144,11 +157,29 @@ def test_springpark_demo_filter_holds_an_mqtt_wildcard(tmp_path):
     assert len(found) == 1 and "springcard/springcore/+/rdr/evt" in found[0].message
     assert "every topic it matches" in found[0].message
     # and authz proves the consequence: the literal filter is allowed, a concrete one is not
-    res = run_cli("authz", "check", "esp32-A", "--fleet", str(root), "--action", "iot:Subscribe",
-                  "--topic", "springcard/springcore/+/rdr/evt")
+    res = run_cli(
+        "authz",
+        "check",
+        "esp32-A",
+        "--fleet",
+        str(root),
+        "--action",
+        "iot:Subscribe",
+        "--topic",
+        "springcard/springcore/+/rdr/evt",
+    )
     assert res.exit_code == 0 and "ALLOW" in res.stdout
-    res = run_cli("authz", "check", "esp32-A", "--fleet", str(root), "--action", "iot:Subscribe",
-                  "--topic", "springcard/springcore/DA1275B0/rdr/evt")
+    res = run_cli(
+        "authz",
+        "check",
+        "esp32-A",
+        "--fleet",
+        str(root),
+        "--action",
+        "iot:Subscribe",
+        "--topic",
+        "springcard/springcore/DA1275B0/rdr/evt",
+    )
     assert res.exit_code == 2 and "IMPLICIT-DENY" in res.stdout
 
 
@@ -177,23 +208,34 @@ def test_deny_defeated_by_mqtt_wildcards(tmp_path):
     messages = [f.message for f in findings(root, "FL012")]
     assert any("statement NoControlRoomHash: Deny on 'topicfilter/building/control_room/#'" in m for m in messages)
     defeated = [m for m in messages if "TOPIC_FILTERS_INTENDED_TO_DENY_ALLOWED_USING_WILDCARDS" in m]
-    assert defeated and "may subscribe to 'building/#'" in defeated[0] and "receive 'building/control_room'" in defeated[0]
+    assert (
+        defeated and "may subscribe to 'building/#'" in defeated[0] and "receive 'building/control_room'" in defeated[0]
+    )
 
 
 def _rsa_cert(bits: int, cn: str) -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(7).not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(7)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _cert_doc(name: str, pem_file: str, *, status="ACTIVE", ca=None, policies="[]") -> str:
     ca_line = f"  caCertificate: {ca}\n" if ca else ""
-    return (f"---\napiVersion: aws.fleetctl.io/v1\nkind: Certificate\nmetadata: {{name: {name}, target: aws-eu}}\n"
-            f"spec:\n  certificatePem: {{file: {pem_file}}}\n  status: {status}\n{ca_line}  policies: {policies}\n")
+    return (
+        f"---\napiVersion: aws.fleetctl.io/v1\nkind: Certificate\nmetadata: {{name: {name}, target: aws-eu}}\n"
+        f"spec:\n  certificatePem: {{file: {pem_file}}}\n  status: {status}\n{ca_line}  policies: {policies}\n"
+    )
 
 
 def test_certificate_rules(tmp_path):
@@ -204,25 +246,35 @@ def test_certificate_rules(tmp_path):
     (root / "certs" / "ca.pem").write_text(ca.pem)
     (root / "certs" / "dev1.pem").write_text(issue("dev1", ca).pem)
     (root / "certs" / "dev2.pem").write_text(issue("dev2", ca).pem)
-    text = (policy("p", DEMO) + _cert_doc("weak", "certs/weak.pem")
-            + "---\napiVersion: aws.fleetctl.io/v1\nkind: CACertificate\nmetadata: {name: old-ca, target: aws-eu}\n"
-              "spec:\n  certificatePem: {file: certs/ca.pem}\n  status: INACTIVE\n"
-            + _cert_doc("dev1", "certs/dev1.pem", ca="old-ca")
-            + _cert_doc("dev2", "certs/dev2.pem", ca="old-ca", status="REVOKED", policies="[p]")
-            + "---\napiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {name: dev2, target: aws-eu}\n"
-              "spec: {principals: [dev2]}\n")
+    text = (
+        policy("p", DEMO)
+        + _cert_doc("weak", "certs/weak.pem")
+        + "---\napiVersion: aws.fleetctl.io/v1\nkind: CACertificate\nmetadata: {name: old-ca, target: aws-eu}\n"
+        "spec:\n  certificatePem: {file: certs/ca.pem}\n  status: INACTIVE\n"
+        + _cert_doc("dev1", "certs/dev1.pem", ca="old-ca")
+        + _cert_doc("dev2", "certs/dev2.pem", ca="old-ca", status="REVOKED", policies="[p]")
+        + "---\napiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {name: dev2, target: aws-eu}\n"
+        "spec: {principals: [dev2]}\n"
+    )
     write(root, text)
     by_rule = {}
     for f in findings(root, "FL013", "FL014", "FL015", "FL016"):
         by_rule.setdefault(f.rule, []).append(f.message)
     assert by_rule["FL013"] == ["certificate CN=weak-device has an RSA key of 1024 bits (at least 2048)"]
-    assert any("'old-ca' is INACTIVE, but 1 device certificate(s) it issued are ACTIVE: dev1" in m
-               for m in by_rule["FL015"])
-    assert by_rule["FL016"] == ["certificate 'dev2' is REVOKED but still attached to 1 thing(s): dev2 and "
-                                "carries policies p"]
-    assert not [f for f in findings(root) if f.rule == "FL014"]          # FL014 is opt-in
-    aged = lint(root, __import__("engine.lint", fromlist=["LintConfig"]).LintConfig(
-        select=("FL014",), options={"FL014": {"days": 1}}), env=ENV)
+    assert any(
+        "'old-ca' is INACTIVE, but 1 device certificate(s) it issued are ACTIVE: dev1" in m for m in by_rule["FL015"]
+    )
+    assert by_rule["FL016"] == [
+        "certificate 'dev2' is REVOKED but still attached to 1 thing(s): dev2 and carries policies p"
+    ]
+    assert not [f for f in findings(root) if f.rule == "FL014"]  # FL014 is opt-in
+    aged = lint(
+        root,
+        __import__("engine.lint", fromlist=["LintConfig"]).LintConfig(
+            select=("FL014",), options={"FL014": {"days": 1}}
+        ),
+        env=ENV,
+    )
     assert aged.findings and all(f.rule == "FL014" for f in aged.findings)
 
 
@@ -271,8 +323,10 @@ def test_azure_rules(tmp_path):
         got.setdefault(f.rule, []).append(f.message)
     assert len(got["FL019"]) == 2 and "used by 2 documents (Device d2, EnrollmentGroup sk-group)" in got["FL019"][0]
     assert got["FL020"] == ["device 'd1' uses CA 'rootca', which is not declared as a verified HubCertificate"]
-    assert sorted(got["FL018"]) == ["Device 'd2' uses symmetric-key attestation",
-                                    "EnrollmentGroup 'sk-group' uses symmetric-key attestation"]
+    assert sorted(got["FL018"]) == [
+        "Device 'd2' uses symmetric-key attestation",
+        "EnrollmentGroup 'sk-group' uses symmetric-key attestation",
+    ]
 
 
 def test_device_cloud_crosscheck_is_a_lint_finding(tmp_path):
@@ -280,7 +334,7 @@ def test_device_cloud_crosscheck_is_a_lint_finding(tmp_path):
     found = findings(ws.fleet, "FL017")
     assert any("tls-port" in f.message and f.address == "device/DeviceConfig/west" for f in found), found
     assert all(f.source.file.endswith("fleet.yaml") and f.source.line > 0 for f in found)
-    assert not any("cross-region" in f.message for f in found)          # FL009's
+    assert not any("cross-region" in f.message for f in found)  # FL009's
 
 
 def test_sarif_carries_the_effective_findings(tmp_path, monkeypatch):
@@ -290,8 +344,9 @@ def test_sarif_carries_the_effective_findings(tmp_path, monkeypatch):
     assert res.exit_code == 2
     run = json.loads(res.stdout)["runs"][0]
     cross = [r for r in run["results"] if r["ruleId"] == "FL011"]
-    assert cross and cross[0]["locations"][0]["physicalLocation"]["region"]["startLine"] == \
-        line_of(tmp_path / "fleet", "Effect: Allow")
+    assert cross and cross[0]["locations"][0]["physicalLocation"]["region"]["startLine"] == line_of(
+        tmp_path / "fleet", "Effect: Allow"
+    )
     assert "can publish to $aws/things/esp32-B/shadow/update" in cross[0]["message"]["text"]
 
 
@@ -305,6 +360,6 @@ def test_fl003_accepts_a_per_device_policy_naming_its_device(tmp_path):
     root = write(tmp_path / "fleet", policy("p", per_device) + group("p") + things(1))
     assert findings(root, "FL003") == []
     root = write(tmp_path / "fleet2", policy("p", per_device) + group("p") + things(2))
-    [f] = findings(root, "FL003")                         # esp32-B may use esp32-A's topic too
+    [f] = findings(root, "FL003")  # esp32-B may use esp32-A's topic too
     assert "lets every device use" in f.message
     assert any("esp32-B" in x.message and "dt/esp32-A/telemetry" in x.message for x in findings(root, "FL011"))

@@ -1,5 +1,6 @@
 """Effective policy sets from desired resources: certificates, inherited thing-group policies, client id rules,
 certificate status and certificate subject fields from a real PEM; the matrix folding; cross-device proofs."""
+
 from __future__ import annotations
 
 from engine.authz import AuthzFleet, Decision, check
@@ -10,9 +11,12 @@ from engine.sandbox.certs import issue, make_ca
 from tests.authz.helpers import ARN, TARGET, TARGETS, allow, cert, deny, group, policy_res, thing
 
 TN = "${iot:Connection.Thing.ThingName}"
-SCOPED = policy_res("scoped", allow("iot:Connect", ARN + f"client/{TN}"),
-                    allow(["iot:Publish", "iot:Receive"], ARN + f"topic/dt/{TN}/*"),
-                    allow("iot:Subscribe", ARN + f"topicfilter/dt/{TN}/*"))
+SCOPED = policy_res(
+    "scoped",
+    allow("iot:Connect", ARN + f"client/{TN}"),
+    allow(["iot:Publish", "iot:Receive"], ARN + f"topic/dt/{TN}/*"),
+    allow("iot:Subscribe", ARN + f"topicfilter/dt/{TN}/*"),
+)
 
 
 def build(*resources):
@@ -25,8 +29,13 @@ def decide(fleet, name, action, resource, client_id=None):
 
 
 def test_group_policies_inherit_from_parents():
-    f = build(SCOPED, group("all", policies=["scoped"]), group("paris", parent="all"),
-              thing("t1", groups=["paris"], principals=["c1"]), cert("c1"))
+    f = build(
+        SCOPED,
+        group("all", policies=["scoped"]),
+        group("paris", parent="all"),
+        thing("t1", groups=["paris"], principals=["c1"]),
+        cert("c1"),
+    )
     assert decide(f, "t1", "iot:Publish", "topic/dt/t1/x") == [Decision.ALLOW]
     assert decide(f, "t1", "iot:Publish", "topic/dt/t2/x") == [Decision.IMPLICIT_DENY]
 
@@ -45,24 +54,35 @@ def test_certificate_policies_apply_whatever_the_client_id_and_thing_resolves_ex
 
 
 def test_non_exclusive_certificate_resolves_the_thing_by_client_id():
-    f = build(SCOPED, thing("t1", principals=["shared"]), thing("t2", principals=["shared"]),
-              cert("shared", policies=["scoped"]))
+    f = build(
+        SCOPED,
+        thing("t1", principals=["shared"]),
+        thing("t2", principals=["shared"]),
+        cert("shared", policies=["scoped"]),
+    )
     assert decide(f, "t1", "iot:Publish", "topic/dt/t1/x") == [Decision.ALLOW]
     # client id names neither thing: the thing variables do not resolve
     assert decide(f, "t1", "iot:Publish", "topic/dt/t1/x", client_id="x") == [Decision.IMPLICIT_DENY]
 
 
 def test_inactive_or_revoked_certificate_is_refused():
-    f = build(policy_res("all", allow("*", "*")), thing("t1", principals=["c1", "c2"]),
-              cert("c1", policies=["all"], status="INACTIVE"), cert("c2", policies=["all"]))
+    f = build(
+        policy_res("all", allow("*", "*")),
+        thing("t1", principals=["c1", "c2"]),
+        cert("c1", policies=["all"], status="INACTIVE"),
+        cert("c2", policies=["all"]),
+    )
     assert decide(f, "t1", "iot:Publish", "topic/x") == [Decision.IMPLICIT_DENY, Decision.ALLOW]
 
 
 def test_group_deny_neutralises_certificate_allow_in_the_fleet():
-    f = build(policy_res("cert-pol", allow("iot:Publish", "*")),
-              policy_res("group-pol", deny("iot:Publish", ARN + "topic/cmd/*")),
-              group("g", policies=["group-pol"]), thing("t1", groups=["g"], principals=["c1"]),
-              cert("c1", policies=["cert-pol"]))
+    f = build(
+        policy_res("cert-pol", allow("iot:Publish", "*")),
+        policy_res("group-pol", deny("iot:Publish", ARN + "topic/cmd/*")),
+        group("g", policies=["group-pol"]),
+        thing("t1", groups=["g"], principals=["c1"]),
+        cert("c1", policies=["cert-pol"]),
+    )
     [answer] = check(f, "t1", TARGET, "iot:Publish", ARN + "topic/cmd/x")
     assert answer.result.decision is Decision.EXPLICIT_DENY and answer.result.deciding[0].policy == "group-pol"
 
@@ -75,19 +95,27 @@ def test_thing_without_certificate_is_a_provisioned_connection():
 def test_certificate_subject_from_the_pem():
     ca = make_ca()
     dev = issue({"CN": "t1", "O": "Acme", "OU": "sensors"}, ca)
-    pol = policy_res("by-cn", allow("iot:Publish", ARN + "topic/${iot:Certificate.Subject.CommonName}/*"),
-                     allow("iot:Publish", ARN + "topic/org/*",
-                           Condition={"StringEquals": {"iot:Certificate.Issuer.Organization": "SpringCard"}}))
+    pol = policy_res(
+        "by-cn",
+        allow("iot:Publish", ARN + "topic/${iot:Certificate.Subject.CommonName}/*"),
+        allow(
+            "iot:Publish",
+            ARN + "topic/org/*",
+            Condition={"StringEquals": {"iot:Certificate.Issuer.Organization": "SpringCard"}},
+        ),
+    )
     f = build(pol, thing("t1", principals=["c1"]), cert("c1", policies=["by-cn"], pem=dev.pem))
     assert decide(f, "t1", "iot:Publish", "topic/t1/x") == [Decision.ALLOW]
     assert decide(f, "t1", "iot:Publish", "topic/t2/x") == [Decision.IMPLICIT_DENY]
-    assert decide(f, "t1", "iot:Publish", "topic/org/x") == [Decision.ALLOW]       # the CA's O is SpringCard
+    assert decide(f, "t1", "iot:Publish", "topic/org/x") == [Decision.ALLOW]  # the CA's O is SpringCard
 
 
 def _fleet(n, pol):
-    return build(pol, group("g", policies=[pol.address.name]),
-                 *[thing(f"esp32-{i:04d}", groups=["g"], attributes={"site": "paris" if i % 2 else "lyon"})
-                   for i in range(n)])
+    return build(
+        pol,
+        group("g", policies=[pol.address.name]),
+        *[thing(f"esp32-{i:04d}", groups=["g"], attributes={"site": "paris" if i % 2 else "lyon"}) for i in range(n)],
+    )
 
 
 def test_matrix_folds_things_with_the_same_permissions_up_to_their_name():
@@ -102,11 +130,17 @@ def test_matrix_keeps_other_variables_symbolic_and_splits_when_they_do_not_resol
     pol = policy_res("by-site", allow("iot:Publish", ARN + "topic/site/${iot:Connection.Thing.Attributes[site]}/*"))
     rows = matrix(_fleet(10, pol))
     assert [(r.count, r.cells[1].allow) for r in rows] == [(10, ("site/${Thing.Attributes[site]}/*",))]
-    f = build(pol, group("g", policies=["by-site"]), thing("a", groups=["g"], attributes={"site": "paris"}),
-              thing("b", groups=["g"]))                       # b has no site: the resource matches nothing for it
+    f = build(
+        pol,
+        group("g", policies=["by-site"]),
+        thing("a", groups=["g"], attributes={"site": "paris"}),
+        thing("b", groups=["g"]),
+    )  # b has no site: the resource matches nothing for it
     rows = matrix(f)
-    assert sorted((r.things, r.cells[1].allow) for r in rows) == [(("a",), ("site/${Thing.Attributes[site]}/*",)),
-                                                                   (("b",), ())]
+    assert sorted((r.things, r.cells[1].allow) for r in rows) == [
+        (("a",), ("site/${Thing.Attributes[site]}/*",)),
+        (("b",), ()),
+    ]
 
 
 def test_scoped_policy_is_not_cross_device():
@@ -123,8 +157,11 @@ def test_allow_all_is_cross_device_with_a_concrete_request():
 
 
 def test_wildcard_segment_is_cross_device_on_the_other_things_own_topic():
-    pol = policy_res("loose", allow("iot:Connect", ARN + f"client/{TN}"),
-                     allow("iot:Publish", [ARN + f"topic/dt/{TN}/*", ARN + "topic/dt/*/telemetry"]))
+    pol = policy_res(
+        "loose",
+        allow("iot:Connect", ARN + f"client/{TN}"),
+        allow("iot:Publish", [ARN + f"topic/dt/{TN}/*", ARN + "topic/dt/*/telemetry"]),
+    )
     f = _fleet(3, pol)
     found = cross_device(f, fold(all_connections(f)))
     texts = [x.sentence(f) for x in found]
@@ -136,19 +173,34 @@ def test_per_device_policies_with_literal_names_fold_into_one_row():
     resources = []
     for i in range(30):
         name = f"dev-{i:02d}"
-        resources += [policy_res(f"{name}-policy", allow("iot:Connect", ARN + f"client/{name}"),
-                                 allow("iot:Publish", ARN + f"topic/dt/{name}/*")),
-                      thing(name, principals=[name]), cert(name, policies=[f"{name}-policy"])]
+        resources += [
+            policy_res(
+                f"{name}-policy",
+                allow("iot:Connect", ARN + f"client/{name}"),
+                allow("iot:Publish", ARN + f"topic/dt/{name}/*"),
+            ),
+            thing(name, principals=[name]),
+            cert(name, policies=[f"{name}-policy"]),
+        ]
     f = build(*resources)
     rows = matrix(f)
     assert [(r.count, r.cells[0].allow, r.cells[1].allow) for r in rows] == [(30, ("${thing}",), ("dt/${thing}/*",))]
     assert cross_device(f, fold(all_connections(f), all_variables=True)) == []
     # a group-wide statement naming one device keeps that device apart: its own name is not another's
-    shared = build(policy_res("p", allow("iot:Publish", ARN + "topic/dt/dev-01/*")), group("g", policies=["p"]),
-                   thing("dev-01", groups=["g"]), thing("dev-02", groups=["g"]), thing("dev-03", groups=["g"]))
+    shared = build(
+        policy_res("p", allow("iot:Publish", ARN + "topic/dt/dev-01/*")),
+        group("g", policies=["p"]),
+        thing("dev-01", groups=["g"]),
+        thing("dev-02", groups=["g"]),
+        thing("dev-03", groups=["g"]),
+    )
     assert sorted((r.things, r.cells[1].allow) for r in matrix(shared)) == [
-        (("dev-01",), ("dt/${thing}/*",)), (("dev-02", "dev-03"), ("dt/dev-01/*",))]
+        (("dev-01",), ("dt/${thing}/*",)),
+        (("dev-02", "dev-03"), ("dt/dev-01/*",)),
+    ]
     found = cross_device(shared, fold(all_connections(shared), all_variables=True))
-    assert [x.sentence(shared) for x in found if x.request.action == "iot:Publish"
-            and "dt/dev-01" in x.request.resource] == [
-        "dev-02 (and 1 other thing(s) with the same permissions) can publish to dt/dev-01/telemetry, which is dev-01's"]
+    assert [
+        x.sentence(shared) for x in found if x.request.action == "iot:Publish" and "dt/dev-01" in x.request.resource
+    ] == [
+        "dev-02 (and 1 other thing(s) with the same permissions) can publish to dt/dev-01/telemetry, which is dev-01's"
+    ]

@@ -1,5 +1,6 @@
 """Property tests (hypothesis): adding an Allow never removes a permission, adding a Deny never adds one, and
 the order of statements and policies never matters."""
+
 from __future__ import annotations
 
 from hypothesis import given, settings
@@ -12,20 +13,50 @@ from tests.authz.helpers import ARN
 
 ACTIONS = ["iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive", "iot:*", "*", "iot:P*", "iot:?eceive"]
 TN = "${iot:Connection.Thing.ThingName}"
-RESOURCES = ["*", ARN + "topic/*", ARN + f"topic/dt/{TN}/*", ARN + "topic/dt/*/telemetry", ARN + "topicfilter/dt/#",
-             ARN + f"client/{TN}", ARN + "client/${iot:ClientId}", ARN + "topic/${iot:Connection.Thing.Attributes[site]}/*",
-             ARN + "topic/room?", ARN + "topicfilter/*", ARN + "thing/" + TN, ARN + "topic/${iot:Nothing}"]
-CONDITIONS = [None, {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
-              {"StringEquals": {"iot:Connection.Thing.Attributes[site]": "paris"}},
-              {"StringNotEquals": {"iot:ClientId": "thing2"}}, {"StringLikeIfExists": {"iot:Connection.Thing.ThingTypeName": "l*"}},
-              {"ForAnyValue:StringEquals": {"iot:Certificate.Subject.OrganizationalUnit": "SmartHome"}}]
-REQUESTS = [Request(a, ARN + r) for a, r in [
-    ("iot:Connect", "client/thing1"), ("iot:Connect", "client/thing2"), ("iot:Publish", "topic/dt/thing1/telemetry"),
-    ("iot:Publish", "topic/dt/thing2/telemetry"), ("iot:Subscribe", "topicfilter/dt/#"), ("iot:Receive", "topic/room1"),
-    ("iot:Publish", "topic/paris/x"), ("iot:UpdateThingShadow", "thing/thing1")]]
-SESSIONS = [Session("thing1", ThingFacts("thing1", "lightbulb", {"site": "paris"}),
-                    CertFacts("id", {"OrganizationalUnit": ("SmartHome", "LightBulb")})),
-            Session("thing2", None, None), Session("thing1", ThingFacts("thing1"), None)]
+RESOURCES = [
+    "*",
+    ARN + "topic/*",
+    ARN + f"topic/dt/{TN}/*",
+    ARN + "topic/dt/*/telemetry",
+    ARN + "topicfilter/dt/#",
+    ARN + f"client/{TN}",
+    ARN + "client/${iot:ClientId}",
+    ARN + "topic/${iot:Connection.Thing.Attributes[site]}/*",
+    ARN + "topic/room?",
+    ARN + "topicfilter/*",
+    ARN + "thing/" + TN,
+    ARN + "topic/${iot:Nothing}",
+]
+CONDITIONS = [
+    None,
+    {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+    {"StringEquals": {"iot:Connection.Thing.Attributes[site]": "paris"}},
+    {"StringNotEquals": {"iot:ClientId": "thing2"}},
+    {"StringLikeIfExists": {"iot:Connection.Thing.ThingTypeName": "l*"}},
+    {"ForAnyValue:StringEquals": {"iot:Certificate.Subject.OrganizationalUnit": "SmartHome"}},
+]
+REQUESTS = [
+    Request(a, ARN + r)
+    for a, r in [
+        ("iot:Connect", "client/thing1"),
+        ("iot:Connect", "client/thing2"),
+        ("iot:Publish", "topic/dt/thing1/telemetry"),
+        ("iot:Publish", "topic/dt/thing2/telemetry"),
+        ("iot:Subscribe", "topicfilter/dt/#"),
+        ("iot:Receive", "topic/room1"),
+        ("iot:Publish", "topic/paris/x"),
+        ("iot:UpdateThingShadow", "thing/thing1"),
+    ]
+]
+SESSIONS = [
+    Session(
+        "thing1",
+        ThingFacts("thing1", "lightbulb", {"site": "paris"}),
+        CertFacts("id", {"OrganizationalUnit": ("SmartHome", "LightBulb")}),
+    ),
+    Session("thing2", None, None),
+    Session("thing1", ThingFacts("thing1"), None),
+]
 
 
 @st.composite

@@ -5,6 +5,7 @@ A Target with `aws.bulkRegistration` creates a wave's new things and certificate
 shape once `threshold` of them are due (engine/providers/aws/bulkreg.py); the thresholds here are low so that a
 few hundred devices take that path.
 """
+
 from __future__ import annotations
 
 import json
@@ -159,16 +160,24 @@ def test_new_devices_are_created_by_registration_tasks_and_replan_empty(bulk_env
     planned = run_cli("plan", str(root), "--out", str(tmp_path / "plan.json"))
     assert planned.exit_code == 0, planned.output
     # the plan says which changes the tasks carry: 200 certificates (wave after the CA), 200 things (after them)
-    assert ("400 new thing(s)/certificate(s) by 2 AWS bulk registration task(s) (aws.bulkRegistration, threshold 50)"
-            in planned.stdout), planned.stdout
+    assert (
+        "400 new thing(s)/certificate(s) by 2 AWS bulk registration task(s) (aws.bulkRegistration, threshold 50)"
+        in planned.stdout
+    ), planned.stdout
     report, stats = plan_and_apply(root, journal, plan_file=tmp_path / "plan.json")
     assert report.ok and len(report.applied) == 405, report.failed[:3]
     calls = stats["calls"]
     assert calls["start_thing_registration_task"] == 2 and stats["bulkRegistration"]["changes"] == 400
-    for per_device in ("create_thing", "register_certificate", "attach_thing_principal", "attach_policy",
-                       "add_thing_to_thing_group", "update_certificate"):
+    for per_device in (
+        "create_thing",
+        "register_certificate",
+        "attach_thing_principal",
+        "attach_policy",
+        "add_thing_to_thing_group",
+        "update_certificate",
+    ):
         assert per_device not in calls, (per_device, calls)
-    assert sum(calls.values()) < 60, calls           # per-call: ~1,400 (4 registrations + 3 links per device)
+    assert sum(calls.values()) < 60, calls  # per-call: ~1,400 (4 registrations + 3 links per device)
 
     # what AWS holds is what the per-call path makes: marker attribute, type, group, certificate, its CA and policy
     iot = client("iot")
@@ -208,26 +217,33 @@ def test_a_failed_line_fails_its_change_alone(bulk_env, tmp_path):
     journal = Path(bulk_env["FLEETCTL_JOURNAL"])
     devices = (root / "devices.yaml").read_text()
     (root / "devices.yaml").unlink()
-    assert plan_and_apply(root, journal)[0].ok                       # the shared resources first
+    assert plan_and_apply(root, journal)[0].ok  # the shared resources first
     (root / "devices.yaml").write_text(devices)
-    (root / "odd.yaml.off").rename(root / "odd.yaml")                # one more device, of the legacy type
+    (root / "odd.yaml.off").rename(root / "odd.yaml")  # one more device, of the legacy type
     assert run_cli("plan", str(root), "--out", str(tmp_path / "p.json")).exit_code == 0
     iot = client("iot")
-    iot.deprecate_thing_type(thingTypeName="legacy")                  # after the plan, outside fleetctl
-    ca_pem = (root / "certs" / "ca.pem").read_text()                  # and one certificate registered meanwhile
-    iot.register_certificate(certificatePem=(root / "certs" / "0005.pem").read_text(), caCertificatePem=ca_pem,
-                             status="INACTIVE")
+    iot.deprecate_thing_type(thingTypeName="legacy")  # after the plan, outside fleetctl
+    ca_pem = (root / "certs" / "ca.pem").read_text()  # and one certificate registered meanwhile
+    iot.register_certificate(
+        certificatePem=(root / "certs" / "0005.pem").read_text(), caCertificatePem=ca_pem, status="INACTIVE"
+    )
     report, stats = plan_and_apply(root, journal, check=False, plan_file=tmp_path / "p.json")
     assert [a for a, _ in report.failed] == ["aws/aws-eu/Thing/odd-one"], report.failed
     assert "deprecated" in report.failed[0][1] and "bulk registration task" in report.failed[0][1]
     assert len(report.applied) == 121 and not report.skipped
     assert stats["calls"]["start_thing_registration_task"] == 2
-    failure = [e for e in read_entries(journal) if e.get("address") == "aws/aws-eu/Thing/odd-one"
-               and e["event"] == "failure" and "op" not in e]
+    failure = [
+        e
+        for e in read_entries(journal)
+        if e.get("address") == "aws/aws-eu/Thing/odd-one" and e["event"] == "failure" and "op" not in e
+    ]
     assert len(failure) == 1 and "deprecated" in failure[0]["error"]
     # the certificate registered meanwhile was completed by calls: its policy attached, ACTIVE, like the others
     (principal,) = iot.list_thing_principals(thingName="esp32-0005")["principals"]
-    assert iot.describe_certificate(certificateId=principal.rsplit("/", 1)[1])["certificateDescription"]["status"] == "ACTIVE"
+    assert (
+        iot.describe_certificate(certificateId=principal.rsplit("/", 1)[1])["certificateDescription"]["status"]
+        == "ACTIVE"
+    )
     assert [p["policyName"] for p in iot.list_attached_policies(target=principal)["policies"]] == ["esp32-policy"]
     after = run_cli("plan", str(root), "--detailed-exitcode")
     assert after.exit_code == 2 and "+ aws/aws-eu/Thing/odd-one" in after.stdout, after.output
@@ -237,13 +253,20 @@ def test_a_failed_line_fails_its_change_alone(bulk_env, tmp_path):
 def foreign_task(n: int, key: str = "other/input.jsonl") -> str:
     """A registration task fleetctl did not start (another tool, another apply): n things of its own."""
     s3, iot = client("s3"), client("iot")
-    s3.put_object(Bucket=BUCKET, Key=key, Body="".join(json.dumps({"ThingName": f"other-{key[:5]}-{i}"}) + "\n"
-                                                      for i in range(n)).encode())
-    body = json.dumps({"Parameters": {"ThingName": {"Type": "String"}},
-                       "Resources": {"thing": {"Type": "AWS::IoT::Thing",
-                                               "Properties": {"ThingName": {"Ref": "ThingName"}}}}})
-    return iot.start_thing_registration_task(templateBody=body, inputFileBucket=BUCKET, inputFileKey=key,
-                                             roleArn=ROLE)["taskId"]
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=key,
+        Body="".join(json.dumps({"ThingName": f"other-{key[:5]}-{i}"}) + "\n" for i in range(n)).encode(),
+    )
+    body = json.dumps(
+        {
+            "Parameters": {"ThingName": {"Type": "String"}},
+            "Resources": {"thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Ref": "ThingName"}}}},
+        }
+    )
+    return iot.start_thing_registration_task(templateBody=body, inputFileBucket=BUCKET, inputFileKey=key, roleArn=ROLE)[
+        "taskId"
+    ]
 
 
 def wait_ended(task_id: str, timeout: float = 30) -> dict:
@@ -257,7 +280,7 @@ def wait_ended(task_id: str, timeout: float = 30) -> dict:
 
 
 def test_one_task_at_a_time_a_second_is_refused_and_fleetctl_waits_for_it(bulk_env, tmp_path):
-    moto_bulkreg.configure(pace=True, quotas={"CreateThing": 40})      # the sandbox's tasks at 40 things/s
+    moto_bulkreg.configure(pace=True, quotas={"CreateThing": 40})  # the sandbox's tasks at 40 things/s
     root = write_fleet(tmp_path / "fleet", 60, with_certs=False, wait=0.3)
     devices = (root / "devices.yaml").read_text()
     (root / "devices.yaml").unlink()
@@ -265,28 +288,37 @@ def test_one_task_at_a_time_a_second_is_refused_and_fleetctl_waits_for_it(bulk_e
     assert plan_and_apply(root, journal)[0].ok
     (root / "devices.yaml").write_text(devices)
 
-    running = foreign_task(100)                                        # ~2 s at 40/s
+    running = foreign_task(100)  # ~2 s at 40/s
     with pytest.raises(client("iot").exceptions.InvalidRequestException, match="already in progress"):
         foreign_task(1, key="second/input.jsonl")
-    refused = run_cli("apply", str(root), "--auto-approve")            # waits 0.3 s, then says why it stops
+    refused = run_cli("apply", str(root), "--auto-approve")  # waits 0.3 s, then says why it stops
     assert refused.exit_code == 1
-    assert f"AWS bulk registration task {running} " in refused.stderr and "is still running after fleetctl waited 0.3 s" \
-        in refused.stderr and "one task at a time per account" in refused.stderr, refused.stderr
-    assert "error: 60 change(s) failed with the same error: " in refused.stderr   # said once per batch, not 60×
+    assert (
+        f"AWS bulk registration task {running} " in refused.stderr
+        and "is still running after fleetctl waited 0.3 s" in refused.stderr
+        and "one task at a time per account" in refused.stderr
+    ), refused.stderr
+    assert "error: 60 change(s) failed with the same error: " in refused.stderr  # said once per batch, not 60×
     assert refused.stderr.count("is still running after fleetctl waited") == 1
-    assert refused.stderr.count("error:   aws/aws-eu/") == 60                 # and every failed address listed
+    assert refused.stderr.count("error:   aws/aws-eu/") == 60  # and every failed address listed
     assert "Traceback" not in refused.output
-    assert [t["taskId"] for t in tasks()] == [running]                 # no second task was started
+    assert [t["taskId"] for t in tasks()] == [running]  # no second task was started
 
-    (root / "targets.yaml").write_text((root / "targets.yaml").read_text().replace("waitSeconds: 0.3", "waitSeconds: 30"))
-    report, stats = plan_and_apply(root, journal)                      # this one waits for it, then runs its own
+    (root / "targets.yaml").write_text(
+        (root / "targets.yaml").read_text().replace("waitSeconds: 0.3", "waitSeconds: 30")
+    )
+    report, stats = plan_and_apply(root, journal)  # this one waits for it, then runs its own
     assert report.ok and len(report.applied) == 60, report.failed[:3]
-    assert wait_ended(running)["successCount"] == 100                  # it had ended before fleetctl's task began
+    assert wait_ended(running)["successCount"] == 100  # it had ended before fleetctl's task began
     waits = [e for e in read_entries(journal) if e["event"] == "task-wait"]
     assert waits and running in waits[-1]["taskIds"]
     mine = [t for t in tasks() if t["taskId"] != running]
-    assert len(mine) == 1 and mine[0]["successCount"] == 60 and mine[0]["creationDate"] >= \
-        client("iot").describe_thing_registration_task(taskId=running)["lastModifiedDate"]
+    assert (
+        len(mine) == 1
+        and mine[0]["successCount"] == 60
+        and mine[0]["creationDate"]
+        >= client("iot").describe_thing_registration_task(taskId=running)["lastModifiedDate"]
+    )
     assert run_cli("plan", str(root), "--detailed-exitcode").exit_code == 0
 
 
@@ -294,27 +326,38 @@ def test_a_paced_task_runs_at_the_quotas_it_consumes(bulk_env):
     """`fleetctl sandbox up --quota-faithful` paces the tasks' internal calls (--pace-tasks): 120 things with a
     group each at CreateThing 40/s take ≥ 2 s (120 / 40 minus the 1 s burst); unpaced they take less."""
     from engine.sandbox.manager import quota_args
+
     assert quota_args("aws") == ["--pace-tasks"]
     client("iot").create_thing_group(thingGroupName="g")
-    body = {"Parameters": {"ThingName": {"Type": "String"}},
-            "Resources": {"thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Ref": "ThingName"},
-                                                                              "ThingGroups": ["g"]}}}}
-    client("s3").put_object(Bucket=BUCKET, Key="p.jsonl",
-                            Body="".join(json.dumps({"ThingName": f"paced-{i}"}) + "\n" for i in range(120)).encode())
+    body = {
+        "Parameters": {"ThingName": {"Type": "String"}},
+        "Resources": {
+            "thing": {
+                "Type": "AWS::IoT::Thing",
+                "Properties": {"ThingName": {"Ref": "ThingName"}, "ThingGroups": ["g"]},
+            }
+        },
+    }
+    client("s3").put_object(
+        Bucket=BUCKET,
+        Key="p.jsonl",
+        Body="".join(json.dumps({"ThingName": f"paced-{i}"}) + "\n" for i in range(120)).encode(),
+    )
 
     def timed() -> float:
         started = time.monotonic()
-        task = client("iot").start_thing_registration_task(templateBody=json.dumps(body), inputFileBucket=BUCKET,
-                                                          inputFileKey="p.jsonl", roleArn=ROLE)["taskId"]
+        task = client("iot").start_thing_registration_task(
+            templateBody=json.dumps(body), inputFileBucket=BUCKET, inputFileKey="p.jsonl", roleArn=ROLE
+        )["taskId"]
         assert wait_ended(task)["successCount"] == 120
         return time.monotonic() - started
 
     assert timed() < 1.5
     moto_bulkreg.configure(pace=True, quotas={"CreateThing": 40})
-    assert timed() >= 1.9                      # 40 in the first second's burst, then 80 at 40 per second
+    assert timed() >= 1.9  # 40 in the first second's burst, then 80 at 40 per second
     stats = moto_bulkreg.pacing()
     assert stats["CreateThing"]["seed"] == 40 and stats["CreateThing"]["waitedSeconds"] > 0.5
-    assert stats["AddThingToThingGroup"]["seed"] == 100          # AWS's default quota of the other call it makes
+    assert stats["AddThingToThingGroup"]["seed"] == 100  # AWS's default quota of the other call it makes
 
 
 def test_an_apply_killed_while_its_task_runs_is_reported_and_converges(bulk_env, tmp_path):
@@ -325,8 +368,13 @@ def test_an_apply_killed_while_its_task_runs_is_reported_and_converges(bulk_env,
     journal = Path(bulk_env["FLEETCTL_JOURNAL"])
     assert plan_and_apply(root, journal)[0].ok
     (root / "devices.yaml").write_text(devices)
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "apply", str(root), "--auto-approve"], cwd=ROOT,
-                            env={**os.environ, **bulk_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "apply", str(root), "--auto-approve"],
+        cwd=ROOT,
+        env={**os.environ, **bulk_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         started = []
@@ -334,25 +382,27 @@ def test_an_apply_killed_while_its_task_runs_is_reported_and_converges(bulk_env,
             time.sleep(0.05)
             started = [e for e in read_entries(journal) if e["event"] == "task-started"]
         assert started, "the apply never started its task"
-        proc.send_signal(signal.SIGKILL)                              # fleetctl dies; the task goes on in AWS
+        proc.send_signal(signal.SIGKILL)  # fleetctl dies; the task goes on in AWS
     finally:
         proc.wait(timeout=30)
     task_id = started[0]["taskId"]
-    client("iot").stop_thing_registration_task(taskId=task_id)        # ... until someone stops it half way
+    client("iot").stop_thing_registration_task(taskId=task_id)  # ... until someone stops it half way
     stopped = wait_ended(task_id)
     assert stopped["status"] == "Cancelled" and 0 < stopped["successCount"] < 150, stopped
 
-    shown = run_cli("plan", str(root))                               # visible: the task, and the open changes
-    assert f"interrupted while AWS bulk registration task {task_id} ran (150 change(s), input {started[0]['input']})" \
-        in shown.output, shown.output
+    shown = run_cli("plan", str(root))  # visible: the task, and the open changes
+    assert (
+        f"interrupted while AWS bulk registration task {task_id} ran (150 change(s), input {started[0]['input']})"
+        in shown.output
+    ), shown.output
     assert f"{150 - stopped['successCount']} to create" in shown.stdout
-    assert shown.output.count("was interrupted while it was applying") == 20          # 20 named, the rest folded:
+    assert shown.output.count("was interrupted while it was applying") == 20  # 20 named, the rest folded:
     assert "... and 130 more change(s) an earlier apply was applying" in shown.output  # 150 open changes in all
-    again = run_cli("apply", str(root), "--auto-approve")             # a new task for the rest
+    again = run_cli("apply", str(root), "--auto-approve")  # a new task for the rest
     assert again.exit_code == 0, again.output
     assert len(tasks()) == 2
     final = run_cli("plan", str(root), "--detailed-exitcode")
-    assert final.exit_code == 0 and task_id not in final.output, final.output    # that apply closed the episode
+    assert final.exit_code == 0 and task_id not in final.output, final.output  # that apply closed the episode
     assert len(client("iot").list_things_in_thing_group(thingGroupName="esp32-fleet", maxResults=250)["things"]) == 150
 
 
@@ -362,31 +412,51 @@ def test_which_changes_a_task_takes():
     from engine.providers.aws import bulkreg
 
     def thing(name, attrs=("serial", "site"), groups=1, principals=(), ids=None, action=Action.CREATE):
-        return Change(Address.of("aws", "aws-eu", "Thing", name), "aws.Thing", action,
-                      desired={"thingType": "esp32", "attributes": {a: "v" for a in attrs},
-                               "groups": [f"g{i}" for i in range(groups)], "principals": list(principals)},
-                      inputs={"certificateIds": ids or {}})
+        return Change(
+            Address.of("aws", "aws-eu", "Thing", name),
+            "aws.Thing",
+            action,
+            desired={
+                "thingType": "esp32",
+                "attributes": {a: "v" for a in attrs},
+                "groups": [f"g{i}" for i in range(groups)],
+                "principals": list(principals),
+            },
+            inputs={"certificateIds": ids or {}},
+        )
 
     def cert(name, ca=True):
-        return Change(Address.of("aws", "aws-eu", "Certificate", name), "aws.Certificate", Action.CREATE,
-                      desired={"certificateId": name * 8, "status": "ACTIVE", "policies": ["p"]},
-                      inputs={"certificatePem": "PEM", **({"caCertificatePem": "CA"} if ca else {})})
+        return Change(
+            Address.of("aws", "aws-eu", "Certificate", name),
+            "aws.Certificate",
+            Action.CREATE,
+            desired={"certificateId": name * 8, "status": "ACTIVE", "policies": ["p"]},
+            inputs={"certificatePem": "PEM", **({"caCertificatePem": "CA"} if ca else {})},
+        )
 
     cfg = bulkreg.BulkConfig(bucket=BUCKET, role_arn=ROLE, threshold=3)
     plain = [thing(f"t{i}") for i in range(4)]
-    other = [thing(f"o{i}", attrs=("mac",)) for i in range(2)]               # another shape, below the threshold
+    other = [thing(f"o{i}", attrs=("mac",)) for i in range(2)]  # another shape, below the threshold
     linked = [thing(f"l{i}", principals=["c"], ids={"c": "cid"}) for i in range(3)]
     two_certs = [thing(f"x{i}", principals=["a", "b"], ids={"a": "1", "b": "2"}) for i in range(3)]
     updates = [thing(f"u{i}", action=Action.UPDATE) for i in range(3)]
     out = bulkreg.batches(plain + other + linked + two_certs + updates, cfg, {})
     assert sorted(sorted(c.address.name for c in b) for b in out) == [["l0", "l1", "l2"], ["t0", "t1", "t2", "t3"]]
     assert bulkreg.shape(linked[0], {})[-1] == "call" and bulkreg.shape(linked[0], {"cid": "ACTIVE"})[-1] == "task"
-    assert bulkreg.batches([cert(f"c{i}", ca=False) for i in range(5)], cfg, {}) == []    # no registered CA
+    assert bulkreg.batches([cert(f"c{i}", ca=False) for i in range(5)], cfg, {}) == []  # no registered CA
     assert len(bulkreg.batches([cert(f"c{i}") for i in range(5)], cfg, {})[0]) == 5
     body = json.loads(bulkreg.template_body(bulkreg.shape(plain[0], {})))
     thing_res = body["Resources"]["thing"]
     assert thing_res["Properties"]["AttributePayload"]["managed-by"] == "fleetctl"
-    assert thing_res["OverrideSettings"] == {"AttributePayload": "REPLACE", "ThingTypeName": "REPLACE",
-                                             "ThingGroups": "MERGE"}
+    assert thing_res["OverrideSettings"] == {
+        "AttributePayload": "REPLACE",
+        "ThingTypeName": "REPLACE",
+        "ThingGroups": "MERGE",
+    }
     assert bulkreg.line(plain[1], bulkreg.shape(plain[1], {}), {}) == {
-        "ThingName": "t1", "A0": "v", "A1": "v", "ThingTypeName": "esp32", "G0": "g0"}
+        "ThingName": "t1",
+        "A0": "v",
+        "A1": "v",
+        "ThingTypeName": "esp32",
+        "G0": "g0",
+    }

@@ -2,6 +2,7 @@
 out of band is drift no plan can repair — listed with the reason and what a person must do in drift text,
 markdown and JSON, exit 2; plan lists it and exits 1; a check that could not read exits 1 and never says
 "In sync"."""
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,7 @@ def test_revoked_certificate_is_drift_with_reason_and_remedy(revoked):
     assert "why: the certificate is REVOKED and the manifest says ACTIVE" in res.stdout
     assert "to do: issue a new certificate (a new PEM) for the device, declare it" in res.stdout
     assert "detach the revoked one" in res.stdout
-    assert "error" not in res.stderr           # it is drift, reported as such, not an error beside an "in sync"
+    assert "error" not in res.stderr  # it is drift, reported as such, not an error beside an "in sync"
 
 
 def test_revoked_certificate_in_drift_json_and_markdown(revoked):
@@ -96,6 +97,7 @@ def test_accepting_the_revocation_in_the_manifest_is_in_sync_again(revoked):
 @pytest.fixture
 def denying_endpoint():
     """An AWS endpoint on loopback that refuses every request (403 AccessDeniedException, not retried)."""
+
     class Deny(BaseHTTPRequestHandler):
         def _deny(self) -> None:
             body = json.dumps({"message": "User is not authorized to perform: iot:ListThings"}).encode()
@@ -110,6 +112,7 @@ def denying_endpoint():
 
         def log_message(self, *args) -> None:
             pass
+
     server = ThreadingHTTPServer(("127.0.0.1", 0), Deny)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -117,8 +120,9 @@ def denying_endpoint():
     server.server_close()
 
 
-def test_a_drift_check_that_cannot_read_exits_1_and_never_says_in_sync(aws_env, fleet_dir, monkeypatch,
-                                                                       denying_endpoint):
+def test_a_drift_check_that_cannot_read_exits_1_and_never_says_in_sync(
+    aws_env, fleet_dir, monkeypatch, denying_endpoint
+):
     monkeypatch.setenv("AWS_ENDPOINT_URL", denying_endpoint)
     for fmt in ("text", "json", "markdown"):
         res = run_cli("drift", str(fleet_dir), "--format", fmt)

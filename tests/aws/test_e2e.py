@@ -2,6 +2,7 @@
 
 Where moto falls short of AWS (research/backends.md §1), the test says so by name with the `moto_gap` mark.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,9 +46,19 @@ def test_plan_apply_plan_is_empty_for_every_example_kind(aws_env, fleet_dir, tmp
     first = plan(fleet_dir, "--out", str(tmp_path / "plan.json"))
     assert first.exit_code == 2, first.output
     kinds = {c["kind"] for c in json.loads((tmp_path / "plan.json").read_text())["changes"]}
-    assert kinds == {"aws.CACertificate", "aws.Policy", "aws.Certificate", "aws.ThingType", "aws.ThingGroup",
-                     "aws.Thing", "aws.TopicRule", "aws.ServiceRole", "aws.RoleAlias", "aws.LoggingOptions",
-                     "aws.IndexingConfiguration"}
+    assert kinds == {
+        "aws.CACertificate",
+        "aws.Policy",
+        "aws.Certificate",
+        "aws.ThingType",
+        "aws.ThingGroup",
+        "aws.Thing",
+        "aws.TopicRule",
+        "aws.ServiceRole",
+        "aws.RoleAlias",
+        "aws.LoggingOptions",
+        "aws.IndexingConfiguration",
+    }
     applied = run_cli("apply", str(tmp_path / "plan.json"), "--fleet", str(fleet_dir))
     assert applied.exit_code == 0, applied.output
     assert "17 applied, 0 failed" in applied.stdout
@@ -104,22 +115,26 @@ def test_out_of_band_change_is_drift_naming_resource_and_field(aws_env, fleet_di
     assert '~ attributes.site: "paris" → "lyon"' in res.stdout
     as_json = json.loads(run_cli("drift", str(fleet_dir), "--format", "json").stdout)
     assert as_json["inSync"] is False
-    assert as_json["drift"][0]["fields"] == [{"drift": "changed", "path": "attributes.site", "manifest": "paris",
-                                             "actual": "lyon"}]
+    assert as_json["drift"][0]["fields"] == [
+        {"drift": "changed", "path": "attributes.site", "manifest": "paris", "actual": "lyon"}
+    ]
     assert apply_path(fleet_dir).exit_code == 0
     assert run_cli("drift", str(fleet_dir)).exit_code == 0
 
 
 def test_saved_plan_refuses_to_apply_after_out_of_band_change(aws_env, fleet_dir, tmp_path):
     assert apply_path(fleet_dir).exit_code == 0
-    edit(fleet_dir / "aws/springpark.yaml", "attributes: {serial: DA1275B0, site: paris}",
-         "attributes: {serial: DA1275B0, site: paris, floor: '-2'}")
+    edit(
+        fleet_dir / "aws/springpark.yaml",
+        "attributes: {serial: DA1275B0, site: paris}",
+        "attributes: {serial: DA1275B0, site: paris, floor: '-2'}",
+    )
     assert plan(fleet_dir, "--out", str(tmp_path / "p.json")).exit_code == 2
     iot().update_thing(thingName="DA1275B0", attributePayload={"attributes": {"site": "lyon"}, "merge": True})
     res = run_cli("apply", str(tmp_path / "p.json"), "--fleet", str(fleet_dir))
     assert res.exit_code == 1
     assert "plan is stale, re-run plan" in res.stderr and "aws/aws-eu/Thing/DA1275B0" in res.stderr
-    assert iot().describe_thing(thingName="DA1275B0")["attributes"]["site"] == "lyon"   # nothing clobbered
+    assert iot().describe_thing(thingName="DA1275B0")["attributes"]["site"] == "lyon"  # nothing clobbered
     assert "floor" not in iot().describe_thing(thingName="DA1275B0")["attributes"]
 
 
@@ -128,7 +143,7 @@ def test_delete_order_detach_inactive_delete_with_prune(aws_env, fleet_dir, tmp_
     (fleet_dir / "aws/springpark.yaml").write_text("")
     (fleet_dir / "aws/lora.yaml").write_text("")
     without_prune = plan(fleet_dir)
-    assert without_prune.exit_code == 0, without_prune.output      # managed but prune is off: nothing deleted
+    assert without_prune.exit_code == 0, without_prune.output  # managed but prune is off: nothing deleted
     assert "kept because pruning is off" in without_prune.stdout
     res = plan(fleet_dir, "--prune", "--out", str(tmp_path / "p.json"))
     assert res.exit_code == 2, res.output
@@ -137,15 +152,19 @@ def test_delete_order_detach_inactive_delete_with_prune(aws_env, fleet_dir, tmp_
     cert_b0, ca = f"Certificate/{CERT_B0}", f"CACertificate/{CA_ID}"
     order = [c["address"].split("/", 2)[2] for c in changes]
     assert all(c["action"] == "delete" for c in changes)
-    assert len(changes) == 13          # lora.yaml's ServiceRole too, after the rule that uses it
+    assert len(changes) == 13  # lora.yaml's ServiceRole too, after the rule that uses it
     assert order.index("TopicRule/lora_to_dynamodb") < order.index("ServiceRole/iot-lora-dynamodb")
     assert order.index("Thing/DA1275B0") < order.index(cert_b0)
     assert order.index(cert_b0) < order.index(ca)
     assert order.index(cert_b0) < order.index("Policy/reader-policy")
     assert order.index("Thing/DA1275B0") < order.index("ThingGroup/paris-readers") < order.index("ThingGroup/readers")
     cert = next(c for c in changes if c["address"].endswith(cert_b0))
-    assert cert["steps"] == ["detach from every thing", "detach policy reader-policy", "set status INACTIVE",
-                             "delete certificate"]
+    assert cert["steps"] == [
+        "detach from every thing",
+        "detach policy reader-policy",
+        "set status INACTIVE",
+        "delete certificate",
+    ]
     applied = run_cli("apply", str(tmp_path / "p.json"), "--fleet", str(fleet_dir))
     assert applied.exit_code == 0, applied.output
     assert iot().list_things()["things"] == []
@@ -210,10 +229,16 @@ def test_lowering_keep_versions_deletes_the_oldest(aws_env, fleet_dir):
 def test_certificate_status_inactive_and_revoked_are_distinct(aws_env, fleet_dir):
     path = fleet_dir / "aws/springpark.yaml"
     assert apply_path(fleet_dir).exit_code == 0
-    edit(path, "certificatePem: {file: certs/da1275b1.pem}\n  caCertificate: springcore-sandbox-ca\n  status: ACTIVE",
-         "certificatePem: {file: certs/da1275b1.pem}\n  caCertificate: springcore-sandbox-ca\n  status: INACTIVE")
-    edit(path, "certificatePem: {file: certs/da1275b2.pem}\n  caCertificate: springcore-sandbox-ca\n  status: ACTIVE",
-         "certificatePem: {file: certs/da1275b2.pem}\n  caCertificate: springcore-sandbox-ca\n  status: REVOKED")
+    edit(
+        path,
+        "certificatePem: {file: certs/da1275b1.pem}\n  caCertificate: springcore-sandbox-ca\n  status: ACTIVE",
+        "certificatePem: {file: certs/da1275b1.pem}\n  caCertificate: springcore-sandbox-ca\n  status: INACTIVE",
+    )
+    edit(
+        path,
+        "certificatePem: {file: certs/da1275b2.pem}\n  caCertificate: springcore-sandbox-ca\n  status: ACTIVE",
+        "certificatePem: {file: certs/da1275b2.pem}\n  caCertificate: springcore-sandbox-ca\n  status: REVOKED",
+    )
     assert apply_path(fleet_dir).exit_code == 0
     statuses = {c["certificateId"][:8]: c["status"] for c in iot().list_certificates()["certificates"]}
     assert sorted(statuses.values()) == ["ACTIVE", "INACTIVE", "REVOKED"]
@@ -264,8 +289,14 @@ main(sys.argv[1:])
 @pytest.mark.parametrize("crash_after", [4, 11, 17])
 def test_interrupted_apply_is_visible_and_rerun_converges_without_orphans(aws_env, fleet_dir, tmp_path, crash_after):
     env = {**os.environ, "CRASH_AFTER": str(crash_after)}
-    proc = subprocess.run([sys.executable, "-c", CRASH, "apply", str(fleet_dir), "--auto-approve"], env=env,
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH, "apply", str(fleet_dir), "--auto-approve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 137
     journal = list(read_entries(Path(aws_env["FLEETCTL_JOURNAL"])))
     begun = {e["address"] for e in journal if e["event"] == "begin" and "op" not in e}
@@ -276,8 +307,11 @@ def test_interrupted_apply_is_visible_and_rerun_converges_without_orphans(aws_en
     assert apply_path(fleet_dir).exit_code == 0
     assert plan(fleet_dir).exit_code == 0
     c = iot()
-    attached = {p.rsplit("/", 1)[1] for t in c.list_things()["things"]
-                for p in c.list_thing_principals(thingName=t["thingName"])["principals"]}
+    attached = {
+        p.rsplit("/", 1)[1]
+        for t in c.list_things()["things"]
+        for p in c.list_thing_principals(thingName=t["thingName"])["principals"]
+    }
     active = {x["certificateId"] for x in c.list_certificates()["certificates"] if x["status"] == "ACTIVE"}
     assert active <= attached, f"orphan ACTIVE certificates: {active - attached}"
     assert len(c.list_certificates()["certificates"]) == 3
@@ -297,10 +331,12 @@ def test_journal_records_begin_success_and_request_ids(aws_env, fleet_dir):
 
 def test_secrets_never_appear_in_any_output(aws_env, fleet_dir, tmp_path):
     secret = aws_env["AWS_SECRET_ACCESS_KEY"]
-    outputs = [plan(fleet_dir, "--out", str(tmp_path / "p.json")).output,
-               run_cli("show", str(tmp_path / "p.json"), "--format", "markdown").output,
-               run_cli("apply", str(tmp_path / "p.json"), "--fleet", str(fleet_dir)).output,
-               run_cli("drift", str(fleet_dir), "--format", "json").output]
+    outputs = [
+        plan(fleet_dir, "--out", str(tmp_path / "p.json")).output,
+        run_cli("show", str(tmp_path / "p.json"), "--format", "markdown").output,
+        run_cli("apply", str(tmp_path / "p.json"), "--fleet", str(fleet_dir)).output,
+        run_cli("drift", str(fleet_dir), "--format", "json").output,
+    ]
     files = [(tmp_path / "p.json").read_text(), Path(aws_env["FLEETCTL_JOURNAL"]).read_text()]
     for text in outputs + files:
         assert secret not in text
@@ -338,7 +374,11 @@ spec:
 def test_jitp_template_and_ca_auto_registration(aws_env, fleet_dir):
     path = fleet_dir / "aws/springpark.yaml"
     path.write_text(path.read_text() + JITP)
-    edit(path, "  autoRegistration: DISABLE\n", "  autoRegistration: ENABLE\n  registrationConfig: {templateName: springpark-jitp}\n")
+    edit(
+        path,
+        "  autoRegistration: DISABLE\n",
+        "  autoRegistration: ENABLE\n  registrationConfig: {templateName: springpark-jitp}\n",
+    )
     first = plan(fleet_dir)
     assert first.exit_code == 2
     assert first.stdout.index("ProvisioningTemplate/springpark-jitp") < first.stdout.index("CACertificate/springcore")
@@ -361,25 +401,30 @@ def test_jitp_template_and_ca_auto_registration(aws_env, fleet_dir):
 def test_ca_proof_of_possession_is_checked(aws_env, fleet_dir):
     """The sandbox checks the verification certificate like AWS (CN = registration code, signed by the CA)."""
     from engine.sandbox.certs import make_ca, verification_certificate
+
     (fleet_dir / "aws/certs/springcore-sandbox-ca-verification.pem").write_text(
-        verification_certificate(make_ca("Impostor CA"), "not-the-code").pem)
+        verification_certificate(make_ca("Impostor CA"), "not-the-code").pem
+    )
     res = run_cli("validate", str(fleet_dir))
     assert res.exit_code == 1 and "the verification certificate is not signed by this CA" in res.stderr
 
 
 def test_policy_attached_to_a_thing_group(aws_env, fleet_dir):
     path = fleet_dir / "aws/springpark.yaml"
-    edit(path, "  description: Readers of the Paris car parks\n",
-         "  description: Readers of the Paris car parks\n  policies: [reader-policy]\n")
+    edit(
+        path,
+        "  description: Readers of the Paris car parks\n",
+        "  description: Readers of the Paris car parks\n  policies: [reader-policy]\n",
+    )
     assert apply_path(fleet_dir).exit_code == 0
     arn = iot().describe_thing_group(thingGroupName="paris-readers")["thingGroupArn"]
     assert [p["policyName"] for p in iot().list_attached_policies(target=arn)["policies"]] == ["reader-policy"]
     assert plan(fleet_dir).exit_code == 0
     edit(path, "  policies: [reader-policy]\n  attributes", "  attributes")
-    assert plan(fleet_dir).exit_code == 0      # an undeclared field is not managed: nothing is detached
+    assert plan(fleet_dir).exit_code == 0  # an undeclared field is not managed: nothing is detached
     edit(path, "  attributes: {site: paris}", "  attributes: {site: paris}\n  policies: []")
     res = plan(fleet_dir)
-    assert '- policies[]: "reader-policy"' in res.stdout            # one member of the set, removed
+    assert '- policies[]: "reader-policy"' in res.stdout  # one member of the set, removed
     assert apply_path(fleet_dir).exit_code == 0
     assert iot().list_attached_policies(target=arn)["policies"] == []
 
@@ -390,8 +435,11 @@ def test_moto_gap_certificate_delete_with_a_group_policy(aws_env, fleet_dir):
     (research/backends.md §1, 'delete flows'); AWS does not. fleetctl reports the failure, skips dependants and
     leaves the journal consistent; the test pins that behaviour so a moto fix shows up here."""
     path = fleet_dir / "aws/springpark.yaml"
-    edit(path, "  description: Readers of the Paris car parks\n",
-         "  description: Readers of the Paris car parks\n  policies: [reader-policy]\n")
+    edit(
+        path,
+        "  description: Readers of the Paris car parks\n",
+        "  description: Readers of the Paris car parks\n  policies: [reader-policy]\n",
+    )
     assert apply_path(fleet_dir).exit_code == 0
     text = path.read_text()
     path.write_text(text.replace("principals: [springpark-da1275b2]", "principals: []"))
@@ -408,12 +456,13 @@ def test_ownership_marker_decides_what_prune_may_delete(aws_env, fleet_dir):
     c = iot()
     c.create_policy(policyName="console-policy", policyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
     assert c.list_tags_for_resource(resourceArn=c.get_policy(policyName="reader-policy")["policyArn"])["tags"] == [
-        {"Key": "managed-by", "Value": "fleetctl"}]
+        {"Key": "managed-by", "Value": "fleetctl"}
+    ]
     (fleet_dir / "aws/lora.yaml").write_text("")
     res = plan(fleet_dir, "--prune")
     assert res.exit_code == 2
-    assert "- aws/aws-eu/TopicRule/lora_to_dynamodb" in res.stdout          # fleetctl's: deleted with --prune
-    assert "aws/aws-eu/Policy/console-policy" in res.stdout.split("unmanaged resource(s)")[1]   # not ours: listed
+    assert "- aws/aws-eu/TopicRule/lora_to_dynamodb" in res.stdout  # fleetctl's: deleted with --prune
+    assert "aws/aws-eu/Policy/console-policy" in res.stdout.split("unmanaged resource(s)")[1]  # not ours: listed
     assert apply_path(fleet_dir, "--prune").exit_code == 0
     assert c.get_policy(policyName="console-policy")["policyName"] == "console-policy"
     assert c.list_topic_rules()["rules"] == []
@@ -423,8 +472,12 @@ def test_saved_plan_applies_without_loading_the_fleet(aws_env, fleet_dir, tmp_pa
     """The plan file carries the Targets' settings (references only): apply PLANFILE loads no manifest."""
     assert plan(fleet_dir, "--out", str(tmp_path / "p.json")).exit_code == 2
     specs = json.loads((tmp_path / "p.json").read_text())["options"]["targetSpecs"]
-    assert specs["aws-eu"] == {"aws": {"region": "eu-west-2"}, "prune": False, "optional": False,
-                               "files": {"allow": ["~/.fleetctl/keys"]}}       # the example's key folder (13.5)
+    assert specs["aws-eu"] == {
+        "aws": {"region": "eu-west-2"},
+        "prune": False,
+        "optional": False,
+        "files": {"allow": ["~/.fleetctl/keys"]},
+    }  # the example's key folder (13.5)
     res = run_cli("apply", str(tmp_path / "p.json"), "--fleet", str(tmp_path / "no-such-fleet"))
     assert res.exit_code == 0, res.output
     assert plan(fleet_dir).exit_code == 0

@@ -2,6 +2,7 @@
 policy, groups, rule, templates, service roles, role alias, account settings) plus kinds (a)'s billing and dynamic
 groups and kinds (b)'s audits, authorizers, domain and destination — is imported in one run into a folder with
 only the Target, and the plan of what was imported shows no changes."""
+
 from __future__ import annotations
 
 import shutil
@@ -18,11 +19,16 @@ from tests.conftest import FLEET, run_cli
 def test_import_of_an_account_holding_every_kind_plans_clean(aws_env, tmp_path):
     fleet = tmp_path / "fleet"
     shutil.copytree(FLEET, fleet, ignore=shutil.ignore_patterns("out", ".fleetctl"))
-    (fleet / "aws" / "jitp.yaml").write_text(JITP)                   # the JITP template of the SpringPark CA
+    (fleet / "aws" / "jitp.yaml").write_text(JITP)  # the JITP template of the SpringPark CA
     for name in ("billing", "dynamic"):
         (fleet / "aws" / f"kinds-a-{name}.yaml").write_text(getattr(a, name.upper()))
-    account_level = {"AccountAuditConfiguration", "ScheduledAudit", "Authorizer", "DomainConfiguration",
-                     "TopicRuleDestination"}   # the example fleet already holds indexing, logging and events
+    account_level = {
+        "AccountAuditConfiguration",
+        "ScheduledAudit",
+        "Authorizer",
+        "DomainConfiguration",
+        "TopicRuleDestination",
+    }  # the example fleet already holds indexing, logging and events
     docs = [b.doc(c.kind, c.name, c.v1) for c in b.CASES if c.kind in account_level]
     docs += [d for c in b.CASES for d in c.extra if c.kind in account_level and d not in docs]
     b._public_key(fleet / "keys/k1.pem")

@@ -1,6 +1,7 @@
 """ServiceRole, RoleAlias, BillingGroup (+ thing membership) and DynamicThingGroup end to end on moto's server,
 through the real boto3 and the real CLI: create, update of every managed field, no-op re-plan, drift, delete with
 prune, import round trip; ServiceRole refuses non-IoT principals; DynamicThingGroup match counts."""
+
 from __future__ import annotations
 
 import json
@@ -142,7 +143,11 @@ def test_service_role_and_alias_lifecycle(aws_env, tmp_path):
     assert {"Key": "managed-by", "Value": "fleetctl"} in tags
     assert {"Key": "managed-by", "Value": "fleetctl"} in iam().list_role_tags(RoleName="esp32-credentials")["Tags"]
     # the journal holds the IAM and IoT calls with their request ids
-    ops = {e.get("op"): e for e in read_entries(Path(aws_env["FLEETCTL_JOURNAL"])) if e.get("event") == "success" and "op" in e}
+    ops = {
+        e.get("op"): e
+        for e in read_entries(Path(aws_env["FLEETCTL_JOURNAL"]))
+        if e.get("event") == "success" and "op" in e
+    }
     assert {"iam:create_role", "iam:put_role_policy", "create_role_alias"} <= set(ops)
     assert all(ops[o].get("requestId") for o in ("iam:create_role", "create_role_alias"))
 
@@ -150,25 +155,41 @@ def test_service_role_and_alias_lifecycle(aws_env, tmp_path):
     path = fleet / "roles.yaml"
     edit(path, "description: S3 uploads of the ESP32 modules", "description: uploads")
     edit(path, "maxSessionDuration: 7200", "maxSessionDuration: 10800")
-    edit(path, "assumedBy: [credentials.iot.amazonaws.com]",
-         "assumedBy: [credentials.iot.amazonaws.com, iot.amazonaws.com]\n  conditions: "
-         "{StringEquals: {'aws:SourceAccount': '123456789012'}}")
+    edit(
+        path,
+        "assumedBy: [credentials.iot.amazonaws.com]",
+        "assumedBy: [credentials.iot.amazonaws.com, iot.amazonaws.com]\n  conditions: "
+        "{StringEquals: {'aws:SourceAccount': '123456789012'}}",
+    )
     edit(path, '"arn:aws:s3:::esp32-uploads/*"', '"arn:aws:s3:::esp32-uploads/*", "arn:aws:s3:::esp32-logs/*"')
     edit(path, "credentialDurationSeconds: 3600", "credentialDurationSeconds: 7200")
     changed = plan(fleet)
     assert changed.exit_code == 2, changed.output
-    for field in ("description", "maxSessionDuration", "assumedBy", "conditions", "policy", "credentialDurationSeconds"):
+    for field in (
+        "description",
+        "maxSessionDuration",
+        "assumedBy",
+        "conditions",
+        "policy",
+        "credentialDurationSeconds",
+    ):
         assert field in changed.stdout, (field, changed.stdout)
     assert "[!permissions-widened]" in changed.stdout
     apply(fleet)
     settled(fleet)
     role = iam().get_role(RoleName="esp32-credentials")["Role"]
     assert role["MaxSessionDuration"] == 10800 and role["Description"] == "uploads"
-    assert iot().describe_role_alias(roleAlias="esp32-alias")["roleAliasDescription"]["credentialDurationSeconds"] == 7200
+    assert (
+        iot().describe_role_alias(roleAlias="esp32-alias")["roleAliasDescription"]["credentialDurationSeconds"] == 7200
+    )
 
     # drift: a managed policy attached and the alias shortened outside fleetctl
-    admin = iam().create_policy(PolicyName="Admin", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    admin = iam().create_policy(
+        PolicyName="Admin",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        ),
+    )
     iam().attach_role_policy(RoleName="esp32-credentials", PolicyArn=admin["Policy"]["Arn"])
     iot().update_role_alias(roleAlias="esp32-alias", credentialDurationSeconds=900)
     drift = plan(fleet)
@@ -187,15 +208,22 @@ def test_service_role_and_alias_lifecycle(aws_env, tmp_path):
     assert pruned.exit_code == 0, pruned.output
     assert iot().list_role_aliases()["roleAliases"] == []
     assert [r["RoleName"] for r in iam().list_roles(PathPrefix="/fleetctl/")["Roles"]] == []
-    order = [e["op"] for e in read_entries(Path(aws_env["FLEETCTL_JOURNAL"])) if e.get("event") == "success" and "op" in e
-             and e.get("op") in ("delete_role_alias", "iam:delete_role")]
+    order = [
+        e["op"]
+        for e in read_entries(Path(aws_env["FLEETCTL_JOURNAL"]))
+        if e.get("event") == "success" and "op" in e and e.get("op") in ("delete_role_alias", "iam:delete_role")
+    ]
     assert order[-2:] == ["delete_role_alias", "iam:delete_role"]
 
 
 @pytest.mark.parametrize("principal", ["lambda.amazonaws.com", "arn:aws:iam::123456789012:root", "*"])
 def test_service_role_refuses_non_iot_principals(aws_env, tmp_path, principal):
-    fleet = write(tmp_path / "fleet", roles=ROLE.replace("assumedBy: [credentials.iot.amazonaws.com]",
-                                                         f"assumedBy: [credentials.iot.amazonaws.com, '{principal}']"))
+    fleet = write(
+        tmp_path / "fleet",
+        roles=ROLE.replace(
+            "assumedBy: [credentials.iot.amazonaws.com]", f"assumedBy: [credentials.iot.amazonaws.com, '{principal}']"
+        ),
+    )
     res = plan(fleet)
     assert res.exit_code == 1, res.output
     assert "roles.yaml:" in res.output and "not an AWS IoT service principal" in res.output
@@ -203,8 +231,9 @@ def test_service_role_refuses_non_iot_principals(aws_env, tmp_path, principal):
 
 
 def test_role_alias_duration_beyond_the_role_is_an_error(aws_env, tmp_path):
-    fleet = write(tmp_path / "fleet", roles=ROLE.replace("credentialDurationSeconds: 3600",
-                                                         "credentialDurationSeconds: 9000"))
+    fleet = write(
+        tmp_path / "fleet", roles=ROLE.replace("credentialDurationSeconds: 3600", "credentialDurationSeconds: 9000")
+    )
     res = plan(fleet)
     assert res.exit_code == 1 and "maxSessionDuration 7200" in res.output, res.output
 
@@ -247,13 +276,20 @@ def test_billing_group_lifecycle_and_thing_membership(aws_env, tmp_path):
     assert group["billingGroupProperties"]["billingGroupDescription"] == "Customer A devices"
     tags = {t["Key"]: t["Value"] for t in c.list_tags_for_resource(resourceArn=group["billingGroupArn"])["tags"]}
     assert tags == {"costCenter": "1234", "customer": "a", "managed-by": "fleetctl"}
-    assert sorted(c.list_things_in_billing_group(billingGroupName="customer-a")["things"]) == ["ESP32-0001", "ESP32-0002"]
+    assert sorted(c.list_things_in_billing_group(billingGroupName="customer-a")["things"]) == [
+        "ESP32-0001",
+        "ESP32-0002",
+    ]
 
     # update every managed field: description, tags (changed, added, removed), a thing's billing group
     path = fleet / "billing.yaml"
     edit(path, "description: Customer A devices", "description: Customer A")
     edit(path, 'tags: {costCenter: "1234", customer: a}', 'tags: {costCenter: "5678", region: eu}')
-    edit(path, "  attributes: {site: lyon}\n  billingGroup: customer-a", "  attributes: {site: lyon}\n  billingGroup: customer-b")
+    edit(
+        path,
+        "  attributes: {site: lyon}\n  billingGroup: customer-a",
+        "  attributes: {site: lyon}\n  billingGroup: customer-b",
+    )
     changed = plan(fleet)
     assert changed.exit_code == 2, changed.output
     assert "billingGroup" in changed.stdout and "tags.costCenter" in changed.stdout, changed.stdout
@@ -262,8 +298,10 @@ def test_billing_group_lifecycle_and_thing_membership(aws_env, tmp_path):
     tags = {t["Key"]: t["Value"] for t in c.list_tags_for_resource(resourceArn=group["billingGroupArn"])["tags"]}
     assert tags == {"costCenter": "5678", "region": "eu", "managed-by": "fleetctl"}
     assert c.list_things_in_billing_group(billingGroupName="customer-b")["things"] == ["ESP32-0002"]
-    assert c.describe_billing_group(billingGroupName="customer-a")["billingGroupProperties"][
-        "billingGroupDescription"] == "Customer A"
+    assert (
+        c.describe_billing_group(billingGroupName="customer-a")["billingGroupProperties"]["billingGroupDescription"]
+        == "Customer A"
+    )
 
     # drift: a thing moved out of band, a tag changed out of band
     c.remove_thing_from_billing_group(billingGroupName="customer-a", thingName="ESP32-0001")
@@ -275,8 +313,11 @@ def test_billing_group_lifecycle_and_thing_membership(aws_env, tmp_path):
 
     # delete with prune: members removed first
     text = path.read_text().replace("  billingGroup: customer-b\n", "")
-    path.write_text(text.split("---\napiVersion: aws.fleetctl.io/v1\nkind: BillingGroup\nmetadata: {name: customer-b")[0]
-                    + "---" + text.split("Customer B devices\n---")[1])
+    path.write_text(
+        text.split("---\napiVersion: aws.fleetctl.io/v1\nkind: BillingGroup\nmetadata: {name: customer-b")[0]
+        + "---"
+        + text.split("Customer B devices\n---")[1]
+    )
     pruned = run_cli("apply", str(fleet), "--auto-approve", "--prune")
     assert pruned.exit_code == 0, pruned.output
     assert [g["groupName"] for g in c.list_billing_groups()["billingGroups"]] == ["customer-a"]
@@ -319,8 +360,11 @@ def test_dynamic_group_lifecycle_and_match_count(aws_env, tmp_path):
 
 
 def test_dynamic_group_query_beyond_the_offline_forms(aws_env, tmp_path):
-    fleet = write(tmp_path / "fleet", billing=BILLING, dynamic=DYNAMIC.replace(
-        "thingName:ESP32* AND attributes.site:paris", "connectivity.connected:true"))
+    fleet = write(
+        tmp_path / "fleet",
+        billing=BILLING,
+        dynamic=DYNAMIC.replace("thingName:ESP32* AND attributes.site:paris", "connectivity.connected:true"),
+    )
     res = plan(fleet)
     assert "the query cannot be evaluated offline" in res.stdout and "connectivity.connected:true" in res.stdout
 
@@ -351,23 +395,38 @@ def test_import_round_trip_of_every_kind_plans_clean(aws_env, tmp_path):
 
 
 def test_import_refuses_a_role_trusting_other_principals(aws_env, tmp_path):
-    iam().create_role(RoleName="wide", Path="/fleetctl/", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                "Action": "sts:AssumeRole"}]}))
-    iam().put_role_policy(RoleName="wide", PolicyName="fleetctl", PolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    iam().create_role(
+        RoleName="wide",
+        Path="/fleetctl/",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
+            }
+        ),
+    )
+    iam().put_role_policy(
+        RoleName="wide",
+        PolicyName="fleetctl",
+        PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
     out = tmp_path / "imported"
-    res = run_cli("import", "--target", "aws-eu", "--fleet", str(write(tmp_path / "bare")), "--out", str(out),
-                  "--no-rate-limit")
+    res = run_cli(
+        "import", "--target", "aws-eu", "--fleet", str(write(tmp_path / "bare")), "--out", str(out), "--no-rate-limit"
+    )
     assert res.exit_code == 0, res.output
     assert "lambda.amazonaws.com" in (out / "IMPORT.md").read_text()
 
 
 # ------------------------------------------------------------------------------------------ lint
 def test_lint_role_alias_overly_permissive_and_long_credentials(tmp_path):
-    wide = ROLE.replace('Action: ["s3:PutObject"], Resource: ["arn:aws:s3:::esp32-uploads/*"]',
-                        'Action: ["s3:*"], Resource: "*"').replace("credentialDurationSeconds: 3600",
-                                                                   "credentialDurationSeconds: 7200")
+    wide = ROLE.replace(
+        'Action: ["s3:PutObject"], Resource: ["arn:aws:s3:::esp32-uploads/*"]', 'Action: ["s3:*"], Resource: "*"'
+    ).replace("credentialDurationSeconds: 3600", "credentialDurationSeconds: 7200")
     res = run_cli("lint", str(write(tmp_path / "wide", roles=wide)))
     assert res.exit_code != 0
     assert "roles.yaml:17:3: FL021 error" in res.output and "('s3:*')" in res.output

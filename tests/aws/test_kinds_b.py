@@ -4,6 +4,7 @@ Authorizer, DomainConfiguration and TopicRuleDestination. Per kind: create (or, 
 update), update of every managed field, no-op re-plan, drift made out of band with boto3, delete with prune (a
 singleton is never deleted), import round trip. Plus: two Targets of one account declaring a singleton, and the
 HTTP destination's confirmation flow (the token read from the sandbox-only route)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,12 @@ from tests.conftest import run_cli
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/iot-logging"
 LAMBDA = f"arn:aws:lambda:eu-west-2:{ACCOUNT}:function:iot-auth"
-TARGET = {"apiVersion": "fleetctl.io/v1", "kind": "Target", "metadata": {"name": "aws-eu"},
-          "spec": {"aws": {"region": "eu-west-2"}}}
+TARGET = {
+    "apiVersion": "fleetctl.io/v1",
+    "kind": "Target",
+    "metadata": {"name": "aws-eu"},
+    "spec": {"aws": {"region": "eu-west-2"}},
+}
 
 
 def iot():
@@ -35,15 +40,22 @@ def iot():
 
 
 def _public_key(path: Path) -> None:
-    pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pem)
 
 
 def doc(kind: str, name: str, spec: dict[str, Any], target: str = "aws-eu") -> dict[str, Any]:
-    return {"apiVersion": "aws.fleetctl.io/v1", "kind": kind, "metadata": {"name": name, "target": target},
-            "spec": spec}
+    return {
+        "apiVersion": "aws.fleetctl.io/v1",
+        "kind": kind,
+        "metadata": {"name": name, "target": target},
+        "spec": spec,
+    }
 
 
 def write(folder: Path, name: str, docs: list[dict[str, Any]]) -> Path:
@@ -58,12 +70,12 @@ class Case:
     kind: str
     name: str
     v1: dict[str, Any]
-    v2: dict[str, Any]                          # every managed field changed
-    drift: Callable[[Any], None]                # an out-of-band change with boto3
-    gone: Callable[[Any], bool] | None = None   # after a prune: the resource no longer exists (None: a singleton)
-    extra: list[dict[str, Any]] = field(default_factory=list)   # what it needs (kept when it is pruned)
-    updated: tuple[str, ...] = ()               # text the v2 plan shows
-    unowned: bool = False                       # no ownership marker on AWS: never pruned once undeclared
+    v2: dict[str, Any]  # every managed field changed
+    drift: Callable[[Any], None]  # an out-of-band change with boto3
+    gone: Callable[[Any], bool] | None = None  # after a prune: the resource no longer exists (None: a singleton)
+    extra: list[dict[str, Any]] = field(default_factory=list)  # what it needs (kept when it is pruned)
+    updated: tuple[str, ...] = ()  # text the v2 plan shows
+    unowned: bool = False  # no ownership marker on AWS: never pruned once undeclared
 
 
 def _authorizers(c: Any) -> list[str]:
@@ -74,68 +86,144 @@ def _destination_arn(c: Any) -> str:
     return c.list_topic_rule_destinations()["destinationSummaries"][0]["arn"]
 
 
-AUDIT = doc("AccountAuditConfiguration", "account", {
-    "roleArn": f"arn:aws:iam::{ACCOUNT}:role/iot-audit", "enabledChecks": ["LOGGING_DISABLED_CHECK",
-                                                                           "DEVICE_CERTIFICATE_EXPIRING_CHECK"]})
-AUTHORIZER = {"authorizerFunction": LAMBDA, "tokenKeyName": "token",
-              "tokenSigningPublicKeys": {"k1": {"file": "keys/k1.pem"}}}
+AUDIT = doc(
+    "AccountAuditConfiguration",
+    "account",
+    {
+        "roleArn": f"arn:aws:iam::{ACCOUNT}:role/iot-audit",
+        "enabledChecks": ["LOGGING_DISABLED_CHECK", "DEVICE_CERTIFICATE_EXPIRING_CHECK"],
+    },
+)
+AUTHORIZER = {
+    "authorizerFunction": LAMBDA,
+    "tokenKeyName": "token",
+    "tokenSigningPublicKeys": {"k1": {"file": "keys/k1.pem"}},
+}
 
 CASES = [
-    Case("IndexingConfiguration", "account", {"thingIndexingMode": "REGISTRY"},
-         {"thingIndexingMode": "REGISTRY_AND_SHADOW", "thingConnectivityIndexingMode": "STATUS",
-          "deviceDefenderIndexingMode": "VIOLATIONS", "namedShadowIndexingMode": "ON", "thingGroupIndexingMode": "ON",
-          "customFields": [{"name": "attributes.site", "type": "String"}]},
-         lambda c: c.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "OFF"}),
-         updated=('thingIndexingMode: "REGISTRY" → "REGISTRY_AND_SHADOW"', 'thingGroupIndexingMode: "OFF" → "ON"')),
-    Case("LoggingOptions", "account",
-         {"roleArn": ROLE, "defaultLogLevel": "WARN",
-          "levels": [{"targetType": "THING_GROUP", "targetName": "lora-gateways", "logLevel": "DEBUG"}]},
-         {"roleArn": ROLE + "-2", "defaultLogLevel": "INFO", "disableAllLogs": False,
-          "levels": [{"targetType": "CLIENT_ID", "targetName": "esp32-01", "logLevel": "DEBUG"}]},
-         lambda c: c.set_v2_logging_options(roleArn=ROLE, defaultLogLevel="DISABLED"),
-         updated=('defaultLogLevel: "WARN" → "INFO"', '+ levels.CLIENT_ID/esp32-01: "DEBUG"',
-                  '- levels.THING_GROUP/lora-gateways: "DEBUG"')),
-    Case("EventConfigurations", "account", {"enabled": ["THING", "THING_GROUP_MEMBERSHIP"]},
-         {"enabled": ["THING", "CERTIFICATE"]},
-         lambda c: c.update_event_configurations(eventConfigurations={"THING": {"Enabled": False}}),
-         updated=('+ enabled[]: "CERTIFICATE"', '- enabled[]: "THING_GROUP_MEMBERSHIP"')),
-    Case("AccountAuditConfiguration", "account", AUDIT["spec"],
-         {"roleArn": f"arn:aws:iam::{ACCOUNT}:role/iot-audit-2",
-          "sns": {"targetArn": f"arn:aws:sns:eu-west-2:{ACCOUNT}:audit", "roleArn": f"arn:aws:iam::{ACCOUNT}:role/sns"},
-          "enabledChecks": ["LOGGING_DISABLED_CHECK", "CA_CERTIFICATE_EXPIRING_CHECK"]},
-         lambda c: c.update_account_audit_configuration(
-             auditCheckConfigurations={"LOGGING_DISABLED_CHECK": {"enabled": False}}),
-         updated=('+ enabledChecks[]: "CA_CERTIFICATE_EXPIRING_CHECK"',)),
-    Case("ScheduledAudit", "daily-logging", {"frequency": "DAILY", "targetCheckNames": ["LOGGING_DISABLED_CHECK"]},
-         {"frequency": "WEEKLY", "dayOfWeek": "MON",
-          "targetCheckNames": ["LOGGING_DISABLED_CHECK", "DEVICE_CERTIFICATE_EXPIRING_CHECK"]},
-         lambda c: c.update_scheduled_audit(scheduledAuditName="daily-logging", frequency="MONTHLY", dayOfMonth="1"),
-         gone=lambda c: not c.list_scheduled_audits()["scheduledAudits"], extra=[AUDIT],
-         updated=('frequency: "DAILY" → "WEEKLY"',)),
-    Case("Authorizer", "legacy-tokens", AUTHORIZER,
-         {"authorizerFunction": LAMBDA + "-2", "tokenKeyName": "tok2",
-          "tokenSigningPublicKeys": {"k2": {"file": "keys/k2.pem"}}, "status": "INACTIVE",
-          "enableCachingForHttp": True},
-         lambda c: c.update_authorizer(authorizerName="legacy-tokens", status="ACTIVE"),
-         gone=lambda c: "legacy-tokens" not in _authorizers(c),
-         updated=('status: "ACTIVE" → "INACTIVE"', 'tokenKeyName: "token" → "tok2"')),
-    Case("DomainConfiguration", "devices-custom",
-         {"domainName": "iot.example.com", "serverCertificateArns": [f"arn:aws:acm:eu-west-2:{ACCOUNT}:certificate/a"],
-          "authorizer": "legacy-tokens"},
-         {"domainName": "iot.example.com", "serverCertificateArns": [f"arn:aws:acm:eu-west-2:{ACCOUNT}:certificate/a"],
-          "authorizer": "second", "allowAuthorizerOverride": True, "tlsPolicy": "IoTSecurityPolicy_TLS13_1_3_2022_10",
-          "status": "DISABLED"},
-         lambda c: c.update_domain_configuration(domainConfigurationName="devices-custom",
-                                                 domainConfigurationStatus="ENABLED"),
-         gone=lambda c: not c.list_domain_configurations()["domainConfigurations"],
-         extra=[doc("Authorizer", "legacy-tokens", AUTHORIZER), doc("Authorizer", "second", AUTHORIZER)],
-         updated=('authorizer: "legacy-tokens" → "second"', 'status: "ENABLED" → "DISABLED"')),
-    Case("TopicRuleDestination", "lora-vpc",
-         {"vpc": {"vpcId": "vpc-0a1b2c", "subnetIds": ["subnet-1", "subnet-2"], "roleArn": ROLE}},
-         {"vpc": {"vpcId": "vpc-0a1b2c", "subnetIds": ["subnet-1", "subnet-2"], "roleArn": ROLE}, "status": "DISABLED"},
-         lambda c: c.update_topic_rule_destination(arn=_destination_arn(c), status="ENABLED"),
-         gone=lambda c: not c.list_topic_rule_destinations()["destinationSummaries"],
-         updated=('status: "ENABLED" → "DISABLED"',), unowned=True),
+    Case(
+        "IndexingConfiguration",
+        "account",
+        {"thingIndexingMode": "REGISTRY"},
+        {
+            "thingIndexingMode": "REGISTRY_AND_SHADOW",
+            "thingConnectivityIndexingMode": "STATUS",
+            "deviceDefenderIndexingMode": "VIOLATIONS",
+            "namedShadowIndexingMode": "ON",
+            "thingGroupIndexingMode": "ON",
+            "customFields": [{"name": "attributes.site", "type": "String"}],
+        },
+        lambda c: c.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "OFF"}),
+        updated=('thingIndexingMode: "REGISTRY" → "REGISTRY_AND_SHADOW"', 'thingGroupIndexingMode: "OFF" → "ON"'),
+    ),
+    Case(
+        "LoggingOptions",
+        "account",
+        {
+            "roleArn": ROLE,
+            "defaultLogLevel": "WARN",
+            "levels": [{"targetType": "THING_GROUP", "targetName": "lora-gateways", "logLevel": "DEBUG"}],
+        },
+        {
+            "roleArn": ROLE + "-2",
+            "defaultLogLevel": "INFO",
+            "disableAllLogs": False,
+            "levels": [{"targetType": "CLIENT_ID", "targetName": "esp32-01", "logLevel": "DEBUG"}],
+        },
+        lambda c: c.set_v2_logging_options(roleArn=ROLE, defaultLogLevel="DISABLED"),
+        updated=(
+            'defaultLogLevel: "WARN" → "INFO"',
+            '+ levels.CLIENT_ID/esp32-01: "DEBUG"',
+            '- levels.THING_GROUP/lora-gateways: "DEBUG"',
+        ),
+    ),
+    Case(
+        "EventConfigurations",
+        "account",
+        {"enabled": ["THING", "THING_GROUP_MEMBERSHIP"]},
+        {"enabled": ["THING", "CERTIFICATE"]},
+        lambda c: c.update_event_configurations(eventConfigurations={"THING": {"Enabled": False}}),
+        updated=('+ enabled[]: "CERTIFICATE"', '- enabled[]: "THING_GROUP_MEMBERSHIP"'),
+    ),
+    Case(
+        "AccountAuditConfiguration",
+        "account",
+        AUDIT["spec"],
+        {
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/iot-audit-2",
+            "sns": {
+                "targetArn": f"arn:aws:sns:eu-west-2:{ACCOUNT}:audit",
+                "roleArn": f"arn:aws:iam::{ACCOUNT}:role/sns",
+            },
+            "enabledChecks": ["LOGGING_DISABLED_CHECK", "CA_CERTIFICATE_EXPIRING_CHECK"],
+        },
+        lambda c: c.update_account_audit_configuration(
+            auditCheckConfigurations={"LOGGING_DISABLED_CHECK": {"enabled": False}}
+        ),
+        updated=('+ enabledChecks[]: "CA_CERTIFICATE_EXPIRING_CHECK"',),
+    ),
+    Case(
+        "ScheduledAudit",
+        "daily-logging",
+        {"frequency": "DAILY", "targetCheckNames": ["LOGGING_DISABLED_CHECK"]},
+        {
+            "frequency": "WEEKLY",
+            "dayOfWeek": "MON",
+            "targetCheckNames": ["LOGGING_DISABLED_CHECK", "DEVICE_CERTIFICATE_EXPIRING_CHECK"],
+        },
+        lambda c: c.update_scheduled_audit(scheduledAuditName="daily-logging", frequency="MONTHLY", dayOfMonth="1"),
+        gone=lambda c: not c.list_scheduled_audits()["scheduledAudits"],
+        extra=[AUDIT],
+        updated=('frequency: "DAILY" → "WEEKLY"',),
+    ),
+    Case(
+        "Authorizer",
+        "legacy-tokens",
+        AUTHORIZER,
+        {
+            "authorizerFunction": LAMBDA + "-2",
+            "tokenKeyName": "tok2",
+            "tokenSigningPublicKeys": {"k2": {"file": "keys/k2.pem"}},
+            "status": "INACTIVE",
+            "enableCachingForHttp": True,
+        },
+        lambda c: c.update_authorizer(authorizerName="legacy-tokens", status="ACTIVE"),
+        gone=lambda c: "legacy-tokens" not in _authorizers(c),
+        updated=('status: "ACTIVE" → "INACTIVE"', 'tokenKeyName: "token" → "tok2"'),
+    ),
+    Case(
+        "DomainConfiguration",
+        "devices-custom",
+        {
+            "domainName": "iot.example.com",
+            "serverCertificateArns": [f"arn:aws:acm:eu-west-2:{ACCOUNT}:certificate/a"],
+            "authorizer": "legacy-tokens",
+        },
+        {
+            "domainName": "iot.example.com",
+            "serverCertificateArns": [f"arn:aws:acm:eu-west-2:{ACCOUNT}:certificate/a"],
+            "authorizer": "second",
+            "allowAuthorizerOverride": True,
+            "tlsPolicy": "IoTSecurityPolicy_TLS13_1_3_2022_10",
+            "status": "DISABLED",
+        },
+        lambda c: c.update_domain_configuration(
+            domainConfigurationName="devices-custom", domainConfigurationStatus="ENABLED"
+        ),
+        gone=lambda c: not c.list_domain_configurations()["domainConfigurations"],
+        extra=[doc("Authorizer", "legacy-tokens", AUTHORIZER), doc("Authorizer", "second", AUTHORIZER)],
+        updated=('authorizer: "legacy-tokens" → "second"', 'status: "ENABLED" → "DISABLED"'),
+    ),
+    Case(
+        "TopicRuleDestination",
+        "lora-vpc",
+        {"vpc": {"vpcId": "vpc-0a1b2c", "subnetIds": ["subnet-1", "subnet-2"], "roleArn": ROLE}},
+        {"vpc": {"vpcId": "vpc-0a1b2c", "subnetIds": ["subnet-1", "subnet-2"], "roleArn": ROLE}, "status": "DISABLED"},
+        lambda c: c.update_topic_rule_destination(arn=_destination_arn(c), status="ENABLED"),
+        gone=lambda c: not c.list_topic_rule_destinations()["destinationSummaries"],
+        updated=('status: "ENABLED" → "DISABLED"',),
+        unowned=True,
+    ),
 ]
 
 
@@ -169,9 +257,9 @@ def test_kind_lifecycle(aws_env, fleet, tmp_path, case: Case):
     assert applied.exit_code == 0, applied.output
     journal = [json.loads(line) for line in Path(aws_env["FLEETCTL_JOURNAL"]).read_text().splitlines()]
     mine = [e for e in journal if e.get("address") == address and e.get("event") == "success" and "action" in e]
-    assert mine and all(e["requestIds"] for e in mine), mine          # request ids in the journal
+    assert mine and all(e["requestIds"] for e in mine), mine  # request ids in the journal
     again = _plan(fleet)
-    assert again.exit_code == 0, again.output                          # no-op re-plan
+    assert again.exit_code == 0, again.output  # no-op re-plan
 
     # update every managed field
     write(fleet, "kind.yaml", [doc(case.kind, case.name, case.v2)])
@@ -207,7 +295,7 @@ def test_kind_lifecycle(aws_env, fleet, tmp_path, case: Case):
     if case.gone is None:
         assert address not in pruned.stdout, pruned.stdout
         assert run_cli("apply", str(fleet), "--auto-approve", "--prune").exit_code == 0
-    elif case.unowned:      # AWS cannot tag it: once undeclared, fleetctl cannot tell it is its own
+    elif case.unowned:  # AWS cannot tag it: once undeclared, fleetctl cannot tell it is its own
         assert "fleetctl leaves them alone:\n  aws/aws-eu/TopicRuleDestination/vpc-0a1b2c\n" in pruned.stdout
         assert not case.gone(c)
     else:
@@ -255,10 +343,14 @@ def test_authorizer_flags_and_disable_before_delete(aws_env, fleet):
 
 def test_authorizer_refuses_a_private_key(aws_env, fleet):
     key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     (fleet / "keys/private.pem").write_bytes(key)
-    write(fleet, "a.yaml", [doc("Authorizer", "a", {**AUTHORIZER, "tokenSigningPublicKeys":
-                                                    {"k": {"file": "keys/private.pem"}}})])
+    write(
+        fleet,
+        "a.yaml",
+        [doc("Authorizer", "a", {**AUTHORIZER, "tokenSigningPublicKeys": {"k": {"file": "keys/private.pem"}}})],
+    )
     res = run_cli("validate", str(fleet))
     assert res.exit_code != 0
     assert "is a private key: declare the public key only" in res.output
@@ -266,10 +358,15 @@ def test_authorizer_refuses_a_private_key(aws_env, fleet):
 
 
 def test_lint_rules(aws_env, fleet):
-    write(fleet, "a.yaml", [
-        doc("LoggingOptions", "account", {"roleArn": ROLE, "disableAllLogs": True}),
-        doc("AccountAuditConfiguration", "account", {"roleArn": ROLE, "enabledChecks": ["LOGGING_DISABLED_CHECK"]}),
-        doc("Authorizer", "open", {"authorizerFunction": LAMBDA, "signingDisabled": True})])
+    write(
+        fleet,
+        "a.yaml",
+        [
+            doc("LoggingOptions", "account", {"roleArn": ROLE, "disableAllLogs": True}),
+            doc("AccountAuditConfiguration", "account", {"roleArn": ROLE, "enabledChecks": ["LOGGING_DISABLED_CHECK"]}),
+            doc("Authorizer", "open", {"authorizerFunction": LAMBDA, "signingDisabled": True}),
+        ],
+    )
     res = run_cli("lint", str(fleet))
     for rule in ("FL025", "FL026", "FL027"):
         assert rule in res.stdout, res.stdout
@@ -287,18 +384,40 @@ def test_two_targets_in_one_account_declaring_a_singleton_is_an_error(aws_env, t
     assert "LoggingOptions is an account-wide setting and is declared twice for the same AWS account" in res.output
     assert "one.yaml" in res.output and "two.yaml" in res.output
     # different accounts (accountId declared on both): no error
-    write(root, "targets.yaml", [{**TARGET, "spec": {"aws": {"region": "eu-west-2", "accountId": "111111111111"}}},
-                                 {"apiVersion": "fleetctl.io/v1", "kind": "Target", "metadata": {"name": "aws-eu-2"},
-                                  "spec": {"aws": {"region": "eu-west-2", "accountId": "222222222222"}}}])
+    write(
+        root,
+        "targets.yaml",
+        [
+            {**TARGET, "spec": {"aws": {"region": "eu-west-2", "accountId": "111111111111"}}},
+            {
+                "apiVersion": "fleetctl.io/v1",
+                "kind": "Target",
+                "metadata": {"name": "aws-eu-2"},
+                "spec": {"aws": {"region": "eu-west-2", "accountId": "222222222222"}},
+            },
+        ],
+    )
     assert run_cli("validate", str(root)).exit_code == 0
 
 
 def test_destination_confirmation_flow(aws_env, moto_server, fleet):
     url = "https://hooks.example.com/iot"
-    write(fleet, "rules.yaml", [
-        doc("TopicRuleDestination", "hooks", {"http": {"confirmationUrl": url}, "confirmationWaitSeconds": 0}),
-        {"apiVersion": "aws.fleetctl.io/v1", "kind": "TopicRule", "metadata": {"name": "to_hooks", "target": "aws-eu"},
-         "spec": {"sql": "SELECT * FROM 'sites/+/telemetry'", "actions": [{"http": {"url": url + "/telemetry"}}]}}])
+    write(
+        fleet,
+        "rules.yaml",
+        [
+            doc("TopicRuleDestination", "hooks", {"http": {"confirmationUrl": url}, "confirmationWaitSeconds": 0}),
+            {
+                "apiVersion": "aws.fleetctl.io/v1",
+                "kind": "TopicRule",
+                "metadata": {"name": "to_hooks", "target": "aws-eu"},
+                "spec": {
+                    "sql": "SELECT * FROM 'sites/+/telemetry'",
+                    "actions": [{"http": {"url": url + "/telemetry"}}],
+                },
+            },
+        ],
+    )
     first = run_cli("plan", str(fleet))
     assert "AWS sends a confirmation token to the confirmation URL" in first.stdout
     assert "[!destination-enabled]" in first.stdout
@@ -307,10 +426,10 @@ def test_destination_confirmation_flow(aws_env, moto_server, fleet):
     assert "is IN_PROGRESS, not ENABLED" in res.output
     assert "skipped: aws/aws-eu/TopicRule/to_hooks (a change it depends on failed)" in res.output
     c = iot()
-    assert not c.list_topic_rules()["rules"]                 # the rule waits for its destination
+    assert not c.list_topic_rules()["rules"]  # the rule waits for its destination
     (dest,) = c.list_topic_rule_destinations()["destinationSummaries"]
     assert dest["status"] == "IN_PROGRESS"
-    with pytest.raises(c.exceptions.InvalidRequestException):   # AWS: an unconfirmed destination cannot be enabled
+    with pytest.raises(c.exceptions.InvalidRequestException):  # AWS: an unconfirmed destination cannot be enabled
         c.update_topic_rule_destination(arn=dest["arn"], status="ENABLED")
     waiting = run_cli("plan", str(fleet))
     assert "the destination awaits its endpoint's confirmation" in waiting.stdout
@@ -342,14 +461,14 @@ def test_sandbox_errors_follow_aws(aws_env):
     with pytest.raises(c.exceptions.NotConfiguredException):
         c.get_v2_logging_options()
     with pytest.raises(c.exceptions.InvalidRequestException):
-        c.create_authorizer(authorizerName="x", authorizerFunctionArn=LAMBDA)     # signing on, no keys
+        c.create_authorizer(authorizerName="x", authorizerFunctionArn=LAMBDA)  # signing on, no keys
     c.create_authorizer(authorizerName="x", authorizerFunctionArn=LAMBDA, signingDisabled=True)
     with pytest.raises(c.exceptions.DeleteConflictException):
-        c.delete_authorizer(authorizerName="x")                                 # ACTIVE
+        c.delete_authorizer(authorizerName="x")  # ACTIVE
     with pytest.raises(c.exceptions.InvalidRequestException):
         c.create_domain_configuration(domainConfigurationName="d", authorizerConfig={"defaultAuthorizerName": "nope"})
     with pytest.raises(c.exceptions.ResourceNotFoundException):
         c.describe_scheduled_audit(scheduledAuditName="none")
-    with pytest.raises(c.exceptions.InvalidRequestException):                   # the check is not enabled
+    with pytest.raises(c.exceptions.InvalidRequestException):  # the check is not enabled
         c.create_scheduled_audit(scheduledAuditName="a", frequency="DAILY", targetCheckNames=["LOGGING_DISABLED_CHECK"])
     assert os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1")

@@ -3,6 +3,7 @@ applying a plan twice says "already applied" and makes no cloud call (counted by
 moto); without the first apply's journal (a CI runner) a plan whose changes are all in place is "already
 applied", a genuinely stale one is still refused; and the warning about an interrupted apply stops once a re-run
 has converged it (the journal records a `reconciled` entry)."""
+
 from __future__ import annotations
 
 import json
@@ -59,6 +60,7 @@ def counted(moto_server):
         @staticmethod
         def reset() -> None:
             proxy.stats.calls.clear()
+
     yield Counter
     proxy.stop()
 
@@ -79,9 +81,14 @@ def thing_type_edit(fleet: Path) -> None:
 def test_errored_plan_replaces_an_older_plan_file_with_one_apply_refuses(aws_env, fleet_dir, tmp_path):
     out = tmp_path / "plan.json"
     assert run_cli("apply", str(fleet_dir), "--auto-approve").exit_code == 0
-    (fleet_dir / "aws/springpark.yaml").write_text((fleet_dir / "aws/springpark.yaml").read_text().replace(
-        "attributes: {serial: DA1275B0, site: paris}", "attributes: {serial: DA1275B0, site: paris, floor: '-2'}"))
-    assert plan_out(fleet_dir, out).exit_code == 2             # an applicable plan at that path
+    (fleet_dir / "aws/springpark.yaml").write_text(
+        (fleet_dir / "aws/springpark.yaml")
+        .read_text()
+        .replace(
+            "attributes: {serial: DA1275B0, site: paris}", "attributes: {serial: DA1275B0, site: paris, floor: '-2'}"
+        )
+    )
+    assert plan_out(fleet_dir, out).exit_code == 2  # an applicable plan at that path
     assert json.loads(out.read_text())["status"] == "ok"
     thing_type_edit(fleet_dir)
     res = plan_out(fleet_dir, out)
@@ -95,7 +102,7 @@ def test_errored_plan_replaces_an_older_plan_file_with_one_apply_refuses(aws_env
     applied = run_cli("apply", str(out), "--fleet", str(fleet_dir))
     assert applied.exit_code == 1
     assert "ended in error and cannot be applied" in applied.stderr
-    assert iot().describe_thing(thingName="DA1275B0")["attributes"] == before       # nothing applied
+    assert iot().describe_thing(thingName="DA1275B0")["attributes"] == before  # nothing applied
     shown = run_cli("show", str(out))
     assert shown.exit_code == 0 and "apply refuses it" in shown.stderr and "Cannot be planned" in shown.stdout
 
@@ -125,27 +132,34 @@ def test_a_plan_file_with_errors_but_no_marker_is_refused(aws_env, fleet_dir, tm
 
 
 # ------------------------------------------------------------------------------------------ double apply
-def test_applying_a_plan_twice_says_already_applied_and_makes_no_call(aws_env, fleet_dir, tmp_path, counted,
-                                                                     monkeypatch):
+def test_applying_a_plan_twice_says_already_applied_and_makes_no_call(
+    aws_env, fleet_dir, tmp_path, counted, monkeypatch
+):
     monkeypatch.setenv("AWS_ENDPOINT_URL", counted.url)
     out = tmp_path / "plan.json"
     assert plan_out(fleet_dir, out).exit_code == 2
     first = run_cli("apply", str(out), "--fleet", str(fleet_dir))
     assert first.exit_code == 0, first.output
     plan_id = json.loads(out.read_text())["planId"]
-    end_line = next(n for n, line in enumerate(Path(aws_env["FLEETCTL_JOURNAL"]).read_text().splitlines(), 1)
-                    if '"apply-end"' in line)
+    end_line = next(
+        n
+        for n, line in enumerate(Path(aws_env["FLEETCTL_JOURNAL"]).read_text().splitlines(), 1)
+        if '"apply-end"' in line
+    )
     counted.reset()
     again = run_cli("apply", str(out), "--fleet", str(fleet_dir))
     assert again.exit_code == 0, again.output
-    assert (f"Plan {plan_id} was applied at 2026-11-21T10:00:00Z by journal entry "
-            f"{aws_env['FLEETCTL_JOURNAL']}:{end_line} (17 change(s) applied); nothing to do.") in again.stdout
+    assert (
+        f"Plan {plan_id} was applied at 2026-11-21T10:00:00Z by journal entry "
+        f"{aws_env['FLEETCTL_JOURNAL']}:{end_line} (17 change(s) applied); nothing to do."
+    ) in again.stdout
     assert "stale" not in again.output
     assert counted.calls() == {}, "an already-applied plan made AWS calls"
 
 
-def test_without_the_journal_a_plan_already_in_place_is_already_applied(aws_env, fleet_dir, tmp_path, counted,
-                                                                        monkeypatch):
+def test_without_the_journal_a_plan_already_in_place_is_already_applied(
+    aws_env, fleet_dir, tmp_path, counted, monkeypatch
+):
     """The CI case: the apply job of a re-run workflow has no journal of the first run."""
     out = tmp_path / "plan.json"
     assert plan_out(fleet_dir, out).exit_code == 2
@@ -157,6 +171,7 @@ def test_without_the_journal_a_plan_already_in_place_is_already_applied(aws_env,
     assert "is already applied (the actual state already matches this plan: 17 change(s) in place)" in res.stdout
     assert "stale" not in res.output
     from engine.providers.aws.client import is_mutating
+
     assert [op for op in counted.calls() if is_mutating(op)] == [], counted.calls()
 
 
@@ -174,9 +189,14 @@ def test_without_the_journal_a_genuinely_stale_plan_is_still_refused(aws_env, fl
 
 # ------------------------------------------------------------------------------------------ interrupted applies
 def _crash(fleet: Path, after: int) -> None:
-    proc = subprocess.run([sys.executable, "-c", CRASH, "apply", str(fleet), "--auto-approve"],
-                          env={**os.environ, "CRASH_AFTER": str(after)}, capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH, "apply", str(fleet), "--auto-approve"],
+        env={**os.environ, "CRASH_AFTER": str(after)},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 137, proc.stderr
 
 
@@ -204,8 +224,18 @@ def test_a_dangling_begin_the_state_already_matches_is_reconciled_by_an_apply_wi
     journal = Path(aws_env["FLEETCTL_JOURNAL"])
     assert run_cli("apply", str(fleet_dir), "--auto-approve").exit_code == 0
     with journal.open("a") as fh:
-        fh.write(json.dumps({"ts": "2026-11-21T09:00:00Z", "event": "begin", "planId": "p-killed",
-                             "address": "aws/aws-eu/Thing/DA1275B0", "action": "update"}) + "\n")
+        fh.write(
+            json.dumps(
+                {
+                    "ts": "2026-11-21T09:00:00Z",
+                    "event": "begin",
+                    "planId": "p-killed",
+                    "address": "aws/aws-eu/Thing/DA1275B0",
+                    "action": "update",
+                }
+            )
+            + "\n"
+        )
     warned = run_cli("plan", str(fleet_dir), "--detailed-exitcode")
     assert warned.exit_code == 0 and "plan p-killed) was interrupted" in warned.stdout
     res = run_cli("apply", str(fleet_dir), "--auto-approve")

@@ -1,5 +1,6 @@
 """engine/sandbox/moto_index.py: the keyed lookups answer exactly what moto's scans answer, and the link index
 stays true to the links whatever sequence of changes they go through."""
+
 from __future__ import annotations
 
 import boto3
@@ -10,9 +11,16 @@ from hypothesis import strategies as st
 from engine.sandbox.moto_index import LinkIndex
 
 KEYS = st.tuples(st.sampled_from(["arn:c1", "arn:c2", "arn:c3"]), st.sampled_from(["t1", "t2", "t3"]))
-OPS = st.lists(st.one_of(st.tuples(st.just("set"), KEYS), st.tuples(st.just("del"), KEYS),
-                         st.tuples(st.just("pop"), KEYS), st.tuples(st.just("popitem"), KEYS),
-                         st.tuples(st.just("clear"), KEYS)), max_size=40)
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), KEYS),
+        st.tuples(st.just("del"), KEYS),
+        st.tuples(st.just("pop"), KEYS),
+        st.tuples(st.just("popitem"), KEYS),
+        st.tuples(st.just("clear"), KEYS),
+    ),
+    max_size=40,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -33,7 +41,7 @@ def test_the_link_index_follows_every_change(ops):
             links.clear(), plain.clear()
     assert dict(links).keys() == plain.keys()
     for thing in ("t1", "t2", "t3"):
-        assert links.principals_of(thing) == [k[0] for k in links if k[1] == thing]     # moto's scan, in its order
+        assert links.principals_of(thing) == [k[0] for k in links if k[1] == thing]  # moto's scan, in its order
     for cert in ("arn:c1", "arn:c2", "arn:c3"):
         assert links.things_of(cert) == [k[1] for k in links if k[0] == cert]
 
@@ -48,13 +56,16 @@ def test_lookups_through_boto3_match_moto_and_keep_its_errors(aws_env):
     iot.attach_thing_principal(thingName="b", principal=cert["certificateArn"])
     iot.attach_thing_principal(thingName="a", principal=other["certificateArn"])
     assert sorted(iot.list_thing_principals(thingName="a")["principals"]) == sorted(
-        [cert["certificateArn"], other["certificateArn"]])
+        [cert["certificateArn"], other["certificateArn"]]
+    )
     assert sorted(iot.list_principal_things(principal=cert["certificateArn"])["things"]) == ["a", "b"]
     iot.detach_thing_principal(thingName="a", principal=cert["certificateArn"])
     assert iot.list_thing_principals(thingName="a")["principals"] == [other["certificateArn"]]
     assert iot.list_principal_things(principal=cert["certificateArn"])["things"] == ["b"]
     assert iot.describe_thing(thingName="b")["thingName"] == "b"
-    assert iot.describe_certificate(certificateId=other["certificateId"])["certificateDescription"]["status"] == "INACTIVE"
+    assert (
+        iot.describe_certificate(certificateId=other["certificateId"])["certificateDescription"]["status"] == "INACTIVE"
+    )
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
         iot.describe_thing(thingName="missing")
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
@@ -62,8 +73,9 @@ def test_lookups_through_boto3_match_moto_and_keep_its_errors(aws_env):
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
         iot.describe_certificate(certificateId="0" * 64)
     with pytest.raises(iot.exceptions.ResourceNotFoundException):
-        iot.attach_thing_principal(thingName="a", principal=cert["certificateArn"].replace(cert["certificateId"],
-                                                                                          "f" * 64))
+        iot.attach_thing_principal(
+            thingName="a", principal=cert["certificateArn"].replace(cert["certificateId"], "f" * 64)
+        )
     with pytest.raises(Exception, match="ThingStillAttached|attached"):
         iot.delete_thing(thingName="b")
 
@@ -84,6 +96,7 @@ def test_lookups_are_keyed_not_scans():
     from moto.iot.models import IoTBackend
 
     from engine.sandbox import moto_index
+
     moto_index.install()
     b = IoTBackend("eu-west-2", "999999999999")
     thing = b.create_thing("t1", None, {})

@@ -6,6 +6,7 @@ Directions: a plan says what apply will do (actual → manifests), a drift repor
 (manifests → actual). An out-of-band added statement is `+` in drift and `-` in the plan (apply removes it);
 a statement the manifests add is `+` in the plan, and once applied and removed out of band, `-` in drift.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ from tests.conftest import run_cli
 POLICY = "aws/aws-eu/Policy/reader-policy"
 WIDEN = {"Sid": "Widen", "Effect": "Allow", "Action": "iot:*", "Resource": "*"}
 PATH = "document.Statement[Sid=Widen]"
-WIDEN_YAML = "      - Sid: Widen\n        Effect: Allow\n        Action: iot:*\n        Resource: \"*\"\n"
+WIDEN_YAML = '      - Sid: Widen\n        Effect: Allow\n        Action: iot:*\n        Resource: "*"\n'
 
 
 def iot():
@@ -43,7 +44,7 @@ def block(out: str, header: str) -> list[str]:
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if header in line)
     rest = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if re.match(r"^(  \S|[+!-] (create|update|delete|replace|aws/)|```|\|)", line) and POLICY not in line:
             break
         rest.append(line)
@@ -71,7 +72,7 @@ def test_a_widening_statement_is_shown_in_full_in_every_view(aws_env, fleet_dir:
     drift = run_cli("drift", str(fleet_dir))
     assert drift.exit_code == 2, drift.output
     lines = block(drift.stdout, f"{POLICY}: differs")
-    shows_in_full(lines, "+")                                   # added outside fleetctl
+    shows_in_full(lines, "+")  # added outside fleetctl
     assert len(lines) == len([line for line in lines if line.strip()]) and "…" not in drift.stdout
 
     md = run_cli("drift", str(fleet_dir), "--format", "markdown").stdout
@@ -80,25 +81,39 @@ def test_a_widening_statement_is_shown_in_full_in_every_view(aws_env, fleet_dir:
 
     report = json.loads(run_cli("drift", str(fleet_dir), "--format", "json").stdout)
     (entry,) = [d for d in report["drift"] if d["address"] == POLICY]
-    assert entry["fields"] == [{"drift": "added", "path": PATH,
-                                "segments": ["document", "Statement", {"key": "Sid", "value": "Widen"}],
-                                "manifest": None, "actual": WIDEN}]
+    assert entry["fields"] == [
+        {
+            "drift": "added",
+            "path": PATH,
+            "segments": ["document", "Statement", {"key": "Sid", "value": "Widen"}],
+            "manifest": None,
+            "actual": WIDEN,
+        }
+    ]
 
     planfile = tmp_path / "plan.json"
     plan = run_cli("plan", str(fleet_dir), "--out", str(planfile))
-    shows_in_full(block(plan.stdout, f"~ {POLICY}"), "-")          # apply removes it
+    shows_in_full(block(plan.stdout, f"~ {POLICY}"), "-")  # apply removes it
     assert "step: create policy version" in plan.stdout
     shows_in_full(block(run_cli("plan", str(fleet_dir), "--format", "markdown").stdout, f"! update {POLICY}"), "-")
     as_json = json.loads(run_cli("plan", str(fleet_dir), "--format", "json").stdout)
     (change,) = [c for c in as_json["changes"] if c["address"] == POLICY]
-    assert change["fields"] == [{"op": "remove", "path": PATH,
-                                 "segments": ["document", "Statement", {"key": "Sid", "value": "Widen"}],
-                                 "before": WIDEN, "after": None}]
+    assert change["fields"] == [
+        {
+            "op": "remove",
+            "path": PATH,
+            "segments": ["document", "Statement", {"key": "Sid", "value": "Widen"}],
+            "before": WIDEN,
+            "after": None,
+        }
+    ]
     show = run_cli("show", str(planfile), "--address", POLICY)
     assert show.exit_code == 0, show.output
     shows_in_full(block(show.stdout, f"~ update {POLICY}"), "-")
-    shows_in_full(block(run_cli("show", str(planfile), "--address", POLICY, "--format", "markdown").stdout,
-                        f"~ update {POLICY}"), "-")
+    shows_in_full(
+        block(run_cli("show", str(planfile), "--address", POLICY, "--format", "markdown").stdout, f"~ update {POLICY}"),
+        "-",
+    )
 
     # the saved plan, with its structured paths, is loadable and applies: the statement is gone again
     applied = run_cli("apply", str(planfile), "--fleet", str(fleet_dir))
@@ -115,8 +130,11 @@ def test_a_widening_statement_is_shown_in_full_in_every_view(aws_env, fleet_dir:
     plan = run_cli("plan", str(fleet_dir), "--out", str(planfile))
     shows_in_full(block(plan.stdout, f"~ {POLICY}"), "+")
     shows_in_full(block(run_cli("plan", str(fleet_dir), "--format", "markdown").stdout, f"! update {POLICY}"), "+")
-    (change,) = [c for c in json.loads(run_cli("plan", str(fleet_dir), "--format", "json").stdout)["changes"]
-                 if c["address"] == POLICY]
+    (change,) = [
+        c
+        for c in json.loads(run_cli("plan", str(fleet_dir), "--format", "json").stdout)["changes"]
+        if c["address"] == POLICY
+    ]
     assert [(f["op"], f["path"], f["after"]) for f in change["fields"]] == [("add", PATH, WIDEN)]
     shows_in_full(block(run_cli("show", str(planfile), "--address", POLICY).stdout, f"~ update {POLICY}"), "+")
     assert run_cli("apply", str(planfile), "--fleet", str(fleet_dir)).exit_code == 0
@@ -130,7 +148,8 @@ def test_a_widening_statement_is_shown_in_full_in_every_view(aws_env, fleet_dir:
     shows_in_full(block(run_cli("drift", str(fleet_dir), "--format", "markdown").stdout, f"! {POLICY}"), "-")
     (entry,) = json.loads(run_cli("drift", str(fleet_dir), "--format", "json").stdout)["drift"]
     assert [(f["drift"], f["path"], f["manifest"], f["actual"]) for f in entry["fields"]] == [
-        ("removed", PATH, WIDEN, None)]
+        ("removed", PATH, WIDEN, None)
+    ]
     shows_in_full(block(run_cli("plan", str(fleet_dir)).stdout, f"~ {POLICY}"), "+")
 
 
@@ -144,6 +163,7 @@ def test_reordered_statements_and_resources_are_no_change(aws_env, fleet_dir: Pa
         for statement in doc["Statement"]:
             if isinstance(statement["Resource"], list):
                 statement["Resource"].reverse()
+
     set_document(shuffle)
     res = run_cli("drift", str(fleet_dir))
     assert res.exit_code == 0, res.output

@@ -1,6 +1,7 @@
 """CloudTrail parity and the event→resource table (issue 16): the quota proxy answers LookupEvents as AWS does
 (called through boto3's real cloudtrail model), every mutating IoT call the provider makes has a mapping, and
 snapshots are 0600, hash-checked and secret-free."""
+
 from __future__ import annotations
 
 import re
@@ -33,6 +34,7 @@ def test_every_mutating_iot_call_the_provider_makes_is_mapped():
     source = "\n".join(p.read_text() for p in (ROOT / "engine/providers/aws").glob("*.py"))
     called = set(re.findall(r'"([a-z_]+)"', source)) & set(api)
     from engine.providers.aws.client import is_mutating
+
     mutating = sorted(api[op] for op in called if is_mutating(op))
     assert len(mutating) > 30
     assert [m for m in mutating if m not in trail.EVENTS] == []
@@ -44,14 +46,18 @@ def test_lookup_events_through_boto3_pages_filters_and_hides_undelivered_events(
     before = datetime.now(UTC) - timedelta(seconds=1)
     for i in range(60):
         iot.create_thing(thingName=f"t{i:02d}")
-    iot.list_things()                                              # a read-only event
+    iot.list_things()  # a read-only event
     events, token, pages = [], None, 0
-    end = datetime.now(UTC) + timedelta(seconds=1)     # a NextToken needs the same parameters
+    end = datetime.now(UTC) + timedelta(seconds=1)  # a NextToken needs the same parameters
     while True:
         kw = {"NextToken": token} if token else {}
-        resp = ct.lookup_events(LookupAttributes=[{"AttributeKey": "ReadOnly", "AttributeValue": "false"}],
-                                StartTime=before, EndTime=end,
-                                MaxResults=50, **kw)
+        resp = ct.lookup_events(
+            LookupAttributes=[{"AttributeKey": "ReadOnly", "AttributeValue": "false"}],
+            StartTime=before,
+            EndTime=end,
+            MaxResults=50,
+            **kw,
+        )
         events += resp["Events"]
         pages += 1
         token = resp.get("NextToken")
@@ -59,30 +65,44 @@ def test_lookup_events_through_boto3_pages_filters_and_hides_undelivered_events(
             break
     assert pages == 2 and len(events) == 60
     assert [e["EventName"] for e in events] == ["CreateThing"] * 60
-    assert events[0]["EventTime"] >= events[-1]["EventTime"]      # newest first
+    assert events[0]["EventTime"] >= events[-1]["EventTime"]  # newest first
     record = trail._record(events[-1])
     assert record["requestParameters"] == {"thingName": "t00"} and not record["readOnly"]
     assert events[-1]["Resources"] == [{"ResourceType": "AWS::IoT::Thing", "ResourceName": "t00"}]
-    source = ct.lookup_events(LookupAttributes=[{"AttributeKey": "EventSource", "AttributeValue": "iot.amazonaws.com"}],
-                              MaxResults=50)
+    source = ct.lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventSource", "AttributeValue": "iot.amazonaws.com"}], MaxResults=50
+    )
     assert any(e["EventName"] == "ListThings" and e["ReadOnly"] == "true" for e in source["Events"])
     with pytest.raises(ClientError) as exc:
-        ct.lookup_events(MaxResults=50, LookupAttributes=[{"AttributeKey": "ReadOnly", "AttributeValue": "false"},
-                                                          {"AttributeKey": "EventName", "AttributeValue": "X"}])
+        ct.lookup_events(
+            MaxResults=50,
+            LookupAttributes=[
+                {"AttributeKey": "ReadOnly", "AttributeValue": "false"},
+                {"AttributeKey": "EventName", "AttributeValue": "X"},
+            ],
+        )
     assert exc.value.response["Error"]["Code"] == "InvalidLookupAttributesException"
     with pytest.raises(ClientError) as exc:
         ct.lookup_events(StartTime=datetime.now(UTC), EndTime=before)
     assert exc.value.response["Error"]["Code"] == "InvalidTimeRangeException"
-    proxy.trail.delay_s = 3600                                     # CloudTrail has not delivered it yet
+    proxy.trail.delay_s = 3600  # CloudTrail has not delivered it yet
     iot.create_thing(thingName="late")
-    names = {e["Resources"][0]["ResourceName"] for e in ct.lookup_events(
-        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateThing"}])["Events"]}
+    names = {
+        e["Resources"][0]["ResourceName"]
+        for e in ct.lookup_events(LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateThing"}])[
+            "Events"
+        ]
+    }
     assert "late" not in names
 
 
 def test_lookup_events_is_throttled_at_two_per_second(proxy):
-    ct = boto3.client("cloudtrail", region_name="eu-west-2", endpoint_url=proxy.endpoint_url,
-                      config=botocore.config.Config(retries={"total_max_attempts": 1}))
+    ct = boto3.client(
+        "cloudtrail",
+        region_name="eu-west-2",
+        endpoint_url=proxy.endpoint_url,
+        config=botocore.config.Config(retries={"total_max_attempts": 1}),
+    )
     codes = []
     for _ in range(6):
         try:
@@ -95,32 +115,49 @@ def test_lookup_events_is_throttled_at_two_per_second(proxy):
 
 def test_events_map_to_the_resources_they_touch():
     arn = "arn:aws:iot:eu-west-2:123456789012:cert/" + "a" * 64
-    mapped = trail.map_events([
-        {"eventName": "DetachThingPrincipal", "requestParameters": {"thingName": "t1", "principal": arn}},
-        {"eventName": "AttachPolicy", "requestParameters": {"policyName": "p", "target": arn}},
-        {"eventName": "AddThingToThingGroup", "requestParameters": {"thingArn": "arn:aws:iot:r:1:thing/t2",
-                                                                     "thingGroupName": "g"}},
-        {"eventName": "UpdateThing", "requestParameters": {"thingName": "t3"}, "errorCode": "VersionConflict"},
-        {"eventName": "CreateJob", "requestParameters": {"jobId": "j"}},
-    ], lambda api: frozenset({"jobId", "targets"}))
+    mapped = trail.map_events(
+        [
+            {"eventName": "DetachThingPrincipal", "requestParameters": {"thingName": "t1", "principal": arn}},
+            {"eventName": "AttachPolicy", "requestParameters": {"policyName": "p", "target": arn}},
+            {
+                "eventName": "AddThingToThingGroup",
+                "requestParameters": {"thingArn": "arn:aws:iot:r:1:thing/t2", "thingGroupName": "g"},
+            },
+            {"eventName": "UpdateThing", "requestParameters": {"thingName": "t3"}, "errorCode": "VersionConflict"},
+            {"eventName": "CreateJob", "requestParameters": {"jobId": "j"}},
+        ],
+        lambda api: frozenset({"jobId", "targets"}),
+    )
     assert mapped.things == {"t1", "t2"} and mapped.failed == 1 and mapped.ignored == 1 and not mapped.every_link
     assert trail.Touch("aws.Certificate", "a" * 64) in mapped.touches
-    worse = trail.map_events([{"eventName": "DetachThingPrincipal", "requestParameters": {}},
-                              {"eventName": "SomeNewThingApi", "requestParameters": {"thingName": "x"}}],
-                             lambda api: None)
+    worse = trail.map_events(
+        [
+            {"eventName": "DetachThingPrincipal", "requestParameters": {}},
+            {"eventName": "SomeNewThingApi", "requestParameters": {"thingName": "x"}},
+        ],
+        lambda api: None,
+    )
     assert len(worse.every_link) == 2 and "does not name the thing" in worse.every_link[0]
 
 
 def test_snapshot_is_private_hash_checked_and_refused_when_edited(tmp_path):
-    entry = snapshots.TargetSnapshot("aws-eu", "aws", "2026-11-21T10:00:00Z", "2026-11-21T10:00:00Z",
-                                     "123456789012", "eu-west-2", {"t1": ("a" * 64,)},
-                                     ({"address": "aws/aws-eu/Thing/t1", "kind": "aws.Thing", "state": {}},))
+    entry = snapshots.TargetSnapshot(
+        "aws-eu",
+        "aws",
+        "2026-11-21T10:00:00Z",
+        "2026-11-21T10:00:00Z",
+        "123456789012",
+        "eu-west-2",
+        {"t1": ("a" * 64,)},
+        ({"address": "aws/aws-eu/Thing/t1", "kind": "aws.Thing", "state": {}},),
+    )
     path = snapshots.write(tmp_path / "s.snap", snapshots.Snapshot("2026-11-21T10:00:00Z", {"aws-eu": entry}))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     loaded = snapshots.load(path)
     assert loaded.targets["aws-eu"] == entry and loaded.content_hash.startswith("sha256:")
     import gzip
     import json
+
     doc = json.loads(gzip.decompress(path.read_bytes()))
     doc["targets"]["aws-eu"]["links"]["t1"] = []
     path.write_bytes(gzip.compress(json.dumps(doc).encode()))
@@ -135,17 +172,21 @@ def test_apply_never_reads_a_snapshot():
     import inspect
 
     from engine import run
+
     for fn in (run.apply, run.stale_check, run.check_stale):
         assert "snapshot" not in inspect.signature(fn).parameters
     from engine.cli import cli
+
     assert not {"since_snapshot", "snapshot_out"} & {p.name for p in cli.commands["apply"].params}
 
 
-def test_drift_cli_saves_a_snapshot_and_states_what_the_incremental_read_trusted(aws_env, moto_server, tmp_path,
-                                                                                 monkeypatch):
+def test_drift_cli_saves_a_snapshot_and_states_what_the_incremental_read_trusted(
+    aws_env, moto_server, tmp_path, monkeypatch
+):
     from benchmarks.bench_aws import device_certificates, write_fleet
     from engine import run
     from tests.conftest import run_cli
+
     root = tmp_path / "fleet"
     write_fleet(root, 6, device_certificates(tmp_path / "certs", 6), "cert")
     ctx = run.Context(journal_path=tmp_path / "journal.jsonl")
@@ -153,7 +194,7 @@ def test_drift_cli_saves_a_snapshot_and_states_what_the_incremental_read_trusted
     assert run.apply(first.plan, ctx, root, {n: m.spec for n, m in first.fleet.targets().items()}).ok
     p = QuotaProxy(moto_server, latency_ms=(0, 0)).start()
     try:
-        monkeypatch.delenv("FLEETCTL_NOW")            # CloudTrail's clock is the real one
+        monkeypatch.delenv("FLEETCTL_NOW")  # CloudTrail's clock is the real one
         monkeypatch.setenv("AWS_ENDPOINT_URL", p.endpoint_url)
         snap = tmp_path / "drift.snapshot"
         res = run_cli("drift", str(root), "--snapshot-out", str(snap))
@@ -183,15 +224,27 @@ def test_drift_cli_saves_a_snapshot_and_states_what_the_incremental_read_trusted
 
 
 def test_account_settings_and_destinations_map_to_their_resources_and_no_link_reread():
-    mapped = trail.map_events([
-        {"eventName": "SetV2LoggingOptions", "requestParameters": {"defaultLogLevel": "DISABLED"}},
-        {"eventName": "UpdateIndexingConfiguration", "requestParameters": {}},
-        {"eventName": "CreateTopicRuleDestination", "requestParameters": {"destinationConfiguration": {}},
-         "responseElements": {"topicRuleDestination": {
-             "arn": "arn:aws:iot:eu-west-2:123456789012:ruledestination/http/0a1b", "status": "IN_PROGRESS"}}},
-        {"eventName": "DeleteAuthorizer", "requestParameters": {"authorizerName": "legacy-tokens"}}])
-    assert mapped.touches == {trail.Touch("aws.LoggingOptions", "account"),
-                              trail.Touch("aws.IndexingConfiguration", "account"),
-                              trail.Touch("aws.TopicRuleDestination", "http/0a1b"),
-                              trail.Touch("aws.Authorizer", "legacy-tokens")}
-    assert mapped.things == frozenset() and mapped.every_link == []     # listed in full anyway: no link is re-read
+    mapped = trail.map_events(
+        [
+            {"eventName": "SetV2LoggingOptions", "requestParameters": {"defaultLogLevel": "DISABLED"}},
+            {"eventName": "UpdateIndexingConfiguration", "requestParameters": {}},
+            {
+                "eventName": "CreateTopicRuleDestination",
+                "requestParameters": {"destinationConfiguration": {}},
+                "responseElements": {
+                    "topicRuleDestination": {
+                        "arn": "arn:aws:iot:eu-west-2:123456789012:ruledestination/http/0a1b",
+                        "status": "IN_PROGRESS",
+                    }
+                },
+            },
+            {"eventName": "DeleteAuthorizer", "requestParameters": {"authorizerName": "legacy-tokens"}},
+        ]
+    )
+    assert mapped.touches == {
+        trail.Touch("aws.LoggingOptions", "account"),
+        trail.Touch("aws.IndexingConfiguration", "account"),
+        trail.Touch("aws.TopicRuleDestination", "http/0a1b"),
+        trail.Touch("aws.Authorizer", "legacy-tokens"),
+    }
+    assert mapped.things == frozenset() and mapped.every_link == []  # listed in full anyway: no link is re-read

@@ -3,6 +3,7 @@ the real SDK clients pointed at it through ordinary settings only (connection st
 
 Certificates and keys used by tests are generated at run time (engine.sandbox.certs); none is committed.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,13 @@ def _clean_emulator(emulator: AzureEmulator) -> None:
 
 @pytest.fixture
 def client(emulator: AzureEmulator) -> AzureClient:
-    arm = ArmTarget(emulator.arm_base_url, emulator.subscription_id, emulator.resource_group, emulator.hub_name,
-                    emulator.credential())
+    arm = ArmTarget(
+        emulator.arm_base_url,
+        emulator.subscription_id,
+        emulator.resource_group,
+        emulator.hub_name,
+        emulator.credential(),
+    )
     return AzureClient(emulator.hub_connection_string, emulator.dps_connection_string, arm, emulator.ca_bundle)
 
 
@@ -48,8 +54,9 @@ def registry(emulator: AzureEmulator) -> IoTHubRegistryManager:
 
 @pytest.fixture
 def dps_sdk(emulator: AzureEmulator) -> DeviceProvisioningClient:
-    return DeviceProvisioningClient.from_connection_string(emulator.dps_connection_string,
-                                                           connection_verify=emulator.ca_pem_path)
+    return DeviceProvisioningClient.from_connection_string(
+        emulator.dps_connection_string, connection_verify=emulator.ca_pem_path
+    )
 
 
 class FakeCredential:
@@ -59,8 +66,12 @@ class FakeCredential:
 
 @pytest.fixture
 def mgmt_sdk(emulator: AzureEmulator) -> IotHubClient:
-    return IotHubClient(emulator.credential(), emulator.subscription_id, base_url=emulator.arm_base_url,
-                        connection_verify=emulator.ca_bundle)
+    return IotHubClient(
+        emulator.credential(),
+        emulator.subscription_id,
+        base_url=emulator.arm_base_url,
+        connection_verify=emulator.ca_bundle,
+    )
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """ARM hub certificates: upload, proof of possession for real (CN = verification code, signed by the CA), etags,
 RFC-1123 dates parsed by the real azure-mgmt-iothub SDK, and the ARM bearer requirement."""
+
 from __future__ import annotations
 
 import base64
@@ -52,7 +53,7 @@ def test_verification_failures(client: AzureClient, root_ca: Issued) -> None:
 def test_etags_and_delete(client: AzureClient, root_ca: Issued) -> None:
     first = client.put_hub_certificate("rootca", root_ca.pem)
     with pytest.raises(PreconditionFailed):
-        client.put_hub_certificate("rootca", root_ca.pem)               # exists: If-Match required
+        client.put_hub_certificate("rootca", root_ca.pem)  # exists: If-Match required
     second = client.put_hub_certificate("rootca", root_ca.pem, first["etag"], is_verified=True)
     assert second["properties"]["isVerified"] is True and second["etag"] != first["etag"]
     replaced = client.put_hub_certificate("rootca", make_ca("new root").pem, second["etag"])
@@ -69,8 +70,11 @@ def test_etags_and_delete(client: AzureClient, root_ca: Issued) -> None:
 def test_sdk_parses_rfc1123_dates_and_accepts_base64_der(mgmt_sdk, emulator, root_ca: Issued) -> None:
     der = base64.b64encode(root_ca.cert.public_bytes(serialization.Encoding.DER)).decode()
     created = mgmt_sdk.certificates.create_or_update(
-        emulator.resource_group, emulator.hub_name, "der-ca",
-        CertificateDescription(properties=CertificateProperties(certificate=der, is_verified=True)))
+        emulator.resource_group,
+        emulator.hub_name,
+        "der-ca",
+        CertificateDescription(properties=CertificateProperties(certificate=der, is_verified=True)),
+    )
     for moment in (created.properties.created, created.properties.updated, created.properties.expiry):
         assert isinstance(moment, dt.datetime) and moment.tzinfo is not None
     assert created.properties.thumbprint == root_ca.cert.fingerprint(hashes.SHA1()).hex().upper()
@@ -80,27 +84,41 @@ def test_sdk_parses_rfc1123_dates_and_accepts_base64_der(mgmt_sdk, emulator, roo
 
 
 def test_arm_requires_a_bearer_token(emulator) -> None:
-    url = (f"{emulator.arm_base_url}/subscriptions/{emulator.subscription_id}/resourceGroups/"
-           f"{emulator.resource_group}/providers/Microsoft.Devices/IotHubs/{emulator.hub_name}/certificates")
+    url = (
+        f"{emulator.arm_base_url}/subscriptions/{emulator.subscription_id}/resourceGroups/"
+        f"{emulator.resource_group}/providers/Microsoft.Devices/IotHubs/{emulator.hub_name}/certificates"
+    )
     anonymous = requests.get(url, params={"api-version": "2023-06-30"}, verify=emulator.ca_bundle, timeout=10)
     assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "AuthenticationFailed"
     bearer = {"Authorization": f"Bearer {emulator.entra.mint('https://management.azure.com/.default')}"}
     no_version = requests.get(url, headers=bearer, verify=emulator.ca_bundle, timeout=10)
     assert no_version.status_code == 400
-    not_a_token = requests.get(url, params={"api-version": "2023-06-30"}, headers={"Authorization": "Bearer x"},
-                               verify=emulator.ca_bundle, timeout=10)
+    not_a_token = requests.get(
+        url,
+        params={"api-version": "2023-06-30"},
+        headers={"Authorization": "Bearer x"},
+        verify=emulator.ca_bundle,
+        timeout=10,
+    )
     assert not_a_token.status_code == 401 and not_a_token.json()["error"]["code"] == "InvalidAuthenticationToken"
-    assert requests.get(url, params={"api-version": "2023-06-30"}, headers=bearer,
-                        verify=emulator.ca_bundle, timeout=10).json() == {"value": []}
+    assert requests.get(
+        url, params={"api-version": "2023-06-30"}, headers=bearer, verify=emulator.ca_bundle, timeout=10
+    ).json() == {"value": []}
 
 
 def test_dps_certificates_share_the_flow(emulator, root_ca: Issued) -> None:
-    url = (f"{emulator.arm_base_url}/subscriptions/{emulator.subscription_id}/resourceGroups/"
-           f"{emulator.resource_group}/providers/Microsoft.Devices/provisioningServices/{emulator.dps_name}"
-           "/certificates/rootca")
+    url = (
+        f"{emulator.arm_base_url}/subscriptions/{emulator.subscription_id}/resourceGroups/"
+        f"{emulator.resource_group}/providers/Microsoft.Devices/provisioningServices/{emulator.dps_name}"
+        "/certificates/rootca"
+    )
     token = emulator.entra.mint("https://management.azure.com/.default")
-    common = {"params": {"api-version": "2022-12-12"}, "headers": {"Authorization": f"Bearer {token}"},
-              "verify": emulator.ca_bundle, "timeout": 10}
+    common = {
+        "params": {"api-version": "2022-12-12"},
+        "headers": {"Authorization": f"Bearer {token}"},
+        "verify": emulator.ca_bundle,
+        "timeout": 10,
+    }
     body = {"properties": {"certificate": base64.b64encode(root_ca.pem.encode()).decode()}}
     created = requests.put(url, json=body, **common)
     assert created.status_code == 200

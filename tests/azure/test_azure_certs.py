@@ -1,5 +1,6 @@
 """Uploaded certificates as the emulators read them (engine/sandbox/azure/certs.py): every encoding the services and
 SDKs send is accepted and parsed by cryptography, anything else is the service's 400."""
+
 from __future__ import annotations
 
 import base64
@@ -35,10 +36,17 @@ def test_every_accepted_encoding_gives_the_same_certificate(chain: tuple[str, st
     assert load_certificate(ca_pem) != expected
 
 
-@pytest.mark.parametrize("text", ["", "   ", "not a certificate", base64.b64encode(b"not DER either").decode(),
-                                  "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-                                  base64.b64encode(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----")
-                                  .decode()])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "not a certificate",
+        base64.b64encode(b"not DER either").decode(),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        base64.b64encode(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").decode(),
+    ],
+)
 def test_anything_else_is_the_services_400(text: str) -> None:
     with pytest.raises(ServiceError) as caught:
         load_certificate(text, code="BadRequest")

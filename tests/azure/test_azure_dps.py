@@ -1,5 +1,6 @@
 """DPS enrollment groups and individual enrollments: the real azure-iot-deviceprovisioning SDK (directly and
 through AzureClient) against the emulator over HTTPS."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,10 +15,16 @@ SYMMETRIC = {"attestation": {"type": "symmetricKey"}}
 
 
 def test_group_crud_with_etags(client: AzureClient) -> None:
-    created = client.put_enrollment_group("paris-readers", {
-        **SYMMETRIC, "allocationPolicy": "hashed", "iotHubs": ["hub-a.azure-devices.net"],
-        "initialTwin": {"tags": {"site": "paris"}, "properties": {"desired": {"interval": 30}}},
-        "capabilities": {"iotEdge": True}})
+    created = client.put_enrollment_group(
+        "paris-readers",
+        {
+            **SYMMETRIC,
+            "allocationPolicy": "hashed",
+            "iotHubs": ["hub-a.azure-devices.net"],
+            "initialTwin": {"tags": {"site": "paris"}, "properties": {"desired": {"interval": 30}}},
+            "capabilities": {"iotEdge": True},
+        },
+    )
     keys = created["attestation"]["symmetricKey"]
     assert keys["primaryKey"] and keys["secondaryKey"]
     assert created["reprovisionPolicy"] == {"updateHubAssignment": True, "migrateDeviceData": True}
@@ -28,8 +35,9 @@ def test_group_crud_with_etags(client: AzureClient) -> None:
     assert client.get_enrollment_group_attestation("paris-readers")["symmetricKey"] == keys
     with pytest.raises(Conflict):
         client.put_enrollment_group("paris-readers", SYMMETRIC)
-    updated = client.put_enrollment_group("paris-readers", {**SYMMETRIC, "provisioningStatus": "disabled"},
-                                          etag=created["etag"])
+    updated = client.put_enrollment_group(
+        "paris-readers", {**SYMMETRIC, "provisioningStatus": "disabled"}, etag=created["etag"]
+    )
     assert updated["etag"] != created["etag"] and updated["createdDateTimeUtc"] == created["createdDateTimeUtc"]
     assert updated["attestation"]["symmetricKey"] == keys
     with pytest.raises(PreconditionFailed):
@@ -42,20 +50,30 @@ def test_group_crud_with_etags(client: AzureClient) -> None:
 
 
 def test_x509_certificate_is_replaced_by_info(client: AzureClient, root_ca: Issued) -> None:
-    group = client.put_enrollment_group("x509-group", {"attestation": {
-        "type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": root_ca.pem}}}}})
+    group = client.put_enrollment_group(
+        "x509-group",
+        {"attestation": {"type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": root_ca.pem}}}}},
+    )
     primary = group["attestation"]["x509"]["signingCertificates"]["primary"]
     assert primary["certificate"] is None
     info = primary["info"]
     assert info["sha1Thumbprint"] == root_ca.cert.fingerprint(hashes.SHA1()).hex().upper()
     assert info["sha256Thumbprint"] == root_ca.cert.fingerprint(hashes.SHA256()).hex().upper()
     assert info["subjectName"] == "CN=fleetctl test root CA" and info["notAfterUtc"].endswith("Z")
-    by_reference = client.put_enrollment_group("ca-ref-group", {"attestation": {
-        "type": "x509", "x509": {"caReferences": {"primary": "rootca"}}}})
+    by_reference = client.put_enrollment_group(
+        "ca-ref-group", {"attestation": {"type": "x509", "x509": {"caReferences": {"primary": "rootca"}}}}
+    )
     assert by_reference["attestation"]["x509"]["caReferences"] == {"primary": "rootca", "secondary": None}
     with pytest.raises(Invalid):
-        client.put_enrollment_group("broken", {"attestation": {
-            "type": "x509", "x509": {"signingCertificates": {"primary": {"certificate": "not a certificate"}}}}})
+        client.put_enrollment_group(
+            "broken",
+            {
+                "attestation": {
+                    "type": "x509",
+                    "x509": {"signingCertificates": {"primary": {"certificate": "not a certificate"}}},
+                }
+            },
+        )
 
 
 @pytest.mark.parametrize("registration_id", ["x" * 129, "ends-with-dot.", "has!bang", "under_score_"])
@@ -77,22 +95,30 @@ def test_allocation_policy_rules(client: AzureClient) -> None:
         client.put_enrollment_group("custom-no-hook", {**SYMMETRIC, "allocationPolicy": "custom"})
     with pytest.raises(Invalid):
         client.put_enrollment_group("bad-policy", {**SYMMETRIC, "allocationPolicy": "roundRobin"})
-    custom = client.put_enrollment_group("custom", {**SYMMETRIC, "allocationPolicy": "custom",
-                                                    "customAllocationDefinition": {
-                                                        "webhookUrl": "https://fn.example/api/alloc",
-                                                        "apiVersion": "2021-10-01"}})
+    custom = client.put_enrollment_group(
+        "custom",
+        {
+            **SYMMETRIC,
+            "allocationPolicy": "custom",
+            "customAllocationDefinition": {"webhookUrl": "https://fn.example/api/alloc", "apiVersion": "2021-10-01"},
+        },
+    )
     assert custom["customAllocationDefinition"]["webhookUrl"] == "https://fn.example/api/alloc"
-    static = client.put_enrollment_group("static", {**SYMMETRIC, "allocationPolicy": "static",
-                                                    "reprovisionPolicy": {"updateHubAssignment": False}})
+    static = client.put_enrollment_group(
+        "static", {**SYMMETRIC, "allocationPolicy": "static", "reprovisionPolicy": {"updateHubAssignment": False}}
+    )
     assert static["reprovisionPolicy"] == {"updateHubAssignment": False, "migrateDeviceData": True}
 
 
 def test_individual_enrollments(client: AzureClient, root_ca: Issued) -> None:
-    tpm = client.put_enrollment("tpm-device", {"attestation": {"type": "tpm", "tpm": {"endorsementKey": "AToAAQ"}},
-                                               "deviceId": "tpm-device-id"})
+    tpm = client.put_enrollment(
+        "tpm-device", {"attestation": {"type": "tpm", "tpm": {"endorsementKey": "AToAAQ"}}, "deviceId": "tpm-device-id"}
+    )
     assert tpm["deviceId"] == "tpm-device-id"
-    x509 = client.put_enrollment("x509-device", {"attestation": {
-        "type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": root_ca.pem}}}}})
+    x509 = client.put_enrollment(
+        "x509-device",
+        {"attestation": {"type": "x509", "x509": {"clientCertificates": {"primary": {"certificate": root_ca.pem}}}}},
+    )
     assert "info" in x509["attestation"]["x509"]["clientCertificates"]["primary"]
     assert sorted(item["registrationId"] for item in client.list_enrollments()) == ["tpm-device", "x509-device"]
     client.delete_enrollment("tpm-device", None)

@@ -1,5 +1,6 @@
 """The emulator as the sandbox runs it: a subprocess that writes azure.json and stops on SIGTERM; its control
 endpoints (stats, reset, config); latency injection; and routing errors."""
+
 from __future__ import annotations
 
 import json
@@ -32,29 +33,43 @@ def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 15.0) -> d
 
 
 def test_subprocess_writes_azure_json_and_stops_on_sigterm(tmp_path: Path) -> None:
-    process = subprocess.Popen([sys.executable, "-m", "engine.sandbox.azure_emulator", "--state-dir", str(tmp_path)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine.sandbox.azure_emulator", "--state-dir", str(tmp_path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         described = _wait_for(tmp_path / "azure.json", process)
         assert stat.S_IMODE(os.stat(tmp_path / "azure.json").st_mode) == 0o600
         assert described["host"] == f"127.0.0.1:{described['port']}"
         assert described["hub_connection_string"].startswith(f"HostName={described['host']};")
-        arm = ArmTarget(described["arm_base_url"], described["subscription_id"], described["resource_group"],
-                        described["hub_name"],
-                        entra_credential({"AZURE_AUTHORITY_HOST": described["authority_host"],
-                                          "AZURE_TENANT_ID": described["tenant_id"],
-                                          "AZURE_CLIENT_ID": described["client_id"],
-                                          "AZURE_CLIENT_SECRET": described["client_secret"],
-                                          "REQUESTS_CA_BUNDLE": described["ca_bundle"]}))
-        client = AzureClient(described["hub_connection_string"], described["dps_connection_string"], arm,
-                             described["ca_bundle"])
+        arm = ArmTarget(
+            described["arm_base_url"],
+            described["subscription_id"],
+            described["resource_group"],
+            described["hub_name"],
+            entra_credential(
+                {
+                    "AZURE_AUTHORITY_HOST": described["authority_host"],
+                    "AZURE_TENANT_ID": described["tenant_id"],
+                    "AZURE_CLIENT_ID": described["client_id"],
+                    "AZURE_CLIENT_SECRET": described["client_secret"],
+                    "REQUESTS_CA_BUNDLE": described["ca_bundle"],
+                }
+            ),
+        )
+        client = AzureClient(
+            described["hub_connection_string"], described["dps_connection_string"], arm, described["ca_bundle"]
+        )
         client.create_device("from-subprocess", {"type": "sas"})
         assert [twin["deviceId"] for twin in client.query_devices()] == ["from-subprocess"]
         assert client.list_hub_certificates() == []
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
-    assert process.stdout is not None and process.stdout.read() == ""      # library code prints nothing
+    assert process.stdout is not None and process.stdout.read() == ""  # library code prints nothing
 
 
 def test_control_endpoints(emulator, client: AzureClient) -> None:
@@ -64,8 +79,9 @@ def test_control_endpoints(emulator, client: AzureClient) -> None:
     stats = requests.get(f"{base}/stats", verify=emulator.ca_bundle, timeout=10).json()
     assert stats["requests"] == {"registry": 1, "twin_read": 1}
     assert stats["operations"]["GET /twins/{device_id}"] == 1
-    configured = requests.post(f"{base}/config", json={"rates": {"twin_read": 1}}, verify=emulator.ca_bundle,
-                               timeout=10)
+    configured = requests.post(
+        f"{base}/config", json={"rates": {"twin_read": 1}}, verify=emulator.ca_bundle, timeout=10
+    )
     assert configured.status_code == 200 and configured.json()["rates"] == {"twin_read": 1.0}
     client.get_twin("d1")
     with pytest.raises(Throttled):

@@ -1,5 +1,6 @@
 """IoT Hub registry, twins, bulk and query: the real azure-iot-hub SDK (directly and through AzureClient)
 against the emulator over HTTPS."""
+
 from __future__ import annotations
 
 import hashlib
@@ -16,13 +17,22 @@ from engine.providers.azure.sas import generate_sas_token
 THUMB = hashlib.sha1(b"device certificate").hexdigest().upper()
 
 
-@pytest.mark.parametrize("auth, expected_type", [
-    ({"type": "sas"}, "sas"),
-    ({"type": "symmetricKey", "primaryKey": "a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5IQ==",
-      "secondaryKey": "c2Vjb25kYXJ5LXNlY29uZGFyeS1zZWNvbmRhcnk="}, "sas"),
-    ({"type": "selfSigned", "primaryThumbprint": THUMB, "secondaryThumbprint": THUMB}, "selfSigned"),
-    ({"type": "x509CA"}, "certificateAuthority"),
-])
+@pytest.mark.parametrize(
+    "auth, expected_type",
+    [
+        ({"type": "sas"}, "sas"),
+        (
+            {
+                "type": "symmetricKey",
+                "primaryKey": "a2V5LWtleS1rZXkta2V5LWtleS1rZXkta2V5IQ==",
+                "secondaryKey": "c2Vjb25kYXJ5LXNlY29uZGFyeS1zZWNvbmRhcnk=",
+            },
+            "sas",
+        ),
+        ({"type": "selfSigned", "primaryThumbprint": THUMB, "secondaryThumbprint": THUMB}, "selfSigned"),
+        ({"type": "x509CA"}, "certificateAuthority"),
+    ],
+)
 def test_device_lifecycle_for_each_auth_type(client: AzureClient, auth: dict, expected_type: str) -> None:
     created = client.create_device("dev-1", auth, "enabled", False)
     assert created["authentication"]["type"] == expected_type
@@ -71,13 +81,20 @@ def test_twin_patch_merges_deletes_and_versions(client: AzureClient, emulator) -
     client.create_device("t1", {"type": "sas"})
     twin = client.get_twin("t1")
     assert twin["properties"]["desired"]["$version"] == 1 and "tags" not in twin
-    first = client.update_twin("t1", {"tags": {"site": "paris", "hw": {"rev": 2, "lot": "a"}},
-                                      "properties": {"desired": {"interval": 30, "mode": "eco"}}}, twin["etag"])
+    first = client.update_twin(
+        "t1",
+        {
+            "tags": {"site": "paris", "hw": {"rev": 2, "lot": "a"}},
+            "properties": {"desired": {"interval": 30, "mode": "eco"}},
+        },
+        twin["etag"],
+    )
     assert first["properties"]["desired"]["$version"] == 2 and first["version"] == twin["version"] + 1
     metadata = first["properties"]["desired"]["$metadata"]
     assert metadata["interval"]["$lastUpdatedVersion"] == 2
-    second = client.update_twin("t1", {"tags": {"hw": {"lot": None}},
-                                       "properties": {"desired": {"mode": None, "interval": 60}}}, first["etag"])
+    second = client.update_twin(
+        "t1", {"tags": {"hw": {"lot": None}}, "properties": {"desired": {"mode": None, "interval": 60}}}, first["etag"]
+    )
     assert second["tags"] == {"site": "paris", "hw": {"rev": 2}}
     assert {k: v for k, v in second["properties"]["desired"].items() if not k.startswith("$")} == {"interval": 60}
     assert second["properties"]["desired"]["$version"] == 3
@@ -90,7 +107,7 @@ def test_twin_rules_reject_without_partial_writes(client: AzureClient) -> None:
     client.create_device("t2", {"type": "sas"})
     twin = client.get_twin("t2")
     echoed = client.update_twin("t2", {"properties": {"desired": {**twin["properties"]["desired"], "a": 1}}}, None)
-    assert echoed["properties"]["desired"]["a"] == 1                     # $version/$metadata in a patch are ignored
+    assert echoed["properties"]["desired"]["a"] == 1  # $version/$metadata in a patch are ignored
     for bad in ({"tags": {"dotted.key": 1}}, {"tags": {"ok": 1}, "properties": {"desired": {"x": "y" * 40000}}}):
         with pytest.raises(Invalid):
             client.update_twin("t2", bad, None)
@@ -115,9 +132,18 @@ def test_reported_properties_are_not_writable_by_the_service(client: AzureClient
 
 
 def _bulk_create(client: AzureClient, count: int, **extra) -> None:
-    result = client.bulk_devices([{"device_id": f"dev-{i:05d}", "auth": {"type": "x509CA"},
-                                   "tags": {"site": "paris" if i % 2 else "lyon", "n": i}, **extra}
-                                  for i in range(count)], "create")
+    result = client.bulk_devices(
+        [
+            {
+                "device_id": f"dev-{i:05d}",
+                "auth": {"type": "x509CA"},
+                "tags": {"site": "paris" if i % 2 else "lyon", "n": i},
+                **extra,
+            }
+            for i in range(count)
+        ],
+        "create",
+    )
     assert result == {"isSuccessful": True, "errors": [], "warnings": []}
 
 
@@ -136,11 +162,22 @@ def test_query_where_subset(client: AzureClient) -> None:
     paris = list(client.query_devices("tags.site = 'paris'"))
     assert len(paris) == 10 and {twin["tags"]["site"] for twin in paris} == {"paris"}
     twin = paris[0]
-    for field in ("authenticationType", "x509Thumbprint", "status", "capabilities", "etag", "deviceEtag",
-                  "version", "tags", "properties"):
+    for field in (
+        "authenticationType",
+        "x509Thumbprint",
+        "status",
+        "capabilities",
+        "etag",
+        "deviceEtag",
+        "version",
+        "tags",
+        "properties",
+    ):
         assert field in twin
     assert [t["deviceId"] for t in client.query_devices("deviceId IN ['dev-00001', 'dev-00002', 'zz']")] == [
-        "dev-00001", "dev-00002"]
+        "dev-00001",
+        "dev-00002",
+    ]
     assert [t["deviceId"] for t in client.query_devices("status = 'disabled'")] == ["dev-00003"]
     mixed = client.query_devices("(tags.n < 3 OR tags.n >= 18) AND tags.site != 'lyon'")
     assert [t["deviceId"] for t in mixed] == ["dev-00001", "dev-00019"]
@@ -153,9 +190,14 @@ def test_bulk_partial_error(client: AzureClient) -> None:
     client.create_device("dev-00001", {"type": "sas"})
     result = client.bulk_devices([{"device_id": f"dev-{i:05d}", "auth": {"type": "sas"}} for i in range(3)], "create")
     assert result["isSuccessful"] is False
-    assert result["errors"] == [{"deviceId": "dev-00001", "errorCode": "DeviceAlreadyExists",
-                                 "errorStatus": "A device with ID 'dev-00001' is already registered.",
-                                 "operation": "create"}]
+    assert result["errors"] == [
+        {
+            "deviceId": "dev-00001",
+            "errorCode": "DeviceAlreadyExists",
+            "errorStatus": "A device with ID 'dev-00001' is already registered.",
+            "operation": "create",
+        }
+    ]
     assert {d["deviceId"] for d in client.query_devices()} == {"dev-00000", "dev-00001", "dev-00002"}
     stale = client.bulk_devices([{"device_id": "dev-00000", "etag": "bogus"}], "deleteIfMatchETag")
     assert stale["errors"][0]["errorCode"] == "PreconditionFailed"
@@ -163,13 +205,17 @@ def test_bulk_partial_error(client: AzureClient) -> None:
 
 def test_bulk_over_100_is_rejected_whole(registry, emulator) -> None:
     too_many = [ExportImportDevice(id=f"x{i}", import_mode="create") for i in range(101)]
-    result = registry.bulk_create_or_update_devices(too_many)     # the SDK accepts 400 and parses the error body
+    result = registry.bulk_create_or_update_devices(too_many)  # the SDK accepts 400 and parses the error body
     assert result.is_successful is None and result.errors is None
     key = dict(part.split("=", 1) for part in emulator.hub_connection_string.split(";"))["SharedAccessKey"]
-    response = requests.post(f"https://{emulator.host}/devices", params={"api-version": "2021-04-12"},
-                             json=[{"id": f"x{i}", "importMode": "create"} for i in range(101)],
-                             headers={"Authorization": generate_sas_token(emulator.host, key, "iothubowner")},
-                             verify=emulator.ca_bundle, timeout=10)
+    response = requests.post(
+        f"https://{emulator.host}/devices",
+        params={"api-version": "2021-04-12"},
+        json=[{"id": f"x{i}", "importMode": "create"} for i in range(101)],
+        headers={"Authorization": generate_sas_token(emulator.host, key, "iothubowner")},
+        verify=emulator.ca_bundle,
+        timeout=10,
+    )
     assert response.status_code == 400 and response.headers["iothub-errorcode"] == "TooManyDevices"
     assert registry.get_devices() == []
 
@@ -177,8 +223,13 @@ def test_bulk_over_100_is_rejected_whole(registry, emulator) -> None:
 def test_bulk_twin_and_delete_modes(client: AzureClient) -> None:
     _bulk_create(client, 3)
     twin = client.get_twin("dev-00000")
-    result = client.bulk_devices([{"device_id": "dev-00000", "twin_etag": twin["etag"], "desired": {"a": 1}},
-                                  {"device_id": "dev-00001", "tags": {"site": "nice"}}], "updateTwinIfMatchETag")
+    result = client.bulk_devices(
+        [
+            {"device_id": "dev-00000", "twin_etag": twin["etag"], "desired": {"a": 1}},
+            {"device_id": "dev-00001", "tags": {"site": "nice"}},
+        ],
+        "updateTwinIfMatchETag",
+    )
     assert [error["deviceId"] for error in result["errors"]] == ["dev-00001"]
     assert client.get_twin("dev-00000")["properties"]["desired"]["a"] == 1
     client.bulk_devices([{"device_id": "dev-00002"}], "delete")

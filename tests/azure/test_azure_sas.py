@@ -1,5 +1,6 @@
 """SAS tokens: the u-blox worked example byte for byte, compatibility with the SDKs' own token builders, and the
 emulator's 401s for wrong keys, expired tokens, wrong resources and unknown policies."""
+
 from __future__ import annotations
 
 import base64
@@ -23,8 +24,10 @@ from engine.providers.azure.sas import (
 UBLOX_HOST = "iot-xxxx-test-hub-2.azure-devices.net"
 UBLOX_KEY = "bH/VjcdSOJJtcwx94hePfV8EJ8ivyZ/cXQ7e3i6gcDU="
 UBLOX_EXPIRY = 1591876214
-UBLOX_TOKEN = ("SharedAccessSignature sr=iot-xxxx-test-hub-2.azure-devices.net"
-               "&sig=ix4nP1LaU%2FZq2Nk3OaBwJ0MikCPIxGxz2uiZ3KUxecM%3D&se=1591876214&skn=")
+UBLOX_TOKEN = (
+    "SharedAccessSignature sr=iot-xxxx-test-hub-2.azure-devices.net"
+    "&sig=ix4nP1LaU%2FZq2Nk3OaBwJ0MikCPIxGxz2uiZ3KUxecM%3D&se=1591876214&skn="
+)
 
 
 def test_ublox_worked_example_is_reproduced_exactly() -> None:
@@ -36,8 +39,12 @@ def test_ublox_token_parses_and_verifies_before_expiry() -> None:
     assert token.resource_uri == UBLOX_HOST and token.expiry == UBLOX_EXPIRY and token.key_name is None
     assert string_to_sign(UBLOX_HOST, UBLOX_EXPIRY) == f"{UBLOX_HOST}\n{UBLOX_EXPIRY}"
     signed_by_device_key = generate_sas_token(UBLOX_HOST, UBLOX_KEY, "device", expiry=UBLOX_EXPIRY)
-    assert verify_sas_token(signed_by_device_key, keys={"device": UBLOX_KEY}, requested_uri=UBLOX_HOST,
-                            now=UBLOX_EXPIRY - 1) == "device"
+    assert (
+        verify_sas_token(
+            signed_by_device_key, keys={"device": UBLOX_KEY}, requested_uri=UBLOX_HOST, now=UBLOX_EXPIRY - 1
+        )
+        == "device"
+    )
 
 
 @pytest.fixture
@@ -49,14 +56,21 @@ def test_tokens_built_by_both_sdks_verify(key: str) -> None:
     hub_token = str(HubSdkToken("127.0.0.1:4443", key, "iothubowner"))
     dps_token = dps_sdk_token("127.0.0.1:4443", "provisioningserviceowner", key)
     assert verify_sas_token(hub_token, keys={"iothubowner": key}, requested_uri="127.0.0.1:4443/devices/a")
-    assert verify_sas_token(dps_token, keys={"provisioningserviceowner": key},
-                            requested_uri="127.0.0.1:4443/enrollments/a")
+    assert verify_sas_token(
+        dps_token, keys={"provisioningserviceowner": key}, requested_uri="127.0.0.1:4443/enrollments/a"
+    )
 
 
-@pytest.mark.parametrize("case, message", [
-    ("wrong key", "signature"), ("expired", "expired"), ("wrong resource", "resource"),
-    ("unknown policy", "policy"), ("device token", "policy"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("wrong key", "signature"),
+        ("expired", "expired"),
+        ("wrong resource", "resource"),
+        ("unknown policy", "policy"),
+        ("device token", "policy"),
+    ],
+)
 def test_verification_failures_name_the_reason(key: str, case: str, message: str) -> None:
     other = base64.b64encode(os.urandom(32)).decode()
     tokens = {
@@ -94,9 +108,13 @@ def test_emulator_hub_answers_401_for_bad_tokens(emulator, case: str) -> None:
         "unknown skn": generate_sas_token(emulator.host, key, "service"),
         "missing": None,
     }
-    response = requests.get(f"https://{emulator.host}/devices/nope", params={"api-version": "2021-04-12"},
-                            headers={"Authorization": headers[case]} if headers[case] else {},
-                            verify=emulator.ca_bundle, timeout=10)
+    response = requests.get(
+        f"https://{emulator.host}/devices/nope",
+        params={"api-version": "2021-04-12"},
+        headers={"Authorization": headers[case]} if headers[case] else {},
+        verify=emulator.ca_bundle,
+        timeout=10,
+    )
     if case == "good":
         assert response.status_code == 404 and response.headers["iothub-errorcode"] == "DeviceNotFound"
     else:
@@ -108,6 +126,11 @@ def test_emulator_hub_answers_401_for_bad_tokens(emulator, case: str) -> None:
 def test_emulator_dps_rejects_the_hub_key(emulator) -> None:
     hub_key = _key_of(emulator.hub_connection_string)
     token = generate_sas_token(emulator.host, hub_key, "provisioningserviceowner")
-    response = requests.get(f"https://{emulator.host}/enrollmentGroups/g1", params={"api-version": "2021-10-01"},
-                            headers={"Authorization": token}, verify=emulator.ca_bundle, timeout=10)
+    response = requests.get(
+        f"https://{emulator.host}/enrollmentGroups/g1",
+        params={"api-version": "2021-10-01"},
+        headers={"Authorization": token},
+        verify=emulator.ca_bundle,
+        timeout=10,
+    )
     assert response.status_code == 401 and response.json()["errorCode"] == 401002

@@ -4,6 +4,7 @@ its `/jobs` API, and the Azure provider carrying a wave of device creates (and d
 The blob side is exercised with the real azure-storage-blob SDK (tokens made by its own `generate_container_sas`),
 the hub side with the real azure-iot-hub SDK; nothing is mocked.
 """
+
 from __future__ import annotations
 
 import base64
@@ -60,19 +61,26 @@ def devices(n: int, start: int = 0, keyed: int = 0) -> str:
     docs = []
     for i in range(start, start + n):
         auth = "{type: symmetricKey, primaryKey: {env: DEVICE_KEY}}" if i - start < keyed else "{type: x509CA}"
-        docs.append(f"apiVersion: azure.fleetctl.io/v1\nkind: Device\nmetadata: {{name: nina-{i:04d}, target: hub}}\n"
-                    f"spec:\n  authentication: {auth}\n  tags: {{site: paris, batch: '{i // 100}'}}\n"
-                    f"  desired: {{telemetryInterval: 30}}\n")
+        docs.append(
+            f"apiVersion: azure.fleetctl.io/v1\nkind: Device\nmetadata: {{name: nina-{i:04d}, target: hub}}\n"
+            f"spec:\n  authentication: {auth}\n  tags: {{site: paris, batch: '{i // 100}'}}\n"
+            f"  desired: {{telemetryInterval: 30}}\n"
+        )
     return "---\n".join(docs)
 
 
 @pytest.fixture
 def env(emulator: AzureEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    values = {"FLEETCTL_HUB_CONNECTION_STRING": emulator.hub_connection_string,
-              "FLEETCTL_IMPORT_CONTAINER_URL": emulator.container_sas_url(),
-              "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_JOURNAL": str(tmp_path / "journal.jsonl"),
-              "FLEETCTL_NOW": "2026-11-21T10:00:00Z", "FLEETCTL_GIT_COMMIT": "0" * 40, "FLEETCTL_ACTOR": "ci-test",
-              "DEVICE_KEY": KEY}
+    values = {
+        "FLEETCTL_HUB_CONNECTION_STRING": emulator.hub_connection_string,
+        "FLEETCTL_IMPORT_CONTAINER_URL": emulator.container_sas_url(),
+        "REQUESTS_CA_BUNDLE": emulator.ca_bundle,
+        "FLEETCTL_JOURNAL": str(tmp_path / "journal.jsonl"),
+        "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
+        "FLEETCTL_GIT_COMMIT": "0" * 40,
+        "FLEETCTL_ACTOR": "ci-test",
+        "DEVICE_KEY": KEY,
+    }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
     for name in ("FLEETCTL_RATE_LIMIT", "FLEETCTL_QUOTAS", "FLEETCTL_AZURE_HUB_TIER"):
@@ -100,8 +108,9 @@ def _container(url: str, emulator: AzureEmulator) -> ContainerClient:
 def _sdk_sas(emulator: AzureEmulator, permission: str, expiry_hours: float = 1, **options) -> str:
     key = emulator.blob_service.accounts[emulator.storage_account]
     expiry = dt.datetime.now(dt.UTC) + dt.timedelta(hours=expiry_hours)
-    token = generate_container_sas(emulator.storage_account, JOBS_CONTAINER, account_key=key, permission=permission,
-                                   expiry=expiry, **options)
+    token = generate_container_sas(
+        emulator.storage_account, JOBS_CONTAINER, account_key=key, permission=permission, expiry=expiry, **options
+    )
     return f"{emulator.blob_endpoint}/{JOBS_CONTAINER}?{token}"
 
 
@@ -111,26 +120,34 @@ def _code(excinfo: pytest.ExceptionInfo[HttpResponseError]) -> tuple[int, str]:
 
 # ----------------------------------------------------------------------------------------- the blob endpoint
 def test_blob_endpoint_checks_service_sas_tokens_like_the_service(emulator: AzureEmulator) -> None:
-    good = _container(_sdk_sas(emulator, "racwdl"), emulator)          # a token the storage SDK itself made
+    good = _container(_sdk_sas(emulator, "racwdl"), emulator)  # a token the storage SDK itself made
     good.upload_blob("devices.txt", b'{"id":"a"}\n')
     assert [b.name for b in good.list_blobs()] == ["devices.txt"]
     assert good.download_blob("devices.txt").readall() == b'{"id":"a"}\n'
-    assert emulator.blob_service.sas_url("x", emulator.storage_account, JOBS_CONTAINER, "r",
-                                         dt.datetime(2030, 1, 1, tzinfo=dt.UTC)).count("sig=") == 1
+    assert (
+        emulator.blob_service.sas_url(
+            "x", emulator.storage_account, JOBS_CONTAINER, "r", dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+        ).count("sig=")
+        == 1
+    )
 
     with pytest.raises(HttpResponseError) as expired:
         _container(_sdk_sas(emulator, "racwdl", expiry_hours=-1), emulator).download_blob("devices.txt").readall()
-    assert _code(expired) == (403, "AuthenticationFailed") and "not valid in the specified time frame" in str(expired.value)
+    assert _code(expired) == (403, "AuthenticationFailed") and "not valid in the specified time frame" in str(
+        expired.value
+    )
 
     url = _sdk_sas(emulator, "racwdl")
     base, query = url.split("?")[0], dict(parse_qsl(urlsplit(url).query))
-    other_key = base64.b64encode(b"x" * 64).decode()               # the same fields signed with another key
+    other_key = base64.b64encode(b"x" * 64).decode()  # the same fields signed with another key
     forged = f"{base}?{urlencode({**query, 'sig': sign(other_key, string_to_sign(query, f'/blob/{emulator.storage_account}/{JOBS_CONTAINER}'))})}"
     with pytest.raises(HttpResponseError) as bad_signature:
         _container(forged, emulator).download_blob("devices.txt").readall()
-    assert _code(bad_signature) == (403, "AuthenticationFailed") and "Signature did not match" in str(bad_signature.value)
+    assert _code(bad_signature) == (403, "AuthenticationFailed") and "Signature did not match" in str(
+        bad_signature.value
+    )
 
-    widened = url.replace("sp=racwdl", "sp=racwdlx")                   # permissions edited after signing
+    widened = url.replace("sp=racwdl", "sp=racwdlx")  # permissions edited after signing
     with pytest.raises(HttpResponseError) as edited:
         list(_container(widened, emulator).list_blobs())
     assert _code(edited) == (403, "AuthenticationFailed")
@@ -145,8 +162,14 @@ def test_blob_endpoint_checks_service_sas_tokens_like_the_service(emulator: Azur
     assert _code(no_list) == (403, "AuthorizationPermissionMismatch")
 
     key = emulator.blob_service.accounts[emulator.storage_account]
-    blob_token = generate_blob_sas(emulator.storage_account, JOBS_CONTAINER, "devices.txt", account_key=key,
-                                   permission="r", expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    blob_token = generate_blob_sas(
+        emulator.storage_account,
+        JOBS_CONTAINER,
+        "devices.txt",
+        account_key=key,
+        permission="r",
+        expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+    )
     one_blob = _container(f"{emulator.blob_endpoint}/{JOBS_CONTAINER}?{blob_token}", emulator)
     assert one_blob.download_blob("devices.txt").readall() == b'{"id":"a"}\n'
     with pytest.raises(HttpResponseError) as other_blob:
@@ -161,7 +184,9 @@ def test_a_sas_bound_to_source_addresses_admits_only_them(emulator: AzureEmulato
     """`sip`: the emulator's callers are 127.0.0.1; an IPv6 or other range is the service's 403, not a 500."""
     _container(_sdk_sas(emulator, "racwdl"), emulator).upload_blob("devices.txt", b"{}\n")
     for allowed in ("127.0.0.1", "127.0.0.0-127.0.0.255"):
-        assert _container(_sdk_sas(emulator, "r", ip=allowed), emulator).download_blob("devices.txt").readall() == b"{}\n"
+        assert (
+            _container(_sdk_sas(emulator, "r", ip=allowed), emulator).download_blob("devices.txt").readall() == b"{}\n"
+        )
     for refused in ("10.0.0.1-10.0.0.9", "::1", "::-::ffff"):
         with pytest.raises(HttpResponseError) as caught:
             _container(_sdk_sas(emulator, "r", ip=refused), emulator).download_blob("devices.txt").readall()
@@ -170,13 +195,14 @@ def test_a_sas_bound_to_source_addresses_admits_only_them(emulator: AzureEmulato
 
 # ------------------------------------------------------------------------------------------ the jobs API
 def test_one_import_export_job_at_a_time_and_the_job_reads_and_writes_through_its_sas(
-        emulator: AzureEmulator, hub: AzureClient) -> None:
+    emulator: AzureEmulator, hub: AzureClient
+) -> None:
     url = emulator.container_sas_url()
     lines = "".join(json.dumps({"id": f"j{i}", "importMode": "create", "tags": {"n": i}}) + "\n" for i in range(40))
     hub.upload_blob(url, "in.txt", lines.encode() + b"not json\n")
-    emulator.configure(job_rate=100)                               # 40 devices: ~0.4 s
+    emulator.configure(job_rate=100)  # 40 devices: ~0.4 s
     job = hub.create_import_job(url, "in.txt")
-    assert job["status"] == "enqueued" and "inputBlobContainerUri" not in job     # the SAS is not handed back
+    assert job["status"] == "enqueued" and "inputBlobContainerUri" not in job  # the SAS is not handed back
     with pytest.raises(errors.Conflict) as second:
         hub.create_export_job(url)
     assert second.value.code == "JobQuotaExceeded"
@@ -184,21 +210,23 @@ def test_one_import_export_job_at_a_time_and_the_job_reads_and_writes_through_it
         time.sleep(0.05)
     assert state["status"] == "completed" and state["progress"] == 100
     assert emulator.stats()["jobs"]["deviceOperations"] == {"import": 41}
-    assert "registry" not in emulator.stats()["requests"]          # job device operations count against no throttle
+    assert "registry" not in emulator.stats()["requests"]  # job device operations count against no throttle
     log = [json.loads(x) for x in hub.download_blob(url, "importErrors.log").decode().splitlines()]
     assert log == [{"errorCode": 400012, "errorStatus": "Invalid device format in line: not json"}]
     assert hub.get_twin("j7")["tags"] == {"n": 7}
 
-    export = hub.create_export_job(url, "export.txt", exclude_keys=True)        # the first job ended: allowed now
+    export = hub.create_export_job(url, "export.txt", exclude_keys=True)  # the first job ended: allowed now
     while hub.get_job(export["jobId"])["status"] not in ("completed", "failed"):
         time.sleep(0.05)
     exported = [json.loads(x) for x in hub.download_blob(url, "export.txt").decode().splitlines()]
-    assert len(exported) == 40 and exported[0]["authentication"]["symmetricKey"] == {"primaryKey": None,
-                                                                                      "secondaryKey": None}
+    assert len(exported) == 40 and exported[0]["authentication"]["symmetricKey"] == {
+        "primaryKey": None,
+        "secondaryKey": None,
+    }
     j7 = next(line for line in exported if line["id"] == "j7")
     assert j7["tags"] == {"n": 7} and j7["twinETag"] == hub.get_twin("j7")["etag"] and j7["eTag"]
 
-    read_only = emulator.container_sas_url(permissions="rl")      # the hub cannot write importErrors.log with it
+    read_only = emulator.container_sas_url(permissions="rl")  # the hub cannot write importErrors.log with it
     with pytest.raises(errors.Invalid) as refused:
         hub.create_import_job(read_only, "in.txt")
     assert refused.value.code == "BlobContainerValidationError" and "sig=" not in str(refused.value)
@@ -227,14 +255,15 @@ def test_a_large_wave_goes_through_one_import_job_and_replans_empty(env, fleet, 
     assert stats["paths"] == {"import-job jobs": 1, "import-job devices": 300}
     assert stats["calls"].get("bulk_create_or_update_devices") is None
     assert emulator.stats()["jobs"]["deviceOperations"] == {"import": 300}
-    assert "POST /devices" not in emulator.stats()["operations"]              # no bulk registry call
+    assert "POST /devices" not in emulator.stats()["operations"]  # no bulk registry call
 
     twin = hub.get_twin("nina-0150")
     assert twin["tags"] == {"site": "paris", "batch": "1", "fleetctl": {"managed": True}}
     assert twin["properties"]["desired"]["telemetryInterval"] == 30
     assert hub.get_device("nina-0000")["authentication"]["symmetricKey"]["primaryKey"] == KEY
-    assert [b.name for b in _container(env["FLEETCTL_IMPORT_CONTAINER_URL"], emulator).list_blobs()] == \
-        ["importErrors.log"]                                  # the input blob (it held a key) is gone
+    assert [b.name for b in _container(env["FLEETCTL_IMPORT_CONTAINER_URL"], emulator).list_blobs()] == [
+        "importErrors.log"
+    ]  # the input blob (it held a key) is gone
 
     entries = list(read_entries(Path(env["FLEETCTL_JOURNAL"])))
     per_change = [e for e in entries if e.get("address", "").startswith("azure/")]
@@ -253,7 +282,7 @@ def test_a_per_device_error_in_importErrors_log_fails_that_change_alone(env, fle
     (fleet / "devices.yaml").write_text(devices(60))
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(run.plan(fleet, _ctx(env)).plan.dumps())
-    hub.create_device("nina-0007", {"type": "sas"})      # a race after apply's stale check (check=False below)
+    hub.create_device("nina-0007", {"type": "sas"})  # a race after apply's stale check (check=False below)
     report = run.apply(load_plan(str(plan_file)), _ctx(env), fleet, _specs(fleet), check=False)
     assert len(report.applied) == 59
     [(address, message)] = report.failed
@@ -262,26 +291,27 @@ def test_a_per_device_error_in_importErrors_log_fails_that_change_alone(env, fle
     assert f"import job {job_id}" in message
     failure = [e for e in read_entries(Path(env["FLEETCTL_JOURNAL"])) if e["event"] == "failure"]
     assert [e["address"] for e in failure] == [address] and job_id in failure[0]["error"]
-    assert "fleetctl" not in (hub.get_twin("nina-0007").get("tags") or {})      # someone else's: not taken over
+    assert "fleetctl" not in (hub.get_twin("nina-0007").get("tags") or {})  # someone else's: not taken over
 
 
 def test_deletes_through_a_job_check_the_planned_etag(env, fleet, emulator, hub) -> None:
     (fleet / "devices.yaml").write_text(devices(60))
     assert run.apply(run.plan(fleet, _ctx(env)).plan, _ctx(env), fleet, _specs(fleet)).ok
     (fleet / "devices.yaml").write_text(devices(5))
-    plan = run.plan(fleet, _ctx(env)).plan                   # prune: 55 managed devices to delete
+    plan = run.plan(fleet, _ctx(env)).plan  # prune: 55 managed devices to delete
     deletes = [c for c in plan.changes if c.action.value == "delete"]
     assert len(deletes) == 55 and all(c.ids.get("etag") for c in deletes)
     ctx = _ctx(env)
     provider = run.get_provider(ctx, ("azure", "hub"), _specs(fleet))
-    [batch] = provider.batches(deletes)                      # one job carries them (engine.run waves hold one each)
+    [batch] = provider.batches(deletes)  # one job carries them (engine.run waves hold one each)
     assert len(batch) == 55
     current = hub.get_device("nina-0033")
     hub.update_device("nina-0033", {"type": "certificateAuthority"}, "disabled", False, current["etag"])
-    hub.delete_device("nina-0044", None)                     # already gone: the desired outcome
+    hub.delete_device("nina-0044", None)  # already gone: the desired outcome
     outcomes = dict(zip((c.address.name for c in batch), provider.apply_batch(batch, [{}] * len(batch)), strict=True))
-    assert {name: type(o).__name__ for name, o in outcomes.items() if o is not None} == \
-        {"nina-0033": "PreconditionFailed"}
+    assert {name: type(o).__name__ for name, o in outcomes.items() if o is not None} == {
+        "nina-0033": "PreconditionFailed"
+    }
     remaining = sorted(t["deviceId"] for t in hub.query_devices())
     assert remaining == [f"nina-{i:04d}" for i in range(5)] + ["nina-0033"]
     assert ctx.providers[("azure", "hub")].stats()["paths"]["import-job devices"] == 55
@@ -290,7 +320,7 @@ def test_deletes_through_a_job_check_the_planned_etag(env, fleet, emulator, hub)
 def test_apply_waits_for_a_running_job_and_names_it_when_it_outlasts_the_timeout(env, fleet, emulator, hub) -> None:
     url = env["FLEETCTL_IMPORT_CONTAINER_URL"]
     hub.upload_blob(url, "other.txt", "".join(json.dumps({"id": f"o{i}"}) + "\n" for i in range(60)).encode())
-    emulator.configure(job_rate=60)                          # someone else's job: ~1 s
+    emulator.configure(job_rate=60)  # someone else's job: ~1 s
     other = hub.create_import_job(url, "other.txt")
     (fleet / "devices.yaml").write_text(devices(50))
     planned = run.plan(fleet, _ctx(env))
@@ -304,20 +334,26 @@ def test_apply_waits_for_a_running_job_and_names_it_when_it_outlasts_the_timeout
     assert other["jobId"] in str(refused.value) and "one at a time" in str(refused.value)
 
     emulator.configure(job_rate=0)
-    report = run.apply(planned.plan, _ctx(env), fleet, _specs(fleet), check=False)    # waits, then its own job
+    report = run.apply(planned.plan, _ctx(env), fleet, _specs(fleet), check=False)  # waits, then its own job
     assert report.ok and len(report.applied) == 50
     jobs = hub.list_jobs()
     assert [j["status"] for j in jobs] == ["completed", "completed"] and jobs[0]["jobId"] == other["jobId"]
 
 
-def test_an_apply_killed_while_its_job_runs_is_visible_and_the_next_plan_converges(env, fleet, emulator, hub,
-                                                                                  tmp_path) -> None:
+def test_an_apply_killed_while_its_job_runs_is_visible_and_the_next_plan_converges(
+    env, fleet, emulator, hub, tmp_path
+) -> None:
     (fleet / "devices.yaml").write_text(devices(200))
-    emulator.configure(job_rate=40)                          # the job takes ~5 s: time to kill fleetctl during it
+    emulator.configure(job_rate=40)  # the job takes ~5 s: time to kill fleetctl during it
     journal = Path(env["FLEETCTL_JOURNAL"])
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "apply", str(fleet), "--auto-approve"], cwd=ROOT,
-                            env={**os.environ, "FLEETCTL_JOURNAL": str(journal)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "apply", str(fleet), "--auto-approve"],
+        cwd=ROOT,
+        env={**os.environ, "FLEETCTL_JOURNAL": str(journal)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not any(e.get("event") == "task-started" for e in read_entries(journal)):
@@ -330,19 +366,20 @@ def test_an_apply_killed_while_its_job_runs_is_visible_and_the_next_plan_converg
     job_id = started["taskId"]
     assert [j["status"] for j in hub.list_jobs() if j["jobId"] == job_id] in (["enqueued"], ["running"])
 
-    midway = run.plan(fleet, _ctx(env))                      # visible: the running job and the open changes
+    midway = run.plan(fleet, _ctx(env))  # visible: the running job and the open changes
     summaries = " ".join(d.summary for d in midway.plan.diagnostics)
     assert job_id in summaries and len(midway.plan.interrupted) == 200
-    emulator.configure(job_rate=0)                           # let it finish now
+    emulator.configure(job_rate=0)  # let it finish now
     while hub.get_job(job_id)["status"] in ("enqueued", "running"):
         time.sleep(0.1)
-    after = run.plan(fleet, _ctx(env))                       # the job finished what fleetctl started
+    after = run.plan(fleet, _ctx(env))  # the job finished what fleetctl started
     assert after.plan.changes == () and len(hub.query_devices_page(None, None, 1000)[0]) == 200
 
 
 def test_import_export_settings_are_checked_and_never_echoed(env, fleet, emulator) -> None:
-    (fleet / "targets.yaml").write_text(target().replace("{env: FLEETCTL_IMPORT_CONTAINER_URL}",
-                                                         "https://acct.blob.core.windows.net/c?sig=abc"))
+    (fleet / "targets.yaml").write_text(
+        target().replace("{env: FLEETCTL_IMPORT_CONTAINER_URL}", "https://acct.blob.core.windows.net/c?sig=abc")
+    )
     invalid = run_cli("validate", str(fleet))
     assert invalid.exit_code == 1 and "literal value where a secret reference belongs" in invalid.output
     assert "sig=abc" not in invalid.output
@@ -356,15 +393,18 @@ def test_import_export_settings_are_checked_and_never_echoed(env, fleet, emulato
     result = run_cli("plan", str(fleet), "--out", str(fleet.parent / "p.json"))
     assert result.exit_code == 0 and "sig=" not in result.output
     assert "sig=" not in (fleet.parent / "p.json").read_text()
-    assert "FLEETCTL_IMPORT_CONTAINER_URL" in (fleet.parent / "p.json").read_text()     # by reference only
+    assert "FLEETCTL_IMPORT_CONTAINER_URL" in (fleet.parent / "p.json").read_text()  # by reference only
 
     (fleet / "devices.yaml").write_text(devices(60))
     expired = emulator.container_sas_url(expiry=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5))
-    ctx = run.Context(env={**os.environ, "FLEETCTL_IMPORT_CONTAINER_URL": expired},
-                      journal_path=Path(env["FLEETCTL_JOURNAL"]))
+    ctx = run.Context(
+        env={**os.environ, "FLEETCTL_IMPORT_CONTAINER_URL": expired}, journal_path=Path(env["FLEETCTL_JOURNAL"])
+    )
     report = run.apply(run.plan(fleet, _ctx(env)).plan, ctx, fleet, _specs(fleet))
     assert len(report.failed) == 60 and not report.applied
     assert {m.split(":")[0] for _, m in report.failed} == {"AuthenticationFailed"}
     assert "not valid in the specified time frame" in report.failed[0][1]
-    assert "sig=" not in Path(env["FLEETCTL_JOURNAL"]).read_text() and AzureClient(
-        emulator.hub_connection_string, ca_bundle=emulator.ca_bundle).list_jobs() == []      # no job was started
+    assert (
+        "sig=" not in Path(env["FLEETCTL_JOURNAL"]).read_text()
+        and AzureClient(emulator.hub_connection_string, ca_bundle=emulator.ca_bundle).list_jobs() == []
+    )  # no job was started

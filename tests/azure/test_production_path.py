@@ -2,6 +2,7 @@
 assumed roles from one identity, and an Azure Target with `auth: entraId` (ARM, hub and DPS through tokens the
 real azure-identity chain gets from the sandbox tenant; no connection string is set). plan → apply → plan shows no
 changes, and the journal holds the account, the role and the request id of every mutating call."""
+
 from __future__ import annotations
 
 import json
@@ -16,15 +17,15 @@ from tests.azure.test_entra_id import ENTRA_TARGET
 from tests.azure.test_provider_e2e import Fleet, declare_every_kind
 from tests.conftest import run_cli
 
-entra_env = test_entra_id.entra_env               # the fixtures: Entra ID settings only, demo verification codes
+entra_env = test_entra_id.entra_env  # the fixtures: Entra ID settings only, demo verification codes
 fixed_codes = test_provider_e2e.fixed_codes
 
 
 def test_two_assumed_role_accounts_and_an_entra_azure_target_in_one_fleet(aws_env, entra_env, fixed_codes, tmp_path):
     make_roles(aws_env["AWS_ENDPOINT_URL"])
     azure = Fleet(tmp_path / "fleet")
-    (azure.root / "targets.yaml").write_text(ENTRA_TARGET)             # the Azure Target by Entra ID only
-    root = write_fleet(azure.root)                                      # aws-dev and aws-prod, each by its own role
+    (azure.root / "targets.yaml").write_text(ENTRA_TARGET)  # the Azure Target by Entra ID only
+    root = write_fleet(azure.root)  # aws-dev and aws-prod, each by its own role
     ca = make_ca({"CN": "fleetctl production-path root CA", "O": "fleetctl"})
     declare_every_kind(azure, ca, fixed_codes)
     azure.cert("rootca-verification", verification_certificate(ca, fixed_codes))
@@ -34,8 +35,9 @@ def test_two_assumed_role_accounts_and_an_entra_azure_target_in_one_fleet(aws_en
     planned = run_cli("plan", str(root), "--out", str(out), "--detailed-exitcode")
     assert planned.exit_code == 2, planned.output
     plan = json.loads(out.read_text())
-    assert plan["options"]["accounts"] == {name: {"account": acct, "role": role_arn(acct)}
-                                           for name, acct in ACCOUNTS.items()}
+    assert plan["options"]["accounts"] == {
+        name: {"account": acct, "role": role_arn(acct)} for name, acct in ACCOUNTS.items()
+    }
     assert {c["address"].split("/")[1] for c in plan["changes"]} == {"aws-dev", "aws-prod", "hub"}
 
     applied = run_cli("apply", str(out), "--fleet", str(root))
@@ -52,7 +54,7 @@ def test_two_assumed_role_accounts_and_an_entra_azure_target_in_one_fleet(aws_en
     azure_calls = [e for e in calls if e not in aws]
     assert all(e.get("address", "").startswith("azure/") or "batch" in e for e in azure_calls), azure_calls
     assert aws and azure_calls
-    for e in aws:                 # the account and role each AWS call acted in
+    for e in aws:  # the account and role each AWS call acted in
         target = e["address"].split("/")[1]
         assert (e["account"], e["role"]) == (ACCOUNTS[target], role_arn(ACCOUNTS[target])), e
     assert all(re.fullmatch(r"[0-9a-f-]{36}", e["requestId"]) for e in azure_calls)

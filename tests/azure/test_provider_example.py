@@ -3,6 +3,7 @@
 The quick start runs exactly as the README writes it, in a shell, against `fleetctl sandbox up` (moto and the Azure
 emulator as background processes), on a copy of the example fleet.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,11 +42,15 @@ def example(tmp_path: Path) -> Path:
 def sandbox_env(emulator: AzureEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """What `fleetctl sandbox up` exports for Azure, the emulator in its demo mode (fixed verification codes)."""
     emulator.configure(fixed_verification_codes=True)
-    for key, value in {"FLEETCTL_HUB_CONNECTION_STRING": emulator.hub_connection_string,
-                       "FLEETCTL_DPS_CONNECTION_STRING": emulator.dps_connection_string,
-                       "REQUESTS_CA_BUNDLE": emulator.ca_bundle, "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url, **emulator.entra_env(),
-                       "FLEETCTL_JOURNAL": str(tmp_path / "journal.jsonl"),
-                       "FLEETCTL_NOW": "2026-11-21T10:00:00Z"}.items():
+    for key, value in {
+        "FLEETCTL_HUB_CONNECTION_STRING": emulator.hub_connection_string,
+        "FLEETCTL_DPS_CONNECTION_STRING": emulator.dps_connection_string,
+        "REQUESTS_CA_BUNDLE": emulator.ca_bundle,
+        "FLEETCTL_ARM_ENDPOINT": emulator.arm_base_url,
+        **emulator.entra_env(),
+        "FLEETCTL_JOURNAL": str(tmp_path / "journal.jsonl"),
+        "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
+    }.items():
         monkeypatch.setenv(key, value)
     yield emulator
     emulator.configure(fixed_verification_codes=False)
@@ -53,8 +58,9 @@ def sandbox_env(emulator: AzureEmulator, monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 def test_committed_certificates_fit_together() -> None:
     certs = FLEET / "azure" / "certs"
-    root, verification, device = (cert_info((certs / f"{name}.pem").read_text())
-                                  for name in ("rootca", "rootca-verification", "device1"))
+    root, verification, device = (
+        cert_info((certs / f"{name}.pem").read_text()) for name in ("rootca", "rootca-verification", "device1")
+    )
     assert root.is_ca and not device.is_ca and device.subject_cn == "device1"
     assert issued_by(device.pem, root.pem) and issued_by(verification.pem, root.pem)
     assert verification.subject_cn == SANDBOX_CODE
@@ -65,9 +71,12 @@ def test_example_plans_applies_and_converges_on_the_sandbox(sandbox_env, example
     plan = run_cli("plan", str(example), "--target", "azure-prod", "--out", str(tmp_path / "plan.json"))
     assert plan.exit_code == 0, plan.output
     changes = json.loads((tmp_path / "plan.json").read_text())["changes"]
-    assert [c["address"] for c in changes] == ["azure/azure-prod/HubCertificate/rootca",
-                                               "azure/azure-prod/EnrollmentGroup/dps-group",
-                                               "azure/azure-prod/Device/device1", "azure/azure-prod/Device/device2"]
+    assert [c["address"] for c in changes] == [
+        "azure/azure-prod/HubCertificate/rootca",
+        "azure/azure-prod/EnrollmentGroup/dps-group",
+        "azure/azure-prod/Device/device1",
+        "azure/azure-prod/Device/device2",
+    ]
     applied = run_cli("apply", str(tmp_path / "plan.json"), "--fleet", str(example))
     assert applied.exit_code == 0, applied.output
     assert "4 applied, 0 failed" in applied.stdout
@@ -83,8 +92,10 @@ def test_without_azure_settings_the_optional_target_is_skipped(example, monkeypa
     assert run_cli("validate", str(example)).exit_code == 0
     res = run_cli("plan", str(example), "--target", "azure-prod", "--detailed-exitcode")
     assert res.exit_code == 0, res.output
-    assert ("warning: fleetctl/Target/azure-prod: optional target 'azure-prod' is not planned: secret environment "
-            "variable FLEETCTL_HUB_CONNECTION_STRING is not set") in res.stdout
+    assert (
+        "warning: fleetctl/Target/azure-prod: optional target 'azure-prod' is not planned: secret environment "
+        "variable FLEETCTL_HUB_CONNECTION_STRING is not set"
+    ) in res.stdout
     drift = run_cli("drift", str(example), "--target", "azure-prod")
     assert drift.exit_code == 0 and "optional target 'azure-prod' is not planned" in drift.stderr
     # without `optional: true`, a missing credential is an error, not a silent skip
@@ -92,8 +103,10 @@ def test_without_azure_settings_the_optional_target_is_skipped(example, monkeypa
     targets.write_text(targets.read_text().replace("  optional: true\n", ""))
     res = run_cli("plan", str(example), "--target", "azure-prod")
     assert res.exit_code == 1
-    assert "azure.hub.connectionString: secret environment variable FLEETCTL_HUB_CONNECTION_STRING is not set" \
+    assert (
+        "azure.hub.connectionString: secret environment variable FLEETCTL_HUB_CONNECTION_STRING is not set"
         in res.stderr
+    )
 
 
 def test_readme_regeneration_snippet(tmp_path) -> None:
@@ -119,8 +132,9 @@ def test_readme_openssl_command_makes_a_verification_certificate_the_hub_accepts
     nonce = client.generate_verification_code("rootca", uploaded["etag"])
     code = nonce["properties"]["verificationCode"]
     (command,) = re.findall(r"`(openssl req .*?)`", README.read_text())
-    subprocess.run(command.replace("<code>", code), shell=True, check=True, cwd=tmp_path, timeout=60,
-                   capture_output=True)
+    subprocess.run(
+        command.replace("<code>", code), shell=True, check=True, cwd=tmp_path, timeout=60, capture_output=True
+    )
     proof = (tmp_path / "rootca-verification.pem").read_text()
     verified = client.verify_hub_certificate("rootca", nonce["etag"], proof)
     assert verified["properties"]["isVerified"] is True
@@ -135,8 +149,7 @@ def test_readme_quick_start_runs_as_written(tmp_path) -> None:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     script = f"set -eu\n{quick_start}fleetctl plan fleet --detailed-exitcode\n"
     try:
-        res = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=240)
+        res = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     finally:
         subprocess.run(["fleetctl", "sandbox", "down"], cwd=tmp_path, env=env, capture_output=True, timeout=60)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]

@@ -1,6 +1,7 @@
 """The Azure provider paced by the shared rate limiter (engine/ratelimit.py) against the emulator in quota mode:
 paced calls stay within the hub's throttle where unpaced ones meet 429s, a 429 lowers the class's rate (AIMD),
 and `auto` leaves a plain loopback emulator unpaced."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,11 @@ def spec(tmp_path: Path):
 
 
 def provider(spec, emulator: AzureEmulator, **env: str) -> AzureProvider:
-    values = {"FLEETCTL_HUB_CONNECTION_STRING": emulator.hub_connection_string,
-              "REQUESTS_CA_BUNDLE": emulator.ca_bundle, **env}
+    values = {
+        "FLEETCTL_HUB_CONNECTION_STRING": emulator.hub_connection_string,
+        "REQUESTS_CA_BUNDLE": emulator.ca_bundle,
+        **env,
+    }
     return make_provider("hub", spec, values)
 
 
@@ -41,26 +45,28 @@ def create(p: AzureProvider, name: str) -> None:
 
 
 def test_auto_leaves_a_loopback_emulator_unpaced_and_on_seeds_the_hub_tier(spec, emulator) -> None:
-    assert provider(spec, emulator).limiter is None                                   # auto + 127.0.0.1
+    assert provider(spec, emulator).limiter is None  # auto + 127.0.0.1
     assert provider(spec, emulator, FLEETCTL_RATE_LIMIT="off").limiter is None
     paced = provider(spec, emulator, FLEETCTL_RATE_LIMIT="on", FLEETCTL_AZURE_HUB_TIER="S1:3")
     assert paced.limiter is not None and (paced.tier, paced.units) == ("S1", 3)
     assert paced.limiter.quota("registry").tps == pytest.approx(3 * 100 / 60)
     assert paced.limiter.quota("query").tps == pytest.approx(3 * 20 / 60)
     assert paced.limiter.quota("dps").tps == pytest.approx(1000 / 60)
-    for bad, words in (({"FLEETCTL_AZURE_HUB_TIER": "S9"}, "unknown IoT Hub tier 'S9'"),
-                       ({"FLEETCTL_AZURE_HUB_TIER": "S1:two"}, "units must be a whole number"),
-                       ({"FLEETCTL_RATE_LIMIT": "sometimes"}, "FLEETCTL_RATE_LIMIT must be auto, on or off"),
-                       ({"FLEETCTL_RATE_LIMIT": "on", "FLEETCTL_QUOTAS": "registry=fast"}, "expected API=TPS")):
+    for bad, words in (
+        ({"FLEETCTL_AZURE_HUB_TIER": "S9"}, "unknown IoT Hub tier 'S9'"),
+        ({"FLEETCTL_AZURE_HUB_TIER": "S1:two"}, "units must be a whole number"),
+        ({"FLEETCTL_RATE_LIMIT": "sometimes"}, "FLEETCTL_RATE_LIMIT must be auto, on or off"),
+        ({"FLEETCTL_RATE_LIMIT": "on", "FLEETCTL_QUOTAS": "registry=fast"}, "expected API=TPS"),
+    ):
         with pytest.raises(FleetctlError) as refused:
             provider(spec, emulator, **bad)
         assert words in str(refused.value)
 
 
 def test_paced_calls_see_no_429_where_unpaced_calls_do(spec, emulator) -> None:
-    emulator.configure(rates={"registry": 5})                      # the hub's registry quota: 5 requests/s
+    emulator.configure(rates={"registry": 5})  # the hub's registry quota: 5 requests/s
     unpaced = provider(spec, emulator, FLEETCTL_RATE_LIMIT="off")
-    unpaced.retry = RetryPolicy(max_attempts=1)                     # count the 429s instead of waiting them out
+    unpaced.retry = RetryPolicy(max_attempts=1)  # count the 429s instead of waiting them out
     refused = 0
     for i in range(12):
         try:
@@ -72,14 +78,14 @@ def test_paced_calls_see_no_429_where_unpaced_calls_do(spec, emulator) -> None:
     emulator.reset()
     emulator.configure(rates={"registry": 5})
     paced = provider(spec, emulator, FLEETCTL_RATE_LIMIT="on", FLEETCTL_QUOTAS="registry=5")
-    for i in range(15):                                            # 5 at once, then one per 0.2 s: ~2 s
+    for i in range(15):  # 5 at once, then one per 0.2 s: ~2 s
         create(paced, f"paced-{i}")
     assert emulator.stats()["throttled"].get("registry", 0) <= 1  # at most the first connection's TLS handshake
     stats = paced.stats()["rateLimiter"]["registry"]
     assert stats["successes"] == 15 and stats["seed"] == 5 and stats["waitedSeconds"] > 1.5
 
-    emulator.reset()                                               # with IoT Hub's traffic shaping (a quarter second
-    emulator.configure(rates={"registry": 5}, shaping_ms=250)      # queued before a 429, as the sandbox runs it)
+    emulator.reset()  # with IoT Hub's traffic shaping (a quarter second
+    emulator.configure(rates={"registry": 5}, shaping_ms=250)  # queued before a 429, as the sandbox runs it)
     shaped = provider(spec, emulator, FLEETCTL_RATE_LIMIT="on", FLEETCTL_QUOTAS="registry=5")
     for i in range(10):
         create(shaped, f"shaped-{i}")
@@ -87,13 +93,13 @@ def test_paced_calls_see_no_429_where_unpaced_calls_do(spec, emulator) -> None:
 
 
 def test_a_429_lowers_the_class_rate_and_the_retry_still_lands(spec, emulator) -> None:
-    emulator.configure(rates={"registry": 4})                      # the real quota is lower than configured
+    emulator.configure(rates={"registry": 4})  # the real quota is lower than configured
     paced = provider(spec, emulator, FLEETCTL_RATE_LIMIT="on", FLEETCTL_QUOTAS="registry=40")
     for i in range(10):
         create(paced, f"aimd-{i}")
     limiter = paced.stats()["rateLimiter"]["registry"]
     assert limiter["throttles"] >= 1 and limiter["rate"] < 40 and limiter["successes"] == 10
-    assert paced.throttles == limiter["throttles"]                 # each 429 was retried (Retry-After) and counted
+    assert paced.throttles == limiter["throttles"]  # each 429 was retried (Retry-After) and counted
     assert len(paced.client.query_devices_page(None, None, 100)[0]) == 10
 
 
@@ -102,7 +108,7 @@ def test_query_pages_take_query_tokens_and_blob_calls_none(spec, emulator) -> No
     for i in range(3):
         create(paced, f"q-{i}")
     paced.page_size = 1
-    assert len(paced.read([], prune=True).actual) == 3            # 3 pages of 1 twin: 3 query tokens
+    assert len(paced.read([], prune=True).actual) == 3  # 3 pages of 1 twin: 3 query tokens
     assert set(paced.stats()["rateLimiter"]) == {"query", "registry"}
     assert paced.stats()["rateLimiter"]["query"]["successes"] == 3
 
@@ -117,4 +123,8 @@ def test_a_429_retried_is_counted_and_its_attempts_journaled(spec, emulator) -> 
         create(unpaced, f"retried-{i}")
     successes = [e for e in entries if e["phase"] == "success"]
     assert len(successes) == 6 and any(e.get("attempts", 1) > 1 for e in successes)
-    assert sum(e.get("attempts", 1) - 1 for e in successes) == unpaced.throttles == emulator.stats()["throttled"]["registry"]
+    assert (
+        sum(e.get("attempts", 1) - 1 for e in successes)
+        == unpaced.throttles
+        == emulator.stats()["throttled"]["registry"]
+    )

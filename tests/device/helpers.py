@@ -1,5 +1,6 @@
 """Shared data for the device library tests: built-in models, PEM material, desired values per adapter
 and the golden-file helper (``FLEETCTL_UPDATE_GOLDEN=1`` rewrites the golden files; default compares bytes)."""
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,19 @@ def springpark_group() -> dict[str, Any]:
     return {
         "profile": {"network": "mqtt_client", "primary": "smartreader"},
         "mqtt_broker": ENDPOINT,
-        "mqtt_tls": {"tls": True, "sni": True, "verify_cn": True, "server_trust": "ca", "server_ca_slot": 9,
-                     "client_auth": True, "client_cert_slot": 13, "key_store": "atecc", "client_key_slot": 13,
-                     "chain_ca": True, "client_ca_slot": 15},
+        "mqtt_tls": {
+            "tls": True,
+            "sni": True,
+            "verify_cn": True,
+            "server_trust": "ca",
+            "server_ca_slot": 9,
+            "client_auth": True,
+            "client_cert_slot": 13,
+            "key_store": "atecc",
+            "client_key_slot": 13,
+            "chain_ca": True,
+            "client_ca_slot": 15,
+        },
         "mqtt_client_options": "5614030A1E1E",
     }
 
@@ -47,15 +58,29 @@ def nina_values() -> dict[str, Any]:
         "wifi.ssid": "fleet-iot",
         "wifi.auth": "wpa_psk",
         "wifi.psk": Resolved.of("correct horse battery", sensitive=True),
-        "ca": {"name": "AmazonRootCA1.pem", "content": Resolved.of(AMAZON_ROOT, sensitive=False,
-                                                                   source="certs/AmazonRootCA1.pem")},
-        "cert": {"name": "nina-cert.pem", "content": Resolved.of(CLIENT_CERT, sensitive=False,
-                                                                 source="certs/nina-D4CA6E0A1B2C.pem")},
+        "ca": {
+            "name": "AmazonRootCA1.pem",
+            "content": Resolved.of(AMAZON_ROOT, sensitive=False, source="certs/AmazonRootCA1.pem"),
+        },
+        "cert": {
+            "name": "nina-cert.pem",
+            "content": Resolved.of(CLIENT_CERT, sensitive=False, source="certs/nina-D4CA6E0A1B2C.pem"),
+        },
         "key": {"name": "nina-key.pem", "content": Resolved.of(FAKE_KEY, sensitive=True)},
-        "mqtt.peer": {"host": ENDPOINT, "port": 8883,
-                      "query": {"ca": "AmazonRootCA1.pem", "cert": "nina-cert.pem", "privKey": "nina-key.pem",
-                                "client": "D4CA6E0A1B2C", "pt": "fleet/D4CA6E0A1B2C/evt",
-                                "st": "fleet/D4CA6E0A1B2C/cmd/#", "encr": 3, "keepAlive": 60}},
+        "mqtt.peer": {
+            "host": ENDPOINT,
+            "port": 8883,
+            "query": {
+                "ca": "AmazonRootCA1.pem",
+                "cert": "nina-cert.pem",
+                "privKey": "nina-key.pem",
+                "client": "D4CA6E0A1B2C",
+                "pt": "fleet/D4CA6E0A1B2C/evt",
+                "st": "fleet/D4CA6E0A1B2C/cmd/#",
+                "encr": 3,
+                "keepAlive": 60,
+            },
+        },
         "start_mode": "data",
     }
 

@@ -2,6 +2,7 @@
 device state, artifacts), the devices of the example dumps, and the read-back loop through the simulator.
 
 Private keys are made at run time (never committed); the dumps are copies, so tests may rewrite them."""
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ DEVICES = {
 }
 WIFI_PSK = "correct horse battery"
 ADMIN_PASSWORD = "paris-admin-01"
-MQTT_PASSWORD = "Mq7t-pass-9x!z"       # the register holds 16 bytes
+MQTT_PASSWORD = "Mq7t-pass-9x!z"  # the register holds 16 bytes
 
 
 @dataclass
@@ -73,8 +74,9 @@ class Workspace:
         return json.loads(out.read_text())
 
 
-def workspace(tmp: Path, *, example: bool = True, files: dict[str, str] | None = None,
-              env: dict[str, str] | None = None) -> Workspace:
+def workspace(
+    tmp: Path, *, example: bool = True, files: dict[str, str] | None = None, env: dict[str, str] | None = None
+) -> Workspace:
     """A fleet (the example one, or only `files`), a copy of the example dumps, keys outside the fleet."""
     fleet = tmp / "fleet"
     if example:
@@ -94,11 +96,17 @@ def workspace(tmp: Path, *, example: bool = True, files: dict[str, str] | None =
     for name in ("nina-D4CA6E0A1B2C", "spwf-0080E1B73C21", "esp32-240AC45F129C"):
         (keys / f"{name}.key").write_text(issue(name).key_pem())
     ws = Workspace(tmp, fleet, dumps, keys, tmp / "out")
-    ws.env = {"HOME": str(home), "FLEETCTL_JOURNAL": str(tmp / "state" / "journal.jsonl"),
-              "FLEETCTL_DEVICE_STATE": str(tmp / "state" / "device-state.json"),
-              "FLEETCTL_NOW": "2026-11-21T10:00:00Z", "FLEETCTL_GIT_COMMIT": "0" * 40, "FLEETCTL_ACTOR": "test",
-              "FLEETCTL_WIFI_PSK": WIFI_PSK, "FLEETCTL_SPRINGPARK_DA1275B0_ADMIN_PASSWORD": ADMIN_PASSWORD,
-              **(env or {})}
+    ws.env = {
+        "HOME": str(home),
+        "FLEETCTL_JOURNAL": str(tmp / "state" / "journal.jsonl"),
+        "FLEETCTL_DEVICE_STATE": str(tmp / "state" / "device-state.json"),
+        "FLEETCTL_NOW": "2026-11-21T10:00:00Z",
+        "FLEETCTL_GIT_COMMIT": "0" * 40,
+        "FLEETCTL_ACTOR": "test",
+        "FLEETCTL_WIFI_PSK": WIFI_PSK,
+        "FLEETCTL_SPRINGPARK_DA1275B0_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        **(env or {}),
+    }
     return ws
 
 

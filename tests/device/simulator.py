@@ -8,6 +8,7 @@ a u-blox module stores AT+UWSC / AT+UDDRP / AT+UMSM settings and reports +USECMN
 SPWF01 stores AT+S.SCFG variables (TLS slots and the domain cannot be read back); nvs_partition_gen builds the
 whole NVS partition from the CSV. Values a device never reads back (passwords, the PSK) are left out of the dump.
 """
+
 from __future__ import annotations
 
 import base64
@@ -47,14 +48,14 @@ def _springcore(model: DeviceModel, device_id: str, folder: Path, dump: Path) ->
             bank = {"config": "02", "templates": "03"}[section]
             target = doc.setdefault(section, {})
             for low, value in entries.items():
-                for key in list(target):          # the register as the earlier read-back spelled it
+                for key in list(target):  # the register as the earlier read-back spelled it
                     if key.split(".")[0].upper() in (low, bank + low):
                         del target[key]
                 reg = model.by_address(bank + low)
                 if reg is not None and reg.readable:
                     target[low] = value
     script = folder / f"{device_id}.sh"
-    if script.exists():                          # SpringCoreSE x509 setcrt <index> <file>
+    if script.exists():  # SpringCoreSE x509 setcrt <index> <file>
         for line in script.read_text().splitlines():
             argv = shlex.split(line) if line and not line.startswith("#") else []
             if argv[:3] == ["SpringCoreSE", "x509", "setcrt"]:
@@ -81,7 +82,7 @@ def _blocks(text: str) -> list[list[str]]:
     """A transcript as blocks: a command line and its lines up to OK/ERROR (comment lines kept as blocks)."""
     blocks: list[list[str]] = []
     for line in text.splitlines():
-        answer = re.match(r"#\s+\w+\s*=", line)           # an SPWF GCFG answer belongs to its command
+        answer = re.match(r"#\s+\w+\s*=", line)  # an SPWF GCFG answer belongs to its command
         if line.startswith(("AT", "+WIND")) or (line.startswith("#") and not answer) or not blocks:
             blocks.append([line])
         else:
@@ -132,8 +133,14 @@ def _ublox(model: DeviceModel, device_id: str, folder: Path, dump: Path) -> None
     for (kind, name), md5 in sorted(certs.items()):
         lines.append(f'AT+USECMNG=4,{kind},"{name}"')
         lines += [f'+USECMNG:4,{kind},"{name}","{md5}"', "OK"] if md5 else ["ERROR"]
-    lines += ["AT+UDDRP=0", f"+UDDRP:0,{peer},2" if peer != '""' else '+UDDRP:0,"",0', "OK",
-              "AT+UMSM?", f"+UMSM:{mode}", "OK"]
+    lines += [
+        "AT+UDDRP=0",
+        f"+UDDRP:0,{peer},2" if peer != '""' else '+UDDRP:0,"",0',
+        "OK",
+        "AT+UMSM?",
+        f"+UMSM:{mode}",
+        "OK",
+    ]
     dump.write_text("\n".join(lines) + "\n")
 
 
@@ -193,5 +200,5 @@ def _esp_nvs(model: DeviceModel, device_id: str, folder: Path, dump: Path) -> No
             nvs[address] = base64.b64encode(bytes.fromhex(value)).decode()
         else:
             nvs[address] = int(value)
-    doc["nvs"], doc["slots"] = nvs, slots           # the image replaces the whole partition
+    doc["nvs"], doc["slots"] = nvs, slots  # the image replaces the whole partition
     dump.write_text(json.dumps(doc, indent=2) + "\n")

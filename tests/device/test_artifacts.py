@@ -1,5 +1,6 @@
 """Every adapter's parse → diff → render path against golden artifacts, file modes, determinism, and the
 cases where rendering must refuse."""
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,16 @@ from .helpers import (
 CASES: dict[str, tuple[str, str, dict[str, Any], dict[str, Any], dict[str, str]]] = {
     # case: (model, dump, group values, device values, recorded fingerprints)
     "springpark-DA1275B0": ("springcard-springpark", "DA1275B0.json", springpark_group(), springpark_device(), {}),
-    "springpark-DA1275B1": ("springcard-springpark", "DA1275B1.json", springpark_group(),
-                            {"ipv4": {"address": "192.168.5.153", "netmask": "255.255.255.0",
-                                      "gateway": "192.168.5.1"}, "location": "Paris gate 2"}, {}),
+    "springpark-DA1275B1": (
+        "springcard-springpark",
+        "DA1275B1.json",
+        springpark_group(),
+        {
+            "ipv4": {"address": "192.168.5.153", "netmask": "255.255.255.0", "gateway": "192.168.5.1"},
+            "location": "Paris gate 2",
+        },
+        {},
+    ),
     "springpark-DA1275B2": ("springcard-springpark", "DA1275B2.json", springpark_group(), {}, {}),
     "nina-w13": ("ublox-nina-w13", "nina-D4-CA-6E-0A-1B-2C.at", nina_values(), {}, {}),
     "spwf01": ("st-spwf01", "spwf-00-80-E1-B7-3C-21.at", spwf_values(), {}, {}),
@@ -65,9 +73,13 @@ def run_case(case: str, models: dict[str, DeviceModel]) -> tuple[list[Any], list
 def test_golden(case: str, models: dict[str, DeviceModel], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     changes, artifacts = run_case(case, models)
-    files = {"changes.json": json.dumps([c.to_json() for c in changes], indent=2) + "\n",
-             "artifacts.json": json.dumps([{k: v for k, v in a.to_json().items() if k != "content"}
-                                           for a in artifacts], indent=2) + "\n"}
+    files = {
+        "changes.json": json.dumps([c.to_json() for c in changes], indent=2) + "\n",
+        "artifacts.json": json.dumps(
+            [{k: v for k, v in a.to_json().items() if k != "content"} for a in artifacts], indent=2
+        )
+        + "\n",
+    }
     for artifact in artifacts:
         if artifact.path is not None:
             path = Path(artifact.path)
@@ -80,8 +92,9 @@ def test_golden(case: str, models: dict[str, DeviceModel], tmp_path: Path, monke
     assert_golden(case, files)
 
 
-def test_render_is_deterministic(models: dict[str, DeviceModel], tmp_path: Path,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_render_is_deterministic(
+    models: dict[str, DeviceModel], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     for case in CASES:
         first = [(a.kind, a.path, a.content, a.argv) for a in run_case(case, models)[1]]
@@ -98,11 +111,10 @@ def test_springcore_seed_values(models: dict[str, DeviceModel], tmp_path: Path) 
     config = json.loads(artifacts[0].content)["config"]
     assert config["C0"] == "64" and config["89"] == "5614030A1E1E" and config["88"] == "27098D4D8F"
     assert config["80"] == "C0A80598FFFFFF00C0A805010000000000000000"
-    assert list(config)[-1] == "C0"                                  # the mode switch last
-    assert artifacts[0].contains_secrets                              # admin password (02FF) is in the file
-    assert artifacts[1].argv == ("SpringCoreConfig", "--file", str(tmp_path / "DA1275B0.json"),
-                                 "--no-load-defaults")
-    assert "content" not in artifacts[0].to_json()                    # never in a plan file
+    assert list(config)[-1] == "C0"  # the mode switch last
+    assert artifacts[0].contains_secrets  # admin password (02FF) is in the file
+    assert artifacts[1].argv == ("SpringCoreConfig", "--file", str(tmp_path / "DA1275B0.json"), "--no-load-defaults")
+    assert "content" not in artifacts[0].to_json()  # never in a plan file
 
 
 def test_no_changes_no_artifacts(models: dict[str, DeviceModel], tmp_path: Path) -> None:
@@ -116,6 +128,7 @@ def test_no_changes_no_artifacts(models: dict[str, DeviceModel], tmp_path: Path)
 def test_springcore_slot_command(models: dict[str, DeviceModel], tmp_path: Path) -> None:
     model = models["springcard-springpark"]
     from .helpers import AMAZON_ROOT
+
     desired, _ = resolve_desired(model, {"x509/05": AMAZON_ROOT.decode()}, None, device_id="DA1275B0")
     dump = parse_dump(DUMPS / "DA1275B0.json", model)
     artifacts = render(model, "DA1275B0", diff_device(model, desired, dump), desired, tmp_path)
@@ -134,7 +147,7 @@ def test_esp_needs_dump_and_keeps_device_slots(models: dict[str, DeviceModel], t
     with_ca = parse_dump(text, model)
     with pytest.raises(RenderError, match="slot ca is on the device but not in the desired values"):
         render(model, dump.device_id, diff_device(model, desired, with_ca), desired, tmp_path, dump=with_ca)
-    assert list(tmp_path.iterdir()) == []                              # nothing written on refusal
+    assert list(tmp_path.iterdir()) == []  # nothing written on refusal
 
 
 def test_at_value_with_quote_is_refused(models: dict[str, DeviceModel], tmp_path: Path) -> None:

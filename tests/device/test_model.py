@@ -1,5 +1,6 @@
 """Device models: the built-ins load and say what the research says; bad model documents give every problem
 with its field path."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,9 +19,25 @@ def test_builtins(models: dict[str, DeviceModel]) -> None:
 def test_springpark_registers(models: dict[str, DeviceModel]) -> None:
     sp = models["springcard-springpark"]
     addresses = {r.address for r in sp.registers}
-    assert {"02C0", "0280", "0283", "0284", "0285", "0286", "0288", "0289", "028B", "028C", "028D", "028E",
-            "028F", "0202", "02FE", "02FF"} <= addresses
-    assert "0287" not in addresses                      # no such register in the XML
+    assert {
+        "02C0",
+        "0280",
+        "0283",
+        "0284",
+        "0285",
+        "0286",
+        "0288",
+        "0289",
+        "028B",
+        "028C",
+        "028D",
+        "028E",
+        "028F",
+        "0202",
+        "02FE",
+        "02FF",
+    } <= addresses
+    assert "0287" not in addresses  # no such register in the XML
     profile = sp.register("profile")
     assert profile is not None and profile.order_bucket is OrderBucket.LAST and profile.default == b"\x00"
     assert sp.register("mqtt_client_options").default.hex().upper() == "5314030A1E1E"  # type: ignore[union-attr]
@@ -60,47 +77,134 @@ def test_spwf_and_esp(models: dict[str, DeviceModel]) -> None:
 
 def _doc(spec: dict[str, Any], name: str = "m") -> dict[str, Any]:
     base = {"adapter": "springcore", "match": {"firmware": "*"}, "identity": "SerialNumber"}
-    return {"apiVersion": "device.fleetctl.io/v1", "kind": "DeviceModel", "metadata": {"name": name},
-            "spec": base | spec}
+    return {
+        "apiVersion": "device.fleetctl.io/v1",
+        "kind": "DeviceModel",
+        "metadata": {"name": name},
+        "spec": base | spec,
+    }
 
 
-@pytest.mark.parametrize(("spec", "path", "message"), [
-    ({"adapter": "springcoer"}, ("spec", "adapter"), "did you mean 'springcore'?"),
-    ({"registers": [{"name": "a", "address": "02C0", "type": "u9", "size": 1}]},
-     ("spec", "registers", 0, "type"), "unknown value 'u9'"),
-    ({"registers": [{"name": "a", "address": "2C0", "type": "u8"}]},
-     ("spec", "registers", 0, "address"), "4-digit hex register address"),
-    ({"registers": [{"name": "a", "address": "02C0", "type": "string"}]},
-     ("spec", "registers", 0, "size"), "a string register needs `size`"),
-    ({"registers": [{"name": "a", "address": "02C0", "type": "u8", "sise": 1}]},
-     ("spec", "registers", 0, "sise"), "unknown key 'sise' (did you mean 'size'?)"),
-    ({"registers": [{"name": "a", "address": "02C0", "type": "bitfield", "size": 1,
-                     "fields": [{"name": "x", "mask": 0x30, "type": "u8"},
-                                {"name": "y", "mask": 0x10, "type": "bool"}]}]},
-     ("spec", "registers", 0, "fields", "y"), "overlaps an earlier field"),
-    ({"registers": [{"name": "a", "address": "02C0", "type": "bitfield", "size": 1,
-                     "fields": [{"name": "x", "mask": 0x05, "type": "u8"}]}]},
-     ("spec", "registers", 0, "fields", 0, "mask"), "not a contiguous run of bits"),
-    ({"registers": [{"name": "a", "address": "02C0", "type": "bitfield", "size": 2,
-                     "fields": [{"name": "x", "mask": "0F", "type": "u8"}]}]},
-     ("spec", "registers", 0, "fields", 0, "mask"), "must have 4 hex digits"),
-    ({"registers": [{"name": "a", "address": "02C0", "type": "u8", "default": 256}]},
-     ("spec", "registers", 0, "default"), "value 256 does not fit u8 (0..255)"),
-    ({"registers": [{"name": "a", "address": "02C0", "type": "u8", "depends_on": ["b"]}]},
-     ("spec", "registers", 0, "depends_on"), "unknown register 'b'"),
-    ({"registers": [{"name": "a", "address": "02C0", "type": "u8", "depends_on": ["b"]},
-                    {"name": "b", "address": "02C1", "type": "u8", "depends_on": ["a"]}]},
-     ("spec", "registers"), "depends_on forms a cycle"),
-    ({"registers": [{"name": "a", "address": "02C0", "type": "u8"}, {"name": "a", "address": "02C1", "type": "u8"}]},
-     ("spec", "registers", 1, "name"), "declared twice"),
-    ({"registers": [{"name": "a", "address": "02C0", "type": "u8", "order": "late"}]},
-     ("spec", "registers", 0, "order"), "expected first, last or an integer"),
-    ({"slots": [{"name": "s", "kind": "pem-cert-slot", "indexes": "zz"}]},
-     ("spec", "slots", 0, "indexes"), "index range"),
-    ({"commit": [{"when": "sometimes", "commands": ["AT&W"]}]},
-     ("spec", "commit", 0, "when"), "expected any, reboot or {changed: [patterns]}"),
-    ({"roles": {"broker_host": {"register": "nope"}}}, ("spec", "roles", "broker_host"), "unknown register 'nope'"),
-])
+@pytest.mark.parametrize(
+    ("spec", "path", "message"),
+    [
+        ({"adapter": "springcoer"}, ("spec", "adapter"), "did you mean 'springcore'?"),
+        (
+            {"registers": [{"name": "a", "address": "02C0", "type": "u9", "size": 1}]},
+            ("spec", "registers", 0, "type"),
+            "unknown value 'u9'",
+        ),
+        (
+            {"registers": [{"name": "a", "address": "2C0", "type": "u8"}]},
+            ("spec", "registers", 0, "address"),
+            "4-digit hex register address",
+        ),
+        (
+            {"registers": [{"name": "a", "address": "02C0", "type": "string"}]},
+            ("spec", "registers", 0, "size"),
+            "a string register needs `size`",
+        ),
+        (
+            {"registers": [{"name": "a", "address": "02C0", "type": "u8", "sise": 1}]},
+            ("spec", "registers", 0, "sise"),
+            "unknown key 'sise' (did you mean 'size'?)",
+        ),
+        (
+            {
+                "registers": [
+                    {
+                        "name": "a",
+                        "address": "02C0",
+                        "type": "bitfield",
+                        "size": 1,
+                        "fields": [
+                            {"name": "x", "mask": 0x30, "type": "u8"},
+                            {"name": "y", "mask": 0x10, "type": "bool"},
+                        ],
+                    }
+                ]
+            },
+            ("spec", "registers", 0, "fields", "y"),
+            "overlaps an earlier field",
+        ),
+        (
+            {
+                "registers": [
+                    {
+                        "name": "a",
+                        "address": "02C0",
+                        "type": "bitfield",
+                        "size": 1,
+                        "fields": [{"name": "x", "mask": 0x05, "type": "u8"}],
+                    }
+                ]
+            },
+            ("spec", "registers", 0, "fields", 0, "mask"),
+            "not a contiguous run of bits",
+        ),
+        (
+            {
+                "registers": [
+                    {
+                        "name": "a",
+                        "address": "02C0",
+                        "type": "bitfield",
+                        "size": 2,
+                        "fields": [{"name": "x", "mask": "0F", "type": "u8"}],
+                    }
+                ]
+            },
+            ("spec", "registers", 0, "fields", 0, "mask"),
+            "must have 4 hex digits",
+        ),
+        (
+            {"registers": [{"name": "a", "address": "02C0", "type": "u8", "default": 256}]},
+            ("spec", "registers", 0, "default"),
+            "value 256 does not fit u8 (0..255)",
+        ),
+        (
+            {"registers": [{"name": "a", "address": "02C0", "type": "u8", "depends_on": ["b"]}]},
+            ("spec", "registers", 0, "depends_on"),
+            "unknown register 'b'",
+        ),
+        (
+            {
+                "registers": [
+                    {"name": "a", "address": "02C0", "type": "u8", "depends_on": ["b"]},
+                    {"name": "b", "address": "02C1", "type": "u8", "depends_on": ["a"]},
+                ]
+            },
+            ("spec", "registers"),
+            "depends_on forms a cycle",
+        ),
+        (
+            {
+                "registers": [
+                    {"name": "a", "address": "02C0", "type": "u8"},
+                    {"name": "a", "address": "02C1", "type": "u8"},
+                ]
+            },
+            ("spec", "registers", 1, "name"),
+            "declared twice",
+        ),
+        (
+            {"registers": [{"name": "a", "address": "02C0", "type": "u8", "order": "late"}]},
+            ("spec", "registers", 0, "order"),
+            "expected first, last or an integer",
+        ),
+        (
+            {"slots": [{"name": "s", "kind": "pem-cert-slot", "indexes": "zz"}]},
+            ("spec", "slots", 0, "indexes"),
+            "index range",
+        ),
+        (
+            {"commit": [{"when": "sometimes", "commands": ["AT&W"]}]},
+            ("spec", "commit", 0, "when"),
+            "expected any, reboot or {changed: [patterns]}",
+        ),
+        ({"roles": {"broker_host": {"register": "nope"}}}, ("spec", "roles", "broker_host"), "unknown register 'nope'"),
+    ],
+)
 def test_model_problems(spec: dict[str, Any], path: tuple[Any, ...], message: str) -> None:
     model, problems = check_model(_doc(spec))
     assert model is None
@@ -108,10 +212,15 @@ def test_model_problems(spec: dict[str, Any], path: tuple[Any, ...], message: st
 
 
 def test_every_problem_at_once() -> None:
-    doc = _doc({"adapter": "esp-nvs", "registers": [
-        {"name": "a", "address": "namespace_too_long/key", "type": "u8"},
-        {"name": "b", "address": "aws/port", "type": "u16", "default": -1},
-    ]})
+    doc = _doc(
+        {
+            "adapter": "esp-nvs",
+            "registers": [
+                {"name": "a", "address": "namespace_too_long/key", "type": "u8"},
+                {"name": "b", "address": "aws/port", "type": "u16", "default": -1},
+            ],
+        }
+    )
     with pytest.raises(ModelError) as caught:
         load_model(doc, "fleet/models/bad.yaml")
     paths = [p.path for p in caught.value.problems]
@@ -121,8 +230,23 @@ def test_every_problem_at_once() -> None:
 
 
 def test_lsb_width_equals_mask() -> None:
-    model = load_model(_doc({"registers": [{"name": "ports", "address": "0285", "type": "bitfield", "size": 4,
-                                            "fields": [{"name": "a", "lsb": 16, "width": 16, "type": "u16"},
-                                                       {"name": "b", "mask": "0000FFFF", "type": "u16"}]}]}))
+    model = load_model(
+        _doc(
+            {
+                "registers": [
+                    {
+                        "name": "ports",
+                        "address": "0285",
+                        "type": "bitfield",
+                        "size": 4,
+                        "fields": [
+                            {"name": "a", "lsb": 16, "width": 16, "type": "u16"},
+                            {"name": "b", "mask": "0000FFFF", "type": "u16"},
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     reg = model.register("ports")
     assert reg is not None and reg.fields[0].mask == 0xFFFF0000 and reg.fields[1].mask == 0xFFFF

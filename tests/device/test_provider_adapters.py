@@ -4,6 +4,7 @@ The DeviceConfigs carry exactly the values of the library's golden cases (tests/
 field engineer writes them (secrets by reference, certificates from files, the private key outside the fleet),
 so the plan's register changes must equal the golden changes.json and the artifacts the golden files, except
 for where payload files live (the engine copies public PEMs next to the script and points at key files)."""
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,13 @@ def _refs(values: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
 def _manifest(name: str, model: str, group: dict[str, Any], devices: dict[str, Any]) -> str:
     """A DeviceConfig as JSON (which is YAML)."""
     spec = {"model": model, "values": group, "devices": {k: {"values": v} for k, v in devices.items()}}
-    return json.dumps({"apiVersion": "device.fleetctl.io/v1", "kind": "DeviceConfig", "metadata": {"name": name},
-                       "spec": spec}, indent=1) + "\n"
+    return (
+        json.dumps(
+            {"apiVersion": "device.fleetctl.io/v1", "kind": "DeviceConfig", "metadata": {"name": name}, "spec": spec},
+            indent=1,
+        )
+        + "\n"
+    )
 
 
 def _cases(keys: Path) -> dict[str, tuple[str, str, str]]:
@@ -45,17 +51,47 @@ def _cases(keys: Path) -> dict[str, tuple[str, str, str]]:
     key = str(keys / "fake.key")
     ca, cert = {"file": "certs/AmazonRootCA1.pem"}, {"file": "certs/client-cert.pem"}
     return {
-        "springpark-DA1275B0": ("DA1275B0", "readers.yaml", _manifest(
-            "readers", "springcard-springpark", springpark_group(),
-            {"DA1275B0": _refs(springpark_device(), {"admin_password": {"env": "TEST_ADMIN"}})})),
-        "nina-w13": ("nina", "nina.yaml", _manifest(
-            "nina", "ublox-nina-w13", _refs(nina_values(), {"wifi.psk": {"env": "TEST_PSK"}, "ca": ca, "cert": cert,
-                                                            "key": {"file": key}}), {"D4:CA:6E:0A:1B:2C": {}})),
-        "spwf01": ("spwf", "spwf.yaml", _manifest(
-            "spwf", "st-spwf01", _refs(spwf_values(), {"f_ca": ca, "f_key": {"file": key}}), {"0080E1B73C21": {}})),
-        "esp32-nvs": ("esp32", "esp.yaml", _manifest(
-            "esp", "esp32-nvs", {}, {"24-0A-C4-5F-12-9C": _refs(esp_values(), {
-                "wifi_pass": {"env": "TEST_PSK"}, "ca": ca, "cert": cert, "key": {"file": key}})})),
+        "springpark-DA1275B0": (
+            "DA1275B0",
+            "readers.yaml",
+            _manifest(
+                "readers",
+                "springcard-springpark",
+                springpark_group(),
+                {"DA1275B0": _refs(springpark_device(), {"admin_password": {"env": "TEST_ADMIN"}})},
+            ),
+        ),
+        "nina-w13": (
+            "nina",
+            "nina.yaml",
+            _manifest(
+                "nina",
+                "ublox-nina-w13",
+                _refs(nina_values(), {"wifi.psk": {"env": "TEST_PSK"}, "ca": ca, "cert": cert, "key": {"file": key}}),
+                {"D4:CA:6E:0A:1B:2C": {}},
+            ),
+        ),
+        "spwf01": (
+            "spwf",
+            "spwf.yaml",
+            _manifest(
+                "spwf", "st-spwf01", _refs(spwf_values(), {"f_ca": ca, "f_key": {"file": key}}), {"0080E1B73C21": {}}
+            ),
+        ),
+        "esp32-nvs": (
+            "esp32",
+            "esp.yaml",
+            _manifest(
+                "esp",
+                "esp32-nvs",
+                {},
+                {
+                    "24-0A-C4-5F-12-9C": _refs(
+                        esp_values(), {"wifi_pass": {"env": "TEST_PSK"}, "ca": ca, "cert": cert, "key": {"file": key}}
+                    )
+                },
+            ),
+        ),
     }
 
 
@@ -67,10 +103,26 @@ def _normalised(text: str) -> str:
 
 def _allowing(keys: Path) -> str:
     """A Target whose only job here is the file allowance for the key folder outside the fleet (issue 13.5)."""
-    return json.dumps({"apiVersion": "fleetctl.io/v1", "kind": "Target", "metadata": {"name": "keys"},
-                       "spec": {"azure": {"hub": {"hostName": "h.azure-devices.net",
-                                                  "connectionString": {"env": "UNSET_HUB_CONNECTION_STRING"}}},
-                                "optional": True, "files": {"allow": [str(keys)]}}}) + "\n"
+    return (
+        json.dumps(
+            {
+                "apiVersion": "fleetctl.io/v1",
+                "kind": "Target",
+                "metadata": {"name": "keys"},
+                "spec": {
+                    "azure": {
+                        "hub": {
+                            "hostName": "h.azure-devices.net",
+                            "connectionString": {"env": "UNSET_HUB_CONNECTION_STRING"},
+                        }
+                    },
+                    "optional": True,
+                    "files": {"allow": [str(keys)]},
+                },
+            }
+        )
+        + "\n"
+    )
 
 
 @pytest.fixture
@@ -80,9 +132,14 @@ def make(tmp_path: Path):
         keys.mkdir()
         (keys / "fake.key").write_bytes(FAKE_KEY)
         device, name, text = _cases(keys)[case]
-        ws = workspace(tmp_path, example=False, files={name: text, "targets.yaml": _allowing(keys)},
-                       env={"TEST_ADMIN": ADMIN_PASSWORD, "TEST_PSK": WIFI_PSK})
+        ws = workspace(
+            tmp_path,
+            example=False,
+            files={name: text, "targets.yaml": _allowing(keys)},
+            env={"TEST_ADMIN": ADMIN_PASSWORD, "TEST_PSK": WIFI_PSK},
+        )
         return ws, device
+
     return build
 
 
@@ -93,11 +150,17 @@ def test_adapter_plan_apply_read_back_is_empty(case: str, make) -> None:
     plan = ws.plan_json("--detailed-exitcode")
     change = device_changes(plan)[device_id]
     assert change["address"] == f"device/{model}/{device_id}" and change["kind"] == "device.DeviceConfig"
-    golden = json.loads((GOLDEN / case / "changes.json").read_text())   # the library's rules, unchanged
-    assert change["fields"] == [{"op": "add" if c["before"] is None else "remove" if c["after"] is None else "change",
-                                 "path": ("slots." if c["kind"] == "slot" else "registers.") + c["name"],
-                                 "before": c["before"], "after": c["after"], **({"sensitive": True} if c["sensitive"]
-                                                                                 else {})} for c in golden]
+    golden = json.loads((GOLDEN / case / "changes.json").read_text())  # the library's rules, unchanged
+    assert change["fields"] == [
+        {
+            "op": "add" if c["before"] is None else "remove" if c["after"] is None else "change",
+            "path": ("slots." if c["kind"] == "slot" else "registers.") + c["name"],
+            "before": c["before"],
+            "after": c["after"],
+            **({"sensitive": True} if c["sensitive"] else {}),
+        }
+        for c in golden
+    ]
     assert change["ids"]["planned"] == [[c["kind"], c["name"], c["action"], c["fingerprint"]] for c in golden]
     reasons = [step for step in change["steps"] if not step.startswith(("commit:", "deliver:", "erase"))]
     assert [step.split(": ", 1)[1] for step in reasons] == [c["reason"] for c in golden]
@@ -114,7 +177,7 @@ def test_adapter_plan_apply_read_back_is_empty(case: str, make) -> None:
             secret = any(c["sensitive"] for c in golden if c["kind"] == "register")
             assert stat.S_IMODE(written.stat().st_mode) == (0o600 if secret else 0o644)
 
-    again = ws.plan("--detailed-exitcode")           # artifacts written, device not yet read back
+    again = ws.plan("--detailed-exitcode")  # artifacts written, device not yet read back
     assert again.exit_code == 2, again.output
     assert "(unreadable)" not in again.stdout and "no recorded fingerprint" not in again.stdout
 

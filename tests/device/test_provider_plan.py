@@ -2,6 +2,7 @@
 skipped): a missing secret is a plan error at its line, devices without a dump are reported, a fleet-declared
 model, the recorded fingerprints guarding a saved plan, an Azure hub host reference, and the cross-checks lint
 calls (`device_findings`)."""
+
 from __future__ import annotations
 
 import json
@@ -48,13 +49,16 @@ def test_a_missing_secret_fails_the_plan_not_validate(tmp_path: Path) -> None:
     res = ws.plan()
     assert res.exit_code == 1
     line = _line(SPRINGPARK, "mqtt_password")
-    assert f"fleet/readers.yaml:{line}:5: error: device/springcard-springpark/DA1275B0: field " \
-           "'values.mqtt_password': secret environment variable FLEETCTL_TEST_MQTT_PASSWORD is not set" in res.output
+    assert (
+        f"fleet/readers.yaml:{line}:5: error: device/springcard-springpark/DA1275B0: field "
+        "'values.mqtt_password': secret environment variable FLEETCTL_TEST_MQTT_PASSWORD is not set" in res.output
+    )
 
 
 def test_devices_without_a_dump_are_reported_not_planned(tmp_path: Path) -> None:
-    ws = workspace(tmp_path, example=False, files={"readers.yaml": SPRINGPARK},
-                   env={"FLEETCTL_TEST_MQTT_PASSWORD": "pw"})
+    ws = workspace(
+        tmp_path, example=False, files={"readers.yaml": SPRINGPARK}, env={"FLEETCTL_TEST_MQTT_PASSWORD": "pw"}
+    )
     plan = ws.plan_json()
     assert sorted(device_changes(plan)) == ["DA1275B0", "DA1275B1"]
     warning = next(d for d in plan["diagnostics"] if "no dump" in d["summary"])
@@ -94,8 +98,11 @@ def test_a_declared_model_plans_applies_and_guards_its_plan(tmp_path: Path) -> N
     plan = ws.plan_json()
     change = device_changes(plan)["24-0A-C4-5F-12-9C"]
     assert change["address"] == "device/esp32-fleet/24-0A-C4-5F-12-9C"
-    assert [f["path"] for f in change["fields"]] == ["registers.telemetry_s", "registers.endpoint",  # by address:
-                                                     "registers.thing_name"]                        # app/ < aws/
+    assert [f["path"] for f in change["fields"]] == [
+        "registers.telemetry_s",
+        "registers.endpoint",  # by address:
+        "registers.thing_name",
+    ]  # app/ < aws/
     ws.plan("--out", str(ws.root / "saved.json"))
     model = ws.fleet / "sensors.yaml"
     model.write_text(model.read_text().replace("default: 60", "default: 90"))
@@ -108,7 +115,9 @@ def test_a_declared_model_plans_applies_and_guards_its_plan(tmp_path: Path) -> N
     assert "app,namespace,,\nperiod,data,u16,30\n" in csv and "ssid,data,string,factory-test" in csv
 
 
-FINDINGS = TARGET + """\
+FINDINGS = (
+    TARGET
+    + """\
 ---
 apiVersion: device.fleetctl.io/v1
 kind: DeviceConfig
@@ -132,6 +141,7 @@ spec:
   devices:
     D4-CA-6E-0A-1B-2C: {}
 """
+)
 
 
 def test_device_findings_for_lint(tmp_path: Path) -> None:
@@ -140,28 +150,33 @@ def test_device_findings_for_lint(tmp_path: Path) -> None:
     assert not fleet.diagnostics.has_errors, [d.render() for d in fleet.diagnostics]
     findings = device_findings(fleet)
     by_code = {(f.code, f.address) for f in findings}
-    assert {(FindingCode.CROSS_REGION, "device/DeviceConfig/west"),        # the fleet's only AWS Target
-            (FindingCode.TLS_PORT, "device/DeviceConfig/west"),
-            (FindingCode.CA_UNVERIFIED, "device/DeviceConfig/nina")} <= by_code    # no dump says what it holds
-    assert not any(f.code is FindingCode.BROKER_NOT_ENDPOINT for f in findings)   # no endpoint known: not compared
+    assert {
+        (FindingCode.CROSS_REGION, "device/DeviceConfig/west"),  # the fleet's only AWS Target
+        (FindingCode.TLS_PORT, "device/DeviceConfig/west"),
+        (FindingCode.CA_UNVERIFIED, "device/DeviceConfig/nina"),
+    } <= by_code  # no dump says what it holds
+    assert not any(f.code is FindingCode.BROKER_NOT_ENDPOINT for f in findings)  # no endpoint known: not compared
     known = device_findings(fleet, endpoints={"aws-eu": "zyxwvutsrqponm-ats.iot.eu-west-2.amazonaws.com"})
     assert {(f.code, f.address) for f in known if f.code is FindingCode.BROKER_NOT_ENDPOINT} == {
-        (FindingCode.BROKER_NOT_ENDPOINT, "device/DeviceConfig/west")}           # {awsIotEndpoint} is, by design
+        (FindingCode.BROKER_NOT_ENDPOINT, "device/DeviceConfig/west")
+    }  # {awsIotEndpoint} is, by design
     cross = next(f for f in findings if f.code is FindingCode.CROSS_REGION)
     assert cross.source == f"fleet/fleet.yaml:{_line(FINDINGS, 'name: west')}:12"
     assert "us-west-2" in cross.message and "eu-west-2" in cross.message
     with_dumps = device_findings(load_fleet(ws.fleet, env={"FLEETCTL_DUMPS": str(ws.dumps)}))
     # the NINA's dump holds AmazonRootCA1.pem: the CA slot its peer names holds Amazon Root CA 1
     assert all(f.address != "device/ublox-nina-w13/D4-CA-6E-0A-1B-2C" for f in with_dumps)
-    assert (FindingCode.CROSS_REGION, "device/springcard-springpark/DB000001") in {(f.code, f.address)
-                                                                                   for f in with_dumps}
+    assert (FindingCode.CROSS_REGION, "device/springcard-springpark/DB000001") in {
+        (f.code, f.address) for f in with_dumps
+    }
 
 
 def test_recorded_fingerprints_guard_a_saved_plan(tmp_path: Path) -> None:
     """What a device cannot report is compared with what apply recorded (R7); a saved plan made against one
     record is refused once the record changed, and a tampered record shows as a mismatch."""
-    ws = workspace(tmp_path, example=False, files={"readers.yaml": SPRINGPARK},
-                   env={"FLEETCTL_TEST_MQTT_PASSWORD": "pw-1"})
+    ws = workspace(
+        tmp_path, example=False, files={"readers.yaml": SPRINGPARK}, env={"FLEETCTL_TEST_MQTT_PASSWORD": "pw-1"}
+    )
     first = ws.plan_json()
     assert "registers.mqtt_password" in [f["path"] for f in device_changes(first)["DA1275B0"]["fields"]]
     assert ws.apply(ws.root / "plan.json").exit_code == 0
@@ -216,8 +231,12 @@ def test_an_azure_hub_host_reference(tmp_path: Path) -> None:
 
 def test_reading_the_dumps_reports_progress(tmp_path: Path) -> None:
     """Each device's dump read is reported (off a terminal: lines on stderr; here at every 5 %), stdout is the plan."""
-    ws = workspace(tmp_path, example=False, files={"readers.yaml": SPRINGPARK},
-                   env={"FLEETCTL_TEST_MQTT_PASSWORD": "pw", "FLEETCTL_PROGRESS_SECONDS": "0"})
+    ws = workspace(
+        tmp_path,
+        example=False,
+        files={"readers.yaml": SPRINGPARK},
+        env={"FLEETCTL_TEST_MQTT_PASSWORD": "pw", "FLEETCTL_PROGRESS_SECONDS": "0"},
+    )
     res = ws.plan("--format", "json")
     reads = [line for line in res.stderr.splitlines() if line.startswith("read device dumps: ")]
     assert reads[-1].startswith("read device dumps: 3/3 devices (100%)") and "done in" in reads[-1], res.stderr

@@ -1,5 +1,6 @@
 """DeviceModel and DeviceConfig mistakes are diagnostics at their file:line, all at once, from `fleetctl
 validate` (exit 1, no traceback): the library's value checks, references, secrets, models, device conflicts."""
+
 from __future__ import annotations
 
 import re
@@ -82,8 +83,11 @@ def _line(text: str, needle: str) -> int:
 
 
 def test_every_mistake_at_its_file_and_line(tmp_path: Path) -> None:
-    ws = workspace(tmp_path, example=False, files={"targets.yaml": TARGET, "devices.yaml": BAD,
-                                                   "keys/in-the-repo.pem": "-----BEGIN PRIVATE KEY-----\n"})
+    ws = workspace(
+        tmp_path,
+        example=False,
+        files={"targets.yaml": TARGET, "devices.yaml": BAD, "keys/in-the-repo.pem": "-----BEGIN PRIVATE KEY-----\n"},
+    )
     res = ws.cli("validate", str(ws.fleet))
     assert res.exit_code == 1
     out = res.stderr
@@ -104,7 +108,10 @@ def test_every_mistake_at_its_file_and_line(tmp_path: Path) -> None:
         line = _line(BAD, needle)
         assert re.search(rf"fleet/devices\.yaml:{line}:\d+: error: .*{message}", out), (needle, out)
     conflict = _line(BAD, "DA1275B0: {}")
-    assert re.search(rf"devices\.yaml:{conflict}:\d+: error: .*device DA1275B0 is also configured by DeviceConfig "
-                     "'readers'", out), out
+    assert re.search(
+        rf"devices\.yaml:{conflict}:\d+: error: .*device DA1275B0 is also configured by DeviceConfig "
+        "'readers'",
+        out,
+    ), out
     assert re.search(rf"devices\.yaml:{_line(BAD, 'model: esp32-nvs') - 1}:1: error: .*needs a selector", out), out
     assert "Traceback" not in res.output

@@ -1,6 +1,7 @@
 """Every snippet of docs/gitops.md is exercised: console lines run against the sandbox (exit codes as
 written), YAML snippets are loaded by fleetctl, and the OIDC JSON is checked against the workflows and against
 the AWS calls fleetctl really makes."""
+
 from __future__ import annotations
 
 import fnmatch
@@ -33,9 +34,19 @@ def snippets() -> dict[str, tuple[str, str]]:
 def test_every_fenced_block_is_a_known_snippet() -> None:
     text = DOC.read_text()
     assert text.count("```") == 2 * len(SNIPPET.findall(text)), "a fenced block without a snippet marker"
-    assert set(snippets()) == {"local-flow", "audit", "lint-commands", "lint-config", "lint-annotation",
-                               "aws-plan-trust", "aws-plan-permissions", "aws-apply-trust", "aws-apply-permissions",
-                               "azure-role", "target-assume-role"}
+    assert set(snippets()) == {
+        "local-flow",
+        "audit",
+        "lint-commands",
+        "lint-config",
+        "lint-annotation",
+        "aws-plan-trust",
+        "aws-plan-permissions",
+        "aws-apply-trust",
+        "aws-apply-permissions",
+        "azure-role",
+        "target-assume-role",
+    }
 
 
 def _commands(snippet_id: str) -> list[tuple[str, int]]:
@@ -76,11 +87,12 @@ def test_console_and_yaml_snippets_run_against_the_sandbox(aws_env, tmp_path: Pa
     path = re.match(r"# (\S+?):", body).group(1)
     (repo.path / path).write_text(body + "\n")
     repo.commit("Add the broadcast listeners policy", "Bob")
-    res = subprocess.run(["fleetctl", "lint", "fleet", "--format", "json"], cwd=repo.path, env=env,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        ["fleetctl", "lint", "fleet", "--format", "json"], cwd=repo.path, env=env, capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stdout
     findings = json.loads(res.stdout)["findings"]
-    assert [f["rule"] for f in findings] == ["FL003", "FL003"]          # topicfilter/ and topic/ fleet/broadcast
+    assert [f["rule"] for f in findings] == ["FL003", "FL003"]  # topicfilter/ and topic/ fleet/broadcast
     assert all(f["suppressed"].startswith("annotation fleetctl.io/lint-ignore") for f in findings)
 
     # the config snippet, at the fleet root
@@ -94,14 +106,17 @@ def test_console_and_yaml_snippets_run_against_the_sandbox(aws_env, tmp_path: Pa
 
     sarif_out, rules = _run(repo.path, env, "lint-commands")
     sarif = json.loads((repo.path / "lint.sarif").read_text())
-    assert [(r["ruleId"], r["level"], "suppressions" in r) for r in sarif["runs"][0]["results"]] == \
-        [("FL003", "error", True)] * 2
+    assert [(r["ruleId"], r["level"], "suppressions" in r) for r in sarif["runs"][0]["results"]] == [
+        ("FL003", "error", True)
+    ] * 2
     assert "FL006" not in [r["id"] for r in sarif["runs"][0]["tool"]["driver"]["rules"]]
     assert len(rules.splitlines()) == len(all_rules())
 
-    env["REQUEST_ID"] = next(e["requestId"] for e in read_entries(repo.path / ".fleetctl" / "journal.jsonl")
-                             if e.get("op") == "create_thing" and e.get("requestId")
-                             and e["address"] == "aws/aws-eu/Thing/DA1275B0")
+    env["REQUEST_ID"] = next(
+        e["requestId"]
+        for e in read_entries(repo.path / ".fleetctl" / "journal.jsonl")
+        if e.get("op") == "create_thing" and e.get("requestId") and e["address"] == "aws/aws-eu/Thing/DA1275B0"
+    )
     history, policies, journal, by_request = _run(repo.path, env, "audit")
     assert "created in fleet/aws/springpark.yaml:92" in history
     assert [r["address"] for r in json.loads(policies)["resources"]] == ["aws/aws-eu/Policy/broadcast-listeners"]
@@ -127,15 +142,17 @@ def _json(snippet_id: str) -> dict:
 
 def test_trust_policies_match_the_workflows() -> None:
     plan_subs = _json("aws-plan-trust")["Statement"][0]["Condition"]["StringLike"][
-        "token.actions.githubusercontent.com:sub"]
+        "token.actions.githubusercontent.com:sub"
+    ]
     assert plan_subs == ["repo:acme/fleet:pull_request", "repo:acme/fleet:ref:refs/heads/main"]
     assert set(load("plan.yml")["on"]) == {"pull_request"}
     apply_sub = _json("aws-apply-trust")["Statement"][0]["Condition"]["StringEquals"][
-        "token.actions.githubusercontent.com:sub"]
+        "token.actions.githubusercontent.com:sub"
+    ]
     assert apply_sub == f"repo:acme/fleet:environment:{load('apply.yml')['jobs']['apply']['environment']}"
     text = DOC.read_text()
     for sub in plan_subs + [apply_sub]:
-        assert f"`{sub}`" in text           # the Azure federated credentials use the same subjects
+        assert f"`{sub}`" in text  # the Azure federated credentials use the same subjects
 
 
 def _allowed(policy: dict, action: str) -> bool:
@@ -147,7 +164,7 @@ def _allowed(policy: dict, action: str) -> bool:
 
 
 def _iam(op: str) -> str:
-    service, _, name = op.rpartition(":")        # "iam:create_role" → iam:CreateRole (ServiceRole)
+    service, _, name = op.rpartition(":")  # "iam:create_role" → iam:CreateRole (ServiceRole)
     return (service or "iot") + ":" + "".join(w.capitalize() for w in name.split("_"))
 
 
@@ -165,10 +182,13 @@ def test_aws_permissions_cover_every_call_fleetctl_makes(aws_env, fleet_dir: Pat
     assert [op for op in sorted(all_calls) if not _allowed(apply_role, _iam(op))] == []
     assert not _allowed(read_only, "iot:CreateThing") and not _allowed(read_only, "iot:DeleteCertificate")
     source = "\n".join(p.read_text() for p in (ROOT / "engine" / "providers" / "aws").glob("*.py"))  # every family
-    mutating = {_iam(op) for op in re.findall(r'(?<![a-z0-9_])call\("([a-z_]+)"', source)
-                if not op.startswith(("describe_", "get_", "list_"))}
+    mutating = {
+        _iam(op)
+        for op in re.findall(r'(?<![a-z0-9_])call\("([a-z_]+)"', source)
+        if not op.startswith(("describe_", "get_", "list_"))
+    }
     assert len(mutating) > 30
-    assert sorted(a for a in mutating if not _allowed(apply_role, a)) == []     # every change apply can make
+    assert sorted(a for a in mutating if not _allowed(apply_role, a)) == []  # every change apply can make
 
 
 def test_azure_roles_are_rbac_and_the_workflows_list_no_keys() -> None:
@@ -185,6 +205,7 @@ def test_assume_role_snippet_is_a_valid_target() -> None:
     from ruamel.yaml import YAML
 
     from engine.manifest.core_kinds import TargetSpec
+
     lang, body = snippets()["target-assume-role"]
     spec = TargetSpec.model_validate(YAML(typ="safe").load(body)["spec"])
     assert spec.aws.assumeRole.roleArn.split(":")[4] == spec.aws.accountId

@@ -1,5 +1,6 @@
 """fleetctl history on a real git repository built here: a renamed file, a resource moved to another file, a
 changed field and a deleted resource are all followed by address, with commit, author, date and field diff."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,10 @@ TARGET = "apiVersion: fleetctl.io/v1\nkind: Target\nmetadata: {name: aws-eu}\nsp
 
 def thing(name: str, site: str, labels: str = "") -> str:
     meta = f"{{name: {name}, target: aws-eu{', labels: ' + labels if labels else ''}}}"
-    return (f"apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {meta}\nspec:\n"
-            f"  attributes: {{serial: {name}, site: {site}}}\n")
+    return (
+        f"apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {meta}\nspec:\n"
+        f"  attributes: {{serial: {name}, site: {site}}}\n"
+    )
 
 
 class Repo:
@@ -29,8 +32,9 @@ class Repo:
 
     def git(self, *args: str) -> str:
         env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
-        return subprocess.run(["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True,
-                              env=env).stdout
+        return subprocess.run(
+            ["git", "-C", str(self.path), *args], check=True, capture_output=True, text=True, env=env
+        ).stdout
 
     def write(self, rel: str, text: str) -> None:
         (self.path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -40,8 +44,18 @@ class Repo:
         self.tick += 1
         date = f"2026-01-0{self.tick}T10:00:00+00:00"
         self.git("add", "-A")
-        self.git("-c", f"user.name={author}", "-c", f"user.email={author.lower()}@example.com", "commit", "-q",
-                 "-m", message, "--date", date)
+        self.git(
+            "-c",
+            f"user.name={author}",
+            "-c",
+            f"user.email={author.lower()}@example.com",
+            "commit",
+            "-q",
+            "-m",
+            message,
+            "--date",
+            date,
+        )
         return self.git("rev-parse", "HEAD").strip()
 
 
@@ -79,9 +93,14 @@ def test_history_follows_renames_moves_changes_and_deletes(repo, monkeypatch: py
         (shas[4], "deleted", "fleet/aws/lyon.yaml", None),
     ]
     first, *_, last = resource["events"]
-    assert (first["author"], first["email"], first["date"], first["message"], first["line"]) == \
-        ("Alice", "alice@example.com", "2026-01-01T10:00:00+00:00", "Add the Paris readers", 9)
-    assert resource["events"][2]["line"] == 4          # below the comment line in lyon.yaml
+    assert (first["author"], first["email"], first["date"], first["message"], first["line"]) == (
+        "Alice",
+        "alice@example.com",
+        "2026-01-01T10:00:00+00:00",
+        "Add the Paris readers",
+        9,
+    )
+    assert resource["events"][2]["line"] == 4  # below the comment line in lyon.yaml
     assert last["message"] == "Retire DA2 (#12)"
 
     res = run_cli("history", "DA1", "--format", "json")
@@ -111,8 +130,11 @@ def test_history_text_glob_and_since(repo, monkeypatch: pytest.MonkeyPatch) -> N
         "      deleted from fleet/aws/lyon.yaml:4",
     ]
     everything = json.loads(run_cli("history", "--format", "json").stdout)["resources"]
-    assert [x["address"] for x in everything] == ["aws/aws-eu/Thing/DA1", "aws/aws-eu/Thing/DA2",
-                                                  "fleetctl/Target/aws-eu"]
+    assert [x["address"] for x in everything] == [
+        "aws/aws-eu/Thing/DA1",
+        "aws/aws-eu/Thing/DA2",
+        "fleetctl/Target/aws-eu",
+    ]
 
 
 def test_history_of_a_fleet_in_a_subfolder_given_by_path(repo, tmp_path: Path) -> None:

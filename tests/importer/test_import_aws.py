@@ -4,6 +4,7 @@ Accounts are built with boto3 the way registerDevice.py and consoles build them 
 the import runs through the real CLI (or run_import, to count calls and interrupt it), and `fleetctl plan` on
 what it wrote must show no changes.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,6 +43,7 @@ def written(out: Path) -> dict[str, str]:
 
 def docs(out: Path, kind_file: str) -> dict[str, dict]:
     from engine.manifest.loader import parse_text
+
     found, diags = parse_text((out / "aws-eu" / kind_file).read_text(), kind_file)
     assert not diags
     return {d.data["metadata"]["name"]: d.data for d in found}
@@ -56,31 +58,47 @@ def test_round_trip_every_kind_plans_clean(aws_env, tmp_path):
     assert res.exit_code == 0, res.output
     assert "Imported 20 resource(s)" in res.stdout
     files = written(out)
-    for kind_file in ("thing-types", "thing-groups", "policies", "ca-certificates", "certificates", "things",
-                      "topic-rules"):
+    for kind_file in (
+        "thing-types",
+        "thing-groups",
+        "policies",
+        "ca-certificates",
+        "certificates",
+        "things",
+        "topic-rules",
+    ):
         assert f"aws-eu/{kind_file}.yaml" in files
     after = plan(out)
     assert after.exit_code == 0, after.output
     assert "No changes." in after.stdout
 
     certs = docs(out, "certificates.yaml")
-    assert set(certs) == {"246F28A1B2C3-cert", "246F28A1B2C3-cert-2", "246F28A1B2C4-cert", "DA1275B0-cert",
-                          f"cert-{ids['orphan'][:12]}"}
-    assert certs["246F28A1B2C3-cert"]["spec"]["status"] == "ACTIVE"        # the ACTIVE one keeps the plain name
+    assert set(certs) == {
+        "246F28A1B2C3-cert",
+        "246F28A1B2C3-cert-2",
+        "246F28A1B2C4-cert",
+        "DA1275B0-cert",
+        f"cert-{ids['orphan'][:12]}",
+    }
+    assert certs["246F28A1B2C3-cert"]["spec"]["status"] == "ACTIVE"  # the ACTIVE one keeps the plain name
     assert certs["246F28A1B2C3-cert-2"]["spec"]["status"] == "INACTIVE"
     assert certs["DA1275B0-cert"]["spec"]["caCertificate"] == "springcore-sandbox-ca"
     things = docs(out, "things.yaml")
-    assert things["246F28A1B2C3"]["spec"] == {"thingType": "IoTReady", "attributes": {"owner": "alice"},
-                                              "groups": [], "principals": ["246F28A1B2C3-cert",
-                                                                           "246F28A1B2C3-cert-2"]}
-    assert things["bench-42"]["spec"]["attributes"] == {"code": "007", "flag": "yes"}   # strings stay strings
+    assert things["246F28A1B2C3"]["spec"] == {
+        "thingType": "IoTReady",
+        "attributes": {"owner": "alice"},
+        "groups": [],
+        "principals": ["246F28A1B2C3-cert", "246F28A1B2C3-cert-2"],
+    }
+    assert things["bench-42"]["spec"]["attributes"] == {"code": "007", "flag": "yes"}  # strings stay strings
     assert "console-full" not in things
     assert docs(out, "thing-types.yaml")["legacy"]["spec"] == {"deprecated": True}
     summary = files["IMPORT.md"]
     assert f"`aws/aws-eu/Certificate/cert-{ids['orphan'][:12]}`: ACTIVE but attached to no thing" in summary
     assert "`aws/aws-eu/Thing/console-full`: it has no thing type and 3 attributes" in summary
     assert files["aws-eu/things.yaml"].startswith(
-        "# imported from aws/aws-eu/Thing/246F28A1B2C3 on 2026-11-21T10:00:00Z\n")
+        "# imported from aws/aws-eu/Thing/246F28A1B2C3 on 2026-11-21T10:00:00Z\n"
+    )
     assert not (out / STATE_FILE).exists() and not (out / DATA_DIR).exists()
 
 
@@ -112,8 +130,9 @@ def test_import_only_reads_and_paces_every_call_at_its_quota(aws_env, tmp_path):
     script_fleet(iot(), ["246F28A1B2C3", "246F28A1B2C4", "246F28A1B2C5"])
     clock = FakeClock()
     limiter = RateLimiter(AWS_IOT_QUOTAS, default=AWS_DEFAULT, clock=clock, sleep=clock.sleep, burst=0.1)
-    report = run_import(ImportRequest("aws-eu", tmp_path / "out", targets_only(tmp_path)), run.Context(),
-                        limiter=limiter)
+    report = run_import(
+        ImportRequest("aws-eu", tmp_path / "out", targets_only(tmp_path)), run.Context(), limiter=limiter
+    )
     assert report.calls and not [op for op in report.calls if is_mutating(op)]
     paced = limiter.stats()
     # every call went through its API's bucket; all succeeded but GetV2LoggingOptions, which AWS (and the sandbox)
@@ -121,8 +140,8 @@ def test_import_only_reads_and_paces_every_call_at_its_quota(aws_env, tmp_path):
     assert len(paced) == len(report.calls) and paced["GetV2LoggingOptions"]["successes"] == 0
     assert sum(b["successes"] for b in paced.values()) == sum(report.calls.values()) - 1
     assert paced["ListThingPrincipals"]["successes"] == 3 and paced["DescribeCertificate"]["successes"] == 3
-    assert paced["ListThingPrincipals"]["seed"] == 10                  # research/quotas.md §1.1
-    assert paced["ListThingPrincipals"]["waitedSeconds"] > 0              # 3 calls at 10/s, no burst: they wait
+    assert paced["ListThingPrincipals"]["seed"] == 10  # research/quotas.md §1.1
+    assert paced["ListThingPrincipals"]["waitedSeconds"] > 0  # 3 calls at 10/s, no burst: they wait
     assert report.paced_seconds == pytest.approx(sum(b["waitedSeconds"] for b in paced.values()))
 
 
@@ -137,9 +156,8 @@ def test_adopt_plans_one_marker_update_per_resource_then_nothing(aws_env, tmp_pa
     assert first.exit_code == 2, first.output
     changes = json.loads((tmp_path / "adopt.json").read_text())["changes"]
     kinds = {ch["kind"] for ch in changes}
-    assert kinds == {"aws.Thing", "aws.ThingGroup", "aws.ThingType", "aws.Policy", "aws.CACertificate",
-                     "aws.TopicRule"}
-    assert len(changes) == 4 + 2 + 3 + 2 + 1 + 1        # things, groups, types, policies, CA, rule
+    assert kinds == {"aws.Thing", "aws.ThingGroup", "aws.ThingType", "aws.Policy", "aws.CACertificate", "aws.TopicRule"}
+    assert len(changes) == 4 + 2 + 3 + 2 + 1 + 1  # things, groups, types, policies, CA, rule
     for ch in changes:
         assert ch["action"] == "update"
         assert ch["fields"] == [{"op": "add", "path": "managedBy", "before": None, "after": "fleetctl"}]
@@ -148,13 +166,17 @@ def test_adopt_plans_one_marker_update_per_resource_then_nothing(aws_env, tmp_pa
     assert applied.exit_code == 0, applied.output
     assert plan(out).exit_code == 0
     assert c.describe_thing(thingName="DA1275B0")["attributes"] == {
-        "serial": "DA1275B0", "site": "paris", "floor": "-2", "managed-by": "fleetctl"}
+        "serial": "DA1275B0",
+        "site": "paris",
+        "floor": "-2",
+        "managed-by": "fleetctl",
+    }
     group = c.describe_thing_group(thingGroupName="paris-readers")["thingGroupProperties"]
     assert group["attributePayload"]["attributes"] == {"site": "paris", "managed-by": "fleetctl"}
     assert group["thingGroupDescription"] == "Paris"
     arn = c.get_policy(policyName="pubSubToAny")["policyArn"]
     assert {"Key": "managed-by", "Value": "fleetctl"} in c.list_tags_for_resource(resourceArn=arn)["tags"]
-    assert len(c.list_certificates()["certificates"]) == 5                 # nothing rotated or recreated
+    assert len(c.list_certificates()["certificates"]) == 5  # nothing rotated or recreated
 
 
 def test_without_adopt_prune_never_touches_imported_resources(aws_env, tmp_path):
@@ -165,7 +187,7 @@ def test_without_adopt_prune_never_touches_imported_resources(aws_env, tmp_path)
     (out / "aws-eu" / "things.yaml").unlink()
     (out / "aws-eu" / "certificates.yaml").unlink()
     res = plan(out, "--prune", "--out", str(tmp_path / "p.json"))
-    assert res.exit_code == 0, res.output                           # unmarked: never pruned, listed as unmanaged
+    assert res.exit_code == 0, res.output  # unmarked: never pruned, listed as unmanaged
     assert "aws/aws-eu/Thing/246F28A1B2C3" in json.loads((tmp_path / "p.json").read_text())["unmanaged"]
     assert {t["thingName"] for t in iot().list_things()["things"]} == {"246F28A1B2C3", "246F28A1B2C4"}
     assert len(iot().list_certificates()["certificates"]) == len(ids)
@@ -176,13 +198,15 @@ def test_import_into_the_fleet_skips_what_it_declares(aws_env, fleet_dir):
     c = iot()
     script_fleet(c, ["246F28A1B2C3"])
     cert = register_device(c, "246F28A1B2C4", thing_type="springpark")
-    c.attach_policy(policyName="reader-policy", target=c.describe_certificate(certificateId=cert)[
-        "certificateDescription"]["certificateArn"])                       # a script reusing the fleet's policy
+    c.attach_policy(
+        policyName="reader-policy",
+        target=c.describe_certificate(certificateId=cert)["certificateDescription"]["certificateArn"],
+    )  # a script reusing the fleet's policy
     out = fleet_dir / "imported"
     res = do_import(fleet_dir, out)
     assert res.exit_code == 0, res.output
     assert "already declared in" in res.stdout
-    assert not (out / "target.yaml").exists()                              # the fleet's Target is used
+    assert not (out / "target.yaml").exists()  # the fleet's Target is used
     assert set(docs(out, "things.yaml")) == {"246F28A1B2C3", "246F28A1B2C4"}
     assert docs(out, "certificates.yaml")["246F28A1B2C4-cert"]["spec"]["policies"] == ["pubSubToAny", "reader-policy"]
     assert "springpark" not in docs(out, "thing-types.yaml")
@@ -195,7 +219,7 @@ def test_filters_and_kinds_select_things_and_what_they_need(aws_env, tmp_path):
     res = do_import(targets_only(tmp_path), out, "--kinds", "Thing", "--filter", "group=paris-*")
     assert res.exit_code == 0, res.output
     assert set(docs(out, "things.yaml")) == {"DA1275B0"}
-    assert set(docs(out, "thing-groups.yaml")) == {"paris-readers", "readers"}    # its group and the parent
+    assert set(docs(out, "thing-groups.yaml")) == {"paris-readers", "readers"}  # its group and the parent
     assert set(docs(out, "certificates.yaml")) == {"DA1275B0-cert"}
     assert set(docs(out, "policies.yaml")) == {"reader-policy"}
     assert set(docs(out, "ca-certificates.yaml")) == {"springcore-sandbox-ca"}
@@ -229,7 +253,7 @@ def test_interrupted_import_resumes_without_rereading_finished_kinds(aws_env, tm
 
     out = tmp_path / "imported"
     request = ImportRequest("aws-eu", out, fleet, page_size=2)
-    with pytest.raises(Interrupt):     # after two pages of things (4 things and their certificate links)
+    with pytest.raises(Interrupt):  # after two pages of things (4 things and their certificate links)
         run_import(request, run.Context(), limiter=Interrupting("ListThings", 2))
     state = json.loads((out / STATE_FILE).read_text())
     assert state["pages"]["aws.Thing"]["pages"] == 2 and state["pages"]["aws.Thing"]["count"] == 4
@@ -240,16 +264,17 @@ def test_interrupted_import_resumes_without_rereading_finished_kinds(aws_env, tm
     monkeypatch.setattr(aws_importer, "MATERIAL_BATCH", 3)
     resumed = ImportRequest("aws-eu", out, fleet, page_size=2, resume=True)
     second = Interrupting("DescribeCertificate", 4)
-    with pytest.raises(Interrupt):     # now during the certificates' PEMs: one batch of 3 is kept
+    with pytest.raises(Interrupt):  # now during the certificates' PEMs: one batch of 3 is kept
         run_import(resumed, run.Context(), limiter=second)
     assert not {"ListPolicies", "ListThingTypes", "ListCertificates", "ListThingGroups"} & set(second.seen)
     assert second.seen.count("ListThings") == 2 and second.seen.count("ListThingPrincipals") == 3
 
     third = Interrupting()
     report = run_import(resumed, run.Context(), limiter=third)
-    assert third.seen == ["DescribeCertificate"] * 4                  # the 4 not kept before
+    assert third.seen == ["DescribeCertificate"] * 4  # the 4 not kept before
     from engine.importer.aws import EXPORTERS
-    assert report.resumed == sorted(EXPORTERS)        # every kind the import writes, none read again
+
+    assert report.resumed == sorted(EXPORTERS)  # every kind the import writes, none read again
     assert {"aws.BillingGroup", "aws.ServiceRole", "aws.LoggingOptions", "aws.TopicRuleDestination"} <= set(EXPORTERS)
     assert written(out) == written(reference)
     assert plan(out).exit_code == 0
@@ -268,9 +293,11 @@ def test_refuses_to_write_over_manifests_and_to_resume_another_import(aws_env, t
         run_import(ImportRequest("aws-eu", out, fleet), run.Context(), limiter=Interrupting("ListThingTypes", 0))
     res = do_import(fleet, out, "--resume", "--kinds", "Policy")
     assert res.exit_code == 1 and "--resume must repeat the interrupted import's options" in res.stderr
-    for args, message in ((("--kinds", "Gadget"), "unknown kind(s) for --kinds: Gadget"),
-                          (("--filter", "colour=red"), "unknown filter key(s): colour"),
-                          (("--filter", "nonsense"), "is not KEY=GLOB")):
+    for args, message in (
+        (("--kinds", "Gadget"), "unknown kind(s) for --kinds: Gadget"),
+        (("--filter", "colour=red"), "unknown filter key(s): colour"),
+        (("--filter", "nonsense"), "is not KEY=GLOB"),
+    ):
         res = do_import(fleet, tmp_path / "other", *args)
         assert res.exit_code != 0 and message in res.output and "Traceback" not in res.output
     res = run_cli("import", "--target", "aws-us", "--fleet", str(fleet), "--out", str(tmp_path / "o"))
@@ -280,24 +307,38 @@ def test_refuses_to_write_over_manifests_and_to_resume_another_import(aws_env, t
 def _golden_account(c) -> None:
     """A small account with fixed (committed, public) certificates, so the output is byte-stable."""
     c.create_thing_type(thingTypeName="IoTReady", thingTypeProperties={"thingTypeDescription": "ESP32 boards"})
-    c.create_policy(policyName="pubSubToAny", policyDocument=json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iot:*"], "Resource": ["*"]}]}))
+    c.create_policy(
+        policyName="pubSubToAny",
+        policyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iot:*"], "Resource": ["*"]}]}
+        ),
+    )
     c.create_thing_group(thingGroupName="workshop")
     ca_pem = (CERTS / "springcore-sandbox-ca.pem").read_text()
-    c.register_ca_certificate(caCertificate=ca_pem, setAsActive=True,
-                              verificationCertificate=(CERTS / "springcore-sandbox-ca-verification.pem").read_text())
+    c.register_ca_certificate(
+        caCertificate=ca_pem,
+        setAsActive=True,
+        verificationCertificate=(CERTS / "springcore-sandbox-ca-verification.pem").read_text(),
+    )
     for i, serial in enumerate(("da1275b0", "da1275b1", "da1275b2")):
-        arn = c.register_certificate(certificatePem=(CERTS / f"{serial}.pem").read_text(), caCertificatePem=ca_pem,
-                                     status="ACTIVE")["certificateArn"]
+        arn = c.register_certificate(
+            certificatePem=(CERTS / f"{serial}.pem").read_text(), caCertificatePem=ca_pem, status="ACTIVE"
+        )["certificateArn"]
         c.attach_principal_policy(policyName="pubSubToAny", principal=arn)
-        if i < 2:        # the third one is an orphan: a registration that never reached create_thing
+        if i < 2:  # the third one is an orphan: a registration that never reached create_thing
             mac = f"246F28A1B2C{i}"
             c.create_thing(thingName=mac, thingTypeName="IoTReady", attributePayload={"attributes": {"owner": "lab"}})
             c.attach_thing_principal(thingName=mac, principal=arn)
             c.add_thing_to_thing_group(thingGroupName="workshop", thingName=mac)
-    c.create_topic_rule(ruleName="telemetry", topicRulePayload={
-        "sql": "SELECT * FROM 'devices/+/telemetry'", "actions": [
-            {"republish": {"topic": "archive/${topic(2)}", "roleArn": "arn:aws:iam::123456789012:role/republish"}}]})
+    c.create_topic_rule(
+        ruleName="telemetry",
+        topicRulePayload={
+            "sql": "SELECT * FROM 'devices/+/telemetry'",
+            "actions": [
+                {"republish": {"topic": "archive/${topic(2)}", "roleArn": "arn:aws:iam::123456789012:role/republish"}}
+            ],
+        },
+    )
 
 
 def test_golden_small_account(aws_env, tmp_path):

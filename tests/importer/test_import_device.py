@@ -1,4 +1,5 @@
 """`fleetctl import --dumps`: device dumps → one DeviceConfig per model that plans clean over the same dumps."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,15 @@ from tests.conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 DUMPS = ROOT / "fleet" / "dumps"
-FILES = ("DA1275B0.json", "DA1275B1.json", "DA1275B2.json", "24-0A-C4-5F-12-9C.json",
-         "nina-D4-CA-6E-0A-1B-2C.at", "spwf-00-80-E1-B7-3C-21.at")
-WIFI_PASS = "s3cr3t-Wifi-PSK-42"          # a sensitive, readable register (esp32-nvs wifi/pass) in the dump
+FILES = (
+    "DA1275B0.json",
+    "DA1275B1.json",
+    "DA1275B2.json",
+    "24-0A-C4-5F-12-9C.json",
+    "nina-D4-CA-6E-0A-1B-2C.at",
+    "spwf-00-80-E1-B7-3C-21.at",
+)
+WIFI_PASS = "s3cr3t-Wifi-PSK-42"  # a sensitive, readable register (esp32-nvs wifi/pass) in the dump
 
 
 @pytest.fixture
@@ -41,7 +48,11 @@ def imported(tmp_path, monkeypatch):
 def test_import_writes_one_config_per_model_and_plans_clean(imported, monkeypatch):
     dumps, out = imported
     assert sorted(p.name for p in (out / "devices").iterdir()) == [
-        "esp32-nvs.yaml", "springcard-springpark.yaml", "st-spwf01.yaml", "ublox-nina-w13.yaml"]
+        "esp32-nvs.yaml",
+        "springcard-springpark.yaml",
+        "st-spwf01.yaml",
+        "ublox-nina-w13.yaml",
+    ]
     text = (out / "devices" / "springcard-springpark.yaml").read_text()
     for name in ("DA1275B0", "DA1275B1", "DA1275B2"):
         assert f"# imported from {name}.json" in text

@@ -4,6 +4,7 @@ The statement-level flag says a statement widened; the effective-permission item
 do, for how many of them, with a concrete request the evaluator proved on both sides. Drift reads the same delta
 backwards: what the account allows that the manifests do not.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,13 +32,13 @@ def test_out_of_band_widening_is_an_effective_permission_escalation_in_drift(aws
     assert "policy 'reader-policy' document changed" in item["message"]
 
     text = run_cli("drift", str(fleet_dir)).stdout
-    head = text.split("\n  (")[0]                  # the Needs attention section comes before the field lines
+    head = text.split("\n  (")[0]  # the Needs attention section comes before the field lines
     assert "Needs attention" in head and "effective permissions in the account exceed the manifests" in head
 
     plan = json.loads(run_cli("plan", str(fleet_dir), "--format", "json").stdout)
     (repair,) = [a for a in _items(plan, POLICY) if a["code"] == "permissions-narrowed"][:1]
     assert repair["severity"] == "info" and "effective permissions narrow" in repair["message"]
-    assert " e.g. " in repair["message"] and "may no longer" in repair["message"]   # a request proved on both sides
+    assert " e.g. " in repair["message"] and "may no longer" in repair["message"]  # a request proved on both sides
 
 
 def test_a_manifest_widening_says_what_the_devices_may_now_do(aws_env, fleet_dir: Path, tmp_path: Path) -> None:
@@ -62,6 +63,7 @@ def test_a_manifest_widening_says_what_the_devices_may_now_do(aws_env, fleet_dir
 
 def test_a_plan_without_authorization_inputs_does_not_evaluate(aws_env, fleet_dir: Path, monkeypatch) -> None:
     import engine.authz.delta as delta
+
     assert run_cli("apply", str(fleet_dir), "--auto-approve").exit_code == 0
     calls: list[int] = []
     real = delta.permission_delta

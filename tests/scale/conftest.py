@@ -1,4 +1,5 @@
 """Helpers for the fleet-scale tests: small fleets written into tmp_path."""
+
 from __future__ import annotations
 
 import textwrap
@@ -70,4 +71,5 @@ def write_fleet(root: Path, thingset: str, csv_rows: list[str] | None = None, *,
 def write(tmp_path):
     def make(thingset: str, csv_rows: list[str] | None = None, **kw) -> Path:
         return write_fleet(tmp_path / "fleet", thingset, csv_rows, **kw)
+
     return make

@@ -1,6 +1,7 @@
 """apply runs its creates and updates as a dependency graph (engine/run/applying.py `run_dag`): a unit starts when the units
 it depends on have ended, not when the whole previous wave has. A thing whose certificate is registered is created
 while the next certificates are still being registered, so the two quotas overlap instead of adding up."""
+
 from __future__ import annotations
 
 import threading
@@ -11,8 +12,12 @@ from engine.run import run_dag
 
 
 def change(kind: str, name: str, deps: tuple[str, ...] = ()) -> Change:
-    return Change(Address.of("aws", "aws-eu", kind, name), "aws." + kind, Action.CREATE,
-                  depends_on=tuple(Address.of("aws", "aws-eu", *d.split("/")) for d in deps))
+    return Change(
+        Address.of("aws", "aws-eu", kind, name),
+        "aws." + kind,
+        Action.CREATE,
+        depends_on=tuple(Address.of("aws", "aws-eu", *d.split("/")) for d in deps),
+    )
 
 
 def recorder(seconds: dict[str, float] | None = None):
@@ -26,6 +31,7 @@ def recorder(seconds: dict[str, float] | None = None):
         time.sleep(max((seconds or {}).get(n, 0.0) for n in names))
         with lock:
             events.extend(("end", n, time.monotonic()) for n in names)
+
     return fn, events
 
 
@@ -36,8 +42,8 @@ def test_a_unit_starts_only_after_its_dependencies_ended_and_dependants_overlap_
     run_dag([certs, things], fn, workers=3)
     at = {(kind, n): t for kind, n, t in events}
     for i in range(12):
-        assert at[("start", f"t{i}")] >= at[("end", f"c{i}")]           # never before its certificate
-    assert at[("start", "t0")] < at[("end", "c11")]                      # ... but before the last certificate
+        assert at[("start", f"t{i}")] >= at[("end", f"c{i}")]  # never before its certificate
+    assert at[("start", "t0")] < at[("end", "c11")]  # ... but before the last certificate
     assert {n for kind, n, _ in events if kind == "end"} == {c.address.name for c in certs + things}
 
 

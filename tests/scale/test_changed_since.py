@@ -1,5 +1,6 @@
 """`plan --changed-since REV` on a real git repository: a one-thing change in a 1,000-thing fleet costs a few
 API calls, not a fleet scan; scoped reads project exactly what bulk reads project."""
+
 from __future__ import annotations
 
 import os
@@ -18,9 +19,16 @@ from tests.conftest import FLEET, run_cli
 from tests.scale.conftest import THINGSET, esp32_macs, write_fleet
 
 N = 1000
+
+
 def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout
 
 
@@ -37,7 +45,7 @@ def fleet_repo(tmp_path, aws_env):
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "fleet")
     ctx = run.Context(journal_path=tmp_path / "journal.jsonl", workers=16)
-    first = run.plan(root, ctx)        # the shared kinds through the engine; the 1,000 things seeded directly
+    first = run.plan(root, ctx)  # the shared kinds through the engine; the 1,000 things seeded directly
     small = [c for c in first.plan.changes if c.kind != "aws.Thing"]
     specs = {n: m.spec for n, m in first.fleet.targets().items()}
     assert run.apply(type(first.plan)(**{**first.plan.__dict__, "changes": tuple(small)}), ctx, root, specs).ok
@@ -45,8 +53,9 @@ def fleet_repo(tmp_path, aws_env):
     group = backend.describe_thing_group("esp32-fleet")
     for c in first.plan.changes:
         if c.kind == "aws.Thing":
-            thing = backend.create_thing(c.address.name, "esp32",
-                                         {"attributes": {**c.desired["attributes"], "managed-by": "fleetctl"}})
+            thing = backend.create_thing(
+                c.address.name, "esp32", {"attributes": {**c.desired["attributes"], "managed-by": "fleetctl"}}
+            )
             group.things[thing.arn] = thing
     return repo, root
 
@@ -63,12 +72,13 @@ def plan_calls(root: Path, tmp_path: Path, **kw) -> tuple[run.PlanResult, dict[s
 def test_one_changed_row_plans_one_thing_with_a_handful_of_calls(fleet_repo, tmp_path):
     repo, root = fleet_repo
     full, full_calls = plan_calls(root, tmp_path)
-    assert full.plan.changes == ()                                 # the account holds the fleet
-    assert full_calls["list_things"] == 4 and "list_thing_principals" not in full_calls   # no links managed
+    assert full.plan.changes == ()  # the account holds the fleet
+    assert full_calls["list_things"] == 4 and "list_thing_principals" not in full_calls  # no links managed
     (root / "devices.csv").write_text("\n".join(rows({417: "lyon"})) + "\n")
     scoped, calls = plan_calls(root, tmp_path, changed_since="HEAD")
-    assert [(str(c.address), c.action.value, [f.path for f in c.fields]) for c in scoped.plan.changes] == \
-        [("aws/aws-eu/Thing/esp32-240AC40001A1", "update", ["attributes.site"])]
+    assert [(str(c.address), c.action.value, [f.path for f in c.fields]) for c in scoped.plan.changes] == [
+        ("aws/aws-eu/Thing/esp32-240AC40001A1", "update", ["attributes.site"])
+    ]
     # one sts:GetCallerIdentity per Target: the account the plan is made for (recorded; apply refuses another)
     assert calls == {"sts:get_caller_identity": 1, "describe_thing": 1, "list_thing_groups_for_thing": 1}
     # at AWS's default quotas: 4 ListThings pages at 10 TPS (0.4 s) against 1 DescribeThing and 1
@@ -76,17 +86,25 @@ def test_one_changed_row_plans_one_thing_with_a_handful_of_calls(fleet_repo, tmp
     # (IoT quotas only: both plans make the same one STS call)
     iot = {op: n for op, n in calls.items() if not op.startswith("sts:")}
     assert floor(iot) * 40 <= floor({op: n for op, n in full_calls.items() if not op.startswith("sts:")})
-    assert scoped.plan.options["scope"] == {"changedSince": "HEAD", "commit": git(repo, "rev-parse", "HEAD").strip(),
-                                            "changed": 1, "dependants": 0, "removed": []}
+    assert scoped.plan.options["scope"] == {
+        "changedSince": "HEAD",
+        "commit": git(repo, "rev-parse", "HEAD").strip(),
+        "changed": 1,
+        "dependants": 0,
+        "removed": [],
+    }
     # the saved scoped plan applies, and its stale check reads the same single thing
     ctx = run.Context(journal_path=tmp_path / "journal.jsonl")
     report = run.apply(scoped.plan, ctx, root, {n: m.spec for n, m in scoped.fleet.targets().items()})
     assert report.ok and report.applied == ["aws/aws-eu/Thing/esp32-240AC40001A1"]
-    assert report.stats["aws/aws-eu"]["calls"] == {"sts:get_caller_identity": 1,   # apply checks the plan's account
-                                                    "describe_thing": 1, "list_thing_groups_for_thing": 1,
-                                                    "update_thing": 1}
+    assert report.stats["aws/aws-eu"]["calls"] == {
+        "sts:get_caller_identity": 1,  # apply checks the plan's account
+        "describe_thing": 1,
+        "list_thing_groups_for_thing": 1,
+        "update_thing": 1,
+    }
     git(repo, "commit", "-qam", "move one device")
-    assert plan_calls(root, tmp_path, changed_since="HEAD~1")[0].plan.changes == ()   # applied: nothing left
+    assert plan_calls(root, tmp_path, changed_since="HEAD~1")[0].plan.changes == ()  # applied: nothing left
 
 
 def test_a_removed_row_is_read_and_kept_unless_pruning(fleet_repo, tmp_path):
@@ -96,8 +114,9 @@ def test_a_removed_row_is_read_and_kept_unless_pruning(fleet_repo, tmp_path):
     assert scoped.plan.changes == () and calls["describe_thing"] == 1
     assert [d.address for d in scoped.plan.diagnostics] == ["aws/aws-eu/Thing/esp32-240AC4000005"]
     pruned, _ = plan_calls(root, tmp_path, changed_since="main", prune=True)
-    assert [(str(c.address), c.action.value) for c in pruned.plan.changes] == \
-        [("aws/aws-eu/Thing/esp32-240AC4000005", "delete")]
+    assert [(str(c.address), c.action.value) for c in pruned.plan.changes] == [
+        ("aws/aws-eu/Thing/esp32-240AC4000005", "delete")
+    ]
 
 
 def test_cli_plan_changed_since_says_what_it_read(fleet_repo):
@@ -142,8 +161,9 @@ def test_scoped_reads_project_exactly_what_bulk_reads_project(aws_env, fleet_dir
     assert len(full) >= 10
     for strategy in ("describe", "list"):
         scoped = {a.address: a for a in provider.read_scoped(desired, list(full), strategy=strategy).actual}
-        assert {a: (s.fingerprint, s.managed) for a, s in scoped.items()} == \
-            {a: (f.fingerprint, f.managed) for a, f in full.items()}, strategy
+        assert {a: (s.fingerprint, s.managed) for a, s in scoped.items()} == {
+            a: (f.fingerprint, f.managed) for a, f in full.items()
+        }, strategy
 
 
 def test_fleet_folder_that_did_not_exist_at_rev(tmp_path, aws_env):
@@ -158,5 +178,6 @@ def test_fleet_folder_that_did_not_exist_at_rev(tmp_path, aws_env):
     aws = {str(d.address) for d in scoped.fleet.desired if d.address.provider == "aws"}
     assert {str(c.address) for c in scoped.plan.changes if c.address.provider == "aws"} == aws and len(aws) == 17
     # everything is created but the account-wide settings every account has (updated in place)
-    assert {(c.action.value, c.kind in ("aws.IndexingConfiguration", "aws.LoggingOptions"))
-            for c in scoped.plan.changes} == {("create", False), ("update", True)}
+    assert {
+        (c.action.value, c.kind in ("aws.IndexingConfiguration", "aws.LoggingOptions")) for c in scoped.plan.changes
+    } == {("create", False), ("update", True)}

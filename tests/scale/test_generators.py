@@ -1,4 +1,5 @@
 """ThingSet: devices from a CSV or a range and a template; errors name the CSV row and the template line."""
+
 from __future__ import annotations
 
 import pytest
@@ -49,13 +50,22 @@ def test_csv_rows_expand_into_validated_desired_things(write):
     fleet = load_fleet(root, {})
     assert _errors(fleet) == []
     things = sorted((d for d in fleet.desired if d.kind == "aws.Thing"), key=lambda d: d.address)
-    assert [str(d.address) for d in things] == ["aws/aws-eu/Thing/esp32-240AC4000000", "aws/aws-eu/Thing/esp32-240AC4000001",
-                                                "aws/aws-eu/Thing/esp32-240AC4000002"]
-    assert things[1].spec["attributes"] == {"mac": "24:0a:c4:00:00:01", "site": "paris", "row": "1",
-                                            "note": "${literal}"}
+    assert [str(d.address) for d in things] == [
+        "aws/aws-eu/Thing/esp32-240AC4000000",
+        "aws/aws-eu/Thing/esp32-240AC4000001",
+        "aws/aws-eu/Thing/esp32-240AC4000002",
+    ]
+    assert things[1].spec["attributes"] == {
+        "mac": "24:0a:c4:00:00:01",
+        "site": "paris",
+        "row": "1",
+        "note": "${literal}",
+    }
     # every generated resource went through the reference stage: the group and type are dependency edges
-    assert things[0].depends_on == (Address.of("aws", "aws-eu", "ThingGroup", "esp32-fleet"),
-                                    Address.of("aws", "aws-eu", "ThingType", "esp32"))
+    assert things[0].depends_on == (
+        Address.of("aws", "aws-eu", "ThingGroup", "esp32-fleet"),
+        Address.of("aws", "aws-eu", "ThingType", "esp32"),
+    )
     # the generated resource points at its CSV row and the template line
     assert str(things[1].source) == "fleet/devices.csv:3, template fleet/devices.yaml:9:18"
     # AWS policy variables are not ThingSet variables
@@ -86,12 +96,16 @@ def test_per_device_certificate_from_a_pem_path_pattern(write):
     macs = esp32_macs(2)
     ca = certs.make_ca("ESP32 fleet CA")
     pems = {}
-    root = write(CERTS + """\
+    root = write(
+        CERTS
+        + """\
     - apiVersion: aws.fleetctl.io/v1
       kind: Thing
       metadata: {name: "esp32-${mac|compact}", target: aws-eu}
       spec: {thingType: esp32, groups: [esp32-fleet], principals: ["esp32-${mac|compact}"]}
-""", ["mac", *macs])
+""",
+        ["mac", *macs],
+    )
     (root / "certs").mkdir()
     for mac in macs:
         compact = mac.replace(":", "")
@@ -107,17 +121,28 @@ def test_per_device_certificate_from_a_pem_path_pattern(write):
     (root / "certs" / "240AC4000000.pem").unlink()
     errors = _errors(load_fleet(root, {}))
     assert len(errors) == 2, errors
-    assert all(e.startswith("fleet/devices.csv:2, template fleet/devices.yaml:") and
-               "file not found: 'certs/240AC4000000.pem'" in e for e in errors)
+    assert all(
+        e.startswith("fleet/devices.csv:2, template fleet/devices.yaml:")
+        and "file not found: 'certs/240AC4000000.pem'" in e
+        for e in errors
+    )
 
 
 def test_csv_errors_name_the_row(write):
-    rows = ["mac,site", "24:0A:C4:00:00:01,paris", "24:0A:C4:00:00:02", "24:0A:C4:00:00:01,lyon", ",nice",
-            "24:0A:C4:00:00 03,paris"]
+    rows = [
+        "mac,site",
+        "24:0A:C4:00:00:01,paris",
+        "24:0A:C4:00:00:02",
+        "24:0A:C4:00:00:01,lyon",
+        ",nice",
+        "24:0A:C4:00:00 03,paris",
+    ]
     errors = _errors(load_fleet(write(THINGS, rows), {}))
     assert errors[0] == "fleet/devices.csv:3:1: error: row has 1 value(s), the header has 2\n    header: mac, site"
-    assert "fleet/devices.csv:4:1: error: duplicate id '24:0A:C4:00:00:01' (column 'mac')\n    first at fleet/devices.csv:2" \
+    assert (
+        "fleet/devices.csv:4:1: error: duplicate id '24:0A:C4:00:00:01' (column 'mac')\n    first at fleet/devices.csv:2"
         in errors
+    )
     assert "fleet/devices.csv:5:1: error: empty id (column 'mac')" in errors
     # a value that makes an invalid resource: the CSV row, and the template line of the field it went into
     bad = [e for e in errors if e.startswith("fleet/devices.csv:6, template fleet/devices.yaml:9:18: error: ")]
@@ -138,28 +163,36 @@ def test_one_template_mistake_is_one_error_not_one_per_row(write):
     result = run_cli("validate", str(root))
     assert result.exit_code == 1
     lines = [line for line in result.stderr.splitlines() if ": error:" in line]
-    assert lines == ["fleet/devices.yaml:12:9: error: field 'spec.atributes': unknown field 'atributes' "
-                     "(did you mean 'attributes'?)"]
-    assert "on 500 generated documents (rows fleet/devices.csv:2, fleet/devices.csv:3, fleet/devices.csv:4, …)" \
+    assert lines == [
+        "fleet/devices.yaml:12:9: error: field 'spec.atributes': unknown field 'atributes' (did you mean 'attributes'?)"
+    ]
+    assert (
+        "on 500 generated documents (rows fleet/devices.csv:2, fleet/devices.csv:3, fleet/devices.csv:4, …)"
         in result.stderr
+    )
 
 
 def test_the_same_row_error_on_many_rows_folds_and_distinct_ones_are_capped(write):
-    bad_macs = ["mac,site", *[f"{m} x,paris" for m in esp32_macs(80)]]       # every name breaks the same rule
+    bad_macs = ["mac,site", *[f"{m} x,paris" for m in esp32_macs(80)]]  # every name breaks the same rule
     errors = _errors(load_fleet(write(THINGS, bad_macs), {}))
     assert len(errors) == 1 and "on 80 generated documents" in errors[0] and "field 'metadata.name'" in errors[0]
     root = write(CERTS, ["mac", *esp32_macs(80)])
-    errors = _errors(load_fleet(root, {}))          # 80 different files missing: 50 shown, then a count
+    errors = _errors(load_fleet(root, {}))  # 80 different files missing: 50 shown, then a count
     assert len(errors) == 51
-    assert "fleet/devices.yaml:10:1: error: … and 30 more error(s) in documents generated from the template at " \
-           "fleet/devices.yaml:10" in errors
+    assert (
+        "fleet/devices.yaml:10:1: error: … and 30 more error(s) in documents generated from the template at "
+        "fleet/devices.yaml:10" in errors
+    )
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("template: [{kind: Thing}]", "a ThingSet has exactly one of: csv, range"),
-    ("csv: {file: devices.csv}\n  range: {count: 2}\n  template: [{kind: Thing}]", "exactly one of: csv, range"),
-    ("range: {count: 2}\n  template: []", "at least 1 item"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("template: [{kind: Thing}]", "a ThingSet has exactly one of: csv, range"),
+        ("csv: {file: devices.csv}\n  range: {count: 2}\n  template: [{kind: Thing}]", "exactly one of: csv, range"),
+        ("range: {count: 2}\n  template: []", "at least 1 item"),
+    ],
+)
 def test_thingset_spec_is_validated(write, spec, message):
     root = write(f"apiVersion: fleetctl.io/v1\nkind: ThingSet\nmetadata: {{name: s}}\nspec:\n  {spec}\n", ["mac", "x"])
     assert any(message in e for e in _errors(load_fleet(root, {}))), _errors(load_fleet(root, {}))
@@ -167,8 +200,10 @@ def test_thingset_spec_is_validated(write, spec, message):
 
 def test_missing_csv_and_nested_thingset(write):
     root = write(THINGS.replace("file: devices.csv", "file: nowhere.csv"))
-    assert any(e.startswith("fleet/devices.yaml:5:9: error: field 'spec.csv.file': CSV file not found: 'nowhere.csv'")
-               for e in _errors(load_fleet(root, {}))), _errors(load_fleet(root, {}))
+    assert any(
+        e.startswith("fleet/devices.yaml:5:9: error: field 'spec.csv.file': CSV file not found: 'nowhere.csv'")
+        for e in _errors(load_fleet(root, {}))
+    ), _errors(load_fleet(root, {}))
     root = write("""\
         apiVersion: fleetctl.io/v1
         kind: ThingSet
@@ -178,13 +213,17 @@ def test_missing_csv_and_nested_thingset(write):
           template:
             - {apiVersion: fleetctl.io/v1, kind: ThingSet, metadata: {name: "inner-${id}"}, spec: {range: {count: 1}}}
         """)
-    assert any("fleet/devices.yaml:7:36: error: field 'spec.template.0.kind': a ThingSet template cannot contain a "
-               "ThingSet" in e for e in _errors(load_fleet(root, {}))), _errors(load_fleet(root, {}))
+    assert any(
+        "fleet/devices.yaml:7:36: error: field 'spec.template.0.kind': a ThingSet template cannot contain a "
+        "ThingSet" in e
+        for e in _errors(load_fleet(root, {}))
+    ), _errors(load_fleet(root, {}))
 
 
 def test_template_documents_of_azure_kinds(write, tmp_path):
     """The template hook is kind-agnostic: Azure device identities (and their twins) come from the same rows."""
-    root = write("""\
+    root = write(
+        """\
         apiVersion: fleetctl.io/v1
         kind: ThingSet
         metadata: {name: hub-devices}
@@ -195,7 +234,10 @@ def test_template_documents_of_azure_kinds(write, tmp_path):
               kind: Device
               metadata: {name: "esp32-${mac|compact}", target: azure-prod}
               spec: {authentication: {type: x509CA}, tags: {site: "${site}"}, desired: {interval: 30}}
-        """, ["mac,site", *[f"{m},paris" for m in esp32_macs(2)]], shared=False)
+        """,
+        ["mac,site", *[f"{m},paris" for m in esp32_macs(2)]],
+        shared=False,
+    )
     (root / "azure.yaml").write_text("""\
 apiVersion: fleetctl.io/v1
 kind: Target
@@ -212,7 +254,8 @@ spec:
 
 def test_device_config_counterpart(write):
     """…and so do the on-device configurations: one DeviceConfig per row, values from the row."""
-    root = write("""\
+    root = write(
+        """\
         apiVersion: fleetctl.io/v1
         kind: ThingSet
         metadata: {name: esp32-config}
@@ -223,7 +266,10 @@ def test_device_config_counterpart(write):
               kind: DeviceConfig
               metadata: {name: "esp32-${mac|compact}", labels: {site: "${site}"}}
               spec: {model: esp32-nvs, devices: {"${mac}": {labels: {site: "${site}"}}}}
-        """, ["mac,site", *[f"{m},paris" for m in esp32_macs(2)]], shared=False)
+        """,
+        ["mac,site", *[f"{m},paris" for m in esp32_macs(2)]],
+        shared=False,
+    )
     fleet = load_fleet(root, {})
     configs = sorted((m for m in fleet.manifests if m.decl.qualified == "device.DeviceConfig"), key=lambda m: m.name)
     assert [m.name for m in configs] == ["esp32-240AC4000000", "esp32-240AC4000001"]

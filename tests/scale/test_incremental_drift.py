@@ -2,6 +2,7 @@
 (links detached and re-attached, certificates deactivated, policies widened, things deleted), some made just
 before a read while CloudTrail's delivery delay still hides them (inside the next window's overlap) and some
 made while a read runs: after every quiescent round, the incremental read equals a full read."""
+
 from __future__ import annotations
 
 import random
@@ -21,7 +22,7 @@ from engine.quotas import AWS_IOT_QUOTAS, Quota
 from engine.sandbox.quota_proxy import QuotaProxy
 
 N = 24
-DELAY = 1.0          # the sandbox's CloudTrail delivery delay (AWS: ~5 min average)
+DELAY = 1.0  # the sandbox's CloudTrail delivery delay (AWS: ~5 min average)
 OVERLAP = timedelta(seconds=4)
 
 
@@ -70,8 +71,9 @@ def change(iot, rng: random.Random, alive: set[str], extra_policy: str) -> str:
         iot.delete_thing(thingName=name)
         alive.discard(name)
     else:
-        iot.update_thing(thingName=name, attributePayload={"attributes": {"site": f"moved-{rng.randint(0, 99)}"},
-                                                           "merge": True})
+        iot.update_thing(
+            thingName=name, attributePayload={"attributes": {"site": f"moved-{rng.randint(0, 99)}"}, "merge": True}
+        )
     return f"{what} {name}"
 
 
@@ -79,8 +81,10 @@ def change(iot, rng: random.Random, alive: set[str], extra_policy: str) -> str:
 def test_incremental_equals_full_after_every_quiescent_round(account, tmp_path, seed):
     root, env, iot, proxy = account
     rng = random.Random(seed)
-    iot.create_policy(policyName="wide-open", policyDocument='{"Version":"2012-10-17","Statement":[{"Effect":'
-                      '"Allow","Action":"iot:*","Resource":"*"}]}')
+    iot.create_policy(
+        policyName="wide-open",
+        policyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:*","Resource":"*"}]}',
+    )
     settings = Settings(overlap=OVERLAP)
     base = read(root, env, tmp_path, run.SnapshotUse(None, "first read", settings))
     assert base.plan.options["reads"][0]["mode"] == "full" and base.plan.changes == ()
@@ -91,12 +95,12 @@ def test_incremental_equals_full_after_every_quiescent_round(account, tmp_path, 
     for round_ in range(4):
         for _ in range(rng.randint(1, 4)):
             made.append(change(iot, rng, alive, "wide-open"))
-        late = round_ % 2 == 1     # read before the events are delivered: they fall inside the next overlap
+        late = round_ % 2 == 1  # read before the events are delivered: they fall inside the next overlap
         if not late:
             time.sleep(DELAY + 0.3)
         during: list[str] = []
         use = run.SnapshotUse(snapshots.load(snap_file), None, settings)
-        if round_ == 2:            # a change while the read runs
+        if round_ == 2:  # a change while the read runs
             timer = threading.Timer(0.05, lambda during=during: during.append(change(iot, rng, alive, "wide-open")))
             timer.start()
         inc = read(root, env, tmp_path, use)
@@ -108,10 +112,10 @@ def test_incremental_equals_full_after_every_quiescent_round(account, tmp_path, 
         snapshots.write(snap_file, inc.snapshot)
         if late or during:
             time.sleep(DELAY + 0.3)
-            continue              # this read may predate those events; the next round must see them
+            continue  # this read may predate those events; the next round must see them
         full = read(root, env, tmp_path, None)
         assert state(inc) == state(full), (seed, round_, made)
-    time.sleep(DELAY + 0.3)        # a last quiescent read: everything made so far, through the overlap
+    time.sleep(DELAY + 0.3)  # a last quiescent read: everything made so far, through the overlap
     inc = read(root, env, tmp_path, run.SnapshotUse(snapshots.load(snap_file), None, settings))
     full = read(root, env, tmp_path, None)
     assert state(inc) == state(full) and inc.plan.changes, (seed, made)
@@ -121,14 +125,27 @@ def test_incremental_equals_full_after_every_quiescent_round(account, tmp_path, 
 def test_a_snapshot_for_another_account_or_an_old_one_is_refused_with_a_full_read(account, tmp_path):
     root, env, iot, proxy = account
     base = read(root, env, tmp_path, run.SnapshotUse(None, "first read", Settings()))
-    entry = base.snapshot.targets["bench"] if "bench" in base.snapshot.targets else next(iter(base.snapshot.targets.values()))
+    entry = (
+        base.snapshot.targets["bench"]
+        if "bench" in base.snapshot.targets
+        else next(iter(base.snapshot.targets.values()))
+    )
     import dataclasses
-    other = dataclasses.replace(base.snapshot, targets={entry.target: dataclasses.replace(entry, account="999999999999")})
+
+    other = dataclasses.replace(
+        base.snapshot, targets={entry.target: dataclasses.replace(entry, account="999999999999")}
+    )
     result = read(root, env, tmp_path, run.SnapshotUse(other, None, Settings()))
     trust = result.plan.options["reads"][0]
     assert trust["mode"] == "full" and "account 999999999999" in trust["fullBecause"]
-    old = dataclasses.replace(base.snapshot, targets={entry.target: dataclasses.replace(
-        entry, last_full_read="2020-01-01T00:00:00Z", read_at="2020-01-01T00:00:00Z")})
+    old = dataclasses.replace(
+        base.snapshot,
+        targets={
+            entry.target: dataclasses.replace(
+                entry, last_full_read="2020-01-01T00:00:00Z", read_at="2020-01-01T00:00:00Z"
+            )
+        },
+    )
     trust = read(root, env, tmp_path, run.SnapshotUse(old, None, Settings())).plan.options["reads"][0]
     assert trust["mode"] == "full" and "maximum snapshot age" in trust["fullBecause"]
     forced = read(root, env, tmp_path, run.SnapshotUse(base.snapshot, None, Settings(full=True)))

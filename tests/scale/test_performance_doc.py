@@ -1,5 +1,6 @@
 """docs/performance.md is exercised: its ThingSet and CSV load as written, and every benchmark command is one
 the benchmark's own parser accepts."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,13 +22,24 @@ def snippets() -> dict[str, tuple[str, str]]:
 def test_every_fenced_block_is_a_known_snippet():
     text = DOC.read_text()
     assert text.count("```") == 2 * len(SNIPPET.findall(text))
-    assert set(snippets()) == {"thingset", "devices-csv", "bench-load", "bench-plan", "bench-apply",
-                               "bench-apply-certs", "bench-script", "bench-bulkreg", "bench-bulkreg-certs",
-                               "bulk-target", "bench-azure-paths"}
+    assert set(snippets()) == {
+        "thingset",
+        "devices-csv",
+        "bench-load",
+        "bench-plan",
+        "bench-apply",
+        "bench-apply-certs",
+        "bench-script",
+        "bench-bulkreg",
+        "bench-bulkreg-certs",
+        "bulk-target",
+        "bench-azure-paths",
+    }
 
 
 def test_the_thingset_snippet_validates_and_names_its_rows(tmp_path):
     from engine.sandbox import certs
+
     root = tmp_path / "fleet"
     (root / "certs").mkdir(parents=True)
     (root / "targets.yaml").write_text(TARGET)
@@ -39,20 +51,20 @@ def test_the_thingset_snippet_validates_and_names_its_rows(tmp_path):
         (root / "certs" / f"{compact}.pem").write_text(certs.issue(compact, ca).pem)
     result = run_cli("validate", str(root))
     assert result.exit_code == 0, result.output
-    assert "7 resource(s) valid" in result.stdout          # 2 things, 2 certificates, type, policy, group
+    assert "7 resource(s) valid" in result.stdout  # 2 things, 2 certificates, type, policy, group
     (root / "certs" / "240AC45F129D.pem").unlink()
     broken = run_cli("validate", str(root))
     assert broken.exit_code == 1 and "fleet/devices.csv:3, template fleet/esp32.yaml:" in broken.stderr
 
 
-BENCHMARKS = ("bench_scale.py", "bench_bulkreg.py", "bench_azure.py")     # the benchmarks docs/performance.md runs
+BENCHMARKS = ("bench_scale.py", "bench_bulkreg.py", "bench_azure.py")  # the benchmarks docs/performance.md runs
 
 
 def _benchmark(script: str):
     spec = importlib.util.spec_from_file_location(script.removesuffix(".py"), ROOT / "benchmarks" / script)
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, bench)         # dataclasses look their module up while it loads
+    sys.modules.setdefault(spec.name, bench)  # dataclasses look their module up while it loads
     spec.loader.exec_module(bench)
     return bench
 

@@ -1,6 +1,7 @@
 """The whole-fleet read of `plan`, shaped by the quota floor (research/quotas.md §8.1): the ListThings page chain
 starts while the fleet loads, group members are listed alongside the things, the chain is listed once, and a
 plan that fails to load stops the reads it started. Plus the loader's memory and collector measures."""
+
 from __future__ import annotations
 
 import gc
@@ -46,17 +47,20 @@ def test_the_chain_starts_while_the_fleet_loads_and_is_listed_once(aws_env, tmp_
     monkeypatch.setattr(run.planning, "load", load)
     ctx = run.Context(journal_path=tmp_path / "journal.jsonl")
     result = run.plan(root, ctx)
-    assert [e[0] for e in events] == ["prefetch", "loaded"]      # the chain was started before the load ended
-    assert result.plan.changes == ()                              # ... and read the same fleet: no changes
+    assert [e[0] for e in events] == ["prefetch", "loaded"]  # the chain was started before the load ended
+    assert result.plan.changes == ()  # ... and read the same fleet: no changes
     calls = result.stats["providers"]["aws/aws-eu"]["calls"]
-    assert calls["list_things"] == math.ceil(600 / 250)           # listed once, not once early and once again
+    assert calls["list_things"] == math.ceil(600 / 250)  # listed once, not once early and once again
 
 
 def test_group_members_read_alongside_the_things_land_on_each_thing(aws_env, tmp_path, write):
     root = write(THINGSET, _csv(300))
     _apply(root, tmp_path)
-    provider = run.get_provider(run.Context(journal_path=tmp_path / "j.jsonl"), ("aws", "aws-eu"),
-                                {n: m.spec for n, m in load_fleet(root, {}).targets().items()})
+    provider = run.get_provider(
+        run.Context(journal_path=tmp_path / "j.jsonl"),
+        ("aws", "aws-eu"),
+        {n: m.spec for n, m in load_fleet(root, {}).targets().items()},
+    )
     provider.prefetch()
     actual = {r.address.name: r for r in provider.read([], prune=True).actual}
     things = [r for r in actual.values() if r.kind == "aws.Thing"]
@@ -70,8 +74,9 @@ def test_group_members_read_alongside_the_things_land_on_each_thing(aws_env, tmp
 
 def test_a_fleet_that_fails_to_load_stops_the_chain_it_started(aws_env, tmp_path, write, monkeypatch):
     root = write(THINGSET, _csv(10))
-    (root / "broken.yaml").write_text("apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {name: x, target: aws-eu}\n"
-                                      "spec: {thingTpye: esp32}\n")
+    (root / "broken.yaml").write_text(
+        "apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {name: x, target: aws-eu}\nspec: {thingTpye: esp32}\n"
+    )
     started: list[aws_read.ReadAhead] = []
     real_init = aws_read.ReadAhead.__init__
 
@@ -92,10 +97,10 @@ def test_an_unbound_chain_does_not_wait_for_its_reader():
     pages = iter([([i], None) for i in range(10)])
     ahead = aws_read.ReadAhead(pages, depth=2)
     time.sleep(0.2)
-    assert ahead._queue.qsize() == 2                  # bounded while the fleet loads
+    assert ahead._queue.qsize() == 2  # bounded while the fleet loads
     ahead.unbound()
     ahead._thread.join(timeout=5)
-    assert not ahead._thread.is_alive() and ahead._queue.qsize() == 11     # every page and the end marker
+    assert not ahead._thread.is_alive() and ahead._queue.qsize() == 11  # every page and the end marker
     assert [p for p, _ in ahead] == [[i] for i in range(10)]
 
 
@@ -109,7 +114,7 @@ def test_loading_pauses_the_cyclic_collector_and_restores_it(tmp_path, write):
     gc.disable()
     try:
         load_fleet(root, {})
-        assert not gc.isenabled()                      # a caller's own pause is left alone
+        assert not gc.isenabled()  # a caller's own pause is left alone
     finally:
         gc.enable()
 
@@ -120,7 +125,8 @@ def test_generated_documents_share_their_fields_sets_without_mixing_them(tmp_pat
         "apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {name: hand-1, target: aws-eu}\n"
         "spec: {thingType: esp32}\n---\n"
         "apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {name: hand-2, target: aws-eu}\n"
-        "spec: {thingType: esp32, principals: []}\n")
+        "spec: {thingType: esp32, principals: []}\n"
+    )
     fleet = load_fleet(root, {})
     assert not fleet.diagnostics.has_errors
     things = [m for m in fleet.manifests if m.decl.qualified == "aws.Thing"]
@@ -128,5 +134,5 @@ def test_generated_documents_share_their_fields_sets_without_mixing_them(tmp_pat
     assert len({id(m.spec.__pydantic_fields_set__) for m in generated}) == 1
     assert len({id(m.envelope.metadata.__pydantic_fields_set__) for m in generated}) == 1
     desired = {d.address.name: d.spec for d in fleet.desired if d.kind == "aws.Thing"}
-    assert "principals" not in desired["hand-1"] and desired["hand-2"]["principals"] == []   # each its own fields
+    assert "principals" not in desired["hand-1"] and desired["hand-2"]["principals"] == []  # each its own fields
     assert "principals" not in desired[generated[0].name]

@@ -1,5 +1,6 @@
 """Plans of large fleets: the binding quota and duration estimate, the per-kind summary, and the drill-down
 into one device of a saved plan."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,11 @@ from engine.providers.aws.client import is_mutating
 from tests.conftest import run_cli
 from tests.scale.conftest import THINGSET, esp32_macs
 
-_API = {xform_name(name): name for service in ("iot", "iam")       # ServiceRole's calls are IAM's
-        for name in botocore.session.get_session().get_service_model(service).operation_names}
+_API = {
+    xform_name(name): name
+    for service in ("iot", "iam")  # ServiceRole's calls are IAM's
+    for name in botocore.session.get_session().get_service_model(service).operation_names
+}
 
 
 def api(op: str) -> str:
@@ -24,8 +28,7 @@ def api(op: str) -> str:
 
 
 def mutating(stats: dict) -> dict[str, int]:
-    return {api(op.removeprefix("iam:")): n for op, n in stats["calls"].items()
-            if is_mutating(op.removeprefix("iam:"))}
+    return {api(op.removeprefix("iam:")): n for op, n in stats["calls"].items() if is_mutating(op.removeprefix("iam:"))}
 
 
 def test_the_estimate_counts_exactly_the_calls_apply_makes(aws_env, fleet_dir, tmp_path):
@@ -42,18 +45,25 @@ def test_the_estimate_counts_exactly_the_calls_apply_makes(aws_env, fleet_dir, t
     spark = fleet_dir / "aws" / "springpark.yaml"
     text_ = spark.read_text()
     text_ = text_.replace("attributes: {serial: DA1275B0, site: paris}", "attributes: {serial: DA1275B0, site: lyon}")
-    text_ = text_.replace("status: ACTIVE\n  policies: [reader-policy]\n---\napiVersion: aws.fleetctl.io/v1\nkind: "
-                          "Certificate\nmetadata: {name: springpark-da1275b1",
-                          "status: INACTIVE\n  policies: [reader-policy]\n---\napiVersion: aws.fleetctl.io/v1\nkind: "
-                          "Certificate\nmetadata: {name: springpark-da1275b1", 1)
+    text_ = text_.replace(
+        "status: ACTIVE\n  policies: [reader-policy]\n---\napiVersion: aws.fleetctl.io/v1\nkind: "
+        "Certificate\nmetadata: {name: springpark-da1275b1",
+        "status: INACTIVE\n  policies: [reader-policy]\n---\napiVersion: aws.fleetctl.io/v1\nkind: "
+        "Certificate\nmetadata: {name: springpark-da1275b1",
+        1,
+    )
     text_ = text_.replace("Action: iot:Subscribe", "Action: [iot:Subscribe]")
     head, _, rest = text_.partition("apiVersion: aws.fleetctl.io/v1\nkind: Thing\nmetadata: {name: DA1275B2")
     spark.write_text(head.rstrip().rstrip("-").rstrip() + "\n")
     ctx = run.Context(journal_path=tmp_path / "journal.jsonl")
     second = run.plan(fleet_dir, ctx, targets={"aws-eu"}, prune=True)
     actions = {(c.kind, c.action.value) for c in second.plan.changes}
-    assert {("aws.Thing", "update"), ("aws.Thing", "delete"), ("aws.Certificate", "update"),
-            ("aws.Policy", "update")} <= actions, actions
+    assert {
+        ("aws.Thing", "update"),
+        ("aws.Thing", "delete"),
+        ("aws.Certificate", "update"),
+        ("aws.Policy", "update"),
+    } <= actions, actions
     report = run.apply(second.plan, run.Context(journal_path=tmp_path / "journal.jsonl"), fleet_dir, specs)
     assert report.ok, report.failed
     assert second.plan.options["estimate"]["calls"] == mutating(report.stats["aws/aws-eu"])
@@ -65,30 +75,45 @@ def test_summary_and_estimate_in_text_and_markdown(aws_env, tmp_path, write):
     assert result.exit_code == 0
     out = result.stdout
     lines = out.splitlines()
-    table = lines[lines.index(next(line for line in lines if line.strip().startswith("kind"))):]
-    assert [row.split() for row in table[:6]] == [["kind", "delete", "replace", "create", "update"],
-                                                  ["aws.Policy", ".", ".", "1", "."],
-                                                  ["aws.Thing", ".", ".", "600", "."],
-                                                  ["aws.ThingGroup", ".", ".", "1", "."],
-                                                  ["aws.ThingType", ".", ".", "1", "."],
-                                                  ["total", "0", "0", "603", "0"]]
-    assert "+ aws/aws-eu/Thing/" not in out                         # one line per kind, not per device
+    table = lines[lines.index(next(line for line in lines if line.strip().startswith("kind"))) :]
+    assert [row.split() for row in table[:6]] == [
+        ["kind", "delete", "replace", "create", "update"],
+        ["aws.Policy", ".", ".", "1", "."],
+        ["aws.Thing", ".", ".", "600", "."],
+        ["aws.ThingGroup", ".", ".", "1", "."],
+        ["aws.ThingType", ".", ".", "1", "."],
+        ["total", "0", "0", "603", "0"],
+    ]
+    assert "+ aws/aws-eu/Thing/" not in out  # one line per kind, not per device
     # 600 CreateThing and 600 AddThingToThingGroup at 100 TPS each need more than 8 changes in flight
-    assert ("Apply: 1,204 API calls, about 7.5 s, bound by the changes in flight rather than a quota (raise "
-            "FLEETCTL_WORKERS, default 8).") in out
+    assert (
+        "Apply: 1,204 API calls, about 7.5 s, bound by the changes in flight rather than a quota (raise "
+        "FLEETCTL_WORKERS, default 8)."
+    ) in out
     wider = run_cli("plan", str(root), "--summary", env={"FLEETCTL_WORKERS": "32"}).stdout
     # (CreateThing ties with AddThingToThingGroup; ties go to the first name. 0.17 s for the waves before the things)
-    assert "Apply: 1,204 API calls, about 6 s at default AWS quotas (bound by AddThingToThingGroup, 100/s; raise " \
-           "with Service Quotas L-2904683A)." in wider
+    assert (
+        "Apply: 1,204 API calls, about 6 s at default AWS quotas (bound by AddThingToThingGroup, 100/s; raise "
+        "with Service Quotas L-2904683A)." in wider
+    )
     plan = load_plan(str(tmp_path / "plan.json"))
-    assert plan.options["estimate"]["calls"] == {"AddThingToThingGroup": 600, "AttachPolicy": 1, "CreateThing": 600,
-                                                 "CreatePolicy": 1, "CreateThingGroup": 1, "CreateThingType": 1}
+    assert plan.options["estimate"]["calls"] == {
+        "AddThingToThingGroup": 600,
+        "AttachPolicy": 1,
+        "CreateThing": 600,
+        "CreatePolicy": 1,
+        "CreateThingGroup": 1,
+        "CreateThingType": 1,
+    }
     # without --summary a plan above 500 changes starts with the table and still lists every change
     full = text(plan)
     assert full.index("  aws.Thing ") < full.index("  + aws/aws-eu/Thing/")
     assert full.count("  + aws/aws-eu/Thing/") == 600 and "more:" not in full
     md = markdown(plan)
-    assert "⏱️ Apply: 1,204 API calls, about 7.5 s, bound by the changes in flight" in md and "| aws.Thing |  |  | 600 |  |" in md
+    assert (
+        "⏱️ Apply: 1,204 API calls, about 7.5 s, bound by the changes in flight" in md
+        and "| aws.Thing |  |  | 600 |  |" in md
+    )
 
 
 def test_show_drills_into_one_device_or_a_glob(aws_env, tmp_path, write):
@@ -105,7 +130,7 @@ def test_show_drills_into_one_device_or_a_glob(aws_env, tmp_path, write):
     assert "depends on: aws/aws-eu/ThingGroup/esp32-fleet, aws/aws-eu/ThingType/esp32" in one.stdout
     many = run_cli("show", planfile, "--address", "aws/aws-eu/Thing/esp32-240AC40000[0-1]?", "--format", "json")
     data = json.loads(many.stdout)
-    assert data["matched"] == 32 and "formatVersion" not in data      # a selection is never a plan file
+    assert data["matched"] == 32 and "formatVersion" not in data  # a selection is never a plan file
     assert {c["address"] for c in data["changes"]} == {f"aws/aws-eu/Thing/esp32-240AC40000{i:02X}" for i in range(32)}
     none = run_cli("show", planfile, "--address", "aws/aws-eu/Thing/nope*")
     assert none.exit_code == 1 and "no change of plan" in none.stderr

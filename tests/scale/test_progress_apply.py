@@ -1,6 +1,7 @@
 """Progress off a terminal (a CI log): an apply of more than 1,000 changes against the moto sandbox reports lines
 on stderr and a final line, and stdout carries exactly what it carried before; the plan's reads do the same,
 with `--format json` on stdout still parseable."""
+
 from __future__ import annotations
 
 import itertools
@@ -11,8 +12,10 @@ from pathlib import Path
 from tests.conftest import run_cli
 from tests.scale.conftest import THINGSET, esp32_macs
 
-LINE = re.compile(r"^apply: ([\d,]+)/([\d,]+) changes \((\d+)%\), [\d.,]+/(?:s|min), (\d+) failed"
-                  r"(?:, (?:about .+|under 1 s) left)?$")
+LINE = re.compile(
+    r"^apply: ([\d,]+)/([\d,]+) changes \((\d+)%\), [\d.,]+/(?:s|min), (\d+) failed"
+    r"(?:, (?:about .+|under 1 s) left)?$"
+)
 FINAL = re.compile(r"^apply: ([\d,]+)/([\d,]+) changes \(100%\), [\d.,]+/(?:s|min), 0 failed, done in .+$")
 
 
@@ -37,8 +40,13 @@ def test_a_large_apply_reports_progress_on_stderr(aws_env, tmp_path, write):
     assert FINAL.match(final) and final.startswith(f"apply: {total:,}/{total:,} changes (100%)"), final
     # stdout: the report as before, no progress line in it
     assert "apply: " not in applied.stdout
-    assert applied.stdout.strip().splitlines()[-1].startswith(f"Apply {json.loads(Path(planfile).read_text())['planId']}: "
-                                                              f"{total} applied, 0 failed, 0 skipped in ")
+    assert (
+        applied.stdout.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"Apply {json.loads(Path(planfile).read_text())['planId']}: {total} applied, 0 failed, 0 skipped in "
+        )
+    )
     # the re-plan reads 1,000 things: read lines on stderr, and stdout is plain JSON
     replanned = run_cli("plan", str(root), "--format", "json", env=env)
     assert replanned.exit_code == 0, replanned.output

@@ -7,6 +7,7 @@ Its apply is one update that writes the whole declared setting (per-target log l
 delete each the manifest does not declare). Scheduled audits are named resources with the ownership tag.
 Declarations: engine/providers/aws/kinds_account.py; the seam: engine/providers/aws/families.py.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from engine.providers.aws.read import ReadContext
 
 TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
-IMPORT_NAME = "account"          # the name `fleetctl import` gives a singleton
+IMPORT_NAME = "account"  # the name `fleetctl import` gives a singleton
 
 
 def singleton_name(ctx: ReadContext, kind: str) -> str | None:
@@ -44,24 +45,37 @@ def _read_indexing(ctx: Any) -> list[ActualResource]:
     conf = ctx.c.call("get_indexing_configuration")
     thing = conf.get("thingIndexingConfiguration") or {}
     group = conf.get("thingGroupIndexingConfiguration") or {}
-    state = {"thingIndexingMode": thing.get("thingIndexingMode", "OFF"),
-             "thingConnectivityIndexingMode": thing.get("thingConnectivityIndexingMode") or "OFF",
-             "deviceDefenderIndexingMode": thing.get("deviceDefenderIndexingMode") or "OFF",
-             "namedShadowIndexingMode": thing.get("namedShadowIndexingMode") or "OFF",
-             "thingGroupIndexingMode": group.get("thingGroupIndexingMode") or "OFF",
-             "customFields": sorted(({"name": f["name"], "type": f["type"]} for f in thing.get("customFields") or []),
-                                    key=lambda f: f["name"])}
+    state = {
+        "thingIndexingMode": thing.get("thingIndexingMode", "OFF"),
+        "thingConnectivityIndexingMode": thing.get("thingConnectivityIndexingMode") or "OFF",
+        "deviceDefenderIndexingMode": thing.get("deviceDefenderIndexingMode") or "OFF",
+        "namedShadowIndexingMode": thing.get("namedShadowIndexingMode") or "OFF",
+        "thingGroupIndexingMode": group.get("thingGroupIndexingMode") or "OFF",
+        "customFields": sorted(
+            ({"name": f["name"], "type": f["type"]} for f in thing.get("customFields") or []), key=lambda f: f["name"]
+        ),
+    }
     return _singleton(ctx, "aws.IndexingConfiguration", state, name)
 
 
 def _write_indexing(p: Any, c: Change) -> dict[str, Any]:
     d = c.desired
-    thing: dict[str, Any] = {k: d[k] for k in ("thingIndexingMode", "thingConnectivityIndexingMode",
-                                              "deviceDefenderIndexingMode", "namedShadowIndexingMode")}
+    thing: dict[str, Any] = {
+        k: d[k]
+        for k in (
+            "thingIndexingMode",
+            "thingConnectivityIndexingMode",
+            "deviceDefenderIndexingMode",
+            "namedShadowIndexingMode",
+        )
+    }
     if d.get("customFields") or c.actual.get("customFields"):
         thing["customFields"] = d.get("customFields", [])
-    p.client.call("update_indexing_configuration", thingIndexingConfiguration=thing,
-                  thingGroupIndexingConfiguration={"thingGroupIndexingMode": d["thingGroupIndexingMode"]})
+    p.client.call(
+        "update_indexing_configuration",
+        thingIndexingConfiguration=thing,
+        thingGroupIndexingConfiguration={"thingGroupIndexingMode": d["thingGroupIndexingMode"]},
+    )
     return {}
 
 
@@ -72,27 +86,38 @@ def _read_logging(ctx: Any) -> list[ActualResource]:
         return []
     try:
         opts = ctx.c.call("get_v2_logging_options")
-        levels = {level_key(t["logTarget"]["targetType"], t["logTarget"].get("targetName", "")): t["logLevel"]
-                  for t in ctx.c.pages("list_v2_logging_levels", "logTargetConfigurations")
-                  if t["logTarget"]["targetType"] != "DEFAULT"}
-    except errors.NotFound:       # an account where v2 logging was never set: logging is off
+        levels = {
+            level_key(t["logTarget"]["targetType"], t["logTarget"].get("targetName", "")): t["logLevel"]
+            for t in ctx.c.pages("list_v2_logging_levels", "logTargetConfigurations")
+            if t["logTarget"]["targetType"] != "DEFAULT"
+        }
+    except errors.NotFound:  # an account where v2 logging was never set: logging is off
         opts, levels = {"defaultLogLevel": "DISABLED", "disableAllLogs": True}, {}
-    state = {"roleArn": opts.get("roleArn"), "defaultLogLevel": opts.get("defaultLogLevel", "ERROR"),
-             "disableAllLogs": bool(opts.get("disableAllLogs", False)), "levels": levels}
+    state = {
+        "roleArn": opts.get("roleArn"),
+        "defaultLogLevel": opts.get("defaultLogLevel", "ERROR"),
+        "disableAllLogs": bool(opts.get("disableAllLogs", False)),
+        "levels": levels,
+    }
     return _singleton(ctx, "aws.LoggingOptions", state, name)
 
 
 def _write_logging(p: Any, c: Change) -> dict[str, Any]:
     d = c.desired
     if any(f.path.split(".")[0] != "levels" for f in c.fields) or not c.actual.get("roleArn"):
-        p.client.call("set_v2_logging_options", roleArn=d["roleArn"], defaultLogLevel=d["defaultLogLevel"],
-                      disableAllLogs=d["disableAllLogs"])
+        p.client.call(
+            "set_v2_logging_options",
+            roleArn=d["roleArn"],
+            defaultLogLevel=d["defaultLogLevel"],
+            disableAllLogs=d["disableAllLogs"],
+        )
     want, have = d.get("levels") or {}, c.actual.get("levels") or {}
     for key, level in sorted(want.items()):
         if have.get(key) != level:
             target_type, target_name = key.split("/", 1)
-            p.client.call("set_v2_logging_level", logTarget={"targetType": target_type, "targetName": target_name},
-                          logLevel=level)
+            p.client.call(
+                "set_v2_logging_level", logTarget={"targetType": target_type, "targetName": target_name}, logLevel=level
+            )
     for key in sorted(set(have) - set(want)):
         target_type, target_name = key.split("/", 1)
         p.client.call("delete_v2_logging_level", targetType=target_type, targetName=target_name)
@@ -124,22 +149,32 @@ def _read_audit(ctx: Any) -> list[ActualResource]:
         return []
     conf = ctx.c.call("describe_account_audit_configuration")
     sns = (conf.get("auditNotificationTargetConfigurations") or {}).get("SNS")
-    state = {"roleArn": conf.get("roleArn"),
-             "sns": {"targetArn": sns.get("targetArn"), "roleArn": sns.get("roleArn"),
-                     "enabled": bool(sns.get("enabled", False))} if sns else None,
-             "enabledChecks": sorted(k for k, v in (conf.get("auditCheckConfigurations") or {}).items()
-                                     if (v or {}).get("enabled"))}
+    state = {
+        "roleArn": conf.get("roleArn"),
+        "sns": {
+            "targetArn": sns.get("targetArn"),
+            "roleArn": sns.get("roleArn"),
+            "enabled": bool(sns.get("enabled", False)),
+        }
+        if sns
+        else None,
+        "enabledChecks": sorted(
+            k for k, v in (conf.get("auditCheckConfigurations") or {}).items() if (v or {}).get("enabled")
+        ),
+    }
     return _singleton(ctx, "aws.AccountAuditConfiguration", state, name)
 
 
 def _write_audit(p: Any, c: Change) -> dict[str, Any]:
     d = c.desired
     want, have = set(d.get("enabledChecks", [])), set(c.actual.get("enabledChecks", []) or [])
-    args: dict[str, Any] = {"roleArn": d["roleArn"],
-                            "auditCheckConfigurations": {k: {"enabled": k in want} for k in sorted(want | have)}}
+    args: dict[str, Any] = {
+        "roleArn": d["roleArn"],
+        "auditCheckConfigurations": {k: {"enabled": k in want} for k in sorted(want | have)},
+    }
     if d.get("sns"):
         args["auditNotificationTargetConfigurations"] = {"SNS": d["sns"]}
-    elif c.actual.get("sns"):          # declared without a target: the existing one is turned off
+    elif c.actual.get("sns"):  # declared without a target: the existing one is turned off
         args["auditNotificationTargetConfigurations"] = {"SNS": {**c.actual["sns"], "enabled": False}}
     p.client.call("update_account_audit_configuration", **args)
     return {}
@@ -159,12 +194,19 @@ def _read_scheduled(ctx: Any) -> list[ActualResource]:
             a = ctx.c.call("describe_scheduled_audit", scheduledAuditName=name)
         except errors.NotFound:
             continue
-        state = {"frequency": a.get("frequency"), "dayOfMonth": a.get("dayOfMonth"), "dayOfWeek": a.get("dayOfWeek"),
-                 "targetCheckNames": sorted(a.get("targetCheckNames") or [])}
+        state = {
+            "frequency": a.get("frequency"),
+            "dayOfMonth": a.get("dayOfMonth"),
+            "dayOfWeek": a.get("dayOfWeek"),
+            "targetCheckNames": sorted(a.get("targetCheckNames") or []),
+        }
         state = {k: v for k, v in state.items() if v is not None}
         managed = ctx.ownership("aws.ScheduledAudit", name, state, arn)
-        out.append(ActualResource(ctx.p.addr("ScheduledAudit", name), "aws.ScheduledAudit", state, managed=managed,
-                                  ids={"arn": arn}))
+        out.append(
+            ActualResource(
+                ctx.p.addr("ScheduledAudit", name), "aws.ScheduledAudit", state, managed=managed, ids={"arn": arn}
+            )
+        )
     return out
 
 
@@ -177,8 +219,9 @@ def _schedule_args(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scheduled_create(p: Any, c: Change) -> dict[str, Any]:
-    p.client.call("create_scheduled_audit", scheduledAuditName=c.address.name, tags=TAGS,
-                  **_schedule_args(dict(c.desired)))
+    p.client.call(
+        "create_scheduled_audit", scheduledAuditName=c.address.name, tags=TAGS, **_schedule_args(dict(c.desired))
+    )
     return {}
 
 
@@ -199,6 +242,10 @@ register(Family("aws.IndexingConfiguration", _read_indexing, {Action.UPDATE: _wr
 register(Family("aws.LoggingOptions", _read_logging, {Action.UPDATE: _write_logging}, before="aws.ThingType"))
 register(Family("aws.EventConfigurations", _read_events, {Action.UPDATE: _write_events}, before="aws.ThingType"))
 register(Family("aws.AccountAuditConfiguration", _read_audit, {Action.UPDATE: _write_audit}, before="aws.ThingType"))
-register(Family("aws.ScheduledAudit", _read_scheduled, {Action.CREATE: _scheduled_create,
-                                                        Action.UPDATE: _scheduled_update,
-                                                        Action.DELETE: _scheduled_delete}))
+register(
+    Family(
+        "aws.ScheduledAudit",
+        _read_scheduled,
+        {Action.CREATE: _scheduled_create, Action.UPDATE: _scheduled_update, Action.DELETE: _scheduled_delete},
+    )
+)

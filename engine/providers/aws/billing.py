@@ -6,6 +6,7 @@ members index (`ctx.shared["billingGroupOf"]`) gives each thing its `billingGrou
 so a billing group is read before things, whenever things are. A thing joins its billing group in CreateThing
 (`billingGroupName`) or with AddThingToBillingGroup; a billing group is deleted after its members are removed.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,10 @@ def read_billing_groups(ctx: ReadContext) -> list[ActualResource]:
     def one(name: str) -> ActualResource | None:
         try:
             g = ctx.c.call("describe_billing_group", billingGroupName=name)
-            tags = {t["Key"]: t.get("Value", "") for t in ctx.c.pages(
-                "list_tags_for_resource", "tags", page_size=None, resourceArn=g["billingGroupArn"])}
+            tags = {
+                t["Key"]: t.get("Value", "")
+                for t in ctx.c.pages("list_tags_for_resource", "tags", page_size=None, resourceArn=g["billingGroupArn"])
+            }
             members = sorted(ctx.c.pages("list_things_in_billing_group", "things", billingGroupName=name))
         except errors.NotFound:
             return None
@@ -42,10 +45,14 @@ def read_billing_groups(ctx: ReadContext) -> list[ActualResource]:
         if desc:
             state["description"] = desc
         ctx.marker("aws.BillingGroup", name, state, marked)
-        return ActualResource(p.addr("BillingGroup", name), "aws.BillingGroup", state,
-                              managed=ctx.declared("aws.BillingGroup", name) or marked,
-                              token=str(g.get("version", "")),
-                              ids={"arn": g["billingGroupArn"], "version": g.get("version"), "members": members})
+        return ActualResource(
+            p.addr("BillingGroup", name),
+            "aws.BillingGroup",
+            state,
+            managed=ctx.declared("aws.BillingGroup", name) or marked,
+            token=str(g.get("version", "")),
+            ids={"arn": g["billingGroupArn"], "version": g.get("version"), "members": members},
+        )
 
     groups = [r for r in parallel(one, names) if r is not None]
     ctx.shared["billingGroupOf"] = {thing: g.address.name for g in groups for thing in g.ids["members"]}
@@ -66,8 +73,10 @@ def _create(p: AwsProvider, c: Change) -> dict[str, Any]:
 def _update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d, name = c.desired, c.address.name
     if any(f.path == "description" for f in c.fields) or c.action is Action.CREATE:
-        args: dict[str, Any] = {"billingGroupName": name,
-                                "billingGroupProperties": {"billingGroupDescription": d.get("description") or ""}}
+        args: dict[str, Any] = {
+            "billingGroupName": name,
+            "billingGroupProperties": {"billingGroupDescription": d.get("description") or ""},
+        }
         if c.ids.get("version") is not None:
             args["expectedVersion"] = c.ids["version"]
         p.client.call("update_billing_group", **args)
@@ -110,6 +119,13 @@ def thing_billing(p: AwsProvider, c: Change) -> None:
         p.client.call("add_thing_to_billing_group", billingGroupName=new, thingName=c.address.name)
 
 
-register(Family("aws.BillingGroup", read_billing_groups, {Action.CREATE: _create, Action.UPDATE: _update,
-                                                          Action.DELETE: _delete},
-                before="aws.ThingGroup", feeds=("aws.Thing",), feeds_when=_declares_billing))
+register(
+    Family(
+        "aws.BillingGroup",
+        read_billing_groups,
+        {Action.CREATE: _create, Action.UPDATE: _update, Action.DELETE: _delete},
+        before="aws.ThingGroup",
+        feeds=("aws.Thing",),
+        feeds_when=_declares_billing,
+    )
+)

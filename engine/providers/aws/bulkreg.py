@@ -33,6 +33,7 @@ throttling quotas (research/quotas.md §1.3), so a task is not faster than the p
 client calls instead of O(devices) and trades the per-device journal entries (begin/success with each request
 id) for one begin/success per change around one task id. docs/performance.md §5 has the measured trade-off.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -52,8 +53,8 @@ from engine.providers.aws.kinds import MARKER_KEY, MARKER_VALUE
 if TYPE_CHECKING:
     from engine.providers.aws.provider import AwsProvider
 
-TEMPLATE_MAX = 10240          # StartThingRegistrationTask templateBody length
-LINE_MAX = 256 * 1024         # research/quotas.md §1.3: at most 256K per input line
+TEMPLATE_MAX = 10240  # StartThingRegistrationTask templateBody length
+LINE_MAX = 256 * 1024  # research/quotas.md §1.3: at most 256K per input line
 ACTIVE = ("InProgress", "Cancelling")
 OP = "thing_registration_task"
 OVERRIDES = {"AttributePayload": "REPLACE", "ThingTypeName": "REPLACE", "ThingGroups": "MERGE"}
@@ -74,14 +75,18 @@ class BulkConfig:
         if spec is None:
             return None
         get: Callable[..., Any] = spec.get if isinstance(spec, Mapping) else lambda k, d=None: getattr(spec, k, d)
-        return cls(bucket=get("bucket"), role_arn=get("roleArn"), prefix=get("prefix") or cls.prefix,
-                   threshold=int(get("threshold") or cls.threshold),
-                   poll_seconds=float(get("pollSeconds") or cls.poll_seconds),
-                   wait_seconds=float(cls.wait_seconds if get("waitSeconds") is None else get("waitSeconds")))
+        return cls(
+            bucket=get("bucket"),
+            role_arn=get("roleArn"),
+            prefix=get("prefix") or cls.prefix,
+            threshold=int(get("threshold") or cls.threshold),
+            poll_seconds=float(get("pollSeconds") or cls.poll_seconds),
+            wait_seconds=float(cls.wait_seconds if get("waitSeconds") is None else get("waitSeconds")),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- shapes (pure)
-Shape = tuple[Any, ...]      # (template, its distinguishing parts...): the changes of one shape share a task
+Shape = tuple[Any, ...]  # (template, its distinguishing parts...): the changes of one shape share a task
 
 
 def shape(c: Change, statuses: Mapping[str, str]) -> Shape | None:
@@ -100,8 +105,13 @@ def shape(c: Change, statuses: Mapping[str, str]) -> Shape | None:
             if not cid:
                 return None
             link = "task" if cid in statuses else "call"
-        return ("thing", bool(d.get("thingType")), tuple(sorted(d.get("attributes") or {})),
-                len(d.get("groups") or []), link)
+        return (
+            "thing",
+            bool(d.get("thingType")),
+            tuple(sorted(d.get("attributes") or {})),
+            len(d.get("groups") or []),
+            link,
+        )
     if c.kind == "aws.Certificate":
         if not c.inputs.get("caCertificatePem") or not c.inputs.get("certificatePem") or not d.get("certificateId"):
             return None
@@ -119,22 +129,33 @@ def template(s: Shape) -> dict[str, Any]:
 
     if s[0] == "thing":
         _, typed, keys, groups, link = s
-        props: dict[str, Any] = {"ThingName": ref("ThingName"),
-                                 "AttributePayload": {**{k: ref(f"A{i}") for i, k in enumerate(keys)},
-                                                      MARKER_KEY: MARKER_VALUE}}
+        props: dict[str, Any] = {
+            "ThingName": ref("ThingName"),
+            "AttributePayload": {**{k: ref(f"A{i}") for i, k in enumerate(keys)}, MARKER_KEY: MARKER_VALUE},
+        }
         if typed:
             props["ThingTypeName"] = ref("ThingTypeName")
         if groups:
             props["ThingGroups"] = [ref(f"G{i}") for i in range(groups)]
-        resources: dict[str, Any] = {"thing": {"Type": "AWS::IoT::Thing", "Properties": props,
-                                               "OverrideSettings": dict(OVERRIDES)}}
+        resources: dict[str, Any] = {
+            "thing": {"Type": "AWS::IoT::Thing", "Properties": props, "OverrideSettings": dict(OVERRIDES)}
+        }
         if link == "task":
-            resources["certificate"] = {"Type": "AWS::IoT::Certificate", "Properties": {
-                "CertificateId": ref("CertificateId"), "Status": ref("CertificateStatus")}}
+            resources["certificate"] = {
+                "Type": "AWS::IoT::Certificate",
+                "Properties": {"CertificateId": ref("CertificateId"), "Status": ref("CertificateStatus")},
+            }
     else:
-        resources = {"certificate": {"Type": "AWS::IoT::Certificate", "Properties": {
-            "CertificatePem": ref("CertificatePem"), "CACertificatePem": ref("CACertificatePem"),
-            "Status": ref("Status")}}}
+        resources = {
+            "certificate": {
+                "Type": "AWS::IoT::Certificate",
+                "Properties": {
+                    "CertificatePem": ref("CertificatePem"),
+                    "CACertificatePem": ref("CACertificatePem"),
+                    "Status": ref("Status"),
+                },
+            }
+        }
         for i in range(s[1]):
             resources[f"policy{i}"] = {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": ref(f"P{i}")}}
     return {"Parameters": params, "Resources": resources}
@@ -158,8 +179,11 @@ def line(c: Change, s: Shape, statuses: Mapping[str, str]) -> dict[str, str]:
             cid = c.inputs["certificateIds"][d["principals"][0]]
             out.update({"CertificateId": cid, "CertificateStatus": statuses[cid]})
         return out
-    out = {"CertificatePem": c.inputs["certificatePem"], "CACertificatePem": c.inputs["caCertificatePem"],
-           "Status": d.get("status", "ACTIVE")}
+    out = {
+        "CertificatePem": c.inputs["certificatePem"],
+        "CACertificatePem": c.inputs["caCertificatePem"],
+        "Status": d.get("status", "ACTIVE"),
+    }
     out.update({f"P{i}": p for i, p in enumerate(d.get("policies") or [])})
     return out
 
@@ -185,8 +209,11 @@ def batches(changes: Iterable[Change], cfg: BulkConfig, statuses: Mapping[str, s
 
 def created_statuses(changes: Iterable[Change]) -> dict[str, str]:
     """Certificate id → the status apply gives it, for the certificate creates/updates of `changes`."""
-    return {c.desired["certificateId"]: c.desired.get("status", "ACTIVE") for c in changes
-            if c.kind == "aws.Certificate" and c.action is not Action.DELETE and c.desired.get("certificateId")}
+    return {
+        c.desired["certificateId"]: c.desired.get("status", "ACTIVE")
+        for c in changes
+        if c.kind == "aws.Certificate" and c.action is not Action.DELETE and c.desired.get("certificateId")
+    }
 
 
 # ---------------------------------------------------------------------------------------------- plan estimate (pure)
@@ -218,9 +245,12 @@ def client_calls(seconds: float, cfg: BulkConfig) -> int:
     return 6 + polls(seconds, cfg)
 
 
-def estimate_note(waves: Sequence[Sequence[Change]], configs: Mapping[str, BulkConfig],
-                  calls: Callable[[Change], Mapping[str, int] | None],
-                  tps: Callable[[str], float]) -> dict[str, Any] | None:
+def estimate_note(
+    waves: Sequence[Sequence[Change]],
+    configs: Mapping[str, BulkConfig],
+    calls: Callable[[Change], Mapping[str, int] | None],
+    tps: Callable[[str], float],
+) -> dict[str, Any] | None:
     """What the plan says about the bulk path of the targets in `configs`: the tasks apply will start (a wave's
     batches, as `batches` will cut them at apply), the changes they carry, and the client calls they make instead of
     the per-call path's; `line` is the sentence the plan prints."""
@@ -241,14 +271,21 @@ def estimate_note(waves: Sequence[Sequence[Change]], configs: Mapping[str, BulkC
                 changes += len(batch)
                 per_call += sum(counted.values())
                 seconds += task_seconds
-                client += client_calls(task_seconds, cfg) + sum(1 for c in batch
-                                                                if (s := shape(c, statuses)) and s[-1] == "call")
+                client += client_calls(task_seconds, cfg) + sum(
+                    1 for c in batch if (s := shape(c, statuses)) and s[-1] == "call"
+                )
         statuses.update(created_statuses(wave))
     if not tasks:
         note: dict[str, Any] = {"tasks": 0, "threshold": min(c.threshold for c in configs.values())}
     else:
-        note = {"tasks": tasks, "changes": changes, "clientCalls": client, "perCallCalls": per_call,
-                "taskSeconds": round(seconds, 1), "threshold": min(c.threshold for c in configs.values())}
+        note = {
+            "tasks": tasks,
+            "changes": changes,
+            "clientCalls": client,
+            "perCallCalls": per_call,
+            "taskSeconds": round(seconds, 1),
+            "threshold": min(c.threshold for c in configs.values()),
+        }
     return {"path": "aws-bulk-registration", **note, "line": note_line(note)}
 
 
@@ -256,11 +293,15 @@ def note_line(note: Mapping[str, Any] | None) -> str:
     if not note:
         return ""
     if not note.get("tasks"):
-        return (f"no apply wave has {note['threshold']} new things/certificates of one shape: bulk registration "
-                "(aws.bulkRegistration) is not used")
-    return (f"{note['changes']} new thing(s)/certificate(s) by {note['tasks']} AWS bulk registration task(s) "
-            f"(aws.bulkRegistration, threshold {note['threshold']}): ~{note['clientCalls']} client calls instead of "
-            f"{note['perCallCalls']}, at the same quotas server-side, journaled per change around each task id")
+        return (
+            f"no apply wave has {note['threshold']} new things/certificates of one shape: bulk registration "
+            "(aws.bulkRegistration) is not used"
+        )
+    return (
+        f"{note['changes']} new thing(s)/certificate(s) by {note['tasks']} AWS bulk registration task(s) "
+        f"(aws.bulkRegistration, threshold {note['threshold']}): ~{note['clientCalls']} client calls instead of "
+        f"{note['perCallCalls']}, at the same quotas server-side, journaled per change around each task id"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- apply
@@ -270,7 +311,7 @@ def _note(hook: Any, event: str, **fields: Any) -> None:
         return
     try:
         hook(OP, event, None, None, **fields)
-    except TypeError:        # a hook without extra fields
+    except TypeError:  # a hook without extra fields
         hook(OP, event, None, None)
 
 
@@ -279,8 +320,9 @@ def _describe(p: AwsProvider, task_id: str) -> dict[str, Any]:
 
 
 def _wait_for_others(p: AwsProvider, cfg: BulkConfig, hook: Any) -> None:
-    running = [t for status in ACTIVE
-               for t in p.client.pages("list_thing_registration_tasks", "taskIds", status=status)]
+    running = [
+        t for status in ACTIVE for t in p.client.pages("list_thing_registration_tasks", "taskIds", status=status)
+    ]
     if not running:
         return
     _note(hook, "task-wait", taskIds=running, waitSeconds=cfg.wait_seconds)
@@ -292,8 +334,15 @@ def _wait_for_others(p: AwsProvider, cfg: BulkConfig, hook: Any) -> None:
             except errors.NotFound:
                 break
             if d.get("status") not in ACTIVE:
-                _note(hook, "task-ended", taskId=task_id, status=d.get("status"), successCount=d.get("successCount"),
-                      failureCount=d.get("failureCount"), observed=True)     # another apply's (or tool's) task
+                _note(
+                    hook,
+                    "task-ended",
+                    taskId=task_id,
+                    status=d.get("status"),
+                    successCount=d.get("successCount"),
+                    failureCount=d.get("failureCount"),
+                    observed=True,
+                )  # another apply's (or tool's) task
                 break
             if time.monotonic() >= deadline:
                 raise errors.Conflict(
@@ -301,7 +350,9 @@ def _wait_for_others(p: AwsProvider, cfg: BulkConfig, hook: Any) -> None:
                     f"{d.get('inputFileKey')}, {d.get('percentageProgress', 0)}% done) is still running after "
                     f"fleetctl waited {cfg.wait_seconds:g} s for it, and AWS runs one task at a time per account: "
                     f"re-run apply when it has ended (aws iot describe-thing-registration-task --task-id {task_id}), "
-                    f"or stop it (aws iot stop-thing-registration-task)", code="ThingRegistrationTaskInProgress")
+                    f"or stop it (aws iot stop-thing-registration-task)",
+                    code="ThingRegistrationTaskInProgress",
+                )
             time.sleep(min(cfg.poll_seconds, max(0.01, deadline - time.monotonic())))
 
 
@@ -309,20 +360,25 @@ def _start(p: AwsProvider, cfg: BulkConfig, body: str, key: str, hook: Any) -> s
     for attempt in range(3):
         _wait_for_others(p, cfg, hook)
         try:
-            task_id: str = p.client.call("start_thing_registration_task", templateBody=body,
-                                         inputFileBucket=cfg.bucket, inputFileKey=key,
-                                         roleArn=cfg.role_arn)["taskId"]
+            task_id: str = p.client.call(
+                "start_thing_registration_task",
+                templateBody=body,
+                inputFileBucket=cfg.bucket,
+                inputFileKey=key,
+                roleArn=cfg.role_arn,
+            )["taskId"]
             return task_id
         except errors.Invalid as exc:
-            if "in progress" not in str(exc) or attempt == 2:    # another task started since we looked
+            if "in progress" not in str(exc) or attempt == 2:  # another task started since we looked
                 raise
     raise AssertionError("unreachable")
 
 
 def _reports(p: AwsProvider, task_id: str, kind: str) -> list[dict[str, Any]]:
     out = []
-    for link in p.client.pages("list_thing_registration_task_reports", "resourceLinks", taskId=task_id,
-                               reportType=kind):
+    for link in p.client.pages(
+        "list_thing_registration_task_reports", "resourceLinks", taskId=task_id, reportType=kind
+    ):
         for text in p.client.fetch_link(link).splitlines():
             if text.strip():
                 try:
@@ -349,40 +405,60 @@ def run_task(p: AwsProvider, changes: list[Change], lock: threading.Lock) -> lis
     hook = p.client.hook
     shapes = [shape(c, p.cert_status) for c in changes]
     s = shapes[0]
-    if s is None:                # cannot happen when batches() cut the batch: per call, then
+    if s is None:  # cannot happen when batches() cut the batch: per call, then
         return [_per_call(p, c) for c in changes]
-    misfits = {i for i, x in enumerate(shapes) if x != s}     # cannot happen when batches() cut the batch
+    misfits = {i for i, x in enumerate(shapes) if x != s}  # cannot happen when batches() cut the batch
     rows = [(i, c) for i, c in enumerate(changes) if i not in misfits]
     started = time.monotonic()
-    with lock:                   # the provider's batches one after the other: AWS runs one task per account
+    with lock:  # the provider's batches one after the other: AWS runs one task per account
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         key = f"{cfg.prefix}{stamp}-{uuid.uuid4().hex[:12]}.jsonl"
         try:
-            p.client.put_text(cfg.bucket, key, "".join(json.dumps(line(c, s, p.cert_status), sort_keys=True) + "\n"
-                                                       for _, c in rows))
+            p.client.put_text(
+                cfg.bucket, key, "".join(json.dumps(line(c, s, p.cert_status), sort_keys=True) + "\n" for _, c in rows)
+            )
         except errors.ProviderError as exc:
-            raise type(exc)(f"cannot write the bulk registration input file s3://{cfg.bucket}/{key} "
-                            f"(aws.bulkRegistration.bucket): {exc}", code=exc.code, status=exc.status,
-                            request_id=exc.request_id) from None
+            raise type(exc)(
+                f"cannot write the bulk registration input file s3://{cfg.bucket}/{key} "
+                f"(aws.bulkRegistration.bucket): {exc}",
+                code=exc.code,
+                status=exc.status,
+                request_id=exc.request_id,
+            ) from None
         task_id = _start(p, cfg, template_body(s), key, hook)
-        _note(hook, "task-started", taskId=task_id, input=f"s3://{cfg.bucket}/{key}", changes=len(rows),
-              shape=s[0], task="AWS bulk registration task")
+        _note(
+            hook,
+            "task-started",
+            taskId=task_id,
+            input=f"s3://{cfg.bucket}/{key}",
+            changes=len(rows),
+            shape=s[0],
+            task="AWS bulk registration task",
+        )
         began = time.monotonic()
         while True:
             desc = _describe(p, task_id)
             if desc.get("status") not in ACTIVE:
                 break
             time.sleep(next_poll(int(desc.get("percentageProgress") or 0), time.monotonic() - began, cfg))
-        _note(hook, "task-ended", taskId=task_id, status=desc.get("status"), successCount=desc.get("successCount"),
-              failureCount=desc.get("failureCount"))
+        _note(
+            hook,
+            "task-ended",
+            taskId=task_id,
+            status=desc.get("status"),
+            successCount=desc.get("successCount"),
+            failureCount=desc.get("failureCount"),
+        )
     p.bulk_stats["tasks"] += 1
     p.bulk_stats["changes"] += len(rows)
     outcomes: list[errors.ProviderError | None] = [None] * len(changes)
     for i in misfits:
         outcomes[i] = _per_call(p, changes[i])
     if desc.get("status") == "Failed":
-        failure = errors.ProviderError(f"AWS bulk registration task {task_id} failed: "
-                                       f"{desc.get('message') or 'no reason given'}", code="ThingRegistrationTaskFailed")
+        failure = errors.ProviderError(
+            f"AWS bulk registration task {task_id} failed: {desc.get('message') or 'no reason given'}",
+            code="ThingRegistrationTaskFailed",
+        )
         for i, _ in rows:
             outcomes[i] = failure
         return outcomes
@@ -391,21 +467,26 @@ def run_task(p: AwsProvider, changes: list[Change], lock: threading.Lock) -> lis
     by_ref = {str(e.get("referenceId")): e for e in results + failures}
     by_key = {k: e for e in results if (k := _arn_key(e, changes[0].kind)) is not None}
     from engine.providers.aws.client import error_from_code
+
     for position, (i, c) in enumerate(rows):
         entry = by_key.get(_key(c)) or by_ref.get(str(position))
         if entry is not None and "response" in entry and _arn_key(entry, c.kind) not in (None, _key(c)):
-            entry = None         # a referenceId that does not name this change's resource: not its result
+            entry = None  # a referenceId that does not name this change's resource: not its result
         if entry is None:
-            outcomes[i] = errors.ProviderError(f"AWS bulk registration task {task_id} ended {desc.get('status')} "
-                                               f"without a result for line {position}", code="NoResult")
+            outcomes[i] = errors.ProviderError(
+                f"AWS bulk registration task {task_id} ended {desc.get('status')} without a result for line {position}",
+                code="NoResult",
+            )
         elif "response" in entry:
             outcomes[i] = _completed(p, c, s, entry)
         elif c.kind == "aws.Certificate" and entry.get("errorCode") == "ResourceAlreadyExistsException":
-            outcomes[i] = _per_call(p, c)       # registered by an interrupted apply: converge it per call
+            outcomes[i] = _per_call(p, c)  # registered by an interrupted apply: converge it per call
         else:
-            outcomes[i] = error_from_code(str(entry.get("errorCode") or ""),
-                                          f"{entry.get('errorMessage') or entry.get('errorCode')} (bulk registration "
-                                          f"task {task_id}, input line {position})")
+            outcomes[i] = error_from_code(
+                str(entry.get("errorCode") or ""),
+                f"{entry.get('errorMessage') or entry.get('errorCode')} (bulk registration "
+                f"task {task_id}, input line {position})",
+            )
     p.bulk_stats["seconds"] += time.monotonic() - started
     return outcomes
 

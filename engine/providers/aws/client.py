@@ -25,6 +25,7 @@ IAM (ServiceRole, engine/providers/aws/iam.py) goes through `iam_call`: exactly 
 retried, mutating calls journaled with their request ids — counted as `iam:<op>`. IAM is a global service: its
 client is made without the IoT endpoint override (AWS_ENDPOINT_URL_IAM or AWS_ENDPOINT_URL still apply).
 """
+
 from __future__ import annotations
 
 import collections
@@ -52,12 +53,30 @@ from engine import errors
 from engine.ratelimit import RateLimiter
 from engine.retry import RetryPolicy
 
-MUTATING_PREFIXES = ("create_", "update_", "delete_", "attach_", "detach_", "register_", "add_", "remove_",
-                     "set_", "replace_", "deprecate_", "tag_", "untag_", "start_", "accept_", "reject_",
-                     "transfer_", "cancel_", "put_")
+MUTATING_PREFIXES = (
+    "create_",
+    "update_",
+    "delete_",
+    "attach_",
+    "detach_",
+    "register_",
+    "add_",
+    "remove_",
+    "set_",
+    "replace_",
+    "deprecate_",
+    "tag_",
+    "untag_",
+    "start_",
+    "accept_",
+    "reject_",
+    "transfer_",
+    "cancel_",
+    "put_",
+)
 _CODE_MAP: dict[str, type[errors.ProviderError]] = {
     "ResourceNotFoundException": errors.NotFound,
-    "NotConfiguredException": errors.NotFound,      # GetV2LoggingOptions on an account without v2 logging
+    "NotConfiguredException": errors.NotFound,  # GetV2LoggingOptions on an account without v2 logging
     "ResourceAlreadyExistsException": errors.Conflict,
     "DeleteConflictException": errors.Conflict,
     "CertificateStateException": errors.Conflict,
@@ -115,11 +134,18 @@ def translate(exc: Exception, op: str) -> errors.ProviderError:
         request_id = meta.get("RequestId")
         if status == 500 and message.lstrip().startswith("<"):
             # moto's server answers an operation it does not implement with an HTML 500 page
-            return errors.Unsupported(f"the AWS endpoint does not implement {op}", code="NotImplemented",
-                                      status=500, request_id=request_id)
+            return errors.Unsupported(
+                f"the AWS endpoint does not implement {op}", code="NotImplemented", status=500, request_id=request_id
+            )
         cls = _CODE_MAP.get(code)
         if cls is None:
-            cls = errors.Transient if (status or 0) >= 500 else errors.Throttled if status == 429 else errors.ProviderError
+            cls = (
+                errors.Transient
+                if (status or 0) >= 500
+                else errors.Throttled
+                if status == 429
+                else errors.ProviderError
+            )
         return cls(message, code=code, status=status, request_id=request_id)
     if isinstance(exc, EndpointConnectionError):
         return errors.Transient(f"cannot reach the AWS endpoint: {exc}", code="EndpointConnectionError")
@@ -132,18 +158,29 @@ def profile_error(name: str | None, *, from_target: bool) -> errors.ProviderErro
     """An unknown AWS profile, said plainly: which setting named it and which profiles exist (botocore reads
     ~/.aws/config and ~/.aws/credentials, or AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE)."""
     import botocore.session
+
     try:
         known = sorted(botocore.session.Session(profile=None).available_profiles)
     except Exception:  # noqa: BLE001 - a config file botocore cannot read: say so instead of listing
         known = None
     setting = "the Target's spec.aws.profile" if from_target else "the AWS_PROFILE environment variable"
-    listed = (f"configured profiles: {', '.join(known)}" if known else "no profile is configured" if known is not None
-              else "the AWS config files cannot be read")
-    fix = (f"fix: add it, e.g. `aws configure --profile {name}`, or " +
-           ("remove spec.aws.profile" if from_target else "unset AWS_PROFILE") + " to use the standard credential chain")
-    return errors.Invalid(f"AWS profile '{name}' (from {setting}) is not configured; {listed} (in ~/.aws/config "
-                          "and ~/.aws/credentials, or the files AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name); "
-                          + fix, code="ProfileNotFound")
+    listed = (
+        f"configured profiles: {', '.join(known)}"
+        if known
+        else "no profile is configured"
+        if known is not None
+        else "the AWS config files cannot be read"
+    )
+    fix = (
+        f"fix: add it, e.g. `aws configure --profile {name}`, or "
+        + ("remove spec.aws.profile" if from_target else "unset AWS_PROFILE")
+        + " to use the standard credential chain"
+    )
+    return errors.Invalid(
+        f"AWS profile '{name}' (from {setting}) is not configured; {listed} (in ~/.aws/config "
+        "and ~/.aws/credentials, or the files AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE name); " + fix,
+        code="ProfileNotFound",
+    )
 
 
 @dataclass(frozen=True)
@@ -178,56 +215,80 @@ class _AssumedRoleProvider(CredentialProvider):
         return self._credentials
 
 
-def _session(region: str, profile: str | None, assume: AssumeRole | None, sts_endpoint_url: str | None,
-             where: str) -> boto3.Session:
+def _session(
+    region: str, profile: str | None, assume: AssumeRole | None, sts_endpoint_url: str | None, where: str
+) -> boto3.Session:
     """A boto3 session with the Target's credentials: its profile or the ambient chain, and over them the role it
     assumes (refreshed by botocore). An unknown profile is a plain error naming the setting."""
     try:
         source = botocore.session.Session(profile=profile)
-        source.get_scoped_config()          # raises ProfileNotFound for an unknown profile, now rather than mid-plan
+        source.get_scoped_config()  # raises ProfileNotFound for an unknown profile, now rather than mid-plan
     except ProfileNotFound as exc:
         raise profile_error(exc.kwargs.get("profile") or profile, from_target=profile is not None) from None
-    except BotoCoreError as exc:        # a malformed config file, ...
+    except BotoCoreError as exc:  # a malformed config file, ...
         raise errors.Invalid(f"{where}: cannot set up the AWS client: {exc}", code=type(exc).__name__) from None
     if assume is None:
         return boto3.Session(botocore_session=source, region_name=region)
     source_credentials = source.get_credentials()
     if source_credentials is None:
-        raise errors.Forbidden(f"{where}: no source credentials to assume {assume.role_arn} (spec.aws.assumeRole) "
-                               "with; fix: give the runner an identity (OIDC role in CI, AWS_PROFILE, "
-                               "environment credentials) or set spec.aws.profile", code="NoCredentials")
+        raise errors.Forbidden(
+            f"{where}: no source credentials to assume {assume.role_arn} (spec.aws.assumeRole) "
+            "with; fix: give the runner an identity (OIDC role in CI, AWS_PROFILE, "
+            "environment credentials) or set spec.aws.profile",
+            code="NoCredentials",
+        )
 
     def sts_client(service: str, **kwargs: Any) -> Any:
         return source.create_client(service, region_name=region, endpoint_url=sts_endpoint_url, **kwargs)
 
-    fetcher = AssumeRoleCredentialFetcher(sts_client, source_credentials, assume.role_arn,
-                                          extra_args=assume.assume_kwargs())
+    fetcher = AssumeRoleCredentialFetcher(
+        sts_client, source_credentials, assume.role_arn, extra_args=assume.assume_kwargs()
+    )
     assumed = botocore.session.Session()
-    assumed.register_component("credential_provider", CredentialResolver([_AssumedRoleProvider(
-        DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role"))]))
+    assumed.register_component(
+        "credential_provider",
+        CredentialResolver(
+            [
+                _AssumedRoleProvider(
+                    DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
+                )
+            ]
+        ),
+    )
     return boto3.Session(botocore_session=assumed, region_name=region)
 
 
 class AwsClient:
     """A thread-safe wrapper around one boto3 IoT client."""
 
-    def __init__(self, region: str, *, profile: str | None = None, endpoint_url: str | None = None,
-                 retry: RetryPolicy | None = None, max_pool: int = 32, limiter: RateLimiter | None = None,
-                 s3_endpoint_url: str | None = None, assume_role: AssumeRole | None = None,
-                 sts_endpoint_url: str | None = None, cloudtrail_endpoint_url: str | None = None,
-                 target: str = "") -> None:
+    def __init__(
+        self,
+        region: str,
+        *,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        max_pool: int = 32,
+        limiter: RateLimiter | None = None,
+        s3_endpoint_url: str | None = None,
+        assume_role: AssumeRole | None = None,
+        sts_endpoint_url: str | None = None,
+        cloudtrail_endpoint_url: str | None = None,
+        target: str = "",
+    ) -> None:
         self.where = f"Target '{target}'" if target else "AWS Target"
         self.assume_role = assume_role
         session = _session(region, profile, assume_role, sts_endpoint_url, self.where)
         self._sts_endpoint = sts_endpoint_url
         self._identity: dict[str, str] | None = None
-        config = Config(retries={"total_max_attempts": 1}, max_pool_connections=max_pool,
-                        connect_timeout=10, read_timeout=60)
+        config = Config(
+            retries={"total_max_attempts": 1}, max_pool_connections=max_pool, connect_timeout=10, read_timeout=60
+        )
         try:
             self._iot = session.client("iot", endpoint_url=endpoint_url, config=config)
-        except BotoCoreError as exc:        # a malformed config file, an invalid region name, ...
+        except BotoCoreError as exc:  # a malformed config file, an invalid region name, ...
             raise errors.Invalid(f"cannot set up the AWS client: {exc}", code=type(exc).__name__) from None
-        except ValueError as exc:           # botocore's "Invalid endpoint: ..."
+        except ValueError as exc:  # botocore's "Invalid endpoint: ..."
             raise errors.Invalid(f"cannot set up the AWS client: {exc}", code="InvalidEndpoint") from None
         self.region = region
         self._session, self._config, self._s3_endpoint = session, config, s3_endpoint_url
@@ -239,7 +300,7 @@ class AwsClient:
         self.retry.on_retry = self._count_retry
         self.calls: collections.Counter[str] = collections.Counter()
         self.throttles = 0
-        self.limiter = limiter        # per-API token buckets at the quotas (engine/ratelimit.py); None: unpaced
+        self.limiter = limiter  # per-API token buckets at the quotas (engine/ratelimit.py); None: unpaced
         self._api_names: dict[str, str] = self._iot.meta.method_to_api_mapping
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -257,11 +318,15 @@ class AwsClient:
         except errors.ProviderError as exc:
             if self.assume_role is None:
                 raise
-            raise type(exc)(f"{self.where}: cannot assume role {self.assume_role.role_arn} (spec.aws.assumeRole."
-                            f"roleArn): {exc}; fix: check the role ARN, that the role's trust policy lets this "
-                            "identity call sts:AssumeRole (and its ExternalId condition matches spec.aws.assumeRole."
-                            "externalId), and durationSeconds is within the role's maximum session duration",
-                            code=exc.code, request_id=exc.request_id, status=exc.status) from None
+            raise type(exc)(
+                f"{self.where}: cannot assume role {self.assume_role.role_arn} (spec.aws.assumeRole."
+                f"roleArn): {exc}; fix: check the role ARN, that the role's trust policy lets this "
+                "identity call sts:AssumeRole (and its ExternalId condition matches spec.aws.assumeRole."
+                "externalId), and durationSeconds is within the role's maximum session duration",
+                code=exc.code,
+                request_id=exc.request_id,
+                status=exc.status,
+            ) from None
         identity = {"account": str(answer["Account"]), "arn": str(answer["Arn"])}
         if self.assume_role is not None:
             identity["role"] = self.assume_role.role_arn
@@ -276,9 +341,10 @@ class AwsClient:
             return sts.get_caller_identity()
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, "sts:get_caller_identity") from None
-        except ResponseParserError as exc:      # an endpoint that is not STS (an IoT-only emulator or proxy)
-            raise errors.ProviderError(f"the STS endpoint's answer is not STS's: {str(exc).splitlines()[0]}",
-                                       code="ResponseParserError") from None
+        except ResponseParserError as exc:  # an endpoint that is not STS (an IoT-only emulator or proxy)
+            raise errors.ProviderError(
+                f"the STS endpoint's answer is not STS's: {str(exc).splitlines()[0]}", code="ResponseParserError"
+            ) from None
 
     def known_identity(self) -> dict[str, str] | None:
         """The identity if `identity()` asked already (never a call): what journal entries carry."""
@@ -301,7 +367,7 @@ class AwsClient:
             self.calls[op] += 1
         if self.limiter is None:
             return self._send(op, kwargs)
-        with self.limiter.guard(self._api_names.get(op, op)):   # a token first; Throttled lowers the rate
+        with self.limiter.guard(self._api_names.get(op, op)):  # a token first; Throttled lowers the rate
             return self._send(op, kwargs)
 
     def _send(self, op: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -327,9 +393,11 @@ class AwsClient:
                 return getattr(client, op)(**kwargs)
             except (ClientError, BotoCoreError) as exc:
                 raise translate(exc, "iam:" + op) from None
-            except ResponseParserError as exc:   # an answer that is no IAM (XML) response: an endpoint that is not IAM
-                raise errors.ProviderError(f"the IAM endpoint gave an answer that is not an IAM response: {exc}",
-                                           code="ResponseParserError") from None
+            except ResponseParserError as exc:  # an answer that is no IAM (XML) response: an endpoint that is not IAM
+                raise errors.ProviderError(
+                    f"the IAM endpoint gave an answer that is not an IAM response: {exc}", code="ResponseParserError"
+                ) from None
+
         if self.limiter is None:
             return send()
         with self.limiter.guard(client.meta.method_to_api_mapping.get(op, op)):
@@ -339,13 +407,15 @@ class AwsClient:
         """One IAM call, as `call` makes IoT calls (paced, retried, mutating calls journaled as `iam:<op>`)."""
         return self.call(op, _send=self._iam_once, **kwargs)
 
-    def call(self, op: str, _send: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
-             **kwargs: Any) -> dict[str, Any]:
+    def call(
+        self, op: str, _send: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
         """Make one API call (retrying throttling/transient errors); mutating calls are journaled."""
         once = _send or self._once
         name = op if _send is None else "iam:" + op
-        return self._journaled(name, self.hook if is_mutating(op) else None,
-                               lambda: self.retry.run(lambda: once(op, kwargs)))
+        return self._journaled(
+            name, self.hook if is_mutating(op) else None, lambda: self.retry.run(lambda: once(op, kwargs))
+        )
 
     def _journaled(self, op: str, hook: CallHook | None, send: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """`send()` between the hook's begin and success/failure, each with the request id AWS answered and the
@@ -368,16 +438,35 @@ class AwsClient:
         n = self.retry.attempts()
         return {"attempts": n} if n > 1 else {}
 
-    def pages(self, op: str, key: str, *, page_size: int | None = 250, size_arg: str = "maxResults",
-              token_in: str = "nextToken", token_out: str = "nextToken", **kwargs: Any) -> Iterator[Any]:
+    def pages(
+        self,
+        op: str,
+        key: str,
+        *,
+        page_size: int | None = 250,
+        size_arg: str = "maxResults",
+        token_in: str = "nextToken",
+        token_out: str = "nextToken",
+        **kwargs: Any,
+    ) -> Iterator[Any]:
         """Every item of a paginated list call (nextToken or marker style)."""
-        for items, _ in self.page_iter(op, key, page_size=page_size, size_arg=size_arg, token_in=token_in,
-                                       token_out=token_out, **kwargs):
+        for items, _ in self.page_iter(
+            op, key, page_size=page_size, size_arg=size_arg, token_in=token_in, token_out=token_out, **kwargs
+        ):
             yield from items
 
-    def page_iter(self, op: str, key: str, *, page_size: int | None = 250, size_arg: str = "maxResults",
-                  token_in: str = "nextToken", token_out: str = "nextToken", start_token: str | None = None,
-                  **kwargs: Any) -> Iterator[tuple[list[Any], str | None]]:
+    def page_iter(
+        self,
+        op: str,
+        key: str,
+        *,
+        page_size: int | None = 250,
+        size_arg: str = "maxResults",
+        token_in: str = "nextToken",
+        token_out: str = "nextToken",
+        start_token: str | None = None,
+        **kwargs: Any,
+    ) -> Iterator[tuple[list[Any], str | None]]:
         """Each page of a list call with the token of the next one (None after the last): a caller may record
         the token and continue from it later (`start_token`), as a resumed import does."""
         token = start_token
@@ -397,12 +486,16 @@ class AwsClient:
     def s3_call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         """One S3 call, retried like the IoT calls; a `Body` in the answer is read into bytes. A mutating one
         (PutObject of a registration task's input file) is journaled with its request id like the IoT calls."""
+
         def once() -> dict[str, Any]:
             with self._lock:
                 self.calls["s3:" + op] += 1
                 if self._s3 is None:
-                    self._s3 = self._session.client("s3", endpoint_url=self._s3_endpoint, config=self._config.merge(
-                        Config(s3={"addressing_style": "path"})))
+                    self._s3 = self._session.client(
+                        "s3",
+                        endpoint_url=self._s3_endpoint,
+                        config=self._config.merge(Config(s3={"addressing_style": "path"})),
+                    )
             try:
                 response = getattr(self._s3, op)(**kwargs)
                 if hasattr(response.get("Body"), "read"):
@@ -410,6 +503,7 @@ class AwsClient:
                 return response
             except (ClientError, BotoCoreError) as exc:
                 raise translate(exc, "s3:" + op) from None
+
         mutating = op.startswith(S3_MUTATING_PREFIXES)
         return self._journaled("s3:" + op, self.hook if mutating else None, lambda: self.retry.run(once))
 
@@ -434,6 +528,7 @@ class AwsClient:
                 return send()
             with self.limiter.guard(api):
                 return send()
+
         return self.retry.run(once)
 
     def operation_members(self, api: str) -> frozenset[str] | None:
@@ -450,7 +545,9 @@ class AwsClient:
         return self.identity()["account"]
 
     def put_text(self, bucket: str, key: str, text: str) -> None:
-        self.s3_call("put_object", Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="application/x-ndjson")
+        self.s3_call(
+            "put_object", Bucket=bucket, Key=key, Body=text.encode("utf-8"), ContentType="application/x-ndjson"
+        )
 
     def get_text(self, bucket: str, key: str) -> str:
         return self.s3_call("get_object", Bucket=bucket, Key=key)["Body"].decode("utf-8")
@@ -463,10 +560,12 @@ class AwsClient:
             with self._lock:
                 self.calls["s3:presigned_get"] += 1
             try:
-                with urllib.request.urlopen(link, timeout=60) as response:   # noqa: S310 - an https link from AWS
+                with urllib.request.urlopen(link, timeout=60) as response:  # noqa: S310 - an https link from AWS
                     return response.read().decode("utf-8")
             except OSError as exc:
-                raise errors.Transient(f"cannot read the bulk registration report: {exc}", code="ReportUnreadable") from None
+                raise errors.Transient(
+                    f"cannot read the bulk registration report: {exc}", code="ReportUnreadable"
+                ) from None
         host = parts.hostname or ""
         hosted = re.match(r"^(?P<bucket>.+)\.s3[.-][a-z0-9.-]*amazonaws\.com(\.cn)?$", host)
         if parts.scheme == "s3":

@@ -5,6 +5,7 @@ fleetctl ServiceRole reads as the role's name (`role`), any other ARN as `roleAr
 Ownership marker: the tag `managed-by=fleetctl` (ListTagsForResource, undeclared aliases only). Ordering: an alias
 depends on its ServiceRole (a reference), so it is created after the role and deleted before it.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -25,8 +26,9 @@ TAGS = [{"Key": MARKER_KEY, "Value": MARKER_VALUE}]
 
 def read_aliases(ctx: ReadContext) -> list[ActualResource]:
     p = ctx.p
-    names = list(ctx.c.pages("list_role_aliases", "roleAliases", size_arg="pageSize", token_in="marker",
-                             token_out="nextMarker"))
+    names = list(
+        ctx.c.pages("list_role_aliases", "roleAliases", size_arg="pageSize", token_in="marker", token_out="nextMarker")
+    )
 
     def one(name: str) -> ActualResource | None:
         try:
@@ -39,31 +41,47 @@ def read_aliases(ctx: ReadContext) -> list[ActualResource]:
         state["credentialDurationSeconds"] = int(desc.get("credentialDurationSeconds") or 3600)
         alias_arn = desc["roleAliasArn"]
         managed = ctx.ownership("aws.RoleAlias", name, state, alias_arn)
-        return ActualResource(p.addr("RoleAlias", name), "aws.RoleAlias", state, managed=managed,
-                              token=str(desc.get("lastModifiedDate", "")), ids={"arn": alias_arn})
+        return ActualResource(
+            p.addr("RoleAlias", name),
+            "aws.RoleAlias",
+            state,
+            managed=managed,
+            token=str(desc.get("lastModifiedDate", "")),
+            ids={"arn": alias_arn},
+        )
 
     return [r for r in parallel(one, names) if r is not None]
 
 
 def _role(p: AwsProvider, d: Any) -> str:
     from engine.providers.aws.iam import role_arn
+
     return role_arn(p, d["role"]) if d.get("role") else d["roleArn"]
 
 
 def _create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     try:
-        p.client.call("create_role_alias", roleAlias=c.address.name, roleArn=_role(p, d),
-                      credentialDurationSeconds=int(d.get("credentialDurationSeconds", 3600)), tags=TAGS)
-    except errors.Conflict:     # made by an interrupted apply: bring it to the manifest
+        p.client.call(
+            "create_role_alias",
+            roleAlias=c.address.name,
+            roleArn=_role(p, d),
+            credentialDurationSeconds=int(d.get("credentialDurationSeconds", 3600)),
+            tags=TAGS,
+        )
+    except errors.Conflict:  # made by an interrupted apply: bring it to the manifest
         _update(p, c)
     return {}
 
 
 def _update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
-    p.client.call("update_role_alias", roleAlias=c.address.name, roleArn=_role(p, d),
-                  credentialDurationSeconds=int(d.get("credentialDurationSeconds", 3600)))
+    p.client.call(
+        "update_role_alias",
+        roleAlias=c.address.name,
+        roleArn=_role(p, d),
+        credentialDurationSeconds=int(d.get("credentialDurationSeconds", 3600)),
+    )
     return {}
 
 
@@ -75,5 +93,11 @@ def _delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     return {}
 
 
-register(Family("aws.RoleAlias", read_aliases, {Action.CREATE: _create, Action.UPDATE: _update,
-                                                 Action.DELETE: _delete}, before="aws.ThingType"))
+register(
+    Family(
+        "aws.RoleAlias",
+        read_aliases,
+        {Action.CREATE: _create, Action.UPDATE: _update, Action.DELETE: _delete},
+        before="aws.ThingType",
+    )
+)

@@ -13,6 +13,7 @@ URL or VPC id declares another destination (the old one, now undeclared, is left
 (subnets, security groups, role) cannot change in place: the destination is replaced. AWS deletes only a DISABLED
 destination that no rule uses: the delete handler disables first.
 """
+
 from __future__ import annotations
 
 import time
@@ -34,8 +35,10 @@ def _key(http: dict[str, Any] | None, vpc: dict[str, Any] | None) -> str:
 
 
 def _read_destinations(ctx: Any) -> list[ActualResource]:
-    declared = {_key(d.spec.get("http"), d.spec.get("vpc")): name
-                for name, d in ctx.by_kind.get("aws.TopicRuleDestination", {}).items()}
+    declared = {
+        _key(d.spec.get("http"), d.spec.get("vpc")): name
+        for name, d in ctx.by_kind.get("aws.TopicRuleDestination", {}).items()
+    }
     try:
         rows = list(ctx.c.pages("list_topic_rule_destinations", "destinationSummaries"))
     except errors.Unsupported:
@@ -49,13 +52,23 @@ def _read_destinations(ctx: Any) -> list[ActualResource]:
         if http:
             state["http"] = {"confirmationUrl": http["confirmationUrl"]}
         if vpc:
-            state["vpc"] = {"vpcId": vpc.get("vpcId"), "subnetIds": sorted(vpc.get("subnetIds") or []),
-                            "securityGroups": sorted(vpc.get("securityGroups") or []), "roleArn": vpc.get("roleArn")}
+            state["vpc"] = {
+                "vpcId": vpc.get("vpcId"),
+                "subnetIds": sorted(vpc.get("subnetIds") or []),
+                "securityGroups": sorted(vpc.get("securityGroups") or []),
+                "roleArn": vpc.get("roleArn"),
+            }
         key = _key(state.get("http"), state.get("vpc"))
         name = declared.get(key) or destination_name(http["confirmationUrl"] if http else vpc.get("vpcId", ""))
-        out.append(ActualResource(ctx.p.addr("TopicRuleDestination", name), "aws.TopicRuleDestination", state,
-                                  managed=key in declared, ids={"arn": row["arn"],
-                                                                "statusReason": row.get("statusReason")}))
+        out.append(
+            ActualResource(
+                ctx.p.addr("TopicRuleDestination", name),
+                "aws.TopicRuleDestination",
+                state,
+                managed=key in declared,
+                ids={"arn": row["arn"], "statusReason": row.get("statusReason")},
+            )
+        )
     return out
 
 
@@ -76,7 +89,8 @@ def _await_confirmation(p: Any, c: Change, arn: str) -> None:
                 f"topic rule destination {c.desired['http']['confirmationUrl']} is {status}, not ENABLED, after "
                 f"{wait:g} s: its endpoint must confirm it (ConfirmTopicRuleDestination with the token AWS sent to "
                 f"the confirmation URL); rules posting under it are applied by the next apply after that",
-                code="DestinationNotConfirmed")
+                code="DestinationNotConfirmed",
+            )
         SLEEP(min(POLL_SECONDS, max(0.0, deadline - CLOCK())))
 
 
@@ -110,6 +124,16 @@ def _delete(p: Any, c: Change) -> dict[str, Any]:
     return {}
 
 
-register(Family("aws.TopicRuleDestination", _read_destinations, {
-    Action.CREATE: _create, Action.UPDATE: _update, Action.DELETE: _delete, Action.REPLACE: replacing(_delete, _create)},
-    before="aws.TopicRule"))
+register(
+    Family(
+        "aws.TopicRuleDestination",
+        _read_destinations,
+        {
+            Action.CREATE: _create,
+            Action.UPDATE: _update,
+            Action.DELETE: _delete,
+            Action.REPLACE: replacing(_delete, _create),
+        },
+        before="aws.TopicRule",
+    )
+)

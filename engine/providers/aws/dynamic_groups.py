@@ -6,6 +6,7 @@ Ownership marker: the tag `managed-by=fleetctl` (ListTagsForResource, undeclared
 AWS's to compute from the fleet index (fleet indexing must be on: IndexingConfiguration); the plan's match count
 comes from the manifests (engine/providers/aws/fleetquery.py).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -34,18 +35,26 @@ def read_dynamic_groups(ctx: ReadContext) -> list[ActualResource]:
         except errors.NotFound:
             return None
         if g.get("queryString") is None:
-            return None                    # a static group: aws.ThingGroup
+            return None  # a static group: aws.ThingGroup
         props = g.get("thingGroupProperties") or {}
-        state: dict[str, Any] = {"queryString": g["queryString"], "indexName": g.get("indexName"),
-                                 "queryVersion": g.get("queryVersion"),
-                                 "attributes": dict((props.get("attributePayload") or {}).get("attributes") or {})}
+        state: dict[str, Any] = {
+            "queryString": g["queryString"],
+            "indexName": g.get("indexName"),
+            "queryVersion": g.get("queryVersion"),
+            "attributes": dict((props.get("attributePayload") or {}).get("attributes") or {}),
+        }
         if props.get("thingGroupDescription"):
             state["description"] = props["thingGroupDescription"]
         arn = g["thingGroupArn"]
         managed = ctx.ownership("aws.DynamicThingGroup", name, state, arn)
-        return ActualResource(p.addr("DynamicThingGroup", name), "aws.DynamicThingGroup", state, managed=managed,
-                              token=str(g.get("version", "")), ids={"arn": arn, "version": g.get("version"),
-                                                                    "status": g.get("status")})
+        return ActualResource(
+            p.addr("DynamicThingGroup", name),
+            "aws.DynamicThingGroup",
+            state,
+            managed=managed,
+            token=str(g.get("version", "")),
+            ids={"arn": arn, "version": g.get("version"), "status": g.get("status")},
+        )
 
     return [r for r in parallel(one, names) if r is not None]
 
@@ -56,17 +65,25 @@ def _props(d: Mapping[str, Any], removed: Mapping[str, Any] | None = None) -> di
         props["thingGroupDescription"] = d["description"]
     attrs = dict(d.get("attributes") or {})
     if attrs or removed:
-        props["attributePayload"] = {"attributes": {**{k: "" for k in removed or {}}, **attrs},
-                                     **({"merge": True} if removed is not None else {})}
+        props["attributePayload"] = {
+            "attributes": {**{k: "" for k in removed or {}}, **attrs},
+            **({"merge": True} if removed is not None else {}),
+        }
     return props
 
 
 def _create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     try:
-        p.client.call("create_dynamic_thing_group", thingGroupName=c.address.name, thingGroupProperties=_props(d),
-                      indexName=d.get("indexName", "AWS_Things"), queryString=d["queryString"],
-                      queryVersion=d.get("queryVersion", "2017-09-30"), tags=TAGS)
+        p.client.call(
+            "create_dynamic_thing_group",
+            thingGroupName=c.address.name,
+            thingGroupProperties=_props(d),
+            indexName=d.get("indexName", "AWS_Things"),
+            queryString=d["queryString"],
+            queryVersion=d.get("queryVersion", "2017-09-30"),
+            tags=TAGS,
+        )
     except errors.Conflict:
         _update(p, c)
     return {}
@@ -75,9 +92,13 @@ def _create(p: AwsProvider, c: Change) -> dict[str, Any]:
 def _update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
     removed = {k: "" for k in (c.actual.get("attributes") or {}) if k not in (d.get("attributes") or {})}
-    args: dict[str, Any] = {"thingGroupName": c.address.name, "thingGroupProperties": _props(d, removed),
-                            "indexName": d.get("indexName", "AWS_Things"), "queryString": d["queryString"],
-                            "queryVersion": d.get("queryVersion", "2017-09-30")}
+    args: dict[str, Any] = {
+        "thingGroupName": c.address.name,
+        "thingGroupProperties": _props(d, removed),
+        "indexName": d.get("indexName", "AWS_Things"),
+        "queryString": d["queryString"],
+        "queryVersion": d.get("queryVersion", "2017-09-30"),
+    }
     if c.ids.get("version") is not None:
         args["expectedVersion"] = c.ids["version"]
     p.client.call("update_dynamic_thing_group", **args)
@@ -92,6 +113,11 @@ def _delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     return {}
 
 
-register(Family("aws.DynamicThingGroup", read_dynamic_groups, {Action.CREATE: _create, Action.UPDATE: _update,
-                                                               Action.DELETE: _delete},
-                before="aws.Thing"))    # read before the long ListThings chain: an interrupted import keeps it
+register(
+    Family(
+        "aws.DynamicThingGroup",
+        read_dynamic_groups,
+        {Action.CREATE: _create, Action.UPDATE: _update, Action.DELETE: _delete},
+        before="aws.Thing",
+    )
+)  # read before the long ListThings chain: an interrupted import keeps it

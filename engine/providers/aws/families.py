@@ -10,6 +10,7 @@ to its handlers exactly like the built-in ones. Nothing else in provider.py know
 A reader takes the provider's `ReadContext` (declared resources, prune flag, read options, earlier kinds'
 results) and returns the kind's `ActualResource`s; a handler takes `(provider, change)` and returns outputs.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -29,9 +30,9 @@ FAMILY_MODULES: tuple[str, ...] = (
     "engine.providers.aws.credentials",
     "engine.providers.aws.billing",
     "engine.providers.aws.dynamic_groups",
-    "engine.providers.aws.account",        # account singletons (logging, indexing, events, audit), scheduled audits
-    "engine.providers.aws.authn",          # Authorizer, DomainConfiguration
-    "engine.providers.aws.destinations",   # TopicRuleDestination
+    "engine.providers.aws.account",  # account singletons (logging, indexing, events, audit), scheduled audits
+    "engine.providers.aws.authn",  # Authorizer, DomainConfiguration
+    "engine.providers.aws.destinations",  # TopicRuleDestination
 )
 
 
@@ -39,12 +40,12 @@ FAMILY_MODULES: tuple[str, ...] = (
 class Family:
     """One kind served outside provider.py."""
 
-    kind: str                                                  # qualified, e.g. "aws.RoleAlias"
-    read: Callable[[Any], list[ActualResource]]              # read(ctx: ReadContext) -> resources
+    kind: str  # qualified, e.g. "aws.RoleAlias"
+    read: Callable[[Any], list[ActualResource]]  # read(ctx: ReadContext) -> resources
     handlers: Mapping[Action, Callable[[Any, Change], dict[str, Any]]]  # action -> handler(provider, change)
-    before: str | None = None        # read before this kind of READ_ORDER (None: after all of them)
-    needs: tuple[str, ...] = ()      # kinds whose read results this kind's reader uses (read first)
-    feeds: tuple[str, ...] = ()      # kinds whose readers use this kind's results (this kind is read for them)
+    before: str | None = None  # read before this kind of READ_ORDER (None: after all of them)
+    needs: tuple[str, ...] = ()  # kinds whose read results this kind's reader uses (read first)
+    feeds: tuple[str, ...] = ()  # kinds whose readers use this kind's results (this kind is read for them)
     # feeds_when(desired by kind) -> bool: whether the fed kinds' declared resources need this kind's results
     # (things need billing groups only when one declares `billingGroup`); None: always. Imports read everything.
     feeds_when: Callable[[Mapping[str, Mapping[str, Any]]], bool] | None = None
@@ -68,12 +69,15 @@ def ignore_missing(call: Callable[..., dict[str, Any]], op: str, **kwargs: Any) 
         return {}
 
 
-def replacing(delete: Callable[[Any, Change], dict[str, Any]], create: Callable[[Any, Change], dict[str, Any]]
-              ) -> Callable[[Any, Change], dict[str, Any]]:
+def replacing(
+    delete: Callable[[Any, Change], dict[str, Any]], create: Callable[[Any, Change], dict[str, Any]]
+) -> Callable[[Any, Change], dict[str, Any]]:
     """The replace handler of a kind AWS cannot update in place: its delete, then its create."""
+
     def replace(p: Any, c: Change) -> dict[str, Any]:
         delete(p, c)
         return create(p, c)
+
     return replace
 
 
@@ -85,14 +89,15 @@ def families() -> dict[str, Family]:
         for module in FAMILY_MODULES:
             try:
                 importlib.import_module(module)
-            except ModuleNotFoundError as exc:   # a module of another branch not merged yet
+            except ModuleNotFoundError as exc:  # a module of another branch not merged yet
                 if not (exc.name and module.startswith(exc.name)):
                     raise
     return _FAMILIES
 
 
-def fed(fam: Family, wanted: set[str] | frozenset[str], by_kind: Mapping[str, Mapping[str, Any]],
-        everything: bool = False) -> bool:
+def fed(
+    fam: Family, wanted: set[str] | frozenset[str], by_kind: Mapping[str, Mapping[str, Any]], everything: bool = False
+) -> bool:
     """Whether `fam` must be read because a wanted kind's reader uses its results."""
     if not any(k in wanted for k in fam.feeds):
         return False

@@ -13,6 +13,7 @@ comparisons (`attributes.n>3`), a term without a field — still parses when it 
 marked not evaluable offline (`Query.offline` is False, `why_not` says which part), and the plan says so rather
 than guess. A malformed query (unbalanced parentheses, a dangling operator) is a `QueryError`.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -39,7 +40,7 @@ class Term:
 
 @dataclass(frozen=True)
 class Op:
-    op: str                      # "AND" | "OR" | "NOT"
+    op: str  # "AND" | "OR" | "NOT"
     args: tuple[Any, ...]
 
 
@@ -144,8 +145,13 @@ def parse(text: str) -> Query:
         raise QueryError(f"unexpected '{parser.peek()}'")
     unknown = [t.raw for t in _terms(root) if not t.offline]
     if unknown:
-        return Query(root, False, "it uses " + ", ".join(f"'{u}'" for u in unknown) +
-                     f"; fleetctl evaluates {', '.join(OFFLINE_FIELDS)} and attributes.<key> terms only")
+        return Query(
+            root,
+            False,
+            "it uses "
+            + ", ".join(f"'{u}'" for u in unknown)
+            + f"; fleetctl evaluates {', '.join(OFFLINE_FIELDS)} and attributes.<key> terms only",
+        )
     return Query(root, True)
 
 
@@ -167,7 +173,7 @@ def _thing_field(field: str, name: str, spec: Any) -> list[str]:
     if field == "thingGroupNames":
         return list(get("groups", None) or [])
     attrs = get("attributes", None) or {}
-    key = field[len("attributes."):]
+    key = field[len("attributes.") :]
     return [attrs[key]] if key in attrs else []
 
 

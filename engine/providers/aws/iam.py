@@ -9,6 +9,7 @@ the read reports it as drift under `attachedPolicies`). Ownership marker: the ro
 A role referenced by name (a RoleAlias's `role`, a topic rule action's `roleArn`) is resolved to its ARN at apply
 with GetRole (`role_arn`), cached per provider.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,14 +63,21 @@ def read_roles(ctx: ReadContext) -> list[ActualResource]:
         name = role["RoleName"]
         try:
             inline = _pages(p, "list_role_policies", "PolicyNames", RoleName=name)
-            attached = [a["PolicyArn"] for a in _pages(p, "list_attached_role_policies", "AttachedPolicies",
-                                                       RoleName=name)]
-            policy = (_doc(p.client.iam_call("get_role_policy", RoleName=name, PolicyName=INLINE_POLICY)
-                           ["PolicyDocument"]) if INLINE_POLICY in inline else None)
+            attached = [
+                a["PolicyArn"] for a in _pages(p, "list_attached_role_policies", "AttachedPolicies", RoleName=name)
+            ]
+            policy = (
+                _doc(p.client.iam_call("get_role_policy", RoleName=name, PolicyName=INLINE_POLICY)["PolicyDocument"])
+                if INLINE_POLICY in inline
+                else None
+            )
         except errors.NotFound:
             return None
-        state: dict[str, Any] = {**trust_state(_doc(role.get("AssumeRolePolicyDocument") or "{}")),
-                                 "policy": policy, "maxSessionDuration": role.get("MaxSessionDuration", 3600)}
+        state: dict[str, Any] = {
+            **trust_state(_doc(role.get("AssumeRolePolicyDocument") or "{}")),
+            "policy": policy,
+            "maxSessionDuration": role.get("MaxSessionDuration", 3600),
+        }
         if role.get("Description"):
             state["description"] = role["Description"]
         # grants beyond the one inline policy, made outside fleetctl: drift (the desired list is always empty)
@@ -77,8 +85,13 @@ def read_roles(ctx: ReadContext) -> list[ActualResource]:
         managed = ctx.declared("aws.ServiceRole", name) or (ctx.prune and _marked(p, name))
         ctx.marker("aws.ServiceRole", name, state, lambda: _marked(p, name))
         p.arns["role:" + name] = role["Arn"]
-        return ActualResource(p.addr("ServiceRole", name), "aws.ServiceRole", state, managed=managed,
-                              ids={"arn": role["Arn"], "inlinePolicies": sorted(inline), "attachedPolicies": attached})
+        return ActualResource(
+            p.addr("ServiceRole", name),
+            "aws.ServiceRole",
+            state,
+            managed=managed,
+            ids={"arn": role["Arn"], "inlinePolicies": sorted(inline), "attachedPolicies": attached},
+        )
 
     return [r for r in parallel(one, roles) if r is not None]
 
@@ -96,8 +109,10 @@ def role_arn(p: AwsProvider, name: str) -> str:
 def with_role_arns(p: AwsProvider, value: Any) -> Any:
     """A topic rule payload with each `roleArn` that names a ServiceRole replaced by the role's ARN."""
     if isinstance(value, dict):
-        return {k: (role_arn(p, v) if k == "roleArn" and isinstance(v, str) else with_role_arns(p, v))
-                for k, v in value.items()}
+        return {
+            k: (role_arn(p, v) if k == "roleArn" and isinstance(v, str) else with_role_arns(p, v))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [with_role_arns(p, v) for v in value]
     return value
@@ -113,31 +128,47 @@ def _changed(c: Change, *keys: str) -> bool:
 
 def _create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d, name = c.desired, c.address.name
-    args: dict[str, Any] = {"RoleName": name, "Path": ROLE_PATH, "AssumeRolePolicyDocument": _policy_json(
-        trust_document(d)), "MaxSessionDuration": int(d.get("maxSessionDuration", 3600)), "Tags": IAM_TAGS}
+    args: dict[str, Any] = {
+        "RoleName": name,
+        "Path": ROLE_PATH,
+        "AssumeRolePolicyDocument": _policy_json(trust_document(d)),
+        "MaxSessionDuration": int(d.get("maxSessionDuration", 3600)),
+        "Tags": IAM_TAGS,
+    }
     if d.get("description"):
         args["Description"] = d["description"]
     try:
         p.arns["role:" + name] = p.client.iam_call("create_role", **args)["Role"]["Arn"]
-    except errors.Conflict:     # created by an interrupted apply: the settings follow below
+    except errors.Conflict:  # created by an interrupted apply: the settings follow below
         p.client.iam_call("update_assume_role_policy", RoleName=name, PolicyDocument=args["AssumeRolePolicyDocument"])
-    p.client.iam_call("put_role_policy", RoleName=name, PolicyName=INLINE_POLICY, PolicyDocument=_policy_json(d["policy"]))
+    p.client.iam_call(
+        "put_role_policy", RoleName=name, PolicyName=INLINE_POLICY, PolicyDocument=_policy_json(d["policy"])
+    )
     return {}
 
 
 def _update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d, name = c.desired, c.address.name
     if _changed(c, "description", "maxSessionDuration"):
-        p.client.iam_call("update_role", RoleName=name, Description=d.get("description") or "",
-                          MaxSessionDuration=int(d.get("maxSessionDuration", 3600)))
+        p.client.iam_call(
+            "update_role",
+            RoleName=name,
+            Description=d.get("description") or "",
+            MaxSessionDuration=int(d.get("maxSessionDuration", 3600)),
+        )
     if _changed(c, "assumedBy", "conditions"):
         p.client.iam_call("update_assume_role_policy", RoleName=name, PolicyDocument=_policy_json(trust_document(d)))
     if _changed(c, "policy"):
-        p.client.iam_call("put_role_policy", RoleName=name, PolicyName=INLINE_POLICY,
-                          PolicyDocument=_policy_json(d["policy"]))
-    if _changed(c, "attachedPolicies"):     # policies added outside fleetctl: a ServiceRole holds only its own
-        _detach_extra(p, name, [a for a in c.ids.get("attachedPolicies", [])],
-                      [n for n in c.ids.get("inlinePolicies", []) if n != INLINE_POLICY])
+        p.client.iam_call(
+            "put_role_policy", RoleName=name, PolicyName=INLINE_POLICY, PolicyDocument=_policy_json(d["policy"])
+        )
+    if _changed(c, "attachedPolicies"):  # policies added outside fleetctl: a ServiceRole holds only its own
+        _detach_extra(
+            p,
+            name,
+            [a for a in c.ids.get("attachedPolicies", [])],
+            [n for n in c.ids.get("inlinePolicies", []) if n != INLINE_POLICY],
+        )
     return {}
 
 
@@ -170,6 +201,12 @@ def _mark(p: AwsProvider, c: Change) -> None:
     p.client.iam_call("tag_role", RoleName=c.address.name, Tags=IAM_TAGS)
 
 
-register(Family("aws.ServiceRole", read_roles, {Action.CREATE: _create, Action.UPDATE: _update,
-                                                 Action.DELETE: _delete},
-                before="aws.ThingType", extra={"mark": _mark}))
+register(
+    Family(
+        "aws.ServiceRole",
+        read_roles,
+        {Action.CREATE: _create, Action.UPDATE: _update, Action.DELETE: _delete},
+        before="aws.ThingType",
+        extra={"mark": _mark},
+    )
+)

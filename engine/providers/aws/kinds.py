@@ -4,6 +4,7 @@ No boto3 here: validating a manifest must not import an SDK. Each `expand` turns
 canonical shape the AWS provider reads back (names for references, canonical JSON for documents, the
 certificate id computed from the PEM), so the diff is a plain comparison.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,14 +27,14 @@ from engine.providers.aws.references import named_roles, role_names, rule_destin
 
 GROUP = "aws.fleetctl.io"
 ATTR_KEY = r"^[a-zA-Z0-9_.,@/:#-]{1,128}$"
-MARKER_KEY = "managed-by"          # the ownership marker fleetctl writes (thing/group attribute, tag)
+MARKER_KEY = "managed-by"  # the ownership marker fleetctl writes (thing/group attribute, tag)
 MARKER_VALUE = "fleetctl"
 # Adoption (`fleetctl import --adopt`): a manifest annotated `fleetctl.io/adopt: "true"` declares that the
 # resource must carry the ownership marker. Its desired state then holds MANAGED_FIELD, the provider reports
 # the marker under that field for such resources, and the plan shows one reviewable update that adds it.
 ADOPT_ANNOTATION = "fleetctl.io/adopt"
 
-ExpandFn = Callable[[ExpandContext, Manifest], Expanded]     # a kind's expand (KindDecl.expand)
+ExpandFn = Callable[[ExpandContext, Manifest], Expanded]  # a kind's expand (KindDecl.expand)
 
 
 def json_doc(value: Any) -> Any:
@@ -107,7 +108,8 @@ class RegistrationConfig(Strict):
 class CACertificateSpec(Strict):
     certificatePem: Pem
     verificationCertificatePem: Pem | None = Field(
-        None, description="made outside fleetctl from the registration code (proof of possession)")
+        None, description="made outside fleetctl from the registration code (proof of possession)"
+    )
     status: Literal["ACTIVE", "INACTIVE"] = "ACTIVE"
     autoRegistration: Literal["ENABLE", "DISABLE"] = "DISABLE"
     certificateMode: Literal["DEFAULT", "SNI_ONLY"] = "DEFAULT"
@@ -151,16 +153,20 @@ def _sorted_lists(spec: dict[str, Any], *names: str) -> dict[str, Any]:
 def _expand_thing(ctx: ExpandContext, m: Manifest) -> Expanded:
     spec = spec_as(m, ThingSpec)
     if spec.thingType is None and len(spec.attributes) > 2:
-        ctx.error("a thing without a thingType may have at most 3 attributes on AWS, and fleetctl's ownership "
-                  "marker uses one: declare at most 2, or give the thing a thingType (50 attributes)", "attributes")
+        ctx.error(
+            "a thing without a thingType may have at most 3 attributes on AWS, and fleetctl's ownership "
+            "marker uses one: declare at most 2, or give the thing a thingType (50 attributes)",
+            "attributes",
+        )
     ids = {}
     for name in spec.principals:
         cert = ctx.lookup("aws.Certificate", name)
         info = _read_cert(ctx, spec_as(cert, CertificateSpec).certificatePem, "principals") if cert else None
         if info:
             ids[name] = info.cert_id
-    return simple_desired(ctx, _sorted_lists(declared(spec), "groups", "principals"),
-                          inputs={"certificateIds": ids} if ids else None)
+    return simple_desired(
+        ctx, _sorted_lists(declared(spec), "groups", "principals"), inputs={"certificateIds": ids} if ids else None
+    )
 
 
 def _expand_thing_type(ctx: ExpandContext, m: Manifest) -> Expanded:
@@ -176,7 +182,7 @@ def _expand_policy(ctx: ExpandContext, m: Manifest) -> Expanded:
     policy = spec_as(m, PolicySpec)
     spec = declared(policy)
     spec["document"] = canonical(policy.document)
-    spec["keepVersions"] = policy.keepVersions       # retention is desired state: more versions is a diff
+    spec["keepVersions"] = policy.keepVersions  # retention is desired state: more versions is a diff
     return simple_desired(ctx, spec)
 
 
@@ -186,8 +192,11 @@ def _read_cert(ctx: ExpandContext, ref: Any, field: str) -> CertInfo | None:
 
 def _expand_ca(ctx: ExpandContext, m: Manifest) -> Expanded:
     spec = spec_as(m, CACertificateSpec)
-    info, vinfo = ctx.read_ca_pair(spec.certificatePem, spec.verificationCertificatePem,
-                                   "make it from the registration code with the CA's key, outside fleetctl")
+    info, vinfo = ctx.read_ca_pair(
+        spec.certificatePem,
+        spec.verificationCertificatePem,
+        "make it from the registration code with the CA's key, outside fleetctl",
+    )
     out = declared(spec)
     out.pop("certificatePem", None)
     out.pop("verificationCertificatePem", None)
@@ -216,17 +225,20 @@ def _expand_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
             if ca_info:
                 inputs["caCertificatePem"] = ca_info.pem
                 if not issued_by(info.pem, ca_info.pem):
-                    ctx.error(f"certificate is not issued by CACertificate '{spec.caCertificate}'", "caCertificate",
-                              detail=f"its issuer is '{info.issuer}'")
+                    ctx.error(
+                        f"certificate is not issued by CACertificate '{spec.caCertificate}'",
+                        "caCertificate",
+                        detail=f"its issuer is '{info.issuer}'",
+                    )
     return simple_desired(ctx, out, inputs=inputs)
 
 
 def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
     if not re.match(r"^[a-zA-Z0-9_]+$", m.name):
         ctx.error("topic rule names may hold only letters, digits and '_' (AWS rule name)")
-    spec = named_roles(canonical(declared(m.spec)))    # a ServiceRole by ARN or by name: its name
+    spec = named_roles(canonical(declared(m.spec)))  # a ServiceRole by ARN or by name: its name
     deps = []
-    for i, action in enumerate(spec.get("actions", [])):    # a roleArn naming a ServiceRole: a dependency edge
+    for i, action in enumerate(spec.get("actions", [])):  # a roleArn naming a ServiceRole: a dependency edge
         for name in role_names(action):
             role = ctx.lookup("aws.ServiceRole", name)
             if role is None:
@@ -242,8 +254,9 @@ def _expand_topic_rule(ctx: ExpandContext, m: Manifest) -> Expanded:
     deps += rule_destinations(ctx, spec_as(m, TopicRuleSpec).actions)
     out = simple_desired(ctx, spec)
     if deps:
-        out.resources = [dataclasses.replace(r, depends_on=tuple(sorted(set(r.depends_on) | set(deps))))
-                         for r in out.resources]
+        out.resources = [
+            dataclasses.replace(r, depends_on=tuple(sorted(set(r.depends_on) | set(deps)))) for r in out.resources
+        ]
     return out
 
 
@@ -256,6 +269,7 @@ def _expand_template(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 def _adoptable(kind: str, expand: ExpandFn) -> ExpandFn:
     """Wrap a kind's expand: the adopt annotation adds the ownership marker to the desired state."""
+
     def wrapped(ctx: ExpandContext, m: Manifest) -> Expanded:
         out = expand(ctx, m)
         flag = m.envelope.metadata.annotations.get(ADOPT_ANNOTATION)
@@ -264,12 +278,16 @@ def _adoptable(kind: str, expand: ExpandFn) -> ExpandFn:
         if flag != "true":
             ctx.error(f'annotation {ADOPT_ANNOTATION} must be "true" or "false", not {flag!r}')
         elif kind == "Certificate":
-            ctx.error(f"a Certificate carries no ownership marker of its own (it is managed when a managed Thing "
-                      f"holds it): remove {ADOPT_ANNOTATION} here and adopt the Thing")
+            ctx.error(
+                f"a Certificate carries no ownership marker of its own (it is managed when a managed Thing "
+                f"holds it): remove {ADOPT_ANNOTATION} here and adopt the Thing"
+            )
         else:
-            out.resources = [dataclasses.replace(r, spec={**r.spec, MANAGED_FIELD: MARKER_VALUE})
-                             for r in out.resources]
+            out.resources = [
+                dataclasses.replace(r, spec={**r.spec, MANAGED_FIELD: MARKER_VALUE}) for r in out.resources
+            ]
         return out
+
     return wrapped
 
 
@@ -279,12 +297,18 @@ def _adoption_steps(kind: str, refine: Any) -> Any:
 
     def wrapped(c: Any) -> Any:
         result = refine(c) if refine else c
-        if isinstance(result, Change) and result.action is Action.UPDATE \
-                and any(f.path == MANAGED_FIELD for f in result.fields):
+        if (
+            isinstance(result, Change)
+            and result.action is Action.UPDATE
+            and any(f.path == MANAGED_FIELD for f in result.fields)
+        ):
             result = dataclasses.replace(
-                result, reason=result.reason or f"adopt: the manifest says {ADOPT_ANNOTATION}",
-                steps=result.steps + (f"add the ownership marker {how} {MARKER_KEY}={MARKER_VALUE}",))
+                result,
+                reason=result.reason or f"adopt: the manifest says {ADOPT_ANNOTATION}",
+                steps=result.steps + (f"add the ownership marker {how} {MARKER_KEY}={MARKER_VALUE}",),
+            )
         return result
+
     return wrapped
 
 
@@ -312,48 +336,111 @@ def aws_name_problem(kind: str, name: str) -> str | None:
 
 def _named(kind: str, expand: ExpandFn) -> ExpandFn:
     """Wrap a kind's expand: a name AWS would refuse is an error at metadata.name, and nothing is planned for it."""
+
     def wrapped(ctx: ExpandContext, m: Manifest) -> Expanded:
         problem = aws_name_problem(kind, m.name)
         if problem is not None:
             ctx.error(problem)
             return Expanded()
         return expand(ctx, m)
+
     return wrapped
 
 
-def aws(kind: str, model: type[BaseModel], rank: int, expand: ExpandFn, *, calls: Any = None, refine: Any = None, **kw: Any) -> KindDecl:
+def aws(
+    kind: str, model: type[BaseModel], rank: int, expand: ExpandFn, *, calls: Any = None, refine: Any = None, **kw: Any
+) -> KindDecl:
     """Register an aws.fleetctl.io kind; `calls`/`refine` default to planning.py's tables (kinds declared in
     other modules, engine/providers/aws/kinds_access.py, pass their own)."""
-    return register(KindDecl(GROUP, kind, "aws", model, rank=rank, expand=_named(kind, _adoptable(kind, expand)),
-                             refine=_adoption_steps(kind, refine or REFINE.get(kind)), calls=calls or CALLS[kind],
-                             **kw))
+    return register(
+        KindDecl(
+            GROUP,
+            kind,
+            "aws",
+            model,
+            rank=rank,
+            expand=_named(kind, _adoptable(kind, expand)),
+            refine=_adoption_steps(kind, refine or REFINE.get(kind)),
+            calls=calls or CALLS[kind],
+            **kw,
+        )
+    )
 
 
 # How the diff matches list elements (engine/diff.py). IAM-style policy statements are identified by Sid (else by
 # content) and their Action/Resource/Condition value lists are sets; a rule's actions by their type; the name
 # lists (principals, groups, policies, searchable attributes) are sets, sorted on both sides already.
-STATEMENT_LISTS = (ListKey("document.Statement", "key", "Sid"),
-                   *(ListKey(f"document.Statement[].{k}") for k in ("Action", "NotAction", "Resource",
-                                                                     "NotResource", "Principal")),
-                   ListKey("document.Statement[].Condition.*.*"))
+STATEMENT_LISTS = (
+    ListKey("document.Statement", "key", "Sid"),
+    *(ListKey(f"document.Statement[].{k}") for k in ("Action", "NotAction", "Resource", "NotResource", "Principal")),
+    ListKey("document.Statement[].Condition.*.*"),
+)
 
-aws("ProvisioningTemplate", ProvisioningTemplateSpec, 5, _expand_template, immutable=("type",),
-    always_managed=("enabled", "type"))
-aws("CACertificate", CACertificateSpec, 10, _expand_ca, immutable=("certificateId",),
+aws(
+    "ProvisioningTemplate",
+    ProvisioningTemplateSpec,
+    5,
+    _expand_template,
+    immutable=("type",),
+    always_managed=("enabled", "type"),
+)
+aws(
+    "CACertificate",
+    CACertificateSpec,
+    10,
+    _expand_ca,
+    immutable=("certificateId",),
     always_managed=("status", "autoRegistration"),
-    references=(Ref("registrationConfig.templateName", "aws.ProvisioningTemplate"),))
+    references=(Ref("registrationConfig.templateName", "aws.ProvisioningTemplate"),),
+)
 aws("Policy", PolicySpec, 20, _expand_policy, lists=STATEMENT_LISTS)
-aws("Certificate", CertificateSpec, 30, _expand_certificate, immutable=("certificateId",), always_managed=("status",),
+aws(
+    "Certificate",
+    CertificateSpec,
+    30,
+    _expand_certificate,
+    immutable=("certificateId",),
+    always_managed=("status",),
     lists=(ListKey("policies"),),
-    references=(Ref("caCertificate", "aws.CACertificate"), Ref("policies", "aws.Policy", many=True)))
-aws("ThingType", ThingTypeSpec, 40, _expand_thing_type, immutable=("description", "searchableAttributes"),
-    lists=(ListKey("searchableAttributes"),))
-aws("ThingGroup", ThingGroupSpec, 50, _expand_thing_group, immutable=("parent",), always_managed=("parent",),
+    references=(Ref("caCertificate", "aws.CACertificate"), Ref("policies", "aws.Policy", many=True)),
+)
+aws(
+    "ThingType",
+    ThingTypeSpec,
+    40,
+    _expand_thing_type,
+    immutable=("description", "searchableAttributes"),
+    lists=(ListKey("searchableAttributes"),),
+)
+aws(
+    "ThingGroup",
+    ThingGroupSpec,
+    50,
+    _expand_thing_group,
+    immutable=("parent",),
+    always_managed=("parent",),
     lists=(ListKey("policies"),),
-    references=(Ref("parent", "aws.ThingGroup"), Ref("policies", "aws.Policy", many=True)))
-aws("Thing", ThingSpec, 60, _expand_thing, always_managed=("thingType",),
+    references=(Ref("parent", "aws.ThingGroup"), Ref("policies", "aws.Policy", many=True)),
+)
+aws(
+    "Thing",
+    ThingSpec,
+    60,
+    _expand_thing,
+    always_managed=("thingType",),
     lists=(ListKey("groups"), ListKey("principals")),
-    references=(Ref("thingType", "aws.ThingType"), Ref("groups", "aws.ThingGroup", many=True),
-                Ref("principals", "aws.Certificate", many=True), Ref("billingGroup", "aws.BillingGroup")))
-aws("TopicRule", TopicRuleSpec, 70, _expand_topic_rule, always_managed=("awsIotSqlVersion", "ruleDisabled"),
-    lists=(ListKey("actions", "type"),))
+    references=(
+        Ref("thingType", "aws.ThingType"),
+        Ref("groups", "aws.ThingGroup", many=True),
+        Ref("principals", "aws.Certificate", many=True),
+        Ref("billingGroup", "aws.BillingGroup"),
+    ),
+)
+aws(
+    "TopicRule",
+    TopicRuleSpec,
+    70,
+    _expand_topic_rule,
+    always_managed=("awsIotSqlVersion", "ruleDisabled"),
+    lists=(ListKey("actions", "type"),),
+)

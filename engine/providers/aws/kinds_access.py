@@ -14,6 +14,7 @@ engine/providers/aws/families.py.
 - `DynamicThingGroup`: the plan states how many declared things of the Target the fleet-indexing query matches,
   evaluated offline from the manifests (engine/providers/aws/fleetquery.py) where the query's form allows it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,22 +35,22 @@ from engine.providers.aws.planning import MANAGED_FIELD
 from engine.providers.aws.references import ROLE_ARN_RE, named_roles, role_names  # noqa: F401 - their home was here
 
 IOT_SERVICE_PRINCIPALS = ("iot.amazonaws.com", "credentials.iot.amazonaws.com")
-ROLE_PATH = "/fleetctl/"                      # the IAM path of every role fleetctl manages
-INLINE_POLICY = "fleetctl"                    # the name of a ServiceRole's one inline policy
-MAX_CREDENTIAL_SECONDS = 3600                 # lint FL022: longer-lived device credentials are flagged
-
-
-
-
+ROLE_PATH = "/fleetctl/"  # the IAM path of every role fleetctl manages
+INLINE_POLICY = "fleetctl"  # the name of a ServiceRole's one inline policy
+MAX_CREDENTIAL_SECONDS = 3600  # lint FL022: longer-lived device credentials are flagged
 
 
 # ------------------------------------------------------------------------------------------------ ServiceRole
 class ServiceRoleSpec(Strict):
-    assumedBy: list[str] = Field(min_length=1, description="AWS IoT service principals that may assume the role: "
-                                 "iot.amazonaws.com (rule actions, provisioning), credentials.iot.amazonaws.com "
-                                 "(the credentials provider behind a RoleAlias)")
-    conditions: dict[str, Any] | None = Field(None, description="Condition of the trust statement, e.g. "
-                                              "{StringEquals: {aws:SourceAccount: '123456789012'}}")
+    assumedBy: list[str] = Field(
+        min_length=1,
+        description="AWS IoT service principals that may assume the role: "
+        "iot.amazonaws.com (rule actions, provisioning), credentials.iot.amazonaws.com "
+        "(the credentials provider behind a RoleAlias)",
+    )
+    conditions: dict[str, Any] | None = Field(
+        None, description="Condition of the trust statement, e.g. {StringEquals: {aws:SourceAccount: '123456789012'}}"
+    )
     policy: dict[str, Any] = Field(description="the role's inline policy document (YAML, or a JSON string)")
     description: str | None = Field(None, max_length=1000)
     maxSessionDuration: int = Field(3600, ge=3600, le=43200, description="seconds (IAM: 3600-43200)")
@@ -61,9 +62,11 @@ class ServiceRoleSpec(Strict):
     def _iot_only(cls, v: list[str]) -> list[str]:
         for principal in v:
             if principal not in IOT_SERVICE_PRINCIPALS:
-                raise ValueError(f"'{principal}' is not an AWS IoT service principal: a ServiceRole may be assumed "
-                                 f"only by {' or '.join(IOT_SERVICE_PRINCIPALS)} (fleetctl is not a general IAM "
-                                 "tool; manage other roles with your IAM tooling)")
+                raise ValueError(
+                    f"'{principal}' is not an AWS IoT service principal: a ServiceRole may be assumed "
+                    f"only by {' or '.join(IOT_SERVICE_PRINCIPALS)} (fleetctl is not a general IAM "
+                    "tool; manage other roles with your IAM tooling)"
+                )
         return sorted(set(v))
 
     @field_validator("policy")
@@ -76,8 +79,11 @@ class ServiceRoleSpec(Strict):
 
 def trust_document(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The assume-role policy of a ServiceRole: one Allow statement for its IoT service principals."""
-    statement: dict[str, Any] = {"Effect": "Allow", "Principal": {"Service": sorted(spec["assumedBy"])},
-                                 "Action": "sts:AssumeRole"}
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": sorted(spec["assumedBy"])},
+        "Action": "sts:AssumeRole",
+    }
     if spec.get("conditions"):
         statement["Condition"] = spec["conditions"]
     return {"Version": "2012-10-17", "Statement": [statement]}
@@ -110,15 +116,19 @@ def _expand_service_role(ctx: ExpandContext, m: Manifest) -> Expanded:
     spec["policy"] = canonical(role.policy)
     if role.conditions:
         spec["conditions"] = canonical(role.conditions)
-    spec["attachedPolicies"] = []       # no grant beyond the inline policy (one added outside fleetctl is drift)
+    spec["attachedPolicies"] = []  # no grant beyond the inline policy (one added outside fleetctl is drift)
     return simple_desired(ctx, spec)
 
 
 def _service_role_refine(c: Change) -> Any:
     if c.action is Action.CREATE:
-        return dataclasses.replace(c, steps=(f"create IAM role {ROLE_PATH}{c.address.name} trusted by "
-                                             f"{', '.join(c.desired.get('assumedBy', []))}",
-                                             f"put inline policy {INLINE_POLICY}"))
+        return dataclasses.replace(
+            c,
+            steps=(
+                f"create IAM role {ROLE_PATH}{c.address.name} trusted by {', '.join(c.desired.get('assumedBy', []))}",
+                f"put inline policy {INLINE_POLICY}",
+            ),
+        )
     if c.action is Action.DELETE:
         steps = [f"detach managed policy {a}" for a in c.ids.get("attachedPolicies", [])]
         steps += [f"delete inline policy {n}" for n in c.ids.get("inlinePolicies", [])]
@@ -134,23 +144,32 @@ def _service_role_calls(c: Change) -> dict[str, int]:
     if c.action is Action.CREATE:
         return {"CreateRole": 1, "PutRolePolicy": 1}
     if c.action is Action.DELETE:
-        return {"DetachRolePolicy": len(c.ids.get("attachedPolicies", [])),
-                "DeleteRolePolicy": len(c.ids.get("inlinePolicies", [])), "DeleteRole": 1}
-    return {"UpdateRole": int(_touched(c, "description", "maxSessionDuration")),
-            "UpdateAssumeRolePolicy": int(_touched(c, "assumedBy", "conditions")),
-            "PutRolePolicy": int(_touched(c, "policy")), "TagRole": int(_touched(c, MANAGED_FIELD)),
-            "DetachRolePolicy": len(c.ids.get("attachedPolicies", [])) if _touched(c, "attachedPolicies") else 0,
-            "DeleteRolePolicy": len([n for n in c.ids.get("inlinePolicies", []) if n != INLINE_POLICY])
-            if _touched(c, "attachedPolicies") else 0}
+        return {
+            "DetachRolePolicy": len(c.ids.get("attachedPolicies", [])),
+            "DeleteRolePolicy": len(c.ids.get("inlinePolicies", [])),
+            "DeleteRole": 1,
+        }
+    return {
+        "UpdateRole": int(_touched(c, "description", "maxSessionDuration")),
+        "UpdateAssumeRolePolicy": int(_touched(c, "assumedBy", "conditions")),
+        "PutRolePolicy": int(_touched(c, "policy")),
+        "TagRole": int(_touched(c, MANAGED_FIELD)),
+        "DetachRolePolicy": len(c.ids.get("attachedPolicies", [])) if _touched(c, "attachedPolicies") else 0,
+        "DeleteRolePolicy": len([n for n in c.ids.get("inlinePolicies", []) if n != INLINE_POLICY])
+        if _touched(c, "attachedPolicies")
+        else 0,
+    }
 
 
 # ------------------------------------------------------------------------------------------------ RoleAlias
 class RoleAliasSpec(Strict):
     role: Name | None = Field(None, description="the ServiceRole (by name) the alias points at")
-    roleArn: str | None = Field(None, min_length=20, max_length=2048,
-                                description="a role made outside fleetctl, by ARN (instead of role)")
-    credentialDurationSeconds: int = Field(3600, ge=900, le=43200,
-                                           description="lifetime of the credentials devices get (AWS: 900-43200)")
+    roleArn: str | None = Field(
+        None, min_length=20, max_length=2048, description="a role made outside fleetctl, by ARN (instead of role)"
+    )
+    credentialDurationSeconds: int = Field(
+        3600, ge=900, le=43200, description="lifetime of the credentials devices get (AWS: 900-43200)"
+    )
 
     @model_validator(mode="after")
     def _one_role(self) -> RoleAliasSpec:
@@ -163,7 +182,7 @@ def _expand_role_alias(ctx: ExpandContext, m: Manifest) -> Expanded:
     alias = spec_as(m, RoleAliasSpec)
     spec = declared(alias)
     spec["credentialDurationSeconds"] = alias.credentialDurationSeconds
-    if alias.roleArn and (match := ROLE_ARN_RE.match(alias.roleArn)):   # a fleetctl role by ARN: by name
+    if alias.roleArn and (match := ROLE_ARN_RE.match(alias.roleArn)):  # a fleetctl role by ARN: by name
         spec.pop("roleArn")
         spec["role"] = match.group(1)
     if spec.get("role"):
@@ -171,13 +190,19 @@ def _expand_role_alias(ctx: ExpandContext, m: Manifest) -> Expanded:
         if found is not None:
             role = spec_as(found, ServiceRoleSpec)
             if "credentials.iot.amazonaws.com" not in role.assumedBy:
-                ctx.error(f"ServiceRole '{spec['role']}' does not trust credentials.iot.amazonaws.com, so devices "
-                          "cannot get credentials through this alias", "role",
-                          detail="add credentials.iot.amazonaws.com to the role's assumedBy")
+                ctx.error(
+                    f"ServiceRole '{spec['role']}' does not trust credentials.iot.amazonaws.com, so devices "
+                    "cannot get credentials through this alias",
+                    "role",
+                    detail="add credentials.iot.amazonaws.com to the role's assumedBy",
+                )
             if alias.credentialDurationSeconds > role.maxSessionDuration:
-                ctx.error(f"credentialDurationSeconds {alias.credentialDurationSeconds} is longer than ServiceRole "
-                          f"'{spec['role']}' allows (maxSessionDuration {role.maxSessionDuration}); AWS refuses "
-                          "it", "credentialDurationSeconds")
+                ctx.error(
+                    f"credentialDurationSeconds {alias.credentialDurationSeconds} is longer than ServiceRole "
+                    f"'{spec['role']}' allows (maxSessionDuration {role.maxSessionDuration}); AWS refuses "
+                    "it",
+                    "credentialDurationSeconds",
+                )
         elif alias.roleArn is None or not alias.roleArn.startswith("arn:"):
             ctx.error(f"role '{spec['role']}' names no ServiceRole in this target", "role")
     return simple_desired(ctx, spec)
@@ -193,8 +218,9 @@ def _role_alias_calls(c: Change) -> dict[str, int]:
 def _role_alias_refine(c: Change) -> Any:
     if c.action is Action.CREATE:
         target = c.desired.get("role") or c.desired.get("roleArn")
-        return dataclasses.replace(c, steps=(f"create role alias for {target} "
-                                             f"({c.desired.get('credentialDurationSeconds')} s credentials)",))
+        return dataclasses.replace(
+            c, steps=(f"create role alias for {target} ({c.desired.get('credentialDurationSeconds')} s credentials)",)
+        )
     return c
 
 
@@ -204,13 +230,16 @@ TAG_KEY = r"^[\w.:/=+@ -]{1,128}$"
 
 class BillingGroupSpec(Strict):
     description: str | None = Field(None, max_length=2028)
-    tags: dict[str, str] = Field(default_factory=dict, description="cost-allocation tags (the whole map is "
-                                 "managed; fleetctl's managed-by tag is its own)")
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="cost-allocation tags (the whole map is managed; fleetctl's managed-by tag is its own)",
+    )
 
     @field_validator("tags")
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
         from engine.providers.aws.kinds import MARKER_KEY
+
         for key, value in v.items():
             if key == MARKER_KEY:
                 raise ValueError(f"tag '{MARKER_KEY}' is fleetctl's ownership marker and cannot be declared")
@@ -240,22 +269,29 @@ def _billing_group_calls(c: Change) -> dict[str, int]:
     if c.action is Action.DELETE:
         return {"RemoveThingFromBillingGroup": len(c.ids.get("members", [])), "DeleteBillingGroup": 1}
     put, drop = tag_changes(c) if "tags" in c.desired else ({}, [])
-    return {"UpdateBillingGroup": int(_touched(c, "description")),
-            "TagResource": int(bool(put) or _touched(c, MANAGED_FIELD)), "UntagResource": int(bool(drop))}
+    return {
+        "UpdateBillingGroup": int(_touched(c, "description")),
+        "TagResource": int(bool(put) or _touched(c, MANAGED_FIELD)),
+        "UntagResource": int(bool(drop)),
+    }
 
 
 def _billing_group_refine(c: Change) -> Any:
     if c.action is Action.DELETE:
         members = c.ids.get("members", [])
-        return dataclasses.replace(c, steps=(*[f"remove thing {t} from the billing group" for t in members],
-                                             "delete billing group"))
+        return dataclasses.replace(
+            c, steps=(*[f"remove thing {t} from the billing group" for t in members], "delete billing group")
+        )
     return c
 
 
 # ------------------------------------------------------------------------------------------------ DynamicThingGroup
 class DynamicThingGroupSpec(Strict):
-    queryString: str = Field(min_length=1, description="fleet-indexing query, e.g. 'attributes.site:paris AND "
-                             "thingTypeName:springpark' (thing indexing must be on in the account)")
+    queryString: str = Field(
+        min_length=1,
+        description="fleet-indexing query, e.g. 'attributes.site:paris AND "
+        "thingTypeName:springpark' (thing indexing must be on in the account)",
+    )
     indexName: str = Field("AWS_Things", description="the fleet index (AWS offers AWS_Things)")
     queryVersion: str = Field("2017-09-30", description="the query language version")
     description: str | None = Field(None, max_length=2028)
@@ -264,6 +300,7 @@ class DynamicThingGroupSpec(Strict):
 
 def _expand_dynamic_group(ctx: ExpandContext, m: Manifest) -> Expanded:
     from engine.providers.aws import fleetquery
+
     group = spec_as(m, DynamicThingGroupSpec)
     spec = declared(group)
     for key in ("indexName", "queryVersion"):
@@ -273,8 +310,11 @@ def _expand_dynamic_group(ctx: ExpandContext, m: Manifest) -> Expanded:
     except fleetquery.QueryError as exc:
         ctx.error(f"queryString is not a valid fleet-indexing query: {exc}", "queryString")
         return Expanded()
-    things = [(name, man.spec) for (kind, target, name), man in ctx.index.items()
-              if kind == "aws.Thing" and target == m.target]
+    things = [
+        (name, man.spec)
+        for (kind, target, name), man in ctx.index.items()
+        if kind == "aws.Thing" and target == m.target
+    ]
     count = fleetquery.count(query, things) if query.offline else None
     out = simple_desired(ctx, spec)
     inputs: dict[str, Any] = {"matches": count, "declaredThings": len(things)}
@@ -310,24 +350,58 @@ def _dynamic_group_calls(c: Change) -> dict[str, int]:
 # ------------------------------------------------------------------------------------------------ registration
 def _register() -> None:
     from engine.providers.aws.kinds import AWS_NAME_RULES, STATEMENT_LISTS, aws
-    AWS_NAME_RULES.update({
-        "ServiceRole": (r"^[\w+=,.@-]{1,64}$", "1-64 of letters, digits and '_+=,.@-' (IAM role name)"),
-        "RoleAlias": (r"^[\w=,@-]{1,128}$", "1-128 of letters, digits and '_=,@-'"),
-        "BillingGroup": (r"^[a-zA-Z0-9:_-]{1,128}$", "1-128 of letters, digits, ':', '_' and '-'"),
-        "DynamicThingGroup": (r"^[a-zA-Z0-9:_-]{1,128}$", "1-128 of letters, digits, ':', '_' and '-'"),
-    })
+
+    AWS_NAME_RULES.update(
+        {
+            "ServiceRole": (r"^[\w+=,.@-]{1,64}$", "1-64 of letters, digits and '_+=,.@-' (IAM role name)"),
+            "RoleAlias": (r"^[\w=,@-]{1,128}$", "1-128 of letters, digits and '_=,@-'"),
+            "BillingGroup": (r"^[a-zA-Z0-9:_-]{1,128}$", "1-128 of letters, digits, ':', '_' and '-'"),
+            "DynamicThingGroup": (r"^[a-zA-Z0-9:_-]{1,128}$", "1-128 of letters, digits, ':', '_' and '-'"),
+        }
+    )
     policy_lists = tuple(ListKey(k.path.replace("document.", "policy.", 1), k.by, k.key) for k in STATEMENT_LISTS)
-    aws("ServiceRole", ServiceRoleSpec, 3, _expand_service_role, calls=_service_role_calls,
-        refine=_service_role_refine, always_managed=("maxSessionDuration",),
-        lists=(ListKey("assumedBy"), *policy_lists), description="an IAM role only AWS IoT services may assume")
-    aws("RoleAlias", RoleAliasSpec, 4, _expand_role_alias, calls=_role_alias_calls, refine=_role_alias_refine,
-        always_managed=("credentialDurationSeconds",), references=(Ref("role", "aws.ServiceRole"),),
-        description="a credentials-provider alias for a role")
-    aws("BillingGroup", BillingGroupSpec, 45, _expand_billing_group, calls=_billing_group_calls,
-        refine=_billing_group_refine, partial_maps=(), description="a cost-allocation group of things")
-    aws("DynamicThingGroup", DynamicThingGroupSpec, 65, _expand_dynamic_group, calls=_dynamic_group_calls,
-        refine=_dynamic_group_refine, always_managed=("indexName", "queryVersion"),
-        description="a thing group whose members a fleet-indexing query selects")
+    aws(
+        "ServiceRole",
+        ServiceRoleSpec,
+        3,
+        _expand_service_role,
+        calls=_service_role_calls,
+        refine=_service_role_refine,
+        always_managed=("maxSessionDuration",),
+        lists=(ListKey("assumedBy"), *policy_lists),
+        description="an IAM role only AWS IoT services may assume",
+    )
+    aws(
+        "RoleAlias",
+        RoleAliasSpec,
+        4,
+        _expand_role_alias,
+        calls=_role_alias_calls,
+        refine=_role_alias_refine,
+        always_managed=("credentialDurationSeconds",),
+        references=(Ref("role", "aws.ServiceRole"),),
+        description="a credentials-provider alias for a role",
+    )
+    aws(
+        "BillingGroup",
+        BillingGroupSpec,
+        45,
+        _expand_billing_group,
+        calls=_billing_group_calls,
+        refine=_billing_group_refine,
+        partial_maps=(),
+        description="a cost-allocation group of things",
+    )
+    aws(
+        "DynamicThingGroup",
+        DynamicThingGroupSpec,
+        65,
+        _expand_dynamic_group,
+        calls=_dynamic_group_calls,
+        refine=_dynamic_group_refine,
+        always_managed=("indexName", "queryVersion"),
+        description="a thing group whose members a fleet-indexing query selects",
+    )
 
 
 _register()

@@ -16,6 +16,7 @@ it, so it is applied after the destination is ENABLED (the destination's apply w
 
 No boto3 here (validating a manifest must not import an SDK).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,18 +38,40 @@ from engine.providers.aws.kinds import ExpandFn, aws
 from engine.providers.aws.references import rule_destinations  # noqa: F401 - its home was here
 
 LogLevel = Literal["DEBUG", "INFO", "WARN", "ERROR", "DISABLED"]
-EventType = Literal["THING", "THING_GROUP", "THING_TYPE", "THING_GROUP_MEMBERSHIP", "THING_GROUP_HIERARCHY",
-                    "THING_TYPE_ASSOCIATION", "JOB", "JOB_EXECUTION", "POLICY", "CERTIFICATE", "CA_CERTIFICATE"]
+EventType = Literal[
+    "THING",
+    "THING_GROUP",
+    "THING_TYPE",
+    "THING_GROUP_MEMBERSHIP",
+    "THING_GROUP_HIERARCHY",
+    "THING_TYPE_ASSOCIATION",
+    "JOB",
+    "JOB_EXECUTION",
+    "POLICY",
+    "CERTIFICATE",
+    "CA_CERTIFICATE",
+]
 # Device Defender audit checks (AWS IoT Developer Guide, "Audit checks"; the sandbox serves the same list)
-AUDIT_CHECKS = ("AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK", "CA_CERTIFICATE_EXPIRING_CHECK",
-                "CA_CERTIFICATE_KEY_QUALITY_CHECK", "CONFLICTING_CLIENT_IDS_CHECK", "DEVICE_CERTIFICATE_EXPIRING_CHECK",
-                "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK", "DEVICE_CERTIFICATE_SHARED_CHECK",
-                "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK", "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
-                "IOT_ROLE_ALIAS_ALLOWS_ACCESS_TO_UNUSED_SERVICES_CHECK", "IOT_ROLE_ALIAS_OVERLY_PERMISSIVE_CHECK",
-                "LOGGING_DISABLED_CHECK", "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK",
-                "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK", "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
-                "DEVICE_CERTIFICATE_AGE_CHECK", "IOT_POLICY_POTENTIAL_MIS_CONFIGURATION_CHECK")
-EVENT_TYPES: tuple[str, ...] = get_args(EventType)   # the registry event types, for the sandbox too
+AUDIT_CHECKS = (
+    "AUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
+    "CA_CERTIFICATE_EXPIRING_CHECK",
+    "CA_CERTIFICATE_KEY_QUALITY_CHECK",
+    "CONFLICTING_CLIENT_IDS_CHECK",
+    "DEVICE_CERTIFICATE_EXPIRING_CHECK",
+    "DEVICE_CERTIFICATE_KEY_QUALITY_CHECK",
+    "DEVICE_CERTIFICATE_SHARED_CHECK",
+    "INTERMEDIATE_CA_REVOKED_FOR_ACTIVE_DEVICE_CERTIFICATES_CHECK",
+    "IOT_POLICY_OVERLY_PERMISSIVE_CHECK",
+    "IOT_ROLE_ALIAS_ALLOWS_ACCESS_TO_UNUSED_SERVICES_CHECK",
+    "IOT_ROLE_ALIAS_OVERLY_PERMISSIVE_CHECK",
+    "LOGGING_DISABLED_CHECK",
+    "REVOKED_CA_CERTIFICATE_STILL_ACTIVE_CHECK",
+    "REVOKED_DEVICE_CERTIFICATE_STILL_ACTIVE_CHECK",
+    "UNAUTHENTICATED_COGNITO_ROLE_OVERLY_PERMISSIVE_CHECK",
+    "DEVICE_CERTIFICATE_AGE_CHECK",
+    "IOT_POLICY_POTENTIAL_MIS_CONFIGURATION_CHECK",
+)
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)  # the registry event types, for the sandbox too
 SINGLETONS = ("IndexingConfiguration", "LoggingOptions", "EventConfigurations", "AccountAuditConfiguration")
 OWNED_WHOLE = "account-wide setting, owned whole by this Target"
 LAMBDA_ARN = r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:[A-Za-z0-9_-]+(:[A-Za-z0-9_$-]+)?$"
@@ -70,11 +93,16 @@ class IndexingConfigurationSpec(Strict):
 
     @model_validator(mode="after")
     def _needs_index(self) -> IndexingConfigurationSpec:
-        if self.thingIndexingMode == "OFF" and (self.thingConnectivityIndexingMode != "OFF"
-                                                or self.deviceDefenderIndexingMode != "OFF"
-                                                or self.namedShadowIndexingMode != "OFF" or self.customFields):
-            raise ValueError("connectivity, Device Defender, named-shadow indexing and custom fields need "
-                             "thingIndexingMode REGISTRY or REGISTRY_AND_SHADOW (AWS refuses them with the index OFF)")
+        if self.thingIndexingMode == "OFF" and (
+            self.thingConnectivityIndexingMode != "OFF"
+            or self.deviceDefenderIndexingMode != "OFF"
+            or self.namedShadowIndexingMode != "OFF"
+            or self.customFields
+        ):
+            raise ValueError(
+                "connectivity, Device Defender, named-shadow indexing and custom fields need "
+                "thingIndexingMode REGISTRY or REGISTRY_AND_SHADOW (AWS refuses them with the index OFF)"
+            )
         return self
 
 
@@ -88,8 +116,9 @@ class LoggingOptionsSpec(Strict):
     roleArn: str = Field(pattern=IAM_ROLE_ARN, description="IAM role AWS IoT assumes to write to CloudWatch Logs")
     defaultLogLevel: LogLevel = "ERROR"
     disableAllLogs: bool = False
-    levels: list[LogLevelTarget] = Field(default_factory=list, description="per-target log levels (the whole set "
-                                                                           "is managed: others are deleted)")
+    levels: list[LogLevelTarget] = Field(
+        default_factory=list, description="per-target log levels (the whole set is managed: others are deleted)"
+    )
 
     @field_validator("levels")
     @classmethod
@@ -107,12 +136,16 @@ def level_key(target_type: str, target_name: str) -> str:
 
 
 class EventConfigurationsSpec(Strict):
-    enabled: list[EventType] = Field(default_factory=list, description="registry event types published; every "
-                                                                       "other type is disabled")
+    enabled: list[EventType] = Field(
+        default_factory=list, description="registry event types published; every other type is disabled"
+    )
 
 
 class SnsTarget(Strict):
-    targetArn: str = Field(pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$", description="SNS topic (by ARN)")
+    targetArn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$",
+        description="SNS topic (by ARN)",
+    )
     roleArn: str = Field(pattern=IAM_ROLE_ARN, description="role AWS IoT assumes to publish to the topic")
     enabled: bool = True
 
@@ -120,8 +153,9 @@ class SnsTarget(Strict):
 class AccountAuditConfigurationSpec(Strict):
     roleArn: str = Field(pattern=IAM_ROLE_ARN, description="role Device Defender assumes to read the account")
     sns: SnsTarget | None = Field(None, description="where audit findings are sent")
-    enabledChecks: list[str] = Field(default_factory=list, description="audit checks enabled; every other check "
-                                                                       "is disabled")
+    enabledChecks: list[str] = Field(
+        default_factory=list, description="audit checks enabled; every other check is disabled"
+    )
 
     @field_validator("enabledChecks")
     @classmethod
@@ -136,8 +170,9 @@ class ScheduledAuditSpec(Strict):
     frequency: Literal["DAILY", "WEEKLY", "BIWEEKLY", "MONTHLY"]
     dayOfMonth: str | None = Field(None, pattern=r"^([1-9]|[12][0-9]|3[01])$|^LAST$")
     dayOfWeek: Literal["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"] | None = None
-    targetCheckNames: list[str] = Field(min_length=1, description="checks run (each must be enabled in the "
-                                                                  "AccountAuditConfiguration)")
+    targetCheckNames: list[str] = Field(
+        min_length=1, description="checks run (each must be enabled in the AccountAuditConfiguration)"
+    )
 
     @model_validator(mode="after")
     def _schedule(self) -> ScheduledAuditSpec:
@@ -159,8 +194,10 @@ class ScheduledAuditSpec(Strict):
 class AuthorizerSpec(Strict):
     authorizerFunction: str = Field(pattern=LAMBDA_ARN, description="the Lambda function (by ARN)")
     tokenKeyName: str | None = Field(None, pattern=r"^[a-zA-Z0-9_-]+$", max_length=128)
-    tokenSigningPublicKeys: dict[str, Pem] = Field(default_factory=dict, description="public keys (PEM) that verify "
-                                                   "token signatures; fleetctl never reads private keys")
+    tokenSigningPublicKeys: dict[str, Pem] = Field(
+        default_factory=dict,
+        description="public keys (PEM) that verify token signatures; fleetctl never reads private keys",
+    )
     status: Literal["ACTIVE", "INACTIVE"] = "ACTIVE"
     signingDisabled: bool = Field(False, description="accept unsigned tokens (immutable on AWS)")
     enableCachingForHttp: bool = False
@@ -174,10 +211,12 @@ class AuthorizerSpec(Strict):
 
 class DomainConfigurationSpec(Strict):
     domainName: str | None = Field(None, description="custom domain (immutable); none: an AWS-managed domain")
-    serverCertificateArns: list[str] = Field(default_factory=list, max_length=1,
-                                             description="ACM certificate of the custom domain (immutable)")
-    validationCertificateArn: str | None = Field(None, description="ACM certificate proving domain ownership "
-                                                                   "(immutable)")
+    serverCertificateArns: list[str] = Field(
+        default_factory=list, max_length=1, description="ACM certificate of the custom domain (immutable)"
+    )
+    validationCertificateArn: str | None = Field(
+        None, description="ACM certificate proving domain ownership (immutable)"
+    )
     serviceType: Literal["DATA", "CREDENTIAL_PROVIDER", "JOBS"] = "DATA"
     authorizer: Name | None = Field(None, description="the default custom Authorizer")
     allowAuthorizerOverride: bool = False
@@ -187,9 +226,11 @@ class DomainConfigurationSpec(Strict):
 
 # ---------------------------------------------------------------------------------------------- destinations
 class HttpDestination(Strict):
-    confirmationUrl: str = Field(pattern=r"^https://[^\s/$.?#][^\s]*$", max_length=2000,
-                                 description="HTTPS URL AWS sends the confirmation token to; rule actions post "
-                                             "under it")
+    confirmationUrl: str = Field(
+        pattern=r"^https://[^\s/$.?#][^\s]*$",
+        max_length=2000,
+        description="HTTPS URL AWS sends the confirmation token to; rule actions post under it",
+    )
 
 
 class VpcDestination(Strict):
@@ -203,8 +244,13 @@ class TopicRuleDestinationSpec(Strict):
     http: HttpDestination | None = None
     vpc: VpcDestination | None = None
     status: Literal["ENABLED", "DISABLED"] = "ENABLED"
-    confirmationWaitSeconds: float = Field(300, ge=0, le=3600, description="how long apply waits for the endpoint "
-                                           "to confirm a new HTTP destination before it fails (rules using it wait)")
+    confirmationWaitSeconds: float = Field(
+        300,
+        ge=0,
+        le=3600,
+        description="how long apply waits for the endpoint "
+        "to confirm a new HTTP destination before it fails (rules using it wait)",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> TopicRuleDestinationSpec:
@@ -235,10 +281,12 @@ def _singleton_conflicts(ctx: ExpandContext, m: Manifest) -> bool:
         same_target = target == m.target
         if same_target or (mine is not None and theirs is not None and same_account(mine, theirs)):
             where = other.source()
-            ctx.error(f"{m.decl.kind} is an account-wide setting and is declared twice for the same AWS account: "
-                      f"{m.doc.source(('metadata', 'name'))} (Target '{m.target}') and {where} (Target '{target}')",
-                      detail="declare it once, in one Target of the account (Targets are the same account when "
-                             "their aws.accountId matches, or, without accountId, region, profile and endpointUrl)")
+            ctx.error(
+                f"{m.decl.kind} is an account-wide setting and is declared twice for the same AWS account: "
+                f"{m.doc.source(('metadata', 'name'))} (Target '{m.target}') and {where} (Target '{target}')",
+                detail="declare it once, in one Target of the account (Targets are the same account when "
+                "their aws.accountId matches, or, without accountId, region, profile and endpointUrl)",
+            )
             found = True
     return found
 
@@ -255,6 +303,7 @@ def _singleton(expand: ExpandFn) -> ExpandFn:
         if _singleton_conflicts(ctx, m):
             return Expanded()
         return expand(ctx, m)
+
     return wrapped
 
 
@@ -286,8 +335,9 @@ def _expand_audit(ctx: ExpandContext, m: Manifest) -> Expanded:
 
 
 def _with_dependencies(out: Expanded, deps: list[Address]) -> Expanded:
-    out.resources = [dataclasses.replace(r, depends_on=tuple(sorted(set(r.depends_on) | set(deps))))
-                     for r in out.resources]
+    out.resources = [
+        dataclasses.replace(r, depends_on=tuple(sorted(set(r.depends_on) | set(deps)))) for r in out.resources
+    ]
     return out
 
 
@@ -295,20 +345,29 @@ def _expand_scheduled(ctx: ExpandContext, m: Manifest) -> Expanded:
     scheduled = spec_as(m, ScheduledAuditSpec)
     spec = declared(scheduled)
     spec["targetCheckNames"] = sorted(set(scheduled.targetCheckNames))
-    deps = [o.address for (kind, target, _), o in ctx.index.items()
-            if kind == "aws.AccountAuditConfiguration" and target == m.target]
-    for (kind, target, _), audit in ctx.index.items():      # a scheduled check must be enabled for the account
+    deps = [
+        o.address
+        for (kind, target, _), o in ctx.index.items()
+        if kind == "aws.AccountAuditConfiguration" and target == m.target
+    ]
+    for (kind, target, _), audit in ctx.index.items():  # a scheduled check must be enabled for the account
         if kind == "aws.AccountAuditConfiguration" and target == m.target:
-            off = sorted(set(scheduled.targetCheckNames) - set(spec_as(audit, AccountAuditConfigurationSpec).enabledChecks))
+            off = sorted(
+                set(scheduled.targetCheckNames) - set(spec_as(audit, AccountAuditConfigurationSpec).enabledChecks)
+            )
             if off:
-                ctx.error(f"audit check(s) {', '.join(off)} are not enabled in AccountAuditConfiguration "
-                          f"'{audit.name}': AWS refuses to schedule them", "targetCheckNames")
+                ctx.error(
+                    f"audit check(s) {', '.join(off)} are not enabled in AccountAuditConfiguration "
+                    f"'{audit.name}': AWS refuses to schedule them",
+                    "targetCheckNames",
+                )
     return _with_dependencies(simple_desired(ctx, spec), deps)
 
 
 def public_key_pem(text: str) -> str | None:
     """The PEM of a public key, normalised; None when `text` is not one (a private key is never accepted)."""
     from cryptography.hazmat.primitives import serialization
+
     try:
         key = serialization.load_pem_public_key(text.encode())
     except ValueError:
@@ -329,8 +388,12 @@ def _expand_authorizer(ctx: ExpandContext, m: Manifest) -> Expanded:
         if text is None:
             continue
         if "PRIVATE KEY" in text:
-            ctx.error(f"token signing key '{name}' is a private key: declare the public key only (fleetctl never "
-                      "reads private keys)", "tokenSigningPublicKeys", name)
+            ctx.error(
+                f"token signing key '{name}' is a private key: declare the public key only (fleetctl never "
+                "reads private keys)",
+                "tokenSigningPublicKeys",
+                name,
+            )
             continue
         pem = public_key_pem(text)
         if pem is None:
@@ -362,12 +425,12 @@ def _expand_destination(ctx: ExpandContext, m: Manifest) -> Expanded:
     return simple_desired(ctx, spec, inputs={"confirmationWaitSeconds": destination.confirmationWaitSeconds})
 
 
-
 # ---------------------------------------------------------------------------------------------- refine, calls
 def _owned_whole(c: Change) -> Any:
     """A singleton's change says what it is: never created nor deleted, one account-wide update."""
-    return dataclasses.replace(c, reason=c.reason or OWNED_WHOLE, steps=c.steps or (f"update the {c.kind[4:]} "
-                                                                                     f"({OWNED_WHOLE})",))
+    return dataclasses.replace(
+        c, reason=c.reason or OWNED_WHOLE, steps=c.steps or (f"update the {c.kind[4:]} ({OWNED_WHOLE})",)
+    )
 
 
 def _touched(c: Change, *keys: str) -> bool:
@@ -380,9 +443,13 @@ def _indexing_calls(c: Change) -> Counter[str]:
 
 def _logging_calls(c: Change) -> Counter[str]:
     want, have = c.desired.get("levels", {}) or {}, c.actual.get("levels", {}) or {}
-    return Counter({"SetV2LoggingOptions": int(_touched(c, "roleArn", "defaultLogLevel", "disableAllLogs")),
-                    "SetV2LoggingLevel": sum(1 for k, v in want.items() if have.get(k) != v),
-                    "DeleteV2LoggingLevel": sum(1 for k in have if k not in want)})
+    return Counter(
+        {
+            "SetV2LoggingOptions": int(_touched(c, "roleArn", "defaultLogLevel", "disableAllLogs")),
+            "SetV2LoggingLevel": sum(1 for k, v in want.items() if have.get(k) != v),
+            "DeleteV2LoggingLevel": sum(1 for k in have if k not in want),
+        }
+    )
 
 
 def _events_calls(c: Change) -> Counter[str]:
@@ -393,10 +460,12 @@ def _audit_calls(c: Change) -> Counter[str]:
     return Counter({"UpdateAccountAuditConfiguration": 1})
 
 
-def _crud(create: str, update: str, delete: str, *, disable: str | None = None,
-          disabled: tuple[str, str] | None = None) -> Callable[[Change], Counter[str]]:
+def _crud(
+    create: str, update: str, delete: str, *, disable: str | None = None, disabled: tuple[str, str] | None = None
+) -> Callable[[Change], Counter[str]]:
     """Calls of a named kind; `disable`: the update call made before a delete while `disabled` (field, value) is
     not yet the state."""
+
     def calls(c: Change) -> Counter[str]:
         pre = Counter({disable: int(c.actual.get(disabled[0]) != disabled[1])}) if disable and disabled else Counter()
         if c.action is Action.CREATE:
@@ -405,31 +474,43 @@ def _crud(create: str, update: str, delete: str, *, disable: str | None = None,
             return pre + Counter({delete: 1})
         if c.action is Action.REPLACE:
             return pre + Counter({delete: 1, create: 1})
-        return Counter({update: int(bool([f for f in c.fields if f.path != "managedBy"]))}) + \
-            Counter({"TagResource": int(_touched(c, "managedBy"))})
+        return Counter({update: int(bool([f for f in c.fields if f.path != "managedBy"]))}) + Counter(
+            {"TagResource": int(_touched(c, "managedBy"))}
+        )
+
     return calls
 
 
 def _destination_calls(c: Change) -> Counter[str]:
-    base = _crud("CreateTopicRuleDestination", "UpdateTopicRuleDestination", "DeleteTopicRuleDestination",
-                 disable="UpdateTopicRuleDestination", disabled=("status", "DISABLED"))(c)
-    if c.action in (Action.CREATE, Action.REPLACE) and c.desired.get("vpc") is None \
-            and c.desired.get("status") == "DISABLED":
-        base["UpdateTopicRuleDestination"] += 1      # confirmed, then disabled as declared
+    base = _crud(
+        "CreateTopicRuleDestination",
+        "UpdateTopicRuleDestination",
+        "DeleteTopicRuleDestination",
+        disable="UpdateTopicRuleDestination",
+        disabled=("status", "DISABLED"),
+    )(c)
+    if (
+        c.action in (Action.CREATE, Action.REPLACE)
+        and c.desired.get("vpc") is None
+        and c.desired.get("status") == "DISABLED"
+    ):
+        base["UpdateTopicRuleDestination"] += 1  # confirmed, then disabled as declared
     if c.action is Action.UPDATE and c.actual.get("status") == "IN_PROGRESS":
-        base["UpdateTopicRuleDestination"] = 0       # waiting for the confirmation reads only
+        base["UpdateTopicRuleDestination"] = 0  # waiting for the confirmation reads only
     return base
 
 
 def _disable_first(what: str, field: str, value: str, delete: str) -> Any:
     def refine(c: Change) -> Any:
-        disable = [f"set the {what} {value} (AWS deletes only a {value} {what})"] \
-            if c.actual.get(field) != value else []
+        disable = (
+            [f"set the {what} {value} (AWS deletes only a {value} {what})"] if c.actual.get(field) != value else []
+        )
         if c.action is Action.DELETE:
             return dataclasses.replace(c, steps=tuple(disable + [delete]))
         if c.action is Action.REPLACE:
             return dataclasses.replace(c, steps=tuple(disable + [delete, f"create the {what} with the new settings"]))
         return c
+
     return refine
 
 
@@ -437,48 +518,124 @@ def _destination_refine(c: Change) -> Any:
     c = _disable_first("destination", "status", "DISABLED", "delete the topic rule destination")(c)
     if c.action in (Action.CREATE, Action.REPLACE) and c.desired.get("http"):
         steps = () if c.action is Action.CREATE else c.steps
-        return dataclasses.replace(c, steps=steps + (
-            "create the destination (IN_PROGRESS: AWS sends a confirmation token to the confirmation URL)",
-            "wait until the endpoint confirms it (ConfirmTopicRuleDestination with the token): ENABLED; rules "
-            "posting under it are applied after that"))
+        return dataclasses.replace(
+            c,
+            steps=steps
+            + (
+                "create the destination (IN_PROGRESS: AWS sends a confirmation token to the confirmation URL)",
+                "wait until the endpoint confirms it (ConfirmTopicRuleDestination with the token): ENABLED; rules "
+                "posting under it are applied after that",
+            ),
+        )
     if c.action is Action.UPDATE and c.actual.get("status") == "IN_PROGRESS" and c.desired.get("status") == "ENABLED":
-        return dataclasses.replace(c, reason="the destination awaits its endpoint's confirmation",
-                                   steps=("wait until the endpoint confirms the destination "
-                                          "(ConfirmTopicRuleDestination with the token AWS sent it)",))
+        return dataclasses.replace(
+            c,
+            reason="the destination awaits its endpoint's confirmation",
+            steps=(
+                "wait until the endpoint confirms the destination "
+                "(ConfirmTopicRuleDestination with the token AWS sent it)",
+            ),
+        )
     return c
 
 
 # ---------------------------------------------------------------------------------------------- declarations
 # ranks: account settings first (rank 1-4); authorizers before the domain configurations that use them; topic
 # rule destinations before topic rules (70); scheduled audits after the audit configuration.
-aws("IndexingConfiguration", IndexingConfigurationSpec, 1, _singleton(_expand_indexing), calls=_indexing_calls,
-    refine=_owned_whole, lists=(ListKey("customFields", "key", "name"),),
-    always_managed=tuple(IndexingConfigurationSpec.model_fields))
-aws("LoggingOptions", LoggingOptionsSpec, 2, _singleton(_expand_logging), calls=_logging_calls, refine=_owned_whole,
-    always_managed=tuple(LoggingOptionsSpec.model_fields))
-aws("EventConfigurations", EventConfigurationsSpec, 3, _singleton(_expand_events), calls=_events_calls,
-    refine=_owned_whole, lists=(ListKey("enabled"),), always_managed=("enabled",))
-aws("AccountAuditConfiguration", AccountAuditConfigurationSpec, 4, _singleton(_expand_audit), calls=_audit_calls,
-    refine=_owned_whole, lists=(ListKey("enabledChecks"),), always_managed=tuple(AccountAuditConfigurationSpec.model_fields),
-    extra={"checks": AUDIT_CHECKS})    # every Device Defender audit check (the Needs-attention check reads it here)
-aws("ScheduledAudit", ScheduledAuditSpec, 8, _expand_scheduled,
+aws(
+    "IndexingConfiguration",
+    IndexingConfigurationSpec,
+    1,
+    _singleton(_expand_indexing),
+    calls=_indexing_calls,
+    refine=_owned_whole,
+    lists=(ListKey("customFields", "key", "name"),),
+    always_managed=tuple(IndexingConfigurationSpec.model_fields),
+)
+aws(
+    "LoggingOptions",
+    LoggingOptionsSpec,
+    2,
+    _singleton(_expand_logging),
+    calls=_logging_calls,
+    refine=_owned_whole,
+    always_managed=tuple(LoggingOptionsSpec.model_fields),
+)
+aws(
+    "EventConfigurations",
+    EventConfigurationsSpec,
+    3,
+    _singleton(_expand_events),
+    calls=_events_calls,
+    refine=_owned_whole,
+    lists=(ListKey("enabled"),),
+    always_managed=("enabled",),
+)
+aws(
+    "AccountAuditConfiguration",
+    AccountAuditConfigurationSpec,
+    4,
+    _singleton(_expand_audit),
+    calls=_audit_calls,
+    refine=_owned_whole,
+    lists=(ListKey("enabledChecks"),),
+    always_managed=tuple(AccountAuditConfigurationSpec.model_fields),
+    extra={"checks": AUDIT_CHECKS},
+)  # every Device Defender audit check (the Needs-attention check reads it here)
+aws(
+    "ScheduledAudit",
+    ScheduledAuditSpec,
+    8,
+    _expand_scheduled,
     calls=_crud("CreateScheduledAudit", "UpdateScheduledAudit", "DeleteScheduledAudit"),
-    lists=(ListKey("targetCheckNames"),), always_managed=("frequency",))
-aws("Authorizer", AuthorizerSpec, 12, _expand_authorizer, immutable=("signingDisabled",),
-    calls=_crud("CreateAuthorizer", "UpdateAuthorizer", "DeleteAuthorizer", disable="UpdateAuthorizer",
-                disabled=("status", "INACTIVE")),
+    lists=(ListKey("targetCheckNames"),),
+    always_managed=("frequency",),
+)
+aws(
+    "Authorizer",
+    AuthorizerSpec,
+    12,
+    _expand_authorizer,
+    immutable=("signingDisabled",),
+    calls=_crud(
+        "CreateAuthorizer",
+        "UpdateAuthorizer",
+        "DeleteAuthorizer",
+        disable="UpdateAuthorizer",
+        disabled=("status", "INACTIVE"),
+    ),
     refine=_disable_first("authorizer", "status", "INACTIVE", "delete the authorizer"),
-    always_managed=("status", "signingDisabled", "enableCachingForHttp", "tokenSigningPublicKeys"))
-aws("DomainConfiguration", DomainConfigurationSpec, 14, _expand_domain,
+    always_managed=("status", "signingDisabled", "enableCachingForHttp", "tokenSigningPublicKeys"),
+)
+aws(
+    "DomainConfiguration",
+    DomainConfigurationSpec,
+    14,
+    _expand_domain,
     immutable=("domainName", "serverCertificateArns", "validationCertificateArn", "serviceType"),
-    calls=_crud("CreateDomainConfiguration", "UpdateDomainConfiguration", "DeleteDomainConfiguration",
-                disable="UpdateDomainConfiguration", disabled=("status", "DISABLED")),
+    calls=_crud(
+        "CreateDomainConfiguration",
+        "UpdateDomainConfiguration",
+        "DeleteDomainConfiguration",
+        disable="UpdateDomainConfiguration",
+        disabled=("status", "DISABLED"),
+    ),
     refine=_disable_first("domain configuration", "status", "DISABLED", "delete the domain configuration"),
-    references=(Ref("authorizer", "aws.Authorizer"),), lists=(ListKey("serverCertificateArns"),),
-    always_managed=("serviceType", "allowAuthorizerOverride", "tlsPolicy", "status"))
-aws("TopicRuleDestination", TopicRuleDestinationSpec, 65, _expand_destination, immutable=("http", "vpc"),
-    calls=_destination_calls, refine=_destination_refine,
-    lists=(ListKey("vpc.subnetIds"), ListKey("vpc.securityGroups")), always_managed=("status",))
+    references=(Ref("authorizer", "aws.Authorizer"),),
+    lists=(ListKey("serverCertificateArns"),),
+    always_managed=("serviceType", "allowAuthorizerOverride", "tlsPolicy", "status"),
+)
+aws(
+    "TopicRuleDestination",
+    TopicRuleDestinationSpec,
+    65,
+    _expand_destination,
+    immutable=("http", "vpc"),
+    calls=_destination_calls,
+    refine=_destination_refine,
+    lists=(ListKey("vpc.subnetIds"), ListKey("vpc.securityGroups")),
+    always_managed=("status",),
+)
 
 NAME_RE_DESTINATION = re.compile(r"[^a-z0-9-]+")
 

@@ -4,6 +4,7 @@ fleetctl ServiceRole, and the TopicRuleDestinations an http action posts under.
 A module of its own, below engine/providers/aws/kinds.py and the family declarations (kinds_access.py,
 kinds_account.py), so that the TopicRule's expand in kinds.py can use them without the declarations importing each
 other in a circle."""
+
 from __future__ import annotations
 
 import re
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 from engine.manifest.expand import ExpandContext
 from engine.model import Address
 
-if TYPE_CHECKING:       # for the annotation only: kinds_account.py builds on this module
+if TYPE_CHECKING:  # for the annotation only: kinds_account.py builds on this module
     from engine.providers.aws.kinds_account import TopicRuleDestinationSpec
 
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/fleetctl/([\w+=,.@-]{1,64})$")
@@ -57,7 +58,7 @@ def rule_destinations(ctx: ExpandContext, actions: list[dict[str, Any]]) -> list
     for (kind, target, _), d in ctx.index.items():
         if kind != "aws.TopicRuleDestination" or target != ctx.manifest.target:
             continue
-        http = cast("TopicRuleDestinationSpec", d.spec).http      # the kind, tested above, declares this model
+        http = cast("TopicRuleDestinationSpec", d.spec).http  # the kind, tested above, declares this model
         if http is not None and any(u.startswith(http.confirmationUrl) for u in urls):
             out.append(d.address)
     return out

@@ -11,6 +11,7 @@ The describe path projects exactly what the list path projects (same state, toke
 plan made from one and checked with the other is not "stale": tests/scale/test_changed_since.py checks the
 fingerprints of both paths against each other.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,18 +44,29 @@ def seconds(calls: Mapping[str, float], quotas: Mapping[str, Quota] = AWS_IOT_QU
     return max((n / _tps(api, quotas) for api, n in calls.items() if n), default=0.0)
 
 
-def thing_costs(scoped: int, fleet: int, groups: int, certificates: int, policies: int, links: int,
-                quotas: Mapping[str, Quota] = AWS_IOT_QUOTAS) -> dict[str, float]:
+def thing_costs(
+    scoped: int,
+    fleet: int,
+    groups: int,
+    certificates: int,
+    policies: int,
+    links: int,
+    quotas: Mapping[str, Quota] = AWS_IOT_QUOTAS,
+) -> dict[str, float]:
     """Seconds at the quotas to read `scoped` things of a `fleet`-thing target: describe vs list path.
     The list path is AwsProvider.read's (things, group memberships by group, certificates, policy targets, in
     sequence); `links`: things whose certificate links are managed (one ListThingPrincipals each, both paths)."""
     pages, cert_pages = max(1, math.ceil(fleet / PAGE)), math.ceil(certificates / PAGE)
-    describe = seconds({"DescribeThing": scoped, "ListThingGroupsForThing": scoped, "ListThingPrincipals": links},
-                       quotas)
-    listing = (seconds({"ListThings": pages}, quotas) + seconds({"ListThingsInThingGroup": groups + pages}, quotas)
-               + seconds({"ListCertificates": cert_pages}, quotas)
-               + seconds({"ListTargetsForPolicy": policies + cert_pages}, quotas)
-               + seconds({"ListThingPrincipals": links}, quotas))
+    describe = seconds(
+        {"DescribeThing": scoped, "ListThingGroupsForThing": scoped, "ListThingPrincipals": links}, quotas
+    )
+    listing = (
+        seconds({"ListThings": pages}, quotas)
+        + seconds({"ListThingsInThingGroup": groups + pages}, quotas)
+        + seconds({"ListCertificates": cert_pages}, quotas)
+        + seconds({"ListTargetsForPolicy": policies + cert_pages}, quotas)
+        + seconds({"ListThingPrincipals": links}, quotas)
+    )
     return {"describe": describe, "list": listing}
 
 
@@ -65,16 +77,23 @@ def _cheaper(costs: Mapping[str, float]) -> str:
     return "list" if costs["list"] <= costs["describe"] * 1.05 else "describe"
 
 
-def certificate_costs(scoped: int, fleet: int, policies: int,
-                      quotas: Mapping[str, Quota] = AWS_IOT_QUOTAS) -> dict[str, float]:
+def certificate_costs(
+    scoped: int, fleet: int, policies: int, quotas: Mapping[str, Quota] = AWS_IOT_QUOTAS
+) -> dict[str, float]:
     pages = max(1, math.ceil(fleet / PAGE))
     describe = seconds({"DescribeCertificate": scoped, "ListAttachedPolicies": scoped}, quotas)
     listing = seconds({"ListCertificates": pages}, quotas) + seconds({"ListTargetsForPolicy": policies + pages}, quotas)
     return {"describe": describe, "list": listing}
 
 
-def read_scoped(p: AwsProvider, desired: list[DesiredResource], scope: Iterable[Address],
-                previous: Iterable[DesiredResource] = (), *, strategy: str | None = None) -> ReadResult:
+def read_scoped(
+    p: AwsProvider,
+    desired: list[DesiredResource],
+    scope: Iterable[Address],
+    previous: Iterable[DesiredResource] = (),
+    *,
+    strategy: str | None = None,
+) -> ReadResult:
     """Actual state of the resources at `scope` addresses of this target (declared or not).
 
     `desired` is the target's whole desired state: it names certificates by id and says which links are
@@ -93,14 +112,15 @@ def read_scoped(p: AwsProvider, desired: list[DesiredResource], scope: Iterable[
     old = {(d.kind, d.address.name): d for d in previous}
     ctx = ReadContext(p, by_kind, False)
     out: list[ActualResource] = []
-    extra = families.families()       # kinds of engine/providers/aws/families.py: few per account, listed
+    extra = families.families()  # kinds of engine/providers/aws/families.py: few per account, listed
     listed = [k for k in (*LIST_ONLY, *extra) if k in wanted]
-    for fam in extra.values():        # indexes other readers use (things' billing groups): read first
+    for fam in extra.values():  # indexes other readers use (things' billing groups): read first
         if families.fed(fam, set(wanted), by_kind):
             fam.read(ctx)
-    if listed:   # few per account: the list readers are as cheap as describes, and already exact
-        result = p.read([d for k in listed for d in by_kind.get(k, {}).values()],
-                        options=ReadOptions(kinds=frozenset(listed)))
+    if listed:  # few per account: the list readers are as cheap as describes, and already exact
+        result = p.read(
+            [d for k in listed for d in by_kind.get(k, {}).values()], options=ReadOptions(kinds=frozenset(listed))
+        )
         out += [a for a in result.actual if a.address.name in wanted.get(a.kind, set())]
     if "aws.Policy" in wanted:
         out += parallel(lambda n: _policy(ctx, n), sorted(wanted["aws.Policy"]))
@@ -123,24 +143,47 @@ def _policy(ctx: ReadContext, name: str) -> ActualResource | None:
     desired = ctx.by_kind.get("aws.Policy", {}).get(name)
     version_ids = sorted(int(v["versionId"]) for v in versions)
     state: dict[str, Any] = {"document": json.loads(pol["policyDocument"])}
-    ids: dict[str, Any] = {"arn": pol["policyArn"], "defaultVersionId": pol["defaultVersionId"], "versions": version_ids}
+    ids: dict[str, Any] = {
+        "arn": pol["policyArn"],
+        "defaultVersionId": pol["defaultVersionId"],
+        "versions": version_ids,
+    }
     if desired is not None:
         keep = int(desired.spec.get("keepVersions", 5))
         state["keepVersions"] = keep if len(version_ids) <= keep else len(version_ids)
         managed = True
-    else:   # a removed policy: its delete detaches it from every target, so they are listed
-        ids["targets"] = sorted(ctx.c.pages("list_targets_for_policy", "targets", page_size=PAGE, size_arg="pageSize",
-                                            token_in="marker", token_out="nextMarker", policyName=name))
+    else:  # a removed policy: its delete detaches it from every target, so they are listed
+        ids["targets"] = sorted(
+            ctx.c.pages(
+                "list_targets_for_policy",
+                "targets",
+                page_size=PAGE,
+                size_arg="pageSize",
+                token_in="marker",
+                token_out="nextMarker",
+                policyName=name,
+            )
+        )
         managed = ctx.p.tags_managed(pol["policyArn"])
     ctx.marker("aws.Policy", name, state, lambda: ctx.p.tags_managed(pol["policyArn"]))
-    return ActualResource(ctx.p.addr("Policy", name), "aws.Policy", state, token=f"v{pol['defaultVersionId']}",
-                          managed=managed, ids=ids)
+    return ActualResource(
+        ctx.p.addr("Policy", name), "aws.Policy", state, token=f"v{pol['defaultVersionId']}", managed=managed, ids=ids
+    )
 
 
 def _attached_policies(ctx: ReadContext, arn: str) -> list[str]:
-    return sorted(p["policyName"] for p in ctx.c.pages("list_attached_policies", "policies", page_size=PAGE,
-                                                         size_arg="pageSize", token_in="marker",
-                                                         token_out="nextMarker", target=arn))
+    return sorted(
+        p["policyName"]
+        for p in ctx.c.pages(
+            "list_attached_policies",
+            "policies",
+            page_size=PAGE,
+            size_arg="pageSize",
+            token_in="marker",
+            token_out="nextMarker",
+            target=arn,
+        )
+    )
 
 
 def _group(ctx: ReadContext, name: str) -> ActualResource | None:
@@ -157,9 +200,14 @@ def _group(ctx: ReadContext, name: str) -> ActualResource | None:
     return group
 
 
-def _certificates(ctx: ReadContext, names: set[str], desired: list[DesiredResource],
-                  by_kind: Mapping[str, Mapping[str, DesiredResource]],
-                  old: Mapping[tuple[str, str], DesiredResource], strategy: str | None) -> list[ActualResource]:
+def _certificates(
+    ctx: ReadContext,
+    names: set[str],
+    desired: list[DesiredResource],
+    by_kind: Mapping[str, Mapping[str, DesiredResource]],
+    old: Mapping[tuple[str, str], DesiredResource],
+    strategy: str | None,
+) -> list[ActualResource]:
     declared = by_kind.get("aws.Certificate", {})
     fleet = len(declared)
     costs = certificate_costs(len(names), fleet, len(by_kind.get("aws.Policy", {})))
@@ -168,7 +216,7 @@ def _certificates(ctx: ReadContext, names: set[str], desired: list[DesiredResour
         d = declared.get(name) or old.get(("aws.Certificate", name))
         if d is not None and d.spec.get("certificateId"):
             ids[name] = d.spec["certificateId"]
-        elif len(name) == 64:        # an undeclared certificate is addressed by its id
+        elif len(name) == 64:  # an undeclared certificate is addressed by its id
             ids[name] = name
     if (strategy or _cheaper(costs)) == "list":
         result = ctx.p.read(desired, options=ReadOptions(kinds=frozenset({"aws.Certificate"})))
@@ -185,11 +233,20 @@ def _certificates(ctx: ReadContext, names: set[str], desired: list[DesiredResour
         ctx.p.arns[cid] = arn
         name = ctx.cert_name(cid)
         ca = desc.get("caCertificateId")
-        state = {"certificateId": cid, "status": desc.get("status"), "caCertificate": cas.get(ca, ca) if ca else None,
-                 "policies": _attached_policies(ctx, arn)}
+        state = {
+            "certificateId": cid,
+            "status": desc.get("status"),
+            "caCertificate": cas.get(ca, ca) if ca else None,
+            "policies": _attached_policies(ctx, arn),
+        }
         managed = name in declared or _held_by_managed_thing(ctx, arn)
-        return ActualResource(ctx.p.addr("Certificate", name), "aws.Certificate", state, managed=managed,
-                              ids={"arn": arn, "certificateId": cid})
+        return ActualResource(
+            ctx.p.addr("Certificate", name),
+            "aws.Certificate",
+            state,
+            managed=managed,
+            ids={"arn": arn, "certificateId": cid},
+        )
 
     return [a for a in parallel(one, sorted(set(ids.values()))) if a is not None]
 
@@ -205,14 +262,25 @@ def _held_by_managed_thing(ctx: ReadContext, arn: str) -> bool:
     return False
 
 
-def _things(ctx: ReadContext, names: set[str], desired: list[DesiredResource],
-            by_kind: Mapping[str, Mapping[str, DesiredResource]], strategy: str | None) -> list[ActualResource]:
+def _things(
+    ctx: ReadContext,
+    names: set[str],
+    desired: list[DesiredResource],
+    by_kind: Mapping[str, Mapping[str, DesiredResource]],
+    strategy: str | None,
+) -> list[ActualResource]:
     declared = by_kind.get("aws.Thing", {})
     groups = {g for d in declared.values() for g in d.spec.get("groups", [])}
     links = sum(1 for n in names if ctx.links_managed(n, n not in declared))
     certificates = by_kind.get("aws.Certificate", {})
-    costs = thing_costs(len(names), max(len(declared), len(names)), len(groups), len(certificates),
-                        len(by_kind.get("aws.Policy", {})), links)
+    costs = thing_costs(
+        len(names),
+        max(len(declared), len(names)),
+        len(groups),
+        len(certificates),
+        len(by_kind.get("aws.Policy", {})),
+        links,
+    )
     if (strategy or _cheaper(costs)) == "list":
         result = ctx.p.read(desired, options=ReadOptions(kinds=frozenset({"aws.Thing"}), only_things=frozenset(names)))
         return [a for a in result.actual if a.address.name in names]

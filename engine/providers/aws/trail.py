@@ -33,6 +33,7 @@ events too, and a drift read makes one ListThingPrincipals per thing: a full rea
 events, of every service, filtered here to iot.amazonaws.com. FLEETCTL_TRAIL_LOOKUP picks: `write-only` (the
 default) or `event-source`; both skip read-only events.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,26 +54,39 @@ if TYPE_CHECKING:
     from engine.providers.aws.provider import AwsProvider
 
 EVENT_SOURCE = "iot.amazonaws.com"
-PAGE = 50                                   # LookupEvents MaxResults: at most 50
+PAGE = 50  # LookupEvents MaxResults: at most 50
 OVERLAP = timedelta(minutes=15)
-RETENTION = timedelta(days=90)              # CloudTrail event history
+RETENTION = timedelta(days=90)  # CloudTrail event history
 MAX_AGE = timedelta(days=7)
-LOOKUPS = {"write-only": {"AttributeKey": "ReadOnly", "AttributeValue": "false"},
-           "event-source": {"AttributeKey": "EventSource", "AttributeValue": EVENT_SOURCE}}
+LOOKUPS = {
+    "write-only": {"AttributeKey": "ReadOnly", "AttributeValue": "false"},
+    "event-source": {"AttributeKey": "EventSource", "AttributeValue": EVENT_SOURCE},
+}
 # request members that name a thing or its links: an unmapped event carrying one forces every link to be re-read
 THING_MEMBERS = frozenset({"thingName", "thingArn", "principal", "thingNames"})
 # ARN resource types (arn:aws:iot:REGION:ACCOUNT:TYPE/NAME) → kind
-ARN_KINDS = {"thing": "aws.Thing", "thinggroup": "aws.ThingGroup", "thingtype": "aws.ThingType",
-             "policy": "aws.Policy", "cert": "aws.Certificate", "cacert": "aws.CACertificate",
-             "rule": "aws.TopicRule", "provisioningtemplate": "aws.ProvisioningTemplate",
-             "billinggroup": "aws.BillingGroup", "rolealias": "aws.RoleAlias", "authorizer": "aws.Authorizer",
-             "domainconfiguration": "aws.DomainConfiguration", "scheduledaudit": "aws.ScheduledAudit",
-             "ruledestination": "aws.TopicRuleDestination"}
+ARN_KINDS = {
+    "thing": "aws.Thing",
+    "thinggroup": "aws.ThingGroup",
+    "thingtype": "aws.ThingType",
+    "policy": "aws.Policy",
+    "cert": "aws.Certificate",
+    "cacert": "aws.CACertificate",
+    "rule": "aws.TopicRule",
+    "provisioningtemplate": "aws.ProvisioningTemplate",
+    "billinggroup": "aws.BillingGroup",
+    "rolealias": "aws.RoleAlias",
+    "authorizer": "aws.Authorizer",
+    "domainconfiguration": "aws.DomainConfiguration",
+    "scheduledaudit": "aws.ScheduledAudit",
+    "ruledestination": "aws.TopicRuleDestination",
+}
 
 
 @dataclass(frozen=True)
 class Req:
     """The resource named by request parameter `member` (a list of names when the parameter is a list)."""
+
     kind: str
     member: str
 
@@ -81,6 +95,7 @@ class Req:
 class Arn:
     """The resource an ARN in request parameter `member` names (kind from the ARN's resource type); `kind` limits
     it (a principal that is not a certificate, e.g. a Cognito identity, names nothing fleetctl reads)."""
+
     member: str
     kind: str | None = None
 
@@ -88,6 +103,7 @@ class Arn:
 @dataclass(frozen=True)
 class Resp:
     """The resource named by response element `member` (an id AWS chose: RegisterCertificate's certificateId)."""
+
     kind: str
     member: str
 
@@ -95,12 +111,14 @@ class Resp:
 @dataclass(frozen=True)
 class AnyOf:
     """The first of several ways a request can name the same resource (thingGroupName or thingGroupArn)."""
+
     rules: tuple[Any, ...]
 
 
 @dataclass(frozen=True)
 class Whole:
     """An account singleton (IndexingConfiguration, LoggingOptions, ...): the event changes the one resource."""
+
     kind: str
     name: str = "account"
 
@@ -118,51 +136,83 @@ DOMAIN = Req("aws.DomainConfiguration", "domainConfigurationName")
 # Every mutating IoT API fleetctl calls (engine/providers/aws/*.py), and the ones that change what it reads when
 # someone else calls them, → the resources an event of it touches. One row per API: a new kind adds its rows here.
 EVENTS: dict[str, tuple[Rule, ...]] = {
-    "CreateThing": (T,), "UpdateThing": (T,), "DeleteThing": (T,),
+    "CreateThing": (T,),
+    "UpdateThing": (T,),
+    "DeleteThing": (T,),
     "AttachThingPrincipal": (T, Arn("principal", "aws.Certificate")),
     "DetachThingPrincipal": (T, Arn("principal", "aws.Certificate")),
-    "AddThingToThingGroup": (THING, G), "RemoveThingFromThingGroup": (THING, G),
-    "UpdateThingGroupsForThing": (T, Req("aws.ThingGroup", "thingGroupsToAdd"),
-                                  Req("aws.ThingGroup", "thingGroupsToRemove")),
+    "AddThingToThingGroup": (THING, G),
+    "RemoveThingFromThingGroup": (THING, G),
+    "UpdateThingGroupsForThing": (
+        T,
+        Req("aws.ThingGroup", "thingGroupsToAdd"),
+        Req("aws.ThingGroup", "thingGroupsToRemove"),
+    ),
     "CreateThingType": (Req("aws.ThingType", "thingTypeName"),),
     "DeprecateThingType": (Req("aws.ThingType", "thingTypeName"),),
     "DeleteThingType": (Req("aws.ThingType", "thingTypeName"),),
     "CreateThingGroup": (Req("aws.ThingGroup", "thingGroupName"),),
     "UpdateThingGroup": (Req("aws.ThingGroup", "thingGroupName"),),
     "DeleteThingGroup": (Req("aws.ThingGroup", "thingGroupName"),),
-    "CreatePolicy": (POLICY,), "CreatePolicyVersion": (POLICY,), "SetDefaultPolicyVersion": (POLICY,),
-    "DeletePolicyVersion": (POLICY,), "DeletePolicy": (POLICY,),
-    "AttachPolicy": (POLICY, Arn("target")), "DetachPolicy": (POLICY, Arn("target")),
-    "AttachPrincipalPolicy": (POLICY, Arn("principal")), "DetachPrincipalPolicy": (POLICY, Arn("principal")),
+    "CreatePolicy": (POLICY,),
+    "CreatePolicyVersion": (POLICY,),
+    "SetDefaultPolicyVersion": (POLICY,),
+    "DeletePolicyVersion": (POLICY,),
+    "DeletePolicy": (POLICY,),
+    "AttachPolicy": (POLICY, Arn("target")),
+    "DetachPolicy": (POLICY, Arn("target")),
+    "AttachPrincipalPolicy": (POLICY, Arn("principal")),
+    "DetachPrincipalPolicy": (POLICY, Arn("principal")),
     "RegisterCertificate": (Resp("aws.Certificate", "certificateId"),),
     "RegisterCertificateWithoutCA": (Resp("aws.Certificate", "certificateId"),),
     "CreateKeysAndCertificate": (Resp("aws.Certificate", "certificateId"),),
     "CreateCertificateFromCsr": (Resp("aws.Certificate", "certificateId"),),
-    "UpdateCertificate": (CERT,), "DeleteCertificate": (CERT,),
-    "TransferCertificate": (CERT,), "AcceptCertificateTransfer": (CERT,), "RejectCertificateTransfer": (CERT,),
+    "UpdateCertificate": (CERT,),
+    "DeleteCertificate": (CERT,),
+    "TransferCertificate": (CERT,),
+    "AcceptCertificateTransfer": (CERT,),
+    "RejectCertificateTransfer": (CERT,),
     "CancelCertificateTransfer": (CERT,),
     "RegisterCACertificate": (Resp("aws.CACertificate", "certificateId"),),
     "UpdateCACertificate": (Req("aws.CACertificate", "certificateId"),),
     "DeleteCACertificate": (Req("aws.CACertificate", "certificateId"),),
-    "CreateTopicRule": (RULE,), "ReplaceTopicRule": (RULE,), "EnableTopicRule": (RULE,),
-    "DisableTopicRule": (RULE,), "DeleteTopicRule": (RULE,),
-    "CreateProvisioningTemplate": (TEMPLATE,), "UpdateProvisioningTemplate": (TEMPLATE,),
-    "DeleteProvisioningTemplate": (TEMPLATE,), "CreateProvisioningTemplateVersion": (TEMPLATE,),
+    "CreateTopicRule": (RULE,),
+    "ReplaceTopicRule": (RULE,),
+    "EnableTopicRule": (RULE,),
+    "DisableTopicRule": (RULE,),
+    "DeleteTopicRule": (RULE,),
+    "CreateProvisioningTemplate": (TEMPLATE,),
+    "UpdateProvisioningTemplate": (TEMPLATE,),
+    "DeleteProvisioningTemplate": (TEMPLATE,),
+    "CreateProvisioningTemplateVersion": (TEMPLATE,),
     "DeleteProvisioningTemplateVersion": (TEMPLATE,),
-    "TagResource": (Arn("resourceArn"),), "UntagResource": (Arn("resourceArn"),),
-    "CreateBillingGroup": (BILLING,), "UpdateBillingGroup": (BILLING,), "DeleteBillingGroup": (BILLING,),
+    "TagResource": (Arn("resourceArn"),),
+    "UntagResource": (Arn("resourceArn"),),
+    "CreateBillingGroup": (BILLING,),
+    "UpdateBillingGroup": (BILLING,),
+    "DeleteBillingGroup": (BILLING,),
     "AddThingToBillingGroup": (THING, AnyOf((BILLING, Arn("billingGroupArn")))),
     "RemoveThingFromBillingGroup": (THING, AnyOf((BILLING, Arn("billingGroupArn")))),
-    "CreateDynamicThingGroup": (DYNAMIC,), "UpdateDynamicThingGroup": (DYNAMIC,), "DeleteDynamicThingGroup": (DYNAMIC,),
-    "CreateRoleAlias": (ALIAS,), "UpdateRoleAlias": (ALIAS,), "DeleteRoleAlias": (ALIAS,),
-    "SetV2LoggingOptions": (Whole("aws.LoggingOptions"),), "SetV2LoggingLevel": (Whole("aws.LoggingOptions"),),
+    "CreateDynamicThingGroup": (DYNAMIC,),
+    "UpdateDynamicThingGroup": (DYNAMIC,),
+    "DeleteDynamicThingGroup": (DYNAMIC,),
+    "CreateRoleAlias": (ALIAS,),
+    "UpdateRoleAlias": (ALIAS,),
+    "DeleteRoleAlias": (ALIAS,),
+    "SetV2LoggingOptions": (Whole("aws.LoggingOptions"),),
+    "SetV2LoggingLevel": (Whole("aws.LoggingOptions"),),
     "DeleteV2LoggingLevel": (Whole("aws.LoggingOptions"),),
     "UpdateIndexingConfiguration": (Whole("aws.IndexingConfiguration"),),
     "UpdateEventConfigurations": (Whole("aws.EventConfigurations"),),
     "UpdateAccountAuditConfiguration": (Whole("aws.AccountAuditConfiguration"),),
-    "CreateScheduledAudit": (AUDIT,), "UpdateScheduledAudit": (AUDIT,), "DeleteScheduledAudit": (AUDIT,),
-    "CreateAuthorizer": (AUTHORIZER,), "UpdateAuthorizer": (AUTHORIZER,), "DeleteAuthorizer": (AUTHORIZER,),
-    "CreateDomainConfiguration": (DOMAIN,), "UpdateDomainConfiguration": (DOMAIN,),
+    "CreateScheduledAudit": (AUDIT,),
+    "UpdateScheduledAudit": (AUDIT,),
+    "DeleteScheduledAudit": (AUDIT,),
+    "CreateAuthorizer": (AUTHORIZER,),
+    "UpdateAuthorizer": (AUTHORIZER,),
+    "DeleteAuthorizer": (AUTHORIZER,),
+    "CreateDomainConfiguration": (DOMAIN,),
+    "UpdateDomainConfiguration": (DOMAIN,),
     "DeleteDomainConfiguration": (DOMAIN,),
     # destinations are named by the ARN AWS gives them (arn:...:ruledestination/<kind>/<uuid>)
     "CreateTopicRuleDestination": (Resp("aws.TopicRuleDestination", "topicRuleDestination"),),
@@ -176,16 +226,17 @@ EVENTS: dict[str, tuple[Rule, ...]] = {
 @dataclass(frozen=True)
 class Touch:
     kind: str
-    key: str          # thing / group / policy / rule / template name, certificate id
+    key: str  # thing / group / policy / rule / template name, certificate id
 
 
 @dataclass
 class Mapped:
     """What a window of events touches."""
+
     touches: set[Touch] = field(default_factory=set)
-    every_link: list[str] = field(default_factory=list)     # why every thing's links must be re-read
-    ignored: int = 0                                         # events naming nothing fleetctl reads
-    failed: int = 0                                          # calls that failed (errorCode): changed nothing
+    every_link: list[str] = field(default_factory=list)  # why every thing's links must be re-read
+    ignored: int = 0  # events naming nothing fleetctl reads
+    failed: int = 0  # calls that failed (errorCode): changed nothing
 
     @property
     def things(self) -> frozenset[str]:
@@ -216,7 +267,7 @@ def _apply(rule: Rule, request: Mapping[str, Any], response: Mapping[str, Any]) 
         if value is None:
             return None
         touch = _arn_touch(value)
-        if touch is None:       # not an IoT ARN (a Cognito identity): it names nothing fleetctl reads
+        if touch is None:  # not an IoT ARN (a Cognito identity): it names nothing fleetctl reads
             return [] if isinstance(value, str) else None
         return [touch] if rule.kind in (None, touch.kind) else []
     source = request if isinstance(rule, Req) else response
@@ -225,7 +276,7 @@ def _apply(rule: Rule, request: Mapping[str, Any], response: Mapping[str, Any]) 
     value = source.get(rule.member)
     if value is None or value == "":
         return None
-    if isinstance(value, dict):     # a response element holding the resource (CreateTopicRuleDestination): its ARN
+    if isinstance(value, dict):  # a response element holding the resource (CreateTopicRuleDestination): its ARN
         touch = _arn_touch(value.get("arn"))
         return [touch] if touch is not None and touch.kind == rule.kind else None
     values = value if isinstance(value, list) else [value]
@@ -256,9 +307,10 @@ def map_events(events: Iterable[Mapping[str, Any]], members_of: Any = None) -> M
         if rules is None:
             members = members_of(name) if members_of is not None else None
             if members is None or members & THING_MEMBERS:
-                out.every_link.append(f"{name} at {when}: an API fleetctl has no mapping for"
-                                      + (" (unknown to the AWS model)" if members is None else
-                                         " names a thing or a principal"))
+                out.every_link.append(
+                    f"{name} at {when}: an API fleetctl has no mapping for"
+                    + (" (unknown to the AWS model)" if members is None else " names a thing or a principal")
+                )
             else:
                 out.ignored += 1
             continue
@@ -267,9 +319,11 @@ def map_events(events: Iterable[Mapping[str, Any]], members_of: Any = None) -> M
             touches = _apply(rule, request, response)
             if touches is None:
                 if _names_thing(rule) and unnamed is None:
-                    unnamed = ("it creates things and links without naming them"
-                               if getattr(rule, "member", "") == "*every*" else
-                               "its event does not name the thing it changed")
+                    unnamed = (
+                        "it creates things and links without naming them"
+                        if getattr(rule, "member", "") == "*every*"
+                        else "its event does not name the thing it changed"
+                    )
                 # any other kind is listed in full on every read: nothing more to re-read
                 continue
             out.touches.update(touches)
@@ -289,19 +343,22 @@ def _record(event: Mapping[str, Any]) -> dict[str, Any]:
     except ValueError:
         doc = {}
     when = event.get("EventTime")
-    return {"eventName": event.get("EventName") or doc.get("eventName"),
-            "eventTime": when.isoformat() if isinstance(when, datetime) else str(when or doc.get("eventTime", "")),
-            "eventSource": event.get("EventSource") or doc.get("eventSource"),
-            "readOnly": str(event.get("ReadOnly", doc.get("readOnly", ""))).lower() == "true",
-            "requestParameters": doc.get("requestParameters") or {},
-            "responseElements": doc.get("responseElements") or {}, "errorCode": doc.get("errorCode")}
+    return {
+        "eventName": event.get("EventName") or doc.get("eventName"),
+        "eventTime": when.isoformat() if isinstance(when, datetime) else str(when or doc.get("eventTime", "")),
+        "eventSource": event.get("EventSource") or doc.get("eventSource"),
+        "readOnly": str(event.get("ReadOnly", doc.get("readOnly", ""))).lower() == "true",
+        "requestParameters": doc.get("requestParameters") or {},
+        "responseElements": doc.get("responseElements") or {},
+        "errorCode": doc.get("errorCode"),
+    }
 
 
 @dataclass(frozen=True)
 class Window:
     events: tuple[dict[str, Any], ...]
     pages: int
-    seen: int            # events returned, before the IoT / write filter
+    seen: int  # events returned, before the IoT / write filter
 
 
 def lookup(provider: AwsProvider, start: datetime, end: datetime, mode: str = "write-only") -> Window:
@@ -311,20 +368,28 @@ def lookup(provider: AwsProvider, start: datetime, end: datetime, mode: str = "w
     token: str | None = None
     events, pages, seen = [], 0, 0
     while True:
-        args: dict[str, Any] = {"LookupAttributes": [LOOKUPS[mode]], "StartTime": start, "EndTime": end,
-                                "MaxResults": PAGE}
+        args: dict[str, Any] = {
+            "LookupAttributes": [LOOKUPS[mode]],
+            "StartTime": start,
+            "EndTime": end,
+            "MaxResults": PAGE,
+        }
         if token:
             args["NextToken"] = token
         try:
             response = provider.client.trail_call("lookup_events", **args)
         except errors.Forbidden as exc:
-            raise TrailUnavailable(f"CloudTrail LookupEvents is not allowed ({exc.code or 'AccessDenied'}): grant "
-                                   "cloudtrail:LookupEvents to the drift role") from None
+            raise TrailUnavailable(
+                f"CloudTrail LookupEvents is not allowed ({exc.code or 'AccessDenied'}): grant "
+                "cloudtrail:LookupEvents to the drift role"
+            ) from None
         except errors.Throttled:
             raise TrailUnavailable("CloudTrail LookupEvents stayed throttled after every retry") from None
         except errors.Unsupported:
-            raise TrailUnavailable("the endpoint does not implement CloudTrail LookupEvents (moto alone does not: "
-                                   "the quota-faithful sandbox does)") from None
+            raise TrailUnavailable(
+                "the endpoint does not implement CloudTrail LookupEvents (moto alone does not: "
+                "the quota-faithful sandbox does)"
+            ) from None
         except errors.ProviderError as exc:
             raise TrailUnavailable(f"CloudTrail LookupEvents failed on page {pages + 1} ({exc})") from None
         pages += 1
@@ -342,6 +407,7 @@ def lookup(provider: AwsProvider, start: datetime, end: datetime, mode: str = "w
 @dataclass(frozen=True)
 class Settings:
     """How drift uses snapshots: `full` forces a full read; the others as in the module docstring."""
+
     full: bool = False
     max_age: timedelta = MAX_AGE
     overlap: timedelta = OVERLAP
@@ -354,12 +420,14 @@ def _parse(text: str) -> datetime:
 
 def _ago(delta: timedelta) -> str:
     from engine.humanize import duration
+
     seconds = max(delta.total_seconds(), 0)
     return f"{seconds / 86400:.1f} days".replace(".0 days", " days") if seconds >= 86400 else duration(seconds)
 
 
-def _full_reason(provider: AwsProvider, entry: TargetSnapshot | None, now: datetime, settings: Settings,
-                 region: str) -> tuple[str | None, datetime | None]:
+def _full_reason(
+    provider: AwsProvider, entry: TargetSnapshot | None, now: datetime, settings: Settings, region: str
+) -> tuple[str | None, datetime | None]:
     """Why this read must be full (None: it can be incremental), and the window start."""
     if settings.full:
         return "--full was given", None
@@ -376,17 +444,26 @@ def _full_reason(provider: AwsProvider, entry: TargetSnapshot | None, now: datet
     if read_at > now:
         return f"the snapshot's read ({entry.read_at}) is later than now ({iso(now)}): the clocks disagree", None
     if now - last_full > settings.max_age:
-        return (f"the last full read ({entry.last_full_read}) is {_ago(now - last_full)} old, more than the "
-                f"maximum snapshot age of {_ago(settings.max_age)}"), None
+        return (
+            f"the last full read ({entry.last_full_read}) is {_ago(now - last_full)} old, more than the "
+            f"maximum snapshot age of {_ago(settings.max_age)}"
+        ), None
     start = read_at - settings.overlap
     if now - start > RETENTION:
         return (f"the window since {iso(start)} is longer than CloudTrail's 90-day event history"), None
     return None, start
 
 
-def read_since(provider: AwsProvider, desired: list[DesiredResource], entry: TargetSnapshot | None,
-               now: datetime, settings: Settings, *, region: str, refused: str | None = None
-               ) -> tuple[ReadResult, dict[str, Any], TargetSnapshot]:
+def read_since(
+    provider: AwsProvider,
+    desired: list[DesiredResource],
+    entry: TargetSnapshot | None,
+    now: datetime,
+    settings: Settings,
+    *,
+    region: str,
+    refused: str | None = None,
+) -> tuple[ReadResult, dict[str, Any], TargetSnapshot]:
     """The actual state of this Target, incrementally from `entry` where it can be trusted (else in full), the
     trust facts the drift report states, and the snapshot part for the next run. `refused`: why the snapshot
     file as a whole was refused (engine/snapshot.py), which makes the read full."""
@@ -411,11 +488,20 @@ def read_since(provider: AwsProvider, desired: list[DesiredResource], entry: Tar
                     decided.append((None, frozenset()))
                     return decided[0]
                 mapped = map_events(window.events, provider.client.operation_members)
-                trust.update({"windowStart": iso(start), "windowEnd": iso(now),
-                              "overlapSeconds": int(settings.overlap.total_seconds()), "events": len(window.events),
-                              "eventsSeen": window.seen, "pages": window.pages, "ignoredEvents": mapped.ignored,
-                              "failedEvents": mapped.failed, "lookup": settings.lookup,
-                              "thingsTouched": len(mapped.things)})
+                trust.update(
+                    {
+                        "windowStart": iso(start),
+                        "windowEnd": iso(now),
+                        "overlapSeconds": int(settings.overlap.total_seconds()),
+                        "events": len(window.events),
+                        "eventsSeen": window.seen,
+                        "pages": window.pages,
+                        "ignoredEvents": mapped.ignored,
+                        "failedEvents": mapped.failed,
+                        "lookup": settings.lookup,
+                        "thingsTouched": len(mapped.things),
+                    }
+                )
                 if mapped.every_link:
                     trust["everyLinkBecause"] = mapped.every_link
                     decided.append((None, frozenset()))
@@ -426,21 +512,35 @@ def read_since(provider: AwsProvider, desired: list[DesiredResource], entry: Tar
         options = ReadOptions(links_pending=pending)
     account = provider.client.account_id()
     result = provider.read(desired, prune=True, options=options)
-    links_from, reread = options.links_pending() if options is not None and options.links_pending else (None, frozenset())
+    links_from, reread = (
+        options.links_pending() if options is not None and options.links_pending else (None, frozenset())
+    )
     # an unreadable window makes the read full; every link re-read because of an unmapped event is still incremental
     # as to the window (the report says why every link was read)
     incremental = options is not None and "fullBecause" not in trust
     kept = sum(1 for n in provider.links if links_from is not None and n in links_from and n not in reread)
-    trust.update({"mode": "incremental" if incremental else "full", "linksRead": len(provider.links) - kept,
-                  "linksKept": kept,
-                  "lastFullRead": entry.last_full_read if incremental and entry is not None else iso(now)})
+    trust.update(
+        {
+            "mode": "incremental" if incremental else "full",
+            "linksRead": len(provider.links) - kept,
+            "linksKept": kept,
+            "lastFullRead": entry.last_full_read if incremental and entry is not None else iso(now),
+        }
+    )
     if entry is not None:
         trust["snapshotReadAt"] = entry.read_at
     if reason:
         trust["fullBecause"] = reason
     if "fullBecause" in trust:
         trust["mode"] = "full"
-    new = TargetSnapshot(provider.target, "aws", iso(now), trust["lastFullRead"], account, region,
-                         dict(provider.links), tuple(actual_json(a) for a in result.actual))
+    new = TargetSnapshot(
+        provider.target,
+        "aws",
+        iso(now),
+        trust["lastFullRead"],
+        account,
+        region,
+        dict(provider.links),
+        tuple(actual_json(a) for a in result.actual),
+    )
     return result, trust, new
-

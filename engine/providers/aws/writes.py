@@ -4,6 +4,7 @@ Things, thing types and groups, policies, certificates and CAs, topic rules and 
 engine/providers/aws/families.py register their own handlers. Every call goes through `AwsClient.call` (paced,
 retried, journaled). Bulk registration (bulkreg.py) makes the same resources as `thing_create`/`cert_create`.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,10 +32,14 @@ def write_marker(p: AwsProvider, c: Change, *, check_version: bool) -> None:
     if c.kind == "aws.Thing":
         p.client.call("update_thing", thingName=c.address.name, attributePayload=marker, **version)
     elif c.kind == "aws.ThingGroup":
-        p.client.call("update_thing_group", thingGroupName=c.address.name,
-                      thingGroupProperties={"attributePayload": marker}, **version)
+        p.client.call(
+            "update_thing_group",
+            thingGroupName=c.address.name,
+            thingGroupProperties={"attributePayload": marker},
+            **version,
+        )
     elif c.kind in families.families() and "mark" in families.families()[c.kind].extra:
-        families.families()[c.kind].extra["mark"](p, c)      # a kind whose marker is not an IoT tag (IAM roles)
+        families.families()[c.kind].extra["mark"](p, c)  # a kind whose marker is not an IoT tag (IAM roles)
     else:
         p.client.call("tag_resource", resourceArn=c.ids["arn"], tags=TAGS)
 
@@ -51,8 +56,10 @@ def _set_diff(change: Change, key: str) -> tuple[list[str], list[str]]:
 
 def thing_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
-    args: dict[str, Any] = {"thingName": c.address.name,
-                            "attributePayload": {"attributes": {**d.get("attributes", {}), MARKER_KEY: MARKER_VALUE}}}
+    args: dict[str, Any] = {
+        "thingName": c.address.name,
+        "attributePayload": {"attributes": {**d.get("attributes", {}), MARKER_KEY: MARKER_VALUE}},
+    }
     if d.get("thingType"):
         args["thingTypeName"] = d["thingType"]
     if d.get("billingGroup"):
@@ -60,7 +67,7 @@ def thing_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     try:
         p.client.call("create_thing", **args)
     except errors.Conflict:
-        pass   # created by an interrupted apply (identical config is idempotent on AWS); links follow below
+        pass  # created by an interrupted apply (identical config is idempotent on AWS); links follow below
     for group in d.get("groups", []):
         p.client.call("add_thing_to_thing_group", thingGroupName=group, thingName=c.address.name)
     for cert in d.get("principals", []):
@@ -91,6 +98,7 @@ def _thing_update(p: AwsProvider, c: Change) -> dict[str, Any]:
             args["expectedVersion"] = c.ids["version"]
         p.client.call("update_thing", **args)
     from engine.providers.aws.billing import thing_billing
+
     thing_billing(p, c)
     add, remove = _set_diff(c, "groups")
     for group in add:
@@ -170,8 +178,13 @@ def _group_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     d, name = c.desired, c.address.name
     if _changed(c, "attributes") or _changed(c, "description"):
         props = _group_props(d)
-        removed = {k: "" for k in (c.actual.get("attributes") or {}) if k not in props["attributePayload"]["attributes"]}
-        props["attributePayload"] = {"attributes": {**props["attributePayload"]["attributes"], **removed}, "merge": True}
+        removed = {
+            k: "" for k in (c.actual.get("attributes") or {}) if k not in props["attributePayload"]["attributes"]
+        }
+        props["attributePayload"] = {
+            "attributes": {**props["attributePayload"]["attributes"], **removed},
+            "merge": True,
+        }
         args: dict[str, Any] = {"thingGroupName": name, "thingGroupProperties": props}
         if c.ids.get("version") is not None:
             args["expectedVersion"] = c.ids["version"]
@@ -196,7 +209,7 @@ def _group_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
 def _group_replace(p: AwsProvider, c: Change) -> dict[str, Any]:
     _group_delete(p, c)
     _group_create(p, c)
-    for thing in c.ids.get("members", []):     # membership is the things' desired state: keep it
+    for thing in c.ids.get("members", []):  # membership is the things' desired state: keep it
         p.client.call("add_thing_to_thing_group", thingGroupName=c.address.name, thingName=thing)
     return {}
 
@@ -227,8 +240,15 @@ def _policy_update(p: AwsProvider, c: Change) -> dict[str, Any]:
 
 def _policy_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     name = c.address.name
-    for target in p.client.pages("list_targets_for_policy", "targets", page_size=250, size_arg="pageSize",
-                                 token_in="marker", token_out="nextMarker", policyName=name):
+    for target in p.client.pages(
+        "list_targets_for_policy",
+        "targets",
+        page_size=250,
+        size_arg="pageSize",
+        token_in="marker",
+        token_out="nextMarker",
+        policyName=name,
+    ):
         ignore_missing(p.client.call, "detach_policy", policyName=name, target=target)
     for version in c.ids.get("versions", []):
         if str(version) != str(c.ids.get("defaultVersionId")):
@@ -247,12 +267,13 @@ def cert_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     status = "INACTIVE" if d.get("policies") else d.get("status", "ACTIVE")
     try:
         if c.inputs.get("caCertificatePem"):
-            resp = p.client.call("register_certificate", certificatePem=pem,
-                                 caCertificatePem=c.inputs["caCertificatePem"], status=status)
+            resp = p.client.call(
+                "register_certificate", certificatePem=pem, caCertificatePem=c.inputs["caCertificatePem"], status=status
+            )
         else:
             resp = p.client.call("register_certificate_without_ca", certificatePem=pem, status=status)
         p.arns[cid] = resp["certificateArn"]
-    except errors.Conflict:   # registered by an interrupted apply: continue from where it stopped
+    except errors.Conflict:  # registered by an interrupted apply: continue from where it stopped
         status = None
     arn = p.cert_arn(cid)
     for policy in d.get("policies", []):
@@ -268,7 +289,7 @@ def _cert_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     arn = p.cert_arn(cid)
     add, remove = _set_diff(c, "policies")
     going_active = _changed(c, "status") and d.get("status") == "ACTIVE"
-    if _changed(c, "status") and not going_active:   # deactivate before touching anything else
+    if _changed(c, "status") and not going_active:  # deactivate before touching anything else
         p.client.call("update_certificate", certificateId=cid, newStatus=d["status"])
     for policy in add:
         p.client.call("attach_policy", policyName=policy, target=arn)
@@ -281,7 +302,7 @@ def _cert_update(p: AwsProvider, c: Change) -> dict[str, Any]:
 
 def _cert_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
     """detach from things → detach policies → INACTIVE → delete (a certificate is never deleted attached)."""
-    cid = c.ids.get("certificateId") or c.actual["certificateId"]     # a delete has read the certificate
+    cid = c.ids.get("certificateId") or c.actual["certificateId"]  # a delete has read the certificate
     arn = p.cert_arn(cid)
     for thing in p.client.pages("list_principal_things", "things", principal=arn):
         p.client.call("detach_thing_principal", thingName=thing, principal=arn)
@@ -308,9 +329,13 @@ def _ca_registration(d: Mapping[str, Any]) -> dict[str, Any]:
 
 def _ca_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     d = c.desired
-    args: dict[str, Any] = {"caCertificate": c.inputs["certificatePem"], "setAsActive": d.get("status") == "ACTIVE",
-                            "allowAutoRegistration": d.get("autoRegistration") == "ENABLE", "tags": TAGS,
-                            "certificateMode": c.inputs.get("certificateMode", "DEFAULT")}
+    args: dict[str, Any] = {
+        "caCertificate": c.inputs["certificatePem"],
+        "setAsActive": d.get("status") == "ACTIVE",
+        "allowAutoRegistration": d.get("autoRegistration") == "ENABLE",
+        "tags": TAGS,
+        "certificateMode": c.inputs.get("certificateMode", "DEFAULT"),
+    }
     if c.inputs.get("verificationCertificatePem"):
         args["verificationCertificate"] = c.inputs["verificationCertificatePem"]
     if d.get("registrationConfig"):
@@ -352,21 +377,31 @@ def _ca_replace(p: AwsProvider, c: Change) -> dict[str, Any]:
 
 
 def _rule_payload(d: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if k in ("sql", "description", "actions", "ruleDisabled", "awsIotSqlVersion",
-                                                "errorAction")}
+    return {
+        k: v
+        for k, v in d.items()
+        if k in ("sql", "description", "actions", "ruleDisabled", "awsIotSqlVersion", "errorAction")
+    }
 
 
 def _rule_create(p: AwsProvider, c: Change) -> dict[str, Any]:
     from engine.providers.aws.iam import with_role_arns  # a roleArn naming a ServiceRole → its ARN
-    p.client.call("create_topic_rule", ruleName=c.address.name,
-                  topicRulePayload=with_role_arns(p, _rule_payload(c.desired)), tags=f"{MARKER_KEY}={MARKER_VALUE}")
+
+    p.client.call(
+        "create_topic_rule",
+        ruleName=c.address.name,
+        topicRulePayload=with_role_arns(p, _rule_payload(c.desired)),
+        tags=f"{MARKER_KEY}={MARKER_VALUE}",
+    )
     return {}
 
 
 def _rule_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     from engine.providers.aws.iam import with_role_arns
-    p.client.call("replace_topic_rule", ruleName=c.address.name,
-                  topicRulePayload=with_role_arns(p, _rule_payload(c.desired)))
+
+    p.client.call(
+        "replace_topic_rule", ruleName=c.address.name, topicRulePayload=with_role_arns(p, _rule_payload(c.desired))
+    )
     return {}
 
 
@@ -376,8 +411,11 @@ def _rule_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
 
 
 def _template_args(d: Mapping[str, Any]) -> dict[str, Any]:
-    args = {"templateBody": json.dumps(d["templateBody"], sort_keys=True), "enabled": d.get("enabled", True),
-            "provisioningRoleArn": d["provisioningRoleArn"]}
+    args = {
+        "templateBody": json.dumps(d["templateBody"], sort_keys=True),
+        "enabled": d.get("enabled", True),
+        "provisioningRoleArn": d["provisioningRoleArn"],
+    }
     if d.get("description") is not None:
         args["description"] = d["description"]
     if d.get("preProvisioningHook"):
@@ -386,8 +424,13 @@ def _template_args(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _template_create(p: AwsProvider, c: Change) -> dict[str, Any]:
-    p.client.call("create_provisioning_template", templateName=c.address.name, type=c.desired.get("type", "FLEET_PROVISIONING"),
-                  tags=TAGS, **_template_args(c.desired))
+    p.client.call(
+        "create_provisioning_template",
+        templateName=c.address.name,
+        type=c.desired.get("type", "FLEET_PROVISIONING"),
+        tags=TAGS,
+        **_template_args(c.desired),
+    )
     return {}
 
 
@@ -397,11 +440,10 @@ def _template_update(p: AwsProvider, c: Change) -> dict[str, Any]:
     if _changed(c, "templateBody"):
         name = c.address.name
         versions = p.client.call("list_provisioning_template_versions", templateName=name).get("versions", [])
-        if len(versions) >= MAX_TEMPLATE_VERSIONS:     # like policies: AWS keeps at most 5 versions
+        if len(versions) >= MAX_TEMPLATE_VERSIONS:  # like policies: AWS keeps at most 5 versions
             oldest = min(int(v["versionId"]) for v in versions if not v.get("isDefaultVersion"))
             p.client.call("delete_provisioning_template_version", templateName=name, versionId=oldest)
-        p.client.call("create_provisioning_template_version", templateName=name, templateBody=body,
-                      setAsDefault=True)
+        p.client.call("create_provisioning_template_version", templateName=name, templateBody=body, setAsDefault=True)
     p.client.call("update_provisioning_template", templateName=c.address.name, **args)
     return {}
 
@@ -413,19 +455,29 @@ def _template_delete(p: AwsProvider, c: Change) -> dict[str, Any]:
 
 Handler = Callable[["AwsProvider", Change], dict[str, Any]]
 HANDLERS: dict[tuple[str, Action], Handler] = {
-    ("aws.Thing", Action.CREATE): thing_create, ("aws.Thing", Action.UPDATE): _thing_update,
+    ("aws.Thing", Action.CREATE): thing_create,
+    ("aws.Thing", Action.UPDATE): _thing_update,
     ("aws.Thing", Action.DELETE): _thing_delete,
-    ("aws.ThingType", Action.CREATE): _type_create, ("aws.ThingType", Action.UPDATE): _type_update,
+    ("aws.ThingType", Action.CREATE): _type_create,
+    ("aws.ThingType", Action.UPDATE): _type_update,
     ("aws.ThingType", Action.DELETE): _type_delete,
-    ("aws.ThingGroup", Action.CREATE): _group_create, ("aws.ThingGroup", Action.UPDATE): _group_update,
-    ("aws.ThingGroup", Action.DELETE): _group_delete, ("aws.ThingGroup", Action.REPLACE): _group_replace,
-    ("aws.Policy", Action.CREATE): _policy_create, ("aws.Policy", Action.UPDATE): _policy_update,
+    ("aws.ThingGroup", Action.CREATE): _group_create,
+    ("aws.ThingGroup", Action.UPDATE): _group_update,
+    ("aws.ThingGroup", Action.DELETE): _group_delete,
+    ("aws.ThingGroup", Action.REPLACE): _group_replace,
+    ("aws.Policy", Action.CREATE): _policy_create,
+    ("aws.Policy", Action.UPDATE): _policy_update,
     ("aws.Policy", Action.DELETE): _policy_delete,
-    ("aws.Certificate", Action.CREATE): cert_create, ("aws.Certificate", Action.UPDATE): _cert_update,
-    ("aws.Certificate", Action.DELETE): _cert_delete, ("aws.Certificate", Action.REPLACE): _cert_replace,
-    ("aws.CACertificate", Action.CREATE): _ca_create, ("aws.CACertificate", Action.UPDATE): _ca_update,
-    ("aws.CACertificate", Action.DELETE): _ca_delete, ("aws.CACertificate", Action.REPLACE): _ca_replace,
-    ("aws.TopicRule", Action.CREATE): _rule_create, ("aws.TopicRule", Action.UPDATE): _rule_update,
+    ("aws.Certificate", Action.CREATE): cert_create,
+    ("aws.Certificate", Action.UPDATE): _cert_update,
+    ("aws.Certificate", Action.DELETE): _cert_delete,
+    ("aws.Certificate", Action.REPLACE): _cert_replace,
+    ("aws.CACertificate", Action.CREATE): _ca_create,
+    ("aws.CACertificate", Action.UPDATE): _ca_update,
+    ("aws.CACertificate", Action.DELETE): _ca_delete,
+    ("aws.CACertificate", Action.REPLACE): _ca_replace,
+    ("aws.TopicRule", Action.CREATE): _rule_create,
+    ("aws.TopicRule", Action.UPDATE): _rule_update,
     ("aws.TopicRule", Action.DELETE): _rule_delete,
     ("aws.ProvisioningTemplate", Action.CREATE): _template_create,
     ("aws.ProvisioningTemplate", Action.UPDATE): _template_update,

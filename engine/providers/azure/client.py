@@ -30,6 +30,7 @@ SDK retries are switched off: the engine owns retries (it retries only `Throttle
 and an SDK that silently sleeps on 429 would hide quota costs from benchmarks. Every wire call is counted in
 `self.calls` under its SDK operation name (each query page counts once). Keys are never logged.
 """
+
 from __future__ import annotations
 
 import collections
@@ -79,20 +80,42 @@ from engine.errors import (
     Transient,
 )
 
-logging.getLogger("azure.identity").addHandler(logging.NullHandler())   # its warnings: summarised in our errors
+logging.getLogger("azure.identity").addHandler(logging.NullHandler())  # its warnings: summarised in our errors
 BULK_LIMIT = 100
 HUB_SCOPE = "https://iothubs.azure.net/.default"
 DPS_SCOPE = "https://azure-devices-provisioning.net/.default"
 ARM_SCOPE = "https://management.azure.com/.default"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-AUTH_TYPES = {"sas": "sas", "symmetricKey": "sas", "selfSigned": "selfSigned",
-              "certificateAuthority": "certificateAuthority", "x509CA": "certificateAuthority"}
-STATUS_ERRORS: dict[int, type[ProviderError]] = {400: Invalid, 401: Forbidden, 403: Forbidden, 404: NotFound,
-                                                 409: Conflict, 412: PreconditionFailed, 429: Throttled}
+AUTH_TYPES = {
+    "sas": "sas",
+    "symmetricKey": "sas",
+    "selfSigned": "selfSigned",
+    "certificateAuthority": "certificateAuthority",
+    "x509CA": "certificateAuthority",
+}
+STATUS_ERRORS: dict[int, type[ProviderError]] = {
+    400: Invalid,
+    401: Forbidden,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    412: PreconditionFailed,
+    429: Throttled,
+}
 TRANSIENT_STATUSES = {408, 500, 502, 503, 504}
-CODE_ERRORS: dict[str, type[ProviderError]] = {"JobQuotaExceeded": Conflict}   # 403 on the wire: another job runs
-JOB_FIELDS = ("jobId", "type", "status", "progress", "startTimeUtc", "endTimeUtc", "failureReason", "inputBlobName",
-              "outputBlobName", "excludeKeysInExport")
+CODE_ERRORS: dict[str, type[ProviderError]] = {"JobQuotaExceeded": Conflict}  # 403 on the wire: another job runs
+JOB_FIELDS = (
+    "jobId",
+    "type",
+    "status",
+    "progress",
+    "startTimeUtc",
+    "endTimeUtc",
+    "failureReason",
+    "inputBlobName",
+    "outputBlobName",
+    "excludeKeysInExport",
+)
 _SIGNATURE = re.compile(r"(sig=)[^&\s'\"<>]+", re.IGNORECASE)
 
 
@@ -122,10 +145,12 @@ class StaticTokenCredential:
         return AccessToken(self._token, int(time.time()) + 3600)
 
 
-CREDENTIAL_FIX = ("fix: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a service principal), or "
-                  "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE (workload identity federation; "
-                  "azure/login with OIDC in GitHub Actions), or run `az login`, or run on a managed identity; "
-                  "in the sandbox: eval \"$(fleetctl sandbox env)\"")
+CREDENTIAL_FIX = (
+    "fix: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a service principal), or "
+    "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE (workload identity federation; "
+    "azure/login with OIDC in GitHub Actions), or run `az login`, or run on a managed identity; "
+    'in the sandbox: eval "$(fleetctl sandbox env)"'
+)
 
 
 class CredentialError(ProviderError):
@@ -133,8 +158,9 @@ class CredentialError(ProviderError):
 
     def __init__(self, summary: str, scope: str | None = None, **kwargs: Any) -> None:
         where = f" for {scope}" if scope else ""
-        super().__init__(f"no Microsoft Entra ID credential produced a token{where} (tried: {summary}); "
-                         f"{CREDENTIAL_FIX}", **kwargs)
+        super().__init__(
+            f"no Microsoft Entra ID credential produced a token{where} (tried: {summary}); {CREDENTIAL_FIX}", **kwargs
+        )
 
 
 def _is_loopback_url(url: str) -> bool:
@@ -155,7 +181,7 @@ def entra_credential(env: Mapping[str, str]) -> Any:
     options: dict[str, Any] = {"authority": authority} if authority else {}
     if authority and _is_loopback_url(authority):
         options["disable_instance_discovery"] = True
-    if env.get("REQUESTS_CA_BUNDLE"):        # the token endpoint is verified like the services (sandbox: its CA)
+    if env.get("REQUESTS_CA_BUNDLE"):  # the token endpoint is verified like the services (sandbox: its CA)
         options["connection_verify"] = env["REQUESTS_CA_BUNDLE"]
     tenant, client, secret = (env.get(name) for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"))
     if tenant and client and secret:
@@ -195,11 +221,11 @@ def probe_credential(credential: Any, scope: str) -> None:
 # ------------------------------------------------------------------ error translation
 def _body_fields(text: str) -> tuple[str | None, str | None, str | None]:
     """(code, message, tracking id) from IoT Hub, DPS or ARM error bodies."""
-    if text.lstrip().startswith("<?xml") or text.lstrip().startswith("<Error"):     # Blob Storage
+    if text.lstrip().startswith("<?xml") or text.lstrip().startswith("<Error"):  # Blob Storage
         code_tag = re.search(r"<Code>(.*?)</Code>", text, re.S)
         message_tag = re.search(r"<Message>(.*?)</Message>", text, re.S)
         detail = re.search(r"<AuthenticationErrorDetail>(.*?)</AuthenticationErrorDetail>", text, re.S)
-        words = (message_tag.group(1).splitlines()[0] if message_tag else "Blob Storage refused the request")
+        words = message_tag.group(1).splitlines()[0] if message_tag else "Blob Storage refused the request"
         if detail:
             words += f" ({detail.group(1).split('. String to sign')[0]})"
         return (code_tag.group(1) if code_tag else None), words, None
@@ -209,9 +235,9 @@ def _body_fields(text: str) -> tuple[str | None, str | None, str | None]:
         return None, text[:500] or None, None
     if not isinstance(body, dict):
         return None, None, None
-    if isinstance(body.get("error"), dict):                       # ARM front door / OData
+    if isinstance(body.get("error"), dict):  # ARM front door / OData
         return body["error"].get("code"), body["error"].get("message"), None
-    if "Message" in body:                                          # IoT Hub: "ErrorCode:X;message"
+    if "Message" in body:  # IoT Hub: "ErrorCode:X;message"
         head, _, message = str(body["Message"]).partition(";")
         code = head.removeprefix("ErrorCode:") if head.startswith("ErrorCode:") else None
         tracking = str(body.get("ExceptionMessage", "")).removeprefix("Tracking ID:").split("-G:")[0] or None
@@ -231,20 +257,28 @@ def _from_response(exc: Exception, response: Any) -> ProviderError:
     code, message, tracking = _body_fields(_response_text(response))
     code = headers.get("iothub-errorcode") or code or headers.get("x-ms-error-code")
     request_id = headers.get("x-ms-request-id") or tracking
-    kind = CODE_ERRORS.get(code or "") or STATUS_ERRORS.get(status) or \
-        (Transient if status in TRANSIENT_STATUSES else ProviderError)
+    kind = (
+        CODE_ERRORS.get(code or "")
+        or STATUS_ERRORS.get(status)
+        or (Transient if status in TRANSIENT_STATUSES else ProviderError)
+    )
     text = redact(message or f"HTTP {status} from the Azure service")
     if kind is Throttled:
         retry_after = headers.get("Retry-After")
-        return Throttled(text, retry_after=float(retry_after) if retry_after else None, code=code,
-                         request_id=request_id, status=status)
+        return Throttled(
+            text,
+            retry_after=float(retry_after) if retry_after else None,
+            code=code,
+            request_id=request_id,
+            status=status,
+        )
     return kind(text, code=code, request_id=request_id, status=status)
 
 
 def translate(exc: Exception) -> ProviderError:
     """Map an SDK or transport exception to fleetctl's error vocabulary."""
     response = getattr(exc, "response", None)
-    if isinstance(exc, ClientAuthenticationError) and response is None:        # the credential, not the service
+    if isinstance(exc, ClientAuthenticationError) and response is None:  # the credential, not the service
         return CredentialError(credential_failure(exc), code="CredentialUnavailable")
     if isinstance(exc, (HttpOperationError, HttpResponseError)) and response is not None:
         return _from_response(exc, response)
@@ -261,22 +295,33 @@ def _authentication(auth: Mapping[str, Any]) -> AuthenticationMechanism:
     if kind is None:
         raise Invalid(f"unknown authentication type {auth.get('type')!r}; use one of {', '.join(AUTH_TYPES)}")
     if kind == "sas":
-        return AuthenticationMechanism(type="sas", symmetric_key=SymmetricKey(
-            primary_key=auth.get("primaryKey"), secondary_key=auth.get("secondaryKey")))
+        return AuthenticationMechanism(
+            type="sas",
+            symmetric_key=SymmetricKey(primary_key=auth.get("primaryKey"), secondary_key=auth.get("secondaryKey")),
+        )
     if kind == "selfSigned":
-        return AuthenticationMechanism(type="selfSigned", x509_thumbprint=X509Thumbprint(
-            primary_thumbprint=auth.get("primaryThumbprint"), secondary_thumbprint=auth.get("secondaryThumbprint")))
+        return AuthenticationMechanism(
+            type="selfSigned",
+            x509_thumbprint=X509Thumbprint(
+                primary_thumbprint=auth.get("primaryThumbprint"), secondary_thumbprint=auth.get("secondaryThumbprint")
+            ),
+        )
     return AuthenticationMechanism(type="certificateAuthority")
 
 
 def _import_device(entry: Mapping[str, Any], mode: str) -> ExportImportDevice:
     desired = entry.get("desired")
     return ExportImportDevice(
-        id=entry["device_id"], e_tag=entry.get("etag"), import_mode=mode, status=entry.get("status"),
+        id=entry["device_id"],
+        e_tag=entry.get("etag"),
+        import_mode=mode,
+        status=entry.get("status"),
         authentication=_authentication(entry["auth"]) if entry.get("auth") else None,
-        twin_etag=entry.get("twin_etag"), tags=entry.get("tags"),
+        twin_etag=entry.get("twin_etag"),
+        tags=entry.get("tags"),
         properties=PropertyContainer(desired=desired) if desired is not None else None,
-        capabilities=DeviceCapabilities(iot_edge=entry["iot_edge"]) if "iot_edge" in entry else None)
+        capabilities=DeviceCapabilities(iot_edge=entry["iot_edge"]) if "iot_edge" in entry else None,
+    )
 
 
 def import_file(entries: list[tuple[Mapping[str, Any], str]]) -> bytes:
@@ -326,23 +371,31 @@ def _translated() -> Iterator[None]:
 class AzureClient:
     """Thin, counted, error-translating access to one hub (plus its DPS and ARM resource, when given)."""
 
-    def __init__(self, hub_connection_string: str | None, dps_connection_string: str | None = None,
-                 arm: ArmTarget | None = None, ca_bundle: str | None = None, *, credential: Any = None,
-                 hub_host: str | None = None, dps_host: str | None = None) -> None:
+    def __init__(
+        self,
+        hub_connection_string: str | None,
+        dps_connection_string: str | None = None,
+        arm: ArmTarget | None = None,
+        ca_bundle: str | None = None,
+        *,
+        credential: Any = None,
+        hub_host: str | None = None,
+        dps_host: str | None = None,
+    ) -> None:
         """Connection strings, or (`credential` with `hub_host` and optionally `dps_host`) Entra ID tokens."""
         self.calls: collections.Counter[str] = collections.Counter()
         self._seen = threading.local()
-        verify: dict[str, Any] = {"connection_verify": ca_bundle} if ca_bundle else {}   # SDK keyword arguments
+        verify: dict[str, Any] = {"connection_verify": ca_bundle} if ca_bundle else {}  # SDK keyword arguments
         if hub_connection_string is not None:
             self._hub = IoTHubRegistryManager.from_connection_string(hub_connection_string)
         elif credential is not None and hub_host:
-            with _translated():            # the AMQP half asks for a token at once
+            with _translated():  # the AMQP half asks for a token at once
                 self._hub = IoTHubRegistryManager.from_token_credential(hub_host, credential)
         else:
             raise ValueError("AzureClient needs a hub connection string or a credential and the hub host name")
         config = self._hub.protocol.config
         config.hooks.append(self._hub_response)
-        config.keep_alive = True    # msrest otherwise closes its session after each request: a TLS handshake and a
+        config.keep_alive = True  # msrest otherwise closes its session after each request: a TLS handshake and a
         #                             CA-bundle load per call (≈70 ms measured), which would dominate a twin update
         if ca_bundle:
             config.connection.verify = ca_bundle
@@ -355,8 +408,18 @@ class AzureClient:
         else:
             self._dps = None
         self._arm_target = arm
-        self._arm = (IotHubClient(arm.credential, arm.subscription_id, base_url=arm.base_url, retry_total=0,
-                                  raw_response_hook=self._arm_response, **verify) if arm else None)
+        self._arm = (
+            IotHubClient(
+                arm.credential,
+                arm.subscription_id,
+                base_url=arm.base_url,
+                retry_total=0,
+                raw_response_hook=self._arm_response,
+                **verify,
+            )
+            if arm
+            else None
+        )
         self._verify = verify
         self._containers: dict[str, ContainerClient] = {}
         self._containers_lock = threading.Lock()
@@ -422,8 +485,9 @@ class AzureClient:
             if not token:
                 return
 
-    def query_devices_page(self, where: str | None = None, continuation: str | None = None,
-                           page_size: int = 1000) -> tuple[list[dict[str, Any]], str | None]:
+    def query_devices_page(
+        self, where: str | None = None, continuation: str | None = None, page_size: int = 1000
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of twins and the continuation token of the next page (None after the last), so a caller that
         retries a throttled page resumes where it stopped instead of starting the query over."""
         query = QuerySpecification(query="SELECT * FROM devices" + (f" WHERE {where}" if where else ""))
@@ -436,20 +500,23 @@ class AzureClient:
         with self._call("get_device"):
             return _record(self._hub.get_device(device_id))
 
-    def create_device(self, device_id: str, auth: Mapping[str, Any], status: str = "enabled",
-                      iot_edge: bool = False) -> dict[str, Any]:
+    def create_device(
+        self, device_id: str, auth: Mapping[str, Any], status: str = "enabled", iot_edge: bool = False
+    ) -> dict[str, Any]:
         """Create an identity. `auth` is flat: `{"type": "sas"|"symmetricKey", "primaryKey", "secondaryKey"}`
         (keys optional: the service generates them), `{"type": "selfSigned", "primaryThumbprint",
         "secondaryThumbprint"}` or `{"type": "certificateAuthority"|"x509CA"}`."""
         return self._write_device(device_id, auth, status, iot_edge, etag=None)
 
-    def update_device(self, device_id: str, auth: Mapping[str, Any], status: str, iot_edge: bool,
-                      etag: str | None) -> dict[str, Any]:
+    def update_device(
+        self, device_id: str, auth: Mapping[str, Any], status: str, iot_edge: bool, etag: str | None
+    ) -> dict[str, Any]:
         """Replace an identity with If-Match `etag` (None means `*`, i.e. unconditional)."""
         return self._write_device(device_id, auth, status, iot_edge, etag=etag or "*")
 
-    def _write_device(self, device_id: str, auth: Mapping[str, Any], status: str, iot_edge: bool,
-                      etag: str | None) -> dict[str, Any]:
+    def _write_device(
+        self, device_id: str, auth: Mapping[str, Any], status: str, iot_edge: bool, etag: str | None
+    ) -> dict[str, Any]:
         mechanism = _authentication(auth)
         verb = "create" if etag is None else "update"
         name = {"sas": "sas", "selfSigned": "x509", "certificateAuthority": "certificate_authority"}[mechanism.type]
@@ -473,10 +540,10 @@ class AzureClient:
         Returns `{"isSuccessful", "errors": [{deviceId, errorCode, errorStatus, ...}], "warnings"}`."""
         merged: dict[str, Any] = {"isSuccessful": True, "errors": [], "warnings": []}
         for start in range(0, len(devices), BULK_LIMIT):
-            chunk = [_import_device(entry, mode) for entry in devices[start:start + BULK_LIMIT]]
+            chunk = [_import_device(entry, mode) for entry in devices[start : start + BULK_LIMIT]]
             with self._call("bulk_create_or_update_devices"):
                 result = _plain(self._hub.bulk_create_or_update_devices(chunk))
-            if "isSuccessful" not in result:      # the SDK also "parses" a whole-request 400 into an empty result
+            if "isSuccessful" not in result:  # the SDK also "parses" a whole-request 400 into an empty result
                 raise Invalid("the hub rejected the bulk registry request as a whole", code="BulkRequestRejected")
             merged["isSuccessful"] = merged["isSuccessful"] and bool(result.get("isSuccessful"))
             merged["errors"] += result.get("errors") or []
@@ -491,8 +558,7 @@ class AzureClient:
     def update_twin(self, device_id: str, patch: Mapping[str, Any], etag: str | None) -> dict[str, Any]:
         """PATCH `{"tags": {...}, "properties": {"desired": {...}}}` (merge; null deletes) with If-Match."""
         desired = (patch.get("properties") or {}).get("desired")
-        twin = Twin(tags=patch.get("tags"),
-                    properties=TwinProperties(desired=desired) if desired is not None else None)
+        twin = Twin(tags=patch.get("tags"), properties=TwinProperties(desired=desired) if desired is not None else None)
         with self._call("update_twin"):
             return _record(self._hub.update_twin(device_id, twin, etag or "*"))
 
@@ -504,8 +570,9 @@ class AzureClient:
                 try:
                     found = ContainerClient.from_container_url(container_url, retry_total=0, **self._verify)
                 except ValueError as exc:
-                    raise Invalid(f"the import/export container URL is not valid: {redact(str(exc))}",
-                                  code="InvalidContainerUrl") from None
+                    raise Invalid(
+                        f"the import/export container URL is not valid: {redact(str(exc))}", code="InvalidContainerUrl"
+                    ) from None
                 self._containers[container_url] = found
             return found
 
@@ -540,17 +607,27 @@ class AzureClient:
     def create_import_job(self, container_url: str, input_blob_name: str) -> dict[str, Any]:
         """ImportDevices: the hub reads `input_blob_name` (one ExportImportDevice per line) from the container and
         writes importErrors.log back to it. Raises Conflict (JobQuotaExceeded) while another job runs."""
-        job = JobProperties(type="import", input_blob_container_uri=container_url,
-                            output_blob_container_uri=container_url, input_blob_name=input_blob_name,
-                            storage_authentication_type="keyBased")
+        job = JobProperties(
+            type="import",
+            input_blob_container_uri=container_url,
+            output_blob_container_uri=container_url,
+            input_blob_name=input_blob_name,
+            storage_authentication_type="keyBased",
+        )
         with self._call("jobs.create_import_export_job"):
             return self._job(self._hub.protocol.jobs.create_import_export_job(job))
 
-    def create_export_job(self, container_url: str, output_blob_name: str = "devices.txt",
-                          exclude_keys: bool = True) -> dict[str, Any]:
+    def create_export_job(
+        self, container_url: str, output_blob_name: str = "devices.txt", exclude_keys: bool = True
+    ) -> dict[str, Any]:
         """ExportDevices to `output_blob_name` in the container (keys written as null unless `exclude_keys` is False)."""
-        job = JobProperties(type="export", output_blob_container_uri=container_url, output_blob_name=output_blob_name,
-                            exclude_keys_in_export=exclude_keys, storage_authentication_type="keyBased")
+        job = JobProperties(
+            type="export",
+            output_blob_container_uri=container_url,
+            output_blob_name=output_blob_name,
+            exclude_keys_in_export=exclude_keys,
+            storage_authentication_type="keyBased",
+        )
         with self._call("jobs.create_import_export_job"):
             return self._job(self._hub.protocol.jobs.create_import_export_job(job))
 
@@ -578,7 +655,7 @@ class AzureClient:
         items: list[dict[str, Any]] = []
         pages = operations.query({"query": "SELECT *"}, top=page_size).by_page()
         while True:
-            with _translated():                  # ItemPaged fetches lazily: count only pages really fetched
+            with _translated():  # ItemPaged fetches lazily: count only pages really fetched
                 page = next(pages, None)
             if page is None:
                 return items
@@ -589,14 +666,15 @@ class AzureClient:
         operations, _ = self._dps_collection(group)
         method = "get_attestation_mechanism" if attestation else "get"
         with self._call(f"{'enrollment_group' if group else 'enrollment'}.{method}"):
-            found: dict[str, Any] = getattr(operations, method)(item_id)    # the DPS SDK returns JSON
+            found: dict[str, Any] = getattr(operations, method)(item_id)  # the DPS SDK returns JSON
             return found
 
     def _dps_put(self, group: bool, item_id: str, body: Mapping[str, Any], etag: str | None) -> dict[str, Any]:
         operations, id_field = self._dps_collection(group)
         with self._call(f"{'enrollment_group' if group else 'enrollment'}.create_or_update"):
-            stored: dict[str, Any] = operations.create_or_update(item_id, {**body, id_field: item_id},
-                                                                 if_match=etag, cls=self._dps_cls)
+            stored: dict[str, Any] = operations.create_or_update(
+                item_id, {**body, id_field: item_id}, if_match=etag, cls=self._dps_cls
+            )
             return stored
 
     def _dps_delete(self, group: bool, item_id: str, etag: str | None) -> None:
@@ -648,21 +726,26 @@ class AzureClient:
         with self._call("certificates.get"):
             return _record(client.certificates.get(target.resource_group, target.hub_name, name))
 
-    def put_hub_certificate(self, name: str, pem: str, etag: str | None = None, *,
-                            is_verified: bool | None = None) -> dict[str, Any]:
+    def put_hub_certificate(
+        self, name: str, pem: str, etag: str | None = None, *, is_verified: bool | None = None
+    ) -> dict[str, Any]:
         """Upload (etag None) or replace (If-Match etag) a CA certificate; `is_verified=True` skips the proof."""
         client, target = self._arm_client()
         description = CertificateDescription(properties=CertificateProperties(certificate=pem, is_verified=is_verified))
         with self._call("certificates.create_or_update"):
-            return _record(client.certificates.create_or_update(target.resource_group, target.hub_name, name,
-                                                                description, if_match=etag))
+            return _record(
+                client.certificates.create_or_update(
+                    target.resource_group, target.hub_name, name, description, if_match=etag
+                )
+            )
 
     def generate_verification_code(self, name: str, etag: str) -> dict[str, Any]:
         """Returns the certificate with `properties.verificationCode` and its new etag."""
         client, target = self._arm_client()
         with self._call("certificates.generate_verification_code"):
-            return _record(client.certificates.generate_verification_code(target.resource_group, target.hub_name,
-                                                                          name, etag))
+            return _record(
+                client.certificates.generate_verification_code(target.resource_group, target.hub_name, name, etag)
+            )
 
     def verify_hub_certificate(self, name: str, etag: str, verification_pem: str) -> dict[str, Any]:
         """Proof of possession: a certificate with CN = the verification code, signed by the uploaded CA."""

@@ -8,6 +8,7 @@ Ownership marker: the initial-twin tag `fleetctl: {"provisionedBy": "<Kind>/<nam
 their own, and the initial twin is the only free-form field that is not configuration (`capabilities` is). Devices
 DPS provisions inherit the tag: it records where they came from and does not make them managed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -21,8 +22,17 @@ from engine.providers.azure.session import AzureSession, parallel
 from engine.providers.azure.state import dps_names, dps_state, for_declared, key_fingerprints, split_marker
 
 DPS_KINDS = ("azure.EnrollmentGroup", "azure.Enrollment")
-DPS_FIELDS = ("allocationPolicy", "customAllocationDefinition", "iotHubs", "iotHubHostName", "reprovisionPolicy",
-              "initialTwin", "capabilities", "provisioningStatus", "deviceId")
+DPS_FIELDS = (
+    "allocationPolicy",
+    "customAllocationDefinition",
+    "iotHubs",
+    "iotHubHostName",
+    "reprovisionPolicy",
+    "initialTwin",
+    "capabilities",
+    "provisioningStatus",
+    "deviceId",
+)
 
 
 class DpsOps(NamedTuple):
@@ -37,8 +47,13 @@ class DpsOps(NamedTuple):
 
 def dps_ops(k: AzureClient, kind: str) -> DpsOps:
     if kind == "azure.EnrollmentGroup":
-        return DpsOps("enrollment_group", k.get_enrollment_group, k.get_enrollment_group_attestation,
-                      k.put_enrollment_group, k.delete_enrollment_group)
+        return DpsOps(
+            "enrollment_group",
+            k.get_enrollment_group,
+            k.get_enrollment_group_attestation,
+            k.put_enrollment_group,
+            k.delete_enrollment_group,
+        )
     return DpsOps("enrollment", k.get_enrollment, k.get_enrollment_attestation, k.put_enrollment, k.delete_enrollment)
 
 
@@ -70,8 +85,14 @@ def read_dps(p: AzureSession, kind: str, declared: dict[str, DesiredResource], p
                 mechanism = p.call(f"{ops.prefix}.get_attestation_mechanism", ops.keys, dps_id)
                 symmetric = mechanism.get("symmetricKey")
             state = {**state, **key_fingerprints(symmetric, d.spec)}
-        return ActualResource(p.addr(kind.split(".")[1], name), kind, state, token=record.get("etag") or "",
-                              managed=managed, ids={"etag": record.get("etag"), "id": dps_id})
+        return ActualResource(
+            p.addr(kind.split(".")[1], name),
+            kind,
+            state,
+            token=record.get("etag") or "",
+            managed=managed,
+            ids={"etag": record.get("etag"), "id": dps_id},
+        )
 
     return parallel(with_keys, rows)
 
@@ -90,14 +111,21 @@ def _attestation(c: Change, secrets: Mapping[str, str], kept_keys: Mapping[str, 
     return {"type": "x509", "x509": {section: {slot: {"certificate": pem} for slot, pem in pems.items() if pem}}}
 
 
-def _dps_body(c: Change, secrets: Mapping[str, str], current: Mapping[str, Any] | None,
-              kept_keys: Mapping[str, Any]) -> dict[str, Any]:
+def _dps_body(
+    c: Change, secrets: Mapping[str, str], current: Mapping[str, Any] | None, kept_keys: Mapping[str, Any]
+) -> dict[str, Any]:
     """A full record: the current one's fields the manifest leaves out, overlaid with the declared ones."""
     d = c.desired
     body: dict[str, Any] = {k: current[k] for k in DPS_FIELDS if current and k in current}
     body["attestation"] = _attestation(c, secrets, kept_keys)
-    for field in ("allocationPolicy", "customAllocationDefinition", "iotHubs", "reprovisionPolicy",
-                  "provisioningStatus", "deviceId"):
+    for field in (
+        "allocationPolicy",
+        "customAllocationDefinition",
+        "iotHubs",
+        "reprovisionPolicy",
+        "provisioningStatus",
+        "deviceId",
+    ):
         if field in d:
             body[field] = d[field]
     if "iotEdge" in d:
@@ -129,8 +157,11 @@ def dps_update(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dict[s
     dps_id = c.ids.get("id") or _dps_id(c)
     current = p.call(f"{ops.prefix}.get", ops.get, dps_id)
     kept: Mapping[str, Any] = {}
-    if c.desired["attestation"]["type"] == "symmetricKey" and not all(k in c.desired for k in KEY_FIELDS) \
-            and (current.get("attestation") or {}).get("type") == "symmetricKey":
+    if (
+        c.desired["attestation"]["type"] == "symmetricKey"
+        and not all(k in c.desired for k in KEY_FIELDS)
+        and (current.get("attestation") or {}).get("type") == "symmetricKey"
+    ):
         kept = p.call(f"{ops.prefix}.get_attestation_mechanism", ops.keys, dps_id).get("symmetricKey") or {}
     p.call(f"{ops.prefix}.create_or_update", ops.put, dps_id, _dps_body(c, secrets, current, kept), c.ids.get("etag"))
     return {}

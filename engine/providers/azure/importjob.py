@@ -33,6 +33,7 @@ included, which the query read does not return) and twin data in an import repla
 rather than merging the paths fleetctl manages, so an update through a job could clobber what fleetctl does not
 own. Updates keep their individual, etag-checked PATCH.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,12 +56,23 @@ __all__ = ["ACTIVE", "ImportExport", "ImportJob", "job_line", "running_jobs"]
 ACTIVE = ("enqueued", "running", "queued", "scheduled")
 FINAL = ("completed", "failed", "cancelled")
 ERRORS_BLOB = "importErrors.log"
-ERROR_NAMES = {400004: "ArgumentInvalid", 400011: "DeviceDefinedMultipleTimes", 400012: "InvalidDeviceFormat",
-               404001: "DeviceNotFound", 409001: "DeviceAlreadyExists", 412001: "PreconditionFailed",
-               412002: "PreconditionFailed"}
+ERROR_NAMES = {
+    400004: "ArgumentInvalid",
+    400011: "DeviceDefinedMultipleTimes",
+    400012: "InvalidDeviceFormat",
+    404001: "DeviceNotFound",
+    409001: "DeviceAlreadyExists",
+    412001: "PreconditionFailed",
+    412002: "PreconditionFailed",
+}
 ERRORS_BY_STATUS: dict[int, type[errors.ProviderError]] = {
-    400: errors.Invalid, 403: errors.Forbidden, 404: errors.NotFound, 409: errors.Conflict,
-    412: errors.PreconditionFailed, 429: errors.Throttled}
+    400: errors.Invalid,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    412: errors.PreconditionFailed,
+    429: errors.Throttled,
+}
 
 
 def job_line(change: Change, entry: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
@@ -76,17 +88,21 @@ def job_line(change: Change, entry: Mapping[str, Any]) -> tuple[Mapping[str, Any
 def _device_error(line: Mapping[str, Any], job_id: str) -> errors.ProviderError:
     raw = line.get("errorCode")
     try:
-        number = int(raw) if raw is not None else 0  # the service writes numbers (409001); some SDK samples read them as strings
+        number = (
+            int(raw) if raw is not None else 0
+        )  # the service writes numbers (409001); some SDK samples read them as strings
     except (TypeError, ValueError):
         number = 0
     code = ERROR_NAMES.get(number) or (str(raw) if raw is not None else None)
     status = str(line.get("errorStatus") or "")
     if status.startswith("ErrorCode:"):
         status = status.partition(";")[2]
-    if "{" in status:                  # the service quotes a rejected line: it may hold keys
+    if "{" in status:  # the service quotes a rejected line: it may hold keys
         status = "the hub rejected the device's line"
     cls = ERRORS_BY_STATUS.get(number // 1000, errors.ProviderError)
-    return cls(f"{status[:300] or code} (import job {job_id})", code=code, request_id=job_id, status=number // 1000 or None)
+    return cls(
+        f"{status[:300] or code} (import job {job_id})", code=code, request_id=job_id, status=number // 1000 or None
+    )
 
 
 def running_jobs(p: AzureSession) -> list[Diagnostic]:
@@ -95,15 +111,21 @@ def running_jobs(p: AzureSession) -> list[Diagnostic]:
         return []
     try:
         jobs = p.call("jobs.get_import_export_jobs", p.client.list_jobs)
-    except errors.ProviderError as exc:      # the plan stands without it; apply checks again before a job
-        return [warning(f"could not list the import/export jobs of target '{p.target}': {exc}",
-                        address=f"azure/{p.target}")]
-    return [warning(f"import/export job {job.get('jobId')} ({job.get('type')}, {job.get('status')}, "
-                    f"{job.get('progress', 0)}% done) is running on the hub of target '{p.target}'",
-                    "devices may still change while it runs (an interrupted apply leaves its job running); "
-                    "apply waits for it before it starts an import job of its own",
-                    address=f"azure/{p.target}")
-            for job in jobs if job.get("status") in ACTIVE]
+    except errors.ProviderError as exc:  # the plan stands without it; apply checks again before a job
+        return [
+            warning(f"could not list the import/export jobs of target '{p.target}': {exc}", address=f"azure/{p.target}")
+        ]
+    return [
+        warning(
+            f"import/export job {job.get('jobId')} ({job.get('type')}, {job.get('status')}, "
+            f"{job.get('progress', 0)}% done) is running on the hub of target '{p.target}'",
+            "devices may still change while it runs (an interrupted apply leaves its job running); "
+            "apply waits for it before it starts an import job of its own",
+            address=f"azure/{p.target}",
+        )
+        for job in jobs
+        if job.get("status") in ACTIVE
+    ]
 
 
 @dataclass
@@ -132,7 +154,9 @@ class ImportJob:
                     f"import/export job {job.get('jobId')} ({job.get('type')}, {job.get('status')}, "
                     f"{job.get('progress', 0)}%) is still running on the hub and IoT Hub runs one at a time: "
                     "fleetctl did not start another; re-run plan and apply when it has finished",
-                    code="JobQuotaExceeded", request_id=job.get("jobId"))
+                    code="JobQuotaExceeded",
+                    request_id=job.get("jobId"),
+                )
             self.sleep(self.config.poll_seconds)
 
     def _create(self, blob: str, deadline: float) -> dict[str, Any]:
@@ -140,7 +164,7 @@ class ImportJob:
         while True:
             try:
                 return self.provider.call("jobs.create_import_export_job", client.create_import_job, url, blob)
-            except errors.Conflict:       # another client started a job between our check and our create
+            except errors.Conflict:  # another client started a job between our check and our create
                 self.wait_idle(deadline)
 
     def _until_final(self, job: dict[str, Any], deadline: float) -> dict[str, Any]:
@@ -150,7 +174,9 @@ class ImportJob:
                     f"import job {job['jobId']} did not finish within {self.config.timeout_seconds:g} s "
                     f"({job.get('status')}, {job.get('progress', 0)}%); it keeps running on the hub: re-run plan "
                     "when it has finished (fleetctl starts no other job while it runs)",
-                    code="ImportJobTimeout", request_id=job["jobId"])
+                    code="ImportJobTimeout",
+                    request_id=job["jobId"],
+                )
             self.sleep(self.config.poll_seconds)
             job = self._job(job["jobId"])
         return job
@@ -170,14 +196,21 @@ class ImportJob:
         try:
             job = self._create(blob, deadline)
         except errors.ProviderError:
-            self._discard(blob)            # no job will read it; it may hold symmetric keys
+            self._discard(blob)  # no job will read it; it may hold symmetric keys
             raise
         job_id = str(job.get("jobId"))
         record = {"jobId": job_id, "type": "import", "devices": len(changes), "status": job.get("status")}
         p.record_job(record)
-        p.emit("task-started", "jobs.create_import_export_job", job_id, taskId=job_id, task="IoT Hub import job",
-               input=blob, changes=len(changes))
-        final = self._until_final(job, deadline)          # a timeout leaves the task open: the job goes on
+        p.emit(
+            "task-started",
+            "jobs.create_import_export_job",
+            job_id,
+            taskId=job_id,
+            task="IoT Hub import job",
+            input=blob,
+            changes=len(changes),
+        )
+        final = self._until_final(job, deadline)  # a timeout leaves the task open: the job goes on
         record.update(status=final.get("status"), seconds=round(self.clock() - started, 3))
         p.emit("task-ended", "jobs.get_import_export_job", job_id, taskId=job_id, status=final.get("status"))
         try:
@@ -189,22 +222,29 @@ class ImportJob:
         try:
             self.provider.call("blob.delete_blob", self.provider.client.delete_blob, self.config.container_url, blob)
         except errors.ProviderError:
-            pass                           # best effort: the outcome of the changes is what apply reports
+            pass  # best effort: the outcome of the changes is what apply reports
 
     def _outcomes(self, changes: list[Change], job: dict[str, Any]) -> list[errors.ProviderError | None]:
         job_id = str(job.get("jobId"))
         if job.get("status") != "completed":
-            ended = errors.ProviderError(f"import job {job_id} {job.get('status')}: "
-                                         f"{job.get('failureReason') or 'no reason given'}; re-run plan to see "
-                                         "what it applied", code=f"ImportJob{str(job.get('status')).title()}",
-                                         request_id=job_id)
+            ended = errors.ProviderError(
+                f"import job {job_id} {job.get('status')}: "
+                f"{job.get('failureReason') or 'no reason given'}; re-run plan to see "
+                "what it applied",
+                code=f"ImportJob{str(job.get('status')).title()}",
+                request_id=job_id,
+            )
             return [ended] * len(changes)
-        log = self.provider.call("blob.download_blob", self.provider.client.download_blob, self.config.container_url,
-                                 ERRORS_BLOB)
+        log = self.provider.call(
+            "blob.download_blob", self.provider.client.download_blob, self.config.container_url, ERRORS_BLOB
+        )
         if log is None:
-            unknown = errors.ProviderError(f"import job {job_id} completed without writing {ERRORS_BLOB}: the "
-                                           "outcome of each device is unknown; re-run plan", code="ImportJobNoLog",
-                                           request_id=job_id)
+            unknown = errors.ProviderError(
+                f"import job {job_id} completed without writing {ERRORS_BLOB}: the "
+                "outcome of each device is unknown; re-run plan",
+                code="ImportJobNoLog",
+                request_id=job_id,
+            )
             return [unknown] * len(changes)
         by_device: dict[str, errors.ProviderError] = {}
         unattributed = 0
@@ -224,12 +264,15 @@ class ImportJob:
         for c in changes:
             failure: errors.ProviderError | None = by_device.get(c.address.name)
             if failure is not None and c.action is Action.DELETE and isinstance(failure, errors.NotFound):
-                failure = None                 # gone already: the desired outcome
+                failure = None  # gone already: the desired outcome
             if failure is None and unattributed:
-                failure = errors.ProviderError(f"import job {job_id} reported {unattributed} error(s) on lines it "
-                                               "could not attribute to a device: the outcome of this change is "
-                                               "unknown; re-run plan", code="ImportJobUnattributedErrors",
-                                               request_id=job_id)
+                failure = errors.ProviderError(
+                    f"import job {job_id} reported {unattributed} error(s) on lines it "
+                    "could not attribute to a device: the outcome of this change is "
+                    "unknown; re-run plan",
+                    code="ImportJobUnattributedErrors",
+                    request_id=job_id,
+                )
             out.append(failure)
         failures = sum(1 for o in out if o is not None)
         if failures:

@@ -17,6 +17,7 @@ the DPS registration-id rules (≤128 of alphanumerics and `- . _ :`, last chara
 across the fleet ignoring case), IoT Hub device-id rules, the CN = device id / registration id rule for X.509
 identities, twin key and size rules, and that a Target has the hub / DPS / ARM section a kind needs.
 """
+
 from __future__ import annotations
 
 import re
@@ -36,7 +37,7 @@ from engine.pki import CertInfo, issued_by
 from engine.providers.azure.planning import CALLS, REFINE
 
 GROUP = "azure.fleetctl.io"
-MARKER_TAG = "fleetctl"            # device twin tag {"managed": true}; DPS initialTwin tag {"provisionedBy": ...}
+MARKER_TAG = "fleetctl"  # device twin tag {"managed": true}; DPS initialTwin tag {"provisionedBy": ...}
 MANAGED = "managed"
 PROVISIONED_BY = "provisionedBy"
 KEY_FIELDS = ("primaryKey", "secondaryKey")
@@ -50,8 +51,10 @@ HOST_NAME = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]
 TWIN_KEY_FORBIDDEN = re.compile(r"[.$ \x00-\x1f\x7f-\x9f]")
 TWIN_MAX_DEPTH = 10
 TWIN_LIMITS = {"tags": 8 * 1024, "desired": 32 * 1024}
-REGISTRATION_RULE = ("up to 128 characters of letters, digits and - . _ :, the last one a letter, a digit or -; "
-                     "DPS compares registration ids ignoring case")
+REGISTRATION_RULE = (
+    "up to 128 characters of letters, digits and - . _ :, the last one a letter, a digit or -; "
+    "DPS compares registration ids ignoring case"
+)
 DEVICE_ID_RULE = "up to 128 characters of letters, digits and - . % _ * ? ! ( ) , : = @ $ '"
 
 
@@ -60,26 +63,37 @@ class DeviceAuthentication(Strict):
     """How the device authenticates to the hub (the `az iot hub device-identity create --am` choice)."""
 
     type: Literal["x509CA", "selfSigned", "symmetricKey"] = Field(
-        "symmetricKey", description="x509CA (certificate signed by a verified HubCertificate), selfSigned "
-                                    "(thumbprints) or symmetricKey (SAS keys)")
+        "symmetricKey",
+        description="x509CA (certificate signed by a verified HubCertificate), selfSigned "
+        "(thumbprints) or symmetricKey (SAS keys)",
+    )
     primaryThumbprint: str | None = Field(None, pattern=THUMBPRINT, description="selfSigned: SHA-1 or SHA-256 hex")
     secondaryThumbprint: str | None = Field(None, pattern=THUMBPRINT, description="selfSigned: SHA-1 or SHA-256 hex")
-    primaryKey: Secret | None = Field(None, description="symmetricKey: leave out to let the service generate it "
-                                                        "(fleetctl then never reads or prints it)")
+    primaryKey: Secret | None = Field(
+        None,
+        description="symmetricKey: leave out to let the service generate it (fleetctl then never reads or prints it)",
+    )
     secondaryKey: Secret | None = Field(None, description="symmetricKey: leave out to let the service generate it")
-    certificatePem: Pem | None = Field(None, description="the device certificate (public): x509CA checks its CN is "
-                                                         "the device id; selfSigned takes its thumbprint")
+    certificatePem: Pem | None = Field(
+        None,
+        description="the device certificate (public): x509CA checks its CN is "
+        "the device id; selfSigned takes its thumbprint",
+    )
     caCertificate: Name | None = Field(None, description="x509CA: the HubCertificate that issued certificatePem")
 
     @model_validator(mode="after")
     def _fields_of_type(self) -> DeviceAuthentication:
-        allowed = {"x509CA": {"certificatePem", "caCertificate"},
-                   "selfSigned": {"primaryThumbprint", "secondaryThumbprint", "certificatePem"},
-                   "symmetricKey": {"primaryKey", "secondaryKey"}}[self.type]
+        allowed = {
+            "x509CA": {"certificatePem", "caCertificate"},
+            "selfSigned": {"primaryThumbprint", "secondaryThumbprint", "certificatePem"},
+            "symmetricKey": {"primaryKey", "secondaryKey"},
+        }[self.type]
         extra = sorted(f for f in self.model_fields_set - {"type"} - allowed if getattr(self, f) is not None)
         if extra:
-            raise ValueError(f"{', '.join(extra)} cannot be used with authentication type {self.type} "
-                             f"(it takes: {', '.join(sorted(allowed))})")
+            raise ValueError(
+                f"{', '.join(extra)} cannot be used with authentication type {self.type} "
+                f"(it takes: {', '.join(sorted(allowed))})"
+            )
         if self.type == "selfSigned" and not (self.primaryThumbprint or self.certificatePem):
             raise ValueError("a selfSigned device needs primaryThumbprint or certificatePem")
         if self.caCertificate and not self.certificatePem:
@@ -94,8 +108,9 @@ class DeviceSpec(Strict):
     status: Literal["enabled", "disabled"] = "enabled"
     iotEdge: bool = Field(False, description="an IoT Edge device")
     tags: dict[str, Any] = Field(default_factory=dict, description="twin tags; only the keys declared are managed")
-    desired: dict[str, Any] = Field(default_factory=dict,
-                                    description="twin desired properties; only the keys declared are managed")
+    desired: dict[str, Any] = Field(
+        default_factory=dict, description="twin desired properties; only the keys declared are managed"
+    )
 
 
 class HubCertificateSpec(Strict):
@@ -108,7 +123,8 @@ class HubCertificateSpec(Strict):
 
     certificatePem: Pem = Field(description="the CA certificate (public)")
     verificationCertificatePem: Pem | None = Field(
-        None, description="made outside fleetctl with the CA's key, CN = the hub's verification code")
+        None, description="made outside fleetctl with the CA's key, CN = the hub's verification code"
+    )
 
 
 class X509GroupAttestation(Strict):
@@ -141,7 +157,7 @@ class SymmetricKeyAttestation(Strict):
 class _Attestation(Strict):
     """How devices prove who they are to DPS: exactly one mechanism."""
 
-    x509: BaseModel | None           # narrowed by each subclass to its own attestation model
+    x509: BaseModel | None  # narrowed by each subclass to its own attestation model
     symmetricKey: BaseModel | None
 
     @model_validator(mode="after")
@@ -180,8 +196,10 @@ class Allocation(Strict):
     """What DPS does with a device that attests: which hubs, which initial twin, reprovisioning."""
 
     allocationPolicy: Literal["hashed", "geoLatency", "static", "custom"] | None = Field(
-        None, description="hashed (evenly weighted), geoLatency, static (one hub) or custom (webhook); "
-                          "left out: the DPS instance's default")
+        None,
+        description="hashed (evenly weighted), geoLatency, static (one hub) or custom (webhook); "
+        "left out: the DPS instance's default",
+    )
     customAllocationDefinition: CustomAllocation | None = None
     iotHubs: list[str] | None = Field(None, description="linked hubs devices may be assigned to (host names)")
     reprovisionPolicy: ReprovisionPolicy | None = None
@@ -225,8 +243,14 @@ def _read_cert(ctx: ExpandContext, ref: Any, *path: Any) -> CertInfo | None:
     return ctx.read_cert(ref, *path)
 
 
-def _secret(ctx: ExpandContext, ref: SecretRefModel | None, name: str, spec: dict[str, Any],
-            secrets: dict[str, SecretRef], *path: Any) -> None:
+def _secret(
+    ctx: ExpandContext,
+    ref: SecretRefModel | None,
+    name: str,
+    spec: dict[str, Any],
+    secrets: dict[str, SecretRef],
+    *path: Any,
+) -> None:
     """A declared key: its fingerprint goes into the spec (sensitive field), its reference into `secrets`."""
     if ref is None:
         return
@@ -245,7 +269,7 @@ def _target_azure(ctx: ExpandContext) -> AzureTargetSpec | None:
 def _target_section(ctx: ExpandContext, section: str, needed_for: str) -> Any:
     azure = _target_azure(ctx)
     if azure is None:
-        return None                     # reported by the target checks
+        return None  # reported by the target checks
     value = getattr(azure, section, None)
     if value is None:
         ctx.error(f"target '{ctx.manifest.target}' has no azure.{section} section, which {needed_for} needs")
@@ -254,6 +278,7 @@ def _target_section(ctx: ExpandContext, section: str, needed_for: str) -> Any:
 
 def _twin_checks(ctx: ExpandContext, value: dict[str, Any], limit: int, *path: Any) -> None:
     """Twin rules (IoT Hub): keys without '.', '$', spaces or control characters, depth ≤ 10, size limits."""
+
     def walk(node: Any, where: tuple[Any, ...], depth: int) -> None:
         if isinstance(node, list):
             for i, item in enumerate(node):
@@ -266,8 +291,12 @@ def _twin_checks(ctx: ExpandContext, value: dict[str, Any], limit: int, *path: A
             return
         for key, child in node.items():
             if not isinstance(key, str) or not key or len(key.encode()) > 1024 or TWIN_KEY_FORBIDDEN.search(key):
-                ctx.error(f"twin key '{key}' is not allowed: keys are 1 to 1024 bytes without '.', '$', spaces "
-                          "or control characters", *where, key)
+                ctx.error(
+                    f"twin key '{key}' is not allowed: keys are 1 to 1024 bytes without '.', '$', spaces "
+                    "or control characters",
+                    *where,
+                    key,
+                )
             walk(child, where + (key,), depth + 1)
 
     walk(value, tuple(path), 1)
@@ -283,9 +312,12 @@ def _reserved_tag(ctx: ExpandContext, tags: dict[str, Any], *path: Any) -> None:
 
 def _check_cn(ctx: ExpandContext, info: CertInfo | None, expected: str, what: str, *path: Any) -> None:
     if info is not None and info.subject_cn != expected:
-        ctx.error(f"the certificate's CN '{info.subject_cn}' is not the {what} '{expected}'", *path,
-                  detail=f"Azure identifies an X.509 device by its certificate's CN: make the {what} equal to the "
-                         "CN, or issue the certificate for that id")
+        ctx.error(
+            f"the certificate's CN '{info.subject_cn}' is not the {what} '{expected}'",
+            *path,
+            detail=f"Azure identifies an X.509 device by its certificate's CN: make the {what} equal to the "
+            "CN, or issue the certificate for that id",
+        )
 
 
 def _ca_pem(ctx: ExpandContext, name: str | None) -> str | None:
@@ -313,15 +345,26 @@ def _expand_device(ctx: ExpandContext, m: Manifest) -> Expanded:
         _check_cn(ctx, info, m.name, "device id", "authentication", "certificatePem")
         ca_pem = _ca_pem(ctx, auth.caCertificate)
         if info and ca_pem and not issued_by(info.pem, ca_pem):
-            ctx.error(f"the device certificate is not issued by HubCertificate '{auth.caCertificate}'",
-                      "authentication", "caCertificate", detail=f"its issuer is '{info.issuer}'")
+            ctx.error(
+                f"the device certificate is not issued by HubCertificate '{auth.caCertificate}'",
+                "authentication",
+                "caCertificate",
+                detail=f"its issuer is '{info.issuer}'",
+            )
     elif auth.type == "selfSigned":
         primary = (auth.primaryThumbprint or (info.sha1 if info else "")).upper()
         if info and auth.primaryThumbprint and auth.primaryThumbprint.upper() not in (info.sha1, info.cert_id.upper()):
-            ctx.error("primaryThumbprint is not the thumbprint of certificatePem", "authentication",
-                      "primaryThumbprint", detail=f"the certificate's SHA-1 thumbprint is {info.sha1}")
-        out["authentication"] = {"type": "selfSigned", "primaryThumbprint": primary,
-                                 "secondaryThumbprint": (auth.secondaryThumbprint or "").upper() or None}
+            ctx.error(
+                "primaryThumbprint is not the thumbprint of certificatePem",
+                "authentication",
+                "primaryThumbprint",
+                detail=f"the certificate's SHA-1 thumbprint is {info.sha1}",
+            )
+        out["authentication"] = {
+            "type": "selfSigned",
+            "primaryThumbprint": primary,
+            "secondaryThumbprint": (auth.secondaryThumbprint or "").upper() or None,
+        }
     else:
         out["authentication"] = {"type": "symmetricKey"}
         for name in KEY_FIELDS:
@@ -340,20 +383,28 @@ def _expand_device(ctx: ExpandContext, m: Manifest) -> Expanded:
 def _expand_hub_certificate(ctx: ExpandContext, m: Manifest) -> Expanded:
     spec = spec_as(m, HubCertificateSpec)
     hub = _target_section(ctx, "hub", "a HubCertificate")
-    azure = _target_azure(ctx)          # None in an AWS Target: the target check reports the kind there
-    located = azure is not None and (azure.arm is not None
-                                     or bool(hub and hub.name and hub.resourceGroup and hub.subscriptionId))
+    azure = _target_azure(ctx)  # None in an AWS Target: the target check reports the kind there
+    located = azure is not None and (
+        azure.arm is not None or bool(hub and hub.name and hub.resourceGroup and hub.subscriptionId)
+    )
     if hub is not None and not located:
-        ctx.error(f"target '{m.target}' does not say where the hub's ARM resource is, which a HubCertificate needs",
-                  detail="declare azure.arm {subscriptionId, resourceGroup, hubName} (or hub.name, "
-                         "hub.resourceGroup and hub.subscriptionId)")
+        ctx.error(
+            f"target '{m.target}' does not say where the hub's ARM resource is, which a HubCertificate needs",
+            detail="declare azure.arm {subscriptionId, resourceGroup, hubName} (or hub.name, "
+            "hub.resourceGroup and hub.subscriptionId)",
+        )
     if not CERTIFICATE_NAME.match(m.name):
         ctx.error(f"'{m.name}' is not a valid hub certificate name: up to 64 letters, digits and - . _")
-    info, vinfo = ctx.read_ca_pair(spec.certificatePem, spec.verificationCertificatePem,
-                                   "make it with the CA's key, outside fleetctl, with CN = the hub's verification code")
+    info, vinfo = ctx.read_ca_pair(
+        spec.certificatePem,
+        spec.verificationCertificatePem,
+        "make it with the CA's key, outside fleetctl, with CN = the hub's verification code",
+    )
     out: dict[str, Any] = {"isVerified": True}
-    inputs: dict[str, Any] = {"verificationCertificatePem": vinfo.pem if vinfo else None,
-                              "verificationCode": vinfo.subject_cn if vinfo else None}
+    inputs: dict[str, Any] = {
+        "verificationCertificatePem": vinfo.pem if vinfo else None,
+        "verificationCode": vinfo.subject_cn if vinfo else None,
+    }
     if info:
         out["thumbprint"] = info.sha1
         inputs["certificatePem"] = info.pem
@@ -382,15 +433,17 @@ def _allocation(ctx: ExpandContext, spec: Allocation, fields: set[str]) -> dict[
     return out
 
 
-def _symmetric(ctx: ExpandContext, att: SymmetricKeyAttestation, out: dict[str, Any],
-               secrets: dict[str, SecretRef]) -> None:
+def _symmetric(
+    ctx: ExpandContext, att: SymmetricKeyAttestation, out: dict[str, Any], secrets: dict[str, SecretRef]
+) -> None:
     out["attestation"] = {"type": "symmetricKey"}
     for name in KEY_FIELDS:
         _secret(ctx, getattr(att, name), name, out, secrets, "attestation", "symmetricKey", name)
 
 
-def _certificate_pair(ctx: ExpandContext, model: BaseModel, fields: tuple[str, str],
-                      check: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _certificate_pair(
+    ctx: ExpandContext, model: BaseModel, fields: tuple[str, str], check: Any = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """({primary, secondary} SHA-1 thumbprints, {primary, secondary} PEMs) of the pair of certificate fields of an
     `attestation.x509` model; `check(info, field)` validates each certificate read."""
     thumbs: dict[str, Any] = {"primary": None, "secondary": None}
@@ -418,16 +471,24 @@ def _expand_group(ctx: ExpandContext, m: Manifest) -> Expanded:
     if spec.attestation.symmetricKey is not None:
         _symmetric(ctx, spec.attestation.symmetricKey, out, secrets)
     elif x509 is not None and x509.caCertificate:
-        out["attestation"] = {"type": "x509", "caReferences": {"primary": x509.caCertificate,
-                                                               "secondary": x509.secondaryCaCertificate}}
+        out["attestation"] = {
+            "type": "x509",
+            "caReferences": {"primary": x509.caCertificate, "secondary": x509.secondaryCaCertificate},
+        }
     elif x509 is not None:
+
         def must_be_ca(info: CertInfo, field: str) -> None:
             if not info.is_ca:
-                ctx.error("a signing certificate must be a CA certificate (basicConstraints CA:TRUE)",
-                          "attestation", "x509", field)
+                ctx.error(
+                    "a signing certificate must be a CA certificate (basicConstraints CA:TRUE)",
+                    "attestation",
+                    "x509",
+                    field,
+                )
 
-        thumbs, pems = _certificate_pair(ctx, x509, ("signingCertificatePem", "secondarySigningCertificatePem"),
-                                         must_be_ca)
+        thumbs, pems = _certificate_pair(
+            ctx, x509, ("signingCertificatePem", "secondarySigningCertificatePem"), must_be_ca
+        )
         out["attestation"] = {"type": "x509", "signingCertificates": thumbs}
         inputs["certificates"] = pems
     return simple_desired(ctx, out, inputs=inputs, secrets=secrets)
@@ -454,14 +515,17 @@ def _expand_enrollment(ctx: ExpandContext, m: Manifest) -> Expanded:
         _symmetric(ctx, spec.attestation.symmetricKey, out, secrets)
     elif x509 is not None:
         thumbs, pems = _certificate_pair(
-            ctx, x509, ("certificatePem", "secondaryCertificatePem"),
-            lambda info, field: _check_cn(ctx, info, registration, "registration id", "attestation", "x509", field))
+            ctx,
+            x509,
+            ("certificatePem", "secondaryCertificatePem"),
+            lambda info, field: _check_cn(ctx, info, registration, "registration id", "attestation", "x509", field),
+        )
         out["attestation"] = {"type": "x509", "clientCertificates": thumbs}
         inputs["certificates"] = pems
     return simple_desired(ctx, out, inputs=inputs, secrets=secrets)
 
 
-_Index = dict[tuple[str, str | None, str], Manifest]      # ExpandContext.index
+_Index = dict[tuple[str, str | None, str], Manifest]  # ExpandContext.index
 _SEEN_IDS: dict[int, tuple[_Index, dict[tuple[str, str | None, str], list[Manifest]]]] = {}
 
 
@@ -486,22 +550,60 @@ def _unique_ignoring_case(ctx: ExpandContext, kind: str, dps_id: str, what: str,
     if len(users) > 1 and users[0] is not ctx.manifest:
         first = users[0]
         first_id = getattr(first.spec, "registrationId", None) or first.name
-        ctx.error(f"{what} '{dps_id}' is already used by {first.decl.kind} '{first.name}' as '{first_id}' "
-                  f"({first.source()}); DPS ids are unique ignoring case", *path)
+        ctx.error(
+            f"{what} '{dps_id}' is already used by {first.decl.kind} '{first.name}' as '{first_id}' "
+            f"({first.source()}); DPS ids are unique ignoring case",
+            *path,
+        )
 
 
 def azure(kind: str, model: type[BaseModel], rank: int, expand: Any, **kw: Any) -> KindDecl:
-    return register(KindDecl(GROUP, kind, "azure", model, rank=rank, expand=expand, refine=REFINE.get(kind),
-                             calls=CALLS[kind], description=(model.__doc__ or "").strip().splitlines()[0], **kw))
+    return register(
+        KindDecl(
+            GROUP,
+            kind,
+            "azure",
+            model,
+            rank=rank,
+            expand=expand,
+            refine=REFINE.get(kind),
+            calls=CALLS[kind],
+            description=(model.__doc__ or "").strip().splitlines()[0],
+            **kw,
+        )
+    )
 
 
-HUB_LISTS = (ListKey("iotHubs"),)     # the linked hubs an enrollment may assign to: a set (sorted on both sides)
+HUB_LISTS = (ListKey("iotHubs"),)  # the linked hubs an enrollment may assign to: a set (sorted on both sides)
 
 azure("HubCertificate", HubCertificateSpec, 10, _expand_hub_certificate)
-azure("EnrollmentGroup", EnrollmentGroupSpec, 20, _expand_group, sensitive=KEY_FIELDS, lists=HUB_LISTS,
-      references=(Ref("attestation.x509.caCertificate", "azure.HubCertificate"),
-                  Ref("attestation.x509.secondaryCaCertificate", "azure.HubCertificate")))
-azure("Enrollment", EnrollmentSpec, 30, _expand_enrollment, sensitive=KEY_FIELDS, immutable=("registrationId",),
-      lists=HUB_LISTS)
-azure("Device", DeviceSpec, 40, _expand_device, sensitive=KEY_FIELDS, partial_maps=("tags", "desired"),
-      references=(Ref("authentication.caCertificate", "azure.HubCertificate"),))
+azure(
+    "EnrollmentGroup",
+    EnrollmentGroupSpec,
+    20,
+    _expand_group,
+    sensitive=KEY_FIELDS,
+    lists=HUB_LISTS,
+    references=(
+        Ref("attestation.x509.caCertificate", "azure.HubCertificate"),
+        Ref("attestation.x509.secondaryCaCertificate", "azure.HubCertificate"),
+    ),
+)
+azure(
+    "Enrollment",
+    EnrollmentSpec,
+    30,
+    _expand_enrollment,
+    sensitive=KEY_FIELDS,
+    immutable=("registrationId",),
+    lists=HUB_LISTS,
+)
+azure(
+    "Device",
+    DeviceSpec,
+    40,
+    _expand_device,
+    sensitive=KEY_FIELDS,
+    partial_maps=("tags", "desired"),
+    references=(Ref("authentication.caCertificate", "azure.HubCertificate"),),
+)

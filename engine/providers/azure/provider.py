@@ -23,6 +23,7 @@ maps the operation, `azure_hub_quotas` seeds the buckets from FLEETCTL_AZURE_HUB
 FLEETCTL_QUOTAS on top). FLEETCTL_RATE_LIMIT=auto paces a cloud hub and leaves a loopback emulator unpaced unless
 it says `on`. A 429 answer halves its class's rate (AIMD) before the retry policy backs off (session.py).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -61,10 +62,18 @@ def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any
     if client is None:
         client, hub_host = settings.data_plane(target, azure, env, policy, settings.entra(target, env))
     jobs = settings.import_export(target, azure.importExport, env, policy) if azure.importExport is not None else None
-    return AzureProvider(target, client, has_dps=azure.dps is not None, has_arm=settings.has_arm(azure),
-                         limiter=options.get("limiter", settings.limiter(target, hub_host, env, tier, units)),
-                         tier=tier, units=units, import_export=jobs, bulk=options.get("bulk", True),
-                         journal=Path(env.get("FLEETCTL_JOURNAL") or DEFAULT_JOURNAL))
+    return AzureProvider(
+        target,
+        client,
+        has_dps=azure.dps is not None,
+        has_arm=settings.has_arm(azure),
+        limiter=options.get("limiter", settings.limiter(target, hub_host, env, tier, units)),
+        tier=tier,
+        units=units,
+        import_export=jobs,
+        bulk=options.get("bulk", True),
+        journal=Path(env.get("FLEETCTL_JOURNAL") or DEFAULT_JOURNAL),
+    )
 
 
 class AzureProvider(AzureSession):
@@ -102,8 +111,9 @@ class AzureProvider(AzureSession):
             return []
         if self.import_export is not None:
             devices = [c for c in changes if device_mode(c) is not None]
-            chosen = choose(len(devices), tier=self.tier, units=self.units, import_jobs=True,
-                            threshold=self.import_export.threshold)
+            chosen = choose(
+                len(devices), tier=self.tier, units=self.units, import_jobs=True, threshold=self.import_export.threshold
+            )
             if chosen.path == "import-job":
                 with self.lock:
                     self.job_members.update(c.address for c in devices)
@@ -111,14 +121,16 @@ class AzureProvider(AzureSession):
         creates = [c for c in changes if c.kind == "azure.Device" and c.action is Action.CREATE]
         if len(creates) < 2:
             return []
-        return [creates[i:i + BULK_LIMIT] for i in range(0, len(creates), BULK_LIMIT)]
+        return [creates[i : i + BULK_LIMIT] for i in range(0, len(creates), BULK_LIMIT)]
 
     def apply_batch(self, changes: list[Change], secrets: list[Mapping[str, str]]) -> list[errors.ProviderError | None]:
         """Carry out a batch `batches` formed; the outcome of each change, in order. Bulk: one registry call
         creating the devices; raises when the call as a whole fails (then none of them was created). Import job:
         see importjob.py; raises when the job could not be started."""
         if self.import_export is not None and changes and all(c.address in self.job_members for c in changes):
-            entries = [device_entry(c, s) if c.action is Action.CREATE else {} for c, s in zip(changes, secrets, strict=True)]
+            entries = [
+                device_entry(c, s) if c.action is Action.CREATE else {} for c, s in zip(changes, secrets, strict=True)
+            ]
             return ImportJob(self, self.import_export).run(changes, entries)
         return bulk_create(self, changes, secrets)
 
@@ -133,12 +145,16 @@ def _device_create(p: AzureProvider, c: Change, secrets: Mapping[str, str]) -> d
 
 Handler = Callable[[AzureProvider, Change, Mapping[str, str]], dict[str, Any]]
 HANDLERS: dict[tuple[str, Action], Handler] = {
-    ("azure.Device", Action.CREATE): _device_create, ("azure.Device", Action.UPDATE): device_update,
+    ("azure.Device", Action.CREATE): _device_create,
+    ("azure.Device", Action.UPDATE): device_update,
     ("azure.Device", Action.DELETE): device_delete,
     ("azure.HubCertificate", Action.CREATE): certificate_upload,
     ("azure.HubCertificate", Action.UPDATE): certificate_upload,
-    ("azure.EnrollmentGroup", Action.CREATE): dps_create, ("azure.EnrollmentGroup", Action.UPDATE): dps_update,
+    ("azure.EnrollmentGroup", Action.CREATE): dps_create,
+    ("azure.EnrollmentGroup", Action.UPDATE): dps_update,
     ("azure.EnrollmentGroup", Action.DELETE): dps_delete,
-    ("azure.Enrollment", Action.CREATE): dps_create, ("azure.Enrollment", Action.UPDATE): dps_update,
-    ("azure.Enrollment", Action.DELETE): dps_delete, ("azure.Enrollment", Action.REPLACE): dps_replace,
+    ("azure.Enrollment", Action.CREATE): dps_create,
+    ("azure.Enrollment", Action.UPDATE): dps_update,
+    ("azure.Enrollment", Action.DELETE): dps_delete,
+    ("azure.Enrollment", Action.REPLACE): dps_replace,
 }

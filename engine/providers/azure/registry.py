@@ -12,6 +12,7 @@ twin tags/desired and the ownership tag `fleetctl: {"managed": true}` at once (p
 etag also changes when the device reports properties, so a twin PATCH that meets 412 re-reads the twin and retries
 only when the paths fleetctl manages are as the plan saw them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -25,9 +26,13 @@ from engine.providers.azure.session import AzureSession, parallel
 from engine.providers.azure.state import device_state, for_declared, key_fingerprints
 
 BULK_ERRORS: dict[str, type[errors.ProviderError]] = {
-    "DeviceAlreadyExists": errors.Conflict, "DeviceNotFound": errors.NotFound,
-    "PreconditionFailed": errors.PreconditionFailed, "ArgumentInvalid": errors.Invalid,
-    "IotHubQuotaExceeded": errors.Throttled, "ThrottlingException": errors.Throttled}
+    "DeviceAlreadyExists": errors.Conflict,
+    "DeviceNotFound": errors.NotFound,
+    "PreconditionFailed": errors.PreconditionFailed,
+    "ArgumentInvalid": errors.Invalid,
+    "IotHubQuotaExceeded": errors.Throttled,
+    "ThrottlingException": errors.Throttled,
+}
 
 
 # ------------------------------------------------------------------------------------------------ read
@@ -57,18 +62,27 @@ def read_devices(p: AzureSession, declared: dict[str, DesiredResource], prune: b
     progress.close()
     keyed = [row[0] for row in rows if row[0] in declared and any(k in declared[row[0]].spec for k in KEY_FIELDS)]
     if keyed:
+
         def keys(device_id: str) -> tuple[str, dict[str, Any]]:
             identity = p.call("get_device", p.client.get_device, device_id)
             auth = identity.get("authentication") or {}
             symmetric = auth.get("symmetricKey") if auth.get("type") == "sas" else None
             return device_id, key_fingerprints(symmetric, declared[device_id].spec)
+
         fingerprints = dict(parallel(keys, keyed))
     else:
         fingerprints = {}
-    return [ActualResource(p.addr("Device", device_id), "azure.Device",
-                           {**state, **fingerprints.get(device_id, {})}, token=twin.get("deviceEtag") or "",
-                           managed=managed, ids={"etag": twin.get("deviceEtag"), "twinEtag": twin.get("etag")})
-            for device_id, state, managed, twin in rows]
+    return [
+        ActualResource(
+            p.addr("Device", device_id),
+            "azure.Device",
+            {**state, **fingerprints.get(device_id, {})},
+            token=twin.get("deviceEtag") or "",
+            managed=managed,
+            ids={"etag": twin.get("deviceEtag"), "twinEtag": twin.get("etag")},
+        )
+        for device_id, state, managed, twin in rows
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ writes
@@ -85,8 +99,11 @@ def _auth(desired: Mapping[str, Any], secrets: Mapping[str, str], current: Mappi
     if auth["type"] == "x509CA":
         return {"type": "certificateAuthority"}
     if auth["type"] == "selfSigned":
-        return {"type": "selfSigned", "primaryThumbprint": auth.get("primaryThumbprint"),
-                "secondaryThumbprint": auth.get("secondaryThumbprint")}
+        return {
+            "type": "selfSigned",
+            "primaryThumbprint": auth.get("primaryThumbprint"),
+            "secondaryThumbprint": auth.get("secondaryThumbprint"),
+        }
     kept = (current or {}).get("symmetricKey") or {} if (current or {}).get("type") == "sas" else {}
     return {"type": "sas", **{name: secrets.get(name) if name in desired else kept.get(name) for name in KEY_FIELDS}}
 
@@ -94,16 +111,21 @@ def _auth(desired: Mapping[str, Any], secrets: Mapping[str, str], current: Mappi
 def device_entry(c: Change, secrets: Mapping[str, str]) -> dict[str, Any]:
     """The client entry creating one device (bulk registry call or import-job line), ownership tag included."""
     d = c.desired
-    entry: dict[str, Any] = {"device_id": c.address.name, "auth": _auth(d, secrets, None),
-                             "status": d.get("status", "enabled"), "iot_edge": bool(d.get("iotEdge")),
-                             "tags": {**d.get("tags", {}), MARKER_TAG: {MANAGED: True}}}
+    entry: dict[str, Any] = {
+        "device_id": c.address.name,
+        "auth": _auth(d, secrets, None),
+        "status": d.get("status", "enabled"),
+        "iot_edge": bool(d.get("iotEdge")),
+        "tags": {**d.get("tags", {}), MARKER_TAG: {MANAGED: True}},
+    }
     if d.get("desired"):
         entry["desired"] = d["desired"]
     return entry
 
 
-def bulk_create(p: AzureSession, changes: list[Change],
-                secrets: list[Mapping[str, str]]) -> list[errors.ProviderError | None]:
+def bulk_create(
+    p: AzureSession, changes: list[Change], secrets: list[Mapping[str, str]]
+) -> list[errors.ProviderError | None]:
     """Create devices in one bulk registry call; the outcome of each, in order. Raises when the call as a whole
     fails (then none of them was created)."""
     entries = [device_entry(c, s) for c, s in zip(changes, secrets, strict=True)]
@@ -121,8 +143,15 @@ def device_update(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dic
         current = p.call("get_device", p.client.get_device, name)
         status = d.get("status") or current.get("status")
         edge = d["iotEdge"] if "iotEdge" in d else bool((current.get("capabilities") or {}).get("iotEdge"))
-        p.call("update_device", p.client.update_device, name, _auth(d, secrets, current.get("authentication")),
-               status, edge, c.ids.get("etag"))
+        p.call(
+            "update_device",
+            p.client.update_device,
+            name,
+            _auth(d, secrets, current.get("authentication")),
+            status,
+            edge,
+            c.ids.get("etag"),
+        )
     if twin:
         patch: dict[str, Any] = {}
         if any(path.startswith("tags") for path in twin):
@@ -146,8 +175,10 @@ def _patch_twin(p: AzureSession, c: Change, patch: dict[str, Any]) -> None:
     managed = {k: c.desired[k] for k in TWIN_FIELDS if k in c.desired}
     now = for_declared(device_state(twin)[0], managed)
     if now != {k: c.actual.get(k) for k in managed}:
-        raise errors.PreconditionFailed(f"the twin's managed tags or desired properties of {name} changed since the "
-                                        "plan was made; re-run plan", code="PreconditionFailed")
+        raise errors.PreconditionFailed(
+            f"the twin's managed tags or desired properties of {name} changed since the plan was made; re-run plan",
+            code="PreconditionFailed",
+        )
     p.call("update_twin", p.client.update_twin, name, patch, twin.get("etag"))
 
 
@@ -155,5 +186,5 @@ def device_delete(p: AzureSession, c: Change, secrets: Mapping[str, str]) -> dic
     try:
         p.call("delete_device", p.client.delete_device, c.address.name, c.ids.get("etag"))
     except errors.NotFound:
-        pass           # gone already: the desired outcome
+        pass  # gone already: the desired outcome
     return {}

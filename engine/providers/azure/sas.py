@@ -10,6 +10,7 @@ The construction is the one in Microsoft's IoT Hub security guide and in the u-b
 example, hub `iot-xxxx-test-hub-2.azure-devices.net`, expiry 1591876214, is reproduced byte for byte by
 `generate_sas_token` and checked by a test).
 """
+
 from __future__ import annotations
 
 import base64
@@ -53,8 +54,15 @@ def sign(resource_uri: str, key: str, expiry: int) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def generate_sas_token(resource_uri: str, key: str, policy_name: str | None = None, *, ttl: int = 3600,
-                       expiry: int | None = None, now: float | None = None) -> str:
+def generate_sas_token(
+    resource_uri: str,
+    key: str,
+    policy_name: str | None = None,
+    *,
+    ttl: int = 3600,
+    expiry: int | None = None,
+    now: float | None = None,
+) -> str:
     """Build the `Authorization` header value.
 
     `expiry` (absolute, seconds since the epoch) wins over `ttl`; `now` is injectable for tests. A `policy_name` of
@@ -84,15 +92,16 @@ def parse_sas_token(header: str) -> SasToken:
         expiry = int(fields["se"])
     except ValueError as exc:
         raise SasTokenError("se is not an integer") from exc
-    return SasToken(resource_uri=fields["sr"], signature=fields["sig"], expiry=expiry,
-                    key_name=fields.get("skn") or None)
+    return SasToken(
+        resource_uri=fields["sr"], signature=fields["sig"], expiry=expiry, key_name=fields.get("skn") or None
+    )
 
 
 def _normalise_uri(uri: str) -> str:
     lowered = unquote_plus(uri).strip().lower()
     for prefix in ("https://", "http://"):
         if lowered.startswith(prefix):
-            lowered = lowered[len(prefix):]
+            lowered = lowered[len(prefix) :]
     return lowered.rstrip("/")
 
 
@@ -102,8 +111,9 @@ def covers(token_uri: str, requested_uri: str) -> bool:
     return wanted == granted or wanted.startswith(granted + "/")
 
 
-def verify_sas_token(header: str | SasToken, *, keys: Mapping[str, str], requested_uri: str,
-                     now: float | None = None) -> str:
+def verify_sas_token(
+    header: str | SasToken, *, keys: Mapping[str, str], requested_uri: str, now: float | None = None
+) -> str:
     """Check a token against the policies in `keys` (name → base64 key); return the policy name.
 
     Raises SasTokenError naming what is wrong (unknown policy, resource, expiry, signature) and never the key.

@@ -9,6 +9,7 @@ paced first (a token from its throttle class's bucket, engine/ratelimit.py; a 42
 retry policy backs off), mutating calls reported to the journal through engine.run's hook with the request ids the
 client captured. ARM and blob requests have no hub quota and are not paced.
 """
+
 from __future__ import annotations
 
 import threading
@@ -30,7 +31,7 @@ from engine.retry import RetryPolicy
 T = TypeVar("T")
 READ_WORKERS = 16
 MUTATING = ("create", "update", "put", "delete", "bulk", "generate", "verify", "cancel")
-UNPACED = ("arm", "storage")         # no hub quota covers ARM certificate or blob requests
+UNPACED = ("arm", "storage")  # no hub quota covers ARM certificate or blob requests
 
 
 def mutating(op: str) -> bool:
@@ -51,10 +52,22 @@ class AzureSession:
     """One Azure Target: its hub (devices, twins), its DPS (enrollments) and the hub's ARM certificate store, as the
     resource families call them."""
 
-    def __init__(self, target: str, client: AzureClient, *, has_dps: bool = True, has_arm: bool = True,
-                 retry: RetryPolicy | None = None, page_size: int = 1000, limiter: RateLimiter | None = None,
-                 tier: str = "S1", units: int = 1, import_export: ImportExport | None = None,
-                 bulk: bool = True, journal: Path | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        client: AzureClient,
+        *,
+        has_dps: bool = True,
+        has_arm: bool = True,
+        retry: RetryPolicy | None = None,
+        page_size: int = 1000,
+        limiter: RateLimiter | None = None,
+        tier: str = "S1",
+        units: int = 1,
+        import_export: ImportExport | None = None,
+        bulk: bool = True,
+        journal: Path | None = None,
+    ) -> None:
         self.target = target
         self.client = client
         self.has_dps = has_dps
@@ -63,15 +76,15 @@ class AzureSession:
         self.retry = retry or RetryPolicy()
         self.retry.on_retry = self.count_retry
         self.throttles = 0
-        self.paths: Counter[str] = Counter()        # how changes were carried out: bulk-create calls and devices
-        self.limiter = limiter                      # per-class token buckets at the hub's quotas; None: unpaced
+        self.paths: Counter[str] = Counter()  # how changes were carried out: bulk-create calls and devices
+        self.limiter = limiter  # per-class token buckets at the hub's quotas; None: unpaced
         self.tier, self.units = tier, units
         self.import_export = import_export
-        self.journal = journal                      # read for the verification codes earlier applies left pending
-        self.bulk = bulk                            # False: every change on its own (benchmarks compare the paths)
-        self.progress: ProgressSink = SILENT        # long reads report here (engine/run/ sets the command's sink)
-        self.jobs: list[dict[str, Any]] = []        # import jobs this provider ran (ids, devices, status, seconds)
-        self.job_members: set[Address] = set()      # changes `batches` routed to an import job
+        self.journal = journal  # read for the verification codes earlier applies left pending
+        self.bulk = bulk  # False: every change on its own (benchmarks compare the paths)
+        self.progress: ProgressSink = SILENT  # long reads report here (engine/run/ sets the command's sink)
+        self.jobs: list[dict[str, Any]] = []  # import jobs this provider ran (ids, devices, status, seconds)
+        self.job_members: set[Address] = set()  # changes `batches` routed to an import job
         self.lock = threading.Lock()
         self._local = threading.local()
 
@@ -83,9 +96,13 @@ class AzureSession:
 
     def stats(self) -> dict[str, Any]:
         calls = dict(self.client.calls)
-        out = {"calls": calls, "total": sum(calls.values()),
-               "mutating": sum(n for op, n in calls.items() if mutating(op)), "throttles": self.throttles,
-               "paths": dict(self.paths)}
+        out = {
+            "calls": calls,
+            "total": sum(calls.values()),
+            "mutating": sum(n for op, n in calls.items() if mutating(op)),
+            "throttles": self.throttles,
+            "paths": dict(self.paths),
+        }
         if self.jobs:
             out["importJobs"] = [dict(job) for job in self.jobs]
         if self.limiter is not None:
@@ -128,7 +145,7 @@ class AzureSession:
             correlation = [entry["correlationId"] for entry in seen if entry.get("correlationId")]
             if correlation:
                 extra["correlationRequestId"] = correlation[-1]
-            if len(ids) > 1:                       # one logical call, several wire calls (bulk chunks of 100)
+            if len(ids) > 1:  # one logical call, several wire calls (bulk chunks of 100)
                 extra["requestIds"] = ids
             hook(op, "success", ids[-1] if ids else None, None, **extra, **self._attempts())
         return result

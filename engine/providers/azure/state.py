@@ -8,6 +8,7 @@ Twin tags and desired properties are cut to the declared paths only, so a tag so
 drift nor makes a saved plan stale; the ownership marker tag is split off (tags are user data); reported properties
 are never read. Symmetric keys are kept only as keyed fingerprints of the keys a manifest declares.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -45,18 +46,24 @@ def device_state(twin: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     auth: dict[str, Any] = {"type": AUTH_FROM_WIRE.get(wire, wire)}
     if wire == "selfSigned":
         thumbs = twin.get("x509Thumbprint") or {}
-        auth.update({slot: (thumbs.get(slot) or "").upper() or None
-                     for slot in ("primaryThumbprint", "secondaryThumbprint")})
-    state = {"authentication": auth, "status": twin.get("status"),
-             "iotEdge": bool((twin.get("capabilities") or {}).get("iotEdge")), "tags": tags,
-             "desired": without_meta((twin.get("properties") or {}).get("desired") or {})}
+        auth.update(
+            {slot: (thumbs.get(slot) or "").upper() or None for slot in ("primaryThumbprint", "secondaryThumbprint")}
+        )
+    state = {
+        "authentication": auth,
+        "status": twin.get("status"),
+        "iotEdge": bool((twin.get("capabilities") or {}).get("iotEdge")),
+        "tags": tags,
+        "desired": without_meta((twin.get("properties") or {}).get("desired") or {}),
+    }
     return state, isinstance(marker, dict) and marker.get(MANAGED) is True
 
 
 def for_declared(state: Mapping[str, Any], spec: Mapping[str, Any]) -> dict[str, Any]:
     """The state fields a desired spec declares (twin maps only on their declared paths); keys are added apart."""
-    return {k: project(state.get(k), spec[k]) if k in TWIN_FIELDS else state.get(k)
-            for k in spec if k not in KEY_FIELDS}
+    return {
+        k: project(state.get(k), spec[k]) if k in TWIN_FIELDS else state.get(k) for k in spec if k not in KEY_FIELDS
+    }
 
 
 def key_fingerprints(symmetric: Mapping[str, Any] | None, spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,25 +82,30 @@ def dps_state(record: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         attestation["caReferences"] = {"primary": refs.get("primary"), "secondary": refs.get("secondary")}
     for section in ("signingCertificates", "clientCertificates"):
         if x509.get(section):
-            attestation[section] = {slot: ((x509[section].get(slot) or {}).get("info") or {}).get("sha1Thumbprint")
-                                    for slot in ("primary", "secondary")}
+            attestation[section] = {
+                slot: ((x509[section].get(slot) or {}).get("info") or {}).get("sha1Thumbprint")
+                for slot in ("primary", "secondary")
+            }
     twin = record.get("initialTwin") or {}
     tags, marker = split_marker(twin.get("tags"))
     state: dict[str, Any] = {
-        "attestation": attestation, "allocationPolicy": record.get("allocationPolicy"),
+        "attestation": attestation,
+        "allocationPolicy": record.get("allocationPolicy"),
         "customAllocationDefinition": record.get("customAllocationDefinition"),
         "iotHubs": sorted(hub.lower() for hub in record.get("iotHubs") or []),
         "reprovisionPolicy": record.get("reprovisionPolicy"),
         "initialTwin": {"tags": tags, "desired": without_meta((twin.get("properties") or {}).get("desired") or {})},
         "iotEdge": bool((record.get("capabilities") or {}).get("iotEdge")),
-        "provisioningStatus": record.get("provisioningStatus")}
+        "provisioningStatus": record.get("provisioningStatus"),
+    }
     if "registrationId" in record:
         state.update(registrationId=record["registrationId"], deviceId=record.get("deviceId"))
     return state, isinstance(marker, dict) and PROVISIONED_BY in marker
 
 
-def dps_names(kind: str, records: list[dict[str, Any]], id_field: str,
-              declared: Mapping[str, DesiredResource]) -> dict[str, str]:
+def dps_names(
+    kind: str, records: list[dict[str, Any]], id_field: str, declared: Mapping[str, DesiredResource]
+) -> dict[str, str]:
     """DPS id → the manifest name it belongs to. By id first (DPS ignores case); then a record fleetctl created for a
     manifest whose id changed since (its ownership tag names the manifest) is that manifest's: a replace."""
     by_id = {(d.spec.get("registrationId") or name).lower(): name for name, d in declared.items()}
@@ -103,7 +115,7 @@ def dps_names(kind: str, records: list[dict[str, Any]], id_field: str,
     for record in records:
         _, marker = split_marker((record.get("initialTwin") or {}).get("tags"))
         origin = marker.get(PROVISIONED_BY, "") if isinstance(marker, dict) else ""
-        name = origin[len(prefix):] if origin.startswith(prefix) else None
+        name = origin[len(prefix) :] if origin.startswith(prefix) else None
         if record[id_field] not in out and name is not None and name in declared and name not in taken:
             out[record[id_field]] = name
             taken.add(name)

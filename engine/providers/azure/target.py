@@ -5,6 +5,7 @@ Why its own module: this is configuration, checked before any service call (a co
 than the Target names, a credential chain that yields no token, a container URL that is not a SAS URL are plain
 errors naming the setting); provider.py's `make_provider` assembles the Provider from it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -69,8 +70,12 @@ def _connection(target: str, section: str, spec: Any, env: Mapping[str, str], po
     if not host:
         raise FleetctlError(error(f"target '{target}': azure.{section}.connectionString has no HostName"))
     if not is_loopback(host) and host.lower() != spec.hostName.lower():
-        raise FleetctlError(error(f"target '{target}': azure.{section}.connectionString is for {host}, but the "
-                                  f"Target's {section}.hostName is {spec.hostName}"))
+        raise FleetctlError(
+            error(
+                f"target '{target}': azure.{section}.connectionString is for {host}, but the "
+                f"Target's {section}.hostName is {spec.hostName}"
+            )
+        )
     return value
 
 
@@ -103,14 +108,16 @@ def entra(target: str, env: Mapping[str, str]) -> Callable[[], Any]:
         if not made:
             try:
                 made.append(entra_credential(env))
-            except ValueError as exc:      # e.g. AZURE_TOKEN_CREDENTIALS names no credential azure-identity knows
+            except ValueError as exc:  # e.g. AZURE_TOKEN_CREDENTIALS names no credential azure-identity knows
                 raise FleetctlError(error(f"target '{target}': {exc}")) from None
         return made[0]
+
     return credential
 
 
-def data_plane(target: str, azure: Any, env: Mapping[str, str], policy: FilePolicy | None,
-               credential: Callable[[], Any]) -> tuple[AzureClient, str]:
+def data_plane(
+    target: str, azure: Any, env: Mapping[str, str], policy: FilePolicy | None, credential: Callable[[], Any]
+) -> tuple[AzureClient, str]:
     """The client of the hub (+DPS) as the Target's `auth` says, and the hub host it talks to. With entraId a token
     for each data plane is fetched first, so a missing credential is one plain error naming the chain tried."""
     arm = _arm(target, azure, env, credential)
@@ -124,19 +131,25 @@ def data_plane(target: str, azure: Any, env: Mapping[str, str], policy: FilePoli
     for host, section in ((hub_host, "hub"), (dps_host, "dps")):
         declared = getattr(azure, section).hostName if host else ""
         if host and not is_loopback(host) and host.lower() != declared.lower():
-            raise FleetctlError(error(f"target '{target}': FLEETCTL_{section.upper()}_HOST is {host}, but the "
-                                      f"Target's {section}.hostName is {declared}"))
+            raise FleetctlError(
+                error(
+                    f"target '{target}': FLEETCTL_{section.upper()}_HOST is {host}, but the "
+                    f"Target's {section}.hostName is {declared}"
+                )
+            )
     token = credential()
     try:
         probe_credential(token, HUB_SCOPE)
         if dps_host:
             probe_credential(token, DPS_SCOPE)
-        client = AzureClient(None, None, arm, ca_bundle=bundle, credential=token, hub_host=hub_host,
-                             dps_host=dps_host)
+        client = AzureClient(None, None, arm, ca_bundle=bundle, credential=token, hub_host=hub_host, dps_host=dps_host)
     except CredentialError as exc:
-        raise FleetctlError(error(f"target '{target}' (azure.auth: entraId): {exc}",
-                                  "or declare the hub's and DPS's connection strings with azure.auth: "
-                                  "connectionString")) from None
+        raise FleetctlError(
+            error(
+                f"target '{target}' (azure.auth: entraId): {exc}",
+                "or declare the hub's and DPS's connection strings with azure.auth: connectionString",
+            )
+        ) from None
     return client, hub_host
 
 
@@ -145,8 +158,10 @@ def hub_tier(env: Mapping[str, str]) -> tuple[str, int]:
     text = (env.get("FLEETCTL_AZURE_HUB_TIER") or "S1").strip()
     tier, _, units = text.partition(":")
     if units and not units.strip().isdigit():
-        raise ValueError(f"FLEETCTL_AZURE_HUB_TIER={text!r}: the units must be a whole number (expected TIER or "
-                         "TIER:UNITS, e.g. S1 or S3:2)")
+        raise ValueError(
+            f"FLEETCTL_AZURE_HUB_TIER={text!r}: the units must be a whole number (expected TIER or "
+            "TIER:UNITS, e.g. S1 or S3:2)"
+        )
     count = int(units or 1)
     try:
         azure_hub_quotas(tier, count)
@@ -168,7 +183,11 @@ def import_export(target: str, spec: Any, env: Mapping[str, str], policy: FilePo
     url = _secret(target, "azure.importExport.containerUrl", spec.containerUrl, env, policy).strip()
     parts = urlparse(url)
     if parts.scheme != "https" or not parts.netloc or not parts.path.strip("/") or "sig=" not in parts.query:
-        raise FleetctlError(error(f"target '{target}': azure.importExport.containerUrl is not a blob container SAS "
-                                  "URL", "expected https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=…&sig=… "
-                                  "(permissions read, write, delete, list); the value is not shown"))
+        raise FleetctlError(
+            error(
+                f"target '{target}': azure.importExport.containerUrl is not a blob container SAS URL",
+                "expected https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=…&sig=… "
+                "(permissions read, write, delete, list); the value is not shown",
+            )
+        )
     return ImportExport(url, spec.threshold, spec.pollSeconds, spec.timeoutSeconds)

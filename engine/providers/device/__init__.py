@@ -9,6 +9,7 @@ engine plugs it into its plan under addresses ``device/<model>/<device-id>``:
     changes = diff_device(model, desired, dump, recorded)
     artifacts = render(model, "DA1275B0", changes, desired, "out/devices", dump=dump)
 """
+
 from __future__ import annotations
 
 from .artifacts import Artifact, ArtifactKind, render, write_artifacts
@@ -22,9 +23,40 @@ from .regmap import Adapter, DeviceModel, RegType
 from .values import DesiredConfig, Resolved, resolve_desired
 
 __all__ = [
-    "Action", "Adapter", "Artifact", "ArtifactKind", "ChangeKind", "CloudContext", "CodecError", "DesiredConfig",
-    "DeviceDump", "DeviceModel", "DumpError", "Finding", "FindingCode", "ModelError", "Problem", "ProblemsError",
-    "RegType", "RegisterChange", "RenderError", "Resolved", "apply_fields", "aws_region_of", "builtin_models",
-    "check_model", "commit_steps", "crosscheck_device", "diff_device", "encode_value", "fingerprint_of",
-    "load_model", "parse_dump", "read_dump", "render", "resolve_desired", "summary", "write_artifacts",
+    "Action",
+    "Adapter",
+    "Artifact",
+    "ArtifactKind",
+    "ChangeKind",
+    "CloudContext",
+    "CodecError",
+    "DesiredConfig",
+    "DeviceDump",
+    "DeviceModel",
+    "DumpError",
+    "Finding",
+    "FindingCode",
+    "ModelError",
+    "Problem",
+    "ProblemsError",
+    "RegType",
+    "RegisterChange",
+    "RenderError",
+    "Resolved",
+    "apply_fields",
+    "aws_region_of",
+    "builtin_models",
+    "check_model",
+    "commit_steps",
+    "crosscheck_device",
+    "diff_device",
+    "encode_value",
+    "fingerprint_of",
+    "load_model",
+    "parse_dump",
+    "read_dump",
+    "render",
+    "resolve_desired",
+    "summary",
+    "write_artifacts",
 ]

@@ -7,6 +7,7 @@ those artifacts. Output is deterministic (same inputs, same bytes). Artifacts th
 and written with mode 0600, the others 0644; slot payloads that come from a file are referenced by path
 (``@file:``) rather than copied.
 """
+
 from __future__ import annotations
 
 import csv
@@ -90,8 +91,9 @@ class _Context:
         path = self.file(f".{stem}" if stem.endswith(".pem") else f".{stem}.pem")
         if any(a.path == path for a in self.artifacts):
             return path
-        self.artifacts.append(Artifact(ArtifactKind.PAYLOAD, path, want.sensitive,
-                                       want.content.decode("utf-8", errors="strict")))
+        self.artifacts.append(
+            Artifact(ArtifactKind.PAYLOAD, path, want.sensitive, want.content.decode("utf-8", errors="strict"))
+        )
         return path
 
     def registers(self) -> list[tuple[RegisterChange, Register]]:
@@ -128,15 +130,19 @@ def _render_springcore(ctx: _Context) -> None:
     if sections:
         path = ctx.file(".json")
         ordered = {name: sections[name] for name in _SPRINGCORE_SECTIONS.values() if name in sections}
-        ctx.artifacts.append(Artifact(ArtifactKind.SPRINGCORE_CONFIG, path, secret,
-                                      json.dumps(ordered, indent=2) + "\n"))
+        ctx.artifacts.append(
+            Artifact(ArtifactKind.SPRINGCORE_CONFIG, path, secret, json.dumps(ordered, indent=2) + "\n")
+        )
         ctx.artifacts.append(_command(("SpringCoreConfig", "--file", path, "--no-load-defaults")))
     for _, want in ctx.slots():
         slot = ctx.model.slot(want.slot)
         assert slot is not None and want.index is not None
         source = ctx.payload(want)
-        ctx.artifacts.append(_command(arg.replace("{index}", f"{want.index:02X}").replace("{file}", source)
-                                      for arg in slot.write_command))
+        ctx.artifacts.append(
+            _command(
+                arg.replace("{index}", f"{want.index:02X}").replace("{file}", source) for arg in slot.write_command
+            )
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -169,8 +175,9 @@ class _Script:
             self.command(command)
 
     def finish(self) -> None:
-        self.ctx.artifacts.insert(0, Artifact(ArtifactKind.AT_SCRIPT, self.ctx.file(".at"), self.secret,
-                                              "\n".join(self.lines) + "\n"))
+        self.ctx.artifacts.insert(
+            0, Artifact(ArtifactKind.AT_SCRIPT, self.ctx.file(".at"), self.secret, "\n".join(self.lines) + "\n")
+        )
 
 
 def _at_text(ctx: _Context, reg: Register, data: bytes, *, quote: bool) -> str:
@@ -198,11 +205,13 @@ def _render_ublox(ctx: _Context) -> None:
 
 
 # SPWF write styles: how a register is written (declared per register in the model as `write`).
-_SPWF_WRITES: Mapping[str, Callable[[Register, str], str]] = MappingProxyType({
-    "scfg": lambda reg, text: f"AT+S.SCFG={reg.address},{text}",
-    "ssidtxt": lambda reg, text: f"AT+S.SSIDTXT={text}",
-    "tlsdomain": lambda reg, text: f"AT+S.TLSDOMAIN={reg.address},{text}",
-})
+_SPWF_WRITES: Mapping[str, Callable[[Register, str], str]] = MappingProxyType(
+    {
+        "scfg": lambda reg, text: f"AT+S.SCFG={reg.address},{text}",
+        "ssidtxt": lambda reg, text: f"AT+S.SSIDTXT={text}",
+        "tlsdomain": lambda reg, text: f"AT+S.TLSDOMAIN={reg.address},{text}",
+    }
+)
 
 
 def _render_spwf(ctx: _Context) -> None:
@@ -238,6 +247,7 @@ def _render_spwf(ctx: _Context) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # ESP-IDF NVS: a CSV for nvs_partition_gen.py; the image replaces the whole partition.
 
+
 def _nvs_encoding(reg: Register) -> str:
     if reg.type in (RegType.STRING, RegType.URL, RegType.IPV4):
         return "string"
@@ -257,8 +267,13 @@ def _nvs_text(reg: Register, data: bytes) -> str:
 
 def _render_esp_nvs(ctx: _Context) -> None:
     if ctx.dump is None:
-        ctx.problems.append(Problem((), "esp-nvs renders a whole partition image: render needs the dump to "
-                                        "carry over the keys the plan does not change"))
+        ctx.problems.append(
+            Problem(
+                (),
+                "esp-nvs renders a whole partition image: render needs the dump to "
+                "carry over the keys the plan does not change",
+            )
+        )
         return
     changed = {c.name: _value(c) for c, _ in ctx.registers()}
     rows: dict[str, list[list[str]]] = {}
@@ -282,8 +297,13 @@ def _render_esp_nvs(ctx: _Context) -> None:
         content = desired_slots.get(slot.name)
         if content is None:
             if ctx.dump.slots.get(slot.name):
-                ctx.problems.append(Problem(("slots", slot.name), f"slot {slot.name} is on the device but not in "
-                                            "the desired values; the new image would erase it"))
+                ctx.problems.append(
+                    Problem(
+                        ("slots", slot.name),
+                        f"slot {slot.name} is on the device but not in "
+                        "the desired values; the new image would erase it",
+                    )
+                )
             continue
         namespace, key = slot.address.split("/", 1)
         rows.setdefault(namespace, []).append([key, "file", "string", ctx.payload(content)])
@@ -298,16 +318,21 @@ def _render_esp_nvs(ctx: _Context) -> None:
     size = int(partition.get("size", 0x6000))
     ctx.artifacts.insert(0, Artifact(ArtifactKind.NVS_CSV, csv_path, secret, buffer.getvalue()))
     ctx.artifacts.append(_command(("nvs_partition_gen.py", "generate", csv_path, bin_path, f"0x{size:X}")))
-    ctx.artifacts.append(_command(("parttool.py", "write_partition",
-                                   f"--partition-name={partition.get('name', 'nvs')}", "--input", bin_path)))
+    ctx.artifacts.append(
+        _command(
+            ("parttool.py", "write_partition", f"--partition-name={partition.get('name', 'nvs')}", "--input", bin_path)
+        )
+    )
 
 
-_RENDERERS: Mapping[Adapter, Callable[[_Context], None]] = MappingProxyType({
-    Adapter.SPRINGCORE: _render_springcore,
-    Adapter.UBLOX_AT: _render_ublox,
-    Adapter.SPWF_AT: _render_spwf,
-    Adapter.ESP_NVS: _render_esp_nvs,
-})
+_RENDERERS: Mapping[Adapter, Callable[[_Context], None]] = MappingProxyType(
+    {
+        Adapter.SPRINGCORE: _render_springcore,
+        Adapter.UBLOX_AT: _render_ublox,
+        Adapter.SPWF_AT: _render_spwf,
+        Adapter.ESP_NVS: _render_esp_nvs,
+    }
+)
 
 
 def _write(path: Path, content: str, secret: bool) -> None:
@@ -338,13 +363,24 @@ def escaping_artifacts(artifacts: Sequence[Artifact], outdir: str | Path) -> lis
             continue
         target = Path(os.path.abspath(artifact.path)).resolve()
         if not target.is_relative_to(root):
-            out.append(Problem((), f"refusing to write artifact {artifact.path}: it resolves outside the artifacts "
-                                   f"folder {root}"))
+            out.append(
+                Problem(
+                    (), f"refusing to write artifact {artifact.path}: it resolves outside the artifacts folder {root}"
+                )
+            )
     return out
 
 
-def render(model: DeviceModel, device_id: str, changes: Sequence[RegisterChange], desired: DesiredConfig,
-           outdir: str | Path, *, dump: DeviceDump | None = None, write: bool = True) -> list[Artifact]:
+def render(
+    model: DeviceModel,
+    device_id: str,
+    changes: Sequence[RegisterChange],
+    desired: DesiredConfig,
+    outdir: str | Path,
+    *,
+    dump: DeviceDump | None = None,
+    write: bool = True,
+) -> list[Artifact]:
     """Render (and, with `write`, write under `outdir`) the artifacts that carry out `changes`.
 
     Nothing is rendered for an empty change list. Raises `RenderError` (nothing written) when the artifacts

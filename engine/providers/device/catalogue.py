@@ -5,6 +5,7 @@ narrow a firmware match, say). A plan records where the model came from and its 
 refused once the model changed (`load_declared`). Checking a model document is engine/providers/device/model.py;
 this module caches it per document text.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -81,7 +82,7 @@ def model_for(ctx: ExpandContext, name: str, *path: Any) -> ModelRef | None:
     declared = ctx.index.get(("device.DeviceModel", None, name))
     if declared is not None:
         model, digest, _ = check_document(declared.doc.data, declared.doc.file)
-        if model is None:      # its own expand reports why
+        if model is None:  # its own expand reports why
             return None
         return ModelRef(model, digest, _manifest_path(ctx, declared), declared.doc.index)
     builtins = builtin_models()
@@ -90,15 +91,18 @@ def model_for(ctx: ExpandContext, name: str, *path: Any) -> ModelRef | None:
     choices = sorted(set(builtins) | {n for (k, _, n) in ctx.index if k == "device.DeviceModel"})
     hint = difflib.get_close_matches(name, choices, n=1)
     if path:
-        ctx.error(f"unknown device model '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""), *path,
-                  detail=f"expected a built-in or declared DeviceModel: {', '.join(choices)}")
+        ctx.error(
+            f"unknown device model '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+            *path,
+            detail=f"expected a built-in or declared DeviceModel: {', '.join(choices)}",
+        )
     return None
 
 
 def _manifest_path(ctx: ExpandContext, manifest: Manifest) -> str:
     """Absolute path of a manifest's file (Document.file is relative to the fleet's parent folder)."""
     for base in (ctx.root.parent, ctx.root, Path.cwd()):
-        candidate = (base / manifest.doc.file)
+        candidate = base / manifest.doc.file
         if candidate.is_file():
             return str(candidate.resolve())
     return str(Path(manifest.doc.file).resolve())

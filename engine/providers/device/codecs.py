@@ -6,6 +6,7 @@ are in one canonical form. That form is bytes for every type (R4); each type sta
 registered in `CODECS`, how to encode, decode, display and read/write the AT text form, and what it
 rejects, with a message that names the expected range or choices. Bitfields add read-modify-write (R3).
 """
+
 from __future__ import annotations
 
 import binascii
@@ -225,12 +226,14 @@ class Ipv4ListCodec(Codec):
             raise CodecError(f"expected a mapping of {', '.join(reg.items)}, got {value!r}")
         unknown = [k for k in value if k not in reg.items]
         if unknown:
-            raise CodecError(f"unknown item '{unknown[0]}'{did_you_mean(str(unknown[0]), reg.items)} "
-                             f"(expected: {', '.join(reg.items)})")
+            raise CodecError(
+                f"unknown item '{unknown[0]}'{did_you_mean(str(unknown[0]), reg.items)} "
+                f"(expected: {', '.join(reg.items)})"
+            )
         return b"".join(_ipv4(value.get(item, "0.0.0.0"), f"{reg.name}.{item}") for item in reg.items)
 
     def decode(self, reg: Register, data: bytes) -> object:
-        return {item: str(ipaddress.IPv4Address(data[4 * i:4 * i + 4])) for i, item in enumerate(reg.items)}
+        return {item: str(ipaddress.IPv4Address(data[4 * i : 4 * i + 4])) for i, item in enumerate(reg.items)}
 
     def display(self, reg: Register, data: bytes) -> str:
         decoded = self.decode(reg, data)
@@ -255,8 +258,11 @@ class Url:
         return f"{self.scheme}://{self.host}{port}/" + (f"?{query}" if query else "")
 
 
-_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^:/?]+)(?::(?P<port>\d+))?"
-                  r"(?P<path>/[^?]*)?(?:\?(?P<query>.*))?", re.S)
+_URL = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^:/?]+)(?::(?P<port>\d+))?"
+    r"(?P<path>/[^?]*)?(?:\?(?P<query>.*))?",
+    re.S,
+)
 
 
 def parse_url(text: str) -> Url:
@@ -289,8 +295,10 @@ class UrlCodec(Codec):
         keys = [k for k, _ in url.query]
         for key in keys:
             if reg.params and key not in reg.params:
-                raise CodecError(f"unknown query key '{key}'{did_you_mean(key, reg.params)} "
-                                 f"(expected one of: {', '.join(reg.params)})")
+                raise CodecError(
+                    f"unknown query key '{key}'{did_you_mean(key, reg.params)} "
+                    f"(expected one of: {', '.join(reg.params)})"
+                )
         if len(set(keys)) != len(keys):
             raise CodecError("a query key appears twice")
         return self.canonical(reg, url.text(reg.params).encode("utf-8"))
@@ -321,9 +329,12 @@ def _url_from_mapping(reg: Register, value: Mapping[str, Any]) -> Url:
     if not isinstance(query, Mapping):
         raise CodecError("`query` must be a mapping")
     port = value.get("port")
-    return Url(str(value.get("scheme") or reg.scheme or "").lower(), value["host"].lower(),
-               None if port is None else _int_value(port, "port"),
-               tuple((str(k), _query_text(v)) for k, v in query.items()))
+    return Url(
+        str(value.get("scheme") or reg.scheme or "").lower(),
+        value["host"].lower(),
+        None if port is None else _int_value(port, "port"),
+        tuple((str(k), _query_text(v)) for k, v in query.items()),
+    )
 
 
 def _query_text(value: object) -> str:
@@ -338,8 +349,10 @@ class BitfieldCodec(Codec):
 
     def encode(self, reg: Register, value: object) -> bytes:
         if not isinstance(value, Mapping):
-            raise CodecError(f"expected a mapping of fields ({', '.join(f.name for f in reg.settable_fields)})"
-                             f" or raw hex, got {value!r}")
+            raise CodecError(
+                f"expected a mapping of fields ({', '.join(f.name for f in reg.settable_fields)})"
+                f" or raw hex, got {value!r}"
+            )
         return apply_fields(reg, reg.default, encode_fields(reg, value))
 
     def decode(self, reg: Register, data: bytes) -> object:
@@ -347,12 +360,21 @@ class BitfieldCodec(Codec):
         return {f.name: field_decode(f, (number & f.mask) >> f.shift) for f in reg.settable_fields}
 
 
-CODECS: Mapping[RegType, Codec] = MappingProxyType({
-    RegType.U8: IntCodec(), RegType.U16: IntCodec(), RegType.U32: IntCodec(), RegType.BOOL: BoolCodec(),
-    RegType.ENUM: EnumCodec(), RegType.BITFIELD: BitfieldCodec(), RegType.BYTES: BytesCodec(),
-    RegType.STRING: StringCodec(), RegType.IPV4: Ipv4Codec(), RegType.IPV4_LIST: Ipv4ListCodec(),
-    RegType.URL: UrlCodec(),
-})
+CODECS: Mapping[RegType, Codec] = MappingProxyType(
+    {
+        RegType.U8: IntCodec(),
+        RegType.U16: IntCodec(),
+        RegType.U32: IntCodec(),
+        RegType.BOOL: BoolCodec(),
+        RegType.ENUM: EnumCodec(),
+        RegType.BITFIELD: BitfieldCodec(),
+        RegType.BYTES: BytesCodec(),
+        RegType.STRING: StringCodec(),
+        RegType.IPV4: Ipv4Codec(),
+        RegType.IPV4_LIST: Ipv4ListCodec(),
+        RegType.URL: UrlCodec(),
+    }
+)
 
 # Types where a bare hex string is raw bytes. Never integers ("8883" is decimal), enums, text, URLs or IPs.
 _BARE_HEX_TYPES = frozenset({RegType.BITFIELD, RegType.BYTES, RegType.IPV4_LIST})
@@ -398,12 +420,14 @@ def display(reg: Register, data: bytes) -> str:
 # ---------------------------------------------------------------------------------------------------------
 # Enums and bitfield fields.
 
+
 def enum_number(values: Mapping[str, int], value: object, what: str, bits: int) -> int:
     if isinstance(value, str):
         if value in values:
             return values[value]
-        raise CodecError(f"unknown enum name {value!r} (expected one of: {', '.join(values)})"
-                         f"{did_you_mean(value, values)}")
+        raise CodecError(
+            f"unknown enum name {value!r} (expected one of: {', '.join(values)}){did_you_mean(value, values)}"
+        )
     number = _int_value(value, what)
     if number not in values.values():
         _check_range(number, (1 << bits) - 1, f"{bits} bits")
@@ -432,8 +456,7 @@ def field_encode(spec: FieldSpec, value: object) -> int:
             raise CodecError(f"field {spec.name}: {exc}") from None
     number = _int_value(value, f"field {spec.name}")
     if not 0 <= number <= spec.max_value:
-        raise CodecError(f"field {spec.name}: value {number} does not fit {spec.width} bits "
-                         f"(0..{spec.max_value})")
+        raise CodecError(f"field {spec.name}: value {number} does not fit {spec.width} bits (0..{spec.max_value})")
     return number
 
 
@@ -452,8 +475,9 @@ def encode_fields(reg: Register, value: Mapping[str, Any]) -> dict[str, int]:
     for name, item in value.items():
         spec = reg.field(str(name))
         if spec is None or spec.reserved is not None:
-            raise CodecError(f"unknown field '{name}'{did_you_mean(str(name), names)} "
-                             f"(expected one of: {', '.join(names)})")
+            raise CodecError(
+                f"unknown field '{name}'{did_you_mean(str(name), names)} (expected one of: {', '.join(names)})"
+            )
         out[spec.name] = field_encode(spec, item)
     return out
 

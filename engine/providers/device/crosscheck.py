@@ -7,6 +7,7 @@ root the service presents, TLS on a port other than 8883. These checks are pure 
 engine turns them into plan warnings and lint findings. Which register plays which part is declared per
 model (`roles`), so no check knows an adapter.
 """
+
 from __future__ import annotations
 
 import enum
@@ -69,30 +70,43 @@ def aws_region_of(host: str) -> str | None:
     return match.group("region") if match else None
 
 
-def check_broker(host: str, *, iot_endpoint: str | None, region: str | None, target: str = "",
-                 path: tuple[str, ...] = ()) -> list[Finding]:
+def check_broker(
+    host: str, *, iot_endpoint: str | None, region: str | None, target: str = "", path: tuple[str, ...] = ()
+) -> list[Finding]:
     """The broker must be the target's IoT endpoint, and in the target's region."""
     findings = []
     host = host.strip().lower().rstrip(".")
     where = f"target {target}" if target else "the target"
     if iot_endpoint and host != iot_endpoint.strip().lower():
-        findings.append(Finding(FindingCode.BROKER_NOT_ENDPOINT, path,
-                                f"broker {host} is not the IoT endpoint {iot_endpoint} of {where}"))
+        findings.append(
+            Finding(
+                FindingCode.BROKER_NOT_ENDPOINT,
+                path,
+                f"broker {host} is not the IoT endpoint {iot_endpoint} of {where}",
+            )
+        )
     broker_region = aws_region_of(host)
     if broker_region is None:
         return findings
     if not _AWS_REGION.fullmatch(broker_region):
-        findings.append(Finding(FindingCode.MALFORMED_REGION, path,
-                                f"broker {host}: '{broker_region}' is not an AWS region name"))
+        findings.append(
+            Finding(FindingCode.MALFORMED_REGION, path, f"broker {host}: '{broker_region}' is not an AWS region name")
+        )
     elif region and broker_region != region:
-        findings.append(Finding(FindingCode.CROSS_REGION, path,
-                                f"broker {host} is in {broker_region} but {where} is in {region}: "
-                                "cross-region connections are not allowed"))
+        findings.append(
+            Finding(
+                FindingCode.CROSS_REGION,
+                path,
+                f"broker {host} is in {broker_region} but {where} is in {region}: "
+                "cross-region connections are not allowed",
+            )
+        )
     return findings
 
 
-def check_client_cn(cn: str | None, expected: str | None, *, what: str = "thing name",
-                    path: tuple[str, ...] = ()) -> list[Finding]:
+def check_client_cn(
+    cn: str | None, expected: str | None, *, what: str = "thing name", path: tuple[str, ...] = ()
+) -> list[Finding]:
     """The client certificate CN must equal the thing name (AWS) or the registration id (DPS)."""
     if cn is None or expected is None or cn == expected:
         return []
@@ -106,8 +120,14 @@ def check_tls_port(tls: bool, port: int | None, *, path: tuple[str, ...] = ()) -
     return [Finding(FindingCode.TLS_PORT, path, f"TLS is enabled but the MQTT port is {port}, not {TLS_PORT}")]
 
 
-def check_ca(slot: str, digests: frozenset[str] | None, factory_label: str | None, *,
-             required_pem: bytes | None, required_name: str | None) -> list[Finding]:
+def check_ca(
+    slot: str,
+    digests: frozenset[str] | None,
+    factory_label: str | None,
+    *,
+    required_pem: bytes | None,
+    required_name: str | None,
+) -> list[Finding]:
     """The CA slot in use must hold the required root: by digest when known, else by factory label."""
     if required_pem is None and required_name is None:
         return []
@@ -119,10 +139,20 @@ def check_ca(slot: str, digests: frozenset[str] | None, factory_label: str | Non
     if factory_label is not None and required_name is not None:
         if factory_label.lower() == required_name.lower():
             return []
-        return [Finding(FindingCode.CA_MISMATCH, (slot,),
-                        f"CA slot {slot} holds '{factory_label}' from the factory, not '{required_name}'")]
-    return [Finding(FindingCode.CA_UNVERIFIED, (slot,),
-                    f"cannot tell what CA slot {slot} holds: neither desired nor reported by the dump")]
+        return [
+            Finding(
+                FindingCode.CA_MISMATCH,
+                (slot,),
+                f"CA slot {slot} holds '{factory_label}' from the factory, not '{required_name}'",
+            )
+        ]
+    return [
+        Finding(
+            FindingCode.CA_UNVERIFIED,
+            (slot,),
+            f"cannot tell what CA slot {slot} holds: neither desired nor reported by the dump",
+        )
+    ]
 
 
 class _View:
@@ -170,15 +200,16 @@ class _View:
         return ref.slot, None
 
 
-def crosscheck_device(model: DeviceModel, desired: DesiredConfig, dump: DeviceDump | None,
-                      context: CloudContext) -> list[Finding]:
+def crosscheck_device(
+    model: DeviceModel, desired: DesiredConfig, dump: DeviceDump | None, context: CloudContext
+) -> list[Finding]:
     """All cross-checks for one device, in a fixed order (broker, port, identity, CA, slot references)."""
     view = _View(model, desired, dump)
     roles = model.roles
     findings: list[Finding] = []
     host: str | None = None
     port: int | None = None
-    tls = True                                      # AWS IoT and IoT Hub MQTT require TLS
+    tls = True  # AWS IoT and IoT Hub MQTT require TLS
     if Role.BROKER_URL in roles:
         url_text = view.value(roles[Role.BROKER_URL])
         if isinstance(url_text, str) and url_text:
@@ -190,8 +221,9 @@ def crosscheck_device(model: DeviceModel, desired: DesiredConfig, dump: DeviceDu
         host = value if isinstance(value, str) and value else None
     broker_path = tuple(filter(None, [(roles.get(Role.BROKER_URL) or broker_ref or RoleRef()).register]))
     if host:
-        findings += check_broker(host, iot_endpoint=context.iot_endpoint, region=context.region,
-                                 target=context.target, path=broker_path)
+        findings += check_broker(
+            host, iot_endpoint=context.iot_endpoint, region=context.region, target=context.target, path=broker_path
+        )
     if Role.TLS_ENABLED in roles:
         tls = bool(view.value(roles[Role.TLS_ENABLED]))
     if Role.BROKER_PORT in roles:
@@ -201,9 +233,10 @@ def crosscheck_device(model: DeviceModel, desired: DesiredConfig, dump: DeviceDu
         findings += check_tls_port(tls, port, path=tuple(filter(None, (ref.register, ref.field))))
     elif host:
         findings += check_tls_port(tls, port, path=broker_path)
-    client_id = view.value(roles.get(Role.CLIENT_ID)) or desired.device_id   # "" = the serial number
-    findings += check_client_cn(context.client_cert_cn, context.expected_client_id or str(client_id),
-                                path=("client certificate",))
+    client_id = view.value(roles.get(Role.CLIENT_ID)) or desired.device_id  # "" = the serial number
+    findings += check_client_cn(
+        context.client_cert_cn, context.expected_client_id or str(client_id), path=("client certificate",)
+    )
     ca_ref = roles.get(Role.CA_SLOT)
     if ca_ref is not None and ca_ref.slot is not None and tls:
         key, index = view.ca_slot_key(ca_ref)
@@ -213,8 +246,9 @@ def crosscheck_device(model: DeviceModel, desired: DesiredConfig, dump: DeviceDu
         if digests is None and dump is not None and dump.slots.get(key):
             digests = frozenset({str(dump.slots[key])})
         label = slot.factory.get(index) if slot is not None and index is not None else None
-        findings += check_ca(key, digests, label, required_pem=context.required_root_pem,
-                             required_name=context.required_root_name)
+        findings += check_ca(
+            key, digests, label, required_pem=context.required_root_pem, required_name=context.required_root_name
+        )
     if tls:
         findings += _slot_refs(model, view, dump)
     return findings
@@ -236,7 +270,12 @@ def _slot_refs(model: DeviceModel, view: _View, dump: DeviceDump | None) -> list
             key = f"{slot.name}/{index:02X}"
             if key in view.desired.slots or (dump is not None and dump.slots.get(key)):
                 continue
-            findings.append(Finding(FindingCode.SLOT_REF_EMPTY, (reg.name, spec.name),
-                                    f"{reg.name}.{spec.name} points at {key}, which is empty from the factory "
-                                    "and not populated by this configuration"))
+            findings.append(
+                Finding(
+                    FindingCode.SLOT_REF_EMPTY,
+                    (reg.name, spec.name),
+                    f"{reg.name}.{spec.name} points at {key}, which is empty from the factory "
+                    "and not populated by this configuration",
+                )
+            )
     return findings

@@ -6,6 +6,7 @@ masks secrets while still detecting their change (R6), compares what a device ca
 fingerprint recorded at the last apply (R7), compares slots by digest (R8) and returns the changes in write
 order (R9). It is a pure function of its inputs: the same inputs give the same list.
 """
+
 from __future__ import annotations
 
 import enum
@@ -60,9 +61,17 @@ class RegisterChange:
     value: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind.value, "action": self.action.value, "name": self.name,
-                               "address": self.address, "before": self.before, "after": self.after,
-                               "sensitive": self.sensitive, "reason": self.reason, "fingerprint": self.fingerprint}
+        out: dict[str, Any] = {
+            "kind": self.kind.value,
+            "action": self.action.value,
+            "name": self.name,
+            "address": self.address,
+            "before": self.before,
+            "after": self.after,
+            "sensitive": self.sensitive,
+            "reason": self.reason,
+            "fingerprint": self.fingerprint,
+        }
         if self.assumed_default:
             out["assumed_default"] = True
         return out
@@ -93,8 +102,9 @@ def _unrecorded(recorded: Mapping[str, str], key: str, fingerprint: str, what: s
     return f"{what}; no recorded fingerprint" if previous is None else f"{what}; fingerprint mismatch"
 
 
-def _register_change(reg: Register, want: DesiredRegister, dump: DeviceDump,
-                     recorded: Mapping[str, str]) -> RegisterChange | None:
+def _register_change(
+    reg: Register, want: DesiredRegister, dump: DeviceDump, recorded: Mapping[str, str]
+) -> RegisterChange | None:
     sensitive = reg.sensitive or want.sensitive
     if not reg.readable:
         after = want.after(reg, reg.default)
@@ -102,9 +112,17 @@ def _register_change(reg: Register, want: DesiredRegister, dump: DeviceDump,
         reason = _unrecorded(recorded, reg.name, fingerprint, "unreadable")
         if reason is None:
             return None
-        return RegisterChange(Action.UPDATE, reg.name, reg.address, _mask(UNREADABLE, sensitive),
-                              _mask(display(reg, after), sensitive), sensitive, reason,
-                              fingerprint=fingerprint, value=after)
+        return RegisterChange(
+            Action.UPDATE,
+            reg.name,
+            reg.address,
+            _mask(UNREADABLE, sensitive),
+            _mask(display(reg, after), sensitive),
+            sensitive,
+            reason,
+            fingerprint=fingerprint,
+            value=after,
+        )
     assumed = reg.name not in dump.values
     before = dump.values.get(reg.name, reg.default)
     after = want.after(reg, before)
@@ -118,9 +136,18 @@ def _register_change(reg: Register, want: DesiredRegister, dump: DeviceDump,
         action, reason = Action.UPDATE, "differs"
     if reg.type is RegType.BITFIELD and not sensitive:
         reason = f"{reason}; {_field_reason(reg, before, after)}"
-    return RegisterChange(action, reg.name, reg.address, _mask(display(reg, before), sensitive),
-                          _mask(display(reg, after), sensitive), sensitive, reason, assumed_default=assumed,
-                          fingerprint=value_fingerprint(after, sensitive), value=after)
+    return RegisterChange(
+        action,
+        reg.name,
+        reg.address,
+        _mask(display(reg, before), sensitive),
+        _mask(display(reg, after), sensitive),
+        sensitive,
+        reason,
+        assumed_default=assumed,
+        fingerprint=value_fingerprint(after, sensitive),
+        value=after,
+    )
 
 
 def slot_address(slot: SlotSpec, want: DesiredSlot) -> str:
@@ -130,8 +157,9 @@ def slot_address(slot: SlotSpec, want: DesiredSlot) -> str:
     return slot.address
 
 
-def _slot_change(slot: SlotSpec, want: DesiredSlot, dump: DeviceDump,
-                 recorded: Mapping[str, str]) -> RegisterChange | None:
+def _slot_change(
+    slot: SlotSpec, want: DesiredSlot, dump: DeviceDump, recorded: Mapping[str, str]
+) -> RegisterChange | None:
     sensitive = want.sensitive
     md5 = "md5:" + hashlib.md5(want.content, usedforsecurity=False).hexdigest().upper()
     if want.key in dump.slots:
@@ -146,9 +174,18 @@ def _slot_change(slot: SlotSpec, want: DesiredSlot, dump: DeviceDump,
         if found is None:
             return None
         action, before, reason = Action.UPDATE, UNREADABLE, found
-    return RegisterChange(action, want.key, slot_address(slot, want), _mask(before, sensitive),
-                          _mask(md5, sensitive), sensitive, reason, kind=ChangeKind.SLOT,
-                          fingerprint=want.fingerprint, value=want.content)
+    return RegisterChange(
+        action,
+        want.key,
+        slot_address(slot, want),
+        _mask(before, sensitive),
+        _mask(md5, sensitive),
+        sensitive,
+        reason,
+        kind=ChangeKind.SLOT,
+        fingerprint=want.fingerprint,
+        value=want.content,
+    )
 
 
 def _ordered_registers(model: DeviceModel, changes: Sequence[RegisterChange]) -> list[RegisterChange]:
@@ -158,13 +195,15 @@ def _ordered_registers(model: DeviceModel, changes: Sequence[RegisterChange]) ->
         reg = model.register(change.name)
         assert reg is not None, f"change for unknown register {change.name}"
         regs[change.name] = reg
-    ordered, _cycles = topo_order(changes, lambda c: c.name, lambda c: regs[c.name].depends_on,
-                                  lambda c: (regs[c.name].write_key, c.name))
-    return ordered   # a depends_on cycle is rejected when the model is loaded; none can reach here
+    ordered, _cycles = topo_order(
+        changes, lambda c: c.name, lambda c: regs[c.name].depends_on, lambda c: (regs[c.name].write_key, c.name)
+    )
+    return ordered  # a depends_on cycle is rejected when the model is loaded; none can reach here
 
 
-def diff_device(model: DeviceModel, desired: DesiredConfig, dump: DeviceDump,
-                recorded: Mapping[str, str] | None = None) -> list[RegisterChange]:
+def diff_device(
+    model: DeviceModel, desired: DesiredConfig, dump: DeviceDump, recorded: Mapping[str, str] | None = None
+) -> list[RegisterChange]:
     """The ordered changes that take `dump` to `desired` (R1–R9): slot writes by slot declaration then key,
     then register writes (order buckets, `depends_on`, mode switches last). Commit steps are not changes:
     see `commit_steps`. `recorded` maps register names and slot keys to the fingerprint recorded at the
@@ -221,9 +260,14 @@ def fingerprint_of(dump: DeviceDump, names: Iterable[str] | None = None, sensiti
         return keep is None or name in keep
 
     state = {
-        "device": dump.device_id, "model": dump.model, "firmware": dump.firmware,
-        "values": {k: secret_fingerprint(v) if k in secret else v.hex().upper()
-                   for k, v in sorted(dump.values.items()) if wanted(k)},
+        "device": dump.device_id,
+        "model": dump.model,
+        "firmware": dump.firmware,
+        "values": {
+            k: secret_fingerprint(v) if k in secret else v.hex().upper()
+            for k, v in sorted(dump.values.items())
+            if wanted(k)
+        },
         "slots": {k: v for k, v in sorted(dump.slots.items()) if wanted(k)},
         "assumed_default": sorted(n for n in dump.assumed_default if wanted(n)),
     }

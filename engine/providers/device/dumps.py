@@ -6,6 +6,7 @@ a u-blox or ST AT transcript, an ESP-IDF NVS listing). Each shape is parsed by o
 so the diff never sees a vendor format. Every problem (syntax, a value that does not fit, an identity or
 firmware that does not belong to the model, R10) is collected with the file and line.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,7 +42,7 @@ class DeviceDump:
     slots: Mapping[str, str | None]
     assumed_default: frozenset[str]
     source: str = ""
-    unknown: tuple[str, ...] = ()    # addresses present in the dump that the model does not declare
+    unknown: tuple[str, ...] = ()  # addresses present in the dump that the model does not declare
 
 
 @dataclass
@@ -96,6 +97,7 @@ class _Parsed:
 # ---------------------------------------------------------------------------------------------------------
 # JSON envelopes (SpringCore CONFIG_DATA, ESP NVS).
 
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -119,8 +121,11 @@ def _load_json(parsed: _Parsed, expected_format: str) -> Mapping[str, Any] | Non
         parsed.fail(1, (), "expected a JSON object")
         return None
     if doc.get("format", expected_format) != expected_format:
-        parsed.fail(parsed.key_line("format"), ("format",),
-                    f"unknown dump format {doc.get('format')!r} (expected {expected_format!r})")
+        parsed.fail(
+            parsed.key_line("format"),
+            ("format",),
+            f"unknown dump format {doc.get('format')!r} (expected {expected_format!r})",
+        )
         return None
     device = doc.get("device", {})
     if not isinstance(device, dict):
@@ -137,8 +142,9 @@ def _slot_digests(parsed: _Parsed, doc: Mapping[str, Any]) -> None:
         return
     for key, digest in slots.items():
         if digest is not None and not (isinstance(digest, str) and re.fullmatch(r"[0-9A-Fa-f]{32}", digest)):
-            parsed.fail(parsed.key_line(key), ("slots", key), f"expected an MD5 (32 hex digits) or null, "
-                                                                     f"got {digest!r}")
+            parsed.fail(
+                parsed.key_line(key), ("slots", key), f"expected an MD5 (32 hex digits) or null, got {digest!r}"
+            )
             continue
         parsed.slots[key] = digest.upper() if digest else None
 
@@ -175,9 +181,15 @@ def _modifier_base64(raw: object, reg: Register) -> bytes:
 
 
 # CONFIG_DATA format modifiers (docs.springcard.com …/CONFIG_DATA/Format_modifiers); hex is the default.
-_SPRINGCORE_MODIFIERS: Mapping[str, Callable[[object, Register], bytes]] = MappingProxyType({
-    "h": _modifier_hex, "s": _modifier_text, "i": _modifier_int, "b": _modifier_bool, "64": _modifier_base64,
-})
+_SPRINGCORE_MODIFIERS: Mapping[str, Callable[[object, Register], bytes]] = MappingProxyType(
+    {
+        "h": _modifier_hex,
+        "s": _modifier_text,
+        "i": _modifier_int,
+        "b": _modifier_bool,
+        "64": _modifier_base64,
+    }
+)
 _SPRINGCORE_BANKS: Mapping[str, int] = MappingProxyType({"config": 0x02, "templates": 0x03})
 _SPRINGCORE_KEY = re.compile(r"(?P<addr>[0-9A-Fa-f]{4}|[0-9A-Fa-f]{2})(?:\.(?P<mod>s|i|b|64|h))?")
 
@@ -196,8 +208,11 @@ def _parse_springcore(parsed: _Parsed) -> None:
             line = parsed.key_line(key)
             match = _SPRINGCORE_KEY.fullmatch(key)
             if not match:
-                parsed.fail(line, (section, key), f"'{key}' is not a register address (2 or 4 hex digits, "
-                                                  "optionally .s .i .b .64 .h)")
+                parsed.fail(
+                    line,
+                    (section, key),
+                    f"'{key}' is not a register address (2 or 4 hex digits, optionally .s .i .b .64 .h)",
+                )
                 continue
             number = int(match.group("addr"), 16)
             if len(match.group("addr")) == 2:
@@ -214,7 +229,7 @@ def _parse_springcore(parsed: _Parsed) -> None:
                 parsed.fail(line, (section, key), f"register {reg.address} ({reg.name}): {problem_text(reg, exc, raw)}")
                 continue
             if not data and reg.size and reg.type not in (RegType.STRING, RegType.BYTES, RegType.URL):
-                parsed.blank_fixed.add(reg.name)   # "" erases a fixed-size register: the default applies
+                parsed.blank_fixed.add(reg.name)  # "" erases a fixed-size register: the default applies
                 continue
             parsed.store(reg, data, line, (section, key))
     _slot_digests(parsed, doc)
@@ -222,7 +237,7 @@ def _parse_springcore(parsed: _Parsed) -> None:
 
 def _esp_value(raw: object, reg: Register) -> bytes:
     if reg.type is RegType.BYTES:
-        return _modifier_base64(raw, reg)      # nvs_tool prints blobs as base64
+        return _modifier_base64(raw, reg)  # nvs_tool prints blobs as base64
     return codec(reg).encode(reg, raw)
 
 
@@ -251,6 +266,7 @@ def _parse_esp_nvs(parsed: _Parsed) -> None:
 
 # ---------------------------------------------------------------------------------------------------------
 # AT transcripts (u-blox u-connectXpress, ST SPWF01).
+
 
 @dataclass
 class _AtBlock:
@@ -282,12 +298,16 @@ def _at_blocks(parsed: _Parsed, response_comment: re.Pattern[str] | None = None)
         elif line.startswith("+WIND:"):
             blocks.append(_AtBlock("", number, [(number, line)], "OK"))
         elif current is None:
-            parsed.fail(number, (), f"a response line of {len(line)} characters outside a command (expected a line "
-                                    "starting with AT; the line is not shown: responses may hold secrets)")
+            parsed.fail(
+                number,
+                (),
+                f"a response line of {len(line)} characters outside a command (expected a line "
+                "starting with AT; the line is not shown: responses may hold secrets)",
+            )
         else:
             current.responses.append((number, line))
     if current is not None:
-        name = current.command.split("=", 1)[0]     # its parameters may hold a secret: not shown
+        name = current.command.split("=", 1)[0]  # its parameters may hold a secret: not shown
         parsed.fail(current.line, (), f"command {name!r} has no final OK or ERROR")
     return blocks
 
@@ -325,7 +345,7 @@ def _store_text(parsed: _Parsed, address: str, text: str, line: int) -> None:
 
 
 def _ublox_usecmng(parsed: _Parsed, params: list[str], line: int) -> None:
-    if len(params) == 4:           # +USECMNG:<op>,<type>,<name>,<md5> (import / md5 answers)
+    if len(params) == 4:  # +USECMNG:<op>,<type>,<name>,<md5> (import / md5 answers)
         params = params[1:]
     if len(params) != 3 or not params[0].isdigit():
         parsed.fail(line, ("USECMNG",), "expected +USECMNG:[<op>,]<type>,<name>,<md5>")
@@ -352,10 +372,9 @@ def _parse_ublox(parsed: _Parsed) -> None:
             version = split_at_params(first)[0] if first else ""
         elif command.startswith("AT+USECMNG=4") and block.status == "ERROR":
             params = split_at_params(block.command.split("=", 1)[1])
-            slot = next((s for s in parsed.model.slots if len(params) > 2 and str(s.usecmng_type) == params[1]),
-                        None)
+            slot = next((s for s in parsed.model.slots if len(params) > 2 and str(s.usecmng_type) == params[1]), None)
             if slot is not None:
-                parsed.slots[f"{slot.name}/{params[2]}"] = None       # absent on the module
+                parsed.slots[f"{slot.name}/{params[2]}"] = None  # absent on the module
         for line, response in block.responses:
             prefix, _, rest = response.partition(":")
             name = prefix.lstrip("+").upper()
@@ -396,16 +415,19 @@ def _parse_spwf(parsed: _Parsed) -> None:
             _store_text(parsed, name, value, line)
 
 
-_PARSERS: Mapping[Adapter, Callable[[_Parsed], None]] = MappingProxyType({
-    Adapter.SPRINGCORE: _parse_springcore,
-    Adapter.UBLOX_AT: _parse_ublox,
-    Adapter.SPWF_AT: _parse_spwf,
-    Adapter.ESP_NVS: _parse_esp_nvs,
-})
+_PARSERS: Mapping[Adapter, Callable[[_Parsed], None]] = MappingProxyType(
+    {
+        Adapter.SPRINGCORE: _parse_springcore,
+        Adapter.UBLOX_AT: _parse_ublox,
+        Adapter.SPWF_AT: _parse_spwf,
+        Adapter.ESP_NVS: _parse_esp_nvs,
+    }
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Entry points.
+
 
 def _read_source(source: str | Path, name: str | None) -> tuple[str, str]:
     if isinstance(source, Path) or ("\n" not in source and len(source) < 4096 and Path(source).is_file()):
@@ -414,8 +436,9 @@ def _read_source(source: str | Path, name: str | None) -> tuple[str, str]:
     return source, name or "<dump>"
 
 
-def read_dump(source: str | Path, model: DeviceModel, *, expected_id: str | None = None,
-              name: str | None = None) -> tuple[DeviceDump | None, list[Problem]]:
+def read_dump(
+    source: str | Path, model: DeviceModel, *, expected_id: str | None = None, name: str | None = None
+) -> tuple[DeviceDump | None, list[Problem]]:
     """Parse a dump (a path, or the text itself) for `model`.
 
     Returns the dump (None if anything is wrong) and every problem with ``file:line``. R10: the identity
@@ -428,27 +451,37 @@ def read_dump(source: str | Path, model: DeviceModel, *, expected_id: str | None
     identity = parsed.identity.get(model.identity)
     normal = model.rules.identity
     if identity is None:
-        parsed.fail(None, ("identity",), f"the dump does not report {model.identity}, the identity of model "
-                                         f"{model.name}")
+        parsed.fail(
+            None, ("identity",), f"the dump does not report {model.identity}, the identity of model {model.name}"
+        )
     elif expected_id is not None and normal(identity) != normal(expected_id):
         parsed.fail(None, ("identity",), f"{model.identity} {identity} does not match device {expected_id}")
     if not model.firmware_matches(parsed.firmware):
-        parsed.fail(None, ("firmware",), f"firmware {parsed.firmware!r} does not match model {model.name} "
-                                         f"(expected {model.firmware_match!r})")
+        parsed.fail(
+            None,
+            ("firmware",),
+            f"firmware {parsed.firmware!r} does not match model {model.name} (expected {model.firmware_match!r})",
+        )
     if parsed.problems or identity is None:
         return None, parsed.problems
     assumed = frozenset(r.name for r in model.registers if r.readable and r.name not in parsed.values)
     dump = DeviceDump(
-        device_id=normal(identity), model=model.name, identity=MappingProxyType(dict(parsed.identity)),
-        firmware=parsed.firmware, values=MappingProxyType(dict(parsed.values)),
-        slots=MappingProxyType(dict(parsed.slots)), assumed_default=assumed, source=label,
+        device_id=normal(identity),
+        model=model.name,
+        identity=MappingProxyType(dict(parsed.identity)),
+        firmware=parsed.firmware,
+        values=MappingProxyType(dict(parsed.values)),
+        slots=MappingProxyType(dict(parsed.slots)),
+        assumed_default=assumed,
+        source=label,
         unknown=tuple(sorted(set(parsed.unknown))),
     )
     return dump, []
 
 
-def parse_dump(source: str | Path, model: DeviceModel, *, expected_id: str | None = None,
-               name: str | None = None) -> DeviceDump:
+def parse_dump(
+    source: str | Path, model: DeviceModel, *, expected_id: str | None = None, name: str | None = None
+) -> DeviceDump:
     """`read_dump` that raises `DumpError` carrying every problem."""
     dump, problems = read_dump(source, model, expected_id=expected_id, name=name)
     if dump is None:

@@ -5,6 +5,7 @@ checks); lint reports them without a dump being required and without a cloud cal
 resolved as a plan resolves them (engine/providers/device/resolve.py), with placeholder endpoints of each AWS
 Target's region unless real ones are given.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -50,11 +51,12 @@ def device_findings(fleet: Fleet, *, endpoints: Mapping[str, str] | None = None)
             if kind == "secret":
                 raise Unavailable("secret")
             return lookup(kind, token, key, for_slot)
+
         group = library_values(model, d.spec.get("values", {}), "group", secretless, lambda n, m: None)
         device = library_values(model, d.spec.get("device", {}), "device", secretless, lambda n, m: None)
         config, _ = resolve_desired(model, group, device, device_id=d.address.name, allow_shared_individual=True)
         context = resolver.cloud(Resolved(d, model, dump, config, endpoints=known))
-        context = replace(context, iot_endpoint=(endpoints or {}).get(context.target))   # only a real one compares
+        context = replace(context, iot_endpoint=(endpoints or {}).get(context.target))  # only a real one compares
         return [_with(f, str(d.address), d.source) for f in crosscheck_device(model, config, dump, context)]
 
     out: list[Finding] = []
@@ -65,8 +67,7 @@ def device_findings(fleet: Fleet, *, endpoints: Mapping[str, str] | None = None)
             model = resolver.model(d)
         except ValueError:
             continue
-        dump = read_dump(Path(d.inputs["dump"]), model, expected_id=d.address.name)[0] if d.inputs.get("dump") \
-            else None
+        dump = read_dump(Path(d.inputs["dump"]), model, expected_id=d.address.name)[0] if d.inputs.get("dump") else None
         out += check(d, model, resolver.lookup(d, resolved=known), dump)
     index = {(m.decl.qualified, m.target, m.name): m for m in fleet.manifests}
     for m in sorted((m for m in fleet.manifests if m.decl.qualified == KIND), key=lambda m: m.name):
@@ -79,8 +80,13 @@ def device_findings(fleet: Fleet, *, endpoints: Mapping[str, str] | None = None)
             continue
         tokens = Tokens(ctx, ref.model)
         group = tokens.level(config.values, "group", ("values",))
-        stub = DesiredResource(m.address, KIND, {"model": ref.model.name, "values": group}, m.source(),
-                               inputs={"cloud": {"target": (tokens.targets + only_aws_target(ctx) + [None])[0]}})
+        stub = DesiredResource(
+            m.address,
+            KIND,
+            {"model": ref.model.name, "values": group},
+            m.source(),
+            inputs={"cloud": {"target": (tokens.targets + only_aws_target(ctx) + [None])[0]}},
+        )
 
         def lookup(kind: str, token: Mapping[str, Any], key: str, for_slot: bool, _t: Tokens = tokens) -> Found:
             if kind == "awsIotEndpoint":

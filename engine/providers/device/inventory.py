@@ -6,6 +6,7 @@ are the AWS Thing and Azure Device manifests named by a device identity and the 
 model lists; a selector picks among them by labels. Identities name addresses and artifact files, so they are
 validated before they become either.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,7 +23,7 @@ from .regmap import Adapter, DeviceModel
 from .spec import KIND, DeviceConfigSpec, DeviceEntry
 
 DUMPS_ENV = "FLEETCTL_DUMPS"
-INVENTORY_KINDS = ("aws.Thing", "azure.Device")       # cloud identities named by a device identity
+INVENTORY_KINDS = ("aws.Thing", "azure.Device")  # cloud identities named by a device identity
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -77,8 +78,10 @@ def device_id_problem(model: DeviceModel, key: str) -> str | None:
     if model.adapter is Adapter.SPRINGCORE:
         if SERIAL_ID.match(ident):
             return None
-        return (f"'{key}' is not a device serial number: letters, digits, '-' and '_', at most 64, starting with a "
-                "letter or digit")
+        return (
+            f"'{key}' is not a device serial number: letters, digits, '-' and '_', at most 64, starting with a "
+            "letter or digit"
+        )
     if MAC_ID.match(ident):
         return None
     return f"'{key}' is not a MAC address (12 hex digits, e.g. 00:80:E1:B7:3C:21) identifying a {model.name} device"
@@ -87,12 +90,13 @@ def device_id_problem(model: DeviceModel, key: str) -> str | None:
 # ---------------------------------------------------------------------------------------------------------
 # Inventory: which devices a DeviceConfig configures.
 
+
 @dataclass
 class Device:
-    id: str                                   # the model's normal form (what addresses use)
-    key: str | None = None                    # as written under devices:
+    id: str  # the model's normal form (what addresses use)
+    key: str | None = None  # as written under devices:
     entry: DeviceEntry | None = None
-    known: list[Manifest] = field(default_factory=list)   # Things / Azure Devices of this identity
+    known: list[Manifest] = field(default_factory=list)  # Things / Azure Devices of this identity
 
 
 def known_devices(ctx: ExpandContext, model: DeviceModel) -> dict[str, list[Manifest]]:
@@ -103,8 +107,12 @@ def known_devices(ctx: ExpandContext, model: DeviceModel) -> dict[str, list[Mani
     return out
 
 
-def selection(manifest: Manifest, model: DeviceModel, known: Mapping[str, list[Manifest]],
-               listed_labels: Mapping[str, dict[str, str]]) -> dict[str, Device]:
+def selection(
+    manifest: Manifest,
+    model: DeviceModel,
+    known: Mapping[str, list[Manifest]],
+    listed_labels: Mapping[str, dict[str, str]],
+) -> dict[str, Device]:
     spec = spec_as(manifest, DeviceConfigSpec)
     devices: dict[str, Device] = {}
     for key, entry in spec.devices.items():
@@ -123,8 +131,10 @@ def selection(manifest: Manifest, model: DeviceModel, known: Mapping[str, list[M
 
 
 def configs_of(ctx: ExpandContext, model_name: str) -> list[Manifest]:
-    return sorted((m for (k, _, _), m in ctx.index.items() if k == KIND and spec_as(m, DeviceConfigSpec).model == model_name),
-                  key=lambda m: (m.doc.file, m.doc.index, m.name))
+    return sorted(
+        (m for (k, _, _), m in ctx.index.items() if k == KIND and spec_as(m, DeviceConfigSpec).model == model_name),
+        key=lambda m: (m.doc.file, m.doc.index, m.name),
+    )
 
 
 def listed_labels(configs: list[Manifest], model: DeviceModel) -> dict[str, dict[str, str]]:

@@ -47,6 +47,7 @@ library (`diff_device`) and hands the resulting register changes to the planner 
 kind's `diff` hook turns them into `registers.<name>` / `slots.<key>` field changes (masked when sensitive) and
 its `refine` hook lists the steps in write order (slots, registers with the mode switch last, commit).
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -61,6 +62,7 @@ from .spec import GROUP, DeviceConfigSpec, DeviceModelSpec
 # ---------------------------------------------------------------------------------------------------------
 # Planner hooks.
 
+
 def diff_registers(desired: DesiredResource, actual: ActualResource) -> list[FieldChange]:
     """The register and slot changes the provider's read computed with the library (R1–R9), as field changes:
     `registers.<name>` and `slots.<key>`, before → after in display form, `(sensitive)` where secret."""
@@ -69,7 +71,7 @@ def diff_registers(desired: DesiredResource, actual: ActualResource) -> list[Fie
         root = ("slots" if change["kind"] == "slot" else "registers", change["name"])
         before, after, sensitive = change["before"], change["after"], bool(change["sensitive"])
         if not sensitive and isinstance(before, (dict, list)) and type(before) is type(after):
-            out.extend(diff_values(before, after, root=root))       # a structured value: to the leaf
+            out.extend(diff_values(before, after, root=root))  # a structured value: to the leaf
         else:
             out.append(FieldChange(".".join(root), before, after, sensitive))
     return out
@@ -81,27 +83,60 @@ def refine_steps(change: Change) -> Change:
     only as what apply checks it carries out: (kind, name, action, fingerprint) each."""
     ids = change.ids
     changes = ids.get("changes", ())
-    steps = ["erase every TLS slot, then load every desired slot and the TLS domain again (the model cleans "
-             "before loading)"] if ids.get("clean") else []
+    steps = (
+        [
+            "erase every TLS slot, then load every desired slot and the TLS domain again (the model cleans "
+            "before loading)"
+        ]
+        if ids.get("clean")
+        else []
+    )
     for c in changes:
-        steps.append(f"load slot {c['name']}: {c['reason']}" if c["kind"] == "slot" else
-                     f"{c['action']} {c['name']} @{c['address']}: {c['reason']}")
+        steps.append(
+            f"load slot {c['name']}: {c['reason']}"
+            if c["kind"] == "slot"
+            else f"{c['action']} {c['name']} @{c['address']}: {c['reason']}"
+        )
     steps += [f"commit: {command}" for command in ids.get("commit", ())]
     steps += [f"deliver: {ids['deliver']}"] if ids.get("deliver") else []
     registers = sum(c["kind"] == "register" for c in changes)
     parts = [f"{registers} register(s)"] * bool(registers) + [f"{len(changes) - registers} slot(s)"] * bool(
-        len(changes) - registers)
+        len(changes) - registers
+    )
     planned = [[c["kind"], c["name"], c["action"], c["fingerprint"]] for c in changes]
     compact = {k: v for k, v in ids.items() if k not in ("changes", "commit", "deliver", "clean")}
-    return replace(change, steps=tuple(steps), reason=" and ".join(parts) + " to write",
-                   ids={**compact, "planned": planned})
+    return replace(
+        change, steps=tuple(steps), reason=" and ".join(parts) + " to write", ids={**compact, "planned": planned}
+    )
 
 
-register(KindDecl(GROUP, "DeviceModel", "device", DeviceModelSpec, rank=80, targeted=False, expand=expand_model,
-                  lists=(ListKey("registers", "key", "name"), ListKey("slots", "key", "name")),
-                  description="The register map of a device model (adapter, registers, slots, commit steps), "
-                              "declared in the fleet; overrides a built-in model of the same name."))
-register(KindDecl(GROUP, "DeviceConfig", "device", DeviceConfigSpec, rank=90, targeted=False,
-                  expand=expand_config, diff=diff_registers, refine=refine_steps, calls=lambda change: {},
-                  description="Desired register values of a set of devices of one model (by label selector or "
-                              "by identity), compared with their dumps and carried out as vendor artifacts."))
+register(
+    KindDecl(
+        GROUP,
+        "DeviceModel",
+        "device",
+        DeviceModelSpec,
+        rank=80,
+        targeted=False,
+        expand=expand_model,
+        lists=(ListKey("registers", "key", "name"), ListKey("slots", "key", "name")),
+        description="The register map of a device model (adapter, registers, slots, commit steps), "
+        "declared in the fleet; overrides a built-in model of the same name.",
+    )
+)
+register(
+    KindDecl(
+        GROUP,
+        "DeviceConfig",
+        "device",
+        DeviceConfigSpec,
+        rank=90,
+        targeted=False,
+        expand=expand_config,
+        diff=diff_registers,
+        refine=refine_steps,
+        calls=lambda change: {},
+        description="Desired register values of a set of devices of one model (by label selector or "
+        "by identity), compared with their dumps and carried out as vendor artifacts.",
+    )
+)

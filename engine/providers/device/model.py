@@ -5,6 +5,7 @@ device model needs no code. This module reads such a document into the frozen ty
 engine/providers/device/regmap.py, collecting every problem with its field path (a default value is checked by
 the register's own codec), and loads the built-in models once.
 """
+
 from __future__ import annotations
 
 import enum
@@ -44,6 +45,7 @@ from .regmap import (
 # ---------------------------------------------------------------------------------------------------------
 # Loading.
 
+
 class _Reader:
     """Reads a plain mapping with a path, collecting problems instead of raising."""
 
@@ -64,8 +66,9 @@ class _Reader:
         self.fail(path, f"expected a mapping, got {type(value).__name__}")
         return {}
 
-    def text(self, data: Mapping[str, Any], key: str, path: tuple[PathPart, ...], *,
-             required: bool = True, default: str = "") -> str:
+    def text(
+        self, data: Mapping[str, Any], key: str, path: tuple[PathPart, ...], *, required: bool = True, default: str = ""
+    ) -> str:
         value = data.get(key)
         if value is None:
             if required:
@@ -92,8 +95,14 @@ class _Reader:
             return None
         return value
 
-    def enum(self, data: Mapping[str, Any], key: str, kind: type[enum.Enum], path: tuple[PathPart, ...],
-             default: enum.Enum | None = None) -> Any:
+    def enum(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        kind: type[enum.Enum],
+        path: tuple[PathPart, ...],
+        default: enum.Enum | None = None,
+    ) -> Any:
         value = data.get(key)
         if value is None:
             if default is None:
@@ -103,8 +112,10 @@ class _Reader:
         for member in kind:
             if member.value == value:
                 return member
-        self.fail(path + (key,), f"unknown value {value!r} (expected one of: {', '.join(choices)})"
-                  f"{did_you_mean(str(value), choices)}")
+        self.fail(
+            path + (key,),
+            f"unknown value {value!r} (expected one of: {', '.join(choices)}){did_you_mean(str(value), choices)}",
+        )
         return default
 
     def names(self, data: Mapping[str, Any], key: str, path: tuple[PathPart, ...]) -> tuple[str, ...]:
@@ -117,15 +128,64 @@ class _Reader:
         return tuple(value)
 
 
-_REGISTER_KEYS = ("name", "address", "command", "config_id", "tag", "peer_id", "size", "max", "type",
-                  "default", "fields", "values", "items", "scheme", "params", "connect_scheme", "fixed",
-                  "sensitive", "readable", "access", "individual", "order", "depends_on", "requires_reboot",
-                  "write", "dump_encoding", "description")
+_REGISTER_KEYS = (
+    "name",
+    "address",
+    "command",
+    "config_id",
+    "tag",
+    "peer_id",
+    "size",
+    "max",
+    "type",
+    "default",
+    "fields",
+    "values",
+    "items",
+    "scheme",
+    "params",
+    "connect_scheme",
+    "fixed",
+    "sensitive",
+    "readable",
+    "access",
+    "individual",
+    "order",
+    "depends_on",
+    "requires_reboot",
+    "write",
+    "dump_encoding",
+    "description",
+)
 _FIELD_KEYS = ("name", "mask", "lsb", "width", "type", "values", "reserved", "ref", "description")
-_SLOT_KEYS = ("name", "kind", "address", "indexes", "locked", "usecmng_type", "max_name", "max_size",
-              "sensitive", "tool", "write_command", "factory", "description")
-_SPEC_KEYS = ("adapter", "match", "identity", "byte_order", "apply", "registers", "slots", "commit", "roles",
-              "partition", "clean_before_load")
+_SLOT_KEYS = (
+    "name",
+    "kind",
+    "address",
+    "indexes",
+    "locked",
+    "usecmng_type",
+    "max_name",
+    "max_size",
+    "sensitive",
+    "tool",
+    "write_command",
+    "factory",
+    "description",
+)
+_SPEC_KEYS = (
+    "adapter",
+    "match",
+    "identity",
+    "byte_order",
+    "apply",
+    "registers",
+    "slots",
+    "commit",
+    "roles",
+    "partition",
+    "clean_before_load",
+)
 _SPWF_WRITES = ("scfg", "ssidtxt", "tlsdomain")
 
 
@@ -135,7 +195,7 @@ def _parse_index_range(text: object) -> tuple[int, ...]:
         return tuple(int(str(v), 16) if isinstance(v, str) else int(v) for v in text)
     match = re.fullmatch(r"([0-9A-Fa-f]{1,2})(?:-([0-9A-Fa-f]{1,2}))?", str(text).strip())
     if not match:
-        raise ValueError(f"expected an index range such as \"00-09\", got {text!r}")
+        raise ValueError(f'expected an index range such as "00-09", got {text!r}')
     low = int(match.group(1), 16)
     high = int(match.group(2), 16) if match.group(2) else low
     return tuple(range(low, high + 1))
@@ -161,8 +221,7 @@ def _parse_mask(raw: object, size: int) -> int:
     return int(text, 16)
 
 
-def _load_field(reader: _Reader, data: Mapping[str, Any], size: int,
-                path: tuple[PathPart, ...]) -> FieldSpec | None:
+def _load_field(reader: _Reader, data: Mapping[str, Any], size: int, path: tuple[PathPart, ...]) -> FieldSpec | None:
     reader.keys(data, _FIELD_KEYS, path)
     name = reader.text(data, "name", path)
     try:
@@ -184,8 +243,13 @@ def _load_field(reader: _Reader, data: Mapping[str, Any], size: int,
             reader.fail(path + ("reserved",), f"expected an integer, got {reserved!r}")
             reserved = None
         return FieldSpec(name, mask, FieldType.U32, reserved=reserved if reserved is not None else 0)
-    spec = FieldSpec(name, mask, reader.enum(data, "type", FieldType, path, FieldType.U8) or FieldType.U8,
-                     values=MappingProxyType(dict(_enum_values(reader, data, path))), ref=data.get("ref"))
+    spec = FieldSpec(
+        name,
+        mask,
+        reader.enum(data, "type", FieldType, path, FieldType.U8) or FieldType.U8,
+        values=MappingProxyType(dict(_enum_values(reader, data, path))),
+        ref=data.get("ref"),
+    )
     if spec.mask >> spec.shift != spec.max_value:
         reader.fail(path + ("mask",), f"mask {mask:#x} is not a contiguous run of bits")
     bits = int_bits(spec.type.value)
@@ -215,8 +279,9 @@ def _enum_values(reader: _Reader, data: Mapping[str, Any], path: tuple[PathPart,
     return out
 
 
-def _load_register(reader: _Reader, adapter: Adapter, data: Mapping[str, Any],
-                   path: tuple[PathPart, ...]) -> Register | None:
+def _load_register(
+    reader: _Reader, adapter: Adapter, data: Mapping[str, Any], path: tuple[PathPart, ...]
+) -> Register | None:
     reader.keys(data, _REGISTER_KEYS, path)
     rules = ADAPTER_RULES[adapter]
     name = reader.text(data, "name", path)
@@ -252,8 +317,7 @@ def _load_register(reader: _Reader, adapter: Adapter, data: Mapping[str, Any],
     fields: list[FieldSpec] = []
     if reg_type is RegType.BITFIELD:
         for i, raw_field in enumerate(data.get("fields") or []):
-            spec = _load_field(reader, reader.mapping(raw_field, path + ("fields", i)), size,
-                               path + ("fields", i))
+            spec = _load_field(reader, reader.mapping(raw_field, path + ("fields", i)), size, path + ("fields", i))
             if spec is not None:
                 fields.append(spec)
         _check_overlaps(reader, fields, path)
@@ -271,21 +335,35 @@ def _load_register(reader: _Reader, adapter: Adapter, data: Mapping[str, Any],
     if adapter is Adapter.SPWF_AT:
         write = write or "scfg"
         if write not in _SPWF_WRITES:
-            reader.fail(path + ("write",), f"unknown write style {write!r} (expected one of: "
-                        f"{', '.join(_SPWF_WRITES)})")
+            reader.fail(
+                path + ("write",), f"unknown write style {write!r} (expected one of: {', '.join(_SPWF_WRITES)})"
+            )
     params = reader.names(data, "params", path)
     register = Register(
-        name=name, address=address, type=reg_type, size=size, default=b"",
-        sort_address=rules.sort_key(address), fields=tuple(fields),
-        values=MappingProxyType(_enum_values(reader, data, path)), items=items,
-        scheme=data.get("scheme"), params=params, connect_scheme=reader.integer(data, "connect_scheme", path),
-        fixed=reader.flag(data, "fixed", path, False), sensitive=reader.flag(data, "sensitive", path, False),
+        name=name,
+        address=address,
+        type=reg_type,
+        size=size,
+        default=b"",
+        sort_address=rules.sort_key(address),
+        fields=tuple(fields),
+        values=MappingProxyType(_enum_values(reader, data, path)),
+        items=items,
+        scheme=data.get("scheme"),
+        params=params,
+        connect_scheme=reader.integer(data, "connect_scheme", path),
+        fixed=reader.flag(data, "fixed", path, False),
+        sensitive=reader.flag(data, "sensitive", path, False),
         readable=reader.flag(data, "readable", path, True),
         access=reader.enum(data, "access", Access, path, Access.RW),
-        individual=reader.flag(data, "individual", path, False), order_bucket=bucket, order=order,
+        individual=reader.flag(data, "individual", path, False),
+        order_bucket=bucket,
+        order=order,
         depends_on=reader.names(data, "depends_on", path),
-        requires_reboot=reader.flag(data, "requires_reboot", path, False), write=write,
-        dump_encoding=str(data.get("dump_encoding", "text")), description=str(data.get("description", "")),
+        requires_reboot=reader.flag(data, "requires_reboot", path, False),
+        write=write,
+        dump_encoding=str(data.get("dump_encoding", "text")),
+        description=str(data.get("description", "")),
     )
     try:
         default = encode_value(register, data["default"]) if data.get("default") is not None else None
@@ -328,12 +406,17 @@ def _load_slot(reader: _Reader, data: Mapping[str, Any], path: tuple[PathPart, .
     if usecmng is not None and usecmng not in (0, 1, 2):
         reader.fail(path + ("usecmng_type",), "expected 0 (trusted root CA), 1 (client cert) or 2 (key)")
     return SlotSpec(
-        name=name, kind=kind, address=str(data.get("address") or (f"USECMNG:{usecmng}" if usecmng is not None
-                                                                     else name)),
-        indexes=indexes, locked=locked, usecmng_type=usecmng, max_name=reader.integer(data, "max_name", path),
+        name=name,
+        kind=kind,
+        address=str(data.get("address") or (f"USECMNG:{usecmng}" if usecmng is not None else name)),
+        indexes=indexes,
+        locked=locked,
+        usecmng_type=usecmng,
+        max_name=reader.integer(data, "max_name", path),
         max_size=reader.integer(data, "max_size", path),
         sensitive=reader.flag(data, "sensitive", path, kind is SlotKind.KEY),
-        write_command=reader.names(data, "write_command", path), factory=MappingProxyType(factory),
+        write_command=reader.names(data, "write_command", path),
+        factory=MappingProxyType(factory),
     )
 
 
@@ -353,8 +436,11 @@ def _load_commit(reader: _Reader, raw: object, path: tuple[PathPart, ...]) -> tu
             steps.append(CommitStep(CommitWhen(when), commands))
         elif isinstance(when, Mapping) and "changed" in when:
             patterns = when["changed"]
-            steps.append(CommitStep(CommitWhen.MATCH, commands,
-                                    tuple(patterns) if isinstance(patterns, list) else (str(patterns),)))
+            steps.append(
+                CommitStep(
+                    CommitWhen.MATCH, commands, tuple(patterns) if isinstance(patterns, list) else (str(patterns),)
+                )
+            )
         else:
             reader.fail(path + (i, "when"), f"expected any, reboot or {{changed: [patterns]}}, got {when!r}")
     return tuple(steps)
@@ -363,10 +449,13 @@ def _load_commit(reader: _Reader, raw: object, path: tuple[PathPart, ...]) -> tu
 def _load_role(reader: _Reader, raw: object, path: tuple[PathPart, ...]) -> RoleRef:
     data = reader.mapping(raw, path)
     reader.keys(data, ("register", "field", "slot", "index", "name_from"), path)
-    return RoleRef(register=data.get("register"), field=data.get("field"), slot=data.get("slot"),
-                   index=_load_role(reader, data["index"], path + ("index",)) if "index" in data else None,
-                   name_from=(_load_role(reader, data["name_from"], path + ("name_from",))
-                              if "name_from" in data else None))
+    return RoleRef(
+        register=data.get("register"),
+        field=data.get("field"),
+        slot=data.get("slot"),
+        index=_load_role(reader, data["index"], path + ("index",)) if "index" in data else None,
+        name_from=(_load_role(reader, data["name_from"], path + ("name_from",)) if "name_from" in data else None),
+    )
 
 
 def _check_references(reader: _Reader, model: DeviceModel) -> None:
@@ -444,11 +533,18 @@ def check_model(data: Mapping[str, Any], source: str = "") -> tuple[DeviceModel 
         if role is not None:
             roles[role] = _load_role(reader, raw, ("spec", "roles", key))
     model = DeviceModel(
-        name=name, adapter=adapter, identity=identity, firmware_match=firmware, registers=tuple(registers),
-        slots=tuple(slots), commit=_load_commit(reader, spec.get("commit"), ("spec", "commit")),
-        roles=MappingProxyType(roles), vendor=str(metadata.get("vendor", "")),
+        name=name,
+        adapter=adapter,
+        identity=identity,
+        firmware_match=firmware,
+        registers=tuple(registers),
+        slots=tuple(slots),
+        commit=_load_commit(reader, spec.get("commit"), ("spec", "commit")),
+        roles=MappingProxyType(roles),
+        vendor=str(metadata.get("vendor", "")),
         partition=MappingProxyType(dict(reader.mapping(spec.get("partition", {}), ("spec", "partition")))),
-        clean_before_load=reader.flag(spec, "clean_before_load", ("spec",), False), source=source,
+        clean_before_load=reader.flag(spec, "clean_before_load", ("spec",), False),
+        source=source,
     )
     _check_references(reader, model)
     return (None if problems else model), problems

@@ -5,6 +5,7 @@ that may cover the PEM as sent or the DER stored (R8). This module is the one pl
 text, extracts the DER body and computes both digests, and that says whether content is a certificate or a
 private key at all (the ST SPWF01 thread loaded a host name into f_ca).
 """
+
 from __future__ import annotations
 
 import base64
@@ -80,8 +81,11 @@ def content_problem(kind: SlotKind, content: bytes, domain_register: str | None 
     expected = _EXPECTED_LABELS[kind]
     if labels & set(expected):
         return None
-    what = "a PEM certificate (-----BEGIN CERTIFICATE-----)" if kind is SlotKind.PEM_CERT else \
-        "a PEM private key (-----BEGIN ... PRIVATE KEY-----)"
+    what = (
+        "a PEM certificate (-----BEGIN CERTIFICATE-----)"
+        if kind is SlotKind.PEM_CERT
+        else "a PEM private key (-----BEGIN ... PRIVATE KEY-----)"
+    )
     text = content.decode("utf-8", errors="replace").strip()
     # what was found is described, never quoted: the content may be a private key or a secret (issue 13.1)
     message = f"expects {what}, got {describe_content(content)}"
@@ -89,6 +93,8 @@ def content_problem(kind: SlotKind, content: bytes, domain_register: str | None 
         message = f"expects {what}, got a PEM {', '.join(sorted(labels))}"
     elif _HOSTNAME.fullmatch(text):
         where = f" ('{domain_register}')" if domain_register else ""
-        message += f": that is a host name; the TLS server name belongs in the domain setting{where}, " \
-                   "not in a certificate slot"
+        message += (
+            f": that is a host name; the TLS server name belongs in the domain setting{where}, "
+            "not in a certificate slot"
+        )
     return message

@@ -5,6 +5,7 @@ the field path (and, for files, the file and line) and what was expected. The li
 `Problem`s and, where an API must raise, raises one exception that carries all of them. The engine maps
 them onto its own diagnostics; nothing here prints.
 """
+
 from __future__ import annotations
 
 import difflib

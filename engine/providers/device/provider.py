@@ -22,6 +22,7 @@ actual resource's `ids` (masked: no secret, no value), where the kind's diff hoo
 This module reads (in bulk) and applies; resolving one device (model, dump, references, the library's changes)
 is engine/providers/device/resolve.py, the device state file state.py, lint's cross-checks fleetcheck.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,15 +55,22 @@ ARTIFACTS_ENV = "FLEETCTL_ARTIFACTS"
 # How the artifacts of each adapter reach the device (the last step a reviewer reads).
 _DELIVERY: Mapping[Adapter, str] = {
     Adapter.SPRINGCORE: "run {id}.sh (SpringCoreConfig --file {id}.json --no-load-defaults; the reader "
-                        "resets), then read the reader back",
+    "resets), then read the reader back",
     Adapter.UBLOX_AT: "send {id}.at line by line over the module's AT interface, then read it back",
     Adapter.SPWF_AT: "send {id}.at line by line over the module's AT interface, then read it back",
     Adapter.ESP_NVS: "run {id}.sh (nvs_partition_gen.py generate {id}.csv, parttool.py write_partition), "
-                     "then read the partition back",
+    "then read the partition back",
 }
 # Findings about the device as it is now that a plan may correct (the others are about the result of the plan).
-_CURRENT = frozenset({FindingCode.BROKER_NOT_ENDPOINT, FindingCode.CROSS_REGION, FindingCode.MALFORMED_REGION,
-                      FindingCode.TLS_PORT, FindingCode.CA_MISMATCH})
+_CURRENT = frozenset(
+    {
+        FindingCode.BROKER_NOT_ENDPOINT,
+        FindingCode.CROSS_REGION,
+        FindingCode.MALFORMED_REGION,
+        FindingCode.TLS_PORT,
+        FindingCode.CA_MISMATCH,
+    }
+)
 
 
 def make_provider(target: str, spec: Any, env: Mapping[str, str], **options: Any) -> DeviceProvider:
@@ -85,9 +93,9 @@ class DeviceProvider:
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self.resolver = Resolver(env, fleet_targets, self._counts)
-        self._written: dict[str, list[dict[str, Any]]] = {}   # address → artifacts of the last apply
-        self._secret_files: list[Path] = []                    # secret-bearing artifacts written (mode 0600)
-        self.progress: ProgressSink = SILENT      # long reads report here (engine/run/ sets the command's sink)
+        self._written: dict[str, list[dict[str, Any]]] = {}  # address → artifacts of the last apply
+        self._secret_files: list[Path] = []  # secret-bearing artifacts written (mode 0600)
+        self.progress: ProgressSink = SILENT  # long reads report here (engine/run/ sets the command's sink)
 
     # ------------------------------------------------------------------ plumbing
     def set_hook(self, hook: CallHook | None) -> None:
@@ -107,19 +115,28 @@ class DeviceProvider:
         state: dict[str, Any] = {"model": d.spec["model"], "dump": None}
         token = ""
         if r.dump is not None:
-            state.update(firmware=r.dump.firmware, dump=os.path.basename(d.inputs["dump"]),
-                         recorded=sha256_of(canonical_json(recorded).encode())[:23] if recorded else None)
-            token = fingerprint_of(r.dump, sensitive=[reg.name for reg in r.model.registers if reg.sensitive])[:23] \
-                if r.model is not None else fingerprint_of(r.dump)[:23]
+            state.update(
+                firmware=r.dump.firmware,
+                dump=os.path.basename(d.inputs["dump"]),
+                recorded=sha256_of(canonical_json(recorded).encode())[:23] if recorded else None,
+            )
+            token = (
+                fingerprint_of(r.dump, sensitive=[reg.name for reg in r.model.registers if reg.sensitive])[:23]
+                if r.model is not None
+                else fingerprint_of(r.dump)[:23]
+            )
         elif d.inputs.get("dump"):
             state["dump"] = "unreadable: " + os.path.basename(d.inputs["dump"])
         ids: dict[str, Any] = {"device": d.address.name}
         if r.changes:
             assert r.model is not None
-            ids.update(changes=[c.to_json() for c in r.changes], commit=list(commit_steps(r.model, r.changes)),
-                       deliver=_DELIVERY[r.model.adapter].format(id=d.address.name),
-                       clean=r.model.clean_before_load and any(c.kind is ChangeKind.SLOT for c in r.changes),
-                       resolved=dict(sorted((r.endpoints or {}).items())))
+            ids.update(
+                changes=[c.to_json() for c in r.changes],
+                commit=list(commit_steps(r.model, r.changes)),
+                deliver=_DELIVERY[r.model.adapter].format(id=d.address.name),
+                clean=r.model.clean_before_load and any(c.kind is ChangeKind.SLOT for c in r.changes),
+                resolved=dict(sorted((r.endpoints or {}).items())),
+            )
         return ActualResource(d.address, KIND, state, token, ids=ids)
 
     def _findings(self, r: Resolved) -> list[Diagnostic]:
@@ -133,13 +150,22 @@ class DeviceProvider:
         out = []
         address = str(r.desired.address)
         for f in after:
-            out.append(warning(f.message, f"cross-check {f.code.value}", source=r.desired.source, address=address,
-                               field=_field(f)))
+            out.append(
+                warning(
+                    f.message, f"cross-check {f.code.value}", source=r.desired.source, address=address, field=_field(f)
+                )
+            )
         for f in before:
             if f.code in _CURRENT and (f.code, f.path) not in seen:
-                out.append(warning(f"currently: {f.message}",
-                                   f"cross-check {f.code.value}: the dump shows it; the planned changes correct it",
-                                   source=r.desired.source, address=address, field=_field(f)))
+                out.append(
+                    warning(
+                        f"currently: {f.message}",
+                        f"cross-check {f.code.value}: the dump shows it; the planned changes correct it",
+                        source=r.desired.source,
+                        address=address,
+                        field=_field(f),
+                    )
+                )
         return out
 
     # ------------------------------------------------------------------ read
@@ -166,11 +192,16 @@ class DeviceProvider:
         progress.close()
         for config, devices in sorted(missing.items()):
             names = [d.address.name for d in devices]
-            diags.append(warning(f"{len(names)} device(s) of DeviceConfig '{config}' have no dump, so they are not "
-                                 f"planned: {', '.join(names)}",
-                                 f"read them into {devices[0].inputs.get('dumps')} (one file per device, named by "
-                                 "its identity) and plan again", source=devices[0].source,
-                                 address=f"device/DeviceConfig/{config}"))
+            diags.append(
+                warning(
+                    f"{len(names)} device(s) of DeviceConfig '{config}' have no dump, so they are not "
+                    f"planned: {', '.join(names)}",
+                    f"read them into {devices[0].inputs.get('dumps')} (one file per device, named by "
+                    "its identity) and plan again",
+                    source=devices[0].source,
+                    address=f"device/DeviceConfig/{config}",
+                )
+            )
         return ReadResult(actual, diags)
 
     # ------------------------------------------------------------------ apply
@@ -205,18 +236,21 @@ class DeviceProvider:
             try:
                 with self._lock:
                     state.update(updates)
-            except OSError as exc:    # the artifacts are written, but the next plan could not tell: say so
-                failure = errors.ProviderError(f"the artifacts are written, but recording them in {state.path} "
-                                               f"failed: {exc.strerror}; apply again")
+            except OSError as exc:  # the artifacts are written, but the next plan could not tell: say so
+                failure = errors.ProviderError(
+                    f"the artifacts are written, but recording them in {state.path} failed: {exc.strerror}; apply again"
+                )
                 outcomes = [failure if o is None else o for o in outcomes]
         return outcomes
 
     def _apply_one(self, change: Change, secrets: Mapping[str, str], recorded: Mapping[str, str]) -> dict[str, str]:
         if change.action.value != "update":
-            raise errors.Invalid(f"fleetctl cannot {change.action.value} a device; it writes artifacts for "
-                                 "register changes only")
-        d = DesiredResource(change.address, change.kind, change.desired, change.source, change.depends_on,
-                            change.inputs, change.secrets)
+            raise errors.Invalid(
+                f"fleetctl cannot {change.action.value} a device; it writes artifacts for register changes only"
+            )
+        d = DesiredResource(
+            change.address, change.kind, change.desired, change.source, change.depends_on, change.inputs, change.secrets
+        )
         r = self.resolver.resolve(d, recorded, secrets=secrets, resolved=change.ids.get("resolved", {}))
         if r.problems:
             raise errors.Conflict("; ".join(p.summary for p in r.problems) + "; re-run plan", code="Stale")
@@ -225,12 +259,22 @@ class DeviceProvider:
         now = [(c.kind.value, c.name, c.action.value, c.fingerprint) for c in r.changes]
         if planned != now:
             before = {(p[0], p[1]): p[3] for p in planned if len(p) == 4}
-            why = sorted({w for c in r.changes if c.sensitive and before.get((c.kind.value, c.name)) not in
-                          (None, c.fingerprint) and (w := explain_mismatch(str(before[(c.kind.value, c.name)])))})
-            raise errors.Conflict("the device's desired configuration no longer gives the planned register changes "
-                                  "(a secret, file or endpoint changed" + (f"; the plan's secret fingerprints: "
-                                                                           f"{'; '.join(why)}" if why else "")
-                                  + "); re-run plan", code="Stale")
+            why = sorted(
+                {
+                    w
+                    for c in r.changes
+                    if c.sensitive
+                    and before.get((c.kind.value, c.name)) not in (None, c.fingerprint)
+                    and (w := explain_mismatch(str(before[(c.kind.value, c.name)])))
+                }
+            )
+            raise errors.Conflict(
+                "the device's desired configuration no longer gives the planned register changes "
+                "(a secret, file or endpoint changed"
+                + (f"; the plan's secret fingerprints: {'; '.join(why)}" if why else "")
+                + "); re-run plan",
+                code="Stale",
+            )
         folder = artifacts_root(self.env) / r.model.name
         try:
             artifacts = render(r.model, d.address.name, r.changes, r.config, Path("."), dump=r.dump, write=False)
@@ -245,9 +289,12 @@ class DeviceProvider:
                 artifacts.append(script)
         except OSError as exc:
             raise errors.ProviderError(f"cannot write the artifacts into {folder}: {exc.strerror}") from None
-        self._written[str(d.address)] = [{**a.to_json(), "content": None} if a.contains_secrets else
-                                         {k: v for k, v in a.to_json().items() if k != "content"}
-                                         for a in artifacts]
+        self._written[str(d.address)] = [
+            {**a.to_json(), "content": None}
+            if a.contains_secrets
+            else {k: v for k, v in a.to_json().items() if k != "content"}
+            for a in artifacts
+        ]
         with self._lock:
             self._secret_files.extend(folder / str(a.path) for a in artifacts if a.contains_secrets and a.path)
         return _written_fingerprints(r.model, r.config, r.dump)
@@ -258,8 +305,18 @@ def _script(model: DeviceModel, device_id: str, artifacts: Sequence[Artifact]) -
     commands = [a.content for a in artifacts if a.kind is ArtifactKind.COMMAND]
     if not commands:
         return None
-    text = "\n".join(["#!/bin/sh", f"# fleetctl: {model.name} {device_id}: the commands that carry out the plan",
-                      "set -e", 'cd "$(dirname "$0")"', *commands]) + "\n"
+    text = (
+        "\n".join(
+            [
+                "#!/bin/sh",
+                f"# fleetctl: {model.name} {device_id}: the commands that carry out the plan",
+                "set -e",
+                'cd "$(dirname "$0")"',
+                *commands,
+            ]
+        )
+        + "\n"
+    )
     return Artifact(ArtifactKind.COMMAND, f"{device_id}.sh", False, text)
 
 
@@ -269,8 +326,9 @@ def _written_fingerprints(model: DeviceModel, config: DesiredConfig, dump: Devic
     for name, want in config.registers.items():
         reg = model.register(name)
         if reg is not None:
-            out[name] = value_fingerprint(want.after(reg, dump.values.get(name, reg.default)),
-                                          reg.sensitive or want.sensitive)
+            out[name] = value_fingerprint(
+                want.after(reg, dump.values.get(name, reg.default)), reg.sensitive or want.sensitive
+            )
     for key, slot in config.slots.items():
         out[key] = slot.fingerprint
     return out

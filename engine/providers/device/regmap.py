@@ -9,6 +9,7 @@ This module holds only the frozen types and the adapter rules; it imports nothin
 codecs, dumps, values, diff and artifacts build on it without a circle. Loading and checking a model document
 (and the built-in models) is engine/providers/device/model.py.
 """
+
 from __future__ import annotations
 
 import enum
@@ -95,11 +96,28 @@ class Role(enum.Enum):
 
 
 _INT_BITS: Mapping[str, int] = MappingProxyType({"u8": 8, "u16": 16, "u32": 32})
-NATURAL_SIZE: Mapping[RegType, int] = MappingProxyType({
-    RegType.U8: 1, RegType.U16: 2, RegType.U32: 4, RegType.BOOL: 1, RegType.ENUM: 1, RegType.IPV4: 4,
-})
-FIXED_SIZE_TYPES = frozenset({RegType.U8, RegType.U16, RegType.U32, RegType.BOOL, RegType.ENUM,
-                              RegType.BITFIELD, RegType.IPV4, RegType.IPV4_LIST})
+NATURAL_SIZE: Mapping[RegType, int] = MappingProxyType(
+    {
+        RegType.U8: 1,
+        RegType.U16: 2,
+        RegType.U32: 4,
+        RegType.BOOL: 1,
+        RegType.ENUM: 1,
+        RegType.IPV4: 4,
+    }
+)
+FIXED_SIZE_TYPES = frozenset(
+    {
+        RegType.U8,
+        RegType.U16,
+        RegType.U32,
+        RegType.BOOL,
+        RegType.ENUM,
+        RegType.BITFIELD,
+        RegType.IPV4,
+        RegType.IPV4_LIST,
+    }
+)
 
 
 def int_bits(type_name: str) -> int | None:
@@ -117,7 +135,7 @@ def _mac_identity(value: str) -> str:
     compact = _MAC_SEPARATORS.sub("", value).upper()
     if not re.fullmatch(r"[0-9A-F]{12}", compact):
         return value.strip().upper()
-    return "-".join(compact[i:i + 2] for i in range(0, 12, 2))
+    return "-".join(compact[i : i + 2] for i in range(0, 12, 2))
 
 
 def _serial_identity(value: str) -> str:
@@ -126,13 +144,13 @@ def _serial_identity(value: str) -> str:
 
 def _springcore_address(raw: object) -> str:
     if isinstance(raw, bool):
-        raise ValueError("expected a register address such as 0x02C0 or \"02C0\"")
+        raise ValueError('expected a register address such as 0x02C0 or "02C0"')
     if isinstance(raw, int):
         number = raw
     elif isinstance(raw, str) and re.fullmatch(r"(0x)?[0-9A-Fa-f]{4}", raw.strip()):
         number = int(raw.strip().removeprefix("0x"), 16)
     else:
-        raise ValueError(f"expected a 4-digit hex register address such as \"02C0\", got {raw!r}")
+        raise ValueError(f'expected a 4-digit hex register address such as "02C0", got {raw!r}')
     if not 0 <= number <= 0xFFFF:
         raise ValueError(f"address {number:#x} is outside 0000..FFFF")
     return f"{number:04X}"
@@ -141,14 +159,14 @@ def _springcore_address(raw: object) -> str:
 def _ublox_address(raw: object) -> str:
     text = str(raw).strip().upper()
     if not re.fullmatch(r"U[A-Z]+(=\d+(,\d+)*)?", text):
-        raise ValueError(f"expected an AT address such as \"UWSC=0,2\", \"UDDRP=0\" or \"UMSM\", got {raw!r}")
+        raise ValueError(f'expected an AT address such as "UWSC=0,2", "UDDRP=0" or "UMSM", got {raw!r}')
     return text
 
 
 def _spwf_address(raw: object) -> str:
     text = str(raw).strip()
     if not re.fullmatch(r"[a-z][a-z0-9_]*", text):
-        raise ValueError(f"expected an SPWF configuration variable such as \"ip_hostname\", got {raw!r}")
+        raise ValueError(f'expected an SPWF configuration variable such as "ip_hostname", got {raw!r}')
     return text
 
 
@@ -156,7 +174,7 @@ def _nvs_address(raw: object) -> str:
     text = str(raw).strip()
     match = re.fullmatch(r"([A-Za-z0-9_]+)/([A-Za-z0-9_]+)", text)
     if not match:
-        raise ValueError(f"expected \"namespace/key\", got {raw!r}")
+        raise ValueError(f'expected "namespace/key", got {raw!r}')
     for part in match.groups():
         if len(part) > 15:
             raise ValueError(f"NVS names are at most 15 characters: {part!r} has {len(part)}")
@@ -179,20 +197,23 @@ class AdapterRules:
     address: Callable[[object], str]
     sort_key: Callable[[str], tuple[int | str, ...]]
     identity: Callable[[str], str]
-    default_string_size: int | None   # None: string/url registers must declare `size`
-    full_image: bool                  # artifacts replace the whole store: render needs the dump
+    default_string_size: int | None  # None: string/url registers must declare `size`
+    full_image: bool  # artifacts replace the whole store: render needs the dump
 
 
-ADAPTER_RULES: Mapping[Adapter, AdapterRules] = MappingProxyType({
-    Adapter.SPRINGCORE: AdapterRules(_springcore_address, _hex_sort, _serial_identity, None, False),
-    Adapter.UBLOX_AT: AdapterRules(_ublox_address, natural_sort, _mac_identity, None, False),
-    Adapter.SPWF_AT: AdapterRules(_spwf_address, natural_sort, _mac_identity, None, False),
-    Adapter.ESP_NVS: AdapterRules(_nvs_address, natural_sort, _mac_identity, 4000, True),
-})
+ADAPTER_RULES: Mapping[Adapter, AdapterRules] = MappingProxyType(
+    {
+        Adapter.SPRINGCORE: AdapterRules(_springcore_address, _hex_sort, _serial_identity, None, False),
+        Adapter.UBLOX_AT: AdapterRules(_ublox_address, natural_sort, _mac_identity, None, False),
+        Adapter.SPWF_AT: AdapterRules(_spwf_address, natural_sort, _mac_identity, None, False),
+        Adapter.ESP_NVS: AdapterRules(_nvs_address, natural_sort, _mac_identity, 4000, True),
+    }
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The model's vocabulary.
+
 
 @dataclass(frozen=True)
 class FieldSpec:
@@ -204,7 +225,7 @@ class FieldSpec:
     type: FieldType
     values: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     reserved: int | None = None
-    ref: str | None = None            # name of the slot this field indexes (e.g. x509)
+    ref: str | None = None  # name of the slot this field indexes (e.g. x509)
 
     @property
     def shift(self) -> int:
@@ -245,8 +266,8 @@ class Register:
     order: int = 0
     depends_on: tuple[str, ...] = ()
     requires_reboot: bool = False
-    write: str | None = None          # adapter write style (spwf-at: scfg | ssidtxt | tlsdomain)
-    dump_encoding: str = "text"       # how a transcript shows the value: text | hex-colon
+    write: str | None = None  # adapter write style (spwf-at: scfg | ssidtxt | tlsdomain)
+    dump_encoding: str = "text"  # how a transcript shows the value: text | hex-colon
     description: str = ""
 
     def field(self, name: str) -> FieldSpec | None:
@@ -280,7 +301,7 @@ class SlotSpec:
     max_name: int | None = None
     max_size: int | None = None
     sensitive: bool = False
-    write_command: tuple[str, ...] = ()   # argv template for tool-written slots ({index}, {file})
+    write_command: tuple[str, ...] = ()  # argv template for tool-written slots ({index}, {file})
     factory: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property

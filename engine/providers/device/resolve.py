@@ -8,6 +8,7 @@ DescribeEndpoint per Target and command, the AWS SDK imported only when a value 
 recorded. The provider (engine/providers/device/provider.py) reads and applies with a `Resolver`; lint's
 cross-checks (fleetcheck.py) use one without a cloud call.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,6 +45,7 @@ class EndpointSource(Protocol):
     """A provider that knows its IoT data endpoint (the AWS provider's `endpoint()`; DescribeEndpoint)."""
 
     def endpoint(self) -> str: ...
+
 
 AWS_ROOT_NAME = "Amazon Root CA 1"
 # Amazon Root CA 1 (https://www.amazontrust.com/repository/AmazonRootCA1.pem): the root AWS IoT's ATS endpoints
@@ -102,7 +104,7 @@ def _display(path: str) -> str:
     """A dump path as users read it: relative to the working folder when inside it."""
     try:
         relative = os.path.relpath(path)
-    except ValueError:          # another drive
+    except ValueError:  # another drive
         return path
     return path if relative.startswith("..") else relative
 
@@ -111,8 +113,9 @@ class Resolver:
     """Resolves devices for one command, caching models, files and endpoints; counts dumps read and endpoint
     look-ups into `counts` (the provider's stats)."""
 
-    def __init__(self, env: Mapping[str, str], fleet_targets: Mapping[str, TargetSpec],
-                 counts: Counter[str] | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], fleet_targets: Mapping[str, TargetSpec], counts: Counter[str] | None = None
+    ) -> None:
         self.env = dict(env)
         self.fleet_targets = fleet_targets
         self.counts: Counter[str] = counts if counts is not None else Counter()
@@ -138,12 +141,10 @@ class Resolver:
                 self._models[key] = model
         return self._models[key]
 
-
     def _file(self, path: str) -> bytes:
         if path not in self._files:
             self._files[path] = Path(path).read_bytes()
         return self._files[path]
-
 
     def endpoint(self, target: str) -> str:
         """The IoT data endpoint of an AWS Target (one DescribeEndpoint per Target and command)."""
@@ -164,9 +165,14 @@ class Resolver:
             raise Unavailable(f"cannot resolve the IoT endpoint of target '{target}': {found}")
         return found
 
-
-    def lookup(self, d: DesiredResource, *, secrets: Mapping[str, str] | None = None,
-                resolved: Mapping[str, str] | None = None, used: dict[str, str] | None = None) -> Lookup:
+    def lookup(
+        self,
+        d: DesiredResource,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        resolved: Mapping[str, str] | None = None,
+        used: dict[str, str] | None = None,
+    ) -> Lookup:
         """Resolution of one device's references: secrets (given by apply, else from their reference), public
         files (checked against the fingerprint validation saw), endpoints (recorded by the plan when apply)."""
         inputs = d.inputs
@@ -175,17 +181,24 @@ class Resolver:
         def lookup(kind: str, token: Mapping[str, Any], key: str, for_slot: bool) -> Found:
             if kind == "secret":
                 ref = SecretRef(*next(iter(token["secret"].items())))
-                value: str | bytes | Exception = secrets[key] if secrets is not None and key in secrets else \
-                    resolve_secret_value(ref, root, self.env, FilePolicy.for_targets(root, self.fleet_targets.values()))
+                value: str | bytes | Exception = (
+                    secrets[key]
+                    if secrets is not None and key in secrets
+                    else resolve_secret_value(
+                        ref, root, self.env, FilePolicy.for_targets(root, self.fleet_targets.values())
+                    )
+                )
                 if isinstance(value, Exception):
                     raise Unavailable(str(value))
                 recorded = token.get("fingerprint") or token.get("sha256")
                 if recorded and secret_fingerprint(value) != recorded:
                     why = explain_mismatch(recorded)
-                    raise Unavailable(f"secret {ref.source} {ref.ref} " + (f"cannot be checked against the plan: {why}"
-                                      if why else "changed since the plan was made"))
+                    raise Unavailable(
+                        f"secret {ref.source} {ref.ref} "
+                        + (f"cannot be checked against the plan: {why}" if why else "changed since the plan was made")
+                    )
                 path = inputs.get("files", {}).get(key)
-                if for_slot and ref.source == "file" and path:   # the artifact names the file: its exact bytes
+                if for_slot and ref.source == "file" and path:  # the artifact names the file: its exact bytes
                     try:
                         value = self._file(path)
                     except OSError as exc:
@@ -213,9 +226,14 @@ class Resolver:
 
         return lookup
 
-
-    def resolve(self, d: DesiredResource, recorded: Mapping[str, str], *, secrets: Mapping[str, str] | None = None,
-                 resolved: Mapping[str, str] | None = None) -> Resolved:
+    def resolve(
+        self,
+        d: DesiredResource,
+        recorded: Mapping[str, str],
+        *,
+        secrets: Mapping[str, str] | None = None,
+        resolved: Mapping[str, str] | None = None,
+    ) -> Resolved:
         """Model, dump, desired configuration and the library's changes for one device."""
         out = Resolved(d)
         address = str(d.address)
@@ -234,8 +252,14 @@ class Resolver:
             out.problems.append(error(f"cannot read the dump {path}: {exc}", address=address))
             return out
         for p in problems:
-            out.problems.append(error(f"dump: {p.message}", source=source_of(p.location), address=address,
-                                      field=".".join(map(str, p.path)) or None))
+            out.problems.append(
+                error(
+                    f"dump: {p.message}",
+                    source=source_of(p.location),
+                    address=address,
+                    field=".".join(map(str, p.path)) or None,
+                )
+            )
         out.dump = dump
         if dump is None:
             return out
@@ -244,8 +268,11 @@ class Resolver:
         sources = d.inputs.get("sources", {})
 
         def where(level: str, name: str) -> dict[str, Any]:
-            return {"source": source_of(sources.get(f"{level}:{name}")) or d.source, "address": address,
-                    "field": ("values." if level == "group" else f"devices.{d.address.name}.values.") + name}
+            return {
+                "source": source_of(sources.get(f"{level}:{name}")) or d.source,
+                "address": address,
+                "field": ("values." if level == "group" else f"devices.{d.address.name}.values.") + name,
+            }
 
         def unavailable(level: str) -> Callable[[str, str], None]:
             return lambda name, message: out.problems.append(error(message, **where(level, name)))
@@ -254,10 +281,16 @@ class Resolver:
         device = library_values(out.model, d.spec.get("device", {}), "device", lookup, unavailable("device"))
         if out.problems:
             return out
-        config, problems = resolve_desired(out.model, group, device, device_id=d.address.name,
-                                           prune=bool(d.spec.get("prune")),
-                                           allow_shared_individual=bool(d.spec.get("allowSharedIndividual")),
-                                           group_path=("group",), device_path=("device",))
+        config, problems = resolve_desired(
+            out.model,
+            group,
+            device,
+            device_id=d.address.name,
+            prune=bool(d.spec.get("prune")),
+            allow_shared_individual=bool(d.spec.get("allowSharedIndividual")),
+            group_path=("group",),
+            device_path=("device",),
+        )
         for p in problems:
             out.problems.append(error(p.message, **where(str(p.path[0]), ".".join(map(str, p.path[1:])))))
         if out.problems:
@@ -266,20 +299,25 @@ class Resolver:
         out.changes = diff_device(out.model, config, dump, recorded)
         return out
 
-
     def cloud(self, r: Resolved) -> CloudContext:
         cloud = r.desired.inputs.get("cloud") or {}
         target = cloud.get("target")
         spec = self.fleet_targets.get(target) if target else None
-        common: dict[str, Any] = dict(target=target or "", expected_client_id=cloud.get("thing"),
-                                      client_cert_cn=cloud.get("certificateCn"))
+        common: dict[str, Any] = dict(
+            target=target or "", expected_client_id=cloud.get("thing"), client_cert_cn=cloud.get("certificateCn")
+        )
         if target and spec is not None and spec.aws is not None:
             try:
                 endpoint: str | None = (r.endpoints or {}).get(target) or self.endpoint(target)
             except Unavailable:
                 endpoint = None
-            return CloudContext(iot_endpoint=endpoint, region=spec.aws.region, required_root_name=AWS_ROOT_NAME,
-                                required_root_pem=AMAZON_ROOT_CA_1.encode(), **common)
+            return CloudContext(
+                iot_endpoint=endpoint,
+                region=spec.aws.region,
+                required_root_name=AWS_ROOT_NAME,
+                required_root_pem=AMAZON_ROOT_CA_1.encode(),
+                **common,
+            )
         if spec is not None and spec.azure is not None and spec.azure.hub is not None:
             return CloudContext(iot_endpoint=spec.azure.hub.hostName, **common)
         return CloudContext(**common)

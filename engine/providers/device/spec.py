@@ -5,6 +5,7 @@ the rest of the device kinds (tokens, catalogue, inventory, expand; registered i
 engine/providers/device/kinds.py) builds on them. The kinds' rules (references, lists, hooks) are declared once,
 in kinds.py.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ KIND = "device.DeviceConfig"
 def _reference_well_typed(value: Any) -> Any:
     """Every reference in a value (`{file: ...}`, `{env: ...}`, ...) names its target with a string: a wrongly
     typed one (`{file: {}}`) is a validation error at the value, not a failure when it is resolved."""
+
     def check(part: Any, where: str) -> None:
         if isinstance(part, Mapping):
             kind = raw_ref(part)
@@ -37,6 +39,7 @@ def _reference_well_typed(value: Any) -> Any:
         elif isinstance(part, list):
             for i, item in enumerate(part):
                 check(item, f"{where}{i}: ")
+
     check(value, "")
     return value
 
@@ -45,30 +48,38 @@ Values = dict[str, Annotated[Any, AfterValidator(_reference_well_typed)]]
 
 
 class Selector(Strict):
-    matchLabels: dict[str, str] = Field(default_factory=dict,
-                                        description="labels a device must carry (its Thing's metadata.labels, or "
-                                                    "its devices entry's labels)")
+    matchLabels: dict[str, str] = Field(
+        default_factory=dict,
+        description="labels a device must carry (its Thing's metadata.labels, or its devices entry's labels)",
+    )
 
 
 class DeviceEntry(Strict):
     values: Values = Field(default_factory=dict, description="this device's values (override the group's)")
     labels: dict[str, str] = Field(default_factory=dict, description="labels of this device, for selectors")
-    certificate: Name | None = Field(None, description="the AWS Certificate this device presents (cross-checks its "
-                                                      "CN; the device is planned after it); default: the only "
-                                                      "principal of the Thing named like the device")
+    certificate: Name | None = Field(
+        None,
+        description="the AWS Certificate this device presents (cross-checks its "
+        "CN; the device is planned after it); default: the only "
+        "principal of the Thing named like the device",
+    )
 
 
 class DeviceConfigSpec(Strict):
-    model: Name = Field(description="a DeviceModel: built in (springcard-springpark, ublox-nina-w13, st-spwf01, "
-                                    "esp32-nvs) or declared in the fleet")
+    model: Name = Field(
+        description="a DeviceModel: built in (springcard-springpark, ublox-nina-w13, st-spwf01, "
+        "esp32-nvs) or declared in the fleet"
+    )
     selector: Selector | None = Field(None, description="configure every known device whose labels match")
-    devices: dict[str, DeviceEntry] = Field(default_factory=dict,
-                                            description="devices by identity (serial number, MAC), with their own "
-                                                        "values")
-    values: Values = Field(default_factory=dict,
-                           description="values for every device: register (or field) name → value, raw hex, "
-                                               "or a reference ({env}, {file}, {secretRef}, {certificatePem}, "
-                                               "{awsIotEndpoint}, {azureHubHost})")
+    devices: dict[str, DeviceEntry] = Field(
+        default_factory=dict, description="devices by identity (serial number, MAC), with their own values"
+    )
+    values: Values = Field(
+        default_factory=dict,
+        description="values for every device: register (or field) name → value, raw hex, "
+        "or a reference ({env}, {file}, {secretRef}, {certificatePem}, "
+        "{awsIotEndpoint}, {azureHubHost})",
+    )
     prune: bool = Field(False, description="manage every resettable register: unlisted ones go back to the default")
     allowSharedIndividual: bool = Field(False, description="allow per-device (individual) registers at group level")
 

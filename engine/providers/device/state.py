@@ -4,6 +4,7 @@ Why: what a device cannot read back (a password, a PSK, TLS slots on some module
 recorded when apply wrote it. The file sits next to the journal (`.fleetctl/device-state.json`, or
 FLEETCTL_DEVICE_STATE); it holds fingerprints of secrets, never values.
 """
+
 from __future__ import annotations
 
 import json

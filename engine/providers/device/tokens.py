@@ -8,6 +8,7 @@ files inside the fence, collecting dependency edges and the Targets named); `lib
 back into the values engine/providers/device/values.py takes, through a `Lookup` the caller supplies (validation
 uses what is at hand, the provider resolves secrets and endpoints at plan and apply time).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -35,17 +36,26 @@ from .values import Resolved
 CERTIFICATE_KINDS = ("aws.Certificate", "aws.CACertificate")
 
 
-_RAW_REFS: Mapping[str, frozenset[str]] = {          # a manifest reference: its key, and the keys allowed beside it
-    "env": frozenset(), "secretRef": frozenset(), "file": frozenset(), "certificatePem": frozenset({"target"}),
-    "awsIotEndpoint": frozenset(), "azureHubHost": frozenset(),
+_RAW_REFS: Mapping[str, frozenset[str]] = {  # a manifest reference: its key, and the keys allowed beside it
+    "env": frozenset(),
+    "secretRef": frozenset(),
+    "file": frozenset(),
+    "certificatePem": frozenset({"target"}),
+    "awsIotEndpoint": frozenset(),
+    "azureHubHost": frozenset(),
 }
-_TOKENS: Mapping[str, frozenset[str]] = {            # a token in the desired spec: its key, and its exact key set
-    "secret": frozenset({"secret", "fingerprint", "sha256"}), "file": frozenset({"file", "sha256"}),
+_TOKENS: Mapping[str, frozenset[str]] = {  # a token in the desired spec: its key, and its exact key set
+    "secret": frozenset({"secret", "fingerprint", "sha256"}),
+    "file": frozenset({"file", "sha256"}),
     "certificatePem": frozenset({"certificatePem", "sha256", "target"}),
-    "awsIotEndpoint": frozenset({"awsIotEndpoint"}), "azureHubHost": frozenset({"azureHubHost", "hostName"}),
+    "awsIotEndpoint": frozenset({"awsIotEndpoint"}),
+    "azureHubHost": frozenset({"azureHubHost", "hostName"}),
 }
-_DIGEST_KEYS: Mapping[str, frozenset[str]] = {"secret": frozenset({"fingerprint", "sha256"}),
-                                               "file": frozenset({"sha256"}), "certificatePem": frozenset({"sha256"})}
+_DIGEST_KEYS: Mapping[str, frozenset[str]] = {
+    "secret": frozenset({"fingerprint", "sha256"}),
+    "file": frozenset({"sha256"}),
+    "certificatePem": frozenset({"sha256"}),
+}
 # a secret's token holds its keyed fingerprint (engine/fingerprint.py; `sha256` in plan files made before it, which
 # apply refuses with the reason); public files their plain sha256
 
@@ -137,8 +147,13 @@ def slot_target(model: DeviceModel, name: str) -> tuple[bool, bool, bool]:
     return False, False, False
 
 
-def library_values(model: DeviceModel, tokens: Mapping[str, Any], level: str, lookup: Lookup,
-                   on_unavailable: Callable[[str, str], None]) -> dict[str, Any]:
+def library_values(
+    model: DeviceModel,
+    tokens: Mapping[str, Any],
+    level: str,
+    lookup: Lookup,
+    on_unavailable: Callable[[str, str], None],
+) -> dict[str, Any]:
     """Every token of one level as library values; a value with an unavailable reference is left out and
     reported through `on_unavailable(name, message)`."""
     out: dict[str, Any] = {}
@@ -250,7 +265,7 @@ class Tokens:
             self.files[key] = source
         value = resolve_secret_value(sref, self.ctx.root, self.ctx.env, self.ctx.policy)
         fingerprint = None
-        if isinstance(value, LookupError):          # not at hand now: an error only where a device needs it
+        if isinstance(value, LookupError):  # not at hand now: an error only where a device needs it
             self.sources[key] = self._where(path)
         elif isinstance(value, Exception):
             self.ctx.error(str(value), *path)
@@ -287,36 +302,51 @@ class Tokens:
         token["sha256"] = sha256_of(data)
         return token
 
-    def certificate(self, name: str, target: str | None, path: tuple[Any, ...], *,
-                    report: bool = True) -> tuple[Manifest, bytes, str | None] | None:
+    def certificate(
+        self, name: str, target: str | None, path: tuple[Any, ...], *, report: bool = True
+    ) -> tuple[Manifest, bytes, str | None] | None:
         """An AWS Certificate/CACertificate manifest by name (and Target) and its PEM bytes and file; errors
         are reported at `path` unless `report` is off (a link the manifests already check)."""
-        candidates = sorted((m for m in self.catalog.certificates.get(name, ())
-                             if target is None or m.target == target), key=lambda m: str(m.address))
+        candidates = sorted(
+            (m for m in self.catalog.certificates.get(name, ()) if target is None or m.target == target),
+            key=lambda m: str(m.address),
+        )
         if not report and len(candidates) != 1:
             return None
         if not candidates:
             names = sorted(self.catalog.certificates)
             hint = difflib.get_close_matches(name, names, n=1)
-            self.ctx.error(f"unresolved reference: no Certificate or CACertificate named '{name}'"
-                           + (f" in target '{target}'" if target else "")
-                           + (f" (did you mean '{hint[0]}'?)" if hint else ""), *path,
-                           detail=f"declared: {', '.join(names) or 'none'}")
+            self.ctx.error(
+                f"unresolved reference: no Certificate or CACertificate named '{name}'"
+                + (f" in target '{target}'" if target else "")
+                + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                *path,
+                detail=f"declared: {', '.join(names) or 'none'}",
+            )
             return None
         if len(candidates) > 1:
-            self.ctx.error(f"'{name}' names certificates in several targets "
-                           f"({', '.join(sorted(m.target or '' for m in candidates))}): add `target:`", *path)
+            self.ctx.error(
+                f"'{name}' names certificates in several targets "
+                f"({', '.join(sorted(m.target or '' for m in candidates))}): add `target:`",
+                *path,
+            )
             return None
         manifest = candidates[0]
         pem = getattr(manifest.spec, "certificatePem", None)
         if pem is not None and pem.inline is not None:
             return manifest, pem.inline.encode("utf-8"), None
-        found = _read_public(self.ctx.policy, pem.file, [manifest.doc.base_dir, self.ctx.root]) \
-            if pem is not None and pem.file else None
+        found = (
+            _read_public(self.ctx.policy, pem.file, [manifest.doc.base_dir, self.ctx.root])
+            if pem is not None and pem.file
+            else None
+        )
         if found is None or isinstance(found, str):
             if report:
-                self.ctx.error(f"the certificate '{name}' has no readable certificatePem", *path,
-                               detail=f"declared at {manifest.source()}")
+                self.ctx.error(
+                    f"the certificate '{name}' has no readable certificatePem",
+                    *path,
+                    detail=f"declared at {manifest.source()}",
+                )
             return None
         return manifest, found[0], found[1]
 
@@ -326,11 +356,16 @@ class Tokens:
         if manifest is None or getattr(manifest.spec, cloud, None) is None:
             fitting = sorted(n for n, m in targets.items() if getattr(m.spec, cloud, None) is not None)
             hint = difflib.get_close_matches(name, fitting, n=1)
-            what = "no Target" if manifest is None else f"Target '{name}' is not an {cloud.upper()} target; no " \
-                                                      f"{cloud.upper()} Target"
-            self.ctx.error(f"unresolved reference: {what} named '{name}'" + (f" (did you mean '{hint[0]}'?)"
-                                                                             if hint else ""), *path,
-                           detail=f"{cloud} targets: {', '.join(fitting) or 'none'}")
+            what = (
+                "no Target"
+                if manifest is None
+                else f"Target '{name}' is not an {cloud.upper()} target; no {cloud.upper()} Target"
+            )
+            self.ctx.error(
+                f"unresolved reference: {what} named '{name}'" + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                *path,
+                detail=f"{cloud} targets: {', '.join(fitting) or 'none'}",
+            )
             return None
         if name not in self.targets:
             self.targets.append(name)

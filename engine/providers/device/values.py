@@ -8,6 +8,7 @@ Secret and file references (``{secret: ...}``, ``{env: NAME}``, ``{file: path}``
 before this module sees them and arrive as `Resolved`; a plain literal where the model says *sensitive* is a
 problem (secrets are never literals).
 """
+
 from __future__ import annotations
 
 import enum
@@ -149,8 +150,9 @@ class _Resolver:
                 self.slot(slot, name, raw, path + (name,))
                 continue
             choices = [r.name for r in self.model.registers] + [s.name for s in self.model.slots]
-            self.fail(path + (name,), f"unknown register '{name}' in model {self.model.name}"
-                                      f"{did_you_mean(name, choices)}")
+            self.fail(
+                path + (name,), f"unknown register '{name}' in model {self.model.name}{did_you_mean(name, choices)}"
+            )
 
     def register(self, reg: Register, raw: object, level: Level, path: tuple[PathPart, ...]) -> None:
         sensitive = reg.sensitive
@@ -159,12 +161,17 @@ class _Resolver:
             sensitive = sensitive or raw.sensitive
             value = raw.value.decode("utf-8") if isinstance(raw.value, bytes) else raw.value
         elif reg.sensitive and raw not in (None, ""):
-            self.fail(path, f"register '{reg.name}' is sensitive: reference it ({{secret: ...}}, {{env: NAME}} "
-                            "or {file: path}) instead of writing a literal")
+            self.fail(
+                path,
+                f"register '{reg.name}' is sensitive: reference it ({{secret: ...}}, {{env: NAME}} "
+                "or {file: path}) instead of writing a literal",
+            )
             return
         if reg.individual and level is Level.GROUP and not self.allow_shared_individual:
-            self.fail(path, f"register '{reg.name}' is individual (one value per device): set it per device, "
-                            "not at group level")
+            self.fail(
+                path,
+                f"register '{reg.name}' is individual (one value per device): set it per device, not at group level",
+            )
             return
         if reg.access is Access.RO:
             self.fail(path, f"register '{reg.name}' is read-only")
@@ -203,20 +210,29 @@ class _Resolver:
             try:
                 index = int(suffix, 16)
             except ValueError:
-                self.fail(path, f"slot '{slot.name}' is indexed: write it as {slot.name}/<hex index>, "
-                                f"e.g. {slot.name}/{(slot.indexes or (0,))[0]:02X}")
+                self.fail(
+                    path,
+                    f"slot '{slot.name}' is indexed: write it as {slot.name}/<hex index>, "
+                    f"e.g. {slot.name}/{(slot.indexes or (0,))[0]:02X}",
+                )
                 return
             if index in slot.locked:
                 self.fail(path, f"slot {slot.name}/{index:02X} is locked (factory content) and cannot be written")
                 return
             if index not in slot.indexes:
-                self.fail(path, f"slot index {index:02X} is outside {slot.name}'s writable range "
-                                f"{min(slot.indexes):02X}-{max(slot.indexes):02X}")
+                self.fail(
+                    path,
+                    f"slot index {index:02X} is outside {slot.name}'s writable range "
+                    f"{min(slot.indexes):02X}-{max(slot.indexes):02X}",
+                )
                 return
             key = f"{slot.name}/{index:02X}"
             if not slot.write_command:
-                self.fail(path, f"slot '{slot.name}' has no write procedure in model {self.model.name} "
-                                "(its content is made on the device)")
+                self.fail(
+                    path,
+                    f"slot '{slot.name}' has no write procedure in model {self.model.name} "
+                    "(its content is made on the device)",
+                )
                 return
         elif slot.named:
             if isinstance(raw, Mapping) and "name" in raw:
@@ -225,12 +241,12 @@ class _Resolver:
             elif "/" in name:
                 stored_name = name.partition("/")[2]
             else:
-                self.fail(path, f"slot '{slot.name}' stores content by name: give {{name: <stored name>, "
-                                "content: ...}}")
+                self.fail(
+                    path, f"slot '{slot.name}' stores content by name: give {{name: <stored name>, content: ...}}}}"
+                )
                 return
             if slot.max_name is not None and len(stored_name) > slot.max_name:
-                self.fail(path + ("name",), f"stored name is {len(stored_name)} characters; at most "
-                                            f"{slot.max_name}")
+                self.fail(path + ("name",), f"stored name is {len(stored_name)} characters; at most {slot.max_name}")
                 return
             key = f"{slot.name}/{stored_name}"
         sensitive = slot.sensitive
@@ -239,8 +255,11 @@ class _Resolver:
             source = content_raw.source
             content = _as_bytes(content_raw.value)
         elif slot.sensitive:
-            self.fail(path, f"slot '{slot.name}' holds a private key: reference it ({{file: path}} or "
-                            "{secret: ...}) instead of writing a literal")
+            self.fail(
+                path,
+                f"slot '{slot.name}' holds a private key: reference it ({{file: path}} or "
+                "{secret: ...}) instead of writing a literal",
+            )
             return
         elif isinstance(content_raw, (str, bytes)):
             source, content = None, _as_bytes(content_raw)
@@ -265,11 +284,17 @@ class _Resolver:
                 self.registers[reg.name] = _Merged(reg.default, {}, True, False, Level.DEFAULT)
 
 
-def resolve_desired(model: DeviceModel, group_values: Mapping[str, Any] | None = None,
-                    device_values: Mapping[str, Any] | None = None, *, device_id: str, prune: bool = False,
-                    allow_shared_individual: bool = False,
-                    group_path: tuple[PathPart, ...] = ("spec", "values"),
-                    device_path: tuple[PathPart, ...] | None = None) -> tuple[DesiredConfig, list[Problem]]:
+def resolve_desired(
+    model: DeviceModel,
+    group_values: Mapping[str, Any] | None = None,
+    device_values: Mapping[str, Any] | None = None,
+    *,
+    device_id: str,
+    prune: bool = False,
+    allow_shared_individual: bool = False,
+    group_path: tuple[PathPart, ...] = ("spec", "values"),
+    device_path: tuple[PathPart, ...] | None = None,
+) -> tuple[DesiredConfig, list[Problem]]:
     """Merge group then device values over the model, validate and encode them.
 
     Returns the desired configuration of the valid values and every problem (unknown names with a "did you
@@ -279,15 +304,16 @@ def resolve_desired(model: DeviceModel, group_values: Mapping[str, Any] | None =
     """
     resolver = _Resolver(model, allow_shared_individual)
     resolver.level(group_values, Level.GROUP, group_path)
-    resolver.level(device_values, Level.DEVICE,
-                   device_path if device_path is not None else ("spec", "devices", device_id, "values"))
+    resolver.level(
+        device_values,
+        Level.DEVICE,
+        device_path if device_path is not None else ("spec", "devices", device_id, "values"),
+    )
     if prune:
         resolver.prune()
     registers = {
         name: DesiredRegister(name, m.value, MappingProxyType(dict(m.fields)), m.blank, m.sensitive, m.level)
         for name, m in resolver.registers.items()
     }
-    config = DesiredConfig(model.name, device_id, MappingProxyType(registers),
-                           MappingProxyType(dict(resolver.slots)))
+    config = DesiredConfig(model.name, device_id, MappingProxyType(registers), MappingProxyType(dict(resolver.slots)))
     return config, resolver.problems
-

@@ -2,6 +2,7 @@
 
 See `emulator.py` for why they exist and how the real SDKs are pointed at them.
 """
+
 from .emulator import AzureEmulator, main
 
 __all__ = ["AzureEmulator", "main"]

@@ -7,6 +7,7 @@ uploaded CA. Dates are RFC-1123 (the SDK rejects ISO-8601 there), etags change o
 enforced (412). ARM front-door failures (no bearer token, unknown resource) use `{"error": {code, message}}`;
 the resource provider's own failures use its ErrorDetails shape `{code, httpStatusCode, message}`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,13 @@ from . import certs
 from .common import Counter, Request, Response, Router, ServiceError, b64_counter_etag, check_if_match, rfc1123, utc_now
 
 CERTIFICATE_NAME = re.compile(r"^[A-Za-z0-9\-._]{1,64}$")
-FRONT_DOOR_CODES = {"AuthenticationFailed", "InvalidAuthenticationToken", "ResourceNotFound",
-                    "MissingApiVersionParameter", "TooManyRequests"}
+FRONT_DOOR_CODES = {
+    "AuthenticationFailed",
+    "InvalidAuthenticationToken",
+    "ResourceNotFound",
+    "MissingApiVersionParameter",
+    "TooManyRequests",
+}
 PROVIDER = "/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Devices"
 
 
@@ -31,9 +37,9 @@ PROVIDER = "/subscriptions/{subscription}/resourceGroups/{group}/providers/Micro
 class ArmResource:
     """One ARM parent that owns certificates: an IoT hub or a DPS instance."""
 
-    kind: str              # the path segment: IotHubs or provisioningServices
+    kind: str  # the path segment: IotHubs or provisioningServices
     name: str
-    created_status: int    # IoT Hub answers 201 to a create; the DPS API documents 200 only
+    created_status: int  # IoT Hub answers 201 to a create; the DPS API documents 200 only
 
 
 @dataclass
@@ -62,10 +68,17 @@ def _not_found(kind: str, name: str) -> ServiceError:
 class ArmService:
     """Certificate stores keyed by (resource kind, name); callers hold the emulator lock around handlers."""
 
-    def __init__(self, *, counter: Counter, subscription_id: str, resource_group: str,
-                 resources: list[ArmResource], fixed_codes: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        counter: Counter,
+        subscription_id: str,
+        resource_group: str,
+        resources: list[ArmResource],
+        fixed_codes: bool = False,
+    ) -> None:
         self.counter = counter
-        self.fixed_codes = fixed_codes      # demo mode: sandbox_verification_code() instead of a random code
+        self.fixed_codes = fixed_codes  # demo mode: sandbox_verification_code() instead of a random code
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         self.resources = {(resource.kind.lower(), resource.name.lower()): resource for resource in resources}
@@ -87,8 +100,9 @@ class ArmService:
             store.clear()
 
     # ----------------------------------------------------------------- helpers
-    def _store(self, subscription: str, group: str, kind: str,
-               resource: str) -> tuple[ArmResource, dict[str, Certificate]]:
+    def _store(
+        self, subscription: str, group: str, kind: str, resource: str
+    ) -> tuple[ArmResource, dict[str, Certificate]]:
         if subscription.lower() != self.subscription_id.lower():
             raise ServiceError(404, "ResourceNotFound", f"The subscription '{subscription}' could not be found.")
         if group.lower() != self.resource_group.lower():
@@ -100,17 +114,24 @@ class ArmService:
 
     def _description(self, owner: ArmResource, certificate: Certificate, *, with_code: bool = False) -> dict[str, Any]:
         properties: dict[str, Any] = {
-            "subject": certs.subject(certificate.cert), "expiry": rfc1123(certificate.cert.not_valid_after_utc),
-            "thumbprint": certs.thumbprint(certificate.cert), "isVerified": certificate.is_verified,
-            "created": certificate.created, "updated": certificate.updated, "certificate": certificate.content,
+            "subject": certs.subject(certificate.cert),
+            "expiry": rfc1123(certificate.cert.not_valid_after_utc),
+            "thumbprint": certs.thumbprint(certificate.cert),
+            "isVerified": certificate.is_verified,
+            "created": certificate.created,
+            "updated": certificate.updated,
+            "certificate": certificate.content,
         }
         if with_code:
             properties["verificationCode"] = certificate.verification_code
         return {
             "properties": properties,
-            "id": (f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}/providers/"
-                   f"Microsoft.Devices/{owner.kind}/{owner.name}/certificates/{certificate.name}"),
-            "name": certificate.name, "type": f"Microsoft.Devices/{owner.kind}/Certificates",
+            "id": (
+                f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}/providers/"
+                f"Microsoft.Devices/{owner.kind}/{owner.name}/certificates/{certificate.name}"
+            ),
+            "name": certificate.name,
+            "type": f"Microsoft.Devices/{owner.kind}/Certificates",
             "etag": certificate.etag,
         }
 
@@ -148,18 +169,26 @@ class ArmService:
         parsed = certs.load_certificate(content)
         existing = store.get(name)
         if existing is not None and not request.header("if-match"):
-            raise ServiceError(412, "PreconditionFailed",
-                               f"Certificate '{name}' exists; If-Match with its etag is required to update it.")
+            raise ServiceError(
+                412,
+                "PreconditionFailed",
+                f"Certificate '{name}' exists; If-Match with its etag is required to update it.",
+            )
         if existing is not None:
             self._existing(store, name, request)
         same = existing is not None and certs.thumbprint(existing.cert) == certs.thumbprint(parsed)
         verified = properties.get("isVerified")
         now = rfc1123(utc_now())
         store[name] = Certificate(
-            name=name, content=content, cert=parsed, etag=b64_counter_etag(self.counter.next()),
-            is_verified=bool(verified) if verified is not None else bool(same and existing.is_verified),  # type: ignore[union-attr]
-            created=existing.created if existing else now, updated=now,
-            verification_code=existing.verification_code if same else None)  # type: ignore[union-attr]
+            name=name,
+            content=content,
+            cert=parsed,
+            etag=b64_counter_etag(self.counter.next()),
+            is_verified=bool(verified) if verified is not None else bool(same and existing and existing.is_verified),
+            created=existing.created if existing else now,
+            updated=now,
+            verification_code=existing.verification_code if same and existing else None,
+        )
         return Response(200 if existing else owner.created_status, self._description(owner, store[name]))
 
     def delete(self, request: Request, subscription: str, group: str, kind: str, resource: str, name: str) -> Response:
@@ -168,12 +197,16 @@ class ArmService:
         del store[name]
         return Response(200)
 
-    def generate_code(self, request: Request, subscription: str, group: str, kind: str, resource: str,
-                      name: str) -> Response:
+    def generate_code(
+        self, request: Request, subscription: str, group: str, kind: str, resource: str, name: str
+    ) -> Response:
         owner, store = self._store(subscription, group, kind, resource)
         certificate = self._existing(store, name, request)
-        certificate.verification_code = (sandbox_verification_code(self.subscription_id, owner.name)
-                                         if self.fixed_codes else os.urandom(24).hex().upper())
+        certificate.verification_code = (
+            sandbox_verification_code(self.subscription_id, owner.name)
+            if self.fixed_codes
+            else os.urandom(24).hex().upper()
+        )
         self._touch(certificate)
         return Response(200, self._description(owner, certificate, with_code=True))
 
@@ -181,17 +214,26 @@ class ArmService:
         owner, store = self._store(subscription, group, kind, resource)
         certificate = self._existing(store, name, request)
         if not certificate.verification_code:
-            raise ServiceError(400, "VerificationCodeNotGenerated",
-                               f"Generate a verification code for certificate '{name}' before verifying it.")
+            raise ServiceError(
+                400,
+                "VerificationCodeNotGenerated",
+                f"Generate a verification code for certificate '{name}' before verifying it.",
+            )
         leaf = certs.load_certificate(str(request.json_object().get("certificate") or ""))
         if certs.common_name(leaf) != certificate.verification_code:
-            raise ServiceError(400, "CertificateVerificationCodeMismatch",
-                               "Proof-Of-Possession failed. The verification certificate's common name "
-                               f"'{certs.common_name(leaf)}' is not the current verification code.")
+            raise ServiceError(
+                400,
+                "CertificateVerificationCodeMismatch",
+                "Proof-Of-Possession failed. The verification certificate's common name "
+                f"'{certs.common_name(leaf)}' is not the current verification code.",
+            )
         if not certs.directly_issued_by(leaf, certificate.cert):
-            raise ServiceError(400, "IH400053",
-                               f"Proof-Of-Possession failed. Issuer certificate '{certs.subject(certificate.cert)}' "
-                               "cannot be found in the certificate chain.")
+            raise ServiceError(
+                400,
+                "IH400053",
+                f"Proof-Of-Possession failed. Issuer certificate '{certs.subject(certificate.cert)}' "
+                "cannot be found in the certificate chain.",
+            )
         certificate.is_verified = True
         certificate.verification_code = None
         self._touch(certificate)
@@ -203,8 +245,12 @@ def arm_error(error: ServiceError) -> Response:
     if error.code in FRONT_DOOR_CODES:
         body: dict[str, Any] = {"error": {"code": error.code, "message": error.message}}
     else:
-        body = {"code": error.code, "httpStatusCode": HTTPStatus(error.status).phrase.replace(" ", ""),
-                "message": error.message, "details": None}
+        body = {
+            "code": error.code,
+            "httpStatusCode": HTTPStatus(error.status).phrase.replace(" ", ""),
+            "message": error.message,
+            "details": None,
+        }
     headers = {"x-ms-failure-cause": "gateway" if error.code in FRONT_DOOR_CODES else "service"}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)

@@ -5,6 +5,7 @@ server certificate (SAN 127.0.0.1 and localhost) at start and exports the CA as 
 (DPS signing certificates, ARM hub CA certificates) are parsed here into what the services report about them:
 subject, thumbprints and validity. Proof of possession is checked for real with `verify_directly_issued_by`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -27,8 +28,8 @@ from .common import ServiceError, iso
 
 @dataclass(frozen=True)
 class TlsFiles:
-    ca_pem: Path          # the emulator's CA alone (for connection_verify)
-    bundle_pem: Path      # that CA plus the usual public roots: safe to export as REQUESTS_CA_BUNDLE
+    ca_pem: Path  # the emulator's CA alone (for connection_verify)
+    bundle_pem: Path  # that CA plus the usual public roots: safe to export as REQUESTS_CA_BUNDLE
     cert_pem: Path
     key_pem: Path
 
@@ -37,7 +38,7 @@ def _public_roots() -> bytes:
     """The roots requests would trust by default, so a global REQUESTS_CA_BUNDLE does not break other hosts."""
     try:
         import certifi
-    except ImportError:           # requests depends on certifi; without it the bundle is the emulator CA alone
+    except ImportError:  # requests depends on certifi; without it the bundle is the emulator CA alone
         return b""
     return Path(certifi.where()).read_bytes()
 
@@ -48,32 +49,44 @@ def _name(common_name: str) -> x509.Name:
 
 def _builder(subject: str, issuer: str, public_key: ec.EllipticCurvePublicKey, days: int) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
-    return (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
-            .public_key(public_key).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days)))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(_name(issuer))
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+    )
 
 
 def write_tls_files(directory: Path) -> TlsFiles:
     """Mint a throw-away CA and a server certificate for 127.0.0.1/localhost; the key is written 0600."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = (_builder("fleetctl sandbox CA", "fleetctl sandbox CA", ca_key.public_key(), 30)
-               .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-               .sign(ca_key, hashes.SHA256()))
+    ca_cert = (
+        _builder("fleetctl sandbox CA", "fleetctl sandbox CA", ca_key.public_key(), 30)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     server_key = ec.generate_private_key(ec.SECP256R1())
     san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")])
-    server_cert = (_builder("127.0.0.1", "fleetctl sandbox CA", server_key.public_key(), 30)
-                   .add_extension(san, critical=False)
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .sign(ca_key, hashes.SHA256()))
-    files = TlsFiles(directory / "ca.pem", directory / "ca-bundle.pem", directory / "server.pem",
-                     directory / "server-key.pem")
+    server_cert = (
+        _builder("127.0.0.1", "fleetctl sandbox CA", server_key.public_key(), 30)
+        .add_extension(san, critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = TlsFiles(
+        directory / "ca.pem", directory / "ca-bundle.pem", directory / "server.pem", directory / "server-key.pem"
+    )
     ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
     files.ca_pem.write_bytes(ca_pem)
     files.bundle_pem.write_bytes(ca_pem + b"\n" + _public_roots())
     files.cert_pem.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    key_bytes = server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption())
+    key_bytes = server_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     descriptor = os.open(files.key_pem, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(key_bytes)

@@ -4,6 +4,7 @@ Each API renders errors in its own shape, but the semantics behind them are comm
 a path router, etags with If-Match, keyset paging with opaque continuation tokens, and timestamps. Keeping them
 here means the hub, DPS and ARM modules only describe what differs.
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,7 +41,7 @@ class Request:
     method: str
     path: str
     query: dict[str, str]
-    headers: dict[str, str]          # lower-cased names
+    headers: dict[str, str]  # lower-cased names
     body: bytes = b""
 
     def header(self, name: str) -> str | None:
@@ -157,8 +158,9 @@ def unquote_etag(value: str) -> str:
     return value
 
 
-def check_if_match(current: str | None, if_match: str | None, *, missing: ServiceError,
-                   precondition_code: str = "PreconditionFailed") -> None:
+def check_if_match(
+    current: str | None, if_match: str | None, *, missing: ServiceError, precondition_code: str = "PreconditionFailed"
+) -> None:
     """Enforce If-Match: `*` matches any existing item; a value must equal the current etag (quotes ignored).
 
     `current` None means the item does not exist: an If-Match on a missing item raises `missing` (404).
@@ -169,8 +171,7 @@ def check_if_match(current: str | None, if_match: str | None, *, missing: Servic
         raise missing
     wanted = unquote_etag(if_match)
     if wanted != "*" and wanted != unquote_etag(current):
-        raise ServiceError(412, precondition_code,
-                           f"the etag {if_match} does not match the current etag {current}")
+        raise ServiceError(412, precondition_code, f"the etag {if_match} does not match the current etag {current}")
 
 
 class SortedIndex:
@@ -224,8 +225,9 @@ def page_size(request: Request, *, default: int, cap: int) -> int:
     return min(size, cap)
 
 
-def keyset_page(index: SortedIndex, request: Request, fetch: Callable[[str], JSON | None], *, default_size: int,
-                cap: int) -> tuple[list[JSON], str | None]:
+def keyset_page(
+    index: SortedIndex, request: Request, fetch: Callable[[str], JSON | None], *, default_size: int, cap: int
+) -> tuple[list[JSON], str | None]:
     """One page of items after the request's continuation; `fetch` returns None for keys that do not match."""
     size = page_size(request, default=default_size, cap=cap)
     items: list[JSON] = []

@@ -7,6 +7,7 @@ If-Match (412) and 409 on a PUT without If-Match over an existing record, attest
 Like the service, DPS replaces an uploaded X.509 certificate by an `info` block (subject, thumbprints, validity),
 returns generated symmetric keys only from the PUT and from `attestationmechanism`, never from GET or query.
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,8 +53,11 @@ def _certificate_pair(section: Any, name: str) -> dict[str, Any]:
             continue
         if not isinstance(entry, dict) or not (entry.get("certificate") or entry.get("info")):
             raise _invalid(f"x509.{name}.{slot} needs a certificate")
-        info = entry["info"] if not entry.get("certificate") else certs.dps_info(
-            certs.load_certificate(entry["certificate"], code="BadRequest"))
+        info = (
+            entry["info"]
+            if not entry.get("certificate")
+            else certs.dps_info(certs.load_certificate(entry["certificate"], code="BadRequest"))
+        )
         result[slot] = {"certificate": None, "info": info}
     return result
 
@@ -67,7 +71,7 @@ class Collection:
     item_type: str
     x509_sections: tuple[str, ...]
     attestation_types: tuple[str, ...]
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)   # lower-cased id → stored record
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # lower-cased id → stored record
     index: SortedIndex = field(default_factory=SortedIndex)
 
 
@@ -79,8 +83,12 @@ def _attestation(body: Any, collection: Collection, previous: dict[str, Any] | N
     if kind == "symmetricKey":
         keys = body.get("symmetricKey") or {}
         kept = (previous or {}).get("symmetricKey") or {}
-        result["symmetricKey"] = {slot: checked_key(slot, keys[slot], code="BadRequest") if keys.get(slot) else
-                                  kept.get(slot) or random_key(64) for slot in ("primaryKey", "secondaryKey")}
+        result["symmetricKey"] = {
+            slot: checked_key(slot, keys[slot], code="BadRequest")
+            if keys.get(slot)
+            else kept.get(slot) or random_key(64)
+            for slot in ("primaryKey", "secondaryKey")
+        }
     elif kind == "tpm":
         tpm = body.get("tpm") or {}
         if not tpm.get("endorsementKey"):
@@ -95,8 +103,7 @@ def _x509(body: Any, collection: Collection) -> dict[str, Any]:
     body = body if isinstance(body, dict) else {}
     present = [name for name in (*collection.x509_sections, "caReferences") if body.get(name)]
     if len(present) != 1:
-        raise _invalid(f"x509 attestation needs exactly one of {', '.join(collection.x509_sections)} "
-                       "or caReferences")
+        raise _invalid(f"x509 attestation needs exactly one of {', '.join(collection.x509_sections)} or caReferences")
     name = present[0]
     if name == "caReferences":
         references = body["caReferences"]
@@ -116,8 +123,12 @@ def _allocation(body: dict[str, Any]) -> dict[str, Any]:
     hubs = body.get("iotHubs")
     if hubs is not None and not (isinstance(hubs, list) and all(isinstance(hub, str) for hub in hubs)):
         raise _invalid("iotHubs must be a list of IoT hub host names")
-    return {"allocationPolicy": policy, "customAllocationDefinition": custom if policy == "custom" else None,
-            "iotHubs": hubs, "iotHubHostName": body.get("iotHubHostName")}
+    return {
+        "allocationPolicy": policy,
+        "customAllocationDefinition": custom if policy == "custom" else None,
+        "iotHubs": hubs,
+        "iotHubHostName": body.get("iotHubHostName"),
+    }
 
 
 def _options(body: dict[str, Any]) -> dict[str, Any]:
@@ -130,8 +141,12 @@ def _options(body: dict[str, Any]) -> dict[str, Any]:
     twin = body.get("initialTwin")
     if twin is not None and not isinstance(twin, dict):
         raise _invalid("initialTwin must be an object")
-    return {"provisioningStatus": status, "reprovisionPolicy": reprovision, "initialTwin": twin,
-            "capabilities": {"iotEdge": bool((body.get("capabilities") or {}).get("iotEdge", False))}}
+    return {
+        "provisioningStatus": status,
+        "reprovisionPolicy": reprovision,
+        "initialTwin": twin,
+        "capabilities": {"iotEdge": bool((body.get("capabilities") or {}).get("iotEdge", False))},
+    }
 
 
 def public_view(record: dict[str, Any]) -> dict[str, Any]:
@@ -148,10 +163,16 @@ class DpsService:
 
     def __init__(self, *, page_cap: int) -> None:
         self.page_cap = page_cap
-        self.groups = Collection("/enrollmentGroups", "enrollmentGroupId", "enrollmentGroup",
-                                 ("signingCertificates",), ("x509", "symmetricKey"))
-        self.enrollments = Collection("/enrollments", "registrationId", "enrollment",
-                                      ("clientCertificates",), ("x509", "symmetricKey", "tpm"))
+        self.groups = Collection(
+            "/enrollmentGroups",
+            "enrollmentGroupId",
+            "enrollmentGroup",
+            ("signingCertificates",),
+            ("x509", "symmetricKey"),
+        )
+        self.enrollments = Collection(
+            "/enrollments", "registrationId", "enrollment", ("clientCertificates",), ("x509", "symmetricKey", "tpm")
+        )
         self.router = Router()
         for collection in (self.groups, self.enrollments):
             self._add_routes(collection)
@@ -167,8 +188,9 @@ class DpsService:
         self.router.add("GET", f"{collection.path}/{{item_id}}", "dps", bind(self.get))
         self.router.add("PUT", f"{collection.path}/{{item_id}}", "dps", bind(self.put))
         self.router.add("DELETE", f"{collection.path}/{{item_id}}", "dps", bind(self.delete))
-        self.router.add("POST", f"{collection.path}/{{item_id}}/attestationmechanism", "dps",
-                        bind(self.attestation_mechanism))
+        self.router.add(
+            "POST", f"{collection.path}/{{item_id}}/attestationmechanism", "dps", bind(self.attestation_mechanism)
+        )
 
     def reset(self) -> None:
         for collection in (self.groups, self.enrollments):
@@ -190,16 +212,19 @@ class DpsService:
 
     def put(self, collection: Collection, request: Request, item_id: str) -> Response:
         if not REGISTRATION_ID.match(item_id):
-            raise _invalid(f"{collection.id_field} {item_id!r} is not valid: up to 128 characters of letters, "
-                           "digits and - . _ :, ending with a letter, a digit or -")
+            raise _invalid(
+                f"{collection.id_field} {item_id!r} is not valid: up to 128 characters of letters, "
+                "digits and - . _ :, ending with a letter, a digit or -"
+            )
         body = request.json_object()
         if body.get(collection.id_field) not in (None, item_id):
             raise _invalid(f"{collection.id_field} in the body does not match the URL")
         existing = collection.records.get(item_id.lower())
         if_match = request.header("if-match")
         if existing is not None and not if_match:
-            raise ServiceError(409, "Conflict", f"{collection.item_type} {item_id!r} already exists; "
-                                                "send If-Match to update it")
+            raise ServiceError(
+                409, "Conflict", f"{collection.item_type} {item_id!r} already exists; send If-Match to update it"
+            )
         not_found = ServiceError(404, "NotFound", f"{collection.item_type} {item_id!r} not found")
         check_if_match(existing["etag"] if existing else None, if_match, missing=not_found)
         record = self._record(collection, item_id, body, existing)
@@ -208,19 +233,28 @@ class DpsService:
         collection.records[item_id.lower()] = record
         return Response(200, record)
 
-    def _record(self, collection: Collection, item_id: str, body: dict[str, Any],
-                existing: dict[str, Any] | None) -> dict[str, Any]:
+    def _record(
+        self, collection: Collection, item_id: str, body: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
         now = iso(utc_now())
-        record: dict[str, Any] = {collection.id_field: item_id,
-                                  "attestation": _attestation(body.get("attestation"), collection,
-                                                              existing["attestation"] if existing else None),
-                                  **_allocation(body), **_options(body)}
+        record: dict[str, Any] = {
+            collection.id_field: item_id,
+            "attestation": _attestation(
+                body.get("attestation"), collection, existing["attestation"] if existing else None
+            ),
+            **_allocation(body),
+            **_options(body),
+        }
         if collection is self.enrollments:
             record["deviceId"] = body.get("deviceId")
             record["registrationState"] = existing.get("registrationState") if existing else None
-        record.update({"etag": uuid.uuid4().hex,
-                       "createdDateTimeUtc": existing["createdDateTimeUtc"] if existing else now,
-                       "lastUpdatedDateTimeUtc": now})
+        record.update(
+            {
+                "etag": uuid.uuid4().hex,
+                "createdDateTimeUtc": existing["createdDateTimeUtc"] if existing else now,
+                "lastUpdatedDateTimeUtc": now,
+            }
+        )
         return record
 
     def delete(self, collection: Collection, request: Request, item_id: str) -> Response:
@@ -234,9 +268,13 @@ class DpsService:
         query = str(request.json_object().get("query", "")).strip()
         if not re.fullmatch(r"(?i)select\s+\*(\s+from\s+\w+)?", query):
             raise _invalid(f"unsupported query {query!r}; the emulator supports SELECT *")
-        items, continuation = keyset_page(collection.index, request,
-                                          lambda key: public_view(collection.records[key]),
-                                          default_size=DEFAULT_PAGE, cap=self.page_cap)
+        items, continuation = keyset_page(
+            collection.index,
+            request,
+            lambda key: public_view(collection.records[key]),
+            default_size=DEFAULT_PAGE,
+            cap=self.page_cap,
+        )
         headers = {"x-ms-item-type": collection.item_type}
         if continuation:
             headers["x-ms-continuation"] = continuation
@@ -253,8 +291,12 @@ class DpsService:
 def dps_error(error: ServiceError) -> Response:
     """DPS's error shape: a six-digit `errorCode`, a tracking id and a message; the code also in a header."""
     number = ERROR_NUMBERS.get(error.status, error.status * 1000)
-    body = {"errorCode": number, "trackingId": uuid.uuid4().hex, "message": f"{error.code}: {error.message}",
-            "timestampUtc": iso(utc_now())}
+    body = {
+        "errorCode": number,
+        "trackingId": uuid.uuid4().hex,
+        "message": f"{error.code}: {error.message}",
+        "timestampUtc": iso(utc_now()),
+    }
     headers = {"x-ms-error-code": str(number)}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)

@@ -13,6 +13,7 @@ writes (REQUESTS_CA_BUNDLE or connection_verify), and an ARM base URL plus any c
 Run as a subprocess with `python -m engine.sandbox.azure_emulator --state-dir DIR [--port N]`: it writes
 `DIR/azure.json` (mode 0600, it holds the keys) and serves until SIGTERM.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -50,7 +51,7 @@ HUB_POLICY = "iothubowner"
 DPS_POLICY = "provisioningserviceowner"
 HUB_ROOTS = ("devices", "twins", "statistics", "jobs")
 STORAGE_ACCOUNT = "fleetctlsandbox"
-JOBS_CONTAINER = "fleetctl-jobs"          # made at start; `import_container_url` is a SAS URL for it
+JOBS_CONTAINER = "fleetctl-jobs"  # made at start; `import_container_url` is a SAS URL for it
 DPS_ROOTS = ("enrollmentgroups", "enrollments", "registrations")
 
 
@@ -68,19 +69,30 @@ class _Api:
 class AzureEmulator:
     """Stateful local IoT Hub + DPS + ARM certificate service over HTTPS; state lives as long as the server."""
 
-    def __init__(self, *, port: int = 0, state_dir: str | os.PathLike[str] | None = None,
-                 rates: Mapping[str, float] | None = None, page_size: int = 1000, latency_ms: float = 0.0,
-                 subscription_id: str = DEFAULT_SUBSCRIPTION, resource_group: str = "fleetctl-sandbox",
-                 hub_name: str = "fleetctl-sandbox-hub", dps_name: str = "fleetctl-sandbox-dps",
-                 fixed_verification_codes: bool = False, job_rate: float | None = None, shaping_ms: float = 0.0,
-                 storage_account: str = STORAGE_ACCOUNT) -> None:
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        state_dir: str | os.PathLike[str] | None = None,
+        rates: Mapping[str, float] | None = None,
+        page_size: int = 1000,
+        latency_ms: float = 0.0,
+        subscription_id: str = DEFAULT_SUBSCRIPTION,
+        resource_group: str = "fleetctl-sandbox",
+        hub_name: str = "fleetctl-sandbox-hub",
+        dps_name: str = "fleetctl-sandbox-dps",
+        fixed_verification_codes: bool = False,
+        job_rate: float | None = None,
+        shaping_ms: float = 0.0,
+        storage_account: str = STORAGE_ACCOUNT,
+    ) -> None:
         self._requested_port = port
         self._state_dir_arg = Path(state_dir) if state_dir is not None else None
         self._state_dir: Path | None = None
         self.subscription_id, self.resource_group = subscription_id, resource_group
         self.hub_name, self.dps_name = hub_name, dps_name
         self._keys = {"hub": {HUB_POLICY: new_key()}, "dps": {DPS_POLICY: new_key()}}
-        self.entra = EntraIssuer()          # the sandbox's Entra tenant: token endpoint + bearer checks (entra.py)
+        self.entra = EntraIssuer()  # the sandbox's Entra tenant: token endpoint + bearer checks (entra.py)
         self._lock = threading.RLock()
         self._accounting = Accounting()
         counter = Counter()
@@ -92,20 +104,33 @@ class AzureEmulator:
         self.blob_service = BlobService({storage_account: new_key()})
         self.blob_service.create_container(storage_account, JOBS_CONTAINER)
         self.job_service = JobService(self.hub_service, self.blob_service, self._lock)
-        self.arm_service = ArmService(counter=counter, subscription_id=subscription_id, resource_group=resource_group,
-                                      resources=[ArmResource("IotHubs", hub_name, 201),
-                                                 ArmResource("provisioningServices", dps_name, 200)],
-                                      fixed_codes=fixed_verification_codes)
+        self.arm_service = ArmService(
+            counter=counter,
+            subscription_id=subscription_id,
+            resource_group=resource_group,
+            resources=[ArmResource("IotHubs", hub_name, 201), ArmResource("provisioningServices", dps_name, 200)],
+            fixed_codes=fixed_verification_codes,
+        )
         self._latency_ms = 0.0
-        self.configure(rates=rates, page_size=page_size, latency_ms=latency_ms, job_rate=job_rate or 0,
-                       shaping_ms=shaping_ms)
+        self.configure(
+            rates=rates, page_size=page_size, latency_ms=latency_ms, job_rate=job_rate or 0, shaping_ms=shaping_ms
+        )
         self._apis = {
-            "hub": _Api(self.hub_service.router, self._sas(self._keys["hub"], (HUB_AUDIENCE,)), hub_error,
-                        "IotHubUnauthorizedAccess", "ThrottlingException"),
-            "dps": _Api(self.dps_service.router, self._sas(self._keys["dps"], (DPS_AUDIENCE,)), dps_error,
-                        "Unauthorized", "TooManyRequests"),
-            "arm": _Api(self.arm_service.router, self._bearer, arm_error, "AuthenticationFailed",
-                        "TooManyRequests"),
+            "hub": _Api(
+                self.hub_service.router,
+                self._sas(self._keys["hub"], (HUB_AUDIENCE,)),
+                hub_error,
+                "IotHubUnauthorizedAccess",
+                "ThrottlingException",
+            ),
+            "dps": _Api(
+                self.dps_service.router,
+                self._sas(self._keys["dps"], (DPS_AUDIENCE,)),
+                dps_error,
+                "Unauthorized",
+                "TooManyRequests",
+            ),
+            "arm": _Api(self.arm_service.router, self._bearer, arm_error, "AuthenticationFailed", "TooManyRequests"),
         }
         self._control = self._control_router()
         self._server: EmulatorServer | None = None
@@ -118,8 +143,9 @@ class AzureEmulator:
         self._state_dir = self._state_dir_arg or Path(tempfile.mkdtemp(prefix="fleetctl-azure-"))
         tls = write_tls_files(self._state_dir / "azure-tls")
         self._tls = tls
-        self._server = EmulatorServer(("127.0.0.1", self._requested_port), self._dispatch,
-                                      cert_file=str(tls.cert_pem), key_file=str(tls.key_pem))
+        self._server = EmulatorServer(
+            ("127.0.0.1", self._requested_port), self._dispatch, cert_file=str(tls.cert_pem), key_file=str(tls.key_pem)
+        )
         self.entra.base_url = f"https://127.0.0.1:{self._server.server_address[1]}"
         self._server.start("fleetctl-azure-emulator")
         return self
@@ -135,8 +161,9 @@ class AzureEmulator:
     def __enter__(self) -> AzureEmulator:
         return self.start()
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()
 
     # ------------------------------------------------------------ properties
@@ -180,26 +207,45 @@ class AzureEmulator:
         """The storage account's endpoint, path-style: `https://127.0.0.1:PORT/<account>`."""
         return f"https://{self.host}/{self.storage_account}"
 
-    def container_sas_url(self, container: str = JOBS_CONTAINER, permissions: str = "racwdl",
-                          expiry: dt.datetime | None = None, **options: Any) -> str:
+    def container_sas_url(
+        self,
+        container: str = JOBS_CONTAINER,
+        permissions: str = "racwdl",
+        expiry: dt.datetime | None = None,
+        **options: Any,
+    ) -> str:
         """A service SAS URL for a container, signed with the account key (what a storage owner hands out)."""
         expiry = expiry or dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
-        return self.blob_service.sas_url(f"https://{self.host}", self.storage_account, container, permissions,
-                                         expiry, **options)
+        return self.blob_service.sas_url(
+            f"https://{self.host}", self.storage_account, container, permissions, expiry, **options
+        )
 
     def create_container(self, name: str) -> None:
         self.blob_service.create_container(self.storage_account, name)
 
     def describe(self) -> dict[str, Any]:
         """Everything a client needs (what `azure.json` holds); it contains the shared access keys."""
-        return {"port": self.port, "host": self.host, "ca_bundle": self.ca_bundle, "ca_pem_path": self.ca_pem_path,
-                "hub_connection_string": self.hub_connection_string,
-                "dps_connection_string": self.dps_connection_string, "arm_base_url": self.arm_base_url,
-                "subscription_id": self.subscription_id, "resource_group": self.resource_group,
-                "hub_name": self.hub_name, "dps_name": self.dps_name, "storage_account": self.storage_account,
-                "blob_endpoint": self.blob_endpoint, "import_container_url": self.container_sas_url(),
-                "authority_host": self.authority_host, "tenant_id": self.entra.tenant_id,
-                "client_id": self.entra.client_id, "client_secret": self.entra.client_secret, "pid": os.getpid()}
+        return {
+            "port": self.port,
+            "host": self.host,
+            "ca_bundle": self.ca_bundle,
+            "ca_pem_path": self.ca_pem_path,
+            "hub_connection_string": self.hub_connection_string,
+            "dps_connection_string": self.dps_connection_string,
+            "arm_base_url": self.arm_base_url,
+            "subscription_id": self.subscription_id,
+            "resource_group": self.resource_group,
+            "hub_name": self.hub_name,
+            "dps_name": self.dps_name,
+            "storage_account": self.storage_account,
+            "blob_endpoint": self.blob_endpoint,
+            "import_container_url": self.container_sas_url(),
+            "authority_host": self.authority_host,
+            "tenant_id": self.entra.tenant_id,
+            "client_id": self.entra.client_id,
+            "client_secret": self.entra.client_secret,
+            "pid": os.getpid(),
+        }
 
     @property
     def authority_host(self) -> str:
@@ -209,8 +255,12 @@ class AzureEmulator:
     def entra_env(self) -> dict[str, str]:
         """The settings azure-identity's EnvironmentCredential reads to get tokens from the sandbox tenant (they hold
         the sandbox-only client secret)."""
-        return {"AZURE_AUTHORITY_HOST": self.authority_host, "AZURE_TENANT_ID": self.entra.tenant_id,
-                "AZURE_CLIENT_ID": self.entra.client_id, "AZURE_CLIENT_SECRET": self.entra.client_secret}
+        return {
+            "AZURE_AUTHORITY_HOST": self.authority_host,
+            "AZURE_TENANT_ID": self.entra.tenant_id,
+            "AZURE_CLIENT_ID": self.entra.client_id,
+            "AZURE_CLIENT_SECRET": self.entra.client_secret,
+        }
 
     def credential(self) -> IssuerCredential:
         """A TokenCredential minting valid tokens in-process (tests that hold the emulator object)."""
@@ -231,9 +281,16 @@ class AzureEmulator:
         self.blob_service.reset()
         self._accounting.clear()
 
-    def configure(self, *, rates: Mapping[str, float] | None = None, page_size: int | None = None,
-                  latency_ms: float | None = None, fixed_verification_codes: bool | None = None,
-                  job_rate: float | None = None, shaping_ms: float | None = None) -> None:
+    def configure(
+        self,
+        *,
+        rates: Mapping[str, float] | None = None,
+        page_size: int | None = None,
+        latency_ms: float | None = None,
+        fixed_verification_codes: bool | None = None,
+        job_rate: float | None = None,
+        shaping_ms: float | None = None,
+    ) -> None:
         """Quota-faithful mode: per-class rates (req/s, 429 beyond; `{}` lifts them), traffic shaping (a request
         whose token is due within `shaping_ms` waits instead of a 429), the query page cap, injected latency, the
         device operations per second of import/export jobs (0 lifts it); and whether certificate verification codes
@@ -265,16 +322,19 @@ class AzureEmulator:
     # -------------------------------------------------------------- dispatch
     def _sas(self, keys: dict[str, str], audiences: tuple[str, ...]) -> Callable[[Request], None]:
         """A data plane's check: a shared access signature, or an Entra bearer token for the service's audience."""
+
         def authenticate(request: Request) -> None:
             if (request.header("authorization") or "").lower().startswith("bearer "):
                 self.entra.check(request.header("authorization"), audiences, code="Unauthorized")
                 return
             host = request.header("host") or self.host
             try:
-                verify_sas_token(request.header("authorization") or "", keys=keys,
-                                 requested_uri=f"{host}{request.path}")
+                verify_sas_token(
+                    request.header("authorization") or "", keys=keys, requested_uri=f"{host}{request.path}"
+                )
             except SasTokenError as exc:
                 raise ServiceError(401, "Unauthorized", f"Unauthorized: {exc}") from None
+
         return authenticate
 
     def _api_for(self, path: str) -> _Api:
@@ -289,11 +349,12 @@ class AzureEmulator:
         if self.entra.handles(request.path):
             return _encode(self.entra.dispatch(request))
         if self.blob_service.handles(request.path):
-            self._accounting.admit("storage", f"{request.method} blob")     # counted; storage has no hub throttle
+            self._accounting.admit("storage", f"{request.method} blob")  # counted; storage has no hub throttle
             if self._latency_ms:
                 time.sleep(self._latency_ms / 1000.0)
-            stored = self.blob_service.dispatch(request.method, request.path, request.query, request.headers,
-                                                request.body)
+            stored = self.blob_service.dispatch(
+                request.method, request.path, request.query, request.headers, request.body
+            )
             return stored.status, stored.headers, stored.body
         api = self._api_for(request.path)
         try:
@@ -303,8 +364,11 @@ class AzureEmulator:
         retry_after = self._accounting.admit(route.op_class, route.operation)
         if self._latency_ms:
             time.sleep(self._latency_ms / 1000.0)
-        correlation = ({"x-ms-correlation-request-id": request.header("x-ms-correlation-request-id")
-                        or str(uuid.uuid4())} if api.render_error is arm_error else {})
+        correlation = (
+            {"x-ms-correlation-request-id": request.header("x-ms-correlation-request-id") or str(uuid.uuid4())}
+            if api.render_error is arm_error
+            else {}
+        )
         try:
             self._admit(request, api, retry_after)
             with self._lock:
@@ -315,8 +379,9 @@ class AzureEmulator:
     def _bearer(self, request: Request) -> None:
         """ARM's front door: an Entra bearer token for the management audience, nothing else."""
         if not request.header("authorization"):
-            raise ServiceError(401, "AuthenticationFailed",
-                               "Authentication failed. The 'Authorization' header is missing.")
+            raise ServiceError(
+                401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."
+            )
         self.entra.check(request.header("authorization"), ARM_AUDIENCES, code="InvalidAuthenticationToken")
 
     @staticmethod
@@ -327,19 +392,24 @@ class AzureEmulator:
         try:
             api.authenticate(request)
         except ServiceError as error:
-            code = error.code if api.render_error is arm_error else api.unauthorized_code   # ARM names the cause
+            code = error.code if api.render_error is arm_error else api.unauthorized_code  # ARM names the cause
             raise ServiceError(401, code, error.message) from None
         if retry_after is not None:
-            raise ServiceError(429, api.throttle_code, "Request rate is too high; retry later.",
-                               retry_after=retry_after)
+            raise ServiceError(
+                429, api.throttle_code, "Request rate is too high; retry later.", retry_after=retry_after
+            )
 
     def _control_router(self) -> Router:
         router = Router()
         router.add("GET", "/_emulator/stats", "control", lambda request: Response(200, self.stats()))
         router.add("POST", "/_emulator/reset", "control", self._control_reset)
         router.add("POST", "/_emulator/config", "control", self._control_config)
-        router.add("PATCH", "/_emulator/twins/{device_id}/reported", "control",
-                   lambda request, device_id: Response(200, self.report_properties(device_id, request.json_object())))
+        router.add(
+            "PATCH",
+            "/_emulator/twins/{device_id}/reported",
+            "control",
+            lambda request, device_id: Response(200, self.report_properties(device_id, request.json_object())),
+        )
         return router
 
     def _control_reset(self, request: Request) -> Response:
@@ -387,32 +457,63 @@ def write_description(emulator: AzureEmulator, path: Path) -> None:
     os.replace(temporary, path)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]},
-               help="fleetctl's local Azure IoT Hub + DPS + ARM emulator (HTTPS).")
-@click.option("--state-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="where azure.json and the TLS files go")
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="fleetctl's local Azure IoT Hub + DPS + ARM emulator (HTTPS).",
+)
+@click.option(
+    "--state-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="where azure.json and the TLS files go",
+)
 @click.option("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
-@click.option("--rates", default=None,
-              help="quota mode, e.g. registry=100,query=20 (requests per second per class)")
+@click.option("--rates", default=None, help="quota mode, e.g. registry=100,query=20 (requests per second per class)")
 @click.option("--page-size", type=int, default=1000, help="largest query page served")
 @click.option("--latency-ms", type=float, default=0.0, help="latency added to every API call")
-@click.option("--shaping-ms", type=float, default=0.0,
-              help="quota mode: hold a request up to this long for its token before answering 429 (IoT Hub queues "
-                   "bursts before it throttles; the queue size is not documented)")
-@click.option("--job-rate", type=float, default=0.0,
-              help="device operations per second of import/export jobs (default 0: as fast as it goes; a peer "
-                   "assumes ~278/s, 1M per hour, on S3)")
-@click.option("--fixed-verification-codes", is_flag=True,
-              help="demo setting: hand out the sandbox's one fixed verification code per hub, which the example "
-                   "fleet's committed verification certificate is made from (default: a new random code on every "
-                   "generateVerificationCode, as Azure does)")
-def main(state_dir: Path, port: int, rates: str | None, page_size: int, latency_ms: float, shaping_ms: float,
-         job_rate: float, fixed_verification_codes: bool) -> None:
+@click.option(
+    "--shaping-ms",
+    type=float,
+    default=0.0,
+    help="quota mode: hold a request up to this long for its token before answering 429 (IoT Hub queues "
+    "bursts before it throttles; the queue size is not documented)",
+)
+@click.option(
+    "--job-rate",
+    type=float,
+    default=0.0,
+    help="device operations per second of import/export jobs (default 0: as fast as it goes; a peer "
+    "assumes ~278/s, 1M per hour, on S3)",
+)
+@click.option(
+    "--fixed-verification-codes",
+    is_flag=True,
+    help="demo setting: hand out the sandbox's one fixed verification code per hub, which the example "
+    "fleet's committed verification certificate is made from (default: a new random code on every "
+    "generateVerificationCode, as Azure does)",
+)
+def main(
+    state_dir: Path,
+    port: int,
+    rates: str | None,
+    page_size: int,
+    latency_ms: float,
+    shaping_ms: float,
+    job_rate: float,
+    fixed_verification_codes: bool,
+) -> None:
     """`python -m engine.sandbox.azure_emulator`: serve until SIGTERM/SIGINT, described in STATE_DIR/azure.json."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    emulator = AzureEmulator(port=port, state_dir=state_dir, rates=_parse_rates(rates), page_size=page_size,
-                             latency_ms=latency_ms, job_rate=job_rate, shaping_ms=shaping_ms,
-                             fixed_verification_codes=fixed_verification_codes).start()
+    emulator = AzureEmulator(
+        port=port,
+        state_dir=state_dir,
+        rates=_parse_rates(rates),
+        page_size=page_size,
+        latency_ms=latency_ms,
+        job_rate=job_rate,
+        shaping_ms=shaping_ms,
+        fixed_verification_codes=fixed_verification_codes,
+    ).start()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())

@@ -19,6 +19,7 @@ written only to `azure.json` (0600) and the sandbox env file's export lines.
 Errors follow the services: the token endpoint answers like Entra (`{"error": "invalid_client", ...}` with an
 AADSTS code in the description), and a refused bearer token is a 401 the calling API renders in its own shape.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,7 +42,7 @@ HUB_AUDIENCE = "https://iothubs.azure.net"
 DPS_AUDIENCE = "https://azure-devices-provisioning.net"
 ARM_AUDIENCES = ("https://management.azure.com", "https://management.core.windows.net")
 LIFETIME = 3600
-LEEWAY = 0      # Azure allows a few minutes of clock skew; the sandbox shares the clock, so none is needed
+LEEWAY = 0  # Azure allows a few minutes of clock skew; the sandbox shares the clock, so none is needed
 
 
 def _b64url_uint(value: int) -> str:
@@ -56,13 +57,14 @@ class EntraIssuer:
     tenant_id: str = SANDBOX_TENANT
     client_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     client_secret: str = field(default_factory=lambda: "fleetctl-sandbox~" + secrets.token_urlsafe(24))
-    base_url: str = ""                      # https://127.0.0.1:PORT, set when the server is bound
+    base_url: str = ""  # https://127.0.0.1:PORT, set when the server is bound
     key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
 
     @property
     def kid(self) -> str:
-        public = self.key.public_key().public_bytes(serialization.Encoding.DER,
-                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
+        public = self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         return hashlib.sha256(public).hexdigest()[:32]
 
     @property
@@ -70,15 +72,32 @@ class EntraIssuer:
         return f"{self.base_url}/{self.tenant_id}/v2.0"
 
     # ---------------------------------------------------------------- tokens
-    def mint(self, audience: str, *, lifetime: float = LIFETIME, now: float | None = None,
-             key: rsa.RSAPrivateKey | None = None, issuer: str | None = None) -> str:
+    def mint(
+        self,
+        audience: str,
+        *,
+        lifetime: float = LIFETIME,
+        now: float | None = None,
+        key: rsa.RSAPrivateKey | None = None,
+        issuer: str | None = None,
+    ) -> str:
         """An access token for `audience` (a resource URI, or a scope ending in /.default). Tests pass another `key`,
         a past `now` or another `issuer` to make tokens the services must refuse."""
         moment = time.time() if now is None else now
-        claims = {"aud": audience.removesuffix("/.default").rstrip("/"), "iss": issuer or self.issuer,
-                  "iat": int(moment), "nbf": int(moment), "exp": int(moment + lifetime), "tid": self.tenant_id,
-                  "appid": self.client_id, "azp": self.client_id, "sub": self.client_id,
-                  "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, self.client_id)), "idtyp": "app", "ver": "2.0"}
+        claims = {
+            "aud": audience.removesuffix("/.default").rstrip("/"),
+            "iss": issuer or self.issuer,
+            "iat": int(moment),
+            "nbf": int(moment),
+            "exp": int(moment + lifetime),
+            "tid": self.tenant_id,
+            "appid": self.client_id,
+            "azp": self.client_id,
+            "sub": self.client_id,
+            "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, self.client_id)),
+            "idtyp": "app",
+            "ver": "2.0",
+        }
         return jwt.encode(claims, key or self.key, algorithm="RS256", headers={"kid": self.kid})
 
     def check(self, authorization: str | None, audiences: tuple[str, ...], *, code: str) -> dict[str, Any]:
@@ -87,14 +106,24 @@ class EntraIssuer:
         if scheme.lower() != "bearer" or not token.strip():
             raise ServiceError(401, code, "The access token is missing or not a bearer token.")
         try:
-            return jwt.decode(token.strip(), self.key.public_key(), algorithms=["RS256"], audience=list(audiences),
-                              issuer=self.issuer, leeway=LEEWAY,
-                              options={"require": ["exp", "iat", "nbf", "aud", "iss"]})
+            return jwt.decode(
+                token.strip(),
+                self.key.public_key(),
+                algorithms=["RS256"],
+                audience=list(audiences),
+                issuer=self.issuer,
+                leeway=LEEWAY,
+                options={"require": ["exp", "iat", "nbf", "aud", "iss"]},
+            )
         except jwt.ExpiredSignatureError:
             raise ServiceError(401, code, "The access token has expired (ExpiredAuthenticationToken).") from None
         except jwt.InvalidAudienceError:
-            raise ServiceError(401, code, "The access token has the wrong audience: this service accepts tokens for "
-                                          f"{' or '.join(audiences)} (InvalidAudience).") from None
+            raise ServiceError(
+                401,
+                code,
+                "The access token has the wrong audience: this service accepts tokens for "
+                f"{' or '.join(audiences)} (InvalidAudience).",
+            ) from None
         except jwt.InvalidIssuerError:
             raise ServiceError(401, code, "The access token is from another issuer (InvalidIssuer).") from None
         except jwt.InvalidSignatureError:
@@ -118,17 +147,33 @@ class EntraIssuer:
 
     def openid_configuration(self) -> dict[str, Any]:
         root = f"{self.base_url}/{self.tenant_id}"
-        return {"issuer": self.issuer, "token_endpoint": f"{root}/oauth2/v2.0/token",
-                "authorization_endpoint": f"{root}/oauth2/v2.0/authorize", "jwks_uri": f"{root}/discovery/v2.0/keys",
-                "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-                "response_types_supported": ["code", "token"], "subject_types_supported": ["pairwise"],
-                "id_token_signing_alg_values_supported": ["RS256"], "tenant_region_scope": "EU",
-                "grant_types_supported": ["client_credentials"]}
+        return {
+            "issuer": self.issuer,
+            "token_endpoint": f"{root}/oauth2/v2.0/token",
+            "authorization_endpoint": f"{root}/oauth2/v2.0/authorize",
+            "jwks_uri": f"{root}/discovery/v2.0/keys",
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "response_types_supported": ["code", "token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "tenant_region_scope": "EU",
+            "grant_types_supported": ["client_credentials"],
+        }
 
     def jwks(self) -> dict[str, Any]:
         numbers = self.key.public_key().public_numbers()
-        return {"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid,
-                          "n": _b64url_uint(numbers.n), "e": _b64url_uint(numbers.e)}]}
+        return {
+            "keys": [
+                {
+                    "kty": "RSA",
+                    "use": "sig",
+                    "alg": "RS256",
+                    "kid": self.kid,
+                    "n": _b64url_uint(numbers.n),
+                    "e": _b64url_uint(numbers.e),
+                }
+            ]
+        }
 
     def token(self, request: Request) -> Response:
         form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
@@ -137,25 +182,49 @@ class EntraIssuer:
         if basic.lower().startswith("basic "):
             client_id, _, secret = base64.b64decode(basic[6:]).decode("utf-8", "replace").partition(":")
         if form.get("grant_type") != "client_credentials":
-            return _oauth_error(400, "unsupported_grant_type", "AADSTS70003: the sandbox issues tokens for the "
-                                                               "client_credentials grant only.")
+            return _oauth_error(
+                400,
+                "unsupported_grant_type",
+                "AADSTS70003: the sandbox issues tokens for the client_credentials grant only.",
+            )
         if client_id != self.client_id:
-            return _oauth_error(400, "unauthorized_client", f"AADSTS700016: Application with identifier "
-                                                            f"'{client_id}' was not found in the directory.")
+            return _oauth_error(
+                400,
+                "unauthorized_client",
+                f"AADSTS700016: Application with identifier '{client_id}' was not found in the directory.",
+            )
         if not secret or not secrets.compare_digest(secret, self.client_secret):
             return _oauth_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
         scopes = [s for s in (form.get("scope") or "").split() if s.endswith("/.default")]
         if len(scopes) != 1:
-            return _oauth_error(400, "invalid_scope", "AADSTS1002012: the client_credentials grant needs exactly one "
-                                                      "scope of the form RESOURCE/.default.")
-        return Response(200, {"token_type": "Bearer", "expires_in": LIFETIME, "ext_expires_in": LIFETIME,
-                              "access_token": self.mint(scopes[0])})
+            return _oauth_error(
+                400,
+                "invalid_scope",
+                "AADSTS1002012: the client_credentials grant needs exactly one scope of the form RESOURCE/.default.",
+            )
+        return Response(
+            200,
+            {
+                "token_type": "Bearer",
+                "expires_in": LIFETIME,
+                "ext_expires_in": LIFETIME,
+                "access_token": self.mint(scopes[0]),
+            },
+        )
 
 
 def _oauth_error(status: int, error: str, description: str) -> Response:
-    return Response(status, {"error": error, "error_description": description, "error_codes": [
-        int(description.split(":")[0].removeprefix("AADSTS"))], "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ"),
-        "trace_id": str(uuid.uuid4()), "correlation_id": str(uuid.uuid4())})
+    return Response(
+        status,
+        {
+            "error": error,
+            "error_description": description,
+            "error_codes": [int(description.split(":")[0].removeprefix("AADSTS"))],
+            "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ"),
+            "trace_id": str(uuid.uuid4()),
+            "correlation_id": str(uuid.uuid4()),
+        },
+    )
 
 
 class IssuerCredential:
@@ -167,4 +236,5 @@ class IssuerCredential:
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
         from azure.core.credentials import AccessToken  # azure-core: the SDKs' own credential protocol
+
         return AccessToken(self._issuer.mint(scopes[0]), int(time.time()) + LIFETIME)

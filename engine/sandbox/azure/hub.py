@@ -6,6 +6,7 @@ Devices live in memory for the server's lifetime. What the engine depends on is 
 paging with `x-ms-continuation`. Errors carry the `iothub-errorcode` header and the service's
 `{"Message": "ErrorCode:…", "ExceptionMessage": "Tracking ID:…"}` body.
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,10 +39,25 @@ DEVICE_ID = re.compile(r"^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$")
 AUTH_TYPES = ("sas", "selfSigned", "certificateAuthority", "none")
 THUMBPRINT = re.compile(r"^(?:[0-9A-Fa-f]{40}|[0-9A-Fa-f]{64})$")
 BULK_LIMIT = 100
-BULK_MODES = ("create", "createOrUpdate", "update", "updateIfMatchETag", "delete", "deleteIfMatchETag",
-              "updateTwin", "updateTwinIfMatchETag")
-IMPORT_MODES = ("create", "createOrUpdate", "createOrUpdateIfMatchETag", "update", "updateIfMatchETag", "delete",
-                "deleteIfMatchETag")
+BULK_MODES = (
+    "create",
+    "createOrUpdate",
+    "update",
+    "updateIfMatchETag",
+    "delete",
+    "deleteIfMatchETag",
+    "updateTwin",
+    "updateTwinIfMatchETag",
+)
+IMPORT_MODES = (
+    "create",
+    "createOrUpdate",
+    "createOrUpdateIfMatchETag",
+    "update",
+    "updateIfMatchETag",
+    "delete",
+    "deleteIfMatchETag",
+)
 DEFAULT_QUERY_PAGE = 100
 
 
@@ -81,8 +97,10 @@ def authentication(body: Any, previous: dict[str, Any] | None) -> dict[str, Any]
     thumbs: dict[str, Any] = {"primaryThumbprint": None, "secondaryThumbprint": None}
     if kind == "sas":
         kept = previous["symmetricKey"] if previous and previous["type"] == "sas" else {}
-        keys = {slot: checked_key(slot, given or kept.get(slot) or new_key(), code="ArgumentInvalid")
-                for slot, given in (("primaryKey", primary_key), ("secondaryKey", secondary_key))}
+        keys = {
+            slot: checked_key(slot, given or kept.get(slot) or new_key(), code="ArgumentInvalid")
+            for slot, given in (("primaryKey", primary_key), ("secondaryKey", secondary_key))
+        }
     if kind == "selfSigned":
         if not primary_thumb:
             raise _invalid("a selfSigned device needs a primary thumbprint")
@@ -113,20 +131,36 @@ class Device:
 
     def identity(self) -> dict[str, Any]:
         return {
-            "deviceId": self.device_id, "generationId": self.generation_id, "etag": self.etag,
-            "connectionState": "Disconnected", "status": self.status, "statusReason": self.status_reason,
-            "connectionStateUpdatedTime": NEVER, "statusUpdatedTime": self.status_updated,
-            "lastActivityTime": NEVER, "cloudToDeviceMessageCount": 0, "authentication": self.auth,
-            "capabilities": {"iotEdge": self.iot_edge}, "deviceScope": self.device_scope,
+            "deviceId": self.device_id,
+            "generationId": self.generation_id,
+            "etag": self.etag,
+            "connectionState": "Disconnected",
+            "status": self.status,
+            "statusReason": self.status_reason,
+            "connectionStateUpdatedTime": NEVER,
+            "statusUpdatedTime": self.status_updated,
+            "lastActivityTime": NEVER,
+            "cloudToDeviceMessageCount": 0,
+            "authentication": self.auth,
+            "capabilities": {"iotEdge": self.iot_edge},
+            "deviceScope": self.device_scope,
             "parentScopes": self.parent_scopes,
         }
 
     def twin(self) -> dict[str, Any]:
         document: dict[str, Any] = {
-            "deviceId": self.device_id, "etag": self.twin_etag, "deviceEtag": self.etag, "status": self.status,
-            "statusUpdateTime": self.status_updated, "connectionState": "Disconnected",
-            "lastActivityTime": NEVER, "cloudToDeviceMessageCount": 0, "authenticationType": self.auth["type"],
-            "x509Thumbprint": self.auth["x509Thumbprint"], "modelId": "", "version": self.twin_version,
+            "deviceId": self.device_id,
+            "etag": self.twin_etag,
+            "deviceEtag": self.etag,
+            "status": self.status,
+            "statusUpdateTime": self.status_updated,
+            "connectionState": "Disconnected",
+            "lastActivityTime": NEVER,
+            "cloudToDeviceMessageCount": 0,
+            "authenticationType": self.auth["type"],
+            "x509Thumbprint": self.auth["x509Thumbprint"],
+            "modelId": "",
+            "version": self.twin_version,
             "properties": {"desired": self.desired.document(), "reported": self.reported.document()},
             "capabilities": {"iotEdge": self.iot_edge},
         }
@@ -199,8 +233,10 @@ class HubService:
     @staticmethod
     def _check_id(device_id: str) -> None:
         if not DEVICE_ID.match(device_id):
-            raise _invalid(f"device id {device_id!r} is not valid: up to 128 characters of "
-                           "letters, digits and - . % _ * ? ! ( ) , : = @ $ '")
+            raise _invalid(
+                f"device id {device_id!r} is not valid: up to 128 characters of "
+                "letters, digits and - . % _ * ? ! ( ) , : = @ $ '"
+            )
 
     def _write_identity(self, device_id: str, body: dict[str, Any], existing: Device | None) -> Device:
         """Create or update an identity from a Device / ExportImportDevice body (already authorised).
@@ -227,13 +263,24 @@ class HubService:
         existing.etag = self._device_etag()
         return existing
 
-    def _create(self, device_id: str, body: dict[str, Any], status: str, auth: dict[str, Any], iot_edge: bool,
-                now: str) -> Device:
+    def _create(
+        self, device_id: str, body: dict[str, Any], status: str, auth: dict[str, Any], iot_edge: bool, now: str
+    ) -> Device:
         generation = f"{self.counter.next():018d}"
         scope = f"ms-azure-iot-edge://{device_id}-{generation}" if iot_edge else (body.get("deviceScope") or "")
-        device = Device(device_id, generation, self._device_etag(), b64_counter_etag(self.counter.next()),
-                        status, body.get("statusReason"), now, auth, iot_edge, scope,
-                        list(body.get("parentScopes") or []))
+        device = Device(
+            device_id,
+            generation,
+            self._device_etag(),
+            b64_counter_etag(self.counter.next()),
+            status,
+            body.get("statusReason"),
+            now,
+            auth,
+            iot_edge,
+            scope,
+            list(body.get("parentScopes") or []),
+        )
         device.desired.last_updated = device.reported.last_updated = now
         self.devices[device_id] = device
         self.index.add(device_id)
@@ -289,8 +336,14 @@ class HubService:
 
     def registry_statistics(self, request: Request) -> Response:
         enabled = sum(1 for device in self.devices.values() if device.status == "enabled")
-        return Response(200, {"totalDeviceCount": len(self.devices), "enabledDeviceCount": enabled,
-                              "disabledDeviceCount": len(self.devices) - enabled})
+        return Response(
+            200,
+            {
+                "totalDeviceCount": len(self.devices),
+                "enabledDeviceCount": enabled,
+                "disabledDeviceCount": len(self.devices) - enabled,
+            },
+        )
 
     def service_statistics(self, request: Request) -> Response:
         return Response(200, {"connectedDeviceCount": 0})
@@ -327,8 +380,9 @@ class HubService:
             twin = self.devices[device_id].twin()
             return twin if predicate(twin) else None
 
-        items, continuation = keyset_page(self.index, request, fetch, default_size=DEFAULT_QUERY_PAGE,
-                                          cap=self.page_cap)
+        items, continuation = keyset_page(
+            self.index, request, fetch, default_size=DEFAULT_QUERY_PAGE, cap=self.page_cap
+        )
         return Response(200, items, {"x-ms-item-type": "twin", "x-ms-continuation": continuation or ""})
 
     # ------------------------------------------------------------------- bulk
@@ -352,8 +406,7 @@ class HubService:
                 raise _invalid(f"importMode {mode!r} is not one of {', '.join(BULK_MODES)}")
             self._bulk_apply(device_id, mode, entry)
         except ServiceError as error:
-            return {"deviceId": device_id, "errorCode": error.code, "errorStatus": error.message,
-                    "operation": mode}
+            return {"deviceId": device_id, "errorCode": error.code, "errorStatus": error.message, "operation": mode}
         return None
 
     def _bulk_apply(self, device_id: str, mode: str, entry: dict[str, Any]) -> None:
@@ -362,8 +415,9 @@ class HubService:
         if existing is None and (mode.startswith("delete") or twin_only or mode == "updateIfMatchETag"):
             raise _not_found(device_id)
         if existing is not None and mode.endswith("IfMatchETag"):
-            given, current = (entry.get("twinETag"), existing.twin_etag) if twin_only else \
-                (entry.get("eTag"), existing.etag)
+            given, current = (
+                (entry.get("twinETag"), existing.twin_etag) if twin_only else (entry.get("eTag"), existing.etag)
+            )
             check_if_match(current, given or '"missing etag"', missing=_not_found(device_id))
         if mode.startswith("delete"):
             self._remove(device_id)
@@ -372,11 +426,10 @@ class HubService:
             raise ServiceError(409, "DeviceAlreadyExists", f"A device with ID '{device_id}' is already registered.")
         desired_in = (entry.get("properties") or {}).get("desired")
         twin_body = {"tags": entry.get("tags"), "properties": {"desired": desired_in}}
-        tags, desired = twin_changes(twin_body, replace=False)       # reject a bad twin before any write
+        tags, desired = twin_changes(twin_body, replace=False)  # reject a bad twin before any write
         device = self._find(device_id) if twin_only else self._write_identity(device_id, entry, existing)
         if tags is not None or desired is not None:
             self._apply_twin_patch(device, twin_body, replace=False)
-
 
     # --------------------------------------------------------------- import/export jobs (engine/sandbox/azure/jobs.py)
     def import_device(self, device_id: str, mode: str, entry: dict[str, Any]) -> None:
@@ -402,7 +455,10 @@ class HubService:
             return
         if existing is not None and entry.get("twinETag"):
             check_if_match(existing.twin_etag, entry["twinETag"], missing=_not_found(device_id))
-        twin_body = {"tags": entry.get("tags"), "properties": {"desired": (entry.get("properties") or {}).get("desired")}}
+        twin_body = {
+            "tags": entry.get("tags"),
+            "properties": {"desired": (entry.get("properties") or {}).get("desired")},
+        }
         tags, desired = twin_changes(twin_body, replace=True)
         for name, value in (("tags", tags), ("desired", desired)):
             if value is not None:
@@ -416,16 +472,24 @@ class HubService:
         device = self.devices.get(device_id)
         if device is None:
             return None
-        auth = {**device.auth, "symmetricKey": dict(device.auth["symmetricKey"]),
-                "x509Thumbprint": dict(device.auth["x509Thumbprint"])}
+        auth = {
+            **device.auth,
+            "symmetricKey": dict(device.auth["symmetricKey"]),
+            "x509Thumbprint": dict(device.auth["x509Thumbprint"]),
+        }
         if exclude_keys:
             auth["symmetricKey"] = {"primaryKey": None, "secondaryKey": None}
         line: dict[str, Any] = {
-            "id": device.device_id, "eTag": device.etag, "status": device.status,
-            "statusReason": device.status_reason, "authentication": auth, "twinETag": device.twin_etag,
+            "id": device.device_id,
+            "eTag": device.etag,
+            "status": device.status,
+            "statusReason": device.status_reason,
+            "authentication": auth,
+            "twinETag": device.twin_etag,
             "tags": dict(device.tags),
             "properties": {"desired": device.desired.document(), "reported": device.reported.document()},
-            "capabilities": {"iotEdge": device.iot_edge}}
+            "capabilities": {"iotEdge": device.iot_edge},
+        }
         if device.device_scope:
             line.update(deviceScope=device.device_scope, parentScopes=list(device.parent_scopes))
         return line
@@ -435,8 +499,10 @@ def hub_error(error: ServiceError) -> Response:
     """IoT Hub's error shape: the code in `iothub-errorcode` and in the `Message` text."""
     tracking = uuid.uuid4().hex
     stamp = utc_now().strftime("%m/%d/%Y %H:%M:%S")
-    body = {"Message": f"ErrorCode:{error.code};{error.message}",
-            "ExceptionMessage": f"Tracking ID:{tracking}-G:0-TimeStamp:{stamp}"}
+    body = {
+        "Message": f"ErrorCode:{error.code};{error.message}",
+        "ExceptionMessage": f"Tracking ID:{tracking}-G:0-TimeStamp:{stamp}",
+    }
     headers = {"iothub-errorcode": error.code}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)

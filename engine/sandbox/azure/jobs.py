@@ -24,6 +24,7 @@ Throughput: the service documents none (quotas.md §2.2 [U]; a peer assumes ~1,0
 the emulator goes. Job device operations count against no request throttle: the create and poll requests are
 `jobs`-class requests like any other.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,14 @@ from .storage import BlobService, Grant, StorageError
 ACTIVE = ("enqueued", "running")
 DEFAULT_BLOB = "devices.txt"
 ERRORS_BLOB = "importErrors.log"
-ERROR_NUMBERS = {"ArgumentInvalid": 400004, "DeviceDefinedMultipleTimes": 400011, "DeviceNotFound": 404001,
-                 "DeviceAlreadyExists": 409001, "PreconditionFailed": 412001, "TooManyDevices": 413002}
+ERROR_NUMBERS = {
+    "ArgumentInvalid": 400004,
+    "DeviceDefinedMultipleTimes": 400011,
+    "DeviceNotFound": 404001,
+    "DeviceAlreadyExists": 409001,
+    "PreconditionFailed": 412001,
+    "TooManyDevices": 413002,
+}
 BAD_LINE = 400012
 
 
@@ -64,10 +71,17 @@ class Job:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"jobId": self.job_id, "startTimeUtc": self.started, "type": self.type,
-                               "status": self.status, "progress": self.progress,
-                               "outputBlobContainerUri": self.output_uri, "excludeKeysInExport": self.exclude_keys,
-                               "storageAuthenticationType": "keyBased", "includeConfigurations": False}
+        out: dict[str, Any] = {
+            "jobId": self.job_id,
+            "startTimeUtc": self.started,
+            "type": self.type,
+            "status": self.status,
+            "progress": self.progress,
+            "outputBlobContainerUri": self.output_uri,
+            "excludeKeysInExport": self.exclude_keys,
+            "storageAuthenticationType": "keyBased",
+            "includeConfigurations": False,
+        }
         if self.type == "import":
             out.update(inputBlobContainerUri=self.input_uri, inputBlobName=self.input_blob)
         else:
@@ -86,19 +100,31 @@ def _invalid(message: str) -> ServiceError:
 class JobService:
     """The import/export jobs of one emulated hub; its routes join the hub's router (throttle class `jobs`)."""
 
-    def __init__(self, hub: HubService, blobs: BlobService, lock: threading.RLock, *,
-                 loopback_hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), rate: float | None = None,
-                 start_delay: float = 0.05, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        hub: HubService,
+        blobs: BlobService,
+        lock: threading.RLock,
+        *,
+        loopback_hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
+        rate: float | None = None,
+        start_delay: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.hub, self.blobs, self.lock = hub, blobs, lock
         self.loopback_hosts = loopback_hosts
         self.rate = rate
         self.start_delay = start_delay
         self.sleep = sleep
         self.jobs: dict[str, Job] = {}
-        self.devices: Counter[str] = Counter()          # device operations carried out by jobs, per job type
+        self.devices: Counter[str] = Counter()  # device operations carried out by jobs, per job type
         self._jobs_lock = threading.Lock()
-        for method, pattern, handler in (("POST", "/jobs/create", self.create), ("GET", "/jobs", self.list_jobs),
-                                         ("GET", "/jobs/{job_id}", self.get), ("DELETE", "/jobs/{job_id}", self.cancel)):
+        for method, pattern, handler in (
+            ("POST", "/jobs/create", self.create),
+            ("GET", "/jobs", self.list_jobs),
+            ("GET", "/jobs/{job_id}", self.get),
+            ("DELETE", "/jobs/{job_id}", self.cancel),
+        ):
             hub.router.add(method, pattern, "jobs", handler)
 
     def reset(self) -> None:
@@ -110,8 +136,10 @@ class JobService:
 
     def stats(self) -> dict[str, Any]:
         with self._jobs_lock:
-            return {"deviceOperations": dict(self.devices),
-                    "byStatus": dict(Counter(job.status for job in self.jobs.values()))}
+            return {
+                "deviceOperations": dict(self.devices),
+                "byStatus": dict(Counter(job.status for job in self.jobs.values())),
+            }
 
     # ------------------------------------------------------------------ routes
     def _open(self, uri: Any, name: str, letter: str) -> Grant:
@@ -121,8 +149,9 @@ class JobService:
             grant = self.blobs.open_container(uri, self.loopback_hosts)
             grant.require(letter)
         except StorageError as error:
-            raise ServiceError(400, "BlobContainerValidationError",
-                               f"Unable to access the blob container of {name}: {error.code}") from None
+            raise ServiceError(
+                400, "BlobContainerValidationError", f"Unable to access the blob container of {name}: {error.code}"
+            ) from None
         return grant
 
     def create(self, request: Request) -> Response:
@@ -134,18 +163,26 @@ class JobService:
             raise _invalid("identity-based storage authentication is not implemented by the emulator; use a SAS URI")
         with self._jobs_lock:
             if any(job.status in ACTIVE for job in self.jobs.values()):
-                raise ServiceError(403, "JobQuotaExceeded",
-                                   "Failed to create job since there is another job running (one import/export job "
-                                   "at a time per hub)")
+                raise ServiceError(
+                    403,
+                    "JobQuotaExceeded",
+                    "Failed to create job since there is another job running (one import/export job at a time per hub)",
+                )
         self._open(body.get("outputBlobContainerUri"), "outputBlobContainerUri", "w")
         if kind == "import":
             self._open(body.get("inputBlobContainerUri"), "inputBlobContainerUri", "r")
-        job = Job(str(uuid.uuid4()), kind, body.get("inputBlobContainerUri") if kind == "import" else None,
-                  body["outputBlobContainerUri"], str(body.get("inputBlobName") or DEFAULT_BLOB),
-                  str(body.get("outputBlobName") or DEFAULT_BLOB), bool(body.get("excludeKeysInExport")),
-                  iso(utc_now()))
+        job = Job(
+            str(uuid.uuid4()),
+            kind,
+            body.get("inputBlobContainerUri") if kind == "import" else None,
+            body["outputBlobContainerUri"],
+            str(body.get("inputBlobName") or DEFAULT_BLOB),
+            str(body.get("outputBlobName") or DEFAULT_BLOB),
+            bool(body.get("excludeKeysInExport")),
+            iso(utc_now()),
+        )
         with self._jobs_lock:
-            if any(other.status in ACTIVE for other in self.jobs.values()):     # lost a race with another create
+            if any(other.status in ACTIVE for other in self.jobs.values()):  # lost a race with another create
                 raise ServiceError(403, "JobQuotaExceeded", "Failed to create job since there is another job running")
             self.jobs[job.job_id] = job
         threading.Thread(target=self._run, args=(job,), name=f"hub-job-{job.job_id[:8]}", daemon=True).start()
@@ -240,15 +277,21 @@ class JobService:
             return {"errorCode": BAD_LINE, "errorStatus": "Invalid device format in line: " + line[:200]}
         mode = str(entry.get("importMode") or "createOrUpdate")
         if device_id in seen:
-            return {"deviceId": device_id, "errorCode": ERROR_NUMBERS["DeviceDefinedMultipleTimes"],
-                    "errorStatus": f"The device {device_id} is defined more than once in the import file"}
+            return {
+                "deviceId": device_id,
+                "errorCode": ERROR_NUMBERS["DeviceDefinedMultipleTimes"],
+                "errorStatus": f"The device {device_id} is defined more than once in the import file",
+            }
         seen.add(device_id)
         try:
             with self.lock:
                 self.hub.import_device(device_id, mode, entry)
         except ServiceError as error:
-            return {"deviceId": device_id, "errorCode": ERROR_NUMBERS.get(error.code, error.status * 1000),
-                    "errorStatus": f"ErrorCode:{error.code};{error.message}"}
+            return {
+                "deviceId": device_id,
+                "errorCode": ERROR_NUMBERS.get(error.code, error.status * 1000),
+                "errorStatus": f"ErrorCode:{error.code};{error.message}",
+            }
         return None
 
     def _export(self, job: Job) -> None:

@@ -7,6 +7,7 @@ on any dotted path of the twin (deviceId, status, tags.x.y, properties.desired.x
 String, number, true/false and null literals. Anything else is a 400 (`BadRequest`), as the service answers
 a query it cannot parse. As in IoT Hub, a comparison with an undefined path is false.
 """
+
 from __future__ import annotations
 
 import operator
@@ -19,18 +20,26 @@ from .common import ServiceError
 
 Predicate = Callable[[dict[str, Any]], bool]
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     \s*(?:
       (?P<string>'(?:[^']|'')*')
     | (?P<number>-?\d+(?:\.\d+)?)
     | (?P<op><>|!=|<=|>=|=|<|>)
     | (?P<punct>[()\[\],*])
     | (?P<word>[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z0-9_$]+)*)
-    )""", re.VERBOSE)
+    )""",
+    re.VERBOSE,
+)
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "=": operator.eq, "!=": operator.ne, "<>": operator.ne,
-    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<>": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 _MISSING = object()
 
@@ -52,7 +61,7 @@ def _tokenize(text: str) -> list[_Token]:
     while position < len(text):
         found = _TOKEN.match(text, position)
         if found is None or found.end() == position:
-            raise _error(f"unexpected character at {position}: {text[position:position + 10]!r}")
+            raise _error(f"unexpected character at {position}: {text[position : position + 10]!r}")
         kind = found.lastgroup or ""
         tokens.append(_Token(kind, found.group(kind)))
         position = found.end()

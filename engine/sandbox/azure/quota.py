@@ -7,6 +7,7 @@ throttling does. `shaping` (seconds) models IoT Hub's traffic shaping (quotas.md
 first queued, then refused): a request whose token is due within `shaping` waits for it instead of being refused.
 The hub documents no queue size; the default 0 refuses at once. Default: no rates, no throttling.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,8 +65,9 @@ class Accounting:
             raise ValueError("rates must be positive (leave a class out to leave it unlimited)")
         now = self.clock()
         with self._lock:
-            self._buckets = {name: _Bucket(float(rate), max(1.0, float(rate)), now)
-                             for name, rate in (rates or {}).items()}
+            self._buckets = {
+                name: _Bucket(float(rate), max(1.0, float(rate)), now) for name, rate in (rates or {}).items()
+            }
 
     def admit(self, op_class: str, operation: str) -> int | None:
         """Count a request; return a Retry-After (whole seconds, ≥1) when its class is out of quota. A request
@@ -86,10 +88,14 @@ class Accounting:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"requests": dict(self.requests), "operations": dict(self.operations),
-                    "throttled": dict(self.throttled), "shaped": dict(self.shaped),
-                    "total": sum(self.requests.values()),
-                    "rates": {name: bucket.rate for name, bucket in self._buckets.items()}}
+            return {
+                "requests": dict(self.requests),
+                "operations": dict(self.operations),
+                "throttled": dict(self.throttled),
+                "shaped": dict(self.shaped),
+                "total": sum(self.requests.values()),
+                "rates": {name: bucket.rate for name, bucket in self._buckets.items()},
+            }
 
     def clear(self) -> None:
         with self._lock:

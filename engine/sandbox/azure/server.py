@@ -9,6 +9,7 @@ the query as `parse_qsl` reads it (blank values dropped, the last of a repeated 
 seen it. Request lines go to `logging` at debug level with the signature of a blob SAS cut out of them; headers
 (which carry SAS tokens) are never logged.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,7 @@ from engine.sandbox.wsgi import SandboxServer, wire_response
 
 from .common import Request
 
-_SIGNATURE = re.compile(r"(sig=)[^&\s]+")      # blob request lines carry their SAS in the query string
+_SIGNATURE = re.compile(r"(sig=)[^&\s]+")  # blob request lines carry their SAS in the query string
 Dispatch = Callable[[Request], tuple[int, dict[str, str], bytes]]
 METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE", "HEAD")
 
@@ -41,18 +42,24 @@ class EmulatorServer(SandboxServer):
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(cert_file, key_file)
         self.dispatch = dispatch
-        super().__init__(address[0], address[1], self.wsgi, ssl_context=context, software="fleetctl-azure-emulator",
-                         redact=redact)
+        super().__init__(
+            address[0], address[1], self.wsgi, ssl_context=context, software="fleetctl-azure-emulator", redact=redact
+        )
 
     def wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """The WSGI application: the emulators' Request in, the dispatcher's status, headers and bytes out."""
         incoming = WsgiRequest(environ)
         if incoming.method not in METHODS:
-            return wire_response(501, [("Content-Type", "text/plain")],
-                                 f"Unsupported method ({incoming.method!r})".encode())(environ, start_response)
+            return wire_response(
+                501, [("Content-Type", "text/plain")], f"Unsupported method ({incoming.method!r})".encode()
+            )(environ, start_response)
         url = urlsplit(environ.get("REQUEST_URI") or incoming.full_path)
-        request = Request(method=incoming.method, path=url.path, query=dict(parse_qsl(url.query)),
-                          headers={name.lower(): value for name, value in incoming.headers.items()},
-                          body=incoming.get_data())
+        request = Request(
+            method=incoming.method,
+            path=url.path,
+            query=dict(parse_qsl(url.query)),
+            headers={name.lower(): value for name, value in incoming.headers.items()},
+            body=incoming.get_data(),
+        )
         status, headers, payload = self.dispatch(request)
         return wire_response(status, headers.items(), payload)(environ, start_response)

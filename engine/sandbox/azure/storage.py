@@ -23,6 +23,7 @@ Errors are the service's XML `<Error><Code>…</Code><Message>…</Message></Err
 `open_container(url)` is how the emulated IoT Hub reaches a container from a job's SAS URI: the same checks, per
 operation, in process. Stored access policies (`si`), account SAS and Shared Key are not implemented.
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,9 +41,9 @@ from xml.sax.saxutils import escape
 
 from .common import ServiceError, rfc1123, utc_now
 
-STORAGE_VERSION = "2025-11-05"             # answered in x-ms-version when the request names none
-MIN_SAS_VERSION = "2018-11-09"             # signs the snapshot time; older versions sign fewer fields
-ENCRYPTION_SCOPE_VERSION = "2020-12-06"    # adds `ses` to the string-to-sign
+STORAGE_VERSION = "2025-11-05"  # answered in x-ms-version when the request names none
+MIN_SAS_VERSION = "2018-11-09"  # signs the snapshot time; older versions sign fewer fields
+ENCRYPTION_SCOPE_VERSION = "2020-12-06"  # adds `ses` to the string-to-sign
 ACCOUNT_NAME = re.compile(r"^[a-z0-9]{3,24}$")
 CONTAINER_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 PERMISSIONS = "racwdxyltfmei"
@@ -57,13 +58,21 @@ class StorageError(ServiceError):
 
 
 def _auth_failed(detail: str) -> StorageError:
-    return StorageError(403, "AuthenticationFailed", "Server failed to authenticate the request. Make sure the value "
-                        "of Authorization header is formed correctly including the signature.", detail)
+    return StorageError(
+        403,
+        "AuthenticationFailed",
+        "Server failed to authenticate the request. Make sure the value "
+        "of Authorization header is formed correctly including the signature.",
+        detail,
+    )
 
 
 def _permission_mismatch() -> StorageError:
-    return StorageError(403, "AuthorizationPermissionMismatch",
-                        "This request is not authorized to perform this operation using this permission.")
+    return StorageError(
+        403,
+        "AuthorizationPermissionMismatch",
+        "This request is not authorized to perform this operation using this permission.",
+    )
 
 
 def _parse_time(value: str, name: str) -> dt.datetime:
@@ -83,8 +92,18 @@ def _parse_time(value: str, name: str) -> dt.datetime:
 def string_to_sign(fields: dict[str, str], canonical_resource: str) -> str:
     """The service SAS string-to-sign for version `fields["sv"]` (≥ 2018-11-09)."""
     get = lambda name: fields.get(name, "")  # noqa: E731 - a lookup, not a function worth naming
-    lines = [get("sp"), get("st"), get("se"), canonical_resource, get("si"), get("sip"), get("spr"), get("sv"),
-             get("sr"), get("snapshot")]
+    lines = [
+        get("sp"),
+        get("st"),
+        get("se"),
+        canonical_resource,
+        get("si"),
+        get("sip"),
+        get("spr"),
+        get("sv"),
+        get("sr"),
+        get("snapshot"),
+    ]
     if get("sv") >= ENCRYPTION_SCOPE_VERSION:
         lines.append(get("ses"))
     lines += [get("rscc"), get("rscd"), get("rsce"), get("rscl"), get("rsct")]
@@ -95,8 +114,17 @@ def sign(key: str, text: str) -> str:
     return base64.b64encode(hmac.new(base64.b64decode(key), text.encode("utf-8"), hashlib.sha256).digest()).decode()
 
 
-def container_sas(account: str, key: str, container: str, permissions: str, expiry: dt.datetime, *,
-                  start: dt.datetime | None = None, version: str = "2024-08-04", blob: str | None = None) -> str:
+def container_sas(
+    account: str,
+    key: str,
+    container: str,
+    permissions: str,
+    expiry: dt.datetime,
+    *,
+    start: dt.datetime | None = None,
+    version: str = "2024-08-04",
+    blob: str | None = None,
+) -> str:
     """A service SAS query string for a container (or, with `blob`, one blob), as azure-storage-blob makes them."""
     stamp = lambda moment: moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
     fields = {"sv": version, "sr": "b" if blob else "c", "sp": permissions, "se": stamp(expiry), "spr": "https"}
@@ -117,11 +145,18 @@ class Blob:
     modified: dt.datetime
 
     def headers(self) -> dict[str, str]:
-        return {"ETag": f'"{self.etag}"', "Last-Modified": rfc1123(self.modified), "x-ms-blob-type": "BlockBlob",
-                "x-ms-creation-time": rfc1123(self.created), "x-ms-lease-state": "available",
-                "x-ms-lease-status": "unlocked", "x-ms-server-encrypted": "true", "Accept-Ranges": "bytes",
-                "Content-Type": self.content_type,
-                "Content-MD5": base64.b64encode(hashlib.md5(self.data).digest()).decode()}   # noqa: S324 - the wire format
+        return {
+            "ETag": f'"{self.etag}"',
+            "Last-Modified": rfc1123(self.modified),
+            "x-ms-blob-type": "BlockBlob",
+            "x-ms-creation-time": rfc1123(self.created),
+            "x-ms-lease-state": "available",
+            "x-ms-lease-status": "unlocked",
+            "x-ms-server-encrypted": "true",
+            "Accept-Ranges": "bytes",
+            "Content-Type": self.content_type,
+            "Content-MD5": base64.b64encode(hashlib.md5(self.data).digest()).decode(),
+        }  # noqa: S324 - the wire format
 
 
 @dataclass
@@ -184,14 +219,17 @@ class BlobService:
     def handles(self, path: str) -> bool:
         return path.strip("/").split("/", 1)[0] in self.accounts
 
-    def sas_url(self, base_url: str, account: str, container: str, permissions: str, expiry: dt.datetime,
-                **options: Any) -> str:
-        return f"{base_url}/{account}/{container}?" + container_sas(account, self.accounts[account], container,
-                                                                    permissions, expiry, **options)
+    def sas_url(
+        self, base_url: str, account: str, container: str, permissions: str, expiry: dt.datetime, **options: Any
+    ) -> str:
+        return f"{base_url}/{account}/{container}?" + container_sas(
+            account, self.accounts[account], container, permissions, expiry, **options
+        )
 
     # ------------------------------------------------------------------ SAS
-    def authorize(self, account: str, container: str, blob: str | None, query: dict[str, str],
-                  now: dt.datetime | None = None) -> Grant:
+    def authorize(
+        self, account: str, container: str, blob: str | None, query: dict[str, str], now: dt.datetime | None = None
+    ) -> Grant:
         """Validate a service SAS for `account/container[/blob]`; raises StorageError as the service answers."""
         key = self.accounts.get(account)
         if key is None:
@@ -204,8 +242,9 @@ class BlobService:
         if query.get("si"):
             raise _auth_failed("stored access policies (si) are not implemented by the emulator")
         if query["sv"] < MIN_SAS_VERSION:
-            raise _auth_failed(f"sv {query['sv']} is older than {MIN_SAS_VERSION}, the oldest version the emulator "
-                               "verifies")
+            raise _auth_failed(
+                f"sv {query['sv']} is older than {MIN_SAS_VERSION}, the oldest version the emulator verifies"
+            )
         for name in ("sp", "se"):
             if not query.get(name):
                 raise _auth_failed(f"{name} is mandatory. Cannot be empty")
@@ -216,19 +255,26 @@ class BlobService:
         resource = f"/blob/{account}/{container}" + (f"/{blob}" if query["sr"] == "b" else "")
         expected = sign(key, string_to_sign(query, resource))
         if not hmac.compare_digest(expected.encode(), query["sig"].encode()):
-            raise _auth_failed("Signature did not match. String to sign used was "
-                               + string_to_sign(query, resource).replace("\n", "\\n"))
+            raise _auth_failed(
+                "Signature did not match. String to sign used was "
+                + string_to_sign(query, resource).replace("\n", "\\n")
+            )
         now = now or utc_now()
         start = _parse_time(query["st"], "st") if query.get("st") else None
         expiry = _parse_time(query["se"], "se")
         if now > expiry or (start is not None and now < start):
-            raise _auth_failed(f"Signature not valid in the specified time frame: Start [{rfc1123(start) if start else ''}]"
-                               f" - Expiry [{rfc1123(expiry)}] - Current [{rfc1123(now)}]")
+            raise _auth_failed(
+                f"Signature not valid in the specified time frame: Start [{rfc1123(start) if start else ''}]"
+                f" - Expiry [{rfc1123(expiry)}] - Current [{rfc1123(now)}]"
+            )
         if query.get("spr") and "https" not in query["spr"].split(","):
             raise _auth_failed("This request is not authorized to perform this operation using this protocol.")
         if query.get("sip") and not _ip_allowed(query["sip"], "127.0.0.1"):
-            raise StorageError(403, "AuthorizationSourceIPMismatch",
-                               "This request is not authorized to perform this operation using this source IP.")
+            raise StorageError(
+                403,
+                "AuthorizationSourceIPMismatch",
+                "This request is not authorized to perform this operation using this source IP.",
+            )
         letters = "".join(ch for ch in query["sp"] if ch in PERMISSIONS)
         return Grant(account, container, letters, blob if query["sr"] == "b" else None)
 
@@ -239,8 +285,15 @@ class BlobService:
             raise StorageError(404, "ContainerNotFound", "The specified container does not exist.")
         return found
 
-    def put(self, grant: Grant, name: str, data: bytes, content_type: str = "application/octet-stream", *,
-            if_none_match: str | None = None) -> Blob:
+    def put(
+        self,
+        grant: Grant,
+        name: str,
+        data: bytes,
+        content_type: str = "application/octet-stream",
+        *,
+        if_none_match: str | None = None,
+    ) -> Blob:
         with self._lock:
             container = self._container(grant)
             existing = container.blobs.get(name)
@@ -249,8 +302,9 @@ class BlobService:
                 raise StorageError(409, "BlobAlreadyExists", "The specified blob already exists.")
             self._counter += 1
             now = utc_now()
-            blob = Blob(bytes(data), content_type, f"0x8D{self._counter:013X}", existing.created if existing else now,
-                        now)
+            blob = Blob(
+                bytes(data), content_type, f"0x8D{self._counter:013X}", existing.created if existing else now, now
+            )
             container.blobs[name] = blob
             return blob
 
@@ -277,16 +331,21 @@ class BlobService:
         """A container SAS URI as a job holds it → the grant its token gives (raises StorageError when none)."""
         parts = urlsplit(url)
         if parts.scheme != "https" or (parts.hostname or "") not in loopback_hosts:
-            raise StorageError(400, "InvalidUri", "the emulator reaches only its own blob endpoint "
-                               f"(https://{loopback_hosts[0]}:PORT/<account>/<container>)")
+            raise StorageError(
+                400,
+                "InvalidUri",
+                "the emulator reaches only its own blob endpoint "
+                f"(https://{loopback_hosts[0]}:PORT/<account>/<container>)",
+            )
         segments = [unquote(s) for s in parts.path.strip("/").split("/")]
         if len(segments) != 2:
             raise StorageError(400, "InvalidUri", "a container URI is https://HOST/<account>/<container>?<SAS>")
         return self.authorize(segments[0], segments[1], None, dict(parse_qsl(parts.query, keep_blank_values=True)))
 
     # ------------------------------------------------------------------ the REST surface
-    def dispatch(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
-                 body: bytes) -> StoredResponse:
+    def dispatch(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> StoredResponse:
         request_id = str(uuid.uuid4())
         try:
             response = self._route(method, path, query, headers, body)
@@ -299,33 +358,48 @@ class BlobService:
         response.headers.setdefault("Date", rfc1123(utc_now()))
         return response
 
-    def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
-               body: bytes) -> StoredResponse:
+    def _route(
+        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+    ) -> StoredResponse:
         segments = [unquote(s) for s in path.lstrip("/").split("/", 2)]
         if len(segments) < 2 or not segments[1]:
             raise StorageError(400, "InvalidUri", "the emulator serves container and blob requests only")
         account, container = segments[0], segments[1]
         blob = segments[2] if len(segments) > 2 and segments[2] else None
-        sas = {k: v for k, v in query.items() if k not in ("restype", "comp", "prefix", "maxresults", "marker",
-                                                            "include", "timeout")}
+        sas = {
+            k: v
+            for k, v in query.items()
+            if k not in ("restype", "comp", "prefix", "maxresults", "marker", "include", "timeout")
+        }
         if blob is None:
             if query.get("restype") == "container" and method == "PUT":
                 self.authorize(account, container, None, sas)
-                raise _permission_mismatch()        # a service SAS cannot create a container
+                raise _permission_mismatch()  # a service SAS cannot create a container
             if query.get("restype") == "container" and query.get("comp") == "list" and method == "GET":
                 grant = self.authorize(account, container, None, sas)
                 return self._list(grant, query.get("prefix") or "")
-            raise StorageError(400, "UnsupportedHttpVerb" if method != "GET" else "InvalidQueryParameterValue",
-                               f"{method} {path} is not implemented by the emulator")
+            raise StorageError(
+                400,
+                "UnsupportedHttpVerb" if method != "GET" else "InvalidQueryParameterValue",
+                f"{method} {path} is not implemented by the emulator",
+            )
         grant = self.authorize(account, container, blob, sas)
         if method == "PUT":
             if query.get("comp"):
-                raise StorageError(400, "InvalidQueryParameterValue",
-                                   f"comp={query['comp']} is not implemented by the emulator (Put Blob only)")
+                raise StorageError(
+                    400,
+                    "InvalidQueryParameterValue",
+                    f"comp={query['comp']} is not implemented by the emulator (Put Blob only)",
+                )
             if (headers.get("x-ms-blob-type") or "") != "BlockBlob":
                 raise StorageError(400, "InvalidHeaderValue", "x-ms-blob-type must be BlockBlob")
-            stored = self.put(grant, blob, body, headers.get("x-ms-blob-content-type") or headers.get("content-type")
-                              or "application/octet-stream", if_none_match=headers.get("if-none-match"))
+            stored = self.put(
+                grant,
+                blob,
+                body,
+                headers.get("x-ms-blob-content-type") or headers.get("content-type") or "application/octet-stream",
+                if_none_match=headers.get("if-none-match"),
+            )
             out = {k: v for k, v in stored.headers().items() if k in ("ETag", "Last-Modified", "Content-MD5")}
             return StoredResponse(201, {**out, "x-ms-request-server-encrypted": "true"})
         if method in ("GET", "HEAD"):
@@ -348,12 +422,13 @@ class BlobService:
         first = int(match.group(1))
         last = min(int(match.group(2)) if match.group(2) else size - 1, size - 1)
         if first >= size:
-            raise StorageError(416, "InvalidRange", "The range specified is invalid for the current size of the "
-                               "resource.")
-        part = blob.data[first:last + 1]
+            raise StorageError(
+                416, "InvalidRange", "The range specified is invalid for the current size of the resource."
+            )
+        part = blob.data[first : last + 1]
         out = {**blob.headers(), "Content-Range": f"bytes {first}-{last}/{size}"}
         if first or last != size - 1:
-            out.pop("Content-MD5")           # the service returns the MD5 of the whole blob only for a whole read
+            out.pop("Content-MD5")  # the service returns the MD5 of the whole blob only for a whole read
         return StoredResponse(206, out, part)
 
     def _list(self, grant: Grant, prefix: str) -> StoredResponse:
@@ -364,10 +439,13 @@ class BlobService:
                 f"<Last-Modified>{rfc1123(blob.modified)}</Last-Modified><Etag>{blob.etag}</Etag>"
                 f"<Content-Length>{len(blob.data)}</Content-Length><Content-Type>{escape(blob.content_type)}"
                 "</Content-Type><BlobType>BlockBlob</BlobType><LeaseStatus>unlocked</LeaseStatus>"
-                "<LeaseState>available</LeaseState><ServerEncrypted>true</ServerEncrypted></Properties></Blob>")
-        xml = ('<?xml version="1.0" encoding="utf-8"?>'
-               f'<EnumerationResults ServiceEndpoint="/{grant.account}" ContainerName="{escape(grant.container)}">'
-               f"<Prefix>{escape(prefix)}</Prefix><Blobs>{''.join(items)}</Blobs><NextMarker /></EnumerationResults>")
+                "<LeaseState>available</LeaseState><ServerEncrypted>true</ServerEncrypted></Properties></Blob>"
+            )
+        xml = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<EnumerationResults ServiceEndpoint="/{grant.account}" ContainerName="{escape(grant.container)}">'
+            f"<Prefix>{escape(prefix)}</Prefix><Blobs>{''.join(items)}</Blobs><NextMarker /></EnumerationResults>"
+        )
         return StoredResponse(200, {"Content-Type": "application/xml"}, xml.encode("utf-8"))
 
 
@@ -379,11 +457,17 @@ def _ip_allowed(spec: str, address: str) -> bool:
         low, high, ip = ipaddress.ip_address(first), ipaddress.ip_address(last or first), ipaddress.ip_address(address)
     except ValueError:
         return False
-    if isinstance(low, ipaddress.IPv4Address) and isinstance(high, ipaddress.IPv4Address) \
-            and isinstance(ip, ipaddress.IPv4Address):
+    if (
+        isinstance(low, ipaddress.IPv4Address)
+        and isinstance(high, ipaddress.IPv4Address)
+        and isinstance(ip, ipaddress.IPv4Address)
+    ):
         return low <= ip <= high
-    if isinstance(low, ipaddress.IPv6Address) and isinstance(high, ipaddress.IPv6Address) \
-            and isinstance(ip, ipaddress.IPv6Address):
+    if (
+        isinstance(low, ipaddress.IPv6Address)
+        and isinstance(high, ipaddress.IPv6Address)
+        and isinstance(ip, ipaddress.IPv6Address)
+    ):
         return low <= ip <= high
     return False
 
@@ -392,7 +476,10 @@ def _error(error: StorageError) -> StoredResponse:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
     message = f"{error.message}\nRequestId:{uuid.uuid4()}\nTime:{stamp}"
     detail = f"<AuthenticationErrorDetail>{escape(error.detail)}</AuthenticationErrorDetail>" if error.detail else ""
-    xml = (f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{error.code}</Code>'
-           f"<Message>{escape(message)}</Message>{detail}</Error>")
-    return StoredResponse(error.status, {"x-ms-error-code": error.code, "Content-Type": "application/xml"},
-                          xml.encode("utf-8"))
+    xml = (
+        f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{error.code}</Code>'
+        f"<Message>{escape(message)}</Message>{detail}</Error>"
+    )
+    return StoredResponse(
+        error.status, {"x-ms-error-code": error.code, "Content-Type": "application/xml"}, xml.encode("utf-8")
+    )

@@ -4,6 +4,7 @@ A PATCH merges objects recursively and `null` deletes; every touched key gets `$
 properties, `$lastUpdatedVersion`) in `$metadata`. Keys may not contain `.`, `$` or spaces, and nesting is limited
 (10 levels, the current IoT Hub limit). Tags and desired properties share these rules.
 """
+
 from __future__ import annotations
 
 import copy
@@ -99,5 +100,4 @@ class PropertySet:
         self.patch(values, moment)
 
     def document(self) -> dict[str, Any]:
-        return {**self.values, "$metadata": {**self._stamp(self.last_updated), **self.meta},
-                "$version": self.version}
+        return {**self.values, "$metadata": {**self._stamp(self.last_updated), **self.meta}, "$version": self.version}
