@@ -80,12 +80,3 @@ def issued_by(pem: str, ca_pem: str) -> bool:
         return False
     except Exception:  # cryptography raises InvalidSignature (not a ValueError)
         return False
-
-
-def first_pem_block(text: str) -> str:
-    """The first certificate block of a PEM bundle (AWS and Azure take one certificate per call)."""
-    start = text.find("-----BEGIN CERTIFICATE-----")
-    end = text.find("-----END CERTIFICATE-----", start)
-    if start < 0 or end < 0:
-        return text
-    return text[start : end + len("-----END CERTIFICATE-----")] + "\n"

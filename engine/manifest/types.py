@@ -75,6 +75,8 @@ class FileRef(Strict):
 
 def _pem_or_file(value: Any) -> Any:
     if isinstance(value, str):
+        # the shape only (inline text or a file reference): the certificate itself is parsed by cryptography
+        # (engine/pki.py load_cert) when the kind expands, and a bad body is an error of the manifest
         if "-----BEGIN" not in value:
             raise ValueError("expected {file: path} or an inline PEM block")
         return {"inline": value}

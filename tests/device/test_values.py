@@ -148,6 +148,13 @@ BAD: list[tuple[str, dict[str, Any], dict[str, Any], tuple[Any, ...], str]] = [
         ("spec", "values", "x509/05"),
         "slot x509/05 expects a PEM certificate (-----BEGIN CERTIFICATE-----), got content of 5 bytes that is not PEM",
     ),
+    (
+        "slot certificate body corrupted",  # valid base64 framing, not a certificate: cryptography refuses it
+        {"x509/05": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"},
+        {},
+        ("spec", "values", "x509/05"),
+        "got a CERTIFICATE block that does not parse as an X.509 certificate",
+    ),
 ]
 
 

@@ -4,6 +4,15 @@ Why: slots are compared by digest, and devices disagree on what they hash: u-blo
 that may cover the PEM as sent or the DER stored (R8). This module is the one place that normalises PEM
 text, extracts the DER body and computes both digests, and that says whether content is a certificate or a
 private key at all (the ST SPWF01 thread loaded a host name into f_ca).
+
+Certificates are parsed by `cryptography` (`x509.load_pem_x509_certificates`): a certificate slot takes content
+only when every CERTIFICATE block is a certificate, so a truncated or corrupted body is refused before it reaches
+a device. The block framing itself (`_BLOCK`, RFC 7468's textual encoding: label, base64 body) stays a regular
+expression on purpose, for two jobs no cryptography API does without more than they need: the DER body of *any*
+block, for the MD5 a u-blox module reports (cryptography gives DER only of an object it has parsed), and the label
+of a private-key block without loading the key (an encrypted key needs its passphrase, which fleetctl never
+holds, and loading key material into a crypto object is more than a label check needs; the key stays bytes that
+only the device artifact carries, DESIGN.md's secrets rule).
 """
 
 from __future__ import annotations
@@ -12,6 +21,8 @@ import base64
 import binascii
 import hashlib
 import re
+
+from cryptography import x509
 
 from engine.model import secret_fingerprint
 
@@ -79,6 +90,12 @@ def content_problem(kind: SlotKind, content: bytes, domain_register: str | None 
     """Why `content` cannot go into a slot of `kind`, or None. Names a host name loaded as a certificate."""
     labels = {label for label, _ in der_bodies(content)}
     expected = _EXPECTED_LABELS[kind]
+    if kind is SlotKind.PEM_CERT and "CERTIFICATE" in labels:
+        try:
+            x509.load_pem_x509_certificates(content)
+        except ValueError:
+            return "expects a PEM certificate, got a CERTIFICATE block that does not parse as an X.509 certificate"
+        return None
     if labels & set(expected):
         return None
     what = (
