@@ -13,7 +13,7 @@ the OpenID discovery document MSAL reads first, so the real azure-identity chain
     POST /{tenant}/oauth2/v2.0/token                          (grant_type=client_credentials, scope=AUDIENCE/.default)
 
 MSAL's instance discovery would ask login.microsoftonline.com about an unknown authority host; fleetctl turns it
-off for a loopback authority (engine/providers/azure/client.py). The client secret is a sandbox-only value; it is
+off for a loopback authority (engine/providers/azure/client/credentials.py). The client secret is a sandbox-only value; it is
 written only to `azure.json` (0600) and the sandbox env file's export lines.
 
 Errors follow the services: the token endpoint answers like Entra (`{"error": "invalid_client", ...}` with an

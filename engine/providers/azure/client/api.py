@@ -1,54 +1,17 @@
-"""The one module that imports the Azure SDKs: IoT Hub registry and twins, DPS enrollments, ARM hub certificates.
-
-Everything above this module sees plain JSON-able dicts and lists in the services' own wire shapes (camelCase,
-e.g. `deviceId`, `properties.desired`, `attestation`), and fleetctl's own errors (`engine.errors`) carrying the
-service error code and request id. SDK model objects and SDK exceptions never leave it.
-
-- Hub: `azure.iot.hub.IoTHubRegistryManager` (2.7.0). Reads go through the query API with continuation
-  (`query_devices`), never one GET per device.
-- DPS: `azure.iot.deviceprovisioning.DeviceProvisioningClient` (1.0.0b1, the only release). Its query paging
-  (`ItemPaged` over `x-ms-continuation`) works, so azure-core is not needed directly.
-- ARM: `azure.mgmt.iothub.IotHubClient` (api-version 2023-06-30) with any TokenCredential: the Entra ID chain
-  (`entra_credential`: azure-identity's DefaultAzureCredential) or, as an explicit fallback, FLEETCTL_ARM_TOKEN
-  (`StaticTokenCredential`).
-- Authentication of the data planes: a Target's `azure.auth` picks shared-access-key connection strings
-  (`IoTHubRegistryManager.from_connection_string`, `DeviceProvisioningClient.from_connection_string`) or Microsoft
-  Entra ID tokens (`IoTHubRegistryManager.from_token_credential`, `DeviceProvisioningClient(endpoint, credential)`),
-  scopes `https://iothubs.azure.net/.default` and `https://azure-devices-provisioning.net/.default`; RBAC roles
-  IoT Hub Registry Contributor + IoT Hub Twin Contributor and Device Provisioning Service Data Contributor.
-- Request ids: every response's `x-ms-request-id` (ARM: and `x-ms-correlation-request-id`) is captured by the SDKs'
-  own hooks — msrest's requests response hooks for the hub, `cls=` callbacks for DPS, azure-core's
-  `raw_response_hook` (CustomHookPolicy) for ARM — per thread, so the provider journals them on success too
-  (`captured`), without re-issuing any request.
-- Import/export jobs: the hub SDK's generated `protocol.jobs` operations (`create_import_export_job`,
-  `get_import_export_job`, `get_import_export_jobs`, `cancel_import_export_job`, the calls IoTHubJobManager makes),
-  and `azure.storage.blob.ContainerClient` (12.31) on the container SAS URL the Target names, for the job's
-  `devices.txt` and `importErrors.log`. A SAS URL is a secret: it never appears in what this module returns or
-  raises (job records are returned without their container URIs; `sig=` is cut out of every error message).
-
-SDK retries are switched off: the engine owns retries (it retries only `Throttled` and `Transient`, with backoff),
-and an SDK that silently sleeps on 429 would hide quota costs from benchmarks. Every wire call is counted in
-`self.calls` under its SDK operation name (each query page counts once). Keys are never logged.
-"""
+"""AzureClient: the SDK calls themselves, counted, with their responses as plain JSON dicts and their errors
+translated (engine/providers/azure/client/__init__.py says which SDK serves which plane)."""
 
 from __future__ import annotations
 
 import collections
 import json
-import logging
-import re
 import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 import requests
-from azure.core.credentials import AccessToken
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
-from azure.identity import ClientSecretCredential, DefaultAzureCredential
+from azure.core.exceptions import AzureError
 from azure.iot.deviceprovisioning import DeviceProvisioningClient
 from azure.iot.hub import IoTHubRegistryManager
 from azure.iot.hub.models import (
@@ -66,26 +29,18 @@ from azure.iot.hub.protocol.models import JobProperties
 from azure.mgmt.iothub import IotHubClient
 from azure.mgmt.iothub.models import CertificateDescription, CertificateProperties, CertificateVerificationDescription
 from azure.storage.blob import ContainerClient
-from msrest.exceptions import ClientException, HttpOperationError
+from msrest.exceptions import ClientException
 from urllib3.util.retry import Retry
 
 from engine.errors import (
-    Conflict,
-    Forbidden,
     Invalid,
     NotFound,
-    PreconditionFailed,
     ProviderError,
-    Throttled,
-    Transient,
 )
+from engine.providers.azure.client.credentials import ArmTarget
+from engine.providers.azure.client.errors import redact, translate
 
-logging.getLogger("azure.identity").addHandler(logging.NullHandler())  # its warnings: summarised in our errors
 BULK_LIMIT = 100
-HUB_SCOPE = "https://iothubs.azure.net/.default"
-DPS_SCOPE = "https://azure-devices-provisioning.net/.default"
-ARM_SCOPE = "https://management.azure.com/.default"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 AUTH_TYPES = {
     "sas": "sas",
     "symmetricKey": "sas",
@@ -93,17 +48,6 @@ AUTH_TYPES = {
     "certificateAuthority": "certificateAuthority",
     "x509CA": "certificateAuthority",
 }
-STATUS_ERRORS: dict[int, type[ProviderError]] = {
-    400: Invalid,
-    401: Forbidden,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    412: PreconditionFailed,
-    429: Throttled,
-}
-TRANSIENT_STATUSES = {408, 500, 502, 503, 504}
-CODE_ERRORS: dict[str, type[ProviderError]] = {"JobQuotaExceeded": Conflict}  # 403 on the wire: another job runs
 JOB_FIELDS = (
     "jobId",
     "type",
@@ -116,179 +60,8 @@ JOB_FIELDS = (
     "outputBlobName",
     "excludeKeysInExport",
 )
-_SIGNATURE = re.compile(r"(sig=)[^&\s'\"<>]+", re.IGNORECASE)
 
 
-def redact(text: str) -> str:
-    """A message with every SAS signature (`sig=…`) cut out: URLs in transport errors carry their query string."""
-    return _SIGNATURE.sub(r"\1(sensitive)", text)
-
-
-@dataclass(frozen=True)
-class ArmTarget:
-    """Where the hub's ARM resource lives; `credential` is any azure-core TokenCredential."""
-
-    base_url: str
-    subscription_id: str
-    resource_group: str
-    hub_name: str
-    credential: Any
-
-
-class StaticTokenCredential:
-    """A TokenCredential that hands out a fixed bearer token: enough for the local ARM emulator, not for Azure."""
-
-    def __init__(self, token: str = "fleetctl-sandbox") -> None:
-        self._token = token
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(self._token, int(time.time()) + 3600)
-
-
-CREDENTIAL_FIX = (
-    "fix: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a service principal), or "
-    "AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE (workload identity federation; "
-    "azure/login with OIDC in GitHub Actions), or run `az login`, or run on a managed identity; "
-    'in the sandbox: eval "$(fleetctl sandbox env)"'
-)
-
-
-class CredentialError(ProviderError):
-    """No credential of the chain produced a token (never retried; the message names the chain and each failure)."""
-
-    def __init__(self, summary: str, scope: str | None = None, **kwargs: Any) -> None:
-        where = f" for {scope}" if scope else ""
-        super().__init__(
-            f"no Microsoft Entra ID credential produced a token{where} (tried: {summary}); {CREDENTIAL_FIX}", **kwargs
-        )
-
-
-def _is_loopback_url(url: str) -> bool:
-    host = (urlparse(url).hostname or "").lower()
-    return host in LOOPBACK
-
-
-def entra_credential(env: Mapping[str, str]) -> Any:
-    """The Microsoft Entra ID chain: azure-identity's DefaultAzureCredential (environment credentials, workload
-    identity federation as in GitHub Actions OIDC, managed identity, `az login`, ...), honouring AZURE_AUTHORITY_HOST
-    and AZURE_TOKEN_CREDENTIALS as azure-identity documents them.
-
-    When `env` (the Target's settings, normally os.environ) holds a client secret (AZURE_TENANT_ID, AZURE_CLIENT_ID,
-    AZURE_CLIENT_SECRET) it is used first through ClientSecretCredential, exactly what EnvironmentCredential would
-    build but from `env` rather than the process environment. For a loopback authority (the sandbox's local Entra
-    tenant) MSAL's instance discovery, which asks login.microsoftonline.com about the host, is turned off."""
-    authority = env.get("AZURE_AUTHORITY_HOST") or None
-    options: dict[str, Any] = {"authority": authority} if authority else {}
-    if authority and _is_loopback_url(authority):
-        options["disable_instance_discovery"] = True
-    if env.get("REQUESTS_CA_BUNDLE"):  # the token endpoint is verified like the services (sandbox: its CA)
-        options["connection_verify"] = env["REQUESTS_CA_BUNDLE"]
-    tenant, client, secret = (env.get(name) for name in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"))
-    if tenant and client and secret:
-        return ClientSecretCredential(tenant, client, secret, **options)
-    return DefaultAzureCredential(**options)
-
-
-def credential_failure(exc: BaseException) -> str:
-    """azure-identity's failure summarised: the credentials tried and why each failed, one clause each (its
-    messages name settings and hints, never a token or secret); troubleshooting URLs and blank lines are dropped."""
-    text = str(exc.message if isinstance(exc, AzureError) and getattr(exc, "message", None) else exc)
-    attempts = []
-    for line in text.splitlines():
-        line = line.strip()
-        name, sep, why = line.partition(":")
-        if sep and name.endswith("Credential") and " " not in name:
-            why = re.split(r"(?<=\.)\s+(?:Visit|To mitigate|For more|Please visit|See) ", why.strip())[0]
-            attempts.append(f"{name}: {why.strip()}")
-    if attempts:
-        return "; ".join(attempts)
-    first = re.split(r"(?<=\.)\s+(?:Visit|To mitigate|For more|Please visit|See) ", " ".join(text.split()))[0]
-    return first or type(exc).__name__
-
-
-def probe_credential(credential: Any, scope: str) -> None:
-    """Get one token for `scope` (azure-identity caches it for the SDK calls that follow), so a missing or
-    refused credential is one plain error before any call instead of a failure per call."""
-    try:
-        credential.get_token(scope)
-    except (AzureError, ValueError, OSError) as exc:
-        summary = credential_failure(exc)
-        if isinstance(credential, ClientSecretCredential):
-            summary = f"ClientSecretCredential from AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET: {summary}"
-        raise CredentialError(summary, scope, code="CredentialUnavailable") from None
-
-
-# ------------------------------------------------------------------ error translation
-def _body_fields(text: str) -> tuple[str | None, str | None, str | None]:
-    """(code, message, tracking id) from IoT Hub, DPS or ARM error bodies."""
-    if text.lstrip().startswith("<?xml") or text.lstrip().startswith("<Error"):  # Blob Storage
-        code_tag = re.search(r"<Code>(.*?)</Code>", text, re.S)
-        message_tag = re.search(r"<Message>(.*?)</Message>", text, re.S)
-        detail = re.search(r"<AuthenticationErrorDetail>(.*?)</AuthenticationErrorDetail>", text, re.S)
-        words = message_tag.group(1).splitlines()[0] if message_tag else "Blob Storage refused the request"
-        if detail:
-            words += f" ({detail.group(1).split('. String to sign')[0]})"
-        return (code_tag.group(1) if code_tag else None), words, None
-    try:
-        body = json.loads(text) if text else {}
-    except ValueError:
-        return None, text[:500] or None, None
-    if not isinstance(body, dict):
-        return None, None, None
-    if isinstance(body.get("error"), dict):  # ARM front door / OData
-        return body["error"].get("code"), body["error"].get("message"), None
-    if "Message" in body:  # IoT Hub: "ErrorCode:X;message"
-        head, _, message = str(body["Message"]).partition(";")
-        code = head.removeprefix("ErrorCode:") if head.startswith("ErrorCode:") else None
-        tracking = str(body.get("ExceptionMessage", "")).removeprefix("Tracking ID:").split("-G:")[0] or None
-        return code, message or body["Message"], tracking
-    code = body.get("code") if body.get("code") is not None else body.get("errorCode")
-    return (str(code) if code is not None else None), body.get("message"), body.get("trackingId")
-
-
-def _response_text(response: Any) -> str:
-    text = response.text
-    return text() if callable(text) else (text or "")
-
-
-def _from_response(exc: Exception, response: Any) -> ProviderError:
-    status = int(response.status_code)
-    headers = response.headers
-    code, message, tracking = _body_fields(_response_text(response))
-    code = headers.get("iothub-errorcode") or code or headers.get("x-ms-error-code")
-    request_id = headers.get("x-ms-request-id") or tracking
-    kind = (
-        CODE_ERRORS.get(code or "")
-        or STATUS_ERRORS.get(status)
-        or (Transient if status in TRANSIENT_STATUSES else ProviderError)
-    )
-    text = redact(message or f"HTTP {status} from the Azure service")
-    if kind is Throttled:
-        retry_after = headers.get("Retry-After")
-        return Throttled(
-            text,
-            retry_after=float(retry_after) if retry_after else None,
-            code=code,
-            request_id=request_id,
-            status=status,
-        )
-    return kind(text, code=code, request_id=request_id, status=status)
-
-
-def translate(exc: Exception) -> ProviderError:
-    """Map an SDK or transport exception to fleetctl's error vocabulary."""
-    response = getattr(exc, "response", None)
-    if isinstance(exc, ClientAuthenticationError) and response is None:  # the credential, not the service
-        return CredentialError(credential_failure(exc), code="CredentialUnavailable")
-    if isinstance(exc, (HttpOperationError, HttpResponseError)) and response is not None:
-        return _from_response(exc, response)
-    message = redact(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
-    if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "SSLError" in str(exc):
-        return ProviderError(f"TLS verification failed: {message}", code="TlsError")
-    return Transient(message, code=type(exc).__name__)
-
-
-# --------------------------------------------------------------------- SDK builders
 def _authentication(auth: Mapping[str, Any]) -> AuthenticationMechanism:
     """Build the SDK mechanism from fleetctl's flat auth dict (see AzureClient.create_device)."""
     kind = AUTH_TYPES.get(str(auth.get("type")))
