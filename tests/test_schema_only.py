@@ -17,6 +17,7 @@ from engine import schema_gen
 from engine.manifest.loader import Document
 from engine.manifest.schemacheck import SchemaSet, check_document, ecma_regex, secret_capable
 from tests.conftest import FLEET, ROOT, run_cli
+from tests.test_loader_hardening import BOMB  # the 700-byte alias bomb, one definition
 
 pytestmark = pytest.mark.filterwarnings("ignore::Warning")
 
@@ -170,19 +171,6 @@ def test_the_path_must_exist(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- hostile input
-BOMB = (
-    "\n".join(
-        [
-            "apiVersion: fleetctl.io/v1",
-            "kind: Target",
-            "metadata: {name: lol}",
-            "spec:",
-            "  lol1: &lol1 [" + ", ".join(['"lolololol"'] * 10) + "]",
-        ]
-        + [f"  lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 10) + "]" for i in range(2, 8)]
-    )
-    + "\n"
-)
 
 
 def test_the_loaders_limits_hold_for_schema_only(tmp_path):

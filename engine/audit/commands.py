@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -13,20 +15,25 @@ from engine.audit.history import history, render_history
 from engine.audit.journal import journal_report, render_journal
 
 TEXT_OR_JSON = click.Choice(["text", "json"])
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fleet_and_format(fleet_help: str) -> Callable[[F], F]:
+    """The --fleet and --format options every audit command takes."""
+
+    def decorate(command: F) -> F:
+        command = click.option("--format", "fmt", type=TEXT_OR_JSON, default="text", show_default=True)(command)
+        return click.option(
+            "--fleet", "fleet_path", default="fleet", show_default=True, type=click.Path(), help=fleet_help
+        )(command)
+
+    return decorate
 
 
 @click.command("history")
 @click.argument("address", required=False)
 @click.option("--since", help="only commits after this revision (commit, tag or branch)")
-@click.option(
-    "--fleet",
-    "fleet_path",
-    default="fleet",
-    show_default=True,
-    type=click.Path(),
-    help="the fleet folder inside a git repository",
-)
-@click.option("--format", "fmt", type=TEXT_OR_JSON, default="text", show_default=True)
+@fleet_and_format("the fleet folder inside a git repository")
 def history_command(address: str | None, since: str | None, fleet_path: str, fmt: str) -> None:
     """Per-resource manifest history from git: commit, author, date, message and the field-level diff.
 
@@ -48,15 +55,7 @@ def history_command(address: str | None, since: str | None, fleet_path: str, fmt
 )
 @click.option("--request-id", help="only the change whose cloud calls include this request id")
 @click.option("--plan", "plan_id", help="only this plan id")
-@click.option(
-    "--fleet",
-    "fleet_path",
-    default="fleet",
-    show_default=True,
-    type=click.Path(),
-    help="the fleet folder (its git repository resolves commits to pull requests)",
-)
-@click.option("--format", "fmt", type=TEXT_OR_JSON, default="text", show_default=True)
+@fleet_and_format("the fleet folder (its git repository resolves commits to pull requests)")
 def journal_command(
     address: str | None,
     journals: tuple[str, ...],
