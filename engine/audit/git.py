@@ -6,7 +6,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -40,7 +40,7 @@ def document_address(data: Any) -> Address | None:
     return Address.of(provider, target, kind, name) if target else Address.of(provider, kind, name)
 
 
-def address_matcher(pattern: str | None):
+def address_matcher(pattern: str | None) -> Callable[[str], bool]:
     """A predicate over addresses: exact, a glob (`aws/*/Thing/*`), or a bare name (`DA1275B0`)."""
     if not pattern:
         return lambda address: True

@@ -157,7 +157,11 @@ def dependency_addresses(ctx: ExpandContext) -> tuple[Address, ...]:
 
 
 def simple_desired(
-    ctx: ExpandContext, spec: dict[str, Any], *, inputs: dict | None = None, secrets: dict[str, SecretRef] | None = None
+    ctx: ExpandContext,
+    spec: dict[str, Any],
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    secrets: dict[str, SecretRef] | None = None,
 ) -> Expanded:
     m = ctx.manifest
     for name in m.decl.always_managed:

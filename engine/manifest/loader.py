@@ -33,8 +33,9 @@ from engine.diagnostics import Diagnostic, Source, error
 from engine.manifest.document import Document, Path_, line_col, unacceptable_character
 from engine.manifest.limits import DEFAULT as DEFAULT_LIMITS
 from engine.manifest.limits import Limits
-from engine.manifest.yaml_fast import DIRECTIVE, Fallback, Tally, fast_parse
+from engine.manifest.yaml_fast import DIRECTIVE, Tally, fast_parse
 from engine.manifest.yaml_ruamel import ruamel_parse
+from engine.manifest.yaml_scalars import Fallback
 
 __all__ = [
     "SKIP_DIRS",

@@ -103,7 +103,7 @@ def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: Schema) -
         yield ValidationError(f"does not match the pattern {pattern}")
 
 
-Validator = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})
+Validator = validators.extend(Draft202012Validator, {"pattern": _ecma_pattern})  # type: ignore[no-untyped-call]  # types-jsonschema leaves extend untyped
 
 
 # ----------------------------------------------------------------------------------------------- the schemas

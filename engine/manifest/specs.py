@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from engine.manifest.fleet import Manifest
+    from engine.manifest.validation import Manifest
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,11 +51,11 @@ def address_for(decl: KindDecl, name: str, target: str | None) -> Address:
     return Address.of(decl.provider, decl.kind, name)
 
 
-def _loc_text(loc: tuple) -> str:
+def _loc_text(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
+def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """The field names valid at `loc` (for 'unknown field' messages); best effort through nested models."""
     current: Any = model
     for part in loc[:-1]:
@@ -71,7 +72,7 @@ def _allowed_fields(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(getattr(current, "model_fields", {}).keys())
 
 
-def secret_capable(model: type[BaseModel], loc: tuple) -> bool:
+def secret_capable(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
     """Whether the field at `loc` (or one it sits in) may hold a secret reference: pydantic's `input` of an error
     there is never quoted. Free-form fields (dict[str, Any]) count as secret-capable: device values hold secrets."""
     current: Any = model
@@ -109,7 +110,7 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
-def _data_loc(loc: tuple, data: Any, kind: str) -> tuple:
+def _data_loc(loc: tuple[Any, ...], data: Any, kind: str) -> tuple[Any, ...]:
     """The part of a pydantic error location that is a path in the input `data` (pydantic adds the names of
     union members and validators, `function-after[...]`, which a key written with a `[` must not be taken for);
     a missing field's name, not in the data, ends the path."""
@@ -131,10 +132,10 @@ def _data_loc(loc: tuple, data: Any, kind: str) -> tuple:
 
 
 def _pydantic_diags(
-    exc: ValidationError, doc: Document, prefix: tuple, model: type[BaseModel], address: str | None
+    exc: ValidationError, doc: Document, prefix: tuple[Any, ...], model: type[BaseModel], address: str | None
 ) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    seen: set[tuple] = set()
+    seen: set[tuple[Any, ...]] = set()
     data: Any = doc.data
     for part in prefix:
         data = data.get(part) if isinstance(data, dict) else None
@@ -246,7 +247,9 @@ def spec_value(spec: BaseModel, path: str) -> Any:
     return value
 
 
-def check_references(manifests: list[Manifest], index: dict, diags: Diagnostics) -> None:
+def check_references(
+    manifests: list[Manifest], index: Mapping[tuple[str, str | None, str], Any], diags: Diagnostics
+) -> None:
     for m in manifests:
         for ref in m.decl.references:
             value = spec_value(m.spec, ref.path)

@@ -38,7 +38,7 @@ PLAIN, QUOTED, MAP, SEQ = object(), object(), object(), object()
 
 if CParser is not None:
 
-    class LibyamlComposer(CParser):
+    class LibyamlComposer(CParser):  # type: ignore[misc]  # libyaml's C parser has no type (types-PyYAML)
         """libyaml's parser and composer, with no resolver: nodes keep a marker of how they were written."""
 
         def descend_resolver(self, current_node: Any, current_index: Any) -> None:

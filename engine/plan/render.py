@@ -96,11 +96,13 @@ def _severity_counts(items: list[tuple[str, Attention]]) -> str:
     return ", ".join(f"{counts[s]} {s}" for s in Severity if counts[s])
 
 
-def _capped(items: list[tuple[str, Attention]], per_code: int | None) -> tuple[list[tuple[str, Attention]], Counter]:
+def _capped(
+    items: list[tuple[str, Attention]], per_code: int | None
+) -> tuple[list[tuple[str, Attention]], Counter[str]]:
     """The items listed (at most `per_code` of each code) and the count left out per code."""
     shown: list[tuple[str, Attention]] = []
-    seen: Counter = Counter()
-    left: Counter = Counter()
+    seen: Counter[str] = Counter()
+    left: Counter[str] = Counter()
     for address, a in items:
         seen[a.code] += 1
         if per_code is None or seen[a.code] <= per_code:
@@ -199,8 +201,8 @@ def accounts_text(plan: Plan) -> str:
     )
 
 
-def _counts_by_kind(plan: Plan) -> dict[str, Counter]:
-    counts: dict[str, Counter] = defaultdict(Counter)
+def _counts_by_kind(plan: Plan) -> dict[str, Counter[Action]]:
+    counts: dict[str, Counter[Action]] = defaultdict(Counter)
     for c in plan.changes:
         counts[c.kind][c.action] += 1
     return counts

@@ -3,6 +3,7 @@ provider overrides), the providers built per Target on first use, and the fleet 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ class Context:
     providers: dict[tuple[str, str], Provider] = field(default_factory=dict)
     progress: ProgressSink = SILENT  # where apply and the providers' reads report progress (engine/progress.py)
 
-    def now(self):
+    def now(self) -> dt.datetime:
         return (self.clock or clock_from_env(self.env))()
 
 
