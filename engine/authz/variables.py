@@ -197,7 +197,9 @@ def cert_facts(pem: str) -> CertFacts:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
-    cert = x509.load_pem_x509_certificate(pem.encode())
+    from engine.pki import load_cert
+
+    cert = load_cert(pem)  # PemError (a ValueError) when it is no certificate
 
     def names(name: x509.Name) -> dict[str, tuple[str, ...]]:
         out: dict[str, list[str]] = {}

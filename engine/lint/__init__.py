@@ -30,7 +30,7 @@ from engine.clock import clock_from_env
 from engine.diagnostics import Diagnostic, FleetctlError, Source, error
 from engine.manifest.confine import FilePolicy, FileRefError
 from engine.manifest.loader import Document, load_path
-from engine.pki import CertInfo, PemError, cert_info
+from engine.pki import CertInfo, PemError, cert_info, looks_like_certificate
 
 CONFIG_FILE = ".fleetctl-lint.yaml"
 IGNORE_ANNOTATION = "fleetctl.io/lint-ignore"
@@ -262,7 +262,7 @@ class LintContext:
     def certificate(self, doc: ManifestDoc, value: Any) -> CertInfo | None:
         """The certificate a PEM reference points at (the manifest's folder first, then the fleet root)."""
         text: str | None = None
-        if isinstance(value, str) and "-----BEGIN CERTIFICATE-----" in value:
+        if isinstance(value, str) and looks_like_certificate(value):  # a pre-check; _parse_cert parses
             text = value
         elif isinstance(value, dict) and isinstance(value.get("inline"), str):
             text = value["inline"]
@@ -282,7 +282,7 @@ class LintContext:
             key = path[-1] if isinstance(path[-1], str) else ""
             if key in skip or key in ("inline", "file"):
                 continue
-            if "pem" in key.lower() or (isinstance(value, str) and "-----BEGIN CERTIFICATE-----" in value):
+            if "pem" in key.lower() or (isinstance(value, str) and looks_like_certificate(value)):
                 info = self.certificate(doc, value)
                 if info is not None:
                     out.append(PemAt(doc, path, info))

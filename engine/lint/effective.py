@@ -188,12 +188,13 @@ def policy_mqtt_wildcard(ctx: LintContext, options: Mapping[str, Any]) -> Iterat
 
 # ------------------------------------------------------------------------------------------ certificates
 def _key_problem(pem: str, rsa_min: int) -> str | None:
-    from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
+    from engine.pki import PemError, load_cert
+
     try:
-        key = x509.load_pem_x509_certificate(pem.encode()).public_key()
-    except ValueError:
+        key = load_cert(pem).public_key()
+    except PemError:
         return None
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < rsa_min:
         return f"an RSA key of {key.key_size} bits (at least {rsa_min})"

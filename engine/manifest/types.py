@@ -14,6 +14,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, GetJsonSchem
 from pydantic.config import JsonDict
 from pydantic.json_schema import JsonSchemaValue
 
+from engine.pki import PEM_MARKER, looks_like_pem
+
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 # an IAM role's ARN: path and name in IAM's own character set, so the pattern means the same to pydantic, Python's re
 # and an editor's ECMA-262 engine (a `.+` would let a carriage return through in some of them and not in others)
@@ -75,9 +77,9 @@ class FileRef(Strict):
 
 def _pem_or_file(value: Any) -> Any:
     if isinstance(value, str):
-        # the shape only (inline text or a file reference): the certificate itself is parsed by cryptography
-        # (engine/pki.py load_cert) when the kind expands, and a bad body is an error of the manifest
-        if "-----BEGIN" not in value:
+        # inline PEM when it looks like PEM (a `-----BEGIN` line: a substring pre-check, the same as the published
+        # schema's pattern, so model and schema agree); the real parse is the kind's, at expand time (engine/pki.py)
+        if not looks_like_pem(value):
             raise ValueError("expected {file: path} or an inline PEM block")
         return {"inline": value}
     return value
@@ -94,7 +96,7 @@ class _PemJsonSchema:
     def __get_pydantic_json_schema__(self, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         return {
             "anyOf": [
-                {"type": "string", "pattern": "-----BEGIN", "description": "an inline PEM block"},
+                {"type": "string", "pattern": PEM_MARKER, "description": "an inline PEM block"},
                 handler(core_schema),
             ]
         }

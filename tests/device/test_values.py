@@ -153,7 +153,7 @@ BAD: list[tuple[str, dict[str, Any], dict[str, Any], tuple[Any, ...], str]] = [
         {"x509/05": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"},
         {},
         ("spec", "values", "x509/05"),
-        "got a CERTIFICATE block that does not parse as an X.509 certificate",
+        "the body decodes but is not a DER X.509 certificate",
     ),
 ]
 

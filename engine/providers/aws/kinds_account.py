@@ -34,6 +34,7 @@ from engine.manifest.specs import spec_as
 from engine.manifest.types import IAM_ROLE_ARN, Name, Pem, Strict
 from engine.manifest.validation import Manifest
 from engine.model import Action, Address, Change
+from engine.pki import holds_private_key
 from engine.providers.aws.kinds import ExpandFn, aws
 from engine.providers.aws.references import rule_destinations  # noqa: F401 - its home was here
 
@@ -387,7 +388,7 @@ def _expand_authorizer(ctx: ExpandContext, m: Manifest) -> Expanded:
         text = ctx.read_public(ref, "tokenSigningPublicKeys", name)
         if text is None:
             continue
-        if "PRIVATE KEY" in text:
+        if holds_private_key(text):
             ctx.error(
                 f"token signing key '{name}' is a private key: declare the public key only (fleetctl never "
                 "reads private keys)",

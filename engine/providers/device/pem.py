@@ -5,14 +5,16 @@ that may cover the PEM as sent or the DER stored (R8). This module is the one pl
 text, extracts the DER body and computes both digests, and that says whether content is a certificate or a
 private key at all (the ST SPWF01 thread loaded a host name into f_ca).
 
-Certificates are parsed by `cryptography` (`x509.load_pem_x509_certificates`): a certificate slot takes content
-only when every CERTIFICATE block is a certificate, so a truncated or corrupted body is refused before it reaches
-a device. The block framing itself (`_BLOCK`, RFC 7468's textual encoding: label, base64 body) stays a regular
-expression on purpose, for two jobs no cryptography API does without more than they need: the DER body of *any*
-block, for the MD5 a u-blox module reports (cryptography gives DER only of an object it has parsed), and the label
-of a private-key block without loading the key (an encrypted key needs its passphrase, which fleetctl never
-holds, and loading key material into a crypto object is more than a label check needs; the key stays bytes that
-only the device artifact carries, DESIGN.md's secrets rule).
+Certificates are parsed by `cryptography` (engine/pki.py): a CERTIFICATE block counts only when it is a real
+X.509 certificate, and its DER is cryptography's. The block framing (label, base64 body) stays written here,
+because a slot holds private keys too and cryptography has no API that frames PEM without loading the object:
+- `serialization.load_pem_private_key` would have to decode the key itself, which fleetctl never needs (it only
+  passes key bytes through to the device), cannot do without the password for an ENCRYPTED PRIVATE KEY, and
+  refuses the placeholder keys of tests and dry runs;
+- re-serialising a loaded key (`private_bytes`) need not give back the bytes the device stores (PKCS#1 against
+  PKCS#8, optional EC parameters), and the DER digest must be of exactly those bytes (R8).
+The `pem` package frames PEM too, with a regular expression like the one below: not worth a dependency for it.
+Errors describe content and never quote it (a slot may hold a private key).
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ import binascii
 import hashlib
 import re
 
-from cryptography import x509
-
 from engine.model import secret_fingerprint
+from engine.pki import PemError, certificate_ders, looks_like_certificate, looks_like_pem
 
 from .regmap import SlotKind
 
@@ -43,14 +44,25 @@ def normalise_pem(content: bytes) -> bytes:
 
 
 def der_bodies(content: bytes) -> list[tuple[str, bytes]]:
-    """Every PEM block as (label, DER bytes); blocks whose body is not base64 are skipped."""
+    """Every PEM block as (label, DER bytes), in order. A CERTIFICATE block is parsed by cryptography and kept
+    only when it is a certificate; any other block (a private key) is framed only, kept when its body is base64."""
     out = []
     for match in _BLOCK.finditer(content):
-        try:
-            der = base64.b64decode(re.sub(rb"\s+", b"", match.group(2)), validate=True)
-        except (binascii.Error, ValueError):
-            continue
-        out.append((match.group(1).decode("ascii"), der))
+        label = match.group(1).decode("ascii")
+        if label == "CERTIFICATE":
+            try:
+                ders = certificate_ders(match.group(0))
+            except PemError:
+                continue
+            if len(ders) != 1:  # one BEGIN...END block holds one certificate; anything else is no certificate
+                continue
+            der = ders[0]
+        else:
+            try:
+                der = base64.b64decode(re.sub(rb"\s+", b"", match.group(2)), validate=True)
+            except (binascii.Error, ValueError):
+                continue
+        out.append((label, der))
     return out
 
 
@@ -77,7 +89,7 @@ def describe_content(content: bytes) -> str:
     if not content.strip():
         return "empty content"
     size = f"{len(content)} byte" + ("s" if len(content) != 1 else "")
-    if b"-----BEGIN" in content:
+    if looks_like_pem(content):
         return f"content of {size} with a malformed PEM block"
     try:
         content.decode("utf-8")
@@ -90,12 +102,6 @@ def content_problem(kind: SlotKind, content: bytes, domain_register: str | None 
     """Why `content` cannot go into a slot of `kind`, or None. Names a host name loaded as a certificate."""
     labels = {label for label, _ in der_bodies(content)}
     expected = _EXPECTED_LABELS[kind]
-    if kind is SlotKind.PEM_CERT and "CERTIFICATE" in labels:
-        try:
-            x509.load_pem_x509_certificates(content)
-        except ValueError:
-            return "expects a PEM certificate, got a CERTIFICATE block that does not parse as an X.509 certificate"
-        return None
     if labels & set(expected):
         return None
     what = (
@@ -108,6 +114,11 @@ def content_problem(kind: SlotKind, content: bytes, domain_register: str | None 
     message = f"expects {what}, got {describe_content(content)}"
     if labels:
         message = f"expects {what}, got a PEM {', '.join(sorted(labels))}"
+    elif kind is SlotKind.PEM_CERT and looks_like_certificate(content):
+        try:
+            certificate_ders(content)
+        except PemError as exc:  # why cryptography refused it, located; the message quotes nothing
+            message += f": {exc}"
     elif _HOSTNAME.fullmatch(text):
         where = f" ('{domain_register}')" if domain_register else ""
         message += (
