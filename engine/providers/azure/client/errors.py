@@ -54,7 +54,7 @@ def _body_fields(text: str) -> tuple[str | None, str | None, str | None]:
     try:
         body = json.loads(text) if text else {}
     except ValueError:
-        return None, text[:500] or None, None
+        return None, " ".join(text.split()) or None, None  # whole, its whitespace folded (never cut)
     if not isinstance(body, dict):
         return None, None, None
     if isinstance(body.get("error"), dict):  # ARM front door / OData
